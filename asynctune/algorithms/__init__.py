@@ -1,0 +1,14 @@
+"""Searchers (which configs to try) and schedulers (what to do with running trials)."""
+
+from .base import (
+    FINISHED, CoroutineScheduler, EventStream, Scheduler, Searcher, TrialAdded, TrialControl,
+    TrialEnded, TrialResult,
+)
+from .basic import BasicVariantSearch, GridSearch, RandomSearch
+from .fifo import FIFOScheduler
+
+__all__ = [
+    "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
+    "GridSearch", "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialControl",
+    "TrialEnded", "TrialResult",
+]

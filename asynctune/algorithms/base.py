@@ -1,0 +1,393 @@
+"""The narrow waist on the algorithm side: Searcher (which configs) and Scheduler (what to do
+with running trials), as in the Tune paper.
+
+Two forms of scheduler, one built on the other:
+
+* `Scheduler` is the callback interface the controller drives: `on_trial_add`,
+  `on_trial_result -> CONTINUE | PAUSE | STOP | Mutate`, `on_trial_complete`, `on_trial_error`,
+  `choose_trial_to_run`. It may act on *other* trials through `self.control`
+  (stop, pause, resume with a new config or checkpoint).
+* `CoroutineScheduler` is built on it for algorithms that are a sequence of waits ("wait until
+  this rung is full, then promote the best third"). Its `run()` is a coroutine that iterates
+  over `self.events()` and calls `self.stop / pause / resume / mutate`. Each result is held
+  until every event stream of the scheduler has taken it and is waiting for the next one;
+  whatever the coroutine decided for that trial by then is the decision. So a decision on
+  result k is in force before step k+1, exactly as with callbacks, and runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import pickle
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
+
+if TYPE_CHECKING:
+    from ..space import Space
+
+
+class _Finished:
+    def __repr__(self) -> str:
+        return "FINISHED"
+
+
+FINISHED: Any = _Finished()
+"""Returned by `Searcher.suggest` when it will suggest nothing more."""
+
+
+def check_metric_mode(owner: str, metric: str | None, mode: str | None) -> None:
+    if mode is not None and mode not in ("min", "max"):
+        raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode=}")
+    if metric is not None and not isinstance(metric, str):
+        raise ValueError(f"{owner}: metric must be a string, got {metric=}")
+
+
+class Searcher(abc.ABC):
+    """Proposes configs. Subclasses implement `suggest`; the other hooks are optional.
+
+    `run()` calls `set_search_properties` before the first suggestion, handing over the search
+    space from `run(config=...)`, the metric and mode (when the searcher has none of its own)
+    and the experiment seed.
+
+    Set the class attribute `slow = True` when `suggest` may take long (e.g. fitting a model):
+    the controller then calls it in a thread so results of running trials keep flowing.
+    """
+
+    slow = False
+
+    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        check_metric_mode(type(self).__name__, metric, mode)
+        self.metric, self.mode = metric, mode
+        self.space: Space | None = None
+        self.seed: int | None = None
+
+    def set_search_properties(self, metric: str | None, mode: str | None, space: Space,
+                              *, seed: int | None = None) -> None:
+        self.metric = self.metric or metric
+        self.mode = self.mode or mode
+        self.space = space
+        if self.seed is None:
+            self.seed = seed
+
+    def max_trials(self, num_samples: int) -> int | None:
+        """How many trials the experiment runs at most; None for no limit."""
+        return None if num_samples < 0 else num_samples
+
+    @abc.abstractmethod
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """A config for a new trial, None for "not now" (ask again later), or FINISHED."""
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """An intermediate result of a trial this searcher suggested."""
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        """The trial ended; `result` is its last result (None if it reported nothing)."""
+
+    def save(self, path: str) -> None:
+        """Write the searcher's state to `path` (used to resume an experiment)."""
+        with open(path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, path: str) -> None:
+        with open(path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+class TrialControl(Protocol):
+    """What a scheduler may do to trials other than the one whose result it is deciding on."""
+
+    @property
+    def trials(self) -> Sequence[Trial]: ...
+
+    def stop_trial(self, trial: Trial) -> None:
+        """End the trial (TERMINATED): a running one at once, a paused one for good."""
+
+    def pause_trial(self, trial: Trial) -> None:
+        """Pause a running trial at its next result (it checkpoints and frees its worker)."""
+
+    def resume_trial(self, trial: Trial, *, config: dict[str, Any] | None = None,
+                     checkpoint: str | None = None) -> None:
+        """Make a paused trial ready to run again, optionally with a new config or checkpoint."""
+
+
+class Scheduler(abc.ABC):
+    """Decides what happens to running trials, one result at a time (the paper's interface).
+
+    Only `on_trial_result` is required. Its return value is a `Decision` (CONTINUE, PAUSE,
+    STOP), a `Mutate(config, checkpoint)`, or an awaitable of one of those.
+    """
+
+    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        check_metric_mode(type(self).__name__, metric, mode)
+        self.metric, self.mode = metric, mode
+        self.control: TrialControl | None = None
+
+    def set_search_properties(self, metric: str | None, mode: str | None) -> None:
+        """Called by run() with its metric and mode; a scheduler's own settings win."""
+        self.metric = self.metric or metric
+        self.mode = self.mode or mode
+
+    def validate(self) -> None:
+        """Raise ValueError for settings that cannot work (called before any trial starts)."""
+
+    async def start(self, control: TrialControl) -> None:
+        """Called once before the first trial; keeps the handle for acting on trials."""
+        self.control = control
+
+    async def close(self) -> None:
+        """Called once after the last trial (also on error or cancellation)."""
+
+    def on_trial_add(self, trial: Trial) -> None:
+        """A new trial was created (it is PENDING)."""
+
+    @abc.abstractmethod
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision | Mutate | Awaitable[Decision | Mutate]:
+        """Decide on a result of a running trial."""
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any] | None) -> None:
+        """The trial finished its training function or was stopped (TERMINATED)."""
+
+    def on_trial_error(self, trial: Trial) -> None:
+        """The trial failed (ERROR) and will not be retried."""
+
+    def choose_trial_to_run(self, candidates: Sequence[Trial]) -> Trial | None:
+        """Which trial to start next when resources free up; None to start nothing now.
+
+        `candidates` are the PENDING and PAUSED trials in creation order. The default runs
+        pending trials first, then resumes paused ones.
+        """
+        for trial in candidates:
+            if trial.status is Status.PENDING:
+                return trial
+        for trial in candidates:
+            if trial.status is Status.PAUSED:
+                return trial
+        return None
+
+    def save(self, path: str) -> None:
+        state = {k: v for k, v in self.__dict__.items() if k != "control"}
+        with open(path, "wb") as f:
+            pickle.dump(state, f)
+
+    def restore(self, path: str) -> None:
+        with open(path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+# --- the coroutine form ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrialAdded:
+    trial: Trial
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    trial: Trial
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrialEnded:
+    """The trial completed (TERMINATED) or failed (ERROR): see trial.status."""
+
+    trial: Trial
+    result: dict[str, Any] | None
+
+
+Event = TrialAdded | TrialResult | TrialEnded
+
+
+class EventStream:
+    """One subscription to a coroutine scheduler's events: an async iterator.
+
+    A stream sees every event published after it was created, in order.
+    """
+
+    def __init__(self, owner: CoroutineScheduler) -> None:
+        self._owner = owner
+        self._queue: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._queue:
+            if self.closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            self._owner._check_settled()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    def close(self) -> None:
+        """Stop receiving events (the stream counts as settled from now on)."""
+        self.closed = True
+        self._queue.clear()
+        if self in self._owner._streams:
+            self._owner._streams.remove(self)
+        self._wake()
+        self._owner._check_settled()
+
+    @property
+    def idle(self) -> bool:
+        return self.closed or (not self._queue and self._waiter is not None)
+
+    def _push(self, event: Event) -> None:
+        self._queue.append(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class CoroutineScheduler(Scheduler):
+    """A scheduler written as a coroutine over the stream of trial events.
+
+    Subclasses implement `run()`:
+
+        >>> class StopAfterThree(CoroutineScheduler):
+        ...     async def run(self):
+        ...         async for event in self.events():
+        ...             if isinstance(event, TrialResult) and event.result["training_iteration"] >= 3:
+        ...                 self.stop(event.trial)
+
+    Acting on the trial whose result is being decided sets its decision; acting on any other
+    trial goes through the controller. Paused trials run again only when `resume`d.
+    """
+
+    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        super().__init__(metric, mode)
+        self._streams: list[EventStream] = []
+        self._deciding: dict[Trial, Decision | Mutate] = {}
+        self._settled: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @abc.abstractmethod
+    async def run(self) -> None:
+        """The algorithm: iterate over `self.events()` and act on trials."""
+
+    def events(self) -> AsyncIterator[Event]:
+        """A new subscription to every event from now on. Create it before awaiting anything."""
+        stream = EventStream(self)
+        self._streams.append(stream)
+        return stream
+
+    # Actions ------------------------------------------------------------------------------------
+
+    def stop(self, trial: Trial) -> None:
+        if trial in self._deciding:
+            self._deciding[trial] = STOP
+        elif not trial.status.is_finished:
+            self._control().stop_trial(trial)
+
+    def pause(self, trial: Trial) -> None:
+        if trial in self._deciding:
+            self._deciding[trial] = PAUSE
+        elif trial.status is Status.RUNNING:
+            self._control().pause_trial(trial)
+
+    def resume(self, trial: Trial, *, config: dict[str, Any] | None = None,
+               checkpoint: str | None = None) -> None:
+        """Run a paused trial again (promote it), optionally with a new config or checkpoint."""
+        self._control().resume_trial(trial, config=config, checkpoint=checkpoint)
+
+    def mutate(self, trial: Trial, config: dict[str, Any], checkpoint: str | None) -> None:
+        """Restart `trial` (whose result is being decided) with `config` from `checkpoint`."""
+        if trial not in self._deciding:
+            raise RuntimeError(f"mutate({trial.trial_id}) is only possible while deciding on its result")
+        self._deciding[trial] = Mutate(config, checkpoint)
+
+    def _control(self) -> TrialControl:
+        if self.control is None:
+            raise RuntimeError(f"{type(self).__name__} is not attached to a running experiment")
+        return self.control
+
+    # The Scheduler interface, built on the stream ------------------------------------------------
+
+    async def start(self, control: TrialControl) -> None:
+        await super().start(control)
+        self._settled = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run_guarded(), name=f"{type(self).__name__}.run")
+        await self._wait_settled()
+
+    async def close(self) -> None:
+        for stream in list(self._streams):
+            stream.close()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                # Re-raise if *we* are being cancelled, not only the scheduler's task.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+
+    def on_trial_add(self, trial: Trial) -> None:
+        self._publish(TrialAdded(trial))
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Awaitable[Decision | Mutate]:
+        self._deciding[trial] = CONTINUE
+        self._publish(TrialResult(trial, result))
+        return self._decision(trial)
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any] | None) -> None:
+        self._publish(TrialEnded(trial, result))
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self._publish(TrialEnded(trial, trial.last_result))
+
+    def choose_trial_to_run(self, candidates: Sequence[Trial]) -> Trial | None:
+        for trial in candidates:
+            if trial.status is Status.PENDING:
+                return trial
+        return None
+
+    async def _decision(self, trial: Trial) -> Decision | Mutate:
+        try:
+            await self._wait_settled()
+            return self._deciding[trial]
+        finally:
+            self._deciding.pop(trial, None)
+
+    def _publish(self, event: Event) -> None:
+        if self._settled is not None:
+            self._settled.clear()
+        for stream in list(self._streams):
+            stream._push(event)
+        self._check_settled()
+
+    def _check_settled(self) -> None:
+        if self._settled is None:
+            return
+        task_done = self._task is not None and self._task.done()
+        if task_done or (self._streams and all(s.idle for s in self._streams)):
+            self._settled.set()
+
+    async def _wait_settled(self) -> None:
+        assert self._settled is not None and self._task is not None
+        self._check_settled()
+        if not self._settled.is_set():
+            await self._settled.wait()
+        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
+            raise self._task.exception()  # the algorithm itself failed: that ends the experiment
+
+    async def _run_guarded(self) -> None:
+        try:
+            await self.run()
+        finally:
+            assert self._settled is not None
+            self._settled.set()

@@ -1,0 +1,54 @@
+"""The exception hierarchy: one root, specific leaves that carry their evidence."""
+
+from __future__ import annotations
+
+
+class AsynctuneError(Exception):
+    """Root of every error asynctune raises on purpose."""
+
+
+class SearchSpaceError(AsynctuneError, ValueError):
+    """A search space is malformed: bad bounds, an empty choice, a sample_from cycle."""
+
+
+class TrialFailed(AsynctuneError):
+    """A trial raised or its worker died.
+
+    Attributes:
+        trial_id: The failed trial.
+        error: One line naming the cause (exception type and message, or the signal).
+        traceback: The full traceback text from the worker, when there is one.
+    """
+
+    def __init__(self, trial_id: str, error: str, traceback: str = "") -> None:
+        super().__init__(f"trial {trial_id} failed: {error}")
+        self.trial_id = trial_id
+        self.error = error
+        self.traceback = traceback
+
+
+class ExecutorError(AsynctuneError):
+    """An executor could not start, reach or keep a worker."""
+
+
+class WorkerLost(ExecutorError):
+    """A worker process ended without saying so (killed, OOM, crashed).
+
+    Attributes:
+        exit_code: The process exit code; negative for a signal, as in subprocess.
+        stderr_tail: The last lines the worker wrote to stderr.
+    """
+
+    def __init__(self, message: str, *, exit_code: int | None = None, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+
+
+class HostUnreachable(ExecutorError):
+    """A remote host could not be reached or dropped its connection."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"host {host} unreachable: {reason}")
+        self.host = host
+        self.reason = reason
