@@ -35,7 +35,7 @@ _LAZY = {
     "reporting": ["Callback", "ConsoleReporter"],
     "executors": ["Executor", "LocalExecutor", "TrialRun"],
     "analysis": ["ExperimentAnalysis"],
-    "api": ["run", "run_async"],
+    "api": ["run", "run_async", "resume"],
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         Searcher, TrialAdded, TrialEnded, TrialResult,
     )
     from .analysis import ExperimentAnalysis
-    from .api import run, run_async
+    from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun
     from .reporting import Callback, ConsoleReporter
     from .resources import Placement, Resources
