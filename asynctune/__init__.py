@@ -16,7 +16,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library does not print: the console view shows what users need; logging is theirs to configure.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.

@@ -462,7 +462,7 @@ class Controller:
         trial.error, trial.error_traceback = error, trace
         max_failures = self.spec.max_failures
         if self._stopping is None and (max_failures < 0 or trial.num_failures <= max_failures):
-            logger.warning("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
+            logger.info("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
                            trial.num_failures, trial.checkpoint or "scratch")
             self._set_restore_point(trial, trial.checkpoint)
             trial.status = Status.PENDING
@@ -552,6 +552,8 @@ class Controller:
     async def _tick_periodically(self) -> None:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
+            for recorder in self._recorders.values():
+                recorder.flush()
             self.callbacks.on_tick(self._trials)
 
     def save_state(self) -> None:

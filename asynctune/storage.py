@@ -4,7 +4,8 @@
       experiment.json              spec, status and the trial table (rewritten atomically)
       <trial_id>/params.json       the trial's config
       <trial_id>/result.jsonl      every result, appended and flushed as it arrives
-      <trial_id>/progress.csv      the same as a table (columns of the first result)
+      <trial_id>/progress.csv      the same as a table (columns of the first result), flushed
+                                   twice a second
       <trial_id>/checkpoint_<iteration>/, stdout.txt, stderr.txt, error.txt
 """
 
@@ -104,6 +105,10 @@ class TrialRecorder:
             self._csv_writer.writerow(self._columns)
         get = result.get
         self._csv_writer.writerow([get(k, "") for k in self._columns])
+        # progress.csv is a convenience copy, flushed by flush() on the controller's tick;
+        # result.jsonl above is the durable record and is flushed with every result.
+
+    def flush(self) -> None:
         self._csv.flush()
 
     def rewind(self, iteration: int) -> list[dict[str, Any]]:
