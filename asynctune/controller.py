@@ -97,6 +97,7 @@ class Controller:
         self.resumed = bool(self._trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()
+        self._deadline: float | None = None
         self.status = "RUNNING"
 
     # TrialControl, for schedulers --------------------------------------------------------------
@@ -148,6 +149,9 @@ class Controller:
     async def run(self) -> list[Trial]:
         try:
             await self.executor.start()
+            self.start_time = self.executor.now()
+            budget = self.spec.time_budget_s
+            self._deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
             self._pool = ResourcePool(self.executor.inventories())
             self._check_fixed_resources()
             if self.searcher.slow:
@@ -210,23 +214,30 @@ class Controller:
             self._replaying = False
 
     async def _main_loop(self) -> None:
-        budget = self.spec.time_budget_s
-        deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
         while True:
             self._wakeup.clear()
             await self._start_ready_trials()
+            if self._stopping is None and self._budget_spent():
+                self._stopping = f"time_budget_s={self.spec.time_budget_s} spent"
             if self._stopping is not None or self._is_done():
                 return
-            if deadline is None:
-                await self._wakeup.wait()
-                continue
+            real_deadline = None if self.executor.virtual_time or self._deadline is None else self._deadline
+            self.executor.controller_idle(True)
             try:
-                async with timeout(max(0.0, deadline - time.time())):
+                if real_deadline is None:
+                    await self._wakeup.wait()
+                    continue
+                async with timeout(max(0.0, real_deadline - time.time())):
                     await self._wakeup.wait()
             except TimeoutErrors:
                 self._stopping = f"time_budget_s={self.spec.time_budget_s} spent"
                 logger.info("stopping: %s", self._stopping)
                 return
+            finally:
+                self.executor.controller_idle(False)
+
+    def _budget_spent(self) -> bool:
+        return self._deadline is not None and self.executor.now() >= self._deadline
 
     def _is_done(self) -> bool:
         if self._runs:
@@ -323,7 +334,7 @@ class Controller:
             experiment_dir=self.spec.experiment_dir,
         )
         if trial.start_time is None:
-            trial.start_time = time.time()
+            trial.start_time = self.executor.now()
         if trial.iteration > trial.restore_iteration:
             self._rewind(trial)
         self._changed(trial)
@@ -381,6 +392,9 @@ class Controller:
             if self._stopping is None and self.stopper.stop_all():
                 self._stopping = "the stopper ended the experiment"
                 self._wakeup.set()
+        if self._stopping is None and self.executor.virtual_time and self._budget_spent():
+            self._stopping = f"time_budget_s={self.spec.time_budget_s} spent"
+            self._wakeup.set()
         if trial in self._stop_requested or self._stopping is not None:
             decision = STOP
         elif trial in self._pause_requested and decision is CONTINUE:
@@ -448,7 +462,7 @@ class Controller:
 
     def _complete(self, trial: Trial) -> None:
         trial.status = Status.TERMINATED
-        trial.end_time = time.time()
+        trial.end_time = self.executor.now()
         self._changed(trial)
         self.scheduler.on_trial_complete(trial, trial.last_result)
         self._searcher_hook(self.searcher.on_trial_complete, trial.trial_id, trial.last_result, False)
@@ -470,7 +484,7 @@ class Controller:
             self._changed(trial, event="retry")
             return
         trial.status = Status.ERROR
-        trial.end_time = time.time()
+        trial.end_time = self.executor.now()
         logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
                        os.path.join(trial.path, "error.txt"))
         self._changed(trial)
@@ -564,7 +578,7 @@ class Controller:
             "mode": self.spec.mode,
             "trainable": self.spec.trainable_name,
             "start_time": self.start_time,
-            "time_used_s": self.time_used_s + (time.time() - self.start_time),
+            "time_used_s": self.time_used_s + (self.executor.now() - self.start_time),
             "time_budget_s": self.spec.time_budget_s,
             "num_samples": self.spec.num_samples,
             "seed": self.spec.seed,
