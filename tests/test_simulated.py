@@ -1,0 +1,222 @@
+"""The simulated executor: virtual time, reproducibility, decisions, table lookups."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import asynctune as at
+from asynctune import Scheduler
+from asynctune.executors.simulated import SimulatedExecutor, Workload, replay
+
+
+def table(n_configs: int = 4, epochs: int = 10, epoch_s: float = 3.0) -> Workload:
+    """Config x in 0..n-1; loss falls with epochs, and lower x is better; epochs take epoch_s."""
+    xs = np.arange(n_configs, dtype=float)[:, None]
+    t = np.arange(1, epochs + 1, dtype=float)[None, :]
+    loss = xs + 10.0 / t
+    return Workload("toy", [{"x": i} for i in range(n_configs)], {"loss": loss, "x_seen": np.repeat(xs, epochs, 1)},
+                    np.full(loss.shape, epoch_s), metric="loss", mode="min",
+                    space={"x": {"type": "int", "low": 0, "high": n_configs - 1}})
+
+
+def simulate(workload: Workload, storage: str, *, workers: int = 1, name: str = "sim", **kwargs):
+    kwargs.setdefault("config", {"x": at.grid_search(list(range(len(workload))))})
+    return at.run(replay, metric="loss", mode="min", executor=SimulatedExecutor(workload, n_workers=workers),
+                  storage_path=storage, name=name, verbose=0, **kwargs)
+
+
+def results(analysis) -> list[dict]:
+    """Every result of the experiment in the order of the virtual clock."""
+    rows = [r for t in analysis.trials for r in analysis.trial_results(t.trial_id)]
+    return sorted(rows, key=lambda r: (r["timestamp"], r["trial_id"], r["training_iteration"]))
+
+
+# Virtual time --------------------------------------------------------------------------------------
+
+def test_a_trial_of_ten_epochs_of_three_seconds_ends_at_thirty(storage):
+    analysis = simulate(table(1), storage)
+    rows = results(analysis)
+    assert [r["training_iteration"] for r in rows] == list(range(1, 11))
+    assert [r["timestamp"] for r in rows] == pytest.approx([3.0 * k for k in range(1, 11)])
+    assert rows[-1]["time_total_s"] == pytest.approx(30.0)
+    assert all(r["time_this_iter_s"] == 3.0 for r in rows)
+    assert analysis.trials[0].end_time == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("workers, end", [(1, 120.0), (2, 60.0), (4, 30.0)], ids=["1-worker", "2-workers", "4-workers"])
+def test_four_trials_share_the_virtual_workers(storage, workers, end):
+    analysis = simulate(table(4), storage, workers=workers)
+    rows = results(analysis)
+    assert len(rows) == 40
+    assert max(r["timestamp"] for r in rows) == pytest.approx(end)
+    assert max(t.end_time for t in analysis.trials) == pytest.approx(end)
+    starts = sorted(t.start_time for t in analysis.trials)
+    assert starts == pytest.approx([30.0 * (i // workers) for i in range(4)])  # a worker frees, the next starts
+
+
+def test_results_carry_the_framework_fields_and_the_curve(storage):
+    analysis = simulate(table(3), storage, workers=3)
+    for trial in analysis.trials:
+        rows = analysis.trial_results(trial.trial_id)
+        x = trial.config["x"]
+        assert [r["loss"] for r in rows] == pytest.approx([x + 10.0 / k for k in range(1, 11)])
+        assert {r["trial_id"] for r in rows} == {trial.trial_id}
+        assert all(r["table_index"] == x and r["x_seen"] == x for r in rows)
+    assert analysis.best_config == {"x": 0}
+
+
+def test_the_time_budget_counts_virtual_seconds(storage):
+    analysis = simulate(table(4), storage, workers=1, time_budget_s=45)
+    rows = results(analysis)
+    assert rows[-1]["timestamp"] == pytest.approx(45.0)  # the result at the deadline ends it
+    assert len(rows) == 15
+    assert analysis.status == "STOPPED"
+
+
+# Decisions -----------------------------------------------------------------------------------------
+
+class StopAt(Scheduler):
+    def __init__(self, iteration: int) -> None:
+        super().__init__()
+        self.iteration = iteration
+
+    def on_trial_result(self, trial, result):
+        return at.STOP if result["training_iteration"] >= self.iteration else at.CONTINUE
+
+
+def test_a_stopped_trial_frees_its_worker_at_once(storage):
+    analysis = simulate(table(4), storage, workers=1, scheduler=StopAt(2))
+    rows = results(analysis)
+    assert [r["training_iteration"] for r in rows] == [1, 2] * 4
+    assert [r["timestamp"] for r in rows] == pytest.approx([3.0 * k for k in range(1, 9)])
+    assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
+
+
+class PauseAtThree(Scheduler):
+    """Pause each trial at iteration 3; the last to get there resumes the others and goes on."""
+
+    def __init__(self, population: int) -> None:
+        super().__init__()
+        self.population = population
+        self.paused: list = []
+
+    def on_trial_result(self, trial, result):
+        if result["training_iteration"] != 3 or trial in self.paused:
+            return at.CONTINUE
+        if len(self.paused) + 1 < self.population:
+            self.paused.append(trial)
+            return at.PAUSE
+        for other in self.paused:
+            self.control.resume_trial(other)
+        return at.CONTINUE
+
+
+def test_paused_trials_resume_where_they_stopped(storage):
+    analysis = simulate(table(2), storage, workers=1, scheduler=PauseAtThree(2))
+    for trial in analysis.trials:
+        rows = analysis.trial_results(trial.trial_id)
+        assert [r["training_iteration"] for r in rows] == list(range(1, 11))
+        assert rows[-1]["time_total_s"] == pytest.approx(30.0)  # training time, not waiting time
+    assert os.path.exists(os.path.join(analysis.trials[0].path, "checkpoint_000003", ".asynctune.json"))
+    rows = results(analysis)
+    # One worker: trial 0 runs 3 epochs and pauses, trial 1 runs to the end, then trial 0 resumes at 4.
+    order = [(r["trial_id"][-1], r["training_iteration"]) for r in rows]
+    assert order == [("0", k) for k in (1, 2, 3)] + [("1", k) for k in range(1, 11)] + [("0", k) for k in range(4, 11)]
+    assert [r["timestamp"] for r in rows] == pytest.approx([3.0 * k for k in range(1, 21)])
+
+
+class MutateAt(Scheduler):
+    """At iteration 5, trial 1 continues on x=3's curve from trial 0's checkpoint at 4."""
+
+    def on_trial_result(self, trial, result):
+        if trial.config["x"] == 1 and result["training_iteration"] == 5:
+            donor = self.control.trials[0]
+            return at.Mutate({"x": 3}, donor.checkpoint)
+        return at.CONTINUE
+
+
+def test_a_mutated_trial_continues_on_the_new_curve_from_the_checkpoint(storage):
+    analysis = simulate(table(4), storage, workers=2, scheduler=MutateAt(), checkpoint_frequency=4,
+                        config={"x": at.grid_search([0, 1])})
+    rows = analysis.trial_results("trial_00001")
+    assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4, 5, 5, 6, 7, 8, 9, 10]
+    assert [r["table_index"] for r in rows] == [1] * 5 + [3] * 6
+    assert rows[5]["loss"] == pytest.approx(3 + 10.0 / 5)
+    assert analysis.trials[1].config == {"x": 3}
+
+
+def test_runs_with_the_same_seed_give_the_same_results(storage):
+    def once(name):
+        analysis = simulate(table(12, epochs=9), storage, workers=3, name=name, config={"x": at.randint(0, 12)},
+                            num_samples=10, scheduler=PauseAtThree(10), seed=7)
+        return [(r["trial_id"], r["training_iteration"], r["timestamp"], r["loss"]) for r in results(analysis)]
+
+    first, second = once("a"), once("b")
+    assert first == second
+    assert len({row[0] for row in first}) == 10
+
+
+# The table -----------------------------------------------------------------------------------------
+
+def test_configs_off_the_table_get_the_nearest_recorded_curve():
+    workload = Workload(
+        "mixed", [{"lr": 1e-3, "act": "relu"}, {"lr": 1e-1, "act": "relu"}, {"lr": 1e-2, "act": "tanh"}],
+        {"loss": [[1.0], [2.0], [3.0]]}, [[1.0], [1.0], [1.0]], metric="loss", mode="min",
+        space={"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+               "act": {"type": "choice", "values": ["relu", "tanh"]}})
+    assert workload.nearest({"lr": 1e-1, "act": "relu"}) == 1
+    assert workload.nearest({"lr": 2e-3, "act": "relu"}) == 0  # log scale: 2e-3 is nearer 1e-3 than 1e-1
+    assert workload.nearest({"lr": 1e-3, "act": "tanh"}) == 2  # categoricals match first
+    assert workload.nearest({"lr": 0.5, "act": "sigmoid"}) == 1  # no match: the nearest of all
+    space = workload.space()
+    assert space["lr"].log and space["act"].categories == ["relu", "tanh"]
+
+
+def test_a_workload_survives_a_round_trip_through_its_file(tmp_path):
+    workload = table(3, epochs=4)
+    path = str(tmp_path / "toy.json.gz")
+    workload.save(path)
+    again = Workload.load(path)
+    assert again.configs == workload.configs and again.metric == "loss" and again.max_epochs == 4
+    np.testing.assert_allclose(again.curves["loss"], workload.curves["loss"], rtol=1e-4)
+    np.testing.assert_allclose(again.epoch_time_s, workload.epoch_time_s)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_workers": 0}, "n_workers must be an integer >= 1"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"noise": -0.1}, "noise must be a number >= 0"),
+    ({"overhead_s": -1}, "overhead_s must be a number >= 0"),
+], ids=["workers", "seed", "noise", "overhead"])
+def test_executor_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SimulatedExecutor(table(), **kwargs)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"metric": "acc"}, "metric='acc' is not one of the recorded curves"),
+    ({"mode": "best"}, "mode must be 'min' or 'max'"),
+    ({"epoch_time_s": [[1.0]]}, "epoch_time_s must have shape"),
+    ({"configs": []}, "configs is empty"),
+], ids=["metric", "mode", "times", "configs"])
+def test_workload_arguments_are_checked(change, message):
+    args = {"configs": [{"x": 0}, {"x": 1}], "curves": {"loss": [[1.0, 0.5], [2.0, 1.0]]},
+            "epoch_time_s": [[1.0, 1.0], [1.0, 1.0]], "metric": "loss", "mode": "min"}
+    args.update(change)
+    with pytest.raises(ValueError, match=message):
+        Workload("bad", args.pop("configs"), args.pop("curves"), args.pop("epoch_time_s"), **args)
+
+
+def test_noise_is_seeded(storage):
+    def losses(seed, name):
+        executor = SimulatedExecutor(table(2), n_workers=2, seed=seed, noise=0.5)
+        analysis = at.run(replay, config={"x": at.grid_search([0, 1])}, metric="loss", mode="min",
+                          executor=executor, storage_path=storage, name=name, verbose=0)
+        return [r["loss"] for r in results(analysis)]
+
+    first = losses(1, "a")
+    assert first == losses(1, "b")
+    assert first != losses(2, "c")
