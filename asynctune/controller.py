@@ -386,6 +386,7 @@ class Controller:
         decision = self.scheduler.on_trial_result(trial, result)
         if inspect.isawaitable(decision):
             decision = await decision
+        by_scheduler = decision is not CONTINUE
         if self.stopper is not None:
             if self.stopper(trial.trial_id, result):
                 decision = STOP
@@ -404,7 +405,7 @@ class Controller:
         elif not isinstance(decision, Decision):
             raise AsynctuneError(f"{type(self.scheduler).__name__}.on_trial_result returned {decision!r}")
         run.decide(decision)
-        if decision is not CONTINUE:
+        if by_scheduler:  # a stop criterion ending a trial is no news; a scheduler's decision is
             detail = "" if not isinstance(decision, Mutate) else f"config={decision.config}"
             self.callbacks.on_trial_decision(trial, "MUTATE" if isinstance(decision, Mutate) else decision.value, detail)
 
