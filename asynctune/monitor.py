@@ -129,8 +129,9 @@ class ResourceMonitor:
         running = list(self.running() if running is None else running)
         sample = MonitorSample(time=now)
         seen: dict[tuple[int, float], tuple[float, float]] = {}
+        processes, children = _process_table() if running else ({}, {})
         for trial_id, pid in running:
-            usage = self._trial_usage(pid, now, seen)
+            usage = self._trial_usage(_tree(pid, processes, children), now, seen)
             if usage is not None:
                 sample.trials[trial_id] = usage
         self._cpu_seen = seen  # forget processes that ended
@@ -155,13 +156,8 @@ class ResourceMonitor:
                 errors.append(MemoryLimitExceeded(trial_id, usage["rss_mb"], self.memory_limit_mb))
         return errors
 
-    def _trial_usage(self, pid: int, now: float,
+    def _trial_usage(self, processes: list[psutil.Process], now: float,
                      seen: dict[tuple[int, float], tuple[float, float]]) -> dict[str, float] | None:
-        try:
-            root = psutil.Process(pid)
-            processes = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:  # the trial ended between listing and reading
-            return None
         cpu_percent = rss = 0.0
         count = 0
         for process in processes:
@@ -180,6 +176,30 @@ class ResourceMonitor:
         if count == 0:
             return None
         return {"cpu_percent": round(cpu_percent, 1), "rss_mb": round(rss / 2**20, 1), "num_processes": count}
+
+
+def _process_table() -> tuple[dict[int, psutil.Process], dict[int, list[int]]]:
+    """Every process and every process's children, read once per sample for all trials."""
+    processes: dict[int, psutil.Process] = {}
+    children: dict[int, list[int]] = {}
+    for process in psutil.process_iter(["ppid"]):
+        processes[process.pid] = process
+        children.setdefault(process.info["ppid"], []).append(process.pid)
+    return processes, children
+
+
+def _tree(pid: int, processes: dict[int, psutil.Process], children: dict[int, list[int]]) -> list[psutil.Process]:
+    """The process `pid` and all its descendants (empty if it has ended)."""
+    if pid not in processes:
+        return []
+    tree, stack, visited = [], [pid], set()
+    while stack:
+        current = stack.pop()
+        if current in processes and current not in visited:  # pid 0 is its own parent on Linux
+            visited.add(current)
+            tree.append(processes[current])
+            stack.extend(children.get(current, ()))
+    return tree
 
 
 def _gpu_usage(gpu: GPU) -> dict[str, Any]:
