@@ -19,6 +19,7 @@ from .analysis import ExperimentAnalysis
 from .controller import Controller, ExperimentSpec
 from .executors.base import Executor
 from .executors.local import LocalExecutor
+from .monitor import monitor_interval
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .resources import Resources, ResourcesSpec
@@ -56,6 +57,8 @@ def run(
     checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False,
     keep_checkpoints_num: int | None = None,
+    monitor: bool | float = False,
+    memory_limit_mb: float | None = None,
 ) -> ExperimentAnalysis:
     """Run an experiment: sample configs, train each in a worker, and return the analysis.
 
@@ -94,6 +97,11 @@ def run(
         checkpoint_frequency: For `Trainable`s, checkpoint every this many steps (0: never).
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
+        monitor: Sample each trial's CPU and memory (its whole process tree) and the GPUs'
+            memory and utilization into <trial dir>/monitor.jsonl: True every 5 s, or a number
+            of seconds. See docs/resources.md.
+        memory_limit_mb: End a trial as ERROR when its process tree holds more resident memory
+            than this ("trial X used N MB > memory_limit_mb=M"); turns the monitor on.
 
     Returns:
         An `ExperimentAnalysis` of the finished experiment.
@@ -108,7 +116,7 @@ def run(
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, storage_path=storage_path,
         name=name, seed=seed, verbose=verbose, callbacks=callbacks, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num,
+        keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
     ))
 
 
@@ -128,6 +136,7 @@ def build_controller(
     name: str | None = None, seed: int | None = None, verbose: int = 2, callbacks: Sequence[Callback] = (),
     max_failures: int = 0, fail_fast: bool = False, checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None,
+    monitor: bool | float = False, memory_limit_mb: float | None = None,
 ) -> Controller:
     """Check every argument of run() and build the controller; nothing runs yet."""
     _check_trainable(trainable)
@@ -153,6 +162,7 @@ def build_controller(
         Resources.parse(resources_per_trial)
     if seed is not None:
         _check_int("seed", seed, minimum=0)
+    monitor_interval_s = monitor_interval(monitor, memory_limit_mb)
 
     space = Space(config)
     searcher = search_alg if search_alg is not None else BasicVariantSearch(seed=seed)
@@ -182,6 +192,7 @@ def build_controller(
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
         keep_checkpoints_num=keep_checkpoints_num, seed=seed, trainable_name=label, resources=resources_per_trial,
+        monitor_interval_s=monitor_interval_s, memory_limit_mb=memory_limit_mb,
     )
     reporters: list[Callback] = []
     if verbose:

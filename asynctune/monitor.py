@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
 from .errors import AsynctuneError, TrialFailed
-from .resources import GPU
+from .resources import GPU, Placement
 
 logger = logging.getLogger(__name__)
+
+MONITOR_FILE = "monitor.jsonl"  # in each trial's directory: one line per sample while it ran
+DEFAULT_INTERVAL_S = 5.0
 
 _MIN_WINDOW_S = 0.05  # a process younger than this is measured over this long: no 10000 % spikes
 
@@ -78,7 +83,7 @@ class ResourceMonitor:
     """
 
     def __init__(self, running: Callable[[], Iterable[tuple[str, int]]], on_sample: Callback | None = None, *,
-                 interval_s: float = 5.0, memory_limit_mb: float | None = None,
+                 interval_s: float = DEFAULT_INTERVAL_S, memory_limit_mb: float | None = None,
                  on_memory_exceeded: Callback | None = None,
                  read_gpus: Callable[[], Iterable[GPU]] | str | None = "nvml") -> None:
         if not callable(running):
@@ -176,6 +181,45 @@ class ResourceMonitor:
         if count == 0:
             return None
         return {"cpu_percent": round(cpu_percent, 1), "rss_mb": round(rss / 2**20, 1), "num_processes": count}
+
+
+def monitor_interval(monitor: bool | float | None, memory_limit_mb: float | None) -> float | None:
+    """The sampling interval run(monitor=, memory_limit_mb=) asks for; None: no monitor.
+
+    `monitor=True` samples every DEFAULT_INTERVAL_S seconds, a number every that many; a
+    memory limit needs the monitor, so it turns it on at the default interval.
+    """
+    if memory_limit_mb is not None and not (_is_number(memory_limit_mb) and memory_limit_mb > 0):
+        raise ValueError(f"run: memory_limit_mb must be a positive number of MB, got {memory_limit_mb=}")
+    if monitor is None or monitor is False:
+        return DEFAULT_INTERVAL_S if memory_limit_mb is not None else None
+    if monitor is True:
+        return DEFAULT_INTERVAL_S
+    if _is_number(monitor) and monitor > 0:
+        return float(monitor)
+    raise ValueError(f"run: monitor must be True, False or a sampling interval in seconds > 0, got {monitor=}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def trial_records(sample: MonitorSample, placements: Mapping[str, Placement | None]) -> dict[str, dict[str, Any]]:
+    """Each sampled trial's line of its monitor.jsonl: its usage and the readings of its GPUs."""
+    records = {}
+    for trial_id, usage in sample.trials.items():
+        placement = placements.get(trial_id)
+        own = set(placement.gpu_ids) if placement is not None else set()
+        records[trial_id] = {"time": round(sample.time, 3), **usage,
+                             "gpus": [g for g in sample.gpus if g["index"] in own]}
+    return records
+
+
+def append_jsonl(path: str, record: dict[str, Any]) -> None:
+    """Append one line; opened per line, so a sample every few seconds holds no file open."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(json.dumps(record) + "\n")
 
 
 def _process_table() -> tuple[dict[int, psutil.Process], dict[int, list[int]]]:

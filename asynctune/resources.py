@@ -38,8 +38,7 @@ class Resources:
         Resources(cpu=2.0, gpu=0.5, gpu_memory_mb=8000.0)
 
     Args:
-        cpu: CPU slots (may be fractional, e.g. 0.5 for I/O-bound trials). The worker also
-            gets OMP_NUM_THREADS set to this, rounded up, unless the user set it.
+        cpu: CPU slots (may be fractional, e.g. 0.5 for I/O-bound trials).
         gpu: Number of GPUs; a fraction below 1 shares one GPU (0.5 puts two trials on it).
             More than one GPU must be a whole number.
         gpu_memory_mb: Memory the trial needs free on each GPU it gets; a GPU with less free
@@ -231,20 +230,15 @@ class Placement:
 
         CUDA_VISIBLE_DEVICES lists exactly the placed GPUs ("" for a CPU trial, so it cannot
         touch GPUs other trials hold), by NVML index with CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA
-        numbers them as NVML does. OMP_NUM_THREADS is the CPU slots rounded up, unless the
-        user set it: N trials each starting one thread per core would oversubscribe the CPUs.
+        numbers them as NVML does.
         """
-        env = {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in self.gpu_ids),
-               "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-        if "OMP_NUM_THREADS" not in os.environ:
-            env["OMP_NUM_THREADS"] = str(max(1, math.ceil(self.cpu - _EPS)))
-        return env
+        return {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in self.gpu_ids), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: what `asynctune.get_trial_resources()` returns inside the trial."""
         uuids = self.gpu_uuids or [""] * len(self.gpus)
         return {"host": self.host, "cpu": self.cpu,
-                "gpu": round(sum(fraction for _, fraction in self.gpus), 9),
+                "gpu": float(round(sum(fraction for _, fraction in self.gpus), 9)),
                 "gpus": [{"index": index, "uuid": uuid, "fraction": fraction}
                          for (index, fraction), uuid in zip(self.gpus, uuids)],
                 "gpu_memory_mb": self.gpu_memory_mb,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +15,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from asynctune.monitor import MemoryLimitExceeded, MonitorSample, ResourceMonitor
+import asynctune
+from asynctune.monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, monitor_interval
 from asynctune.resources import GPU
 
 # A process that holds `mb` MB (touched, so resident) and optionally spins a core.
@@ -183,3 +187,51 @@ async def test_an_error_in_a_callback_reaches_the_owner(processes: list) -> None
 def test_nvml_default_reader_works_without_nvml() -> None:
     sample = ResourceMonitor(list).sample()  # reads NVML when present, nothing otherwise
     assert all(g["memory_total_mb"] > 0 for g in sample.gpus)
+
+
+# -- run(..., monitor=, memory_limit_mb=): the controller with real workers -----------------------
+
+@pytest.mark.parametrize("monitor, limit, expected", [
+    (False, None, None), (True, None, 5.0), (0.5, None, 0.5), (False, 100, 5.0), (2, 100, 2.0),
+], ids=["off", "on", "interval", "limit-turns-it-on", "both"])
+def test_monitor_interval_from_run_arguments(monitor: object, limit: float | None, expected: float | None) -> None:
+    assert monitor_interval(monitor, limit) == expected
+
+
+@pytest.mark.parametrize("monitor, limit, words", [
+    (-1, None, "monitor=-1"), ("5s", None, "monitor='5s'"), (True, 0, "memory_limit_mb=0"),
+    (True, "1GB", "memory_limit_mb='1GB'"),
+], ids=["negative", "string", "zero-limit", "string-limit"])
+def test_run_rejects_bad_monitor_arguments(monitor: object, limit: object, words: str, tmp_path) -> None:
+    with pytest.raises(ValueError, match=words):
+        asynctune.run(lambda config: None, storage_path=str(tmp_path), verbose=0, monitor=monitor,
+                      memory_limit_mb=limit)
+
+
+def test_a_trial_over_its_memory_limit_is_stopped_as_error_and_samples_are_saved(tmp_path) -> None:
+    def grow_or_idle(config: dict) -> None:  # defined here: cloudpickle sends it by value
+        held = []
+        for step in range(40):
+            if config["grow"]:
+                held.append(bytearray(40 * 2**20))  # 40 MB more each step, touched: resident
+                for i in range(0, len(held[-1]), 4096):
+                    held[-1][i] = 1
+            asynctune.report(step=step, held_mb=40 * len(held))
+            time.sleep(0.1)
+
+    analysis = asynctune.run(
+        grow_or_idle, config={"grow": asynctune.grid_search([True, False])}, storage_path=str(tmp_path),
+        name="limit", verbose=0, max_concurrent_trials=2, monitor=0.2, memory_limit_mb=400)
+    by_grow = {t.config["grow"]: t for t in analysis.trials}
+    grower, idler = by_grow[True], by_grow[False]
+    assert grower.status is asynctune.Status.ERROR
+    assert re.fullmatch(rf"trial {grower.trial_id} used \d+ MB > memory_limit_mb=400", grower.error)
+    assert grower.last_result["held_mb"] < 40 * 40  # stopped before it reached the end
+    assert idler.status is asynctune.Status.TERMINATED and idler.last_result["step"] == 39
+    for trial in (grower, idler):
+        lines = [json.loads(line) for line in open(os.path.join(trial.path, MONITOR_FILE))]
+        assert len(lines) >= 3
+        assert set(lines[0]) == {"time", "cpu_percent", "rss_mb", "num_processes", "gpus"}
+        assert all(line["gpus"] == [] for line in lines)  # CPU-only trials see no GPU readings
+    grower_lines = [json.loads(line) for line in open(os.path.join(grower.path, MONITOR_FILE))]
+    assert grower_lines[-1]["rss_mb"] > 400 > grower_lines[0]["rss_mb"]

@@ -386,17 +386,13 @@ def test_spread_picks_the_least_loaded_host() -> None:
 
 # -- what the worker and the trial get ----------------------------------------------------------
 
-def test_env_shows_a_gpu_trial_only_its_gpus_in_nvml_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+def test_env_shows_a_gpu_trial_only_its_gpus_in_nvml_order() -> None:
     placement = Placement("ws", 2.0, [(3, 1.0), (1, 1.0)])
-    assert placement.env() == {"CUDA_VISIBLE_DEVICES": "3,1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "OMP_NUM_THREADS": "2"}
+    assert placement.env() == {"CUDA_VISIBLE_DEVICES": "3,1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
-def test_env_hides_every_gpu_from_a_cpu_trial_and_keeps_a_user_set_thread_count(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", "8")
-    env = Placement("ws", 0.5).env()
-    assert env == {"CUDA_VISIBLE_DEVICES": "", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+def test_env_hides_every_gpu_from_a_cpu_trial() -> None:
+    assert Placement("ws", 0.5).env() == {"CUDA_VISIBLE_DEVICES": "", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
 def test_as_dict_is_json_and_names_the_placed_gpus() -> None:
@@ -407,6 +403,8 @@ def test_as_dict_is_json_and_names_the_placed_gpus() -> None:
         "host": "ws", "cpu": 2.0, "gpu": 0.5,
         "gpus": [{"index": 0, "uuid": "GPU-00000000-aaaa", "fraction": 0.5}],
         "gpu_memory_mb": 1000.0, "cuda_visible_devices": "0"}
+    cpu_only = Placement("ws", 1.0).as_dict()
+    assert cpu_only["gpu"] == 0.0 and isinstance(cpu_only["gpu"], float) and cpu_only["gpus"] == []
 
 
 # -- this machine ----------------------------------------------------------------------------
