@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -41,8 +39,11 @@ def to_jsonable(value: Any) -> Any:
     return repr(value)
 
 
+_ENCODER = json.JSONEncoder(default=to_jsonable)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=to_jsonable)
+    return _ENCODER.encode(value)
 
 
 def write_json_atomic(path: str, value: Any) -> None:
@@ -85,17 +86,20 @@ class TrialRecorder:
         csv_path = os.path.join(trial_dir, PROGRESS_FILE)
         self._columns: list[str] | None = _read_csv_header(csv_path)
         self._csv = open(csv_path, "a", buffering=1 << 16, newline="")
+        self._csv_writer = csv.writer(self._csv)
 
     def write_params(self, config: dict[str, Any]) -> None:
         write_json_atomic(os.path.join(self.trial_dir, PARAMS_FILE), config)
 
     def record(self, result: dict[str, Any]) -> None:
-        self._json.write(dumps(result) + "\n")
+        self._json.write(_ENCODER.encode(result) + "\n")
         self._json.flush()
         if self._columns is None:
+            # The first result fixes the columns; keys that appear later are in result.jsonl.
             self._columns = [k for k, v in result.items() if _is_scalar(v)]
-            self._csv.write(_csv_line(self._columns))
-        self._csv.write(_csv_line([_csv_value(result.get(k, "")) for k in self._columns]))
+            self._csv_writer.writerow(self._columns)
+        get = result.get
+        self._csv_writer.writerow([get(k, "") for k in self._columns])
         self._csv.flush()
 
     def write_error(self, attempt: int, error: str, traceback: str) -> None:
@@ -118,18 +122,6 @@ def _read_csv_header(path: str) -> list[str] | None:
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, (int, float, str, bool, np.generic)) or value is None
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value if _is_scalar(value) else ""
-
-
-def _csv_line(values: list[Any]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
 
 
 def read_results(trial_dir: str) -> list[dict[str, Any]]:
