@@ -6,13 +6,17 @@ file on a GPU machine.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 
 import pytest
 
+import asynctune
 from asynctune import gpu as gpu_module
 from asynctune.gpu import NvmlReader, _restrict_to_visible, probe_gpus
+from asynctune.monitor import MONITOR_FILE
 from asynctune.resources import GPU, HostInventory, ResourcePool, Resources, local_inventory
 
 UUIDS = ["GPU-0a1b2c3d-0000-1111-2222-333344445555", "GPU-0a1b9999-0000-1111-2222-333344445555",
@@ -155,3 +159,49 @@ def test_real_local_inventory_refreshes_from_nvml_at_acquire_time() -> None:
     pool = ResourcePool([host], refresh_interval_s=0)
     placement = pool.acquire(Resources(cpu=0, gpu=0.5, gpu_memory_mb=1))
     assert placement is not None and host.gpus[0].memory_free_mb > 0
+
+
+# -- with a GPU and torch: trials through asynctune.run ---------------------------------------
+
+@needs_gpu
+def test_half_gpu_trials_see_exactly_the_gpu_they_were_placed_on(storage: str) -> None:
+    pytest.importorskip("torch", reason="needs torch to look at the GPU from inside a trial")
+    visible = NvmlReader().read()  # what local_inventory() offers, CUDA_VISIBLE_DEVICES honoured
+    n_trials = 2 * len(visible)
+
+    def train(config: dict) -> None:  # defined here: cloudpickle sends it by value
+        import os
+        import time
+
+        import torch
+
+        placement = asynctune.get_trial_resources()
+        total = float((torch.ones(1024, device="cuda") * 2).sum())  # really runs on the GPU
+        properties = torch.cuda.get_device_properties(0)
+        time.sleep(1.5)  # trials overlap, so two share each GPU, and the monitor samples them
+        asynctune.report(device_count=torch.cuda.device_count(), torch_uuid=str(getattr(properties, "uuid", "")),
+                         placement=placement, visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                         order=os.environ.get("CUDA_DEVICE_ORDER"), total=total)
+
+    analysis = asynctune.run(train, config={"i": asynctune.grid_search(list(range(n_trials)))},
+                             resources_per_trial={"cpu": 1, "gpu": 0.5}, storage_path=storage, verbose=0,
+                             monitor=0.3)
+    by_uuid = {g.uuid: g for g in visible}
+    used = []
+    for trial in analysis.trials:
+        assert trial.status is asynctune.Status.TERMINATED, trial.error
+        result = trial.last_result
+        [placed] = result["placement"]["gpus"]
+        assert placed["fraction"] == 0.5 and placed["uuid"] in by_uuid
+        assert by_uuid[placed["uuid"]].index == placed["index"]
+        assert result["device_count"] == 1
+        assert result["visible"] == str(placed["index"]) and result["order"] == "PCI_BUS_ID"
+        if result["torch_uuid"]:  # torch >= 2.0 exposes it, without NVML's "GPU-" prefix
+            assert result["torch_uuid"].removeprefix("GPU-") == placed["uuid"].removeprefix("GPU-")
+        assert result["total"] == 2048.0
+        used.append(placed["index"])
+        samples = [json.loads(line) for line in open(os.path.join(trial.path, MONITOR_FILE))]
+        assert samples and all([g["index"] for g in s["gpus"]] == [placed["index"]] for s in samples)
+        assert max(g["memory_used_mb"] for s in samples for g in s["gpus"]) > 0
+    if len(os.sched_getaffinity(0)) >= n_trials:  # all ran at once: pack put exactly two on each GPU
+        assert sorted(used) == sorted(2 * [g.index for g in visible])

@@ -84,16 +84,25 @@ def test_running_must_be_callable() -> None:
         ResourceMonitor([("t", 1)])
 
 
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def test_samples_memory_and_cpu_of_real_processes(processes: list) -> None:
     idle, busy = hold(processes, 150), hold(processes, 20, spin=True)
     monitor = ResourceMonitor(lambda: [("idle", idle.pid), ("busy", busy.pid)], read_gpus=no_gpus)
     monitor.sample()
+    cpu_before, wall_before = cpu_seconds(busy.pid), time.time()
     time.sleep(0.6)
     sample = monitor.sample()
+    # Checked against psutil read on its own over the same window: the CI machine may be so
+    # loaded that the spinning process gets far less than a core.
+    expected = 100 * (cpu_seconds(busy.pid) - cpu_before) / (time.time() - wall_before)
     assert set(sample.trials) == {"idle", "busy"}
+    assert sample.trials["busy"]["cpu_percent"] == pytest.approx(expected, abs=10)
+    assert sample.trials["idle"]["cpu_percent"] < min(10, sample.trials["busy"]["cpu_percent"])
     assert 150 <= sample.trials["idle"]["rss_mb"] < 250
-    assert sample.trials["idle"]["cpu_percent"] < 30
-    assert sample.trials["busy"]["cpu_percent"] > 40  # one spinning core; CI machines are shared
     assert sample.trials["busy"]["rss_mb"] < sample.trials["idle"]["rss_mb"]
     assert sample.trials["idle"]["num_processes"] == 1
 
@@ -102,7 +111,9 @@ def test_first_sample_of_a_trial_is_its_average_since_start(processes: list) -> 
     busy = hold(processes, 10, spin=True)
     time.sleep(0.5)
     sample = ResourceMonitor(lambda: [("busy", busy.pid)], read_gpus=no_gpus).sample()
-    assert 30 < sample.trials["busy"]["cpu_percent"] <= 110 * psutil.cpu_count()
+    average = 100 * cpu_seconds(busy.pid) / (time.time() - psutil.Process(busy.pid).create_time())
+    assert sample.trials["busy"]["cpu_percent"] == pytest.approx(average, abs=10)
+    assert sample.trials["busy"]["cpu_percent"] > 5
 
 
 def test_a_trial_is_its_whole_process_tree(processes: list) -> None:
@@ -202,16 +213,16 @@ def test_monitor_interval_from_run_arguments(monitor: object, limit: float | Non
     (-1, None, "monitor=-1"), ("5s", None, "monitor='5s'"), (True, 0, "memory_limit_mb=0"),
     (True, "1GB", "memory_limit_mb='1GB'"),
 ], ids=["negative", "string", "zero-limit", "string-limit"])
-def test_run_rejects_bad_monitor_arguments(monitor: object, limit: object, words: str, tmp_path) -> None:
+def test_run_rejects_bad_monitor_arguments(monitor: object, limit: object, words: str, storage: str) -> None:
     with pytest.raises(ValueError, match=words):
-        asynctune.run(lambda config: None, storage_path=str(tmp_path), verbose=0, monitor=monitor,
+        asynctune.run(lambda config: None, storage_path=storage, verbose=0, monitor=monitor,
                       memory_limit_mb=limit)
 
 
-def test_a_trial_over_its_memory_limit_is_stopped_as_error_and_samples_are_saved(tmp_path) -> None:
+def test_a_trial_over_its_memory_limit_is_stopped_as_error_and_samples_are_saved(storage: str) -> None:
     def grow_or_idle(config: dict) -> None:  # defined here: cloudpickle sends it by value
         held = []
-        for step in range(40):
+        for step in range(25):
             if config["grow"]:
                 held.append(bytearray(40 * 2**20))  # 40 MB more each step, touched: resident
                 for i in range(0, len(held[-1]), 4096):
@@ -220,14 +231,14 @@ def test_a_trial_over_its_memory_limit_is_stopped_as_error_and_samples_are_saved
             time.sleep(0.1)
 
     analysis = asynctune.run(
-        grow_or_idle, config={"grow": asynctune.grid_search([True, False])}, storage_path=str(tmp_path),
+        grow_or_idle, config={"grow": asynctune.grid_search([True, False])}, storage_path=storage,
         name="limit", verbose=0, max_concurrent_trials=2, monitor=0.2, memory_limit_mb=400)
     by_grow = {t.config["grow"]: t for t in analysis.trials}
     grower, idler = by_grow[True], by_grow[False]
     assert grower.status is asynctune.Status.ERROR
     assert re.fullmatch(rf"trial {grower.trial_id} used \d+ MB > memory_limit_mb=400", grower.error)
-    assert grower.last_result["held_mb"] < 40 * 40  # stopped before it reached the end
-    assert idler.status is asynctune.Status.TERMINATED and idler.last_result["step"] == 39
+    assert grower.last_result["held_mb"] < 40 * 25  # stopped before it reached the end
+    assert idler.status is asynctune.Status.TERMINATED and idler.last_result["step"] == 24
     for trial in (grower, idler):
         lines = [json.loads(line) for line in open(os.path.join(trial.path, MONITOR_FILE))]
         assert len(lines) >= 3
