@@ -197,7 +197,7 @@ def test_half_gpu_trials_see_exactly_the_gpu_they_were_placed_on(storage: str) -
         assert result["device_count"] == 1
         assert result["visible"] == str(placed["index"]) and result["order"] == "PCI_BUS_ID"
         if result["torch_uuid"]:  # torch >= 2.0 exposes it, without NVML's "GPU-" prefix
-            assert result["torch_uuid"].removeprefix("GPU-") == placed["uuid"].removeprefix("GPU-")
+            assert result["torch_uuid"].removeprefix("GPU-").lower() == placed["uuid"].removeprefix("GPU-").lower()
         assert result["total"] == 2048.0
         used.append(placed["index"])
         samples = [json.loads(line) for line in open(os.path.join(trial.path, MONITOR_FILE))]
