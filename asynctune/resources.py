@@ -329,7 +329,8 @@ class ResourcePool:
         for host in self.hosts.values():
             if self._cpu_used[host.name] + resources.cpu > host.cpus + _EPS:
                 continue
-            self._maybe_refresh(host, now)
+            if resources.gpu > 0:
+                self._maybe_refresh(host, now)
             gpus = self._pick_gpus(host, resources, now)
             if gpus is not None:
                 candidates.append((host, gpus))

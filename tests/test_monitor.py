@@ -195,7 +195,7 @@ async def test_an_error_in_a_callback_reaches_the_owner(processes: list) -> None
     assert info.group_contains(KeyError)
 
 
-def test_nvml_default_reader_works_without_nvml() -> None:
+def test_default_gpu_reader_is_nvml_and_never_fails() -> None:
     sample = ResourceMonitor(list).sample()  # reads NVML when present, nothing otherwise
     assert all(g["memory_total_mb"] > 0 for g in sample.gpus)
 

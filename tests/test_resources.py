@@ -312,10 +312,10 @@ def test_refresh_is_rate_limited_and_used_at_acquire_time() -> None:
 
 def test_cpu_only_requests_do_not_read_gpus() -> None:
     calls = []
-    pool = ResourcePool([workstation(2)], refresh=lambda host: calls.append(host) or host.gpus)
+    pool = ResourcePool([workstation(2)], refresh=lambda host: calls.append(host) or host.gpus, refresh_interval_s=0)
     pool.acquire(Resources(cpu=1))
-    assert len(calls) == 1  # the reading is per host and cheap; it is taken, but only once
-    pool.acquire(Resources(cpu=1))
+    assert calls == []
+    pool.acquire(Resources(cpu=1, gpu=0.5))
     assert len(calls) == 1
 
 
