@@ -24,8 +24,9 @@ from .algorithms.base import FINISHED, Scheduler, Searcher
 from .errors import AsynctuneError, TrialFailed
 from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialRun, WorkerLostEvent
 from .executors.protocol import TrialRequest
+from .monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
 from .reporting.callback import CallbackList
-from .resources import Placement, Resources, ResourcePool, ResourcesSpec
+from .resources import Placement, Resources, ResourcePool, ResourcesSpec, resolve_resources
 from .session import read_checkpoint_meta
 from .space import Space
 from .stopper import Stopper
@@ -61,6 +62,8 @@ class ExperimentSpec:
     seed: int | None
     trainable_name: str
     resources: ResourcesSpec
+    monitor_interval_s: float | None = None  # sample trials' CPU, memory and GPUs this often
+    memory_limit_mb: float | None = None  # a trial whose process tree holds more ends as ERROR
 
 
 class Controller:
@@ -81,6 +84,7 @@ class Controller:
         self._pause_requested: set[Trial] = set()
         self._resume_requested: dict[Trial, tuple[dict[str, Any] | None, str | None]] = {}
         self._killing: set[Trial] = set()
+        self._memory_errors: dict[Trial, MemoryLimitExceeded] = {}
         self._wakeup = asyncio.Event()
         self._dirty = asyncio.Event()
         self._searcher_done = False
@@ -166,6 +170,8 @@ class Controller:
                 self._tasks = tasks
                 saver = tasks.create_task(self._save_periodically(), name="asynctune-save")
                 ticker = tasks.create_task(self._tick_periodically(), name="asynctune-tick")
+                monitor = (tasks.create_task(self._monitor().run(), name="asynctune-monitor")
+                           if self.spec.monitor_interval_s else None)
                 try:
                     await self._main_loop()
                 except BaseException:
@@ -176,6 +182,8 @@ class Controller:
                         await self._kill_all()
                     saver.cancel()
                     ticker.cancel()
+                    if monitor is not None:
+                        monitor.cancel()
             self.status = "ERROR" if self._fatal else ("STOPPED" if self._stopping else "FINISHED")
         except BaseException:
             self.status = "INTERRUPTED"
@@ -306,7 +314,7 @@ class Controller:
 
     def _resources_for(self, config: dict[str, Any]) -> Resources:
         spec = self.spec.resources
-        resources = Resources.parse(spec(config) if callable(spec) else spec)
+        resources = resolve_resources(spec, config)
         if self._pool is not None:
             self._pool.check(resources)
         return resources
@@ -353,7 +361,9 @@ class Controller:
                 elif isinstance(event, ErrorEvent):
                     self._on_failure(trial, event.error, event.traceback)
                 elif isinstance(event, WorkerLostEvent):
-                    if trial in self._killing:
+                    if trial in self._memory_errors:
+                        self._on_failure(trial, str(self._memory_errors.pop(trial)), event.stderr_tail)
+                    elif trial in self._killing:
                         self._on_killed(trial)
                     else:
                         self._on_failure(trial, event.error, event.stderr_tail)
@@ -366,6 +376,7 @@ class Controller:
             if trial.status is not Status.PAUSED:
                 self._resume_requested.pop(trial, None)
             self._killing.discard(trial)
+            self._memory_errors.pop(trial, None)
             if self._pool is not None:
                 self._pool.release(placement)
             self._wakeup.set()
@@ -386,6 +397,7 @@ class Controller:
         decision = self.scheduler.on_trial_result(trial, result)
         if inspect.isawaitable(decision):
             decision = await decision
+        by_scheduler = decision is not CONTINUE
         if self.stopper is not None:
             if self.stopper(trial.trial_id, result):
                 decision = STOP
@@ -404,7 +416,7 @@ class Controller:
         elif not isinstance(decision, Decision):
             raise AsynctuneError(f"{type(self.scheduler).__name__}.on_trial_result returned {decision!r}")
         run.decide(decision)
-        if decision is not CONTINUE:
+        if by_scheduler:  # a stop criterion ending a trial is no news; a scheduler's decision is
             detail = "" if not isinstance(decision, Mutate) else f"config={decision.config}"
             self.callbacks.on_trial_decision(trial, "MUTATE" if isinstance(decision, Mutate) else decision.value, detail)
 
@@ -511,6 +523,29 @@ class Controller:
         runs = [(t, r) for t, r in self._runs.items() if r is not None]
         self._killing.update(t for t, _ in runs)
         await asyncio.gather(*(run.kill() for _, run in runs), return_exceptions=True)
+
+    # Resource monitoring -------------------------------------------------------------------------
+
+    def _monitor(self) -> ResourceMonitor:
+        def running() -> list[tuple[str, int]]:  # psutil sees this machine's processes only
+            return [(t.trial_id, r.pid) for t, r in self._runs.items()
+                    if r is not None and r.pid is not None and r.host == "localhost"]
+
+        limit = self.spec.memory_limit_mb
+        return ResourceMonitor(running, self._on_monitor_sample, interval_s=self.spec.monitor_interval_s or 5.0,
+                               memory_limit_mb=limit, on_memory_exceeded=self._on_memory_exceeded if limit else None)
+
+    def _on_monitor_sample(self, sample: MonitorSample) -> None:
+        trials = {t.trial_id: t for t in self._trials}  # a trial may have ended since it was sampled
+        records = trial_records(sample, {i: t.placement for i, t in trials.items()})
+        for trial_id, record in records.items():
+            append_jsonl(os.path.join(trials[trial_id].path, MONITOR_FILE), record)
+
+    def _on_memory_exceeded(self, error: MemoryLimitExceeded) -> None:
+        for trial, run in self._runs.items():
+            if trial.trial_id == error.trial_id and run is not None and trial not in self._memory_errors:
+                self._memory_errors[trial] = error  # its WorkerLostEvent then ends it with this error
+                self._tasks.create_task(run.kill(), name=f"kill-{trial.trial_id}")
 
     # Helpers -------------------------------------------------------------------------------------
 
