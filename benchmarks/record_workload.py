@@ -76,7 +76,13 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return scaler.transform(x_train), scaler.transform(x_val), y_train, y_val
 
 
-def make_trainable(name: str, epochs: int):
+def make_trainable(name: str, epochs: int, *, checkpoint_every: int = 0):
+    """Train an MLP on `name` for `epochs`, reporting after each; checkpoint every k epochs if asked.
+
+    A restored trial (pause, PBT exploit) continues the checkpointed model with its own config's
+    optimiser settings (lr, momentum, alpha, batch size); the architecture stays the model's.
+    """
+
     def train_mlp(config: dict[str, Any]) -> None:
         import warnings
 
@@ -88,13 +94,22 @@ def make_trainable(name: str, epochs: int):
         warnings.filterwarnings("ignore", category=RuntimeWarning)
         x_train, x_val, y_train, y_val = load(name)
         classes = np.unique(y_train)
-        model = MLPClassifier(
-            hidden_layer_sizes=(config["width"],) * config["depth"], activation=config["activation"],
-            solver="sgd", learning_rate_init=config["lr"], momentum=config["momentum"], nesterovs_momentum=True,
-            alpha=config["alpha"], batch_size=config["batch_size"], random_state=0,
-        )
-        diverged = False
-        for _ in range(epochs):
+        checkpoint = asynctune.get_checkpoint()
+        if checkpoint is not None:
+            model, start, diverged = checkpoint["model"], checkpoint["epoch"], checkpoint["diverged"]
+            model.set_params(learning_rate_init=config["lr"], momentum=config["momentum"], alpha=config["alpha"],
+                             batch_size=config["batch_size"])
+            if hasattr(model, "_optimizer"):
+                model._optimizer.learning_rate = model._optimizer.learning_rate_init = config["lr"]
+                model._optimizer.momentum = config["momentum"]
+        else:
+            model = MLPClassifier(
+                hidden_layer_sizes=(config["width"],) * config["depth"], activation=config["activation"],
+                solver="sgd", learning_rate_init=config["lr"], momentum=config["momentum"], nesterovs_momentum=True,
+                alpha=config["alpha"], batch_size=config["batch_size"], random_state=0,
+            )
+            start, diverged = 0, False
+        for epoch in range(start + 1, epochs + 1):
             if not diverged:
                 try:
                     model.partial_fit(x_train, y_train, classes=classes)
@@ -102,13 +117,16 @@ def make_trainable(name: str, epochs: int):
                     diverged = not (np.all(np.isfinite(proba)) and math.isfinite(model.loss_))
                 except (ValueError, FloatingPointError, OverflowError):
                     diverged = True
+            keep = {"model": model, "epoch": epoch, "diverged": diverged} if (
+                checkpoint_every and epoch % checkpoint_every == 0) else None
             if diverged:  # the weights blew up: it predicts nothing better than chance from now on
-                asynctune.report(val_error=1 - 1 / len(classes), val_loss=math.log(len(classes)),
-                                 train_loss=math.log(len(classes)), diverged=True)
+                chance = math.log(len(classes))
+                asynctune.report(val_error=1 - 1 / len(classes), val_loss=chance, train_loss=chance, diverged=True,
+                                 checkpoint=keep)
                 continue
             asynctune.report(val_error=float(np.mean(classes[proba.argmax(1)] != y_val)),
                              val_loss=float(log_loss(y_val, proba, labels=classes)),
-                             train_loss=float(model.loss_), diverged=False)
+                             train_loss=float(model.loss_), diverged=False, checkpoint=keep)
 
     return train_mlp
 

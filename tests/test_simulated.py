@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -220,3 +221,44 @@ def test_noise_is_seeded(storage):
     first = losses(1, "a")
     assert first == losses(1, "b")
     assert first != losses(2, "c")
+
+
+# The schedulers on a recorded workload -------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS = os.path.join(ROOT, "benchmarks", "workloads", "mlp_digits.json.gz")
+
+
+def _compare_module():
+    import importlib.util
+
+    pytest.importorskip("asynctune.algorithms.asha")
+    pytest.importorskip("asynctune.algorithms.tpe")
+    spec = importlib.util.spec_from_file_location("compare_schedulers", os.path.join(ROOT, "benchmarks", "compare_schedulers.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("compare_schedulers", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("method", ["median", "hyperband", "asha-stop", "asha-promote", "pbt", "tpe-asha"])
+def test_every_scheduler_replays_a_workload_reproducibly(method):
+    compare = _compare_module()
+    first, second = (compare.run_one(method, 3, DIGITS, 4, 0.8, False) for _ in range(2))
+    assert not first.error, first.error
+    assert first.trials >= 4 and len(first.times) > 30
+    assert (first.times, first.values, first.trials) == (second.times, second.values, second.trials)
+
+
+def test_a_small_comparison_runs_end_to_end(capsys, tmp_path):
+    compare = _compare_module()
+    plot = str(tmp_path / "compare.png")
+    traces = compare.main(["--workload", DIGITS, "--seeds", "2", "--budget", "0.6", "--processes", "1",
+                           "--pbt-population", "4", "--plot", plot])
+    out = capsys.readouterr().out
+    assert set(traces) == set(compare.METHODS)
+    for method, runs in traces.items():
+        assert len(runs) == 2 and not any(r.error for r in runs), (method, [r.error for r in runs])
+        assert all(r.times and max(r.times) <= 0.6 for r in runs)
+    assert "| random + ASHA (stopping) |" in out and "PBT against random search at equal compute" in out
+    assert os.path.getsize(plot) > 10_000
