@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import math
 import os
 import shutil
@@ -304,7 +305,7 @@ def _mean_sd(values: np.ndarray) -> str:
 
 
 def plot(traces: dict[str, list[Trace]], labels: dict[str, str], budget: float, mode: str, title: str,
-         path: str, unit: str) -> None:
+         path: str, unit: str, worst_shown: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -321,13 +322,18 @@ def plot(traces: dict[str, list[Trace]], labels: dict[str, str], budget: float, 
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(curves, axis=0)
+                middle = np.nanmedian(curves, axis=0)
                 low, high = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
-        line, = ax.plot(grid, mean, label=labels.get(method, method), linewidth=1.6)
+        line, = ax.plot(grid, middle, label=labels.get(method, method), linewidth=1.6)
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel(f"time ({unit})")
-    ax.set_ylabel(f"best {title.split(':')[-1].strip()} so far (mean; band: 25-75% of seeds)")
-    ax.set_yscale("log")
+    ax.set_ylabel(f"best {title.split(':')[-1].strip()} so far (median, band 25-75% of seeds)")
+    if mode == "min":
+        ax.set_yscale("log")
+        if worst_shown is not None:
+            ax.set_ylim(top=worst_shown)
+    elif worst_shown is not None:
+        ax.set_ylim(bottom=worst_shown)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -352,8 +358,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
     parser.add_argument("--workload", default=DEFAULT_WORKLOAD, help="a workload file (benchmarks/workloads)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--budget", type=float, help="seconds (default: 40 mean full trainings over the workers)")
+    parser.add_argument("--budget", type=float, help="seconds (default: 20 mean full trainings over the workers)")
     parser.add_argument("--target", type=float, help="value to reach (default: the 2%% best final value of the table)")
     parser.add_argument("--real", action="store_true", help="train for real on this machine's local executor")
     parser.add_argument("--max-t", type=int, help="epochs per trial (default: the table's)")
@@ -361,12 +368,14 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
     parser.add_argument("--optuna", action="store_true", help="add Optuna TPE + SHA / Hyperband pruners")
     parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1), help="runs at once (simulated)")
     parser.add_argument("--plot", help="write the plot here (.png)")
+    parser.add_argument("--save", help="write every run's trace here (.json), to summarise or plot again later")
+    parser.add_argument("--load", nargs="*", default=[], help="summarise saved traces (.json) with these runs")
     args = parser.parse_args(argv)
 
     workload = Workload.load(args.workload)
     max_t = args.max_t or workload.max_epochs
     full_training_s = float(workload.epoch_time_s[:, :max_t].sum(axis=1).mean())
-    budget = args.budget or 40 * full_training_s / args.workers
+    budget = args.budget or 20 * full_training_s / args.workers
     finals = workload.curves[workload.metric][:, max_t - 1]
     target = args.target if args.target is not None else float(np.quantile(finals, 0.02 if workload.mode == "min" else 0.98))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -374,6 +383,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
     unit = "s" if args.real else "virtual s"
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     processes = 1 if args.real else args.processes
     print(f"# {workload.name}: {'real training' if args.real else 'simulated'}, {args.workers} workers, "
           f"budget {budget:.3g} {unit}, {args.seeds} seeds, metric {workload.metric} ({workload.mode}), "
@@ -382,7 +392,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
           f"{workload.best_value(epochs=max_t):.4g}\n")
 
     jobs = [(run_one, m, seed, args.workload, args.workers, budget, args.real, max_t)
-            for m in methods for seed in range(args.seeds)]
+            for m in methods for seed in seeds]
     if args.optuna and not args.real:
         try:
             import optuna  # noqa: F401
@@ -390,24 +400,30 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
             print("optuna is not installed: skipping it (pip install optuna)\n")
         else:
             jobs += [(run_optuna, p, seed, args.workload, args.workers, budget) for p in ("sha", "hyperband")
-                     for seed in range(args.seeds)]
+                     for seed in seeds]
     started = time.perf_counter()
     traces: dict[str, list[Trace]] = {}
-    for trace in run_all(jobs, processes):
+    loaded = [Trace(**row) for path in args.load for row in json.load(open(path))]
+    done = {(t.method, t.seed) for t in loaded}
+    jobs = [job for job in jobs if (job[1], job[2]) not in done] if args.load else jobs
+    for trace in loaded + run_all(jobs, processes):
         traces.setdefault(trace.method, []).append(trace)
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump([vars(t) for runs in traces.values() for t in runs], f)
     labels = {k: v[0] for k, v in METHODS.items()}
     labels.update({"optuna-sha": "Optuna TPE + SuccessiveHalving", "optuna-hyperband": "Optuna TPE + Hyperband"})
     print(summarise(traces, labels, budget, target, workload.mode, unit))
     print(f"\n({time.perf_counter() - started:.0f} s for {len(jobs)} runs)\n")
     if args.plot:
         title = f"{workload.name}, {args.workers} workers, {args.seeds} seeds: {workload.metric}"
-        plot(traces, labels, budget, workload.mode, title, args.plot, unit)
+        plot(traces, labels, budget, workload.mode, title, args.plot, unit, worst_shown=float(np.median(finals)))
         print(f"plot: {args.plot}\n")
 
     if args.pbt_population and not args.real and "pbt" in methods:
         population = args.pbt_population
         equal = [(run_one, m, seed, args.workload, population, math.inf, False, max_t, population)
-                 for m in ("pbt", "fifo") for seed in range(args.seeds)]
+                 for m in ("pbt", "fifo") for seed in seeds]
         runs: dict[str, list[Trace]] = {}
         for trace in run_all(equal, processes):
             runs.setdefault(trace.method, []).append(trace)

@@ -24,6 +24,7 @@ over only through that epoch: the surrogate is the curve, not the weights).
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import heapq
 import json
@@ -33,8 +34,6 @@ import os
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
-
-import asyncio
 
 import numpy as np
 
@@ -469,9 +468,9 @@ class _SimulatedRun(TrialRun):
         self.awaiting = False
         executor = self.executor
         executor._awaiting_decision -= 1
-        if self.finished:
-            pass
-        elif isinstance(decision, Mutate):
+        if self.finished:  # killed while the scheduler decided
+            return
+        if isinstance(decision, Mutate):
             iteration, time_total = self.iteration, self.time_total
             if decision.checkpoint is not None:
                 meta = read_checkpoint_meta(decision.checkpoint)
