@@ -12,6 +12,9 @@ from .algorithms import (
     FINISHED, BasicVariantSearch, CoroutineScheduler, FIFOScheduler, GridSearch, RandomSearch, Scheduler,
     Searcher, TrialAdded, TrialEnded, TrialResult,
 )
+from .algorithms import (
+    ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, PopulationBasedTraining,
+)
 from .resources import Placement, Resources
 
 __version__ = "0.1.0"
