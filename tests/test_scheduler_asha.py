@@ -186,6 +186,8 @@ def test_promotion_pauses_at_the_rung_until_in_the_top_third():
     t[3].status = t[4].status = Status.PENDING
     # A free worker promotes the best paused trial (t1) before starting a new one.
     assert sched.choose_trial_to_run([t[0], t[1], t[2], t[3], t[4]]) is t[1]
+    assert sched.choose_trial_to_run([t[0], t[1], t[2], t[3], t[4]]) is t[1]  # asking again changes nothing
+    t[1].status = Status.RUNNING  # the controller starts it
     # Nothing else is in the top third (t1 already moved on): start new trials.
     assert sched.choose_trial_to_run([t[0], t[2], t[3], t[4]]) is t[3]
     # n=4: top 1 = the new best, t3; it was just recorded and continues without pausing.
@@ -196,6 +198,7 @@ def test_promotion_pauses_at_the_rung_until_in_the_top_third():
     assert sched.on_trial_result(t[5], result(1, 0.5)) is PAUSE
     t[4].status = t[5].status = Status.PAUSED
     assert sched.choose_trial_to_run([t[0], t[2], t[4], t[5]]) is t[4]
+    t[4].status = Status.RUNNING
     assert sched.choose_trial_to_run([t[0], t[2], t[5]]) is None  # nothing promotable, no new trial
 
 
@@ -209,17 +212,20 @@ def test_promotion_prefers_the_highest_rung():
     for trial in t[:6]:
         trial.status = Status.PAUSED
     assert sched.choose_trial_to_run(t[:6]) is t[0]
+    t[0].status = Status.RUNNING
+    assert sched.choose_trial_to_run(t[1:6]) is t[1]  # t0 was chosen: the next best of rung 1 is promotable too
     assert sched.on_trial_result(t[0], result(3, 1.0)) is PAUSE  # rung 3: n=1, top 0
     t[0].status = Status.PAUSED
-    assert sched.choose_trial_to_run(t[:6]) is t[1]
+    t[1].status = Status.RUNNING
     assert sched.on_trial_result(t[1], result(3, 0.5)) is PAUSE  # rung 3: n=2, top 0
     t[1].status = Status.PAUSED
-    # A third result at rung 3 makes t0 promotable there; rung 3 ranks above rung 1.
-    sched.on_trial_add(t[6])
-    sched._next_rung[t[6].trial_id] = 1  # as if promoted from rung 1 earlier
-    sched._brackets[0][0].record(t[6].trial_id, 0.1)
+    assert sched.choose_trial_to_run(t[2:6]) is None  # rung 1's top 2 were promoted; rung 3: top 0
+    # A third result at rung 3 makes t0 promotable there: rung 3 is served before rung 1.
+    t[6].status = Status.RUNNING
+    assert sched.on_trial_result(t[6], result(1, 7.0)) is CONTINUE  # rung 1: n=7, top 2 = t6, t0
     assert sched.on_trial_result(t[6], result(3, 0.2)) is PAUSE
     t[6].status = Status.PAUSED
+    assert sched.choose_trial_to_run(t[1:]) is None  # t0 is not waiting (not a candidate): none to promote
     assert sched.choose_trial_to_run(t) is t[0]
 
 

@@ -75,6 +75,7 @@ class Simulation:
         self.control = RecordingControl(self.trials, on_stop=self._ended)
         self.decisions: list[tuple[str, int, Any]] = []
         self.iteration: dict[str, int] = {}
+        self.searcher_finished = False
 
     def _ended(self, trial: Trial) -> None:
         self.scheduler.on_trial_complete(trial, trial.last_result)
@@ -82,7 +83,7 @@ class Simulation:
     async def run(self, max_steps: int = 100_000) -> None:
         await self.scheduler.start(self.control)
         for _ in range(max_steps):
-            self._fill_slots()
+            await self._fill_slots()
             running = [t for t in self.trials if t.status is Status.RUNNING]
             if not running:
                 break
@@ -91,20 +92,27 @@ class Simulation:
                     await self._step(trial)
         await self.scheduler.close()
 
-    def _fill_slots(self) -> None:
+    async def _fill_slots(self) -> None:
         while sum(t.status is Status.RUNNING for t in self.trials) < self.slots:
-            if not any(t.status is Status.PENDING for t in self.trials) and len(self.trials) < len(self.qualities):
-                trial = Trial(f"t{len(self.trials)}", {"q": self.qualities[len(self.trials)]}, index=len(self.trials))
-                self.trials.append(trial)
-                self.iteration[trial.trial_id] = 0
-                self.scheduler.on_trial_add(trial)
+            if not any(t.status is Status.PENDING for t in self.trials):
+                await self._add_trial()
             candidates = [t for t in self.trials if t.status in (Status.PENDING, Status.PAUSED)]
             chosen = self.scheduler.choose_trial_to_run(candidates)
             if chosen is None:
-                if any(t.status is Status.PENDING for t in self.trials):
-                    continue  # the scheduler released trials in the meantime (e.g. out of trials)
                 return
             chosen.status = Status.RUNNING
+
+    async def _add_trial(self) -> None:
+        if len(self.trials) < len(self.qualities):
+            trial = Trial(f"t{len(self.trials)}", {"q": self.qualities[len(self.trials)]}, index=len(self.trials))
+            self.trials.append(trial)
+            self.iteration[trial.trial_id] = 0
+            self.scheduler.on_trial_add(trial)
+        elif not self.searcher_finished:
+            self.searcher_finished = True  # told once, as the controller does
+            outcome = getattr(self.scheduler, "on_searcher_finished", lambda: None)()
+            if inspect.isawaitable(outcome):
+                await outcome
 
     async def _step(self, trial: Trial) -> None:
         self.iteration[trial.trial_id] += 1

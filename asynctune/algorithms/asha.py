@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,7 @@ class ASHAScheduler(Scheduler):
         self._rng = np.random.default_rng(seed)
         self._bracket_of: dict[str, int] = {}
         self._next_rung: dict[str, int] = {}  # promotion: the rung a trial may run to
+        self._waiting_at: dict[str, int] = {}  # promotion: the rung a trial waits at to be promoted
 
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
@@ -124,6 +125,7 @@ class ASHAScheduler(Scheduler):
     # Promotion -----------------------------------------------------------------------------------
 
     def _pause_at_rung(self, trial: Trial, time: float, value: float) -> Decision:
+        self._note_promotion(trial)
         rungs = self._rungs(trial)
         k = self._next_rung[trial.trial_id]
         if k >= len(rungs) or time < rungs[k].milestone:
@@ -132,34 +134,38 @@ class ASHAScheduler(Scheduler):
             k += 1  # the trial reports sparsely and passed several rungs: judge it at the highest
         rungs[k].record(trial.trial_id, value)
         rungs[k].add_candidate(trial, value)
-        if self._best_promotable() is trial:
-            self._promote(trial)
+        self._waiting_at[trial.trial_id] = k
+        if self._best_promotable(lambda t: t is trial or t.status is Status.PAUSED) is trial:
+            self._note_promotion(trial)  # the free worker's next job is this very trial: no pause
             return CONTINUE
         return PAUSE
 
-    def _best_promotable(self) -> Trial | None:
+    def _best_promotable(self, eligible: Callable[[Trial], bool]) -> Trial | None:
         """get_job() of the paper: the best promotable trial of the highest rung, if any."""
         best: tuple[float, Trial] | None = None
         for rungs in self._brackets:
             for rung in reversed(rungs):
-                candidate = _promotable(rung, self.reduction_factor)
+                candidate = _promotable(rung, self.reduction_factor, eligible)
                 if candidate is not None:
                     if best is None or rung.milestone > best[0]:
                         best = (rung.milestone, candidate)
                     break
         return best[1] if best else None
 
-    def _promote(self, trial: Trial) -> None:
-        rungs = self._rungs(trial)
-        k = next(i for i, rung in enumerate(rungs) if trial.trial_id in rung.candidates)
-        rungs[k].remove_candidate(trial)
-        self._next_rung[trial.trial_id] = k + 1
+    def _note_promotion(self, trial: Trial) -> None:
+        """A trial that waited at rung k and runs again was promoted: it may run to rung k + 1."""
+        k = self._waiting_at.pop(trial.trial_id, None)
+        if k is not None:
+            self._rungs(trial)[k].remove_candidate(trial)
+            self._next_rung[trial.trial_id] = k + 1
 
     def choose_trial_to_run(self, candidates: Sequence[Trial]) -> Trial | None:
+        """Promotion: the best promotable paused trial, else a new one. Asking twice changes nothing:
+        the promotion counts once the trial runs again."""
         if self.variant == "promotion":
-            promotable = self._best_promotable()
-            if promotable is not None and promotable in candidates:
-                self._promote(promotable)
+            waiting = set(candidates)
+            promotable = self._best_promotable(lambda t: t in waiting and t.status is Status.PAUSED)
+            if promotable is not None:
                 return promotable
             return next((t for t in candidates if t.status is Status.PENDING), None)
         return super().choose_trial_to_run(candidates)
@@ -171,10 +177,9 @@ class ASHAScheduler(Scheduler):
         self._forget_candidate(trial)
 
     def _forget_candidate(self, trial: Trial) -> None:
-        if trial.trial_id in self._bracket_of:
-            for rung in self._rungs(trial):
-                if trial.trial_id in rung.candidates:
-                    rung.remove_candidate(trial)
+        k = self._waiting_at.pop(trial.trial_id, None)
+        if k is not None:
+            self._rungs(trial)[k].remove_candidate(trial)
 
     def _rungs(self, trial: Trial) -> list[_Rung]:
         return self._brackets[self._bracket_of[trial.trial_id]]
@@ -218,11 +223,9 @@ class _Rung:
         del self._ranked[bisect_left(self._ranked, key)]
         del self._trial_of[key]
 
-    def best_candidate(self) -> tuple[float, Trial] | None:
-        if not self._ranked:
-            return None
-        key = self._ranked[-1]
-        return key[0], self._trial_of[key]
+    def candidates_best_first(self) -> Iterator[tuple[float, Trial]]:
+        for key in reversed(self._ranked):
+            yield key[0], self._trial_of[key]
 
 
 def _cutoff(rung: _Rung, reduction_factor: float) -> float | None:
@@ -232,14 +235,19 @@ def _cutoff(rung: _Rung, reduction_factor: float) -> float | None:
     return rung.values.quantile(1 - 1 / reduction_factor)
 
 
-def _promotable(rung: _Rung, reduction_factor: float) -> Trial | None:
-    """The rung's best paused trial if it is in the top floor(n/eta) of all n recorded there."""
-    best = rung.best_candidate()
-    if best is None:
-        return None
-    value, trial = best
+def _promotable(rung: _Rung, reduction_factor: float, eligible: Callable[[Trial], bool]) -> Trial | None:
+    """The rung's best eligible waiting trial if it is in the top floor(n/eta) of all n recorded there.
+
+    Waiting trials that are not eligible were chosen to run and have not reported yet (at most
+    one per worker): they are skipped, and still rank above the rest.
+    """
     top = math.floor(len(rung.values) / reduction_factor)
-    return trial if rung.values.count_above(value) < top else None
+    for value, trial in rung.candidates_best_first():
+        if rung.values.count_above(value) >= top:
+            return None
+        if eligible(trial):
+            return trial
+    return None
 
 
 def _bracket_probabilities(rung_counts: list[int]) -> np.ndarray:

@@ -3,16 +3,16 @@ Hyperparameter Optimization", JMLR 2017), written as a coroutine per bracket."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import math
-from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..trial import Status, Trial, _as_float
+from .._compat import TaskGroup
+from ..trial import Trial, _as_float
 from ._rungs import check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode, score
-from .base import CoroutineScheduler, Event, TrialAdded, TrialEnded, TrialResult
+from .base import CoroutineScheduler, Event, TrialEnded, TrialResult
 
 
 class HyperBandScheduler(CoroutineScheduler):
@@ -29,8 +29,8 @@ class HyperBandScheduler(CoroutineScheduler):
     Each bracket is one coroutine (`_successive_halving`) that reads like Algorithm 1: "wait
     until the rung is full, then keep the best 1/eta".
 
-    A bracket that cannot fill (the searcher ran out of trials) closes with the trials it has
-    once none of them is running and no trial is waiting to start.
+    A bracket that cannot fill (the searcher ran out of trials: `num_samples` is smaller than
+    the sum of the brackets' n) halves the trials it has, keeping at least one.
 
     Example:
         >>> HyperBandScheduler(metric="loss", mode="min", max_t=81, reduction_factor=3)
@@ -53,6 +53,7 @@ class HyperBandScheduler(CoroutineScheduler):
         self.s_max = _s_max(max_t, reduction_factor)
         self.brackets: list[_Bracket] = []  # every bracket started so far, in order
         self._out_of_trials = False
+        self._brackets_running: TaskGroup | None = None
 
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
@@ -64,54 +65,69 @@ class HyperBandScheduler(CoroutineScheduler):
     # The algorithm -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        events = self.events()
-        brackets = self._bracket_schedule()
-        async with asyncio.TaskGroup() as tasks:
-            bracket: _Bracket | None = None
-            async for event in events:
-                if isinstance(event, TrialAdded):
-                    self._out_of_trials = False
-                    if bracket is None or bracket.is_closed:
-                        bracket = next(brackets)
-                        self.brackets.append(bracket)
-                        tasks.create_task(self._successive_halving(bracket, self.events()))
-                    bracket.add(event.trial)
-                elif isinstance(event, TrialResult) and self._time(event.result) >= self.max_t:
-                    self.stop(event.trial)  # every trial stops at R, whichever bracket it is in
+        async with TaskGroup() as self._brackets_running:
+            async for _ in self.events():
+                pass  # each bracket's coroutine does the work; this one owns them
+
+    def on_trial_add(self, trial: Trial) -> None:
+        """Fill the brackets in order; each bracket starts its coroutine when its first trial joins.
+
+        This happens here rather than in a coroutine so that the new bracket's event stream
+        exists before anything about its first trial is published.
+        """
+        if self._brackets_running is None:
+            raise RuntimeError(f"{type(self).__name__}.on_trial_add before start()")
+        if not self.brackets or self.brackets[-1].is_full or self.brackets[-1].is_closed:
+            s = self.s_max - len(self.brackets) % (self.s_max + 1)  # s_max, s_max - 1, ..., 0, s_max, ...
+            n, r = _bracket_size(s, self.s_max, self.max_t, self.reduction_factor)
+            self.brackets.append(_Bracket(s=s, n=n, r=r))
+            self._brackets_running.create_task(self._successive_halving(self.brackets[-1], self.events()))
+        self.brackets[-1].add(trial)
+        super().on_trial_add(trial)
 
     async def _successive_halving(self, bracket: _Bracket, events: AsyncIterator[Event]) -> None:
-        """The inner loop of Hyperband for one bracket: for i in 0..s-1, run the rung, keep the top."""
+        """One bracket: for i = 0 .. s-1, run every trial to r_i, keep the top floor(n_i / eta)."""
         try:
+            last: TrialResult | None = None
             for i in range(bracket.s):
                 r_i = bracket.r * self.reduction_factor ** i
-                last = await self._run_rung(bracket, r_i, events)
+                async with aclosing(_after(last, events)) as rung_events:
+                    last = await self._run_rung(bracket, r_i, rung_events)
                 bracket.is_closed = True  # no trial joins a bracket that has started halving
                 n_i = len(bracket.scores)
                 keep = _top_k(bracket.scores, max(1, math.floor(n_i / self.reduction_factor)))
                 for trial in bracket.scores:
                     if trial not in keep:
                         self.stop(trial)
-                    elif trial is not last:
+                    elif last is None or trial is not last.trial:
                         self.resume(trial)  # from its checkpoint, towards r_(i+1)
+                if last is not None and last.trial not in keep:
+                    last = None
                 bracket.next_rung(keep)
-            # The last rung is R itself: the survivors run to max_t, where run() stops them.
+            # The last rung is R itself: the survivors train to max_t and stop there.
+            async with aclosing(_after(last, events)) as rung_events:
+                await self._run_rung(bracket, self.max_t, rung_events, final=True)
         finally:
             events.close()
 
-    async def _run_rung(self, bracket: _Bracket, r_i: float, events: AsyncIterator[Event]) -> Trial | None:
-        """Pause each trial when it reaches r_i; return once every trial has (or has ended).
+    async def _run_rung(self, bracket: _Bracket, r_i: float, events: AsyncIterator[Event], *,
+                        final: bool = False) -> TrialResult | None:
+        """Pause each trial when it reaches r_i (stop it, at R); return once all have, or have ended.
 
-        Returns the trial whose result completed the rung (it was not paused: it is still
-        running and just continues if it is kept), or None if an ending completed it.
+        Returns the result that completed the rung: its trial was not paused (it is still
+        running, and just continues if it is kept). None if an ending completed the rung.
         """
         async for event in events:
             if isinstance(event, TrialResult) and event.trial in bracket.alive:
                 trial, result = event.trial, event.result
                 if self._time(result) >= r_i and trial not in bracket.scores and self.metric in result:
                     bracket.scores[trial] = score(result[self.metric], self.mode)
-                    if self._rung_complete(bracket):
-                        return trial
-                    self.pause(trial)  # checkpoint, free the worker, wait for the rest of the rung
+                    if final:
+                        self.stop(trial)
+                    elif self._rung_complete(bracket):
+                        return event
+                    else:
+                        self.pause(trial)  # checkpoint, free the worker, wait for the rest of the rung
             elif isinstance(event, TrialEnded) and event.trial in bracket.alive:
                 bracket.drop(event.trial)
             if self._rung_complete(bracket):
@@ -122,29 +138,21 @@ class HyperBandScheduler(CoroutineScheduler):
         closed = bracket.is_closed or bracket.is_full or self._out_of_trials
         return closed and len(bracket.scores) == len(bracket.alive)
 
-    def _bracket_schedule(self) -> Iterator[_Bracket]:
-        for s in itertools.cycle(range(self.s_max, -1, -1)):
-            n, r = _bracket_size(s, self.s_max, self.max_t, self.reduction_factor)
-            yield _Bracket(s=s, n=n, r=r)
-
     def _time(self, result: dict[str, Any]) -> float:
         time = _as_float(result.get(self.time_attr))
         return -math.inf if time is None else time
 
     # Running out of trials -----------------------------------------------------------------------
 
-    def choose_trial_to_run(self, candidates: Sequence[Trial]) -> Trial | None:
-        chosen = super().choose_trial_to_run(candidates)
-        if chosen is None and not self._out_of_trials and self._stalled():
-            self._out_of_trials = True
-            self._publish(_OutOfTrials())
-        return chosen
+    def on_searcher_finished(self) -> Awaitable[None]:
+        """No trial will be added any more: a bracket that is not full closes with what it has.
 
-    def _stalled(self) -> bool:
-        """Trials wait at rungs, yet none runs and none waits to start: the searcher is done."""
-        trials = self._control().trials
-        return (any(t.status is Status.PAUSED for t in trials)
-                and not any(t.status in (Status.RUNNING, Status.PENDING) for t in trials))
+        The controller awaits this, so the rungs it completes have promoted and stopped their
+        trials before it looks for trials to run.
+        """
+        self._out_of_trials = True
+        self._publish(_OutOfTrials())
+        return self._wait_settled()
 
 
 @dataclass(eq=False)
@@ -177,6 +185,14 @@ class _Bracket:
 @dataclass(frozen=True)
 class _OutOfTrials:
     """Published when no more trials will join: brackets that are not full close as they are."""
+
+
+async def _after(first: Event | None, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """`first` (the result that completed the previous rung, which may reach this one too), then the stream."""
+    if first is not None:
+        yield first
+    async for event in events:
+        yield event
 
 
 def _top_k(scores: dict[Trial, float], k: int) -> set[Trial]:
