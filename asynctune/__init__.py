@@ -46,4 +46,5 @@ __all__ = [
     "get_checkpoint", "get_trial_dir", "get_trial_id", "get_trial_resources", "grid_search", "lograndint",
     "loguniform", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
     "run_async", "sample_from", "uniform",
+    "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule", "PopulationBasedTraining",
 ]

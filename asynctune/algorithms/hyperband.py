@@ -3,16 +3,16 @@ Hyperparameter Optimization", JMLR 2017), written as a coroutine per bracket."""
 
 from __future__ import annotations
 
+import asyncio
 import math
-from contextlib import aclosing
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._compat import TaskGroup
 from ..trial import Trial, _as_float
 from ._rungs import check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode, score
-from .base import CoroutineScheduler, Event, TrialEnded, TrialResult
+from .base import CoroutineScheduler, TrialAdded, TrialEnded, TrialResult
 
 
 class HyperBandScheduler(CoroutineScheduler):
@@ -27,7 +27,8 @@ class HyperBandScheduler(CoroutineScheduler):
     several brackets run at the same time (a new one starts as soon as the last one is full).
 
     Each bracket is one coroutine (`_successive_halving`) that reads like Algorithm 1: "wait
-    until the rung is full, then keep the best 1/eta".
+    until the rung is full, then keep the best 1/eta". `run()` deals each event to the bracket
+    of its trial only, so a result costs O(1) however many brackets are running.
 
     A bracket that cannot fill (the searcher ran out of trials: `num_samples` is smaller than
     the sum of the brackets' n) halves the trials it has, keeping at least one.
@@ -53,7 +54,6 @@ class HyperBandScheduler(CoroutineScheduler):
         self.s_max = _s_max(max_t, reduction_factor)
         self.brackets: list[_Bracket] = []  # every bracket started so far, in order
         self._out_of_trials = False
-        self._brackets_running: TaskGroup | None = None
 
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
@@ -65,34 +65,31 @@ class HyperBandScheduler(CoroutineScheduler):
     # The algorithm -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        async with TaskGroup() as self._brackets_running:
-            async for _ in self.events():
-                pass  # each bracket's coroutine does the work; this one owns them
+        """Deal the events out: each trial joins the open bracket, each bracket gets its trials' events."""
+        bracket_of: dict[Trial, _Bracket] = {}
+        async with TaskGroup() as brackets_running:
+            async for event in self.events():
+                if isinstance(event, TrialAdded):
+                    if not self.brackets or self.brackets[-1].is_full or self.brackets[-1].is_closed:
+                        self.brackets.append(self._next_bracket())
+                        brackets_running.create_task(self._successive_halving(self.brackets[-1]))
+                    self.brackets[-1].add(event.trial)
+                    bracket_of[event.trial] = self.brackets[-1]
+                elif isinstance(event, _OutOfTrials):
+                    if self.brackets:
+                        await self.brackets[-1].inbox.deliver(event)  # only the newest can be short
+                elif event.trial in bracket_of:
+                    await bracket_of[event.trial].inbox.deliver(event)
+                    if isinstance(event, TrialEnded):
+                        del bracket_of[event.trial]
 
-    def on_trial_add(self, trial: Trial) -> None:
-        """Fill the brackets in order; each bracket starts its coroutine when its first trial joins.
-
-        This happens here rather than in a coroutine so that the new bracket's event stream
-        exists before anything about its first trial is published.
-        """
-        if self._brackets_running is None:
-            raise RuntimeError(f"{type(self).__name__}.on_trial_add before start()")
-        if not self.brackets or self.brackets[-1].is_full or self.brackets[-1].is_closed:
-            s = self.s_max - len(self.brackets) % (self.s_max + 1)  # s_max, s_max - 1, ..., 0, s_max, ...
-            n, r = _bracket_size(s, self.s_max, self.max_t, self.reduction_factor)
-            self.brackets.append(_Bracket(s=s, n=n, r=r))
-            self._brackets_running.create_task(self._successive_halving(self.brackets[-1], self.events()))
-        self.brackets[-1].add(trial)
-        super().on_trial_add(trial)
-
-    async def _successive_halving(self, bracket: _Bracket, events: AsyncIterator[Event]) -> None:
+    async def _successive_halving(self, bracket: _Bracket) -> None:
         """One bracket: for i = 0 .. s-1, run every trial to r_i, keep the top floor(n_i / eta)."""
         try:
             last: TrialResult | None = None
             for i in range(bracket.s):
                 r_i = bracket.r * self.reduction_factor ** i
-                async with aclosing(_after(last, events)) as rung_events:
-                    last = await self._run_rung(bracket, r_i, rung_events)
+                last = await self._run_rung(bracket, r_i, carried=last)
                 bracket.is_closed = True  # no trial joins a bracket that has started halving
                 n_i = len(bracket.scores)
                 keep = _top_k(bracket.scores, max(1, math.floor(n_i / self.reduction_factor)))
@@ -105,19 +102,22 @@ class HyperBandScheduler(CoroutineScheduler):
                     last = None
                 bracket.next_rung(keep)
             # The last rung is R itself: the survivors train to max_t and stop there.
-            async with aclosing(_after(last, events)) as rung_events:
-                await self._run_rung(bracket, self.max_t, rung_events, final=True)
+            await self._run_rung(bracket, self.max_t, carried=last, final=True)
         finally:
-            events.close()
+            bracket.inbox.close()
 
-    async def _run_rung(self, bracket: _Bracket, r_i: float, events: AsyncIterator[Event], *,
+    async def _run_rung(self, bracket: _Bracket, r_i: float, *, carried: TrialResult | None = None,
                         final: bool = False) -> TrialResult | None:
         """Pause each trial when it reaches r_i (stop it, at R); return once all have, or have ended.
 
-        Returns the result that completed the rung: its trial was not paused (it is still
+        `carried` is the result that completed the previous rung: it may reach this one too.
+        Returns the result that completed this rung: its trial was not paused (it is still
         running, and just continues if it is kept). None if an ending completed the rung.
         """
-        async for event in events:
+        event: Any = carried
+        while event is not None or not self._rung_complete(bracket):
+            if event is None:
+                event = await bracket.inbox.get()
             if isinstance(event, TrialResult) and event.trial in bracket.alive:
                 trial, result = event.trial, event.result
                 if self._time(result) >= r_i and trial not in bracket.scores and self.metric in result:
@@ -130,9 +130,13 @@ class HyperBandScheduler(CoroutineScheduler):
                         self.pause(trial)  # checkpoint, free the worker, wait for the rest of the rung
             elif isinstance(event, TrialEnded) and event.trial in bracket.alive:
                 bracket.drop(event.trial)
-            if self._rung_complete(bracket):
-                return None
+            event = None
         return None
+
+    def _next_bracket(self) -> _Bracket:
+        s = self.s_max - len(self.brackets) % (self.s_max + 1)  # s_max, s_max - 1, ..., 0, s_max, ...
+        n, r = _bracket_size(s, self.s_max, self.max_t, self.reduction_factor)
+        return _Bracket(s=s, n=n, r=r)
 
     def _rung_complete(self, bracket: _Bracket) -> bool:
         closed = bracket.is_closed or bracket.is_full or self._out_of_trials
@@ -164,6 +168,7 @@ class _Bracket:
     alive: dict[Trial, None] = field(default_factory=dict)  # those still in the race (ordered set)
     scores: dict[Trial, float] = field(default_factory=dict)  # results at the current rung
     is_closed: bool = False
+    inbox: _Inbox = field(default_factory=lambda: _Inbox())
 
     @property
     def is_full(self) -> bool:
@@ -187,12 +192,41 @@ class _OutOfTrials:
     """Published when no more trials will join: brackets that are not full close as they are."""
 
 
-async def _after(first: Event | None, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    """`first` (the result that completed the previous rung, which may reach this one too), then the stream."""
-    if first is not None:
-        yield first
-    async for event in events:
-        yield event
+class _Inbox:
+    """Hands a bracket's coroutine its events one at a time.
+
+    `deliver` returns once the coroutine has handled the event (it asks for the next one, or
+    ends), so whatever it decided is in place before the scheduler counts as settled.
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+        self._holding = False
+        self.closed = False
+
+    async def deliver(self, event: Any) -> None:
+        if self.closed:
+            return
+        self._queue.put_nowait(event)
+        await self._queue.join()
+
+    async def get(self) -> Any:
+        self._done_with_last()
+        event = await self._queue.get()
+        self._holding = True
+        return event
+
+    def close(self) -> None:
+        self.closed = True
+        self._done_with_last()
+        while not self._queue.empty():  # a delivery that raced with the end
+            self._queue.get_nowait()
+            self._queue.task_done()
+
+    def _done_with_last(self) -> None:
+        if self._holding:
+            self._holding = False
+            self._queue.task_done()
 
 
 def _top_k(scores: dict[Trial, float], k: int) -> set[Trial]:
