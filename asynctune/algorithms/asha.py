@@ -4,7 +4,7 @@ Hyperparameter Tuning", MLSys 2020), in its two forms: stopping and promotion.""
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,7 +78,7 @@ class ASHAScheduler(Scheduler):
         self._brackets = [
             [_Rung(m) for m in rung_milestones(grace_period, reduction_factor, max_t, s)] for s in range(brackets)
         ]
-        self._bracket_probabilities = _bracket_probabilities([len(rungs) for rungs in self._brackets])
+        self._bracket_cumulative = list(np.cumsum(_bracket_probabilities([len(rungs) for rungs in self._brackets])))
         self._rng = np.random.default_rng(seed)
         self._bracket_of: dict[str, int] = {}
         self._next_rung: dict[str, int] = {}  # promotion: the rung a trial may run to
@@ -88,7 +88,8 @@ class ASHAScheduler(Scheduler):
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
 
     def on_trial_add(self, trial: Trial) -> None:
-        self._bracket_of[trial.trial_id] = int(self._rng.choice(len(self._brackets), p=self._bracket_probabilities))
+        draw = self._rng.random() if len(self._brackets) > 1 else 0.0
+        self._bracket_of[trial.trial_id] = min(bisect_right(self._bracket_cumulative, draw), len(self._brackets) - 1)
         self._next_rung[trial.trial_id] = 0
 
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
