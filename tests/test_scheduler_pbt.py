@@ -191,3 +191,18 @@ def test_explore_does_not_change_the_donors_config():
     donor = {"opt": {"lr": 0.5}}
     sched._explore(donor)
     assert donor == {"opt": {"lr": 0.5}}
+
+
+def test_replaying_the_history_after_a_resume_does_not_repeat_the_lineage():
+    sched = pbt(perturbation_interval=1)
+    a, b = population(sched, 2)
+    report(sched, a, 1, 1.0)
+    first = report(sched, b, 1, 0.0)
+    assert isinstance(first, Mutate) and len(b.lineage) == 1
+    # A resumed experiment shows a fresh scheduler every recorded result again.
+    replay = pbt(perturbation_interval=1, seed=1)
+    for trial in (a, b):
+        replay.on_trial_add(trial)
+    report(replay, a, 1, 1.0)
+    assert report(replay, b, 1, 0.0) == first
+    assert len(b.lineage) == 1

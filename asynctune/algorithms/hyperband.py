@@ -82,6 +82,8 @@ class HyperBandScheduler(CoroutineScheduler):
                     await bracket_of[event.trial].inbox.deliver(event)
                     if isinstance(event, TrialEnded):
                         del bracket_of[event.trial]
+                elif isinstance(event, TrialResult) and self._time(event.result) >= self.max_t:
+                    self.stop(event.trial)  # in no bracket (added before start): R still holds
 
     async def _successive_halving(self, bracket: _Bracket) -> None:
         """One bracket: for i = 0 .. s-1, run every trial to r_i, keep the top floor(n_i / eta)."""

@@ -165,6 +165,8 @@ class PopulationBasedTraining(Scheduler):
 
     def _exploit(self, trial: Trial, donor: Trial, time: float) -> Mutate:
         new_config = self._explore(donor.config)
+        if any(e.get(self.time_attr) == time and e.get("donor") == donor.trial_id for e in trial.lineage[-1:]):
+            return Mutate(trial.lineage[-1]["new_config"], donor.checkpoint)  # replayed after a resume
         trial.lineage.append({
             self.time_attr: time,
             "training_iteration": trial.iteration,
