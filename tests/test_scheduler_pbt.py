@@ -94,7 +94,7 @@ def test_the_bottom_quantile_clones_a_top_trial_and_explores():
             assert decision.config["bs"] == 32
             assert decision.config["lr"] != donor_config["lr"]  # explored
             (entry,) = trial.lineage
-            assert entry["donor"] == donor and entry["training_iteration"] == trial.iteration
+            assert entry["donor"] == donor and entry["training_iteration"] == 4
             assert entry["old_config"] == {"lr": 0.1 * (i + 1), "bs": 32}
             assert entry["donor_config"] == donor_config and entry["new_config"] == decision.config
             assert entry["donor_checkpoint"] == decision.checkpoint

@@ -132,7 +132,7 @@ class PopulationBasedTraining(Scheduler):
             logger.info("PBT: %s is in the bottom quantile but no top trial has a checkpoint to clone yet",
                         trial.trial_id)
             return CONTINUE
-        return self._exploit(trial, donor, time)
+        return self._exploit(trial, donor, time, result)
 
     # The paper's steps -------------------------------------------------------------------------
 
@@ -163,13 +163,13 @@ class PopulationBasedTraining(Scheduler):
             return None
         return self._trial_of[self._ranked[-1 - int(self._rng.integers(upper))]]
 
-    def _exploit(self, trial: Trial, donor: Trial, time: float) -> Mutate:
-        new_config = self._explore(donor.config)
-        if any(e.get(self.time_attr) == time and e.get("donor") == donor.trial_id for e in trial.lineage[-1:]):
+    def _exploit(self, trial: Trial, donor: Trial, time: float, result: dict[str, Any]) -> Mutate:
+        if trial.lineage and trial.lineage[-1].get(self.time_attr) == result[self.time_attr]:
             return Mutate(trial.lineage[-1]["new_config"], donor.checkpoint)  # replayed after a resume
+        new_config = self._explore(donor.config)
         trial.lineage.append({
-            self.time_attr: time,
-            "training_iteration": trial.iteration,
+            "training_iteration": result.get("training_iteration"),
+            self.time_attr: result[self.time_attr],
             "donor": donor.trial_id,
             "donor_checkpoint": donor.checkpoint,
             "old_config": copy.deepcopy(trial.config),
