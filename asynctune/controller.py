@@ -137,6 +137,7 @@ class Controller:
         try:
             await self.executor.start()
             self._pool = ResourcePool(self.executor.inventories())
+            self.executor.watch_hosts(self._wakeup.set)
             self._check_fixed_resources()
             if self.searcher.slow:
                 self._searcher_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-searcher")
@@ -204,7 +205,7 @@ class Controller:
             if trial is None:
                 return
             resources = Resources.parse(trial.resources)
-            placement = self._pool.acquire(resources) if self._pool else None
+            placement = self._acquire(resources) if self._pool else None
             if placement is None:
                 return  # wait until a running trial frees its resources
             self._waiting.pop(trial, None)
@@ -212,6 +213,19 @@ class Controller:
             trial.placement = placement
             self._runs[trial] = None  # type: ignore[assignment]  # reserved; filled by the task
             self._tasks.create_task(self._run_trial(trial, placement), name=f"trial-{trial.trial_id}")
+
+    def _acquire(self, resources: Resources) -> Placement | None:
+        """A placement on a host the executor can use now (a down SSH host is left out)."""
+        pool = self._pool
+        assert pool is not None
+        hosts = pool.hosts
+        if all(self.executor.host_available(name) for name in hosts):
+            return pool.acquire(resources)
+        pool.hosts = {name: host for name, host in hosts.items() if self.executor.host_available(name)}
+        try:
+            return pool.acquire(resources)
+        finally:
+            pool.hosts = hosts
 
     def _candidates(self) -> list[Trial]:
         return sorted(self._waiting, key=lambda t: t.index)
