@@ -38,6 +38,7 @@ _LAZY = {
     "api": ["run", "run_async"],
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
+_WHERE["SSHExecutor"] = "executors"
 
 
 def __getattr__(name: str) -> Any:

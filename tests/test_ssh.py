@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import pickle
+import re
 import signal
 import sys
 import time
@@ -53,9 +54,15 @@ def dies_once(config):
     at.report(step=at.get_checkpoint()["step"] + 1)
 
 
-def sleeping(config):
-    at.report(started=1)
-    time.sleep(600)
+def sleeps_or_fails(config):
+    """Trial 0 starts and sleeps; then trial 1 fails, and fail_fast ends the experiment."""
+    if config["x"] == 0:
+        at.report(started=1)
+        open(config["flag"], "w").close()
+        time.sleep(600)
+    while not os.path.exists(config["flag"]):
+        time.sleep(0.01)
+    raise RuntimeError("boom")
 
 
 # Host specs ----------------------------------------------------------------------------------------
@@ -119,6 +126,19 @@ def test_project_files_leave_out_what_gitignore_excludes(tmp_path):
     assert ssh.project_files(str(tmp_path)) == [".gitignore", "data/big.bin", "train.py"]  # not a git repo
     os.system(f"git -C {tmp_path} init -q")
     assert ssh.project_files(str(tmp_path)) == [".gitignore", "train.py"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({}, None),
+    ({"python": "3.8.10"}, r"host h: runs Python 3\.8\.10 .* same major\.minor"),
+    ({"asynctune": "9.9"}, r"host h: has asynctune 9\.9, the driver"),
+    ({"error": "ModuleNotFoundError: No module named 'asynctune'"}, r"host h: asynctune cannot be imported"),
+], ids=["same", "other-python", "other-asynctune", "no-asynctune"])
+def test_compatibility_problems_name_the_host(change, message):
+    info = {"python": ".".join(map(str, sys.version_info[:3])), "asynctune": at.__version__, "executable": "py",
+            **change}
+    problem = ssh.compatibility_problem("h", info)
+    assert problem is None if message is None else re.search(message, problem)
 
 
 # Against real sshd servers ---------------------------------------------------------------------------
@@ -196,6 +216,39 @@ def test_experiment_runs_across_two_hosts_within_their_cpus_and_copies_checkpoin
     # The hosts' copies of the trial folders are removed at the end: the driver has it all.
     assert glob.glob(os.path.join(remote_root, "*", "experiments", "*", "trial_*")) == []
     assert glob.glob(os.path.join(remote_root, "*", "code", "*", "test_ssh.py"))  # working_dir was copied
+
+
+class PauseOneMutateOther(at.Scheduler):
+    """Pauses trial 0 at count 2 (it resumes from its checkpoint); moves trial 1 onto a donor's."""
+
+    def __init__(self, donor: str) -> None:
+        super().__init__()
+        self.donor = donor
+
+    def on_trial_result(self, trial, result):
+        if result["count"] == 2 and not result["restored"]:
+            if trial.index == 0:
+                return at.PAUSE
+            return at.Mutate({**trial.config, "until": 103}, self.donor)
+        return at.CONTINUE
+
+
+@needs_sshd
+def test_pause_and_mutate_send_driver_checkpoints_to_the_host(lab, tmp_path):
+    donor = tmp_path / "donor"
+    donor.mkdir()
+    (donor / "checkpoint.pkl").write_bytes(pickle.dumps({"count": 100}))
+    (donor / ".asynctune.json").write_text(json.dumps({"trial_id": "donor", "iteration": 7, "time_total_s": 1.0}))
+    analysis = at.run(counting, config={"until": 4, "sleep": 0.01, "x": at.grid_search([0, 1])},
+                      scheduler=PauseOneMutateOther(str(donor)), storage_path=str(tmp_path / "driver"), verbose=0,
+                      executor=executor_for(lab, lab_hosts(lab, str(tmp_path / "remote"))))
+    paused, mutated = analysis.trials
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 2
+    rows = [json.loads(line) for line in open(os.path.join(paused.path, "result.jsonl"))]
+    assert [(r["count"], r["restored"]) for r in rows] == [(1, False), (2, False), (3, True), (4, True)]
+    rows = [json.loads(line) for line in open(os.path.join(mutated.path, "result.jsonl"))]
+    assert [r["count"] for r in rows] == [1, 2, 101, 102, 103]
+    assert [r["training_iteration"] for r in rows[2:]] == [8, 9, 10]
 
 
 @needs_sshd
@@ -279,14 +332,14 @@ def test_a_down_host_takes_no_trials_and_is_reconnected(own_lab, tmp_path):
 
 
 @needs_sshd
-def test_time_budget_kills_remote_trials_and_leaves_no_process(lab, tmp_path):
+def test_ending_the_experiment_kills_remote_trials_and_leaves_no_process(lab, tmp_path):
     start = time.time()
-    analysis = at.run(sleeping, config={"x": at.grid_search([0, 1])}, time_budget_s=3,
-                      executor=executor_for(lab, lab_hosts(lab, str(tmp_path / "remote")), kill_grace_s=0.5),
-                      storage_path=str(tmp_path / "driver"), verbose=0)
-    assert time.time() - start < 20
-    assert all(t.last_result and t.last_result["started"] == 1 for t in analysis.trials)
-    # The autouse no_leftover_processes fixture checks that the workers under sshd are gone.
+    with pytest.raises(at.TrialFailed, match="boom"):
+        at.run(sleeps_or_fails, config={"x": at.grid_search([0, 1]), "flag": str(tmp_path / "started")},
+               fail_fast=True, storage_path=str(tmp_path / "driver"), verbose=0,
+               executor=executor_for(lab, lab_hosts(lab, str(tmp_path / "remote")), kill_grace_s=0.5))
+    assert time.time() - start < 30
+    # The autouse no_leftover_processes fixture checks that trial 0's worker under sshd is gone.
 
 
 @needs_sshd

@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 _STDERR_TAIL_BYTES = 4096
 _LOG_FILES = ("stdout.txt", "stderr.txt")
+_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-ctr",
+            "aes192-ctr", "aes128-ctr"]
 _DEFAULT = object()  # "as ssh would": ~/.ssh/known_hosts, ~/.ssh/config, keys and agent
 
 # Run by the host's python at connect: what the host offers, as one line of JSON.
@@ -127,7 +129,8 @@ class SSHExecutor(Executor):
             is left out) and put first on the workers' PYTHONPATH; the workers run in it.
         reuse_workers: Keep workers between trials (default True).
         connect_timeout_s: Give up connecting to a host after this long.
-        keepalive_interval_s: Ping each host this often; after 3 unanswered pings it is down.
+        keepalive_interval_s: Ping each host this often (an SFTP round trip); a host that does
+            not answer within 3 intervals is down, as is one whose connection drops. 0: no pings.
         reconnect_backoff_s: (first, longest) wait between reconnection attempts to a down host.
         skip_unreachable: Start without the hosts that cannot be reached at start (with a
             warning) instead of failing.
@@ -278,6 +281,7 @@ class _RemoteHost:
         self.experiments: dict[str, str] = {}  # driver experiment dir -> remote one
         self.log_offsets: dict[tuple[str, str], int] = {}
         self._reconnect: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
 
     # Connecting ----------------------------------------------------------------------------------
@@ -302,11 +306,30 @@ class _RemoteHost:
             connection.close()
             raise
         self.up, self.down_reason = True, ""
+        if self.executor.keepalive_interval_s > 0:
+            self._heartbeat = asyncio.get_running_loop().create_task(self._heartbeat_loop(),
+                                                                     name=f"asynctune-heartbeat-{self.name}")
+
+    async def _heartbeat_loop(self) -> None:
+        """An SFTP round trip every interval: a host that stops answering is down, even when no
+        packet tells its connection so (a cable pulled, a machine frozen)."""
+        interval = self.executor.keepalive_interval_s
+        sftp = self.sftp
+        while self.up and sftp is self.sftp:
+            await asyncio.sleep(interval)
+            try:
+                async with timeout(3 * interval):
+                    await sftp.stat(".")
+            except TimeoutErrors:
+                self._mark_down(f"no answer to a keepalive within {3 * interval:g} s")
+            except Exception as exc:
+                self._mark_down(f"keepalive failed: {exc}")
 
     async def _open_connection(self) -> Any:
         ex = self.executor
-        options: dict[str, Any] = {"connect_timeout": ex.connect_timeout_s,
-                                   "keepalive_interval": ex.keepalive_interval_s, "keepalive_count_max": 3}
+        # AES-GCM first (AES-NI makes it cheapest per packet), then asyncssh's other defaults;
+        # liveness is our own heartbeat (asyncssh's keepalive re-arms a timer per packet).
+        options: dict[str, Any] = {"connect_timeout": ex.connect_timeout_s, "encryption_algs": _CIPHERS}
         if ex.known_hosts is not _DEFAULT:
             options["known_hosts"] = ex.known_hosts
         if ex.client_keys is not None:
@@ -398,7 +421,9 @@ class _RemoteHost:
     @staticmethod
     def command(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> str:
         words = ["exec", "env", *(f"{k}={v}" for k, v in env.items()), *argv]
-        line = " ".join(shlex.quote(w) for w in words)
+        # sshd hangs up on the session when the connection drops: the worker ignores SIGHUP,
+        # sees its input close, and ends its whole process group (see executors/worker.py).
+        line = "trap '' HUP; " + " ".join(shlex.quote(w) for w in words)
         return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
 
     # Losing and regaining the host ---------------------------------------------------------------
@@ -421,6 +446,9 @@ class _RemoteHost:
             worker.lose(HostUnreachable(self.name, reason))
         self.idle.clear()
         self.sftp = None
+        if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
+            self._heartbeat.cancel()
+        self._heartbeat = None
         if not self.executor._closed and self._reconnect is None:
             self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop(),
                                                                      name=f"asynctune-reconnect-{self.name}")
@@ -628,10 +656,10 @@ class _RemoteHost:
     # Closing -------------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        reconnect = self._reconnect
-        if reconnect is not None:
-            reconnect.cancel()
-            await asyncio.gather(reconnect, return_exceptions=True)
+        tasks = [t for t in (self._reconnect, self._heartbeat) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             async with timeout(30):
                 busy = [w for w in self.workers if w.run is not None]
