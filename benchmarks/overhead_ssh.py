@@ -5,8 +5,9 @@
 
 Starts its own sshd (as tests/sshd.py does: generated host and user keys, an ephemeral port on
 127.0.0.1), so it needs openssh-server. The local executor is measured in the same run, with
-the same trainables, for comparison. Loopback has no network latency: on a LAN add about one
-round trip per result (the trial waits for the decision on each result) and per trial start.
+the same trainables (those of overhead.py; this folder is the hosts' working_dir), for
+comparison. Loopback has no network latency: on a LAN add about one round trip per result
+(the trial waits for the decision on each result) and per trial start.
 """
 
 from __future__ import annotations
@@ -19,40 +20,21 @@ import tempfile
 import time
 
 import asynctune
-from asynctune import Callback, LocalExecutor
+from asynctune import LocalExecutor
 from asynctune.executors.ssh import SSHExecutor
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from overhead import FirstResultLatency, many_reports, one_report  # noqa: E402
 from sshd import sshd_missing, start_lab  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(asynctune.__file__)))
 
 
-def many_reports(config):
-    for i in range(config["n"]):
-        asynctune.report(score=i)
-
-
-def one_report(config):
-    asynctune.report(score=config["x"])
-
-
 def checkpoints(config):
     for i in range(config["n"]):
         asynctune.report(score=i, checkpoint={"step": i, "weights": b"\0" * config["bytes"]})
-
-
-class FirstResultLatency(Callback):
-    """Time from the driver starting a trial to the driver holding its first result."""
-
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self._seen: set[str] = set()
-
-    def on_trial_result(self, trial, result) -> None:
-        if trial.trial_id not in self._seen:
-            self._seen.add(trial.trial_id)
-            self.latencies.append(time.time() - trial.start_time)
 
 
 def results_per_second(executor, results: int, storage: str) -> float:
@@ -92,14 +74,14 @@ def main() -> None:
                     "env": {"PYTHONPATH": ROOT}, "cpus": 2}
 
             factories = {"local": lambda: LocalExecutor(cpus=2),
-                         "ssh": lambda: SSHExecutor([host], ssh_config=lab.ssh_config)}
+                         "ssh": lambda: SSHExecutor([host], ssh_config=lab.ssh_config, working_dir=HERE)}
             storage = os.path.join(tmp, "results")
             for name, fresh in factories.items():
                 rate = statistics.median(results_per_second(fresh(), results, storage) for _ in range(args.repeats))
                 rows.append((f"{name}: results/s (2 trials x {results} results)", f"{rate:,.0f}"))
                 rate = statistics.median(checkpointed_results_per_second(fresh(), checkpointed, 100_000, storage)
                                          for _ in range(args.repeats))
-                rows.append((f"{name}: results/s, each with a 100 kB checkpoint copied to the driver", f"{rate:,.0f}"))
+                rows.append((f"{name}: results/s, each with a 100 kB checkpoint" + (" copied to the driver" if name == "ssh" else ""), f"{rate:,.0f}"))
                 latencies = [first_result(fresh(), 10, storage) for _ in range(args.repeats)]
                 rows.append((f"{name}: first result, cold worker (process start)",
                              f"{statistics.median(c for c, _ in latencies) * 1e3:.1f} ms"))

@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 _STDERR_TAIL_BYTES = 4096
 _LOG_FILES = ("stdout.txt", "stderr.txt")
+_LOG_CHUNK = 1 << 20
 _CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-ctr",
             "aes192-ctr", "aes128-ctr"]
 _DEFAULT = object()  # "as ssh would": ~/.ssh/known_hosts, ~/.ssh/config, keys and agent
@@ -189,12 +190,18 @@ class SSHExecutor(Executor):
     # Executor ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._closed:  # used again for another experiment: connect afresh
+            self._remotes, self._closed = {}, False
         if self._remotes:
             return
         if self.working_dir is not None:
             self._code = await asyncio.to_thread(pack_project, self.working_dir)
         remotes = [_RemoteHost(self, host) for host in self.hosts]
-        outcomes = await asyncio.gather(*(r.connect() for r in remotes), return_exceptions=True)
+        try:
+            outcomes = await asyncio.gather(*(r.connect() for r in remotes), return_exceptions=True)
+        except BaseException:  # cancelled: hosts that did connect must not stay connected
+            await asyncio.gather(*(r.close() for r in remotes), return_exceptions=True)
+            raise
         failures = [(r, e) for r, e in zip(remotes, outcomes) if isinstance(e, BaseException)]
         for remote, outcome in zip(remotes, outcomes):
             if not isinstance(outcome, BaseException):
@@ -561,9 +568,9 @@ class _RemoteHost:
 
     async def _signal(self, workers: Sequence[_Worker], name: str) -> None:
         pids = [w.pid for w in workers if isinstance(w.pid, int) and w.pid > 1]
-        connection = next(iter(self.connections), None)
-        if not pids or connection is None or not self.up:
+        if not pids or not self.connections or not self.up:
             return
+        connection = min(self.connections, key=self.connections.__getitem__)  # the one with most room
         targets = " ".join(f"-{pid} {pid}" for pid in pids)  # each worker leads its own process group
         try:
             async with timeout(10):
@@ -643,15 +650,14 @@ class _RemoteHost:
             offset = self.log_offsets.get(key, 0)
             try:
                 async with self.sftp.open(posixpath.join(remote_trial, name), "rb") as f:
-                    data = await f.read(-1, offset)
+                    while data := await f.read(_LOG_CHUNK, offset):
+                        os.makedirs(trial_dir, exist_ok=True)
+                        with open(os.path.join(trial_dir, name), "ab") as out:
+                            out.write(data)
+                        offset += len(data)
+                        self.log_offsets[key] = offset
             except Exception as exc:  # no such file: the trial printed nothing
                 logger.debug("no %s for %s on %s: %s", name, trial_id, self.name, exc)
-                continue
-            if data:
-                os.makedirs(trial_dir, exist_ok=True)
-                with open(os.path.join(trial_dir, name), "ab") as out:
-                    out.write(data)
-                self.log_offsets[key] = offset + len(data)
 
     # Closing -------------------------------------------------------------------------------------
 
