@@ -142,6 +142,37 @@ def test_compatibility_problems_name_the_host(change, message):
     assert problem is None if message is None else re.search(message, problem)
 
 
+@pytest.mark.parametrize("limits, cpus, gpus", [
+    ({}, 64.0, [0, 1, 2, 3]),
+    ({"cpus": 8, "gpus": 2}, 8.0, [0, 1]),
+    ({"gpus": [1, 3]}, 64.0, [1, 3]),
+], ids=["all", "counts", "indices"])
+def test_host_limits_shape_its_inventory(limits, cpus, gpus):
+    info = {"cpus": 64, "gpus": [{"index": i, "name": "A100", "memory_total_mb": 40960.0, "future_field": 1}
+                                 for i in range(4)]}
+    remote = ssh._RemoteHost(ssh.SSHExecutor(["gpu1"]), Host("gpu1", **limits))
+    inventory = remote._make_inventory(info)
+    assert (inventory.name, inventory.cpus, [g.index for g in inventory.gpus]) == ("gpu1", cpus, gpus)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"connect_timeout_s": 0}, "connect_timeout_s must be > 0"),
+    ({"reconnect_backoff_s": (5, 1)}, "reconnect_backoff_s must be"),
+    ({"kill_grace_s": -1}, "kill_grace_s must be >= 0"),
+    ({"working_dir": "/no/such/folder"}, "working_dir must be an existing folder"),
+    ({"sessions_per_connection": 1}, "sessions_per_connection must be in 2..64"),
+], ids=["timeout", "backoff", "grace", "working-dir", "sessions"])
+def test_executor_options_are_checked(options, message):
+    with pytest.raises(ValueError, match=message):
+        ssh.SSHExecutor(["gpu1"], **options)
+
+
+def test_naming_a_gpu_the_host_lacks_is_an_error():
+    remote = ssh._RemoteHost(ssh.SSHExecutor(["gpu1"]), Host("gpu1", gpus=(0, 5)))
+    with pytest.raises(ExecutorError, match=r"host gpu1: gpus=\[0, 5\] names GPUs \[5\]"):
+        remote._make_inventory({"cpus": 4, "gpus": [{"index": 0}, {"index": 1}]})
+
+
 # Against real sshd servers ---------------------------------------------------------------------------
 
 
