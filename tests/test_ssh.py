@@ -226,7 +226,7 @@ def test_experiment_runs_across_two_hosts_within_their_cpus_and_copies_checkpoin
     remote_root = str(tmp_path / "remote")
     storage = str(tmp_path / "driver")
     analysis = at.run(counting, config={"until": 3, "sleep": 0.05, "x": at.grid_search(list(range(6)))},
-                      executor=executor_for(lab, lab_hosts(lab, remote_root, cpus=(1, 2))),
+                      executor=executor_for(lab, lab_hosts(lab, remote_root, cpus=(1, 2)), keep_remote_files=True),
                       storage_path=storage, name="pool", verbose=0)
     trials = analysis.trials
     assert [t.status for t in trials] == [at.Status.TERMINATED] * 6
@@ -252,8 +252,11 @@ def test_experiment_runs_across_two_hosts_within_their_cpus_and_copies_checkpoin
         with open(os.path.join(trial.path, "stdout.txt")) as f:
             assert f"trial {trial.trial_id} starts at 0" in f.read()
     assert all(t.checkpoint.startswith(storage + os.sep) for t in trials)
-    # The hosts' copies of the trial folders are removed at the end: the driver has it all.
-    assert glob.glob(os.path.join(remote_root, "*", "experiments", "*", "trial_*")) == []
+    # The trials ran in the hosts' own folders, which keep only each trial's latest checkpoint.
+    remote_trials = sorted(glob.glob(os.path.join(remote_root, "*", "experiments", "pool-*", "trial_*")))
+    assert sorted(os.path.basename(p) for p in remote_trials) == [t.trial_id for t in trials]
+    for path in remote_trials:
+        assert sorted(n for n in os.listdir(path) if n.startswith("checkpoint")) == ["checkpoint_000003"]
     assert glob.glob(os.path.join(remote_root, "*", "code", "*", "test_ssh.py"))  # working_dir was copied
 
 
@@ -288,6 +291,9 @@ def test_pause_and_mutate_send_driver_checkpoints_to_the_host(lab, tmp_path):
     rows = [json.loads(line) for line in open(os.path.join(mutated.path, "result.jsonl"))]
     assert [r["count"] for r in rows] == [1, 2, 101, 102, 103]
     assert [r["training_iteration"] for r in rows[2:]] == [8, 9, 10]
+    # The hosts' copies of the trial folders are removed at the end: the driver has it all.
+    assert glob.glob(str(tmp_path / "remote" / "*" / "experiments" / "*" / "trial_*")) == []
+    assert glob.glob(str(tmp_path / "remote" / "*" / "code" / "*"))
 
 
 @needs_sshd

@@ -289,6 +289,8 @@ class _RemoteHost:
         self.log_offsets: dict[tuple[str, str], int] = {}
         self._reconnect: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._trash: deque[str] = deque()  # superseded checkpoints to remove from the host
+        self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
 
     # Connecting ----------------------------------------------------------------------------------
@@ -456,6 +458,9 @@ class _RemoteHost:
         if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
             self._heartbeat.cancel()
         self._heartbeat = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._trash.clear()
         if not self.executor._closed and self._reconnect is None:
             self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop(),
                                                                      name=f"asynctune-reconnect-{self.name}")
@@ -629,6 +634,20 @@ class _RemoteHost:
             return False
         return bool(mine) and mine == theirs
 
+    def discard(self, path: str) -> None:
+        """Remove a remote folder in the background, off the path of results."""
+        self._trash.append(path)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name=f"asynctune-sweep-{self.name}")
+
+    async def _sweep(self) -> None:
+        while self._trash and self.up and self.sftp is not None:
+            path = self._trash.popleft()
+            try:
+                await self.sftp.rmtree(path, ignore_errors=True)
+            except Exception as exc:
+                logger.debug("could not remove %s on %s: %s", path, self.name, exc)
+
     async def download_dir(self, remote: str, local: str) -> None:
         """Copy a remote folder to `local`, which appears whole or not at all."""
         parent = os.path.dirname(local)
@@ -668,6 +687,8 @@ class _RemoteHost:
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
             async with timeout(30):
+                if self._sweeper is not None and self.executor.keep_remote_files:
+                    await self._sweeper  # what is kept is what the experiment left: latest checkpoints
                 busy = [w for w in self.workers if w.run is not None]
                 for worker in self.workers:
                     if worker.run is None:
@@ -682,6 +703,8 @@ class _RemoteHost:
         except Exception as exc:
             logger.warning("SSHExecutor: while closing %s: %s", self.name, exc)
         finally:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
             self._closing = True
             self.up = False
             connections, self.connections = list(self.connections), {}
@@ -812,6 +835,7 @@ class _SSHTrialRun(TrialRun):
         self.queue = EventQueue()
         self._tail: asyncio.Task[None] | None = None
         self._copied: dict[str, str] = {}  # remote checkpoint -> driver copy
+        self._latest = remote_request.restore_checkpoint  # the host's newest checkpoint of this trial
         self._decision: asyncio.Task[None] | None = None
 
     async def events(self) -> AsyncIterator[TrialEvent]:
@@ -904,6 +928,9 @@ class _SSHTrialRun(TrialRun):
                            self.host, exc)
             return None
         self._copied[remote] = local
+        previous, self._latest = self._latest, remote
+        if previous is not None and previous != remote and _inside(previous, self.remote_request.trial_dir):
+            self.remote.discard(previous)  # the driver has it: the host keeps only the latest
         return local
 
     async def _fetch_logs(self) -> None:
