@@ -873,8 +873,7 @@ class _SSHTrialRun(TrialRun):
 
     def on_end(self, kind: str, first: str, second: str | None) -> None:
         async def finish() -> TrialEvent:
-            if kind == "done":
-                checkpoint = await self._copy_checkpoint(second)
+            checkpoint = await self._copy_checkpoint(second) if kind == "done" else None
             await self._fetch_logs()
             return DoneEvent(first, checkpoint) if kind == "done" else ErrorEvent(first, second or "")
 
