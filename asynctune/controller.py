@@ -280,16 +280,8 @@ class Controller:
 
     def _acquire(self, resources: Resources) -> Placement | None:
         """A placement on a host the executor can use now (a down SSH host is left out)."""
-        pool = self._pool
-        assert pool is not None
-        hosts = pool.hosts
-        if all(self.executor.host_available(name) for name in hosts):
-            return pool.acquire(resources)
-        pool.hosts = {name: host for name, host in hosts.items() if self.executor.host_available(name)}
-        try:
-            return pool.acquire(resources)
-        finally:
-            pool.hosts = hosts
+        assert self._pool is not None
+        return self._pool.acquire(resources, usable=self.executor.host_available)
 
     def _candidates(self) -> list[Trial]:
         return sorted(self._waiting, key=lambda t: t.index)
