@@ -44,6 +44,7 @@ _LAZY = {
 _LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
                         "PopulationBasedTraining"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
+_WHERE["SSHExecutor"] = "executors"
 
 
 def __getattr__(name: str) -> Any:
