@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..space import Categorical, Domain, Float, Function, Grid, Integer, Normal
+from ..space import Categorical, Domain, Float, Function, Grid, Integer, Normal, _native
 from ..trial import CONTINUE, Decision, Mutate, Trial, _as_float
 from ._rungs import check_positive, check_time_attr, require_metric_and_mode, score
 from .base import Scheduler
@@ -239,10 +239,6 @@ def _scaled(old: Any, domain: Domain, factor: float) -> Any:
         value = float(old) * factor
         return round(value / domain.q) * domain.q if domain.q is not None else value
     return old
-
-
-def _native(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _check_mutations(mutations: Mapping[str, Any], path: tuple[str, ...]) -> None:
