@@ -420,9 +420,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
         plot(traces, labels, budget, workload.mode, title, args.plot, unit, worst_shown=float(np.median(finals)))
         print(f"plot: {args.plot}\n")
 
-    if args.pbt_population and not args.real and "pbt" in methods:
+    if args.pbt_population and "pbt" in methods:
         population = args.pbt_population
-        equal = [(run_one, m, seed, args.workload, population, math.inf, False, max_t, population)
+        equal = [(run_one, m, seed, args.workload, population, math.inf, args.real, max_t, population)
                  for m in ("pbt", "fifo") for seed in seeds]
         runs: dict[str, list[Trace]] = {}
         for trace in run_all(equal, processes):
