@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,7 @@ class Trace:
     trials: int = 0
     wall_s: float = 0.0
     error: str = ""
+    finals: list[float] = field(default_factory=list)  # the metric of each trial that trained to max_t
 
     def best_by(self, t: float, mode: str) -> float:
         """The best value of any result reported at or before time t (NaN: none yet)."""
@@ -160,14 +162,17 @@ class Trace:
 
 
 class _Collect(Callback):
-    def __init__(self, metric: str) -> None:
-        self.metric = metric
+    def __init__(self, metric: str, max_t: int) -> None:
+        self.metric, self.max_t = metric, max_t
         self.points: list[tuple[float, float]] = []
+        self.finals: list[float] = []
 
     def on_trial_result(self, trial: Any, result: dict[str, Any]) -> None:
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and math.isfinite(value):
             self.points.append((float(result["timestamp"]), float(value)))
+            if result.get("training_iteration", 0) >= self.max_t:
+                self.finals.append(float(value))
 
 
 def run_one(method: str, seed: int, workload_path: str, workers: int, budget: float, real: bool,
@@ -179,7 +184,7 @@ def run_one(method: str, seed: int, workload_path: str, workers: int, budget: fl
     if num_samples is not None:
         setup.num_samples = num_samples
     n_workers = setup.workers or workers
-    collect = _Collect(workload.metric)
+    collect = _Collect(workload.metric, max_t)
     storage = tempfile.mkdtemp(prefix="asynctune-compare-")
     trace = Trace(method, seed)
     started = time.perf_counter()
@@ -210,6 +215,7 @@ def run_one(method: str, seed: int, workload_path: str, workers: int, budget: fl
     points = sorted((t - start, v) for t, v in collect.points if t - start <= budget + 1e-9)
     trace.times = [p[0] for p in points]
     trace.values = [p[1] for p in points]
+    trace.finals = collect.finals
     return trace
 
 
@@ -317,13 +323,10 @@ def plot(traces: dict[str, list[Trace]], labels: dict[str, str], budget: float, 
         curves = np.array([[r.best_by(t, mode) for t in grid] for r in runs])
         if np.all(np.isnan(curves)):
             continue
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                middle = np.nanmedian(curves, axis=0)
-                low, high = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
+        with warnings.catch_warnings():  # before a seed's first result its curve is NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            middle = np.nanmedian(curves, axis=0)
+            low, high = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
         line, = ax.plot(grid, middle, label=labels.get(method, method), linewidth=1.6)
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel(f"time ({unit})")
@@ -428,15 +431,23 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
         for trace in run_all(equal, processes):
             runs.setdefault(trace.method, []).append(trace)
         print(f"PBT against random search at equal compute: {population} configs x {max_t} epochs, "
-              f"{population} workers, {args.seeds} seeds (best {workload.metric} reached)\n")
-        print("| method | best (mean ± sd) | per seed |\n|---|---|---|")
+              f"{population} workers, {len(seeds)} seeds. Final models: the {workload.metric} of each trial at "
+              f"epoch {max_t}; best ever: the best result at any epoch.\n")
+        print("| method | best final model | median final model | best ever |\n|---|---|---|---|")
+        better = {"min": np.less, "max": np.greater}[workload.mode]
+        pick = np.min if workload.mode == "min" else np.max
+        summary = {}
         for method, label in (("pbt", f"PBT, population {population}"), ("fifo", f"random search, {population} configs")):
-            values = np.array([r.best_by(math.inf, workload.mode) for r in runs[method]])
-            print(f"| {label} | {_mean_sd(values)} | {', '.join(f'{v:.4f}' for v in values)} |")
-        wins = sum((p < f) if workload.mode == "min" else (p > f) for p, f in zip(
-            [r.best_by(math.inf, workload.mode) for r in runs["pbt"]],
-            [r.best_by(math.inf, workload.mode) for r in runs["fifo"]]))
-        print(f"\nPBT better on {wins} of {args.seeds} seeds.\n")
+            best_final = np.array([pick(r.finals) if r.finals else math.nan for r in runs[method]])
+            median_final = np.array([np.median(r.finals) if r.finals else math.nan for r in runs[method]])
+            ever = np.array([r.best_by(math.inf, workload.mode) for r in runs[method]])
+            summary[method] = best_final, median_final
+            print(f"| {label} | {_mean_sd(best_final)} | {_mean_sd(median_final)} | {_mean_sd(ever)} |")
+        wins_best = int(better(summary["pbt"][0], summary["fifo"][0]).sum())
+        ties_best = int((summary["pbt"][0] == summary["fifo"][0]).sum())
+        wins_median = int(better(summary["pbt"][1], summary["fifo"][1]).sum())
+        print(f"\nPBT's best final model better on {wins_best} of {len(seeds)} seeds (tied on {ties_best}); "
+              f"its median final model better on {wins_median} of {len(seeds)}.\n")
     return traces
 
 
