@@ -21,6 +21,8 @@ from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
+from .reporting.decisions import DecisionLog
+from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .resources import Resources, ResourcesSpec
 from .space import Space
 from .stopper import Stopper, make_stopper
@@ -56,6 +58,7 @@ def run(
     checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False,
     keep_checkpoints_num: int | None = None,
+    tensorboard: bool | None = None,
 ) -> ExperimentAnalysis:
     """Run an experiment: sample configs, train each in a worker, and return the analysis.
 
@@ -94,6 +97,8 @@ def run(
         checkpoint_frequency: For `Trainable`s, checkpoint every this many steps (0: never).
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
+        tensorboard: Write TensorBoard event files (scalars and the HParams comparison) into
+            the experiment directory; default: when tensorboardX is installed.
 
     Returns:
         An `ExperimentAnalysis` of the finished experiment.
@@ -108,7 +113,7 @@ def run(
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, storage_path=storage_path,
         name=name, seed=seed, verbose=verbose, callbacks=callbacks, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num,
+        keep_checkpoints_num=keep_checkpoints_num, tensorboard=tensorboard,
     ))
 
 
@@ -127,7 +132,7 @@ def build_controller(
     max_concurrent_trials: int | None = None, time_budget_s: float | None = None, storage_path: str | None = None,
     name: str | None = None, seed: int | None = None, verbose: int = 2, callbacks: Sequence[Callback] = (),
     max_failures: int = 0, fail_fast: bool = False, checkpoint_frequency: int = 0,
-    checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None,
+    checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None, tensorboard: bool | None = None,
 ) -> Controller:
     """Check every argument of run() and build the controller; nothing runs yet."""
     _check_trainable(trainable)
@@ -183,10 +188,12 @@ def build_controller(
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
         keep_checkpoints_num=keep_checkpoints_num, seed=seed, trainable_name=label, resources=resources_per_trial,
     )
-    reporters: list[Callback] = []
+    reporters: list[Callback] = [DecisionLog()]
     if verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=verbose,
-                                         time_budget_s=time_budget_s))
+                                         time_budget_s=time_budget_s, num_samples=num_samples))
+    if tensorboard or (tensorboard is None and tensorboardx_available()):
+        reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
         searcher=searcher, scheduler=scheduler, executor=executor, stopper=stopper,
