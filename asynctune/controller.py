@@ -30,7 +30,8 @@ from .session import read_checkpoint_meta
 from .space import Space
 from .stopper import Stopper
 from .storage import (
-    EXPERIMENT_FILE, TrialRecorder, copy_checkpoint, remove_checkpoint, write_json_atomic,
+    EXPERIMENT_FILE, SEARCHER_STATE_FILE, Journal, TrialRecorder, copy_checkpoint, remove_checkpoint,
+    write_json_atomic,
 )
 from .trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
 
@@ -67,7 +68,7 @@ class Controller:
 
     def __init__(self, *, spec: ExperimentSpec, trainable_blob: bytes, trainable_key: str, space: Space,
                  searcher: Searcher, scheduler: Scheduler, executor: Executor, stopper: Stopper | None,
-                 callbacks: CallbackList, trials: Sequence[Trial] = ()) -> None:
+                 callbacks: CallbackList, trials: Sequence[Trial] = (), time_used_s: float = 0.0) -> None:
         self.spec = spec
         self.trainable_blob, self.trainable_key = trainable_blob, trainable_key
         self.space, self.searcher, self.scheduler = space, searcher, scheduler
@@ -90,6 +91,11 @@ class Controller:
         self._pool: ResourcePool | None = None
         self._max_running = 1
         self._searcher_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._journal: Journal | None = None
+        self._replaying = False
+        self._interrupted = False
+        self.resumed = bool(self._trials)
+        self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()
         self.status = "RUNNING"
 
@@ -100,6 +106,8 @@ class Controller:
         return self._trials
 
     def stop_trial(self, trial: Trial) -> None:
+        if self._replaying:
+            return
         if trial.status is Status.RUNNING:
             self._stop_requested.add(trial)
         elif trial.status in (Status.PENDING, Status.PAUSED):
@@ -108,11 +116,15 @@ class Controller:
             self._wakeup.set()
 
     def pause_trial(self, trial: Trial) -> None:
+        if self._replaying:
+            return
         if trial.status is Status.RUNNING:
             self._pause_requested.add(trial)
 
     def resume_trial(self, trial: Trial, *, config: dict[str, Any] | None = None,
                      checkpoint: str | None = None) -> None:
+        if self._replaying:
+            return
         if trial.status is Status.RUNNING:
             # Its pause may be in flight (decided but not yet done): resume once it lands.
             self._resume_requested[trial] = (config, checkpoint)
@@ -129,7 +141,7 @@ class Controller:
         trial.status = Status.PENDING
         self._waiting[trial] = None
         self.callbacks.on_trial_decision(trial, "RESUME")
-        self._changed()
+        self._changed(trial)
 
     # The experiment ------------------------------------------------------------------------------
 
@@ -141,14 +153,20 @@ class Controller:
             if self.searcher.slow:
                 self._searcher_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-searcher")
             self._max_trials = self.searcher.max_trials(self.spec.num_samples)
+            self._journal = Journal(self.spec.experiment_dir)
             self.callbacks.on_experiment_start(self.spec.experiment_dir, self._trials)
             await self.scheduler.start(self)
+            if self.resumed:
+                await self._replay_history()
             async with TaskGroup() as tasks:
                 self._tasks = tasks
                 saver = tasks.create_task(self._save_periodically(), name="asynctune-save")
                 ticker = tasks.create_task(self._tick_periodically(), name="asynctune-tick")
                 try:
                     await self._main_loop()
+                except BaseException:
+                    self._interrupted = True  # Ctrl-C, SIGTERM, cancellation or a bug: keep trials resumable
+                    raise
                 finally:
                     if self._runs:
                         await self._kill_all()
@@ -165,8 +183,35 @@ class Controller:
         self._check_metric_reported()
         return self._trials
 
+    async def _replay_history(self) -> None:
+        """Rebuild the scheduler's state after a resume by showing it every recorded result again.
+
+        Its decisions are ignored (what happened is on disk); acting on trials does nothing while
+        replaying. This needs no pickled scheduler, so coroutine schedulers resume too."""
+        from .resume import recorded_history
+
+        self._replaying = True
+        try:
+            for trial in sorted(self._trials, key=lambda t: t.index):
+                self.scheduler.on_trial_add(trial)
+            final = {t: t.last_result for t in self._trials}
+            for trial, result in recorded_history(self._trials):
+                trial.last_result = result
+                decision = self.scheduler.on_trial_result(trial, result)
+                if inspect.isawaitable(decision):
+                    await decision
+            for trial in self._trials:
+                trial.last_result = final[trial]
+                if trial.status is Status.TERMINATED:
+                    self.scheduler.on_trial_complete(trial, trial.last_result)
+                elif trial.status is Status.ERROR:
+                    self.scheduler.on_trial_error(trial)
+        finally:
+            self._replaying = False
+
     async def _main_loop(self) -> None:
-        deadline = self.start_time + self.spec.time_budget_s if self.spec.time_budget_s else None
+        budget = self.spec.time_budget_s
+        deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
         while True:
             self._wakeup.clear()
             await self._start_ready_trials()
@@ -244,8 +289,9 @@ class Controller:
         self._recorder(trial).write_params(config)
         self._trials.append(trial)
         self._waiting[trial] = None
+        self._changed(trial, event="added")
+        self._searcher_hook(self._save_searcher)
         self.scheduler.on_trial_add(trial)
-        self._changed()
 
     def _resources_for(self, config: dict[str, Any]) -> Resources:
         spec = self.spec.resources
@@ -278,7 +324,9 @@ class Controller:
         )
         if trial.start_time is None:
             trial.start_time = time.time()
-        self._changed()
+        if trial.iteration > trial.restore_iteration:
+            self._rewind(trial)
+        self._changed(trial)
         try:
             run = await self.executor.launch(request, placement)
             self._runs[trial] = run
@@ -369,7 +417,7 @@ class Controller:
         self._recorder(trial).write_params(mutate.config)
         if checkpoint is not None:
             trial.checkpoint = checkpoint
-        self._changed()
+        self._changed(trial, event="mutated")
         return Mutate(mutate.config, checkpoint)
 
     def _on_done(self, trial: Trial, event: DoneEvent) -> None:
@@ -383,7 +431,7 @@ class Controller:
             trial.status = Status.PAUSED
             self._set_restore_point(trial, trial.checkpoint)
             self._waiting[trial] = None
-            self._changed()
+            self._changed(trial)
             if trial in self._resume_requested:
                 config, checkpoint = self._resume_requested.pop(trial)
                 self.resume_trial(trial, config=config, checkpoint=checkpoint)
@@ -391,18 +439,22 @@ class Controller:
             self._complete(trial)
 
     def _on_killed(self, trial: Trial) -> None:
-        if self._stopping is not None and not self._fatal:
-            self._set_restore_point(trial, trial.checkpoint)
+        self._set_restore_point(trial, trial.checkpoint)
+        if self._interrupted:  # not the trial's end: a resume restarts it from its checkpoint
+            trial.status = Status.PENDING
+            self._changed(trial, event="interrupted")
+            return
         self._complete(trial)
 
     def _complete(self, trial: Trial) -> None:
         trial.status = Status.TERMINATED
         trial.end_time = time.time()
+        self._changed(trial)
         self.scheduler.on_trial_complete(trial, trial.last_result)
         self._searcher_hook(self.searcher.on_trial_complete, trial.trial_id, trial.last_result, False)
+        self._searcher_hook(self._save_searcher)
         self.callbacks.on_trial_complete(trial)
         self._close_recorder(trial)
-        self._changed()
 
     def _on_failure(self, trial: Trial, error: str, trace: str) -> None:
         trial.num_failures += 1
@@ -410,22 +462,23 @@ class Controller:
         trial.error, trial.error_traceback = error, trace
         max_failures = self.spec.max_failures
         if self._stopping is None and (max_failures < 0 or trial.num_failures <= max_failures):
-            logger.warning("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
+            logger.info("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
                            trial.num_failures, trial.checkpoint or "scratch")
             self._set_restore_point(trial, trial.checkpoint)
             trial.status = Status.PENDING
             self._waiting[trial] = None
-            self._changed()
+            self._changed(trial, event="retry")
             return
         trial.status = Status.ERROR
         trial.end_time = time.time()
         logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
                        os.path.join(trial.path, "error.txt"))
+        self._changed(trial)
         self.scheduler.on_trial_error(trial)
         self._searcher_hook(self.searcher.on_trial_complete, trial.trial_id, trial.last_result, True)
+        self._searcher_hook(self._save_searcher)
         self.callbacks.on_trial_error(trial)
         self._close_recorder(trial)
-        self._changed()
         if self.spec.fail_fast and self._fatal is None:
             self._fatal = TrialFailed(trial.trial_id, error, trace)
             self._stopping = f"fail_fast: trial {trial.trial_id} failed"
@@ -464,8 +517,30 @@ class Controller:
         else:
             _log_errors(hook, *args)
 
-    def _changed(self) -> None:
+    def _changed(self, trial: Trial | None = None, *, event: str = "status") -> None:
+        """Note a change: the trial's new state goes to the journal now, the snapshot soon."""
         self._dirty.set()
+        if trial is not None and self._journal is not None:
+            self._journal.write({
+                "event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
+                "status": trial.status.value, "config": trial.config, "resources": trial.resources,
+                "checkpoint": trial.checkpoint, "restore_checkpoint": trial.restore_checkpoint,
+                "num_failures": trial.num_failures, "error": trial.error,
+            })
+
+    def _save_searcher(self) -> None:
+        path = os.path.join(self.spec.experiment_dir, SEARCHER_STATE_FILE)
+        self.searcher.save(path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def _rewind(self, trial: Trial) -> None:
+        """The trial restarts from an earlier checkpoint: the results after it will come again."""
+        kept = self._recorder(trial).rewind(trial.restore_iteration)
+        trial.last_result = kept[-1] if kept else None
+        trial.num_results = len(kept)
+        trial.metric_best = None
+        for result in kept:
+            trial.update_best(self.spec.metric, self.spec.mode, result)
 
     async def _save_periodically(self) -> None:
         while True:
@@ -477,6 +552,8 @@ class Controller:
     async def _tick_periodically(self) -> None:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
+            for recorder in self._recorders.values():
+                recorder.flush()
             self.callbacks.on_tick(self._trials)
 
     def save_state(self) -> None:
@@ -487,6 +564,7 @@ class Controller:
             "mode": self.spec.mode,
             "trainable": self.spec.trainable_name,
             "start_time": self.start_time,
+            "time_used_s": self.time_used_s + (time.time() - self.start_time),
             "time_budget_s": self.spec.time_budget_s,
             "num_samples": self.spec.num_samples,
             "seed": self.spec.seed,
@@ -513,6 +591,8 @@ class Controller:
         finally:
             for trial in list(self._recorders):
                 self._close_recorder(trial)
+            if self._journal is not None:
+                self._journal.close()
             if self._searcher_thread is not None:
                 self._searcher_thread.shutdown(wait=True)
             if self.status != "INTERRUPTED" and self._stopping is None:
