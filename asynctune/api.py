@@ -22,6 +22,7 @@ from .analysis import ExperimentAnalysis
 from .controller import Controller, ExperimentSpec
 from .executors.base import Executor
 from .executors.local import LocalExecutor
+from .monitor import monitor_interval
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
@@ -63,6 +64,8 @@ def run(
     checkpoint_at_end: bool = False,
     keep_checkpoints_num: int | None = None,
     resume: bool = False,
+    monitor: bool | float = False,
+    memory_limit_mb: float | None = None,
     tensorboard: bool | None = None,
 ) -> ExperimentAnalysis:
     """Run an experiment: sample configs, train each in a worker, and return the analysis.
@@ -104,6 +107,11 @@ def run(
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
         resume: If the experiment `storage_path/name` exists, continue it (see `resume()`)
             instead of starting anew; needs `name`.
+        monitor: Sample each trial's CPU and memory (its whole process tree) and the GPUs'
+            memory and utilization into <trial dir>/monitor.jsonl: True every 5 s, or a number
+            of seconds. See docs/resources.md.
+        memory_limit_mb: End a trial as ERROR when its process tree holds more resident memory
+            than this ("trial X used N MB > memory_limit_mb=M"); turns the monitor on.
         tensorboard: Write TensorBoard event files (scalars and the HParams comparison) into
             the experiment directory; default: when tensorboardX is installed.
 
@@ -126,7 +134,8 @@ def run(
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, storage_path=storage_path,
         name=name, seed=seed, verbose=verbose, callbacks=callbacks, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num, tensorboard=tensorboard,
+        keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
+        tensorboard=tensorboard,
     ))
 
 
@@ -203,8 +212,8 @@ def build_controller(
     max_concurrent_trials: int | None = None, time_budget_s: float | None = None, storage_path: str | None = None,
     name: str | None = None, seed: int | None = None, verbose: int = 2, callbacks: Sequence[Callback] = (),
     max_failures: int = 0, fail_fast: bool = False, checkpoint_frequency: int = 0,
-    checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None, tensorboard: bool | None = None,
-    _resume: ResumeState | None = None,
+    checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None, _resume: ResumeState | None = None,
+    monitor: bool | float = False, memory_limit_mb: float | None = None, tensorboard: bool | None = None,
 ) -> Controller:
     """Check every argument of run() and build the controller; nothing runs yet."""
     run_kwargs = dict(
@@ -213,7 +222,8 @@ def build_controller(
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, verbose=verbose,
         callbacks=callbacks, max_failures=max_failures, fail_fast=fail_fast, seed=seed,
         checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num, tensorboard=tensorboard,
+        keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
+        tensorboard=tensorboard,
     )
     spec_blob = _snapshot(run_kwargs) if _resume is None else None  # fresh objects, before any use
     _check_trainable(trainable)
@@ -239,6 +249,7 @@ def build_controller(
         Resources.parse(resources_per_trial)
     if seed is not None:
         _check_int("seed", seed, minimum=0)
+    monitor_interval_s = monitor_interval(monitor, memory_limit_mb)
 
     space = Space(config)
     searcher = search_alg if search_alg is not None else BasicVariantSearch(seed=seed)
@@ -276,6 +287,7 @@ def build_controller(
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
         keep_checkpoints_num=keep_checkpoints_num, seed=seed, trainable_name=label, resources=resources_per_trial,
+        monitor_interval_s=monitor_interval_s, memory_limit_mb=memory_limit_mb,
     )
     reporters: list[Callback] = [DecisionLog()]
     if verbose:

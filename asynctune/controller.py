@@ -24,8 +24,9 @@ from .algorithms.base import FINISHED, Scheduler, Searcher
 from .errors import AsynctuneError, TrialFailed
 from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialRun, WorkerLostEvent
 from .executors.protocol import TrialRequest
+from .monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
 from .reporting.callback import CallbackList
-from .resources import Placement, Resources, ResourcePool, ResourcesSpec
+from .resources import Placement, Resources, ResourcePool, ResourcesSpec, resolve_resources
 from .session import read_checkpoint_meta
 from .space import Space
 from .stopper import Stopper
@@ -61,6 +62,8 @@ class ExperimentSpec:
     seed: int | None
     trainable_name: str
     resources: ResourcesSpec
+    monitor_interval_s: float | None = None  # sample trials' CPU, memory and GPUs this often
+    memory_limit_mb: float | None = None  # a trial whose process tree holds more ends as ERROR
 
 
 class Controller:
@@ -81,6 +84,7 @@ class Controller:
         self._pause_requested: set[Trial] = set()
         self._resume_requested: dict[Trial, tuple[dict[str, Any] | None, str | None]] = {}
         self._killing: set[Trial] = set()
+        self._memory_errors: dict[Trial, MemoryLimitExceeded] = {}
         self._wakeup = asyncio.Event()
         self._dirty = asyncio.Event()
         self._searcher_done = False
@@ -97,6 +101,7 @@ class Controller:
         self.resumed = bool(self._trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()
+        self._deadline: float | None = None
         self.status = "RUNNING"
 
     # TrialControl, for schedulers --------------------------------------------------------------
@@ -148,6 +153,9 @@ class Controller:
     async def run(self) -> list[Trial]:
         try:
             await self.executor.start()
+            self.start_time = self.executor.now()
+            budget = self.spec.time_budget_s
+            self._deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
             self._pool = ResourcePool(self.executor.inventories())
             self._check_fixed_resources()
             if self.searcher.slow:
@@ -162,6 +170,8 @@ class Controller:
                 self._tasks = tasks
                 saver = tasks.create_task(self._save_periodically(), name="asynctune-save")
                 ticker = tasks.create_task(self._tick_periodically(), name="asynctune-tick")
+                monitor = (tasks.create_task(self._monitor().run(), name="asynctune-monitor")
+                           if self.spec.monitor_interval_s else None)
                 try:
                     await self._main_loop()
                 except BaseException:
@@ -172,6 +182,8 @@ class Controller:
                         await self._kill_all()
                     saver.cancel()
                     ticker.cancel()
+                    if monitor is not None:
+                        monitor.cancel()
             self.status = "ERROR" if self._fatal else ("STOPPED" if self._stopping else "FINISHED")
         except BaseException:
             self.status = "INTERRUPTED"
@@ -210,23 +222,30 @@ class Controller:
             self._replaying = False
 
     async def _main_loop(self) -> None:
-        budget = self.spec.time_budget_s
-        deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
         while True:
             self._wakeup.clear()
             await self._start_ready_trials()
+            if self._stopping is None and self._budget_spent():
+                self._stopping = f"time_budget_s={self.spec.time_budget_s} spent"
             if self._stopping is not None or self._is_done():
                 return
-            if deadline is None:
-                await self._wakeup.wait()
-                continue
+            real_deadline = None if self.executor.virtual_time or self._deadline is None else self._deadline
+            self.executor.controller_idle(True)
             try:
-                async with timeout(max(0.0, deadline - time.time())):
+                if real_deadline is None:
+                    await self._wakeup.wait()
+                    continue
+                async with timeout(max(0.0, real_deadline - time.time())):
                     await self._wakeup.wait()
             except TimeoutErrors:
                 self._stopping = f"time_budget_s={self.spec.time_budget_s} spent"
                 logger.info("stopping: %s", self._stopping)
                 return
+            finally:
+                self.executor.controller_idle(False)
+
+    def _budget_spent(self) -> bool:
+        return self._deadline is not None and self.executor.now() >= self._deadline
 
     def _is_done(self) -> bool:
         if self._runs:
@@ -295,7 +314,7 @@ class Controller:
 
     def _resources_for(self, config: dict[str, Any]) -> Resources:
         spec = self.spec.resources
-        resources = Resources.parse(spec(config) if callable(spec) else spec)
+        resources = resolve_resources(spec, config)
         if self._pool is not None:
             self._pool.check(resources)
         return resources
@@ -323,7 +342,7 @@ class Controller:
             experiment_dir=self.spec.experiment_dir,
         )
         if trial.start_time is None:
-            trial.start_time = time.time()
+            trial.start_time = self.executor.now()
         if trial.iteration > trial.restore_iteration:
             self._rewind(trial)
         self._changed(trial)
@@ -342,7 +361,9 @@ class Controller:
                 elif isinstance(event, ErrorEvent):
                     self._on_failure(trial, event.error, event.traceback)
                 elif isinstance(event, WorkerLostEvent):
-                    if trial in self._killing:
+                    if trial in self._memory_errors:
+                        self._on_failure(trial, str(self._memory_errors.pop(trial)), event.stderr_tail)
+                    elif trial in self._killing:
                         self._on_killed(trial)
                     else:
                         self._on_failure(trial, event.error, event.stderr_tail)
@@ -355,6 +376,7 @@ class Controller:
             if trial.status is not Status.PAUSED:
                 self._resume_requested.pop(trial, None)
             self._killing.discard(trial)
+            self._memory_errors.pop(trial, None)
             if self._pool is not None:
                 self._pool.release(placement)
             self._wakeup.set()
@@ -375,12 +397,16 @@ class Controller:
         decision = self.scheduler.on_trial_result(trial, result)
         if inspect.isawaitable(decision):
             decision = await decision
+        by_scheduler = decision is not CONTINUE
         if self.stopper is not None:
             if self.stopper(trial.trial_id, result):
                 decision = STOP
             if self._stopping is None and self.stopper.stop_all():
                 self._stopping = "the stopper ended the experiment"
                 self._wakeup.set()
+        if self._stopping is None and self.executor.virtual_time and self._budget_spent():
+            self._stopping = f"time_budget_s={self.spec.time_budget_s} spent"
+            self._wakeup.set()
         if trial in self._stop_requested or self._stopping is not None:
             decision = STOP
         elif trial in self._pause_requested and decision is CONTINUE:
@@ -390,7 +416,7 @@ class Controller:
         elif not isinstance(decision, Decision):
             raise AsynctuneError(f"{type(self.scheduler).__name__}.on_trial_result returned {decision!r}")
         run.decide(decision)
-        if decision is not CONTINUE:
+        if by_scheduler:  # a stop criterion ending a trial is no news; a scheduler's decision is
             detail = "" if not isinstance(decision, Mutate) else f"config={decision.config}"
             self.callbacks.on_trial_decision(trial, "MUTATE" if isinstance(decision, Mutate) else decision.value, detail)
 
@@ -448,7 +474,7 @@ class Controller:
 
     def _complete(self, trial: Trial) -> None:
         trial.status = Status.TERMINATED
-        trial.end_time = time.time()
+        trial.end_time = self.executor.now()
         self._changed(trial)
         self.scheduler.on_trial_complete(trial, trial.last_result)
         self._searcher_hook(self.searcher.on_trial_complete, trial.trial_id, trial.last_result, False)
@@ -470,7 +496,7 @@ class Controller:
             self._changed(trial, event="retry")
             return
         trial.status = Status.ERROR
-        trial.end_time = time.time()
+        trial.end_time = self.executor.now()
         logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
                        os.path.join(trial.path, "error.txt"))
         self._changed(trial)
@@ -497,6 +523,29 @@ class Controller:
         runs = [(t, r) for t, r in self._runs.items() if r is not None]
         self._killing.update(t for t, _ in runs)
         await asyncio.gather(*(run.kill() for _, run in runs), return_exceptions=True)
+
+    # Resource monitoring -------------------------------------------------------------------------
+
+    def _monitor(self) -> ResourceMonitor:
+        def running() -> list[tuple[str, int]]:  # psutil sees this machine's processes only
+            return [(t.trial_id, r.pid) for t, r in self._runs.items()
+                    if r is not None and r.pid is not None and r.host == "localhost"]
+
+        limit = self.spec.memory_limit_mb
+        return ResourceMonitor(running, self._on_monitor_sample, interval_s=self.spec.monitor_interval_s or 5.0,
+                               memory_limit_mb=limit, on_memory_exceeded=self._on_memory_exceeded if limit else None)
+
+    def _on_monitor_sample(self, sample: MonitorSample) -> None:
+        trials = {t.trial_id: t for t in self._trials}  # a trial may have ended since it was sampled
+        records = trial_records(sample, {i: t.placement for i, t in trials.items()})
+        for trial_id, record in records.items():
+            append_jsonl(os.path.join(trials[trial_id].path, MONITOR_FILE), record)
+
+    def _on_memory_exceeded(self, error: MemoryLimitExceeded) -> None:
+        for trial, run in self._runs.items():
+            if trial.trial_id == error.trial_id and run is not None and trial not in self._memory_errors:
+                self._memory_errors[trial] = error  # its WorkerLostEvent then ends it with this error
+                self._tasks.create_task(run.kill(), name=f"kill-{trial.trial_id}")
 
     # Helpers -------------------------------------------------------------------------------------
 
@@ -564,7 +613,7 @@ class Controller:
             "mode": self.spec.mode,
             "trainable": self.spec.trainable_name,
             "start_time": self.start_time,
-            "time_used_s": self.time_used_s + (time.time() - self.start_time),
+            "time_used_s": self.time_used_s + (self.executor.now() - self.start_time),
             "time_budget_s": self.spec.time_budget_s,
             "num_samples": self.spec.num_samples,
             "seed": self.spec.seed,
