@@ -21,7 +21,7 @@ from .trial import Status
 
 # How each decision is marked: (matplotlib marker, colour, legend label).
 MARKS = {
-    "STOP": ("X", "tab:red", "stopped"),
+    "STOP": ("X", "tab:red", "stopped early"),
     "PAUSE": ("s", "tab:orange", "paused"),
     "RESUME": ("^", "tab:green", "resumed / promoted"),
     "PROMOTE": ("^", "tab:green", "resumed / promoted"),
@@ -92,10 +92,11 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
     finish = max([times[-1]] + [_end_s(analysis, points)])
     axes.step(times + [finish], bests + [bests[-1]], where="post", color="tab:blue", linewidth=2)
     axes.plot(times, bests, "o", color="tab:blue", markersize=4)
-    if len(points) <= 12:
-        for point in points:
-            axes.annotate(point["trial_id"].replace("trial_", "#"), (point["time_s"], point["value"]),
-                          textcoords="offset points", xytext=(4, 4), fontsize=7, color="dimgray")
+    leaders = [p for i, p in enumerate(points) if i == 0 or p["trial_id"] != points[i - 1]["trial_id"]]
+    if len(leaders) <= 15:  # name the trial that took the lead, where it did
+        for point in leaders:
+            axes.annotate(point["trial_id"], (point["time_s"], point["value"]), textcoords="offset points",
+                          xytext=(5, -10), fontsize=7, color="dimgray")
     _style(axes, "wall-clock time (s)", f"best {metric} so far", log_y,
            f"{analysis.name}: best {metric} against wall-clock time ({mode})")
     paths.append(_save(figure, os.path.join(out_dir, "best_so_far.png"), dpi))
@@ -143,8 +144,12 @@ def _marks(analysis: ExperimentAnalysis, curves: dict[str, tuple[list[float], li
            x: str) -> dict[str, list[tuple[str, float, float]]]:
     """Per trial, (decision, x, y) for each decision, placed on the curve at the decision's iteration."""
     marks: dict[str, list[tuple[str, float, float]]] = {}
+    # Schedulers also say STOP to trials that reached the end (ASHA at max_t): that is no news.
+    longest = max((t.iteration for t in analysis.trials), default=0)
     for decision in analysis.decisions():
         trial_id, kind = decision.get("trial_id"), decision.get("decision")
+        if kind == "STOP" and decision.get("iteration", 0) >= longest:
+            continue
         xs, ys = curves.get(trial_id, ([], []))
         where = _number(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
         if kind not in MARKS or not xs or where is None:
