@@ -310,17 +310,17 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _hosts_check(args: argparse.Namespace) -> int:
-    try:
-        from .executors.ssh import check_hosts
-    except ImportError as exc:
-        raise CommandError(f"checking hosts needs the SSH executor: {exc} "
-                           "(pip install 'asynctune[ssh]')") from None
     kwargs: dict[str, Any] = {"timeout": args.timeout}
     if args.known_hosts is not None:
         path = os.path.expanduser(args.known_hosts)
         if not os.path.isfile(path):
             raise CommandError(f"--known-hosts {args.known_hosts}: no such file")
         kwargs["known_hosts"] = path
+    try:
+        from .executors.ssh import check_hosts
+    except ImportError as exc:
+        raise CommandError(f"checking hosts needs the SSH executor: {exc} "
+                           "(pip install 'asynctune[ssh]')") from None
     try:
         reports = check_hosts(list(args.hosts), **kwargs)
         if inspect.isawaitable(reports):
