@@ -162,6 +162,7 @@ def test_results_in_a_burst_are_thinned_but_the_last_is_written(tmp_path):
         trial.num_results = step
         logger.on_trial_result(trial, {"loss": 1 / step, "training_iteration": step})
     logger.on_tick([trial])  # writes the latest of the burst
+    logger.flush()
     assert [s for s, _ in scalars(run_events(trial.path), "loss")] == [1, 100]
     trial.status = Status.TERMINATED
     logger.on_trial_complete(trial)
@@ -179,6 +180,7 @@ def test_a_paused_trial_closes_its_file_and_writes_a_new_one_when_it_runs_again(
         logger.on_trial_result(trial, {"loss": float(step), "training_iteration": step})
         logger.on_trial_decision(trial, "PAUSE")
         assert logger._files == {}
+    logger.flush()
     assert len(glob.glob(os.path.join(trial.path, "events.out.tfevents.*"))) == 2
     events = run_events(trial.path)
     assert scalars(events, "loss") == [(1, 1.0), (2, 2.0)]

@@ -17,7 +17,9 @@ written on the controller's tick, with no thread per trial.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
+import logging
 import math
 import os
 import socket
@@ -34,6 +36,8 @@ from .callback import Callback
 
 # Fields every result carries that are not worth a chart (the step is training_iteration).
 DEFAULT_EXCLUDE = frozenset({"trial_id", "training_iteration", "timestamp", "pid", "hostname", "done"})
+
+logger = logging.getLogger(__name__)
 
 _PLUGIN_NAME = "hparams"
 _EXPERIMENT_TAG = "_hparams_/experiment"
@@ -95,6 +99,7 @@ class TensorBoardLogger(Callback):
         self._sessions_started: set[Trial] = set()
         self._sessions_ended: set[Trial] = set()
         self._encoder = ScalarEncoder(self.exclude)
+        self._io: concurrent.futures.ThreadPoolExecutor | None = None
         self._written_at: dict[Trial, float] = {}
         self._unwritten: dict[Trial, dict[str, Any]] = {}  # the latest result of a burst, per trial
 
@@ -122,10 +127,7 @@ class TensorBoardLogger(Callback):
         (self._files.get(trial) or self._file(trial)).add(self._encoder.encode(result, trial.num_results))
 
     def on_tick(self, trials: Sequence[Trial]) -> None:
-        for trial in list(self._unwritten):
-            self._write_unwritten(trial)
-        for events in self._files.values():
-            events.flush()
+        self._hand_over()
 
     def on_trial_decision(self, trial: Trial, decision: str, detail: str = "") -> None:
         if decision == "PAUSE":  # a paused trial may wait long: do not hold its file open
@@ -142,8 +144,7 @@ class TensorBoardLogger(Callback):
         for trial in trials:
             if trial in self._sessions_started and trial.status.is_finished:
                 self._end_session(trial, "STATUS_FAILURE" if trial.status is Status.ERROR else "STATUS_SUCCESS")
-        for trial in list(self._unwritten):
-            self._write_unwritten(trial)
+        self._hand_over()
         for trial in list(self._files):
             self._close(trial)
         if self.experiment_dir is not None and any(t.num_results for t in trials):
@@ -151,9 +152,30 @@ class TensorBoardLogger(Callback):
             metrics = list(self._encoder.tags)
             if self.metric is not None:
                 metrics = [self.metric] + [m for m in metrics if m != self.metric]
-            experiment = EventFile(self.experiment_dir)
+            experiment = EventFile(self.experiment_dir, self._io_thread())
             experiment.add(_summary_event(_experiment(hparams, metrics, self._start_time)))
             experiment.close()
+        if self._io is not None:
+            self._io.shutdown(wait=True)  # every file complete when run() returns
+            self._io = None
+
+    def flush(self) -> None:
+        """Write everything received so far, and wait until it is on disk."""
+        self._hand_over()
+        if self._io is not None:
+            self._io.submit(lambda: None).result()
+
+    def _hand_over(self) -> None:
+        """Give every buffered event to the I/O thread."""
+        for trial in list(self._unwritten):
+            self._write_unwritten(trial)
+        for events in self._files.values():
+            events.flush()
+
+    def _io_thread(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._io is None:
+            self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-tensorboard")
+        return self._io
 
     # Files ---------------------------------------------------------------------------------------
 
@@ -161,7 +183,7 @@ class TensorBoardLogger(Callback):
         events = self._files.get(trial)
         if events is None:
             directory = trial.path or os.path.join(self.experiment_dir or ".", trial.trial_id)
-            events = self._files[trial] = EventFile(directory)
+            events = self._files[trial] = EventFile(directory, self._io_thread())
         return events
 
     def _write_unwritten(self, trial: Trial) -> None:
@@ -191,7 +213,9 @@ class TensorBoardLogger(Callback):
 
 
 class EventFile:
-    """One `events.out.tfevents.*` file: records are buffered and written by `flush()`.
+    """One `events.out.tfevents.*` file: events are buffered, and `flush()` hands them to the
+    I/O thread, which frames and writes them (creating a file can take milliseconds on a busy
+    disk: the event loop does not wait for it).
 
     Each record is TFRecord framing around a serialized `Event`: the length (uint64), its
     masked CRC-32C, the data, the data's masked CRC-32C (tensorflow/core/lib/io/record_writer.cc).
@@ -199,27 +223,45 @@ class EventFile:
 
     _counter = itertools.count()
 
-    def __init__(self, directory: str) -> None:
-        os.makedirs(directory, exist_ok=True)
+    def __init__(self, directory: str, io: concurrent.futures.Executor) -> None:
         # Unique per process and file, so a trial that starts again never overwrites its old file.
         name = (f"events.out.tfevents.{int(time.time()):010d}.{_HOSTNAME}.{os.getpid()}"
                 f".{next(self._counter)}.asynctune")
+        self.directory = directory
         self.path = os.path.join(directory, name)
+        self._io = io
         self._pending: list[bytes] = [_encode_event(time.time(), 0, file_version=b"brain.Event:2")]
-        self._file: IO[bytes] | None = open(self.path, "ab")
+        self._file: IO[bytes] | None = None  # opened by the I/O thread
+        self._closed = False
 
     def add(self, event: bytes) -> None:
         self._pending.append(event)
 
     def flush(self) -> None:
-        if self._pending and self._file is not None:
+        if self._pending and not self._closed:
             pending, self._pending = self._pending, []
-            self._file.write(b"".join(map(_frame, pending)))
-            self._file.flush()
+            self._io.submit(self._write, pending)
 
     def close(self) -> None:
-        if self._file is not None:
+        if not self._closed:
             self.flush()
+            self._closed = True
+            self._io.submit(self._close)
+
+    # In the I/O thread; one thread, so a file's writes stay in order.
+
+    def _write(self, pending: list[bytes]) -> None:
+        try:
+            if self._file is None:
+                os.makedirs(self.directory, exist_ok=True)
+                self._file = open(self.path, "ab")
+            self._file.write(b"".join(map(_frame, pending)))
+            self._file.flush()
+        except OSError as exc:
+            logger.error("TensorBoard: cannot write %s: %s", self.path, exc)
+
+    def _close(self) -> None:
+        if self._file is not None:
             self._file.close()
             self._file = None
 
