@@ -163,7 +163,7 @@ def _ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no experiments in {root}")
         return 0
-    table = _table(f"{len(rows)} experiments in {root}")
+    table = _table(f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} in {root}")
     for column in ("experiment", "status", "trials", "metric", "best", "best trial", "started"):
         table.add_column(column, justify="right" if column in ("best",) else "left")
     for row in rows:
