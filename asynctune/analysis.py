@@ -151,7 +151,7 @@ class ExperimentAnalysis:
         rows = []
         for trial in self.trials:
             row: dict[str, Any] = dict(trial.last_result or {})
-            row.update({f"config/{k}": v for k, v in _flatten(trial.config).items()})
+            row.update({f"config/{k}": v for k, v in flatten_config(trial.config).items()})
             row.update(trial_id=trial.trial_id, status=trial.status.value, logdir=trial.path)
             rows.append(row)
         return pd.DataFrame(rows)
@@ -231,7 +231,7 @@ class ExperimentAnalysis:
             row = analysis.summary(metric, mode, scope)
             best = analysis.get_best_trial(row["metric"], row["mode"], scope) if row["metric"] else None
             if best is not None:
-                row.update({f"config/{k}": v for k, v in _flatten(best.config).items()})
+                row.update({f"config/{k}": v for k, v in flatten_config(best.config).items()})
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -250,12 +250,13 @@ def _trial_from(summary: dict[str, Any]) -> Trial:
     return trial
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level, keys joined by "/": {"net": {"width": 8}} -> {"net/width": 8}."""
     out: dict[str, Any] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flatten(value, name + "/"))
+            out.update(flatten_config(value, name + "/"))
         else:
             out[name] = value
     return out

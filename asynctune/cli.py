@@ -184,6 +184,9 @@ def _trial_counts(row: dict[str, Any]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from .analysis import flatten_config
+    from .reporting.console import format_duration
+
     analysis = _analysis(args.dir)
     metric = args.metric or analysis.default_metric
     mode = args.mode or analysis.default_mode
@@ -207,7 +210,7 @@ def _show(args: argparse.Namespace) -> int:
     details = [f"{len(analysis.trials)} trials", f"searcher {state.get('searcher', '?')}",
                f"scheduler {state.get('scheduler', '?')}"]
     if state.get("time_used_s"):
-        details.append(f"ran {_duration(float(state['time_used_s']))}")
+        details.append(f"ran {format_duration(float(state['time_used_s']))}")
     console.print(", ".join(details), highlight=False)
     if metric is None:
         console.print("run without metric=: pass --metric and --mode to rank the trials")
@@ -218,7 +221,7 @@ def _show(args: argparse.Namespace) -> int:
     for column in ["#", "trial", "status", *columns, "iter"] + ([metric] if metric else []):
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for rank, (trial, value) in enumerate(ranked[: args.top], start=1):
-        flat = _flatten(trial.config)
+        flat = flatten_config(trial.config)
         table.add_row(str(rank), trial.trial_id, trial.status.value, *(_fmt(flat.get(c)) for c in columns),
                       str(trial.iteration), *([_fmt(value)] if metric else []))
     console.print(table)
@@ -247,7 +250,9 @@ def _ranked(analysis: Any, metric: str | None, mode: str | None, scope: str) -> 
 
 def _varying_config_keys(configs: Sequence[dict[str, Any]], limit: int = 8) -> list[str]:
     """The config keys whose values differ between trials: the searched hyperparameters."""
-    flats = [_flatten(c) for c in configs]
+    from .analysis import flatten_config
+
+    flats = [flatten_config(c) for c in configs]
     keys = list(dict.fromkeys(k for flat in flats for k in flat))
     varying = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flats}) > 1]
     return (varying or keys)[:limit]
@@ -403,16 +408,6 @@ def _table(title: str) -> Any:
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}/"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _fmt(value: Any, digits: int = 6) -> str:
     if value is None:
         return ""
@@ -425,11 +420,6 @@ def _when(timestamp: Any) -> str:
     if not isinstance(timestamp, (int, float)):
         return ""
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 if __name__ == "__main__":

@@ -14,16 +14,9 @@ import pytest
 import asynctune as at
 from asynctune import CONTINUE, PAUSE, STOP, Scheduler
 from asynctune.cli import main
+from test_reporting import counting  # the tests directory is on sys.path under pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def learning(config):
-    checkpoint = at.get_checkpoint()
-    step = checkpoint["step"] if checkpoint else 0
-    while step < 5:
-        step += 1
-        at.report(loss=(config["x"] - 3) ** 2 + 1 / step, checkpoint={"step": step})
 
 
 class StopAndPause(Scheduler):
@@ -46,9 +39,9 @@ class StopAndPause(Scheduler):
 def root(tmp_path_factory):
     """Two finished experiments under one root, made by real runs."""
     root = str(tmp_path_factory.mktemp("results"))
-    at.run(learning, config={"x": at.grid_search([0, 2, 3, 5]), "width": 8}, metric="loss", mode="min",
+    at.run(counting, config={"x": at.grid_search([0, 2, 3, 5]), "width": 8}, metric="loss", mode="min",
            scheduler=StopAndPause(), storage_path=root, name="quad", verbose=0)
-    at.run(learning, config={"x": at.grid_search([1, 4])}, metric="loss", mode="min", storage_path=root,
+    at.run(counting, config={"x": at.grid_search([1, 4])}, metric="loss", mode="min", storage_path=root,
            name="second", verbose=0, tensorboard=False)
     return root
 
@@ -73,7 +66,7 @@ def test_ls_lists_experiments_with_status_trials_and_best(root):
     lines = done.stdout.splitlines()
     quad = next(line for line in lines if " quad " in f" {line} ")
     assert "FINISHED" in quad and "4 (4 terminated)" in quad and "loss (min)" in quad
-    assert re.search(r"\b0\.2\s+trial_00002\b", quad)  # x=3 ends at loss 1/5
+    assert re.search(r"\b0\.166667\s+trial_00002\b", quad)  # x=3 ends at loss 1/6
     assert any(" second " in f" {line} " for line in lines)
 
 
@@ -81,9 +74,9 @@ def test_ls_json_gives_the_numbers(root, capsys):
     assert main(["ls", root, "--json"]) == 0
     rows = {row["experiment"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"quad", "second"}
-    assert rows["quad"]["best"] == pytest.approx(0.2) and rows["quad"]["best_trial_id"] == "trial_00002"
+    assert rows["quad"]["best"] == pytest.approx(1 / 6) and rows["quad"]["best_trial_id"] == "trial_00002"
     assert (rows["quad"]["trials"], rows["quad"]["TERMINATED"]) == (4, 4)
-    assert rows["second"]["best"] == pytest.approx(1.2)
+    assert rows["second"]["best"] == pytest.approx(1 + 1 / 6)
 
 
 def test_ls_of_an_empty_root_says_so(tmp_path, capsys):

@@ -98,7 +98,7 @@ class ConsoleReporter(Callback):
         self._decision_counts[verb] += 1
         self._last_decision[trial.trial_id] = f"{verb}@{trial.iteration}"
         if self.max_events:
-            line = f"[{_duration(time.time() - self._start)}] {trial.trial_id} {verb} at iteration {trial.iteration}"
+            line = f"[{format_duration(time.time() - self._start)}] {trial.trial_id} {verb} at iteration {trial.iteration}"
             if detail:
                 line += f" ({_shorten(detail, 80)})"
             self._events = (self._events + [line])[-self.max_events:]
@@ -129,7 +129,7 @@ class ConsoleReporter(Callback):
         parts = [f"{counts[s]} {s.value}" for s in Status if counts[s]]
         elapsed = time.time() - self._start
         total = f"{len(trials)}/{self.total_trials}" if self.total_trials else f"{len(trials)}"
-        line = f"Trials: {total} ({', '.join(parts) or 'none yet'}) | elapsed {_duration(elapsed)}"
+        line = f"Trials: {total} ({', '.join(parts) or 'none yet'}) | elapsed {format_duration(elapsed)}"
         left = self._time_left(trials, elapsed)
         if left is not None:
             line += f", {left}"
@@ -145,12 +145,12 @@ class ConsoleReporter(Callback):
         parts = []
         budget_left = max(0.0, self.time_budget_s - elapsed) if self.time_budget_s else None
         if budget_left is not None:
-            parts.append(f"budget left {_duration(budget_left)}")
+            parts.append(f"budget left {format_duration(budget_left)}")
         finished = sum(t.status.is_finished for t in trials)
         if self.total_trials and 0 < finished < self.total_trials:
             estimate = elapsed / finished * (self.total_trials - finished)
             if budget_left is None or estimate < budget_left:
-                parts.append(f"~{_duration(estimate)} to go")
+                parts.append(f"~{format_duration(estimate)} to go")
         return ", ".join(parts) or None
 
     def table(self, trials: Sequence[Trial]) -> Table:
@@ -218,6 +218,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds as HH:MM:SS."""
     seconds = int(seconds)
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..analysis import flatten_config
 from ..space import Space, resolved_items
 from ..trial import Status, Trial
 from .callback import Callback
@@ -205,7 +206,7 @@ class TensorBoardLogger(Callback):
         self._close(trial)
 
     def _hparams(self, trial: Trial) -> dict[str, Any]:
-        items = resolved_items(trial.config, self.space) if self.space is not None else _flat(trial.config)
+        items = resolved_items(trial.config, self.space) if self.space is not None else flatten_config(trial.config)
         return {k: v for k, v in items.items() if v is not None}
 
 
@@ -471,15 +472,5 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}/"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _flat_numbers(result: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
-    return [(k, float(v)) for k, v in _flat(result, prefix).items() if _is_number(v)]
+    return [(k, float(v)) for k, v in flatten_config(result, prefix).items() if _is_number(v)]
