@@ -409,11 +409,9 @@ def _table(title: str) -> Any:
 
 
 def _fmt(value: Any, digits: int = 6) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+    from .reporting.console import format_value
+
+    return format_value(value, digits)
 
 
 def _when(timestamp: Any) -> str:

@@ -11,12 +11,11 @@ Needs matplotlib (`pip install 'asynctune[plot]'`); it draws on figures without 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from .analysis import ExperimentAnalysis
+from .analysis import ExperimentAnalysis, _finite
 from .trial import Status
 
 # How each decision is marked: (matplotlib marker, colour, legend label).
@@ -133,7 +132,7 @@ def _metric_mode(analysis: ExperimentAnalysis, metric: str | None, mode: str | N
 def _curve(results: Sequence[dict[str, Any]], metric: str, x: str) -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for result in results:
-        value, position = _number(result.get(metric)), _number(result.get(x))
+        value, position = _finite(result.get(metric)), _finite(result.get(x))
         if value is not None and position is not None:
             xs.append(position)
             ys.append(value)
@@ -151,7 +150,7 @@ def _marks(analysis: ExperimentAnalysis, curves: dict[str, tuple[list[float], li
         if kind == "STOP" and decision.get("iteration", 0) >= longest:
             continue
         xs, ys = curves.get(trial_id, ([], []))
-        where = _number(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
+        where = _finite(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
         if kind not in MARKS or not xs or where is None:
             continue
         # The last point at or before the decision (a decision follows the result it was taken on).
@@ -205,11 +204,3 @@ def _config_text(config: dict[str, Any], width: int = 70) -> str:
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

@@ -251,3 +251,19 @@ def copy_checkpoint(source: str, trial_dir: str, label: str) -> str:
 
 def remove_checkpoint(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+    """Every JSON line of a file, [] if it is missing; a half-written last line (driver killed
+    mid-write) is skipped."""
+    records = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return records

@@ -169,10 +169,10 @@ class ConsoleReporter(Callback):
             row = [trial.trial_id, Text(trial.status.value, style=_STATUS_STYLE[trial.status])]
             if decisions:
                 row.append(self._last_decision.get(trial.trial_id, ""))
-            row += [_fmt(params.get(c)) for c in hyper_columns]
-            row += [str(result.get("training_iteration", "")), _fmt(result.get("time_total_s"))]
+            row += [format_value(params.get(c)) for c in hyper_columns]
+            row += [str(result.get("training_iteration", "")), format_value(result.get("time_total_s"))]
             if self.metric:
-                row += [_fmt(result.get(self.metric)), _fmt(trial.metric_best)]
+                row += [format_value(result.get(self.metric)), format_value(trial.metric_best)]
             table.add_row(*row)
         if len(trials) > len(shown):
             table.caption = f"... {len(trials) - len(shown)} more trials not shown"
@@ -210,11 +210,12 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any, digits: int = 5) -> str:
+    """A table cell: floats with `digits` significant digits, None as empty."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.5g}"
+        return f"{value:.{digits}g}"
     return str(value)
 
 

@@ -10,13 +10,12 @@ promoted or cloned). `asynctune.run()` always installs it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
 from typing import IO, Any
 
-from ..storage import dumps
+from ..storage import dumps, read_jsonl
 from ..trial import Trial
 from .callback import Callback
 
@@ -52,14 +51,4 @@ class DecisionLog(Callback):
 
 def read_decisions(experiment_dir: str) -> list[dict[str, Any]]:
     """Every decision logged in an experiment, in order; [] if none was (or the file is missing)."""
-    decisions = []
-    try:
-        with open(os.path.join(experiment_dir, DECISIONS_FILE)) as f:
-            for line in f:
-                try:
-                    decisions.append(json.loads(line))
-                except ValueError:
-                    continue  # a half-written last line (driver killed mid-write)
-    except FileNotFoundError:
-        pass
-    return decisions
+    return read_jsonl(os.path.join(experiment_dir, DECISIONS_FILE))
