@@ -36,7 +36,7 @@ _LAZY = {
                    "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialEnded", "TrialResult"],
     "resources": ["Placement", "Resources"],
     "stopper": ["Stopper"],
-    "reporting": ["Callback", "ConsoleReporter"],
+    "reporting": ["Callback", "ConsoleReporter", "DecisionLog", "TensorBoardLogger"],
     "executors": ["Executor", "LocalExecutor", "TrialRun"],
     "analysis": ["ExperimentAnalysis"],
     "api": ["run", "run_async", "resume"],
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun
-    from .reporting import Callback, ConsoleReporter
+    from .reporting import Callback, ConsoleReporter, DecisionLog, TensorBoardLogger
     from .resources import Placement, Resources
     from .space import (
         Space, choice, grid_search, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint,

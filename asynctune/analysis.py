@@ -11,7 +11,7 @@ from typing import Any
 from .algorithms.base import check_metric_mode
 from .reporting.decisions import read_decisions
 from .session import load_checkpoint
-from .storage import EXPERIMENT_FILE, read_results
+from .storage import EXPERIMENT_FILE, flatten_config, read_results
 from .trial import Status, Trial
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
@@ -248,18 +248,6 @@ def _trial_from(summary: dict[str, Any]) -> Trial:
         if key in summary and summary[key] is not None:
             setattr(trial, key, summary[key])
     return trial
-
-
-def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as one level, keys joined by "/": {"net": {"width": 8}} -> {"net/width": 8}."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten_config(value, name + "/"))
-        else:
-            out[name] = value
-    return out
 
 
 def _finite(value: Any) -> float | None:

@@ -184,7 +184,7 @@ def _trial_counts(row: dict[str, Any]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .analysis import flatten_config
+    from .storage import flatten_config
     from .reporting.console import format_duration
 
     analysis = _analysis(args.dir)
@@ -250,7 +250,7 @@ def _ranked(analysis: Any, metric: str | None, mode: str | None, scope: str) -> 
 
 def _varying_config_keys(configs: Sequence[dict[str, Any]], limit: int = 8) -> list[str]:
     """The config keys whose values differ between trials: the searched hyperparameters."""
-    from .analysis import flatten_config
+    from .storage import flatten_config
 
     flats = [flatten_config(c) for c in configs]
     keys = list(dict.fromkeys(k for flat in flats for k in flat))

@@ -267,3 +267,15 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
     except FileNotFoundError:
         pass
     return records
+
+
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level, keys joined by "/": {"net": {"width": 8}} -> {"net/width": 8}."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_config(value, name + "/"))
+        else:
+            out[name] = value
+    return out

@@ -30,8 +30,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..analysis import flatten_config
 from ..space import Space, resolved_items
+from ..storage import flatten_config
 from ..trial import Status, Trial
 from .callback import Callback
 
