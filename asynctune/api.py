@@ -378,3 +378,9 @@ def _run(coro: Any) -> Any:
             return runner.run(coro)
     uvloop.install()  # pragma: no cover - Python 3.10
     return asyncio.run(coro)
+
+
+# `asynctune.resume` is this function, but importing the submodule asynctune/resume.py (done
+# above) binds the package's attribute `resume` to that module, and the package's lazy
+# __getattr__ is then never asked: bind the name back to the function.
+setattr(sys.modules[__package__], "resume", resume)
