@@ -18,6 +18,7 @@ written on the controller's tick, with no thread per trial.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import itertools
 import logging
 import math
@@ -101,6 +102,7 @@ class TensorBoardLogger(Callback):
         self._sessions_ended: set[Trial] = set()
         self._encoder = ScalarEncoder(self.exclude)
         self._io: concurrent.futures.ThreadPoolExecutor | None = None
+        self._closing: list[EventFile] = []  # files of ended or paused trials, not yet closed
         self._written_at: dict[Trial, float] = {}
         self._unwritten: dict[Trial, dict[str, Any]] = {}  # the latest result of a burst, per trial
 
@@ -153,9 +155,11 @@ class TensorBoardLogger(Callback):
             metrics = list(self._encoder.tags)
             if self.metric is not None:
                 metrics = [self.metric] + [m for m in metrics if m != self.metric]
-            experiment = EventFile(self.experiment_dir, self._io_thread())
+            experiment = EventFile(self.experiment_dir)
             experiment.add(_summary_event(_experiment(hparams, metrics, self._start_time)))
-            experiment.close()
+            experiment.closing = True
+            self._closing.append(experiment)
+            self._hand_over()
         if self._io is not None:
             self._io.shutdown(wait=True)  # every file complete when run() returns
             self._io = None
@@ -167,11 +171,14 @@ class TensorBoardLogger(Callback):
             self._io.submit(lambda: None).result()
 
     def _hand_over(self) -> None:
-        """Give every buffered event to the I/O thread."""
+        """Give every buffered event, and the files to close, to the I/O thread in one job."""
         for trial in list(self._unwritten):
             self._write_unwritten(trial)
-        for events in self._files.values():
-            events.flush()
+        jobs = [job for events in self._closing for job in events.take_jobs()]
+        jobs += [job for events in self._files.values() for job in events.take_jobs()]
+        self._closing = []
+        if jobs:
+            self._io_thread().submit(_run_all, jobs)
 
     def _io_thread(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._io is None:
@@ -184,7 +191,7 @@ class TensorBoardLogger(Callback):
         events = self._files.get(trial)
         if events is None:
             directory = trial.path or os.path.join(self.experiment_dir or ".", trial.trial_id)
-            events = self._files[trial] = EventFile(directory, self._io_thread())
+            events = self._files[trial] = EventFile(directory)
         return events
 
     def _write_unwritten(self, trial: Trial) -> None:
@@ -193,9 +200,11 @@ class TensorBoardLogger(Callback):
             self._file(trial).add(self._encoder.encode(result, trial.num_results))
 
     def _close(self, trial: Trial) -> None:
+        """Closed by the I/O thread on the next hand-over (the next tick at the latest)."""
         events = self._files.pop(trial, None)
         if events is not None:
-            events.close()
+            events.closing = True
+            self._closing.append(events)
 
     def _end_session(self, trial: Trial, status: str) -> None:
         if trial in self._sessions_ended:
@@ -214,9 +223,9 @@ class TensorBoardLogger(Callback):
 
 
 class EventFile:
-    """One `events.out.tfevents.*` file: events are buffered, and `flush()` hands them to the
-    I/O thread, which frames and writes them (creating a file can take milliseconds on a busy
-    disk: the event loop does not wait for it).
+    """One `events.out.tfevents.*` file. The event loop adds encoded events; `take_jobs()`
+    returns the work for the I/O thread (frame and write them, close the file), which runs it
+    later: creating a file can take milliseconds on a busy disk.
 
     Each record is TFRecord framing around a serialized `Event`: the length (uint64), its
     masked CRC-32C, the data, the data's masked CRC-32C (tensorflow/core/lib/io/record_writer.cc).
@@ -224,30 +233,27 @@ class EventFile:
 
     _counter = itertools.count()
 
-    def __init__(self, directory: str, io: concurrent.futures.Executor) -> None:
+    def __init__(self, directory: str) -> None:
         # Unique per process and file, so a trial that starts again never overwrites its old file.
         name = (f"events.out.tfevents.{int(time.time()):010d}.{_HOSTNAME}.{os.getpid()}"
                 f".{next(self._counter)}.asynctune")
         self.directory = directory
         self.path = os.path.join(directory, name)
-        self._io = io
         self._pending: list[bytes] = [_encode_event(time.time(), 0, file_version=b"brain.Event:2")]
         self._file: IO[bytes] | None = None  # opened by the I/O thread
-        self._closed = False
+        self.closing = False
 
     def add(self, event: bytes) -> None:
         self._pending.append(event)
 
-    def flush(self) -> None:
-        if self._pending and not self._closed:
+    def take_jobs(self) -> list[Callable[[], None]]:
+        jobs: list[Callable[[], None]] = []
+        if self._pending:
             pending, self._pending = self._pending, []
-            self._io.submit(self._write, pending)
-
-    def close(self) -> None:
-        if not self._closed:
-            self.flush()
-            self._closed = True
-            self._io.submit(self._close)
+            jobs.append(functools.partial(self._write, pending))
+        if self.closing:
+            jobs.append(self._close)
+        return jobs
 
     # In the I/O thread; one thread, so a file's writes stay in order.
 
@@ -322,6 +328,14 @@ class ScalarEncoder:
         inner = b"\x0a" + _varint(len(tag)) + tag + b"\x15"
         prefix = self._prefixes[key] = b"\x0a" + _varint(len(inner) + 4) + inner
         return prefix
+
+
+def _run_all(jobs: Sequence[Callable[[], None]]) -> None:
+    for job in jobs:
+        try:
+            job()
+        except Exception:  # one bad file must not keep the others from being written
+            logger.exception("TensorBoard: writing failed")
 
 
 def _encode_event(wall_time: float, step: int, *, summary: bytes | None = None,
