@@ -336,3 +336,24 @@ def test_decisions_show_in_the_summary_the_table_and_the_event_lines():
 def test_console_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ConsoleReporter(metric="loss", mode="min", **kwargs)
+
+
+def test_an_experiment_without_results_closes_its_files(tmp_path):
+    logger = TensorBoardLogger()
+    trial = Trial(trial_id="trial_00000", config={"lr": 0.1}, path=str(tmp_path / "trial_00000"))
+    logger.on_experiment_start(str(tmp_path), [trial])
+    logger.on_trial_start(trial)
+    trial.status = Status.ERROR
+    logger.on_experiment_end([trial])  # failed before its first result
+    (end,) = plugin_data(run_events(trial.path), "_hparams_/session_end_info")
+    assert end.session_end_info.status == api_pb2.Status.Value("STATUS_FAILURE")
+    assert logger._closing == [] and logger._io is None
+    assert not glob.glob(str(tmp_path / "events.out.tfevents.*"))  # no experiment summary without results
+
+
+@pytest.mark.parametrize("tensorboard, written", [(None, True), (False, False)], ids=["default", "off"])
+def test_run_writes_tensorboard_files_unless_told_not_to(storage, tensorboard, written):
+    analysis = at.run(quadratic, config={"x": 1.0}, storage_path=storage, verbose=0, tensorboard=tensorboard)
+    (trial,) = analysis.trials
+    assert bool(glob.glob(os.path.join(trial.path, "events.out.tfevents.*"))) == written
+    assert bool(glob.glob(os.path.join(analysis.experiment_dir, "events.out.tfevents.*"))) == written

@@ -147,7 +147,8 @@ class TensorBoardLogger(Callback):
         for trial in trials:
             if trial in self._sessions_started and trial.status.is_finished:
                 self._end_session(trial, "STATUS_FAILURE" if trial.status is Status.ERROR else "STATUS_SUCCESS")
-        self._hand_over()
+        for trial in list(self._unwritten):
+            self._write_unwritten(trial)
         for trial in list(self._files):
             self._close(trial)
         if self.experiment_dir is not None and any(t.num_results for t in trials):
@@ -159,7 +160,7 @@ class TensorBoardLogger(Callback):
             experiment.add(_summary_event(_experiment(hparams, metrics, self._start_time)))
             experiment.closing = True
             self._closing.append(experiment)
-            self._hand_over()
+        self._hand_over()
         if self._io is not None:
             self._io.shutdown(wait=True)  # every file complete when run() returns
             self._io = None
