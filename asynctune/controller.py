@@ -88,6 +88,7 @@ class Controller:
         self._wakeup = asyncio.Event()
         self._dirty = asyncio.Event()
         self._searcher_done = False
+        self._searcher_finished_told = False
         self._max_trials: int | None = None
         self._stopping: str | None = None  # why the experiment is ending early
         self._fatal: BaseException | None = None
@@ -147,6 +148,7 @@ class Controller:
         self._waiting[trial] = None
         self.callbacks.on_trial_decision(trial, "RESUME")
         self._changed(trial)
+        self._wakeup.set()  # a worker may be free for it now
 
     # The experiment ------------------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ class Controller:
             budget = self.spec.time_budget_s
             self._deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
             self._pool = ResourcePool(self.executor.inventories())
+            self.executor.watch_hosts(self._wakeup.set)
             self._check_fixed_resources()
             if self.searcher.slow:
                 self._searcher_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-searcher")
@@ -268,7 +271,7 @@ class Controller:
             if trial is None:
                 return
             resources = Resources.parse(trial.resources)
-            placement = self._pool.acquire(resources) if self._pool else None
+            placement = self._acquire(resources) if self._pool else None
             if placement is None:
                 return  # wait until a running trial frees its resources
             self._waiting.pop(trial, None)
@@ -277,11 +280,17 @@ class Controller:
             self._runs[trial] = None  # type: ignore[assignment]  # reserved; filled by the task
             self._tasks.create_task(self._run_trial(trial, placement), name=f"trial-{trial.trial_id}")
 
+    def _acquire(self, resources: Resources) -> Placement | None:
+        """A placement on a host the executor can use now (a down SSH host is left out)."""
+        assert self._pool is not None
+        return self._pool.acquire(resources, usable=self.executor.host_available)
+
     def _candidates(self) -> list[Trial]:
         return sorted(self._waiting, key=lambda t: t.index)
 
     async def _add_trial(self) -> None:
         if self._searcher_exhausted():
+            await self._searcher_finished()
             return
         index = len(self._trials)
         trial_id = f"trial_{index:05d}"
@@ -292,9 +301,7 @@ class Controller:
             config = self.searcher.suggest(trial_id)
         if config is FINISHED:
             self._searcher_done = True
-            on_finished = getattr(self.scheduler, "on_searcher_finished", None)
-            if on_finished is not None:
-                on_finished()
+            await self._searcher_finished()
             return
         if config is None:  # "not now": ask again soon, or when a trial ends
             if not self._runs:
@@ -311,6 +318,17 @@ class Controller:
         self._changed(trial, event="added")
         self._searcher_hook(self._save_searcher)
         self.scheduler.on_trial_add(trial)
+
+    async def _searcher_finished(self) -> None:
+        """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""
+        if self._searcher_finished_told:
+            return
+        self._searcher_finished_told = True
+        on_finished = getattr(self.scheduler, "on_searcher_finished", None)
+        if on_finished is not None:
+            outcome = on_finished()
+            if inspect.isawaitable(outcome):
+                await outcome
 
     def _resources_for(self, config: dict[str, Any]) -> Resources:
         spec = self.spec.resources
