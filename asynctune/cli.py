@@ -102,8 +102,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Connect to each host and report: reachable, Python and asynctune versions, CPUs, GPUs, "
                     "latency. Exit status 1 if any host is unusable.")
     check.add_argument("hosts", nargs="+", metavar="HOST", help="[user@]host[:port]")
-    check.add_argument("--known-hosts", help="known_hosts file (default: ~/.ssh/known_hosts)")
-    check.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per host (default 10)")
+    check.add_argument("--known-hosts", help="known_hosts file (default: as ssh)")
+    check.add_argument("-i", "--identity", action="append", help="private key file (default: as ssh); repeatable")
+    check.add_argument("-F", "--ssh-config", help="ssh_config file (default: ~/.ssh/config)")
+    check.add_argument("--timeout", type=_positive_float, default=10.0, help="connect timeout in seconds (default 10)")
     check.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     check.set_defaults(handler=_hosts_check)
     hosts.set_defaults(handler=lambda args: _usage(hosts))
@@ -315,17 +317,21 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _hosts_check(args: argparse.Namespace) -> int:
-    kwargs: dict[str, Any] = {"timeout": args.timeout}
-    if args.known_hosts is not None:
-        path = os.path.expanduser(args.known_hosts)
-        if not os.path.isfile(path):
-            raise CommandError(f"--known-hosts {args.known_hosts}: no such file")
-        kwargs["known_hosts"] = path
+    kwargs: dict[str, Any] = {}
+    for option, key, value in (("--known-hosts", "known_hosts", args.known_hosts),
+                               ("--ssh-config", "ssh_config", args.ssh_config)):
+        if value is not None:
+            kwargs[key] = _existing_file(option, value)
+    if args.identity:
+        kwargs["client_keys"] = [_existing_file("--identity", path) for path in args.identity]
     try:
         from .executors.ssh import check_hosts
     except ImportError as exc:
         raise CommandError(f"checking hosts needs the SSH executor: {exc} "
                            "(pip install 'asynctune[ssh]')") from None
+    # SSHExecutor's option is connect_timeout_s; a check_hosts may also name it timeout.
+    timeout_name = "timeout" if "timeout" in inspect.signature(check_hosts).parameters else "connect_timeout_s"
+    kwargs[timeout_name] = args.timeout
     try:
         reports = check_hosts(list(args.hosts), **kwargs)
         if inspect.isawaitable(reports):
@@ -335,21 +341,29 @@ def _hosts_check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     reports = list(reports)
+    usable = [bool(r.get("reachable")) and not r.get("reason") for r in reports]
     if args.json:
         for report in reports:
             print(json.dumps(report, default=str))
     else:
-        table = _table(f"{sum(bool(r.get('reachable')) for r in reports)} of {len(reports)} hosts usable")
-        for column in ("host", "reachable", "latency (ms)", "python", "asynctune", "cpus", "gpus", "reason"):
+        table = _table(f"{sum(usable)} of {len(reports)} hosts usable")
+        for column in ("host", "status", "latency (ms)", "python", "asynctune", "cpus", "gpus", "reason"):
             table.add_column(column, justify="right" if column in ("latency (ms)", "cpus", "gpus") else "left")
-        for report in reports:
-            reachable = bool(report.get("reachable"))
-            table.add_row(str(report.get("host", "")), "[green]yes[/green]" if reachable else "[red]no[/red]",
-                          _fmt(report.get("latency_ms"), digits=3), _fmt(report.get("python")),
-                          _fmt(report.get("asynctune")), _fmt(report.get("cpus")), _gpus(report.get("gpus")),
-                          _fmt(report.get("reason")))
+        for report, ok in zip(reports, usable):
+            status = "[green]ok[/green]" if ok else ("[red]unusable[/red]" if report.get("reachable")
+                                                     else "[red]unreachable[/red]")
+            table.add_row(str(report.get("host", "")), status, _fmt(report.get("latency_ms"), digits=3),
+                          _fmt(report.get("python")), _fmt(report.get("asynctune")), _fmt(report.get("cpus")),
+                          _gpus(report.get("gpus")), _fmt(report.get("reason")))
         _console().print(table)
-    return 0 if reports and all(r.get("reachable") for r in reports) else 1
+    return 0 if reports and all(usable) else 1
+
+
+def _existing_file(option: str, path: str) -> str:
+    expanded = os.path.expanduser(path)
+    if not os.path.isfile(expanded):
+        raise CommandError(f"{option} {path}: no such file")
+    return expanded
 
 
 async def _awaited(awaitable: Any) -> Any:
@@ -357,8 +371,10 @@ async def _awaited(awaitable: Any) -> Any:
 
 
 def _gpus(value: Any) -> str:
+    """A count, with the models: "2: NVIDIA H100"."""
     if isinstance(value, (list, tuple)):
-        return str(len(value)) if all(isinstance(g, dict) for g in value) else ", ".join(map(str, value))
+        names = sorted({str(g.get("name")) for g in value if isinstance(g, dict) and g.get("name")})
+        return f"{len(value)}" + (f": {', '.join(names)}" if names else "")
     return _fmt(value)
 
 

@@ -209,6 +209,16 @@ def test_hosts_check_awaits_a_coroutine_check(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["host"] == "alpha"
 
 
+def test_hosts_check_reports_an_unreachable_host_with_the_real_ssh_executor(tmp_path):
+    pytest.importorskip("asyncssh")
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    done = cli("hosts", "check", "127.0.0.1:1", "--known-hosts", str(known_hosts), "--timeout", "5", "--json")
+    assert done.returncode == 1, done.stderr
+    (row,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["reachable"] is False and row["reason"] and row["host"].startswith("127.0.0.1")
+
+
 def test_hosts_check_without_the_ssh_executor_says_what_is_missing(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "asynctune.executors.ssh", None)  # import fails
     assert main(["hosts", "check", "alpha"]) == 2
