@@ -1,0 +1,271 @@
+"""DaskExecutor with real LocalClusters: several worker processes, real queues, real kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+import asynctune as at
+from asynctune import Callback, CoroutineScheduler, TrialEnded, TrialResult
+from asynctune.resources import Placement
+
+distributed = pytest.importorskip(
+    "distributed", reason="dask's distributed is not installed: pip install 'asynctune[dask]'")
+
+from asynctune.executors.dask import DaskExecutor, _inventory  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def multiprocessing_resource_tracker():
+    """LocalCluster starts workers with multiprocessing, whose resource tracker is one helper
+    process per interpreter that lives as long as it does: start it before the per-test check
+    of leftover processes takes its snapshot."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
+def counting(config):
+    """A counter kept in the checkpoint: a resumed trial continues, a restarted one starts at 0."""
+    checkpoint = at.get_checkpoint()
+    count = checkpoint["count"] if checkpoint else 0
+    while count < config.get("until", 4):
+        count += 1
+        time.sleep(config.get("sleep", 0))
+        print(f"count {count}")
+        at.report(count=count, restored=checkpoint is not None, checkpoint={"count": count})
+
+
+class Powers(at.Trainable):
+    """base, base**2, ...; checkpoints its latest power as a file."""
+
+    def setup(self, config):
+        self.value = 1
+
+    def step(self):
+        self.value *= self.config["base"]
+        return {"value": self.value}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "value.txt"), "w") as f:
+            f.write(str(self.value))
+
+
+# --- without a cluster --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"address": 8786}, "address must be"),
+    ({"n_workers": 0}, "n_workers must be"),
+    ({"n_workers": 2, "address": "tcp://127.0.0.1:8786"}, "n_workers sizes the LocalCluster"),
+    ({"worker_resources": {"GPU": -1}}, "worker_resources must map"),
+    ({"worker_resources": {"GPU": 1}, "address": "tcp://127.0.0.1:8786"}, "worker_resources applies"),
+    ({"min_workers": 0}, "min_workers must be"),
+    ({"start_timeout_s": 0}, "start_timeout_s must be"),
+    ({"kill_grace_s": -1}, "kill_grace_s must be"),
+], ids=["address-int", "n_workers-0", "n_workers-with-address", "resources-negative",
+        "resources-with-address", "min_workers-0", "start_timeout-0", "kill_grace-negative"])
+def test_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DaskExecutor(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"address": "tcp://127.0.0.1:8786"}, {"n_workers": 3, "worker_resources": {"GPU": 1}},
+    {"min_workers": 4, "start_timeout_s": 5, "kill_grace_s": 0},
+], ids=["local", "address", "local-sized", "options"])
+def test_accepts_good_arguments(kwargs):
+    assert DaskExecutor(**kwargs).client is None  # nothing starts before start()
+
+
+@pytest.mark.parametrize("info, cpus, gpus", [
+    ({"nthreads": 4, "resources": {}}, 4.0, 0),
+    ({"nthreads": 1, "resources": {"GPU": 2}}, 1.0, 2),
+    ({"nthreads": 8, "resources": {"CPU": 2, "GPU": 1}}, 2.0, 1),
+    ({"nthreads": 1, "resources": {"GPU": 0.5}}, 1.0, 1),
+], ids=["threads", "gpus", "cpu-resource", "fractional-gpu"])
+def test_a_worker_becomes_a_host_inventory(info, cpus, gpus):
+    inventory = _inventory("tcp://10.0.0.1:4000", {**info, "memory_limit": 2**30})
+    assert (inventory.name, inventory.cpus, len(inventory.gpus), inventory.memory_mb) == (
+        "tcp://10.0.0.1:4000", cpus, gpus, 1024.0)
+
+
+@pytest.mark.parametrize("declared, placement, expected", [
+    ({}, Placement("w", 1.0), {}),
+    ({"GPU": 1}, Placement("w", 1.0, [(0, 0.5)]), {"GPU": 0.5}),
+    ({"CPU": 4, "GPU": 2}, Placement("w", 2.0, [(0, 1.0), (1, 1.0)]), {"CPU": 2.0, "GPU": 2.0}),
+], ids=["threads-only", "fractional-gpu", "cpu-and-gpus"])
+def test_placement_maps_to_dask_resources(declared, placement, expected):
+    executor = DaskExecutor()
+    executor._workers = {"w": {"nthreads": 1, "resources": declared}}
+    assert executor._dask_resources(placement) == expected
+
+
+def test_the_core_never_imports_dask():
+    code = ("import sys, asynctune, asynctune.api, asynctune.controller, asynctune.executors.local; "
+            "assert not {'dask', 'distributed'} & set(sys.modules), sorted(m for m in sys.modules if 'dask' in m)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+async def test_a_clear_error_names_the_extra_when_dask_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"pip install 'asynctune\[dask\]'"):
+        await DaskExecutor().start()
+
+
+# --- with a LocalCluster ----------------------------------------------------------------------
+
+def test_whole_experiment_streams_results_and_keeps_everything_on_disk(storage):
+    def quadratic(config):
+        for step in range(4):
+            if config["x"] == 5 and step == 1:
+                raise ValueError("bad x")
+            at.report(loss=(config["x"] - 3) ** 2 + 1 / (step + 1), shape=[step, [step]])
+            time.sleep(0.05)
+
+    analysis = at.run(quadratic, config={"x": at.grid_search([0, 2, 3, 4, 5])}, metric="loss", mode="min",
+                      executor=DaskExecutor(n_workers=2), storage_path=storage, name="quad", verbose=0)
+    assert analysis.best_config == {"x": 3}
+    statuses = {t.config["x"]: t.status for t in analysis.trials}
+    assert statuses == {0: at.Status.TERMINATED, 2: at.Status.TERMINATED, 3: at.Status.TERMINATED,
+                        4: at.Status.TERMINATED, 5: at.Status.ERROR}
+    failed = next(t for t in analysis.trials if t.config["x"] == 5)
+    assert failed.error == "ValueError: bad x" and failed.num_results == 1
+    for trial in analysis.trials:
+        if trial.config["x"] == 5:
+            continue
+        results = analysis.trial_results(trial.trial_id)
+        assert [r["training_iteration"] for r in results] == [1, 2, 3, 4]
+        assert trial.last_result["shape"] == [3, [3]]  # lists stay lists through Dask's comms
+        # Results streamed while the trial ran: the driver had each one before the next was made.
+        with open(os.path.join(trial.path, "result.jsonl")) as f:
+            assert len([json.loads(line) for line in f]) == 4
+    used = {t.last_result["pid"] for t in analysis.trials}
+    assert len(used) == 2  # both Dask worker processes ran trials
+    assert os.getpid() not in used
+
+
+def test_decisions_reach_a_class_trainable_before_its_next_step(storage):
+    class StopAtThree(at.Scheduler):
+        def on_trial_result(self, trial, result):
+            return at.STOP if result["training_iteration"] >= 3 else at.CONTINUE
+
+    analysis = at.run(Powers, config={"base": at.grid_search([2, 3, 10])}, scheduler=StopAtThree(),
+                      checkpoint_frequency=2, executor=DaskExecutor(n_workers=2), storage_path=storage, verbose=0)
+    assert [t.last_result["value"] for t in analysis.trials] == [8, 27, 1000]
+    assert [t.num_results for t in analysis.trials] == [3, 3, 3]
+    for trial in analysis.trials:
+        assert trial.checkpoint.endswith("checkpoint_000002")
+        with open(os.path.join(trial.checkpoint, "value.txt")) as f:
+            assert int(f.read()) == trial.config["base"] ** 2
+
+
+class PauseUntilOtherEnds(CoroutineScheduler):
+    """Pause trial "a" at iteration 2; resume it when trial "b" ends. Meanwhile "c" took a's
+    worker, so "a" resumes on the worker "b" freed: another process."""
+
+    async def run(self):
+        paused = None
+        async for event in self.events():
+            if (isinstance(event, TrialResult) and event.trial.config["role"] == "a"
+                    and event.result["training_iteration"] == 2 and paused is None):
+                self.pause(event.trial)
+                paused = event.trial
+            elif isinstance(event, TrialEnded) and event.trial.config["role"] == "b" and paused is not None:
+                self.resume(paused)
+
+
+def test_a_paused_trial_resumes_on_another_worker_from_its_checkpoint(storage):
+    plan = {"a": {"until": 4}, "b": {"until": 6, "sleep": 0.1}, "c": {"until": 14, "sleep": 0.1}}
+    analysis = at.run(counting, config={"role": at.grid_search(["a", "b", "c"]),
+                                        "until": at.sample_from(lambda c: plan[c["role"]]["until"]),
+                                        "sleep": at.sample_from(lambda c: plan[c["role"]].get("sleep", 0.02))},
+                      scheduler=PauseUntilOtherEnds(), executor=DaskExecutor(n_workers=2), storage_path=storage,
+                      verbose=0)
+    paused = next(t for t in analysis.trials if t.config["role"] == "a")
+    results = analysis.trial_results(paused.trial_id)
+    assert [r["count"] for r in results] == [1, 2, 3, 4]  # continued, not restarted
+    assert [r["restored"] for r in results] == [False, False, True, True]
+    assert results[0]["pid"] == results[1]["pid"] != results[2]["pid"] == results[3]["pid"]
+    assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
+    with open(os.path.join(paused.path, "stdout.txt")) as f:
+        assert f.read().split("\n")[:4] == ["count 1", "count 2", "count 3", "count 4"]
+
+
+class KillWorkerAt(Callback):
+    """Kills the Dask worker process under a trial (SIGKILL, from the driver) at one result."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.killed: list[int] = []
+
+    def on_trial_result(self, trial, result):
+        if result["count"] == self.count and not self.killed:
+            psutil.Process(result["pid"]).kill()
+            self.killed.append(result["pid"])
+
+
+def test_a_killed_worker_fails_the_attempt_and_the_trial_finishes_elsewhere(storage):
+    killer = KillWorkerAt(2)
+    start = time.time()
+    analysis = at.run(counting, config={"until": 5, "sleep": 0.05}, max_failures=1, callbacks=[killer],
+                      executor=DaskExecutor(n_workers=2), storage_path=storage, verbose=0)
+    assert time.time() - start < 40
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.TERMINATED and trial.num_failures == 1
+    assert "Dask worker" in trial.error
+    results = analysis.trial_results(trial.trial_id)
+    assert [r["count"] for r in results] == [1, 2, 3, 4, 5]  # resumed from checkpoint 2
+    assert [r["restored"] for r in results] == [False, False, True, True, True]
+    assert {r["pid"] for r in results[2:]}.isdisjoint(killer.killed)
+
+
+def test_a_killed_worker_without_retries_is_an_error(storage):
+    killer = KillWorkerAt(1)
+    analysis = at.run(counting, config={"until": 3}, callbacks=[killer], executor=DaskExecutor(n_workers=1),
+                      storage_path=storage, verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR and "Dask worker" in trial.error and trial.num_results == 1
+
+
+async def test_gpu_trials_run_only_on_the_worker_that_has_a_gpu(storage):
+    def where(config):
+        at.report(worker=distributed.get_worker().address, gpus=at.get_trial_resources()["gpus"])
+        time.sleep(0.05)
+
+    async with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        dashboard_address=None, asynchronous=True) as cluster, \
+            distributed.Nanny(cluster.scheduler_address, nthreads=1, host="127.0.0.1",
+                              resources={"GPU": 1}) as gpu_worker:
+        executor = DaskExecutor(cluster, min_workers=2)
+        analysis = await at.run_async(
+            where, config={"gpu": at.grid_search([1, 0, 0.5, 1, 0, 0.5])}, executor=executor,
+            resources_per_trial=lambda config: {"cpu": 1, "gpu": config["gpu"]}, storage_path=storage, verbose=0)
+        inventories = {inv.name: len(inv.gpus) for inv in executor.inventories()}
+        gpu_address = gpu_worker.worker_address
+    assert inventories == {gpu_address: 1, next(a for a in inventories if a != gpu_address): 0}
+    ran_on = {t.config["gpu"]: set() for t in analysis.trials}
+    for trial in analysis.trials:
+        ran_on[trial.config["gpu"]].add(trial.last_result["worker"])
+        assert trial.status is at.Status.TERMINATED
+    assert ran_on[1] == ran_on[0.5] == {gpu_address}
+    assert all(t.last_result["gpus"] == [[0, t.config["gpu"]]] for t in analysis.trials if t.config["gpu"])
+
+
+def test_time_budget_kills_trials_busy_between_reports(storage):
+    def stubborn(config):
+        at.report(started=1)
+        while True:  # never reports again: only an interrupt of its thread stops it
+            time.sleep(0.01)
+
+    start = time.time()
+    analysis = at.run(stubborn, num_samples=2, time_budget_s=5, executor=DaskExecutor(n_workers=2, kill_grace_s=1),
+                      storage_path=storage, verbose=0)
+    assert time.time() - start < 20
+    assert analysis.status == "STOPPED"
+    assert [t.num_results for t in analysis.trials] == [1, 1]
