@@ -16,7 +16,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library does not print: the console view shows what users need; logging is theirs to configure.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
@@ -35,7 +39,7 @@ _LAZY = {
     "reporting": ["Callback", "ConsoleReporter"],
     "executors": ["Executor", "LocalExecutor", "TrialRun"],
     "analysis": ["ExperimentAnalysis"],
-    "api": ["run", "run_async"],
+    "api": ["run", "run_async", "resume"],
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -59,7 +63,7 @@ if TYPE_CHECKING:
         Searcher, TrialAdded, TrialEnded, TrialResult,
     )
     from .analysis import ExperimentAnalysis
-    from .api import run, run_async
+    from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun
     from .reporting import Callback, ConsoleReporter
     from .resources import Placement, Resources

@@ -9,6 +9,7 @@ never as an await that hangs.
 from __future__ import annotations
 
 import abc
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -121,3 +122,16 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """End every worker and connection; nothing may outlive this."""
+
+    # For executors on a virtual clock (the simulated one); real executors keep the defaults.
+
+    virtual_time = False
+
+    def now(self) -> float:
+        """The executor's clock: wall-clock time, or virtual time for a simulation."""
+        return time.time()
+
+    def controller_idle(self, idle: bool) -> None:
+        """The controller's main loop starts (True) or stops (False) waiting for something to
+        happen. A discrete-event simulation advances its clock only while the controller waits
+        and every result it emitted has its decision, so runs are exactly reproducible."""
