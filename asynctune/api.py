@@ -369,3 +369,9 @@ def _run(coro: Any) -> Any:
             return runner.run(coro)
     uvloop.install()  # pragma: no cover - Python 3.10
     return asyncio.run(coro)
+
+
+# Importing this module imported the submodule asynctune.resume, which bound the package's
+# `resume` attribute to that module: bind it to the function, so `asynctune.resume(dir)` works
+# whichever of run() or resume() was touched first.
+sys.modules[__package__].resume = resume  # type: ignore[attr-defined]
