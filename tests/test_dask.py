@@ -254,7 +254,9 @@ async def test_gpu_trials_run_only_on_the_worker_that_has_a_gpu(storage):
         ran_on[trial.config["gpu"]].add(trial.last_result["worker"])
         assert trial.status is at.Status.TERMINATED
     assert ran_on[1] == ran_on[0.5] == {gpu_address}
-    assert all(t.last_result["gpus"] == [[0, t.config["gpu"]]] for t in analysis.trials if t.config["gpu"])
+    for trial in analysis.trials:
+        assert [(g["index"], g["fraction"]) for g in trial.last_result["gpus"]] == (
+            [(0, trial.config["gpu"])] if trial.config["gpu"] else [])
 
 
 def test_time_budget_kills_trials_busy_between_reports(storage):
@@ -269,3 +271,49 @@ def test_time_budget_kills_trials_busy_between_reports(storage):
     assert time.time() - start < 20
     assert analysis.status == "STOPPED"
     assert [t.num_results for t in analysis.trials] == [1, 1]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_losing_the_scheduler_ends_the_experiment_and_resume_finishes_it(storage):
+    port = _free_port()
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], stderr=subprocess.DEVNULL)
+
+    class KillSchedulerAt(Callback):
+        def on_trial_result(self, trial, result):
+            if result["count"] == 2 and scheduler.poll() is None:
+                scheduler.kill()
+
+    try:
+        async with distributed.Nanny(f"tcp://127.0.0.1:{port}", nthreads=2, host="127.0.0.1",
+                                     death_timeout=60) as nanny:
+            start = time.time()
+            with pytest.raises(at.ExecutorLost, match="scheduler was lost.*resume"):
+                await at.run_async(counting, config={"until": 20, "sleep": 0.05}, num_samples=2, name="lost",
+                                   executor=DaskExecutor(f"tcp://127.0.0.1:{port}", start_timeout_s=30),
+                                   callbacks=[KillSchedulerAt()], storage_path=storage, verbose=0)
+            assert time.time() - start < 30
+            await nanny.close(timeout=5)
+    finally:
+        scheduler.kill()
+        scheduler.wait()
+    with open(os.path.join(storage, "lost", "experiment.json")) as f:
+        state = json.load(f)
+    assert state["status"] == "ERROR"
+    assert [t["status"] for t in state["trials"]] == ["PENDING", "PENDING"]  # resumable, not finished
+    analysis = at.resume(os.path.join(storage, "lost"), executor=DaskExecutor(n_workers=2), callbacks=[], verbose=0)
+    for trial in analysis.trials:
+        assert trial.status is at.Status.TERMINATED
+        results = analysis.trial_results(trial.trial_id)
+        counts = [r["count"] for r in results]
+        # Continued from a checkpoint (never from scratch, never counting twice). A result in
+        # flight when the scheduler died may be missing: resume picks the newest checkpoint on disk.
+        assert counts[-1] == 20 and counts == sorted(set(counts)) and len(counts) >= 19
+        assert results[-1]["restored"] is True

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .. import session as session_module
-from ..errors import AsynctuneError, ExecutorError
+from ..errors import AsynctuneError, ExecutorError, ExecutorLost
 from ..resources import GPU, HostInventory, Placement
 from ..trial import Decision, Mutate
 from .base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
@@ -156,11 +156,14 @@ class DaskExecutor(Executor):
             raise ExecutorError("DaskExecutor is closed" if self._closed else "DaskExecutor.start() was not called")
         if self._scheduler_lost or self.client.status != "running":
             self._scheduler_lost = True
-            raise ExecutorError(_SCHEDULER_LOST)
+            raise ExecutorLost(_SCHEDULER_LOST)
         distributed = _import_distributed()
         key = f"asynctune-{request.trial_id}-{uuid.uuid4().hex[:12]}"
-        outbox = await distributed.Queue(f"{key}-out", client=self.client)
-        inbox = await distributed.Queue(f"{key}-in", client=self.client)
+        try:
+            outbox = await distributed.Queue(f"{key}-out", client=self.client)
+            inbox = await distributed.Queue(f"{key}-in", client=self.client)
+        except OSError as exc:  # CommClosedError is an OSError
+            raise ExecutorLost(self._scheduler_lost_reason(exc)) from exc
         # The placement names a worker; if that worker has gone since, Dask may pick another one
         # that has the resources (allow_other_workers), rather than wait for it forever.
         where = {"workers": [placement.host], "allow_other_workers": True} if placement.host in self._workers else {}
@@ -334,6 +337,8 @@ class _DaskTrialRun(TrialRun):
                             if not isinstance(event, ResultEvent):
                                 return
                     getter = None
+                    if self.executor._scheduler_lost:
+                        raise ExecutorLost(self._lost.result())
                     yield WorkerLostEvent(self._lost.result(), None, "")
                     return
                 if not done:
