@@ -123,6 +123,7 @@ class DaskExecutor(Executor):
         self._inventories: list[HostInventory] | None = None  # the workers at start()
         self._removed: set[str] = set()
         self._runs: set[_DaskTrialRun] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._scheduler_lost = False
         self._closed = False
 
@@ -181,6 +182,11 @@ class DaskExecutor(Executor):
         self._closed = True
         for run in list(self._runs):
             run._lose("the executor was closed")
+            run._outcome.cancel()
+        if self._tasks:  # decisions and cancellations in flight; they must not outlive the client
+            await asyncio.wait(self._tasks, timeout=5)
+            for task in self._tasks:
+                task.cancel()
         client, self.client = self.client, None
         cluster, self.cluster = self.cluster, None
         try:
@@ -251,6 +257,13 @@ class DaskExecutor(Executor):
         elif action == "add-worker" and address:
             self._removed.discard(address)
 
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """A background task owned by this executor: close() ends whatever is left of it."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def _forget(self, run: _DaskTrialRun) -> None:
         self._runs.discard(run)
 
@@ -298,9 +311,8 @@ class _DaskTrialRun(TrialRun):
         self.worker_address: str | None = None
         self.thread_id: int | None = None
         self._nonce: str | None = None
-        loop = asyncio.get_running_loop()
-        self._lost: asyncio.Future[str] = loop.create_future()
-        self._outcome = loop.create_task(self._watch_future(), name=f"dask-future-{request.trial_id}")
+        self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._outcome = executor._spawn(self._watch_future(), f"dask-future-{request.trial_id}")
         self._sending: asyncio.Task[None] | None = None
         self._ended = False
 
@@ -414,7 +426,7 @@ class _DaskTrialRun(TrialRun):
             except Exception as exc:
                 self._lose(self.executor._scheduler_lost_reason(exc))
 
-        self._sending = asyncio.get_running_loop().create_task(put(), name=f"dask-decide-{self.trial_id}")
+        self._sending = self.executor._spawn(put(), f"dask-decide-{self.trial_id}")
 
     async def _drain(self, getter: asyncio.Future[Any] | None) -> list[Any]:
         messages = []
@@ -495,7 +507,7 @@ class _DaskTrialRun(TrialRun):
             return
         if not self.future.done():
             # Still running (lost, killed): release it, so Dask does not run it again.
-            asyncio.get_running_loop().create_task(_quietly(client.cancel([self.future])))
+            self.executor._spawn(_quietly(client.cancel([self.future])), f"dask-cancel-{self.trial_id}")
         for queue in (self.outbox, self.inbox):
             try:
                 queue.close()
@@ -535,6 +547,8 @@ def _run_on_worker(request_blob: bytes, outbox_name: str, inbox_name: str) -> st
         return "abandoned"
     message = _execute(channel, pickle.loads(request_blob))
     channel.send(message)
+    for queue in (outbox, inbox):
+        queue.close()
     return message[0]
 
 
