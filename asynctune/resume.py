@@ -103,7 +103,9 @@ def _trials_from_journal(experiment_dir: str, metric: str | None, mode: str | No
 
 
 def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
-    newest = latest_checkpoint(trial.path)
+    recorded = read_results(trial.path)
+    last_iteration = max((int(r.get("training_iteration", 0)) for r in recorded), default=0)
+    newest = latest_checkpoint(trial.path, max_iteration=last_iteration)
     if newest is not None:
         trial.checkpoint, trial.checkpoint_iteration, trial.checkpoint_time_total = newest
     if trial.status in (Status.RUNNING, Status.PENDING, Status.PAUSED):
@@ -116,7 +118,7 @@ def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
         results = recorder.rewind(trial.restore_iteration)
         recorder.close()
     else:
-        results = read_results(trial.path)
+        results = recorded
     trial.num_results = len(results)
     trial.last_result = results[-1] if results else None
     for result in results:

@@ -189,10 +189,13 @@ def read_journal(experiment_dir: str) -> list[dict[str, Any]]:
     return events
 
 
-def latest_checkpoint(trial_dir: str) -> tuple[str, int, float] | None:
+def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tuple[str, int, float] | None:
     """The newest complete checkpoint in a trial directory: (path, iteration, time_total_s).
 
-    A checkpoint is complete once its metadata file exists (it is written last)."""
+    A checkpoint is complete once its metadata file exists (it is written last). With
+    `max_iteration`, newer checkpoints are ignored: a worker writes a checkpoint before it
+    sends the result it belongs to, so a killed driver can leave one whose result it never
+    recorded, and restoring from it would lose that result."""
     best: tuple[str, int, float] | None = None
     try:
         names = os.listdir(trial_dir)
@@ -208,6 +211,8 @@ def latest_checkpoint(trial_dir: str) -> tuple[str, int, float] | None:
         except (OSError, ValueError):
             continue
         iteration = int(meta.get("iteration", 0))
+        if max_iteration is not None and iteration > max_iteration:
+            continue
         if best is None or iteration > best[1] or (iteration == best[1] and os.path.getmtime(path) > os.path.getmtime(best[0])):
             best = (path, iteration, float(meta.get("time_total_s", 0.0)))
     return best

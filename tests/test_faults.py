@@ -203,3 +203,24 @@ def _resume_counting(experiment_dir):
     type(scheduler).seen = 0
     at.resume(experiment_dir, verbose=0)
     return type(scheduler).seen
+
+
+def test_a_checkpoint_whose_result_was_never_recorded_is_not_restored(tmp_path):
+    """The worker writes checkpoint k before sending result k: a driver killed in between must
+    not resume from checkpoint k, or result k would be lost."""
+    driver = _start_driver(tmp_path, "gap")
+    experiment_dir = tmp_path / "results" / "gap"
+    _wait_for_results(experiment_dir, 8)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    time.sleep(0.5)
+    trial_dir = experiment_dir / "trial_00000"
+    with open(trial_dir / "result.jsonl") as f:
+        recorded = [json.loads(line) for line in f]
+    last = recorded[-1]["i"]
+    orphan = trial_dir / f"checkpoint_{last + 3:06d}"  # as if written just before the driver died
+    orphan.mkdir(exist_ok=True)
+    (orphan / "checkpoint.pkl").write_bytes(__import__("pickle").dumps({"i": last + 3}))
+    (orphan / ".asynctune.json").write_text(json.dumps({"iteration": last + 3, "time_total_s": 1.0}))
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+from asynctune._compat import TaskGroup, TimeoutErrors, timeout
+
 import asynctune
 from asynctune.monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, monitor_interval
 from asynctune.resources import GPU
@@ -175,9 +177,9 @@ async def test_run_samples_at_its_interval_and_awaits_async_callbacks(processes:
         samples.append(sample)
 
     monitor = ResourceMonitor(lambda: [("t", worker.pid)], on_sample, interval_s=0.1, read_gpus=no_gpus)
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.55):
-            async with asyncio.TaskGroup() as tg:
+    with pytest.raises(TimeoutErrors):
+        async with timeout(0.55):
+            async with TaskGroup() as tg:
                 tg.create_task(monitor.run())
     assert 3 <= len(samples) <= 7
     assert all("t" in s.trials for s in samples)
@@ -189,10 +191,10 @@ async def test_an_error_in_a_callback_reaches_the_owner(processes: list) -> None
         raise KeyError("oops")
 
     monitor = ResourceMonitor(list, broken, interval_s=0.05, read_gpus=no_gpus)
-    with pytest.raises(ExceptionGroup) as info:
-        async with asyncio.TaskGroup() as tg:
+    with pytest.raises(BaseException) as info:  # an ExceptionGroup (a backport's on Python 3.10)
+        async with TaskGroup() as tg:
             tg.create_task(monitor.run())
-    assert info.group_contains(KeyError)
+    assert any(isinstance(e, KeyError) for e in getattr(info.value, "exceptions", [info.value]))
 
 
 def test_default_gpu_reader_is_nvml_and_never_fails() -> None:
