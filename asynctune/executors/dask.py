@@ -161,8 +161,8 @@ class DaskExecutor(Executor):
         distributed = _import_distributed()
         key = f"asynctune-{request.trial_id}-{uuid.uuid4().hex[:12]}"
         try:
-            outbox = await distributed.Queue(f"{key}-out", client=self.client)
-            inbox = await distributed.Queue(f"{key}-in", client=self.client)
+            outbox, inbox = await asyncio.gather(distributed.Queue(f"{key}-out", client=self.client),
+                                                 distributed.Queue(f"{key}-in", client=self.client))
         except OSError as exc:  # CommClosedError is an OSError
             raise ExecutorLost(self._scheduler_lost_reason(exc)) from exc
         # The placement names a worker; if that worker has gone since, Dask may pick another one
