@@ -473,7 +473,8 @@ class _DaskTrialRun(TrialRun):
             self._lose(f"the Dask worker {self.worker_address} was lost")
 
     async def _stopped_within(self, seconds: float) -> bool:
-        done, _ = await asyncio.wait({self._outcome}, timeout=seconds)
+        """Whether the task ended (or the attempt is already lost) within `seconds`."""
+        done, _ = await asyncio.wait({self._outcome, self._lost}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         return bool(done)
 
     async def _interrupt(self) -> None:
