@@ -44,6 +44,7 @@ _LAZY = {
     "api": ["run", "run_async", "resume"],
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
+_WHERE["SSHExecutor"] = "executors"
 _WHERE["DaskExecutor"] = "executors"
 
 

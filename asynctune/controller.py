@@ -157,6 +157,7 @@ class Controller:
             budget = self.spec.time_budget_s
             self._deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
             self._pool = ResourcePool(self.executor.inventories())
+            self.executor.watch_hosts(self._wakeup.set)
             self._check_fixed_resources()
             if self.searcher.slow:
                 self._searcher_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-searcher")
@@ -268,7 +269,7 @@ class Controller:
             if trial is None:
                 return
             resources = Resources.parse(trial.resources)
-            placement = self._pool.acquire(resources) if self._pool else None
+            placement = self._acquire(resources) if self._pool else None
             if placement is None:
                 return  # wait until a running trial frees its resources
             self._waiting.pop(trial, None)
@@ -276,6 +277,11 @@ class Controller:
             trial.placement = placement
             self._runs[trial] = None  # type: ignore[assignment]  # reserved; filled by the task
             self._tasks.create_task(self._run_trial(trial, placement), name=f"trial-{trial.trial_id}")
+
+    def _acquire(self, resources: Resources) -> Placement | None:
+        """A placement on a host the executor can use now (a down SSH host is left out)."""
+        assert self._pool is not None
+        return self._pool.acquire(resources, usable=self.executor.host_available)
 
     def _candidates(self) -> list[Trial]:
         return sorted(self._waiting, key=lambda t: t.index)

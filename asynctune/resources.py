@@ -322,11 +322,16 @@ class ResourcePool:
         raise ValueError(f"resources_per_trial {resources.as_dict()} can never fit on any host "
                          f"[{have}]{hint}")
 
-    def acquire(self, resources: Resources) -> Placement | None:
-        """A placement for the request, or None if it does not fit now (try after a release)."""
+    def acquire(self, resources: Resources, *, usable: Callable[[str], bool] | None = None) -> Placement | None:
+        """A placement for the request, or None if it does not fit now (try after a release).
+
+        `usable(host_name)` leaves out hosts that cannot take a trial right now (e.g. an SSH
+        host that is down), without forgetting what they hold."""
         now = self._clock()
         candidates = []
         for host in self.hosts.values():
+            if usable is not None and not usable(host.name):
+                continue
             if self._cpu_used[host.name] + resources.cpu > host.cpus + _EPS:
                 continue
             if resources.gpu > 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,13 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def inventories(self) -> list[HostInventory]:
         """What each host offers (after start())."""
+
+    def host_available(self, host: str) -> bool:
+        """Whether a trial may be placed on `host` now (an SSH host is not while it is down)."""
+        return True
+
+    def watch_hosts(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a host goes down or comes back (the controller's wake-up)."""
 
     @abc.abstractmethod
     async def launch(self, request: TrialRequest, placement: Placement) -> TrialRun:
