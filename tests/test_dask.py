@@ -91,9 +91,9 @@ def test_accepts_good_arguments(kwargs):
     ({"nthreads": 1, "resources": {"GPU": 0.5}}, 1.0, 1),
 ], ids=["threads", "gpus", "cpu-resource", "fractional-gpu"])
 def test_a_worker_becomes_a_host_inventory(info, cpus, gpus):
-    inventory = _inventory("tcp://10.0.0.1:4000", {**info, "memory_limit": 2**30})
-    assert (inventory.name, inventory.cpus, len(inventory.gpus), inventory.memory_mb) == (
-        "tcp://10.0.0.1:4000", cpus, gpus, 1024.0)
+    inventory = _inventory("tcp://10.0.0.1:4000", {**info, "name": "gpu-3", "memory_limit": 2**30})
+    assert (inventory.name, inventory.cpus, len(inventory.gpus), inventory.memory_mb) == ("gpu-3", cpus, gpus, 1024.0)
+    assert _inventory("tcp://10.0.0.1:4000", {"nthreads": 1}).name == "tcp://10.0.0.1:4000"  # unnamed worker
 
 
 @pytest.mark.parametrize("declared, placement, expected", [
@@ -103,7 +103,7 @@ def test_a_worker_becomes_a_host_inventory(info, cpus, gpus):
 ], ids=["threads-only", "fractional-gpu", "cpu-and-gpus"])
 def test_placement_maps_to_dask_resources(declared, placement, expected):
     executor = DaskExecutor()
-    executor._workers = {"w": {"nthreads": 1, "resources": declared}}
+    executor._workers = {"tcp://10.0.0.1:4000": {"nthreads": 1, "resources": declared}}
     assert executor._dask_resources(placement) == expected
 
 
@@ -226,35 +226,37 @@ def test_a_killed_worker_fails_the_attempt_and_the_trial_finishes_elsewhere(stor
     assert {r["pid"] for r in results[2:]}.isdisjoint(killer.killed)
 
 
-def test_a_killed_worker_without_retries_is_an_error(storage):
+def test_without_retries_a_killed_worker_is_an_error_and_its_restarted_worker_runs_the_next_trial(storage):
     killer = KillWorkerAt(1)
-    analysis = at.run(counting, config={"until": 3}, callbacks=[killer], executor=DaskExecutor(n_workers=1),
-                      storage_path=storage, verbose=0)
-    trial = analysis.trials[0]
-    assert trial.status is at.Status.ERROR and "Dask worker" in trial.error and trial.num_results == 1
+    analysis = at.run(counting, config={"until": 3}, num_samples=2, callbacks=[killer],
+                      executor=DaskExecutor(n_workers=1), storage_path=storage, verbose=0)
+    first, second = analysis.trials
+    assert first.status is at.Status.ERROR and "Dask worker" in first.error and first.num_results == 1
+    # The nanny restarted worker "0" under a new address: the same host, available again.
+    assert second.status is at.Status.TERMINATED and second.num_results == 3
+    assert second.last_result["pid"] not in killer.killed
 
 
 async def test_gpu_trials_run_only_on_the_worker_that_has_a_gpu(storage):
     def where(config):
-        at.report(worker=distributed.get_worker().address, gpus=at.get_trial_resources()["gpus"])
+        at.report(worker=distributed.get_worker().name, gpus=at.get_trial_resources()["gpus"])
         time.sleep(0.05)
 
     async with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                                         dashboard_address=None, asynchronous=True) as cluster, \
-            distributed.Nanny(cluster.scheduler_address, nthreads=1, host="127.0.0.1",
-                              resources={"GPU": 1}) as gpu_worker:
+            distributed.Nanny(cluster.scheduler_address, nthreads=1, host="127.0.0.1", name="gpu-worker",
+                              resources={"GPU": 1}):
         executor = DaskExecutor(cluster, min_workers=2)
         analysis = await at.run_async(
             where, config={"gpu": at.grid_search([1, 0, 0.5, 1, 0, 0.5])}, executor=executor,
             resources_per_trial=lambda config: {"cpu": 1, "gpu": config["gpu"]}, storage_path=storage, verbose=0)
         inventories = {inv.name: len(inv.gpus) for inv in executor.inventories()}
-        gpu_address = gpu_worker.worker_address
-    assert inventories == {gpu_address: 1, next(a for a in inventories if a != gpu_address): 0}
+    assert inventories == {"gpu-worker": 1, "0": 0}
     ran_on = {t.config["gpu"]: set() for t in analysis.trials}
     for trial in analysis.trials:
         ran_on[trial.config["gpu"]].add(trial.last_result["worker"])
         assert trial.status is at.Status.TERMINATED
-    assert ran_on[1] == ran_on[0.5] == {gpu_address}
+    assert ran_on[1] == ran_on[0.5] == {"gpu-worker"}
     for trial in analysis.trials:
         assert [(g["index"], g["fraction"]) for g in trial.last_result["gpus"]] == (
             [(0, trial.config["gpu"])] if trial.config["gpu"] else [])

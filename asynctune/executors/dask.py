@@ -119,7 +119,9 @@ class DaskExecutor(Executor):
         self.kill_grace_s = kill_grace_s
         self.client: Any = None  # our distributed.Client (asynchronous), after start()
         self.cluster: Any = None  # the LocalCluster we started, if we started one
-        self._workers: dict[str, dict[str, Any]] = {}  # address -> the scheduler's worker info
+        self._workers: dict[str, dict[str, Any]] = {}  # live worker address -> the scheduler's info on it
+        self._address_of: dict[str, str] = {}  # host (the worker's name) -> its live address
+        self._on_hosts_changed: Any = None
         self._inventories: list[HostInventory] | None = None  # the workers at start()
         self._removed: set[str] = set()
         self._runs: set[_DaskTrialRun] = set()
@@ -144,13 +146,22 @@ class DaskExecutor(Executor):
                 raise ExecutorError(f"DaskExecutor: could not reach the scheduler at {address} with "
                                     f"{self.min_workers} worker(s) within {self.start_timeout_s}s: {exc}") from exc
             raise
-        self._workers = dict(identity.get("workers", {}))
-        self._inventories = [_inventory(address, info) for address, info in sorted(self._workers.items())]
+        self._note_workers(identity.get("workers", {}))
+        self._inventories = sorted((_inventory(address, info) for address, info in self._workers.items()),
+                                   key=lambda inventory: inventory.name)
 
     def inventories(self) -> list[HostInventory]:
         if self._inventories is None:
             raise ExecutorError("DaskExecutor.start() was not called")
         return list(self._inventories)
+
+    def host_available(self, host: str) -> bool:
+        """A host is a Dask worker's name: available while a worker of that name is up (a
+        worker its nanny restarted keeps its name, under a new address)."""
+        return host in self._address_of
+
+    def watch_hosts(self, callback: Any) -> None:
+        self._on_hosts_changed = callback
 
     async def launch(self, request: TrialRequest, placement: Placement) -> TrialRun:
         if self._closed or self.client is None:
@@ -165,9 +176,10 @@ class DaskExecutor(Executor):
                                                  distributed.Queue(f"{key}-in", client=self.client))
         except OSError as exc:  # CommClosedError is an OSError
             raise ExecutorLost(self._scheduler_lost_reason(exc)) from exc
-        # The placement names a worker; if that worker has gone since, Dask may pick another one
-        # that has the resources (allow_other_workers), rather than wait for it forever.
-        where = {"workers": [placement.host], "allow_other_workers": True} if placement.host in self._workers else {}
+        # The placement names a worker; should it go before the task starts, Dask may pick
+        # another one that has the resources (allow_other_workers) rather than wait for it.
+        address = self._address_of.get(placement.host)
+        where = {"workers": [address], "allow_other_workers": True} if address else {}
         # Pickled here, so Dask ships the request as it is instead of walking it as a task graph
         # (which would turn its lists into tuples).
         blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
@@ -250,12 +262,36 @@ class DaskExecutor(Executor):
         action, address = message.get("action"), message.get("worker")
         if action == "remove-worker" and address:
             self._removed.add(address)
-            self._workers.pop(address, None)
+            info = self._workers.pop(address, None)
+            if info is not None and self._address_of.get(_host_name(address, info)) == address:
+                del self._address_of[_host_name(address, info)]
             for run in list(self._runs):
                 if run.worker_address == address:
                     run._lose(f"the Dask worker {address} was lost")
+            self._hosts_changed()
         elif action == "add-worker" and address:
             self._removed.discard(address)
+            self._spawn(self._refresh_workers(), "dask-refresh-workers")
+
+    async def _refresh_workers(self) -> None:
+        """Learn a worker that joined (the event names its address only, not its name)."""
+        try:
+            identity = await self.client.scheduler.identity()
+        except Exception as exc:  # the scheduler's loss is noticed by the trials' health checks
+            logger.debug("could not list the Dask workers: %s", exc)
+            return
+        self._note_workers(identity.get("workers", {}))
+        self._hosts_changed()
+
+    def _note_workers(self, workers: dict[str, dict[str, Any]]) -> None:
+        for address, info in workers.items():
+            if address not in self._removed:
+                self._workers[address] = info
+                self._address_of[_host_name(address, info)] = address
+
+    def _hosts_changed(self) -> None:
+        if self._on_hosts_changed is not None:
+            self._on_hosts_changed()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         """A background task owned by this executor: close() ends whatever is left of it."""
@@ -276,12 +312,19 @@ def _is_client_or_cluster(obj: Any) -> bool:
     return hasattr(obj, "scheduler_address") or (hasattr(obj, "scheduler") and hasattr(obj, "submit"))
 
 
+def _host_name(address: str, info: dict[str, Any]) -> str:
+    name = info.get("name")
+    return address if name is None or name == "" else str(name)
+
+
 def _inventory(address: str, info: dict[str, Any]) -> HostInventory:
-    """One Dask worker as a host: its CPU resource (else its threads) and GPU resource."""
+    """One Dask worker as a host, named by the worker's name: its CPU resource (else its
+    threads) and its GPU resource."""
     resources = info.get("resources", {}) or {}
     cpus = float(resources.get("CPU", info.get("nthreads", 1)))
     gpus = [GPU(index=i) for i in range(math.ceil(float(resources.get("GPU", 0)) - 1e-9))]
-    return HostInventory(name=address, cpus=cpus, gpus=gpus, memory_mb=float(info.get("memory_limit") or 0) / 2**20)
+    return HostInventory(name=_host_name(address, info), cpus=cpus, gpus=gpus,
+                         memory_mb=float(info.get("memory_limit") or 0) / 2**20)
 
 
 def _pack(message: Any) -> bytes:
