@@ -151,13 +151,31 @@ def test_whole_experiment_streams_results_and_keeps_everything_on_disk(storage):
     assert os.getpid() not in used
 
 
+class ListeningSockets(Callback):
+    """At the first result, every TCP socket that this process and its children listen on."""
+
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+
+    def on_trial_result(self, trial, result):
+        if not self.addresses:
+            me = psutil.Process()
+            for proc in [me, *me.children(recursive=True)]:
+                self.addresses += [c.laddr.ip for c in proc.net_connections(kind="tcp")
+                                   if c.status == psutil.CONN_LISTEN]
+
+
 def test_decisions_reach_a_class_trainable_before_its_next_step(storage):
     class StopAtThree(at.Scheduler):
         def on_trial_result(self, trial, result):
             return at.STOP if result["training_iteration"] >= 3 else at.CONTINUE
 
+    sockets = ListeningSockets()
     analysis = at.run(Powers, config={"base": at.grid_search([2, 3, 10])}, scheduler=StopAtThree(),
-                      checkpoint_frequency=2, executor=DaskExecutor(n_workers=2), storage_path=storage, verbose=0)
+                      checkpoint_frequency=2, executor=DaskExecutor(n_workers=2), storage_path=storage, verbose=0,
+                      callbacks=[sockets])
+    # The LocalCluster's scheduler, nannies and workers listen, on loopback only (no dashboard).
+    assert len(sockets.addresses) >= 5 and set(sockets.addresses) == {"127.0.0.1"}
     assert [t.last_result["value"] for t in analysis.trials] == [8, 27, 1000]
     assert [t.num_results for t in analysis.trials] == [3, 3, 3]
     for trial in analysis.trials:
