@@ -11,7 +11,10 @@ Faults: a Dask worker that dies under a trial (the scheduler's "remove-worker" e
 task's future erring with KilledWorker) ends the trial's attempt with a `WorkerLostEvent`; the
 controller then retries it from its last checkpoint under `max_failures`. When Dask reruns a
 task on its own after a worker loss, the rerun is refused by a handshake: each run of the task
-introduces itself with a fresh nonce, and only the first run is told to start.
+introduces itself with a fresh nonce, and only the first run is told to start. Losing the
+scheduler raises `ExecutorLost`: the controller ends the experiment, resumable.
+
+Hosts are Dask workers, named by the worker's name (a worker its nanny restarts keeps it).
 
 The core never imports dask: only this module does, and only when a DaskExecutor starts.
 """
