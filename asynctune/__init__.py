@@ -43,6 +43,8 @@ _LAZY = {
     "analysis": ["ExperimentAnalysis"],
     "api": ["run", "run_async", "resume"],
 }
+_LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
+                        "PopulationBasedTraining"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
 _WHERE["DaskExecutor"] = "executors"
@@ -65,6 +67,9 @@ if TYPE_CHECKING:
     from .algorithms import (
         FINISHED, BasicVariantSearch, CoroutineScheduler, FIFOScheduler, GridSearch, RandomSearch, Scheduler,
         Searcher, TrialAdded, TrialEnded, TrialResult,
+    )
+    from .algorithms import (
+        ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, PopulationBasedTraining,
     )
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async

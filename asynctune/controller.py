@@ -88,6 +88,7 @@ class Controller:
         self._wakeup = asyncio.Event()
         self._dirty = asyncio.Event()
         self._searcher_done = False
+        self._searcher_finished_told = False
         self._max_trials: int | None = None
         self._stopping: str | None = None  # why the experiment is ending early
         self._fatal: BaseException | None = None
@@ -147,6 +148,7 @@ class Controller:
         self._waiting[trial] = None
         self.callbacks.on_trial_decision(trial, "RESUME")
         self._changed(trial)
+        self._wakeup.set()  # a worker may be free for it now
 
     # The experiment ------------------------------------------------------------------------------
 
@@ -288,6 +290,7 @@ class Controller:
 
     async def _add_trial(self) -> None:
         if self._searcher_exhausted():
+            await self._searcher_finished()
             return
         index = len(self._trials)
         trial_id = f"trial_{index:05d}"
@@ -298,9 +301,7 @@ class Controller:
             config = self.searcher.suggest(trial_id)
         if config is FINISHED:
             self._searcher_done = True
-            on_finished = getattr(self.scheduler, "on_searcher_finished", None)
-            if on_finished is not None:
-                on_finished()
+            await self._searcher_finished()
             return
         if config is None:  # "not now": ask again soon, or when a trial ends
             if not self._runs:
@@ -317,6 +318,17 @@ class Controller:
         self._changed(trial, event="added")
         self._searcher_hook(self._save_searcher)
         self.scheduler.on_trial_add(trial)
+
+    async def _searcher_finished(self) -> None:
+        """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""
+        if self._searcher_finished_told:
+            return
+        self._searcher_finished_told = True
+        on_finished = getattr(self.scheduler, "on_searcher_finished", None)
+        if on_finished is not None:
+            outcome = on_finished()
+            if inspect.isawaitable(outcome):
+                await outcome
 
     def _resources_for(self, config: dict[str, Any]) -> Resources:
         spec = self.spec.resources

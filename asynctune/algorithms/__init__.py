@@ -6,9 +6,15 @@ from .base import (
 )
 from .basic import BasicVariantSearch, GridSearch, RandomSearch
 from .fifo import FIFOScheduler
+from .asha import ASHAScheduler, AsyncHyperBandScheduler
+from .hyperband import HyperBandScheduler
+from .median_stopping import MedianStoppingRule
+from .pbt import PopulationBasedTraining
 
 __all__ = [
     "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
     "GridSearch", "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialControl",
     "TrialEnded", "TrialResult",
+    "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
+    "PopulationBasedTraining",
 ]
