@@ -121,32 +121,33 @@ async def test_a_clear_error_names_the_extra_when_dask_is_missing(monkeypatch):
 
 # --- with a LocalCluster ----------------------------------------------------------------------
 
-def test_whole_experiment_streams_results_and_keeps_everything_on_disk(storage):
+def test_whole_experiment_with_asha_streams_results_and_keeps_everything_on_disk(storage):
     def quadratic(config):
+        if config["x"] == 5:
+            raise ValueError("bad x")
         for step in range(4):
-            if config["x"] == 5 and step == 1:
-                raise ValueError("bad x")
             at.report(loss=(config["x"] - 3) ** 2 + 1 / (step + 1), shape=[step, [step]])
             time.sleep(0.05)
 
-    analysis = at.run(quadratic, config={"x": at.grid_search([0, 2, 3, 4, 5])}, metric="loss", mode="min",
+    # x=0 starts only once x=3 or x=2 has freed a worker, so its first loss meets a better one
+    # at the first rung: ASHA stops it there. That takes the result while the trial runs.
+    analysis = at.run(quadratic, config={"x": at.grid_search([3, 2, 4, 0, 5])}, metric="loss", mode="min",
+                      scheduler=at.ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2),
                       executor=DaskExecutor(n_workers=2), storage_path=storage, name="quad", verbose=0)
     assert analysis.best_config == {"x": 3}
-    statuses = {t.config["x"]: t.status for t in analysis.trials}
-    assert statuses == {0: at.Status.TERMINATED, 2: at.Status.TERMINATED, 3: at.Status.TERMINATED,
-                        4: at.Status.TERMINATED, 5: at.Status.ERROR}
-    failed = next(t for t in analysis.trials if t.config["x"] == 5)
-    assert failed.error == "ValueError: bad x" and failed.num_results == 1
-    for trial in analysis.trials:
-        if trial.config["x"] == 5:
-            continue
-        results = analysis.trial_results(trial.trial_id)
-        assert [r["training_iteration"] for r in results] == [1, 2, 3, 4]
-        assert trial.last_result["shape"] == [3, [3]]  # lists stay lists through Dask's comms
-        # Results streamed while the trial ran: the driver had each one before the next was made.
-        with open(os.path.join(trial.path, "result.jsonl")) as f:
-            assert len([json.loads(line) for line in f]) == 4
-    used = {t.last_result["pid"] for t in analysis.trials}
+    trials = {t.config["x"]: t for t in analysis.trials}
+    assert {x: t.status for x, t in trials.items()} == {
+        3: at.Status.TERMINATED, 2: at.Status.TERMINATED, 4: at.Status.TERMINATED, 0: at.Status.TERMINATED,
+        5: at.Status.ERROR}
+    assert trials[5].error == "ValueError: bad x" and trials[5].num_results == 0
+    assert trials[3].num_results == 4 and trials[0].num_results == 1  # promoted to max_t / stopped at rung 1
+    for x in (3, 2, 4, 0):
+        results = analysis.trial_results(trials[x].trial_id)
+        assert [r["training_iteration"] for r in results] == list(range(1, len(results) + 1))
+        assert results[-1]["shape"] == [len(results) - 1, [len(results) - 1]]  # lists stay lists
+        with open(os.path.join(trials[x].path, "result.jsonl")) as f:
+            assert [json.loads(line)["loss"] for line in f] == [r["loss"] for r in results]
+    used = {t.last_result["pid"] for t in analysis.trials if t.last_result}
     assert len(used) == 2  # both Dask worker processes ran trials
     assert os.getpid() not in used
 
