@@ -28,7 +28,7 @@ from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .resources import Resources, ResourcesSpec
-from .resume import ResumeState, load_resume_state, save_run_spec
+from .recovery import ResumeState, load_resume_state, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
 from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
@@ -378,9 +378,3 @@ def _run(coro: Any) -> Any:
             return runner.run(coro)
     uvloop.install()  # pragma: no cover - Python 3.10
     return asyncio.run(coro)
-
-
-# `asynctune.resume` is this function, but importing the submodule asynctune/resume.py (done
-# above) binds the package's attribute `resume` to that module, and the package's lazy
-# __getattr__ is then never asked: bind the name back to the function.
-setattr(sys.modules[__package__], "resume", resume)
