@@ -12,7 +12,7 @@ from .algorithms.base import check_metric_mode
 from .reporting.decisions import read_decisions
 from .session import load_checkpoint
 from .storage import EXPERIMENT_FILE, flatten_config, read_results
-from .trial import Status, Trial
+from .trial import Status, Trial, _as_float
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
 
@@ -81,7 +81,7 @@ class ExperimentAnalysis:
             return trial.metric_value(metric)
         if scope == "all" and trial.metric_best is not None and (metric, mode) == self._run_metric_mode:
             return trial.metric_best  # kept by the controller: no need to read every result
-        values = [_finite(r.get(metric)) for r in self.trial_results(trial.trial_id)]
+        values = [_as_float(r.get(metric)) for r in self.trial_results(trial.trial_id)]
         values = [v for v in values if v is not None]
         if not values:
             return None
@@ -175,7 +175,7 @@ class ExperimentAnalysis:
         points = []
         for trial in self.trials:
             for result in self.trial_results(trial.trial_id):
-                value = _finite(result.get(metric))
+                value = _as_float(result.get(metric))
                 if value is not None and isinstance(result.get("timestamp"), (int, float)):
                     points.append((result["timestamp"], value, trial.trial_id, result.get("training_iteration")))
         if not points:
@@ -248,14 +248,6 @@ def _trial_from(summary: dict[str, Any]) -> Trial:
         if key in summary and summary[key] is not None:
             setattr(trial, key, summary[key])
     return trial
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _pandas() -> Any:

@@ -15,7 +15,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .analysis import ExperimentAnalysis, _finite
+from .analysis import ExperimentAnalysis
+from .trial import _as_float
 from .trial import Status
 
 # How each decision is marked: (matplotlib marker, colour, legend label).
@@ -132,7 +133,7 @@ def _metric_mode(analysis: ExperimentAnalysis, metric: str | None, mode: str | N
 def _curve(results: Sequence[dict[str, Any]], metric: str, x: str) -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for result in results:
-        value, position = _finite(result.get(metric)), _finite(result.get(x))
+        value, position = _as_float(result.get(metric)), _as_float(result.get(x))
         if value is not None and position is not None:
             xs.append(position)
             ys.append(value)
@@ -150,7 +151,7 @@ def _marks(analysis: ExperimentAnalysis, curves: dict[str, tuple[list[float], li
         if kind == "STOP" and decision.get("iteration", 0) >= longest:
             continue
         xs, ys = curves.get(trial_id, ([], []))
-        where = _finite(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
+        where = _as_float(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
         if kind not in MARKS or not xs or where is None:
             continue
         # The last point at or before the decision (a decision follows the result it was taken on).

@@ -176,17 +176,7 @@ class Journal:
 
 def read_journal(experiment_dir: str) -> list[dict[str, Any]]:
     """The journal's events; a torn last line (the driver killed mid-write) is skipped."""
-    events = []
-    try:
-        with open(os.path.join(experiment_dir, JOURNAL_FILE)) as f:
-            for line in f:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-    except FileNotFoundError:
-        pass
-    return events
+    return read_jsonl(os.path.join(experiment_dir, JOURNAL_FILE))
 
 
 def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tuple[str, int, float] | None:
@@ -233,18 +223,7 @@ def _is_scalar(value: Any) -> bool:
 
 def read_results(trial_dir: str) -> list[dict[str, Any]]:
     """Every result of a trial; a half-written last line (driver killed mid-write) is skipped."""
-    path = os.path.join(trial_dir, RESULT_FILE)
-    results = []
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    results.append(json.loads(line))
-                except ValueError:
-                    continue
-    except FileNotFoundError:
-        pass
-    return results
+    return read_jsonl(os.path.join(trial_dir, RESULT_FILE))
 
 
 def copy_checkpoint(source: str, trial_dir: str, label: str) -> str:

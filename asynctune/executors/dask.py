@@ -30,7 +30,6 @@ import pickle
 import socket
 import sys
 import threading
-import traceback
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -624,9 +623,7 @@ class _QueueChannel:
 
 def _execute(channel: _QueueChannel, request: TrialRequest) -> tuple:
     """Run one trial in this thread; the message that says how it ended."""
-    import cloudpickle
-
-    from ..trainable import Trainable, run_class, run_function
+    from .worker import execute_trial
 
     _install_thread_routing()
     os.makedirs(request.trial_dir, exist_ok=True)
@@ -634,24 +631,7 @@ def _execute(channel: _QueueChannel, request: TrialRequest) -> tuple:
     with _trial_output(request.trial_dir):
         _SESSIONS.bind(session)
         try:
-            trainable = _TRAINABLES.get(request.trainable_key)
-            if trainable is None:
-                trainable = _TRAINABLES[request.trainable_key] = cloudpickle.loads(request.trainable_blob)
-            if isinstance(trainable, type) and issubclass(trainable, Trainable):
-                how, checkpoint = run_class(trainable, session)
-            else:
-                how, checkpoint = run_function(trainable, session), None
-            return ("done", how, checkpoint)
-        except session_module.StopTrial:
-            return ("done", "stopped", None)
-        except session_module.PauseTrial:
-            return ("done", "paused", None)
-        except BaseException as exc:  # the trial's own failure: report it, keep the worker
-            text = traceback.format_exc()
-            sys.stderr.write(text)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                return ("error", f"{type(exc).__name__} raised in the trial", text)
-            return ("error", f"{type(exc).__name__}: {exc}", text)
+            return execute_trial(session, request, _TRAINABLES)
         finally:
             _SESSIONS.unbind()
 
