@@ -12,6 +12,7 @@ from .algorithms import (
     FINISHED, BasicVariantSearch, CoroutineScheduler, FIFOScheduler, GridSearch, RandomSearch, Scheduler,
     Searcher, TrialAdded, TrialEnded, TrialResult,
 )
+from .algorithms import ConcurrencyLimiter, SkOptSearch, TPESearch
 from .resources import Placement, Resources
 
 __version__ = "0.1.0"
