@@ -113,7 +113,10 @@ class TrialControl(Protocol):
 
     def resume_trial(self, trial: Trial, *, config: dict[str, Any] | None = None,
                      checkpoint: str | None = None) -> None:
-        """Make a paused trial ready to run again, optionally with a new config or checkpoint."""
+        """Make a paused trial ready to run again, optionally with a new config or checkpoint.
+
+        For a running trial whose pause was decided but has not landed yet, the resume takes
+        effect as soon as it is paused; for any other running trial it does nothing."""
 
 
 class Scheduler(abc.ABC):
@@ -333,7 +336,7 @@ class CoroutineScheduler(Scheduler):
             except asyncio.CancelledError:
                 # Re-raise if *we* are being cancelled, not only the scheduler's task.
                 current = asyncio.current_task()
-                if current is not None and current.cancelling():
+                if current is not None and getattr(current, "cancelling", lambda: 0)():
                     raise
 
     def on_trial_add(self, trial: Trial) -> None:

@@ -1,0 +1,547 @@
+"""The one event loop of an experiment: suggest -> choose -> place -> start -> results -> decide.
+
+Every trial that runs has one task in the controller's TaskGroup, which owns it; the task
+reads the trial's events, records each result before anything else, asks the scheduler, and
+answers the worker. Nothing outlives `Controller.run()`: on success, error or cancellation
+the TaskGroup ends every trial task and the executor ends every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import os
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._compat import TaskGroup, TimeoutErrors, timeout
+from .algorithms.base import FINISHED, Scheduler, Searcher
+from .errors import AsynctuneError, TrialFailed
+from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialRun, WorkerLostEvent
+from .executors.protocol import TrialRequest
+from .reporting.callback import CallbackList
+from .resources import Placement, Resources, ResourcePool, ResourcesSpec
+from .session import read_checkpoint_meta
+from .space import Space
+from .stopper import Stopper
+from .storage import (
+    EXPERIMENT_FILE, TrialRecorder, copy_checkpoint, remove_checkpoint, write_json_atomic,
+)
+from .trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
+
+logger = logging.getLogger(__name__)
+
+_SAVE_INTERVAL_S = 1.0
+_TICK_INTERVAL_S = 0.5
+_RETRY_SUGGEST_S = 0.05
+
+
+@dataclass
+class ExperimentSpec:
+    """What run() resolved from its arguments."""
+
+    name: str
+    experiment_dir: str
+    metric: str | None
+    mode: str | None
+    num_samples: int
+    max_concurrent_trials: int | None
+    time_budget_s: float | None
+    max_failures: int
+    fail_fast: bool
+    checkpoint_frequency: int
+    checkpoint_at_end: bool
+    keep_checkpoints_num: int | None
+    seed: int | None
+    trainable_name: str
+    resources: ResourcesSpec
+
+
+class Controller:
+    """Runs one experiment to its end. Built by `asynctune.run`; see there for the arguments."""
+
+    def __init__(self, *, spec: ExperimentSpec, trainable_blob: bytes, trainable_key: str, space: Space,
+                 searcher: Searcher, scheduler: Scheduler, executor: Executor, stopper: Stopper | None,
+                 callbacks: CallbackList, trials: Sequence[Trial] = ()) -> None:
+        self.spec = spec
+        self.trainable_blob, self.trainable_key = trainable_blob, trainable_key
+        self.space, self.searcher, self.scheduler = space, searcher, scheduler
+        self.executor, self.stopper, self.callbacks = executor, stopper, callbacks
+        self._trials: list[Trial] = list(trials)
+        self._waiting: dict[Trial, None] = {t: None for t in self._trials if t.status in (Status.PENDING, Status.PAUSED)}
+        self._runs: dict[Trial, TrialRun] = {}
+        self._recorders: dict[Trial, TrialRecorder] = {}
+        self._stop_requested: set[Trial] = set()
+        self._pause_requested: set[Trial] = set()
+        self._resume_requested: dict[Trial, tuple[dict[str, Any] | None, str | None]] = {}
+        self._killing: set[Trial] = set()
+        self._wakeup = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._searcher_done = False
+        self._max_trials: int | None = None
+        self._stopping: str | None = None  # why the experiment is ending early
+        self._fatal: BaseException | None = None
+        self._metric_seen = False
+        self._pool: ResourcePool | None = None
+        self._max_running = 1
+        self._searcher_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self.start_time = time.time()
+        self.status = "RUNNING"
+
+    # TrialControl, for schedulers --------------------------------------------------------------
+
+    @property
+    def trials(self) -> Sequence[Trial]:
+        return self._trials
+
+    def stop_trial(self, trial: Trial) -> None:
+        if trial.status is Status.RUNNING:
+            self._stop_requested.add(trial)
+        elif trial.status in (Status.PENDING, Status.PAUSED):
+            self._waiting.pop(trial, None)
+            self._complete(trial)
+            self._wakeup.set()
+
+    def pause_trial(self, trial: Trial) -> None:
+        if trial.status is Status.RUNNING:
+            self._pause_requested.add(trial)
+
+    def resume_trial(self, trial: Trial, *, config: dict[str, Any] | None = None,
+                     checkpoint: str | None = None) -> None:
+        if trial.status is Status.RUNNING:
+            # Its pause may be in flight (decided but not yet done): resume once it lands.
+            self._resume_requested[trial] = (config, checkpoint)
+            return
+        if trial.status is not Status.PAUSED:
+            return
+        self._resume_requested.pop(trial, None)
+        if config is not None:
+            trial.config = config
+            self._recorder(trial).write_params(config)
+        if checkpoint is not None and not _inside(checkpoint, trial.path):
+            checkpoint = copy_checkpoint(checkpoint, trial.path, f"checkpoint_clone_{trial.num_results:06d}")
+        self._set_restore_point(trial, checkpoint or trial.checkpoint)
+        trial.status = Status.PENDING
+        self._waiting[trial] = None
+        self.callbacks.on_trial_decision(trial, "RESUME")
+        self._changed()
+
+    # The experiment ------------------------------------------------------------------------------
+
+    async def run(self) -> list[Trial]:
+        try:
+            await self.executor.start()
+            self._pool = ResourcePool(self.executor.inventories())
+            self._check_fixed_resources()
+            if self.searcher.slow:
+                self._searcher_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-searcher")
+            self._max_trials = self.searcher.max_trials(self.spec.num_samples)
+            self.callbacks.on_experiment_start(self.spec.experiment_dir, self._trials)
+            await self.scheduler.start(self)
+            async with TaskGroup() as tasks:
+                self._tasks = tasks
+                saver = tasks.create_task(self._save_periodically(), name="asynctune-save")
+                ticker = tasks.create_task(self._tick_periodically(), name="asynctune-tick")
+                try:
+                    await self._main_loop()
+                finally:
+                    if self._runs:
+                        await self._kill_all()
+                    saver.cancel()
+                    ticker.cancel()
+            self.status = "ERROR" if self._fatal else ("STOPPED" if self._stopping else "FINISHED")
+        except BaseException:
+            self.status = "INTERRUPTED"
+            raise
+        finally:
+            await self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
+        self._check_metric_reported()
+        return self._trials
+
+    async def _main_loop(self) -> None:
+        deadline = self.start_time + self.spec.time_budget_s if self.spec.time_budget_s else None
+        while True:
+            self._wakeup.clear()
+            await self._start_ready_trials()
+            if self._stopping is not None or self._is_done():
+                return
+            if deadline is None:
+                await self._wakeup.wait()
+                continue
+            try:
+                async with timeout(max(0.0, deadline - time.time())):
+                    await self._wakeup.wait()
+            except TimeoutErrors:
+                self._stopping = f"time_budget_s={self.spec.time_budget_s} spent"
+                logger.info("stopping: %s", self._stopping)
+                return
+
+    def _is_done(self) -> bool:
+        if self._runs:
+            return False
+        if not self._searcher_exhausted():
+            return False
+        return not self._waiting or self.scheduler.choose_trial_to_run(self._candidates()) is None
+
+    def _searcher_exhausted(self) -> bool:
+        return self._searcher_done or (self._max_trials is not None and len(self._trials) >= self._max_trials)
+
+    async def _start_ready_trials(self) -> None:
+        while self._stopping is None and len(self._runs) < self._max_running:
+            if not any(t.status is Status.PENDING for t in self._waiting):
+                await self._add_trial()
+            candidates = self._candidates()
+            if not candidates:
+                return
+            trial = self.scheduler.choose_trial_to_run(candidates)
+            if trial is None:
+                return
+            resources = Resources.parse(trial.resources)
+            placement = self._pool.acquire(resources) if self._pool else None
+            if placement is None:
+                return  # wait until a running trial frees its resources
+            self._waiting.pop(trial, None)
+            trial.status = Status.RUNNING
+            trial.placement = placement
+            self._runs[trial] = None  # type: ignore[assignment]  # reserved; filled by the task
+            self._tasks.create_task(self._run_trial(trial, placement), name=f"trial-{trial.trial_id}")
+
+    def _candidates(self) -> list[Trial]:
+        return sorted(self._waiting, key=lambda t: t.index)
+
+    async def _add_trial(self) -> None:
+        if self._searcher_exhausted():
+            return
+        index = len(self._trials)
+        trial_id = f"trial_{index:05d}"
+        if self._searcher_thread is not None:
+            loop = asyncio.get_running_loop()
+            config = await loop.run_in_executor(self._searcher_thread, self.searcher.suggest, trial_id)
+        else:
+            config = self.searcher.suggest(trial_id)
+        if config is FINISHED:
+            self._searcher_done = True
+            on_finished = getattr(self.scheduler, "on_searcher_finished", None)
+            if on_finished is not None:
+                on_finished()
+            return
+        if config is None:  # "not now": ask again soon, or when a trial ends
+            if not self._runs:
+                asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
+            return
+        if not isinstance(config, dict):
+            raise AsynctuneError(f"{type(self.searcher).__name__}.suggest() returned {config!r}, not a dict")
+        resources = self._resources_for(config)
+        trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
+                      path=os.path.join(self.spec.experiment_dir, trial_id))
+        self._recorder(trial).write_params(config)
+        self._trials.append(trial)
+        self._waiting[trial] = None
+        self.scheduler.on_trial_add(trial)
+        self._changed()
+
+    def _resources_for(self, config: dict[str, Any]) -> Resources:
+        spec = self.spec.resources
+        resources = Resources.parse(spec(config) if callable(spec) else spec)
+        if self._pool is not None:
+            self._pool.check(resources)
+        return resources
+
+    def _check_fixed_resources(self) -> None:
+        assert self._pool is not None
+        limit = self.spec.max_concurrent_trials
+        if callable(self.spec.resources):
+            self._max_running = limit or 10**6
+            return
+        resources = Resources.parse(self.spec.resources)
+        self._pool.check(resources)
+        capacity = self._pool.capacity(resources)
+        self._max_running = max(1, min(capacity, limit) if limit else capacity)
+
+    # One trial -----------------------------------------------------------------------------------
+
+    async def _run_trial(self, trial: Trial, placement: Placement) -> None:
+        request = TrialRequest(
+            trial_id=trial.trial_id, trial_dir=trial.path, config=trial.config,
+            trainable_key=self.trainable_key, trainable_blob=self.trainable_blob,
+            restore_checkpoint=trial.restore_checkpoint, start_iteration=trial.restore_iteration,
+            start_time_total=trial.restore_time_total, checkpoint_frequency=self.spec.checkpoint_frequency,
+            checkpoint_at_end=self.spec.checkpoint_at_end, placement=placement.as_dict(),
+            experiment_dir=self.spec.experiment_dir,
+        )
+        if trial.start_time is None:
+            trial.start_time = time.time()
+        self._changed()
+        try:
+            run = await self.executor.launch(request, placement)
+            self._runs[trial] = run
+            self.callbacks.on_trial_start(trial)
+            if self._stopping is not None:  # the experiment ended while this trial was starting
+                self._killing.add(trial)
+                await run.kill()
+            async for event in run.events():
+                if isinstance(event, ResultEvent):
+                    await self._on_result(trial, run, event)
+                elif isinstance(event, DoneEvent):
+                    self._on_done(trial, event)
+                elif isinstance(event, ErrorEvent):
+                    self._on_failure(trial, event.error, event.traceback)
+                elif isinstance(event, WorkerLostEvent):
+                    if trial in self._killing:
+                        self._on_killed(trial)
+                    else:
+                        self._on_failure(trial, event.error, event.stderr_tail)
+        except Exception as exc:  # the executor could not run it: a failure of this trial only
+            self._on_failure(trial, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        finally:
+            self._runs.pop(trial, None)
+            self._stop_requested.discard(trial)
+            self._pause_requested.discard(trial)
+            if trial.status is not Status.PAUSED:
+                self._resume_requested.pop(trial, None)
+            self._killing.discard(trial)
+            if self._pool is not None:
+                self._pool.release(placement)
+            self._wakeup.set()
+
+    async def _on_result(self, trial: Trial, run: TrialRun, event: ResultEvent) -> None:
+        result = event.result
+        trial.last_result = result
+        trial.num_results += 1
+        if not self._metric_seen and self.spec.metric is not None and self.spec.metric in result:
+            self._metric_seen = True
+        trial.update_best(self.spec.metric, self.spec.mode, result)
+        self._recorder(trial).record(result)  # on disk before anyone decides anything
+        if event.checkpoint is not None:
+            self._on_checkpoint(trial, event.checkpoint, result)
+        self._searcher_hook(self.searcher.on_trial_result, trial.trial_id, result)
+        self.callbacks.on_trial_result(trial, result)
+
+        decision = self.scheduler.on_trial_result(trial, result)
+        if inspect.isawaitable(decision):
+            decision = await decision
+        if self.stopper is not None:
+            if self.stopper(trial.trial_id, result):
+                decision = STOP
+            if self._stopping is None and self.stopper.stop_all():
+                self._stopping = "the stopper ended the experiment"
+                self._wakeup.set()
+        if trial in self._stop_requested or self._stopping is not None:
+            decision = STOP
+        elif trial in self._pause_requested and decision is CONTINUE:
+            decision = PAUSE
+        if isinstance(decision, Mutate):
+            decision = self._prepare_mutation(trial, decision)
+        elif not isinstance(decision, Decision):
+            raise AsynctuneError(f"{type(self.scheduler).__name__}.on_trial_result returned {decision!r}")
+        run.decide(decision)
+        if decision is not CONTINUE:
+            detail = "" if not isinstance(decision, Mutate) else f"config={decision.config}"
+            self.callbacks.on_trial_decision(trial, "MUTATE" if isinstance(decision, Mutate) else decision.value, detail)
+
+    def _on_checkpoint(self, trial: Trial, checkpoint: str, result: dict[str, Any]) -> None:
+        previous = trial.checkpoint
+        trial.checkpoint = checkpoint
+        trial.checkpoint_iteration = int(result.get("training_iteration", 0))
+        trial.checkpoint_time_total = float(result.get("time_total_s", 0.0))
+        self.callbacks.on_checkpoint(trial, checkpoint)
+        keep = self.spec.keep_checkpoints_num
+        if keep is not None and previous is not None and previous != checkpoint:
+            kept = getattr(trial, "_kept_checkpoints", [])
+            kept.append(previous)
+            while len(kept) >= keep:
+                remove_checkpoint(kept.pop(0))
+            trial._kept_checkpoints = kept  # type: ignore[attr-defined]
+
+    def _prepare_mutation(self, trial: Trial, mutate: Mutate) -> Mutate:
+        """Copy a donor's checkpoint into this trial's directory, so the donor may delete its own."""
+        checkpoint = mutate.checkpoint
+        if checkpoint is not None and not _inside(checkpoint, trial.path):
+            checkpoint = copy_checkpoint(checkpoint, trial.path, f"checkpoint_clone_{trial.num_results:06d}")
+        trial.config = mutate.config
+        self._recorder(trial).write_params(mutate.config)
+        if checkpoint is not None:
+            trial.checkpoint = checkpoint
+        self._changed()
+        return Mutate(mutate.config, checkpoint)
+
+    def _on_done(self, trial: Trial, event: DoneEvent) -> None:
+        if event.checkpoint is not None and event.checkpoint != trial.checkpoint:
+            meta = read_checkpoint_meta(event.checkpoint)
+            trial.checkpoint = event.checkpoint
+            trial.checkpoint_iteration = int(meta.get("iteration", trial.iteration))
+            trial.checkpoint_time_total = float(meta.get("time_total_s", 0.0))
+            self.callbacks.on_checkpoint(trial, event.checkpoint)
+        if event.how == "paused":
+            trial.status = Status.PAUSED
+            self._set_restore_point(trial, trial.checkpoint)
+            self._waiting[trial] = None
+            self._changed()
+            if trial in self._resume_requested:
+                config, checkpoint = self._resume_requested.pop(trial)
+                self.resume_trial(trial, config=config, checkpoint=checkpoint)
+        else:
+            self._complete(trial)
+
+    def _on_killed(self, trial: Trial) -> None:
+        if self._stopping is not None and not self._fatal:
+            self._set_restore_point(trial, trial.checkpoint)
+        self._complete(trial)
+
+    def _complete(self, trial: Trial) -> None:
+        trial.status = Status.TERMINATED
+        trial.end_time = time.time()
+        self.scheduler.on_trial_complete(trial, trial.last_result)
+        self._searcher_hook(self.searcher.on_trial_complete, trial.trial_id, trial.last_result, False)
+        self.callbacks.on_trial_complete(trial)
+        self._close_recorder(trial)
+        self._changed()
+
+    def _on_failure(self, trial: Trial, error: str, trace: str) -> None:
+        trial.num_failures += 1
+        self._recorder(trial).write_error(trial.num_failures, error, trace)
+        trial.error, trial.error_traceback = error, trace
+        max_failures = self.spec.max_failures
+        if self._stopping is None and (max_failures < 0 or trial.num_failures <= max_failures):
+            logger.warning("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
+                           trial.num_failures, trial.checkpoint or "scratch")
+            self._set_restore_point(trial, trial.checkpoint)
+            trial.status = Status.PENDING
+            self._waiting[trial] = None
+            self._changed()
+            return
+        trial.status = Status.ERROR
+        trial.end_time = time.time()
+        logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
+                       os.path.join(trial.path, "error.txt"))
+        self.scheduler.on_trial_error(trial)
+        self._searcher_hook(self.searcher.on_trial_complete, trial.trial_id, trial.last_result, True)
+        self.callbacks.on_trial_error(trial)
+        self._close_recorder(trial)
+        self._changed()
+        if self.spec.fail_fast and self._fatal is None:
+            self._fatal = TrialFailed(trial.trial_id, error, trace)
+            self._stopping = f"fail_fast: trial {trial.trial_id} failed"
+            self._wakeup.set()
+
+    def _set_restore_point(self, trial: Trial, checkpoint: str | None) -> None:
+        trial.restore_checkpoint = checkpoint
+        if checkpoint is None:
+            trial.restore_iteration, trial.restore_time_total = 0, 0.0
+            return
+        meta = read_checkpoint_meta(checkpoint)
+        trial.restore_iteration = int(meta.get("iteration", trial.checkpoint_iteration))
+        trial.restore_time_total = float(meta.get("time_total_s", trial.checkpoint_time_total))
+
+    async def _kill_all(self) -> None:
+        runs = [(t, r) for t, r in self._runs.items() if r is not None]
+        self._killing.update(t for t, _ in runs)
+        await asyncio.gather(*(run.kill() for _, run in runs), return_exceptions=True)
+
+    # Helpers -------------------------------------------------------------------------------------
+
+    def _recorder(self, trial: Trial) -> TrialRecorder:
+        recorder = self._recorders.get(trial)
+        if recorder is None:
+            recorder = self._recorders[trial] = TrialRecorder(trial.path)
+        return recorder
+
+    def _close_recorder(self, trial: Trial) -> None:
+        recorder = self._recorders.pop(trial, None)
+        if recorder is not None:
+            recorder.close()
+
+    def _searcher_hook(self, hook: Any, *args: Any) -> None:
+        if self._searcher_thread is not None:
+            self._searcher_thread.submit(_log_errors, hook, *args)
+        else:
+            _log_errors(hook, *args)
+
+    def _changed(self) -> None:
+        self._dirty.set()
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self.save_state()
+            await asyncio.sleep(_SAVE_INTERVAL_S)
+
+    async def _tick_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_INTERVAL_S)
+            self.callbacks.on_tick(self._trials)
+
+    def save_state(self) -> None:
+        state = {
+            "name": self.spec.name,
+            "status": self.status,
+            "metric": self.spec.metric,
+            "mode": self.spec.mode,
+            "trainable": self.spec.trainable_name,
+            "start_time": self.start_time,
+            "time_budget_s": self.spec.time_budget_s,
+            "num_samples": self.spec.num_samples,
+            "seed": self.spec.seed,
+            "searcher": type(self.searcher).__name__,
+            "scheduler": type(self.scheduler).__name__,
+            "stopping": self._stopping,
+            "trials": [t.summary() for t in self._trials],
+        }
+        try:
+            write_json_atomic(os.path.join(self.spec.experiment_dir, EXPERIMENT_FILE), state)
+        except OSError as exc:
+            logger.error("could not save %s: %s", EXPERIMENT_FILE, exc)
+
+    async def _shutdown(self) -> None:
+        async def close_all() -> None:
+            try:
+                await self.scheduler.close()
+            finally:
+                await self.executor.close()
+
+        try:
+            async with timeout(30):  # cleanup must not hang shutdown
+                await close_all()
+        finally:
+            for trial in list(self._recorders):
+                self._close_recorder(trial)
+            if self._searcher_thread is not None:
+                self._searcher_thread.shutdown(wait=True)
+            if self.status != "INTERRUPTED" and self._stopping is None:
+                self._finish_paused_trials()
+            self.save_state()
+            self.callbacks.on_experiment_end(self._trials)
+
+    def _finish_paused_trials(self) -> None:
+        """At a natural end, paused trials that nobody resumed are finished, not pending."""
+        for trial in self._trials:
+            if trial.status in (Status.PAUSED, Status.PENDING):
+                trial.status = Status.TERMINATED
+                trial.end_time = trial.end_time or time.time()
+
+    def _check_metric_reported(self) -> None:
+        metric = self.spec.metric
+        if metric is None or self._metric_seen or not any(t.num_results for t in self._trials):
+            return
+        keys = sorted({k for t in self._trials if t.last_result for k in t.last_result})
+        raise ValueError(f"metric={metric!r} was never reported by any trial; reported keys: {keys}. "
+                         f"Results are kept in {self.spec.experiment_dir}")
+
+
+def _inside(path: str, directory: str) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(directory) + os.sep)
+
+
+def _log_errors(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        logger.exception("%s failed", getattr(fn, "__qualname__", fn))

@@ -1,0 +1,123 @@
+"""The Executor interface: where and how trials run. Local processes, SSH hosts and Dask
+workers all sit behind it, so the controller never knows which one it drives.
+
+An executor starts workers, hands a `TrialRequest` to one, and returns a `TrialRun`: an async
+iterator of events from that trial. Failures arrive as events (`TrialError`, `WorkerLostEvent`),
+never as an await that hangs.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncio
+
+from ..resources import HostInventory, Placement
+from ..trial import Decision, Mutate
+from .protocol import TrialRequest
+
+
+@dataclass(frozen=True)
+class ResultEvent:
+    result: dict[str, Any]
+    checkpoint: str | None  # directory of the checkpoint reported with this result
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    how: str  # "finished" | "stopped" | "paused"
+    checkpoint: str | None
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """The trial raised; the worker survives."""
+
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class WorkerLostEvent:
+    """The worker died under the trial (killed, OOM, host lost)."""
+
+    error: str
+    exit_code: int | None = None
+    stderr_tail: str = ""
+
+
+TrialEvent = ResultEvent | DoneEvent | ErrorEvent | WorkerLostEvent
+
+
+class EventQueue:
+    """A minimal single-consumer queue; cheaper than asyncio.Queue on the result hot path."""
+
+    def __init__(self) -> None:
+        self._items: deque[TrialEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def put(self, item: TrialEvent) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> TrialEvent:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
+class TrialRun(abc.ABC):
+    """One trial running on one worker."""
+
+    trial_id: str
+    pid: int | None = None  # the worker's process id on its host, for monitoring
+    host: str = "localhost"
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[TrialEvent]:
+        """Results, then exactly one DoneEvent, ErrorEvent or WorkerLostEvent."""
+
+    @abc.abstractmethod
+    def decide(self, decision: Decision | Mutate) -> None:
+        """Answer the latest ResultEvent; the trial is blocked until this arrives."""
+
+    @abc.abstractmethod
+    async def kill(self) -> None:
+        """End the trial now: its worker's whole process tree is ended."""
+
+
+class Executor(abc.ABC):
+    """Runs trials somewhere. Use as `async with executor:` or call start() / close()."""
+
+    async def __aenter__(self) -> Executor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect and probe hosts; return only when trials can be launched."""
+
+    @abc.abstractmethod
+    def inventories(self) -> list[HostInventory]:
+        """What each host offers (after start())."""
+
+    @abc.abstractmethod
+    async def launch(self, request: TrialRequest, placement: Placement) -> TrialRun:
+        """Start the trial on a worker of `placement.host` with the placement's environment."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """End every worker and connection; nothing may outlive this."""

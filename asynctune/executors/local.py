@@ -1,0 +1,341 @@
+"""Worker processes on this machine, reused between trials, talking over pipes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import psutil
+
+from ..errors import ExecutorError
+from ..resources import HostInventory, Placement, local_inventory
+from ..trial import Decision, Mutate
+from .base import (
+    DoneEvent, ErrorEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent,
+)
+from .protocol import PROTOCOL_VERSION, FrameDecoder, TrialRequest, encode
+
+logger = logging.getLogger(__name__)
+
+_CONTINUE_FRAME = encode("CONTINUE")
+_STDERR_TAIL_BYTES = 4096
+
+
+def encode_decision(decision: Decision | Mutate) -> bytes:
+    if decision is Decision.CONTINUE:
+        return _CONTINUE_FRAME
+    if isinstance(decision, Mutate):
+        return encode(("MUTATE", decision.config, decision.checkpoint))
+    return encode(decision.value)
+
+
+def stderr_tail(trial_dir: str | None, fallback: bytes = b"") -> str:
+    """The last lines a trial (or its worker) wrote to stderr: evidence for a lost worker."""
+    if trial_dir:
+        try:
+            with open(os.path.join(trial_dir, "stderr.txt"), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - _STDERR_TAIL_BYTES))
+                data = f.read()
+                if data:
+                    return data.decode(errors="replace")
+        except OSError:
+            pass
+    return fallback.decode(errors="replace")
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the worker disappeared"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        return f"the worker was killed by {name}{hint}"
+    return f"the worker exited with code {code}"
+
+
+async def kill_process_tree(pid: int, *, grace_s: float = 3.0) -> None:
+    """SIGTERM the process and all its descendants, wait, SIGKILL what is left."""
+
+    def _kill() -> None:
+        try:
+            parent = psutil.Process(pid)
+            procs = parent.children(recursive=True) + [parent]
+        except psutil.NoSuchProcess:
+            procs = []
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=grace_s)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=grace_s)
+
+    await asyncio.to_thread(_kill)
+
+
+class _Worker(asyncio.SubprocessProtocol):
+    """One worker process: its pipes, its state, and the trial it runs."""
+
+    def __init__(self, executor: LocalExecutor, env_key: tuple) -> None:
+        self.executor = executor
+        self.env_key = env_key
+        self.decoder = FrameDecoder()
+        self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.stdin: asyncio.WriteTransport | None = None
+        self.stderr = bytearray()
+        self.run: _LocalTrialRun | None = None
+        self.trainables: set[str] = set()
+        self.pid: int | None = None
+        self.alive = True
+
+    # asyncio.SubprocessProtocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.pid = self.transport.get_pid()
+        self.stdin = self.transport.get_pipe_transport(0)  # type: ignore[assignment]
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 2:
+            self.stderr += data
+            del self.stderr[:-_STDERR_TAIL_BYTES]
+            return
+        for message in self.decoder.feed(data):
+            self._on_message(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The process has exited and its pipes are drained: every message it sent was seen.
+        self.alive = False
+        code = self.transport.get_returncode() if self.transport else None
+        self.executor._forget(self)
+        if self.pid is not None:
+            _kill_group(self.pid)  # grandchildren the trial started must not outlive it
+        if not self.ready.done():
+            self.ready.set_exception(ExecutorError(
+                f"worker failed to start: {describe_exit(code)}\n{self.stderr.decode(errors='replace')}"))
+        run, self.run = self.run, None
+        if run is not None:
+            tail = stderr_tail(run.request.trial_dir, bytes(self.stderr))
+            run.queue.put(WorkerLostEvent(describe_exit(code), code, tail))
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+    # Messages ------------------------------------------------------------------------------------
+
+    def _on_message(self, message: tuple) -> None:
+        kind = message[0]
+        run = self.run
+        if kind == "result" and run is not None:
+            run.queue.put(ResultEvent(message[1], message[2]))
+        elif kind == "done" and run is not None:
+            self._finish(run, DoneEvent(message[1], message[2]))
+        elif kind == "error" and run is not None:
+            self._finish(run, ErrorEvent(message[1], message[2]))
+        elif kind == "ready":
+            if message[1].get("protocol") != PROTOCOL_VERSION and not self.ready.done():
+                self.ready.set_exception(ExecutorError(f"worker speaks protocol {message[1].get('protocol')}"))
+            elif not self.ready.done():
+                self.ready.set_result(message[1])
+
+    def _finish(self, run: _LocalTrialRun, event: TrialEvent) -> None:
+        self.run = None
+        self.executor._reclaim(self)  # idle again before the controller even sees the event
+        run.queue.put(event)
+
+    def send(self, data: bytes) -> None:
+        if self.stdin is not None and not self.stdin.is_closing():
+            self.stdin.write(data)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _LocalTrialRun(TrialRun):
+    def __init__(self, worker: _Worker, request: TrialRequest) -> None:
+        self.worker = worker
+        self.request = request
+        self.trial_id = request.trial_id
+        self.pid = worker.pid
+        self.queue = EventQueue()
+
+    async def events(self) -> AsyncIterator[TrialEvent]:
+        while True:
+            event = await self.queue.get()
+            yield event
+            if not isinstance(event, ResultEvent):
+                return
+
+    def decide(self, decision: Decision | Mutate) -> None:
+        self.worker.send(encode_decision(decision))
+
+    async def kill(self) -> None:
+        worker = self.worker
+        if worker.alive and worker.pid is not None:
+            await kill_process_tree(worker.pid, grace_s=self.worker.executor.kill_grace_s)
+            await worker.gone
+
+
+class LocalExecutor(Executor):
+    """Runs trials in worker processes on this machine.
+
+    Workers are fresh interpreters (`python -m asynctune.worker`, never a fork of the driver's
+    event loop), placed on GPUs through CUDA_VISIBLE_DEVICES, and reused for the next trial with
+    the same placement environment, so short trials do not pay a process start each.
+
+    Example:
+        >>> run(train, config=space, executor=LocalExecutor(cpus=4))
+
+    Args:
+        cpus: CPU slots to offer (default: the CPUs this process may use).
+        reuse_workers: Keep workers between trials (default True). Trials that keep global
+            state between runs (e.g. a module-level cache) may want False.
+        python: The interpreter for workers.
+        env: Extra environment variables for every worker.
+        kill_grace_s: Time between SIGTERM and SIGKILL when a trial's process tree is ended.
+    """
+
+    def __init__(self, *, cpus: float | None = None, reuse_workers: bool = True, python: str | None = None,
+                 env: dict[str, str] | None = None, kill_grace_s: float = 3.0) -> None:
+        if cpus is not None and not cpus > 0:
+            raise ValueError(f"LocalExecutor: cpus must be > 0, got {cpus=}")
+        if kill_grace_s < 0:
+            raise ValueError(f"LocalExecutor: kill_grace_s must be >= 0, got {kill_grace_s=}")
+        self.cpus = cpus
+        self.reuse_workers = reuse_workers
+        self.python = python or sys.executable
+        self.env = dict(env or {})
+        self.kill_grace_s = kill_grace_s
+        self._inventory: HostInventory | None = None
+        self._workers: set[_Worker] = set()
+        self._idle: dict[tuple, deque[_Worker]] = {}
+        self._closed = False
+
+    async def start(self) -> None:
+        self._inventory = await asyncio.to_thread(local_inventory, cpus=self.cpus)
+
+    def inventories(self) -> list[HostInventory]:
+        if self._inventory is None:
+            raise ExecutorError("LocalExecutor.start() was not called")
+        return [self._inventory]
+
+    async def launch(self, request: TrialRequest, placement: Placement) -> TrialRun:
+        if self._closed:
+            raise ExecutorError("LocalExecutor is closed")
+        env = self._worker_env(placement)
+        key = tuple(sorted(env.items()))
+        worker = self._take_idle(key) or await self._spawn(env, key)
+        if request.trainable_key in worker.trainables:
+            request = replace(request, trainable_blob=None)
+        else:
+            worker.trainables.add(request.trainable_key)
+        run = _LocalTrialRun(worker, request)
+        worker.run = run
+        worker.send(encode(("run", request)))
+        return run
+
+    async def close(self) -> None:
+        self._closed = True
+        workers = list(self._workers)
+        for worker in workers:
+            if worker.run is None:
+                worker.send(encode(("exit",)))
+        done, pending = await asyncio.wait([w.gone for w in workers], timeout=2.0) if workers else (set(), set())
+        await asyncio.gather(*(kill_process_tree(w.pid, grace_s=self.kill_grace_s)
+                               for w in workers if w.alive and w.pid is not None))
+        if pending:
+            await asyncio.wait([w.gone for w in workers], timeout=5.0)
+
+    # Worker pool ---------------------------------------------------------------------------------
+
+    def _worker_env(self, placement: Placement) -> dict[str, str]:
+        env = dict(self.env)
+        env.update(placement.env())
+        if "OMP_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in env:
+            # A trial given 1 CPU should not start one BLAS thread per core of the machine.
+            env["OMP_NUM_THREADS"] = str(max(1, int(placement.cpu)))
+        return env
+
+    def _take_idle(self, key: tuple) -> _Worker | None:
+        idle = self._idle.get(key)
+        while idle:
+            worker = idle.popleft()
+            if worker.alive:
+                return worker
+        return None
+
+    async def _spawn(self, env_delta: dict[str, str], key: tuple) -> _Worker:
+        env = dict(os.environ)
+        env.update(env_delta)
+        env["PYTHONUNBUFFERED"] = "1"  # a trial's stdout.txt fills as it prints
+        env["PYTHONPATH"] = os.pathsep.join(_import_paths() + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        loop = asyncio.get_running_loop()
+        _, worker = await loop.subprocess_exec(
+            lambda: _Worker(self, key), self.python, "-m", "asynctune.worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env, cwd=os.getcwd(), start_new_session=True,  # Ctrl-C reaches the driver, not trials
+        )
+        self._workers.add(worker)
+        try:
+            await worker.ready
+        except BaseException:
+            if worker.pid is not None:
+                await kill_process_tree(worker.pid, grace_s=self.kill_grace_s)
+            raise
+        return worker
+
+    def _reclaim(self, worker: _Worker) -> None:
+        if self.reuse_workers and not self._closed and worker.alive:
+            self._idle.setdefault(worker.env_key, deque()).append(worker)
+            self._trim_idle()
+        else:
+            worker.send(encode(("exit",)))
+
+    def _trim_idle(self) -> None:
+        """Keep few idle workers per environment, so GPU placements do not pile up processes."""
+        limit = max(2, int(self._inventory.cpus) if self._inventory else 2)
+        idle = [w for queue in self._idle.values() for w in queue]
+        for worker in idle[: max(0, len(idle) - limit)]:
+            self._idle[worker.env_key].remove(worker)
+            worker.send(encode(("exit",)))
+
+    def _forget(self, worker: _Worker) -> None:
+        self._workers.discard(worker)
+        queue = self._idle.get(worker.env_key)
+        if queue and worker in queue:
+            queue.remove(worker)
+
+    @property
+    def num_workers(self) -> int:
+        return len(self._workers)
+
+
+def _import_paths() -> list[str]:
+    """The driver's script directory and working directory, so workers import what it imports."""
+    paths = []
+    script_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
+    for path in (script_dir, os.getcwd()):
+        if path and path not in paths and os.path.isdir(path):
+            paths.append(path)
+    return paths

@@ -1,0 +1,125 @@
+"""The worker process: the same main loop on this machine and on SSH hosts.
+
+Started as `python -m asynctune.worker`; it speaks the framed protocol on the stdin/stdout it
+was given, and points its own fds 1 and 2 at each trial's stdout.txt / stderr.txt, so a trial's
+prints land in its directory and never corrupt the protocol stream.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from .. import session as session_module
+from ..trainable import Trainable, run_class, run_function
+from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
+
+
+def main() -> None:
+    # Keep private copies of the protocol pipes (not inherited by the trial's children), then
+    # free fds 0-2 for the trials: stdin reads nothing, stray prints go to the worker's stderr.
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    os.close(devnull)
+    channel = BlockingChannel(read_fd, write_fd)
+    _exit_when_driver_goes(read_fd)
+    from .. import __version__
+    channel.send(("ready", {
+        "pid": os.getpid(), "hostname": socket.gethostname(), "asynctune": __version__,
+        "python": platform.python_version(), "protocol": PROTOCOL_VERSION, "executable": sys.executable,
+    }))
+    trainables: dict[str, Any] = {}
+    while True:
+        try:
+            message = channel.receive()
+        except EOFError:
+            return
+        if message[0] == "exit":
+            return
+        if message[0] == "run":
+            _run_trial(channel, message[1], trainables)
+
+
+def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:
+    os.makedirs(request.trial_dir, exist_ok=True)
+    saved = _redirect_output(request.trial_dir)
+    session = session_module.TrialSession(channel, request)
+    session_module._current = session
+    try:
+        trainable = trainables.get(request.trainable_key)
+        if trainable is None:
+            trainable = trainables[request.trainable_key] = cloudpickle.loads(request.trainable_blob)
+        if isinstance(trainable, type) and issubclass(trainable, Trainable):
+            how, checkpoint = run_class(trainable, session)
+        else:
+            how, checkpoint = run_function(trainable, session), None
+        message: tuple = ("done", how, checkpoint)
+    except session_module.StopTrial:
+        message = ("done", "stopped", None)
+    except session_module.PauseTrial:
+        message = ("done", "paused", None)
+    except BaseException as exc:  # the trial's own failure: report it, keep the worker
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+        message = ("error", f"{type(exc).__name__}: {exc}", text)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            message = ("error", f"{type(exc).__name__} raised in the trial", text)
+    finally:
+        session_module._current = None
+        _restore_output(saved)
+    channel.send(message)
+
+
+def _redirect_output(trial_dir: str) -> tuple[int, int]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+        target = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    return saved
+
+
+def _restore_output(saved: tuple[int, int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, copy in zip((1, 2), saved):
+        os.dup2(copy, fd)
+        os.close(copy)
+
+
+def _exit_when_driver_goes(read_fd: int) -> None:
+    """End this worker and its children when the driver's end of the pipe closes.
+
+    The main thread may be deep in a training step and only read the pipe at the next
+    report(); without this a killed driver would leave busy workers behind.
+    """
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(read_fd, 0)  # only POLLHUP/POLLERR, which poll always reports
+        while True:
+            events = poller.poll()
+            if any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in events):
+                break
+        if os.getpgid(0) == os.getpid():  # we lead our own process group: take the children too
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="asynctune-driver-watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
