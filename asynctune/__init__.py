@@ -45,3 +45,4 @@ __all__ = [
     "loguniform", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
     "run_async", "sample_from", "uniform",
 ]
+__all__ += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]

@@ -162,11 +162,10 @@ def run_hyperopt(spec: list, objective: Callable, budget: int, seed: int) -> lis
             space[name] = hp.uniformint(name, args[0], args[1])
         else:
             space[name] = hp.choice(name, args)
+    integers = [name for name, kind, _ in spec if kind == "int"]
     trials = Trials()
-    fmin(lambda c: objective({k: int(v) if isinstance(v, float) and v.is_integer() and k == "max_iter" else v
-                              for k, v in c.items()}),
-         space, algo=tpe.suggest, max_evals=budget, trials=trials,
-         rstate=np.random.default_rng(seed), show_progressbar=False)
+    fmin(lambda c: objective({**c, **{k: int(c[k]) for k in integers}}), space, algo=tpe.suggest,
+         max_evals=budget, trials=trials, rstate=np.random.default_rng(seed), show_progressbar=False)
     return [t["result"]["loss"] for t in trials.trials]
 
 

@@ -14,6 +14,7 @@ the worst finite one, lies are never left behind, and save/restore is exact.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -111,17 +112,53 @@ class SkOptSearch(ModelBasedSearcher):
             lie = float(_LIARS[self.liar_strategy](finite))
             xs += [_to_point(params, values) for values in pending]
             ys += [lie] * len(pending)
-        dimensions = [_dimension(p) for p in params]
+        seed = int(rng.integers(2**31 - 1))
+        estimator = _gbrt(seed) if self.base_estimator == "GBRT" else self.base_estimator
         optimizer = Optimizer(
-            dimensions, base_estimator=self.base_estimator, n_initial_points=0,
+            [_dimension(p) for p in params], base_estimator=estimator, n_initial_points=0,
             acq_func=self.acq_func, acq_optimizer=self.acq_optimizer,
             acq_func_kwargs=self.acq_func_kwargs or None, acq_optimizer_kwargs=self.acq_optimizer_kwargs or None,
-            random_state=int(rng.integers(2**31 - 1)))
+            random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "objective evaluated at this point before" and fit noise
             optimizer.tell(xs, ys)
             point = optimizer.ask()
         return _from_point(params, point)
+
+
+def _gbrt(seed: int) -> Any:
+    """skopt's "GBRT" surrogate (gradient boosting at the 16%, 50% and 84% quantiles)."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    return _gbrt_class()(base_estimator=GradientBoostingRegressor(n_estimators=30, loss="quantile"),
+                         random_state=seed)
+
+
+@functools.cache
+def _gbrt_class() -> type:
+    """skopt 0.10's quantile regressor, mended for current scikit-learn and numpy.
+
+    It lists RegressorMixin after BaseEstimator, so scikit-learn >= 1.6 does not tag it as a
+    regressor and the Optimizer refuses it; and its predict(return_std=True) calls np.in1d,
+    which numpy 2.4 removed. The prediction is the same: the median, and half the spread
+    between the 16% and 84% quantiles as the standard deviation.
+    """
+    from skopt.learning import GradientBoostingQuantileRegressor
+
+    class QuantileRegressor(GradientBoostingQuantileRegressor):
+        def __sklearn_tags__(self) -> Any:
+            tags = super().__sklearn_tags__()
+            tags.estimator_type = "regressor"
+            return tags
+
+        def predict(self, X: Any, return_std: bool = False, return_quantiles: bool = False) -> Any:
+            quantiles = np.asarray([regressor.predict(X) for regressor in self.regressors_])
+            if return_quantiles:
+                return quantiles.T
+            low, median, high = (quantiles[self.quantiles.index(q)] for q in (0.16, 0.5, 0.84))
+            return (median, (high - low) / 2.0) if return_std else median
+
+    return QuantileRegressor
 
 
 def _size(param: Parameter) -> float:
