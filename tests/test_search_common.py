@@ -184,11 +184,14 @@ def test_state_saved_with_a_running_trial_keeps_it(tmp_path) -> None:
     assert len(restored.observations) == 4
 
 
-def test_state_with_a_sample_from_lambda_can_be_saved(tmp_path) -> None:
-    searcher = TPESearch(seed=0)
+def test_state_with_lambdas_can_be_saved_and_restored(tmp_path) -> None:
+    searcher = TPESearch(seed=0, gamma=lambda n: 2, n_startup_trials=2)
     drive(searcher, CONDITIONAL, 3, conditional_loss)
     searcher.save(str(tmp_path / "state"))  # the space (with its lambda) is not part of the state
-    assert (tmp_path / "state").stat().st_size > 0
+    restored = TPESearch()
+    restored.set_search_properties("loss", "min", Space(CONDITIONAL))
+    restored.restore(str(tmp_path / "state"))
+    assert restored.gamma(10) == 2 and len(restored.observations) == 3
 
 
 @pytest.mark.parametrize("make", FAST.values(), ids=FAST.keys())
@@ -327,7 +330,7 @@ def test_limiter_state_round_trips(tmp_path) -> None:
     (lambda: SkOptSearch(acq_optimizer="adam"), "acq_optimizer must be 'auto', 'lbfgs' or 'sampling'"),
     (lambda: SkOptSearch(base_estimator="RF", acq_optimizer="lbfgs"), "acq_optimizer='lbfgs' needs"),
     (lambda: SkOptSearch(liar_strategy="cl_median"), "liar_strategy must be one of"),
-    (lambda: SkOptSearch(n_initial_points=0), "n_initial_points must be an integer >= 1"),
+    (lambda: SkOptSearch(n_initial_points=-1), "n_initial_points must be an integer >= 0"),
     (lambda: ConcurrencyLimiter(TPESearch(), 0), "max_concurrent must be an integer >= 1"),
     (lambda: ConcurrencyLimiter(object(), 1), "searcher must be a Searcher"),  # type: ignore[arg-type]
 ], ids=["tpe-startup", "tpe-candidates", "tpe-gamma", "tpe-prior", "tpe-mode", "tpe-seed", "tpe-points",

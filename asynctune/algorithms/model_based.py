@@ -24,6 +24,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import cloudpickle
 import numpy as np
 
 from ..errors import SearchSpaceError
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 Values = dict[Path, Any]
 Observation = tuple[Values, float]  # (values of the searchable parameters, loss to minimise)
+
+_DOMAIN_NAMES = {Float: "(log/q)uniform", Integer: "(log/q)randint", Normal: "(q)randn", Categorical: "choice"}
 
 # State that is rebuilt from the space (or cannot be pickled) rather than saved.
 _TRANSIENT = ("space", "_lock", "_params")
@@ -92,7 +95,7 @@ class ModelBasedSearcher(Searcher):
             if not isinstance(param.domain, (Function, *self.supported_domains)):
                 raise SearchSpaceError(
                     f"{name} does not support {param.domain!r} at {format_path(param.path)}; "
-                    f"supported: {', '.join(d.__name__ for d in self.supported_domains)} and sample_from")
+                    f"supported: {', '.join(_DOMAIN_NAMES[d] for d in self.supported_domains)} and sample_from")
         self._params = searchable_parameters(space)
         for point in self.points_to_evaluate:
             values_from_point(self._params, point, owner=name)  # fail now, not at the trial
@@ -178,7 +181,7 @@ class ModelBasedSearcher(Searcher):
     def save(self, path: str) -> None:
         with self._lock:
             state = {k: v for k, v in self.__dict__.items() if k not in _TRANSIENT}
-            _write_atomically(path, pickle.dumps(state))
+            _write_atomically(path, cloudpickle.dumps(state))  # cloudpickle: gamma may be a lambda
 
     def restore(self, path: str) -> None:
         with open(path, "rb") as f:

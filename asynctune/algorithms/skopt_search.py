@@ -80,8 +80,8 @@ class SkOptSearch(ModelBasedSearcher):
             raise ValueError(f"acq_optimizer='lbfgs' needs base_estimator='GP', got {base_estimator=}")
         if liar_strategy not in _LIARS:
             raise ValueError(f"liar_strategy must be one of {tuple(_LIARS)}, got {liar_strategy=}")
-        if isinstance(n_initial_points, bool) or not isinstance(n_initial_points, int) or n_initial_points < 1:
-            raise ValueError(f"n_initial_points must be an integer >= 1, got {n_initial_points=}")
+        if isinstance(n_initial_points, bool) or not isinstance(n_initial_points, int) or n_initial_points < 0:
+            raise ValueError(f"n_initial_points must be an integer >= 0, got {n_initial_points=}")
         try:
             import skopt  # noqa: F401
         except ImportError as exc:

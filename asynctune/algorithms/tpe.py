@@ -66,7 +66,7 @@ class TPESearch(ModelBasedSearcher):
         multivariate: Model the parameters that exist together jointly (one product kernel
             per observation), as Optuna does by default; False picks each parameter on its own
             as in the paper. Joint is much better when parameters interact (Hartmann6 regret
-            at 100 evaluations: 0.15 against 0.45).
+            at 100 evaluations, median of 10 seeds: 0.08 against 0.36).
         constant_liar: Count the trials still running as bad observations, so parallel
             suggestions spread out instead of piling onto one mode.
         seed: Seeds every random choice: the same results give the same suggestions.
