@@ -15,34 +15,74 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+# A library does not print: the console view shows what users need; logging is theirs to configure.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# The trial side (what a worker needs) is imported eagerly and stays light; everything else
+# loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import AsynctuneError, ExecutorError, HostUnreachable, SearchSpaceError, TrialFailed, WorkerLost
-from .space import (
-    Space, choice, grid_search, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint,
-    randn, sample_from, uniform,
-)
-from .trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
-from .algorithms import (
-    FINISHED, BasicVariantSearch, CoroutineScheduler, FIFOScheduler, GridSearch, RandomSearch, Scheduler,
-    Searcher, TrialAdded, TrialEnded, TrialResult,
-)
-from .algorithms import ConcurrencyLimiter, SkOptSearch, TPESearch
-from .resources import Placement, Resources
-from .stopper import Stopper
-from .reporting import Callback, ConsoleReporter
-from .executors import Executor, LocalExecutor, TrialRun
-from .analysis import ExperimentAnalysis
-from .api import run, run_async
+from .trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
+
+_LAZY = {
+    "space": ["Space", "choice", "grid_search", "lograndint", "loguniform", "qloguniform", "qrandint", "qrandn",
+              "quniform", "randint", "randn", "sample_from", "uniform"],
+    "algorithms": ["FINISHED", "BasicVariantSearch", "CoroutineScheduler", "FIFOScheduler", "GridSearch",
+                   "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialEnded", "TrialResult"],
+    "resources": ["Placement", "Resources"],
+    "stopper": ["Stopper"],
+    "reporting": ["Callback", "ConsoleReporter"],
+    "executors": ["Executor", "LocalExecutor", "TrialRun"],
+    "analysis": ["ExperimentAnalysis"],
+    "api": ["run", "run_async", "resume"],
+}
+_LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
+                        "PopulationBasedTraining"]
+_LAZY["algorithms"] += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+_WHERE["SSHExecutor"] = "executors"
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asynctune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
+
+if TYPE_CHECKING:
+    from .algorithms import (
+        FINISHED, BasicVariantSearch, CoroutineScheduler, FIFOScheduler, GridSearch, RandomSearch, Scheduler,
+        Searcher, TrialAdded, TrialEnded, TrialResult,
+    )
+    from .algorithms import (
+        ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, PopulationBasedTraining,
+    )
+    from .algorithms import ConcurrencyLimiter, SkOptSearch, TPESearch
+    from .analysis import ExperimentAnalysis
+    from .api import resume, run, run_async
+    from .executors import Executor, LocalExecutor, TrialRun
+    from .reporting import Callback, ConsoleReporter
+    from .resources import Placement, Resources
+    from .space import (
+        Space, choice, grid_search, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint,
+        randn, sample_from, uniform,
+    )
+    from .stopper import Stopper
 
 __all__ = [
-    "AsynctuneError", "BasicVariantSearch", "CONTINUE", "Callback", "ConsoleReporter", "CoroutineScheduler",
-    "Decision", "Executor", "ExecutorError", "ExperimentAnalysis", "FIFOScheduler", "FINISHED", "GridSearch",
-    "HostUnreachable", "LocalExecutor", "Mutate", "PAUSE", "Placement", "RandomSearch", "Resources", "STOP",
-    "Scheduler", "SearchSpaceError", "Searcher", "Space", "Status", "Stopper", "Trainable", "Trial",
-    "TrialAdded", "TrialEnded", "TrialFailed", "TrialResult", "TrialRun", "WorkerLost", "choice",
-    "get_checkpoint", "get_trial_dir", "get_trial_id", "get_trial_resources", "grid_search", "lograndint",
-    "loguniform", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
-    "run_async", "sample_from", "uniform",
+    "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "HostUnreachable", "Mutate", "PAUSE", "STOP",
+    "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "WorkerLost", "get_checkpoint",
+    "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]
-__all__ += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]

@@ -6,6 +6,9 @@ import asyncio
 import datetime
 import hashlib
 import logging
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,12 +22,14 @@ from .analysis import ExperimentAnalysis
 from .controller import Controller, ExperimentSpec
 from .executors.base import Executor
 from .executors.local import LocalExecutor
+from .monitor import monitor_interval
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .resources import Resources, ResourcesSpec
+from .resume import ResumeState, load_resume_state, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
-from .storage import prepare_experiment_dir
+from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
 from .trainable import Trainable, trainable_name
 
 logger = logging.getLogger(__name__)
@@ -56,6 +61,9 @@ def run(
     checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False,
     keep_checkpoints_num: int | None = None,
+    resume: bool = False,
+    monitor: bool | float = False,
+    memory_limit_mb: float | None = None,
 ) -> ExperimentAnalysis:
     """Run an experiment: sample configs, train each in a worker, and return the analysis.
 
@@ -94,6 +102,13 @@ def run(
         checkpoint_frequency: For `Trainable`s, checkpoint every this many steps (0: never).
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
+        resume: If the experiment `storage_path/name` exists, continue it (see `resume()`)
+            instead of starting anew; needs `name`.
+        monitor: Sample each trial's CPU and memory (its whole process tree) and the GPUs'
+            memory and utilization into <trial dir>/monitor.jsonl: True every 5 s, or a number
+            of seconds. See docs/resources.md.
+        memory_limit_mb: End a trial as ERROR when its process tree holds more resident memory
+            than this ("trial X used N MB > memory_limit_mb=M"); turns the monitor on.
 
     Returns:
         An `ExperimentAnalysis` of the finished experiment.
@@ -102,22 +117,86 @@ def run(
         ValueError, SearchSpaceError: for bad arguments, before any trial starts.
         TrialFailed: with fail_fast, for the first trial that failed.
     """
+    if resume:
+        if not name:
+            raise ValueError("run: resume=True needs name= to find the experiment to continue")
+        existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path or DEFAULT_STORAGE_PATH)), name)
+        if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)):
+            return globals()["resume"](existing, verbose=verbose)
     return _run_on_loop(run_async(
         trainable, config=config, num_samples=num_samples, metric=metric, mode=mode, stop=stop,
         search_alg=search_alg, scheduler=scheduler, executor=executor, resources_per_trial=resources_per_trial,
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, storage_path=storage_path,
         name=name, seed=seed, verbose=verbose, callbacks=callbacks, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num,
+        keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
     ))
 
 
 async def run_async(trainable: Any, **kwargs: Any) -> ExperimentAnalysis:
     """`run()` as a coroutine, for programs that already run an event loop."""
-    controller = build_controller(trainable, **kwargs)
-    trials = await controller.run()
+    return await _drive(build_controller(trainable, **kwargs))
+
+
+def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: Sequence[Callback] | None = None,
+           verbose: int | None = None, time_budget_s: float | None = None) -> ExperimentAnalysis:
+    """Continue an experiment whose driver stopped (killed, Ctrl-C, SIGTERM, a lost machine).
+
+    Finished trials stay finished; running and paused trials restart from their newest
+    checkpoint; the searcher's state is restored and the scheduler's rebuilt; no reported
+    result is lost or counted twice. Resuming a finished experiment changes nothing.
+
+    Example:
+        >>> asynctune.resume("~/asynctune_results/train_mlp_2026-11-26_07-00-00")
+
+    Args:
+        experiment_dir: The experiment's directory.
+        executor, callbacks: Replace those of the first run (needed when they could not be
+            pickled, e.g. an SSH executor holding open connections).
+        verbose, time_budget_s: Replace those of the first run.
+    """
+    state = load_resume_state(experiment_dir)
+    if state.status == "FINISHED":
+        logger.warning("%s already finished; there is nothing to resume", state.experiment_dir)
+        if (verbose if verbose is not None else 1):
+            print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
+        return ExperimentAnalysis(state.experiment_dir)
+    kwargs = dict(state.run_kwargs)
+    for key, value in (("executor", executor), ("callbacks", callbacks), ("verbose", verbose),
+                       ("time_budget_s", time_budget_s)):
+        if value is not None:
+            kwargs[key] = value
+    kwargs["storage_path"], kwargs["name"] = os.path.split(state.experiment_dir)
+    return _run_on_loop(_drive(build_controller(state.trainable, **kwargs, _resume=state)))
+
+
+async def _drive(controller: Controller) -> ExperimentAnalysis:
+    """Run the controller; SIGTERM ends it like Ctrl-C; say how to resume if interrupted."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = _on_sigterm(loop, task)
+    try:
+        trials = await controller.run()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        if controller.status == "INTERRUPTED":
+            print(f"\nasynctune: interrupted; state saved. Resume with:\n  asynctune resume {controller.spec.experiment_dir}",
+                  file=sys.stderr)
+        raise
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
     return ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.spec.metric,
                               mode=controller.spec.mode, trials=trials)
+
+
+def _on_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> bool:
+    if task is None or threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
 
 
 def build_controller(
@@ -127,9 +206,19 @@ def build_controller(
     max_concurrent_trials: int | None = None, time_budget_s: float | None = None, storage_path: str | None = None,
     name: str | None = None, seed: int | None = None, verbose: int = 2, callbacks: Sequence[Callback] = (),
     max_failures: int = 0, fail_fast: bool = False, checkpoint_frequency: int = 0,
-    checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None,
+    checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None, _resume: ResumeState | None = None,
+    monitor: bool | float = False, memory_limit_mb: float | None = None,
 ) -> Controller:
     """Check every argument of run() and build the controller; nothing runs yet."""
+    run_kwargs = dict(
+        config=config, num_samples=num_samples, metric=metric, mode=mode, stop=stop, search_alg=search_alg,
+        scheduler=scheduler, executor=executor, resources_per_trial=resources_per_trial,
+        max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, verbose=verbose,
+        callbacks=callbacks, max_failures=max_failures, fail_fast=fail_fast, seed=seed,
+        checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
+        keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
+    )
+    spec_blob = _snapshot(run_kwargs) if _resume is None else None  # fresh objects, before any use
     _check_trainable(trainable)
     check_metric_mode("run", metric, mode)
     if (metric is None) != (mode is None):
@@ -153,12 +242,15 @@ def build_controller(
         Resources.parse(resources_per_trial)
     if seed is not None:
         _check_int("seed", seed, minimum=0)
+    monitor_interval_s = monitor_interval(monitor, memory_limit_mb)
 
     space = Space(config)
     searcher = search_alg if search_alg is not None else BasicVariantSearch(seed=seed)
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
+    if _resume is not None and os.path.exists(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE)):
+        searcher.restore(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE))
     scheduler = scheduler if scheduler is not None else FIFOScheduler()
     if not isinstance(scheduler, Scheduler):
         raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")
@@ -172,16 +264,23 @@ def build_controller(
 
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)
-    name = name or f"{label}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
+    if name is None:
+        name = _fresh_name(storage_path or DEFAULT_STORAGE_PATH, f"{label}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"run: name must be a plain directory name, got {name=}")
     experiment_dir = prepare_experiment_dir(storage_path or DEFAULT_STORAGE_PATH, name)
+    if _resume is None:
+        if os.path.exists(os.path.join(experiment_dir, RUN_SPEC_FILE)):
+            raise ValueError(f"run: {experiment_dir} already holds an experiment; pass resume=True to continue "
+                             "it, or another name=")
+        save_run_spec(experiment_dir, run_kwargs, blob, spec_blob)
 
     spec = ExperimentSpec(
         name=name, experiment_dir=experiment_dir, metric=metric, mode=mode, num_samples=num_samples,
         max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
         keep_checkpoints_num=keep_checkpoints_num, seed=seed, trainable_name=label, resources=resources_per_trial,
+        monitor_interval_s=monitor_interval_s, memory_limit_mb=memory_limit_mb,
     )
     reporters: list[Callback] = []
     if verbose:
@@ -191,7 +290,25 @@ def build_controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
         searcher=searcher, scheduler=scheduler, executor=executor, stopper=stopper,
         callbacks=CallbackList([*reporters, *callbacks]),
+        trials=_resume.trials if _resume else (), time_used_s=_resume.time_used_s if _resume else 0.0,
     )
+
+
+def _fresh_name(storage_path: str, base: str) -> str:
+    """A default name that no experiment in storage_path has yet (runs may start in the same second)."""
+    root = os.path.abspath(os.path.expanduser(storage_path))
+    name, counter = base, 1
+    while os.path.exists(os.path.join(root, name)):
+        counter += 1
+        name = f"{base}_{counter}"
+    return name
+
+
+def _snapshot(run_kwargs: dict[str, Any]) -> bytes | None:
+    try:
+        return cloudpickle.dumps(run_kwargs)
+    except Exception:
+        return None
 
 
 def _check_trainable(trainable: Any) -> None:

@@ -192,5 +192,6 @@ def get_trial_dir() -> str:
 
 
 def get_trial_resources() -> dict[str, Any]:
-    """Where the trial was placed: {"host": ..., "cpu": ..., "gpus": [[index, fraction], ...]}."""
+    """Where the trial was placed (Placement.as_dict()): {"host", "cpu", "gpu", "gpus": [{"index",
+    "uuid", "fraction"}, ...], "gpu_memory_mb", "cuda_visible_devices"}; see docs/resources.md."""
     return dict(_session("get_trial_resources").request.placement)

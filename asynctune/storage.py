@@ -4,16 +4,15 @@
       experiment.json              spec, status and the trial table (rewritten atomically)
       <trial_id>/params.json       the trial's config
       <trial_id>/result.jsonl      every result, appended and flushed as it arrives
-      <trial_id>/progress.csv      the same as a table (columns of the first result)
+      <trial_id>/progress.csv      the same as a table (columns of the first result), flushed
+                                   twice a second
       <trial_id>/checkpoint_<iteration>/, stdout.txt, stderr.txt, error.txt
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -22,6 +21,10 @@ from typing import Any
 import numpy as np
 
 EXPERIMENT_FILE = "experiment.json"
+JOURNAL_FILE = "journal.jsonl"
+RUN_SPEC_FILE = "run_spec.pkl"
+SEARCHER_STATE_FILE = "searcher_state.pkl"
+REWOUND_FILE = "result.rewound.jsonl"
 RESULT_FILE = "result.jsonl"
 PROGRESS_FILE = "progress.csv"
 PARAMS_FILE = "params.json"
@@ -41,8 +44,11 @@ def to_jsonable(value: Any) -> Any:
     return repr(value)
 
 
+_ENCODER = json.JSONEncoder(default=to_jsonable)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=to_jsonable)
+    return _ENCODER.encode(value)
 
 
 def write_json_atomic(path: str, value: Any) -> None:
@@ -85,18 +91,44 @@ class TrialRecorder:
         csv_path = os.path.join(trial_dir, PROGRESS_FILE)
         self._columns: list[str] | None = _read_csv_header(csv_path)
         self._csv = open(csv_path, "a", buffering=1 << 16, newline="")
+        self._csv_writer = csv.writer(self._csv)
 
     def write_params(self, config: dict[str, Any]) -> None:
         write_json_atomic(os.path.join(self.trial_dir, PARAMS_FILE), config)
 
     def record(self, result: dict[str, Any]) -> None:
-        self._json.write(dumps(result) + "\n")
+        self._json.write(_ENCODER.encode(result) + "\n")
         self._json.flush()
         if self._columns is None:
+            # The first result fixes the columns; keys that appear later are in result.jsonl.
             self._columns = [k for k, v in result.items() if _is_scalar(v)]
-            self._csv.write(_csv_line(self._columns))
-        self._csv.write(_csv_line([_csv_value(result.get(k, "")) for k in self._columns]))
+            self._csv_writer.writerow(self._columns)
+        get = result.get
+        self._csv_writer.writerow([get(k, "") for k in self._columns])
+        # progress.csv is a convenience copy, flushed by flush() on the controller's tick;
+        # result.jsonl above is the durable record and is flushed with every result.
+
+    def flush(self) -> None:
         self._csv.flush()
+
+    def rewind(self, iteration: int) -> list[dict[str, Any]]:
+        """Keep only results up to `iteration` (a restart from that checkpoint reports the rest
+        again); the others move to result.rewound.jsonl, so nothing is lost or counted twice."""
+        self._json.close()
+        self._csv.close()
+        results = read_results(self.trial_dir)
+        kept = [r for r in results if int(r.get("training_iteration", 0)) <= iteration]
+        dropped = [r for r in results if int(r.get("training_iteration", 0)) > iteration]
+        if dropped:
+            with open(os.path.join(self.trial_dir, REWOUND_FILE), "a") as f:
+                for result in dropped:
+                    f.write(dumps(result) + "\n")
+            _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
+            _rewrite_csv(os.path.join(self.trial_dir, PROGRESS_FILE), self._columns, kept)
+        self._json = open(os.path.join(self.trial_dir, RESULT_FILE), "a", buffering=1 << 16)
+        self._csv = open(os.path.join(self.trial_dir, PROGRESS_FILE), "a", buffering=1 << 16, newline="")
+        self._csv_writer = csv.writer(self._csv)
+        return kept
 
     def write_error(self, attempt: int, error: str, traceback: str) -> None:
         with open(os.path.join(self.trial_dir, ERROR_FILE), "a") as f:
@@ -105,6 +137,85 @@ class TrialRecorder:
     def close(self) -> None:
         self._json.close()
         self._csv.close()
+
+
+def _rewrite_jsonl(path: str, results: list[dict[str, Any]]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for result in results:
+            f.write(dumps(result) + "\n")
+    os.replace(tmp, path)
+
+
+def _rewrite_csv(path: str, columns: list[str] | None, results: list[dict[str, Any]]) -> None:
+    columns = columns or _read_csv_header(path)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        if columns:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for result in results:
+                writer.writerow([result.get(k, "") for k in columns])
+    os.replace(tmp, path)
+
+
+class Journal:
+    """journal.jsonl: every change of a trial's life (added, started, paused, ended, failed),
+    appended and flushed as it happens. Resume rebuilds the trial table from it."""
+
+    def __init__(self, experiment_dir: str) -> None:
+        self._file = open(os.path.join(experiment_dir, JOURNAL_FILE), "a", buffering=1 << 16)
+
+    def write(self, event: dict[str, Any]) -> None:
+        self._file.write(dumps(event) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_journal(experiment_dir: str) -> list[dict[str, Any]]:
+    """The journal's events; a torn last line (the driver killed mid-write) is skipped."""
+    events = []
+    try:
+        with open(os.path.join(experiment_dir, JOURNAL_FILE)) as f:
+            for line in f:
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return events
+
+
+def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tuple[str, int, float] | None:
+    """The newest complete checkpoint in a trial directory: (path, iteration, time_total_s).
+
+    A checkpoint is complete once its metadata file exists (it is written last). With
+    `max_iteration`, newer checkpoints are ignored: a worker writes a checkpoint before it
+    sends the result it belongs to, so a killed driver can leave one whose result it never
+    recorded, and restoring from it would lose that result."""
+    best: tuple[str, int, float] | None = None
+    try:
+        names = os.listdir(trial_dir)
+    except FileNotFoundError:
+        return None
+    for name in names:
+        if not name.startswith("checkpoint_"):
+            continue
+        path = os.path.join(trial_dir, name)
+        try:
+            with open(os.path.join(path, ".asynctune.json")) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            continue
+        iteration = int(meta.get("iteration", 0))
+        if max_iteration is not None and iteration > max_iteration:
+            continue
+        if best is None or iteration > best[1] or (iteration == best[1] and os.path.getmtime(path) > os.path.getmtime(best[0])):
+            best = (path, iteration, float(meta.get("time_total_s", 0.0)))
+    return best
 
 
 def _read_csv_header(path: str) -> list[str] | None:
@@ -118,18 +229,6 @@ def _read_csv_header(path: str) -> list[str] | None:
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, (int, float, str, bool, np.generic)) or value is None
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value if _is_scalar(value) else ""
-
-
-def _csv_line(values: list[Any]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
 
 
 def read_results(trial_dir: str) -> list[dict[str, Any]]:

@@ -6,6 +6,10 @@ from .base import (
 )
 from .basic import BasicVariantSearch, GridSearch, RandomSearch
 from .fifo import FIFOScheduler
+from .asha import ASHAScheduler, AsyncHyperBandScheduler
+from .hyperband import HyperBandScheduler
+from .median_stopping import MedianStoppingRule
+from .pbt import PopulationBasedTraining
 from .concurrency import ConcurrencyLimiter
 from .skopt_search import SkOptSearch
 from .tpe import TPESearch
@@ -14,5 +18,7 @@ __all__ = [
     "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
     "GridSearch", "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialControl",
     "TrialEnded", "TrialResult",
+    "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
+    "PopulationBasedTraining",
 ]
 __all__ += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]

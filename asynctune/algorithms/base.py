@@ -20,6 +20,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import pickle
+
+import cloudpickle
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
@@ -90,13 +92,16 @@ class Searcher(abc.ABC):
         """The trial ended; `result` is its last result (None if it reported nothing)."""
 
     def save(self, path: str) -> None:
-        """Write the searcher's state to `path` (used to resume an experiment)."""
+        """Write the searcher's state to `path` (used to resume an experiment).
+
+        The default pickles the instance's attributes with cloudpickle (search spaces may hold
+        lambdas); override both methods when some attribute cannot be pickled."""
         with open(path, "wb") as f:
-            pickle.dump(self.__dict__, f)
+            cloudpickle.dump(self.__dict__, f)
 
     def restore(self, path: str) -> None:
         with open(path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+            self.__dict__.update(cloudpickle.load(f))
 
 
 class TrialControl(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ class BasicVariantSearch(Searcher):
         self.seed = seed
         self._num_samples = 1
         self._iterator: Iterator[dict[str, Any]] | None = None
+        self._suggested = 0
 
     def max_trials(self, num_samples: int) -> int | None:
         self._num_samples = num_samples
@@ -50,7 +52,23 @@ class BasicVariantSearch(Searcher):
             raise RuntimeError("BasicVariantSearch.suggest called before set_search_properties")
         if self._iterator is None:
             self._iterator = self._configs()
-        return next(self._iterator, FINISHED)
+            for _ in range(self._suggested):  # after restore(): continue the same sequence
+                next(self._iterator, None)
+        config = next(self._iterator, FINISHED)
+        if config is not FINISHED:
+            self._suggested += 1
+        return config
+
+    def save(self, path: str) -> None:
+        # The sequence is a pure function of the seed: its position is the whole state.
+        with open(path, "w") as f:
+            json.dump({"suggested": self._suggested, "seed": self.seed}, f)
+
+    def restore(self, path: str) -> None:
+        with open(path) as f:
+            state = json.load(f)
+        self._suggested, self.seed = int(state["suggested"]), state["seed"]
+        self._iterator = None
 
     def _configs(self) -> Iterator[dict[str, Any]]:
         assert self.space is not None

@@ -1,6 +1,19 @@
 """Executors run trials: on local worker processes, on SSH hosts, or on a Dask cluster."""
 
-from .base import Executor, TrialRun
-from .local import LocalExecutor
+from __future__ import annotations
 
-__all__ = ["Executor", "LocalExecutor", "TrialRun"]
+import importlib
+from typing import Any
+
+_WHERE = {"Executor": "base", "TrialRun": "base", "LocalExecutor": "local"}
+_WHERE.update(SSHExecutor="ssh", Host="hosts", check_hosts="ssh")
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `python -m asynctune.worker` does not import the driver's side.
+    if name not in _WHERE:
+        raise AttributeError(f"module 'asynctune.executors' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+__all__ = list(_WHERE)

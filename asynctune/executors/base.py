@@ -9,8 +9,9 @@ never as an await that hangs.
 from __future__ import annotations
 
 import abc
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,13 @@ class Executor(abc.ABC):
     def inventories(self) -> list[HostInventory]:
         """What each host offers (after start())."""
 
+    def host_available(self, host: str) -> bool:
+        """Whether a trial may be placed on `host` now (an SSH host is not while it is down)."""
+        return True
+
+    def watch_hosts(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a host goes down or comes back (the controller's wake-up)."""
+
     @abc.abstractmethod
     async def launch(self, request: TrialRequest, placement: Placement) -> TrialRun:
         """Start the trial on a worker of `placement.host` with the placement's environment."""
@@ -121,3 +129,16 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """End every worker and connection; nothing may outlive this."""
+
+    # For executors on a virtual clock (the simulated one); real executors keep the defaults.
+
+    virtual_time = False
+
+    def now(self) -> float:
+        """The executor's clock: wall-clock time, or virtual time for a simulation."""
+        return time.time()
+
+    def controller_idle(self, idle: bool) -> None:
+        """The controller's main loop starts (True) or stops (False) waiting for something to
+        happen. A discrete-event simulation advances its clock only while the controller waits
+        and every result it emitted has its decision, so runs are exactly reproducible."""

@@ -64,29 +64,42 @@ def describe_exit(code: int | None) -> str:
     return f"the worker exited with code {code}"
 
 
-async def kill_process_tree(pid: int, *, grace_s: float = 3.0) -> None:
-    """SIGTERM the process and all its descendants, wait, SIGKILL what is left."""
+async def kill_process_tree(pid: int, *, grace_s: float = 3.0, exited: asyncio.Future | None = None) -> None:
+    """SIGTERM the process and all its descendants, wait up to grace_s, SIGKILL what is left.
 
-    def _kill() -> None:
+    When the process is our own child, pass `exited` (resolved by the event loop when it is
+    reaped): psutil must not wait on it, or it would reap the child behind the loop's back.
+    """
+    try:
+        parent = psutil.Process(pid)
+        descendants = parent.children(recursive=True)
+    except psutil.NoSuchProcess:
+        parent, descendants = None, []
+    others = descendants if exited is not None else descendants + ([parent] if parent else [])
+    for proc in ([parent] if parent else []) + descendants:
+        _signal(proc, signal.SIGTERM)
+
+    def wait_others(timeout: float) -> list[psutil.Process]:
+        return psutil.wait_procs(others, timeout=timeout)[1]
+
+    alive = await asyncio.to_thread(wait_others, grace_s)
+    if exited is not None and parent is not None:
         try:
-            parent = psutil.Process(pid)
-            procs = parent.children(recursive=True) + [parent]
-        except psutil.NoSuchProcess:
-            procs = []
-        for proc in procs:
-            try:
-                proc.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=grace_s)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=grace_s)
+            await asyncio.wait_for(asyncio.shield(exited), grace_s)
+        except (TimeoutError, asyncio.TimeoutError):
+            _signal(parent, signal.SIGKILL)
+            await exited
+    for proc in alive:
+        _signal(proc, signal.SIGKILL)
+    if alive:
+        await asyncio.to_thread(psutil.wait_procs, alive, timeout=grace_s)
 
-    await asyncio.to_thread(_kill)
+
+def _signal(proc: psutil.Process, signum: int) -> None:
+    try:
+        proc.send_signal(signum)
+    except psutil.NoSuchProcess:
+        pass
 
 
 class _Worker(asyncio.SubprocessProtocol):
@@ -193,8 +206,7 @@ class _LocalTrialRun(TrialRun):
     async def kill(self) -> None:
         worker = self.worker
         if worker.alive and worker.pid is not None:
-            await kill_process_tree(worker.pid, grace_s=self.worker.executor.kill_grace_s)
-            await worker.gone
+            await kill_process_tree(worker.pid, grace_s=worker.executor.kill_grace_s, exited=worker.gone)
 
 
 class LocalExecutor(Executor):
@@ -262,7 +274,7 @@ class LocalExecutor(Executor):
             if worker.run is None:
                 worker.send(encode(("exit",)))
         done, pending = await asyncio.wait([w.gone for w in workers], timeout=2.0) if workers else (set(), set())
-        await asyncio.gather(*(kill_process_tree(w.pid, grace_s=self.kill_grace_s)
+        await asyncio.gather(*(kill_process_tree(w.pid, grace_s=self.kill_grace_s, exited=w.gone)
                                for w in workers if w.alive and w.pid is not None))
         if pending:
             await asyncio.wait([w.gone for w in workers], timeout=5.0)
@@ -300,8 +312,8 @@ class LocalExecutor(Executor):
         try:
             await worker.ready
         except BaseException:
-            if worker.pid is not None:
-                await kill_process_tree(worker.pid, grace_s=self.kill_grace_s)
+            if worker.pid is not None and worker.alive:
+                await kill_process_tree(worker.pid, grace_s=self.kill_grace_s, exited=worker.gone)
             raise
         return worker
 
@@ -332,10 +344,14 @@ class LocalExecutor(Executor):
 
 
 def _import_paths() -> list[str]:
-    """The driver's script directory and working directory, so workers import what it imports."""
+    """The driver's own import paths (its script's directory, the working directory, paths it
+    added), so a worker imports the modules a cloudpickled trainable refers to by name."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     paths = []
-    script_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
-    for path in (script_dir, os.getcwd()):
-        if path and path not in paths and os.path.isdir(path):
-            paths.append(path)
+    for path in [os.getcwd(), *sys.path]:
+        path = os.path.abspath(path or os.getcwd())
+        real = os.path.realpath(path)
+        if not os.path.isdir(path) or path in paths or any(real.startswith(p + os.sep) for p in prefixes):
+            continue  # the worker's interpreter already has its own stdlib and site-packages
+        paths.append(path)
     return paths

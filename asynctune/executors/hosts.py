@@ -1,0 +1,185 @@
+"""SSH host specs: `gpu1`, `user@gpu2:2222`, a dict, a `Host`, or a line of a hosts file.
+
+A hosts file has one host per line, options as `key=value` after the address, `#` comments:
+
+    # name is optional; it is how results and logs name the host
+    gpu1                                  cpus=16 gpus=0,1
+    alice@gpu2:2222  python=/opt/venv/bin/python  workdir=/scratch/alice/asynctune
+    lab-a100         gpus=2  env.HF_HOME=/scratch/hf  env.OMP_NUM_THREADS=4
+
+A file whose name ends in `.toml` holds `[[hosts]]` tables with the same keys instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_ADDRESS = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\s@]+))(?::(?P<port>\d+))?$")
+_KEYS = ("address", "host", "user", "port", "python", "workdir", "env", "cpus", "gpus", "name")
+
+
+@dataclass(frozen=True)
+class Host:
+    """One machine of the pool, as ssh reaches it.
+
+    Example:
+        >>> Host.parse("alice@gpu2:2222")
+        Host(address='gpu2', user='alice', port=2222, ...)
+        >>> Host("gpu1", python="/opt/venv/bin/python", cpus=8, gpus=(0, 1), env={"HF_HOME": "/scratch/hf"})
+
+    Args:
+        address: Host name, IP address, or a `Host` alias of ~/.ssh/config (whose HostName,
+            User, Port, IdentityFile and ProxyJump then apply).
+        user: Login name (default: from ~/.ssh/config, else the local user).
+        port: SSH port (default: from ~/.ssh/config, else 22).
+        python: The interpreter on the host that has asynctune installed; its Python
+            major.minor and asynctune version must match the driver's.
+        workdir: Folder on the host for the code copy and the trials' files; `~` is the
+            login's home.
+        env: Environment variables for the host's workers (e.g. PATH, HF_HOME).
+        cpus: CPU slots to offer (default: the CPUs the host's Python may use).
+        gpus: GPUs to offer: a count (the first n) or the NVML indices to use (default: all).
+        name: How the pool names this host (default: the spec, e.g. "alice@gpu2:2222"); names
+            must be distinct.
+    """
+
+    address: str
+    user: str | None = None
+    port: int | None = None
+    python: str = "python3"
+    workdir: str = "~/.asynctune"
+    env: Mapping[str, str] = field(default_factory=dict)
+    cpus: float | None = None
+    gpus: int | tuple[int, ...] | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.address, str) or not self.address or any(c.isspace() for c in self.address):
+            raise ValueError(f"Host: address must be a host name without spaces, got address={self.address!r}")
+        if self.port is not None and not (isinstance(self.port, int) and 0 < self.port < 65536):
+            raise ValueError(f"Host {self.address}: port must be in 1..65535, got port={self.port!r}")
+        if not self.python:
+            raise ValueError(f"Host {self.address}: python must name an interpreter, got python={self.python!r}")
+        if not self.workdir:
+            raise ValueError(f"Host {self.address}: workdir must be a folder, got workdir={self.workdir!r}")
+        if self.cpus is not None and not self.cpus > 0:
+            raise ValueError(f"Host {self.address}: cpus must be > 0, got cpus={self.cpus!r}")
+        gpus = self.gpus
+        if isinstance(gpus, list):
+            object.__setattr__(self, "gpus", gpus := tuple(gpus))
+        if gpus is not None and not (
+            (isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 0)
+            or (isinstance(gpus, tuple) and all(isinstance(i, int) and i >= 0 for i in gpus))
+        ):
+            raise ValueError(f"Host {self.address}: gpus must be a count or a list of GPU indices, got gpus={gpus!r}")
+        bad = [k for k, v in self.env.items() if not isinstance(k, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+               or not isinstance(v, str)]
+        if bad:
+            raise ValueError(f"Host {self.address}: env needs NAME=string entries, got bad keys {bad}")
+        object.__setattr__(self, "env", dict(self.env))
+
+    @property
+    def label(self) -> str:
+        """The host's name in the pool, logs and errors."""
+        if self.name:
+            return self.name
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.user + '@' if self.user else ''}{address}{':' + str(self.port) if self.port else ''}"
+
+    @classmethod
+    def parse(cls, spec: Host | str | Mapping[str, Any]) -> Host:
+        """A Host from `[user@]host[:port]`, a dict of the constructor's arguments, or a Host."""
+        if isinstance(spec, Host):
+            return spec
+        if isinstance(spec, str):
+            return cls(**_split_address(spec))
+        if isinstance(spec, Mapping):
+            unknown = sorted(str(k) for k in spec if k not in _KEYS)
+            if unknown:
+                raise ValueError(f"host {dict(spec)!r}: unknown keys {unknown}; known: {', '.join(_KEYS)}")
+            options = dict(spec)
+            address = options.pop("address", None) or options.pop("host", None)
+            options.pop("host", None)
+            if not isinstance(address, str):
+                raise ValueError(f"host {dict(spec)!r}: needs 'host' (or 'address'), e.g. 'gpu1' or 'user@gpu2:2222'")
+            parts = _split_address(address)
+            for key in ("user", "port"):
+                if options.get(key) is None and parts[key] is not None:
+                    options[key] = parts[key]
+            return cls(parts["address"], **options)
+        raise ValueError(f"a host must be 'user@host:port', a dict or a Host, got {spec!r}")
+
+
+def _split_address(spec: str) -> dict[str, Any]:
+    match = _ADDRESS.match(spec.strip())
+    if match is None:
+        raise ValueError(f"host {spec!r}: expected [user@]host[:port] (IPv6 as [addr]:port)")
+    port = match["port"]
+    return {"address": match["ipv6"] or match["host"], "user": match["user"], "port": int(port) if port else None}
+
+
+def parse_hosts(hosts: Iterable[Host | str | Mapping[str, Any]]) -> list[Host]:
+    """Hosts from specs, checking that their pool names are distinct."""
+    if isinstance(hosts, (str, Mapping, Host)):
+        hosts = [hosts]
+    parsed = [Host.parse(h) for h in hosts]
+    if not parsed:
+        raise ValueError("hosts must name at least one host, got an empty list")
+    labels = [h.label for h in parsed]
+    duplicates = sorted({n for n in labels if labels.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"hosts: names must be distinct, got {duplicates} more than once (give each a name=)")
+    return parsed
+
+
+def read_hosts_file(path: str | os.PathLike[str]) -> list[Host]:
+    """The hosts of a hosts file (see the module docstring for its format)."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".toml"):
+        import tomllib
+
+        tables = tomllib.loads(data.decode()).get("hosts")
+        if not isinstance(tables, list):
+            raise ValueError(f"{path}: expected [[hosts]] tables")
+        return parse_hosts(tables)
+    specs = []
+    for number, line in enumerate(data.decode().splitlines(), 1):
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        try:
+            specs.append(_parse_line(words))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+    return parse_hosts(specs)
+
+
+def _parse_line(words: list[str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"host": words[0]}
+    env: dict[str, str] = {}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise ValueError(f"expected key=value after the host, got {word!r}")
+        if key.startswith("env."):
+            env[key[4:]] = value
+        elif key in ("cpus",):
+            spec[key] = float(value)
+        elif key == "port":
+            spec[key] = int(value)
+        elif key == "gpus":
+            spec[key] = tuple(int(i) for i in value.split(",") if i) if "," in value or value == "" else int(value)
+        elif key in ("user", "python", "workdir", "name"):
+            spec[key] = value
+        else:
+            raise ValueError(f"unknown option {key!r}; known: user, port, python, workdir, cpus, gpus, name, env.NAME")
+    if env:
+        spec["env"] = env
+    return spec

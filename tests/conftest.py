@@ -1,0 +1,34 @@
+"""Shared fixtures: a storage directory per test, and a check that no process outlives a test."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return str(tmp_path / "results")
+
+
+def _children() -> list[psutil.Process]:
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Every test must end every worker (and the workers' children) it started."""
+    before = {p.pid for p in _children()}
+    yield
+    deadline = time.time() + 5
+    leftover = [p for p in _children() if p.pid not in before]
+    while leftover and time.time() < deadline:
+        time.sleep(0.05)
+        leftover = [p for p in _children() if p.pid not in before and p.is_running()
+                    and p.status() != psutil.STATUS_ZOMBIE]
+    assert not leftover, f"processes left behind: {[(p.pid, p.cmdline()) for p in leftover]}"

@@ -1,0 +1,226 @@
+"""Faults with real processes: a killed driver resumed, SIGTERM, corrupt directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+import asynctune as at
+
+EXPERIMENT = textwrap.dedent("""
+    import sys, time
+    import asynctune as at
+
+    def train(config):
+        checkpoint = at.get_checkpoint()
+        start = checkpoint["i"] if checkpoint else 0
+        for i in range(start, 10):
+            time.sleep(config["pause"])
+            at.report(score=config["x"] * (i + 1) - i * i / 10, i=i + 1,
+                      checkpoint={"i": i + 1} if (i + 1) % 3 == 0 else None)
+
+    if __name__ == "__main__":
+        at.run(train, config={"x": at.uniform(0, 1), "pause": float(sys.argv[3])}, num_samples=6,
+               max_concurrent_trials=2, metric="score", mode="max", seed=3,
+               storage_path=sys.argv[1], name=sys.argv[2], verbose=1)
+""")
+
+
+def _start_driver(tmp_path, name, pause=0.05):
+    script = tmp_path / "experiment.py"
+    script.write_text(EXPERIMENT)
+    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), name, str(pause)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_for_results(experiment_dir, count, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        total = 0
+        for root, _, files in os.walk(experiment_dir):
+            if "result.jsonl" in files:
+                with open(os.path.join(root, "result.jsonl")) as f:
+                    total += sum(1 for _ in f)
+        if total >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} results after {timeout}s")
+
+
+def _iterations(analysis):
+    return {t.trial_id: [r["i"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials}
+
+
+def test_killed_driver_resumes_with_every_result_exactly_once(tmp_path):
+    driver = _start_driver(tmp_path, "killed")
+    experiment_dir = tmp_path / "results" / "killed"
+    _wait_for_results(experiment_dir, 14)
+    workers = psutil.Process(driver.pid).children(recursive=True)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    # The workers notice their driver is gone (their pipe closes) and end themselves.
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers outlived the killed driver: {alive}"
+
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 6
+    for trial_id, iterations in _iterations(resumed).items():
+        assert iterations == list(range(1, 11)), (trial_id, iterations)  # each once, none lost
+
+    reference = at.run(_train_from(experiment_dir),
+                       config={"x": at.uniform(0, 1), "pause": 0.0}, num_samples=6, max_concurrent_trials=2,
+                       metric="score", mode="max", seed=3, storage_path=str(tmp_path / "reference"), verbose=0)
+    assert resumed.best_config["x"] == reference.best_config["x"]
+    assert resumed.best_result["score"] == pytest.approx(reference.best_result["score"])
+    assert [t.config["x"] for t in resumed.trials] == [t.config["x"] for t in reference.trials]
+
+
+def _train_from(experiment_dir):
+    from asynctune.resume import load_resume_state
+    return load_resume_state(str(experiment_dir)).trainable
+
+
+def test_sigterm_stops_cleanly_and_tells_how_to_resume(tmp_path):
+    driver = _start_driver(tmp_path, "termed", pause=0.1)
+    experiment_dir = tmp_path / "results" / "termed"
+    _wait_for_results(experiment_dir, 4)
+    workers = psutil.Process(driver.pid).children(recursive=True)
+    driver.send_signal(signal.SIGTERM)
+    output, _ = driver.communicate(timeout=30)
+    assert driver.returncode != 0
+    assert f"asynctune resume {experiment_dir}" in output.decode()
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
+    with open(experiment_dir / "experiment.json") as f:
+        assert json.load(f)["status"] == "INTERRUPTED"
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+
+
+def test_resuming_a_finished_experiment_says_so(tmp_path, capsys):
+    def quick(config):
+        at.report(score=1)
+
+    done = at.run(quick, storage_path=str(tmp_path), name="done", verbose=0)
+    again = at.resume(done.experiment_dir)
+    assert "already finished" in capsys.readouterr().out
+    assert len(again.trials) == 1 and again.trials[0].num_results == 1
+
+
+def test_run_with_resume_true_continues_or_starts(tmp_path):
+    def quick(config):
+        at.report(score=config["x"])
+
+    first = at.run(quick, config={"x": at.uniform(0, 1)}, num_samples=2, storage_path=str(tmp_path),
+                   name="exp", resume=True, verbose=0, seed=1)
+    assert len(first.trials) == 2
+    second = at.run(quick, config={"x": at.uniform(0, 1)}, num_samples=2, storage_path=str(tmp_path),
+                    name="exp", resume=True, verbose=0, seed=1)
+    assert [t.config for t in second.trials] == [t.config for t in first.trials]
+    with pytest.raises(ValueError, match="already holds an experiment; pass resume=True"):
+        at.run(quick, storage_path=str(tmp_path), name="exp", verbose=0)
+
+
+@pytest.mark.parametrize("damage", ["no directory", "no run spec", "garbage run spec"])
+def test_resume_of_a_damaged_directory_is_a_clear_error(tmp_path, damage):
+    target = tmp_path / "exp"
+    if damage != "no directory":
+        target.mkdir()
+    if damage == "garbage run spec":
+        (target / "run_spec.pkl").write_bytes(b"\x80\x04not a pickle")
+    message = {"no directory": "no such directory", "no run spec": "has no run_spec.pkl",
+               "garbage run spec": "run_spec.pkl is unreadable"}[damage]
+    with pytest.raises(ValueError, match=message):
+        at.resume(str(target))
+
+
+def test_half_written_journal_and_results_are_tolerated(tmp_path):
+    driver = _start_driver(tmp_path, "torn")
+    experiment_dir = tmp_path / "results" / "torn"
+    _wait_for_results(experiment_dir, 8)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    time.sleep(0.5)
+    with open(experiment_dir / "journal.jsonl", "a") as f:
+        f.write('{"event": "status", "trial_id": "trial_0')  # torn mid-line
+    with open(experiment_dir / "trial_00000" / "result.jsonl", "a") as f:
+        f.write('{"score": 0.5, "i"')
+    (experiment_dir / "experiment.json").write_text("{torn")
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+
+
+def test_scheduler_state_is_rebuilt_by_replay(tmp_path):
+    """A scheduler that counts results sees, after resume, every result of the first session."""
+    script = tmp_path / "driver.py"
+    marker = tmp_path / "marker"
+    script.write_text(textwrap.dedent(f"""
+        import asynctune as at, sys
+        sys.path.insert(0, {str(os.path.dirname(__file__))!r})
+        from test_faults import _counting_experiment
+        _counting_experiment({str(tmp_path / 'r')!r}, {str(marker)!r})
+    """))
+    subprocess.run([sys.executable, str(script)], timeout=60)
+    scheduler_seen = _resume_counting(str(tmp_path / "r" / "counting"))
+    assert scheduler_seen == 4  # 2 replayed (iterations 1, 2) + 2 new (3, 4)
+
+
+def _counting_experiment(storage, marker):
+    import asynctune as at_
+    from asynctune.algorithms.fifo import FIFOScheduler
+
+    class Counting(FIFOScheduler):
+        seen = 0
+
+        def on_trial_result(self, trial, result):
+            type(self).seen += 1
+            return at_.CONTINUE
+
+    def steps(config):
+        checkpoint = at_.get_checkpoint()
+        for i in range(checkpoint["i"] if checkpoint else 0, 4):
+            at_.report(i=i + 1, checkpoint={"i": i + 1})
+            if i == 1 and not os.path.exists(config["marker"]):
+                open(config["marker"], "w").close()
+                os.kill(os.getppid(), signal.SIGKILL)
+                time.sleep(5)
+
+    at_.run(steps, config={"marker": marker}, scheduler=Counting(), storage_path=storage, name="counting", verbose=0)
+
+
+def _resume_counting(experiment_dir):
+    from asynctune.resume import load_resume_state
+    state = load_resume_state(experiment_dir)
+    scheduler = state.run_kwargs["scheduler"]
+    type(scheduler).seen = 0
+    at.resume(experiment_dir, verbose=0)
+    return type(scheduler).seen
+
+
+def test_a_checkpoint_whose_result_was_never_recorded_is_not_restored(tmp_path):
+    """The worker writes checkpoint k before sending result k: a driver killed in between must
+    not resume from checkpoint k, or result k would be lost."""
+    driver = _start_driver(tmp_path, "gap")
+    experiment_dir = tmp_path / "results" / "gap"
+    _wait_for_results(experiment_dir, 8)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    time.sleep(0.5)
+    trial_dir = experiment_dir / "trial_00000"
+    with open(trial_dir / "result.jsonl") as f:
+        recorded = [json.loads(line) for line in f]
+    last = recorded[-1]["i"]
+    orphan = trial_dir / f"checkpoint_{last + 3:06d}"  # as if written just before the driver died
+    orphan.mkdir(exist_ok=True)
+    (orphan / "checkpoint.pkl").write_bytes(__import__("pickle").dumps({"i": last + 3}))
+    (orphan / ".asynctune.json").write_text(json.dumps({"iteration": last + 3, "time_total_s": 1.0}))
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
