@@ -362,3 +362,14 @@ def test_suggest_before_set_search_properties_says_so() -> None:
 def test_values_are_plain_python_numbers() -> None:
     config = drive(TPESearch(n_startup_trials=0, seed=0), BOUNDED, 1)[0]
     assert not any(isinstance(v, np.generic) for v in config.values())
+
+
+@pytest.mark.parametrize("make", FAST.values(), ids=FAST.keys())
+def test_searcher_pickles_with_its_space_for_run_spec(make: Callable[..., Searcher]) -> None:
+    import cloudpickle
+
+    searcher = make(seed=0)
+    drive(searcher, CONDITIONAL, 4, conditional_loss)
+    copy = cloudpickle.loads(cloudpickle.dumps(searcher))  # run() keeps its arguments this way
+    assert drive(copy, CONDITIONAL, 3, conditional_loss, start=4) == drive(searcher, CONDITIONAL, 3, conditional_loss,
+                                                                          start=4)

@@ -178,6 +178,14 @@ class ModelBasedSearcher(Searcher):
 
     # State --------------------------------------------------------------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        # run() pickles the searcher with its other arguments, for resuming the experiment.
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def save(self, path: str) -> None:
         with self._lock:
             state = {k: v for k, v in self.__dict__.items() if k not in _TRANSIENT}
