@@ -24,7 +24,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
-from .errors import AsynctuneError, ExecutorError, HostUnreachable, SearchSpaceError, TrialFailed, WorkerLost
+from .errors import (
+    AsynctuneError, ExecutorError, ExecutorLost, HostUnreachable, SearchSpaceError, TrialFailed, WorkerLost,
+)
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
 from .trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
@@ -36,7 +38,7 @@ _LAZY = {
                    "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialEnded", "TrialResult"],
     "resources": ["Placement", "Resources"],
     "stopper": ["Stopper"],
-    "reporting": ["Callback", "ConsoleReporter"],
+    "reporting": ["Callback", "ConsoleReporter", "DecisionLog", "TensorBoardLogger"],
     "executors": ["Executor", "LocalExecutor", "TrialRun"],
     "analysis": ["ExperimentAnalysis"],
     "api": ["run", "run_async", "resume"],
@@ -46,6 +48,7 @@ _LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandSc
 _LAZY["algorithms"] += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
+_WHERE["DaskExecutor"] = "executors"
 
 
 def __getattr__(name: str) -> Any:
@@ -73,7 +76,7 @@ if TYPE_CHECKING:
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun
-    from .reporting import Callback, ConsoleReporter
+    from .reporting import Callback, ConsoleReporter, DecisionLog, TensorBoardLogger
     from .resources import Placement, Resources
     from .space import (
         Space, choice, grid_search, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint,
@@ -82,7 +85,7 @@ if TYPE_CHECKING:
     from .stopper import Stopper
 
 __all__ = [
-    "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "HostUnreachable", "Mutate", "PAUSE", "STOP",
+    "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "HostUnreachable", "Mutate", "PAUSE", "STOP",
     "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .algorithms.base import check_metric_mode
+from .reporting.decisions import read_decisions
 from .session import load_checkpoint
-from .storage import EXPERIMENT_FILE, read_results
-from .trial import Status, Trial
+from .storage import EXPERIMENT_FILE, flatten_config, read_results
+from .trial import Status, Trial, _as_float
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
 
@@ -40,6 +41,9 @@ class ExperimentAnalysis:
         self.status: str = state.get("status", "UNKNOWN")
         self.default_metric = metric or state.get("metric")
         self.default_mode = mode or state.get("mode")
+        self.start_time: float | None = state.get("start_time")
+        self.state = state
+        self._run_metric_mode = (state.get("metric"), state.get("mode"))  # what trial.metric_best holds
         self.trials: list[Trial] = list(trials) if trials is not None else [_trial_from(s) for s in state.get("trials", [])]
         self._results: dict[str, list[dict[str, Any]]] = {}
 
@@ -75,7 +79,9 @@ class ExperimentAnalysis:
     def _score(self, trial: Trial, metric: str, mode: str, scope: str) -> float | None:
         if scope == "last":
             return trial.metric_value(metric)
-        values = [_finite(r.get(metric)) for r in self.trial_results(trial.trial_id)]
+        if scope == "all" and trial.metric_best is not None and (metric, mode) == self._run_metric_mode:
+            return trial.metric_best  # kept by the controller: no need to read every result
+        values = [_as_float(r.get(metric)) for r in self.trial_results(trial.trial_id)]
         values = [v for v in values if v is not None]
         if not values:
             return None
@@ -145,7 +151,7 @@ class ExperimentAnalysis:
         rows = []
         for trial in self.trials:
             row: dict[str, Any] = dict(trial.last_result or {})
-            row.update({f"config/{k}": v for k, v in _flatten(trial.config).items()})
+            row.update({f"config/{k}": v for k, v in flatten_config(trial.config).items()})
             row.update(trial_id=trial.trial_id, status=trial.status.value, logdir=trial.path)
             rows.append(row)
         return pd.DataFrame(rows)
@@ -154,6 +160,80 @@ class ExperimentAnalysis:
         """Every result of every trial, one DataFrame per trial."""
         pd = _pandas()
         return {t.trial_id: pd.DataFrame(self.trial_results(t.trial_id)) for t in self.trials}
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every scheduler decision (STOP, PAUSE, MUTATE, RESUME) from decisions.jsonl, in order."""
+        return read_decisions(self.experiment_dir)
+
+    def best_so_far(self, metric: str | None = None, mode: str | None = None) -> list[dict[str, Any]]:
+        """The best value of `metric` over all trials as results arrived, for plotting against time.
+
+        Returns one entry per improvement: {"time_s": seconds since the first trial started,
+        "value": the new best, "trial_id": who reported it, "training_iteration": when}.
+        """
+        metric, mode = self._metric_mode(metric, mode)
+        points = []
+        for trial in self.trials:
+            for result in self.trial_results(trial.trial_id):
+                value = _as_float(result.get(metric))
+                if value is not None and isinstance(result.get("timestamp"), (int, float)):
+                    points.append((result["timestamp"], value, trial.trial_id, result.get("training_iteration")))
+        if not points:
+            return []
+        points.sort(key=lambda p: p[0])
+        starts = [t.start_time for t in self.trials if t.start_time]
+        origin = min(starts + [points[0][0]])
+        better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
+        out: list[dict[str, Any]] = []
+        for timestamp, value, trial_id, iteration in points:
+            if not out or better(value, out[-1]["value"]):
+                out.append({"time_s": timestamp - origin, "value": value, "trial_id": trial_id,
+                            "training_iteration": iteration})
+        return out
+
+    def summary(self, metric: str | None = None, mode: str | None = None, scope: str = "last") -> dict[str, Any]:
+        """One line about the experiment: name, status, trials by status, the best trial and value."""
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            counts[trial.status.value] = counts.get(trial.status.value, 0) + 1
+        row: dict[str, Any] = {"experiment": self.name, "status": self.status, "trials": len(self.trials),
+                               **{s.value: counts.get(s.value, 0) for s in Status},
+                               "metric": None, "mode": None, "best": None, "best_trial_id": None,
+                               "start_time": self.start_time, "path": self.experiment_dir}
+        try:
+            metric, mode = self._metric_mode(metric, mode)
+        except ValueError:
+            return row  # an experiment run without metric= has no best
+        best = self.get_best_trial(metric, mode, scope)
+        row.update(metric=metric, mode=mode)
+        if best is not None:
+            row.update(best=self._score(best, metric, mode, scope), best_trial_id=best.trial_id)
+        return row
+
+    @staticmethod
+    def compare(experiment_dirs: Sequence[str], metric: str | None = None, mode: str | None = None,
+                scope: str = "last") -> Any:
+        """Several experiments side by side: one row each, with its best trial and config.
+
+        Example:
+            >>> ExperimentAnalysis.compare(["~/asynctune_results/asha", "~/asynctune_results/random"],
+            ...                            metric="loss", mode="min")
+
+        Args:
+            experiment_dirs: The experiments' directories.
+            metric, mode: What "best" means (default: what each experiment was run with).
+            scope: As in `get_best_trial`.
+        """
+        pd = _pandas()
+        rows = []
+        for directory in experiment_dirs:
+            analysis = ExperimentAnalysis(directory)
+            row = analysis.summary(metric, mode, scope)
+            best = analysis.get_best_trial(row["metric"], row["mode"], scope) if row["metric"] else None
+            if best is not None:
+                row.update({f"config/{k}": v for k, v in flatten_config(best.config).items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
         return f"ExperimentAnalysis({self.experiment_dir!r}, {len(self.trials)} trials, status={self.status})"
@@ -170,28 +250,44 @@ def _trial_from(summary: dict[str, Any]) -> Trial:
     return trial
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "/"))
-        else:
-            out[name] = value
-    return out
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _pandas() -> Any:
     try:
         import pandas
     except ImportError:
         raise ImportError("dataframes need pandas: pip install 'asynctune[pandas]'") from None
     return pandas
+
+
+def find_experiments(root: str) -> list[str]:
+    """The experiment directories directly under `root` (those holding experiment.json), oldest first."""
+    root = os.path.abspath(os.path.expanduser(root))
+    if not os.path.isdir(root):
+        raise ValueError(f"{root} is not a directory")
+    found = []
+    for entry in os.scandir(root):
+        marker = os.path.join(entry.path, EXPERIMENT_FILE)
+        if entry.is_dir() and os.path.isfile(marker):
+            found.append((os.path.getmtime(marker), entry.path))
+    return [path for _, path in sorted(found)]
+
+
+def load_experiments(root_or_dirs: str | Sequence[str]) -> Any:
+    """Every trial of several experiments in one DataFrame, with an `experiment` column.
+
+    Example:
+        >>> frame = load_experiments("~/asynctune_results")
+        >>> frame.groupby("experiment")["loss"].min()
+
+    Args:
+        root_or_dirs: A directory holding experiments (each with its experiment.json), or a
+            list of experiment directories.
+    """
+    pd = _pandas()
+    dirs = find_experiments(root_or_dirs) if isinstance(root_or_dirs, str) else list(root_or_dirs)
+    frames = []
+    for directory in dirs:
+        analysis = ExperimentAnalysis(directory)
+        frame = analysis.dataframe()
+        frame.insert(0, "experiment", analysis.name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["experiment", "trial_id"])

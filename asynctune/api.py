@@ -25,8 +25,10 @@ from .executors.local import LocalExecutor
 from .monitor import monitor_interval
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
+from .reporting.decisions import DecisionLog
+from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .resources import Resources, ResourcesSpec
-from .resume import ResumeState, load_resume_state, save_run_spec
+from .recovery import ResumeState, load_resume_state, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
 from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
@@ -64,6 +66,7 @@ def run(
     resume: bool = False,
     monitor: bool | float = False,
     memory_limit_mb: float | None = None,
+    tensorboard: bool | None = None,
 ) -> ExperimentAnalysis:
     """Run an experiment: sample configs, train each in a worker, and return the analysis.
 
@@ -109,6 +112,8 @@ def run(
             of seconds. See docs/resources.md.
         memory_limit_mb: End a trial as ERROR when its process tree holds more resident memory
             than this ("trial X used N MB > memory_limit_mb=M"); turns the monitor on.
+        tensorboard: Write TensorBoard event files (scalars and the HParams comparison) into
+            the experiment directory; default: when tensorboardX is installed.
 
     Returns:
         An `ExperimentAnalysis` of the finished experiment.
@@ -130,6 +135,7 @@ def run(
         name=name, seed=seed, verbose=verbose, callbacks=callbacks, max_failures=max_failures,
         fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
         keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
+        tensorboard=tensorboard,
     ))
 
 
@@ -207,7 +213,7 @@ def build_controller(
     name: str | None = None, seed: int | None = None, verbose: int = 2, callbacks: Sequence[Callback] = (),
     max_failures: int = 0, fail_fast: bool = False, checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None, _resume: ResumeState | None = None,
-    monitor: bool | float = False, memory_limit_mb: float | None = None,
+    monitor: bool | float = False, memory_limit_mb: float | None = None, tensorboard: bool | None = None,
 ) -> Controller:
     """Check every argument of run() and build the controller; nothing runs yet."""
     run_kwargs = dict(
@@ -217,6 +223,7 @@ def build_controller(
         callbacks=callbacks, max_failures=max_failures, fail_fast=fail_fast, seed=seed,
         checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
         keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
+        tensorboard=tensorboard,
     )
     spec_blob = _snapshot(run_kwargs) if _resume is None else None  # fresh objects, before any use
     _check_trainable(trainable)
@@ -282,10 +289,12 @@ def build_controller(
         keep_checkpoints_num=keep_checkpoints_num, seed=seed, trainable_name=label, resources=resources_per_trial,
         monitor_interval_s=monitor_interval_s, memory_limit_mb=memory_limit_mb,
     )
-    reporters: list[Callback] = []
+    reporters: list[Callback] = [DecisionLog()]
     if verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=verbose,
-                                         time_budget_s=time_budget_s))
+                                         time_budget_s=time_budget_s, num_samples=num_samples))
+    if tensorboard or (tensorboard is None and tensorboardx_available()):
+        reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
         searcher=searcher, scheduler=scheduler, executor=executor, stopper=stopper,

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._compat import TaskGroup, TimeoutErrors, timeout
 from .algorithms.base import FINISHED, Scheduler, Searcher
-from .errors import AsynctuneError, TrialFailed
+from .errors import AsynctuneError, ExecutorLost, TrialFailed
 from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialRun, WorkerLostEvent
 from .executors.protocol import TrialRequest
 from .monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
@@ -203,7 +203,7 @@ class Controller:
 
         Its decisions are ignored (what happened is on disk); acting on trials does nothing while
         replaying. This needs no pickled scheduler, so coroutine schedulers resume too."""
-        from .resume import recorded_history
+        from .recovery import recorded_history
 
         self._replaying = True
         try:
@@ -385,6 +385,8 @@ class Controller:
                         self._on_killed(trial)
                     else:
                         self._on_failure(trial, event.error, event.stderr_tail)
+        except ExecutorLost as exc:  # no trial can run any more: end the experiment, resumable
+            self._on_executor_lost(trial, exc)
         except Exception as exc:  # the executor could not run it: a failure of this trial only
             self._on_failure(trial, f"{type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
@@ -489,6 +491,16 @@ class Controller:
             self._changed(trial, event="interrupted")
             return
         self._complete(trial)
+
+    def _on_executor_lost(self, trial: Trial, exc: ExecutorLost) -> None:
+        self._interrupted = True  # trials still running are killed as resumable, not finished
+        self._set_restore_point(trial, trial.checkpoint)
+        trial.status = Status.PENDING
+        self._changed(trial, event="interrupted")
+        if self._fatal is None:
+            self._fatal = ExecutorLost(f"{exc}; resume with asynctune.resume({self.spec.experiment_dir!r})")
+            self._stopping = str(exc)
+            self._wakeup.set()
 
     def _complete(self, trial: Trial) -> None:
         trial.status = Status.TERMINATED

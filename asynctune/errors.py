@@ -52,3 +52,11 @@ class HostUnreachable(ExecutorError):
         super().__init__(f"host {host} unreachable: {reason}")
         self.host = host
         self.reason = reason
+
+
+class ExecutorLost(ExecutorError):
+    """The executor as a whole is gone (e.g. the Dask scheduler): no trial can run any more.
+
+    Raised from `TrialRun.events()` or `Executor.launch()`; the controller then ends the
+    experiment with every unfinished trial resumable, saves its state, and raises this.
+    """

@@ -176,17 +176,7 @@ class Journal:
 
 def read_journal(experiment_dir: str) -> list[dict[str, Any]]:
     """The journal's events; a torn last line (the driver killed mid-write) is skipped."""
-    events = []
-    try:
-        with open(os.path.join(experiment_dir, JOURNAL_FILE)) as f:
-            for line in f:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-    except FileNotFoundError:
-        pass
-    return events
+    return read_jsonl(os.path.join(experiment_dir, JOURNAL_FILE))
 
 
 def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tuple[str, int, float] | None:
@@ -233,18 +223,7 @@ def _is_scalar(value: Any) -> bool:
 
 def read_results(trial_dir: str) -> list[dict[str, Any]]:
     """Every result of a trial; a half-written last line (driver killed mid-write) is skipped."""
-    path = os.path.join(trial_dir, RESULT_FILE)
-    results = []
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    results.append(json.loads(line))
-                except ValueError:
-                    continue
-    except FileNotFoundError:
-        pass
-    return results
+    return read_jsonl(os.path.join(trial_dir, RESULT_FILE))
 
 
 def copy_checkpoint(source: str, trial_dir: str, label: str) -> str:
@@ -256,3 +235,31 @@ def copy_checkpoint(source: str, trial_dir: str, label: str) -> str:
 
 def remove_checkpoint(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+    """Every JSON line of a file, [] if it is missing; a half-written last line (driver killed
+    mid-write) is skipped."""
+    records = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return records
+
+
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level, keys joined by "/": {"net": {"width": 8}} -> {"net/width": 8}."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_config(value, name + "/"))
+        else:
+            out[name] = value
+    return out

@@ -84,7 +84,7 @@ def test_killed_driver_resumes_with_every_result_exactly_once(tmp_path):
 
 
 def _train_from(experiment_dir):
-    from asynctune.resume import load_resume_state
+    from asynctune.recovery import load_resume_state
     return load_resume_state(str(experiment_dir)).trainable
 
 
@@ -197,7 +197,7 @@ def _counting_experiment(storage, marker):
 
 
 def _resume_counting(experiment_dir):
-    from asynctune.resume import load_resume_state
+    from asynctune.recovery import load_resume_state
     state = load_resume_state(experiment_dir)
     scheduler = state.run_kwargs["scheduler"]
     type(scheduler).seen = 0
@@ -224,3 +224,10 @@ def test_a_checkpoint_whose_result_was_never_recorded_is_not_restored(tmp_path):
     (orphan / ".asynctune.json").write_text(json.dumps({"iteration": last + 3, "time_total_s": 1.0}))
     resumed = at.resume(str(experiment_dir), verbose=0)
     assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+
+
+def test_resume_is_the_function_whatever_was_imported_first():
+    import asynctune.api  # noqa: F401  (imports asynctune.recovery)
+    import asynctune.recovery  # noqa: F401
+
+    assert callable(at.resume) and at.resume.__module__ == "asynctune.api"

@@ -7,6 +7,7 @@ from typing import Any
 
 _WHERE = {"Executor": "base", "TrialRun": "base", "LocalExecutor": "local"}
 _WHERE.update(SSHExecutor="ssh", Host="hosts", check_hosts="ssh")
+_WHERE["DaskExecutor"] = "dask"  # imports dask only when a DaskExecutor starts
 
 
 def __getattr__(name: str) -> Any:

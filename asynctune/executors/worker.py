@@ -57,6 +57,19 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     session = session_module.TrialSession(channel, request)
     session_module._current = session
     try:
+        message = execute_trial(session, request, trainables)
+    finally:
+        session_module._current = None
+        _restore_output(saved)
+    channel.send(message)
+
+
+def execute_trial(session: session_module.TrialSession, request: TrialRequest,
+                  trainables: dict[str, Any]) -> tuple:
+    """Run a trial to its end and return the driver's last message about it (done or error).
+
+    Shared by every worker kind: a process worker here, a Dask task in executors/dask.py."""
+    try:
         trainable = trainables.get(request.trainable_key)
         if trainable is None:
             trainable = trainables[request.trainable_key] = cloudpickle.loads(request.trainable_blob)
@@ -64,21 +77,17 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
             how, checkpoint = run_class(trainable, session)
         else:
             how, checkpoint = run_function(trainable, session), None
-        message: tuple = ("done", how, checkpoint)
+        return ("done", how, checkpoint)
     except session_module.StopTrial:
-        message = ("done", "stopped", None)
+        return ("done", "stopped", None)
     except session_module.PauseTrial:
-        message = ("done", "paused", None)
+        return ("done", "paused", None)
     except BaseException as exc:  # the trial's own failure: report it, keep the worker
         text = traceback.format_exc()
         sys.stderr.write(text)
-        message = ("error", f"{type(exc).__name__}: {exc}", text)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            message = ("error", f"{type(exc).__name__} raised in the trial", text)
-    finally:
-        session_module._current = None
-        _restore_output(saved)
-    channel.send(message)
+            return ("error", f"{type(exc).__name__} raised in the trial", text)
+        return ("error", f"{type(exc).__name__}: {exc}", text)
 
 
 def _redirect_output(trial_dir: str) -> tuple[int, int]:

@@ -2,5 +2,7 @@
 
 from .callback import Callback, CallbackList
 from .console import ConsoleReporter
+from .decisions import DecisionLog
+from .tensorboard import TensorBoardLogger
 
-__all__ = ["Callback", "CallbackList", "ConsoleReporter"]
+__all__ = ["Callback", "CallbackList", "ConsoleReporter", "DecisionLog", "TensorBoardLogger"]

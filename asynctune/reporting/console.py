@@ -40,14 +40,28 @@ class ConsoleReporter(Callback):
         max_rows: Rows shown; running trials come first, then the best.
         plain_interval_s: How often a snapshot is printed when stdout is not a terminal.
         file: Where to write (default sys.stdout).
+        time_budget_s: The experiment's time budget, to show how much of it is left.
+        num_samples: The trials asked for (times the grid size), to estimate the time left
+            from the rate at which trials finish; -1 or None for no estimate.
+        max_events: How many of the latest decisions are listed under the table.
     """
 
     def __init__(self, *, metric: str | None, mode: str | None, space: Space | None = None, verbose: int = 2,
                  max_rows: int = 20, plain_interval_s: float = 30.0, file: IO[str] | None = None,
-                 time_budget_s: float | None = None) -> None:
+                 time_budget_s: float | None = None, num_samples: int | None = None, max_events: int = 5) -> None:
+        if verbose not in (0, 1, 2, 3):
+            raise ValueError(f"ConsoleReporter: verbose must be 0, 1 or 2, got {verbose=}")
+        if max_rows < 1:
+            raise ValueError(f"ConsoleReporter: max_rows must be >= 1, got {max_rows=}")
+        if max_events < 0:
+            raise ValueError(f"ConsoleReporter: max_events must be >= 0, got {max_events=}")
         self.metric, self.mode, self.space = metric, mode, space
         self.verbose, self.max_rows, self.plain_interval_s = verbose, max_rows, plain_interval_s
         self.time_budget_s = time_budget_s
+        self.max_events = max_events
+        self.total_trials = None
+        if num_samples is not None and num_samples > 0:
+            self.total_trials = num_samples * (space.grid_size if space is not None else 1)
         stream = file or sys.stdout
         self.interactive = stream.isatty()
         self.console = Console(file=stream, highlight=False, soft_wrap=False,
@@ -56,6 +70,8 @@ class ConsoleReporter(Callback):
         self._start = time.time()
         self._last_plain = 0.0
         self._events: list[str] = []  # recent decisions, shown under the table
+        self._decision_counts: Counter[str] = Counter()
+        self._last_decision: dict[str, str] = {}  # trial_id -> e.g. "stopped@4"
 
     # Callback ------------------------------------------------------------------------------------
 
@@ -78,8 +94,14 @@ class ConsoleReporter(Callback):
             self.console.print(self.render(trials))
 
     def on_trial_decision(self, trial: Trial, decision: str, detail: str = "") -> None:
-        line = f"{trial.trial_id}: {decision} at iteration {trial.iteration}" + (f" ({detail})" if detail else "")
-        self._events = (self._events + [line])[-5:]
+        verb = _VERBS.get(decision, decision.lower())
+        self._decision_counts[verb] += 1
+        self._last_decision[trial.trial_id] = f"{verb}@{trial.iteration}"
+        if self.max_events:
+            line = f"[{format_duration(time.time() - self._start)}] {trial.trial_id} {verb} at iteration {trial.iteration}"
+            if detail:
+                line += f" ({_shorten(detail, 80)})"
+            self._events = (self._events + [line])[-self.max_events:]
 
     def on_trial_error(self, trial: Trial) -> None:
         if self.verbose >= 1:
@@ -106,18 +128,36 @@ class ConsoleReporter(Callback):
         counts = Counter(t.status for t in trials)
         parts = [f"{counts[s]} {s.value}" for s in Status if counts[s]]
         elapsed = time.time() - self._start
-        line = f"Trials: {len(trials)} ({', '.join(parts) or 'none yet'}) | elapsed {_duration(elapsed)}"
-        if self.time_budget_s:
-            line += f", budget left {_duration(max(0.0, self.time_budget_s - elapsed))}"
+        total = f"{len(trials)}/{self.total_trials}" if self.total_trials else f"{len(trials)}"
+        line = f"Trials: {total} ({', '.join(parts) or 'none yet'}) | elapsed {format_duration(elapsed)}"
+        left = self._time_left(trials, elapsed)
+        if left is not None:
+            line += f", {left}"
         best = self._best(trials)
         if best is not None:
             line += f" | best {self.metric}={best.metric_best:.6g} ({best.trial_id})"
+        if self._decision_counts:
+            line += " | " + ", ".join(f"{n} {verb}" for verb, n in self._decision_counts.items())
         return line
+
+    def _time_left(self, trials: Sequence[Trial], elapsed: float) -> str | None:
+        """The budget left, and an estimate from the rate at which trials finish, whichever is known."""
+        parts = []
+        budget_left = max(0.0, self.time_budget_s - elapsed) if self.time_budget_s else None
+        if budget_left is not None:
+            parts.append(f"budget left {format_duration(budget_left)}")
+        finished = sum(t.status.is_finished for t in trials)
+        if self.total_trials and 0 < finished < self.total_trials:
+            estimate = elapsed / finished * (self.total_trials - finished)
+            if budget_left is None or estimate < budget_left:
+                parts.append(f"~{format_duration(estimate)} to go")
+        return ", ".join(parts) or None
 
     def table(self, trials: Sequence[Trial]) -> Table:
         table = Table(box=box.SIMPLE_HEAD if self.interactive else box.ASCII2, pad_edge=False)
         hyper_columns = self._hyper_columns(trials)
-        for name in ["trial", "status", *hyper_columns, "iter", "time (s)"]:
+        decisions = bool(self._last_decision)
+        for name in ["trial", "status", *(["decision"] if decisions else []), *hyper_columns, "iter", "time (s)"]:
             table.add_column(name, justify="right" if name in ("iter", "time (s)") else "left")
         if self.metric:
             table.add_column(self.metric, justify="right")
@@ -127,10 +167,12 @@ class ConsoleReporter(Callback):
             params = resolved_items(trial.config, self.space) if self.space else {}
             result = trial.last_result or {}
             row = [trial.trial_id, Text(trial.status.value, style=_STATUS_STYLE[trial.status])]
-            row += [_fmt(params.get(c)) for c in hyper_columns]
-            row += [str(result.get("training_iteration", "")), _fmt(result.get("time_total_s"))]
+            if decisions:
+                row.append(self._last_decision.get(trial.trial_id, ""))
+            row += [format_value(params.get(c)) for c in hyper_columns]
+            row += [str(result.get("training_iteration", "")), format_value(result.get("time_total_s"))]
             if self.metric:
-                row += [_fmt(result.get(self.metric)), _fmt(trial.metric_best)]
+                row += [format_value(result.get(self.metric)), format_value(trial.metric_best)]
             table.add_row(*row)
         if len(trials) > len(shown):
             table.caption = f"... {len(trials) - len(shown)} more trials not shown"
@@ -160,14 +202,24 @@ class ConsoleReporter(Callback):
         return (min if self.mode == "min" else max)(scored, key=lambda t: t.metric_best)  # type: ignore[arg-type]
 
 
-def _fmt(value: Any) -> str:
+# How a decision reads in the event lines and counts ("3 stopped, 1 cloned").
+_VERBS = {"STOP": "stopped", "PAUSE": "paused", "RESUME": "resumed", "MUTATE": "cloned", "PROMOTE": "promoted"}
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def format_value(value: Any, digits: int = 5) -> str:
+    """A table cell: floats with `digits` significant digits, None as empty."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.5g}"
+        return f"{value:.{digits}g}"
     return str(value)
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds as HH:MM:SS."""
     seconds = int(seconds)
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,440 @@
+"""The `asynctune` command: look at, plot and resume experiments; check SSH hosts.
+
+    asynctune ls [ROOT]                 experiments under ROOT (default ~/asynctune_results)
+    asynctune show DIR                  the best trials as a table and the best config as JSON
+    asynctune plot DIR                  learning curves and best-so-far as PNGs in DIR/plots
+    asynctune resume DIR                continue an experiment whose driver stopped
+    asynctune hosts check HOST...       can these SSH hosts run trials?
+
+A wrong path or argument prints one line and exits with status 2; `asynctune CMD --help`
+explains each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+
+DEFAULT_ROOT = "~/asynctune_results"
+_SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
+
+
+class CommandError(Exception):
+    """A mistake of the user's (a wrong path, a missing extra): one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except CommandError as exc:
+        print(f"asynctune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `asynctune ls | head`
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asynctune", description="Look at, plot and resume asynctune experiments; check SSH hosts.",
+        epilog="Run 'asynctune COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"asynctune {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ls = commands.add_parser("ls", help="list the experiments under a directory",
+                             description="List the experiments under ROOT: status, trials by status, best value.")
+    ls.add_argument("root", nargs="?", default=DEFAULT_ROOT, metavar="ROOT",
+                    help=f"directory holding experiment directories (default {DEFAULT_ROOT})")
+    ls.add_argument("--scope", choices=_SCOPES, default="last", help="which value of a trial counts (default last)")
+    ls.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    ls.set_defaults(handler=_ls)
+
+    show = commands.add_parser("show", help="the best trials and the best config of an experiment",
+                               description="Show an experiment: its best trials as a table and the best config as JSON.")
+    show.add_argument("dir", metavar="DIR", help="the experiment directory")
+    _metric_options(show)
+    show.add_argument("--scope", choices=_SCOPES, default="last",
+                      help="rank trials by their last value, best value (all), or mean (default last)")
+    show.add_argument("-n", "--top", type=_positive_int, default=10, help="trials shown (default 10)")
+    show.add_argument("--json", action="store_true", help="print one JSON object instead")
+    show.set_defaults(handler=_show)
+
+    plot = commands.add_parser("plot", help="write PNGs of learning curves and best-so-far",
+                               description="Write learning_curves.png (decisions marked) and best_so_far.png, "
+                                           "and with --per-trial one PNG per trial. Needs matplotlib.")
+    plot.add_argument("dir", metavar="DIR", help="the experiment directory")
+    _metric_options(plot)
+    plot.add_argument("-o", "--out", help="output directory (default DIR/plots)")
+    plot.add_argument("--x", choices=("training_iteration", "time_total_s"), default="training_iteration",
+                      help="x axis of the learning curves (default training_iteration)")
+    plot.add_argument("--per-trial", action="store_true", help="also write trials/<trial_id>.png for every trial")
+    plot.add_argument("--log-y", action=argparse.BooleanOptionalAction, default=None,
+                      help="logarithmic y axis (default: when values span over two orders of magnitude)")
+    plot.set_defaults(handler=_plot)
+
+    resume = commands.add_parser("resume", help="continue an experiment whose driver stopped",
+                                 description="Continue an interrupted experiment: finished trials stay finished, "
+                                             "the others restart from their newest checkpoint.")
+    resume.add_argument("dir", metavar="DIR", help="the experiment directory")
+    resume.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2), help="console output (default: as first run)")
+    resume.add_argument("--time-budget-s", type=_positive_float, help="a new time budget in seconds")
+    resume.set_defaults(handler=_resume)
+
+    hosts = commands.add_parser("hosts", help="SSH hosts", description="Commands about SSH hosts.")
+    host_commands = hosts.add_subparsers(dest="hosts_command", metavar="SUBCOMMAND")
+    check = host_commands.add_parser(
+        "check", help="check that SSH hosts can run trials",
+        description="Connect to each host and report: reachable, Python and asynctune versions, CPUs, GPUs, "
+                    "latency. Exit status 1 if any host is unusable.")
+    check.add_argument("hosts", nargs="+", metavar="HOST", help="[user@]host[:port]")
+    check.add_argument("--known-hosts", help="known_hosts file (default: as ssh)")
+    check.add_argument("-i", "--identity", action="append", help="private key file (default: as ssh); repeatable")
+    check.add_argument("-F", "--ssh-config", help="ssh_config file (default: ~/.ssh/config)")
+    check.add_argument("--timeout", type=_positive_float, default=10.0, help="connect timeout in seconds (default 10)")
+    check.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    check.set_defaults(handler=_hosts_check)
+    hosts.set_defaults(handler=lambda args: _usage(hosts))
+    return parser
+
+
+def _metric_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--metric", help="the metric (default: the one the experiment was run with)")
+    parser.add_argument("--mode", choices=("min", "max"), help="min or max (default: as the experiment)")
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# ls ----------------------------------------------------------------------------------------------
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from .analysis import ExperimentAnalysis, find_experiments
+
+    root = os.path.abspath(os.path.expanduser(args.root))
+    if not os.path.isdir(root):
+        raise CommandError(f"{args.root}: no such directory")
+    rows = []
+    for directory in find_experiments(root):
+        try:
+            rows.append(ExperimentAnalysis(directory).summary(scope=args.scope))
+        except ValueError as exc:  # a torn experiment.json: say so and go on
+            rows.append({"experiment": os.path.basename(directory), "status": f"unreadable ({exc})",
+                         "trials": 0, "path": directory})
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return 0
+    if not rows:
+        print(f"no experiments in {root}")
+        return 0
+    table = _table(f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} in {root}")
+    for column in ("experiment", "status", "trials", "metric", "best", "best trial", "started"):
+        table.add_column(column, justify="right" if column in ("best",) else "left")
+    for row in rows:
+        table.add_row(row["experiment"], row["status"], _trial_counts(row),
+                      f"{row.get('metric')} ({row.get('mode')})" if row.get("metric") else "",
+                      _fmt(row.get("best")), row.get("best_trial_id") or "", _when(row.get("start_time")))
+    _console().print(table)
+    return 0
+
+
+def _trial_counts(row: dict[str, Any]) -> str:
+    parts = [f"{row[status]} {status.lower()}" for status in ("RUNNING", "PENDING", "PAUSED", "TERMINATED", "ERROR")
+             if row.get(status)]
+    return f"{row.get('trials', 0)}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+# show --------------------------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .storage import flatten_config
+    from .reporting.console import format_duration
+
+    analysis = _analysis(args.dir)
+    metric = args.metric or analysis.default_metric
+    mode = args.mode or analysis.default_mode
+    if metric is not None and mode is None:
+        raise CommandError("--metric needs --mode (min or max): the experiment was run without one")
+    ranked = _ranked(analysis, metric, mode, args.scope)
+    best = ranked[0][0] if ranked and ranked[0][1] is not None else None
+    if args.json:
+        print(json.dumps({
+            "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
+            "metric": metric, "mode": mode, "scope": args.scope,
+            "best_trial_id": best.trial_id if best else None, "best_config": best.config if best else None,
+            "best_result": best.last_result if best else None, "best_checkpoint": best.checkpoint if best else None,
+            "trials": [{"trial_id": t.trial_id, "status": t.status.value, "value": v, "config": t.config,
+                        "iterations": t.iteration} for t, v in ranked[: args.top]],
+        }, indent=1, default=str))
+        return 0
+    console = _console()
+    state = analysis.state
+    console.print(f"[bold]{analysis.name}[/bold]  {analysis.status}  {analysis.experiment_dir}")
+    details = [f"{len(analysis.trials)} trials", f"searcher {state.get('searcher', '?')}",
+               f"scheduler {state.get('scheduler', '?')}"]
+    if state.get("time_used_s"):
+        details.append(f"ran {format_duration(float(state['time_used_s']))}")
+    console.print(", ".join(details), highlight=False)
+    if metric is None:
+        console.print("run without metric=: pass --metric and --mode to rank the trials")
+    columns = _varying_config_keys([t.config for t, _ in ranked])
+    title = f"best {min(args.top, len(ranked))} of {len(ranked)} trials by {metric} ({mode}, scope={args.scope})" \
+        if metric else f"{min(args.top, len(ranked))} of {len(ranked)} trials"
+    table = _table(title)
+    for column in ["#", "trial", "status", *columns, "iter"] + ([metric] if metric else []):
+        table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
+    for rank, (trial, value) in enumerate(ranked[: args.top], start=1):
+        flat = flatten_config(trial.config)
+        table.add_row(str(rank), trial.trial_id, trial.status.value, *(_fmt(flat.get(c)) for c in columns),
+                      str(trial.iteration), *([_fmt(value)] if metric else []))
+    console.print(table)
+    if best is not None:
+        console.print(f"best trial {best.trial_id}: {metric}={_fmt(ranked[0][1])}"
+                      + (f", checkpoint {best.checkpoint}" if best.checkpoint else ""), highlight=False)
+        console.print("best config:")
+        print(json.dumps(best.config, indent=2, default=str))
+    return 0
+
+
+def _ranked(analysis: Any, metric: str | None, mode: str | None, scope: str) -> list[tuple[Any, float | None]]:
+    """Trials with their score, best first; trials without a value of the metric last."""
+    if metric is None or mode is None:
+        return [(t, None) for t in analysis.trials]
+    scored = []
+    for trial in analysis.trials:
+        try:
+            value = analysis._score(trial, metric, mode, scope)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        scored.append((trial, value))
+    sign = 1 if mode == "min" else -1
+    return sorted(scored, key=lambda tv: (tv[1] is None, sign * tv[1] if tv[1] is not None else 0.0, tv[0].index))
+
+
+def _varying_config_keys(configs: Sequence[dict[str, Any]], limit: int = 8) -> list[str]:
+    """The config keys whose values differ between trials: the searched hyperparameters."""
+    from .storage import flatten_config
+
+    flats = [flatten_config(c) for c in configs]
+    keys = list(dict.fromkeys(k for flat in flats for k in flat))
+    varying = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flats}) > 1]
+    return (varying or keys)[:limit]
+
+
+# plot --------------------------------------------------------------------------------------------
+
+
+def _plot(args: argparse.Namespace) -> int:
+    analysis = _analysis(args.dir)
+    try:
+        from .plot import plot_experiment
+
+        paths = plot_experiment(analysis.experiment_dir, metric=args.metric, mode=args.mode, out_dir=args.out,
+                                x=args.x, per_trial=args.per_trial, log_y=args.log_y)
+    except (ImportError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write the plots: {exc}") from None
+    shown = paths if len(paths) <= 5 else paths[:2] + [f"... and {len(paths) - 2} per-trial plots in "
+                                                       f"{os.path.dirname(paths[2])}"]
+    for path in shown:
+        print(path)
+    return 0
+
+
+# resume ------------------------------------------------------------------------------------------
+
+
+def _resume(args: argparse.Namespace) -> int:
+    directory = _experiment_dir(args.dir)
+    try:
+        from .api import resume
+    except ImportError as exc:
+        raise CommandError(f"this asynctune has no resume(): {exc}") from None
+    kwargs: dict[str, Any] = {}
+    if args.verbose is not None:
+        kwargs["verbose"] = args.verbose
+    if args.time_budget_s is not None:
+        kwargs["time_budget_s"] = args.time_budget_s
+    accepted = inspect.signature(resume).parameters
+    for name in list(kwargs):
+        if name not in accepted:
+            raise CommandError(f"this asynctune's resume() does not take {name}=")
+    try:
+        analysis = resume(directory, **kwargs)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    best = None
+    try:
+        best = analysis.best_trial
+    except ValueError:
+        pass  # run without a metric
+    if best is not None:
+        print(f"best trial {best.trial_id}: {json.dumps(best.config, default=str)}")
+    return 0
+
+
+# hosts check -------------------------------------------------------------------------------------
+
+
+def _hosts_check(args: argparse.Namespace) -> int:
+    kwargs: dict[str, Any] = {}
+    for option, key, value in (("--known-hosts", "known_hosts", args.known_hosts),
+                               ("--ssh-config", "ssh_config", args.ssh_config)):
+        if value is not None:
+            kwargs[key] = _existing_file(option, value)
+    if args.identity:
+        kwargs["client_keys"] = [_existing_file("--identity", path) for path in args.identity]
+    try:
+        from .executors.ssh import check_hosts
+    except ImportError as exc:
+        raise CommandError(f"checking hosts needs the SSH executor: {exc} "
+                           "(pip install 'asynctune[ssh]')") from None
+    # SSHExecutor's option is connect_timeout_s; a check_hosts may also name it timeout.
+    timeout_name = "timeout" if "timeout" in inspect.signature(check_hosts).parameters else "connect_timeout_s"
+    kwargs[timeout_name] = args.timeout
+    try:
+        reports = check_hosts(list(args.hosts), **kwargs)
+        if inspect.isawaitable(reports):
+            import asyncio
+
+            reports = asyncio.run(_awaited(reports))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    reports = list(reports)
+    usable = [bool(r.get("reachable")) and not r.get("reason") for r in reports]
+    if args.json:
+        for report in reports:
+            print(json.dumps(report, default=str))
+    else:
+        table = _table(f"{sum(usable)} of {len(reports)} hosts usable")
+        for column in ("host", "status", "latency (ms)", "python", "asynctune", "cpus", "gpus", "reason"):
+            table.add_column(column, justify="right" if column in ("latency (ms)", "cpus", "gpus") else "left")
+        for report, ok in zip(reports, usable):
+            status = "[green]ok[/green]" if ok else ("[red]unusable[/red]" if report.get("reachable")
+                                                     else "[red]unreachable[/red]")
+            table.add_row(str(report.get("host", "")), status, _fmt(report.get("latency_ms"), digits=3),
+                          _fmt(report.get("python")), _fmt(report.get("asynctune")), _fmt(report.get("cpus")),
+                          _gpus(report.get("gpus")), _fmt(report.get("reason")))
+        _console().print(table)
+    return 0 if reports and all(usable) else 1
+
+
+def _existing_file(option: str, path: str) -> str:
+    expanded = os.path.expanduser(path)
+    if not os.path.isfile(expanded):
+        raise CommandError(f"{option} {path}: no such file")
+    return expanded
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _gpus(value: Any) -> str:
+    """A count, with the models: "2: NVIDIA H100"."""
+    if isinstance(value, (list, tuple)):
+        names = sorted({str(g.get("name")) for g in value if isinstance(g, dict) and g.get("name")})
+        return f"{len(value)}" + (f": {', '.join(names)}" if names else "")
+    return _fmt(value)
+
+
+# Shared ------------------------------------------------------------------------------------------
+
+
+def _experiment_dir(path: str) -> str:
+    directory = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(directory):
+        raise CommandError(f"{path}: no such directory")
+    if not os.path.isfile(os.path.join(directory, "experiment.json")):
+        hint = ""
+        if any(os.path.isfile(os.path.join(directory, e, "experiment.json")) for e in _subdirs(directory)):
+            hint = f"; it holds experiments: see 'asynctune ls {path}'"
+        raise CommandError(f"{path}: not an asynctune experiment directory (no experiment.json){hint}")
+    return directory
+
+
+def _subdirs(directory: str) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(directory) if e.is_dir()]
+    except OSError:
+        return []
+
+
+def _analysis(path: str) -> Any:
+    from .analysis import ExperimentAnalysis
+
+    directory = _experiment_dir(path)
+    try:
+        return ExperimentAnalysis(directory)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    interactive = sys.stdout.isatty()
+    return Console(highlight=False, soft_wrap=False, width=None if interactive else 160)
+
+
+def _table(title: str) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+
+
+def _fmt(value: Any, digits: int = 6) -> str:
+    from .reporting.console import format_value
+
+    return format_value(value, digits)
+
+
+def _when(timestamp: Any) -> str:
+    if not isinstance(timestamp, (int, float)):
+        return ""
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
