@@ -10,6 +10,9 @@ from .asha import ASHAScheduler, AsyncHyperBandScheduler
 from .hyperband import HyperBandScheduler
 from .median_stopping import MedianStoppingRule
 from .pbt import PopulationBasedTraining
+from .concurrency import ConcurrencyLimiter
+from .skopt_search import SkOptSearch
+from .tpe import TPESearch
 
 __all__ = [
     "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
@@ -18,3 +21,4 @@ __all__ = [
     "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
     "PopulationBasedTraining",
 ]
+__all__ += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]

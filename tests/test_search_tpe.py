@@ -1,0 +1,175 @@
+"""TPE's parts: the normal distribution in numpy, the Parzen estimators per domain, the split,
+the groups, and that the whole beats random search."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from asynctune.algorithms.basic import RandomSearch
+from asynctune.algorithms.model_based import is_active
+from asynctune.algorithms.tpe import (
+    ParzenEstimator, TPESearch, _log_mass, _truncated_normal, default_gamma, parameter_groups, propose,
+    split_observations,
+)
+from asynctune.space import (
+    Branch, Parameter, Space, choice, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint, randn,
+    uniform,
+)
+
+
+def reference_mass(a: float, b: float) -> float:
+    return 0.5 * (math.erf(b / math.sqrt(2)) - math.erf(a / math.sqrt(2)))
+
+
+@pytest.mark.parametrize("a, b", [(-1, 1), (-10, 0.5), (0, 0.01), (2, 3), (5, 5.5), (-7, -6), (-0.3, 40)],
+                         ids=["centre", "left-half", "narrow", "right", "far-right", "far-left", "to-tail"])
+def test_log_mass_matches_erf_even_in_the_tails(a: float, b: float) -> None:
+    # The far tails are where 1 - 1 would lose everything; the relative error must stay small.
+    expected = reference_mass(a, b) if a < 4 else 0.5 * (math.erfc(a / math.sqrt(2)) - math.erfc(b / math.sqrt(2)))
+    if b < -4:
+        expected = 0.5 * (math.erfc(-b / math.sqrt(2)) - math.erfc(-a / math.sqrt(2)))
+    assert math.isclose(math.exp(_log_mass(np.array([a]), np.array([b]))[0]), expected, rel_tol=1e-5)
+
+
+def test_truncated_normal_stays_inside_and_keeps_its_shape() -> None:
+    rng = np.random.default_rng(0)
+    draws = _truncated_normal(rng, np.full(20000, 0.9), np.full(20000, 0.5), 0.0, 1.0)
+    assert draws.min() >= 0.0 and draws.max() <= 1.0
+    assert 0.55 < draws.mean() < 0.65  # a normal at 0.9 cut at 1 leans left of 0.9
+
+
+def fitted(domain, observed) -> ParzenEstimator:
+    param = Parameter(("x",), domain)
+    return ParzenEstimator([param], [{("x",): v} for v in observed])
+
+
+@pytest.mark.parametrize("domain, values", [
+    (randint(-3, 4), np.arange(-3, 4)),
+    (qrandint(0, 20, 5), np.arange(0, 21, 5)),
+    (quniform(0.0, 1.0, 0.25), np.arange(0, 1.01, 0.25)),
+    (lograndint(1, 50), np.arange(1, 50)),
+    (choice(["a", "b", "c"]), np.arange(3)),
+], ids=["randint", "qrandint", "quniform", "lograndint", "choice"])
+def test_discrete_estimators_are_distributions(domain, values) -> None:
+    estimator = fitted(domain, values[[0, -1, 1]])
+    assert math.isclose(np.exp(estimator.log_pdf([values])).sum(), 1.0, rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("domain, low, high, observed, internal", [
+    (uniform(-2.0, 3.0), -2.0, 3.0, [-1.9, 0.5, 2.5], lambda x: x),
+    (loguniform(1e-3, 10.0), math.log(1e-3), math.log(10.0), [1.1e-3, 0.1, 6.0], np.exp),
+    (randn(1.0, 2.0), -30.0, 30.0, [-4.0, 1.0, 7.5], lambda x: x),
+], ids=["uniform", "loguniform-over-log", "randn"])
+def test_continuous_estimators_integrate_to_one(domain, low, high, observed, internal) -> None:
+    estimator = fitted(domain, observed)
+    grid = np.linspace(low, high, 20001)
+    density = np.exp(estimator.log_pdf([internal(grid)]))
+    assert math.isclose(float(np.sum(density) * (grid[1] - grid[0])), 1.0, rel_tol=2e-3)
+
+
+def test_estimator_puts_its_mass_near_the_observations() -> None:
+    estimator = fitted(uniform(0.0, 10.0), [2.0, 2.1, 2.2, 1.9, 2.05] * 4)
+    draws = estimator.sample(np.random.default_rng(0), 1000)[0]
+    assert np.mean(np.abs(draws - 2.0) < 1.0) > 0.8
+
+
+@pytest.mark.parametrize("domain", [qloguniform(1.0, 100.0, 5.0), qrandn(0.0, 1.0, 0.5), lograndint(1, 1000)],
+                         ids=["qloguniform", "qrandn", "lograndint"])
+def test_draws_are_on_the_domains_grid(domain) -> None:
+    draws = fitted(domain, []).sample(np.random.default_rng(1), 200)[0]
+    if hasattr(domain, "q") and domain.q:
+        assert np.allclose(draws / domain.q, np.round(draws / domain.q))
+    else:
+        assert draws.dtype == np.int64 and draws.min() >= 1 and draws.max() <= 999
+
+
+def test_split_keeps_the_best_gamma_and_puts_infinite_losses_last() -> None:
+    observations = [({"x": i}, loss) for i, loss in enumerate([3.0, math.inf, 1.0, 2.0, 1.0, 5.0])]
+    good, bad = split_observations(observations, lambda n: 3)
+    assert good == [{"x": 2}, {"x": 3}, {"x": 4}]  # arrival order; the tie at 1.0 keeps both
+    assert bad == [{"x": 0}, {"x": 1}, {"x": 5}]
+    assert split_observations([], default_gamma) == ([], [])
+    assert [default_gamma(n) for n in (1, 10, 50, 1000)] == [1, 2, 10, 25]
+
+
+def test_groups_follow_the_branches() -> None:
+    space = Space({"a": uniform(0, 1), "m": choice([{"k": uniform(0, 1), "j": randint(0, 3)}, {"z": uniform(0, 1)}]),
+                   "b": uniform(0, 1)})
+    params = space.parameters
+    names = [[p.name for p in group] for group in parameter_groups(params, multivariate=True)]
+    assert names == [["a", "m", "b"], ["m/<0>/k", "m/<0>/j"], ["m/<1>/z"]]
+    assert len(parameter_groups(params, multivariate=False)) == len(params)
+
+
+def test_propose_works_on_any_list_of_observations() -> None:
+    # BOHB keeps one list per budget and calls the model on one of them.
+    space = Space({"x": uniform(0.0, 1.0), "m": choice([{"k": randint(0, 10)}, "plain"])})
+    rng = np.random.default_rng(0)
+    observations = [({("x",): x, ("m",): 0, ("m", Branch(0), "k"): 7}, abs(x - 0.8)) for x in rng.uniform(size=30)]
+    observations += [({("x",): x, ("m",): 1}, 5.0) for x in rng.uniform(size=10)]
+    proposals = [propose(space.parameters, observations, rng) for _ in range(20)]
+    assert all(is_active(p, values) for values in proposals for p in space.parameters if p.path in values)
+    assert np.median([v[("x",)] for v in proposals]) == pytest.approx(0.8, abs=0.15)
+    assert sum(v[("m",)] == 0 for v in proposals) >= 15
+
+
+def sphere(config: dict) -> float:
+    return sum((config[k] - 0.7) ** 2 for k in ("a", "b", "c")) + 0.1 * abs(config["n"] - 12)
+
+
+SPHERE = {"a": uniform(-1, 2), "b": uniform(-1, 2), "c": uniform(-1, 2), "n": randint(0, 50)}
+
+
+def best_of(searcher, n: int = 40) -> float:
+    searcher.set_search_properties("loss", "min", Space(SPHERE))
+    searcher.max_trials(n)
+    best = math.inf
+    for i in range(n):
+        config = searcher.suggest(str(i))
+        loss = sphere(config)
+        searcher.on_trial_complete(str(i), {"loss": loss})
+        best = min(best, loss)
+    return best
+
+
+def test_tpe_beats_random_search_by_a_clear_margin() -> None:
+    seeds = range(5)
+    tpe = np.median([best_of(TPESearch(seed=s)) for s in seeds])
+    random = np.median([best_of(RandomSearch(seed=s)) for s in seeds])
+    assert tpe < random / 3, (tpe, random)
+
+
+def test_suggest_stays_fast_with_many_observations() -> None:
+    searcher = TPESearch(seed=0)
+    space = dict(SPHERE, lr=loguniform(1e-5, 1), kind=choice(["x", "y", "z"]))
+    searcher.set_search_properties("loss", "min", Space(space))
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        searcher.suggest(str(i))
+        searcher.on_trial_complete(str(i), {"loss": float(rng.uniform())})
+    times = []
+    for i in range(10):
+        start = time.perf_counter()
+        searcher.suggest(f"t{i}")
+        times.append(time.perf_counter() - start)
+    assert np.median(times) < 0.1  # 3-5 ms on a laptop core; this catches a quadratic slip
+
+
+@pytest.mark.parametrize("constant_liar", [True, False], ids=["liar", "no-liar"])
+def test_constant_liar_counts_running_trials_as_bad(constant_liar: bool, monkeypatch) -> None:
+    from asynctune.algorithms import tpe
+
+    seen = []
+    monkeypatch.setattr(tpe, "propose", lambda params, observations, rng, **kw: seen.append(observations) or {})
+    searcher = TPESearch(metric="loss", mode="min", n_startup_trials=1, constant_liar=constant_liar, seed=0)
+    searcher.set_search_properties(None, None, Space({"x": uniform(0, 1)}))
+    searcher.suggest("done")
+    searcher.on_trial_complete("done", {"loss": 0.5})
+    running = searcher.suggest("running")["x"]
+    searcher.suggest("next")
+    expected = [({("x",): running}, math.inf)] if constant_liar else []
+    assert seen[-1][1:] == expected and seen[-1][0][1] == 0.5
