@@ -440,3 +440,35 @@ def test_console_table_reads_well_in_a_file(storage, tmp_path):
     assert "\x1b[" not in text  # no terminal escapes in a file
     assert "trial_00000" in text and "TERMINATED" in text and "best loss" in text
     assert "Trials: 2 (2 TERMINATED)" in text
+
+
+def test_a_worker_that_could_not_load_the_trainable_gets_it_again(storage, tmp_path):
+    """The worker cannot unpickle the trainable for the first trial (its module is missing);
+    once it is back, the same reused worker must be sent the trainable again."""
+    import importlib
+    import sys
+
+    module_dir = tmp_path / "mods"
+    module_dir.mkdir()
+    source = module_dir / "flaky_module.py"
+    source.write_text("import asynctune, os\ndef train(config):\n    asynctune.report(pid=os.getpid())\n")
+    sys.path.insert(0, str(module_dir))
+    try:
+        train = importlib.import_module("flaky_module").train  # pickled by reference to its module
+
+        class PutTheModuleBack(at.Callback):
+            def on_trial_error(self, trial):
+                (module_dir / "hidden.txt").rename(source)
+
+        class HideTheModule(at.Callback):
+            def on_experiment_start(self, experiment_dir, trials):
+                source.rename(module_dir / "hidden.txt")
+
+        analysis = at.run(train, num_samples=3, max_concurrent_trials=1, storage_path=storage, verbose=0,
+                          callbacks=[HideTheModule(), PutTheModuleBack()])
+    finally:
+        sys.path.remove(str(module_dir))
+        sys.modules.pop("flaky_module", None)
+    statuses = [t.status for t in analysis.trials]
+    assert statuses[0] is at.Status.ERROR and "flaky_module" in analysis.trials[0].error
+    assert statuses[1:] == [at.Status.TERMINATED, at.Status.TERMINATED], [t.error for t in analysis.trials]

@@ -161,6 +161,8 @@ class _Worker(asyncio.SubprocessProtocol):
         elif kind == "done" and run is not None:
             self._finish(run, DoneEvent(message[1], message[2]))
         elif kind == "error" and run is not None:
+            # The worker may have failed to unpickle the trainable: send it again next time.
+            self.trainables.discard(run.request.trainable_key)
             self._finish(run, ErrorEvent(message[1], message[2]))
         elif kind == "ready":
             if message[1].get("protocol") != PROTOCOL_VERSION and not self.ready.done():

@@ -794,6 +794,8 @@ class _Worker(asyncssh.SSHClientSession):
         if kind == "result" and run is not None:
             run.on_result(message[1], message[2])
         elif kind in ("done", "error") and run is not None:
+            if kind == "error":  # it may have failed to unpickle the trainable: send it again next time
+                self.trainables.discard(run.request.trainable_key)
             self.run = None
             self.remote.reclaim(self)  # idle again before the controller even sees the event
             run.on_end(kind, message[1], message[2])
