@@ -8,6 +8,7 @@ import json
 import math
 import os
 import struct
+import threading
 import time
 
 import numpy as np
@@ -17,10 +18,11 @@ import asynctune as at
 from asynctune import CONTINUE, PAUSE, STOP, Mutate, Scheduler, Status, Trial
 from asynctune.reporting.console import ConsoleReporter
 from asynctune.reporting.decisions import DECISIONS_FILE, read_decisions
-from asynctune.reporting.tensorboard import DEFAULT_EXCLUDE, ScalarEncoder, TensorBoardLogger, _masked_crc
+from asynctune.reporting.tensorboard import TensorBoardLogger
 
 event_pb2 = pytest.importorskip("tensorboardX.proto.event_pb2")
 from tensorboardX.proto import api_pb2, plugin_hparams_pb2  # noqa: E402
+from tensorboardX.record_writer import masked_crc32c as _masked_crc  # noqa: E402
 
 
 # Reading event files: TFRecord framing (length, masked CRC of the length, data, masked CRC of
@@ -194,10 +196,13 @@ def test_a_paused_trial_closes_its_file_and_writes_a_new_one_when_it_runs_again(
     ({"huge": 1e300, "tiny": -1e300, "training_iteration": 2**40}, {"huge": math.inf, "tiny": -math.inf}),
     ({"nan": float("nan"), "training_iteration": 1}, {"nan": "nan"}),
 ], ids=["floats", "numpy-and-bool", "nested", "beyond-float32", "nan"])
-def test_the_hand_encoded_event_is_what_protobuf_reads(result, expected):
-    encoder = ScalarEncoder(DEFAULT_EXCLUDE)
-    result = {**result, "timestamp": 1234.5}
-    event = event_pb2.Event.FromString(encoder.encode(result, default_step=0))
+def test_a_result_is_one_event_with_a_value_per_number(tmp_path, result, expected):
+    logger = TensorBoardLogger(min_interval_s=0)
+    trial = Trial(trial_id="trial_00000", config={}, path=str(tmp_path / "trial_00000"))
+    logger.on_experiment_start(str(tmp_path), [trial])
+    logger.on_trial_result(trial, {**result, "timestamp": 1234.5})
+    logger.on_experiment_end([trial])
+    (event,) = [e for e in run_events(trial.path) if e.summary.value]
     assert (event.step, event.wall_time) == (result["training_iteration"], 1234.5)
     values = {v.tag: v.simple_value for v in event.summary.value}
     assert set(values) == set(expected)
@@ -347,7 +352,7 @@ def test_an_experiment_without_results_closes_its_files(tmp_path):
     logger.on_experiment_end([trial])  # failed before its first result
     (end,) = plugin_data(run_events(trial.path), "_hparams_/session_end_info")
     assert end.session_end_info.status == api_pb2.Status.Value("STATUS_FAILURE")
-    assert logger._closing == [] and logger._io is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("asynctune-tensorboard")]
     assert not glob.glob(str(tmp_path / "events.out.tfevents.*"))  # no experiment summary without results
 
 
