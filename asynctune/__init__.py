@@ -45,7 +45,7 @@ _LAZY = {
 }
 _LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
                         "PopulationBasedTraining"]
-_LAZY["algorithms"] += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
+_LAZY["algorithms"] += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
 _WHERE["DaskExecutor"] = "executors"
@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from .algorithms import (
         ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, PopulationBasedTraining,
     )
-    from .algorithms import ConcurrencyLimiter, SkOptSearch, TPESearch
+    from .algorithms import BOHBSearch, ConcurrencyLimiter, SkOptSearch, TPESearch
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun

@@ -96,6 +96,8 @@ class Controller:
         self._pool: ResourcePool | None = None
         self._max_running = 1
         self._searcher_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        # Most searchers ignore intermediate results: skip the call on the hot path then.
+        self._searcher_sees_results = type(searcher).on_trial_result is not Searcher.on_trial_result
         self._journal: Journal | None = None
         self._replaying = False
         self._interrupted = False
@@ -411,11 +413,12 @@ class Controller:
         self._recorder(trial).record(result)  # on disk before anyone decides anything
         if event.checkpoint is not None:
             self._on_checkpoint(trial, event.checkpoint, result)
-        self._searcher_hook(self.searcher.on_trial_result, trial.trial_id, result)
+        if self._searcher_sees_results:
+            self._searcher_hook(self.searcher.on_trial_result, trial.trial_id, result)
         self.callbacks.on_trial_result(trial, result)
 
         decision = self.scheduler.on_trial_result(trial, result)
-        if inspect.isawaitable(decision):
+        if decision.__class__ is not Decision and inspect.isawaitable(decision):  # fast path first
             decision = await decision
         by_scheduler = decision is not CONTINUE
         if self.stopper is not None:

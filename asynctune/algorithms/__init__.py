@@ -13,6 +13,7 @@ from .pbt import PopulationBasedTraining
 from .concurrency import ConcurrencyLimiter
 from .skopt_search import SkOptSearch
 from .tpe import TPESearch
+from .bohb import BOHBSearch
 
 __all__ = [
     "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
@@ -21,4 +22,4 @@ __all__ = [
     "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
     "PopulationBasedTraining",
 ]
-__all__ += ["ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
+__all__ += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
