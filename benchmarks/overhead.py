@@ -123,12 +123,18 @@ def main() -> None:
         if optuna is not None:
             rows.append((f"Optuna per trial, in-process, SQLite ({peer_trials} trials)", f"{optuna * 1e3:.2f} ms",
                          f"{optuna / per_trial:.1f}x asynctune"))
-    width = max(len(r[0]) for r in rows)
-    print(f"asynctune overhead (python {sys.version.split()[0]}, medians of {args.repeats})")
-    print(f"| {'measure'.ljust(width)} | value | target |")
-    print(f"|{'-' * (width + 2)}|---|---|")
-    for name, value, target in rows:
-        print(f"| {name.ljust(width)} | {value} | {target} |")
+    print_table(f"asynctune overhead (python {sys.version.split()[0]}, medians of {args.repeats})",
+                ["measure", "value", "target"], rows)
+
+
+def print_table(title: str, header: list[str], rows: list[tuple]) -> None:
+    """A markdown table, its first column padded so it also reads well as plain text."""
+    width = max(len(str(r[0])) for r in [tuple(header), *rows])
+    print(title)
+    print("| " + " | ".join([header[0].ljust(width), *header[1:]]) + " |")
+    print(f"|{'-' * (width + 2)}|" + "---|" * (len(header) - 1))
+    for row in rows:
+        print("| " + " | ".join([str(row[0]).ljust(width), *map(str, row[1:])]) + " |")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,13 @@ import sys
 import tempfile
 import time
 
+import os
+
 import asynctune
 from asynctune.executors.dask import DaskExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from overhead import print_table  # noqa: E402
 
 
 def one_report(config):
@@ -128,12 +133,7 @@ def main() -> None:
                          f"{rate:,.0f}"))
     for name, seconds in asyncio.run(round_trips(pings)).items():
         rows.append((f"round trip, bare Dask: {name}", f"{seconds * 1e3:.2f} ms"))
-    width = max(len(r[0]) for r in rows)
-    print(f"asynctune through Dask (python {sys.version.split()[0]}, medians of {args.repeats})")
-    print(f"| {'measure'.ljust(width)} | value |")
-    print(f"|{'-' * (width + 2)}|---|")
-    for name, value in rows:
-        print(f"| {name.ljust(width)} | {value} |")
+    print_table(f"asynctune through Dask (python {sys.version.split()[0]}, medians of {args.repeats})", ["measure", "value"], rows)
 
 
 if __name__ == "__main__":

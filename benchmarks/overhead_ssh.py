@@ -26,7 +26,7 @@ from asynctune.executors.ssh import SSHExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from overhead import FirstResultLatency, many_reports, one_report  # noqa: E402
+from overhead import FirstResultLatency, many_reports, one_report, print_table  # noqa: E402
 from sshd import sshd_missing, start_lab  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(asynctune.__file__)))
@@ -89,12 +89,7 @@ def main() -> None:
                              f"{statistics.median(w for _, w in latencies) * 1e3:.2f} ms"))
         finally:
             lab.stop()
-    width = max(len(r[0]) for r in rows)
-    print(f"asynctune overhead over SSH to 127.0.0.1 (python {sys.version.split()[0]}, medians of {args.repeats})")
-    print(f"| {'measure'.ljust(width)} | value |")
-    print(f"|{'-' * (width + 2)}|---|")
-    for name, value in rows:
-        print(f"| {name.ljust(width)} | {value} |")
+    print_table(f"asynctune overhead over SSH to 127.0.0.1 (python {sys.version.split()[0]}, medians of {args.repeats})", ["measure", "value"], rows)
 
 
 if __name__ == "__main__":
