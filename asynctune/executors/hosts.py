@@ -143,7 +143,10 @@ def read_hosts_file(path: str | os.PathLike[str]) -> list[Host]:
     with open(path, "rb") as f:
         data = f.read()
     if path.endswith(".toml"):
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: the same parser, as the tomli backport
+            import tomli as tomllib
 
         tables = tomllib.loads(data.decode()).get("hosts")
         if not isinstance(tables, list):
