@@ -55,6 +55,18 @@ def _wait_for_results(experiment_dir, count, timeout=30):
     raise AssertionError(f"fewer than {count} results after {timeout}s")
 
 
+def _kill_driver_after(tmp_path, name, results):
+    """Start the experiment in a driver process, SIGKILL it after `results` results, and let
+    its workers notice; returns the experiment directory."""
+    driver = _start_driver(tmp_path, name)
+    experiment_dir = tmp_path / "results" / name
+    _wait_for_results(experiment_dir, results)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    time.sleep(0.5)
+    return experiment_dir
+
+
 def _iterations(analysis):
     return {t.trial_id: [r["i"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials}
 
@@ -143,12 +155,7 @@ def test_resume_of_a_damaged_directory_is_a_clear_error(tmp_path, damage):
 
 
 def test_half_written_journal_and_results_are_tolerated(tmp_path):
-    driver = _start_driver(tmp_path, "torn")
-    experiment_dir = tmp_path / "results" / "torn"
-    _wait_for_results(experiment_dir, 8)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=10)
-    time.sleep(0.5)
+    experiment_dir = _kill_driver_after(tmp_path, "torn", 8)
     with open(experiment_dir / "journal.jsonl", "a") as f:
         f.write('{"event": "status", "trial_id": "trial_0')  # torn mid-line
     with open(experiment_dir / "trial_00000" / "result.jsonl", "a") as f:
@@ -208,12 +215,7 @@ def _resume_counting(experiment_dir):
 def test_a_checkpoint_whose_result_was_never_recorded_is_not_restored(tmp_path):
     """The worker writes checkpoint k before sending result k: a driver killed in between must
     not resume from checkpoint k, or result k would be lost."""
-    driver = _start_driver(tmp_path, "gap")
-    experiment_dir = tmp_path / "results" / "gap"
-    _wait_for_results(experiment_dir, 8)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=10)
-    time.sleep(0.5)
+    experiment_dir = _kill_driver_after(tmp_path, "gap", 8)
     trial_dir = experiment_dir / "trial_00000"
     with open(trial_dir / "result.jsonl") as f:
         recorded = [json.loads(line) for line in f]
