@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-
-from .resources import GPU
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +25,27 @@ def _log_once(level: int, message: str, *args: Any) -> None:
     if key not in _logged:
         _logged.add(key)
         logger.log(level, message, *args)
+
+
+@dataclass
+class GPU:
+    """One GPU of a host as NVML reports it.
+
+    `index` is NVML's index, which is the PCI bus order; with CUDA_DEVICE_ORDER=PCI_BUS_ID
+    (which the worker gets) CUDA numbers the devices the same way.
+    """
+
+    index: int
+    uuid: str = ""
+    name: str = ""
+    memory_total_mb: float = 0.0
+    memory_free_mb: float = 0.0
+    utilization: float = 0.0  # percent of time a kernel ran over NVML's last sample period
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "uuid": self.uuid, "name": self.name,
+                "memory_total_mb": round(self.memory_total_mb, 1),
+                "memory_free_mb": round(self.memory_free_mb, 1), "utilization": self.utilization}
 
 
 class NvmlReader:

@@ -21,6 +21,9 @@ from typing import Any
 
 import psutil
 
+from .gpu import GPU, NvmlReader  # GPU is re-exported here for existing importers
+
+
 logger = logging.getLogger(__name__)
 
 _EPS = 1e-9
@@ -131,27 +134,6 @@ def resolve_resources(spec: ResourcesSpec, config: dict[str, Any]) -> Resources:
 
 
 @dataclass
-class GPU:
-    """One GPU of a host as NVML reports it.
-
-    `index` is NVML's index, which is the PCI bus order; with CUDA_DEVICE_ORDER=PCI_BUS_ID
-    (which the worker gets) CUDA numbers the devices the same way.
-    """
-
-    index: int
-    uuid: str = ""
-    name: str = ""
-    memory_total_mb: float = 0.0
-    memory_free_mb: float = 0.0
-    utilization: float = 0.0  # percent of time a kernel ran over NVML's last sample period
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "uuid": self.uuid, "name": self.name,
-                "memory_total_mb": round(self.memory_total_mb, 1),
-                "memory_free_mb": round(self.memory_free_mb, 1), "utilization": self.utilization}
-
-
-@dataclass
 class HostInventory:
     """What a host offers to trials.
 
@@ -187,12 +169,10 @@ def local_inventory(*, cpus: float | None = None) -> HostInventory:
     Args:
         cpus: Override the CPU count (e.g. to leave cores to the desktop).
     """
-    from . import gpu as gpu_module
-
     if cpus is None:
         cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                      else psutil.cpu_count() or 1)
-    reader = gpu_module.NvmlReader()
+    reader = NvmlReader()
     gpus = reader.read()
     return HostInventory(name="localhost", cpus=float(cpus), gpus=gpus,
                          memory_mb=psutil.virtual_memory().total / 2**20,
