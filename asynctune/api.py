@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import inspect
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ParamSpec
 
 import cloudpickle
 
-from .algorithms.base import Scheduler, Searcher, check_metric_mode
+from .algorithms.base import Scheduler, Searcher
 from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
 from .analysis import ExperimentAnalysis
@@ -27,7 +28,8 @@ from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
-from .resources import Resources, ResourcesSpec
+from .options import RunOptions
+from .resources import ResourcesSpec
 from .recovery import ResumeState, load_resume_state, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
@@ -122,26 +124,33 @@ def run(
         ValueError, SearchSpaceError: for bad arguments, before any trial starts.
         TrialFailed: with fail_fast, for the first trial that failed.
     """
+    return _run_on_loop(run_async(**locals()))
+
+
+_P = ParamSpec("_P")
+
+
+def _parameters_of(source: Callable[_P, Any]) -> Callable[[Callable[..., Awaitable[ExperimentAnalysis]]],
+                                                          Callable[_P, Awaitable[ExperimentAnalysis]]]:
+    """Give a coroutine function `source`'s parameters, for type checkers, IDEs and help()."""
+    def apply(target: Callable[..., Awaitable[ExperimentAnalysis]]) -> Callable[_P, Awaitable[ExperimentAnalysis]]:
+        target.__signature__ = inspect.signature(source)  # type: ignore[attr-defined]
+        return target
+    return apply
+
+
+@_parameters_of(run)
+async def run_async(trainable: Any, *, resume: bool = False, **options: Any) -> ExperimentAnalysis:
+    """`run()` as a coroutine, for programs that already run an event loop; same parameters."""
+    run_options = RunOptions(**options)
     if resume:
-        if not name:
+        if not run_options.name:
             raise ValueError("run: resume=True needs name= to find the experiment to continue")
-        existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path or DEFAULT_STORAGE_PATH)), name)
+        storage_path = run_options.storage_path or DEFAULT_STORAGE_PATH
+        existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), run_options.name)
         if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)):
-            return globals()["resume"](existing, verbose=verbose)
-    return _run_on_loop(run_async(
-        trainable, config=config, num_samples=num_samples, metric=metric, mode=mode, stop=stop,
-        search_alg=search_alg, scheduler=scheduler, executor=executor, resources_per_trial=resources_per_trial,
-        max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, storage_path=storage_path,
-        name=name, seed=seed, verbose=verbose, callbacks=callbacks, max_failures=max_failures,
-        fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
-        tensorboard=tensorboard,
-    ))
-
-
-async def run_async(trainable: Any, **kwargs: Any) -> ExperimentAnalysis:
-    """`run()` as a coroutine, for programs that already run an event loop."""
-    return await _drive(build_controller(trainable, **kwargs))
+            return await _resume_async(existing, verbose=run_options.verbose)
+    return await _drive(build_controller(trainable, run_options))
 
 
 def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: Sequence[Callback] | None = None,
@@ -161,19 +170,25 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
             pickled, e.g. an SSH executor holding open connections).
         verbose, time_budget_s: Replace those of the first run.
     """
+    return _run_on_loop(_resume_async(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
+                                      time_budget_s=time_budget_s))
+
+
+async def _resume_async(experiment_dir: str, *, executor: Executor | None = None,
+                        callbacks: Sequence[Callback] | None = None, verbose: int | None = None,
+                        time_budget_s: float | None = None) -> ExperimentAnalysis:
     state = load_resume_state(experiment_dir)
     if state.status == "FINISHED":
         logger.warning("%s already finished; there is nothing to resume", state.experiment_dir)
         if (verbose if verbose is not None else 1):
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
-    kwargs = dict(state.run_kwargs)
-    for key, value in (("executor", executor), ("callbacks", callbacks), ("verbose", verbose),
-                       ("time_budget_s", time_budget_s)):
-        if value is not None:
-            kwargs[key] = value
-    kwargs["storage_path"], kwargs["name"] = os.path.split(state.experiment_dir)
-    return _run_on_loop(_drive(build_controller(state.trainable, **kwargs, _resume=state)))
+    overrides = {key: value for key, value in (("executor", executor), ("callbacks", callbacks),
+                                               ("verbose", verbose), ("time_budget_s", time_budget_s))
+                 if value is not None}
+    storage_path, name = os.path.split(state.experiment_dir)
+    options = RunOptions.from_saved(state.run_kwargs, **overrides, storage_path=storage_path, name=name)
+    return await _drive(build_controller(state.trainable, options, resume_state=state))
 
 
 async def _drive(controller: Controller) -> ExperimentAnalysis:
@@ -191,8 +206,8 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGTERM)
-    return ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.spec.metric,
-                              mode=controller.spec.mode, trials=trials)
+    return ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.options.metric,
+                              mode=controller.options.mode, trials=trials)
 
 
 def _on_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> bool:
@@ -205,65 +220,29 @@ def _on_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> b
     return True
 
 
-def build_controller(
-    trainable: Any, *, config: Mapping[str, Any] | None = None, num_samples: int = 1, metric: str | None = None,
-    mode: str | None = None, stop: Any = None, search_alg: Searcher | None = None,
-    scheduler: Scheduler | None = None, executor: Executor | None = None, resources_per_trial: ResourcesSpec = None,
-    max_concurrent_trials: int | None = None, time_budget_s: float | None = None, storage_path: str | None = None,
-    name: str | None = None, seed: int | None = None, verbose: int = 2, callbacks: Sequence[Callback] = (),
-    max_failures: int = 0, fail_fast: bool = False, checkpoint_frequency: int = 0,
-    checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None, _resume: ResumeState | None = None,
-    monitor: bool | float = False, memory_limit_mb: float | None = None, tensorboard: bool | None = None,
-) -> Controller:
-    """Check every argument of run() and build the controller; nothing runs yet."""
-    run_kwargs = dict(
-        config=config, num_samples=num_samples, metric=metric, mode=mode, stop=stop, search_alg=search_alg,
-        scheduler=scheduler, executor=executor, resources_per_trial=resources_per_trial,
-        max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, verbose=verbose,
-        callbacks=callbacks, max_failures=max_failures, fail_fast=fail_fast, seed=seed,
-        checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num, monitor=monitor, memory_limit_mb=memory_limit_mb,
-        tensorboard=tensorboard,
-    )
-    spec_blob = _snapshot(run_kwargs) if _resume is None else None  # fresh objects, before any use
+def build_controller(trainable: Any, options: RunOptions, *, resume_state: ResumeState | None = None) -> Controller:
+    """Check every option of run() and build the controller; nothing runs yet."""
+    saved = options.as_saved()
+    spec_blob = _snapshot(saved) if resume_state is None else None  # fresh objects, before any use
     _check_trainable(trainable)
-    check_metric_mode("run", metric, mode)
-    if (metric is None) != (mode is None):
-        raise ValueError(f"run: pass both metric= and mode= or neither, got {metric=}, {mode=}")
-    _check_int("num_samples", num_samples, minimum=-1)
-    if num_samples == 0:
-        raise ValueError("run: num_samples must be >= 1, or -1 for no limit, got num_samples=0")
-    if num_samples == -1 and time_budget_s is None and stop is None:
-        logger.info("num_samples=-1 without time_budget_s: the searcher decides when to finish")
-    if max_concurrent_trials is not None:
-        _check_int("max_concurrent_trials", max_concurrent_trials, minimum=1)
-    if time_budget_s is not None and not (isinstance(time_budget_s, (int, float)) and time_budget_s > 0):
-        raise ValueError(f"run: time_budget_s must be a positive number of seconds, got {time_budget_s=}")
-    _check_int("max_failures", max_failures, minimum=-1)
-    _check_int("checkpoint_frequency", checkpoint_frequency, minimum=0)
-    if keep_checkpoints_num is not None:
-        _check_int("keep_checkpoints_num", keep_checkpoints_num, minimum=1)
-    if verbose not in (0, 1, 2, 3):
-        raise ValueError(f"run: verbose must be 0, 1 or 2, got {verbose=}")
-    if not callable(resources_per_trial):
-        Resources.parse(resources_per_trial)
-    if seed is not None:
-        _check_int("seed", seed, minimum=0)
-    monitor_interval_s = monitor_interval(monitor, memory_limit_mb)
+    options.check()
+    monitor_interval_s = monitor_interval(options.monitor, options.memory_limit_mb)
+    config, metric, mode, seed = options.config, options.metric, options.mode, options.seed
 
     space = Space(config)
-    searcher = search_alg if search_alg is not None else BasicVariantSearch(seed=seed)
+    searcher = options.search_alg if options.search_alg is not None else BasicVariantSearch(seed=seed)
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
-    if _resume is not None and os.path.exists(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE)):
-        searcher.restore(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE))
-    scheduler = scheduler if scheduler is not None else FIFOScheduler()
+    if resume_state is not None and os.path.exists(os.path.join(resume_state.experiment_dir, SEARCHER_STATE_FILE)):
+        searcher.restore(os.path.join(resume_state.experiment_dir, SEARCHER_STATE_FILE))
+    scheduler = options.scheduler if options.scheduler is not None else FIFOScheduler()
     if not isinstance(scheduler, Scheduler):
         raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")
     scheduler.set_search_properties(metric, mode)
     scheduler.validate()
-    stopper = make_stopper(stop, metric=metric, mode=mode)
+    stopper = make_stopper(options.stop, metric=metric, mode=mode)
+    executor = options.executor
     if executor is None:
         executor = LocalExecutor()
     elif not isinstance(executor, Executor):
@@ -271,35 +250,32 @@ def build_controller(
 
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)
+    name, storage_path = options.name, options.storage_path
     if name is None:
         name = _fresh_name(storage_path or DEFAULT_STORAGE_PATH, f"{label}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"run: name must be a plain directory name, got {name=}")
     experiment_dir = prepare_experiment_dir(storage_path or DEFAULT_STORAGE_PATH, name)
-    if _resume is None:
+    if resume_state is None:
         if os.path.exists(os.path.join(experiment_dir, RUN_SPEC_FILE)):
             raise ValueError(f"run: {experiment_dir} already holds an experiment; pass resume=True to continue "
                              "it, or another name=")
-        save_run_spec(experiment_dir, run_kwargs, blob, spec_blob)
+        save_run_spec(experiment_dir, saved, blob, spec_blob)
 
-    spec = ExperimentSpec(
-        name=name, experiment_dir=experiment_dir, metric=metric, mode=mode, num_samples=num_samples,
-        max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s, max_failures=max_failures,
-        fail_fast=fail_fast, checkpoint_frequency=checkpoint_frequency, checkpoint_at_end=checkpoint_at_end,
-        keep_checkpoints_num=keep_checkpoints_num, seed=seed, trainable_name=label, resources=resources_per_trial,
-        monitor_interval_s=monitor_interval_s, memory_limit_mb=memory_limit_mb,
-    )
+    spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
+                          monitor_interval_s=monitor_interval_s)
     reporters: list[Callback] = [DecisionLog()]
-    if verbose:
-        reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=verbose,
-                                         time_budget_s=time_budget_s, num_samples=num_samples))
-    if tensorboard or (tensorboard is None and tensorboardx_available()):
+    if options.verbose:
+        reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,
+                                         time_budget_s=options.time_budget_s, num_samples=options.num_samples))
+    if options.tensorboard or (options.tensorboard is None and tensorboardx_available()):
         reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
         searcher=searcher, scheduler=scheduler, executor=executor, stopper=stopper,
-        callbacks=CallbackList([*reporters, *callbacks]),
-        trials=_resume.trials if _resume else (), time_used_s=_resume.time_used_s if _resume else 0.0,
+        callbacks=CallbackList([*reporters, *options.callbacks]),
+        trials=resume_state.trials if resume_state else (),
+        time_used_s=resume_state.time_used_s if resume_state else 0.0,
     )
 
 
@@ -338,11 +314,6 @@ def _pickle_trainable(trainable: Any) -> bytes:
             f"run: the trainable {trainable_name(trainable)!r} cannot be pickled to send it to workers: "
             f"{type(exc).__name__}: {exc}. Create unpicklable objects (locks, open files, clients) inside it."
         ) from exc
-
-
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"run: {name} must be an integer >= {minimum}, got {name}={value!r}")
 
 
 def _run_on_loop(coro: Any) -> Any:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import pickle
+import inspect
 
 import cloudpickle
 from collections import deque
@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._compat import TaskGroup
 from ..trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
 
 if TYPE_CHECKING:
@@ -105,7 +106,12 @@ class Searcher(abc.ABC):
 
 
 class TrialControl(Protocol):
-    """What a scheduler may do to trials other than the one whose result it is deciding on."""
+    """What a scheduler may do to trials other than the one whose result it is deciding on.
+
+    Each call only records the action; the controller applies it right after the scheduler's
+    hook (or the coroutine scheduler's step) returns, so no scheduler code runs inside another
+    of its own hooks. `trials` shows the state before the recorded actions are applied.
+    """
 
     @property
     def trials(self) -> Sequence[Trial]: ...
@@ -128,7 +134,12 @@ class Scheduler(abc.ABC):
     """Decides what happens to running trials, one result at a time (the paper's interface).
 
     Only `on_trial_result` is required. Its return value is a `Decision` (CONTINUE, PAUSE,
-    STOP), a `Mutate(config, checkpoint)`, or an awaitable of one of those.
+    STOP), a `Mutate(config, checkpoint)`, or an awaitable of one of those; so may
+    `on_searcher_finished` return an awaitable. The other hooks are plain calls. Actions on
+    other trials (`self.control.stop_trial` ...) take effect after the hook returns.
+
+    There is no save/restore: on resume, the controller rebuilds a fresh scheduler's state by
+    replaying every recorded result to it (so coroutine schedulers resume too).
     """
 
     def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
@@ -178,14 +189,19 @@ class Scheduler(abc.ABC):
                 return trial
         return None
 
-    def save(self, path: str) -> None:
-        state = {k: v for k, v in self.__dict__.items() if k != "control"}
-        with open(path, "wb") as f:
-            pickle.dump(state, f)
+    def on_searcher_finished(self) -> None | Awaitable[None]:
+        """No trial will be added any more (the searcher finished or num_samples was reached).
 
-    def restore(self, path: str) -> None:
-        with open(path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+        Called once. May return an awaitable (the controller awaits it), e.g. to finish rungs
+        that will never fill."""
+        return None
+
+
+async def resolve(outcome: Any) -> Any:
+    """The one rule for scheduler hooks: a hook returns its value, or an awaitable of it."""
+    if outcome.__class__ is not Decision and inspect.isawaitable(outcome):  # fast path first
+        return await outcome
+    return outcome
 
 
 # --- the coroutine form ------------------------------------------------------------------------
@@ -281,7 +297,9 @@ class CoroutineScheduler(Scheduler):
         self._streams: list[EventStream] = []
         self._deciding: dict[Trial, Decision | Mutate] = {}
         self._settled: asyncio.Event | None = None
+        self._group: TaskGroup | None = None  # owns run()'s task from start() to close()
         self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None  # run() failed: raised to the controller
 
     @abc.abstractmethod
     async def run(self) -> None:
@@ -328,7 +346,12 @@ class CoroutineScheduler(Scheduler):
     async def start(self, control: TrialControl) -> None:
         await super().start(control)
         self._settled = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run_guarded(), name=f"{type(self).__name__}.run")
+        # Entered here and exited in close(), both in the controller's task: the group outlives
+        # start() like the scheduler does. run()'s errors never reach the group (they would
+        # cancel the controller); _wait_settled raises them to whoever waits for a decision.
+        self._group = TaskGroup()
+        await self._group.__aenter__()
+        self._task = self._group.create_task(self._run_guarded(), name=f"{type(self).__name__}.run")
         await self._wait_settled()
 
     async def close(self) -> None:
@@ -336,13 +359,9 @@ class CoroutineScheduler(Scheduler):
             stream.close()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                # Re-raise if *we* are being cancelled, not only the scheduler's task.
-                current = asyncio.current_task()
-                if current is not None and getattr(current, "cancelling", lambda: 0)():
-                    raise
+        group, self._group = self._group, None
+        if group is not None:
+            await group.__aexit__(None, None, None)  # waits for the cancelled task to end
 
     def on_trial_add(self, trial: Trial) -> None:
         self._publish(TrialAdded(trial))
@@ -390,12 +409,14 @@ class CoroutineScheduler(Scheduler):
         self._check_settled()
         if not self._settled.is_set():
             await self._settled.wait()
-        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
-            raise self._task.exception()  # the algorithm itself failed: that ends the experiment
+        if self._failure is not None:
+            raise self._failure  # the algorithm itself failed: that ends the experiment
 
     async def _run_guarded(self) -> None:
         try:
             await self.run()
+        except Exception as exc:
+            self._failure = exc
         finally:
             assert self._settled is not None
             self._settled.set()

@@ -1,0 +1,216 @@
+"""One trial as the controller holds it: its run, recorder, pending requests and checkpoints.
+
+A `TrialRuntime` is made once per trial and lives for the whole session, because some of its
+state spans attempts: the recorder, the checkpoints kept so far, a resume that waits for a
+pause to land. What belongs to one attempt (the run, the stop/pause requests, the kill and
+memory flags) is reset by `start()`. Every change of `trial.status` happens in one of the
+transition methods below, which check where the trial comes from:
+
+    PENDING/PAUSED --start--> RUNNING --paused--> PAUSED --resume--> PENDING
+    RUNNING --retry/interrupted--> PENDING        any unfinished --finish--> TERMINATED
+    RUNNING/PENDING --fail--> ERROR
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .executors.base import ResultEvent, TrialRun
+from .monitor import MemoryLimitExceeded
+from .reporting.callback import CallbackList
+from .resources import Placement
+from .session import read_checkpoint_meta
+from .storage import TrialRecorder, copy_checkpoint, remove_checkpoint
+from .trial import Mutate, Status, Trial
+
+Changed = Callable[..., None]  # changed(trial, event="status"): journal the trial's new state
+
+
+class TrialRuntime:
+    """The controller's handle on one trial (see the module docstring for its transitions)."""
+
+    __slots__ = ("trial", "run", "stop_requested", "pause_requested", "resume_request", "killing",
+                 "memory_error", "kept_checkpoints", "_recorder", "_metric", "_mode", "_keep", "_changed",
+                 "_callbacks")
+
+    def __init__(self, trial: Trial, *, metric: str | None, mode: str | None, keep_checkpoints_num: int | None,
+                 changed: Changed, callbacks: CallbackList) -> None:
+        self.trial = trial
+        self.run: TrialRun | None = None  # the running attempt, once the executor launched it
+        self.stop_requested = False  # by a scheduler's stop_trial: STOP at the next result
+        self.pause_requested = False  # by pause_trial: PAUSE at the next result
+        self.resume_request: tuple[dict[str, Any] | None, str | None] | None = None  # once paused
+        self.killing = False  # the controller kills it: its lost worker is no failure
+        self.memory_error: MemoryLimitExceeded | None = None  # killed for memory: ends as ERROR
+        self.kept_checkpoints: list[str] = []  # older checkpoints still on disk (keep_checkpoints_num)
+        self._recorder: TrialRecorder | None = None
+        self._metric, self._mode, self._keep = metric, mode, keep_checkpoints_num
+        self._changed, self._callbacks = changed, callbacks
+
+    @property
+    def recorder(self) -> TrialRecorder:
+        if self._recorder is None:
+            self._recorder = TrialRecorder(self.trial.path)
+        return self._recorder
+
+    def flush(self) -> None:
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+    # Transitions ----------------------------------------------------------------------------------
+
+    def start(self, placement: Placement, now: float) -> None:
+        self._expect("start", Status.PENDING, Status.PAUSED)
+        trial = self.trial
+        trial.status, trial.placement = Status.RUNNING, placement
+        self.run, self.stop_requested, self.pause_requested = None, False, False
+        self.killing, self.memory_error = False, None
+        if trial.start_time is None:
+            trial.start_time = now
+        if trial.iteration > trial.restore_iteration:
+            self._rewind()
+        self._changed(trial)
+
+    def paused(self) -> tuple[dict[str, Any] | None, str | None] | None:
+        """The worker paused it; returns a resume that was asked for meanwhile, if any."""
+        self._expect("pause", Status.RUNNING)
+        self.trial.status = Status.PAUSED
+        self._set_restore_point(self.trial.checkpoint)
+        self._changed(self.trial)
+        request, self.resume_request = self.resume_request, None
+        return request
+
+    def resume(self, config: dict[str, Any] | None, checkpoint: str | None) -> None:
+        self._expect("resume", Status.PAUSED)
+        trial = self.trial
+        if config is not None:
+            trial.config = config
+            self.recorder.write_params(config)
+        self._set_restore_point(self._own_copy(checkpoint) or trial.checkpoint)
+        trial.status = Status.PENDING
+        self._changed(trial)
+
+    def retry(self) -> None:
+        """It failed and will run again from its newest checkpoint."""
+        self._expect("retry", Status.RUNNING)
+        self._set_restore_point(self.trial.checkpoint)
+        self.trial.status = Status.PENDING
+        self._changed(self.trial, event="retry")
+
+    def interrupted(self) -> None:
+        """The experiment ends without it having ended: a resume restarts it from its checkpoint."""
+        self._expect("interrupt", Status.RUNNING)
+        self._set_restore_point(self.trial.checkpoint)
+        self.trial.status = Status.PENDING
+        self._changed(self.trial, event="interrupted")
+
+    def finish(self, now: float, *, killed: bool = False) -> None:
+        self._expect("finish", Status.PENDING, Status.RUNNING, Status.PAUSED)
+        if killed:  # it stands where its newest checkpoint is
+            self._set_restore_point(self.trial.checkpoint)
+        self.trial.status, self.trial.end_time = Status.TERMINATED, now
+        self._changed(self.trial)
+
+    def failed(self, error: str, trace: str) -> None:
+        """Count a failure and keep its traceback; retry() or fail() follows."""
+        trial = self.trial
+        trial.num_failures += 1
+        self.recorder.write_error(trial.num_failures, error, trace)
+        trial.error, trial.error_traceback = error, trace
+
+    def fail(self, now: float) -> None:
+        self._expect("fail", Status.RUNNING, Status.PENDING)
+        self.trial.status, self.trial.end_time = Status.ERROR, now
+        self._changed(self.trial)
+
+    def ended(self) -> None:
+        """The attempt's task ended, however: drop what belonged to that attempt."""
+        self.run, self.stop_requested, self.pause_requested = None, False, False
+        self.killing, self.memory_error = False, None
+        if self.trial.status is not Status.PAUSED:
+            self.resume_request = None
+
+    def _expect(self, transition: str, *sources: Status) -> None:
+        if self.trial.status not in sources:  # an internal invariant: a bug in the controller
+            raise RuntimeError(f"{self.trial.trial_id}: cannot {transition} from {self.trial.status.value}")
+
+    # Results and checkpoints ------------------------------------------------------------------------
+
+    def record(self, event: ResultEvent) -> dict[str, Any]:
+        """A result arrived: on disk before anyone decides anything. The hot path."""
+        result, trial = event.result, self.trial
+        trial.last_result = result
+        trial.num_results += 1
+        trial.update_best(self._metric, self._mode, result)
+        self.recorder.record(result)
+        if event.checkpoint is not None:
+            self.checkpointed(event.checkpoint, int(result.get("training_iteration", 0)),
+                              float(result.get("time_total_s", 0.0)))
+        return result
+
+    def checkpointed(self, checkpoint: str, iteration: int, time_total: float) -> None:
+        """A checkpoint came with a result; with keep_checkpoints_num, the oldest kept ones go."""
+        previous = self.trial.checkpoint
+        self._set_checkpoint(checkpoint, iteration, time_total)
+        if self._keep is not None and previous is not None and previous != checkpoint:
+            self.kept_checkpoints.append(previous)
+            while len(self.kept_checkpoints) >= self._keep:
+                remove_checkpoint(self.kept_checkpoints.pop(0))
+
+    def final_checkpoint(self, checkpoint: str | None) -> None:
+        """The checkpoint a trial wrote as it ended (pause or checkpoint_at_end); none is removed."""
+        if checkpoint is not None and checkpoint != self.trial.checkpoint:
+            meta = read_checkpoint_meta(checkpoint)
+            self._set_checkpoint(checkpoint, int(meta.get("iteration", self.trial.iteration)),
+                                 float(meta.get("time_total_s", 0.0)))
+
+    def _set_checkpoint(self, checkpoint: str, iteration: int, time_total: float) -> None:
+        trial = self.trial
+        trial.checkpoint, trial.checkpoint_iteration, trial.checkpoint_time_total = checkpoint, iteration, time_total
+        self._callbacks.on_checkpoint(trial, checkpoint)
+
+    def mutate(self, mutate: Mutate) -> Mutate:
+        """Take the new config; copy a donor's checkpoint here, so the donor may delete its own."""
+        checkpoint = self._own_copy(mutate.checkpoint)
+        self.trial.config = mutate.config
+        self.recorder.write_params(mutate.config)
+        if checkpoint is not None:
+            self.trial.checkpoint = checkpoint
+        self._changed(self.trial, event="mutated")
+        return Mutate(mutate.config, checkpoint)
+
+    def _own_copy(self, checkpoint: str | None) -> str | None:
+        if checkpoint is None or _inside(checkpoint, self.trial.path):
+            return checkpoint
+        return copy_checkpoint(checkpoint, self.trial.path, f"checkpoint_clone_{self.trial.num_results:06d}")
+
+    def _set_restore_point(self, checkpoint: str | None) -> None:
+        trial = self.trial
+        trial.restore_checkpoint = checkpoint
+        if checkpoint is None:
+            trial.restore_iteration, trial.restore_time_total = 0, 0.0
+            return
+        meta = read_checkpoint_meta(checkpoint)
+        trial.restore_iteration = int(meta.get("iteration", trial.checkpoint_iteration))
+        trial.restore_time_total = float(meta.get("time_total_s", trial.checkpoint_time_total))
+
+    def _rewind(self) -> None:
+        """The trial restarts from an earlier checkpoint: the results after it will come again."""
+        trial = self.trial
+        kept = self.recorder.rewind(trial.restore_iteration)
+        trial.last_result = kept[-1] if kept else None
+        trial.num_results = len(kept)
+        trial.metric_best = None
+        for result in kept:
+            trial.update_best(self._metric, self._mode, result)
+
+
+def _inside(path: str, directory: str) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(directory) + os.sep)
