@@ -20,7 +20,7 @@ from .algorithms.base import Scheduler, Searcher
 from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
 from .analysis import ExperimentAnalysis
-from .controller import Controller, ExperimentSpec
+from .controller import Controller
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .monitor import monitor_interval
@@ -28,7 +28,7 @@ from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
-from .options import RunOptions
+from .options import ExperimentSpec, RunOptions
 from .resources import ResourcesSpec
 from .recovery import ResumeState, load_resume_state, save_run_spec
 from .space import Space

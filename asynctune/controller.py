@@ -1,59 +1,45 @@
 """The one event loop of an experiment: suggest -> choose -> place -> start -> results -> decide.
 
 Every trial that runs has one task in the controller's TaskGroup, which owns it; the task
-reads the trial's events, records each result before anything else, asks the scheduler, and
-answers the worker. A trial's own state lives on its `TrialRuntime` (attempt.py); the settled
-decision comes from `decide.settle`; state goes to disk through `StateWriter` (state.py).
-Schedulers act on other trials through the TrialControl methods below, which only queue the
-action: `_apply_actions` applies it once the scheduler's hook has returned, so no scheduler
-code runs inside another of its own hooks. Nothing outlives `Controller.run()`.
+reads the trial's events and hands each to the trial's `TrialRuntime` (attempt.py), asks the
+scheduler, settles the decision (decide.py) and answers the worker. Schedulers act on other
+trials through `TrialActions` (actions.py), applied after each hook returns. State goes to
+disk through `StateWriter` (state.py). Nothing outlives `Controller.run()`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import time
 import traceback
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ._compat import TaskGroup, TimeoutErrors, timeout
+from .actions import TrialActions
 from .algorithms.base import FINISHED, Scheduler, Searcher, resolve
 from .attempt import TrialRuntime
 from .decide import settle
-from .errors import AsynctuneError, ExecutorLost, TrialFailed
+from .errors import ExecutorLost, TrialFailed
 from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, WorkerLostEvent
 from .executors.protocol import TrialRequest
-from .monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
-from .options import RunOptions
+from .options import ExperimentSpec
 from .replay import replay_history
 from .reporting.callback import CallbackList
 from .resources import Placement, Resources, ResourcePool, resolve_resources
+from .searching import SearcherDriver
 from .space import Space
 from .state import StateWriter
 from .stopper import Stopper
 from .trial import CONTINUE, Decision, Mutate, Status, Trial
+from .trial_monitor import trial_monitor
 
 logger = logging.getLogger(__name__)
 
 _TICK_INTERVAL_S = 0.5
 _RETRY_SUGGEST_S = 0.05
-
-
-@dataclass
-class ExperimentSpec:
-    """What run() resolved beyond its options."""
-
-    options: RunOptions
-    name: str
-    experiment_dir: str
-    trainable_name: str
-    monitor_interval_s: float | None = None  # sample trials' CPU, memory and GPUs this often
 
 
 class Controller:
@@ -70,61 +56,29 @@ class Controller:
         self._runtimes: dict[Trial, TrialRuntime] = {}
         self._waiting: dict[Trial, None] = {t: None for t in self._trials if t.status in (Status.PENDING, Status.PAUSED)}
         self._running: dict[Trial, TrialRuntime] = {}
-        self._actions: deque[tuple[str, Trial, dict[str, Any] | None, str | None]] = deque()
         self._wakeup = asyncio.Event()
+        self.actions = TrialActions(self._trials, self._wakeup)  # the scheduler's TrialControl
         self._searcher_done = self._searcher_finished_told = self._metric_seen = self._interrupted = False
         self._max_trials: int | None = None
         self._stopping: str | None = None  # why the experiment is ending early
         self._fatal: BaseException | None = None
         self._pool: ResourcePool | None = None
         self._max_running = 1
-        self._searcher_thread: concurrent.futures.ThreadPoolExecutor | None = None
-        # Most searchers ignore intermediate results: skip the call on the hot path then.
-        self._searcher_sees_results = type(searcher).on_trial_result is not Searcher.on_trial_result
         self.state = StateWriter(spec.experiment_dir, self._snapshot)
+        self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self.resumed = bool(self._trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()
         self._deadline: float | None = None
         self.status = "RUNNING"
 
-    # TrialControl, for schedulers: each call is queued and applied after the hook returns ----------
-
-    @property
-    def trials(self) -> Sequence[Trial]:
-        return self._trials
-
-    def stop_trial(self, trial: Trial) -> None:
-        self._queue("stop", trial)
-
-    def pause_trial(self, trial: Trial) -> None:
-        self._queue("pause", trial)
-
-    def resume_trial(self, trial: Trial, *, config: dict[str, Any] | None = None,
-                     checkpoint: str | None = None) -> None:
-        self._queue("resume", trial, config, checkpoint)
-
-    def _queue(self, kind: str, trial: Trial, config: dict[str, Any] | None = None, checkpoint: str | None = None) -> None:
-        self._actions.append((kind, trial, config, checkpoint))
-        self._wakeup.set()  # a coroutine scheduler may act between hooks: the loop applies it then
-
     def _apply_actions(self) -> None:
-        """Apply the queued actions in order; hooks they call may queue more, applied here too."""
-        while self._actions:
-            kind, trial, config, checkpoint = self._actions.popleft()
-            runtime = self._runtime(trial)
-            if trial.status is Status.RUNNING:
-                if kind == "stop":
-                    runtime.stop_requested = True
-                elif kind == "pause":
-                    runtime.pause_requested = True
-                else:  # its pause may be in flight (decided but not yet done): resume once it lands
-                    runtime.resume_request = (config, checkpoint)
-            elif kind == "stop" and trial.status in (Status.PENDING, Status.PAUSED):
-                self._waiting.pop(trial, None)
-                self._complete(runtime)
-            elif kind == "resume" and trial.status is Status.PAUSED:
-                self._resume(runtime, config, checkpoint)
+        if self.actions:
+            self.actions.apply(self._runtime, finish=self._finish_waiting, resume=self._resume)
+
+    def _finish_waiting(self, runtime: TrialRuntime) -> None:
+        self._waiting.pop(runtime.trial, None)
+        self._complete(runtime)
 
     def _resume(self, runtime: TrialRuntime, config: dict[str, Any] | None, checkpoint: str | None) -> None:
         runtime.resume(config, checkpoint)
@@ -142,22 +96,24 @@ class Controller:
             self._deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
             self._pool = ResourcePool(self.executor.inventories())
             self.executor.watch_hosts(self._wakeup.set)
-            self._check_fixed_resources()
-            if self.searcher.slow:
-                self._searcher_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-searcher")
+            self._max_running = self._pool.max_running(self.options.resources_per_trial,
+                                                       self.options.max_concurrent_trials)
+            self._searching.open()
             self._max_trials = self.searcher.max_trials(self.options.num_samples)
             self.state.open()
             self.callbacks.on_experiment_start(self.spec.experiment_dir, self._trials)
-            await self.scheduler.start(self)
+            await self.scheduler.start(self.actions)
             if self.resumed:
                 await replay_history(self.scheduler, self._trials)
-                self._actions.clear()  # what happened is on disk: replayed decisions change nothing
+                self.actions.clear()  # what happened is on disk: replayed decisions change nothing
             async with TaskGroup() as tasks:
                 self._tasks = tasks
                 services = [tasks.create_task(self.state.save_periodically(), name="asynctune-save"),
                             tasks.create_task(self._tick_periodically(), name="asynctune-tick")]
                 if self.spec.monitor_interval_s:
-                    services.append(tasks.create_task(self._monitor().run(), name="asynctune-monitor"))
+                    monitor = trial_monitor(self._running, self._trials, interval_s=self.spec.monitor_interval_s,
+                                            memory_limit_mb=self.options.memory_limit_mb, kill=self._kill)
+                    services.append(tasks.create_task(monitor.run(), name="asynctune-monitor"))
                 try:
                     await self._main_loop()
                 except BaseException:
@@ -207,7 +163,7 @@ class Controller:
         return self._deadline is not None and self.executor.now() >= self._deadline
 
     def _is_done(self) -> bool:
-        if self._running or self._actions or not self._searcher_exhausted():
+        if self._running or self.actions or not self._searcher_exhausted():
             return False
         return not self._waiting or self.scheduler.choose_trial_to_run(self._candidates()) is None
 
@@ -239,11 +195,7 @@ class Controller:
             return await self._searcher_finished()
         index = len(self._trials)
         trial_id = f"trial_{index:05d}"
-        if self._searcher_thread is not None:
-            loop = asyncio.get_running_loop()
-            config = await loop.run_in_executor(self._searcher_thread, self.searcher.suggest, trial_id)
-        else:
-            config = self.searcher.suggest(trial_id)
+        config = await self._searching.suggest(trial_id)
         if config is FINISHED:
             self._searcher_done = True
             return await self._searcher_finished()
@@ -251,8 +203,6 @@ class Controller:
             if not self._running:
                 asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
             return
-        if not isinstance(config, dict):
-            raise AsynctuneError(f"{type(self.searcher).__name__}.suggest() returned {config!r}, not a dict")
         resources = resolve_resources(self.options.resources_per_trial, config)
         if self._pool is not None:
             self._pool.check(resources)
@@ -262,7 +212,7 @@ class Controller:
         self._trials.append(trial)
         self._waiting[trial] = None
         self.state.changed(trial, event="added")
-        self._searcher_hook(self.state.save_searcher, self.searcher)
+        self._searching.added()
         self.scheduler.on_trial_add(trial)
         self._apply_actions()
 
@@ -272,17 +222,6 @@ class Controller:
             self._searcher_finished_told = True
             await resolve(self.scheduler.on_searcher_finished())
             self._apply_actions()
-
-    def _check_fixed_resources(self) -> None:
-        assert self._pool is not None
-        limit, spec = self.options.max_concurrent_trials, self.options.resources_per_trial
-        if callable(spec):
-            self._max_running = limit or 10**6
-            return
-        resources = Resources.parse(spec)
-        self._pool.check(resources)
-        capacity = self._pool.capacity(resources)
-        self._max_running = max(1, min(capacity, limit) if limit else capacity)
 
     # One trial -----------------------------------------------------------------------------------
 
@@ -346,14 +285,13 @@ class Controller:
         result = runtime.record(event)  # on disk before anyone decides anything
         if not self._metric_seen and metric is not None and metric in result:
             self._metric_seen = True
-        if self._searcher_sees_results:
-            self._searcher_hook(self.searcher.on_trial_result, trial.trial_id, result)
+        if self._searching.sees_results:
+            self._searching.result(trial.trial_id, result)
         self.callbacks.on_trial_result(trial, result)
         decision = self.scheduler.on_trial_result(trial, result)
         if decision.__class__ is not Decision:  # fast path first
             decision = await resolve(decision)
-        if self._actions:
-            self._apply_actions()
+        self._apply_actions()
         stop = runtime.stop_requested
         if self.stopper is not None:
             stop = self.stopper(trial.trial_id, result) or stop
@@ -375,7 +313,7 @@ class Controller:
         trial = runtime.trial
         runtime.finish(self.executor.now(), killed=killed)
         self.scheduler.on_trial_complete(trial, trial.last_result)
-        self._ended(runtime, error=False)
+        self._searching.ended(trial.trial_id, trial.last_result, False)
         self.callbacks.on_trial_complete(trial)
         runtime.close()
         self._apply_actions()
@@ -393,16 +331,12 @@ class Controller:
         logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
                        os.path.join(trial.path, "error.txt"))
         self.scheduler.on_trial_error(trial)
-        self._ended(runtime, error=True)
+        self._searching.ended(trial.trial_id, trial.last_result, True)
         self.callbacks.on_trial_error(trial)
         runtime.close()
         if self.options.fail_fast and self._fatal is None:
             self._stop_experiment(TrialFailed(trial.trial_id, error, trace), f"fail_fast: trial {trial.trial_id} failed")
         self._apply_actions()
-
-    def _ended(self, runtime: TrialRuntime, *, error: bool) -> None:
-        self._searcher_hook(self.searcher.on_trial_complete, runtime.trial.trial_id, runtime.trial.last_result, error)
-        self._searcher_hook(self.state.save_searcher, self.searcher)
 
     def _stop_experiment(self, fatal: BaseException | None, why: str) -> None:
         """End the experiment early: the first fatal error wins, else the first reason."""
@@ -421,27 +355,9 @@ class Controller:
             runtime.killing = True
         await asyncio.gather(*(runtime.run.kill() for runtime in runs), return_exceptions=True)  # type: ignore[union-attr]
 
-    # Resource monitoring -------------------------------------------------------------------------
-
-    def _monitor(self) -> ResourceMonitor:
-        def running() -> list[tuple[str, int]]:  # psutil sees this machine's processes only
-            return [(t.trial_id, r.run.pid) for t, r in self._running.items()
-                    if r.run is not None and r.run.pid is not None and r.run.host == "localhost"]
-
-        limit = self.spec.options.memory_limit_mb
-        return ResourceMonitor(running, self._on_monitor_sample, interval_s=self.spec.monitor_interval_s or 5.0,
-                               memory_limit_mb=limit, on_memory_exceeded=self._on_memory_exceeded if limit else None)
-
-    def _on_monitor_sample(self, sample: MonitorSample) -> None:
-        trials = {t.trial_id: t for t in self._trials}  # a trial may have ended since it was sampled
-        for trial_id, record in trial_records(sample, {i: t.placement for i, t in trials.items()}).items():
-            append_jsonl(os.path.join(trials[trial_id].path, MONITOR_FILE), record)
-
-    def _on_memory_exceeded(self, error: MemoryLimitExceeded) -> None:
-        for trial, runtime in self._running.items():
-            if trial.trial_id == error.trial_id and runtime.run is not None and runtime.memory_error is None:
-                runtime.memory_error = error  # its WorkerLostEvent then ends it with this error
-                self._tasks.create_task(runtime.run.kill(), name=f"kill-{trial.trial_id}")
+    def _kill(self, runtime: TrialRuntime) -> None:
+        assert runtime.run is not None
+        self._tasks.create_task(runtime.run.kill(), name=f"kill-{runtime.trial.trial_id}")
 
     # Helpers -------------------------------------------------------------------------------------
 
@@ -453,21 +369,12 @@ class Controller:
                 keep_checkpoints_num=self.options.keep_checkpoints_num, callbacks=self.callbacks)
         return runtime
 
-    def _searcher_hook(self, hook: Any, *args: Any) -> None:
-        if self._searcher_thread is not None:
-            self._searcher_thread.submit(_log_errors, hook, *args)
-        else:
-            _log_errors(hook, *args)
-
     async def _tick_periodically(self) -> None:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
             for runtime in self._runtimes.values():
                 runtime.flush()
             self.callbacks.on_tick(self._trials)
-
-    def save_state(self) -> None:
-        self.state.save()
 
     def _snapshot(self) -> dict[str, Any]:
         options = self.options
@@ -494,8 +401,7 @@ class Controller:
             for runtime in self._runtimes.values():
                 runtime.close()
             self.state.close()
-            if self._searcher_thread is not None:
-                self._searcher_thread.shutdown(wait=True)
+            self._searching.close()
             if self.status != "INTERRUPTED" and self._stopping is None:
                 for trial in self._trials:  # at a natural end, paused trials nobody resumed are finished
                     if trial.status in (Status.PAUSED, Status.PENDING):
@@ -512,9 +418,3 @@ class Controller:
         raise ValueError(f"metric={metric!r} was never reported by any trial; reported keys: {keys}. "
                          f"Results are kept in {self.spec.experiment_dir}")
 
-
-def _log_errors(fn: Any, *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        logger.exception("%s failed", getattr(fn, "__qualname__", fn))

@@ -91,6 +91,17 @@ class RunOptions:
         return cls(**{k: v for k, v in {**saved, **overrides}.items() if k in known})
 
 
+@dataclass
+class ExperimentSpec:
+    """What run() resolved beyond its options."""
+
+    options: RunOptions
+    name: str
+    experiment_dir: str
+    trainable_name: str
+    monitor_interval_s: float | None = None  # sample trials' CPU, memory and GPUs this often
+
+
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"run: {name} must be an integer >= {minimum}, got {name}={value!r}")

@@ -341,6 +341,17 @@ class ResourcePool:
             key = (placement.host, index)
             self._gpu_used[key] = _clean(self._gpu_used[key] - fraction)
 
+    def max_running(self, spec: ResourcesSpec, limit: int | None) -> int:
+        """How many trials may run at once: as many as fit (a fixed request) and at most `limit`.
+
+        Raises ValueError when a fixed request fits no host."""
+        if callable(spec):
+            return limit or 10**6
+        resources = Resources.parse(spec)
+        self.check(resources)
+        capacity = self.capacity(resources)
+        return max(1, min(capacity, limit) if limit else capacity)
+
     def capacity(self, resources: Resources) -> int:
         """How many trials of this size fit at once on the idle pool (bounds max concurrency)."""
         total = 0
