@@ -31,7 +31,7 @@ from .reporting.callback import CallbackList
 from .resources import Placement, Resources, ResourcePool, resolve_resources
 from .searching import SearcherDriver
 from .space import Space
-from .state import StateWriter
+from .state import StateWriter, experiment_snapshot
 from .stopper import Stopper
 from .trial import CONTINUE, Decision, Mutate, Status, Trial
 from .trial_monitor import trial_monitor
@@ -52,21 +52,21 @@ class Controller:
         self.trainable_blob, self.trainable_key = trainable_blob, trainable_key
         self.space, self.searcher, self.scheduler = space, searcher, scheduler
         self.executor, self.stopper, self.callbacks = executor, stopper, callbacks
-        self._trials: list[Trial] = list(trials)
+        self.trials: list[Trial] = list(trials)
         self._runtimes: dict[Trial, TrialRuntime] = {}
-        self._waiting: dict[Trial, None] = {t: None for t in self._trials if t.status in (Status.PENDING, Status.PAUSED)}
+        self._waiting: dict[Trial, None] = {t: None for t in self.trials if t.status in (Status.PENDING, Status.PAUSED)}
         self._running: dict[Trial, TrialRuntime] = {}
         self._wakeup = asyncio.Event()
-        self.actions = TrialActions(self._trials, self._wakeup)  # the scheduler's TrialControl
+        self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
         self._searcher_done = self._searcher_finished_told = self._metric_seen = self._interrupted = False
         self._max_trials: int | None = None
-        self._stopping: str | None = None  # why the experiment is ending early
+        self.stopping: str | None = None  # why the experiment is ending early
         self._fatal: BaseException | None = None
         self._pool: ResourcePool | None = None
         self._max_running = 1
-        self.state = StateWriter(spec.experiment_dir, self._snapshot)
+        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self))
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
-        self.resumed = bool(self._trials)
+        self.resumed = bool(self.trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()
         self._deadline: float | None = None
@@ -101,17 +101,17 @@ class Controller:
             self._searching.open()
             self._max_trials = self.searcher.max_trials(self.options.num_samples)
             self.state.open()
-            self.callbacks.on_experiment_start(self.spec.experiment_dir, self._trials)
+            self.callbacks.on_experiment_start(self.spec.experiment_dir, self.trials)
             await self.scheduler.start(self.actions)
             if self.resumed:
-                await replay_history(self.scheduler, self._trials)
+                await replay_history(self.scheduler, self.trials)
                 self.actions.clear()  # what happened is on disk: replayed decisions change nothing
             async with TaskGroup() as tasks:
                 self._tasks = tasks
                 services = [tasks.create_task(self.state.save_periodically(), name="asynctune-save"),
                             tasks.create_task(self._tick_periodically(), name="asynctune-tick")]
                 if self.spec.monitor_interval_s:
-                    monitor = trial_monitor(self._running, self._trials, interval_s=self.spec.monitor_interval_s,
+                    monitor = trial_monitor(self._running, self.trials, interval_s=self.spec.monitor_interval_s,
                                             memory_limit_mb=self.options.memory_limit_mb, kill=self._kill)
                     services.append(tasks.create_task(monitor.run(), name="asynctune-monitor"))
                 try:
@@ -124,7 +124,7 @@ class Controller:
                         await self._kill_all()
                     for service in services:
                         service.cancel()
-            self.status = "ERROR" if self._fatal else ("STOPPED" if self._stopping else "FINISHED")
+            self.status = "ERROR" if self._fatal else ("STOPPED" if self.stopping else "FINISHED")
         except BaseException:
             self.status = "INTERRUPTED"
             raise
@@ -133,16 +133,16 @@ class Controller:
         if self._fatal is not None:
             raise self._fatal
         self._check_metric_reported()
-        return self._trials
+        return self.trials
 
     async def _main_loop(self) -> None:
         while True:
             self._wakeup.clear()
             self._apply_actions()
             await self._start_ready_trials()
-            if self._stopping is None and self._budget_spent():
-                self._stopping = f"time_budget_s={self.options.time_budget_s} spent"
-            if self._stopping is not None or self._is_done():
+            if self.stopping is None and self._budget_spent():
+                self.stopping = f"time_budget_s={self.options.time_budget_s} spent"
+            if self.stopping is not None or self._is_done():
                 return
             real_deadline = None if self.executor.virtual_time or self._deadline is None else self._deadline
             self.executor.controller_idle(True)
@@ -153,8 +153,8 @@ class Controller:
                 async with timeout(max(0.0, real_deadline - time.time())):
                     await self._wakeup.wait()
             except TimeoutErrors:
-                self._stopping = f"time_budget_s={self.options.time_budget_s} spent"
-                logger.info("stopping: %s", self._stopping)
+                self.stopping = f"time_budget_s={self.options.time_budget_s} spent"
+                logger.info("stopping: %s", self.stopping)
                 return
             finally:
                 self.executor.controller_idle(False)
@@ -168,10 +168,10 @@ class Controller:
         return not self._waiting or self.scheduler.choose_trial_to_run(self._candidates()) is None
 
     def _searcher_exhausted(self) -> bool:
-        return self._searcher_done or (self._max_trials is not None and len(self._trials) >= self._max_trials)
+        return self._searcher_done or (self._max_trials is not None and len(self.trials) >= self._max_trials)
 
     async def _start_ready_trials(self) -> None:
-        while self._stopping is None and len(self._running) < self._max_running:
+        while self.stopping is None and len(self._running) < self._max_running:
             if not any(t.status is Status.PENDING for t in self._waiting):
                 await self._add_trial()
             candidates = self._candidates()
@@ -193,7 +193,7 @@ class Controller:
     async def _add_trial(self) -> None:
         if self._searcher_exhausted():
             return await self._searcher_finished()
-        index = len(self._trials)
+        index = len(self.trials)
         trial_id = f"trial_{index:05d}"
         config = await self._searching.suggest(trial_id)
         if config is FINISHED:
@@ -209,7 +209,7 @@ class Controller:
         trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
                       path=os.path.join(self.spec.experiment_dir, trial_id))
         self._runtime(trial).recorder.write_params(config)
-        self._trials.append(trial)
+        self.trials.append(trial)
         self._waiting[trial] = None
         self.state.changed(trial, event="added")
         self._searching.added()
@@ -228,17 +228,15 @@ class Controller:
     async def _run_trial(self, runtime: TrialRuntime, placement: Placement) -> None:
         trial, options = runtime.trial, self.options
         request = TrialRequest(
-            trial_id=trial.trial_id, trial_dir=trial.path, config=trial.config,
-            trainable_key=self.trainable_key, trainable_blob=self.trainable_blob,
-            restore_checkpoint=trial.restore_checkpoint, start_iteration=trial.restore_iteration,
-            start_time_total=trial.restore_time_total, checkpoint_frequency=options.checkpoint_frequency,
-            checkpoint_at_end=options.checkpoint_at_end, placement=placement.as_dict(),
-            experiment_dir=self.spec.experiment_dir,
-        )
+            trial_id=trial.trial_id, trial_dir=trial.path, config=trial.config, trainable_key=self.trainable_key,
+            trainable_blob=self.trainable_blob, restore_checkpoint=trial.restore_checkpoint,
+            start_iteration=trial.restore_iteration, start_time_total=trial.restore_time_total,
+            checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
+            placement=placement.as_dict(), experiment_dir=self.spec.experiment_dir)
         try:
             run = runtime.run = await self.executor.launch(request, placement)
             self.callbacks.on_trial_start(trial)
-            if self._stopping is not None:  # the experiment ended while this trial was starting
+            if self.stopping is not None:  # the experiment ended while this trial was starting
                 runtime.killing = True
                 await run.kill()
             async for event in run.events():
@@ -295,11 +293,11 @@ class Controller:
         stop = runtime.stop_requested
         if self.stopper is not None:
             stop = self.stopper(trial.trial_id, result) or stop
-            if self._stopping is None and self.stopper.stop_all():
+            if self.stopping is None and self.stopper.stop_all():
                 self._stop_experiment(None, "the stopper ended the experiment")
-        if self._stopping is None and self.executor.virtual_time and self._budget_spent():
+        if self.stopping is None and self.executor.virtual_time and self._budget_spent():
             self._stop_experiment(None, f"time_budget_s={self.options.time_budget_s} spent")
-        final = settle(decision, stop=stop or self._stopping is not None, pause=runtime.pause_requested,
+        final = settle(decision, stop=stop or self.stopping is not None, pause=runtime.pause_requested,
                        owner=type(self.scheduler).__name__)
         if isinstance(final, Mutate):
             final = runtime.mutate(final)
@@ -321,7 +319,7 @@ class Controller:
     def _on_failure(self, runtime: TrialRuntime, error: str, trace: str) -> None:
         trial, max_failures = runtime.trial, self.options.max_failures
         runtime.failed(error, trace)
-        if self._stopping is None and (max_failures < 0 or trial.num_failures <= max_failures):
+        if self.stopping is None and (max_failures < 0 or trial.num_failures <= max_failures):
             logger.info("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
                         trial.num_failures, trial.checkpoint or "scratch")
             runtime.retry()
@@ -344,9 +342,9 @@ class Controller:
             if self._fatal is not None:
                 return
             self._fatal = fatal
-        elif self._stopping is not None:
+        elif self.stopping is not None:
             return
-        self._stopping = why
+        self.stopping = why
         self._wakeup.set()
 
     async def _kill_all(self) -> None:
@@ -374,18 +372,7 @@ class Controller:
             await asyncio.sleep(_TICK_INTERVAL_S)
             for runtime in self._runtimes.values():
                 runtime.flush()
-            self.callbacks.on_tick(self._trials)
-
-    def _snapshot(self) -> dict[str, Any]:
-        options = self.options
-        return {
-            "name": self.spec.name, "status": self.status, "metric": options.metric, "mode": options.mode,
-            "trainable": self.spec.trainable_name, "start_time": self.start_time,
-            "time_used_s": self.time_used_s + (self.executor.now() - self.start_time),
-            "time_budget_s": options.time_budget_s, "num_samples": options.num_samples, "seed": options.seed,
-            "searcher": type(self.searcher).__name__, "scheduler": type(self.scheduler).__name__,
-            "stopping": self._stopping, "trials": [t.summary() for t in self._trials],
-        }
+            self.callbacks.on_tick(self.trials)
 
     async def _shutdown(self) -> None:
         async def close_all() -> None:
@@ -402,19 +389,19 @@ class Controller:
                 runtime.close()
             self.state.close()
             self._searching.close()
-            if self.status != "INTERRUPTED" and self._stopping is None:
-                for trial in self._trials:  # at a natural end, paused trials nobody resumed are finished
+            if self.status != "INTERRUPTED" and self.stopping is None:
+                for trial in self.trials:  # at a natural end, paused trials nobody resumed are finished
                     if trial.status in (Status.PAUSED, Status.PENDING):
                         trial.status = Status.TERMINATED
                         trial.end_time = trial.end_time or time.time()
             self.state.save()
-            self.callbacks.on_experiment_end(self._trials)
+            self.callbacks.on_experiment_end(self.trials)
 
     def _check_metric_reported(self) -> None:
         metric = self.options.metric
-        if metric is None or self._metric_seen or not any(t.num_results for t in self._trials):
+        if metric is None or self._metric_seen or not any(t.num_results for t in self.trials):
             return
-        keys = sorted({k for t in self._trials if t.last_result for k in t.last_result})
+        keys = sorted({k for t in self.trials if t.last_result for k in t.last_result})
         raise ValueError(f"metric={metric!r} was never reported by any trial; reported keys: {keys}. "
                          f"Results are kept in {self.spec.experiment_dir}")
 

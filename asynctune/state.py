@@ -8,11 +8,14 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .algorithms.base import Searcher
 from .storage import EXPERIMENT_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
 from .trial import Trial
+
+if TYPE_CHECKING:
+    from .controller import Controller
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +66,16 @@ class StateWriter:
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
         searcher.save(path + ".tmp")
         os.replace(path + ".tmp", path)
+
+
+def experiment_snapshot(controller: Controller) -> dict[str, Any]:
+    """The experiment as experiment.json keeps it: its status, options and trial table."""
+    options, spec = controller.options, controller.spec
+    return {
+        "name": spec.name, "status": controller.status, "metric": options.metric, "mode": options.mode,
+        "trainable": spec.trainable_name, "start_time": controller.start_time,
+        "time_used_s": controller.time_used_s + (controller.executor.now() - controller.start_time),
+        "time_budget_s": options.time_budget_s, "num_samples": options.num_samples, "seed": options.seed,
+        "searcher": type(controller.searcher).__name__, "scheduler": type(controller.scheduler).__name__,
+        "stopping": controller.stopping, "trials": [t.summary() for t in controller.trials],
+    }
