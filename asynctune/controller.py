@@ -58,6 +58,7 @@ class Controller:
         self._running: dict[Trial, TrialRuntime] = {}
         self._wakeup = asyncio.Event()
         self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
+        self._scheduler_name = type(scheduler).__name__
         self._searcher_done = self._searcher_finished_told = self._metric_seen = self._interrupted = False
         self._max_trials: int | None = None
         self.stopping: str | None = None  # why the experiment is ending early
@@ -298,7 +299,7 @@ class Controller:
         if self.stopping is None and self.executor.virtual_time and self._budget_spent():
             self._stop_experiment(None, f"time_budget_s={self.options.time_budget_s} spent")
         final = settle(decision, stop=stop or self.stopping is not None, pause=runtime.pause_requested,
-                       owner=type(self.scheduler).__name__)
+                       owner=self._scheduler_name)
         if isinstance(final, Mutate):
             final = runtime.mutate(final)
         assert runtime.run is not None
