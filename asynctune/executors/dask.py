@@ -38,8 +38,8 @@ from .. import session as session_module
 from ..errors import AsynctuneError, ExecutorError, ExecutorLost
 from ..resources import GPU, HostInventory, Placement
 from ..trial import Decision, Mutate
-from .base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
-from .protocol import TrialRequest
+from .base import Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
+from .protocol import TrialRequest, WorkerMessages, decision_message
 from .tasks import OwnedTasks
 
 logger = logging.getLogger(__name__)
@@ -335,12 +335,6 @@ def _unpack(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def _decision_message(decision: Decision | Mutate) -> Any:
-    if isinstance(decision, Mutate):
-        return ("MUTATE", decision.config, decision.checkpoint)
-    return decision.value
-
-
 class _DaskTrialRun(TrialRun):
     """One attempt of a trial as one Dask task, read through its result queue."""
 
@@ -357,6 +351,7 @@ class _DaskTrialRun(TrialRun):
         outcome = executor._spawn(self._watch_future(), f"dask-future-{request.trial_id}")
         assert outcome is not None, "launch() runs between start() and close()"
         self._outcome = outcome
+        self._messages = WorkerMessages(f"trial {request.trial_id}'s Dask task")
         self._sending: asyncio.Task[None] | None = None
         self._ended = False
 
@@ -406,7 +401,8 @@ class _DaskTrialRun(TrialRun):
             self._finish()
 
     def decide(self, decision: Decision | Mutate) -> None:
-        self._send(_decision_message(decision))
+        if self._messages.answering():
+            self._send(decision_message(decision))
 
     async def kill(self) -> None:
         """Stop at the trial's next report; then interrupt its thread; then (on our own
@@ -435,14 +431,7 @@ class _DaskTrialRun(TrialRun):
         if kind == "started":
             self._on_started(message[1])
             return None
-        if kind == "result":
-            return ResultEvent(message[1], message[2])
-        if kind == "done":
-            return DoneEvent(message[1], message[2])
-        if kind == "error":
-            return ErrorEvent(message[1], message[2])
-        logger.warning("trial %s: unexpected message from its Dask task: %r", self.trial_id, message)
-        return None
+        return self._messages.event(message)
 
     def _on_started(self, info: dict[str, Any]) -> None:
         if self._nonce is None and not self._lost.done():

@@ -20,8 +20,8 @@ from ..errors import ExecutorError, HostUnreachable
 from ..resources import Placement
 from ..trial import Decision, Mutate
 from .base import DoneEvent, ErrorEvent, EventQueue, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
-from .local import describe_exit, encode_decision, stderr_tail
-from .protocol import PROTOCOL_VERSION, FrameDecoder, TrialRequest, encode
+from .local import describe_exit, stderr_tail
+from .protocol import EXIT_FRAME, TrialRequest, WorkerMessages, encode_decision, run_frame
 from .ssh_sync import _inside, _relative
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class _WorkerPool:
             worker.trainables.add(request.trainable_key)
         run = _SSHTrialRun(worker, request, remote_request)
         worker.run = run
-        worker.send(encode(("run", remote_request)))
+        worker.send(run_frame(remote_request))
         return run
 
     async def _spawn(self, env_delta: dict[str, str], key: tuple) -> _Worker:
@@ -85,7 +85,7 @@ class _WorkerPool:
         self.workers.add(worker)
         try:
             async with timeout(60):
-                await worker.ready
+                worker.pid = (await worker.ready).get("pid")
         except BaseException as exc:
             await self.kill_workers([worker])
             if isinstance(exc, TimeoutErrors):
@@ -156,8 +156,8 @@ class _Worker(asyncssh.SSHClientSession):
         self.remote = remote
         self.connection = connection
         self.key = key
-        self.decoder = FrameDecoder()
-        self.ready: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.messages = WorkerMessages(f"worker on {remote.name}", self._on_result, self._on_end)
+        self.ready: asyncio.Future[dict[str, Any]] = self.messages.ready
         self.gone: asyncio.Future[None] = loop.create_future()
         self.channel: Any = None
         self.stderr = bytearray()
@@ -178,8 +178,7 @@ class _Worker(asyncssh.SSHClientSession):
             self.stderr += data
             del self.stderr[:-_STDERR_TAIL_BYTES]
             return
-        for message in self.decoder.feed(data):
-            self._on_message(message)
+        self.messages.feed(data)
 
     def exit_status_received(self, status: int) -> None:
         self.exit_code = status
@@ -218,26 +217,18 @@ class _Worker(asyncssh.SSHClientSession):
         if not self.gone.done():
             self.gone.set_result(None)
 
-    def _on_message(self, message: tuple) -> None:
-        kind = message[0]
-        run = self.run
-        if kind == "result" and run is not None:
-            run.on_result(message[1], message[2])
-        elif kind in ("done", "error") and run is not None:
-            if kind == "error":  # it may have failed to unpickle the trainable: send it again next time
-                self.trainables.discard(run.request.trainable_key)
-            self.run = None
-            self.remote.reclaim(self)  # idle again before the controller even sees the event
-            run.on_end(kind, message[1], message[2])
-        elif kind == "ready" and not self.ready.done():
-            info = message[1]
-            if info.get("protocol") != PROTOCOL_VERSION:
-                self.ready.set_exception(ExecutorError(
-                    f"worker on {self.remote.name} speaks protocol {info.get('protocol')}, "
-                    f"the driver {PROTOCOL_VERSION}: install the same asynctune version"))
-            else:
-                self.pid = info.get("pid")
-                self.ready.set_result(info)
+    def _on_result(self, event: ResultEvent) -> None:
+        if self.run is not None:
+            self.run.on_result(event)
+
+    def _on_end(self, event: DoneEvent | ErrorEvent) -> None:
+        run, self.run = self.run, None
+        if run is None:
+            return
+        if event.__class__ is ErrorEvent:  # it may have failed to unpickle the trainable: send it again
+            self.trainables.discard(run.request.trainable_key)
+        self.remote.reclaim(self)  # idle again before the controller even sees the event
+        run.on_end(event)
 
     def send(self, data: bytes) -> None:
         channel = self.channel
@@ -245,7 +236,7 @@ class _Worker(asyncssh.SSHClientSession):
             channel.write(data)
 
     def exit(self) -> None:
-        self.send(encode(("exit",)))
+        self.send(EXIT_FRAME)
 
     def close_channel(self) -> None:
         if self.channel is not None:
@@ -283,6 +274,8 @@ class _SSHTrialRun(TrialRun):
                     task.cancel()
 
     def decide(self, decision: Decision | Mutate) -> None:
+        if not self.worker.messages.answering():
+            return
         if isinstance(decision, Mutate) and decision.checkpoint is not None:
             self._decision = self.remote.executor._tasks.spawn(self._send_mutation(decision),
                                                                f"ssh-mutate-{self.trial_id}")
@@ -294,21 +287,23 @@ class _SSHTrialRun(TrialRun):
 
     # From the worker -----------------------------------------------------------------------------
 
-    def on_result(self, result: dict[str, Any], checkpoint: str | None) -> None:
-        if checkpoint is None and self._tail is None:  # the hot path: straight to the controller
-            self.queue.put(ResultEvent(result, None))
+    def on_result(self, event: ResultEvent) -> None:
+        if event.checkpoint is None and self._tail is None:  # the hot path: straight to the controller
+            self.queue.put(event)
             return
 
         async def copy() -> TrialEvent:
-            return ResultEvent(result, await self._copy_checkpoint(checkpoint))
+            return ResultEvent(event.result, await self._copy_checkpoint(event.checkpoint))
 
         self._then(copy)
 
-    def on_end(self, kind: str, first: str, second: str | None) -> None:
+    def on_end(self, event: DoneEvent | ErrorEvent) -> None:
         async def finish() -> TrialEvent:
-            checkpoint = await self._copy_checkpoint(second) if kind == "done" else None
+            end: TrialEvent = event
+            if isinstance(event, DoneEvent):  # the driver's copy of its last checkpoint
+                end = DoneEvent(event.how, await self._copy_checkpoint(event.checkpoint))
             await self._fetch_logs()
-            return DoneEvent(first, checkpoint) if kind == "done" else ErrorEvent(first, second or "")
+            return end
 
         self._then(finish)
 
