@@ -396,6 +396,41 @@ def test_an_unknown_host_key_is_refused(lab, tmp_path):
         asyncio.run(executor.start())
 
 
+def config_without_host_key_checking(lab: SSHLab, path) -> str:
+    """An ssh config for host0 whose `UserKnownHostsFile none` turns host-key checking off."""
+    server = lab.servers[0]
+    path.write_text(f"# a user's ~/.ssh/config\nHost {server.alias}\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                    f"  User {lab.user}\n  IdentityFile {lab.user_key}\n  IdentitiesOnly yes\n"
+                    f"  UserKnownHostsFile none\n")
+    return str(path)
+
+
+@needs_sshd
+def test_an_ssh_config_that_turns_host_key_checking_off_is_refused_before_any_trial(lab, tmp_path):
+    config = config_without_host_key_checking(lab, tmp_path / "ssh_config")
+    executor = ssh.SSHExecutor(lab_hosts(lab, str(tmp_path / "remote"))[:1], ssh_config=config, working_dir=TESTS_DIR)
+    storage = tmp_path / "driver"
+    with pytest.raises(ExecutorError, match=(rf"host host0: your ssh config turns host-key checking off for it "
+                                             rf"\({re.escape(config)}:8: UserKnownHostsFile none\).*"
+                                             rf"pass known_hosts=None to SSHExecutor")):
+        at.run(counting, config={"until": 1, "sleep": 0}, executor=executor, storage_path=str(storage),
+               name="refused", verbose=0)
+    assert not glob.glob(str(storage / "refused" / "*" / "result.jsonl"))  # no trial started
+    assert not (tmp_path / "remote").exists()  # nothing ran on the host
+
+
+@needs_sshd
+def test_known_hosts_none_in_asynctunes_arguments_connects_with_a_warning(lab, tmp_path, caplog):
+    config = config_without_host_key_checking(lab, tmp_path / "ssh_config")
+    with caplog.at_level("WARNING", logger="asynctune"):
+        executor = ssh.SSHExecutor(lab_hosts(lab, str(tmp_path / "remote"))[:1], ssh_config=config,
+                                   working_dir=TESTS_DIR, known_hosts=None)
+    assert "known_hosts=None: host keys are NOT checked (unsafe)" in caplog.text
+    analysis = at.run(counting, config={"until": 2, "sleep": 0}, executor=executor,
+                      storage_path=str(tmp_path / "driver"), verbose=0)
+    assert [t.last_result["count"] for t in analysis.trials] == [2]
+
+
 @needs_sshd
 def test_a_host_with_another_asynctune_version_is_refused(lab, tmp_path):
     fake = tmp_path / "fake" / "asynctune"

@@ -10,7 +10,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import platform
+import re
 import shlex
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -156,6 +158,8 @@ class _RemoteHost(_WorkerPool, _HostFiles):
         client = _Client(self)
         try:
             async with timeout(ex.connect_timeout_s + 5):
+                if ex.known_hosts is _DEFAULT:
+                    await self._check_host_keys_are_verified(options)
                 connection, _ = await asyncssh.create_connection(lambda: client, self.spec.address, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
@@ -176,6 +180,20 @@ class _RemoteHost(_WorkerPool, _HostFiles):
             raise HostUnreachable(self.name, f"cannot connect: {exc.strerror or exc}") from None
         client.connection = connection
         return connection
+
+    async def _check_host_keys_are_verified(self, options: dict[str, Any]) -> None:
+        """Refuse a host whose ssh config turns host-key checking off (`UserKnownHostsFile
+        none`): asyncssh would then accept any key, and the driver unpickles what the host
+        sends. Only known_hosts=None, asked for in asynctune's own arguments, allows that."""
+        settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address, **options)
+        if settings.known_hosts is not None:
+            return
+        lines = _known_hosts_none_lines(self.executor.ssh_config)
+        where = ", ".join(lines) if lines else "UserKnownHostsFile none, in an included file"
+        raise ExecutorError(
+            f"host {self.name}: your ssh config turns host-key checking off for it ({where}), so any machine "
+            f"answering at its address would be trusted and could run code in this driver. Remove that line "
+            f"(and add the host's key to known_hosts), or pass known_hosts=None to SSHExecutor to accept the risk.")
 
     async def _probe(self, connection: Any) -> dict[str, Any]:
         command = self.command([self.spec.python, "-c", _PROBE, self.spec.workdir], self.env(), None)
@@ -313,6 +331,23 @@ class _RemoteHost(_WorkerPool, _HostFiles):
                         await connection.wait_closed()
                 except TimeoutErrors:
                     pass
+
+
+_KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)?$", re.IGNORECASE)
+
+
+def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
+    """`path:line: text` of each `UserKnownHostsFile none` in the ssh config files read."""
+    found = []
+    for path in ssh_config or [os.path.expanduser("~/.ssh/config")]:
+        try:
+            with open(path, errors="replace") as f:
+                for number, line in enumerate(f, 1):
+                    if _KNOWN_HOSTS_NONE.match(line):
+                        found.append(f"{path}:{number}: {line.strip()}")
+        except OSError:
+            continue
+    return found
 
 
 def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
