@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import signal
+import stat
 import sys
 import time
 
@@ -294,6 +295,46 @@ def test_pause_and_mutate_send_driver_checkpoints_to_the_host(lab, tmp_path):
     # The hosts' copies of the trial folders are removed at the end: the driver has it all.
     assert glob.glob(str(tmp_path / "remote" / "*" / "experiments" / "*" / "trial_*")) == []
     assert glob.glob(str(tmp_path / "remote" / "*" / "code" / "*"))
+
+
+def modes_under(root) -> dict[str, set[str]]:
+    """The permission bits of every folder and file under `root` (itself included)."""
+    found: dict[str, set[str]] = {"dirs": {oct(stat.S_IMODE(os.stat(root).st_mode))}, "files": set()}
+    for directory, subdirs, names in os.walk(root):
+        found["dirs"] |= {oct(stat.S_IMODE(os.stat(os.path.join(directory, d)).st_mode)) for d in subdirs}
+        found["files"] |= {oct(stat.S_IMODE(os.stat(os.path.join(directory, n)).st_mode)) for n in names}
+    return found
+
+
+@needs_sshd
+def test_files_on_the_host_and_checkpoints_copied_back_are_private(lab, tmp_path):
+    donor = tmp_path / "donor"  # a driver checkpoint the mutation uploads to the host
+    donor.mkdir()
+    (donor / "checkpoint.pkl").write_bytes(pickle.dumps({"count": 100}))
+    (donor / ".asynctune.json").write_text(json.dumps({"trial_id": "donor", "iteration": 7, "time_total_s": 1.0}))
+    os.chmod(donor / "checkpoint.pkl", 0o644)
+    remote_root = tmp_path / "remote"
+    workdir = remote_root / "host0"
+    workdir.mkdir(parents=True)
+    os.chmod(workdir, 0o755)  # left so by an older asynctune
+    hosts = lab_hosts(lab, str(remote_root))[:1]
+    analysis = at.run(counting, config={"until": 4, "sleep": 0.01, "x": at.grid_search([0, 1])},
+                      scheduler=PauseOneMutateOther(str(donor)), storage_path=str(tmp_path / "driver"), verbose=0,
+                      executor=executor_for(lab, hosts, keep_remote_files=True))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 2
+    assert stat.S_IMODE(os.stat(workdir).st_mode) == 0o700
+    (experiment,) = glob.glob(str(workdir / "experiments" / "*"))
+    assert glob.glob(os.path.join(experiment, "*", "checkpoint_clone_*", "checkpoint.pkl"))  # uploaded (SFTP)
+    assert glob.glob(os.path.join(experiment, "*", "checkpoint_*", "checkpoint.pkl"))
+    assert glob.glob(os.path.join(experiment, "*", "stdout.txt"))
+    assert modes_under(experiment) == {"dirs": {"0o700"}, "files": {"0o600"}}
+    (code,) = glob.glob(str(workdir / "code" / "*"))
+    assert modes_under(code) == {"dirs": {"0o700"}, "files": {"0o600"}}
+    for trial in analysis.trials:  # the driver's copies of the host's checkpoints (not the clone it made)
+        copies = glob.glob(os.path.join(trial.path, "checkpoint_[0-9]*"))
+        assert copies
+        for copy in copies:
+            assert modes_under(copy) == {"dirs": {"0o700"}, "files": {"0o600"}}
 
 
 @needs_sshd

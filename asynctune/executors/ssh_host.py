@@ -54,7 +54,9 @@ try:
     out["memory_mb"] = psutil.virtual_memory().total / 2**20
 except Exception:
     pass
-os.makedirs(out["workdir"], exist_ok=True)
+os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
+if os.stat(out["workdir"]).st_uid == os.getuid():
+    os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
 print(json.dumps(out))
 """
 
@@ -242,7 +244,8 @@ class _RemoteHost(_WorkerPool, _HostFiles):
         words = ["exec", "env", *(f"{k}={v}" for k, v in env.items()), *argv]
         # sshd hangs up on the session when the connection drops: the worker ignores SIGHUP,
         # sees its input close, and ends its whole process group (see executors/worker.py).
-        line = "trap '' HUP; " + " ".join(shlex.quote(w) for w in words)
+        # umask 077: what the probe, the unpacking and the trials write on the host is private.
+        line = "umask 077; trap '' HUP; " + " ".join(shlex.quote(w) for w in words)
         return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
 
     # Losing and regaining the host ---------------------------------------------------------------

@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
+import asyncssh
+
 from ..errors import ExecutorError
 from ..session import CHECKPOINT_META
 from .protocol import TrialRequest
@@ -26,6 +28,8 @@ logger = logging.getLogger("asynctune.executors.ssh")
 
 _LOG_FILES = ("stdout.txt", "stderr.txt")
 _LOG_CHUNK = 1 << 20
+_PRIVATE_DIR = asyncssh.SFTPAttrs(permissions=0o700)
+_PRIVATE_FILE = asyncssh.SFTPAttrs(permissions=0o600)
 
 # Unpacks the project folder's archive next to its final place, then renames it into place.
 _UNPACK = r"""
@@ -64,9 +68,9 @@ class _HostFiles:
         code_root = posixpath.join(self.info["workdir"], "code")
         target = posixpath.join(code_root, digest)
         if not await self.sftp.exists(posixpath.join(target, ".complete")):
-            await self.sftp.makedirs(code_root, exist_ok=True)
+            await self.sftp.makedirs(code_root, attrs=_PRIVATE_DIR, exist_ok=True)
             upload = posixpath.join(code_root, f".{digest}-{secrets.token_hex(4)}.tar.gz")
-            async with self.sftp.open(upload, "wb") as f:
+            async with self.sftp.open(upload, "wb", attrs=_PRIVATE_FILE) as f:
                 await f.write(archive)
             result = await connection.run(self.command([self.spec.python, "-c", _UNPACK, upload, target], {}, None))
             if result.exit_status != 0:
@@ -104,12 +108,23 @@ class _HostFiles:
         if await self._same_checkpoint(local, remote):
             return remote
         part = f"{remote}.part-{secrets.token_hex(4)}"
-        await self.sftp.makedirs(posixpath.dirname(remote), exist_ok=True)
+        await self.sftp.makedirs(posixpath.dirname(remote), attrs=_PRIVATE_DIR, exist_ok=True)
         await self.sftp.put(local, part, recurse=True)
+        await self._make_private(local, part)
         if await self.sftp.exists(remote):
             await self.sftp.rmtree(remote, ignore_errors=True)
         await self.sftp.rename(part, remote)
         return remote
+
+    async def _make_private(self, local: str, remote: str) -> None:
+        """chmod the host's copy of the folder `local`: the SFTP server made it with its own umask."""
+        changes = [(remote, 0o700)]
+        for directory, subdirs, names in os.walk(local):
+            relative = os.path.relpath(directory, local)
+            base = remote if relative == "." else posixpath.join(remote, *relative.split(os.sep))
+            changes += [(posixpath.join(base, d), 0o700) for d in subdirs]
+            changes += [(posixpath.join(base, n), 0o600) for n in names]
+        await asyncio.gather(*(self.sftp.chmod(path, mode) for path, mode in changes))
 
     async def _same_checkpoint(self, local: str, remote: str) -> bool:
         try:
@@ -138,10 +153,11 @@ class _HostFiles:
     async def download_dir(self, remote: str, local: str) -> None:
         """Copy a remote folder to `local`, which appears whole or not at all."""
         parent = os.path.dirname(local)
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(parent, mode=0o700, exist_ok=True)
         part = os.path.join(parent, f".{os.path.basename(local)}.part-{secrets.token_hex(4)}")
         try:
             await self.sftp.get(remote, part, recurse=True)
+            make_private(part)
             if os.path.isdir(local):
                 shutil.rmtree(local, ignore_errors=True)
             os.replace(part, local)
@@ -157,13 +173,29 @@ class _HostFiles:
             try:
                 async with self.sftp.open(posixpath.join(remote_trial, name), "rb") as f:
                     while data := await f.read(_LOG_CHUNK, offset):
-                        os.makedirs(trial_dir, exist_ok=True)
-                        with open(os.path.join(trial_dir, name), "ab") as out:
+                        os.makedirs(trial_dir, mode=0o700, exist_ok=True)
+                        with open(os.path.join(trial_dir, name), "ab", opener=_private_opener) as out:
                             out.write(data)
                         offset += len(data)
                         self.log_offsets[key] = offset
             except Exception as exc:  # no such file: the trial printed nothing
                 logger.debug("no %s for %s on %s: %s", name, trial_id, self.name, exc)
+
+
+def make_private(root: str) -> None:
+    """A driver copy private to the user: folders 0700, files 0600."""
+    os.chmod(root, 0o700)
+    for directory, subdirs, names in os.walk(root):
+        for name in subdirs:
+            os.chmod(os.path.join(directory, name), 0o700)
+        for name in names:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -206,7 +238,7 @@ def pack_project(root: str) -> tuple[bytes, str]:
                 data = f.read()
             digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), os.stat(path).st_mode & 0o777, 0
+            info.size, info.mode, info.mtime = len(data), os.stat(path).st_mode & 0o700, 0  # private on the host
             tar.addfile(info, io.BytesIO(data))
     if buffer.tell() > 200 * 2**20:
         logger.warning("SSHExecutor: working_dir %s packs to %d MB; list big files in .gitignore", root,
