@@ -42,6 +42,15 @@ def stderr_tail(trial_dir: str | None, fallback: bytes = b"") -> str:
     return fallback.decode(errors="replace")
 
 
+def detach_ended_run(worker: Any, event: DoneEvent | ErrorEvent) -> Any:
+    """Take the run whose trial just ended off its (local or SSH) worker; None if it had none."""
+    run, worker.run = worker.run, None
+    if run is not None and event.__class__ is ErrorEvent:
+        # The worker may have failed to unpickle the trainable: send it again next time.
+        worker.trainables.discard(run.request.trainable_key)
+    return run
+
+
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "the worker disappeared"
@@ -148,13 +157,10 @@ class _Worker(asyncio.SubprocessProtocol):
             self.run.queue.put(event)
 
     def _on_end(self, event: DoneEvent | ErrorEvent) -> None:
-        run, self.run = self.run, None
-        if run is None:
-            return
-        if event.__class__ is ErrorEvent:  # it may have failed to unpickle the trainable: send it again
-            self.trainables.discard(run.request.trainable_key)
-        self.executor._reclaim(self)  # idle again before the controller even sees the event
-        run.queue.put(event)
+        run = detach_ended_run(self, event)
+        if run is not None:
+            self.executor._reclaim(self)  # idle again before the controller even sees the event
+            run.queue.put(event)
 
     def send(self, data: bytes) -> None:
         if self.stdin is not None and not self.stdin.is_closing():

@@ -20,7 +20,7 @@ from ..errors import ExecutorError, HostUnreachable
 from ..resources import Placement
 from ..trial import Decision, Mutate
 from .base import DoneEvent, ErrorEvent, EventQueue, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
-from .local import describe_exit, stderr_tail
+from .local import describe_exit, detach_ended_run, stderr_tail
 from .protocol import EXIT_FRAME, TrialRequest, WorkerMessages, encode_decision, run_frame
 from .ssh_sync import _inside, _relative
 
@@ -222,13 +222,10 @@ class _Worker(asyncssh.SSHClientSession):
             self.run.on_result(event)
 
     def _on_end(self, event: DoneEvent | ErrorEvent) -> None:
-        run, self.run = self.run, None
-        if run is None:
-            return
-        if event.__class__ is ErrorEvent:  # it may have failed to unpickle the trainable: send it again
-            self.trainables.discard(run.request.trainable_key)
-        self.remote.reclaim(self)  # idle again before the controller even sees the event
-        run.on_end(event)
+        run = detach_ended_run(self, event)
+        if run is not None:
+            self.remote.reclaim(self)  # idle again before the controller even sees the event
+            run.on_end(event)
 
     def send(self, data: bytes) -> None:
         channel = self.channel
