@@ -228,12 +228,12 @@ class WorkerMessages:
 
     def feed(self, data: bytes) -> None:
         for message in self._decoder.feed(data):
-            event = self.event(message)
-            if event is None:
+            if message[0] == "result":  # the hot path, inlined
+                self.awaiting_decision = True
+                self.on_result(ResultEvent(message[1], message[2]))
                 continue
-            if event.__class__ is ResultEvent:
-                self.on_result(event)
-            else:
+            event = self.event(message)
+            if event is not None:
                 self.on_end(event)
 
     def event(self, message: tuple) -> ResultEvent | DoneEvent | ErrorEvent | None:
