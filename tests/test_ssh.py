@@ -437,6 +437,16 @@ def test_an_unknown_host_key_is_refused(lab, tmp_path):
         asyncio.run(executor.start())
 
 
+@needs_sshd
+async def test_the_executors_tasks_live_in_its_task_group_and_end_with_it(lab, tmp_path):
+    executor = executor_for(lab, lab_hosts(lab, str(tmp_path / "remote")), keepalive_interval_s=0.2)
+    async with executor:
+        ours = [t for t in asyncio.all_tasks() if t.get_name().startswith("asynctune-heartbeat-")]
+        assert len(ours) == 2 and all(t in executor._tasks._tasks for t in ours)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("asynctune-")]
+    assert not executor._tasks.is_open
+
+
 def config_without_host_key_checking(lab: SSHLab, path) -> str:
     """An ssh config for host0 whose `UserKnownHostsFile none` turns host-key checking off."""
     server = lab.servers[0]
