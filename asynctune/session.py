@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import AsynctuneError
+from .executors.protocol import read_decision
+from .trial import Decision
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
@@ -80,18 +82,16 @@ class TrialSession:
         if checkpoint_dir is not None:
             self.last_checkpoint = checkpoint_dir
         self.channel.send(("result", result, checkpoint_dir))
-        decision = self.channel.receive()
+        decision = read_decision(self.channel.receive())
         # The time spent waiting for the decision is the framework's, not the trial's.
         self._last_time = time.time()
-        if decision == "CONTINUE":
+        if decision is Decision.CONTINUE:
             return
-        if decision == "STOP":
+        if decision is Decision.STOP:
             raise StopTrial()
-        if decision == "PAUSE":
+        if decision is Decision.PAUSE:
             raise PauseTrial()
-        if isinstance(decision, tuple) and decision[0] == "MUTATE":
-            raise MutateTrial(decision[1], decision[2])
-        raise AsynctuneError(f"unexpected decision from the driver: {decision!r}")
+        raise MutateTrial(decision.config, decision.checkpoint)
 
     # Checkpoints -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import signal
+import stat
 import sys
 import time
 
@@ -296,6 +297,46 @@ def test_pause_and_mutate_send_driver_checkpoints_to_the_host(lab, tmp_path):
     assert glob.glob(str(tmp_path / "remote" / "*" / "code" / "*"))
 
 
+def modes_under(root) -> dict[str, set[str]]:
+    """The permission bits of every folder and file under `root` (itself included)."""
+    found: dict[str, set[str]] = {"dirs": {oct(stat.S_IMODE(os.stat(root).st_mode))}, "files": set()}
+    for directory, subdirs, names in os.walk(root):
+        found["dirs"] |= {oct(stat.S_IMODE(os.stat(os.path.join(directory, d)).st_mode)) for d in subdirs}
+        found["files"] |= {oct(stat.S_IMODE(os.stat(os.path.join(directory, n)).st_mode)) for n in names}
+    return found
+
+
+@needs_sshd
+def test_files_on_the_host_and_checkpoints_copied_back_are_private(lab, tmp_path):
+    donor = tmp_path / "donor"  # a driver checkpoint the mutation uploads to the host
+    donor.mkdir()
+    (donor / "checkpoint.pkl").write_bytes(pickle.dumps({"count": 100}))
+    (donor / ".asynctune.json").write_text(json.dumps({"trial_id": "donor", "iteration": 7, "time_total_s": 1.0}))
+    os.chmod(donor / "checkpoint.pkl", 0o644)
+    remote_root = tmp_path / "remote"
+    workdir = remote_root / "host0"
+    workdir.mkdir(parents=True)
+    os.chmod(workdir, 0o755)  # left so by an older asynctune
+    hosts = lab_hosts(lab, str(remote_root))[:1]
+    analysis = at.run(counting, config={"until": 4, "sleep": 0.01, "x": at.grid_search([0, 1])},
+                      scheduler=PauseOneMutateOther(str(donor)), storage_path=str(tmp_path / "driver"), verbose=0,
+                      executor=executor_for(lab, hosts, keep_remote_files=True))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 2
+    assert stat.S_IMODE(os.stat(workdir).st_mode) == 0o700
+    (experiment,) = glob.glob(str(workdir / "experiments" / "*"))
+    assert glob.glob(os.path.join(experiment, "*", "checkpoint_clone_*", "checkpoint.pkl"))  # uploaded (SFTP)
+    assert glob.glob(os.path.join(experiment, "*", "checkpoint_*", "checkpoint.pkl"))
+    assert glob.glob(os.path.join(experiment, "*", "stdout.txt"))
+    assert modes_under(experiment) == {"dirs": {"0o700"}, "files": {"0o600"}}
+    (code,) = glob.glob(str(workdir / "code" / "*"))
+    assert modes_under(code) == {"dirs": {"0o700"}, "files": {"0o600"}}
+    for trial in analysis.trials:  # the driver's copies of the host's checkpoints (not the clone it made)
+        copies = glob.glob(os.path.join(trial.path, "checkpoint_[0-9]*"))
+        assert copies
+        for copy in copies:
+            assert modes_under(copy) == {"dirs": {"0o700"}, "files": {"0o600"}}
+
+
 @needs_sshd
 def test_a_host_killed_mid_experiment_loses_no_checkpointed_progress(own_lab, tmp_path):
     remote_root = str(tmp_path / "remote")
@@ -394,6 +435,51 @@ def test_an_unknown_host_key_is_refused(lab, tmp_path):
     executor = executor_for(lab, lab_hosts(lab, str(tmp_path / "remote"))[:1], known_hosts=str(empty))
     with pytest.raises(HostUnreachable, match=r"host host0 unreachable: its host key is not trusted"):
         asyncio.run(executor.start())
+
+
+@needs_sshd
+async def test_the_executors_tasks_live_in_its_task_group_and_end_with_it(lab, tmp_path):
+    executor = executor_for(lab, lab_hosts(lab, str(tmp_path / "remote")), keepalive_interval_s=0.2)
+    async with executor:
+        ours = [t for t in asyncio.all_tasks() if t.get_name().startswith("asynctune-heartbeat-")]
+        assert len(ours) == 2 and all(t in executor._tasks._tasks for t in ours)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("asynctune-")]
+    assert not executor._tasks.is_open
+
+
+def config_without_host_key_checking(lab: SSHLab, path) -> str:
+    """An ssh config for host0 whose `UserKnownHostsFile none` turns host-key checking off."""
+    server = lab.servers[0]
+    path.write_text(f"# a user's ~/.ssh/config\nHost {server.alias}\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                    f"  User {lab.user}\n  IdentityFile {lab.user_key}\n  IdentitiesOnly yes\n"
+                    f"  UserKnownHostsFile none\n")
+    return str(path)
+
+
+@needs_sshd
+def test_an_ssh_config_that_turns_host_key_checking_off_is_refused_before_any_trial(lab, tmp_path):
+    config = config_without_host_key_checking(lab, tmp_path / "ssh_config")
+    executor = ssh.SSHExecutor(lab_hosts(lab, str(tmp_path / "remote"))[:1], ssh_config=config, working_dir=TESTS_DIR)
+    storage = tmp_path / "driver"
+    with pytest.raises(ExecutorError, match=(rf"host host0: your ssh config turns host-key checking off for it "
+                                             rf"\({re.escape(config)}:8: UserKnownHostsFile none\).*"
+                                             rf"pass known_hosts=None to SSHExecutor")):
+        at.run(counting, config={"until": 1, "sleep": 0}, executor=executor, storage_path=str(storage),
+               name="refused", verbose=0)
+    assert not glob.glob(str(storage / "refused" / "*" / "result.jsonl"))  # no trial started
+    assert not (tmp_path / "remote").exists()  # nothing ran on the host
+
+
+@needs_sshd
+def test_known_hosts_none_in_asynctunes_arguments_connects_with_a_warning(lab, tmp_path, caplog):
+    config = config_without_host_key_checking(lab, tmp_path / "ssh_config")
+    with caplog.at_level("WARNING", logger="asynctune"):
+        executor = ssh.SSHExecutor(lab_hosts(lab, str(tmp_path / "remote"))[:1], ssh_config=config,
+                                   working_dir=TESTS_DIR, known_hosts=None)
+    assert "known_hosts=None: host keys are NOT checked (unsafe)" in caplog.text
+    analysis = at.run(counting, config={"until": 2, "sleep": 0}, executor=executor,
+                      storage_path=str(tmp_path / "driver"), verbose=0)
+    assert [t.last_result["count"] for t in analysis.trials] == [2]
 
 
 @needs_sshd

@@ -12,46 +12,17 @@ import abc
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncio
 
 from ..resources import HostInventory, Placement
 from ..trial import Decision, Mutate
-from .protocol import TrialRequest
+# The events are the protocol's (protocol.py); they are part of this interface too.
+from .protocol import DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerLostEvent
 
-
-@dataclass(frozen=True)
-class ResultEvent:
-    result: dict[str, Any]
-    checkpoint: str | None  # directory of the checkpoint reported with this result
-
-
-@dataclass(frozen=True)
-class DoneEvent:
-    how: str  # "finished" | "stopped" | "paused"
-    checkpoint: str | None
-
-
-@dataclass(frozen=True)
-class ErrorEvent:
-    """The trial raised; the worker survives."""
-
-    error: str
-    traceback: str
-
-
-@dataclass(frozen=True)
-class WorkerLostEvent:
-    """The worker died under the trial (killed, OOM, host lost)."""
-
-    error: str
-    exit_code: int | None = None
-    stderr_tail: str = ""
-
-
-TrialEvent = ResultEvent | DoneEvent | ErrorEvent | WorkerLostEvent
+__all__ = ["DoneEvent", "ErrorEvent", "EventQueue", "Executor", "ResultEvent", "TrialEvent", "TrialRequest", "TrialRun",
+           "WorkerLostEvent"]
 
 
 class EventQueue:

@@ -38,8 +38,9 @@ from .. import session as session_module
 from ..errors import AsynctuneError, ExecutorError, ExecutorLost
 from ..resources import GPU, HostInventory, Placement
 from ..trial import Decision, Mutate
-from .base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
-from .protocol import TrialRequest
+from .base import Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
+from .protocol import TrialRequest, WorkerMessages, decision_message
+from .tasks import OwnedTasks
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class DaskExecutor(Executor):
         self._inventories: list[HostInventory] | None = None  # the workers at start()
         self._removed: set[str] = set()
         self._runs: set[_DaskTrialRun] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("DaskExecutor")  # decisions, cancellations, task watchers
         self._scheduler_lost = False
         self._closed = False
 
@@ -135,6 +136,7 @@ class DaskExecutor(Executor):
 
     async def start(self) -> None:
         distributed = _import_distributed()
+        await self._tasks.open()
         address, security = await self._scheduler_address(distributed)
         try:
             self.client = await distributed.Client(address, asynchronous=True, security=security,
@@ -197,10 +199,8 @@ class DaskExecutor(Executor):
         for run in list(self._runs):
             run._lose("the executor was closed")
             run._outcome.cancel()
-        if self._tasks:  # decisions and cancellations in flight; they must not outlive the client
-            await asyncio.wait(self._tasks, timeout=5)
-            for task in self._tasks:
-                task.cancel()
+        # Decisions and cancellations in flight may finish; none may outlive the client.
+        await self._tasks.close(grace_s=5)
         client, self.client = self.client, None
         cluster, self.cluster = self.cluster, None
         try:
@@ -295,12 +295,9 @@ class DaskExecutor(Executor):
         if self._on_hosts_changed is not None:
             self._on_hosts_changed()
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any] | None:
         """A background task owned by this executor: close() ends whatever is left of it."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, name)
 
     def _forget(self, run: _DaskTrialRun) -> None:
         self._runs.discard(run)
@@ -338,12 +335,6 @@ def _unpack(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def _decision_message(decision: Decision | Mutate) -> Any:
-    if isinstance(decision, Mutate):
-        return ("MUTATE", decision.config, decision.checkpoint)
-    return decision.value
-
-
 class _DaskTrialRun(TrialRun):
     """One attempt of a trial as one Dask task, read through its result queue."""
 
@@ -357,7 +348,10 @@ class _DaskTrialRun(TrialRun):
         self.thread_id: int | None = None
         self._nonce: str | None = None
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._outcome = executor._spawn(self._watch_future(), f"dask-future-{request.trial_id}")
+        outcome = executor._spawn(self._watch_future(), f"dask-future-{request.trial_id}")
+        assert outcome is not None, "launch() runs between start() and close()"
+        self._outcome = outcome
+        self._messages = WorkerMessages(f"trial {request.trial_id}'s Dask task")
         self._sending: asyncio.Task[None] | None = None
         self._ended = False
 
@@ -407,7 +401,8 @@ class _DaskTrialRun(TrialRun):
             self._finish()
 
     def decide(self, decision: Decision | Mutate) -> None:
-        self._send(_decision_message(decision))
+        if self._messages.answering():
+            self._send(decision_message(decision))
 
     async def kill(self) -> None:
         """Stop at the trial's next report; then interrupt its thread; then (on our own
@@ -436,14 +431,7 @@ class _DaskTrialRun(TrialRun):
         if kind == "started":
             self._on_started(message[1])
             return None
-        if kind == "result":
-            return ResultEvent(message[1], message[2])
-        if kind == "done":
-            return DoneEvent(message[1], message[2])
-        if kind == "error":
-            return ErrorEvent(message[1], message[2])
-        logger.warning("trial %s: unexpected message from its Dask task: %r", self.trial_id, message)
-        return None
+        return self._messages.event(message)
 
     def _on_started(self, info: dict[str, Any]) -> None:
         if self._nonce is None and not self._lost.done():

@@ -17,23 +17,14 @@ import psutil
 from ..errors import ExecutorError
 from ..resources import HostInventory, Placement, local_inventory
 from ..trial import Decision, Mutate
-from .base import (
-    DoneEvent, ErrorEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent,
+from .base import EventQueue, Executor, TrialEvent, TrialRun, WorkerLostEvent
+from .protocol import (
+    EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialRequest, WorkerMessages, encode_decision, run_frame,
 )
-from .protocol import PROTOCOL_VERSION, FrameDecoder, TrialRequest, encode
 
 logger = logging.getLogger(__name__)
 
-_CONTINUE_FRAME = encode("CONTINUE")
 _STDERR_TAIL_BYTES = 4096
-
-
-def encode_decision(decision: Decision | Mutate) -> bytes:
-    if decision is Decision.CONTINUE:
-        return _CONTINUE_FRAME
-    if isinstance(decision, Mutate):
-        return encode(("MUTATE", decision.config, decision.checkpoint))
-    return encode(decision.value)
 
 
 def stderr_tail(trial_dir: str | None, fallback: bytes = b"") -> str:
@@ -49,6 +40,15 @@ def stderr_tail(trial_dir: str | None, fallback: bytes = b"") -> str:
         except OSError:
             pass
     return fallback.decode(errors="replace")
+
+
+def detach_ended_run(worker: Any, event: DoneEvent | ErrorEvent) -> Any:
+    """Take the run whose trial just ended off its (local or SSH) worker; None if it had none."""
+    run, worker.run = worker.run, None
+    if run is not None and event.__class__ is ErrorEvent:
+        # The worker may have failed to unpickle the trainable: send it again next time.
+        worker.trainables.discard(run.request.trainable_key)
+    return run
 
 
 def describe_exit(code: int | None) -> str:
@@ -108,8 +108,8 @@ class _Worker(asyncio.SubprocessProtocol):
     def __init__(self, executor: LocalExecutor, env_key: tuple) -> None:
         self.executor = executor
         self.env_key = env_key
-        self.decoder = FrameDecoder()
-        self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.messages = WorkerMessages("local worker", self._on_result, self._on_end)
+        self.ready: asyncio.Future[dict[str, Any]] = self.messages.ready
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.SubprocessTransport | None = None
         self.stdin: asyncio.WriteTransport | None = None
@@ -131,8 +131,7 @@ class _Worker(asyncio.SubprocessProtocol):
             self.stderr += data
             del self.stderr[:-_STDERR_TAIL_BYTES]
             return
-        for message in self.decoder.feed(data):
-            self._on_message(message)
+        self.messages.feed(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The process has exited and its pipes are drained: every message it sent was seen.
@@ -153,27 +152,15 @@ class _Worker(asyncio.SubprocessProtocol):
 
     # Messages ------------------------------------------------------------------------------------
 
-    def _on_message(self, message: tuple) -> None:
-        kind = message[0]
-        run = self.run
-        if kind == "result" and run is not None:
-            run.queue.put(ResultEvent(message[1], message[2]))
-        elif kind == "done" and run is not None:
-            self._finish(run, DoneEvent(message[1], message[2]))
-        elif kind == "error" and run is not None:
-            # The worker may have failed to unpickle the trainable: send it again next time.
-            self.trainables.discard(run.request.trainable_key)
-            self._finish(run, ErrorEvent(message[1], message[2]))
-        elif kind == "ready":
-            if message[1].get("protocol") != PROTOCOL_VERSION and not self.ready.done():
-                self.ready.set_exception(ExecutorError(f"worker speaks protocol {message[1].get('protocol')}"))
-            elif not self.ready.done():
-                self.ready.set_result(message[1])
+    def _on_result(self, event: ResultEvent) -> None:
+        if self.run is not None:
+            self.run.queue.put(event)
 
-    def _finish(self, run: _LocalTrialRun, event: TrialEvent) -> None:
-        self.run = None
-        self.executor._reclaim(self)  # idle again before the controller even sees the event
-        run.queue.put(event)
+    def _on_end(self, event: DoneEvent | ErrorEvent) -> None:
+        run = detach_ended_run(self, event)
+        if run is not None:
+            self.executor._reclaim(self)  # idle again before the controller even sees the event
+            run.queue.put(event)
 
     def send(self, data: bytes) -> None:
         if self.stdin is not None and not self.stdin.is_closing():
@@ -203,7 +190,8 @@ class _LocalTrialRun(TrialRun):
                 return
 
     def decide(self, decision: Decision | Mutate) -> None:
-        self.worker.send(encode_decision(decision))
+        if self.worker.messages.answering():
+            self.worker.send(encode_decision(decision))
 
     async def kill(self) -> None:
         worker = self.worker
@@ -266,7 +254,7 @@ class LocalExecutor(Executor):
             worker.trainables.add(request.trainable_key)
         run = _LocalTrialRun(worker, request)
         worker.run = run
-        worker.send(encode(("run", request)))
+        worker.send(run_frame(request))
         return run
 
     async def close(self) -> None:
@@ -274,7 +262,7 @@ class LocalExecutor(Executor):
         workers = list(self._workers)
         for worker in workers:
             if worker.run is None:
-                worker.send(encode(("exit",)))
+                worker.send(EXIT_FRAME)
         done, pending = await asyncio.wait([w.gone for w in workers], timeout=2.0) if workers else (set(), set())
         await asyncio.gather(*(kill_process_tree(w.pid, grace_s=self.kill_grace_s, exited=w.gone)
                                for w in workers if w.alive and w.pid is not None))
@@ -324,7 +312,7 @@ class LocalExecutor(Executor):
             self._idle.setdefault(worker.env_key, deque()).append(worker)
             self._trim_idle()
         else:
-            worker.send(encode(("exit",)))
+            worker.send(EXIT_FRAME)
 
     def _trim_idle(self) -> None:
         """Keep few idle workers per environment, so GPU placements do not pile up processes."""
@@ -332,7 +320,7 @@ class LocalExecutor(Executor):
         idle = [w for queue in self._idle.values() for w in queue]
         for worker in idle[: max(0, len(idle) - limit)]:
             self._idle[worker.env_key].remove(worker)
-            worker.send(encode(("exit",)))
+            worker.send(EXIT_FRAME)
 
     def _forget(self, worker: _Worker) -> None:
         self._workers.discard(worker)

@@ -1,26 +1,60 @@
-"""Framing of messages between the driver and a worker: a 4-byte length, then a pickle.
+"""The protocol between the driver and a worker: messages, decisions, framing, and the one
+place where a worker's messages become trial events.
 
-The same framing runs over a local pipe and an SSH channel. Pickles only ever travel over
-those, never over a listening socket (they can run code when loaded).
+Messages are Python tuples, pickled. They can run code when loaded, so they travel only over
+a local pipe, an SSH channel or Dask's own comms, never over a socket asynctune listens on.
 
-Driver -> worker:  ("run", TrialRequest) | ("decide", decision) | ("exit",)
-Worker -> driver:  ("ready", info) | ("result", result, checkpoint_dir | None)
-                   | ("done", how, checkpoint_dir | None) | ("error", message, traceback)
-`how` is "finished" (the trainable returned), "stopped" or "paused" (a decision ended it).
-A decision is "CONTINUE", "STOP", "PAUSE" or ("MUTATE", config, checkpoint_dir).
+Driver -> worker:
+    ("run", TrialRequest)       start (or resume) a trial; `trainable_blob` is None when the
+                                worker already holds the trainable of `trainable_key`
+    ("exit",)                   end the worker
+    decision                    the answer to the trial's latest "result", one of:
+                                "CONTINUE" | "STOP" | "PAUSE" | ("MUTATE", config, checkpoint_dir | None)
+
+Worker -> driver:
+    ("ready", info)             once, at start: info has "pid", "hostname", "asynctune",
+                                "python", "executable" and "protocol" (PROTOCOL_VERSION)
+    ("result", result, checkpoint_dir | None)
+                                the trial's report(); the trial then blocks until the decision
+    ("done", how, checkpoint_dir | None)
+                                the trial ended: how is "finished" (the trainable returned),
+                                "stopped" or "paused" (a decision ended it)
+    ("error", message, traceback)
+                                the trial raised; the worker lives on
+
+A trial's messages are: results, each answered by exactly one decision, then one "done" or
+"error". `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
+tracks the decision the worker awaits; an executor adds `WorkerLostEvent` when the worker
+itself goes (its pipe or channel closes, its host or Dask worker is lost).
+
+Framing, over a pipe or an SSH channel: a 4-byte big-endian length, then the pickle
+(`encode`, `FrameDecoder`, `BlockingChannel`). The Dask executor sends the same messages, each
+pickled whole, through a pair of `distributed.Queue`s instead, with a handshake of its own
+before "run": the task sends ("started", {"nonce", "worker", "pid", "hostname", "thread"}) and
+the driver answers ("RUN", nonce), or ("ABANDON", nonce) to a rerun Dask started on its own.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import AsynctuneError, ExecutorError
+from ..trial import Decision, Mutate
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+
+# Framing ----------------------------------------------------------------------------------------
+
 _HEADER = struct.Struct(">I")
 HEADER_SIZE = _HEADER.size
-PROTOCOL_VERSION = 1
 
 
 def encode(message: Any) -> bytes:
@@ -82,6 +116,9 @@ class BlockingChannel:
         return data
 
 
+# Driver -> worker -------------------------------------------------------------------------------
+
+
 @dataclass
 class TrialRequest:
     """Everything a worker needs to run (or resume) one trial."""
@@ -98,3 +135,139 @@ class TrialRequest:
     checkpoint_at_end: bool = False
     placement: dict[str, Any] = field(default_factory=dict)
     experiment_dir: str = ""
+
+
+def run_frame(request: TrialRequest) -> bytes:
+    return encode(("run", request))
+
+
+EXIT_FRAME = encode(("exit",))
+
+
+def decision_message(decision: Decision | Mutate) -> Any:
+    """A decision as it travels: "CONTINUE" | "STOP" | "PAUSE" | ("MUTATE", config, checkpoint)."""
+    if isinstance(decision, Mutate):
+        return ("MUTATE", decision.config, decision.checkpoint)
+    return decision.value
+
+
+_CONTINUE_FRAME = encode(Decision.CONTINUE.value)
+
+
+def encode_decision(decision: Decision | Mutate) -> bytes:
+    if decision is Decision.CONTINUE:
+        return _CONTINUE_FRAME  # the hot path: the same bytes every time
+    return encode(decision_message(decision))
+
+
+def read_decision(message: Any) -> Decision | Mutate:
+    """The worker's side of decision_message()."""
+    if message == "CONTINUE":
+        return Decision.CONTINUE
+    if isinstance(message, tuple) and len(message) == 3 and message[0] == "MUTATE":
+        return Mutate(message[1], message[2])
+    if message in ("STOP", "PAUSE"):
+        return Decision(message)
+    raise AsynctuneError(f"unexpected decision from the driver: {message!r}")
+
+
+# Worker -> driver: the events the controller reads ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultEvent:
+    result: dict[str, Any]
+    checkpoint: str | None  # directory of the checkpoint reported with this result
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    how: str  # "finished" | "stopped" | "paused"
+    checkpoint: str | None
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """The trial raised; the worker survives."""
+
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class WorkerLostEvent:
+    """The worker died under the trial (killed, OOM, host lost)."""
+
+    error: str
+    exit_code: int | None = None
+    stderr_tail: str = ""
+
+
+TrialEvent = ResultEvent | DoneEvent | ErrorEvent | WorkerLostEvent
+
+
+class WorkerMessages:
+    """The driver's reading of one worker's messages, shared by the local, SSH and Dask
+    executors: "ready" resolves `ready`, a trial's messages become events, and the decision
+    the worker awaits after each result is tracked, so that exactly one answers it.
+
+    Local and SSH workers feed() it the bytes of their pipe or channel and get `on_result`
+    and `on_end` calls; the Dask executor passes it each message with event().
+    """
+
+    def __init__(self, where: str, on_result: Callable[[ResultEvent], None] | None = None,
+                 on_end: Callable[[DoneEvent | ErrorEvent], None] | None = None) -> None:
+        self.where = where  # "worker on gpu1", for errors
+        self.on_result = on_result
+        self.on_end = on_end  # the trial ended: its worker is free again
+        import asyncio  # here, not at the top: a worker process has no use for asyncio
+
+        self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.awaiting_decision = False
+        self._decoder = FrameDecoder()
+
+    def feed(self, data: bytes) -> None:
+        for message in self._decoder.feed(data):
+            if message[0] == "result":  # the hot path, inlined
+                self.awaiting_decision = True
+                self.on_result(ResultEvent(message[1], message[2]))
+                continue
+            event = self.event(message)
+            if event is not None:
+                self.on_end(event)
+
+    def event(self, message: tuple) -> ResultEvent | DoneEvent | ErrorEvent | None:
+        kind = message[0]
+        if kind == "result":
+            self.awaiting_decision = True
+            return ResultEvent(message[1], message[2])
+        if kind == "done":
+            self.awaiting_decision = False
+            return DoneEvent(message[1], message[2])
+        if kind == "error":
+            self.awaiting_decision = False
+            return ErrorEvent(message[1], message[2])
+        if kind == "ready":
+            self._on_ready(message[1])
+            return None
+        logger.warning("%s: unexpected message %r", self.where, message)
+        return None
+
+    def answering(self) -> bool:
+        """Take the awaited decision's turn: False (and an error logged) when none is awaited,
+        since a decision sent then would be read as the answer to the trial's next result."""
+        if self.awaiting_decision:
+            self.awaiting_decision = False
+            return True
+        logger.error("%s: a decision was sent while the trial awaited none; dropped", self.where)
+        return False
+
+    def _on_ready(self, info: dict[str, Any]) -> None:
+        if self.ready.done():
+            return
+        if info.get("protocol") != PROTOCOL_VERSION:
+            self.ready.set_exception(ExecutorError(
+                f"{self.where} speaks protocol {info.get('protocol')}, the driver {PROTOCOL_VERSION}: "
+                f"install the same asynctune version"))
+        else:
+            self.ready.set_result(info)

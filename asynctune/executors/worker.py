@@ -95,7 +95,7 @@ def _redirect_output(trial_dir: str) -> tuple[int, int]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
-        target = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        target = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(target, fd)
         os.close(target)
     return saved
