@@ -31,6 +31,7 @@ from .resources import Resources, ResourcesSpec
 from .recovery import ResumeState, load_resume_state, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
+from .safe_files import check_private
 from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
 from .trainable import Trainable, trainable_name
 
@@ -257,6 +258,7 @@ def build_controller(
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
     if _resume is not None and os.path.exists(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE)):
+        check_private(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE))  # restore() unpickles it
         searcher.restore(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE))
     scheduler = scheduler if scheduler is not None else FIFOScheduler()
     if not isinstance(scheduler, Scheduler):

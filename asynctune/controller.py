@@ -27,6 +27,7 @@ from .executors.protocol import TrialRequest
 from .monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
 from .reporting.callback import CallbackList
 from .resources import Placement, Resources, ResourcePool, ResourcesSpec, resolve_resources
+from .safe_files import PRIVATE_FILE_MODE
 from .session import read_checkpoint_meta
 from .space import Space
 from .stopper import Stopper
@@ -613,6 +614,7 @@ class Controller:
     def _save_searcher(self) -> None:
         path = os.path.join(self.spec.experiment_dir, SEARCHER_STATE_FILE)
         self.searcher.save(path + ".tmp")
+        os.chmod(path + ".tmp", PRIVATE_FILE_MODE)
         os.replace(path + ".tmp", path)
 
     def _rewind(self, trial: Trial) -> None:

@@ -25,6 +25,7 @@ from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
 
 def main() -> None:
+    os.umask(0o077)  # this process is asynctune's: what its trials write is private to the user
     # Keep private copies of the protocol pipes (not inherited by the trial's children), then
     # free fds 0-2 for the trials: stdin reads nothing, stray prints go to the worker's stderr.
     read_fd, write_fd = os.dup(0), os.dup(1)
@@ -95,7 +96,7 @@ def _redirect_output(trial_dir: str) -> tuple[int, int]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
-        target = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        target = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(target, fd)
         os.close(target)
     return saved
