@@ -29,9 +29,9 @@ from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .resources import Resources, ResourcesSpec
 from .recovery import ResumeState, load_resume_state, save_run_spec
+from .safe_files import check_private
 from .space import Space
 from .stopper import Stopper, make_stopper
-from .safe_files import check_private
 from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
 from .trainable import Trainable, trainable_name
 

@@ -153,23 +153,15 @@ _FAILING_RUN = """
 """
 
 
-def test_a_warning_reaches_stderr_without_logging_configured(storage):
-    done = _python(_FAILING_RUN.format(setup="pass", storage=storage))
+@pytest.mark.parametrize("setup, expected", [
+    ("pass", ["asynctune: WARNING: trial trial_00000 failed: ValueError: boom"]),
+    ("logging.basicConfig(format='APP %(name)s %(message)s')", ["APP asynctune.controller trial trial_00000 failed"]),
+    ("logging.getLogger('asynctune').addHandler(logging.NullHandler())", []),
+], ids=["no-logging-set-up", "basicConfig-once-in-its-format", "silenced"])
+def test_a_warning_reaches_stderr_once_unless_silenced(storage, setup, expected):
+    done = _python(_FAILING_RUN.format(setup=setup, storage=storage))
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if "failed" in line]
-    assert len(lines) == 1 and lines[0].startswith("asynctune: WARNING: trial trial_00000 failed: ValueError: boom")
-
-
-def test_with_logging_configured_a_warning_appears_once_in_the_applications_format(storage):
-    done = _python(_FAILING_RUN.format(setup="logging.basicConfig(format='APP %(name)s %(message)s')",
-                                       storage=storage))
-    assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if "failed" in line]
-    assert len(lines) == 1 and lines[0].startswith("APP asynctune.controller trial trial_00000 failed: ValueError")
-
-
-def test_a_silenced_package_logger_stays_silent(storage):
-    done = _python(_FAILING_RUN.format(setup="logging.getLogger('asynctune').addHandler(logging.NullHandler())",
-                                       storage=storage))
-    assert done.returncode == 0, done.stderr
-    assert "failed" not in done.stderr
+    assert len(lines) == len(expected), done.stderr
+    for line, start in zip(lines, expected):
+        assert line.startswith(start)

@@ -22,6 +22,7 @@ import dask
 import distributed
 from distributed.security import Security
 
+
 class PrivateScheduler(distributed.Scheduler):
     """A Scheduler without its HTTP server."""
 
