@@ -16,16 +16,19 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
-# A library does not print: the console view shows what users need; logging is theirs to configure.
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# Logging is the application's to configure; until it does, asynctune's warnings (safety, lost
+# work) still reach stderr, through a handler that steps aside once any other one is set up.
+from ._logging import install as _install_logging
+
+_install_logging()
 
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
-    AsynctuneError, ExecutorError, ExecutorLost, HostUnreachable, SearchSpaceError, TrialFailed, WorkerLost,
+    AsynctuneError, ExecutorError, ExecutorLost, HostUnreachable, SearchSpaceError, TrialFailed, UnsafeFileError,
+    WorkerLost,
 )
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
@@ -86,6 +89,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "HostUnreachable", "Mutate", "PAUSE", "STOP",
-    "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "WorkerLost", "get_checkpoint",
+    "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]

@@ -60,3 +60,20 @@ class ExecutorLost(ExecutorError):
     Raised from `TrialRun.events()` or `Executor.launch()`; the controller then ends the
     experiment with every unfinished trial resumable, saves its state, and raises this.
     """
+
+
+class UnsafeFileError(AsynctuneError):
+    """A pickle asynctune was about to load could have been written by another user.
+
+    Attributes:
+        path: The file that was not loaded.
+        reason: What was found (owner or mode, of the file or its directory).
+        fix: The command that makes it private again, if you trust its contents.
+    """
+
+    def __init__(self, path: str, reason: str, fix: str) -> None:
+        super().__init__(f"refusing to unpickle {path}: {reason}; unpickling runs code, so only files "
+                         f"nobody else can write are loaded. If you trust it, run: {fix}")
+        self.path = path
+        self.reason = reason
+        self.fix = fix

@@ -23,6 +23,7 @@ import psutil
 
 from .errors import AsynctuneError, TrialFailed
 from .resources import GPU, Placement
+from .safe_files import makedirs_private, open_private
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +218,8 @@ def trial_records(sample: MonitorSample, placements: Mapping[str, Placement | No
 
 def append_jsonl(path: str, record: dict[str, Any]) -> None:
     """Append one line; opened per line, so a sample every few seconds holds no file open."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a", encoding="utf-8") as file:
+    makedirs_private(os.path.dirname(path) or ".")
+    with open_private(path, "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import cloudpickle
 
+from .errors import UnsafeFileError
+from .safe_files import load_pickle_private, open_private
 from .storage import (
     EXPERIMENT_FILE, RUN_SPEC_FILE, TrialRecorder, latest_checkpoint, read_journal, read_results,
 )
@@ -48,7 +50,7 @@ def save_run_spec(experiment_dir: str, run_kwargs: dict[str, Any], trainable_blo
         kwargs_blob = cloudpickle.dumps(keep)
     data = cloudpickle.dumps({"run_kwargs": kwargs_blob, "trainable": trainable_blob})
     tmp = os.path.join(experiment_dir, RUN_SPEC_FILE + ".tmp")
-    with open(tmp, "wb") as f:
+    with open_private(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, os.path.join(experiment_dir, RUN_SPEC_FILE))
 
@@ -60,12 +62,13 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
         raise ValueError(f"cannot resume {experiment_dir}: no such directory")
     spec_path = os.path.join(experiment_dir, RUN_SPEC_FILE)
     try:
-        with open(spec_path, "rb") as f:
-            spec = cloudpickle.load(f)
+        spec = load_pickle_private(spec_path, cloudpickle.load)
         trainable = cloudpickle.loads(spec["trainable"])
     except FileNotFoundError:
         raise ValueError(f"cannot resume {experiment_dir}: it has no {RUN_SPEC_FILE} "
                          "(not an asynctune experiment, or its driver died before the first trial)") from None
+    except UnsafeFileError:
+        raise
     except Exception as exc:
         raise ValueError(f"cannot resume {experiment_dir}: {RUN_SPEC_FILE} is unreadable "
                          f"({type(exc).__name__}: {exc})") from exc

@@ -24,6 +24,7 @@ from typing import Any
 from .errors import AsynctuneError
 from .executors.protocol import read_decision
 from .trial import Decision
+from .safe_files import load_pickle_private, make_tree_private, makedirs_private, open_private
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
@@ -97,18 +98,19 @@ class TrialSession:
 
     def new_checkpoint_dir(self) -> str:
         path = os.path.join(self.trial_dir, f"checkpoint_{self.iteration:06d}")
-        os.makedirs(path, exist_ok=True)
+        makedirs_private(path)
         return path
 
     def save_checkpoint(self, checkpoint: Any) -> str:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""
         target = self.new_checkpoint_dir()
         if isinstance(checkpoint, Mapping):
-            with open(os.path.join(target, CHECKPOINT_DATA), "wb") as f:
+            with open_private(os.path.join(target, CHECKPOINT_DATA), "wb") as f:
                 pickle.dump(dict(checkpoint), f, protocol=pickle.HIGHEST_PROTOCOL)
         elif isinstance(checkpoint, (str, os.PathLike)) and os.path.isdir(checkpoint):
             if os.path.realpath(checkpoint) != os.path.realpath(target):
                 shutil.copytree(checkpoint, target, dirs_exist_ok=True)
+            make_tree_private(target)  # copytree kept the modes of the trial's own files
         else:
             raise TypeError(
                 f"checkpoint must be a dict or an existing directory, got {type(checkpoint).__name__}: {checkpoint!r}"
@@ -117,7 +119,7 @@ class TrialSession:
         return target
 
     def write_checkpoint_meta(self, path: str) -> None:
-        with open(os.path.join(path, CHECKPOINT_META), "w") as f:
+        with open_private(os.path.join(path, CHECKPOINT_META), "w") as f:
             json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total}, f)
 
     def adopt_checkpoint(self, path: str | None) -> None:
@@ -135,8 +137,7 @@ def load_checkpoint(path: str | None) -> Any:
         return None
     data = os.path.join(path, CHECKPOINT_DATA)
     if os.path.exists(data):
-        with open(data, "rb") as f:
-            return pickle.load(f)
+        return load_pickle_private(data)
     return path
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .algorithms.base import Searcher
+from .safe_files import PRIVATE_FILE_MODE
 from .storage import EXPERIMENT_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
 from .trial import Trial
 
@@ -65,6 +66,7 @@ class StateWriter:
     def save_searcher(self, searcher: Searcher) -> None:
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
         searcher.save(path + ".tmp")
+        os.chmod(path + ".tmp", PRIVATE_FILE_MODE)
         os.replace(path + ".tmp", path)
 
 

@@ -7,6 +7,8 @@
       <trial_id>/progress.csv      the same as a table (columns of the first result), flushed
                                    twice a second
       <trial_id>/checkpoint_<iteration>/, stdout.txt, stderr.txt, error.txt
+
+Everything is private to the user: directories 0700, files 0600 (see safe_files.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import tempfile
 from typing import Any
 
 import numpy as np
+
+from .safe_files import PRIVATE_DIR_MODE, makedirs_private, open_private
 
 EXPERIMENT_FILE = "experiment.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -69,11 +73,17 @@ def write_json_atomic(path: str, value: Any) -> None:
 
 def prepare_experiment_dir(storage_path: str, name: str) -> str:
     """Create the experiment directory, with a clear error when it cannot be written."""
-    path = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), name)
+    root = os.path.abspath(os.path.expanduser(storage_path))
+    path = os.path.join(root, name)
     try:
-        os.makedirs(path, exist_ok=True)
+        makedirs_private(root)
+        makedirs_private(path)
+        try:
+            os.chmod(path, PRIVATE_DIR_MODE)  # an experiment made by an older version, resumed
+        except PermissionError:
+            pass  # not ours: the pickles in it will be refused when loaded
         probe = os.path.join(path, ".write-test")
-        with open(probe, "w") as f:
+        with open_private(probe, "w") as f:
             f.write("ok")
         os.unlink(probe)
     except OSError as exc:
@@ -86,11 +96,11 @@ class TrialRecorder:
 
     def __init__(self, trial_dir: str) -> None:
         self.trial_dir = trial_dir
-        os.makedirs(trial_dir, exist_ok=True)
-        self._json = open(os.path.join(trial_dir, RESULT_FILE), "a", buffering=1 << 16)
+        makedirs_private(trial_dir)
+        self._json = open_private(os.path.join(trial_dir, RESULT_FILE), "a", buffering=1 << 16)
         csv_path = os.path.join(trial_dir, PROGRESS_FILE)
         self._columns: list[str] | None = _read_csv_header(csv_path)
-        self._csv = open(csv_path, "a", buffering=1 << 16, newline="")
+        self._csv = open_private(csv_path, "a", buffering=1 << 16, newline="")
         self._csv_writer = csv.writer(self._csv)
 
     def write_params(self, config: dict[str, Any]) -> None:
@@ -120,18 +130,18 @@ class TrialRecorder:
         kept = [r for r in results if int(r.get("training_iteration", 0)) <= iteration]
         dropped = [r for r in results if int(r.get("training_iteration", 0)) > iteration]
         if dropped:
-            with open(os.path.join(self.trial_dir, REWOUND_FILE), "a") as f:
+            with open_private(os.path.join(self.trial_dir, REWOUND_FILE), "a") as f:
                 for result in dropped:
                     f.write(dumps(result) + "\n")
             _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
             _rewrite_csv(os.path.join(self.trial_dir, PROGRESS_FILE), self._columns, kept)
-        self._json = open(os.path.join(self.trial_dir, RESULT_FILE), "a", buffering=1 << 16)
-        self._csv = open(os.path.join(self.trial_dir, PROGRESS_FILE), "a", buffering=1 << 16, newline="")
+        self._json = open_private(os.path.join(self.trial_dir, RESULT_FILE), "a", buffering=1 << 16)
+        self._csv = open_private(os.path.join(self.trial_dir, PROGRESS_FILE), "a", buffering=1 << 16, newline="")
         self._csv_writer = csv.writer(self._csv)
         return kept
 
     def write_error(self, attempt: int, error: str, traceback: str) -> None:
-        with open(os.path.join(self.trial_dir, ERROR_FILE), "a") as f:
+        with open_private(os.path.join(self.trial_dir, ERROR_FILE), "a") as f:
             f.write(f"--- attempt {attempt}: {error}\n{traceback}\n")
 
     def close(self) -> None:
@@ -141,7 +151,7 @@ class TrialRecorder:
 
 def _rewrite_jsonl(path: str, results: list[dict[str, Any]]) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with open_private(tmp, "w") as f:
         for result in results:
             f.write(dumps(result) + "\n")
     os.replace(tmp, path)
@@ -150,7 +160,7 @@ def _rewrite_jsonl(path: str, results: list[dict[str, Any]]) -> None:
 def _rewrite_csv(path: str, columns: list[str] | None, results: list[dict[str, Any]]) -> None:
     columns = columns or _read_csv_header(path)
     tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with open_private(tmp, "w", newline="") as f:
         if columns:
             writer = csv.writer(f)
             writer.writerow(columns)
@@ -164,7 +174,7 @@ class Journal:
     appended and flushed as it happens. Resume rebuilds the trial table from it."""
 
     def __init__(self, experiment_dir: str) -> None:
-        self._file = open(os.path.join(experiment_dir, JOURNAL_FILE), "a", buffering=1 << 16)
+        self._file = open_private(os.path.join(experiment_dir, JOURNAL_FILE), "a", buffering=1 << 16)
 
     def write(self, event: dict[str, Any]) -> None:
         self._file.write(dumps(event) + "\n")

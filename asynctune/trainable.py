@@ -7,6 +7,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+from .safe_files import make_tree_private, open_private
 from .session import (
     CHECKPOINT_DATA, MutateTrial, PauseTrial, StopTrial, TrialSession, load_checkpoint,
 )
@@ -140,8 +141,10 @@ def _save(trainable: Trainable, session: TrialSession, *, next_iteration: bool =
         path = session.new_checkpoint_dir()
         data = trainable.save_checkpoint(path)
         if isinstance(data, dict):
-            with open(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
+            with open_private(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
                 pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            make_tree_private(path)  # the files save_checkpoint() wrote, under the worker's umask
         session.write_checkpoint_meta(path)
     finally:
         if next_iteration:

@@ -63,10 +63,12 @@ class DaskExecutor(Executor):
     """Runs trials as tasks on a Dask cluster.
 
     With no address, a `distributed.LocalCluster` on this machine: one single-threaded worker
-    process per CPU, listening on 127.0.0.1 only, dashboard off. With an address, a Client or a
-    Cluster (dask-jobqueue's SLURMCluster, dask-kubernetes' KubeCluster, ...), an existing
+    process per CPU, on 127.0.0.1 only, reachable only over TLS with credentials made for it
+    (`Security.temporary()`), with no dashboard or other HTTP port. With an address, a Client or
+    a Cluster (dask-jobqueue's SLURMCluster, dask-kubernetes' KubeCluster, ...), an existing
     cluster; its workers must be able to import asynctune and your trainable, and see
-    `storage_path` (a shared file system) so a trial can resume on another worker.
+    `storage_path` (a shared file system) so a trial can resume on another worker. See
+    docs/dask.md, "Security": anyone who can connect to a scheduler can run code as its user.
 
     Example:
         >>> from dask_jobqueue import SLURMCluster
@@ -84,6 +86,8 @@ class DaskExecutor(Executor):
         worker_resources: Dask resources every LocalCluster worker declares, e.g. {"GPU": 1}.
         min_workers: start() waits until this many workers have joined (default 1): a
             cluster that scales up must have its workers before placement is planned.
+        security: The `distributed.security.Security` (TLS certificates) to reach the
+            scheduler at `address` with; default: the Client's or Cluster's own `security`.
         start_timeout_s: How long start() waits for the scheduler and the workers.
         kill_grace_s: How long a killed trial may take to stop before it is interrupted, then
             (on the LocalCluster this executor owns) before its worker is restarted.
@@ -91,7 +95,7 @@ class DaskExecutor(Executor):
 
     def __init__(self, address: Any = None, *, n_workers: int | None = None,
                  worker_resources: dict[str, float] | None = None, min_workers: int = 1,
-                 start_timeout_s: float = 60.0, kill_grace_s: float = 3.0) -> None:
+                 security: Any = None, start_timeout_s: float = 60.0, kill_grace_s: float = 3.0) -> None:
         if address is not None and not isinstance(address, str) and not _is_client_or_cluster(address):
             raise ValueError(f"DaskExecutor: address must be None, a scheduler address, a distributed Client "
                              f"or a Cluster, got {address!r}")
@@ -108,6 +112,11 @@ class DaskExecutor(Executor):
             or not all(isinstance(k, str) and isinstance(v, (int, float)) and v >= 0 for k, v in worker_resources.items())
         ):
             raise ValueError(f"DaskExecutor: worker_resources must map names to amounts >= 0, got {worker_resources=}")
+        if security is not None and address is None:
+            raise ValueError("DaskExecutor: security applies to a scheduler address; the LocalCluster started "
+                             "without an address makes its own TLS credentials")
+        if security is not None and not _is_security(security):
+            raise ValueError(f"DaskExecutor: security must be a distributed.security.Security, got {security!r}")
         if isinstance(min_workers, bool) or not isinstance(min_workers, int) or min_workers < 1:
             raise ValueError(f"DaskExecutor: min_workers must be an integer >= 1, got {min_workers=}")
         if not start_timeout_s > 0:
@@ -118,6 +127,7 @@ class DaskExecutor(Executor):
         self.n_workers = n_workers
         self.worker_resources = dict(worker_resources) if worker_resources else None
         self.min_workers = min_workers
+        self.security = security
         self.start_timeout_s = start_timeout_s
         self.kill_grace_s = kill_grace_s
         self.client: Any = None  # our distributed.Client (asynchronous), after start()
@@ -220,31 +230,28 @@ class DaskExecutor(Executor):
             self.cluster = await self._start_local_cluster(distributed)
             return self.cluster.scheduler_address, self.cluster.security
         if isinstance(self.address, str):
-            return self.address, None
+            security = self.security or distributed.security.Security()  # what Client would use: dask's config
+            if self.address.startswith("tls://") and security.get_connection_args("client").get("ssl_context") is None:
+                raise ExecutorError(f"DaskExecutor: the scheduler at {self.address} uses TLS: pass "
+                                    f"security=<your cluster's distributed.security.Security>")
+            return self.address, self.security
         if isinstance(self.address, distributed.Client):
-            return self.address.scheduler.address, self.address.security
-        return self.address.scheduler_address, getattr(self.address, "security", None)
+            return self.address.scheduler.address, self.security or self.address.security
+        return self.address.scheduler_address, self.security or getattr(self.address, "security", None)
 
     async def _start_local_cluster(self, distributed: Any) -> Any:
-        import dask
+        from .dask_cluster import start_private_cluster
 
         n_workers = self.n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                        else os.cpu_count() or 1)
-        # No silent reruns of a trial whose worker died: the controller retries it, from its
-        # checkpoint, and counts the failure.
-        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-            try:
-                return await distributed.LocalCluster(
-                    n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, resources=self.worker_resources, asynchronous=True,
-                    silence_logs=logging.ERROR,
-                )
-            except RuntimeError as exc:
-                raise ExecutorError(
-                    f"DaskExecutor: the LocalCluster's workers failed to start ({exc}). Workers are new "
-                    f"interpreters that import your script: guard its entry point with "
-                    f"`if __name__ == '__main__':`"
-                ) from exc
+        try:
+            return await start_private_cluster(n_workers, self.worker_resources)
+        except RuntimeError as exc:
+            raise ExecutorError(
+                f"DaskExecutor: the LocalCluster's workers failed to start ({exc}). Workers are new "
+                f"interpreters that import your script: guard its entry point with "
+                f"`if __name__ == '__main__':`"
+            ) from exc
 
     def _dask_resources(self, placement: Placement) -> dict[str, float]:
         """The placement in Dask's terms, for the resources the workers declare."""
@@ -309,6 +316,11 @@ class DaskExecutor(Executor):
 
 def _is_client_or_cluster(obj: Any) -> bool:
     return hasattr(obj, "scheduler_address") or (hasattr(obj, "scheduler") and hasattr(obj, "submit"))
+
+
+def _is_security(obj: Any) -> bool:
+    """A distributed Security, checked without importing dask (the core never does)."""
+    return any(f"{cls.__module__}.{cls.__qualname__}" == "distributed.security.Security" for cls in type(obj).__mro__)
 
 
 def _host_name(address: str, info: dict[str, Any]) -> str:

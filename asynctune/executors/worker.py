@@ -25,6 +25,7 @@ from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
 
 def main() -> None:
+    os.umask(0o077)  # this process is asynctune's: what its trials write is private to the user
     # Keep private copies of the protocol pipes (not inherited by the trial's children), then
     # free fds 0-2 for the trials: stdin reads nothing, stray prints go to the worker's stderr.
     read_fd, write_fd = os.dup(0), os.dup(1)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
+from ..safe_files import open_private
 from ..storage import dumps, read_jsonl
 from ..trial import Trial
 from .callback import Callback
@@ -36,7 +37,7 @@ class DecisionLog(Callback):
         if self.path is None:
             return
         if self._file is None:
-            self._file = open(self.path, "a")
+            self._file = open_private(self.path, "a")
         result = trial.last_result or {}
         record = {"time": time.time(), "trial_id": trial.trial_id, "decision": decision, "detail": detail,
                   "iteration": trial.iteration, "time_total_s": result.get("time_total_s")}

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..safe_files import PRIVATE_FILE_MODE
 from ..space import Space, resolved_items
 from ..storage import flatten_config
 from ..trial import Status, Trial
@@ -274,6 +275,7 @@ class _EventFiles:
                 name = (f"events.out.tfevents.{int(time.time()):010d}.{_HOSTNAME}.{os.getpid()}"
                         f".{next(self._counter)}.asynctune")
                 writer = self._writers[key] = RecordWriter(os.path.join(directory, name))
+                os.chmod(os.path.join(directory, name), PRIVATE_FILE_MODE)
                 writer.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
             except OSError as exc:
                 self._unwritable.add(directory)
