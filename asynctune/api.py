@@ -15,6 +15,7 @@ from typing import Any
 
 import cloudpickle
 
+from . import pickling
 from .algorithms.base import Scheduler, Searcher, check_metric_mode
 from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
@@ -332,7 +333,7 @@ def _check_trainable(trainable: Any) -> None:
 
 def _pickle_trainable(trainable: Any) -> bytes:
     try:
-        return cloudpickle.dumps(trainable)
+        return pickling.dumps(trainable)  # keeps the user's file names for tracebacks
     except Exception as exc:
         raise ValueError(
             f"run: the trainable {trainable_name(trainable)!r} cannot be pickled to send it to workers: "
