@@ -67,7 +67,7 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
         raise ValueError(f"no trial of {analysis.experiment_dir} reported {metric!r}")
     if log_y is None:
         log_y = min(values) > 0 and max(values) / min(values) > 100
-    best = analysis.get_best_trial(metric, mode, "all")
+    best = analysis.get_best_trial(metric, mode)  # the default scope: as best_result and the console
     best_id = best.trial_id if best else None
 
     paths = []
@@ -79,7 +79,7 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
         is_best = trial_id == best_id
         axes.plot(xs, ys, color="black" if is_best else f"C{index % 10}", linewidth=2.4 if is_best else 1.0,
                   alpha=1.0 if is_best else 0.65, zorder=3 if is_best else 2,
-                  label=f"best: {trial_id}" if is_best else None)
+                  label=f"best (best-ever {metric}): {trial_id}" if is_best else None)
     _draw_marks(axes, [m for ms in marks.values() for m in ms])
     _style(axes, x, metric, log_y, f"{analysis.name}: {metric} of {len(analysis.trials)} trials ({mode})")
     paths.append(_save(figure, os.path.join(out_dir, "learning_curves.png"), dpi))

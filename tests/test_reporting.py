@@ -312,7 +312,7 @@ def test_the_summary_line_counts_trials_best_and_time_left():
     assert line.startswith("Trials: 4/8 (1 RUNNING, 2 TERMINATED, 1 ERROR)")
     assert "elapsed 00:01:40" in line and "budget left 00:58:19" in line
     assert "~00:02:47 to go" in line  # 3 trials finished in 100.5 s: the other 5 at that rate take 167.5 s
-    assert "best loss=0.25 (trial_00001)" in line
+    assert "best-ever loss=0.25 (trial_00001)" in line
 
 
 def test_decisions_show_in_the_summary_the_table_and_the_event_lines():

@@ -135,7 +135,8 @@ class ConsoleReporter(Callback):
             line += f", {left}"
         best = self._best(trials)
         if best is not None:
-            line += f" | best {self.metric}={best.metric_best:.6g} ({best.trial_id})"
+            # The same "best" as ExperimentAnalysis.best_result: a trial's best-ever value.
+            line += f" | best-ever {self.metric}={best.metric_best:.6g} ({best.trial_id})"
         if self._decision_counts:
             line += " | " + ", ".join(f"{n} {verb}" for verb, n in self._decision_counts.items())
         return line
