@@ -12,7 +12,7 @@ from typing import Any
 from .algorithms.base import check_metric_mode
 from .reporting.decisions import read_decisions
 from .session import load_checkpoint
-from .storage import EXPERIMENT_FILE, flatten_config, read_results
+from .storage import EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, read_results
 from .trial import Status, Trial, _as_float
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
@@ -325,16 +325,23 @@ def _pandas() -> Any:
     return pandas
 
 
-def find_experiments(root: str) -> list[str]:
-    """The experiment directories directly under `root` (those holding experiment.json), oldest first."""
+def find_experiments(root: str, *, failed_at_start: bool = False) -> list[str]:
+    """The experiment directories directly under `root` (those holding experiment.json), oldest first.
+
+    With `failed_at_start`, also those of runs that failed before saving any state (a
+    run_spec.pkl and no experiment.json: `ExperimentAnalysis` cannot read them)."""
     root = os.path.abspath(os.path.expanduser(root))
     if not os.path.isdir(root):
         raise ValueError(f"{root} is not a directory")
     found = []
     for entry in os.scandir(root):
-        marker = os.path.join(entry.path, EXPERIMENT_FILE)
-        if entry.is_dir() and os.path.isfile(marker):
-            found.append((os.path.getmtime(marker), entry.path))
+        if not entry.is_dir():
+            continue
+        for marker in (EXPERIMENT_FILE, *((RUN_SPEC_FILE,) if failed_at_start else ())):
+            path = os.path.join(entry.path, marker)
+            if os.path.isfile(path):
+                found.append((os.path.getmtime(path), entry.path))
+                break
     return [path for _, path in sorted(found)]
 
 

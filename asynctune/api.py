@@ -32,7 +32,7 @@ from .resources import Resources, ResourcesSpec
 from .recovery import ResumeState, load_resume_state, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
-from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
+from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, check_name_free, prepare_experiment_dir, trial_ids
 from .trainable import Trainable, trainable_name
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def run(
         if not name:
             raise ValueError("run: resume=True needs name= to find the experiment to continue")
         existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path or DEFAULT_STORAGE_PATH)), name)
-        if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)):
+        if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)) and trial_ids(existing):
             return globals()["resume"](existing, verbose=verbose)
     return _run_on_loop(run_async(
         trainable, config=config, num_samples=num_samples, metric=metric, mode=mode, stop=stop,
@@ -278,9 +278,7 @@ def build_controller(
         raise ValueError(f"run: name must be a plain directory name, got {name=}")
     experiment_dir = prepare_experiment_dir(storage_path or DEFAULT_STORAGE_PATH, name)
     if _resume is None:
-        if os.path.exists(os.path.join(experiment_dir, RUN_SPEC_FILE)):
-            raise ValueError(f"run: {experiment_dir} already holds an experiment; pass resume=True to continue "
-                             "it, or another name=")
+        check_name_free(experiment_dir)  # a directory whose run created no trial is free again
         save_run_spec(experiment_dir, run_kwargs, blob, spec_blob)
 
     spec = ExperimentSpec(

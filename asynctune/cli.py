@@ -25,6 +25,7 @@ from typing import Any
 from . import __version__
 
 DEFAULT_ROOT = "~/asynctune_results"
+FAILED_AT_START = "FAILED AT START"  # `ls` status of a run that ended before saving any state
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
 DEFAULT_SCOPE = "all"  # analysis.DEFAULT_SCOPE (not imported here: `asynctune --help` stays fast)
 _SCOPE_LABELS = {"all": "best-ever", "last": "last", "avg": "mean", "last-5-avg": "mean of last 5",
@@ -156,7 +157,12 @@ def _ls(args: argparse.Namespace) -> int:
     if not os.path.isdir(root):
         raise CommandError(f"{args.root}: no such directory")
     rows = []
-    for directory in find_experiments(root):
+    for directory in find_experiments(root, failed_at_start=True):
+        if not os.path.exists(os.path.join(directory, "experiment.json")):
+            # The run failed before its first trial (see storage.check_name_free): the name is free.
+            rows.append({"experiment": os.path.basename(directory), "status": FAILED_AT_START, "trials": 0,
+                         "path": directory, "start_time": os.path.getmtime(directory)})
+            continue
         try:
             rows.append(ExperimentAnalysis(directory).summary(scope=args.scope))
         except ValueError as exc:  # a torn experiment.json: say so and go on
