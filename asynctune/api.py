@@ -99,7 +99,8 @@ def run(
         storage_path: Where experiment directories go (default ~/asynctune_results).
         name: The experiment's directory name (default: trainable name and time).
         seed: Makes the sampled configs reproducible.
-        verbose: 0 silent, 1 final table and errors, 2 live table.
+        verbose: 0 silent, 1 final table and errors, 2 live table, 3 also a line per decision and
+            per trial's end.
         callbacks: Extra `Callback`s (loggers) called as the experiment runs.
         max_failures: Retries of a failed trial, from its last checkpoint (-1: no limit).
         fail_fast: End the whole experiment at the first trial that fails for good.
@@ -245,7 +246,7 @@ def build_controller(
     if keep_checkpoints_num is not None:
         _check_int("keep_checkpoints_num", keep_checkpoints_num, minimum=1)
     if verbose not in (0, 1, 2, 3):
-        raise ValueError(f"run: verbose must be 0, 1 or 2, got {verbose=}")
+        raise ValueError(f"run: verbose must be 0, 1, 2 or 3, got {verbose=}")
     if not callable(resources_per_trial):
         Resources.parse(resources_per_trial)
     if seed is not None:
@@ -288,10 +289,10 @@ def build_controller(
         keep_checkpoints_num=keep_checkpoints_num, seed=seed, trainable_name=label, resources=resources_per_trial,
         monitor_interval_s=monitor_interval_s, memory_limit_mb=memory_limit_mb,
     )
-    reporters: list[Callback] = [DecisionLog()]
+    reporters: list[Callback] = [DecisionLog(scheduler=scheduler)]  # knows max_t: early stop or finish
     if verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=verbose,
-                                         time_budget_s=time_budget_s, num_samples=num_samples))
+                                         time_budget_s=time_budget_s, num_samples=num_samples, scheduler=scheduler))
     if tensorboard or (tensorboard is None and tensorboardx_available()):
         reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(

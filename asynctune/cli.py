@@ -199,6 +199,7 @@ def _trial_counts(row: dict[str, Any]) -> str:
 def _show(args: argparse.Namespace) -> int:
     from .storage import flatten_config
     from .reporting.console import format_duration
+    from .reporting.decisions import last_decisions, outcome
 
     analysis = _analysis(args.dir)
     metric = args.metric or analysis.default_metric
@@ -207,6 +208,7 @@ def _show(args: argparse.Namespace) -> int:
         raise CommandError("--metric needs --mode (min or max): the experiment was run without one")
     ranked = _ranked(analysis, metric, mode, args.scope)
     best = ranked[0][0] if ranked and ranked[0][1] is not None else None
+    last = last_decisions(analysis.decisions())
     if args.json:
         print(json.dumps({
             "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
@@ -214,7 +216,8 @@ def _show(args: argparse.Namespace) -> int:
             "best_trial_id": best.trial_id if best else None, "best_config": best.config if best else None,
             "best_result": analysis.get_best_result(metric, mode, args.scope) if best else None,
             "best_checkpoint": analysis.get_best_checkpoint(metric, mode, args.scope) if best else None,
-            "trials": [{"trial_id": t.trial_id, "status": t.status.value, "value": v, "config": t.config,
+            "trials": [{"trial_id": t.trial_id, "status": t.status.value,
+                        "outcome": outcome(t.status, last.get(t.trial_id)), "value": v, "config": t.config,
                         "iterations": t.iteration} for t, v in ranked[: args.top]],
         }, indent=1, default=str))
         return 0
@@ -238,7 +241,8 @@ def _show(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for rank, (trial, value) in enumerate(ranked[: args.top], start=1):
         flat = flatten_config(trial.config)
-        table.add_row(str(rank), trial.trial_id, trial.status.value, *(_fmt(flat.get(c)) for c in columns),
+        table.add_row(str(rank), trial.trial_id, outcome(trial.status, last.get(trial.trial_id)),
+                      *(_fmt(flat.get(c)) for c in columns),
                       str(trial.iteration), *([_fmt(value)] if metric else []))
     console.print(table)
     if best is not None:

@@ -145,10 +145,11 @@ def _marks(analysis: ExperimentAnalysis, curves: dict[str, tuple[list[float], li
     """Per trial, (decision, x, y) for each decision, placed on the curve at the decision's iteration."""
     marks: dict[str, list[tuple[str, float, float]]] = {}
     # Schedulers also say STOP to trials that reached the end (ASHA at max_t): that is no news.
+    # decisions.jsonl says so ("early": false); older logs without it: a STOP at the longest run.
     longest = max((t.iteration for t in analysis.trials), default=0)
     for decision in analysis.decisions():
         trial_id, kind = decision.get("trial_id"), decision.get("decision")
-        if kind == "STOP" and decision.get("iteration", 0) >= longest:
+        if kind == "STOP" and decision.get("early", decision.get("iteration", 0) < longest) is False:
             continue
         xs, ys = curves.get(trial_id, ([], []))
         where = _as_float(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
