@@ -1,6 +1,8 @@
-"""Tune a small neural network on scikit-learn's digits: a real model, a few minutes on 2 CPUs.
+"""Tune a small neural network on scikit-learn's digits: a real model, 60 trials in under a minute on 2 CPUs.
 
     pip install -e ".[examples]" && python examples/tune_digits.py
+    python examples/tune_digits.py --samples 8 --epochs 5     # a quick look
+    python examples/tune_digits.py --resume                   # continue the newest run after Ctrl-C
 
 Each trial trains an MLP one epoch at a time with partial_fit, reports validation accuracy,
 and checkpoints its weights, so a scheduler may stop, pause or resume it.
