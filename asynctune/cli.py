@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("root", nargs="?", default=DEFAULT_ROOT, metavar="ROOT",
                     help=f"directory holding experiment directories (default {DEFAULT_ROOT})")
     ls.add_argument("--scope", choices=_SCOPES, default=DEFAULT_SCOPE,
-                    help=f"which value of a trial counts: its best ever (all, the default), last, or a mean")
+                    help="which value of a trial counts: its best ever (all, the default), last, or a mean")
     ls.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     ls.set_defaults(handler=_ls)
 

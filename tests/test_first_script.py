@@ -76,7 +76,8 @@ def test_early_stopped_and_finished_trials_are_told_apart(storage, capsys):
         **{t: "EARLY_STOPPED" for t in early}, **{t: "FINISHED" for t in finished}}
     assert main(["show", analysis.experiment_dir, "-n", "9"]) == 0
     table = capsys.readouterr().out
-    assert table.count("EARLY_STOPPED") == len(early) and table.count("FINISHED") == len(finished) + 1  # + the experiment's status
+    # FINISHED once more: the experiment's own status on the first line
+    assert table.count("EARLY_STOPPED") == len(early) and table.count("FINISHED") == len(finished) + 1
 
 
 def test_verbose_says_which_values_it_takes(storage):

@@ -43,8 +43,8 @@ def outcome(status: Status, last_decision: dict[str, Any] | None) -> str:
     returned, met a stop criterion or reached max_t); other statuses as they are."""
     if status is not Status.TERMINATED:
         return status.value
-    kind = (last_decision or {}).get("decision")
-    if kind == "PAUSE" or (kind == "STOP" and last_decision.get("early", True) is not False):  # type: ignore[union-attr]
+    decision = last_decision or {}
+    if decision.get("decision") == "PAUSE" or (decision.get("decision") == "STOP" and decision.get("early") is not False):
         return EARLY_STOPPED
     return FINISHED
 
