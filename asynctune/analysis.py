@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from .algorithms.base import check_metric_mode
 from .reporting.decisions import read_decisions
 from .session import load_checkpoint
-from .storage import EXPERIMENT_FILE, flatten_config, read_results
+from .storage import EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, read_results
 from .trial import Status, Trial, _as_float
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
+DEFAULT_SCOPE = "all"  # what "best" means by default: a trial's best-ever result (see get_best_trial)
 
 
 class ExperimentAnalysis:
@@ -58,15 +60,19 @@ class ExperimentAnalysis:
             raise ValueError(f"{path} is corrupted: {exc}") from exc
 
     # Best ----------------------------------------------------------------------------------------
+    # One meaning of "best" everywhere (this class, the live console, the plots, `asynctune show`
+    # and `ls`): DEFAULT_SCOPE, a trial's best-ever result. Early stopping keeps the trials whose
+    # results are good, and a stopped or overfitting trial's last result is not the model worth
+    # keeping; the checkpoint returned is the one saved with that result. Pass scope="last" for
+    # Ray Tune's default (the value at the end, the state the trial finished in).
 
-    def get_best_trial(self, metric: str | None = None, mode: str | None = None, scope: str = "last",
+    def get_best_trial(self, metric: str | None = None, mode: str | None = None, scope: str = DEFAULT_SCOPE,
                        *, filter_nan_and_inf: bool = True) -> Trial | None:
-        """The best trial by `metric`: its last value (scope="last"), best value ("all"),
-        mean ("avg"), or mean of its last 5 or 10 ("last-5-avg", "last-10-avg").
+        """The best trial by `metric`: its best value ever (scope="all", the default), last value
+        ("last"), mean ("avg"), or mean of its last 5 or 10 ("last-5-avg", "last-10-avg").
         Trials without a finite value of the metric are skipped; None if no trial has one."""
         metric, mode = self._metric_mode(metric, mode)
-        if scope not in _SCOPES:
-            raise ValueError(f"scope must be one of {_SCOPES}, got {scope=}")
+        _check_scope(scope)
         best: tuple[float, Trial] | None = None
         for trial in self.trials:
             value = self._score(trial, metric, mode, scope)
@@ -76,21 +82,59 @@ class ExperimentAnalysis:
                 best = (value, trial)
         return best[1] if best else None
 
+    def get_best_result(self, metric: str | None = None, mode: str | None = None,
+                        scope: str = DEFAULT_SCOPE) -> dict[str, Any] | None:
+        """The best trial's result that counts: the one with its best value (scope="all"),
+        else its last result."""
+        metric, mode = self._metric_mode(metric, mode)
+        trial = self.get_best_trial(metric, mode, scope)
+        return self._result_for(trial, metric, mode, scope) if trial else None
+
+    def get_best_checkpoint(self, metric: str | None = None, mode: str | None = None,
+                            scope: str = DEFAULT_SCOPE) -> str | None:
+        """The best trial's checkpoint directory that matches `get_best_result`: with scope="all"
+        the one saved with the best result, or if that one was not saved (or was deleted by
+        keep_checkpoints_num) the best of its results that has a checkpoint on disk; with the
+        other scopes its latest checkpoint. None if it saved none."""
+        metric, mode = self._metric_mode(metric, mode)
+        trial = self.get_best_trial(metric, mode, scope)
+        if trial is None:
+            return None
+        if scope != "all":
+            return trial.checkpoint
+        saved = _checkpoints_by_iteration(trial.path or os.path.join(self.experiment_dir, trial.trial_id))
+        with_checkpoint = [r for r in self._finite_results(trial, metric)
+                           if r.get("training_iteration") in saved]
+        if not with_checkpoint:
+            return trial.checkpoint
+        best = (min if mode == "min" else max)(with_checkpoint, key=lambda r: _as_float(r.get(metric)))
+        return saved[best["training_iteration"]]
+
     def _score(self, trial: Trial, metric: str, mode: str, scope: str) -> float | None:
         if scope == "last":
             return trial.metric_value(metric)
         if scope == "all" and trial.metric_best is not None and (metric, mode) == self._run_metric_mode:
             return trial.metric_best  # kept by the controller: no need to read every result
-        values = [_as_float(r.get(metric)) for r in self.trial_results(trial.trial_id)]
-        values = [v for v in values if v is not None]
+        values = [_as_float(r.get(metric)) for r in self._finite_results(trial, metric)]
         if not values:
             return None
         if scope == "all":
-            return min(values) if mode == "min" else max(values)
+            return min(values) if mode == "min" else max(values)  # type: ignore[type-var]
         if scope == "avg":
-            return sum(values) / len(values)
+            return sum(values) / len(values)  # type: ignore[arg-type]
         tail = values[-(5 if scope == "last-5-avg" else 10):]
-        return sum(tail) / len(tail)
+        return sum(tail) / len(tail)  # type: ignore[arg-type]
+
+    def _finite_results(self, trial: Trial, metric: str) -> list[dict[str, Any]]:
+        return [r for r in self.trial_results(trial.trial_id) if _as_float(r.get(metric)) is not None]
+
+    def _result_for(self, trial: Trial, metric: str, mode: str, scope: str) -> dict[str, Any] | None:
+        if scope != "all":
+            return trial.last_result
+        results = self._finite_results(trial, metric)
+        if not results:
+            return trial.last_result
+        return (min if mode == "min" else max)(results, key=lambda r: _as_float(r.get(metric)))
 
     def _metric_mode(self, metric: str | None, mode: str | None) -> tuple[str, str]:
         metric = metric or self.default_metric
@@ -102,6 +146,7 @@ class ExperimentAnalysis:
 
     @property
     def best_trial(self) -> Trial | None:
+        """The trial with the best value ever reported (see get_best_trial to rank otherwise)."""
         return self.get_best_trial()
 
     @property
@@ -111,14 +156,13 @@ class ExperimentAnalysis:
 
     @property
     def best_result(self) -> dict[str, Any] | None:
-        trial = self.best_trial
-        return trial.last_result if trial else None
+        """The best trial's result with its best value (not its last one)."""
+        return self.get_best_result()
 
     @property
     def best_checkpoint(self) -> str | None:
-        """The directory of the best trial's latest checkpoint (None if it saved none)."""
-        trial = self.best_trial
-        return trial.checkpoint if trial else None
+        """The directory of the checkpoint saved with `best_result` (see get_best_checkpoint)."""
+        return self.get_best_checkpoint()
 
     def load_best_checkpoint(self) -> Any:
         """The best checkpoint as the trial saved it: the dict, or the directory path."""
@@ -191,14 +235,15 @@ class ExperimentAnalysis:
                             "training_iteration": iteration})
         return out
 
-    def summary(self, metric: str | None = None, mode: str | None = None, scope: str = "last") -> dict[str, Any]:
+    def summary(self, metric: str | None = None, mode: str | None = None,
+                scope: str = DEFAULT_SCOPE) -> dict[str, Any]:
         """One line about the experiment: name, status, trials by status, the best trial and value."""
         counts: dict[str, int] = {}
         for trial in self.trials:
             counts[trial.status.value] = counts.get(trial.status.value, 0) + 1
         row: dict[str, Any] = {"experiment": self.name, "status": self.status, "trials": len(self.trials),
                                **{s.value: counts.get(s.value, 0) for s in Status},
-                               "metric": None, "mode": None, "best": None, "best_trial_id": None,
+                               "metric": None, "mode": None, "scope": scope, "best": None, "best_trial_id": None,
                                "start_time": self.start_time, "path": self.experiment_dir}
         try:
             metric, mode = self._metric_mode(metric, mode)
@@ -212,7 +257,7 @@ class ExperimentAnalysis:
 
     @staticmethod
     def compare(experiment_dirs: Sequence[str], metric: str | None = None, mode: str | None = None,
-                scope: str = "last") -> Any:
+                scope: str = DEFAULT_SCOPE) -> Any:
         """Several experiments side by side: one row each, with its best trial and config.
 
         Example:
@@ -250,6 +295,28 @@ def _trial_from(summary: dict[str, Any]) -> Trial:
     return trial
 
 
+def _check_scope(scope: str) -> None:
+    if scope not in _SCOPES:
+        raise ValueError(f"scope must be one of {_SCOPES}, got {scope=}")
+
+
+_CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)")
+
+
+def _checkpoints_by_iteration(trial_dir: str) -> dict[int, str]:
+    """The trial's own checkpoints still on disk (checkpoint_<iteration>/), by iteration."""
+    try:
+        entries = list(os.scandir(trial_dir))
+    except OSError:
+        return {}
+    found = {}
+    for entry in entries:
+        match = _CHECKPOINT_DIR.fullmatch(entry.name)
+        if match and entry.is_dir():
+            found[int(match.group(1))] = entry.path
+    return found
+
+
 def _pandas() -> Any:
     try:
         import pandas
@@ -258,16 +325,23 @@ def _pandas() -> Any:
     return pandas
 
 
-def find_experiments(root: str) -> list[str]:
-    """The experiment directories directly under `root` (those holding experiment.json), oldest first."""
+def find_experiments(root: str, *, failed_at_start: bool = False) -> list[str]:
+    """The experiment directories directly under `root` (those holding experiment.json), oldest first.
+
+    With `failed_at_start`, also those of runs that failed before saving any state (a
+    run_spec.pkl and no experiment.json: `ExperimentAnalysis` cannot read them)."""
     root = os.path.abspath(os.path.expanduser(root))
     if not os.path.isdir(root):
         raise ValueError(f"{root} is not a directory")
     found = []
     for entry in os.scandir(root):
-        marker = os.path.join(entry.path, EXPERIMENT_FILE)
-        if entry.is_dir() and os.path.isfile(marker):
-            found.append((os.path.getmtime(marker), entry.path))
+        if not entry.is_dir():
+            continue
+        for marker in (EXPERIMENT_FILE, *((RUN_SPEC_FILE,) if failed_at_start else ())):
+            path = os.path.join(entry.path, marker)
+            if os.path.isfile(path):
+                found.append((os.path.getmtime(path), entry.path))
+                break
     return [path for _, path in sorted(found)]
 
 

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec
 
 import cloudpickle
 
+from . import pickling
 from .algorithms.base import Scheduler, Searcher
 from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
@@ -34,7 +35,7 @@ from .recovery import ResumeState, load_resume_state, save_run_spec
 from .safe_files import check_private
 from .space import Space
 from .stopper import Stopper, make_stopper
-from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
+from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, check_name_free, prepare_experiment_dir, trial_ids
 from .trainable import Trainable, trainable_name
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,8 @@ def run(
         storage_path: Where experiment directories go (default ~/asynctune_results).
         name: The experiment's directory name (default: trainable name and time).
         seed: Makes the sampled configs reproducible.
-        verbose: 0 silent, 1 final table and errors, 2 live table.
+        verbose: 0 silent, 1 final table and errors, 2 live table, 3 also a line per decision and
+            per trial's end.
         callbacks: Extra `Callback`s (loggers) called as the experiment runs.
         max_failures: Retries of a failed trial, from its last checkpoint (-1: no limit).
         fail_fast: End the whole experiment at the first trial that fails for good.
@@ -149,7 +151,7 @@ async def run_async(trainable: Any, *, resume: bool = False, **options: Any) -> 
             raise ValueError("run: resume=True needs name= to find the experiment to continue")
         storage_path = run_options.storage_path or DEFAULT_STORAGE_PATH
         existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), run_options.name)
-        if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)):
+        if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)) and trial_ids(existing):
             return await _resume_async(existing, verbose=run_options.verbose)
     return await _drive(build_controller(trainable, run_options))
 
@@ -259,17 +261,15 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         raise ValueError(f"run: name must be a plain directory name, got {name=}")
     experiment_dir = prepare_experiment_dir(storage_path or DEFAULT_STORAGE_PATH, name)
     if resume_state is None:
-        if os.path.exists(os.path.join(experiment_dir, RUN_SPEC_FILE)):
-            raise ValueError(f"run: {experiment_dir} already holds an experiment; pass resume=True to continue "
-                             "it, or another name=")
+        check_name_free(experiment_dir)  # a directory whose run created no trial is free again
         save_run_spec(experiment_dir, saved, blob, spec_blob)
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)
-    reporters: list[Callback] = [DecisionLog()]
+    reporters: list[Callback] = [DecisionLog(scheduler=scheduler)]  # knows max_t: early stop or finish
     if options.verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,
-                                         time_budget_s=options.time_budget_s, num_samples=options.num_samples))
+                                         time_budget_s=options.time_budget_s, num_samples=options.num_samples, scheduler=scheduler))
     if options.tensorboard or (options.tensorboard is None and tensorboardx_available()):
         reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
@@ -310,7 +310,7 @@ def _check_trainable(trainable: Any) -> None:
 
 def _pickle_trainable(trainable: Any) -> bytes:
     try:
-        return cloudpickle.dumps(trainable)
+        return pickling.dumps(trainable)  # keeps the user's file names for tracebacks
     except Exception as exc:
         raise ValueError(
             f"run: the trainable {trainable_name(trainable)!r} cannot be pickled to send it to workers: "

@@ -25,7 +25,11 @@ from typing import Any
 from . import __version__
 
 DEFAULT_ROOT = "~/asynctune_results"
+FAILED_AT_START = "FAILED AT START"  # `ls` status of a run that ended before saving any state
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
+DEFAULT_SCOPE = "all"  # analysis.DEFAULT_SCOPE (not imported here: `asynctune --help` stays fast)
+_SCOPE_LABELS = {"all": "best-ever", "last": "last", "avg": "mean", "last-5-avg": "mean of last 5",
+                 "last-10-avg": "mean of last 10"}
 
 
 class CommandError(Exception):
@@ -60,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                              description="List the experiments under ROOT: status, trials by status, best value.")
     ls.add_argument("root", nargs="?", default=DEFAULT_ROOT, metavar="ROOT",
                     help=f"directory holding experiment directories (default {DEFAULT_ROOT})")
-    ls.add_argument("--scope", choices=_SCOPES, default="last", help="which value of a trial counts (default last)")
+    ls.add_argument("--scope", choices=_SCOPES, default=DEFAULT_SCOPE,
+                    help="which value of a trial counts: its best ever (all, the default), last, or a mean")
     ls.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     ls.set_defaults(handler=_ls)
 
@@ -68,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                                description="Show an experiment: its best trials as a table and the best config as JSON.")
     show.add_argument("dir", metavar="DIR", help="the experiment directory")
     _metric_options(show)
-    show.add_argument("--scope", choices=_SCOPES, default="last",
-                      help="rank trials by their last value, best value (all), or mean (default last)")
+    show.add_argument("--scope", choices=_SCOPES, default=DEFAULT_SCOPE,
+                      help="rank trials by their best value ever (all, the default), last value, or mean")
     show.add_argument("-n", "--top", type=_positive_int, default=10, help="trials shown (default 10)")
     show.add_argument("--json", action="store_true", help="print one JSON object instead")
     show.set_defaults(handler=_show)
@@ -152,7 +157,12 @@ def _ls(args: argparse.Namespace) -> int:
     if not os.path.isdir(root):
         raise CommandError(f"{args.root}: no such directory")
     rows = []
-    for directory in find_experiments(root):
+    for directory in find_experiments(root, failed_at_start=True):
+        if not os.path.exists(os.path.join(directory, "experiment.json")):
+            # The run failed before its first trial (see storage.check_name_free): the name is free.
+            rows.append({"experiment": os.path.basename(directory), "status": FAILED_AT_START, "trials": 0,
+                         "path": directory, "start_time": os.path.getmtime(directory)})
+            continue
         try:
             rows.append(ExperimentAnalysis(directory).summary(scope=args.scope))
         except ValueError as exc:  # a torn experiment.json: say so and go on
@@ -166,8 +176,9 @@ def _ls(args: argparse.Namespace) -> int:
         print(f"no experiments in {root}")
         return 0
     table = _table(f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} in {root}")
-    for column in ("experiment", "status", "trials", "metric", "best", "best trial", "started"):
-        table.add_column(column, justify="right" if column in ("best",) else "left")
+    best_column = f"best ({_SCOPE_LABELS[args.scope]})"
+    for column in ("experiment", "status", "trials", "metric", best_column, "best trial", "started"):
+        table.add_column(column, justify="right" if column == best_column else "left")
     for row in rows:
         table.add_row(row["experiment"], row["status"], _trial_counts(row),
                       f"{row.get('metric')} ({row.get('mode')})" if row.get("metric") else "",
@@ -188,6 +199,7 @@ def _trial_counts(row: dict[str, Any]) -> str:
 def _show(args: argparse.Namespace) -> int:
     from .storage import flatten_config
     from .reporting.console import format_duration
+    from .reporting.decisions import last_decisions, outcome
 
     analysis = _analysis(args.dir)
     metric = args.metric or analysis.default_metric
@@ -196,13 +208,16 @@ def _show(args: argparse.Namespace) -> int:
         raise CommandError("--metric needs --mode (min or max): the experiment was run without one")
     ranked = _ranked(analysis, metric, mode, args.scope)
     best = ranked[0][0] if ranked and ranked[0][1] is not None else None
+    last = last_decisions(analysis.decisions())
     if args.json:
         print(json.dumps({
             "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
             "metric": metric, "mode": mode, "scope": args.scope,
             "best_trial_id": best.trial_id if best else None, "best_config": best.config if best else None,
-            "best_result": best.last_result if best else None, "best_checkpoint": best.checkpoint if best else None,
-            "trials": [{"trial_id": t.trial_id, "status": t.status.value, "value": v, "config": t.config,
+            "best_result": analysis.get_best_result(metric, mode, args.scope) if best else None,
+            "best_checkpoint": analysis.get_best_checkpoint(metric, mode, args.scope) if best else None,
+            "trials": [{"trial_id": t.trial_id, "status": t.status.value,
+                        "outcome": outcome(t.status, last.get(t.trial_id)), "value": v, "config": t.config,
                         "iterations": t.iteration} for t, v in ranked[: args.top]],
         }, indent=1, default=str))
         return 0
@@ -217,19 +232,23 @@ def _show(args: argparse.Namespace) -> int:
     if metric is None:
         console.print("run without metric=: pass --metric and --mode to rank the trials")
     columns = _varying_config_keys([t.config for t, _ in ranked])
-    title = f"best {min(args.top, len(ranked))} of {len(ranked)} trials by {metric} ({mode}, scope={args.scope})" \
+    title = f"best {min(args.top, len(ranked))} of {len(ranked)} trials by {_SCOPE_LABELS[args.scope]} {metric} " \
+        f"({mode}, scope={args.scope})" \
         if metric else f"{min(args.top, len(ranked))} of {len(ranked)} trials"
     table = _table(title)
-    for column in ["#", "trial", "status", *columns, "iter"] + ([metric] if metric else []):
+    value_column = f"{_SCOPE_LABELS[args.scope]} {metric}"
+    for column in ["#", "trial", "status", *columns, "iter"] + ([value_column] if metric else []):
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for rank, (trial, value) in enumerate(ranked[: args.top], start=1):
         flat = flatten_config(trial.config)
-        table.add_row(str(rank), trial.trial_id, trial.status.value, *(_fmt(flat.get(c)) for c in columns),
+        table.add_row(str(rank), trial.trial_id, outcome(trial.status, last.get(trial.trial_id)),
+                      *(_fmt(flat.get(c)) for c in columns),
                       str(trial.iteration), *([_fmt(value)] if metric else []))
     console.print(table)
     if best is not None:
-        console.print(f"best trial {best.trial_id}: {metric}={_fmt(ranked[0][1])}"
-                      + (f", checkpoint {best.checkpoint}" if best.checkpoint else ""), highlight=False)
+        checkpoint = analysis.get_best_checkpoint(metric, mode, args.scope)
+        console.print(f"best trial {best.trial_id}: {_SCOPE_LABELS[args.scope]} {metric}={_fmt(ranked[0][1])}"
+                      + (f", checkpoint {checkpoint}" if checkpoint else ""), highlight=False)
         console.print("best config:")
         print(json.dumps(best.config, indent=2, default=str))
     return 0

@@ -75,7 +75,7 @@ class RunOptions:
         if self.keep_checkpoints_num is not None:
             _check_int("keep_checkpoints_num", self.keep_checkpoints_num, minimum=1)
         if self.verbose not in (0, 1, 2, 3):
-            raise ValueError(f"run: verbose must be 0, 1 or 2, got verbose={self.verbose!r}")
+            raise ValueError(f"run: verbose must be 0, 1, 2 or 3, got verbose={self.verbose!r}")
         if not callable(self.resources_per_trial):
             Resources.parse(self.resources_per_trial)
         if self.seed is not None:

@@ -67,7 +67,7 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
         raise ValueError(f"no trial of {analysis.experiment_dir} reported {metric!r}")
     if log_y is None:
         log_y = min(values) > 0 and max(values) / min(values) > 100
-    best = analysis.get_best_trial(metric, mode, "all")
+    best = analysis.get_best_trial(metric, mode)  # the default scope: as best_result and the console
     best_id = best.trial_id if best else None
 
     paths = []
@@ -79,7 +79,7 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
         is_best = trial_id == best_id
         axes.plot(xs, ys, color="black" if is_best else f"C{index % 10}", linewidth=2.4 if is_best else 1.0,
                   alpha=1.0 if is_best else 0.65, zorder=3 if is_best else 2,
-                  label=f"best: {trial_id}" if is_best else None)
+                  label=f"best (best-ever {metric}): {trial_id}" if is_best else None)
     _draw_marks(axes, [m for ms in marks.values() for m in ms])
     _style(axes, x, metric, log_y, f"{analysis.name}: {metric} of {len(analysis.trials)} trials ({mode})")
     paths.append(_save(figure, os.path.join(out_dir, "learning_curves.png"), dpi))
@@ -145,10 +145,11 @@ def _marks(analysis: ExperimentAnalysis, curves: dict[str, tuple[list[float], li
     """Per trial, (decision, x, y) for each decision, placed on the curve at the decision's iteration."""
     marks: dict[str, list[tuple[str, float, float]]] = {}
     # Schedulers also say STOP to trials that reached the end (ASHA at max_t): that is no news.
+    # decisions.jsonl says so ("early": false); older logs without it: a STOP at the longest run.
     longest = max((t.iteration for t in analysis.trials), default=0)
     for decision in analysis.decisions():
         trial_id, kind = decision.get("trial_id"), decision.get("decision")
-        if kind == "STOP" and decision.get("iteration", 0) >= longest:
+        if kind == "STOP" and decision.get("early", decision.get("iteration", 0) < longest) is False:
             continue
         xs, ys = curves.get(trial_id, ([], []))
         where = _as_float(decision.get("iteration" if x == "training_iteration" else "time_total_s"))

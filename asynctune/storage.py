@@ -91,6 +91,40 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
     return path
 
 
+# What a run writes at the top of its directory before its first trial (the trials' own files
+# are in their directories). decisions.jsonl is reporting.decisions.DECISIONS_FILE.
+_RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, "decisions.jsonl")
+
+
+def trial_ids(experiment_dir: str) -> set[str]:
+    """The trials a run in this directory got as far as creating: trial directories (with a
+    params.json or a result.jsonl) and trials named in the journal."""
+    found = {str(e["trial_id"]) for e in read_journal(experiment_dir) if e.get("trial_id")}
+    try:
+        entries = list(os.scandir(experiment_dir))
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.is_dir() and any(os.path.exists(os.path.join(entry.path, f)) for f in (PARAMS_FILE, RESULT_FILE)):
+            found.add(entry.name)
+    return found
+
+
+def check_name_free(experiment_dir: str) -> None:
+    """Let a new run use `experiment_dir` unless a run there created a trial.
+
+    A run that failed at start-up (a missing package, an executor that could not start) leaves
+    its run_spec.pkl and perhaps an experiment.json with no trial: nothing to resume or lose, so
+    its files are removed and the name is free again."""
+    found = trial_ids(experiment_dir)
+    if found:
+        raise ValueError(f"run: {experiment_dir} already holds an experiment; pass resume=True to continue it "
+                         f"({len(found)} trial{'s' if len(found) != 1 else ''}), or another name=")
+    for entry in os.scandir(experiment_dir):
+        if entry.is_file() and (entry.name in _RUN_FILES or entry.name.startswith("events.out.tfevents.")):
+            os.unlink(entry.path)
+
+
 class TrialRecorder:
     """Appends a trial's results to result.jsonl and progress.csv, flushed each time."""
 

@@ -105,7 +105,10 @@ def test_best_so_far_improves_over_wall_clock_time(experiment):
 def test_summary_counts_trials_by_status(experiment):
     row = ExperimentAnalysis(experiment).summary()
     assert (row["trials"], row["TERMINATED"], row["ERROR"]) == (3, 2, 1)
-    assert (row["best"], row["best_trial_id"], row["metric"]) == (2.5, "trial_00000", "loss")
+    # "best" is each trial's best-ever value by default: b's 1.0 (its first result), not a's last 2.5
+    assert (row["best"], row["best_trial_id"], row["metric"], row["scope"]) == (1.0, "trial_00001", "loss", "all")
+    row = ExperimentAnalysis(experiment).summary(scope="last")
+    assert (row["best"], row["best_trial_id"]) == (2.5, "trial_00000")
 
 
 def test_compare_puts_experiments_side_by_side(tmp_path):

@@ -88,7 +88,7 @@ def test_show_prints_the_best_trials_and_the_best_config(experiment):
     done = cli("show", experiment, "--top", "2")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "best 2 of 4 trials by loss (min, scope=last)" in out
+    assert "best 2 of 4 trials by best-ever loss (min, scope=all)" in out
     table = out[out.index("best 2 of 4"):out.index("best config:")]
     assert table.index("trial_00002") < table.index("trial_00001")  # x=3 first, then x=2
     assert "trial_00000" not in table and "width" not in table  # only the top 2; constants hidden

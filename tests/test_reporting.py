@@ -309,10 +309,10 @@ def test_the_summary_line_counts_trials_best_and_time_left():
     trials = make_trials([Status.TERMINATED, Status.TERMINATED, Status.RUNNING, Status.ERROR],
                          [0.5, 0.25, 0.75, None])
     line = console.summary(trials)
-    assert line.startswith("Trials: 4/8 (1 RUNNING, 2 TERMINATED, 1 ERROR)")
+    assert line.startswith("Trials: 4/8 (1 RUNNING, 1 ERROR, 2 FINISHED)")
     assert "elapsed 00:01:40" in line and "budget left 00:58:19" in line
     assert "~00:02:47 to go" in line  # 3 trials finished in 100.5 s: the other 5 at that rate take 167.5 s
-    assert "best loss=0.25 (trial_00001)" in line
+    assert "best-ever loss=0.25 (trial_00001)" in line
 
 
 def test_decisions_show_in_the_summary_the_table_and_the_event_lines():
@@ -323,18 +323,19 @@ def test_decisions_show_in_the_summary_the_table_and_the_event_lines():
     console.on_trial_decision(trials[0], "STOP", "rung 3")
     console.on_trial_decision(trials[1], "PAUSE")
     console.on_trial_decision(trials[2], "MUTATE", "config={'lr': " + "9" * 200 + "}")
-    assert console.summary(trials).endswith("| 1 stopped, 1 paused, 1 cloned")
+    assert console.summary(trials).startswith("Trials: 3 (1 RUNNING, 1 PAUSED, 1 EARLY_STOPPED)")
+    assert console.summary(trials).endswith("| 1 early-stopped, 1 paused, 1 cloned")
     assert len(console._events) == 2  # max_events
     assert "trial_00002 cloned at iteration 3 (config={'lr': 999" in console._events[-1]
     assert console._events[-1].endswith("...)")
     console.on_experiment_end(trials)
     printed = out.getvalue()
-    assert "stopped@3" in printed and "paused@3" in printed and "cloned@3" in printed
+    assert "early-stopped@3" in printed and "paused@3" in printed and "cloned@3" in printed
     assert "trial_00001 paused at iteration 3" in printed
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"verbose": 5}, "verbose must be 0, 1 or 2"),
+    ({"verbose": 5}, "verbose must be 0, 1, 2 or 3, got verbose=5"),
     ({"max_rows": 0}, "max_rows must be >= 1"),
     ({"max_events": -1}, "max_events must be >= 0"),
 ], ids=["verbose", "max_rows", "max_events"])

@@ -441,8 +441,8 @@ def test_console_table_reads_well_in_a_file(storage, tmp_path):
     at.run(quadratic, config=space, metric="loss", mode="min", storage_path=storage, verbose=0, callbacks=[reporter])
     text = out.getvalue()
     assert "\x1b[" not in text  # no terminal escapes in a file
-    assert "trial_00000" in text and "TERMINATED" in text and "best loss" in text
-    assert "Trials: 2 (2 TERMINATED)" in text
+    assert "trial_00000" in text and "FINISHED" in text and "best loss" in text
+    assert "Trials: 2 (2 FINISHED)" in text
 
 
 def test_a_worker_that_could_not_load_the_trainable_gets_it_again(storage, tmp_path):

@@ -22,10 +22,12 @@ from rich.text import Text
 from ..space import Space, resolved_items
 from ..trial import Status, Trial
 from .callback import Callback
+from .decisions import EARLY_STOPPED, FINISHED, outcome, stopped_early
 
+# Keyed by decisions.outcome(): TERMINATED shows as EARLY_STOPPED or FINISHED.
 _STATUS_STYLE = {
-    Status.RUNNING: "green", Status.PENDING: "yellow", Status.PAUSED: "cyan",
-    Status.TERMINATED: "", Status.ERROR: "red",
+    Status.RUNNING.value: "green", Status.PENDING.value: "yellow", Status.PAUSED.value: "cyan",
+    EARLY_STOPPED: "magenta", FINISHED: "", Status.ERROR.value: "red",
 }
 
 
@@ -36,7 +38,8 @@ class ConsoleReporter(Callback):
         metric: The metric whose latest and best values are shown.
         mode: "min" or "max", to find the best trial.
         space: The search space, to show the sampled hyperparameters as columns.
-        verbose: 0 silent, 1 errors and the final table, 2 the live table too (default).
+        verbose: 0 silent, 1 errors and the final table, 2 the live table too (default), 3 also
+            a line for each decision and each trial's end as they happen.
         max_rows: Rows shown; running trials come first, then the best.
         plain_interval_s: How often a snapshot is printed when stdout is not a terminal.
         file: Where to write (default sys.stdout).
@@ -44,13 +47,16 @@ class ConsoleReporter(Callback):
         num_samples: The trials asked for (times the grid size), to estimate the time left
             from the rate at which trials finish; -1 or None for no estimate.
         max_events: How many of the latest decisions are listed under the table.
+        scheduler: The experiment's scheduler: a STOP at its `max_t` shows as FINISHED, one
+            before as EARLY_STOPPED.
     """
 
     def __init__(self, *, metric: str | None, mode: str | None, space: Space | None = None, verbose: int = 2,
                  max_rows: int = 20, plain_interval_s: float = 30.0, file: IO[str] | None = None,
-                 time_budget_s: float | None = None, num_samples: int | None = None, max_events: int = 5) -> None:
+                 time_budget_s: float | None = None, num_samples: int | None = None, max_events: int = 5,
+                 scheduler: Any = None) -> None:
         if verbose not in (0, 1, 2, 3):
-            raise ValueError(f"ConsoleReporter: verbose must be 0, 1 or 2, got {verbose=}")
+            raise ValueError(f"ConsoleReporter: verbose must be 0, 1, 2 or 3, got {verbose=}")
         if max_rows < 1:
             raise ValueError(f"ConsoleReporter: max_rows must be >= 1, got {max_rows=}")
         if max_events < 0:
@@ -59,19 +65,21 @@ class ConsoleReporter(Callback):
         self.verbose, self.max_rows, self.plain_interval_s = verbose, max_rows, plain_interval_s
         self.time_budget_s = time_budget_s
         self.max_events = max_events
+        self.scheduler = scheduler
         self.total_trials = None
         if num_samples is not None and num_samples > 0:
             self.total_trials = num_samples * (space.grid_size if space is not None else 1)
         stream = file or sys.stdout
         self.interactive = stream.isatty()
         self.console = Console(file=stream, highlight=False, soft_wrap=False,
-                               width=None if self.interactive else 140)
+                               width=None if self.interactive else 160)
         self._live: Live | None = None
         self._start = time.time()
         self._last_plain = 0.0
         self._events: list[str] = []  # recent decisions, shown under the table
         self._decision_counts: Counter[str] = Counter()
-        self._last_decision: dict[str, str] = {}  # trial_id -> e.g. "stopped@4"
+        self._last_decision: dict[str, str] = {}  # trial_id -> e.g. "early-stopped@4"
+        self._decisions: dict[str, dict[str, Any]] = {}  # trial_id -> its last decision, for outcome()
 
     # Callback ------------------------------------------------------------------------------------
 
@@ -94,6 +102,10 @@ class ConsoleReporter(Callback):
             self.console.print(self.render(trials))
 
     def on_trial_decision(self, trial: Trial, decision: str, detail: str = "") -> None:
+        early = stopped_early(self.scheduler, trial, decision)
+        self._decisions[trial.trial_id] = {"decision": decision, "early": early}
+        if early is False:
+            return  # the trial reached max_t: it finished, no news
         verb = _VERBS.get(decision, decision.lower())
         self._decision_counts[verb] += 1
         self._last_decision[trial.trial_id] = f"{verb}@{trial.iteration}"
@@ -102,14 +114,25 @@ class ConsoleReporter(Callback):
             if detail:
                 line += f" ({_shorten(detail, 80)})"
             self._events = (self._events + [line])[-self.max_events:]
+        if self.verbose >= 3:
+            self._print_line(f"{trial.trial_id} {verb} at iteration {trial.iteration}"
+                             + (f" ({_shorten(detail, 80)})" if detail else ""))
+
+    def on_trial_complete(self, trial: Trial) -> None:
+        if self.verbose >= 3:
+            value = (trial.last_result or {}).get(self.metric) if self.metric else None
+            self._print_line(f"{trial.trial_id} {self._outcome(trial)} at iteration {trial.iteration}"
+                             + (f", {self.metric}={format_value(value)}" if value is not None else ""))
+
+    def _print_line(self, message: str, style: str = "") -> None:
+        if self._live is not None:
+            self._live.console.print(Text(message, style=style))
+        else:
+            self.console.print(message, highlight=False)
 
     def on_trial_error(self, trial: Trial) -> None:
         if self.verbose >= 1:
-            message = f"trial {trial.trial_id} failed: {trial.error} (see {trial.path}/error.txt)"
-            if self._live is not None:
-                self._live.console.print(Text(message, style="red"))
-            else:
-                self.console.print(message)
+            self._print_line(f"trial {trial.trial_id} failed: {trial.error} (see {trial.path}/error.txt)", "red")
 
     def on_experiment_end(self, trials: Sequence[Trial]) -> None:
         if self._live is not None:
@@ -125,8 +148,8 @@ class ConsoleReporter(Callback):
         return Group(Text(self.summary(trials)), self.table(trials), *(Text(e, style="dim") for e in self._events))
 
     def summary(self, trials: Sequence[Trial]) -> str:
-        counts = Counter(t.status for t in trials)
-        parts = [f"{counts[s]} {s.value}" for s in Status if counts[s]]
+        counts = Counter(self._outcome(t) for t in trials)
+        parts = [f"{counts[s]} {s}" for s in _ORDER if counts[s]]
         elapsed = time.time() - self._start
         total = f"{len(trials)}/{self.total_trials}" if self.total_trials else f"{len(trials)}"
         line = f"Trials: {total} ({', '.join(parts) or 'none yet'}) | elapsed {format_duration(elapsed)}"
@@ -135,7 +158,8 @@ class ConsoleReporter(Callback):
             line += f", {left}"
         best = self._best(trials)
         if best is not None:
-            line += f" | best {self.metric}={best.metric_best:.6g} ({best.trial_id})"
+            # The same "best" as ExperimentAnalysis.best_result: a trial's best-ever value.
+            line += f" | best-ever {self.metric}={best.metric_best:.6g} ({best.trial_id})"
         if self._decision_counts:
             line += " | " + ", ".join(f"{n} {verb}" for verb, n in self._decision_counts.items())
         return line
@@ -166,7 +190,8 @@ class ConsoleReporter(Callback):
         for trial in shown:
             params = resolved_items(trial.config, self.space) if self.space else {}
             result = trial.last_result or {}
-            row = [trial.trial_id, Text(trial.status.value, style=_STATUS_STYLE[trial.status])]
+            status = self._outcome(trial)
+            row = [trial.trial_id, Text(status, style=_STATUS_STYLE.get(status, ""))]
             if decisions:
                 row.append(self._last_decision.get(trial.trial_id, ""))
             row += [format_value(params.get(c)) for c in hyper_columns]
@@ -177,6 +202,9 @@ class ConsoleReporter(Callback):
         if len(trials) > len(shown):
             table.caption = f"... {len(trials) - len(shown)} more trials not shown"
         return table
+
+    def _outcome(self, trial: Trial) -> str:
+        return outcome(trial.status, self._decisions.get(trial.trial_id))
 
     def _hyper_columns(self, trials: Sequence[Trial]) -> list[str]:
         if not self.space:
@@ -202,8 +230,10 @@ class ConsoleReporter(Callback):
         return (min if self.mode == "min" else max)(scored, key=lambda t: t.metric_best)  # type: ignore[arg-type]
 
 
+_ORDER = [s.value for s in Status if s is not Status.TERMINATED] + [EARLY_STOPPED, FINISHED]
+
 # How a decision reads in the event lines and counts ("3 stopped, 1 cloned").
-_VERBS = {"STOP": "stopped", "PAUSE": "paused", "RESUME": "resumed", "MUTATE": "cloned", "PROMOTE": "promoted"}
+_VERBS = {"STOP": "early-stopped", "PAUSE": "paused", "RESUME": "resumed", "MUTATE": "cloned", "PROMOTE": "promoted"}
 
 
 def _shorten(text: str, width: int) -> str:

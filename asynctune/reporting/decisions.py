@@ -5,7 +5,11 @@ finished experiment can be read back (plots mark where each trial was stopped, p
 promoted or cloned). `asynctune.run()` always installs it.
 
     {"time": 1764142800.1, "trial_id": "trial_00003", "decision": "STOP", "detail": "rung 4",
-     "iteration": 4, "time_total_s": 2.5}
+     "iteration": 4, "time_total_s": 2.5, "early": true}
+
+A STOP has `"early": false` when the trial had reached the scheduler's own end (ASHA's or
+HyperBand's `max_t`): that trial finished, it was not stopped early. `outcome()` names how a
+trial ended from its last decision: EARLY_STOPPED or FINISHED (both are Status.TERMINATED).
 """
 
 from __future__ import annotations
@@ -17,16 +21,49 @@ from typing import IO, Any
 
 from ..safe_files import open_private
 from ..storage import dumps, read_jsonl
-from ..trial import Trial
+from ..trial import Status, Trial, _as_float
 from .callback import Callback
 
 DECISIONS_FILE = "decisions.jsonl"
+EARLY_STOPPED, FINISHED = "EARLY_STOPPED", "FINISHED"
+
+
+def stopped_early(scheduler: Any, trial: Trial, decision: str) -> bool | None:
+    """For a STOP: False if the trial had reached the scheduler's `max_t` (on its `time_attr`),
+    True if it was stopped before; None for other decisions."""
+    if decision != "STOP":
+        return None
+    max_t = getattr(scheduler, "max_t", None)
+    reached = _as_float((trial.last_result or {}).get(getattr(scheduler, "time_attr", "training_iteration")))
+    return not (isinstance(max_t, (int, float)) and reached is not None and reached >= max_t)
+
+
+def outcome(status: Status, last_decision: dict[str, Any] | None) -> str:
+    """How a trial stands, for display: a TERMINATED trial is EARLY_STOPPED if the scheduler's last
+    decision on it stopped it early or paused it (and nothing resumed it), else FINISHED (it
+    returned, met a stop criterion or reached max_t); other statuses as they are."""
+    if status is not Status.TERMINATED:
+        return status.value
+    decision = last_decision or {}
+    if decision.get("decision") == "PAUSE" or (decision.get("decision") == "STOP" and decision.get("early") is not False):
+        return EARLY_STOPPED
+    return FINISHED
+
+
+def last_decisions(decisions: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each trial's last decision, from `read_decisions()`."""
+    return {d["trial_id"]: d for d in decisions if d.get("trial_id")}
 
 
 class DecisionLog(Callback):
-    """Appends each decision on a trial to `<experiment_dir>/decisions.jsonl`, flushed at once."""
+    """Appends each decision on a trial to `<experiment_dir>/decisions.jsonl`, flushed at once.
 
-    def __init__(self) -> None:
+    Args:
+        scheduler: The experiment's scheduler, to tell a STOP at its `max_t` from an early one.
+    """
+
+    def __init__(self, *, scheduler: Any = None) -> None:
+        self.scheduler = scheduler
         self.path: str | None = None
         self._file: IO[str] | None = None
 
@@ -41,6 +78,9 @@ class DecisionLog(Callback):
         result = trial.last_result or {}
         record = {"time": time.time(), "trial_id": trial.trial_id, "decision": decision, "detail": detail,
                   "iteration": trial.iteration, "time_total_s": result.get("time_total_s")}
+        early = stopped_early(self.scheduler, trial, decision)
+        if early is not None:
+            record["early"] = early
         self._file.write(dumps(record) + "\n")
         self._file.flush()
 
