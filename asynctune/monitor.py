@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ import psutil
 
 from .errors import AsynctuneError, TrialFailed
 from .resources import GPU, Placement
+from .storage import dumps, open_append
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +218,8 @@ def trial_records(sample: MonitorSample, placements: Mapping[str, Placement | No
 def append_jsonl(path: str, record: dict[str, Any]) -> None:
     """Append one line; opened per line, so a sample every few seconds holds no file open."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(json.dumps(record) + "\n")
+    with open_append(path) as file:  # a torn last line is moved aside first
+        file.write(dumps(record) + "\n")
 
 
 def _process_table() -> tuple[dict[int, psutil.Process], dict[int, list[int]]]:
