@@ -39,7 +39,7 @@ from ..errors import AsynctuneError, ExecutorError, ExecutorLost
 from ..resources import GPU, HostInventory, Placement
 from ..trial import Decision, Mutate
 from .base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
-from .protocol import TrialRequest
+from .protocol import TrialRequest, by_value
 
 logger = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ def _unpack(data: bytes) -> Any:
 
 def _decision_message(decision: Decision | Mutate) -> Any:
     if isinstance(decision, Mutate):
-        return ("MUTATE", decision.config, decision.checkpoint)
+        return ("MUTATE", by_value(decision.config), decision.checkpoint)
     return decision.value
 
 

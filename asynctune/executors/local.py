@@ -20,7 +20,7 @@ from ..trial import Decision, Mutate
 from .base import (
     DoneEvent, ErrorEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent,
 )
-from .protocol import PROTOCOL_VERSION, FrameDecoder, TrialRequest, encode
+from .protocol import PROTOCOL_VERSION, FrameDecoder, TrialRequest, by_value, encode
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def encode_decision(decision: Decision | Mutate) -> bytes:
     if decision is Decision.CONTINUE:
         return _CONTINUE_FRAME
     if isinstance(decision, Mutate):
-        return encode(("MUTATE", decision.config, decision.checkpoint))
+        return encode(("MUTATE", by_value(decision.config), decision.checkpoint))
     return encode(decision.value)
 
 

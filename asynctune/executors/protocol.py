@@ -8,6 +8,8 @@ Worker -> driver:  ("ready", info) | ("result", result, checkpoint_dir | None)
                    | ("done", how, checkpoint_dir | None) | ("error", message, traceback)
 `how` is "finished" (the trainable returned), "stopped" or "paused" (a decision ended it).
 A decision is "CONTINUE", "STOP", "PAUSE" or ("MUTATE", config, checkpoint_dir).
+Configs travel inside by_value(): cloudpickled, so a class defined in the user's script
+(`__main__`, a local class) reaches the worker as it does in the trainable.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pickle
 import struct
 from dataclasses import dataclass, field
 from typing import Any
+
+import cloudpickle
 
 _HEADER = struct.Struct(">I")
 HEADER_SIZE = _HEADER.size
@@ -82,6 +86,18 @@ class BlockingChannel:
         return data
 
 
+class by_value:  # noqa: N801  (used like a function)
+    """Pickles `value` with cloudpickle inside a plain pickle; loading gives `value` back."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return cloudpickle.loads, (cloudpickle.dumps(self.value, protocol=pickle.HIGHEST_PROTOCOL),)
+
+
 @dataclass
 class TrialRequest:
     """Everything a worker needs to run (or resume) one trial."""
@@ -98,3 +114,6 @@ class TrialRequest:
     checkpoint_at_end: bool = False
     placement: dict[str, Any] = field(default_factory=dict)
     experiment_dir: str = ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "config": by_value(self.config)}
