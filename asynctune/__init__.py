@@ -25,7 +25,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
-    AsynctuneError, ExecutorError, ExecutorLost, HostUnreachable, SearchSpaceError, TrialFailed, WorkerLost,
+    AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, SearchSpaceError, TrialFailed,
+    WorkerLost,
 )
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
@@ -85,7 +86,7 @@ if TYPE_CHECKING:
     from .stopper import Stopper
 
 __all__ = [
-    "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "HostUnreachable", "Mutate", "PAUSE", "STOP",
+    "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable", "Mutate", "PAUSE", "STOP",
     "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]

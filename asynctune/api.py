@@ -28,10 +28,10 @@ from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .resources import Resources, ResourcesSpec
-from .recovery import ResumeState, load_resume_state, save_run_spec
+from .recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
-from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, prepare_experiment_dir
+from .storage import RUN_SPEC_FILE, prepare_experiment_dir
 from .trainable import Trainable, trainable_name
 
 logger = logging.getLogger(__name__)
@@ -256,8 +256,8 @@ def build_controller(
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
-    if _resume is not None and os.path.exists(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE)):
-        searcher.restore(os.path.join(_resume.experiment_dir, SEARCHER_STATE_FILE))
+    if _resume is not None:
+        restore_searcher(searcher, _resume.experiment_dir)
     scheduler = scheduler if scheduler is not None else FIFOScheduler()
     if not isinstance(scheduler, Scheduler):
         raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")

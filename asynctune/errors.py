@@ -60,3 +60,17 @@ class ExecutorLost(ExecutorError):
     Raised from `TrialRun.events()` or `Executor.launch()`; the controller then ends the
     experiment with every unfinished trial resumable, saves its state, and raises this.
     """
+
+
+class ExperimentDamaged(AsynctuneError, ValueError):
+    """An experiment directory is damaged in a way resume cannot repair without guessing.
+
+    Attributes:
+        path: The damaged file or directory.
+        remedy: What to do about it.
+    """
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        super().__init__(f"cannot resume: {path} {problem}; {remedy}")
+        self.path = path
+        self.remedy = remedy
