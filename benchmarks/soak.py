@@ -1,7 +1,7 @@
 """Soak test (not part of the default test run): many short trials with random failures and
 random worker kills, then check the invariants asynctune promises.
 
-    python benchmarks/soak.py                  # 2,000 trials
+    PYTHONPATH=. python benchmarks/soak.py     # 2,000 trials (PYTHONPATH: this checkout's asynctune)
     python benchmarks/soak.py --trials 300     # shorter
     python benchmarks/soak.py --trials 300 --driver-kills 5
                                                # the driver in a process of its own, SIGKILLed 5 times at
@@ -112,7 +112,11 @@ def _sessions_with_faults(args: argparse.Namespace, storage: str, faults: collec
                                   env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
                                       os.path.dirname(os.path.dirname(os.path.abspath(at.__file__))),
                                       os.environ.get("PYTHONPATH")]))})
-        deadline = time.time() + rng.uniform(1.5, 6.0)
+        started = time.time() + 60  # the kill comes at a random time after the session's first trial
+        while time.time() < started and driver.poll() is None and not os.path.exists(
+                os.path.join(experiment_dir, "journal.jsonl")):
+            time.sleep(0.05)
+        deadline = time.time() + rng.uniform(0.5, 5.0)
         locked: list[str] = []
         while time.time() < deadline and driver.poll() is None:
             time.sleep(0.1)
@@ -146,6 +150,8 @@ def _child_args(args: argparse.Namespace) -> list[str]:
 
 def _tear_last_written(experiment_dir: str, rng: random.Random) -> bool:
     """Cut the last line of the most recently written result.jsonl or journal.jsonl mid-way."""
+    if not os.path.isdir(experiment_dir):
+        return False
     candidates = [os.path.join(experiment_dir, "journal.jsonl")]
     for entry in os.scandir(experiment_dir):
         if entry.is_dir() and entry.name.startswith("trial_"):
@@ -156,6 +162,8 @@ def _tear_last_written(experiment_dir: str, rng: random.Random) -> bool:
     path = max(candidates, key=os.path.getmtime)
     with open(path, "rb+") as f:
         data = f.read()
+        if not data.endswith(b"\n"):
+            return False  # still torn: the last session was killed before it opened the file
         start = data.rfind(b"\n", 0, len(data) - 1) + 1
         if len(data) - start < 3:
             return False
