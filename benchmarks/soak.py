@@ -81,8 +81,18 @@ def main() -> None:
         start = time.time()
         faults: collections.Counter[str] = collections.Counter()
         if args.driver_kills:
-            experiment_dir = _sessions_with_faults(args, storage, faults)
-            analysis = at.resume(experiment_dir, verbose=0)
+            locked: list[str] = []
+            try:
+                experiment_dir = _sessions_with_faults(args, storage, faults, locked)
+            finally:
+                for path in locked:  # an immutable directory could not even be deleted
+                    _unlock(path)
+            try:
+                analysis = at.resume(experiment_dir, verbose=0)
+            except Exception as exc:  # noqa: BLE001  the figures say what went wrong
+                print(f"soak: the last session failed: {type(exc).__name__}: {exc}")
+                print(f"  faults injected: {dict(faults)}\n  invariant violations: 1")
+                raise SystemExit(1) from None
         else:
             analysis = _run(args, storage)
         elapsed = time.time() - start
@@ -100,7 +110,8 @@ def main() -> None:
     raise SystemExit(1 if problems else 0)
 
 
-def _sessions_with_faults(args: argparse.Namespace, storage: str, faults: collections.Counter[str]) -> str:
+def _sessions_with_faults(args: argparse.Namespace, storage: str, faults: collections.Counter[str],
+                          locked: list[str]) -> str:
     """Run the experiment in driver processes, SIGKILLing each at a random moment; between
     sessions, tear the last line of the file written last, as a kill mid-write would."""
     rng = random.Random(args.seed)
@@ -117,26 +128,27 @@ def _sessions_with_faults(args: argparse.Namespace, storage: str, faults: collec
                 os.path.join(experiment_dir, "journal.jsonl")):
             time.sleep(0.05)
         deadline = time.time() + rng.uniform(0.5, 5.0)
-        locked: list[str] = []
+        session_locked: list[str] = []
         while time.time() < deadline and driver.poll() is None:
             time.sleep(0.1)
             if unwritable_left and rng.random() < 0.05:
                 target = _running_trial_dir(experiment_dir, rng)
                 if target is not None:
-                    _lock(target)
                     locked.append(target)
+                    session_locked.append(target)
+                    _lock(target)
                     unwritable_left -= 1
                     faults["unwritable trial directory"] += 1
         if driver.poll() is not None:
-            for path in locked:
+            for path in session_locked:
                 _unlock(path)
-            break  # finished before this kill
+            break  # finished (or failed) before this kill
         workers = psutil.Process(driver.pid).children(recursive=True)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         psutil.wait_procs(workers, timeout=10)
         faults["driver SIGKILL"] += 1
-        for path in locked:
+        for path in session_locked:
             _unlock(path)
         if _tear_last_written(experiment_dir, rng):
             faults["torn last line"] += 1
