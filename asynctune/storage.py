@@ -86,14 +86,19 @@ def _finite(value: Any) -> Any:
 
 def write_json_atomic(path: str, value: Any) -> None:
     """Write to a temporary file and rename it over the old one: readers never see half a file."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
     try:
-        with os.fdopen(fd, "w") as f:
-            try:
-                f.write(json.dumps(value, default=to_jsonable, indent=1, allow_nan=False))
-            except ValueError:
-                f.write(json.dumps(_finite(value), default=to_jsonable, indent=1, allow_nan=False))
+        text = json.dumps(value, default=to_jsonable, indent=1, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), default=to_jsonable, indent=1, allow_nan=False)
+    write_atomic(path, text.encode())
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """`data` as the file `path`, whole or not at all (a private temporary file renamed over it)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -349,18 +354,7 @@ def write_params(trial_dir: str, config: dict[str, Any]) -> None:
         logger.warning("%s: the config cannot be pickled (%s); a resume reads it from params.json",
                        trial_dir, exc)
         return
-    path = os.path.join(trial_dir, PARAMS_PICKLE_FILE)
-    fd, tmp = tempfile.mkstemp(dir=trial_dir, prefix=".tmp-", suffix=".pkl")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(os.path.join(trial_dir, PARAMS_PICKLE_FILE), data)
 
 
 def read_params(trial_dir: str) -> dict[str, Any] | None:
