@@ -173,6 +173,12 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
     for name in directories:
         if name in trials:
             continue
+        path = os.path.join(experiment_dir, name)
+        if read_params(path) is None and not read_results(path):
+            # The driver died while adding it (the directory is made before its params are
+            # written): it never ran, so it is added again as if new.
+            logger.warning("%s: %s was being added when the driver stopped; it starts afresh", experiment_dir, name)
+            continue
         # Added to the experiment, but its journal lines are gone (journal deleted or cut).
         trial = trials[name] = Trial(trial_id=name, config={}, index=_index_of(name),
                                      path=os.path.join(experiment_dir, name))

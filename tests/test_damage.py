@@ -216,7 +216,7 @@ def test_a_journal_cut_in_the_middle_reuses_no_trial_id(tmp_path):
     first_of_2 = next(i for i, line in enumerate(events) if '"trial_00002"' in line)
     (experiment_dir / "journal.jsonl").write_text("".join(events[:first_of_2]))
     (experiment_dir / "experiment.json").unlink()  # and no snapshot either
-    configs = {p.name: json.loads((p / "params.json").read_text()) for p in experiment_dir.glob("trial_*")}
+    configs = {p.parent.name: json.loads(p.read_text()) for p in experiment_dir.glob("trial_*/params.json")}
     resumed = at.resume(str(experiment_dir), verbose=0)
     _assert_every_result_once(resumed, experiment_dir)
     for trial in resumed.trials:
@@ -240,6 +240,15 @@ def test_a_corrupt_searcher_state_is_a_clear_error(tmp_path):
     (experiment_dir / "searcher_state.pkl").write_bytes(pickle.dumps({"x": 1})[:-5])
     with pytest.raises(at.ExperimentDamaged, match="searcher_state.pkl is unreadable .* move it away"):
         at.resume(str(experiment_dir), verbose=0)
+
+
+def test_a_trial_being_added_when_the_driver_died_starts_afresh(tmp_path):
+    experiment_dir = _kill_driver_after(tmp_path, "adding", 8)
+    last = max(int(p.name[6:]) for p in experiment_dir.glob("trial_*"))
+    added = f"trial_{last + 1:05d}"
+    (experiment_dir / added).mkdir()  # made, but killed before its params were written
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    _assert_every_result_once(resumed, experiment_dir)
 
 
 def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
