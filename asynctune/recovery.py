@@ -143,6 +143,8 @@ def _valid_result(result: dict[str, Any]) -> bool:
 
 
 def _valid_event(event: dict[str, Any]) -> bool:
+    if "trial_id" not in event:
+        return True  # not about one trial: nothing to rebuild from it
     trial_id = event.get("trial_id")
     if not isinstance(trial_id, str) or not _TRIAL_DIR.fullmatch(trial_id):
         return False
@@ -157,7 +159,9 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
     """The trial table: the journal's, completed from the trial directories and the snapshot."""
     trials: dict[str, Trial] = {}
     for event in repair_jsonl(os.path.join(experiment_dir, JOURNAL_FILE), _valid_event):
-        trial_id = event["trial_id"]
+        trial_id = event.get("trial_id")
+        if trial_id is None:
+            continue
         trial = trials.get(trial_id)
         if trial is None:
             trial = trials[trial_id] = Trial(trial_id=trial_id, config=event.get("config", {}),

@@ -254,9 +254,10 @@ def test_a_trial_being_added_when_the_driver_died_starts_afresh(tmp_path):
 def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
     experiment_dir = _kill_driver_after(tmp_path, "noparams", 4)
     os.unlink(experiment_dir / "journal.jsonl")
-    for name in ("params.json", "params.pkl"):
-        os.unlink(experiment_dir / "trial_00001" / name)
-    with pytest.raises(at.ExperimentDamaged, match="trial_00001 has neither a readable params.pkl nor params.json"):
+    trial = next(p for p in sorted(experiment_dir.glob("trial_*")) if (p / "result.jsonl").stat().st_size)
+    for name in ("params.json", "params.pkl"):  # a trial that reported: its results have no config left
+        os.unlink(trial / name)
+    with pytest.raises(at.ExperimentDamaged, match=f"{trial.name} has neither a readable params.pkl nor params.json"):
         at.resume(str(experiment_dir), verbose=0)
 
 
