@@ -31,11 +31,10 @@ from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .options import ExperimentSpec, RunOptions
 from .resources import ResourcesSpec
-from .recovery import ResumeState, load_resume_state, save_run_spec
-from .safe_files import check_private
+from .recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
-from .storage import RUN_SPEC_FILE, SEARCHER_STATE_FILE, check_name_free, prepare_experiment_dir, trial_ids
+from .storage import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
 from .trainable import Trainable, trainable_name
 
 logger = logging.getLogger(__name__)
@@ -237,9 +236,8 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
-    if resume_state is not None and os.path.exists(os.path.join(resume_state.experiment_dir, SEARCHER_STATE_FILE)):
-        check_private(os.path.join(resume_state.experiment_dir, SEARCHER_STATE_FILE))  # restore() unpickles it
-        searcher.restore(os.path.join(resume_state.experiment_dir, SEARCHER_STATE_FILE))
+    if resume_state is not None:
+        restore_searcher(searcher, resume_state.experiment_dir)
     scheduler = options.scheduler if options.scheduler is not None else FIFOScheduler()
     if not isinstance(scheduler, Scheduler):
         raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")

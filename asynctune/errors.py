@@ -77,3 +77,17 @@ class UnsafeFileError(AsynctuneError):
         self.path = path
         self.reason = reason
         self.fix = fix
+
+
+class ExperimentDamaged(AsynctuneError, ValueError):
+    """An experiment directory is damaged in a way resume cannot repair without guessing.
+
+    Attributes:
+        path: The damaged file or directory.
+        remedy: What to do about it.
+    """
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        super().__init__(f"cannot resume: {path} {problem}; {remedy}")
+        self.path = path
+        self.remedy = remedy

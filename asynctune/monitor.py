@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import os
 import time
@@ -23,7 +22,8 @@ import psutil
 
 from .errors import AsynctuneError, TrialFailed
 from .resources import GPU, Placement
-from .safe_files import makedirs_private, open_private
+from .safe_files import makedirs_private
+from .storage import dumps, open_append
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +219,8 @@ def trial_records(sample: MonitorSample, placements: Mapping[str, Placement | No
 def append_jsonl(path: str, record: dict[str, Any]) -> None:
     """Append one line; opened per line, so a sample every few seconds holds no file open."""
     makedirs_private(os.path.dirname(path) or ".")
-    with open_private(path, "a", encoding="utf-8") as file:
-        file.write(json.dumps(record) + "\n")
+    with open_append(path) as file:  # a torn last line is moved aside first
+        file.write(dumps(record) + "\n")
 
 
 def _process_table() -> tuple[dict[int, psutil.Process], dict[int, list[int]]]:

@@ -9,24 +9,39 @@ What survives a killed driver, and what each part of the state is rebuilt from:
 - the scheduler: replayed, by showing a fresh one every recorded result in order.
 Trials that were running restart from their newest complete checkpoint; results they reported
 after it move to result.rewound.jsonl, since the restarted trial reports them again.
+
+Damage is repaired from the other files where that is safe, else refused with ExperimentDamaged
+naming the file: the trial directories (params.pkl/params.json, result.jsonl) are the ground
+truth for which trials exist and what they reported; a trial the journal lacks (journal deleted
+or cut) is taken from the experiment.json snapshot, or else restarted from its checkpoint; lines
+of a .jsonl file that are not JSON objects move to `<file>.damaged` (a torn last line to
+`<file>.torn`). A trial id is never reused and results are never mixed or doubled.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 
-from .errors import UnsafeFileError
-from .safe_files import load_pickle_private, open_private
+from .errors import ExperimentDamaged, UnsafeFileError
+from .safe_files import check_private, load_pickle_private, open_private
 from .storage import (
-    EXPERIMENT_FILE, RUN_SPEC_FILE, TrialRecorder, latest_checkpoint, read_journal, read_results,
+    EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RUN_SPEC_FILE, SEARCHER_STATE_FILE,
+    TrialRecorder, check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
 )
 from .trial import Status, Trial
+
+logger = logging.getLogger(__name__)
+
+_TRIAL_DIR = re.compile(r"trial_(\d{5,})")
+DAMAGED_SUFFIX = ".damaged"
 
 
 @dataclass
@@ -72,41 +87,144 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     except Exception as exc:
         raise ValueError(f"cannot resume {experiment_dir}: {RUN_SPEC_FILE} is unreadable "
                          f"({type(exc).__name__}: {exc})") from exc
-    status, time_used = "UNKNOWN", 0.0
+    status, time_used, snapshot_trials = "UNKNOWN", 0.0, {}
     try:
         with open(os.path.join(experiment_dir, EXPERIMENT_FILE)) as f:
             snapshot = json.load(f)
         status, time_used = snapshot.get("status", "UNKNOWN"), float(snapshot.get("time_used_s", 0.0))
-    except (OSError, ValueError):
-        pass  # a missing or torn snapshot is fine: the journal is the source of truth
+        snapshot_trials = {t["trial_id"]: t for t in snapshot.get("trials", [])
+                           if isinstance(t, dict) and isinstance(t.get("trial_id"), str)}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        pass  # a missing or torn snapshot is fine: the journal and the trial directories hold the truth
     kwargs = cloudpickle.loads(spec["run_kwargs"])
-    trials = _trials_from_journal(experiment_dir, kwargs.get("metric"), kwargs.get("mode"))
+    trials = _rebuild_trials(experiment_dir, snapshot_trials)
+    for trial in trials:
+        _restore_trial(trial, kwargs.get("metric"), kwargs.get("mode"))
     return ResumeState(experiment_dir, kwargs, trainable, status, time_used, trials)
 
 
-def _trials_from_journal(experiment_dir: str, metric: str | None, mode: str | None) -> list[Trial]:
+def restore_searcher(searcher: Any, experiment_dir: str) -> None:
+    """Give a resumed searcher its saved state; a clear error if searcher_state.pkl is damaged."""
+    path = os.path.join(experiment_dir, SEARCHER_STATE_FILE)
+    if not os.path.exists(path):
+        return
+    check_private(path)  # restore() unpickles it
+    try:
+        searcher.restore(path)
+    except Exception as exc:
+        raise ExperimentDamaged(
+            path, f"is unreadable ({type(exc).__name__}: {exc})",
+            "move it away to resume with a fresh searcher (it then suggests configs as if from the start; "
+            "the trials already run are kept)") from exc
+
+
+def repair_jsonl(path: str, valid: Any = None) -> list[dict[str, Any]]:
+    """The records of a .jsonl file, after moving a torn last line to `<file>.torn` and every
+    other line that is not a valid record to `<file>.damaged` (kept for inspection)."""
+    move_torn_tail(path)
+    records, bad = check_jsonl(path)
+    if valid is not None:
+        invalid = [r for r in records if not valid(r)]
+        if invalid:
+            records = [r for r in records if valid(r)]
+            bad += [(0, dumps(r) + "\n") for r in invalid]
+    if bad:
+        with open(path + DAMAGED_SUFFIX, "a", encoding="utf-8", errors="surrogateescape") as f:
+            f.writelines(text if text.endswith("\n") else text + "\n" for _, text in bad)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(dumps(r) + "\n" for r in records)
+        os.replace(tmp, path)
+        logger.warning("%s held %d line(s) that are not valid records (lines %s); moved them to %s",
+                       path, len(bad), ", ".join(str(n) for n, _ in bad if n) or "-", path + DAMAGED_SUFFIX)
+    return records
+
+
+def _valid_result(result: dict[str, Any]) -> bool:
+    iteration = result.get("training_iteration", 0)
+    return isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0
+
+
+def _valid_event(event: dict[str, Any]) -> bool:
+    if "trial_id" not in event:
+        return True  # not about one trial: nothing to rebuild from it
+    trial_id = event.get("trial_id")
+    if not isinstance(trial_id, str) or not _TRIAL_DIR.fullmatch(trial_id):
+        return False
+    try:
+        Status(event.get("status", Status.PENDING.value))
+    except ValueError:
+        return False
+    return isinstance(event.get("config", {}), dict)
+
+
+def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) -> list[Trial]:
+    """The trial table: the journal's, completed from the trial directories and the snapshot."""
     trials: dict[str, Trial] = {}
-    for event in read_journal(experiment_dir):
+    for event in repair_jsonl(os.path.join(experiment_dir, JOURNAL_FILE), _valid_event):
         trial_id = event.get("trial_id")
-        if not trial_id:
+        if trial_id is None:
             continue
         trial = trials.get(trial_id)
         if trial is None:
             trial = trials[trial_id] = Trial(trial_id=trial_id, config=event.get("config", {}),
-                                             index=int(event.get("index", len(trials))),
-                                             path=os.path.join(experiment_dir, trial_id))
+                                             index=_index_of(trial_id), path=os.path.join(experiment_dir, trial_id))
         trial.config = event.get("config", trial.config)
         trial.resources = event.get("resources", trial.resources) or {}
         trial.status = Status(event.get("status", trial.status.value))
-        trial.num_failures = int(event.get("num_failures", 0))
+        trial.num_failures = int(event.get("num_failures", 0) or 0)
         trial.error = event.get("error")
+    journal_ids = set(trials)
+    directories = sorted(name for name in os.listdir(experiment_dir)
+                         if _TRIAL_DIR.fullmatch(name) and os.path.isdir(os.path.join(experiment_dir, name)))
+    for name in directories:
+        if name in trials:
+            continue
+        path = os.path.join(experiment_dir, name)
+        if read_params(path) is None and not read_results(path):
+            # The driver died while adding it (the directory is made before its params are
+            # written): it never ran, so it is added again as if new.
+            logger.warning("%s: %s was being added when the driver stopped; it starts afresh", experiment_dir, name)
+            continue
+        # Added to the experiment, but its journal lines are gone (journal deleted or cut).
+        trial = trials[name] = Trial(trial_id=name, config={}, index=_index_of(name),
+                                     path=os.path.join(experiment_dir, name))
+        known = snapshot.get(name, {})
+        try:
+            trial.status = Status(known.get("status", Status.PENDING.value))
+            trial.num_failures = int(known.get("num_failures", 0) or 0)
+        except (ValueError, TypeError):
+            trial.status = Status.PENDING
+        trial.resources = known.get("resources") if isinstance(known.get("resources"), dict) else {}
+        trial.error = known.get("error")
+        logger.warning("%s: trial %s is not in %s; rebuilt from its directory%s", experiment_dir, name, JOURNAL_FILE,
+                       " and experiment.json" if known else " (it restarts from its newest checkpoint)")
     for trial in trials.values():
-        _restore_trial(trial, metric, mode)
-    return sorted(trials.values(), key=lambda t: t.index)
+        config = read_params(trial.path)  # the config with its types (params.pkl)
+        if config is not None:
+            trial.config = config
+        elif trial.trial_id not in journal_ids:
+            raise ExperimentDamaged(
+                trial.path, f"has neither a readable {PARAMS_PICKLE_FILE} nor {PARAMS_FILE}, and no other file "
+                "holds its config", "restore the file, or move the directory out of the experiment to resume "
+                "without it")
+    ordered = sorted(trials.values(), key=lambda t: t.index)
+    for position, trial in enumerate(ordered):
+        if trial.index != position:  # a gap: the next new trial would get an id that was used
+            missing = f"trial_{position:05d}"
+            raise ExperimentDamaged(
+                os.path.join(experiment_dir, missing), "is missing (neither a directory nor a journal entry), "
+                f"but {trial.trial_id} exists", f"restore it, or move every trial directory after it out of "
+                f"{experiment_dir} to resume without them")
+    return ordered
+
+
+def _index_of(trial_id: str) -> int:
+    return int(trial_id.split("_", 1)[1])
 
 
 def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
-    recorded = read_results(trial.path)
+    recorded = repair_jsonl(os.path.join(trial.path, RESULT_FILE), _valid_result)
     last_iteration = max((int(r.get("training_iteration", 0)) for r in recorded), default=0)
     newest = latest_checkpoint(trial.path, max_iteration=last_iteration)
     if newest is not None:

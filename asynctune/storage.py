@@ -2,27 +2,38 @@
 
     <storage_path>/<name>/
       experiment.json              spec, status and the trial table (rewritten atomically)
-      <trial_id>/params.json       the trial's config
+      <trial_id>/params.json       the trial's config, readable (objects as their repr)
+      <trial_id>/params.pkl        the same config with its types (cloudpickle, private 0600):
+                                   what a resumed trial gets
       <trial_id>/result.jsonl      every result, appended and flushed as it arrives
       <trial_id>/progress.csv      the same as a table (columns of the first result), flushed
                                    twice a second
       <trial_id>/checkpoint_<iteration>/, stdout.txt, stderr.txt, error.txt
 
 Everything is private to the user: directories 0700, files 0600 (see safe_files.py).
+Every .jsonl line is strict JSON: a float that is NaN or infinite is written as null (pandas
+reads it as NaN; asynctune treats it as not reported). Files from older versions with bare
+NaN/Infinity still read. A line torn by a killed driver is moved to `<file>.torn` when the
+file is next opened for appending, so the next line never joins it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import math
 import os
 import shutil
 import tempfile
 from typing import Any
 
+import cloudpickle
 import numpy as np
 
-from .safe_files import PRIVATE_DIR_MODE, makedirs_private, open_private
+from .errors import UnsafeFileError
+from .safe_files import PRIVATE_DIR_MODE, load_pickle_private, makedirs_private, open_private
+logger = logging.getLogger(__name__)
 
 EXPERIMENT_FILE = "experiment.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -32,6 +43,8 @@ REWOUND_FILE = "result.rewound.jsonl"
 RESULT_FILE = "result.jsonl"
 PROGRESS_FILE = "progress.csv"
 PARAMS_FILE = "params.json"
+PARAMS_PICKLE_FILE = "params.pkl"
+TORN_SUFFIX = ".torn"
 ERROR_FILE = "error.txt"
 
 
@@ -48,20 +61,47 @@ def to_jsonable(value: Any) -> Any:
     return repr(value)
 
 
-_ENCODER = json.JSONEncoder(default=to_jsonable)
+_ENCODER = json.JSONEncoder(default=to_jsonable, allow_nan=False)
 
 
 def dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
+    """Strict JSON (NaN and infinities become null, see the module's docstring)."""
+    try:
+        return _ENCODER.encode(value)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        return _ENCODER.encode(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (numpy's too) replaced by None."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_finite(v) for v in value.tolist()]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_json_atomic(path: str, value: Any) -> None:
     """Write to a temporary file and rename it over the old one: readers never see half a file."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(value, default=to_jsonable, indent=1))
+        text = json.dumps(value, default=to_jsonable, indent=1, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), default=to_jsonable, indent=1, allow_nan=False)
+    write_atomic(path, text.encode())
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """`data` as the file `path`, whole or not at all (a private temporary file renamed over it)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -131,17 +171,17 @@ class TrialRecorder:
     def __init__(self, trial_dir: str) -> None:
         self.trial_dir = trial_dir
         makedirs_private(trial_dir)
-        self._json = open_private(os.path.join(trial_dir, RESULT_FILE), "a", buffering=1 << 16)
+        self._json = open_append(os.path.join(trial_dir, RESULT_FILE))
         csv_path = os.path.join(trial_dir, PROGRESS_FILE)
         self._columns: list[str] | None = _read_csv_header(csv_path)
-        self._csv = open_private(csv_path, "a", buffering=1 << 16, newline="")
+        self._csv = open_append(csv_path, newline="")
         self._csv_writer = csv.writer(self._csv)
 
     def write_params(self, config: dict[str, Any]) -> None:
-        write_json_atomic(os.path.join(self.trial_dir, PARAMS_FILE), config)
+        write_params(self.trial_dir, config)
 
     def record(self, result: dict[str, Any]) -> None:
-        self._json.write(_ENCODER.encode(result) + "\n")
+        self._json.write(dumps(result) + "\n")
         self._json.flush()
         if self._columns is None:
             # The first result fixes the columns; keys that appear later are in result.jsonl.
@@ -164,13 +204,13 @@ class TrialRecorder:
         kept = [r for r in results if int(r.get("training_iteration", 0)) <= iteration]
         dropped = [r for r in results if int(r.get("training_iteration", 0)) > iteration]
         if dropped:
-            with open_private(os.path.join(self.trial_dir, REWOUND_FILE), "a") as f:
+            with open_append(os.path.join(self.trial_dir, REWOUND_FILE)) as f:
                 for result in dropped:
                     f.write(dumps(result) + "\n")
             _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
             _rewrite_csv(os.path.join(self.trial_dir, PROGRESS_FILE), self._columns, kept)
-        self._json = open_private(os.path.join(self.trial_dir, RESULT_FILE), "a", buffering=1 << 16)
-        self._csv = open_private(os.path.join(self.trial_dir, PROGRESS_FILE), "a", buffering=1 << 16, newline="")
+        self._json = open_append(os.path.join(self.trial_dir, RESULT_FILE))
+        self._csv = open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="")
         self._csv_writer = csv.writer(self._csv)
         return kept
 
@@ -208,7 +248,7 @@ class Journal:
     appended and flushed as it happens. Resume rebuilds the trial table from it."""
 
     def __init__(self, experiment_dir: str) -> None:
-        self._file = open_private(os.path.join(experiment_dir, JOURNAL_FILE), "a", buffering=1 << 16)
+        self._file = open_append(os.path.join(experiment_dir, JOURNAL_FILE))
 
     def write(self, event: dict[str, Any]) -> None:
         self._file.write(dumps(event) + "\n")
@@ -282,19 +322,104 @@ def remove_checkpoint(path: str) -> None:
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
-    """Every JSON line of a file, [] if it is missing; a half-written last line (driver killed
-    mid-write) is skipped."""
-    records = []
+    """Every JSON object line of a file, [] if it is missing; a line that is not one (torn by a
+    killed driver, damaged) is skipped: check_jsonl() finds them, recovery repairs the file."""
+    return check_jsonl(path)[0]
+
+
+def check_jsonl(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """A JSONL file's object lines, and its other lines as (line number, text)."""
+    records: list[dict[str, Any]] = []
+    bad: list[tuple[int, str]] = []
     try:
-        with open(path) as f:
-            for line in f:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for number, line in enumerate(f, 1):
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except ValueError:
-                    continue
+                    record = None
+                if isinstance(record, dict):
+                    records.append(record)
+                elif line.strip():
+                    bad.append((number, line))
     except FileNotFoundError:
         pass
-    return records
+    return records, bad
+
+
+def open_append(path: str, *, newline: str | None = None) -> Any:
+    """Open a line-per-record file for appending, after moving a torn last line (a writer
+    killed mid-line) to `<path>.torn`: appended to, the next line would be glued onto it."""
+    move_torn_tail(path)
+    return open(path, "a", buffering=1 << 16, newline=newline, encoding="utf-8")
+
+
+def move_torn_tail(path: str) -> str | None:
+    """If `path` does not end with a newline, cut its last partial line off into
+    `<path>.torn` (kept, never deleted) and return that text; None if nothing was torn."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return None
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return None
+            start = size
+            while start > 0:  # find the last newline, reading backwards in blocks
+                block = min(start, 1 << 16)
+                f.seek(start - block)
+                chunk = f.read(block)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    start = start - block + cut + 1
+                    break
+                start -= block
+            f.seek(start)
+            tail = f.read()
+            with open(path + TORN_SUFFIX, "ab") as torn:
+                torn.write(tail + b"\n")
+            f.truncate(start)
+    except FileNotFoundError:
+        return None
+    text = tail.decode(errors="replace")
+    logger.warning("%s ended with a torn line (its writer was killed mid-write); moved it to %s: %.80r",
+                   path, path + TORN_SUFFIX, text)
+    return text
+
+
+def write_params(trial_dir: str, config: dict[str, Any]) -> None:
+    """params.json for people and tools; params.pkl (0600) keeps the types for a resume."""
+    write_json_atomic(os.path.join(trial_dir, PARAMS_FILE), config)
+    try:
+        data = cloudpickle.dumps(config)
+    except Exception as exc:  # noqa: BLE001  the config reached the trial, so this is rare
+        logger.warning("%s: the config cannot be pickled (%s); a resume reads it from params.json",
+                       trial_dir, exc)
+        return
+    write_atomic(os.path.join(trial_dir, PARAMS_PICKLE_FILE), data)
+
+
+def read_params(trial_dir: str) -> dict[str, Any] | None:
+    """A trial's config with its types: params.pkl, else params.json (older directories);
+    None if neither can be read."""
+    try:
+        config = load_pickle_private(os.path.join(trial_dir, PARAMS_PICKLE_FILE), cloudpickle.load)
+        if isinstance(config, dict):
+            return config
+    except FileNotFoundError:
+        pass
+    except UnsafeFileError:
+        raise  # never unpickled, never silently replaced: the user decides
+    except Exception as exc:  # noqa: BLE001  unreadable: params.json is the fallback
+        logger.warning("%s is unreadable (%s: %s); using params.json", os.path.join(trial_dir, PARAMS_PICKLE_FILE),
+                       type(exc).__name__, exc)
+    try:
+        with open(os.path.join(trial_dir, PARAMS_FILE)) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

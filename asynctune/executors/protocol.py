@@ -32,6 +32,10 @@ Framing, over a pipe or an SSH channel: a 4-byte big-endian length, then the pic
 pickled whole, through a pair of `distributed.Queue`s instead, with a handshake of its own
 before "run": the task sends ("started", {"nonce", "worker", "pid", "hostname", "thread"}) and
 the driver answers ("RUN", nonce), or ("ABANDON", nonce) to a rerun Dask started on its own.
+
+Configs (in TrialRequest and in a MUTATE decision) travel inside by_value(): cloudpickled, so a
+class defined in the user's script (`__main__`, a local class) reaches the worker as it does in
+the trainable.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import cloudpickle
 
 from ..errors import AsynctuneError, ExecutorError
 from ..trial import Decision, Mutate
@@ -116,6 +122,18 @@ class BlockingChannel:
         return data
 
 
+class by_value:  # noqa: N801  (used like a function)
+    """Pickles `value` with cloudpickle inside a plain pickle; loading gives `value` back."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return cloudpickle.loads, (cloudpickle.dumps(self.value, protocol=pickle.HIGHEST_PROTOCOL),)
+
+
 # Driver -> worker -------------------------------------------------------------------------------
 
 
@@ -136,6 +154,9 @@ class TrialRequest:
     placement: dict[str, Any] = field(default_factory=dict)
     experiment_dir: str = ""
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "config": by_value(self.config)}
+
 
 def run_frame(request: TrialRequest) -> bytes:
     return encode(("run", request))
@@ -147,7 +168,7 @@ EXIT_FRAME = encode(("exit",))
 def decision_message(decision: Decision | Mutate) -> Any:
     """A decision as it travels: "CONTINUE" | "STOP" | "PAUSE" | ("MUTATE", config, checkpoint)."""
     if isinstance(decision, Mutate):
-        return ("MUTATE", decision.config, decision.checkpoint)
+        return ("MUTATE", by_value(decision.config), decision.checkpoint)
     return decision.value
 
 

@@ -3,6 +3,10 @@
 Started as `python -m asynctune.worker`; it speaks the framed protocol on the stdin/stdout it
 was given, and points its own fds 1 and 2 at each trial's stdout.txt / stderr.txt, so a trial's
 prints land in its directory and never corrupt the protocol stream.
+
+On Linux the worker is a child subreaper: a process its trial started stays its descendant even
+after a double fork or a new session, and every one is ended when the trial ends, before the
+driver hears of the end, so none outlives its trial though the worker runs the next one.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -34,6 +39,7 @@ def main() -> None:
     os.dup2(2, 1)
     os.close(devnull)
     channel = BlockingChannel(read_fd, write_fd)
+    _become_subreaper()
     _exit_when_driver_goes(read_fd)
     from .. import __version__
     channel.send(("ready", {
@@ -61,6 +67,7 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
         message = execute_trial(session, request, trainables)
     finally:
         session_module._current = None
+        end_descendants()
         _restore_output(saved)
     channel.send(message)
 
@@ -110,6 +117,90 @@ def _restore_output(saved: tuple[int, int]) -> None:
         os.close(copy)
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+_END_GRACE_S = 2.0
+
+
+def _become_subreaper() -> None:
+    """Adopt this worker's orphaned descendants (Linux), so a process the trial started in a
+    new session or behind a double fork stays visible and can be ended. A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _has_children() -> bool:
+    """Cheap check (no scan of every process) whether this process has any child now."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        return any(open(f"/proc/self/task/{tid}/children").read().strip() for tid in tasks)
+    except OSError:
+        return True  # cannot tell: let psutil look
+
+
+def end_descendants(grace_s: float = _END_GRACE_S) -> None:
+    """End every process this worker's trial started: SIGTERM, up to grace_s, then SIGKILL; and
+    reap them. Repeated while new ones appear (a process may fork while it is being ended)."""
+    if not _has_children():
+        return
+    import psutil
+
+    me = psutil.Process()
+    for _ in range(5):
+        try:
+            procs = me.children(recursive=True)
+        except psutil.Error:
+            return
+        if not procs:
+            break
+        for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 1.0)):
+            for proc in procs:
+                try:
+                    proc.send_signal(signum)
+                except psutil.Error:
+                    pass
+            procs = _wait_gone(procs, wait_s)
+            if not procs:
+                break
+    _reap()
+
+
+def _wait_gone(procs: list[Any], timeout: float) -> list[Any]:
+    """The processes still alive (not zombies) after up to `timeout` seconds; reaps our own."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap()
+        alive = []
+        for proc in procs:
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except psutil.Error:
+                pass
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.01)
+        procs = alive
+
+
+def _reap() -> None:
+    """Collect exited children (our own and adopted orphans), so no zombie is left."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _exit_when_driver_goes(read_fd: int) -> None:
     """End this worker and its children when the driver's end of the pipe closes.
 
@@ -124,6 +215,7 @@ def _exit_when_driver_goes(read_fd: int) -> None:
             events = poller.poll()
             if any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in events):
                 break
+        end_descendants(grace_s=0.0)  # those in other sessions or process groups too
         if os.getpgid(0) == os.getpid():  # we lead our own process group: take the children too
             os.killpg(os.getpid(), signal.SIGKILL)
         os._exit(1)

@@ -394,7 +394,12 @@ def _hparam_value(value: Any) -> bool | float | str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) <= _FLOAT_MAX  # report(loss=10**400) has no float: not a number here
+    return isinstance(value, (float, np.integer, np.floating))
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def _flat_numbers(result: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
