@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..analysis import ExperimentAnalysis
@@ -54,6 +55,11 @@ class JsonlTail:
             self.records = self.records + _parse_lines(chunk[:complete])  # a new list: readers may hold the old
         return self.records
 
+    @property
+    def version(self) -> tuple[int | None, int]:
+        """Changes whenever read() found new records or a new file."""
+        return self._inode, self._offset
+
 
 def _parse_lines(chunk: bytes) -> list[dict[str, Any]]:
     records = []
@@ -93,6 +99,7 @@ class LiveExperiment:
         self._analysis: _LiveAnalysis | None = None
         self._tails: dict[str, JsonlTail] = {}
         self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE))
+        self._answers: dict[tuple[str, str | None], tuple[Any, str]] = {}
 
     def analysis(self) -> _LiveAnalysis:
         """The experiment as of its latest experiment.json (rewritten atomically about once a
@@ -149,9 +156,30 @@ class LiveExperiment:
     def results(self, trial_id: str) -> list[dict[str, Any]]:
         return self.analysis().trial_results(trial_id)
 
-    def curves(self, metric: str | None = None) -> dict[str, Any]:
+    def curves_json(self, metric: str | None = None) -> str:
         """Every trial's learning curve as [iteration, time_total_s, value] rows, the decisions
-        to mark on them, and the best value so far against time."""
+        to mark on them, and the best value so far against time; as JSON text, built again only
+        when a file changed (the page asks every 2 s)."""
+        return self._cached("curves", metric, lambda: self._curves(metric))
+
+    def best_so_far_json(self, metric: str | None = None) -> str:
+        return self._cached("best_so_far", metric, lambda: {
+            "metric": metric or self.analysis().default_metric, "best_so_far": self._best_so_far(metric)})
+
+    def _cached(self, what: str, metric: str | None, build: Callable[[], dict[str, Any]]) -> str:
+        analysis = self.analysis()
+        for trial in analysis.trials:  # brings every tail up to date, reading only what was appended
+            analysis.trial_results(trial.trial_id)
+        self._decisions.read()
+        key = (self._state_key, self._decisions.version, tuple(tail.version for tail in self._tails.values()))
+        cached = self._answers.get((what, metric))
+        if cached is None or cached[0] != key:
+            if len(self._answers) > 16:  # ?metric= can name anything: keep the cache small
+                self._answers.clear()
+            cached = self._answers[(what, metric)] = (key, json.dumps(finite(build())))
+        return cached[1]
+
+    def _curves(self, metric: str | None) -> dict[str, Any]:
         analysis = self.analysis()
         metric = metric or analysis.default_metric
         curves: dict[str, list[list[float | None]]] = {}
@@ -167,9 +195,9 @@ class LiveExperiment:
         return {"metric": metric, "mode": analysis.default_mode, "curves": curves,
                 "decisions": [{k: d.get(k) for k in ("trial_id", "decision", "detail", "iteration")}
                               for d in self.decisions()],
-                "best_so_far": self.best_so_far(metric)}
+                "best_so_far": self._best_so_far(metric)}
 
-    def best_so_far(self, metric: str | None = None) -> list[list[Any]]:
+    def _best_so_far(self, metric: str | None) -> list[list[Any]]:
         analysis = self.analysis()
         if not (metric or analysis.default_metric) or not analysis.default_mode:
             return []

@@ -118,13 +118,12 @@ async def _results(request: web.Request) -> web.Response:
 
 async def _curves(request: web.Request) -> web.Response:
     experiment = _store(request).experiment(request.match_info["name"])
-    return _json(experiment.curves(request.query.get("metric")))
+    return web.Response(text=experiment.curves_json(request.query.get("metric")), content_type="application/json")
 
 
 async def _best_so_far(request: web.Request) -> web.Response:
     experiment = _store(request).experiment(request.match_info["name"])
-    return _json({"metric": request.query.get("metric") or experiment.analysis().default_metric,
-                  "best_so_far": experiment.best_so_far(request.query.get("metric"))})
+    return web.Response(text=experiment.best_so_far_json(request.query.get("metric")), content_type="application/json")
 
 
 @contextlib.asynccontextmanager
