@@ -99,7 +99,7 @@ class LiveExperiment:
         self._analysis: _LiveAnalysis | None = None
         self._tails: dict[str, JsonlTail] = {}
         self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE))
-        self._answers: dict[tuple[str, str | None], tuple[Any, str]] = {}
+        self._answers: dict[tuple[str | None, ...], tuple[Any, str]] = {}
 
     def analysis(self) -> _LiveAnalysis:
         """The experiment as of its latest experiment.json (rewritten atomically about once a
@@ -156,27 +156,40 @@ class LiveExperiment:
     def results(self, trial_id: str) -> list[dict[str, Any]]:
         return self.analysis().trial_results(trial_id)
 
+    def trials_json(self) -> str:
+        """The summary and the trial table as JSON text, built again only when experiment.json
+        or decisions.jsonl changed (the page asks every 2 s)."""
+        self.analysis()
+        self._decisions.read()
+        return self._cached(("trials",), (self._state_key, self._decisions.version),
+                            lambda: {"experiment": self.summary(), "trials": self.trials()})
+
     def curves_json(self, metric: str | None = None) -> str:
         """Every trial's learning curve as [iteration, time_total_s, value] rows, the decisions
-        to mark on them, and the best value so far against time; as JSON text, built again only
-        when a file changed (the page asks every 2 s)."""
-        return self._cached("curves", metric, lambda: self._curves(metric))
+        to mark on them, and the best value so far against time, as JSON text."""
+        # Every number in it went through _as_float (finite or None), so finite() can be skipped.
+        return self._cached(("curves", metric), self._versions(), lambda: self._curves(metric), checked=True)
 
     def best_so_far_json(self, metric: str | None = None) -> str:
-        return self._cached("best_so_far", metric, lambda: {
-            "metric": metric or self.analysis().default_metric, "best_so_far": self._best_so_far(metric)})
+        return self._cached(("best_so_far", metric), self._versions(), lambda: {
+            "metric": metric or self.analysis().default_metric, "best_so_far": self._best_so_far(metric)}, checked=True)
 
-    def _cached(self, what: str, metric: str | None, build: Callable[[], dict[str, Any]]) -> str:
+    def _versions(self) -> tuple[Any, ...]:
+        """What every file read here looks like now; reading brings each tail up to date."""
         analysis = self.analysis()
-        for trial in analysis.trials:  # brings every tail up to date, reading only what was appended
+        for trial in analysis.trials:
             analysis.trial_results(trial.trial_id)
         self._decisions.read()
-        key = (self._state_key, self._decisions.version, tuple(tail.version for tail in self._tails.values()))
-        cached = self._answers.get((what, metric))
+        return self._state_key, self._decisions.version, tuple(tail.version for tail in self._tails.values())
+
+    def _cached(self, what: tuple[str | None, ...], key: Any, build: Callable[[], dict[str, Any]], *,
+                checked: bool = False) -> str:
+        cached = self._answers.get(what)
         if cached is None or cached[0] != key:
             if len(self._answers) > 16:  # ?metric= can name anything: keep the cache small
                 self._answers.clear()
-            cached = self._answers[(what, metric)] = (key, json.dumps(finite(build())))
+            answer = build()
+            cached = self._answers[what] = (key, json.dumps(answer if checked else finite(answer)))
         return cached[1]
 
     def _curves(self, metric: str | None) -> dict[str, Any]:

@@ -88,6 +88,10 @@ def _json(value: Any) -> web.Response:
     return web.json_response(finite(value))
 
 
+def _json_text(text: str) -> web.Response:
+    return web.Response(text=text, content_type="application/json")
+
+
 def _store(request: web.Request) -> ExperimentStore:
     return request.app[_STORE]
 
@@ -107,7 +111,7 @@ async def _experiment(request: web.Request) -> web.Response:
 
 async def _trials(request: web.Request) -> web.Response:
     experiment = _store(request).experiment(request.match_info["name"])
-    return _json({"experiment": experiment.summary(), "trials": experiment.trials()})
+    return _json_text(experiment.trials_json())
 
 
 async def _results(request: web.Request) -> web.Response:
@@ -118,12 +122,12 @@ async def _results(request: web.Request) -> web.Response:
 
 async def _curves(request: web.Request) -> web.Response:
     experiment = _store(request).experiment(request.match_info["name"])
-    return web.Response(text=experiment.curves_json(request.query.get("metric")), content_type="application/json")
+    return _json_text(experiment.curves_json(request.query.get("metric")))
 
 
 async def _best_so_far(request: web.Request) -> web.Response:
     experiment = _store(request).experiment(request.match_info["name"])
-    return web.Response(text=experiment.best_so_far_json(request.query.get("metric")), content_type="application/json")
+    return _json_text(experiment.best_so_far_json(request.query.get("metric")))
 
 
 @contextlib.asynccontextmanager

@@ -100,11 +100,13 @@ function renderSummary(exp, trials) {
   const counts = ["RUNNING", "PENDING", "PAUSED", "TERMINATED", "ERROR"].filter((s) => exp[s])
     .map((s) => `${exp[s]} ${s.toLowerCase()}`).join(", ");
   const stats = [
-    ["experiment", esc(exp.name)], ["status", esc(exp.status)], ["trials", `${exp.trials} <span class="muted">${esc(counts)}</span>`],
+    ["status", esc(exp.status)], ["trials", `${exp.trials} <span class="muted">${esc(counts)}</span>`],
     ["best " + esc(exp.metric || ""), exp.best != null ? `${fmt(exp.best)} <span class="muted">${esc(exp.best_trial_id)}</span>` : "–"],
-    ["scheduler", esc(exp.scheduler || "")], ["searcher", esc(exp.searcher || "")], ["time used", duration(exp.time_used_s)],
+    ["scheduler · searcher", `${esc(exp.scheduler || "")} <span class="muted">· ${esc(exp.searcher || "")}</span>`],
+    ["time used", duration(exp.time_used_s)],
   ];
-  $("summary").innerHTML = stats.map(([l, v]) => `<div class="stat"><div class="label">${l}</div><div class="value">${v}</div></div>`).join("");
+  $("summary").innerHTML = `<h2 class="title">${esc(exp.name)}</h2>` +
+    stats.map(([l, v]) => `<div class="stat"><div class="label">${l}</div><div class="value">${v}</div></div>`).join("");
   $("trial-count").textContent = `${trials.length}`;
 }
 
@@ -186,7 +188,8 @@ function renderCurves(curves) {
     focus: { alpha: 0.25 },
     scales: { x: { time: false } },
     axes: [{ label: "training_iteration" }, { label: curves.metric || "", size: 60 }],
-    series: [{ label: "iteration" }, ...ids.map((id, i) => ({ label: id, stroke: color(i), width: 1.4, spanGaps: true, points: { show: false } }))],
+    series: [{ label: "iteration" }, ...ids.map((id, i) => ({ label: id, stroke: color(i), width: 1.4, spanGaps: true,
+                                                         points: { show: curves.curves[id].length < 3, size: 5 } }))],
     hooks: {
       draw: [drawDecisionMarks],
       setSeries: [(u, i) => { $("hovered").textContent = i ? "· " + u.series[i].label : ""; highlightRow(i ? u.series[i].label : null); }],
