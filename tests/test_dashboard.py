@@ -262,6 +262,25 @@ def test_start_beside_serves_from_its_own_thread_and_stops(root):
             start_beside(root, port=busy.getsockname()[1])
 
 
+def test_start_beside_takes_a_free_port_when_the_default_one_is_taken(root):
+    from asynctune.dashboard import DEFAULT_PORT
+
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # an earlier test's port may be in TIME_WAIT
+        try:
+            busy.bind(("127.0.0.1", DEFAULT_PORT))
+            busy.listen()
+        except OSError:
+            pass  # something else holds it already: the same situation
+        url, stop = start_beside(root, experiment="asha")
+        try:
+            assert url.endswith("/#/asha") and f":{DEFAULT_PORT}/" not in url
+            with urllib.request.urlopen(url.split("#")[0] + "api/experiments/asha", timeout=10) as response:
+                assert json.load(response)["name"] == "asha"
+        finally:
+            stop()
+
+
 def _dashboard_command(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "asynctune.cli", "dashboard", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

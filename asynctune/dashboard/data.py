@@ -100,6 +100,8 @@ class LiveExperiment:
         self._tails: dict[str, JsonlTail] = {}
         self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE))
         self._answers: dict[tuple[str | None, ...], tuple[Any, str]] = {}
+        self._summary: tuple[Any, dict[str, Any]] | None = None
+        self._rows: dict[tuple[str, str], tuple[Any, list[list[Any]]]] = {}
 
     def analysis(self) -> _LiveAnalysis:
         """The experiment as of its latest experiment.json (rewritten atomically about once a
@@ -120,12 +122,15 @@ class LiveExperiment:
 
     def summary(self) -> dict[str, Any]:
         analysis = self.analysis()
+        if self._summary is not None and self._summary[0] == self._state_key:
+            return self._summary[1]
         row = analysis.summary(scope="all")
         state = analysis.state
         row.update(name=os.path.basename(self.path), scheduler=state.get("scheduler"),
                    searcher=state.get("searcher"), time_used_s=state.get("time_used_s"),
                    num_samples=state.get("num_samples"), objectives=_objectives(analysis))
         row.pop("path", None)  # the page has no use for the server's file system layout
+        self._summary = (self._state_key, row)
         return row
 
     def decisions(self) -> list[dict[str, Any]]:
@@ -199,16 +204,25 @@ class LiveExperiment:
         for trial in analysis.trials:
             if metric is None:
                 break
-            rows = []
-            for result in analysis.trial_results(trial.trial_id):
-                value = _as_float(result.get(metric))
-                if value is not None:
-                    rows.append([result.get("training_iteration"), _as_float(result.get("time_total_s")), value])
-            curves[trial.trial_id] = rows
+            curves[trial.trial_id] = self._curve(trial.trial_id, metric)
         return {"metric": metric, "mode": analysis.default_mode, "curves": curves,
                 "decisions": [{k: d.get(k) for k in ("trial_id", "decision", "detail", "iteration")}
                               for d in self.decisions()],
                 "best_so_far": self._best_so_far(metric)}
+
+    def _curve(self, trial_id: str, metric: str) -> list[list[Any]]:
+        """One trial's [iteration, time_total_s, value] rows, made again only when it reported."""
+        results = self.analysis().trial_results(trial_id)
+        version = self._tails[trial_id].version
+        cached = self._rows.get((trial_id, metric))
+        if cached is None or cached[0] != version:
+            rows = []
+            for result in results:
+                value = _as_float(result.get(metric))
+                if value is not None:
+                    rows.append([result.get("training_iteration"), _as_float(result.get("time_total_s")), value])
+            cached = self._rows[(trial_id, metric)] = (version, rows)
+        return cached[1]
 
     def _best_so_far(self, metric: str | None) -> list[list[Any]]:
         analysis = self.analysis()

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -173,21 +174,35 @@ def _url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-def start_beside(root: str, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:
+def start_beside(root: str, host: str = "127.0.0.1", port: int | None = None, *,
+                 experiment: str | None = None) -> tuple[str, Callable[[], None]]:
     """Serve the dashboard from a thread with its own event loop, beside a run; returns
     (url, stop). The run's loop never waits on the dashboard's file reads, and stop() ends
     the server within seconds.
 
     Example:
-        >>> url, stop = start_beside("~/asynctune_results")
+        >>> url, stop = start_beside("~/asynctune_results", experiment="digits_mlp")
         >>> try:
-        ...     analysis = asynctune.run(train, ...)
+        ...     analysis = asynctune.run(train, ..., storage_path="~/asynctune_results", name="digits_mlp")
         ... finally:
         ...     stop()
+
+    Args:
+        root: A directory of experiments (a run's storage_path), or one experiment's directory.
+        host: The address to listen on (default loopback only).
+        port: The TCP port; 0 picks a free one; None (default) takes 8266, or a free port if
+            8266 is taken (say, by an `asynctune dashboard` already running).
+        experiment: Open this experiment's page (the URL ends in #/<experiment>); it may not
+            exist yet: the page shows it as soon as its run writes experiment.json.
 
     Raises:
         OSError: when the port cannot be bound (in use, or not allowed).
     """
+    if port is None:
+        try:
+            return start_beside(root, host, DEFAULT_PORT, experiment=experiment)
+        except OSError:
+            return start_beside(root, host, 0, experiment=experiment)
     ready = threading.Event()
     outcome: dict[str, Any] = {}
 
@@ -221,4 +236,5 @@ def start_beside(root: str, host: str = "127.0.0.1", port: int = 0) -> tuple[str
                 outcome["loop"].call_soon_threadsafe(outcome["done"].set)
             thread.join(10)
 
-    return outcome["url"], stop
+    url = outcome["url"] + (f"#/{urllib.parse.quote(experiment)}" if experiment else "")
+    return url, stop

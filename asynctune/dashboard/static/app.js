@@ -67,7 +67,9 @@ function renderExperiments(listing) {
   $("empty").classList.toggle("hidden", listing.experiments.length > 0);
   const names = listing.experiments.map((e) => e.name);
   const fromHash = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
-  if (!names.includes(state.selected)) state.selected = names.includes(fromHash) ? fromHash : names[names.length - 1] || null;
+  // The URL names the experiment to show (a run may write it only after the page opened).
+  if (names.includes(fromHash) && fromHash !== state.selected) { state.selected = fromHash; state.sort = null; }
+  else if (!names.includes(state.selected)) state.selected = names[names.length - 1] || null;
   const ul = $("experiments");
   ul.innerHTML = listing.experiments.map((e) => `
     <li data-name="${esc(e.name)}" class="${e.name === state.selected ? "selected" : ""}">
