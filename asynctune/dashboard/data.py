@@ -191,8 +191,9 @@ class LiveExperiment:
                 checked: bool = False) -> str:
         cached = self._answers.get(what)
         if cached is None or cached[0] != key:
-            if len(self._answers) > 16:  # ?metric= can name anything: keep the cache small
+            if len(self._answers) > 16:  # ?metric= can name anything: keep the caches small
                 self._answers.clear()
+                self._rows.clear()
             answer = build()
             cached = self._answers[what] = (key, json.dumps(answer if checked else finite(answer)))
         return cached[1]

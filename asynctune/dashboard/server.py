@@ -154,16 +154,10 @@ async def serve(root: str, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIt
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
-        yield _url(host, _bound_port(site))
+        yield _url(host, runner.addresses[0][1])
     finally:
         async with timeout(5):  # closing must not hang the run that started us
             await runner.cleanup()
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1])
 
 
 def _url(host: str, port: int) -> str:
