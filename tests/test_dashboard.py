@@ -388,3 +388,46 @@ def test_the_page_shows_the_trials_and_draws_the_charts_in_chromium(root, browse
         assert not errors, errors
     finally:
         stop()
+
+
+_LIVE_DRIVER = """
+import sys, time
+import asynctune as at
+
+def train(config):
+    for step in range(1, 9):
+        time.sleep(0.3)
+        at.report(loss=config["x"] / step)
+
+at.run(train, config={"x": at.grid_search([1, 2, 3, 4])}, metric="loss", mode="min", storage_path=sys.argv[1],
+       name="live", verbose=0, max_concurrent_trials=2)
+"""
+
+
+def test_the_page_follows_a_run_that_starts_after_it_opened(root, tmp_path, browser):
+    """The page is opened on an experiment that does not exist yet (showing another meanwhile); a
+    driver process then runs it. Polling shows it appear, trials running, then all finished."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    storage = str(tmp_path / "results")
+    shutil.copytree(os.path.join(root, "fifo"), os.path.join(storage, "fifo"))
+    url, stop = start_beside(storage, experiment="live")
+    driver = None
+    try:
+        browser.get(url)
+        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#summary .title").text == "fifo")
+        driver = subprocess.Popen([sys.executable, "-c", _LIVE_DRIVER, storage], cwd=os.getcwd())
+        statuses = lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "#trials tbody .status")]  # noqa: E731
+        WebDriverWait(browser, 60, poll_frequency=0.1).until(lambda d: "RUNNING" in statuses(d))
+        assert browser.find_element(By.CSS_SELECTOR, "#summary .title").text == "live"
+        WebDriverWait(browser, 60).until(lambda d: statuses(d) == ["TERMINATED"] * 4)
+        assert driver.wait(timeout=60) == 0
+        WebDriverWait(browser, 10).until(
+            lambda d: d.execute_script("return state.curveIds && state.curveIds.length") == 4
+            and d.execute_script(_DRAWN_PIXELS, "#curves canvas") > 500)
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        stop()
