@@ -367,12 +367,12 @@ def test_the_page_shows_the_trials_and_draws_the_charts_in_chromium(root, browse
     try:
         started = time.perf_counter()
         browser.get(url + "#/asha")
-        WebDriverWait(browser, 30).until(
-            lambda d: {e.get_attribute("data-trial") for e in d.find_elements(By.CSS_SELECTOR, "#trials tbody tr")} == trial_ids)
+        WebDriverWait(browser, 30).until(lambda d: set(d.execute_script(
+            "return [...document.querySelectorAll('#trials tbody tr')].map(e => e.dataset.trial)")) == trial_ids)
         loaded_s = time.perf_counter() - started
         dom_ms = browser.execute_script("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
         print(f"\npage: DOM ready {dom_ms:.0f} ms, full trial table {loaded_s * 1000:.0f} ms after navigation")
-        table = browser.find_element(By.ID, "trials").text
+        table = browser.execute_script("return document.getElementById('trials').innerText")
         assert all(trial_id in table for trial_id in trial_ids) and "TERMINATED" in table and "STOP @" in table
         for chart in ("#curves canvas", "#best canvas", "#parcoords"):
             size = browser.execute_script("const c = document.querySelector(arguments[0]); return [c.width, c.height];", chart)
@@ -380,10 +380,11 @@ def test_the_page_shows_the_trials_and_draws_the_charts_in_chromium(root, browse
             assert browser.execute_script(_DRAWN_PIXELS, chart) > 500, f"nothing drawn on {chart}"
         assert browser.execute_script("return state.decisions.length") == len(read_decisions(os.path.join(root, "asha")))
 
-        for checkbox in browser.find_elements(By.CSS_SELECTOR, "#experiments input[type=checkbox]"):
-            checkbox.click()
+        for index in range(2):  # found again each time: a new listing redraws the list
+            browser.find_elements(By.CSS_SELECTOR, "#experiments input[type=checkbox]")[index].click()
         WebDriverWait(browser, 15).until(lambda d: d.execute_script(_DRAWN_PIXELS, "#compare canvas") > 500)
-        assert "asha" in browser.find_element(By.ID, "compare").text and "fifo" in browser.find_element(By.ID, "compare").text
+        legend = browser.execute_script("return document.getElementById('compare').innerText")
+        assert "asha" in legend and "fifo" in legend
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:
@@ -416,11 +417,14 @@ def test_the_page_follows_a_run_that_starts_after_it_opened(root, tmp_path, brow
     driver = None
     try:
         browser.get(url)
-        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#summary .title").text == "fifo")
+        WebDriverWait(browser, 30).until(
+            lambda d: d.execute_script("return document.querySelector('#summary .title')?.textContent") == "fifo")
         driver = subprocess.Popen([sys.executable, "-c", _LIVE_DRIVER, storage], cwd=os.getcwd())
-        statuses = lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "#trials tbody .status")]  # noqa: E731
+        # Read in one script: the page replaces the table while it polls, so elements go stale.
+        statuses = lambda d: d.execute_script(  # noqa: E731
+            "return [...document.querySelectorAll('#trials tbody .status')].map(e => e.textContent)")
         WebDriverWait(browser, 60, poll_frequency=0.1).until(lambda d: "RUNNING" in statuses(d))
-        assert browser.find_element(By.CSS_SELECTOR, "#summary .title").text == "live"
+        assert browser.execute_script("return document.querySelector('#summary .title').textContent") == "live"
         WebDriverWait(browser, 60).until(lambda d: statuses(d) == ["TERMINATED"] * 4)
         assert driver.wait(timeout=60) == 0
         WebDriverWait(browser, 10).until(
