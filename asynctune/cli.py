@@ -4,6 +4,7 @@
     asynctune show DIR                  the best trials as a table and the best config as JSON
     asynctune plot DIR                  learning curves and best-so-far as PNGs in DIR/plots
     asynctune resume DIR                continue an experiment whose driver stopped
+    asynctune dashboard [DIR]           a live web dashboard of the experiments under DIR
     asynctune hosts check HOST...       can these SSH hosts run trials?
 
 A wrong path or argument prints one line and exits with status 2; `asynctune CMD --help`
@@ -100,6 +101,17 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--time-budget-s", type=_positive_float, help="a new time budget in seconds")
     resume.set_defaults(handler=_resume)
 
+    dashboard = commands.add_parser(
+        "dashboard", help="a live web dashboard of experiments",
+        description="Serve a read-only web page of the experiments under DIR (or of one experiment), "
+                    "updated live while runs write them. Needs asynctune[dashboard].")
+    dashboard.add_argument("dir", nargs="?", default=DEFAULT_ROOT, metavar="DIR",
+                           help=f"a directory of experiments, or one experiment (default {DEFAULT_ROOT})")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1; others can read your experiments otherwise)")
+    dashboard.add_argument("--port", type=int, default=8266, help="TCP port (default 8266; 0 picks a free one)")
+    dashboard.set_defaults(handler=_dashboard)
+
     hosts = commands.add_parser("hosts", help="SSH hosts", description="Commands about SSH hosts.")
     host_commands = hosts.add_subparsers(dest="hosts_command", metavar="SUBCOMMAND")
     check = host_commands.add_parser(
@@ -145,6 +157,36 @@ def _positive_float(text: str) -> float:
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+# dashboard ---------------------------------------------------------------------------------------
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        from .dashboard import is_loopback, serve
+    except ImportError as exc:
+        raise CommandError(str(exc)) from None
+    import asyncio
+
+    root = os.path.abspath(os.path.expanduser(args.dir))
+    if not os.path.isdir(root):
+        raise CommandError(f"{args.dir}: no such directory")
+    if not is_loopback(args.host):
+        print(f"warning: listening on {args.host}: anyone who can reach this machine can read these experiments; "
+              "prefer the default 127.0.0.1 and an SSH port forward (ssh -L 8266:127.0.0.1:8266 HOST)",
+              file=sys.stderr)
+
+    async def serve_forever() -> None:
+        async with serve(root, host=args.host, port=args.port) as url:
+            print(f"asynctune dashboard of {root} at {url} (Ctrl-C to stop)", flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve_forever())
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    return 0
 
 
 # ls ----------------------------------------------------------------------------------------------

@@ -1,0 +1,437 @@
+"""The dashboard: its JSON API on real experiment directories (finished and being written),
+refusal of paths outside the root, the command, and the page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+aiohttp = pytest.importorskip("aiohttp", reason="the dashboard needs aiohttp: pip install 'asynctune[dashboard]'")
+from yarl import URL  # noqa: E402  (comes with aiohttp)
+
+import asynctune as at  # noqa: E402
+from asynctune.analysis import ExperimentAnalysis  # noqa: E402
+from asynctune.dashboard import serve, start_beside  # noqa: E402
+from asynctune.reporting.decisions import read_decisions  # noqa: E402
+from asynctune.storage import flatten_config, read_results  # noqa: E402
+
+
+def descend(config):
+    for step in range(1, config["steps"] + 1):
+        at.report(loss=(config["x"] - 3) ** 2 / step + 0.1 * config["width"], epoch=step)
+
+
+def slow_descend(config):
+    for step in range(1, 7):
+        time.sleep(0.15)
+        at.report(loss=abs(config["x"]) / step)
+
+
+SPACE = {"x": at.uniform(0, 6), "width": at.choice([1, 2, 4]), "steps": 9, "net": {"depth": at.randint(1, 4)}}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Two finished experiments: ASHA (which stops trials, so decisions.jsonl has entries) and FIFO."""
+    storage = str(tmp_path_factory.mktemp("dashboard") / "results")
+    at.run(descend, config=SPACE, num_samples=8, metric="loss", mode="min", seed=1, verbose=0,
+           scheduler=at.ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3), storage_path=storage, name="asha")
+    at.run(descend, config=SPACE, num_samples=3, metric="loss", mode="min", seed=2, verbose=0,
+           storage_path=storage, name="fifo")
+    return storage
+
+
+async def get(session: aiohttp.ClientSession, url: str, path: str) -> tuple[int, object]:
+    """GET a path exactly as written: no normalisation of '..' or of %-escapes on our side."""
+    async with session.get(URL(url.rstrip("/") + path, encoded=True), allow_redirects=False) as response:
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
+
+
+async def test_experiments_are_listed_with_status_trials_and_best(root):
+    async with serve(root) as url, aiohttp.ClientSession() as session:
+        status, body = await get(session, url, "/api/experiments")
+    assert status == 200
+    by_name = {e["name"]: e for e in body["experiments"]}
+    assert set(by_name) == {"asha", "fifo"}
+    for name, trials in (("asha", 8), ("fifo", 3)):
+        analysis = ExperimentAnalysis(os.path.join(root, name))
+        best = analysis.get_best_trial(scope="all")
+        assert by_name[name]["status"] == "FINISHED"
+        assert by_name[name]["trials"] == by_name[name]["TERMINATED"] == trials
+        assert by_name[name]["best_trial_id"] == best.trial_id
+        assert by_name[name]["best"] == pytest.approx(min(r["loss"] for r in analysis.trial_results(best.trial_id)))
+        assert by_name[name]["objectives"] == [{"metric": "loss", "mode": "min"}]
+        assert "path" not in by_name[name]
+
+
+async def test_trial_table_has_config_latest_best_and_decisions(root):
+    directory = os.path.join(root, "asha")
+    analysis = ExperimentAnalysis(directory)
+    async with serve(root) as url, aiohttp.ClientSession() as session:
+        status, body = await get(session, url, "/api/experiments/asha/trials")
+    assert status == 200
+    rows = {row["trial_id"]: row for row in body["trials"]}
+    assert set(rows) == {t.trial_id for t in analysis.trials}
+    decisions = read_decisions(directory)
+    assert any(d["decision"] == "STOP" for d in decisions), "ASHA stopped no trial: the test shows no decisions"
+    for trial in analysis.trials:
+        results = read_results(trial.path)
+        row = rows[trial.trial_id]
+        assert row["config"] == flatten_config(trial.config) and "net/depth" in row["config"]
+        assert row["latest"] == pytest.approx(results[-1]["loss"])
+        assert row["best"] == pytest.approx(min(r["loss"] for r in results))
+        assert row["iteration"] == results[-1]["training_iteration"] == row["num_results"]
+        assert [d["decision"] for d in row["decisions"]] == [d["decision"] for d in decisions
+                                                           if d["trial_id"] == trial.trial_id]
+
+
+async def test_results_curves_and_best_so_far_are_what_is_on_disk(root):
+    directory = os.path.join(root, "asha")
+    analysis = ExperimentAnalysis(directory)
+    trial = analysis.trials[0]
+    async with serve(root) as url, aiohttp.ClientSession() as session:
+        _, results = await get(session, url, f"/api/experiments/asha/trials/{trial.trial_id}/results")
+        _, curves = await get(session, url, "/api/experiments/asha/curves")
+        _, best = await get(session, url, "/api/experiments/fifo/best_so_far")
+        _, epochs = await get(session, url, "/api/experiments/asha/curves?metric=epoch")
+    assert results["results"] == read_results(trial.path)
+    assert curves["metric"] == "loss" and curves["mode"] == "min"
+    for t in analysis.trials:
+        assert curves["curves"][t.trial_id] == [[r["training_iteration"], pytest.approx(r["time_total_s"]),
+                                                 pytest.approx(r["loss"])] for r in read_results(t.path)]
+    assert curves["decisions"] and {d["trial_id"] for d in curves["decisions"]} <= set(curves["curves"])
+    assert curves["best_so_far"] == [[pytest.approx(p["time_s"]), pytest.approx(p["value"]), p["trial_id"]]
+                                     for p in analysis.best_so_far()]
+    fifo = ExperimentAnalysis(os.path.join(root, "fifo"))
+    assert [row[1] for row in best["best_so_far"]] == pytest.approx([p["value"] for p in fifo.best_so_far()])
+    assert epochs["metric"] == "epoch" and all(row[2] == row[0] for c in epochs["curves"].values() for row in c)
+
+
+async def test_a_running_experiment_is_seen_growing(tmp_path):
+    """run_async writes the experiment in this loop while the API is polled: trials and results
+    appear while it runs, and the final answer matches the finished experiment."""
+    storage = str(tmp_path / "results")
+    os.makedirs(storage)
+    seen: list[tuple[str, int, int]] = []
+    async with serve(storage) as url, aiohttp.ClientSession() as session:
+        run = asyncio.ensure_future(at.run_async(slow_descend, config={"x": at.grid_search([1, 2, 3, 4])}, metric="loss",
+                                                 mode="min", storage_path=storage, name="live", verbose=0,
+                                                 max_concurrent_trials=2))
+        try:
+            while not run.done():
+                status, body = await get(session, url, "/api/experiments/live/trials")
+                if status == 200:
+                    results = sum(len(c) for c in (await get(session, url, "/api/experiments/live/curves"))[1]["curves"].values())
+                    seen.append((body["experiment"]["status"], len(body["trials"]), results))
+                await asyncio.sleep(0.1)
+            analysis = await run
+        finally:
+            if not run.done():
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)
+        await asyncio.sleep(1.2)  # experiment.json's last rewrite
+        _, final = await get(session, url, "/api/experiments/live/trials")
+    running = [s for s in seen if s[0] == "RUNNING"]
+    assert running, f"never saw the experiment running: {seen}"
+    assert min(s[2] for s in running) < 24, f"never saw a partial result count: {seen}"
+    counts = [s[2] for s in seen]
+    assert counts == sorted(counts), "a result disappeared while the run went on"
+    assert len({s[2] for s in running}) >= 3, f"results did not grow while polled: {seen}"
+    assert final["experiment"]["status"] == "FINISHED"
+    assert {r["trial_id"]: r["best"] for r in final["trials"]} == pytest.approx(
+        {t.trial_id: t.metric_best for t in analysis.trials})
+
+
+async def test_a_torn_last_line_waits_for_its_end_and_a_rewritten_file_is_read_again(root, tmp_path):
+    copy = str(tmp_path / "root")
+    shutil.copytree(os.path.join(root, "fifo"), os.path.join(copy, "fifo"))
+    trial_dir = os.path.join(copy, "fifo", "trial_00000")
+    path = os.path.join(trial_dir, "result.jsonl")
+    before = read_results(trial_dir)
+    api = "/api/experiments/fifo/trials/trial_00000/results"
+    async with serve(copy) as url, aiohttp.ClientSession() as session:
+        assert len((await get(session, url, api))[1]["results"]) == len(before)
+        line = json.dumps({"loss": 0.5, "training_iteration": 99})
+        with open(path, "a") as f:
+            f.write(line[:10])  # a writer halfway through a line
+        assert (await get(session, url, api))[1]["results"] == before
+        with open(path, "a") as f:
+            f.write(line[10:] + "\n")
+        assert (await get(session, url, api))[1]["results"][-1] == {"loss": 0.5, "training_iteration": 99}
+        with open(path + ".tmp", "w") as f:  # a rewind rewrites the file with fewer results
+            f.write(json.dumps(before[0]) + "\n")
+        os.replace(path + ".tmp", path)
+        assert (await get(session, url, api))[1]["results"] == before[:1]
+
+
+async def test_ids_that_point_outside_the_root_are_refused(root, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copytree(os.path.join(root, "fifo"), served / "fifo")
+    outside = tmp_path / "private"
+    shutil.copytree(os.path.join(root, "asha"), outside / "secret_exp")
+    (outside / "secret.txt").write_text("do not serve me")
+    os.symlink(outside / "secret_exp", served / "linked")  # an experiment that is really outside
+    os.symlink(outside / "secret_exp" / "trial_00001", served / "fifo" / "trial_00009")
+    refused = [
+        "/api/experiments/..", "/api/experiments/%2E%2E", "/api/experiments/..%2Fprivate%2Fsecret_exp",
+        "/api/experiments/%2E%2E%2Fprivate%2Fsecret_exp/trials", "/api/experiments/linked",
+        "/api/experiments/linked/trials", "/api/experiments/.%2Ffifo/trials",
+        "/api/experiments/fifo/trials/..%2F..%2Fprivate%2Fsecret_exp%2Ftrial_00001/results",
+        "/api/experiments/fifo/trials/%2E%2E/results", "/api/experiments/fifo/trials/trial_00009/results",
+        "/api/experiments/fifo/trials/%2Fetc%2Fpasswd/results", "/static/..%2F..%2F..%2Fprivate%2Fsecret.txt",
+        "/static/%2E%2E/data.py", "/static/../data.py", "/api/experiments/fifo/trials/trial_00000/..%2F..%2F..%2Fsecret.txt",
+    ]
+    async with serve(str(served)) as url, aiohttp.ClientSession() as session:
+        _, listing = await get(session, url, "/api/experiments")
+        answers = {path: await get(session, url, path) for path in refused}
+        _, ok = await get(session, url, "/api/experiments/fifo/trials/trial_00000/results")
+    assert [e["name"] for e in listing["experiments"]] == ["fifo"]
+    for path, (status, body) in answers.items():
+        assert status in (400, 403, 404), f"{path} answered {status}: {body}"
+        assert "do not serve" not in str(body)
+        assert not (isinstance(body, dict) and {"results", "trials", "experiments", "metric"} & set(body)), body
+    assert ok["results"]
+
+
+async def test_read_only_json_only_and_loopback_names_only(root, tmp_path):
+    """No method writes; no pickle is opened, even one that would run code; a request that names
+    another host (a DNS-rebinding page) is refused."""
+    copy = tmp_path / "root"
+    shutil.copytree(os.path.join(root, "fifo"), copy / "fifo")
+    marker = tmp_path / "unpickled"
+    bomb = pickle.dumps(_Bomb(str(marker)))
+    for name in ("run_spec.pkl", "searcher_state.pkl"):
+        (copy / "fifo" / name).write_bytes(bomb)
+    async with serve(str(copy)) as url, aiohttp.ClientSession() as session:
+        for path in ("/", "/api/experiments", "/api/experiments/fifo", "/api/experiments/fifo/trials",
+                     "/api/experiments/fifo/curves", "/api/experiments/fifo/best_so_far",
+                     "/api/experiments/fifo/trials/trial_00000/results"):
+            status, _ = await get(session, url, path)
+            assert status == 200, path
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            async with session.request(method, url + "api/experiments/fifo") as response:
+                assert response.status == 405, method
+        async with session.get(url + "api/experiments", headers={"Host": "attacker.example:80"}) as response:
+            assert response.status == 403
+        async with session.get(url + "api/experiments", headers={"Host": f"localhost:{URL(url).port}"}) as response:
+            assert response.status == 200
+            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert not marker.exists(), "the dashboard unpickled a file"
+
+
+class _Bomb:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_start_beside_serves_from_its_own_thread_and_stops(root):
+    url, stop = start_beside(root)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "api/experiments", timeout=10) as response:
+            assert {e["name"] for e in json.load(response)["experiments"]} == {"asha", "fifo"}
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert b"uPlot.iife.min.js" in response.read()
+    finally:
+        stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "api/experiments", timeout=5)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError):
+            start_beside(root, port=busy.getsockname()[1])
+
+
+def test_start_beside_takes_a_free_port_when_the_default_one_is_taken(root):
+    from asynctune.dashboard import DEFAULT_PORT
+
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # an earlier test's port may be in TIME_WAIT
+        try:
+            busy.bind(("127.0.0.1", DEFAULT_PORT))
+            busy.listen()
+        except OSError:
+            pass  # something else holds it already: the same situation
+        url, stop = start_beside(root, experiment="asha")
+        try:
+            assert url.endswith("/#/asha") and f":{DEFAULT_PORT}/" not in url
+            with urllib.request.urlopen(url.split("#")[0] + "api/experiments/asha", timeout=10) as response:
+                assert json.load(response)["name"] == "asha"
+        finally:
+            stop()
+
+
+def _dashboard_command(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "asynctune.cli", "dashboard", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_command_serves_warns_off_loopback_and_explains_errors(root, tmp_path):
+    process = _dashboard_command(root, "--port", "0", "--host", "0.0.0.0")
+    try:
+        line = process.stdout.readline()
+        assert " at http://" in line, line + process.stderr.read()
+        port = int(line.split(" at ")[1].split()[0].rstrip("/").rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/experiments/asha", timeout=10) as response:
+            assert json.load(response)["trials"] == 8
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "warning: listening on 0.0.0.0" in err and "SSH port forward" in err
+
+    missing = subprocess.run([sys.executable, "-m", "asynctune.cli", "dashboard", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no such directory" in missing.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = subprocess.run([sys.executable, "-m", "asynctune.cli", "dashboard", root, "--port",
+                                str(busy.getsockname()[1])], capture_output=True, text=True, timeout=60)
+    assert taken.returncode == 2 and "cannot listen on 127.0.0.1" in taken.stderr
+
+    single = _dashboard_command(os.path.join(root, "fifo"), "--port", "0")  # one experiment's directory
+    try:
+        url = single.stdout.readline().split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "api/experiments", timeout=10) as response:
+            assert [e["name"] for e in json.load(response)["experiments"]] == ["fifo"]
+    finally:
+        single.terminate()
+        single.communicate(timeout=10)
+
+
+# The page in a real browser ------------------------------------------------------------------------
+
+
+def _chromium_paths() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (pip install selenium)")
+    paths = _chromium_paths()
+    if paths is None:
+        pytest.skip("no headless browser: install Debian's chromium and chromium-driver (.ci/run does)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100"):
+        options.add_argument(flag)
+    options.binary_location = paths[0]
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(paths[1]))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+_DRAWN_PIXELS = """
+const canvas = document.querySelector(arguments[0]);
+if (!canvas || !canvas.width || !canvas.height) return 0;
+const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+let drawn = 0;
+for (let i = 3; i < data.length; i += 4) if (data[i] > 0) drawn++;
+return drawn;
+"""
+
+
+def test_the_page_shows_the_trials_and_draws_the_charts_in_chromium(root, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    trial_ids = {t.trial_id for t in ExperimentAnalysis(os.path.join(root, "asha")).trials}
+    url, stop = start_beside(root)
+    try:
+        started = time.perf_counter()
+        browser.get(url + "#/asha")
+        WebDriverWait(browser, 30).until(lambda d: set(d.execute_script(
+            "return [...document.querySelectorAll('#trials tbody tr')].map(e => e.dataset.trial)")) == trial_ids)
+        loaded_s = time.perf_counter() - started
+        dom_ms = browser.execute_script("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
+        print(f"\npage: DOM ready {dom_ms:.0f} ms, full trial table {loaded_s * 1000:.0f} ms after navigation")
+        table = browser.execute_script("return document.getElementById('trials').innerText")
+        assert all(trial_id in table for trial_id in trial_ids) and "TERMINATED" in table and "STOP @" in table
+        for chart in ("#curves canvas", "#best canvas", "#parcoords"):
+            size = browser.execute_script("const c = document.querySelector(arguments[0]); return [c.width, c.height];", chart)
+            assert min(size) > 100, f"{chart} has size {size}"
+            assert browser.execute_script(_DRAWN_PIXELS, chart) > 500, f"nothing drawn on {chart}"
+        assert browser.execute_script("return state.decisions.length") == len(read_decisions(os.path.join(root, "asha")))
+
+        for index in range(2):  # found again each time: a new listing redraws the list
+            browser.find_elements(By.CSS_SELECTOR, "#experiments input[type=checkbox]")[index].click()
+        WebDriverWait(browser, 15).until(lambda d: d.execute_script(_DRAWN_PIXELS, "#compare canvas") > 500)
+        legend = browser.execute_script("return document.getElementById('compare').innerText")
+        assert "asha" in legend and "fifo" in legend
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        stop()
+
+
+_LIVE_DRIVER = """
+import sys, time
+import asynctune as at
+
+def train(config):
+    for step in range(1, 9):
+        time.sleep(0.3)
+        at.report(loss=config["x"] / step)
+
+at.run(train, config={"x": at.grid_search([1, 2, 3, 4])}, metric="loss", mode="min", storage_path=sys.argv[1],
+       name="live", verbose=0, max_concurrent_trials=2)
+"""
+
+
+def test_the_page_follows_a_run_that_starts_after_it_opened(root, tmp_path, browser):
+    """The page is opened on an experiment that does not exist yet (showing another meanwhile); a
+    driver process then runs it. Polling shows it appear, trials running, then all finished."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    storage = str(tmp_path / "results")
+    shutil.copytree(os.path.join(root, "fifo"), os.path.join(storage, "fifo"))
+    url, stop = start_beside(storage, experiment="live")
+    driver = None
+    try:
+        browser.get(url)
+        WebDriverWait(browser, 30).until(
+            lambda d: d.execute_script("return document.querySelector('#summary .title')?.textContent") == "fifo")
+        driver = subprocess.Popen([sys.executable, "-c", _LIVE_DRIVER, storage], cwd=os.getcwd())
+        # Read in one script: the page replaces the table while it polls, so elements go stale.
+        statuses = lambda d: d.execute_script(  # noqa: E731
+            "return [...document.querySelectorAll('#trials tbody .status')].map(e => e.textContent)")
+        WebDriverWait(browser, 60, poll_frequency=0.1).until(lambda d: "RUNNING" in statuses(d))
+        assert browser.execute_script("return document.querySelector('#summary .title').textContent") == "live"
+        WebDriverWait(browser, 60).until(lambda d: statuses(d) == ["TERMINATED"] * 4)
+        assert driver.wait(timeout=60) == 0
+        WebDriverWait(browser, 10).until(
+            lambda d: d.execute_script("return state.curveIds && state.curveIds.length") == 4
+            and d.execute_script(_DRAWN_PIXELS, "#curves canvas") > 500)
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        stop()
