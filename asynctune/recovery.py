@@ -129,10 +129,10 @@ def repair_jsonl(path: str, valid: Any = None) -> list[dict[str, Any]]:
             records = [r for r in records if valid(r)]
             bad += [(0, dumps(r) + "\n") for r in invalid]
     if bad:
-        with open(path + DAMAGED_SUFFIX, "a", encoding="utf-8", errors="surrogateescape") as f:
+        with open_private(path + DAMAGED_SUFFIX, "a", encoding="utf-8", errors="surrogateescape") as f:
             f.writelines(text if text.endswith("\n") else text + "\n" for _, text in bad)
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open_private(tmp, "w", encoding="utf-8") as f:
             f.writelines(dumps(r) + "\n" for r in records)
         os.replace(tmp, path)
         logger.warning("%s held %d line(s) that are not valid records (lines %s); moved them to %s",

@@ -351,7 +351,7 @@ def open_append(path: str, *, newline: str | None = None) -> Any:
     """Open a line-per-record file for appending, after moving a torn last line (a writer
     killed mid-line) to `<path>.torn`: appended to, the next line would be glued onto it."""
     move_torn_tail(path)
-    return open(path, "a", buffering=1 << 16, newline=newline, encoding="utf-8")
+    return open_private(path, "a", buffering=1 << 16, newline=newline, encoding="utf-8")
 
 
 def move_torn_tail(path: str) -> str | None:
@@ -377,7 +377,7 @@ def move_torn_tail(path: str) -> str | None:
                 start -= block
             f.seek(start)
             tail = f.read()
-            with open(path + TORN_SUFFIX, "ab") as torn:
+            with open_private(path + TORN_SUFFIX, "ab") as torn:
                 torn.write(tail + b"\n")
             f.truncate(start)
     except FileNotFoundError:
