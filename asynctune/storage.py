@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import StorageFull, is_disk_full
 from .safe_files import PRIVATE_DIR_MODE, makedirs_private, open_private
 
 EXPERIMENT_FILE = "experiment.json"
@@ -87,6 +88,8 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
             f.write("ok")
         os.unlink(probe)
     except OSError as exc:
+        if is_disk_full(exc):
+            raise StorageFull(os.fsdecode(exc.filename) if exc.filename else path, path) from exc
         raise ValueError(f"storage_path {storage_path!r} cannot be written: {exc.strerror or exc}") from exc
     return path
 

@@ -135,7 +135,7 @@ def _as_float(value: Any) -> float | None:
     """A metric value as a float; NaN/inf and non-numbers count as missing."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 10**400 is no float
         return None
     return number if math.isfinite(number) else None
 

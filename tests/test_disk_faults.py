@@ -18,10 +18,30 @@ import pytest
 import asynctune as at
 
 
+# scripts run by a fresh interpreter import this checkout's asynctune, not an installed one
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+
+
 def steps(config):
     for step in range(config.get("steps", 5)):
         time.sleep(config.get("sleep", 0.0))
         at.report(loss=float(config["x"]) + 1 / (step + 1))
+
+
+class Steps(at.Trainable):
+    """`steps` as a Trainable, writing a checkpoint directory into the trial's directory."""
+
+    def step(self):
+        time.sleep(self.config.get("sleep", 0.0))
+        return {"loss": float(self.config["x"]) + 1 / (self.iteration + 1)}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "state"), "w") as f:
+            f.write(str(self.iteration))
+
+    def load_checkpoint(self, checkpoint):
+        pass
 
 
 def _mount(path, options):
@@ -68,10 +88,12 @@ def test_a_trial_directory_that_turns_read_only_mid_run_fails_that_trial_only(st
                 mounted.append(trial.path)
                 subprocess.run(["mount", "-o", "remount,bind,ro", trial.path], check=True)
 
-    try:
-        analysis = at.run(steps, config={"x": at.grid_search([1, 2]), "sleep": 0.05}, metric="loss",
-                          mode="min", storage_path=storage, name="frozen", verbose=0,
-                          max_concurrent_trials=2, max_failures=2, callbacks=[FreezeTrialZero()])
+    try:  # (files the driver holds open stay writable on a read-only bind mount: the worker's
+        # checkpoints and the driver's error.txt and reopened files are what fail)
+        analysis = at.run(Steps, config={"x": at.grid_search([1, 2]), "sleep": 0.05}, metric="loss",
+                          mode="min", storage_path=storage, name="frozen", verbose=0, checkpoint_frequency=1,
+                          stop={"training_iteration": 5}, max_concurrent_trials=2, max_failures=2,
+                          callbacks=[FreezeTrialZero()])
     finally:
         for path in mounted:
             _umount(path)
@@ -82,6 +104,45 @@ def test_a_trial_directory_that_turns_read_only_mid_run_fails_that_trial_only(st
     assert healthy.status is at.Status.TERMINATED and len(analysis.trial_results(healthy.trial_id)) == 5
     # what it reported before its directory froze is still there
     assert [r["training_iteration"] for r in analysis.trial_results(frozen.trial_id)][:2] == [1, 2]
+
+
+# A file the driver writes grows past what the file system allows (EFBIG: here a file-size
+# limit, as FAT32's 4 GiB): the trial whose result.jsonl cannot take its next line fails alone.
+
+BIG_FILE_SCRIPT = textwrap.dedent("""
+    import resource, signal, sys, time
+    import asynctune as at
+
+    def train(config):
+        for step in range(30):
+            time.sleep(0.01)
+            at.report(loss=config["x"] + step, padding="#" * config["padding"])
+
+    if __name__ == "__main__":
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+        analysis = at.run(train, config={"x": at.grid_search([1, 2]), "padding": at.grid_search([10, 20000])},
+                          metric="loss", mode="min", max_concurrent_trials=2, storage_path=sys.argv[1],
+                          name="big", verbose=0)
+        for trial in analysis.trials:
+            print(trial.config["padding"], trial.status.value, len(analysis.trial_results(trial.trial_id)),
+                  trial.error)
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ")
+def test_a_result_that_cannot_be_written_fails_only_its_trial(tmp_path):
+    script = tmp_path / "big.py"
+    script.write_text(BIG_FILE_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "r")], capture_output=True, text=True,
+                          timeout=120, env=ENV)
+    assert done.returncode == 0, done.stderr
+    rows = sorted(line.split(None, 3) for line in done.stdout.splitlines())  # padding, status, results, error
+    assert [row[:3] for row in rows[:2]] == [["10", "TERMINATED", "30"]] * 2, rows
+    for padding, status, results, error in rows[2:]:  # 30 results of 20 kB: past the 400 kB limit
+        assert status == "ERROR" and 0 < int(results) < 30
+        assert "could not write" in error and "result.jsonl" in error and "File too large" in error
+    assert "Traceback" not in done.stderr, done.stderr
 
 
 # 3. The disk fills up: stop cleanly, say so, and resume once there is room.
@@ -108,7 +169,8 @@ def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
     try:
         script = tmp_path / "fill.py"
         script.write_text(FILL_SCRIPT)
-        done = subprocess.run([sys.executable, str(script), storage], capture_output=True, text=True, timeout=90)
+        done = subprocess.run([sys.executable, str(script), storage], capture_output=True, text=True, timeout=90,
+                              env=ENV)
         experiment_dir = os.path.join(storage, "full")
         assert done.returncode != 0
         assert "No space left on device" in done.stderr, done.stderr
@@ -153,7 +215,7 @@ def test_results_of_an_earlier_session_count_for_the_metric_check(tmp_path):
     script = tmp_path / "twice.py"
     script.write_text(RESUME_SCRIPT)
     poison = tmp_path / "poison"
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(poison)])
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(poison)], env=ENV)
     experiment_dir = tmp_path / "r" / "twice"
     deadline = time.time() + 30
     while time.time() < deadline:
