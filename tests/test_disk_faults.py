@@ -145,6 +145,24 @@ def test_a_result_that_cannot_be_written_fails_only_its_trial(tmp_path):
     assert "Traceback" not in done.stderr, done.stderr
 
 
+# 4. A value no float can hold is recorded first, and counts as no number.
+
+def huge_then_normal(config):
+    at.report(loss=10**400)
+    for step in range(3):
+        at.report(loss=float(step))
+
+
+def test_a_result_too_large_for_a_float_is_recorded_and_the_trial_goes_on(storage):
+    analysis = at.run(huge_then_normal, config={"x": 1}, metric="loss", mode="min", storage_path=storage,
+                      name="huge", verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.TERMINATED, trial.error
+    assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4]
+    assert analysis.best_config == {"x": 1} and trial.metric_best == 0.0
+    assert at.ExperimentAnalysis(os.path.join(storage, "huge")).best_config == {"x": 1}
+
+
 # 3. The disk fills up: stop cleanly, say so, and resume once there is room.
 
 FILL_SCRIPT = textwrap.dedent("""
@@ -240,3 +258,13 @@ def test_resume_true_with_a_path_as_name_is_refused(storage, tmp_path, name):
     with pytest.raises(ValueError, match="name must be a plain directory name"):
         at.run(steps, config={"x": 1}, storage_path=storage, name=name, resume=True, verbose=0)
     assert not (tmp_path / "outside").exists()
+
+
+def test_resume_true_does_not_reach_an_experiment_outside_storage_path(storage, tmp_path):
+    at.run(steps, config={"x": 1, "steps": 2}, storage_path=str(tmp_path / "outside"), name="x", verbose=0)
+    journal = tmp_path / "outside" / "x" / "journal.jsonl"
+    before = journal.read_text()
+    os.makedirs(storage)  # so that storage/../outside/x is a path that exists
+    with pytest.raises(ValueError, match="name must be a plain directory name"):
+        at.run(steps, config={"x": 1}, storage_path=storage, name="../outside/x", resume=True, verbose=0)
+    assert journal.read_text() == before
