@@ -22,7 +22,7 @@ from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
 from .analysis import ExperimentAnalysis
 from .controller import Controller
-from .errors import StorageFull
+from .errors import StorageFull, is_disk_full
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .monitor import monitor_interval
@@ -182,7 +182,13 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
 async def _resume_async(experiment_dir: str, *, executor: Executor | None = None,
                         callbacks: Sequence[Callback] | None = None, verbose: int | None = None,
                         time_budget_s: float | None = None) -> ExperimentAnalysis:
-    state = load_resume_state(experiment_dir)
+    try:
+        state = load_resume_state(experiment_dir)
+    except OSError as exc:  # rewinding trials' results on a disk still full
+        if not is_disk_full(exc) or isinstance(exc, StorageFull):
+            raise
+        path = os.fsdecode(exc.filename) if exc.filename else experiment_dir
+        raise StorageFull(path, os.path.abspath(os.path.expanduser(experiment_dir))) from exc
     if state.status == "FINISHED":
         logger.warning("%s already finished; there is nothing to resume", state.experiment_dir)
         if (verbose if verbose is not None else 1):

@@ -96,6 +96,7 @@ class StorageFull(AsynctuneError, OSError):
         hint = f"asynctune resume {experiment_dir}" if experiment_dir else "asynctune resume <experiment dir>"
         super().__init__(f"No space left on device writing {path}. The experiment stopped; what was reported "
                          f"is on disk. Free space, then resume with: {hint}")
+        self.errno = errno.ENOSPC  # for code that checks OSError.errno
         self.path = path
         self.experiment_dir = experiment_dir
 
