@@ -318,7 +318,7 @@ class Controller:
 
     async def _on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
         trial, metric = runtime.trial, self.options.metric
-        if runtime.write_error is not None or self._fatal is not None:
+        if runtime.write_error is not None or isinstance(self._fatal, StorageFull):
             return  # it is being killed: its directory, or the disk, cannot take this result
         try:
             result = runtime.record(event)  # on disk before anyone decides anything

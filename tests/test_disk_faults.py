@@ -1,4 +1,4 @@
-"""Disk faults under a running experiment (issue 15, items 2, 3, 6, 9): one trial's unwritable
+"""Disk faults under a running experiment (issue 15, items 2, 3, 4, 6, 9): one trial's unwritable
 directory stays that trial's failure; a full disk stops the experiment cleanly and resumably;
 every session's results count; resume names are checked."""
 
@@ -16,11 +16,6 @@ import uuid
 import pytest
 
 import asynctune as at
-
-
-# scripts run by a fresh interpreter import this checkout's asynctune, not an installed one
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
 
 
 def steps(config):
@@ -135,7 +130,7 @@ def test_a_result_that_cannot_be_written_fails_only_its_trial(tmp_path):
     script = tmp_path / "big.py"
     script.write_text(BIG_FILE_SCRIPT)
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "r")], capture_output=True, text=True,
-                          timeout=120, env=ENV)
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     rows = sorted(line.split(None, 3) for line in done.stdout.splitlines())  # padding, status, results, error
     assert [row[:3] for row in rows[:2]] == [["10", "TERMINATED", "30"]] * 2, rows
@@ -143,24 +138,6 @@ def test_a_result_that_cannot_be_written_fails_only_its_trial(tmp_path):
         assert status == "ERROR" and 0 < int(results) < 30
         assert "could not write" in error and "result.jsonl" in error and "File too large" in error
     assert "Traceback" not in done.stderr, done.stderr
-
-
-# 4. A value no float can hold is recorded first, and counts as no number.
-
-def huge_then_normal(config):
-    at.report(loss=10**400)
-    for step in range(3):
-        at.report(loss=float(step))
-
-
-def test_a_result_too_large_for_a_float_is_recorded_and_the_trial_goes_on(storage):
-    analysis = at.run(huge_then_normal, config={"x": 1}, metric="loss", mode="min", storage_path=storage,
-                      name="huge", verbose=0)
-    trial = analysis.trials[0]
-    assert trial.status is at.Status.TERMINATED, trial.error
-    assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4]
-    assert analysis.best_config == {"x": 1} and trial.metric_best == 0.0
-    assert at.ExperimentAnalysis(os.path.join(storage, "huge")).best_config == {"x": 1}
 
 
 # 3. The disk fills up: stop cleanly, say so, and resume once there is room.
@@ -187,8 +164,7 @@ def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
     try:
         script = tmp_path / "fill.py"
         script.write_text(FILL_SCRIPT)
-        done = subprocess.run([sys.executable, str(script), storage], capture_output=True, text=True, timeout=90,
-                              env=ENV)
+        done = subprocess.run([sys.executable, str(script), storage], capture_output=True, text=True, timeout=90)
         experiment_dir = os.path.join(storage, "full")
         assert done.returncode != 0
         assert "No space left on device" in done.stderr, done.stderr
@@ -208,6 +184,24 @@ def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
             assert iterations == list(range(1, 41)), (trial.trial_id, iterations[:5], len(iterations))
     finally:
         _umount(storage)
+
+
+# 4. A value no float can hold is recorded first, and counts as no number.
+
+def huge_then_normal(config):
+    at.report(loss=10**400)
+    for step in range(3):
+        at.report(loss=float(step))
+
+
+def test_a_result_too_large_for_a_float_is_recorded_and_the_trial_goes_on(storage):
+    analysis = at.run(huge_then_normal, config={"x": 1}, metric="loss", mode="min", storage_path=storage,
+                      name="huge", verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.TERMINATED, trial.error
+    assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4]
+    assert analysis.best_config == {"x": 1} and trial.metric_best == 0.0
+    assert at.ExperimentAnalysis(os.path.join(storage, "huge")).best_config == {"x": 1}
 
 
 # 6. Every session's results count for "was the metric reported".
@@ -233,7 +227,7 @@ def test_results_of_an_earlier_session_count_for_the_metric_check(tmp_path):
     script = tmp_path / "twice.py"
     script.write_text(RESUME_SCRIPT)
     poison = tmp_path / "poison"
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(poison)], env=ENV)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(poison)])
     experiment_dir = tmp_path / "r" / "twice"
     deadline = time.time() + 30
     while time.time() < deadline:
