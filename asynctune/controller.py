@@ -130,10 +130,7 @@ class Controller:
                         await self._kill_all()
                     for service in services:
                         service.cancel()
-            if isinstance(self._fatal, StorageFull):
-                self.status = "INTERRUPTED"  # nothing failed: resume once there is room
-            else:
-                self.status = "ERROR" if self._fatal else ("STOPPED" if self.stopping else "FINISHED")
+            self.status = "ERROR" if self._fatal else ("STOPPED" if self.stopping else "FINISHED")
         except BaseException:
             self.status = "INTERRUPTED"
             raise
@@ -466,6 +463,8 @@ class Controller:
                 runtime.close()
             self.state.close()
             self._searching.close()
+            if isinstance(self._fatal, StorageFull):  # (the disk may have filled up during shutdown too)
+                self.status = "INTERRUPTED"  # nothing failed: resume once there is room
             self.state.release_reserve()  # the room to save experiment.json when the disk is full
             if self.status != "INTERRUPTED" and self.stopping is None:
                 for trial in self.trials:  # at a natural end, paused trials nobody resumed are finished
