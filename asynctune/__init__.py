@@ -27,9 +27,8 @@ _install_logging()
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
-    AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, SearchSpaceError, TrialFailed,
-    UnsafeFileError,
-    WorkerLost,
+    AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, SearchSpaceError, StorageFull,
+    TrialFailed, UnsafeFileError, WorkerLost,
 )
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
@@ -90,7 +89,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable",
-    "Mutate", "PAUSE", "STOP", "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "UnsafeFileError",
-    "WorkerLost", "get_checkpoint",
+    "Mutate", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial", "TrialFailed",
+    "UnsafeFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]

@@ -22,6 +22,7 @@ from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
 from .analysis import ExperimentAnalysis
 from .controller import Controller
+from .errors import StorageFull, is_disk_full
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .monitor import monitor_interval
@@ -148,6 +149,7 @@ async def run_async(trainable: Any, *, resume: bool = False, **options: Any) -> 
     if resume:
         if not run_options.name:
             raise ValueError("run: resume=True needs name= to find the experiment to continue")
+        _check_name(run_options.name)  # before the path is used: "../x" must not reach outside storage_path
         storage_path = run_options.storage_path or DEFAULT_STORAGE_PATH
         existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), run_options.name)
         if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)) and trial_ids(existing):
@@ -179,7 +181,13 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
 async def _resume_async(experiment_dir: str, *, executor: Executor | None = None,
                         callbacks: Sequence[Callback] | None = None, verbose: int | None = None,
                         time_budget_s: float | None = None) -> ExperimentAnalysis:
-    state = load_resume_state(experiment_dir)
+    try:
+        state = load_resume_state(experiment_dir)
+    except OSError as exc:  # rewinding trials' results on a disk still full
+        if not is_disk_full(exc) or isinstance(exc, StorageFull):
+            raise
+        path = os.fsdecode(exc.filename) if exc.filename else experiment_dir
+        raise StorageFull(path, os.path.abspath(os.path.expanduser(experiment_dir))) from exc
     if state.status == "FINISHED":
         logger.warning("%s already finished; there is nothing to resume", state.experiment_dir)
         if (verbose if verbose is not None else 1):
@@ -255,8 +263,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     name, storage_path = options.name, options.storage_path
     if name is None:
         name = _fresh_name(storage_path or DEFAULT_STORAGE_PATH, f"{label}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
-    if not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"run: name must be a plain directory name, got {name=}")
+    _check_name(name)
     experiment_dir = prepare_experiment_dir(storage_path or DEFAULT_STORAGE_PATH, name)
     if resume_state is None:
         check_name_free(experiment_dir)  # a directory whose run created no trial is free again
@@ -277,6 +284,12 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         trials=resume_state.trials if resume_state else (),
         time_used_s=resume_state.time_used_s if resume_state else 0.0,
     )
+
+
+def _check_name(name: str) -> None:
+    """An experiment name is one directory inside storage_path, for new runs and resume=True."""
+    if not name or "/" in name or os.sep in name or name in (".", ".."):
+        raise ValueError(f"run: name must be a plain directory name, got {name=}")
 
 
 def _fresh_name(storage_path: str, base: str) -> str:
@@ -322,7 +335,11 @@ def _run_on_loop(coro: Any) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return _run(coro)
+        try:
+            return _run(coro)
+        except StorageFull as exc:
+            _quiet_if_uncaught(exc)
+            raise
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -337,6 +354,21 @@ def _run_on_loop(coro: Any) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def _quiet_if_uncaught(exc: BaseException) -> None:
+    """Should `exc` end the program, print its message alone: it says what happened and what to
+    do, and a traceback would bury that. One shot: any other exception gets the usual hook."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        sys.excepthook = previous
+        if value is exc:
+            print(f"asynctune: {value}", file=sys.stderr)
+        else:
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def _run(coro: Any) -> Any:

@@ -13,26 +13,42 @@ transition methods below, which check where the trial comes from:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from .errors import StorageFull, is_disk_full
 from .executors.base import ResultEvent, TrialRun
 from .monitor import MemoryLimitExceeded
 from .reporting.callback import CallbackList
 from .resources import Placement
 from .session import read_checkpoint_meta
-from .storage import TrialRecorder, copy_checkpoint, remove_checkpoint
+from .storage import PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, TrialRecorder, copy_checkpoint, remove_checkpoint
 from .trial import Mutate, Status, Trial
 
+logger = logging.getLogger(__name__)
+
 Changed = Callable[..., None]  # changed(trial, event="status"): journal the trial's new state
+
+
+class TrialStorageError(Exception):
+    """A write into one trial's directory failed (not for lack of space): that trial's failure.
+
+    Every write TrialRuntime makes into the trial's directory raises this, or `StorageFull`
+    when the disk is full, so the controller has one path for each."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__(f"could not write {path}: [Errno {error.errno}] {error.strerror or error}")
+        self.path = path
 
 
 class TrialRuntime:
     """The controller's handle on one trial (see the module docstring for its transitions)."""
 
     __slots__ = ("trial", "run", "stop_requested", "pause_requested", "resume_request", "killing",
-                 "memory_error", "kept_checkpoints", "_recorder", "_metric", "_mode", "_keep", "_changed",
+                 "memory_error", "write_error", "kept_checkpoints", "_recorder", "_metric", "_mode", "_keep", "_changed",
                  "_callbacks")
 
     def __init__(self, trial: Trial, *, metric: str | None, mode: str | None, keep_checkpoints_num: int | None,
@@ -44,6 +60,7 @@ class TrialRuntime:
         self.resume_request: tuple[dict[str, Any] | None, str | None] | None = None  # once paused
         self.killing = False  # the controller kills it: its lost worker is no failure
         self.memory_error: MemoryLimitExceeded | None = None  # killed for memory: ends as ERROR
+        self.write_error: str | None = None  # killed because its directory cannot be written: a failure
         self.kept_checkpoints: list[str] = []  # older checkpoints still on disk (keep_checkpoints_num)
         self._recorder: TrialRecorder | None = None
         self._metric, self._mode, self._keep = metric, mode, keep_checkpoints_num
@@ -52,17 +69,38 @@ class TrialRuntime:
     @property
     def recorder(self) -> TrialRecorder:
         if self._recorder is None:
-            self._recorder = TrialRecorder(self.trial.path)
+            with self._writing(""):
+                self._recorder = TrialRecorder(self.trial.path)
         return self._recorder
+
+    def write_params(self, config: dict[str, Any]) -> None:
+        with self._writing(PARAMS_FILE):
+            self.recorder.write_params(config)
 
     def flush(self) -> None:
         if self._recorder is not None:
-            self._recorder.flush()
+            with self._writing(PROGRESS_FILE):
+                self._recorder.flush()
 
     def close(self) -> None:
+        """Close the trial's files; never raises (what could not be flushed is logged)."""
         if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
+            recorder, self._recorder = self._recorder, None
+            try:
+                recorder.close()
+            except OSError as exc:
+                logger.warning("trial %s: could not flush its files on close: %s", self.trial.trial_id, exc)
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """Turn an OSError writing `name` in the trial's directory into StorageFull or TrialStorageError."""
+        try:
+            yield
+        except OSError as exc:
+            path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.trial.path, name)
+            if is_disk_full(exc):
+                raise StorageFull(path, os.path.dirname(self.trial.path)) from exc
+            raise TrialStorageError(path, exc) from exc
 
     # Transitions ----------------------------------------------------------------------------------
 
@@ -71,7 +109,7 @@ class TrialRuntime:
         trial = self.trial
         trial.status, trial.placement = Status.RUNNING, placement
         self.run, self.stop_requested, self.pause_requested = None, False, False
-        self.killing, self.memory_error = False, None
+        self.killing, self.memory_error, self.write_error = False, None, None
         if trial.start_time is None:
             trial.start_time = now
         if trial.iteration > trial.restore_iteration:
@@ -92,7 +130,7 @@ class TrialRuntime:
         trial = self.trial
         if config is not None:
             trial.config = config
-            self.recorder.write_params(config)
+            self.write_params(config)
         self._set_restore_point(self._own_copy(checkpoint) or trial.checkpoint)
         trial.status = Status.PENDING
         self._changed(trial)
@@ -122,18 +160,22 @@ class TrialRuntime:
         """Count a failure and keep its traceback; retry() or fail() follows."""
         trial = self.trial
         trial.num_failures += 1
-        self.recorder.write_error(trial.num_failures, error, trace)
         trial.error, trial.error_traceback = error, trace
+        try:  # the failure may be that its directory cannot be written: it is in the journal anyway
+            with self._writing("error.txt"):
+                self.recorder.write_error(trial.num_failures, error, trace)
+        except (TrialStorageError, StorageFull) as exc:
+            logger.debug("trial %s: %s", trial.trial_id, exc)
 
     def fail(self, now: float) -> None:
-        self._expect("fail", Status.RUNNING, Status.PENDING)
+        self._expect("fail", Status.RUNNING, Status.PENDING, Status.PAUSED)
         self.trial.status, self.trial.end_time = Status.ERROR, now
         self._changed(self.trial)
 
     def ended(self) -> None:
         """The attempt's task ended, however: drop what belonged to that attempt."""
         self.run, self.stop_requested, self.pause_requested = None, False, False
-        self.killing, self.memory_error = False, None
+        self.killing, self.memory_error, self.write_error = False, None, None
         if self.trial.status is not Status.PAUSED:
             self.resume_request = None
 
@@ -144,12 +186,14 @@ class TrialRuntime:
     # Results and checkpoints ------------------------------------------------------------------------
 
     def record(self, event: ResultEvent) -> dict[str, Any]:
-        """A result arrived: on disk before anyone decides anything. The hot path."""
+        """A result arrived: on disk before anyone decides anything, or even looks at its values
+        (update_best). Raises TrialStorageError or StorageFull, and then the trial is as before."""
         result, trial = event.result, self.trial
+        with self._writing(RESULT_FILE):
+            self.recorder.record(result)
         trial.last_result = result
         trial.num_results += 1
         trial.update_best(self._metric, self._mode, result)
-        self.recorder.record(result)
         if event.checkpoint is not None:
             self.checkpointed(event.checkpoint, int(result.get("training_iteration", 0)),
                               float(result.get("time_total_s", 0.0)))
@@ -180,7 +224,7 @@ class TrialRuntime:
         """Take the new config; copy a donor's checkpoint here, so the donor may delete its own."""
         checkpoint = self._own_copy(mutate.checkpoint)
         self.trial.config = mutate.config
-        self.recorder.write_params(mutate.config)
+        self.write_params(mutate.config)
         if checkpoint is not None:
             self.trial.checkpoint = checkpoint
         self._changed(self.trial, event="mutated")
@@ -189,7 +233,9 @@ class TrialRuntime:
     def _own_copy(self, checkpoint: str | None) -> str | None:
         if checkpoint is None or _inside(checkpoint, self.trial.path):
             return checkpoint
-        return copy_checkpoint(checkpoint, self.trial.path, f"checkpoint_clone_{self.trial.num_results:06d}")
+        label = f"checkpoint_clone_{self.trial.num_results:06d}"
+        with self._writing(label):
+            return copy_checkpoint(checkpoint, self.trial.path, label)
 
     def _set_restore_point(self, checkpoint: str | None) -> None:
         trial = self.trial
@@ -204,7 +250,8 @@ class TrialRuntime:
     def _rewind(self) -> None:
         """The trial restarts from an earlier checkpoint: the results after it will come again."""
         trial = self.trial
-        kept = self.recorder.rewind(trial.restore_iteration)
+        with self._writing(RESULT_FILE):
+            kept = self.recorder.rewind(trial.restore_iteration)
         trial.last_result = kept[-1] if kept else None
         trial.num_results = len(kept)
         trial.metric_best = None

@@ -20,9 +20,9 @@ from typing import Any
 from ._compat import TaskGroup, TimeoutErrors, timeout
 from .actions import TrialActions
 from .algorithms.base import FINISHED, Scheduler, Searcher, resolve
-from .attempt import TrialRuntime
+from .attempt import TrialRuntime, TrialStorageError
 from .decide import settle
-from .errors import ExecutorLost, TrialFailed
+from .errors import ExecutorLost, StorageFull, TrialFailed, names_disk_full
 from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, WorkerLostEvent
 from .executors.protocol import TrialRequest
 from .options import ExperimentSpec
@@ -65,7 +65,7 @@ class Controller:
         self._fatal: BaseException | None = None
         self._pool: ResourcePool | None = None
         self._max_running = 1
-        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self))
+        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._storage_full)
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self.resumed = bool(self.trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
@@ -82,7 +82,10 @@ class Controller:
         self._complete(runtime)
 
     def _resume(self, runtime: TrialRuntime, config: dict[str, Any] | None, checkpoint: str | None) -> None:
-        runtime.resume(config, checkpoint)
+        try:
+            runtime.resume(config, checkpoint)
+        except (TrialStorageError, StorageFull) as exc:
+            return self._write_failed(runtime, exc)
         self._waiting[runtime.trial] = None
         self.callbacks.on_trial_decision(runtime.trial, "RESUME")
         self._wakeup.set()  # a worker may be free for it now
@@ -117,6 +120,8 @@ class Controller:
                     services.append(tasks.create_task(monitor.run(), name="asynctune-monitor"))
                 try:
                     await self._main_loop()
+                except StorageFull as exc:  # raised where no trial is at fault (the reserve, a new trial's start)
+                    self._storage_full(exc)
                 except BaseException:
                     self._interrupted = True  # Ctrl-C, SIGTERM, cancellation or a bug: keep trials resumable
                     raise
@@ -185,7 +190,20 @@ class Controller:
                 return  # wait until a running trial frees its resources (a down SSH host is left out)
             self._waiting.pop(trial, None)
             runtime = self._running[trial] = self._runtime(trial)
-            runtime.start(placement, self.executor.now())
+            try:
+                runtime.start(placement, self.executor.now())
+            except (TrialStorageError, StorageFull) as exc:  # rewinding its results failed: it cannot run
+                self._running.pop(trial)
+                self._pool.release(placement)
+                if isinstance(exc, StorageFull):
+                    runtime.interrupted()
+                    self._waiting[trial] = None
+                    self._storage_full(exc)
+                else:
+                    runtime.failed(str(exc), "")
+                    self._fail_for_good(runtime, str(exc), "")
+                runtime.ended()
+                continue
             self._tasks.create_task(self._run_trial(runtime, placement), name=f"trial-{trial.trial_id}")
 
     def _candidates(self) -> list[Trial]:
@@ -209,12 +227,20 @@ class Controller:
             self._pool.check(resources)
         trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
                       path=os.path.join(self.spec.experiment_dir, trial_id))
-        self._runtime(trial).recorder.write_params(config)
+        runtime = self._runtime(trial)
+        try:
+            runtime.write_params(config)
+        except (TrialStorageError, StorageFull) as exc:
+            unwritable: TrialStorageError | StorageFull | None = exc
+        else:
+            unwritable = None
         self.trials.append(trial)
         self._waiting[trial] = None
         self.state.changed(trial, event="added")
         self._searching.added()
         self.scheduler.on_trial_add(trial)
+        if unwritable is not None:  # its directory cannot be made: it fails (or, disk full, stays PENDING)
+            self._write_failed(runtime, unwritable)
         self._apply_actions()
 
     async def _searcher_finished(self) -> None:
@@ -237,25 +263,33 @@ class Controller:
         try:
             run = runtime.run = await self.executor.launch(request, placement)
             self.callbacks.on_trial_start(trial)
-            if self.stopping is not None:  # the experiment ended while this trial was starting
-                runtime.killing = True
+            if self.stopping is not None or runtime.write_error is not None:  # it ended while it was starting
+                runtime.killing = runtime.write_error is None
                 await run.kill()
             async for event in run.events():
                 if isinstance(event, ResultEvent):
                     await self._on_result(runtime, event)
                 elif isinstance(event, DoneEvent):
                     runtime.final_checkpoint(event.checkpoint)
-                    if event.how != "paused":
+                    if runtime.write_error is not None:  # it ended before the kill: still a failure
+                        self._on_failure(runtime, runtime.write_error, "")
+                    elif event.how != "paused":
                         self._complete(runtime)
                     elif (request_ := runtime.paused()) is not None:
                         self._resume(runtime, *request_)
                     else:
                         self._waiting[trial] = None
                 elif isinstance(event, ErrorEvent):
-                    self._on_failure(runtime, event.error, event.traceback)
+                    if names_disk_full(event.error):  # no fault of the trial: stop, it stays resumable
+                        runtime.interrupted()
+                        self._storage_full(StorageFull(trial.path, self.spec.experiment_dir))
+                    else:
+                        self._on_failure(runtime, event.error, event.traceback)
                 elif isinstance(event, WorkerLostEvent):
                     if runtime.memory_error is not None:
                         self._on_failure(runtime, str(runtime.memory_error), event.stderr_tail)
+                    elif runtime.write_error is not None:
+                        self._on_failure(runtime, runtime.write_error, "")
                     elif not runtime.killing:
                         self._on_failure(runtime, event.error, event.stderr_tail)
                     elif self._interrupted:  # not the trial's end: a resume restarts it from its checkpoint
@@ -281,7 +315,12 @@ class Controller:
 
     async def _on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
         trial, metric = runtime.trial, self.options.metric
-        result = runtime.record(event)  # on disk before anyone decides anything
+        if runtime.write_error is not None or isinstance(self._fatal, StorageFull):
+            return  # it is being killed: its directory, or the disk, cannot take this result
+        try:
+            result = runtime.record(event)  # on disk before anyone decides anything
+        except (TrialStorageError, StorageFull) as exc:
+            return self._write_failed(runtime, exc)
         if not self._metric_seen and metric is not None and metric in result:
             self._metric_seen = True
         if self._searching.sees_results:
@@ -301,7 +340,10 @@ class Controller:
         final = settle(decision, stop=stop or self.stopping is not None, pause=runtime.pause_requested,
                        owner=self._scheduler_name)
         if isinstance(final, Mutate):
-            final = runtime.mutate(final)
+            try:
+                final = runtime.mutate(final)
+            except (TrialStorageError, StorageFull) as exc:
+                return self._write_failed(runtime, exc)
         assert runtime.run is not None
         runtime.run.decide(final)
         if decision is not CONTINUE:  # a stop criterion ending a trial is no news; a scheduler's decision is
@@ -326,6 +368,10 @@ class Controller:
             runtime.retry()
             self._waiting[trial] = None
             return
+        self._fail_for_good(runtime, error, trace)
+
+    def _fail_for_good(self, runtime: TrialRuntime, error: str, trace: str) -> None:
+        trial = runtime.trial
         runtime.fail(self.executor.now())
         logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
                        os.path.join(trial.path, "error.txt"))
@@ -336,6 +382,30 @@ class Controller:
         if self.options.fail_fast and self._fatal is None:
             self._stop_experiment(TrialFailed(trial.trial_id, error, trace), f"fail_fast: trial {trial.trial_id} failed")
         self._apply_actions()
+
+    def _write_failed(self, runtime: TrialRuntime, exc: TrialStorageError | StorageFull) -> None:
+        """A write into a trial's directory failed. A full disk stops the experiment, resumable;
+        any other error is that trial's failure alone: a running trial is killed and fails (or is
+        retried) when its worker is gone, a waiting one fails now. Never raises."""
+        if isinstance(exc, StorageFull):
+            return self._storage_full(exc)
+        trial = runtime.trial
+        if trial.status is Status.RUNNING:
+            if runtime.write_error is None:
+                runtime.write_error = str(exc)
+                if runtime.run is not None:
+                    self._kill(runtime)
+        elif trial.status in (Status.PENDING, Status.PAUSED):
+            self._waiting.pop(trial, None)
+            runtime.failed(str(exc), "")
+            self._fail_for_good(runtime, str(exc), "")
+
+    def _storage_full(self, exc: StorageFull) -> None:
+        """The disk is full: stop, keeping every unfinished trial resumable (none of them failed)."""
+        if self._fatal is None:
+            logger.warning("disk full writing %s: stopping the experiment", exc.path)
+        self._interrupted = True
+        self._stop_experiment(StorageFull(exc.path, self.spec.experiment_dir), f"no space left on device ({exc.path})")
 
     def _stop_experiment(self, fatal: BaseException | None, why: str) -> None:
         """End the experiment early: the first fatal error wins, else the first reason."""
@@ -371,8 +441,11 @@ class Controller:
     async def _tick_periodically(self) -> None:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
-            for runtime in self._runtimes.values():
-                runtime.flush()
+            for runtime in list(self._runtimes.values()):
+                try:
+                    runtime.flush()
+                except (TrialStorageError, StorageFull) as exc:
+                    self._write_failed(runtime, exc)
             self.callbacks.on_tick(self.trials)
 
     async def _shutdown(self) -> None:
@@ -390,6 +463,9 @@ class Controller:
                 runtime.close()
             self.state.close()
             self._searching.close()
+            if isinstance(self._fatal, StorageFull):  # (the disk may have filled up during shutdown too)
+                self.status = "INTERRUPTED"  # nothing failed: resume once there is room
+            self.state.release_reserve()  # the room to save experiment.json when the disk is full
             if self.status != "INTERRUPTED" and self.stopping is None:
                 for trial in self.trials:  # at a natural end, paused trials nobody resumed are finished
                     if trial.status in (Status.PAUSED, Status.PENDING):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class AsynctuneError(Exception):
     """Root of every error asynctune raises on purpose."""
@@ -91,3 +93,33 @@ class ExperimentDamaged(AsynctuneError, ValueError):
         super().__init__(f"cannot resume: {path} {problem}; {remedy}")
         self.path = path
         self.remedy = remedy
+
+
+class StorageFull(AsynctuneError, OSError):
+    """The disk holding the experiment is full (ENOSPC, or a quota: EDQUOT).
+
+    The experiment stops: running trials are killed as resumable (not failed), experiment.json
+    is saved as INTERRUPTED, and this is raised with the command that continues it.
+
+    Attributes:
+        path: The file that could not be written.
+        experiment_dir: The experiment to resume once there is room.
+    """
+
+    def __init__(self, path: str, experiment_dir: str = "") -> None:
+        hint = f"asynctune resume {experiment_dir}" if experiment_dir else "asynctune resume <experiment dir>"
+        super().__init__(f"No space left on device writing {path}. The experiment stopped; what was reported "
+                         f"is on disk. Free space, then resume with: {hint}")
+        self.errno = errno.ENOSPC  # for code that checks OSError.errno
+        self.path = path
+        self.experiment_dir = experiment_dir
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC or EDQUOT: no trial's fault, and retrying it cannot help until there is room."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def names_disk_full(error: str) -> bool:
+    """A trial's error text (e.g. "OSError: [Errno 28] No space left on device: ...") says the disk is full."""
+    return f"[Errno {errno.ENOSPC}]" in error or f"[Errno {errno.EDQUOT}]" in error

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .algorithms.base import Searcher
+from .errors import StorageFull, is_disk_full
 from .safe_files import PRIVATE_FILE_MODE
-from .storage import EXPERIMENT_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
+from .storage import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
 from .trial import Trial
 
 if TYPE_CHECKING:
@@ -21,40 +22,102 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SAVE_INTERVAL_S = 1.0
+RESERVE_FILE = ".reserve"
+_MIN_RESERVE_BYTES = 256 * 1024
 
 
 class StateWriter:
-    """Journal lines now, the snapshot at most once per second while anything changes."""
+    """Journal lines now, the snapshot at most once per second while anything changes.
 
-    def __init__(self, experiment_dir: str, snapshot: Callable[[], dict[str, Any]]) -> None:
+    A write that fails for lack of space goes to `on_full` (the controller stops, resumable)
+    instead of raising where the change happened. So that experiment.json can still be saved
+    then, a `.reserve` file holds room for twice the snapshot, released just before the last save."""
+
+    def __init__(self, experiment_dir: str, snapshot: Callable[[], dict[str, Any]],
+                 on_full: Callable[[StorageFull], None]) -> None:
         self.experiment_dir = experiment_dir
-        self._snapshot = snapshot
+        self._snapshot, self._on_full = snapshot, on_full
         self._journal: Journal | None = None
         self._dirty = asyncio.Event()
+        self._reserved = 0
 
     def open(self) -> None:
-        self._journal = Journal(self.experiment_dir)
+        """Start the journal and the reserve; raises StorageFull on a disk already full."""
+        try:
+            self._reserve(_MIN_RESERVE_BYTES)
+            self._journal = Journal(self.experiment_dir)
+        except OSError as exc:
+            if is_disk_full(exc):
+                path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.experiment_dir, RESERVE_FILE)
+                raise StorageFull(path, self.experiment_dir) from exc
+            raise
 
     def close(self) -> None:
         if self._journal is not None:
-            self._journal.close()
+            try:
+                self._journal.close()
+            except OSError as exc:
+                self._failed(exc, JOURNAL_FILE)
+
+    def release_reserve(self) -> None:
+        try:
+            os.unlink(os.path.join(self.experiment_dir, RESERVE_FILE))
+        except OSError:
+            pass
+        self._reserved = min(self._reserved, 0)
+
+    def _reserve(self, size: int) -> None:
+        """Hold `size` bytes in .reserve; where that is refused other than for space (a file-size
+        limit, a file system without fallocate), go on without one."""
+        if self._reserved < 0 or size <= self._reserved:
+            return
+        try:
+            with open(os.path.join(self.experiment_dir, RESERVE_FILE), "ab") as f:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(f.fileno(), 0, size)
+                else:  # pragma: no cover - macOS: real bytes, not a sparse file
+                    f.write(bytes(size - f.tell()))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise
+            logger.info("no room kept for the final save in %s: %s", self.experiment_dir, exc)
+            self.release_reserve()
+            self._reserved = -1  # do not try again
+            return
+        self._reserved = size
+
+    def _failed(self, exc: OSError, name: str) -> None:
+        path = os.path.join(self.experiment_dir, name)
+        if is_disk_full(exc):
+            self._on_full(StorageFull(path, self.experiment_dir))
+        else:
+            logger.error("could not write %s: %s", path, exc)
 
     def changed(self, trial: Trial | None = None, *, event: str = "status") -> None:
         """Note a change: the trial's new state goes to the journal now, the snapshot soon."""
         self._dirty.set()
         if trial is not None and self._journal is not None:
-            self._journal.write({
-                "event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
-                "status": trial.status.value, "config": trial.config, "resources": trial.resources,
-                "checkpoint": trial.checkpoint, "restore_checkpoint": trial.restore_checkpoint,
-                "num_failures": trial.num_failures, "error": trial.error,
-            })
+            try:
+                self._journal.write({
+                    "event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
+                    "status": trial.status.value, "config": trial.config, "resources": trial.resources,
+                    "checkpoint": trial.checkpoint, "restore_checkpoint": trial.restore_checkpoint,
+                    "num_failures": trial.num_failures, "error": trial.error,
+                })
+            except OSError as exc:
+                self._failed(exc, JOURNAL_FILE)
 
     def save(self) -> None:
+        path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
         try:
-            write_json_atomic(os.path.join(self.experiment_dir, EXPERIMENT_FILE), self._snapshot())
+            write_json_atomic(path, self._snapshot())
+            if self._reserved > 0:  # keep room for twice the snapshot, as it grows
+                self._reserve(max(_MIN_RESERVE_BYTES, 2 * os.path.getsize(path)))
         except OSError as exc:
-            logger.error("could not save %s: %s", EXPERIMENT_FILE, exc)
+            if is_disk_full(exc):
+                self._failed(exc, EXPERIMENT_FILE)
+            else:
+                logger.error("could not save %s: %s", EXPERIMENT_FILE, exc)
 
     async def save_periodically(self) -> None:
         while True:
@@ -65,9 +128,14 @@ class StateWriter:
 
     def save_searcher(self, searcher: Searcher) -> None:
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
-        searcher.save(path + ".tmp")
-        os.chmod(path + ".tmp", PRIVATE_FILE_MODE)
-        os.replace(path + ".tmp", path)
+        try:
+            searcher.save(path + ".tmp")
+            os.chmod(path + ".tmp", PRIVATE_FILE_MODE)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self._failed(exc, SEARCHER_STATE_FILE)
 
 
 def experiment_snapshot(controller: Controller) -> dict[str, Any]:

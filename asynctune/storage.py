@@ -31,8 +31,9 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
-from .errors import UnsafeFileError
+from .errors import StorageFull, UnsafeFileError, is_disk_full
 from .safe_files import PRIVATE_DIR_MODE, load_pickle_private, makedirs_private, open_private
+
 logger = logging.getLogger(__name__)
 
 EXPERIMENT_FILE = "experiment.json"
@@ -127,6 +128,8 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
             f.write("ok")
         os.unlink(probe)
     except OSError as exc:
+        if is_disk_full(exc):
+            raise StorageFull(os.fsdecode(exc.filename) if exc.filename else path, path) from exc
         raise ValueError(f"storage_path {storage_path!r} cannot be written: {exc.strerror or exc}") from exc
     return path
 

@@ -59,8 +59,12 @@ def main() -> None:
 
 
 def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:
-    os.makedirs(request.trial_dir, exist_ok=True)
-    saved = _redirect_output(request.trial_dir)
+    try:
+        os.makedirs(request.trial_dir, exist_ok=True)
+        saved = _redirect_output(request.trial_dir)
+    except OSError as exc:  # the trial's directory cannot be written: that trial's failure, not the worker's
+        channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        return
     session = session_module.TrialSession(channel, request)
     session_module._current = session
     try:
