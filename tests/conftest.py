@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import psutil
 import pytest
+
+# Scripts that tests start as separate processes (drivers killed mid-run, CLI runs) must import
+# this checkout's asynctune, not whichever one an editable install points at.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture
