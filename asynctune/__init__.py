@@ -27,8 +27,8 @@ _install_logging()
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
-    AsynctuneError, ExecutorError, ExecutorLost, HostUnreachable, SearchSpaceError, TrialFailed, UnsafeFileError,
-    WorkerLost,
+    AsynctuneError, ExecutorError, ExecutorLost, HostUnreachable, SearchSpaceError, TrialFailed, TrialsFailed,
+    UnsafeFileError, WorkerLost,
 )
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
@@ -89,6 +89,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "HostUnreachable", "Mutate", "PAUSE", "STOP",
-    "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
+    "SearchSpaceError", "Status", "Trainable", "Trial", "TrialFailed", "TrialsFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]

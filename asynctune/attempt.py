@@ -32,7 +32,7 @@ class TrialRuntime:
     """The controller's handle on one trial (see the module docstring for its transitions)."""
 
     __slots__ = ("trial", "run", "stop_requested", "pause_requested", "resume_request", "killing",
-                 "memory_error", "kept_checkpoints", "_recorder", "_metric", "_mode", "_keep", "_changed",
+                 "memory_error", "kept_checkpoints", "rewind_pending", "_recorder", "_metric", "_mode", "_keep", "_changed",
                  "_callbacks")
 
     def __init__(self, trial: Trial, *, metric: str | None, mode: str | None, keep_checkpoints_num: int | None,
@@ -45,6 +45,7 @@ class TrialRuntime:
         self.killing = False  # the controller kills it: its lost worker is no failure
         self.memory_error: MemoryLimitExceeded | None = None  # killed for memory: ends as ERROR
         self.kept_checkpoints: list[str] = []  # older checkpoints still on disk (keep_checkpoints_num)
+        self.rewind_pending = False  # restarted from an earlier point: rewind at its first new result
         self._recorder: TrialRecorder | None = None
         self._metric, self._mode, self._keep = metric, mode, keep_checkpoints_num
         self._changed, self._callbacks = changed, callbacks
@@ -74,8 +75,9 @@ class TrialRuntime:
         self.killing, self.memory_error = False, None
         if trial.start_time is None:
             trial.start_time = now
-        if trial.iteration > trial.restore_iteration:
-            self._rewind()
+        # What it reported after its restore point comes again; until then (if it fails first,
+        # or the experiment ends) those results stay where they are, counted, in result.jsonl.
+        self.rewind_pending = trial.iteration > trial.restore_iteration
         self._changed(trial)
 
     def paused(self) -> tuple[dict[str, Any] | None, str | None] | None:
@@ -146,6 +148,9 @@ class TrialRuntime:
     def record(self, event: ResultEvent) -> dict[str, Any]:
         """A result arrived: on disk before anyone decides anything. The hot path."""
         result, trial = event.result, self.trial
+        if self.rewind_pending:
+            self.rewind_pending = False
+            self._rewind()
         trial.last_result = result
         trial.num_results += 1
         trial.update_best(self._metric, self._mode, result)

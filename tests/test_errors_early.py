@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,9 @@ import psutil
 import pytest
 
 import asynctune as at
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}  # this checkout's asynctune
 
 
 def quadratic(config):
@@ -62,7 +66,8 @@ if __name__ == '__main__':
 def test_ctrl_c_prints_the_resume_hint_and_no_traceback(tmp_path):
     script = tmp_path / "experiment.py"
     script.write_text(CTRL_C_SCRIPT.format(root=str(tmp_path / "r")))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV)
     deadline = time.time() + 30
     while time.time() < deadline and len(psutil.Process(proc.pid).children(recursive=True)) < 2:
         time.sleep(0.1)
@@ -92,7 +97,8 @@ if __name__ == '__main__':
 def test_ctrl_c_is_still_a_keyboard_interrupt_the_program_can_catch(tmp_path):
     script = tmp_path / "catch.py"
     script.write_text(CATCH_SCRIPT.format(root=str(tmp_path / "r")))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV)
     deadline = time.time() + 30
     while time.time() < deadline and len(psutil.Process(proc.pid).children(recursive=True)) < 2:
         time.sleep(0.1)
@@ -189,3 +195,79 @@ def test_experiment_json_records_the_failure_status(storage):
         at.run(always_fails, config={"x": 1}, storage_path=storage, verbose=0)
     with open(f"{info.value.analysis.experiment_dir}/experiment.json") as f:
         assert json.load(f)["trials"][0]["status"] == "ERROR"
+
+
+def test_the_console_header_and_show_leave_the_failed_trial_out_too(storage, capsys):
+    import io
+
+    from asynctune.cli import main
+    from asynctune.reporting.console import ConsoleReporter
+
+    def mixed(config):
+        if config["x"] == 0:
+            reports_then_fails(config)
+        quadratic(config)
+
+    analysis = at.run(mixed, config={"x": at.grid_search([0, 3])}, metric="loss", mode="min",
+                      storage_path=storage, verbose=0)
+    good = next(t for t in analysis.trials if t.status is at.Status.TERMINATED)
+    assert main(["show", analysis.experiment_dir, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["best_trial_id"] == good.trial_id
+    console = ConsoleReporter(metric="loss", mode="min", file=io.StringIO())
+    console.on_experiment_start(analysis.experiment_dir, [])
+    assert f"({good.trial_id})" in console.summary(analysis.trials)
+
+
+def test_a_schedulers_own_metric_is_checked_too(storage):
+    with pytest.raises(ValueError, match=r"metric='acc' \(of ASHAScheduler\) is not in trial_0000\d's first result"):
+        at.run(quadratic, config={"x": at.grid_search([1, 2])}, storage_path=storage, verbose=0,
+               scheduler=at.ASHAScheduler(metric="acc", mode="max", max_t=3, grace_period=1))
+
+
+def test_a_retried_trial_that_fails_before_reporting_again_keeps_what_it_reported(storage):
+    def fails_twice(config):
+        if at.get_checkpoint() is None and os.path.exists(os.path.join(at.get_trial_dir(), "error.txt")):
+            raise RuntimeError("fails at once on the retry")
+        for step in range(3):
+            at.report(loss=float(step))
+        raise RuntimeError("first attempt")
+
+    analysis = at.run(fails_twice, config={"x": 1}, metric="loss", mode="min", max_failures=1,
+                      storage_path=storage, verbose=0, raise_on_failed_trial=False)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR and trial.num_failures == 2
+    assert [r["loss"] for r in analysis.trial_results(trial.trial_id)] == [0.0, 1.0, 2.0]
+
+
+RESUME_SCRIPT = """
+import os, sys, time
+import asynctune as at
+
+def train(config):
+    changed = os.path.exists(config["changed"])  # the second session reports the metric only later
+    for step in range(50):
+        time.sleep(0.05)
+        at.report(step=step, **({{}} if changed and step < 2 else {{"loss": float(config["x"] + step)}}))
+
+if __name__ == "__main__":
+    at.run(train, config={{"x": at.grid_search([1, 2]), "changed": sys.argv[2]}}, metric="loss", mode="min",
+           storage_path=sys.argv[1], name="twice", verbose=0, stop={{"training_iteration": {steps}}})
+"""
+
+
+def test_results_of_an_earlier_session_count_for_the_first_result_check(tmp_path):
+    script = tmp_path / "twice.py"
+    script.write_text(RESUME_SCRIPT.format(steps=5))
+    changed = tmp_path / "changed"
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(changed)], env=ENV)
+    experiment_dir = tmp_path / "r" / "twice"
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(
+            len(f.read_text().splitlines()) >= 2 for f in experiment_dir.glob("trial_*/result.jsonl")):
+        time.sleep(0.05)
+    driver.kill()
+    driver.wait(timeout=10)
+    changed.write_text("x")
+    resumed = at.resume(str(experiment_dir), verbose=0)  # the loss was reported in the first session
+    assert all(t.status is at.Status.TERMINATED for t in resumed.trials)
+    assert resumed.best_config is not None
