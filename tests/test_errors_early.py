@@ -15,9 +15,6 @@ import pytest
 
 import asynctune as at
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}  # this checkout's asynctune
-
 
 def quadratic(config):
     for step in range(3):
@@ -66,8 +63,7 @@ if __name__ == '__main__':
 def test_ctrl_c_prints_the_resume_hint_and_no_traceback(tmp_path):
     script = tmp_path / "experiment.py"
     script.write_text(CTRL_C_SCRIPT.format(root=str(tmp_path / "r")))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     while time.time() < deadline and len(psutil.Process(proc.pid).children(recursive=True)) < 2:
         time.sleep(0.1)
@@ -97,8 +93,7 @@ if __name__ == '__main__':
 def test_ctrl_c_is_still_a_keyboard_interrupt_the_program_can_catch(tmp_path):
     script = tmp_path / "catch.py"
     script.write_text(CATCH_SCRIPT.format(root=str(tmp_path / "r")))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     while time.time() < deadline and len(psutil.Process(proc.pid).children(recursive=True)) < 2:
         time.sleep(0.1)
@@ -259,7 +254,7 @@ def test_results_of_an_earlier_session_count_for_the_first_result_check(tmp_path
     script = tmp_path / "twice.py"
     script.write_text(RESUME_SCRIPT.format(steps=5))
     changed = tmp_path / "changed"
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(changed)], env=ENV)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(changed)])
     experiment_dir = tmp_path / "r" / "twice"
     deadline = time.time() + 30
     while time.time() < deadline and not any(
