@@ -48,27 +48,33 @@ def test_an_error_raised_inside_the_experiment_is_not_chained_either(storage):
     assert "ZeroDivisionError: bad x=1" in text
 
 
-CTRL_C_SCRIPT = """
+SCRIPT = """
 import time, asynctune as at
 def train(config):
     while True:
         time.sleep(0.05)
         at.report(x=1)
 if __name__ == '__main__':
-    at.run(train, num_samples=2, storage_path={root!r}, name='exp', verbose=1)
-    print("NOT REACHED")
+{main}
 """
+RUN = "at.run(train, num_samples=2, storage_path={root!r}, name='exp', verbose=1)"
 
 
-def test_ctrl_c_prints_the_resume_hint_and_no_traceback(tmp_path):
+def _interrupt(tmp_path, main: str) -> subprocess.Popen:
+    """Start the script, wait until both trials run, press Ctrl-C."""
     script = tmp_path / "experiment.py"
-    script.write_text(CTRL_C_SCRIPT.format(root=str(tmp_path / "r")))
+    script.write_text(SCRIPT.format(main=main.format(run=RUN.format(root=str(tmp_path / "r")))))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     while time.time() < deadline and len(psutil.Process(proc.pid).children(recursive=True)) < 2:
         time.sleep(0.1)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
+    return proc
+
+
+def test_ctrl_c_prints_the_resume_hint_and_no_traceback(tmp_path):
+    proc = _interrupt(tmp_path, '    {run}\n    print("NOT REACHED")')
     out, err = proc.communicate(timeout=30)
     assert proc.returncode in (-signal.SIGINT, 130), (proc.returncode, err)  # as Python's own Ctrl-C
     assert f"asynctune resume {tmp_path / 'r' / 'exp'}" in err
@@ -76,29 +82,8 @@ def test_ctrl_c_prints_the_resume_hint_and_no_traceback(tmp_path):
     assert "NOT REACHED" not in out
 
 
-CATCH_SCRIPT = """
-import time, asynctune as at
-def train(config):
-    while True:
-        time.sleep(0.05)
-        at.report(x=1)
-if __name__ == '__main__':
-    try:
-        at.run(train, num_samples=2, storage_path={root!r}, name='exp', verbose=1)
-    except KeyboardInterrupt:
-        print("CAUGHT")
-"""
-
-
 def test_ctrl_c_is_still_a_keyboard_interrupt_the_program_can_catch(tmp_path):
-    script = tmp_path / "catch.py"
-    script.write_text(CATCH_SCRIPT.format(root=str(tmp_path / "r")))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 30
-    while time.time() < deadline and len(psutil.Process(proc.pid).children(recursive=True)) < 2:
-        time.sleep(0.1)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc = _interrupt(tmp_path, '    try:\n        {run}\n    except KeyboardInterrupt:\n        print("CAUGHT")')
     out, err = proc.communicate(timeout=30)
     assert "CAUGHT" in out and proc.returncode == 0, (out, err)
 
@@ -165,34 +150,7 @@ def test_any_failure_can_be_made_an_error(storage):
                storage_path=storage, verbose=0, raise_on_failed_trial="any")
 
 
-def test_a_trial_that_failed_is_not_the_best_unless_asked(storage):
-    def mixed(config):
-        if config["x"] == 0:
-            reports_then_fails(config)
-        quadratic(config)
-
-    analysis = at.run(mixed, config={"x": at.grid_search([0, 3])}, metric="loss", mode="min",
-                      storage_path=storage, verbose=0)
-    assert analysis.best_config == {"x": 3}
-    failed = next(t for t in analysis.trials if t.status is at.Status.ERROR)
-    assert analysis.get_best_trial("loss", "min", include_failed=True) is failed
-    reloaded = at.ExperimentAnalysis(analysis.experiment_dir)
-    assert reloaded.best_config == {"x": 3}
-
-
-def test_invalid_raise_on_failed_trial_is_named(storage):
-    with pytest.raises(ValueError, match="raise_on_failed_trial"):
-        at.run(quadratic, config={"x": 1}, storage_path=storage, verbose=0, raise_on_failed_trial="some")
-
-
-def test_experiment_json_records_the_failure_status(storage):
-    with pytest.raises(at.TrialsFailed) as info:
-        at.run(always_fails, config={"x": 1}, storage_path=storage, verbose=0)
-    with open(f"{info.value.analysis.experiment_dir}/experiment.json") as f:
-        assert json.load(f)["trials"][0]["status"] == "ERROR"
-
-
-def test_the_console_header_and_show_leave_the_failed_trial_out_too(storage, capsys):
+def test_a_trial_that_failed_is_not_the_best_unless_asked(storage, capsys):
     import io
 
     from asynctune.cli import main
@@ -205,12 +163,30 @@ def test_the_console_header_and_show_leave_the_failed_trial_out_too(storage, cap
 
     analysis = at.run(mixed, config={"x": at.grid_search([0, 3])}, metric="loss", mode="min",
                       storage_path=storage, verbose=0)
+    assert analysis.best_config == {"x": 3}
+    failed = next(t for t in analysis.trials if t.status is at.Status.ERROR)
+    assert analysis.get_best_trial("loss", "min", include_failed=True) is failed
+    reloaded = at.ExperimentAnalysis(analysis.experiment_dir)
+    assert reloaded.best_config == {"x": 3}
+    # one rule everywhere: `asynctune show` and the console header agree
     good = next(t for t in analysis.trials if t.status is at.Status.TERMINATED)
     assert main(["show", analysis.experiment_dir, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["best_trial_id"] == good.trial_id
     console = ConsoleReporter(metric="loss", mode="min", file=io.StringIO())
     console.on_experiment_start(analysis.experiment_dir, [])
     assert f"({good.trial_id})" in console.summary(analysis.trials)
+
+
+def test_invalid_raise_on_failed_trial_is_named(storage):
+    with pytest.raises(ValueError, match="raise_on_failed_trial"):
+        at.run(quadratic, config={"x": 1}, storage_path=storage, verbose=0, raise_on_failed_trial="some")
+
+
+def test_experiment_json_records_the_failure_status(storage):
+    with pytest.raises(at.TrialsFailed) as info:
+        at.run(always_fails, config={"x": 1}, storage_path=storage, verbose=0)
+    with open(f"{info.value.analysis.experiment_dir}/experiment.json") as f:
+        assert json.load(f)["trials"][0]["status"] == "ERROR"
 
 
 def test_a_schedulers_own_metric_is_checked_too(storage):
