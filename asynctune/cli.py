@@ -320,10 +320,15 @@ def _resume(args: argparse.Namespace) -> int:
     for name in list(kwargs):
         if name not in accepted:
             raise CommandError(f"this asynctune's resume() does not take {name}=")
+    from .errors import TrialsFailed
+
     try:
         analysis = resume(directory, **kwargs)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    except TrialsFailed as exc:  # the experiment ran and was saved: say so in one line
+        print(f"asynctune resume: {exc}", file=sys.stderr)
+        return 1
     best = None
     try:
         best = analysis.best_trial

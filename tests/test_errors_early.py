@@ -215,20 +215,24 @@ import os, sys, time
 import asynctune as at
 
 def train(config):
-    changed = os.path.exists(config["changed"])  # the second session reports the metric only later
+    changed = open(config["changed"]).read() if os.path.exists(config["changed"]) else ""
+    if changed == "fail":
+        raise RuntimeError("poisoned")
     for step in range(50):
         time.sleep(0.05)
-        at.report(step=step, **({{}} if changed and step < 2 else {{"loss": float(config["x"] + step)}}))
+        late = changed == "late" and step < 2  # the second session reports the metric only later
+        at.report(step=step, **({} if late else {"loss": float(config["x"] + step)}))
 
 if __name__ == "__main__":
-    at.run(train, config={{"x": at.grid_search([1, 2]), "changed": sys.argv[2]}}, metric="loss", mode="min",
-           storage_path=sys.argv[1], name="twice", verbose=0, stop={{"training_iteration": {steps}}})
+    at.run(train, config={"x": at.grid_search([1, 2]), "changed": sys.argv[2]}, metric="loss", mode="min",
+           storage_path=sys.argv[1], name="twice", verbose=0, stop={"training_iteration": 5})
 """
 
 
-def test_results_of_an_earlier_session_count_for_the_first_result_check(tmp_path):
+def _killed_after_the_first_results(tmp_path, change: str):
+    """Run RESUME_SCRIPT, kill its driver once a trial reported twice; the trainable then changes."""
     script = tmp_path / "twice.py"
-    script.write_text(RESUME_SCRIPT.format(steps=5))
+    script.write_text(RESUME_SCRIPT)
     changed = tmp_path / "changed"
     driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(changed)])
     experiment_dir = tmp_path / "r" / "twice"
@@ -238,7 +242,22 @@ def test_results_of_an_earlier_session_count_for_the_first_result_check(tmp_path
         time.sleep(0.05)
     driver.kill()
     driver.wait(timeout=10)
-    changed.write_text("x")
+    changed.write_text(change)
+    return experiment_dir
+
+
+def test_results_of_an_earlier_session_count_for_the_first_result_check(tmp_path):
+    experiment_dir = _killed_after_the_first_results(tmp_path, "late")
     resumed = at.resume(str(experiment_dir), verbose=0)  # the loss was reported in the first session
     assert all(t.status is at.Status.TERMINATED for t in resumed.trials)
     assert resumed.best_config is not None
+
+
+def test_the_resume_command_says_in_one_line_that_every_trial_failed(tmp_path, capsys):
+    from asynctune.cli import main
+
+    experiment_dir = _killed_after_the_first_results(tmp_path, "fail")
+    assert main(["resume", str(experiment_dir), "--verbose", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "trials failed; the first: trial_0000" in err and "RuntimeError: poisoned" in err
+    assert "Traceback" not in err
