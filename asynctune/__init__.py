@@ -28,7 +28,7 @@ _install_logging()
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
     AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, SearchSpaceError, StorageFull,
-    TrialFailed, UnsafeFileError, WorkerLost,
+    TrialFailed, TrialsFailed, UnsafeFileError, WorkerLost,
 )
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
@@ -90,6 +90,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable",
     "Mutate", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial", "TrialFailed",
-    "UnsafeFileError", "WorkerLost", "get_checkpoint",
+    "TrialsFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]

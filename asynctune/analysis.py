@@ -64,17 +64,22 @@ class ExperimentAnalysis:
     # and `ls`): DEFAULT_SCOPE, a trial's best-ever result. Early stopping keeps the trials whose
     # results are good, and a stopped or overfitting trial's last result is not the model worth
     # keeping; the checkpoint returned is the one saved with that result. Pass scope="last" for
-    # Ray Tune's default (the value at the end, the state the trial finished in).
+    # Ray Tune's default (the value at the end, the state the trial finished in). A trial that
+    # failed (ERROR) is never the best unless include_failed=True: it may have reported a good
+    # value before diverging, but its model is not one to use.
 
     def get_best_trial(self, metric: str | None = None, mode: str | None = None, scope: str = DEFAULT_SCOPE,
-                       *, filter_nan_and_inf: bool = True) -> Trial | None:
+                       *, filter_nan_and_inf: bool = True, include_failed: bool = False) -> Trial | None:
         """The best trial by `metric`: its best value ever (scope="all", the default), last value
         ("last"), mean ("avg"), or mean of its last 5 or 10 ("last-5-avg", "last-10-avg").
-        Trials without a finite value of the metric are skipped; None if no trial has one."""
+        Trials without a finite value of the metric are skipped, and failed trials unless
+        `include_failed`; None if no trial is left."""
         metric, mode = self._metric_mode(metric, mode)
         _check_scope(scope)
         best: tuple[float, Trial] | None = None
         for trial in self.trials:
+            if trial.status is Status.ERROR and not include_failed:
+                continue
             value = self._score(trial, metric, mode, scope)
             if value is None or (filter_nan_and_inf and not math.isfinite(value)):
                 continue
@@ -83,21 +88,21 @@ class ExperimentAnalysis:
         return best[1] if best else None
 
     def get_best_result(self, metric: str | None = None, mode: str | None = None,
-                        scope: str = DEFAULT_SCOPE) -> dict[str, Any] | None:
+                        scope: str = DEFAULT_SCOPE, *, include_failed: bool = False) -> dict[str, Any] | None:
         """The best trial's result that counts: the one with its best value (scope="all"),
         else its last result."""
         metric, mode = self._metric_mode(metric, mode)
-        trial = self.get_best_trial(metric, mode, scope)
+        trial = self.get_best_trial(metric, mode, scope, include_failed=include_failed)
         return self._result_for(trial, metric, mode, scope) if trial else None
 
     def get_best_checkpoint(self, metric: str | None = None, mode: str | None = None,
-                            scope: str = DEFAULT_SCOPE) -> str | None:
+                            scope: str = DEFAULT_SCOPE, *, include_failed: bool = False) -> str | None:
         """The best trial's checkpoint directory that matches `get_best_result`: with scope="all"
         the one saved with the best result, or if that one was not saved (or was deleted by
         keep_checkpoints_num) the best of its results that has a checkpoint on disk; with the
         other scopes its latest checkpoint. None if it saved none."""
         metric, mode = self._metric_mode(metric, mode)
-        trial = self.get_best_trial(metric, mode, scope)
+        trial = self.get_best_trial(metric, mode, scope, include_failed=include_failed)
         if trial is None:
             return None
         if scope != "all":
@@ -146,7 +151,8 @@ class ExperimentAnalysis:
 
     @property
     def best_trial(self) -> Trial | None:
-        """The trial with the best value ever reported (see get_best_trial to rank otherwise)."""
+        """The trial with the best value ever reported, failed trials left out (see get_best_trial
+        to rank otherwise)."""
         return self.get_best_trial()
 
     @property

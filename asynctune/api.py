@@ -22,7 +22,7 @@ from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
 from .analysis import ExperimentAnalysis
 from .controller import Controller
-from .errors import StorageFull, is_disk_full
+from .errors import StorageFull, TrialsFailed, is_disk_full
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .monitor import monitor_interval
@@ -37,6 +37,7 @@ from .space import Space
 from .stopper import Stopper, make_stopper
 from .storage import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
 from .trainable import Trainable, trainable_name
+from .trial import Status
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def run(
     callbacks: Sequence[Callback] = (),
     max_failures: int = 0,
     fail_fast: bool = False,
+    raise_on_failed_trial: bool | str = "all",
     checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False,
     keep_checkpoints_num: int | None = None,
@@ -107,6 +109,10 @@ def run(
         callbacks: Extra `Callback`s (loggers) called as the experiment runs.
         max_failures: Retries of a failed trial, from its last checkpoint (-1: no limit).
         fail_fast: End the whole experiment at the first trial that fails for good.
+        raise_on_failed_trial: When failed trials make run() raise `TrialsFailed` once the
+            experiment ended: "all" (the default: every trial failed, so there is no result),
+            "any" or True (one failed trial is enough, as Ray Tune's raise_on_failed_trial=True),
+            "never" or False.
         checkpoint_frequency: For `Trainable`s, checkpoint every this many steps (0: never).
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
@@ -124,10 +130,21 @@ def run(
         An `ExperimentAnalysis` of the finished experiment.
 
     Raises:
-        ValueError, SearchSpaceError: for bad arguments, before any trial starts.
+        ValueError, SearchSpaceError: for bad arguments, before any trial starts; and when the
+            first result lacks `metric` and no result so far had it (the experiment stops, what
+            was reported is kept).
+        TrialsFailed: when trials failed (see raise_on_failed_trial), after the experiment ended
+            and was saved; its `analysis` holds what the trials reported.
         TrialFailed: with fail_fast, for the first trial that failed.
+        KeyboardInterrupt: on Ctrl-C, after every trial was stopped, the state saved and the
+            resume command printed; uncaught, it ends the program without a traceback.
     """
-    return _run_on_loop(run_async(**locals()))
+    prepared = _prepare(trainable, resume=resume, options=RunOptions(**_options_of(locals())))  # before any loop
+    return prepared if isinstance(prepared, ExperimentAnalysis) else _run_on_loop(_drive(prepared))
+
+
+def _options_of(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in arguments.items() if key not in ("trainable", "resume")}
 
 
 _P = ParamSpec("_P")
@@ -145,16 +162,22 @@ def _parameters_of(source: Callable[_P, Any]) -> Callable[[Callable[..., Awaitab
 @_parameters_of(run)
 async def run_async(trainable: Any, *, resume: bool = False, **options: Any) -> ExperimentAnalysis:
     """`run()` as a coroutine, for programs that already run an event loop; same parameters."""
-    run_options = RunOptions(**options)
+    prepared = _prepare(trainable, resume=resume, options=RunOptions(**options))
+    return prepared if isinstance(prepared, ExperimentAnalysis) else await _drive(prepared)
+
+
+def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller | ExperimentAnalysis:
+    """Check everything and build the controller (no event loop needed): bad arguments raise
+    here, from the caller's own call. An experiment resumed after it finished is its analysis."""
     if resume:
-        if not run_options.name:
+        if not options.name:
             raise ValueError("run: resume=True needs name= to find the experiment to continue")
-        _check_name(run_options.name)  # before the path is used: "../x" must not reach outside storage_path
-        storage_path = run_options.storage_path or DEFAULT_STORAGE_PATH
-        existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), run_options.name)
+        _check_name(options.name)  # before the path is used: "../x" must not reach outside storage_path
+        storage_path = options.storage_path or DEFAULT_STORAGE_PATH
+        existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), options.name)
         if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)) and trial_ids(existing):
-            return await _resume_async(existing, verbose=run_options.verbose)
-    return await _drive(build_controller(trainable, run_options))
+            return _prepare_resume(existing, verbose=options.verbose)
+    return build_controller(trainable, options)
 
 
 def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: Sequence[Callback] | None = None,
@@ -174,13 +197,14 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
             pickled, e.g. an SSH executor holding open connections).
         verbose, time_budget_s: Replace those of the first run.
     """
-    return _run_on_loop(_resume_async(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
-                                      time_budget_s=time_budget_s))
+    prepared = _prepare_resume(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
+                               time_budget_s=time_budget_s)
+    return prepared if isinstance(prepared, ExperimentAnalysis) else _run_on_loop(_drive(prepared))
 
 
-async def _resume_async(experiment_dir: str, *, executor: Executor | None = None,
-                        callbacks: Sequence[Callback] | None = None, verbose: int | None = None,
-                        time_budget_s: float | None = None) -> ExperimentAnalysis:
+def _prepare_resume(experiment_dir: str, *, executor: Executor | None = None,
+                    callbacks: Sequence[Callback] | None = None, verbose: int | None = None,
+                    time_budget_s: float | None = None) -> Controller | ExperimentAnalysis:
     try:
         state = load_resume_state(experiment_dir)
     except OSError as exc:  # rewinding trials' results on a disk still full
@@ -198,11 +222,12 @@ async def _resume_async(experiment_dir: str, *, executor: Executor | None = None
                  if value is not None}
     storage_path, name = os.path.split(state.experiment_dir)
     options = RunOptions.from_saved(state.run_kwargs, **overrides, storage_path=storage_path, name=name)
-    return await _drive(build_controller(state.trainable, options, resume_state=state))
+    return build_controller(state.trainable, options, resume_state=state)
 
 
 async def _drive(controller: Controller) -> ExperimentAnalysis:
-    """Run the controller; SIGTERM ends it like Ctrl-C; say how to resume if interrupted."""
+    """Run the controller; SIGTERM ends it like Ctrl-C; say how to resume if interrupted; raise
+    TrialsFailed when raise_on_failed_trial says so."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     handled = _on_sigterm(loop, task)
@@ -216,8 +241,13 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGTERM)
-    return ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.options.metric,
-                              mode=controller.options.mode, trials=trials)
+    analysis = ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.options.metric,
+                                  mode=controller.options.mode, trials=trials)
+    failed = [t for t in trials if t.status is Status.ERROR]
+    policy = controller.options.failed_trials_raise()
+    if failed and (policy == "any" or (policy == "all" and len(failed) == len(trials))):
+        raise TrialsFailed(failed, len(trials), analysis)
+    return analysis
 
 
 def _on_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> bool:
@@ -331,15 +361,15 @@ def _pickle_trainable(trainable: Any) -> bytes:
 
 def _run_on_loop(coro: Any) -> Any:
     """Run on a fresh event loop (uvloop when installed); inside a running loop (Jupyter),
-    on a fresh loop in a helper thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    on a fresh loop in a helper thread. What the experiment raises comes out alone, with no
+    asyncio machinery chained before it."""
+    if not _loop_running():
         try:
             return _run(coro)
-        except StorageFull as exc:
-            _quiet_if_uncaught(exc)
-            raise
+        except KeyboardInterrupt as interrupt:  # Ctrl-C: the resume hint is printed; no traceback
+            raise _quiet_if_uncaught(interrupt) from None
+        except StorageFull as full:  # its message says what happened and how to resume
+            raise _quiet_if_uncaught(full, f"asynctune: {full}") from None
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -356,19 +386,33 @@ def _run_on_loop(coro: Any) -> Any:
     return outcome["value"]
 
 
-def _quiet_if_uncaught(exc: BaseException) -> None:
-    """Should `exc` end the program, print its message alone: it says what happened and what to
-    do, and a traceback would bury that. One shot: any other exception gets the usual hook."""
-    previous = sys.excepthook
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
-    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
-        sys.excepthook = previous
-        if value is exc:
-            print(f"asynctune: {value}", file=sys.stderr)
-        else:
-            previous(kind, value, tb)
 
-    sys.excepthook = hook
+def _quiet_if_uncaught(exc: BaseException, message: str = "") -> BaseException:
+    """Should `exc` end the program, end it without a traceback, printing `message` alone: what
+    matters (how to resume) is said, and a traceback would bury it. A KeyboardInterrupt still
+    ends the program as Python's own Ctrl-C does (by SIGINT); anything else exits with status 1.
+    Programs that catch `exc` see it as usual; other exceptions keep the usual hook."""
+    exc._asynctune_quiet = message  # type: ignore[attr-defined]
+    if not getattr(sys.excepthook, "_asynctune_quiet", False):
+        previous = sys.excepthook
+
+        def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            quiet = getattr(value, "_asynctune_quiet", None)
+            if quiet is None:
+                previous(kind, value, tb)
+            elif quiet:
+                print(quiet, file=sys.stderr)
+
+        excepthook._asynctune_quiet = True  # type: ignore[attr-defined]
+        sys.excepthook = excepthook
+    return exc
 
 
 def _run(coro: Any) -> Any:

@@ -48,7 +48,8 @@ class TrialRuntime:
     """The controller's handle on one trial (see the module docstring for its transitions)."""
 
     __slots__ = ("trial", "run", "stop_requested", "pause_requested", "resume_request", "killing",
-                 "memory_error", "write_error", "kept_checkpoints", "_recorder", "_metric", "_mode", "_keep", "_changed",
+                 "memory_error", "write_error", "kept_checkpoints", "rewind_pending", "_recorder", "_metric", "_mode",
+                 "_keep", "_changed",
                  "_callbacks")
 
     def __init__(self, trial: Trial, *, metric: str | None, mode: str | None, keep_checkpoints_num: int | None,
@@ -62,6 +63,7 @@ class TrialRuntime:
         self.memory_error: MemoryLimitExceeded | None = None  # killed for memory: ends as ERROR
         self.write_error: str | None = None  # killed because its directory cannot be written: a failure
         self.kept_checkpoints: list[str] = []  # older checkpoints still on disk (keep_checkpoints_num)
+        self.rewind_pending = False  # restarted from an earlier point: rewind at its first new result
         self._recorder: TrialRecorder | None = None
         self._metric, self._mode, self._keep = metric, mode, keep_checkpoints_num
         self._changed, self._callbacks = changed, callbacks
@@ -112,8 +114,9 @@ class TrialRuntime:
         self.killing, self.memory_error, self.write_error = False, None, None
         if trial.start_time is None:
             trial.start_time = now
-        if trial.iteration > trial.restore_iteration:
-            self._rewind()
+        # What it reported after its restore point comes again; until then (if it fails first,
+        # or the experiment ends) those results stay where they are, counted, in result.jsonl.
+        self.rewind_pending = trial.iteration > trial.restore_iteration
         self._changed(trial)
 
     def paused(self) -> tuple[dict[str, Any] | None, str | None] | None:
@@ -189,6 +192,9 @@ class TrialRuntime:
         """A result arrived: on disk before anyone decides anything, or even looks at its values
         (update_best). Raises TrialStorageError or StorageFull, and then the trial is as before."""
         result, trial = event.result, self.trial
+        if self.rewind_pending:  # its first result since a restart: the old ones after it go now
+            self._rewind()
+            self.rewind_pending = False
         with self._writing(RESULT_FILE):
             self.recorder.record(result)
         trial.last_result = result

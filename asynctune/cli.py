@@ -242,6 +242,7 @@ def _show(args: argparse.Namespace) -> int:
     from .storage import flatten_config
     from .reporting.console import format_duration
     from .reporting.decisions import last_decisions, outcome
+    from .trial import Status
 
     analysis = _analysis(args.dir)
     metric = args.metric or analysis.default_metric
@@ -249,7 +250,8 @@ def _show(args: argparse.Namespace) -> int:
     if metric is not None and mode is None:
         raise CommandError("--metric needs --mode (min or max): the experiment was run without one")
     ranked = _ranked(analysis, metric, mode, args.scope)
-    best = ranked[0][0] if ranked and ranked[0][1] is not None else None
+    best = next((t for t, value in ranked if value is not None and t.status is not Status.ERROR), None)  # as the analysis
+    best_value = next((value for t, value in ranked if t is best), None)
     last = last_decisions(analysis.decisions())
     if args.json:
         print(json.dumps({
@@ -289,7 +291,7 @@ def _show(args: argparse.Namespace) -> int:
     console.print(table)
     if best is not None:
         checkpoint = analysis.get_best_checkpoint(metric, mode, args.scope)
-        console.print(f"best trial {best.trial_id}: {_SCOPE_LABELS[args.scope]} {metric}={_fmt(ranked[0][1])}"
+        console.print(f"best trial {best.trial_id}: {_SCOPE_LABELS[args.scope]} {metric}={_fmt(best_value)}"
                       + (f", checkpoint {checkpoint}" if checkpoint else ""), highlight=False)
         console.print("best config:")
         print(json.dumps(best.config, indent=2, default=str))
@@ -360,10 +362,15 @@ def _resume(args: argparse.Namespace) -> int:
     for name in list(kwargs):
         if name not in accepted:
             raise CommandError(f"this asynctune's resume() does not take {name}=")
+    from .errors import TrialsFailed
+
     try:
         analysis = resume(directory, **kwargs)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    except TrialsFailed as exc:  # the experiment ran and was saved: say so in one line
+        print(f"asynctune resume: {exc}", file=sys.stderr)
+        return 1
     best = None
     try:
         best = analysis.best_trial

@@ -25,6 +25,7 @@ from .decide import settle
 from .errors import ExecutorLost, StorageFull, TrialFailed, names_disk_full
 from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, WorkerLostEvent
 from .executors.protocol import TrialRequest
+from .metric_check import MetricCheck
 from .options import ExperimentSpec
 from .replay import replay_history
 from .reporting.callback import CallbackList
@@ -59,7 +60,8 @@ class Controller:
         self._wakeup = asyncio.Event()
         self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
         self._scheduler_name = type(scheduler).__name__
-        self._searcher_done = self._searcher_finished_told = self._metric_seen = self._interrupted = False
+        self._searcher_done = self._searcher_finished_told = self._interrupted = False
+        self._metric_check = MetricCheck(self.options.metric, scheduler, searcher)
         self._max_trials: int | None = None
         self.stopping: str | None = None  # why the experiment is ending early
         self._fatal: BaseException | None = None
@@ -110,6 +112,7 @@ class Controller:
             if self.resumed:
                 await replay_history(self.scheduler, self.trials)
                 self.actions.clear()  # what happened is on disk: replayed decisions change nothing
+                self._metric_check.seen_before(self.trials)
             async with TaskGroup() as tasks:
                 self._tasks = tasks
                 services = [tasks.create_task(self.state.save_periodically(), name="asynctune-save"),
@@ -138,7 +141,6 @@ class Controller:
             await self._shutdown()
         if self._fatal is not None:
             raise self._fatal
-        self._check_metric_reported()
         return self.trials
 
     async def _main_loop(self) -> None:
@@ -314,15 +316,15 @@ class Controller:
             self._wakeup.set()
 
     async def _on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
-        trial, metric = runtime.trial, self.options.metric
+        trial = runtime.trial
         if runtime.write_error is not None or isinstance(self._fatal, StorageFull):
             return  # it is being killed: its directory, or the disk, cannot take this result
         try:
             result = runtime.record(event)  # on disk before anyone decides anything
         except (TrialStorageError, StorageFull) as exc:
             return self._write_failed(runtime, exc)
-        if not self._metric_seen and metric is not None and metric in result:
-            self._metric_seen = True
+        if (missing := self._metric_check.missing(trial, result)) is not None:  # a misspelt metric= ends it now
+            self._stop_experiment(missing, f"metric not reported by {trial.trial_id}")
         if self._searching.sees_results:
             self._searching.result(trial.trial_id, result)
         self.callbacks.on_trial_result(trial, result)
@@ -473,12 +475,3 @@ class Controller:
                         trial.end_time = trial.end_time or time.time()
             self.state.save()
             self.callbacks.on_experiment_end(self.trials)
-
-    def _check_metric_reported(self) -> None:
-        metric = self.options.metric
-        if metric is None or self._metric_seen or not any(t.num_results for t in self.trials):
-            return
-        keys = sorted({k for t in self.trials if t.last_result for k in t.last_result})
-        raise ValueError(f"metric={metric!r} was never reported by any trial; reported keys: {keys}. "
-                         f"Results are kept in {self.spec.experiment_dir}")
-

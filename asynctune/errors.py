@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import errno
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .analysis import ExperimentAnalysis
+    from .trial import Trial
+
 
 class AsynctuneError(Exception):
     """Root of every error asynctune raises on purpose."""
@@ -27,6 +34,24 @@ class TrialFailed(AsynctuneError):
         self.trial_id = trial_id
         self.error = error
         self.traceback = traceback
+
+
+class TrialsFailed(AsynctuneError):
+    """Trials failed for good (after their retries), as many as `run(raise_on_failed_trial=...)`
+    makes an error: by default all of them. Raised after the experiment ended and was saved.
+
+    Attributes:
+        failed: The failed trials, in the order they were added.
+        analysis: The experiment's `ExperimentAnalysis`, to look at what the trials reported.
+    """
+
+    def __init__(self, failed: Sequence[Trial], total: int, analysis: ExperimentAnalysis) -> None:
+        first = failed[0]
+        count = f"all {total} trials" if len(failed) == total else f"{len(failed)} of {total} trials"
+        where = f"{first.path}/error.txt" if first.path else "its error.txt"
+        super().__init__(f"{count} failed; the first: {first.trial_id}: {first.error} (traceback in {where})")
+        self.failed: list[Trial] = list(failed)
+        self.analysis = analysis
 
 
 class ExecutorError(AsynctuneError):

@@ -47,6 +47,7 @@ class RunOptions:
     callbacks: Sequence[Callback] = ()
     max_failures: int = 0
     fail_fast: bool = False
+    raise_on_failed_trial: bool | str = "all"
     checkpoint_frequency: int = 0
     checkpoint_at_end: bool = False
     keep_checkpoints_num: int | None = None
@@ -71,6 +72,7 @@ class RunOptions:
         if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
             raise ValueError(f"run: time_budget_s must be a positive number of seconds, got time_budget_s={budget!r}")
         _check_int("max_failures", self.max_failures, minimum=-1)
+        self.failed_trials_raise()
         _check_int("checkpoint_frequency", self.checkpoint_frequency, minimum=0)
         if self.keep_checkpoints_num is not None:
             _check_int("keep_checkpoints_num", self.keep_checkpoints_num, minimum=1)
@@ -80,6 +82,16 @@ class RunOptions:
             Resources.parse(self.resources_per_trial)
         if self.seed is not None:
             _check_int("seed", self.seed, minimum=0)
+
+    def failed_trials_raise(self) -> str:
+        """raise_on_failed_trial as "all", "any" or "never" (True is "any", False "never")."""
+        value = self.raise_on_failed_trial
+        if isinstance(value, bool):
+            return "any" if value else "never"
+        if isinstance(value, str) and value in ("all", "any", "never"):
+            return value
+        raise ValueError(f'run: raise_on_failed_trial must be "all" (the default), "any" (or True) or "never" '
+                         f"(or False), got raise_on_failed_trial={value!r}")
 
     def as_saved(self) -> dict[str, Any]:
         """The options as the run spec keeps them: a plain dict, so old specs stay loadable."""

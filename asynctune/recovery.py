@@ -34,7 +34,7 @@ from .errors import ExperimentDamaged, UnsafeFileError
 from .safe_files import check_private, load_pickle_private, open_private
 from .storage import (
     EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RUN_SPEC_FILE, SEARCHER_STATE_FILE,
-    TrialRecorder, check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
+    check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
 )
 from .trial import Status, Trial
 
@@ -230,28 +230,31 @@ def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
     if newest is not None:
         trial.checkpoint, trial.checkpoint_iteration, trial.checkpoint_time_total = newest
     if trial.status in (Status.RUNNING, Status.PENDING, Status.PAUSED):
-        # It will run again from its newest checkpoint: what it reported after that comes again.
+        # It will run again from its newest checkpoint: what it reported after that comes again,
+        # and moves to result.rewound.jsonl when it does (attempt.py); until then it counts.
         trial.status = Status.PAUSED if trial.status is Status.PAUSED else Status.PENDING
         trial.restore_checkpoint = trial.checkpoint
         trial.restore_iteration = trial.checkpoint_iteration if newest else 0
         trial.restore_time_total = trial.checkpoint_time_total if newest else 0.0
-        recorder = TrialRecorder(trial.path)
-        results = recorder.rewind(trial.restore_iteration)
-        recorder.close()
-    else:
-        results = recorded
-    trial.num_results = len(results)
-    trial.last_result = results[-1] if results else None
-    for result in results:
+    trial.num_results = len(recorded)
+    trial.last_result = recorded[-1] if recorded else None
+    for result in recorded:
         trial.update_best(metric, mode, result)
-    if results:
-        trial.start_time = results[0].get("timestamp")
+    if recorded:
+        trial.start_time = recorded[0].get("timestamp")
 
 
 def recorded_history(trials: list[Trial]) -> Iterator[tuple[Trial, dict[str, Any]]]:
-    """Every recorded result of every trial, in the order they were reported."""
+    """Every recorded result of every trial, in the order they were reported; of a trial that
+    will restart from a checkpoint, those up to it (it reports the others again)."""
     history = [(r.get("timestamp", 0.0), t.index, i, t, r)
-               for t in trials for i, r in enumerate(read_results(t.path))]
+               for t in trials for i, r in enumerate(read_results(t.path)) if _kept(t, r)]
     history.sort(key=lambda item: item[:3])
     for _, _, _, trial, result in history:
         yield trial, result
+
+
+def _kept(trial: Trial, result: dict[str, Any]) -> bool:
+    if trial.status.is_finished:
+        return True
+    return int(result.get("training_iteration", 0)) <= trial.restore_iteration

@@ -63,7 +63,9 @@ def experiment(tmp_path):
 ], ids=lambda v: str(v))
 def test_get_best_trial_by_scope(experiment, scope, mode, label):
     analysis = ExperimentAnalysis(experiment)
-    assert analysis.get_best_trial("loss", mode, scope).config["label"] == label
+    assert analysis.get_best_trial("loss", mode, scope, include_failed=True).config["label"] == label
+    if label == "c":  # c failed: it is the best only when asked
+        assert analysis.get_best_trial("loss", mode, scope).config["label"] == "a"
 
 
 def test_best_of_all_values_agrees_with_reading_every_result(experiment):

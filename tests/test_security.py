@@ -149,7 +149,7 @@ _FAILING_RUN = """
 
     if __name__ == "__main__":
         {setup}
-        at.run(fails, storage_path={storage!r}, verbose=0, tensorboard=False)
+        at.run(fails, storage_path={storage!r}, verbose=0, tensorboard=False, raise_on_failed_trial=False)
 """
 
 

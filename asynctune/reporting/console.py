@@ -224,7 +224,7 @@ class ConsoleReporter(Callback):
         return sorted(rows, key=lambda t: t.index)
 
     def _best(self, trials: Sequence[Trial]) -> Trial | None:
-        scored = [t for t in trials if t.metric_best is not None]
+        scored = [t for t in trials if t.metric_best is not None and t.status is not Status.ERROR]  # as the analysis
         if not scored or not self.metric:
             return None
         return (min if self.mode == "min" else max)(scored, key=lambda t: t.metric_best)  # type: ignore[arg-type]
