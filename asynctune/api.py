@@ -73,6 +73,7 @@ def run(
     monitor: bool | float = False,
     memory_limit_mb: float | None = None,
     tensorboard: bool | None = None,
+    dashboard: bool = False,
 ) -> ExperimentAnalysis:
     """Run an experiment: sample configs, train each in a worker, and return the analysis.
 
@@ -125,6 +126,9 @@ def run(
             than this ("trial X used N MB > memory_limit_mb=M"); turns the monitor on.
         tensorboard: Write TensorBoard event files (scalars and the HParams comparison) into
             the experiment directory; default: when tensorboardX is installed.
+        dashboard: Serve the live web dashboard (docs/dashboard.md) on 127.0.0.1 while the
+            experiment runs, and print its URL; it shows the other experiments in
+            storage_path too. Needs `pip install 'asynctune[dashboard]'`.
 
     Returns:
         An `ExperimentAnalysis` of the finished experiment.
@@ -231,6 +235,7 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     handled = _on_sigterm(loop, task)
+    stop_dashboard = _start_dashboard(controller) if controller.options.dashboard else None
     try:
         trials = await controller.run()
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -241,6 +246,8 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGTERM)
+        if stop_dashboard is not None:
+            stop_dashboard()
     analysis = ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.options.metric,
                                   mode=controller.options.mode, trials=trials)
     failed = [t for t in trials if t.status is Status.ERROR]
@@ -248,6 +255,17 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     if failed and (policy == "any" or (policy == "all" and len(failed) == len(trials))):
         raise TrialsFailed(failed, len(trials), analysis)
     return analysis
+
+
+def _start_dashboard(controller: Controller) -> Callable[[], None]:
+    """The dashboard beside the run, in its own thread: this loop never waits on its file reads."""
+    from .dashboard import start_beside
+
+    url, stop = start_beside(os.path.dirname(controller.spec.experiment_dir), experiment=controller.spec.name)
+    logger.info("dashboard at %s", url)
+    if controller.options.verbose:
+        print(f"asynctune: dashboard at {url}", file=sys.stderr)
+    return stop
 
 
 def _on_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> bool:

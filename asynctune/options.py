@@ -9,6 +9,7 @@ saved run spec (`as_saved` / `from_saved`).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class RunOptions:
     monitor: bool | float = False
     memory_limit_mb: float | None = None
     tensorboard: bool | None = None
+    dashboard: bool = False
 
     def check(self) -> None:
         """Raise ValueError naming the first bad option (what run() checks before any trial)."""
@@ -82,6 +84,8 @@ class RunOptions:
             Resources.parse(self.resources_per_trial)
         if self.seed is not None:
             _check_int("seed", self.seed, minimum=0)
+        if self.dashboard and importlib.util.find_spec("aiohttp") is None:
+            raise ValueError("run: dashboard=True needs aiohttp: pip install 'asynctune[dashboard]'")
 
     def failed_trials_raise(self) -> str:
         """raise_on_failed_trial as "all", "any" or "never" (True is "any", False "never")."""

@@ -435,3 +435,39 @@ def test_the_page_follows_a_run_that_starts_after_it_opened(root, tmp_path, brow
             driver.kill()
             driver.wait()
         stop()
+
+
+def test_run_with_dashboard_true_serves_the_run_while_it_runs(tmp_path, capsys):
+    seen = {}
+
+    def train(config):
+        for step in range(3):
+            at.report(loss=config["x"] + step)
+
+    class AskTheDashboard(at.Callback):
+        def on_trial_result(self, trial, result):
+            if "trials" in seen:
+                return
+            url = capsys.readouterr().err.split("dashboard at ", 1)[1].split()[0]
+            base = url.split("#")[0]
+            with urllib.request.urlopen(base + "api/experiments/live/trials", timeout=10) as response:
+                seen["trials"] = [t["trial_id"] for t in json.load(response)["trials"]]
+            seen["url"] = url
+
+    at.run(train, config={"x": at.grid_search([1, 2])}, metric="loss", mode="min",
+                  storage_path=str(tmp_path), name="live", verbose=1, dashboard=True,
+                  callbacks=[AskTheDashboard()])
+    assert seen["url"].startswith("http://127.0.0.1:") and seen["url"].endswith("#/live")
+    assert "trial_00000" in seen["trials"]
+    with pytest.raises(urllib.error.URLError):  # gone with the run
+        urllib.request.urlopen(seen["url"].split("#")[0] + "api/experiments", timeout=5)
+
+
+def test_dashboard_true_without_aiohttp_fails_before_any_trial(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "aiohttp" else real(name, *a))
+    with pytest.raises(ValueError, match=r"dashboard=True needs aiohttp"):
+        at.run(lambda config: None, storage_path=str(tmp_path), verbose=0, dashboard=True)
+    assert not os.path.exists(tmp_path / "live")
