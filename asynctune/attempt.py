@@ -99,10 +99,13 @@ class TrialRuntime:
         try:
             yield
         except OSError as exc:
-            path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.trial.path, name)
-            if is_disk_full(exc):
-                raise StorageFull(path, os.path.dirname(self.trial.path)) from exc
-            raise TrialStorageError(path, exc) from exc
+            raise self._storage_error(exc, name) from exc
+
+    def _storage_error(self, exc: OSError, name: str) -> Exception:
+        path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.trial.path, name)
+        if is_disk_full(exc):
+            return StorageFull(path, os.path.dirname(self.trial.path))
+        return TrialStorageError(path, exc)
 
     # Transitions ----------------------------------------------------------------------------------
 
@@ -195,8 +198,10 @@ class TrialRuntime:
         if self.rewind_pending:  # its first result since a restart: the old ones after it go now
             self._rewind()
             self.rewind_pending = False
-        with self._writing(RESULT_FILE):
+        try:  # not `with self._writing(...)`: this is the hot path, and a try costs nothing
             self.recorder.record(result)
+        except OSError as exc:
+            raise self._storage_error(exc, RESULT_FILE) from exc
         trial.last_result = result
         trial.num_results += 1
         trial.update_best(self._metric, self._mode, result)

@@ -3,8 +3,8 @@
     <storage_path>/<name>/
       experiment.json              spec, status and the trial table (rewritten atomically)
       <trial_id>/params.json       the trial's config, readable (objects as their repr)
-      <trial_id>/params.pkl        the same config with its types (cloudpickle, private 0600):
-                                   what a resumed trial gets
+      <trial_id>/params.pkl        the same config with its types (cloudpickle, private 0600),
+                                   when JSON would lose them: what a resumed trial gets
       <trial_id>/result.jsonl      every result, appended and flushed as it arrives
       <trial_id>/progress.csv      the same as a table (columns of the first result), flushed
                                    twice a second
@@ -32,7 +32,7 @@ import cloudpickle
 import numpy as np
 
 from .errors import StorageFull, UnsafeFileError, is_disk_full
-from .safe_files import PRIVATE_DIR_MODE, load_pickle_private, makedirs_private, open_private
+from .safe_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, load_pickle_private, makedirs_private, open_private
 
 logger = logging.getLogger(__name__)
 
@@ -351,40 +351,50 @@ def check_jsonl(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]
 
 
 def open_append(path: str, *, newline: str | None = None) -> Any:
-    """Open a line-per-record file for appending, after moving a torn last line (a writer
-    killed mid-line) to `<path>.torn`: appended to, the next line would be glued onto it."""
-    move_torn_tail(path)
-    return open_private(path, "a", buffering=1 << 16, newline=newline, encoding="utf-8")
+    """Open a line-per-record file (private) for appending, after moving a torn last line (a
+    writer killed mid-line) to `<path>.torn`: appended to, the next line would be glued onto it.
+    One open and one fstat: this runs for every trial's result.jsonl and progress.csv."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    try:
+        info = os.fstat(fd)
+        if info.st_mode & 0o777 != PRIVATE_FILE_MODE:
+            os.fchmod(fd, PRIVATE_FILE_MODE)  # a file left by an older version, or made under another umask
+        _cut_torn_tail(fd, path, info.st_size)
+        return os.fdopen(fd, "a", buffering=1 << 16, newline=newline, encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def move_torn_tail(path: str) -> str | None:
     """If `path` does not end with a newline, cut its last partial line off into
     `<path>.torn` (kept, never deleted) and return that text; None if nothing was torn."""
     try:
-        with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            if size == 0:
-                return None
-            f.seek(size - 1)
-            if f.read(1) == b"\n":
-                return None
-            start = size
-            while start > 0:  # find the last newline, reading backwards in blocks
-                block = min(start, 1 << 16)
-                f.seek(start - block)
-                chunk = f.read(block)
-                cut = chunk.rfind(b"\n")
-                if cut >= 0:
-                    start = start - block + cut + 1
-                    break
-                start -= block
-            f.seek(start)
-            tail = f.read()
-            with open_private(path + TORN_SUFFIX, "ab") as torn:
-                torn.write(tail + b"\n")
-            f.truncate(start)
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
+    try:
+        return _cut_torn_tail(fd, path, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _cut_torn_tail(fd: int, path: str, size: int) -> str | None:
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return None
+    start = size
+    while start > 0:  # find the last newline, reading backwards in blocks
+        block = min(start, 1 << 16)
+        chunk = os.pread(fd, block, start - block)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            start = start - block + cut + 1
+            break
+        start -= block
+    tail = os.pread(fd, size - start, start)
+    with open_private(path + TORN_SUFFIX, "ab") as torn:
+        torn.write(tail + b"\n")
+    os.ftruncate(fd, start)
     text = tail.decode(errors="replace")
     logger.warning("%s ended with a torn line (its writer was killed mid-write); moved it to %s: %.80r",
                    path, path + TORN_SUFFIX, text)
@@ -392,15 +402,35 @@ def move_torn_tail(path: str) -> str | None:
 
 
 def write_params(trial_dir: str, config: dict[str, Any]) -> None:
-    """params.json for people and tools; params.pkl (0600) keeps the types for a resume."""
+    """params.json for people and tools; params.pkl (0600) keeps the types for a resume, when
+    JSON would not (a plain-JSON config reads back from params.json exactly: one file less)."""
     write_json_atomic(os.path.join(trial_dir, PARAMS_FILE), config)
+    pickled = os.path.join(trial_dir, PARAMS_PICKLE_FILE)
+    if _is_plain_json(config):
+        try:
+            os.unlink(pickled)  # a mutation may have made a config plain: the old pickle must not win
+        except FileNotFoundError:
+            pass
+        return
     try:
         data = cloudpickle.dumps(config)
     except Exception as exc:  # noqa: BLE001  the config reached the trial, so this is rare
         logger.warning("%s: the config cannot be pickled (%s); a resume reads it from params.json",
                        trial_dir, exc)
         return
-    write_atomic(os.path.join(trial_dir, PARAMS_PICKLE_FILE), data)
+    write_atomic(pickled, data)
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Whether JSON gives `value` back exactly, types included (no tuples, numpy, NaN, ...)."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain_json(v) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain_json(v) for v in value)
+    if kind is float:
+        return math.isfinite(value)
+    return kind in (str, int, bool) or value is None
 
 
 def read_params(trial_dir: str) -> dict[str, Any] | None:

@@ -256,9 +256,21 @@ def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
     os.unlink(experiment_dir / "journal.jsonl")
     trial = next(p for p in sorted(experiment_dir.glob("trial_*")) if (p / "result.jsonl").stat().st_size)
     for name in ("params.json", "params.pkl"):  # a trial that reported: its results have no config left
-        os.unlink(trial / name)
+        if (trial / name).exists():  # params.pkl only where JSON would lose the config's types
+            os.unlink(trial / name)
     with pytest.raises(at.ExperimentDamaged, match=f"{trial.name} has neither a readable params.pkl nor params.json"):
         at.resume(str(experiment_dir), verbose=0)
+
+
+def test_params_pkl_only_where_json_would_lose_the_types(tmp_path):
+    from asynctune.storage import read_params, write_params
+
+    write_params(str(tmp_path), {"lr": 0.1, "layers": [64, 64], "name": "mlp", "opt": {"beta": 0.9}})
+    assert not (tmp_path / "params.pkl").exists()
+    write_params(str(tmp_path), {"shape": (3, 4), "scale": np.float32(0.5)})
+    assert (tmp_path / "params.pkl").exists() and read_params(str(tmp_path))["shape"] == (3, 4)
+    write_params(str(tmp_path), {"lr": 0.2})  # a mutation back to a plain config
+    assert not (tmp_path / "params.pkl").exists() and read_params(str(tmp_path)) == {"lr": 0.2}
 
 
 # 5. Processes that escape a trial ----------------------------------------------------------------
