@@ -133,7 +133,7 @@ def _sessions_with_faults(args: argparse.Namespace, storage: str, faults: collec
             time.sleep(0.1)
             if unwritable_left and rng.random() < 0.05:
                 target = _running_trial_dir(experiment_dir, rng)
-                if target is not None:
+                if target is not None and target not in locked:  # a locked one may still look RUNNING
                     locked.append(target)
                     session_locked.append(target)
                     _lock(target)
