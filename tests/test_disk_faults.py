@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -202,47 +201,6 @@ def test_a_result_too_large_for_a_float_is_recorded_and_the_trial_goes_on(storag
     assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4]
     assert analysis.best_config == {"x": 1} and trial.metric_best == 0.0
     assert at.ExperimentAnalysis(os.path.join(storage, "huge")).best_config == {"x": 1}
-
-
-# 6. Every session's results count for "was the metric reported".
-
-RESUME_SCRIPT = textwrap.dedent("""
-    import os, sys, time
-    import asynctune as at
-
-    def train(config):
-        if os.path.exists(config["poison"]):
-            raise RuntimeError("poisoned")
-        for step in range(50):
-            time.sleep(0.05)
-            at.report(loss=config["x"] + step)
-
-    if __name__ == "__main__":
-        at.run(train, config={"x": at.grid_search([1, 2]), "poison": sys.argv[2]}, metric="loss", mode="min",
-               storage_path=sys.argv[1], name="twice", verbose=0)
-""")
-
-
-def test_results_of_an_earlier_session_count_for_the_metric_check(tmp_path):
-    script = tmp_path / "twice.py"
-    script.write_text(RESUME_SCRIPT)
-    poison = tmp_path / "poison"
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(poison)])
-    experiment_dir = tmp_path / "r" / "twice"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        files = list(experiment_dir.glob("trial_*/result.jsonl"))
-        if len(files) == 2 and all(len(f.read_text().splitlines()) >= 2 for f in files):
-            break
-        time.sleep(0.05)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=10)
-    time.sleep(0.5)
-    poison.write_text("x")
-    with pytest.raises(at.TrialsFailed) as info:  # every trial failed in this session: that is the news
-        at.resume(str(experiment_dir), verbose=0)
-    assert "never reported" not in str(info.value)
-    assert all(len(info.value.analysis.trial_results(t.trial_id)) >= 2 for t in info.value.analysis.trials)
 
 
 # 9. Names are checked when resuming too.

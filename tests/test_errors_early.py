@@ -253,6 +253,14 @@ def test_results_of_an_earlier_session_count_for_the_first_result_check(tmp_path
     assert resumed.best_config is not None
 
 
+def test_when_every_trial_fails_after_a_resume_the_first_sessions_results_still_count(tmp_path):
+    experiment_dir = _killed_after_the_first_results(tmp_path, "fail")  # issue 15, item 6
+    with pytest.raises(at.TrialsFailed) as info:  # every trial failed in this session: that is the news
+        at.resume(str(experiment_dir), verbose=0)
+    assert "never reported" not in str(info.value) and "not in" not in str(info.value)
+    assert any(len(info.value.analysis.trial_results(t.trial_id)) >= 2 for t in info.value.analysis.trials)
+
+
 def test_the_resume_command_says_in_one_line_that_every_trial_failed(tmp_path, capsys):
     from asynctune.cli import main
 
