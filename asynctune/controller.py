@@ -1,10 +1,12 @@
 """The one event loop of an experiment: suggest -> choose -> place -> start -> results -> decide.
 
-Every trial that runs has one task in the controller's TaskGroup, which owns it; the task
-reads the trial's events and hands each to the trial's `TrialRuntime` (attempt.py), asks the
-scheduler, settles the decision (decide.py) and answers the worker. Schedulers act on other
-trials through `TrialActions` (actions.py), applied after each hook returns. State goes to
-disk through `StateWriter` (state.py). Nothing outlives `Controller.run()`.
+The loop adds trials from the searcher, starts the ones the scheduler chooses where the
+resource pool has room, and sleeps until something changes. Every attempt that starts has one
+task in the controller's TaskGroup, which owns it: `TrialDriver` (trial_driver.py) reads the
+attempt's events and turns each into the trial's transitions; `TrialOutcomes` (outcomes.py)
+ends, fails, retries and resumes trials and applies the actions schedulers queue (actions.py);
+`Ending` (ending.py) holds why the experiment ends early. State goes to disk through
+`StateWriter` (state.py). Nothing outlives `Controller.run()`.
 """
 
 from __future__ import annotations
@@ -13,20 +15,18 @@ import asyncio
 import logging
 import os
 import time
-import traceback
 from collections.abc import Sequence
-from typing import Any
 
 from ._compat import TaskGroup, TimeoutErrors, timeout
 from .actions import TrialActions
 from .algorithms.base import FINISHED, Scheduler, Searcher, resolve
 from .attempt import TrialRuntime, TrialStorageError
-from .decide import settle
-from .errors import ExecutorLost, StorageFull, TrialFailed, names_disk_full
-from .executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, WorkerLostEvent
-from .executors.protocol import TrialRequest
+from .ending import Ending
+from .errors import StorageFull
+from .executors.base import Executor
 from .metric_check import MetricCheck
 from .options import ExperimentSpec
+from .outcomes import TrialOutcomes
 from .replay import replay_history
 from .reporting.callback import CallbackList
 from .resources import Placement, Resources, ResourcePool, resolve_resources
@@ -34,7 +34,8 @@ from .searching import SearcherDriver
 from .space import Space
 from .state import StateWriter, experiment_snapshot
 from .stopper import Stopper
-from .trial import CONTINUE, Decision, Mutate, Status, Trial
+from .trial import Status, Trial
+from .trial_driver import TrialDriver
 from .trial_monitor import trial_monitor
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ class Controller:
                  searcher: Searcher, scheduler: Scheduler, executor: Executor, stopper: Stopper | None,
                  callbacks: CallbackList, trials: Sequence[Trial] = (), time_used_s: float = 0.0) -> None:
         self.spec, self.options = spec, spec.options
-        self.trainable_blob, self.trainable_key = trainable_blob, trainable_key
         self.space, self.searcher, self.scheduler = space, searcher, scheduler
         self.executor, self.stopper, self.callbacks = executor, stopper, callbacks
         self.trials: list[Trial] = list(trials)
@@ -59,38 +59,33 @@ class Controller:
         self._running: dict[Trial, TrialRuntime] = {}
         self._wakeup = asyncio.Event()
         self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
-        self._scheduler_name = type(scheduler).__name__
-        self._searcher_done = self._searcher_finished_told = self._interrupted = False
+        self._searcher_done = self._searcher_finished_told = False
         self._metric_check = MetricCheck(self.options.metric, scheduler, searcher)
         self._max_trials: int | None = None
-        self.stopping: str | None = None  # why the experiment is ending early
-        self._fatal: BaseException | None = None
+        self._ending = Ending(spec.experiment_dir, self._wakeup)
         self._pool: ResourcePool | None = None
         self._max_running = 1
-        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._storage_full)
+        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._ending.disk_full)
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
+        self._outcomes = TrialOutcomes(
+            scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,
+            ending=self._ending, waiting=self._waiting, runtime_of=self._runtime, now=executor.now, kill=self._kill,
+            wakeup=self._wakeup, max_failures=self.options.max_failures, fail_fast=self.options.fail_fast)
+        self._driver = TrialDriver(
+            spec=spec, trainable_key=trainable_key, trainable_blob=trainable_blob, executor=executor,
+            scheduler=scheduler, stopper=stopper, callbacks=callbacks, searching=self._searching,
+            metric_check=self._metric_check, outcomes=self._outcomes, ending=self._ending,
+            budget_spent=self._budget_spent)
         self.resumed = bool(self.trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()
         self._deadline: float | None = None
         self.status = "RUNNING"
 
-    def _apply_actions(self) -> None:
-        if self.actions:
-            self.actions.apply(self._runtime, finish=self._finish_waiting, resume=self._resume)
-
-    def _finish_waiting(self, runtime: TrialRuntime) -> None:
-        self._waiting.pop(runtime.trial, None)
-        self._complete(runtime)
-
-    def _resume(self, runtime: TrialRuntime, config: dict[str, Any] | None, checkpoint: str | None) -> None:
-        try:
-            runtime.resume(config, checkpoint)
-        except (TrialStorageError, StorageFull) as exc:
-            return self._write_failed(runtime, exc)
-        self._waiting[runtime.trial] = None
-        self.callbacks.on_trial_decision(runtime.trial, "RESUME")
-        self._wakeup.set()  # a worker may be free for it now
+    @property
+    def stopping(self) -> str | None:
+        """Why the experiment is ending early (None while it is not)."""
+        return self._ending.why
 
     # The experiment ------------------------------------------------------------------------------
 
@@ -124,32 +119,32 @@ class Controller:
                 try:
                     await self._main_loop()
                 except StorageFull as exc:  # raised where no trial is at fault (the reserve, a new trial's start)
-                    self._storage_full(exc)
+                    self._ending.disk_full(exc)
                 except BaseException:
-                    self._interrupted = True  # Ctrl-C, SIGTERM, cancellation or a bug: keep trials resumable
+                    self._ending.interrupted = True  # Ctrl-C, SIGTERM, cancellation or a bug: keep trials resumable
                     raise
                 finally:
                     if self._running:
                         await self._kill_all()
                     for service in services:
                         service.cancel()
-            self.status = "ERROR" if self._fatal else ("STOPPED" if self.stopping else "FINISHED")
+            self.status = "ERROR" if self._ending.fatal else ("STOPPED" if self.stopping else "FINISHED")
         except BaseException:
             self.status = "INTERRUPTED"
             raise
         finally:
             await self._shutdown()
-        if self._fatal is not None:
-            raise self._fatal
+        if self._ending.fatal is not None:
+            raise self._ending.fatal
         return self.trials
 
     async def _main_loop(self) -> None:
         while True:
             self._wakeup.clear()
-            self._apply_actions()
+            self._outcomes.apply_actions()
             await self._start_ready_trials()
             if self.stopping is None and self._budget_spent():
-                self.stopping = f"time_budget_s={self.options.time_budget_s} spent"
+                self._ending.why = f"time_budget_s={self.options.time_budget_s} spent"
             if self.stopping is not None or self._is_done():
                 return
             real_deadline = None if self.executor.virtual_time or self._deadline is None else self._deadline
@@ -161,7 +156,7 @@ class Controller:
                 async with timeout(max(0.0, real_deadline - time.time())):
                     await self._wakeup.wait()
             except TimeoutErrors:
-                self.stopping = f"time_budget_s={self.options.time_budget_s} spent"
+                self._ending.why = f"time_budget_s={self.options.time_budget_s} spent"
                 logger.info("stopping: %s", self.stopping)
                 return
             finally:
@@ -197,13 +192,7 @@ class Controller:
             except (TrialStorageError, StorageFull) as exc:  # rewinding its results failed: it cannot run
                 self._running.pop(trial)
                 self._pool.release(placement)
-                if isinstance(exc, StorageFull):
-                    runtime.interrupted()
-                    self._waiting[trial] = None
-                    self._storage_full(exc)
-                else:
-                    runtime.failed(str(exc), "")
-                    self._fail_for_good(runtime, str(exc), "")
+                self._outcomes.not_started(runtime, exc)
                 runtime.ended()
                 continue
             self._tasks.create_task(self._run_trial(runtime, placement), name=f"trial-{trial.trial_id}")
@@ -242,183 +231,28 @@ class Controller:
         self._searching.added()
         self.scheduler.on_trial_add(trial)
         if unwritable is not None:  # its directory cannot be made: it fails (or, disk full, stays PENDING)
-            self._write_failed(runtime, unwritable)
-        self._apply_actions()
+            self._outcomes.write_failed(runtime, unwritable)
+        self._outcomes.apply_actions()
 
     async def _searcher_finished(self) -> None:
         """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""
         if not self._searcher_finished_told:
             self._searcher_finished_told = True
             await resolve(self.scheduler.on_searcher_finished())
-            self._apply_actions()
+            self._outcomes.apply_actions()
 
     # One trial -----------------------------------------------------------------------------------
 
     async def _run_trial(self, runtime: TrialRuntime, placement: Placement) -> None:
-        trial, options = runtime.trial, self.options
-        request = TrialRequest(
-            trial_id=trial.trial_id, trial_dir=trial.path, config=trial.config, trainable_key=self.trainable_key,
-            trainable_blob=self.trainable_blob, restore_checkpoint=trial.restore_checkpoint,
-            start_iteration=trial.restore_iteration, start_time_total=trial.restore_time_total,
-            checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
-            placement=placement.as_dict(), experiment_dir=self.spec.experiment_dir)
+        """One attempt's task: the driver handles its events; its place is freed here, however it ends."""
         try:
-            run = runtime.run = await self.executor.launch(request, placement)
-            self.callbacks.on_trial_start(trial)
-            if self.stopping is not None or runtime.write_error is not None:  # it ended while it was starting
-                runtime.killing = runtime.write_error is None
-                await run.kill()
-            async for event in run.events():
-                if isinstance(event, ResultEvent):
-                    await self._on_result(runtime, event)
-                elif isinstance(event, DoneEvent):
-                    runtime.final_checkpoint(event.checkpoint)
-                    if runtime.write_error is not None:  # it ended before the kill: still a failure
-                        self._on_failure(runtime, runtime.write_error, "")
-                    elif event.how != "paused":
-                        self._complete(runtime)
-                    elif (request_ := runtime.paused()) is not None:
-                        self._resume(runtime, *request_)
-                    else:
-                        self._waiting[trial] = None
-                elif isinstance(event, ErrorEvent):
-                    if names_disk_full(event.error):  # no fault of the trial: stop, it stays resumable
-                        runtime.interrupted()
-                        self._storage_full(StorageFull(trial.path, self.spec.experiment_dir))
-                    else:
-                        self._on_failure(runtime, event.error, event.traceback)
-                elif isinstance(event, WorkerLostEvent):
-                    if runtime.memory_error is not None:
-                        self._on_failure(runtime, str(runtime.memory_error), event.stderr_tail)
-                    elif runtime.write_error is not None:
-                        self._on_failure(runtime, runtime.write_error, "")
-                    elif not runtime.killing:
-                        self._on_failure(runtime, event.error, event.stderr_tail)
-                    elif self._interrupted:  # not the trial's end: a resume restarts it from its checkpoint
-                        runtime.interrupted()
-                    else:
-                        self._complete(runtime, killed=True)
-        except ExecutorLost as exc:  # no trial can run any more: end the experiment, resumable
-            self._interrupted = True  # trials still running are killed as resumable, not finished
-            if trial.status is Status.RUNNING:
-                runtime.interrupted()
-            self._stop_experiment(ExecutorLost(f"{exc}; resume with asynctune.resume({self.spec.experiment_dir!r})"),
-                                  str(exc))
-        except Exception as exc:  # the executor could not run it: a failure of this trial only
-            if trial.status is not Status.RUNNING:
-                raise  # it had ended: a bug in a hook, not the trial's failure
-            self._on_failure(runtime, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            await self._driver.run(runtime, placement)
         finally:
             runtime.ended()
-            self._running.pop(trial, None)
+            self._running.pop(runtime.trial, None)
             if self._pool is not None:
                 self._pool.release(placement)
             self._wakeup.set()
-
-    async def _on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
-        trial = runtime.trial
-        if runtime.write_error is not None or isinstance(self._fatal, StorageFull):
-            return  # it is being killed: its directory, or the disk, cannot take this result
-        try:
-            result = runtime.record(event)  # on disk before anyone decides anything
-        except (TrialStorageError, StorageFull) as exc:
-            return self._write_failed(runtime, exc)
-        if (missing := self._metric_check.missing(trial, result)) is not None:  # a misspelt metric= ends it now
-            self._stop_experiment(missing, f"metric not reported by {trial.trial_id}")
-        if self._searching.sees_results:
-            self._searching.result(trial.trial_id, result)
-        self.callbacks.on_trial_result(trial, result)
-        decision = self.scheduler.on_trial_result(trial, result)
-        if decision.__class__ is not Decision:  # fast path first
-            decision = await resolve(decision)
-        self._apply_actions()
-        stop = runtime.stop_requested
-        if self.stopper is not None:
-            stop = self.stopper(trial.trial_id, result) or stop
-            if self.stopping is None and self.stopper.stop_all():
-                self._stop_experiment(None, "the stopper ended the experiment")
-        if self.stopping is None and self.executor.virtual_time and self._budget_spent():
-            self._stop_experiment(None, f"time_budget_s={self.options.time_budget_s} spent")
-        final = settle(decision, stop=stop or self.stopping is not None, pause=runtime.pause_requested,
-                       owner=self._scheduler_name)
-        if isinstance(final, Mutate):
-            try:
-                final = runtime.mutate(final)
-            except (TrialStorageError, StorageFull) as exc:
-                return self._write_failed(runtime, exc)
-        assert runtime.run is not None
-        runtime.run.decide(final)
-        if decision is not CONTINUE:  # a stop criterion ending a trial is no news; a scheduler's decision is
-            detail = "" if not isinstance(final, Mutate) else f"config={final.config}"
-            self.callbacks.on_trial_decision(trial, "MUTATE" if isinstance(final, Mutate) else final.value, detail)
-
-    def _complete(self, runtime: TrialRuntime, *, killed: bool = False) -> None:
-        trial = runtime.trial
-        runtime.finish(self.executor.now(), killed=killed)
-        self.scheduler.on_trial_complete(trial, trial.last_result)
-        self._searching.ended(trial.trial_id, trial.last_result, False)
-        self.callbacks.on_trial_complete(trial)
-        runtime.close()
-        self._apply_actions()
-
-    def _on_failure(self, runtime: TrialRuntime, error: str, trace: str) -> None:
-        trial, max_failures = runtime.trial, self.options.max_failures
-        runtime.failed(error, trace)
-        if self.stopping is None and (max_failures < 0 or trial.num_failures <= max_failures):
-            logger.info("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
-                        trial.num_failures, trial.checkpoint or "scratch")
-            runtime.retry()
-            self._waiting[trial] = None
-            return
-        self._fail_for_good(runtime, error, trace)
-
-    def _fail_for_good(self, runtime: TrialRuntime, error: str, trace: str) -> None:
-        trial = runtime.trial
-        runtime.fail(self.executor.now())
-        logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
-                       os.path.join(trial.path, "error.txt"))
-        self.scheduler.on_trial_error(trial)
-        self._searching.ended(trial.trial_id, trial.last_result, True)
-        self.callbacks.on_trial_error(trial)
-        runtime.close()
-        if self.options.fail_fast and self._fatal is None:
-            self._stop_experiment(TrialFailed(trial.trial_id, error, trace), f"fail_fast: trial {trial.trial_id} failed")
-        self._apply_actions()
-
-    def _write_failed(self, runtime: TrialRuntime, exc: TrialStorageError | StorageFull) -> None:
-        """A write into a trial's directory failed. A full disk stops the experiment, resumable;
-        any other error is that trial's failure alone: a running trial is killed and fails (or is
-        retried) when its worker is gone, a waiting one fails now. Never raises."""
-        if isinstance(exc, StorageFull):
-            return self._storage_full(exc)
-        trial = runtime.trial
-        if trial.status is Status.RUNNING:
-            if runtime.write_error is None:
-                runtime.write_error = str(exc)
-                if runtime.run is not None:
-                    self._kill(runtime)
-        elif trial.status in (Status.PENDING, Status.PAUSED):
-            self._waiting.pop(trial, None)
-            runtime.failed(str(exc), "")
-            self._fail_for_good(runtime, str(exc), "")
-
-    def _storage_full(self, exc: StorageFull) -> None:
-        """The disk is full: stop, keeping every unfinished trial resumable (none of them failed)."""
-        if self._fatal is None:
-            logger.warning("disk full writing %s: stopping the experiment", exc.path)
-        self._interrupted = True
-        self._stop_experiment(StorageFull(exc.path, self.spec.experiment_dir), f"no space left on device ({exc.path})")
-
-    def _stop_experiment(self, fatal: BaseException | None, why: str) -> None:
-        """End the experiment early: the first fatal error wins, else the first reason."""
-        if fatal is not None:
-            if self._fatal is not None:
-                return
-            self._fatal = fatal
-        elif self.stopping is not None:
-            return
-        self.stopping = why
-        self._wakeup.set()
 
     async def _kill_all(self) -> None:
         runs = [r for r in self._running.values() if r.run is not None]
@@ -447,7 +281,7 @@ class Controller:
                 try:
                     runtime.flush()
                 except (TrialStorageError, StorageFull) as exc:
-                    self._write_failed(runtime, exc)
+                    self._outcomes.write_failed(runtime, exc)
             self.callbacks.on_tick(self.trials)
 
     async def _shutdown(self) -> None:
@@ -465,7 +299,7 @@ class Controller:
                 runtime.close()
             self.state.close()
             self._searching.close()
-            if isinstance(self._fatal, StorageFull):  # (the disk may have filled up during shutdown too)
+            if isinstance(self._ending.fatal, StorageFull):  # (the disk may have filled up during shutdown too)
                 self.status = "INTERRUPTED"  # nothing failed: resume once there is room
             self.state.release_reserve()  # the room to save experiment.json when the disk is full
             if self.status != "INTERRUPTED" and self.stopping is None:
