@@ -196,7 +196,8 @@ class TrialRecorder:
         # result.jsonl above is the durable record and is flushed with every result.
 
     def flush(self) -> None:
-        self._csv.flush()
+        if not self._csv.closed:  # closed when a rewind could not even reopen it (its failure is reported)
+            self._csv.flush()
 
     def rewind(self, iteration: int) -> list[dict[str, Any]]:
         """Keep only results up to `iteration` (a restart from that checkpoint reports the rest
@@ -206,15 +207,17 @@ class TrialRecorder:
         results = read_results(self.trial_dir)
         kept = [r for r in results if int(r.get("training_iteration", 0)) <= iteration]
         dropped = [r for r in results if int(r.get("training_iteration", 0)) > iteration]
-        if dropped:
-            with open_append(os.path.join(self.trial_dir, REWOUND_FILE)) as f:
-                for result in dropped:
-                    f.write(dumps(result) + "\n")
-            _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
-            _rewrite_csv(os.path.join(self.trial_dir, PROGRESS_FILE), self._columns, kept)
-        self._json = open_append(os.path.join(self.trial_dir, RESULT_FILE))
-        self._csv = open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="")
-        self._csv_writer = csv.writer(self._csv)
+        try:
+            if dropped:
+                with open_append(os.path.join(self.trial_dir, REWOUND_FILE)) as f:
+                    for result in dropped:
+                        f.write(dumps(result) + "\n")
+                _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
+                _rewrite_csv(os.path.join(self.trial_dir, PROGRESS_FILE), self._columns, kept)
+        finally:  # also when a write failed: the recorder goes on with files that are open
+            self._json = open_append(os.path.join(self.trial_dir, RESULT_FILE))
+            self._csv = open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="")
+            self._csv_writer = csv.writer(self._csv)
         return kept
 
     def write_error(self, attempt: int, error: str, traceback: str) -> None:
@@ -417,6 +420,10 @@ def write_params(trial_dir: str, config: dict[str, Any]) -> None:
     except Exception as exc:  # noqa: BLE001  the config reached the trial, so this is rare
         logger.warning("%s: the config cannot be pickled (%s); a resume reads it from params.json",
                        trial_dir, exc)
+        try:
+            os.unlink(pickled)  # an older config's pickle must not come back on resume
+        except FileNotFoundError:
+            pass
         return
     write_atomic(pickled, data)
 

@@ -16,6 +16,7 @@ Freeing the attempt's place (its resources, the running set) is the controller's
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable
 
@@ -34,6 +35,8 @@ from .resources import Placement
 from .searching import SearcherDriver
 from .stopper import Stopper
 from .trial import CONTINUE, Decision, Mutate, Status
+
+logger = logging.getLogger("asynctune.controller")  # the name users filter on
 
 
 class TrialDriver:
@@ -76,10 +79,17 @@ class TrialDriver:
             if trial.status is Status.RUNNING:
                 runtime.interrupted()
             ending.stop(ExecutorLost(f"{exc}; resume with asynctune.resume({self._spec.experiment_dir!r})"), str(exc))
-        except Exception as exc:  # the executor could not run it: a failure of this trial only
+        except Exception as exc:  # the executor or a hook failed on it: a failure of this trial only
             if trial.status is not Status.RUNNING:
                 raise  # it had ended: a bug in a hook, not the trial's failure
-            self._outcomes.failed(runtime, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            trace = traceback.format_exc()
+            if runtime.run is not None:  # its worker waits for a decision that will not come
+                runtime.killing = True
+                try:
+                    await runtime.run.kill()
+                except Exception:  # noqa: BLE001  the failure to report is the one above
+                    logger.exception("could not kill %s's worker", trial.trial_id)
+            self._outcomes.failed(runtime, f"{type(exc).__name__}: {exc}", trace)
 
     async def on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
         """The hot path: one result, recorded, shown to everyone, and the decision sent back."""

@@ -323,3 +323,22 @@ def test_processes_a_trial_started_end_with_it(tmp_path, end):
     escaped = _escaped(pids)
     assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 3, [t.error for t in analysis.trials]
     assert escaped == []
+
+
+def test_a_rewind_that_fails_to_write_leaves_the_recorder_usable(tmp_path, monkeypatch):
+    from asynctune import storage
+
+    recorder = storage.TrialRecorder(str(tmp_path))
+    for i in (1, 2, 3):
+        recorder.record({"training_iteration": i, "loss": float(i)})
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage, "_rewrite_jsonl", full)
+    with pytest.raises(OSError):
+        recorder.rewind(1)
+    recorder.flush()  # the controller's tick: must not find closed files
+    recorder.record({"training_iteration": 4, "loss": 4.0})
+    recorder.close()
+    assert [r["training_iteration"] for r in storage.read_results(str(tmp_path))] == [1, 2, 3, 4]

@@ -475,3 +475,28 @@ def test_a_worker_that_could_not_load_the_trainable_gets_it_again(storage, tmp_p
     statuses = [t.status for t in analysis.trials]
     assert statuses[0] is at.Status.ERROR and "flaky_module" in analysis.trials[0].error
     assert statuses[1:] == [at.Status.TERMINATED, at.Status.TERMINATED], [t.error for t in analysis.trials]
+
+
+def test_a_scheduler_that_raises_fails_the_trial_and_its_worker_is_ended(storage, tmp_path):
+    """The worker waits for a decision that never comes: it must not hold its slot through the retry."""
+    pids = tmp_path / "pids"
+
+    class Broken(at.FIFOScheduler):
+        def on_trial_result(self, trial, result):
+            if trial.num_failures == 0:
+                raise TypeError("a bug in the scheduler")
+            return super().on_trial_result(trial, result)
+
+    def train(config):
+        earlier = [int(p) for p in pids.read_text().split()] if pids.exists() else []
+        with open(pids, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        alive = [p for p in earlier if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        at.report(loss=1.0, earlier_alive=len(alive))
+
+    analysis = at.run(train, num_samples=1, max_failures=1, scheduler=Broken(), metric="loss", mode="min",
+                      storage_path=storage, verbose=0, raise_on_failed_trial=False)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.TERMINATED and trial.num_failures == 1
+    assert "TypeError: a bug in the scheduler" in open(os.path.join(trial.path, "error.txt")).read()
+    assert analysis.trial_results(trial.trial_id)[-1]["earlier_alive"] == 0
