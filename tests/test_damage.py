@@ -21,7 +21,7 @@ import asynctune as at
 from asynctune.analysis import ExperimentAnalysis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_faults import _iterations, _kill_driver_after, _wait_for_results, driver_env  # noqa: E402
+from test_faults import _iterations, _kill_driver_after, _wait_for_results  # noqa: E402
 
 
 def _strict_lines(path):
@@ -166,7 +166,7 @@ def test_configs_keep_their_types_after_a_resume(tmp_path):
     script = tmp_path / "typed.py"
     script.write_text(TYPED_EXPERIMENT)
     driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), "typed"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=driver_env())
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     experiment_dir = tmp_path / "results" / "typed"
     try:
         _wait_for_results(experiment_dir, 6)

@@ -38,13 +38,7 @@ def _start_driver(tmp_path, name, pause=0.05):
     script = tmp_path / "experiment.py"
     script.write_text(EXPERIMENT)
     return subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), name, str(pause)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=driver_env())
-
-
-def driver_env():
-    """The environment for a driver script: it imports this checkout's asynctune, like the tests."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def _wait_for_results(experiment_dir, count, timeout=30):
@@ -181,7 +175,7 @@ def test_scheduler_state_is_rebuilt_by_replay(tmp_path):
         from test_faults import _counting_experiment
         _counting_experiment({str(tmp_path / 'r')!r}, {str(marker)!r})
     """))
-    subprocess.run([sys.executable, str(script)], timeout=60, env=driver_env())
+    subprocess.run([sys.executable, str(script)], timeout=60)
     scheduler_seen = _resume_counting(str(tmp_path / "r" / "counting"))
     assert scheduler_seen == 4  # 2 replayed (iterations 1, 2) + 2 new (3, 4)
 

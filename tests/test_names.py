@@ -14,7 +14,6 @@ import asynctune as at
 from asynctune.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
 
 
 def quick(config):
@@ -30,7 +29,7 @@ def test_the_example_runs_twice_and_resumes_the_newest(tmp_path):
     def example(*argv: str) -> str:
         done = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "tune_digits.py"), "--samples", "2",
                                "--epochs", "3", "--storage", str(tmp_path), *argv],
-                              capture_output=True, text=True, timeout=300, env=ENV)
+                              capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
@@ -50,7 +49,7 @@ def test_a_run_that_failed_at_start_up_leaves_its_name_free(tmp_path, capsys):
         from tests.test_names import quick
         at.run(quick, storage_path={str(tmp_path / "r")!r}, name="exp", tensorboard=True, verbose=0)
         """))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=ENV,
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                           cwd=ROOT)
     assert "TensorBoardLogger needs tensorboardX" in done.stderr
     root = str(tmp_path / "r")
