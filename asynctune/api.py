@@ -234,7 +234,8 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     TrialsFailed when raise_on_failed_trial says so."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    handled = _on_sigterm(loop, task)
+    terminated: list[bool] = []
+    handled = _on_sigterm(loop, task, terminated)
     stop_dashboard = _start_dashboard(controller) if controller.options.dashboard else None
     try:
         trials = await controller.run()
@@ -242,6 +243,8 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
         if controller.status == "INTERRUPTED":
             print(f"\nasynctune: interrupted; state saved. Resume with:\n  asynctune resume {controller.spec.experiment_dir}",
                   file=sys.stderr)
+        if terminated:
+            raise _Terminated() from None
         raise
     finally:
         if handled:
@@ -268,11 +271,20 @@ def _start_dashboard(controller: Controller) -> Callable[[], None]:
     return stop
 
 
-def _on_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> bool:
+class _Terminated(Exception):
+    """SIGTERM ended the run; state is saved. `_run_on_loop` turns it into a quiet exit."""
+
+
+def _on_sigterm(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None, terminated: list[bool]) -> bool:
     if task is None or threading.current_thread() is not threading.main_thread():
         return False
+
+    def on_sigterm() -> None:
+        terminated.append(True)
+        task.cancel()
+
     try:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     except (NotImplementedError, RuntimeError, ValueError):
         return False
     return True
@@ -388,17 +400,48 @@ def _run_on_loop(coro: Any) -> Any:
             raise _quiet_if_uncaught(interrupt) from None
         except StorageFull as full:  # its message says what happened and how to resume
             raise _quiet_if_uncaught(full, f"asynctune: {full}") from None
+        except _Terminated:  # SIGTERM: the hint is printed; end as a terminated process would
+            raise SystemExit(128 + signal.SIGTERM) from None
+    return _run_in_thread(coro)
+
+
+def _run_in_thread(coro: Any) -> Any:
+    """Run `coro` on a fresh loop in a helper thread while this thread waits. A KeyboardInterrupt
+    here (a Jupyter kernel interrupt) cancels the experiment as Ctrl-C would, waits for it to
+    save its state and end its workers, then comes out: nothing runs on behind the user's back."""
     outcome: dict[str, Any] = {}
+    started = threading.Event()
+    handle: dict[str, Any] = {}
+
+    async def tracked() -> Any:
+        handle["loop"], handle["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        started.set()
+        return await coro
 
     def target() -> None:
         try:
-            outcome["value"] = _run(coro)
+            outcome["value"] = _run(tracked())
         except BaseException as exc:
             outcome["error"] = exc
+        finally:
+            started.set()
 
     thread = threading.Thread(target=target, name="asynctune-run")
     thread.start()
-    thread.join()
+    interrupted = False
+    while thread.is_alive():
+        try:
+            thread.join()
+        except KeyboardInterrupt:
+            interrupted = True
+            started.wait()
+            if "task" in handle and not handle["loop"].is_closed():
+                try:
+                    handle["loop"].call_soon_threadsafe(handle["task"].cancel)
+                except RuntimeError:  # the loop closed meanwhile: the run has ended anyway
+                    pass
+    if interrupted and "value" not in outcome:
+        raise KeyboardInterrupt
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]

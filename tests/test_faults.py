@@ -107,10 +107,56 @@ def test_sigterm_stops_cleanly_and_tells_how_to_resume(tmp_path):
     workers = psutil.Process(driver.pid).children(recursive=True)
     driver.send_signal(signal.SIGTERM)
     output, _ = driver.communicate(timeout=30)
-    assert driver.returncode != 0
+    assert driver.returncode == 128 + signal.SIGTERM  # as a terminated process, not a crash
     assert f"asynctune resume {experiment_dir}" in output.decode()
+    assert "Traceback" not in output.decode()  # the hint is the whole message
     _, alive = psutil.wait_procs(workers, timeout=5)
     assert not alive
+    with open(experiment_dir / "experiment.json") as f:
+        assert json.load(f)["status"] == "INTERRUPTED"
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+
+
+INSIDE_A_RUNNING_LOOP = textwrap.dedent("""
+    import asyncio, sys, time
+    import asynctune as at
+
+    def train(config):
+        for i in range(10):
+            time.sleep(0.1)
+            at.report(score=config["x"] * i, i=i + 1)
+
+    async def cell():  # what a notebook cell does: a plain run() call while the kernel's loop runs
+        at.run(train, config={"x": at.uniform(0, 1)}, num_samples=4, max_concurrent_trials=2,
+               metric="score", mode="max", seed=3, storage_path=sys.argv[1], name=sys.argv[2], verbose=0)
+
+    loop = asyncio.new_event_loop()  # no asyncio.Runner: SIGINT raises KeyboardInterrupt, as in a kernel
+    try:
+        loop.run_until_complete(cell())
+    except KeyboardInterrupt:
+        print("cell interrupted", flush=True)
+        time.sleep(1.0)  # the kernel lives on; the experiment must not
+""")
+
+
+def test_an_interrupt_inside_a_running_loop_stops_the_experiment(tmp_path):
+    script = tmp_path / "notebook.py"
+    script.write_text(INSIDE_A_RUNNING_LOOP)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), "cell"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    experiment_dir = tmp_path / "results" / "cell"
+    _wait_for_results(experiment_dir, 3)
+    workers = psutil.Process(driver.pid).children(recursive=True)
+    driver.send_signal(signal.SIGINT)
+    time.sleep(0.8)  # the "kernel" still runs: by now the experiment has stopped
+    assert driver.poll() is None
+    assert not [t for t in psutil.Process(driver.pid).threads()][1:], "the experiment thread runs on"
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
+    output, _ = driver.communicate(timeout=30)
+    assert "cell interrupted" in output.decode()
+    assert f"asynctune resume {experiment_dir}" in output.decode()
     with open(experiment_dir / "experiment.json") as f:
         assert json.load(f)["status"] == "INTERRUPTED"
     resumed = at.resume(str(experiment_dir), verbose=0)
