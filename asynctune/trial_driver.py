@@ -132,18 +132,26 @@ class TrialDriver:
     def _on_end(self, runtime: TrialRuntime, event: TrialEvent) -> None:
         """The attempt's last event: done, an error in the trial, or its worker lost."""
         outcomes = self._outcomes
+        # Killed because the experiment was interrupted: an end the kill caused (a stop the worker
+        # obeyed, an error such as SystemExit from the trainable's own SIGTERM handler) is no end of
+        # the trial; a resume restarts it from its checkpoint.
+        cut_short = runtime.killing and self._ending.interrupted and runtime.write_error is None
         if isinstance(event, DoneEvent):
             runtime.final_checkpoint(event.checkpoint)
             if runtime.write_error is not None:  # it ended before the kill: still a failure
                 outcomes.failed(runtime, runtime.write_error, "")
-            elif event.how != "paused":
-                outcomes.complete(runtime)
-            else:
+            elif event.how == "paused":
                 outcomes.paused(runtime)
+            elif event.how == "stopped" and cut_short:
+                runtime.interrupted()
+            else:
+                outcomes.complete(runtime)
         elif isinstance(event, ErrorEvent):
             if names_disk_full(event.error):  # no fault of the trial: stop, it stays resumable
                 runtime.interrupted()
                 self._ending.disk_full(StorageFull(runtime.trial.path, self._spec.experiment_dir))
+            elif cut_short and runtime.memory_error is None:
+                runtime.interrupted()
             else:
                 outcomes.failed(runtime, event.error, event.traceback)
         elif isinstance(event, WorkerLostEvent):

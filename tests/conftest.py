@@ -26,6 +26,16 @@ def _children() -> list[psutil.Process]:
         return []
 
 
+@pytest.fixture(scope="session")
+def multiprocessing_resource_tracker():
+    """Dask's LocalCluster starts workers with multiprocessing, whose resource tracker is one helper
+    process per interpreter that lives as long as it does: start it before the per-test check of
+    leftover processes takes its snapshot (being session-scoped, it is set up before that check)."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes():
     """Every test must end every worker (and the workers' children) it started."""

@@ -163,6 +163,38 @@ def test_an_interrupt_inside_a_running_loop_stops_the_experiment(tmp_path):
     assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
 
 
+CUT_SHORT = EXPERIMENT.replace("    def train(config):\n", """    def train(config):
+        import signal, threading
+        if threading.current_thread() is threading.main_thread():  # a worker process, not a Dask thread
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a trainable that tidies up on SIGTERM
+""").replace("verbose=1)", "verbose=1, executor=sys.argv[4] if sys.argv[4] == 'local' else at.DaskExecutor(n_workers=2))")
+
+
+@pytest.mark.timeout(300)  # a Dask cluster in the driver, then one more for the resume
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_a_trial_cut_short_by_the_interrupt_stays_resumable_whatever_it_answers(multiprocessing_resource_tracker,
+                                                                                 tmp_path, executor):
+    """Killed at Ctrl-C/SIGTERM, a trial may still answer: Dask's kill asks it to stop first (it
+    ends "stopped"), a trainable's own SIGTERM handler raises SystemExit (an error). The kill
+    caused either, so the trial stays resumable and finishes on resume, not TERMINATED or ERROR."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    (tmp_path / "experiment.py").write_text(CUT_SHORT)
+    driver = subprocess.Popen([sys.executable, str(tmp_path / "experiment.py"), str(tmp_path / "results"), "cut",
+                               "0.1", executor], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    experiment_dir = tmp_path / "results" / "cut"
+    _wait_for_results(experiment_dir, 4, timeout=120)
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=60)
+    with open(experiment_dir / "experiment.json") as f:
+        statuses = {t["trial_id"]: t["status"] for t in json.load(f)["trials"]}
+    assert set(statuses.values()) <= {"PENDING", "TERMINATED"}, (statuses, output.decode()[-2000:])
+    assert "PENDING" in statuses.values()  # the trials that were running when it was interrupted
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 6
+    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+
+
 def test_resuming_a_finished_experiment_says_so(tmp_path, capsys):
     def quick(config):
         at.report(score=1)
