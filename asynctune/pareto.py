@@ -61,8 +61,12 @@ def epsilon_net_order(points: Sequence[Sequence[float]]) -> list[int]:
     if not len(points):
         return []
     costs = np.asarray(points, dtype=float)
-    span = costs.max(axis=0) - costs.min(axis=0)
-    scaled = (costs - costs.min(axis=0)) / np.where(span > 0, span, 1.0)
+    finite = np.where(np.isfinite(costs), costs, np.nan)
+    low = np.nan_to_num(np.nanmin(finite, axis=0, initial=math.inf, where=~np.isnan(finite)), posinf=0.0)
+    high = np.nan_to_num(np.nanmax(finite, axis=0, initial=-math.inf, where=~np.isnan(finite)), neginf=0.0)
+    span = np.where(high > low, high - low, 1.0)
+    # a diverged (infinite) cost sits just beyond the finite ones, so distances stay finite
+    scaled = np.clip((costs - low) / span, -1.0, 2.0)
     first = int(np.lexsort(scaled.T[::-1])[0])  # best first objective, then the next ones
     order = [first]
     distance = np.linalg.norm(scaled - scaled[first], axis=1)

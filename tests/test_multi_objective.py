@@ -3,8 +3,11 @@ the first result, and the analysis' Pareto front, with real worker processes."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -143,3 +146,152 @@ def test_pareto_front_leaves_out_missing_and_non_finite(storage):
     analysis = at.run(train, config={"error": at.grid_search([0.5, math.nan, 0.7])}, metric=["error", "latency"],
                       mode="min", storage_path=storage, verbose=0)
     assert [t.config["error"] for t in analysis.pareto_front()] == [0.5]
+
+
+# --- ZDT1: a known front, found by random search ---------------------------------------------------
+
+def zdt1(config):
+    """ZDT1 with two variables (Zitzler, Deb and Thiele 2000): the true front is f2 = 1 - sqrt(f1)
+    for f1 in [0, 1], reached where x2 = 0."""
+    f1 = config["x1"]
+    g = 1 + 9 * config["x2"]
+    at.report(f1=f1, f2=g * (1 - math.sqrt(f1 / g)))
+
+
+@pytest.fixture(scope="module")
+def zdt1_run(tmp_path_factory):
+    storage = str(tmp_path_factory.mktemp("zdt1"))
+    return at.run(zdt1, config={"x1": at.uniform(0, 1), "x2": at.uniform(0, 1)}, num_samples=300,
+                  metric=["f1", "f2"], mode=["min", "min"], seed=0, storage_path=storage, name="zdt1", verbose=0)
+
+
+def _points(trials):
+    return [(t.last_result["f1"], t.last_result["f2"]) for t in trials]
+
+
+def _dominates(a, b):
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def test_random_search_finds_a_front_close_to_zdt1s(zdt1_run):
+    everyone = _points(zdt1_run.trials)
+    front = zdt1_run.pareto_front()
+    points = _points(front)
+    # exactly the non-dominated trials: none of them dominated, every other one dominated
+    assert not any(_dominates(q, p) for p in points for q in everyone)
+    others = [p for t, p in zip(zdt1_run.trials, everyone) if t not in front]
+    assert all(any(_dominates(q, p) for q in points) for p in others)
+    # close to the true front: IGD (mean distance from the true front to the nearest point found)
+    truth = [(f1, 1 - math.sqrt(f1)) for f1 in (i / 100 for i in range(101))]
+    igd = sum(min(math.dist(t, p) for p in points) for t in truth) / len(truth)
+    assert igd < 0.12, igd
+    # and the front's points near the true one where it lies (f2 <= 1): mean vertical gap
+    near = [f2 - (1 - math.sqrt(f1)) for f1, f2 in points if f2 <= 1]
+    assert len(near) >= 5 and sum(near) / len(near) < 0.2, near
+
+
+def test_show_lists_the_front(zdt1_run, capsys):
+    from asynctune.cli import main
+
+    assert main(["show", zdt1_run.experiment_dir, "-n", "100"]) == 0
+    out = capsys.readouterr().out
+    front = zdt1_run.pareto_front()
+    assert f"Pareto front: {len(front)} of 300 trials" in out
+    shown = [line.split()[0] for line in out.splitlines() if line.strip().startswith("trial_")]
+    assert sorted(shown) == sorted(t.trial_id for t in front)
+    f1s = [t.last_result["f1"] for t in sorted(front, key=lambda t: shown.index(t.trial_id))]
+    assert f1s == sorted(f1s)  # along the front, by the first metric
+    assert main(["show", zdt1_run.experiment_dir, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["metric"] == ["f1", "f2"] and answer["mode"] == ["min", "min"]
+    assert {p["trial_id"] for p in answer["pareto_front"]} == {t.trial_id for t in front}
+    assert main(["show", zdt1_run.experiment_dir, "--metric", "f2", "-n", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["best_result"]["f2"] == min(p[1] for p in _points(front))
+    assert main(["ls", os.path.dirname(zdt1_run.experiment_dir)]) == 0
+    assert f"front of {len(front)}" in capsys.readouterr().out
+
+
+def test_plot_draws_the_front(zdt1_run, tmp_path):
+    out = tmp_path / "plots"
+    done = subprocess.run([sys.executable, "-m", "asynctune.cli", "plot", zdt1_run.experiment_dir, "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(out / "pareto_front.png")]
+    from matplotlib.image import imread
+
+    image = imread(out / "pareto_front.png")
+    red = (image[..., 0] > 0.7) & (image[..., 1] < 0.3) & (image[..., 2] < 0.3)
+    assert red.sum() > 200  # the front's points and line are drawn
+    done = subprocess.run([sys.executable, "-m", "asynctune.cli", "plot", zdt1_run.experiment_dir, "-o", str(out),
+                           "--metric", "f2"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "learning_curves.png" in done.stdout, done.stderr
+
+
+def test_dashboard_answers_objectives_and_the_front(zdt1_run):
+    from asynctune.dashboard.data import LiveExperiment
+
+    experiment = LiveExperiment(zdt1_run.experiment_dir)
+    answer = json.loads(experiment.trials_json())
+    assert answer["experiment"]["objectives"] == [{"metric": "f1", "mode": "min"}, {"metric": "f2", "mode": "min"}]
+    assert answer["experiment"]["pareto_front"] == len(zdt1_run.pareto_front())
+    on_front = {row["trial_id"] for row in answer["trials"] if row["pareto"]}
+    assert on_front == {t.trial_id for t in zdt1_run.pareto_front()}
+    row = answer["trials"][0]
+    assert row["objectives"] == {"f1": row["latest"], "f2": zdt1_run.trials[0].last_result["f2"]}
+    curves = json.loads(experiment.curves_json())
+    assert (curves["metric"], curves["mode"]) == ("f1", "min") and len(curves["curves"]) == 300
+    assert curves["best_so_far"][-1][1] == min(p[0] for p in _points(zdt1_run.trials))
+
+
+# --- MO-ASHA --------------------------------------------------------------------------------------
+
+# (error, latency) for each trial, in the order they start: A, then B dominated by A, C on the
+# front, D dominated by C, E on the front, F dominated by E.
+POINTS = [[0.1, 0.9], [0.2, 0.95], [0.9, 0.1], [0.95, 0.2], [0.5, 0.5], [0.6, 0.6]]
+DOMINATED, NON_DOMINATED = [1, 3, 5], [0, 2, 4]
+
+
+def fixed_point(config):
+    error, latency = config["point"]
+    for _ in range(4):
+        at.report(error=error, latency=latency)
+
+
+def _run_one_by_one(points, scheduler, storage):
+    """Each trial runs alone, in the order of `points`: each arrives at a rung after the previous."""
+    analysis = at.run(fixed_point, config={"point": at.grid_search(points)}, metric=["error", "latency"],
+                      mode="min", scheduler=scheduler, max_concurrent_trials=1, storage_path=storage, verbose=0)
+    return analysis, [t.iteration for t in sorted(analysis.trials, key=lambda t: points.index(t.config["point"]))]
+
+
+@pytest.mark.parametrize("variant", ["stopping", "promotion"])
+def test_mo_asha_stops_dominated_trials_at_the_first_rung(variant, storage):
+    scheduler = at.MOASHAScheduler(max_t=4, grace_period=1, reduction_factor=2, variant=variant)
+    analysis, iterations = _run_one_by_one(POINTS, scheduler, storage)
+    assert all(iterations[i] == 1 for i in DOMINATED), iterations
+    assert all(iterations[i] >= 2 for i in NON_DOMINATED), iterations  # promoted past the first rung
+    assert iterations[0] == 4  # the first, best in error, runs to max_t
+    assert len(scheduler.rung_records()[0][0]) == 6
+    assert sorted(POINTS.index(t.config["point"]) for t in analysis.pareto_front()) == NON_DOMINATED
+
+
+def test_mo_asha_breaks_ties_in_the_front_by_spread(storage):
+    """Four non-dominated trials, eta = 2: the epsilon-net keeps the far end of the front (the
+    third) over the middle one (the second), where ranking by the first metric would not."""
+    points = [[0.0, 1.0], [0.45, 0.55], [1.0, 0.0], [0.5, 0.5]]
+    scheduler = at.MOASHAScheduler(max_t=4, grace_period=1, reduction_factor=2)
+    _, iterations = _run_one_by_one(points, scheduler, storage)
+    # 1st: alone; 2nd: top 1 of 2 is the 1st; 3rd: top 2 of 3 are the 1st and the far 3rd; 4th: top 2 of 4
+    assert [it > 1 for it in iterations] == [True, False, True, False], iterations
+
+
+def test_mo_asha_takes_lists_and_checks_them():
+    scheduler = at.MOASHAScheduler(metric=["error", "latency"], mode=["min", "max"])
+    assert (scheduler.metric, scheduler.mode) == (["error", "latency"], ["min", "max"])
+    with pytest.raises(ValueError, match="one mode per metric"):
+        at.MOASHAScheduler(metric=["error", "latency"], mode=["min"])
+    with pytest.raises(ValueError, match="variant must be one of"):
+        at.MOASHAScheduler(variant="halving")
+    unset = at.MOASHAScheduler()
+    with pytest.raises(ValueError, match="needs a metric and a mode"):
+        unset.validate()
