@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 
 import pytest
 
@@ -295,3 +298,70 @@ def test_mo_asha_takes_lists_and_checks_them():
     unset = at.MOASHAScheduler()
     with pytest.raises(ValueError, match="needs a metric and a mode"):
         unset.validate()
+
+
+# --- resume ---------------------------------------------------------------------------------------
+
+RESUMABLE = textwrap.dedent("""
+    import sys, time
+    import asynctune as at
+
+    def train(config):
+        checkpoint = at.get_checkpoint()
+        start = checkpoint["i"] if checkpoint else 0
+        for i in range(start, 6):
+            time.sleep(config["pause"])
+            at.report(error=config["x"] + 0.05 / (i + 1),
+                      latency=(1 - config["x"]) * (1 + config["lift"]) + 0.05 / (i + 1),
+                      i=i + 1, checkpoint={"i": i + 1} if (i + 1) % 2 == 0 else None)
+
+    def run(storage, name, pause):
+        at.run(train, config={"x": at.uniform(0, 1), "lift": at.choice([0.0, 0.5]), "pause": pause},
+                      num_samples=8, max_concurrent_trials=1, metric=["error", "latency"], mode=["min", "min"],
+                      scheduler=at.MOASHAScheduler(max_t=6, grace_period=1, reduction_factor=2), seed=1,
+                      storage_path=storage, name=name, verbose=0)
+
+    if __name__ == "__main__":
+        run(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+""")
+
+
+def test_pareto_front_and_mo_asha_after_a_killed_driver_resumes(tmp_path):
+    """A driver killed mid-run: resume() restores the metrics and MO-ASHA's rungs, and the front
+    is that of the same experiment run without a break."""
+    script = tmp_path / "resumable.py"
+    script.write_text(RESUMABLE)
+    storage = tmp_path / "results"
+    driver = subprocess.Popen([sys.executable, str(script), str(storage), "killed", "0.05"])
+    experiment_dir = storage / "killed"
+    deadline = time.time() + 60
+    while _results(experiment_dir) < 12 and time.time() < deadline:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    assert _results(experiment_dir) < 28, "the driver finished before it was killed"  # 4 trials run to 6, 4 stop at 1
+    time.sleep(0.5)  # its workers notice and end
+
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    subprocess.run([sys.executable, str(script), str(storage), "reference", "0"], check=True, timeout=120)
+    reference = at.ExperimentAnalysis(str(storage / "reference"))
+    assert resumed.default_metric == ["error", "latency"]
+
+    def xs(trials):  # the configs but for the pause
+        return [(t.config["x"], t.config["lift"]) for t in trials]
+
+    assert xs(resumed.trials) == xs(reference.trials)
+    # MO-ASHA's rungs were rebuilt from the first session's results: the same trials stopped
+    assert [t.iteration for t in resumed.trials] == [t.iteration for t in reference.trials] == [6, 6, 6, 1, 1, 1, 6, 1]
+    assert len(resumed.pareto_front()) == 6
+    assert xs(resumed.pareto_front()) == xs(reference.pareto_front())
+    assert xs(at.ExperimentAnalysis(str(experiment_dir)).pareto_front()) == xs(reference.pareto_front())
+
+
+def _results(experiment_dir):
+    total = 0
+    for root, _, files in os.walk(experiment_dir):
+        if "result.jsonl" in files:
+            with open(os.path.join(root, "result.jsonl")) as f:
+                total += sum(1 for _ in f)
+    return total
