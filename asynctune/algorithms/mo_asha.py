@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ..pareto import nondominated_rank
+from ..pareto import in_top, nondominated_rank
 from ..trial import Trial
 from ._rungs import score
 from .asha import ASHAScheduler, _Rung
@@ -66,15 +66,15 @@ class MOASHAScheduler(ASHAScheduler):
         return tuple(score(result[m], mode) for m, mode in zip(metrics, modes))
 
     def _in_top(self, rung: _Rung, value: tuple[float, ...]) -> bool:
-        ranked = _ranked(list(rung.recorded.values()) + [value])
         newcomer = len(rung.recorded)
-        return ranked.index(newcomer) < math.ceil((newcomer + 1) / self.reduction_factor)
+        top = math.ceil((newcomer + 1) / self.reduction_factor)
+        return in_top(_costs(list(rung.recorded.values()) + [value]), newcomer, top)
 
     def _promotable(self, rung: _Rung, eligible: Callable[[Trial], bool]) -> Trial | None:
         """The best-ranked eligible waiting trial among the rung's top floor(n/eta), if any."""
         trial_ids = list(rung.recorded)
         top = math.floor(len(trial_ids) / self.reduction_factor)
-        for index in _ranked(list(rung.recorded.values()))[:top]:
+        for index in nondominated_rank(_costs(list(rung.recorded.values())), top):
             trial = rung.candidate(trial_ids[index])
             if trial is not None and eligible(trial):
                 return trial
@@ -86,6 +86,6 @@ def _objectives(metric: Any, mode: Any) -> tuple[list[str], list[str]]:
     return metrics, mode if isinstance(mode, list) else [mode] * len(metrics)
 
 
-def _ranked(scores: list[tuple[float, ...]]) -> list[int]:
-    """Indices best first: Pareto fronts, the epsilon-net inside each (scores negated into costs)."""
-    return nondominated_rank([tuple(-s for s in point) for point in scores])
+def _costs(scores: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """Scores (higher is better) as the costs the Pareto functions rank (lower is better)."""
+    return [tuple(-s for s in point) for point in scores]
