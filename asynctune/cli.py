@@ -317,6 +317,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _show_front(analysis: Any, args: argparse.Namespace) -> int:
     """An experiment with several metrics has no best trial: show its Pareto front (by last results)."""
+    from .reporting.console import format_duration
     from .reporting.decisions import last_decisions, outcome
     from .storage import flatten_config
 
@@ -336,8 +337,9 @@ def _show_front(analysis: Any, args: argparse.Namespace) -> int:
     console = _console()
     state = analysis.state
     console.print(f"[bold]{analysis.name}[/bold]  {analysis.status}  {analysis.experiment_dir}")
+    ran = f", ran {format_duration(float(state['time_used_s']))}" if state.get("time_used_s") else ""
     console.print(f"{len(analysis.trials)} trials, searcher {state.get('searcher', '?')}, "
-                  f"scheduler {state.get('scheduler', '?')}", highlight=False)
+                  f"scheduler {state.get('scheduler', '?')}{ran}", highlight=False)
     columns = _varying_config_keys([t.config for t in analysis.trials])
     shown = front[: args.top]
     table = _table(f"Pareto front: {len(front)} of {len(analysis.trials)} trials are non-dominated by their last "

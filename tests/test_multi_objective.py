@@ -112,11 +112,18 @@ def test_every_objective_is_checked_on_the_first_result(storage):
                storage_path=storage, verbose=0)
 
 
-def test_random_search_runs_with_two_metrics_and_returns_the_front(storage):
-    """Random search ignores the metric, so it just works; the front is by last results."""
+def test_random_search_runs_with_two_metrics_and_returns_the_front(storage, capsys):
+    """Random search ignores the metric, so it just works; the front is by last results, and the
+    console's final table shows every metric and the front's size instead of a best."""
     space = {"x": at.grid_search([0.1, 0.5, 0.9]), "lift": at.grid_search([0.0, 0.3])}
     analysis = at.run(two_objectives, config=space, metric=["error", "latency"], mode=["min", "min"],
-                      storage_path=storage, verbose=0)
+                      storage_path=storage, verbose=1)
+    console = capsys.readouterr().out
+    assert "Pareto front: 3 trials (by last results)" in console and "best-ever" not in console
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in console.splitlines() if line.startswith("|")]
+    assert rows[0][-3:] == ["error", "latency", "front"], rows[0]
+    marked = [row[0] for row in rows[1:] if row[-1] == "*"]
+    assert sorted(marked) == sorted(t.trial_id for t in analysis.pareto_front())
     front = analysis.pareto_front()
     assert sorted(t.config["x"] for t in front) == [0.1, 0.5, 0.9]
     assert all(t.config["lift"] == 0.0 for t in front)
@@ -397,3 +404,16 @@ def test_nondominated_sorting_agrees_with_the_definition(objectives):
         for top in range(len(points) + 1):
             assert nondominated_rank(points, top) == ranked[:top]
             assert [in_top(points, i, top) for i in range(len(points))] == [i in ranked[:top] for i in range(len(points))]
+
+
+def test_the_front_is_by_last_results_not_best_ever(storage):
+    """A trial whose first result was best in both metrics but whose last is dominated is not on
+    the front: its best values came from a model it no longer is."""
+    def train(config):
+        for error, latency in config["curve"]:
+            at.report(error=error, latency=latency)
+
+    curves = [[[0.1, 0.1], [0.9, 0.9]], [[0.5, 0.5], [0.5, 0.5]]]
+    analysis = at.run(train, config={"curve": at.grid_search(curves)}, metric=["error", "latency"], mode="min",
+                      storage_path=storage, verbose=0)
+    assert [t.config["curve"] for t in analysis.pareto_front()] == [curves[1]]
