@@ -51,13 +51,6 @@ class MOASHAScheduler(ASHAScheduler):
 
     multi_objective = True
 
-    def __init__(self, time_attr: str = "training_iteration", metric: str | list[str] | None = None,
-                 mode: str | list[str] | None = None, max_t: float = 100, grace_period: float = 1,
-                 reduction_factor: float = 4, brackets: int = 1, *, variant: str = "stopping",
-                 seed: int | None = None) -> None:
-        super().__init__(time_attr, metric, mode, max_t, grace_period, reduction_factor, brackets,
-                         variant=variant, seed=seed)
-
     def _score(self, result: dict[str, Any]) -> tuple[float, ...] | None:
         """The objectives as scores (higher is better); None while one is missing."""
         metrics, modes = _objectives(self.metric, self.mode)

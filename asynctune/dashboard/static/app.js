@@ -276,14 +276,20 @@ async function refreshCompare() {
 
 // Parallel coordinates: one axis per hyperparameter that varies, the best metric last ---------------
 
-function renderParcoords(exp, trials) {
-  const canvas = $("parcoords");
+// A cleared 2-D context on a canvas sized to its box (sharp on high-DPI screens).
+function canvasContext(id) {
+  const canvas = $(id);
   const dpr = window.devicePixelRatio || 1;
   const W = Math.max(300, canvas.clientWidth), H = 300;
   canvas.width = W * dpr; canvas.height = H * dpr;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
   ctx.clearRect(0, 0, W, H);
+  return { ctx, W, H };
+}
+
+function renderParcoords(exp, trials) {
+  const { ctx, W, H } = canvasContext("parcoords");
   const value = (t) => (t.best != null ? t.best : t.latest);
   const scored = trials.filter((t) => value(t) != null);
   const keys = [...new Set(trials.flatMap((t) => Object.keys(t.config)))]
@@ -348,13 +354,7 @@ function renderPareto(exp, trials) {
   const pts = trials.filter((t) => t.objectives && t.status !== "ERROR" &&
     Number.isFinite(t.objectives[ox.metric]) && Number.isFinite(t.objectives[oy.metric]))
     .map((t) => ({ x: t.objectives[ox.metric], y: t.objectives[oy.metric], front: t.pareto }));
-  const canvas = $("pareto");
-  const dpr = window.devicePixelRatio || 1;
-  const W = Math.max(300, canvas.clientWidth), H = 300;
-  canvas.width = W * dpr; canvas.height = H * dpr;
-  const ctx = canvas.getContext("2d");
-  ctx.scale(dpr, dpr);
-  ctx.clearRect(0, 0, W, H);
+  const { ctx, W, H } = canvasContext("pareto");
   ctx.font = "12px system-ui, sans-serif";
   ctx.fillStyle = "#6b7385";
   if (!pts.length) { ctx.fillText("no trial has reported the metrics yet", 12, 24); return; }
