@@ -38,15 +38,10 @@ class MOASHAScheduler(ASHAScheduler):
         ...     scheduler=MOASHAScheduler(max_t=81, grace_period=1, reduction_factor=3))
 
     Args:
-        time_attr: The result field that measures training progress (the resource r).
         metric: The metrics to optimise (a list); run()'s metrics when None.
         mode: "min" or "max" for each metric (or one for all); run()'s modes when None.
-        max_t: Every trial stops when `time_attr` reaches this (R in the paper).
-        grace_period: The first rung: no trial is compared before this (r in the paper).
-        reduction_factor: Keep the top 1/reduction_factor at each rung (eta in the paper).
-        brackets: How many brackets (s = 0 .. brackets - 1, the early-stopping rate).
-        variant: "stopping" or "promotion" (see above).
-        seed: Seeds the choice of bracket for each trial.
+        time_attr, max_t, grace_period, reduction_factor, brackets, variant, seed: as for
+            `ASHAScheduler` (reduction_factor is eta: keep the top 1/eta at each rung).
     """
 
     multi_objective = True
