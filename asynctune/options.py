@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .algorithms.base import Metric, Mode, Scheduler, Searcher, check_metric_mode, normalize_objectives
+from .algorithms.base import Scheduler, Searcher, check_metric_mode, normalize_objectives
 from .resources import Resources, ResourcesSpec
 
 if TYPE_CHECKING:
@@ -32,8 +32,8 @@ class RunOptions:
 
     config: Mapping[str, Any] | None = None
     num_samples: int = 1
-    metric: Metric | None = None  # several metrics: a list, with a list of as many modes
-    mode: Mode | None = None
+    metric: str | Sequence[str] | None = None  # kept as a string, or a list of >= 2 with a list of modes
+    mode: str | Sequence[str] | None = None
     stop: Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | Stopper | None = None
     search_alg: Searcher | None = None
     scheduler: Scheduler | None = None
