@@ -328,7 +328,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,
                                          time_budget_s=options.time_budget_s, num_samples=options.num_samples, scheduler=scheduler))
     if options.tensorboard or (options.tensorboard is None and tensorboardx_available()):
-        reporters.append(TensorBoardLogger(metric=metric[0] if isinstance(metric, list) else metric, space=space))
+        reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
         searcher=searcher, scheduler=scheduler, executor=executor, stopper=stopper,

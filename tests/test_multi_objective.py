@@ -417,3 +417,13 @@ def test_the_front_is_by_last_results_not_best_ever(storage):
     analysis = at.run(train, config={"curve": at.grid_search(curves)}, metric=["error", "latency"], mode="min",
                       storage_path=storage, verbose=0)
     assert [t.config["curve"] for t in analysis.pareto_front()] == [curves[1]]
+
+
+def test_tensorboard_lists_every_objective_first(storage):
+    pytest.importorskip("tensorboardX")
+    from test_reporting import plugin_data, run_events
+
+    analysis = at.run(two_objectives, config={"x": at.grid_search([0.2, 0.8])}, metric=["latency", "error"],
+                      mode="min", storage_path=storage, verbose=0, tensorboard=True)
+    (data,) = plugin_data(run_events(analysis.experiment_dir), "_hparams_/experiment")
+    assert [m.name.tag for m in data.experiment.metric_infos][:2] == ["latency", "error"]
