@@ -47,7 +47,7 @@ _LAZY = {
     "api": ["run", "run_async", "resume"],
 }
 _LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
-                        "PopulationBasedTraining"]
+                        "MOASHAScheduler", "PopulationBasedTraining"]
 _LAZY["algorithms"] += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
@@ -73,7 +73,8 @@ if TYPE_CHECKING:
         Searcher, TrialAdded, TrialEnded, TrialResult,
     )
     from .algorithms import (
-        ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, PopulationBasedTraining,
+        ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, MOASHAScheduler,
+        PopulationBasedTraining,
     )
     from .algorithms import BOHBSearch, ConcurrencyLimiter, SkOptSearch, TPESearch
     from .analysis import ExperimentAnalysis

@@ -2,7 +2,9 @@
 
     asynctune ls [ROOT]                 experiments under ROOT (default ~/asynctune_results)
     asynctune show DIR                  the best trials as a table and the best config as JSON
+                                        (several metrics: the Pareto front)
     asynctune plot DIR                  learning curves and best-so-far as PNGs in DIR/plots
+                                        (several metrics: pareto_front.png)
     asynctune resume DIR                continue an experiment whose driver stopped
     asynctune dashboard [DIR]           a live web dashboard of the experiments under DIR
     asynctune hosts check HOST...       can these SSH hosts run trials?
@@ -71,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     ls.set_defaults(handler=_ls)
 
     show = commands.add_parser("show", help="the best trials and the best config of an experiment",
-                               description="Show an experiment: its best trials as a table and the best config as JSON.")
+                               description="Show an experiment: its best trials as a table and the best config as JSON; "
+                                           "for one run with several metrics, its Pareto front (non-dominated "
+                                           "trials by last results) unless --metric names one.")
     show.add_argument("dir", metavar="DIR", help="the experiment directory")
     _metric_options(show)
     show.add_argument("--scope", choices=_SCOPES, default=DEFAULT_SCOPE,
@@ -82,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="write PNGs of learning curves and best-so-far",
                                description="Write learning_curves.png (decisions marked) and best_so_far.png, "
-                                           "and with --per-trial one PNG per trial. Needs matplotlib.")
+                                           "and with --per-trial one PNG per trial; for a run with several "
+                                           "metrics, pareto_front.png unless --metric names one. Needs matplotlib.")
     plot.add_argument("dir", metavar="DIR", help="the experiment directory")
     _metric_options(plot)
     plot.add_argument("-o", "--out", help="output directory (default DIR/plots)")
@@ -223,10 +228,20 @@ def _ls(args: argparse.Namespace) -> int:
         table.add_column(column, justify="right" if column == best_column else "left")
     for row in rows:
         table.add_row(row["experiment"], row["status"], _trial_counts(row),
-                      f"{row.get('metric')} ({row.get('mode')})" if row.get("metric") else "",
-                      _fmt(row.get("best")), row.get("best_trial_id") or "", _when(row.get("start_time")))
+                      _objectives_text(row.get("metric"), row.get("mode")),
+                      _fmt(row.get("best")) if "pareto_front" not in row else f"front of {row['pareto_front']}",
+                      row.get("best_trial_id") or "", _when(row.get("start_time")))
     _console().print(table)
     return 0
+
+
+def _objectives_text(metric: Any, mode: Any) -> str:
+    if not metric:
+        return ""
+    if isinstance(metric, list):  # several objectives
+        modes = mode if isinstance(mode, list) else [mode] * len(metric)
+        return ", ".join(f"{m} ({d})" for m, d in zip(metric, modes))
+    return f"{metric} ({mode})"
 
 
 def _trial_counts(row: dict[str, Any]) -> str:
@@ -245,8 +260,10 @@ def _show(args: argparse.Namespace) -> int:
     from .trial import Status
 
     analysis = _analysis(args.dir)
+    if args.metric is None and len(analysis.objectives) > 1:
+        return _show_front(analysis, args)
     metric = args.metric or analysis.default_metric
-    mode = args.mode or analysis.default_mode
+    mode = args.mode or dict(analysis.objectives).get(metric) or (None if args.metric else analysis.default_mode)
     if metric is not None and mode is None:
         raise CommandError("--metric needs --mode (min or max): the experiment was run without one")
     ranked = _ranked(analysis, metric, mode, args.scope)
@@ -296,6 +313,53 @@ def _show(args: argparse.Namespace) -> int:
         console.print("best config:")
         print(json.dumps(best.config, indent=2, default=str))
     return 0
+
+
+def _show_front(analysis: Any, args: argparse.Namespace) -> int:
+    """An experiment with several metrics has no best trial: show its Pareto front (by last results)."""
+    from .reporting.console import format_duration
+    from .reporting.decisions import last_decisions, outcome
+    from .storage import flatten_config
+
+    objectives = analysis.objectives
+    front = sorted(analysis.pareto_front(), key=lambda t: [_front_key(t, m, d) for m, d in objectives])
+    last = last_decisions(analysis.decisions())
+    if args.json:
+        print(json.dumps({
+            "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
+            "metric": [m for m, _ in objectives], "mode": [d for _, d in objectives], "trials": len(analysis.trials),
+            "pareto_front": [{"trial_id": t.trial_id, "status": t.status.value,
+                              "outcome": outcome(t.status, last.get(t.trial_id)), "config": t.config,
+                              "iterations": t.iteration, "values": {m: (t.last_result or {}).get(m) for m, _ in objectives}}
+                             for t in front],
+        }, indent=1, default=str))
+        return 0
+    console = _console()
+    state = analysis.state
+    console.print(f"[bold]{analysis.name}[/bold]  {analysis.status}  {analysis.experiment_dir}")
+    ran = f", ran {format_duration(float(state['time_used_s']))}" if state.get("time_used_s") else ""
+    console.print(f"{len(analysis.trials)} trials, searcher {state.get('searcher', '?')}, "
+                  f"scheduler {state.get('scheduler', '?')}{ran}", highlight=False)
+    columns = _varying_config_keys([t.config for t in analysis.trials])
+    shown = front[: args.top]
+    table = _table(f"Pareto front: {len(front)} of {len(analysis.trials)} trials are non-dominated by their last "
+                   f"results ({', '.join(f'{m} {d}' for m, d in objectives)})"
+                   + (f"; {len(shown)} shown (--top)" if len(shown) < len(front) else ""))
+    for column in ["trial", "status", *columns, "iter", *(m for m, _ in objectives)]:
+        table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
+    for trial in shown:
+        flat = flatten_config(trial.config)
+        table.add_row(trial.trial_id, outcome(trial.status, last.get(trial.trial_id)),
+                      *(_fmt(flat.get(c)) for c in columns), str(trial.iteration),
+                      *(_fmt((trial.last_result or {}).get(m)) for m, _ in objectives))
+    console.print(table)
+    console.print("rank by one metric with --metric NAME; asynctune plot draws the front", highlight=False)
+    return 0
+
+
+def _front_key(trial: Any, metric: str, mode: str) -> float:
+    value = float((trial.last_result or {}).get(metric))
+    return value if mode == "min" else -value
 
 
 def _ranked(analysis: Any, metric: str | None, mode: str | None, scope: str) -> list[tuple[Any, float | None]]:
@@ -372,6 +436,10 @@ def _resume(args: argparse.Namespace) -> int:
         print(f"asynctune resume: {exc}", file=sys.stderr)
         return 1
     best = None
+    if len(analysis.objectives) > 1:
+        print(f"Pareto front: {len(analysis.pareto_front())} of {len(analysis.trials)} trials "
+              f"(asynctune show {analysis.experiment_dir})")
+        return 0
     try:
         best = analysis.best_trial
     except ValueError:

@@ -4,7 +4,10 @@
   drawn thicker, with a mark where the scheduler stopped, paused, resumed (promoted) or cloned
   it (from decisions.jsonl) and where it failed;
 - `best_so_far.png`: the best value over all trials against wall-clock time;
-- `trials/<trial_id>.png`: one trial's curve with its marks (`per_trial=True`).
+- `trials/<trial_id>.png`: one trial's curve with its marks (`per_trial=True`);
+- `pareto_front.png`, for an experiment run with several metrics: every trial's last result
+  as a point of the first two objectives, the non-dominated ones highlighted and connected
+  (name one metric with metric= for the views above).
 
 Needs matplotlib (`pip install 'asynctune[plot]'`); it draws on figures without a display.
 """
@@ -42,7 +45,8 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
 
     Args:
         experiment_dir: The experiment's directory.
-        metric, mode: The metric to draw (default: the one the experiment was run with).
+        metric, mode: The metric to draw (default: the one the experiment was run with; for an
+            experiment with several, the Pareto front alone, see `plot_pareto_front`).
         out_dir: Where the PNGs go (default `<experiment_dir>/plots`).
         x: The x axis of learning curves: "training_iteration" or "time_total_s".
         per_trial: Also write one PNG per trial under `trials/`.
@@ -56,6 +60,8 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
         raise ValueError(f"dpi must be an integer >= 10, got {dpi=}")
     figure_class = _figure_class()
     analysis = ExperimentAnalysis(experiment_dir)
+    if metric is None and len(analysis.objectives) > 1:
+        return [plot_pareto_front(analysis, out_dir=out_dir, dpi=dpi)]
     metric, mode = _metric_mode(analysis, metric, mode)
     out_dir = os.path.abspath(os.path.expanduser(out_dir or os.path.join(analysis.experiment_dir, "plots")))
     os.makedirs(out_dir, exist_ok=True)
@@ -115,6 +121,48 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
     return paths
 
 
+def plot_pareto_front(analysis: ExperimentAnalysis, *, out_dir: str | None = None, dpi: int = 100) -> str:
+    """Write `pareto_front.png`: all trials by their last results, the front highlighted.
+
+    The front is `analysis.pareto_front()` (non-dominated over every objective). Only the first
+    two objectives are drawn; with more, the title says so and front points are not connected
+    (a front in three or more dimensions is no line in two). Failed trials are left out.
+    """
+    figure_class = _figure_class()
+    objectives = analysis.objectives
+    (x_metric, x_mode), (y_metric, y_mode) = objectives[0], objectives[1]
+    front = analysis.pareto_front()
+    on_front = {t.trial_id for t in front}
+    points = [(t, _as_float((t.last_result or {}).get(x_metric)), _as_float((t.last_result or {}).get(y_metric)))
+              for t in analysis.trials if t.status is not Status.ERROR]
+    points = [(t, px, py) for t, px, py in points if px is not None and py is not None]
+    if not points:
+        raise ValueError(f"no trial of {analysis.experiment_dir} reported both {x_metric!r} and {y_metric!r}")
+    out_dir = os.path.abspath(os.path.expanduser(out_dir or os.path.join(analysis.experiment_dir, "plots")))
+    os.makedirs(out_dir, exist_ok=True)
+
+    figure = figure_class(figsize=(7, 5.5), layout="constrained")
+    axes = figure.subplots()
+    others = [(px, py) for t, px, py in points if t.trial_id not in on_front]
+    best = sorted((px, py) for t, px, py in points if t.trial_id in on_front)
+    axes.scatter([p[0] for p in others], [p[1] for p in others], s=14, color="tab:gray", alpha=0.55,
+                 label=f"dominated ({len(others)})", zorder=2)
+    if len(objectives) == 2 and best:
+        # the attainment line, the edge of what the front dominates: between two neighbours it
+        # runs at the level of the one better in x (the left one when x is minimised)
+        steps = "post" if x_mode == "min" else "pre"
+        axes.step([p[0] for p in best], [p[1] for p in best], where=steps, color="tab:red", linewidth=1.2, zorder=3)
+    axes.scatter([p[0] for p in best], [p[1] for p in best], s=36, color="tab:red", edgecolors="black",
+                 linewidths=0.5, label=f"Pareto front ({len(best)})", zorder=4)
+    more = f"; first 2 of {len(objectives)} objectives, front over all" if len(objectives) > 2 else ""
+    axes.set_title(f"{analysis.name}: {len(points)} trials by last result{more}", fontsize=10)
+    axes.set_xlabel(f"{x_metric} ({x_mode})")
+    axes.set_ylabel(f"{y_metric} ({y_mode})")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    return _save(figure, os.path.join(out_dir, "pareto_front.png"), dpi)
+
+
 def _figure_class() -> Any:
     try:
         from matplotlib.figure import Figure
@@ -127,7 +175,7 @@ def _metric_mode(analysis: ExperimentAnalysis, metric: str | None, mode: str | N
     metric = metric or analysis.default_metric
     if metric is None:
         raise ValueError(f"{analysis.experiment_dir} was run without metric=; name the metric to plot")
-    return metric, mode or analysis.default_mode or "min"
+    return metric, mode or dict(analysis.objectives).get(metric) or "min"
 
 
 def _curve(results: Sequence[dict[str, Any]], metric: str, x: str) -> tuple[list[float], list[float]]:

@@ -391,6 +391,32 @@ def test_the_page_shows_the_trials_and_draws_the_charts_in_chromium(root, browse
         stop()
 
 
+def two_metrics(config):
+    at.report(error=config["x"], latency=(1 - config["x"]) ** 2 + config["y"])
+
+
+def test_the_page_draws_the_pareto_front_of_a_run_with_two_metrics_in_chromium(tmp_path, browser):
+    storage = str(tmp_path / "results")
+    analysis = at.run(two_metrics, config={"x": at.uniform(0, 1), "y": at.uniform(0, 1)}, num_samples=40, seed=0,
+                      metric=["error", "latency"], mode="min", storage_path=storage, name="mo", verbose=0)
+    url, stop = start_beside(storage)
+    try:
+        browser.get(url + "#/mo")
+        WebDriverWait = pytest.importorskip("selenium.webdriver.support.ui").WebDriverWait
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script(_DRAWN_PIXELS, "#pareto") > 500)
+        red = browser.execute_script("""
+            const c = document.querySelector('#pareto'), data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < data.length; i += 4) if (data[i] > 180 && data[i + 1] < 110 && data[i + 2] < 110) n++;
+            return n;""")
+        assert red > 100  # the front's points and the line joining them
+        summary = browser.execute_script("return document.getElementById('summary').innerText")
+        assert f"pareto front\n{len(analysis.pareto_front())} non-dominated trials" in summary.lower(), summary
+        assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        stop()
+
+
 _LIVE_DRIVER = """
 import sys, time
 import asynctune as at

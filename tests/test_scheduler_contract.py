@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from asynctune import (
-    CONTINUE, PAUSE, STOP, ASHAScheduler, HyperBandScheduler, MedianStoppingRule, Mutate,
+    CONTINUE, PAUSE, STOP, ASHAScheduler, HyperBandScheduler, MedianStoppingRule, MOASHAScheduler, Mutate,
     PopulationBasedTraining, Scheduler, Status, Trial, uniform,
 )
 
@@ -144,6 +144,8 @@ SCHEDULERS: dict[str, Callable[..., Scheduler]] = {
     "asha-stopping": lambda **kw: ASHAScheduler(max_t=9, reduction_factor=3, **kw),
     "asha-promotion": lambda **kw: ASHAScheduler(max_t=9, reduction_factor=3, variant="promotion", **kw),
     "hyperband": lambda **kw: HyperBandScheduler(max_t=9, reduction_factor=3, **kw),
+    "mo-asha-stopping": lambda **kw: MOASHAScheduler(max_t=9, reduction_factor=3, **kw),  # one metric works too
+    "mo-asha-promotion": lambda **kw: MOASHAScheduler(max_t=9, reduction_factor=3, variant="promotion", **kw),
     "pbt": lambda **kw: PopulationBasedTraining(perturbation_interval=1, hyperparam_mutations={"x": uniform(0, 10)},
                                                 seed=0, **kw),
 }

@@ -7,6 +7,7 @@ from .base import (
 from .basic import BasicVariantSearch, GridSearch, RandomSearch
 from .fifo import FIFOScheduler
 from .asha import ASHAScheduler, AsyncHyperBandScheduler
+from .mo_asha import MOASHAScheduler
 from .hyperband import HyperBandScheduler
 from .median_stopping import MedianStoppingRule
 from .pbt import PopulationBasedTraining
@@ -19,7 +20,7 @@ __all__ = [
     "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
     "GridSearch", "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialControl",
     "TrialEnded", "TrialResult",
-    "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
+    "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule", "MOASHAScheduler",
     "PopulationBasedTraining",
 ]
 __all__ += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]

@@ -98,14 +98,18 @@ class ASHAScheduler(Scheduler):
             return CONTINUE
         if time >= self.max_t:
             return STOP
-        if self.metric not in result:
+        value = self._score(result)
+        if value is None:
             return CONTINUE
         if trial.trial_id not in self._bracket_of:
             self.on_trial_add(trial)
-        value = score(result[self.metric], self.mode)
         if self.variant == "stopping":
             return self._stop_unless_in_top(trial, time, value)
         return self._pause_at_rung(trial, time, value)
+
+    def _score(self, result: dict[str, Any]) -> Any:
+        """What a rung records for the result (higher is better); None while it lacks the metric."""
+        return score(result[self.metric], self.mode) if self.metric in result else None
 
     # Stopping ------------------------------------------------------------------------------------
 
@@ -116,12 +120,17 @@ class ASHAScheduler(Scheduler):
                 continue
             if trial.trial_id in rung.recorded:
                 break  # judged at this rung already
-            cutoff = _cutoff(rung, self.reduction_factor)
+            in_top = self._in_top(rung, value)
             rung.record(trial.trial_id, value)
-            if cutoff is not None and value < cutoff:
+            if not in_top:
                 return STOP
             break
         return CONTINUE
+
+    def _in_top(self, rung: _Rung, value: Any) -> bool:
+        """Is `value` in the top 1/eta of the rung's results so far (the first one always is)?"""
+        cutoff = _cutoff(rung, self.reduction_factor)
+        return cutoff is None or value >= cutoff
 
     # Promotion -----------------------------------------------------------------------------------
 
@@ -146,12 +155,15 @@ class ASHAScheduler(Scheduler):
         best: tuple[float, Trial] | None = None
         for rungs in self._brackets:
             for rung in reversed(rungs):
-                candidate = _promotable(rung, self.reduction_factor, eligible)
+                candidate = self._promotable(rung, eligible)
                 if candidate is not None:
                     if best is None or rung.milestone > best[0]:
                         best = (rung.milestone, candidate)
                     break
         return best[1] if best else None
+
+    def _promotable(self, rung: _Rung, eligible: Callable[[Trial], bool]) -> Trial | None:
+        return _promotable(rung, self.reduction_factor, eligible)
 
     def _note_promotion(self, trial: Trial) -> None:
         """A trial that waited at rung k and runs again was promoted: it may run to rung k + 1."""
@@ -223,6 +235,11 @@ class _Rung:
         key = self.candidates.pop(trial.trial_id)
         del self._ranked[bisect_left(self._ranked, key)]
         del self._trial_of[key]
+
+    def candidate(self, trial_id: str) -> Trial | None:
+        """The trial if it waits at this rung to be promoted."""
+        key = self.candidates.get(trial_id)
+        return None if key is None else self._trial_of[key]
 
     def candidates_best_first(self) -> Iterator[tuple[float, Trial]]:
         for key in reversed(self._ranked):

@@ -139,7 +139,9 @@ class LiveExperiment:
     def trials(self) -> list[dict[str, Any]]:
         """The trial table: status, config, latest and best metric, and the decisions taken."""
         analysis = self.analysis()
-        metric = analysis.default_metric
+        metric = _primary(analysis)
+        several = [m for m, _ in analysis.objectives] if len(analysis.objectives) > 1 else []
+        front = {t.trial_id for t in analysis.pareto_front()} if several else set()
         by_trial: dict[str, list[dict[str, Any]]] = {}
         for decision in self.decisions():
             by_trial.setdefault(str(decision.get("trial_id")), []).append(
@@ -155,6 +157,9 @@ class LiveExperiment:
                 "best": trial.metric_best, "error": trial.error, "num_failures": trial.num_failures,
                 "start_time": trial.start_time, "end_time": trial.end_time,
                 "decisions": by_trial.get(trial.trial_id, []),
+                # several metrics: each one's latest value, and whether the trial is on the front
+                **({"objectives": {m: trial.metric_value(m) for m in several},
+                    "pareto": trial.trial_id in front} if several else {}),
             })
         return rows
 
@@ -177,7 +182,7 @@ class LiveExperiment:
 
     def best_so_far_json(self, metric: str | None = None) -> str:
         return self._cached(("best_so_far", metric), self._versions(), lambda: {
-            "metric": metric or self.analysis().default_metric, "best_so_far": self._best_so_far(metric)}, checked=True)
+            "metric": metric or _primary(self.analysis()), "best_so_far": self._best_so_far(metric)}, checked=True)
 
     def _versions(self) -> tuple[Any, ...]:
         """What every file read here looks like now; reading brings each tail up to date."""
@@ -200,13 +205,14 @@ class LiveExperiment:
 
     def _curves(self, metric: str | None) -> dict[str, Any]:
         analysis = self.analysis()
-        metric = metric or analysis.default_metric
+        metric = metric or _primary(analysis)
         curves: dict[str, list[list[float | None]]] = {}
         for trial in analysis.trials:
             if metric is None:
                 break
             curves[trial.trial_id] = self._curve(trial.trial_id, metric)
-        return {"metric": metric, "mode": analysis.default_mode, "curves": curves,
+        mode = dict(analysis.objectives).get(metric, analysis.default_mode) if metric else analysis.default_mode
+        return {"metric": metric, "mode": mode, "curves": curves,
                 "decisions": [{k: d.get(k) for k in ("trial_id", "decision", "detail", "iteration")}
                               for d in self.decisions()],
                 "best_so_far": self._best_so_far(metric)}
@@ -227,17 +233,22 @@ class LiveExperiment:
 
     def _best_so_far(self, metric: str | None) -> list[list[Any]]:
         analysis = self.analysis()
-        if not (metric or analysis.default_metric) or not analysis.default_mode:
+        metric = metric or _primary(analysis)  # several metrics: the curves show the first one
+        if not metric or not analysis.default_mode:
             return []
         return [[p["time_s"], p["value"], p["trial_id"]] for p in analysis.best_so_far(metric)]
 
 
 def _objectives(analysis: ExperimentAnalysis) -> list[dict[str, str]]:
-    """The metrics being optimised. One today; multi-objective runs (issue 19) will list
-    several, and the page draws a Pareto view when there are two or more."""
-    if not analysis.default_metric:
-        return []
-    return [{"metric": analysis.default_metric, "mode": analysis.default_mode}]
+    """The metrics being optimised: one, or several (the page then draws the Pareto front of
+    the first two; each trial row holds its `objectives` and whether it is on the front)."""
+    return [{"metric": metric, "mode": mode} for metric, mode in analysis.objectives]
+
+
+def _primary(analysis: ExperimentAnalysis) -> str | None:
+    """The metric of the curves and the trial table's latest/best: the first of several."""
+    objectives = analysis.objectives
+    return objectives[0][0] if objectives else analysis.default_metric
 
 
 class ExperimentStore:

@@ -82,19 +82,20 @@ class TensorBoardLogger(Callback):
 
     Args:
         metric: The metric listed first in the HParams view (the others follow: every numeric
-            result key that was written).
+            result key that was written); a list of metrics for a multi-objective run.
         space: The search space; with it the HParams view shows only the sampled hyperparameters,
             without it every value of the config (nested keys joined by "/").
         exclude: Result keys not written as scalars.
         min_interval_s: Per trial, results closer together than this are thinned (0: none).
     """
 
-    def __init__(self, *, metric: str | None = None, space: Space | None = None,
+    def __init__(self, *, metric: str | list[str] | None = None, space: Space | None = None,
                  exclude: Collection[str] = DEFAULT_EXCLUDE, min_interval_s: float = 0.01) -> None:
         if not tensorboardx_available():
             raise ImportError("TensorBoardLogger needs tensorboardX: pip install 'asynctune[tensorboard]'")
-        if metric is not None and not isinstance(metric, str):
-            raise ValueError(f"TensorBoardLogger: metric must be a string, got {metric=}")
+        metrics = metric if isinstance(metric, list) else [metric]
+        if metric is not None and not all(isinstance(m, str) for m in metrics):
+            raise ValueError(f"TensorBoardLogger: metric must be a string or a list of them, got {metric=}")
         if isinstance(exclude, str) or not all(isinstance(k, str) for k in exclude):
             raise ValueError(f"TensorBoardLogger: exclude must be a collection of result keys, got {exclude=}")
         if not (isinstance(min_interval_s, (int, float)) and 0 <= min_interval_s < math.inf):
@@ -302,11 +303,12 @@ class _EventFiles:
     def write_session_end(self, trial: Trial, directory: str, status: str, end_time: float) -> None:
         self._add(trial, directory, _session_end(status, end_time), wall_time=end_time)
 
-    def write_experiment(self, directory: str, hparams: Sequence[dict[str, Any]], metric: str | None,
+    def write_experiment(self, directory: str, hparams: Sequence[dict[str, Any]], metric: str | list[str] | None,
                          start_time: float) -> None:
         metrics = list(self.tags)
         if metric is not None:
-            metrics = [metric] + [m for m in metrics if m != metric]
+            first = metric if isinstance(metric, list) else [metric]
+            metrics = first + [m for m in metrics if m not in first]
         self._add(directory, directory, _experiment(hparams, metrics, start_time))
         self.close(directory)
 

@@ -103,6 +103,7 @@ function renderSummary(exp, trials) {
     .map((s) => `${exp[s]} ${s.toLowerCase()}`).join(", ");
   const stats = [
     ["status", esc(exp.status)], ["trials", `${exp.trials} <span class="muted">${esc(counts)}</span>`],
+    exp.pareto_front != null ? ["Pareto front", `${exp.pareto_front} <span class="muted">non-dominated trials</span>`] :
     ["best " + esc(exp.metric || ""), exp.best != null ? `${fmt(exp.best)} <span class="muted">${esc(exp.best_trial_id)}</span>` : "–"],
     ["scheduler · searcher", `${esc(exp.scheduler || "")} <span class="muted">· ${esc(exp.searcher || "")}</span>`],
     ["time used", duration(exp.time_used_s)],
@@ -275,14 +276,20 @@ async function refreshCompare() {
 
 // Parallel coordinates: one axis per hyperparameter that varies, the best metric last ---------------
 
-function renderParcoords(exp, trials) {
-  const canvas = $("parcoords");
+// A cleared 2-D context on a canvas sized to its box (sharp on high-DPI screens).
+function canvasContext(id) {
+  const canvas = $(id);
   const dpr = window.devicePixelRatio || 1;
   const W = Math.max(300, canvas.clientWidth), H = 300;
   canvas.width = W * dpr; canvas.height = H * dpr;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
   ctx.clearRect(0, 0, W, H);
+  return { ctx, W, H };
+}
+
+function renderParcoords(exp, trials) {
+  const { ctx, W, H } = canvasContext("parcoords");
   const value = (t) => (t.best != null ? t.best : t.latest);
   const scored = trials.filter((t) => value(t) != null);
   const keys = [...new Set(trials.flatMap((t) => Object.keys(t.config)))]
@@ -337,9 +344,47 @@ function axis(key, values, isMetric = false) {
   return { key, log: false, pos, ticks: cats.map((c) => [c.replace(/^"|"$/g, ""), pos(JSON.parse(c))]) };
 }
 
-// Multi-objective runs (issue 19) will list two or more objectives; their Pareto view goes here.
+// Several metrics: every trial's latest values of the first two, the front (by the server) in red,
+// joined by the line of what it dominates.
 function renderPareto(exp, trials) {
-  $("pareto-card").classList.toggle("hidden", !(exp.objectives && exp.objectives.length >= 2));
+  const shown = !!(exp.objectives && exp.objectives.length >= 2);
+  $("pareto-card").classList.toggle("hidden", !shown);
+  if (!shown) return;
+  const [ox, oy] = exp.objectives;
+  const pts = trials.filter((t) => t.objectives && t.status !== "ERROR" &&
+    Number.isFinite(t.objectives[ox.metric]) && Number.isFinite(t.objectives[oy.metric]))
+    .map((t) => ({ x: t.objectives[ox.metric], y: t.objectives[oy.metric], front: t.pareto }));
+  const { ctx, W, H } = canvasContext("pareto");
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillStyle = "#6b7385";
+  if (!pts.length) { ctx.fillText("no trial has reported the metrics yet", 12, 24); return; }
+  const ax = axis(ox.metric, pts.map((p) => p.x), true), ay = axis(oy.metric, pts.map((p) => p.y), true);
+  const left = 60, right = W - 20, top = 20, bottom = H - 40;
+  const X = (v) => left + ax.pos(v) * (right - left), Y = (v) => bottom - ay.pos(v) * (bottom - top);
+  const front = pts.filter((p) => p.front).sort((a, b) => a.x - b.x);
+  ctx.strokeStyle = "#d64545"; ctx.lineWidth = 1.2;
+  ctx.beginPath();
+  front.forEach((p, i) => {  // a staircase, level with the neighbour better in x
+    if (!i) { ctx.moveTo(X(p.x), Y(p.y)); return; }
+    const prev = front[i - 1];
+    ox.mode === "min" ? ctx.lineTo(X(p.x), Y(prev.y)) : ctx.lineTo(X(prev.x), Y(p.y));
+    ctx.lineTo(X(p.x), Y(p.y));
+  });
+  ctx.stroke();
+  for (const p of [...pts.filter((q) => !q.front), ...front]) {
+    ctx.fillStyle = p.front ? "#d64545" : "rgba(107, 115, 133, 0.5)";
+    ctx.beginPath(); ctx.arc(X(p.x), Y(p.y), p.front ? 4 : 2.5, 0, 2 * Math.PI); ctx.fill();
+  }
+  ctx.fillStyle = "#1d2330"; ctx.textAlign = "center";
+  ctx.fillText(`${ox.metric} (${ox.mode})`, (left + right) / 2, H - 8);
+  for (const [label, p] of ax.ticks) ctx.fillText(label, left + p * (right - left), bottom + 16);
+  ctx.save(); ctx.translate(14, (top + bottom) / 2); ctx.rotate(-Math.PI / 2);
+  ctx.fillText(`${oy.metric} (${oy.mode})`, 0, 0); ctx.restore();
+  ctx.textAlign = "right";
+  for (const [label, p] of ay.ticks) ctx.fillText(label, left - 6, bottom - p * (bottom - top) + 4);
+  ctx.textAlign = "left"; ctx.fillStyle = "#6b7385";
+  const more = exp.objectives.length > 2 ? `; first 2 of ${exp.objectives.length} metrics` : "";
+  ctx.fillText(`${front.length} of ${pts.length} trials on the front (latest results${more})`, left + 6, top + 4);
 }
 
 window.addEventListener("resize", () => {
