@@ -357,7 +357,11 @@ def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
     """Why a host's probe makes it unusable by this driver, or None."""
     from .. import __version__
 
-    if "error" in info or "asynctune" not in info:
+    theirs_version = info.get("asynctune")
+    if theirs_version is not None and theirs_version != __version__:  # says more than what failed to import
+        return (f"host {name}: has asynctune {theirs_version}, the driver {__version__}: install "
+                f"asynctune=={__version__} on the host (or point its python= at an environment that has it)")
+    if "error" in info or theirs_version is None:
         return (f"host {name}: asynctune cannot be imported by {info.get('executable', 'its python')} "
                 f"({info.get('error', 'not installed')}); install asynctune=={__version__} there, or set the "
                 f"host's python=")
@@ -367,7 +371,4 @@ def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
         return (f"host {name}: runs Python {info.get('python')} ({info.get('executable')}), the driver Python "
                 f"{platform.python_version()}: pickled trainables need the same major.minor; set the host's "
                 f"python= to a Python {mine}")
-    if info["asynctune"] != __version__:
-        return (f"host {name}: has asynctune {info['asynctune']}, the driver {__version__}: install "
-                f"asynctune=={__version__} on the host (or point its python= at an environment that has it)")
     return None
