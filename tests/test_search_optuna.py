@@ -162,6 +162,21 @@ def test_conditional_parameters_exist_only_in_their_branch(optuna, storage) -> N
     assert kinds == {"linear", "tree"}
 
 
+def test_points_to_evaluate_come_first_and_the_sampler_fills_the_gaps(optuna) -> None:
+    space = {"eps": at.qloguniform(1e-3, 1.0, 1e-3), "batch": at.qrandint(8, 100, 8), "act": at.choice(["relu", "tanh"]),
+             "model": at.choice([{"kind": "linear", "l2": at.loguniform(1e-4, 1.0)}, {"kind": "tree"}])}
+    points = [{"eps": 0.25, "batch": 64, "act": "tanh", "model": {"kind": "linear", "l2": 0.01}},
+              {"act": "relu", "model": {"kind": "tree"}}]
+    searcher = _searcher(space, OptunaSearch(seed=0, points_to_evaluate=points))
+    first, second, third = (searcher.suggest(f"trial_{i:05d}") for i in range(3))
+    assert first == points[0]
+    assert second["act"] == "relu" and second["model"] == {"kind": "tree"}
+    assert 1e-3 <= second["eps"] <= 1.0 and second["batch"] % 8 == 0
+    assert third != first
+    with pytest.raises(ValueError, match=r"points_to_evaluate value 200 at config\['batch'\]"):
+        _searcher(space, OptunaSearch(points_to_evaluate=[{"batch": 200}]))
+
+
 @pytest.mark.parametrize("domain, where", [
     (at.randn(0, 1), "config['a']['b']"),
     (at.grid_search([1, 2]), "config['a']['b']"),

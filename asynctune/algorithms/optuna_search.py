@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import SearchSpaceError
 from ..space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
 from .base import Searcher
-from .model_based import is_active, searchable_parameters
+from .model_based import is_active, searchable_parameters, values_from_point
 
 if TYPE_CHECKING:
     import optuna
@@ -57,7 +57,6 @@ class OptunaSearch(Searcher):
     told PRUNED with its last reported value, which Optuna's TPE ranks below finished trials.
 
     Example:
-        >>> import optuna
         >>> run(train, config={"lr": loguniform(1e-4, 1e-1), "layers": randint(1, 5)},
         ...     num_samples=50, scheduler=ASHAScheduler(max_t=27),
         ...     search_alg=OptunaSearch(sampler="tpe", metric="loss", mode="min", seed=0))
@@ -75,8 +74,9 @@ class OptunaSearch(Searcher):
         seed: Seeds the sampler OptunaSearch builds from a name (run()'s seed when None), and
             sample_from draws.
         sampler_kwargs: Passed to the named sampler's constructor, e.g. {"n_startup_trials": 5}.
-        pruner: An Optuna pruner kept on the study, for samplers that read it; asynctune's
-            scheduler decides which trials stop.
+        points_to_evaluate: Configs (possibly partial) to try first, enqueued in the study
+            (`study.enqueue_trial`); the parameters they leave out are suggested by the sampler.
+            With `space=`, give them as the function's parameter names and values.
     """
 
     multi_objective = True
@@ -85,7 +85,7 @@ class OptunaSearch(Searcher):
     def __init__(self, sampler: Any = None, space: DefineByRun | None = None,
                  metric: str | Sequence[str] | None = None, mode: str | Sequence[str] | None = None,
                  seed: int | None = None, *, sampler_kwargs: Mapping[str, Any] | None = None,
-                 pruner: Any = None) -> None:
+                 points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> None:
         ot = _import_optuna()
         if isinstance(sampler, str):
             if sampler not in SAMPLERS:
@@ -104,13 +104,15 @@ class OptunaSearch(Searcher):
                              f"its own: pass seed to {type(sampler).__name__}(seed=...) instead")
         if space is not None and not callable(space):
             raise ValueError(f"OptunaSearch: space must be a define-by-run function space(trial), got {space!r}")
-        if pruner is not None and not isinstance(pruner, ot.pruners.BasePruner):
-            raise ValueError(f"OptunaSearch: pruner must be an Optuna pruner, got {pruner!r}")
+        if points_to_evaluate is not None and (isinstance(points_to_evaluate, Mapping) or not all(
+                isinstance(p, Mapping) for p in points_to_evaluate)):
+            raise ValueError(f"OptunaSearch: points_to_evaluate must be a list of dicts, got {points_to_evaluate!r}")
         metrics, modes = _as_list(metric, "metric"), _as_list(mode, "mode")
         _check_metric_mode(metrics, modes)
         super().__init__()
         self.metric, self.mode, self.seed = metric, mode, seed
-        self.sampler, self.define_by_run, self.pruner = sampler, space, pruner
+        self.sampler, self.define_by_run = sampler, space
+        self.points_to_evaluate = [dict(p) for p in points_to_evaluate or []]
         self.sampler_kwargs = dict(sampler_kwargs or {})
         self.study: optuna.Study | None = None  # created by set_search_properties
         self._params: list[Parameter] = []
@@ -140,8 +142,11 @@ class OptunaSearch(Searcher):
         else:
             self._params = searchable_parameters(space)
             _check_domains(space, self._params)
+        enqueued = [self._optuna_params(point) for point in self.points_to_evaluate]  # fail now if one is bad
         self.study = self._create_study(self._make_sampler())
         self._probe()
+        for params in enqueued:
+            self.study.enqueue_trial(params)
 
     def _make_sampler(self) -> Any:
         ot = _import_optuna()
@@ -159,7 +164,7 @@ class OptunaSearch(Searcher):
         verbosity = ot.logging.get_verbosity()
         ot.logging.set_verbosity(ot.logging.WARNING)  # no "A new study created in memory" on stderr
         try:
-            return ot.create_study(sampler=sampler, pruner=self.pruner, directions=directions)
+            return ot.create_study(sampler=sampler, directions=directions)
         finally:
             ot.logging.set_verbosity(verbosity)
 
@@ -180,6 +185,13 @@ class OptunaSearch(Searcher):
         except Exception as exc:
             raise ValueError(f"OptunaSearch with {type(sampler).__name__} cannot suggest for this study: "
                              f"{type(exc).__name__}: {exc}") from exc
+
+    def _optuna_params(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """A point to evaluate as the study's parameter names and values."""
+        if self.define_by_run is not None:
+            return dict(point)
+        values = values_from_point(self._params, point, owner="OptunaSearch")
+        return {param.name: _optuna_value(param, values[param.path]) for param in self._params if param.path in values}
 
     # The Searcher interface ---------------------------------------------------------------------
 
@@ -302,6 +314,17 @@ def _suggest(trial: Any, param: Parameter) -> Any:
     if domain.log:  # Optuna has no log scale with a step: suggest which multiple of q, on a log scale
         return domain.quantize(trial.suggest_int(name, first, last, log=True) * domain.q)
     return domain.quantize(trial.suggest_float(name, first * domain.q, last * domain.q, step=domain.q))
+
+
+def _optuna_value(param: Parameter, value: Any) -> Any:
+    """The value Optuna holds for a parameter value as `Space.sample` takes it (the inverse of `_suggest`)."""
+    domain = param.domain
+    if isinstance(domain, Categorical):
+        return domain.categories[value] if _plain(domain.categories) else value
+    if isinstance(domain, Float) and domain.q is not None:
+        multiple = round(domain.quantize(value) / domain.q)
+        return multiple if domain.log else multiple * domain.q
+    return domain.quantize(value) if isinstance(domain, Integer) else value
 
 
 def _multiples(domain: Float) -> tuple[int, int]:
