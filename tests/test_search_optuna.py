@@ -326,6 +326,27 @@ def test_the_searcher_hears_which_trials_the_scheduler_stopped_early(storage) ->
     assert plain.completed == {t.trial_id: t.last_result["training_iteration"] for t in analysis.trials}
 
 
+def endless_curve(config: dict) -> None:
+    """Runs until stopped, checkpointing each step: HyperBand pauses it at a rung and resumes it."""
+    checkpoint = at.get_checkpoint()
+    step = checkpoint["step"] if checkpoint else 0
+    while True:
+        step += 1
+        at.report(loss=-config["x"] * step, checkpoint={"step": step})
+
+
+def test_hyperband_trials_paused_then_ended_are_pruned_too(storage) -> None:
+    # R=3, eta=3, one worker: x=3 and x=1 pause at the rung, x=2 completes it and is stopped there,
+    # x=1 is then ended while paused, x=3 resumes to max_t (see test_scheduler_integration.py).
+    searcher = Recorder(prunes=True)
+    analysis = at.run(endless_curve, config={"x": at.grid_search([3, 1, 2])}, metric="loss", mode="min",
+                      search_alg=searcher, scheduler=at.HyperBandScheduler(max_t=3, reduction_factor=3),
+                      max_concurrent_trials=1, storage_path=storage, verbose=0)
+    by_x = {t.config["x"]: t.trial_id for t in analysis.trials}
+    assert searcher.pruned == {by_x[1]: 1, by_x[2]: 1}
+    assert searcher.completed == {by_x[3]: 3}
+
+
 @pytest.mark.parametrize("limited", [False, True], ids=["plain", "in-a-concurrency-limiter"])
 def test_trials_asha_stops_are_told_pruned_with_their_last_value(optuna, storage, limited) -> None:
     searcher = OptunaSearch(seed=0)
