@@ -9,7 +9,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .algorithms.base import check_metric_mode
+from .algorithms.base import check_metric_mode, is_multi_objective, normalize_objectives
+from .pareto import as_costs, non_dominated
 from .reporting.decisions import read_decisions
 from .session import load_checkpoint
 from .storage import EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, read_results
@@ -30,13 +31,19 @@ class ExperimentAnalysis:
 
     Args:
         experiment_dir: The experiment's directory (holds experiment.json).
-        metric: Default metric for the best_* properties (default: the one run() used).
-        mode: "min" or "max" (default: the one run() used).
+        metric: Default metric for the best_* properties (default: the one run() used); a list
+            of metrics for `pareto_front()`.
+        mode: "min" or "max" (default: the one run() used); one per metric for a list.
+
+    With several metrics (run(metric=["error", "latency"], ...)) there is no single best: the
+    best_* properties raise and point to `pareto_front()`; get_best_trial(metric="error")
+    still ranks by one of them.
     """
 
-    def __init__(self, experiment_dir: str, *, metric: str | None = None, mode: str | None = None,
-                 trials: Sequence[Trial] | None = None) -> None:
-        check_metric_mode("ExperimentAnalysis", metric, mode)
+    def __init__(self, experiment_dir: str, *, metric: str | list[str] | None = None,
+                 mode: str | list[str] | None = None, trials: Sequence[Trial] | None = None) -> None:
+        check_metric_mode("ExperimentAnalysis", metric, mode, multi_objective=True)
+        metric, mode = normalize_objectives(metric, mode)
         self.experiment_dir = os.path.abspath(os.path.expanduser(experiment_dir))
         state = self._read_state()
         self.name: str = state.get("name", os.path.basename(self.experiment_dir))
@@ -142,12 +149,73 @@ class ExperimentAnalysis:
         return (min if mode == "min" else max)(results, key=lambda r: _as_float(r.get(metric)))
 
     def _metric_mode(self, metric: str | None, mode: str | None) -> tuple[str, str]:
+        if metric is None and is_multi_objective(self.default_metric):
+            raise ValueError(
+                f"{self.name} has several metrics {self.default_metric}: there is no single best trial. "
+                f"Use pareto_front() for the non-dominated trials, or name one metric (metric=..., mode=...)")
+        if isinstance(metric, str) and mode is None and is_multi_objective(self.default_metric):
+            if metric in self.default_metric and isinstance(self.default_mode, list):
+                mode = self.default_mode[self.default_metric.index(metric)]  # the mode run() gave it
         metric = metric or self.default_metric
         mode = mode or self.default_mode
         if metric is None or mode is None:
             raise ValueError("no metric/mode: pass metric= and mode= to run() or to this call")
         check_metric_mode("ExperimentAnalysis", metric, mode)
         return metric, mode
+
+    # Several objectives ----------------------------------------------------------------------------
+    # A trial's point is its LAST result (its objectives where it ended), as Optuna and Syne Tune
+    # take it: the best-ever value of each objective may come from different results, and such a
+    # mix is no model the trial ever was. Failed trials are left out, as from best_*.
+
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """The experiment's (metric, mode) pairs: one, or several for a multi-objective run."""
+        metric, mode = self.default_metric, self.default_mode
+        if metric is None or mode is None:
+            return []
+        return list(zip(metric, mode)) if isinstance(metric, list) else [(metric, mode)]
+
+    def pareto_front(self, metric: list[str] | None = None, mode: list[str] | str | None = None,
+                     *, include_failed: bool = False) -> list[Trial]:
+        """The non-dominated trials, by each trial's last result, in trial order.
+
+        A trial is on the front if no other trial is at least as good in every metric and better
+        in one. Trials whose last result lacks a metric (or holds NaN/inf) are left out, and
+        failed trials unless `include_failed`.
+
+        Example:
+            >>> analysis = asynctune.run(train, config=space, metric=["error", "latency"], mode="min")
+            >>> [(t.trial_id, t.last_result["error"], t.last_result["latency"]) for t in analysis.pareto_front()]
+
+        Args:
+            metric, mode: The objectives (default: the ones run() was given; one metric gives
+                the trials tied for the best last value).
+        """
+        metrics, modes = self._objectives(metric, mode)
+        scored = []
+        for trial in self.trials:
+            if trial.status is Status.ERROR and not include_failed:
+                continue
+            point = as_costs(trial.last_result, metrics, modes)
+            if point is not None:
+                scored.append((trial, point))
+        mask = non_dominated([point for _, point in scored])
+        return [trial for (trial, _), keep in zip(scored, mask) if keep]
+
+    def _objectives(self, metric: Any, mode: Any) -> tuple[list[str], list[str]]:
+        check_metric_mode("ExperimentAnalysis", metric, mode, multi_objective=True)
+        metric, mode = normalize_objectives(metric, mode)
+        if metric is None:
+            pairs = self.objectives
+            if not pairs:
+                raise ValueError("no metric/mode: pass metric= and mode= to run() or to this call")
+            return [m for m, _ in pairs], [d for _, d in pairs]
+        metrics = metric if isinstance(metric, list) else [metric]
+        modes = mode if isinstance(mode, list) else [mode] * len(metrics)
+        if any(m is None for m in modes):
+            raise ValueError(f"pass mode= ('min' or 'max', or one per metric) with metric={metric!r}")
+        return metrics, modes
 
     @property
     def best_trial(self) -> Trial | None:
@@ -196,13 +264,17 @@ class ExperimentAnalysis:
         return self._results[trial_id]
 
     def dataframe(self) -> Any:
-        """One row per trial: its last result, its config as config/... columns, its status."""
+        """One row per trial: its last result (every metric), its config as config/... columns, its
+        status; with several metrics also `pareto_front` (True for the trials on the front)."""
         pd = _pandas()
+        front = {t.trial_id for t in self.pareto_front()} if is_multi_objective(self.default_metric) else None
         rows = []
         for trial in self.trials:
             row: dict[str, Any] = dict(trial.last_result or {})
             row.update({f"config/{k}": v for k, v in flatten_config(trial.config).items()})
             row.update(trial_id=trial.trial_id, status=trial.status.value, logdir=trial.path)
+            if front is not None:
+                row["pareto_front"] = trial.trial_id in front
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -251,6 +323,9 @@ class ExperimentAnalysis:
                                **{s.value: counts.get(s.value, 0) for s in Status},
                                "metric": None, "mode": None, "scope": scope, "best": None, "best_trial_id": None,
                                "start_time": self.start_time, "path": self.experiment_dir}
+        if metric is None and is_multi_objective(self.default_metric):
+            row.update(metric=self.default_metric, mode=self.default_mode, pareto_front=len(self.pareto_front()))
+            return row  # several metrics: no single best, the size of the front instead
         try:
             metric, mode = self._metric_mode(metric, mode)
         except ValueError:
@@ -280,7 +355,8 @@ class ExperimentAnalysis:
         for directory in experiment_dirs:
             analysis = ExperimentAnalysis(directory)
             row = analysis.summary(metric, mode, scope)
-            best = analysis.get_best_trial(row["metric"], row["mode"], scope) if row["metric"] else None
+            single = row["metric"] and not is_multi_objective(row["metric"])
+            best = analysis.get_best_trial(row["metric"], row["mode"], scope) if single else None
             if best is not None:
                 row.update({f"config/{k}": v for k, v in flatten_config(best.config).items()})
             rows.append(row)

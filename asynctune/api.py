@@ -49,8 +49,8 @@ def run(
     *,
     config: Mapping[str, Any] | None = None,
     num_samples: int = 1,
-    metric: str | None = None,
-    mode: str | None = None,
+    metric: str | Sequence[str] | None = None,
+    mode: str | Sequence[str] | None = None,
     stop: Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | Stopper | None = None,
     search_alg: Searcher | None = None,
     scheduler: Scheduler | None = None,
@@ -92,7 +92,11 @@ def run(
         num_samples: Trials to run; with grid_search, how often the whole grid is repeated.
             -1 runs until the searcher finishes or `time_budget_s` is spent.
         metric, mode: The result key to optimise and "min" or "max"; used by the searcher,
-            the scheduler and the analysis unless they were given their own.
+            the scheduler and the analysis unless they were given their own. Several
+            objectives: a list of keys and a list of as many modes (or one mode for all),
+            e.g. metric=["error", "latency"], mode=["min", "min"]; the analysis then has a
+            `pareto_front()`, and the searcher and scheduler must handle several metrics
+            (see docs/multi_objective.md).
         stop: When a trial stops: a dict of thresholds ({"training_iteration": 10}), a
             callable(trial_id, result) -> bool, or a Stopper.
         search_alg: Proposes configs (default: random and grid search, seeded by `seed`).
@@ -324,7 +328,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,
                                          time_budget_s=options.time_budget_s, num_samples=options.num_samples, scheduler=scheduler))
     if options.tensorboard or (options.tensorboard is None and tensorboardx_available()):
-        reporters.append(TensorBoardLogger(metric=metric, space=space))
+        reporters.append(TensorBoardLogger(metric=metric[0] if isinstance(metric, list) else metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
         searcher=searcher, scheduler=scheduler, executor=executor, stopper=stopper,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .algorithms.base import Scheduler, Searcher, check_metric_mode
+from .algorithms.base import Metric, Mode, Scheduler, Searcher, check_metric_mode, normalize_objectives
 from .resources import Resources, ResourcesSpec
 
 if TYPE_CHECKING:
@@ -32,8 +32,8 @@ class RunOptions:
 
     config: Mapping[str, Any] | None = None
     num_samples: int = 1
-    metric: str | None = None
-    mode: str | None = None
+    metric: Metric | None = None  # several metrics: a list, with a list of as many modes
+    mode: Mode | None = None
     stop: Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | Stopper | None = None
     search_alg: Searcher | None = None
     scheduler: Scheduler | None = None
@@ -57,9 +57,16 @@ class RunOptions:
     tensorboard: bool | None = None
     dashboard: bool = False
 
+    def __post_init__(self) -> None:
+        # One form from here on: a metric string, or a list of >= 2 metrics with a list of modes.
+        check_metric_mode("run", self.metric, self.mode, multi_objective=True)
+        metric, mode = normalize_objectives(self.metric, self.mode)
+        object.__setattr__(self, "metric", metric)
+        object.__setattr__(self, "mode", mode)
+
     def check(self) -> None:
         """Raise ValueError naming the first bad option (what run() checks before any trial)."""
-        check_metric_mode("run", self.metric, self.mode)
+        check_metric_mode("run", self.metric, self.mode, multi_objective=True)
         if (self.metric is None) != (self.mode is None):
             raise ValueError(f"run: pass both metric= and mode= or neither, got metric={self.metric!r}, "
                              f"mode={self.mode!r}")

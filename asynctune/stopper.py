@@ -29,11 +29,12 @@ class ThresholdStopper(Stopper):
     """Stop a trial once any reported key reaches its threshold.
 
     A key reaches its threshold when `result[key] >= value`, except the experiment's own metric
-    under mode="min", which reaches it when `result[key] <= value` (stop={"loss": 0.05} means
+    (or one of its metrics) under mode="min", which reaches it when `result[key] <= value` (stop={"loss": 0.05} means
     "stop once the loss is down to 0.05").
     """
 
-    def __init__(self, thresholds: Mapping[str, float], *, metric: str | None = None, mode: str | None = None) -> None:
+    def __init__(self, thresholds: Mapping[str, float], *, metric: str | list[str] | None = None,
+                 mode: str | list[str] | None = None) -> None:
         for key, value in thresholds.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"stop: the threshold for {key!r} must be a number, got {value!r}")
@@ -51,12 +52,18 @@ class ThresholdStopper(Stopper):
                 continue
             if math.isnan(value):
                 continue
-            if key == self.metric and self.mode == "min":
+            if self._mode_of(key) == "min":
                 if value <= threshold:
                     return True
             elif value >= threshold:
                 return True
         return False
+
+    def _mode_of(self, key: str) -> str | None:
+        """The mode run() gave `key` if it is one of the experiment's metrics (one or several)."""
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        modes = self.mode if isinstance(self.mode, list) else [self.mode]
+        return modes[metrics.index(key)] if key in metrics else None
 
 
 class FunctionStopper(Stopper):
@@ -67,7 +74,7 @@ class FunctionStopper(Stopper):
         return bool(self.fn(trial_id, result))
 
 
-def make_stopper(stop: Any, *, metric: str | None, mode: str | None) -> Stopper | None:
+def make_stopper(stop: Any, *, metric: str | list[str] | None, mode: str | list[str] | None) -> Stopper | None:
     """Turn run()'s `stop` argument into a Stopper (None when there is none)."""
     if stop is None:
         return None

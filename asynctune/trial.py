@@ -96,8 +96,8 @@ class Trial:
             return None
         return _as_float(self.last_result[metric])
 
-    def update_best(self, metric: str | None, mode: str | None, result: dict[str, Any]) -> None:
-        if metric is None or metric not in result:
+    def update_best(self, metric: str | list[str] | None, mode: str | list[str] | None, result: dict[str, Any]) -> None:
+        if not isinstance(metric, str) or metric not in result:  # several metrics have no one best
             return
         value = _as_float(result[metric])
         if value is None:

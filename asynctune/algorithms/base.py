@@ -43,11 +43,79 @@ FINISHED: Any = _Finished()
 """Returned by `Searcher.suggest` when it will suggest nothing more."""
 
 
-def check_metric_mode(owner: str, metric: str | None, mode: str | None) -> None:
-    if mode is not None and mode not in ("min", "max"):
-        raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode=}")
-    if metric is not None and not isinstance(metric, str):
-        raise ValueError(f"{owner}: metric must be a string, got {metric=}")
+Metric = str | list[str]  # one objective, or several (multi-objective: at least two names)
+Mode = str | list[str]
+
+
+def check_metric_mode(owner: str, metric: Any, mode: Any, *, multi_objective: bool = False) -> None:
+    """Raise ValueError for a bad metric/mode pair; lists only where `multi_objective`.
+
+    Several metrics need a mode each (or one mode string for all), and distinct names."""
+    if not isinstance(metric, (list, tuple)) and not isinstance(mode, (list, tuple)):
+        if mode is not None and mode not in ("min", "max"):
+            raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode=}")
+        if metric is not None and not isinstance(metric, str):
+            raise ValueError(f"{owner}: metric must be a string, got {metric=}")
+        return
+    if not multi_objective:
+        raise ValueError(f"{owner} optimises one metric: metric and mode must be strings, got {metric=}, {mode=}")
+    if not isinstance(metric, (list, tuple)):
+        raise ValueError(f"{owner}: a list of modes needs a list of metrics of the same length, got {metric=}, {mode=}")
+    if not metric or not all(isinstance(m, str) and m for m in metric):
+        raise ValueError(f"{owner}: metric must be a non-empty list of metric names, got {metric=}")
+    duplicates = sorted({m for m in metric if list(metric).count(m) > 1})
+    if duplicates:
+        raise ValueError(f"{owner}: each metric may appear once, got {metric=} (repeated: {', '.join(duplicates)})")
+    modes = [mode] * len(metric) if mode is None or isinstance(mode, str) else list(mode)
+    if len(modes) != len(metric):
+        raise ValueError(f"{owner}: pass one mode per metric (or one mode for all), got {len(metric)} metrics "
+                         f"{list(metric)} and {len(modes)} modes {modes}")
+    bad = [m for m in modes if m is not None and m not in ("min", "max")]
+    if bad:
+        raise ValueError(f"{owner}: each mode must be 'min' or 'max', got {mode=}")
+
+
+def normalize_objectives(metric: Any, mode: Any) -> tuple[Metric | None, Mode | None]:
+    """One metric as a string; several as a list with a list of as many modes (a single mode
+    string applies to all). A one-element list is one metric. Call after check_metric_mode."""
+    if isinstance(metric, (list, tuple)):
+        metric = list(metric)
+        modes = mode if isinstance(mode, (list, tuple)) else [mode] * len(metric)
+        if len(metric) == 1:
+            return metric[0], modes[0]
+        return metric, (None if all(m is None for m in modes) else list(modes))
+    if isinstance(mode, (list, tuple)) and len(mode) == 1:
+        return metric, mode[0]
+    return metric, mode
+
+
+def is_multi_objective(metric: Any) -> bool:
+    """Several metrics (a list of at least two names, as normalize_objectives leaves them)."""
+    return isinstance(metric, list) and len(metric) > 1
+
+
+# A searcher or scheduler that ranks by one metric, given several: what to use instead.
+MULTI_OBJECTIVE_ALTERNATIVES = {
+    "scheduler": "MOASHAScheduler (multi-objective early stopping) or FIFOScheduler (no early stopping)",
+    "searcher": "RandomSearch/GridSearch (BasicVariantSearch, the default) or OptunaSearch (model-based, "
+                "e.g. NSGA-II or multi-objective TPE: pip install 'asynctune[optuna]')",
+}
+
+
+def _take_objectives(owner: Any, kind: str, metric: Any, mode: Any) -> None:
+    """set_search_properties' rule: the owner's own metric/mode win; several metrics reach only a
+    multi_objective owner, any other one is told what to use instead (before any trial starts)."""
+    if owner.metric is None and is_multi_objective(metric) and not owner.multi_objective:
+        name = type(owner).__name__
+        raise ValueError(
+            f"{name} ranks trials by one metric, but run() was given several: metric={metric}. "
+            f"Use {MULTI_OBJECTIVE_ALTERNATIVES[kind]}, or give {name} its own metric= and mode= "
+            f"to rank by one of them")
+    if isinstance(owner.metric, str) and isinstance(mode, list) and owner.mode is None:
+        # its own metric, run()'s modes: take the mode run() gave that metric, if it is one of them
+        mode = mode[metric.index(owner.metric)] if isinstance(metric, list) and owner.metric in metric else None
+    owner.metric = owner.metric or metric
+    owner.mode = owner.mode or mode
 
 
 class Searcher(abc.ABC):
@@ -59,20 +127,26 @@ class Searcher(abc.ABC):
 
     Set the class attribute `slow = True` when `suggest` may take long (e.g. fitting a model):
     the controller then calls it in a thread so results of running trials keep flowing.
+
+    Set `multi_objective = True` when the searcher handles several metrics (or ignores the
+    metric, as random and grid search do). When run() is given several metrics, such a searcher
+    gets `metric` as a list of names and `mode` as a list of "min"/"max", one each; with one
+    metric, strings as usual. A searcher without it, given several metrics, is an error before
+    any trial starts (unless it was given its own metric=).
     """
 
     slow = False
+    multi_objective: bool = False
 
-    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
-        check_metric_mode(type(self).__name__, metric, mode)
-        self.metric, self.mode = metric, mode
+    def __init__(self, metric: Metric | None = None, mode: Mode | None = None) -> None:
+        check_metric_mode(type(self).__name__, metric, mode, multi_objective=self.multi_objective)
+        self.metric, self.mode = normalize_objectives(metric, mode)
         self.space: Space | None = None
         self.seed: int | None = None
 
-    def set_search_properties(self, metric: str | None, mode: str | None, space: Space,
+    def set_search_properties(self, metric: Metric | None, mode: Mode | None, space: Space,
                               *, seed: int | None = None) -> None:
-        self.metric = self.metric or metric
-        self.mode = self.mode or mode
+        _take_objectives(self, "searcher", metric, mode)
         self.space = space
         if self.seed is None:
             self.seed = seed
@@ -146,19 +220,26 @@ class Scheduler(abc.ABC):
     `on_searcher_finished` return an awaitable. The other hooks are plain calls. Actions on
     other trials (`self.control.stop_trial` ...) take effect after the hook returns.
 
+    Set `multi_objective = True` on a scheduler that ranks by several metrics (it then gets
+    lists, as `Searcher` describes) or uses none.
+
     There is no save/restore: on resume, the controller rebuilds a fresh scheduler's state by
     replaying every recorded result to it (so coroutine schedulers resume too).
     """
 
-    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
-        check_metric_mode(type(self).__name__, metric, mode)
-        self.metric, self.mode = metric, mode
+    multi_objective: bool = False
+
+    def __init__(self, metric: Metric | None = None, mode: Mode | None = None) -> None:
+        check_metric_mode(type(self).__name__, metric, mode, multi_objective=self.multi_objective)
+        self.metric, self.mode = normalize_objectives(metric, mode)
         self.control: TrialControl | None = None
 
-    def set_search_properties(self, metric: str | None, mode: str | None) -> None:
-        """Called by run() with its metric and mode; a scheduler's own settings win."""
-        self.metric = self.metric or metric
-        self.mode = self.mode or mode
+    def set_search_properties(self, metric: Metric | None, mode: Mode | None) -> None:
+        """Called by run() with its metric and mode; a scheduler's own settings win.
+
+        Several metrics (lists) reach only a `multi_objective` scheduler; any other one raises
+        ValueError naming the alternatives, unless it has its own metric."""
+        _take_objectives(self, "scheduler", metric, mode)
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work (called before any trial starts)."""
@@ -300,7 +381,7 @@ class CoroutineScheduler(Scheduler):
     trial goes through the controller. Paused trials run again only when `resume`d.
     """
 
-    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+    def __init__(self, metric: Metric | None = None, mode: Mode | None = None) -> None:
         super().__init__(metric, mode)
         self._streams: list[EventStream] = []
         self._deciding: dict[Trial, Decision | Mutate] = {}

@@ -29,6 +29,8 @@ class BasicVariantSearch(Searcher):
         seed: Seeds the random draws (run()'s `seed` is used when this is None).
     """
 
+    multi_objective = True  # it never reads the metric, so several metrics are as good as one
+
     def __init__(self, *, points_to_evaluate: Sequence[dict[str, Any]] | None = None,
                  seed: int | None = None) -> None:
         super().__init__()

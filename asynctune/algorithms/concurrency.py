@@ -42,6 +42,10 @@ class ConcurrencyLimiter(Searcher):
     def slow(self) -> bool:  # type: ignore[override]
         return self.searcher.slow
 
+    @property
+    def multi_objective(self) -> bool:  # type: ignore[override]
+        return self.searcher.multi_objective
+
     # metric, mode, space and seed are the wrapped searcher's: one truth, not two copies.
     @property
     def metric(self) -> str | None:  # type: ignore[override]

@@ -15,5 +15,7 @@ class FIFOScheduler(Scheduler):
         >>> run(train, config=space, scheduler=FIFOScheduler())
     """
 
+    multi_objective = True  # it ranks nothing, so any number of metrics will do
+
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
         return CONTINUE

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..pareto import as_costs, non_dominated
 from ..space import Space, resolved_items
 from ..trial import Status, Trial
 from .callback import Callback
@@ -35,8 +36,10 @@ class ConsoleReporter(Callback):
     """Shows the trials as a table while the experiment runs.
 
     Args:
-        metric: The metric whose latest and best values are shown.
-        mode: "min" or "max", to find the best trial.
+        metric: The metric whose latest and best values are shown; a list of metrics shows the
+            latest value of each and the size of the Pareto front (by last results) instead of
+            a best trial.
+        mode: "min" or "max", to find the best trial (one per metric for a list).
         space: The search space, to show the sampled hyperparameters as columns.
         verbose: 0 silent, 1 errors and the final table, 2 the live table too (default), 3 also
             a line for each decision and each trial's end as they happen.
@@ -51,7 +54,8 @@ class ConsoleReporter(Callback):
             before as EARLY_STOPPED.
     """
 
-    def __init__(self, *, metric: str | None, mode: str | None, space: Space | None = None, verbose: int = 2,
+    def __init__(self, *, metric: str | list[str] | None, mode: str | list[str] | None, space: Space | None = None,
+                 verbose: int = 2,
                  max_rows: int = 20, plain_interval_s: float = 30.0, file: IO[str] | None = None,
                  time_budget_s: float | None = None, num_samples: int | None = None, max_events: int = 5,
                  scheduler: Any = None) -> None:
@@ -62,6 +66,10 @@ class ConsoleReporter(Callback):
         if max_events < 0:
             raise ValueError(f"ConsoleReporter: max_events must be >= 0, got {max_events=}")
         self.metric, self.mode, self.space = metric, mode, space
+        # Several metrics: each gets a column of latest values; there is no single best.
+        self.objectives: list[str] = list(metric) if isinstance(metric, list) else []
+        if self.objectives:
+            self.metric = None
         self.verbose, self.max_rows, self.plain_interval_s = verbose, max_rows, plain_interval_s
         self.time_budget_s = time_budget_s
         self.max_events = max_events
@@ -120,9 +128,10 @@ class ConsoleReporter(Callback):
 
     def on_trial_complete(self, trial: Trial) -> None:
         if self.verbose >= 3:
-            value = (trial.last_result or {}).get(self.metric) if self.metric else None
+            result = trial.last_result or {}
+            values = [f"{m}={format_value(result[m])}" for m in self.objectives or [self.metric] if m and m in result]
             self._print_line(f"{trial.trial_id} {self._outcome(trial)} at iteration {trial.iteration}"
-                             + (f", {self.metric}={format_value(value)}" if value is not None else ""))
+                             + "".join(f", {v}" for v in values))
 
     def _print_line(self, message: str, style: str = "") -> None:
         if self._live is not None:
@@ -160,6 +169,8 @@ class ConsoleReporter(Callback):
         if best is not None:
             # The same "best" as ExperimentAnalysis.best_result: a trial's best-ever value.
             line += f" | best-ever {self.metric}={best.metric_best:.6g} ({best.trial_id})"
+        if self.objectives:
+            line += f" | Pareto front: {len(self._front(trials))} trials (by last results)"
         if self._decision_counts:
             line += " | " + ", ".join(f"{n} {verb}" for verb, n in self._decision_counts.items())
         return line
@@ -186,7 +197,12 @@ class ConsoleReporter(Callback):
         if self.metric:
             table.add_column(self.metric, justify="right")
             table.add_column(f"best {self.metric}", justify="right")
-        shown = self._rows(trials)
+        for name in self.objectives:
+            table.add_column(name, justify="right")
+        front = self._front(trials) if self.objectives else set()
+        if self.objectives:
+            table.add_column("front", justify="left")
+        shown = self._rows(trials, front)
         for trial in shown:
             params = resolved_items(trial.config, self.space) if self.space else {}
             result = trial.last_result or {}
@@ -198,6 +214,8 @@ class ConsoleReporter(Callback):
             row += [str(result.get("training_iteration", "")), format_value(result.get("time_total_s"))]
             if self.metric:
                 row += [format_value(result.get(self.metric)), format_value(trial.metric_best)]
+            if self.objectives:
+                row += [format_value(result.get(m)) for m in self.objectives] + ["*" if trial.trial_id in front else ""]
             table.add_row(*row)
         if len(trials) > len(shown):
             table.caption = f"... {len(trials) - len(shown)} more trials not shown"
@@ -214,14 +232,24 @@ class ConsoleReporter(Callback):
             columns.update(dict.fromkeys(resolved_items(trial.config, self.space)))
         return list(columns)[:8]
 
-    def _rows(self, trials: Sequence[Trial]) -> list[Trial]:
+    def _rows(self, trials: Sequence[Trial], front: set[str] | None = None) -> list[Trial]:
         running = [t for t in trials if t.status is Status.RUNNING]
         rest = [t for t in trials if t.status is not Status.RUNNING]
         if self.metric:
             sign = 1 if self.mode == "min" else -1
             rest.sort(key=lambda t: (t.metric_best is None, sign * (t.metric_best or 0.0), t.index))
+        elif front:
+            rest.sort(key=lambda t: (t.trial_id not in front, t.index))  # the front first
         rows = (running + rest)[: self.max_rows]
         return sorted(rows, key=lambda t: t.index)
+
+    def _front(self, trials: Sequence[Trial]) -> set[str]:
+        """The ids of the non-dominated trials by last results, failed ones left out (as the analysis)."""
+        modes = self.mode if isinstance(self.mode, list) else [self.mode] * len(self.objectives)
+        scored = [(t.trial_id, as_costs(t.last_result, self.objectives, modes))
+                  for t in trials if t.status is not Status.ERROR]
+        scored = [(trial_id, point) for trial_id, point in scored if point is not None]
+        return {trial_id for (trial_id, _), keep in zip(scored, non_dominated([p for _, p in scored])) if keep}
 
     def _best(self, trials: Sequence[Trial]) -> Trial | None:
         scored = [t for t in trials if t.metric_best is not None and t.status is not Status.ERROR]  # as the analysis
