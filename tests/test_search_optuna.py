@@ -70,7 +70,7 @@ def test_without_optuna_the_error_names_the_extra(tmp_path) -> None:
     ({"sampler": 3}, "sampler must be"),
     ({"mode": "minimize"}, "mode must be 'min' or 'max'"),
     ({"metric": ["a", "b"], "mode": ["min"]}, "one mode per metric"),
-    ({"metric": ["a", "a"], "mode": ["min", "min"]}, "repeat"),
+    ({"metric": ["a", "a"], "mode": ["min", "min"]}, "repeated"),
     ({"metric": []}, "non-empty list"),
     ({"seed": 1.5}, "seed must be an integer"),
     ({"space": {"x": 1}}, "define-by-run function"),
@@ -254,6 +254,34 @@ def test_nsga2_with_a_seed_is_reproducible_on_two_objectives(optuna) -> None:
     assert all(len(t.values) == 2 for t in study.trials)
     generations = {t.system_attrs.get("NSGAIISampler:generation") for t in study.trials}
     assert len(generations) > 1  # NSGA-II bred later generations from the told values
+
+
+def zdt1(config: dict) -> None:
+    """ZDT1 on two variables: the true front is f2 = 1 - sqrt(f1), at y = 0."""
+    x, y = config["x"], config["y"]
+    g = 1 + 9 * y
+    at.report(f1=x, f2=g * (1 - math.sqrt(x / g)))
+
+
+def _nsga2_run(storage: str, name: str, seed: int) -> tuple[Any, OptunaSearch]:
+    searcher = OptunaSearch(sampler="nsga2", seed=seed, sampler_kwargs={"population_size": 6})
+    analysis = at.run(zdt1, config={"x": at.uniform(0, 1), "y": at.uniform(0, 1)}, num_samples=24,
+                      metric=["f1", "f2"], mode=["min", "min"], search_alg=searcher, max_concurrent_trials=1,
+                      storage_path=storage, name=name, verbose=0)
+    return analysis, searcher
+
+
+def test_nsga2_in_a_multi_objective_run(optuna, storage) -> None:
+    analysis, searcher = _nsga2_run(storage, "a", seed=4)
+    again, _ = _nsga2_run(storage, "b", seed=4)
+    assert [t.config for t in analysis.trials] == [t.config for t in again.trials]
+    study = searcher.study
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    for trial, ot_trial in zip(analysis.trials, study.trials):
+        assert ot_trial.values == [trial.last_result["f1"], trial.last_result["f2"]]
+    assert max(t.system_attrs.get("NSGAIISampler:generation", 0) for t in study.trials) >= 2
+    # Optuna's front and asynctune's are the same trials.
+    assert {t.number for t in study.best_trials} == {t.index for t in analysis.pareto_front()}
 
 
 def test_cmaes_searches_a_continuous_space(optuna, storage) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SearchSpaceError
 from ..space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
-from .base import Searcher
+from .base import Metric, Mode, Searcher
 from .model_based import is_active, searchable_parameters, values_from_point
 
 if TYPE_CHECKING:
@@ -70,7 +70,8 @@ class OptunaSearch(Searcher):
             returns (constants) and laid over the constants of `run(config=...)`.
         metric: The result key to optimise, or a list of keys (multi-objective); run()'s
             metric is used when None.
-        mode: "min" or "max", or one per metric; run()'s mode is used when None.
+        mode: "min" or "max", or one per metric (one string: the same for all); run()'s mode
+            is used when None.
         seed: Seeds the sampler OptunaSearch builds from a name (run()'s seed when None), and
             sample_from draws.
         sampler_kwargs: Passed to the named sampler's constructor, e.g. {"n_startup_trials": 5}.
@@ -83,7 +84,7 @@ class OptunaSearch(Searcher):
     slow = True  # a GP or TPE ask with hundreds of trials takes a while: the controller uses a thread
 
     def __init__(self, sampler: Any = None, space: DefineByRun | None = None,
-                 metric: str | Sequence[str] | None = None, mode: str | Sequence[str] | None = None,
+                 metric: Metric | None = None, mode: Mode | None = None,
                  seed: int | None = None, *, sampler_kwargs: Mapping[str, Any] | None = None,
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> None:
         ot = _import_optuna()
@@ -107,10 +108,8 @@ class OptunaSearch(Searcher):
         if points_to_evaluate is not None and (isinstance(points_to_evaluate, Mapping) or not all(
                 isinstance(p, Mapping) for p in points_to_evaluate)):
             raise ValueError(f"OptunaSearch: points_to_evaluate must be a list of dicts, got {points_to_evaluate!r}")
-        metrics, modes = _as_list(metric, "metric"), _as_list(mode, "mode")
-        _check_metric_mode(metrics, modes)
-        super().__init__()
-        self.metric, self.mode, self.seed = metric, mode, seed
+        super().__init__(metric, mode)  # several metrics: lists (multi_objective below)
+        self.seed = seed
         self.sampler, self.define_by_run = sampler, space
         self.points_to_evaluate = [dict(p) for p in points_to_evaluate or []]
         self.sampler_kwargs = dict(sampler_kwargs or {})
@@ -123,15 +122,14 @@ class OptunaSearch(Searcher):
 
     # Setup --------------------------------------------------------------------------------------
 
-    def set_search_properties(self, metric: str | Sequence[str] | None, mode: str | Sequence[str] | None,
+    def set_search_properties(self, metric: Metric | None, mode: Mode | None,
                               space: Space, *, seed: int | None = None) -> None:
-        super().set_search_properties(metric, mode, space, seed=seed)  # type: ignore[arg-type]
+        super().set_search_properties(metric, mode, space, seed=seed)
         if self.metric is None or self.mode is None:
             missing = "metric" if self.metric is None else "mode"
             raise ValueError(f"OptunaSearch: {missing} is not set; pass {missing}= here or to run()")
-        metrics, modes = _as_list(self.metric, "metric"), _as_list(self.mode, "mode")
-        _check_metric_mode(metrics, modes)
-        self._metrics, self._modes = metrics, modes
+        self._metrics = [self.metric] if isinstance(self.metric, str) else list(self.metric)
+        self._modes = [self.mode] * len(self._metrics) if isinstance(self.mode, str) else list(self.mode)
         if self.define_by_run is not None:
             domains = [format_path(p.path) for p in space.parameters if not isinstance(p.domain, Function)]
             domains += [format_path(path) for path, _ in space.grid]
@@ -364,27 +362,6 @@ def _check_domains(space: Space, params: Sequence[Parameter]) -> None:
             raise SearchSpaceError(
                 f"OptunaSearch does not support {domain!r} at {where}: Optuna has no unbounded normal "
                 "distribution; use uniform() or quniform() with bounds, or a space= function")
-
-
-def _as_list(value: str | Sequence[str] | None, label: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ValueError(f"OptunaSearch: {label} must be a string or a non-empty list of strings, got {label}={value!r}")
-
-
-def _check_metric_mode(metrics: list[str], modes: list[str]) -> None:
-    for mode in modes:
-        if mode not in ("min", "max"):
-            raise ValueError(f"OptunaSearch: mode must be 'min' or 'max' (or a list of them), got {mode=}")
-    if len(set(metrics)) != len(metrics):
-        raise ValueError(f"OptunaSearch: metric lists {metrics} with a repeat")
-    if metrics and modes and len(metrics) != len(modes):
-        raise ValueError(f"OptunaSearch: {len(metrics)} metric(s) {metrics} but {len(modes)} mode(s) {modes}; "
-                         "give one mode per metric")
 
 
 def _import_optuna() -> Any:
