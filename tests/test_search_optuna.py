@@ -3,6 +3,7 @@ and the Searcher hook that tells a searcher a trial was stopped early (pruned)."
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import signal
@@ -282,6 +283,16 @@ def test_nsga2_in_a_multi_objective_run(optuna, storage) -> None:
     assert max(t.system_attrs.get("NSGAIISampler:generation", 0) for t in study.trials) >= 2
     # Optuna's front and asynctune's are the same trials.
     assert {t.number for t in study.best_trials} == {t.index for t in analysis.pareto_front()}
+
+
+def test_a_sampler_missing_its_package_fails_before_any_trial(optuna, storage) -> None:
+    # GPSampler imports torch only after its 10 random startup trials: the run would stop there.
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed")
+    with pytest.raises(ImportError, match="GPSampler needs torch"):
+        at.run(quadratic, config={"x": at.uniform(0, 1), "y": 0.0}, num_samples=12, metric="loss", mode="min",
+               search_alg=OptunaSearch(sampler="gp"), storage_path=storage, verbose=0)
+    assert not any(name.startswith("trial_") for _, dirs, _ in os.walk(storage) for name in dirs)
 
 
 def test_cmaes_searches_a_continuous_space(optuna, storage) -> None:

@@ -13,6 +13,7 @@ Optuna (Akiba et al., 2019) is an optional extra: `pip install "asynctune[optuna
 from __future__ import annotations
 
 import copy
+import importlib.util
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,10 @@ SAMPLERS = {
     "tpe": "TPESampler", "cmaes": "CmaEsSampler", "gp": "GPSampler", "nsga2": "NSGAIISampler",
     "nsga3": "NSGAIIISampler", "qmc": "QMCSampler", "random": "RandomSampler",
 }
+
+# Samplers that import a package only after their startup trials: checked before the first trial.
+_NEEDS = {"CmaEsSampler": ("cmaes", 'pip install "asynctune[optuna]" (or cmaes)'),
+          "GPSampler": ("torch", "pip install torch")}
 
 Values = dict[Path, Any]  # {parameter path: value}; a choice holds its category index
 DefineByRun = Callable[[Any], "Mapping[str, Any] | None"]
@@ -142,6 +147,7 @@ class OptunaSearch(Searcher):
             _check_domains(space, self._params)
         enqueued = [self._optuna_params(point) for point in self.points_to_evaluate]  # fail now if one is bad
         self.study = self._create_study(self._make_sampler())
+        _check_sampler_needs(self.study.sampler)
         self._probe()
         for params in enqueued:
             self.study.enqueue_trial(params)
@@ -362,6 +368,16 @@ def _check_domains(space: Space, params: Sequence[Parameter]) -> None:
             raise SearchSpaceError(
                 f"OptunaSearch does not support {domain!r} at {where}: Optuna has no unbounded normal "
                 "distribution; use uniform() or quniform() with bounds, or a space= function")
+
+
+def _check_sampler_needs(sampler: Any) -> None:
+    """CMA-ES and GP import their package only once their startup trials are done: without it,
+    the experiment would stop there. Say so now."""
+    for cls in type(sampler).__mro__:
+        if cls.__name__ in _NEEDS:
+            module, hint = _NEEDS[cls.__name__]
+            if importlib.util.find_spec(module) is None:
+                raise ImportError(f"OptunaSearch: {cls.__name__} needs {module}, which is not installed: {hint}")
 
 
 def _import_optuna() -> Any:
