@@ -175,7 +175,7 @@ class OptunaSearch(Searcher):
     def _probe(self) -> None:
         """Ask one trial of a throwaway study (a copy of the sampler): a space function that
         raises or returns something else than a dict, or a sampler that cannot handle this study
-        (CMA-ES with several objectives, GP without PyTorch), fails now, before any trial."""
+        (CMA-ES with several objectives), fails now, before any trial."""
         assert self.study is not None
         try:
             sampler = copy.deepcopy(self.study.sampler)
@@ -239,7 +239,8 @@ class OptunaSearch(Searcher):
         values = self._values(result) if result is not None else None
         values = values if values is not None else latest  # the final result may lack the metric
         if values is None or any(math.isnan(v) for v in values):
-            logger.info("OptunaSearch: %s reported no %s; told as FAIL", trial_id, " and ".join(self._metrics))
+            logger.info("OptunaSearch: %s reported no number (or NaN) for %s; told as FAIL", trial_id,
+                        " and ".join(self._metrics))
             return self._tell(trial, None, state.FAIL)
         self._tell(trial, values, state.COMPLETE)
 
