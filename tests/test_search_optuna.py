@@ -312,6 +312,17 @@ def test_cmaes_refuses_two_objectives_before_any_trial(optuna, storage) -> None:
         _searcher({"x": at.uniform(0, 1)}, OptunaSearch(sampler="cmaes"), metric=["a", "b"], mode=["min", "min"])
 
 
+def test_a_grid_sampler_runs_each_point_once_then_finishes(optuna, storage) -> None:
+    grid = {"x": [0.1, 0.3, 0.9], "y": [-1.0, 0.0]}
+    searcher = OptunaSearch(sampler=optuna.samplers.GridSampler(grid, seed=0))
+    analysis = at.run(quadratic, config={"x": at.choice(grid["x"]), "y": at.choice(grid["y"])}, num_samples=50,
+                      metric="loss", mode="min", search_alg=searcher, max_concurrent_trials=1,
+                      storage_path=storage, verbose=0)
+    assert sorted((t.config["x"], t.config["y"]) for t in analysis.trials) == [
+        (x, y) for x in grid["x"] for y in grid["y"]]
+    assert [t.state.name for t in searcher.study.trials] == ["COMPLETE"] * 6
+
+
 def test_concurrent_asks_keep_several_trials_running(optuna) -> None:
     searcher = _searcher({"x": at.uniform(0, 1)}, OptunaSearch(seed=0, sampler_kwargs={"n_startup_trials": 2}))
     for i in range(4):

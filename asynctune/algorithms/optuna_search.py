@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import SearchSpaceError
 from ..space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
-from .base import Metric, Mode, Searcher
+from .base import FINISHED, Metric, Mode, Searcher
 from .model_based import is_active, searchable_parameters, values_from_point
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ class OptunaSearch(Searcher):
         self._last_step: dict[str, int] = {}  # the newest step reported per live trial
         self._latest: dict[str, list[float]] = {}  # the newest values of all metrics per live trial
         self._asked = 0
+        self._stopped = False  # the sampler stopped the study (GridSampler: every point has run)
 
     # Setup --------------------------------------------------------------------------------------
 
@@ -202,6 +203,8 @@ class OptunaSearch(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.study is None or self.space is None:
             raise RuntimeError("OptunaSearch.suggest called before set_search_properties")
+        if self._stopped:
+            return FINISHED
         trial = self.study.ask()
         self._asked += 1
         rng = np.random.default_rng(None if self.seed is None else (self.seed, self._asked))
@@ -283,7 +286,14 @@ class OptunaSearch(Searcher):
 
     def _tell(self, trial: Any, values: list[float] | None, state: Any) -> None:
         assert self.study is not None
-        self.study.tell(trial, values, state=state)
+        try:
+            self.study.tell(trial, values, state=state)
+        except RuntimeError as exc:
+            # A sampler ends a study by calling study.stop() in after_trial, which Optuna allows
+            # only inside study.optimize; the trial was told all the same (its state is stored).
+            if "Study.stop" not in str(exc):
+                raise
+            self._stopped = True
 
     def __repr__(self) -> str:
         sampler = self.sampler if isinstance(self.sampler, str) or self.sampler is None else type(self.sampler).__name__
