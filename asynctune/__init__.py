@@ -49,6 +49,7 @@ _LAZY = {
 _LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
                         "MOASHAScheduler", "PopulationBasedTraining"]
 _LAZY["algorithms"] += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
+_LAZY["algorithms"] += ["OptunaSearch"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
 _WHERE["DaskExecutor"] = "executors"
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
         ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, MOASHAScheduler,
         PopulationBasedTraining,
     )
-    from .algorithms import BOHBSearch, ConcurrencyLimiter, SkOptSearch, TPESearch
+    from .algorithms import BOHBSearch, ConcurrencyLimiter, OptunaSearch, SkOptSearch, TPESearch
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun

@@ -21,6 +21,7 @@ from .attempt import TrialRuntime, TrialStorageError
 from .ending import Ending
 from .errors import StorageFull, TrialFailed
 from .reporting.callback import CallbackList
+from .reporting.decisions import stopped_early
 from .searching import SearcherDriver
 from .trial import Status, Trial
 
@@ -39,18 +40,27 @@ class TrialOutcomes:
         self._actions, self._ending, self._waiting = actions, ending, waiting
         self._runtime_of, self._now, self._kill, self._wakeup = runtime_of, now, kill, wakeup
         self._max_failures, self._fail_fast = max_failures, fail_fast
+        self._stopped_early: set[Trial] = set()  # the scheduler stopped them before their end: "pruned"
 
     def apply_actions(self) -> None:
         """Apply what the scheduler queued (called after each of its hooks, and as the loop wakes)."""
         if self._actions:
             self._actions.apply(self._runtime_of, finish=self._finish_waiting, resume=self.resume)
 
+    def stopping(self, trial: Trial) -> None:
+        """The scheduler stopped this trial: when that was before its `max_t`, the searcher hears
+        it was pruned (on_trial_pruned), not that it completed."""
+        if stopped_early(self._scheduler, trial, "STOP"):
+            self._stopped_early.add(trial)
+
     def complete(self, runtime: TrialRuntime, *, killed: bool = False) -> None:
         """It ended well (or was stopped): TERMINATED, and everyone is told."""
         trial = runtime.trial
+        pruned = trial in self._stopped_early
+        self._stopped_early.discard(trial)
         runtime.finish(self._now(), killed=killed)
         self._scheduler.on_trial_complete(trial, trial.last_result)
-        self._searching.ended(trial.trial_id, trial.last_result, False)
+        self._searching.ended(trial.trial_id, trial.last_result, False, pruned=pruned)
         self._callbacks.on_trial_complete(trial)
         runtime.close()
         self.apply_actions()
@@ -58,6 +68,7 @@ class TrialOutcomes:
     def failed(self, runtime: TrialRuntime, error: str, trace: str) -> None:
         """Its attempt failed: it runs again from its newest checkpoint while max_failures allows."""
         trial, max_failures = runtime.trial, self._max_failures
+        self._stopped_early.discard(trial)  # a retry runs on: the stop decided before the failure is void
         runtime.failed(error, trace)
         if self._ending.why is None and (max_failures < 0 or trial.num_failures <= max_failures):
             logger.info("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
@@ -115,6 +126,7 @@ class TrialOutcomes:
 
     def _finish_waiting(self, runtime: TrialRuntime) -> None:
         self._waiting.pop(runtime.trial, None)
+        self.stopping(runtime.trial)  # a paused (or pending) trial the scheduler ends for good
         self.complete(runtime)
 
     def _end_in_error(self, runtime: TrialRuntime, error: str, trace: str) -> None:

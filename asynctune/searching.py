@@ -47,8 +47,11 @@ class SearcherDriver:
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._call(self.searcher.on_trial_result, trial_id, result)
 
-    def ended(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
-        self._call(self.searcher.on_trial_complete, trial_id, result, error)
+    def ended(self, trial_id: str, result: dict[str, Any] | None, error: bool, *, pruned: bool = False) -> None:
+        if pruned:
+            self._call(self.searcher.on_trial_pruned, trial_id, result)
+        else:
+            self._call(self.searcher.on_trial_complete, trial_id, result, error)
         self._call(self._save, self.searcher)
 
     def _call(self, hook: Any, *args: Any) -> None:

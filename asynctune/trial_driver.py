@@ -34,7 +34,7 @@ from .reporting.callback import CallbackList
 from .resources import Placement
 from .searching import SearcherDriver
 from .stopper import Stopper
-from .trial import CONTINUE, Decision, Mutate, Status
+from .trial import CONTINUE, STOP, Decision, Mutate, Status
 
 logger = logging.getLogger("asynctune.controller")  # the name users filter on
 
@@ -118,6 +118,8 @@ class TrialDriver:
             ending.stop(None, f"time_budget_s={self._options.time_budget_s} spent")
         final = settle(decision, stop=stop or ending.why is not None, pause=runtime.pause_requested,
                        owner=self._scheduler_name)
+        if final is STOP and (decision is STOP or runtime.stop_requested):  # the scheduler's stop
+            self._outcomes.stopping(trial)
         if isinstance(final, Mutate):
             try:
                 final = runtime.mutate(final)

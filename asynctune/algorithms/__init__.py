@@ -15,6 +15,7 @@ from .concurrency import ConcurrencyLimiter
 from .skopt_search import SkOptSearch
 from .tpe import TPESearch
 from .bohb import BOHBSearch
+from .optuna_search import OptunaSearch  # imports optuna only when used
 
 __all__ = [
     "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
@@ -23,4 +24,4 @@ __all__ = [
     "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule", "MOASHAScheduler",
     "PopulationBasedTraining",
 ]
-__all__ += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
+__all__ += ["BOHBSearch", "ConcurrencyLimiter", "OptunaSearch", "SkOptSearch", "TPESearch"]

@@ -166,6 +166,14 @@ class Searcher(abc.ABC):
                           error: bool = False) -> None:
         """The trial ended; `result` is its last result (None if it reported nothing)."""
 
+    def on_trial_pruned(self, trial_id: str, result: dict[str, Any] | None = None) -> None:
+        """The scheduler stopped the trial early (ASHA, HyperBand, median stopping, ...).
+
+        `result` is its last result, at a lower budget than a finished trial's. The default
+        treats it as complete; a searcher that tells the two apart (OptunaSearch: PRUNED)
+        overrides this."""
+        self.on_trial_complete(trial_id, result)
+
     def save(self, path: str) -> None:
         """Write the searcher's state to `path` (used to resume an experiment).
 

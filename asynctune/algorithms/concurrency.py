@@ -86,6 +86,10 @@ class ConcurrencyLimiter(Searcher):
         self.live.discard(trial_id)
         self.searcher.on_trial_complete(trial_id, result, error)
 
+    def on_trial_pruned(self, trial_id: str, result: dict[str, Any] | None = None) -> None:
+        self.live.discard(trial_id)
+        self.searcher.on_trial_pruned(trial_id, result)
+
     def save(self, path: str) -> None:
         """One file: the live trial ids and the wrapped searcher's own saved state."""
         directory = os.path.dirname(os.path.abspath(path))
