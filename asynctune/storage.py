@@ -290,7 +290,8 @@ class BatchedTrialRecorder:
         self._lines: list[str] = []
         self._rows = io.StringIO()
         self._csv_writer = csv.writer(self._rows)
-        self._columns: list[str] | None = _read_csv_header(os.path.join(trial_dir, PROGRESS_FILE))
+        self._columns: list[str] | None = None  # of the first result; the header is written with the first rows
+        self._header = ""
         self._failure: OSError | None = None
 
     def write_params(self, config: dict[str, Any]) -> None:
@@ -301,6 +302,9 @@ class BatchedTrialRecorder:
         if self._columns is None:
             self._columns = [k for k, v in result.items() if _is_scalar(v)]
             self._csv_writer.writerow(self._columns)
+            self._header = self._rows.getvalue()
+            self._rows.seek(0)
+            self._rows.truncate()
         get = result.get
         self._csv_writer.writerow([get(k, "") for k in self._columns])
         if len(self._lines) >= self._max_buffered:
@@ -346,7 +350,8 @@ class BatchedTrialRecorder:
             with open_append(os.path.join(self.trial_dir, RESULT_FILE)) as f:
                 f.write(lines)
             with open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="") as f:
-                f.write(rows)
+                # A new file gets the header (a resumed trial's file has one: its columns stay).
+                f.write(self._header + rows if f.tell() == 0 else rows)
 
     def rewind(self, iteration: int) -> list[dict[str, Any]]:
         """As TrialRecorder.rewind, on the files once everything buffered is written."""

@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 # launch) happens at the current instant. More passes never change a result, only cost time.
 _SETTLE_PASSES = 4
 _CATEGORY_MISMATCH = 1e6  # a categorical mismatch outweighs any numeric distance (at most n_numeric)
-_CACHE_SIZE = 4096  # lookups of configs off the table kept (PBT asks for the same ones again)
+_CACHE_SIZE = 1024  # lookups of configs off the table kept (PBT asks for the same ones again)
 
 
 class Workload:
