@@ -159,7 +159,18 @@ METHODS: dict[str, tuple[str, Callable[..., Setup]]] = {
     "skopt-asha": ("SkOpt + ASHA", skopt_asha),
     "bohb": ("BOHB (TPE + HyperBand)", bohb),
 }
-EQUAL_COMPUTE = {"pbt-population": pbt_population}  # the PBT-against-random-search table's
+
+
+def random_asha_brackets(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
+    """Asynchronous HyperBand: ASHA (stopping) with 4 brackets (the peer script compares it)."""
+    from asynctune.algorithms.asha import ASHAScheduler
+
+    return Setup(scheduler=ASHAScheduler(max_t=max_t, grace_period=1, reduction_factor=ETA, brackets=4,
+                                         variant="stopping", seed=seed))
+
+
+# Set-ups outside the main table: the PBT-against-random-search table's, the peer script's.
+EXTRA = {"pbt-population": pbt_population, "asha-brackets": random_asha_brackets}
 
 
 # One run ---------------------------------------------------------------------------------------------
@@ -218,7 +229,7 @@ class _Collect(Callback):
 def _setup(method: str, workload: Workload, max_t: int, seed: int, workers: int, budget: float) -> Setup:
     if method == "pbt":
         return pbt(workload, max_t, seed, workers, budget)
-    return {**{k: v[1] for k, v in METHODS.items()}, **EQUAL_COMPUTE}[method](workload, max_t, seed, workers)
+    return {**{k: v[1] for k, v in METHODS.items()}, **EXTRA}[method](workload, max_t, seed, workers)
 
 
 def run_one(method: str, seed: int, workload_path: str, workers: int, budget: float, real: bool,
