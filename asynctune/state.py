@@ -59,9 +59,12 @@ class StateWriter:
             raise
 
     def close(self) -> None:
+        self._on_journal(Journal.close)
+
+    def _on_journal(self, action: Callable[[Journal], None]) -> None:
         if self._journal is not None:
             try:
-                self._journal.close()
+                action(self._journal)
             except OSError as exc:
                 self._failed(exc, JOURNAL_FILE)
 
@@ -136,17 +139,10 @@ class StateWriter:
             await self._dirty.wait()
             self._dirty.clear()
             if self._batched:
-                self._flush_journal()
+                self._on_journal(Journal.flush)
             else:
                 self.save()
             await asyncio.sleep(_SAVE_INTERVAL_S)
-
-    def _flush_journal(self) -> None:
-        if self._journal is not None:
-            try:
-                self._journal.flush()
-            except OSError as exc:
-                self._failed(exc, JOURNAL_FILE)
 
     def save_searcher(self, searcher: Searcher) -> None:
         if self._batched:
