@@ -183,7 +183,9 @@ class TrialRuntime:
         self._changed(self.trial)
 
     def ended(self) -> None:
-        """The attempt's task ended, however: drop what belonged to that attempt."""
+        """The attempt's task ended, however: drop what belonged to that attempt (its place
+        too: a study of 100,000 trials should not keep 100,000 of them)."""
+        self.trial.placement = None
         self.run, self.stop_requested, self.pause_requested = None, False, False
         self.killing, self.memory_error, self.write_error = False, None, None
         if self.trial.status is not Status.PAUSED:
