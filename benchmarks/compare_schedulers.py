@@ -11,6 +11,11 @@ script prints a markdown table: the best metric reached by 25%, 50% and 100% of 
 (mean and standard deviation over seeds), the time to reach a target value, trials and
 results; and it draws best-so-far against time with the spread over seeds as a band.
 
+Methods: random search with FIFO, Median stopping, HyperBand and ASHA (stopping, promotion);
+PBT at equal compute (as many members as the budget trains fully, `workers` at a time); TPE and
+SkOpt with ASHA; BOHB (BOHBSearch with HyperBand). A simulated run records in batches (no file
+per result, see asynctune/storage.py) and keeps its directory on /dev/shm when there is one.
+
 A second table compares PBT with random search at equal compute: a population of P configs
 trained for the full number of epochs on P workers, against P random configs trained as long.
 --optuna adds Optuna (TPE with its SuccessiveHalving and Hyperband pruners) on the same table
