@@ -129,7 +129,8 @@ def run(
         memory_limit_mb: End a trial as ERROR when its process tree holds more resident memory
             than this ("trial X used N MB > memory_limit_mb=M"); turns the monitor on.
         tensorboard: Write TensorBoard event files (scalars and the HParams comparison) into
-            the experiment directory; default: when tensorboardX is installed.
+            the experiment directory; default: when tensorboardX is installed, unless the
+            executor batches its writes (a simulation: `SimulatedExecutor(recording=...)`).
         dashboard: Serve the live web dashboard (docs/dashboard.md) on 127.0.0.1 while the
             experiment runs, and print its URL; it shows the other experiments in
             storage_path too. Needs `pip install 'asynctune[dashboard]'`.
@@ -335,11 +336,12 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)
-    reporters: list[Callback] = [DecisionLog(scheduler=scheduler)]  # knows max_t: early stop or finish
+    batched = executor.recording == "batched"  # a simulation: no file written per result unless asked
+    reporters: list[Callback] = [DecisionLog(scheduler=scheduler, flush_each=not batched)]  # knows max_t
     if options.verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,
                                          time_budget_s=options.time_budget_s, num_samples=options.num_samples, scheduler=scheduler))
-    if options.tensorboard or (options.tensorboard is None and tensorboardx_available()):
+    if options.tensorboard or (options.tensorboard is None and tensorboardx_available() and not batched):
         reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,

@@ -25,7 +25,8 @@ from .monitor import MemoryLimitExceeded
 from .reporting.callback import CallbackList
 from .resources import Placement
 from .session import read_checkpoint_meta
-from .storage import PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, TrialRecorder, copy_checkpoint, remove_checkpoint
+from .storage import (PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, BatchedTrialRecorder, BatchWriter, TrialRecorder,
+                      copy_checkpoint, make_recorder, remove_checkpoint)
 from .trial import Mutate, Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -50,10 +51,11 @@ class TrialRuntime:
     __slots__ = ("trial", "run", "stop_requested", "pause_requested", "resume_request", "killing",
                  "memory_error", "write_error", "kept_checkpoints", "rewind_pending", "_recorder", "_metric", "_mode",
                  "_keep", "_changed",
-                 "_callbacks")
+                 "_callbacks", "_recording", "_writer")
 
     def __init__(self, trial: Trial, *, metric: str | None, mode: str | None, keep_checkpoints_num: int | None,
-                 changed: Changed, callbacks: CallbackList) -> None:
+                 changed: Changed, callbacks: CallbackList, recording: str = "files",
+                 writer: BatchWriter | None = None) -> None:
         self.trial = trial
         self.run: TrialRun | None = None  # the running attempt, once the executor launched it
         self.stop_requested = False  # by a scheduler's stop_trial: STOP at the next result
@@ -64,15 +66,17 @@ class TrialRuntime:
         self.write_error: str | None = None  # killed because its directory cannot be written: a failure
         self.kept_checkpoints: list[str] = []  # older checkpoints still on disk (keep_checkpoints_num)
         self.rewind_pending = False  # restarted from an earlier point: rewind at its first new result
-        self._recorder: TrialRecorder | None = None
+        self._recorder: TrialRecorder | BatchedTrialRecorder | None = None
         self._metric, self._mode, self._keep = metric, mode, keep_checkpoints_num
         self._changed, self._callbacks = changed, callbacks
+        self._recording = recording  # the executor's: "files", or "batched" (storage.RECORDINGS)
+        self._writer = writer  # batched: the thread that writes the files
 
     @property
-    def recorder(self) -> TrialRecorder:
+    def recorder(self) -> TrialRecorder | BatchedTrialRecorder:
         if self._recorder is None:
             with self._writing(""):
-                self._recorder = TrialRecorder(self.trial.path)
+                self._recorder = make_recorder(self.trial.path, self._recording, writer=self._writer)
         return self._recorder
 
     def write_params(self, config: dict[str, Any]) -> None:
@@ -179,7 +183,9 @@ class TrialRuntime:
         self._changed(self.trial)
 
     def ended(self) -> None:
-        """The attempt's task ended, however: drop what belonged to that attempt."""
+        """The attempt's task ended, however: drop what belonged to that attempt (its place
+        too: a study of 100,000 trials should not keep 100,000 of them)."""
+        self.trial.placement = None
         self.run, self.stop_requested, self.pause_requested = None, False, False
         self.killing, self.memory_error, self.write_error = False, None, None
         if self.trial.status is not Status.PAUSED:

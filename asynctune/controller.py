@@ -33,6 +33,7 @@ from .resources import Placement, Resources, ResourcePool, resolve_resources
 from .searching import SearcherDriver
 from .space import Space
 from .state import StateWriter, experiment_snapshot
+from .storage import BatchWriter
 from .stopper import Stopper
 from .trial import Status, Trial
 from .trial_driver import TrialDriver
@@ -65,7 +66,10 @@ class Controller:
         self._ending = Ending(spec.experiment_dir, self._wakeup)
         self._pool: ResourcePool | None = None
         self._max_running = 1
-        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._ending.disk_full)
+        self._recording = executor.recording  # "files", or "batched" for a simulation (storage.RECORDINGS)
+        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._ending.disk_full,
+                                 batched=self._recording == "batched")
+        self._writer = BatchWriter() if self._recording == "batched" else None
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self._outcomes = TrialOutcomes(
             scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,
@@ -250,6 +254,8 @@ class Controller:
         finally:
             runtime.ended()
             self._running.pop(runtime.trial, None)
+            if runtime.trial.status.is_finished:  # its files are closed: the tick need not visit it
+                self._runtimes.pop(runtime.trial, None)
             if self._pool is not None:
                 self._pool.release(placement)
             self._wakeup.set()
@@ -271,7 +277,8 @@ class Controller:
         if runtime is None:
             runtime = self._runtimes[trial] = TrialRuntime(
                 trial, metric=self.options.metric, mode=self.options.mode, changed=self.state.changed,
-                keep_checkpoints_num=self.options.keep_checkpoints_num, callbacks=self.callbacks)
+                keep_checkpoints_num=self.options.keep_checkpoints_num, callbacks=self.callbacks,
+                recording=self._recording, writer=self._writer)
         return runtime
 
     async def _tick_periodically(self) -> None:
@@ -282,6 +289,8 @@ class Controller:
                     runtime.flush()
                 except (TrialStorageError, StorageFull) as exc:
                     self._outcomes.write_failed(runtime, exc)
+            if self._writer is not None:
+                self._writer.hand_over()
             self.callbacks.on_tick(self.trials)
 
     async def _shutdown(self) -> None:
@@ -297,6 +306,8 @@ class Controller:
         finally:
             for runtime in self._runtimes.values():
                 runtime.close()
+            if self._writer is not None:
+                self._writer.close()  # every trial's files written before the last save
             self.state.close()
             self._searching.close()
             if isinstance(self._ending.fatal, StorageFull):  # (the disk may have filled up during shutdown too)

@@ -31,21 +31,27 @@ class StateWriter:
 
     A write that fails for lack of space goes to `on_full` (the controller stops, resumable)
     instead of raising where the change happened. So that experiment.json can still be saved
-    then, a `.reserve` file holds room for twice the snapshot, released just before the last save."""
+    then, a `.reserve` file holds room for twice the snapshot, released just before the last save.
+
+    `batched` (a simulated run, storage.RECORDINGS): journal lines are flushed once a second,
+    and the snapshot and the searcher's state are written once, at the end (a snapshot costs
+    time in proportion to the trials, and a simulation makes thousands a second)."""
 
     def __init__(self, experiment_dir: str, snapshot: Callable[[], dict[str, Any]],
-                 on_full: Callable[[StorageFull], None]) -> None:
+                 on_full: Callable[[StorageFull], None], *, batched: bool = False) -> None:
         self.experiment_dir = experiment_dir
         self._snapshot, self._on_full = snapshot, on_full
+        self._batched = batched
         self._journal: Journal | None = None
         self._dirty = asyncio.Event()
         self._reserved = 0
+        self._searcher: Searcher | None = None  # batched: saved by the last save()
 
     def open(self) -> None:
         """Start the journal and the reserve; raises StorageFull on a disk already full."""
         try:
             self._reserve(_MIN_RESERVE_BYTES)
-            self._journal = Journal(self.experiment_dir)
+            self._journal = Journal(self.experiment_dir, flush_each=not self._batched)
         except OSError as exc:
             if is_disk_full(exc):
                 path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.experiment_dir, RESERVE_FILE)
@@ -53,9 +59,12 @@ class StateWriter:
             raise
 
     def close(self) -> None:
+        self._on_journal(Journal.close)
+
+    def _on_journal(self, action: Callable[[Journal], None]) -> None:
         if self._journal is not None:
             try:
-                self._journal.close()
+                action(self._journal)
             except OSError as exc:
                 self._failed(exc, JOURNAL_FILE)
 
@@ -108,9 +117,15 @@ class StateWriter:
                 self._failed(exc, JOURNAL_FILE)
 
     def save(self) -> None:
+        if self._searcher is not None:
+            searcher, self._searcher = self._searcher, None
+            try:
+                self._save_searcher(searcher)
+            except Exception:  # noqa: BLE001  as a failing save hook is, when it runs at once
+                logger.exception("could not save the searcher's state")
         path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
         try:
-            write_json_atomic(path, self._snapshot())
+            write_json_atomic(path, self._snapshot(), indent=None if self._batched else 1)  # batched: thousands of trials
             if self._reserved > 0:  # keep room for twice the snapshot, as it grows
                 self._reserve(max(_MIN_RESERVE_BYTES, 2 * os.path.getsize(path)))
         except OSError as exc:
@@ -123,10 +138,19 @@ class StateWriter:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            self.save()
+            if self._batched:
+                self._on_journal(Journal.flush)
+            else:
+                self.save()
             await asyncio.sleep(_SAVE_INTERVAL_S)
 
     def save_searcher(self, searcher: Searcher) -> None:
+        if self._batched:
+            self._searcher = searcher  # written by the last save()
+            return
+        self._save_searcher(searcher)
+
+    def _save_searcher(self, searcher: Searcher) -> None:
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
         try:
             searcher.save(path + ".tmp")

@@ -10,6 +10,13 @@
                                    twice a second
       <trial_id>/checkpoint_<iteration>/, stdout.txt, stderr.txt, error.txt
 
+How often they are written is the executor's `recording` (see `RECORDINGS`): "files" (every
+real executor) appends and flushes each result as it arrives; "batched" (the simulated
+executor's default) keeps a trial's results as encoded lines in memory and appends them at
+the controller's tick (twice a second) and when the trial ends, and the journal and the
+searcher's state likewise: the same files, with no disk access per result. A driver killed in
+a batched run loses what was not written yet (a simulation is rerun, not resumed).
+
 Everything is private to the user: directories 0700, files 0600 (see safe_files.py).
 Every .jsonl line is strict JSON: a float that is NaN or infinite is written as null (pandas
 reads it as NaN; asynctune treats it as not reported). Files from older versions with bare
@@ -19,7 +26,9 @@ file is next opened for appending, so the next line never joins it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
+import io
 import json
 import logging
 import math
@@ -47,6 +56,9 @@ PARAMS_FILE = "params.json"
 PARAMS_PICKLE_FILE = "params.pkl"
 TORN_SUFFIX = ".torn"
 ERROR_FILE = "error.txt"
+
+# How a run writes its results: every result at once, or in batches (see the module docstring).
+RECORDINGS = ("files", "batched")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -88,12 +100,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str, value: Any) -> None:
-    """Write to a temporary file and rename it over the old one: readers never see half a file."""
+def write_json_atomic(path: str, value: Any, *, indent: int | None = 1) -> None:
+    """Write to a temporary file and rename it over the old one: readers never see half a file.
+    (indent=None is several times faster: json's C encoder does not indent.)"""
     try:
-        text = json.dumps(value, default=to_jsonable, indent=1, allow_nan=False)
+        text = json.dumps(value, default=to_jsonable, indent=indent, allow_nan=False)
     except ValueError:
-        text = json.dumps(_finite(value), default=to_jsonable, indent=1, allow_nan=False)
+        text = json.dumps(_finite(value), default=to_jsonable, indent=indent, allow_nan=False)
     write_atomic(path, text.encode())
 
 
@@ -229,6 +242,146 @@ class TrialRecorder:
         self._csv.close()
 
 
+class BatchWriter:
+    """One thread that writes batched recorders' files. Batches collect until `hand_over()`
+    (the controller's tick, twice a second) gives them to the thread as one job: the thread
+    wakes twice a second rather than per trial, so it seldom competes with the controller for
+    the interpreter. `close()` writes what is left and waits."""
+
+    def __init__(self) -> None:
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-writer")
+        self._batches: list[tuple[BatchedTrialRecorder, dict[str, Any] | None, str, str]] = []
+        self._last: concurrent.futures.Future[None] | None = None
+
+    def add(self, recorder: BatchedTrialRecorder, params: dict[str, Any] | None, lines: str, rows: str) -> None:
+        self._batches.append((recorder, params, lines, rows))
+
+    def hand_over(self) -> None:
+        if self._batches:
+            batches, self._batches = self._batches, []
+            self._last = self._thread.submit(_write_batches, batches)
+
+    def drain(self) -> None:
+        """Until everything added so far is on disk."""
+        self.hand_over()
+        if self._last is not None:
+            self._last.result()
+
+    def close(self) -> None:
+        self.hand_over()
+        self._thread.shutdown(wait=True)
+
+
+def _write_batches(batches: list[tuple[BatchedTrialRecorder, dict[str, Any] | None, str, str]]) -> None:
+    for recorder, params, lines, rows in batches:
+        recorder.write_or_keep_failure(params, lines, rows)
+
+
+class BatchedTrialRecorder:
+    """TrialRecorder's files, written in batches: results are encoded as they arrive (so the
+    result dicts are not kept) and handed to `writer` by `flush()` (the controller's tick) and
+    `close()`; the trial's directory and params.json are made by its first write. A write that
+    failed is logged and raised by the next flush()."""
+
+    def __init__(self, trial_dir: str, *, writer: BatchWriter | None = None, max_buffered: int = 1000) -> None:
+        self.trial_dir = trial_dir
+        self._writer, self._max_buffered = writer, max_buffered
+        self._params: dict[str, Any] | None = None
+        self._lines: list[str] = []
+        self._rows = io.StringIO()
+        self._csv_writer = csv.writer(self._rows)
+        self._columns: list[str] | None = None  # of the first result; the header is written with the first rows
+        self._header = ""
+        self._failure: OSError | None = None
+
+    def write_params(self, config: dict[str, Any]) -> None:
+        self._params = config
+
+    def record(self, result: dict[str, Any]) -> None:
+        self._lines.append(dumps(result))
+        if self._columns is None:
+            self._columns = [k for k, v in result.items() if _is_scalar(v)]
+            self._csv_writer.writerow(self._columns)
+            self._header = self._rows.getvalue()
+            self._rows.seek(0)
+            self._rows.truncate()
+        get = result.get
+        self._csv_writer.writerow([get(k, "") for k in self._columns])
+        if len(self._lines) >= self._max_buffered:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is buffered to the writer (or write it, without one)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        if self._params is None and not self._lines:
+            return
+        params, self._params = self._params, None
+        lines = "\n".join(self._lines) + "\n" if self._lines else ""
+        rows = self._rows.getvalue()
+        self._lines.clear()
+        self._rows.seek(0)
+        self._rows.truncate()
+        if self._writer is None:
+            self._write(params, lines, rows)
+        else:
+            self._writer.add(self, params, lines, rows)
+
+    def wait(self) -> None:
+        """Until everything buffered is on disk; raises a write's failure."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.drain()
+        self.flush()
+
+    def write_or_keep_failure(self, params: dict[str, Any] | None, lines: str, rows: str) -> None:
+        try:
+            self._write(params, lines, rows)
+        except OSError as exc:
+            logger.error("could not write the results of %s: %s", self.trial_dir, exc)
+            self._failure = exc
+
+    def _write(self, params: dict[str, Any] | None, lines: str, rows: str) -> None:
+        makedirs_private(self.trial_dir)
+        if params is not None:
+            write_params(self.trial_dir, params)
+        if lines:
+            with open_append(os.path.join(self.trial_dir, RESULT_FILE)) as f:
+                f.write(lines)
+            with open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="") as f:
+                # A new file gets the header (a resumed trial's file has one: its columns stay).
+                f.write(self._header + rows if f.tell() == 0 else rows)
+
+    def rewind(self, iteration: int) -> list[dict[str, Any]]:
+        """As TrialRecorder.rewind, on the files once everything buffered is written."""
+        self.wait()
+        recorder = TrialRecorder(self.trial_dir)
+        try:
+            return recorder.rewind(iteration)
+        finally:
+            recorder.close()
+
+    def write_error(self, attempt: int, error: str, traceback: str) -> None:
+        self.wait()
+        makedirs_private(self.trial_dir)
+        with open_private(os.path.join(self.trial_dir, ERROR_FILE), "a") as f:
+            f.write(f"--- attempt {attempt}: {error}\n{traceback}\n")
+
+    def close(self) -> None:
+        self.flush()
+
+
+def make_recorder(trial_dir: str, recording: str = "files", *,
+                  writer: BatchWriter | None = None) -> TrialRecorder | BatchedTrialRecorder:
+    """The recorder of one trial's results for the executor's `recording` (see RECORDINGS)."""
+    if recording == "batched":
+        return BatchedTrialRecorder(trial_dir, writer=writer)
+    if recording != "files":
+        raise ValueError(f"recording must be one of {RECORDINGS}, got {recording=}")
+    return TrialRecorder(trial_dir)
+
+
 def _rewrite_jsonl(path: str, results: list[dict[str, Any]]) -> None:
     tmp = path + ".tmp"
     with open_private(tmp, "w") as f:
@@ -251,13 +404,19 @@ def _rewrite_csv(path: str, columns: list[str] | None, results: list[dict[str, A
 
 class Journal:
     """journal.jsonl: every change of a trial's life (added, started, paused, ended, failed),
-    appended and flushed as it happens. Resume rebuilds the trial table from it."""
+    appended and flushed as it happens (with `flush_each=False`, by `flush()`: a batched run).
+    Resume rebuilds the trial table from it."""
 
-    def __init__(self, experiment_dir: str) -> None:
+    def __init__(self, experiment_dir: str, *, flush_each: bool = True) -> None:
         self._file = open_append(os.path.join(experiment_dir, JOURNAL_FILE))
+        self._flush_each = flush_each
 
     def write(self, event: dict[str, Any]) -> None:
         self._file.write(dumps(event) + "\n")
+        if self._flush_each:
+            self._file.flush()
+
+    def flush(self) -> None:
         self._file.flush()
 
     def close(self) -> None:

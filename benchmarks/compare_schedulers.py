@@ -11,6 +11,11 @@ script prints a markdown table: the best metric reached by 25%, 50% and 100% of 
 (mean and standard deviation over seeds), the time to reach a target value, trials and
 results; and it draws best-so-far against time with the spread over seeds as a band.
 
+Methods: random search with FIFO, Median stopping, HyperBand and ASHA (stopping, promotion);
+PBT at equal compute (as many members as the budget trains fully, `workers` at a time); TPE and
+SkOpt with ASHA; BOHB (BOHBSearch with HyperBand). A simulated run records in batches (no file
+per result, see asynctune/storage.py) and keeps its directory on /dev/shm when there is one.
+
 A second table compares PBT with random search at equal compute: a population of P configs
 trained for the full number of epochs on P workers, against P random configs trained as long.
 --optuna adds Optuna (TPE with its SuccessiveHalving and Hyperband pruners) on the same table
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import math
 import os
@@ -43,6 +49,10 @@ from asynctune import Callback  # noqa: E402
 from asynctune.executors.simulated import SimulatedExecutor, Workload, replay  # noqa: E402
 
 DEFAULT_WORKLOAD = os.path.join(HERE, "workloads", "mlp_digits.json.gz")
+# Each run's experiment directory, deleted after it: in memory (tmpfs) where there is one. A
+# simulated run writes its results in batches, but a PAUSE or a PBT checkpoint is still a small
+# directory, and on a busy shared disk each costs milliseconds.
+SCRATCH = os.environ.get("ASYNCTUNE_SCRATCH", "/dev/shm")
 ETA = 3
 
 
@@ -89,17 +99,30 @@ def random_asha_promotion(w: Workload, max_t: int, seed: int, workers: int) -> S
     return Setup(scheduler=_asha(max_t, seed, "promotion"))
 
 
-def pbt(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
-    """A population as large as the workers, perturbed every 3 epochs (as Ray Tune's examples do).
-
-    Only the optimiser's hyperparameters are explored: a clone keeps its donor's architecture."""
+def _pbt(w: Workload, seed: int, population: int) -> Setup:
+    """PBT perturbing every 3 epochs (as Ray Tune's examples do). Only the optimiser's
+    hyperparameters are explored: a clone keeps its donor's architecture."""
     from asynctune.algorithms.pbt import PopulationBasedTraining
 
     space = w.space()
     mutations = {k: space[k] for k in ("lr", "momentum", "alpha", "batch_size") if k in space}
     scheduler = PopulationBasedTraining(perturbation_interval=ETA, hyperparam_mutations=mutations or space,
                                         quantile_fraction=0.25, seed=seed)
-    return Setup(scheduler=scheduler, num_samples=workers, checkpoint_frequency=ETA)
+    return Setup(scheduler=scheduler, num_samples=population, checkpoint_frequency=ETA)
+
+
+def pbt(w: Workload, max_t: int, seed: int, workers: int, budget: float = math.inf) -> Setup:
+    """Equal compute: a population of as many configs as the budget trains fully on the workers
+    (20 with the default budget), `workers` of them at a time; later members clone the best
+    checkpoints of earlier ones. (A population of only `workers` would leave most of the budget unused.)"""
+    full_training = float(w.epoch_time_s[:, :max_t].sum(axis=1).mean())
+    population = workers if not math.isfinite(budget) else max(workers, round(budget * workers / full_training))
+    return _pbt(w, seed, population)
+
+
+def pbt_population(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
+    """The population of the PBT-against-random-search table: `num_samples` (= workers) members at once."""
+    return _pbt(w, seed, workers)
 
 
 def tpe_asha(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
@@ -109,12 +132,25 @@ def tpe_asha(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
 
 
 def skopt_asha(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
+    from skopt.learning import ExtraTreesRegressor
+
     from asynctune.algorithms.skopt_search import SkOptSearch
 
-    # A GP refitted at every one of hundreds of suggestions is too slow; extra trees scale.
+    # A GP refitted at every one of hundreds of suggestions is too slow; a small forest of
+    # extra trees (skopt's "ET" has 100) scored on 500 sampled points keeps a run near a second.
+    forest = ExtraTreesRegressor(n_estimators=16, min_samples_leaf=3, random_state=seed)
     return Setup(scheduler=_asha(max_t, seed, "stopping"),
-                 search_alg=SkOptSearch(seed=seed, base_estimator="ET", acq_optimizer="sampling",
-                                        acq_optimizer_kwargs={"n_points": 2000}))
+                 search_alg=SkOptSearch(seed=seed, base_estimator=forest, acq_optimizer="sampling",
+                                        acq_optimizer_kwargs={"n_points": 500}))
+
+
+def bohb(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
+    """BOHB as in Falkner et al. (2018): HyperBand's brackets, TPE over the observations of the
+    largest budget with enough of them."""
+    from asynctune.algorithms.bohb import BOHBSearch
+    from asynctune.algorithms.hyperband import HyperBandScheduler
+
+    return Setup(scheduler=HyperBandScheduler(max_t=max_t, reduction_factor=ETA), search_alg=BOHBSearch(seed=seed))
 
 
 METHODS: dict[str, tuple[str, Callable[..., Setup]]] = {
@@ -123,13 +159,32 @@ METHODS: dict[str, tuple[str, Callable[..., Setup]]] = {
     "hyperband": ("random + HyperBand", random_hyperband),
     "asha-stop": ("random + ASHA (stopping)", random_asha_stopping),
     "asha-promote": ("random + ASHA (promotion)", random_asha_promotion),
-    "pbt": ("PBT (population = workers)", pbt),
+    "pbt": ("PBT (equal compute)", pbt),
     "tpe-asha": ("TPE + ASHA", tpe_asha),
     "skopt-asha": ("SkOpt + ASHA", skopt_asha),
+    "bohb": ("BOHB (TPE + HyperBand)", bohb),
 }
 
 
+def random_asha_brackets(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
+    """Asynchronous HyperBand: ASHA (stopping) with 4 brackets (the peer script compares it)."""
+    from asynctune.algorithms.asha import ASHAScheduler
+
+    return Setup(scheduler=ASHAScheduler(max_t=max_t, grace_period=1, reduction_factor=ETA, brackets=4,
+                                         variant="stopping", seed=seed))
+
+
+# Set-ups outside the main table: the PBT-against-random-search table's, the peer script's.
+EXTRA = {"pbt-population": pbt_population, "asha-brackets": random_asha_brackets}
+
+
 # One run ---------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> Workload:
+    """Each process loads a workload once (a run only reads it)."""
+    return Workload.load(path)
+
 
 @dataclass
 class Trace:
@@ -140,6 +195,7 @@ class Trace:
     times: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     trials: int = 0
+    results: int = 0  # every result the run produced (past the budget too: a result ends at its end)
     wall_s: float = 0.0
     error: str = ""
     finals: list[float] = field(default_factory=list)  # the metric of each trial that trained to max_t
@@ -175,17 +231,23 @@ class _Collect(Callback):
                 self.finals.append(float(value))
 
 
+def _setup(method: str, workload: Workload, max_t: int, seed: int, workers: int, budget: float) -> Setup:
+    if method == "pbt":
+        return pbt(workload, max_t, seed, workers, budget)
+    return {**{k: v[1] for k, v in METHODS.items()}, **EXTRA}[method](workload, max_t, seed, workers)
+
+
 def run_one(method: str, seed: int, workload_path: str, workers: int, budget: float, real: bool,
-            max_t: int | None = None, num_samples: int | None = None) -> Trace:
+            max_t: int | None = None, num_samples: int | None = None, overhead_s: float = 0.0) -> Trace:
     """One method, one seed. A top-level function, so runs can go to a process pool."""
-    workload = Workload.load(workload_path)
+    workload = _load(workload_path)
     max_t = max_t or workload.max_epochs
-    setup = METHODS[method][1](workload, max_t, seed, workers)
+    setup = _setup(method, workload, max_t, seed, workers, budget)
     if num_samples is not None:
         setup.num_samples = num_samples
     n_workers = setup.workers or workers
     collect = _Collect(workload.metric, max_t)
-    storage = tempfile.mkdtemp(prefix="asynctune-compare-")
+    storage = tempfile.mkdtemp(prefix="asynctune-compare-", dir=SCRATCH if os.path.isdir(SCRATCH) else None)
     trace = Trace(method, seed)
     started = time.perf_counter()
     if real:
@@ -196,7 +258,8 @@ def run_one(method: str, seed: int, workload_path: str, workers: int, budget: fl
                                    checkpoint_every=setup.checkpoint_frequency)
         executor = asynctune.LocalExecutor(cpus=n_workers)
     else:
-        trainable, executor = replay, SimulatedExecutor(workload, n_workers=n_workers, seed=seed)
+        trainable = replay
+        executor = SimulatedExecutor(workload, n_workers=n_workers, seed=seed, overhead_s=overhead_s)
     try:
         analysis = asynctune.run(
             trainable, config=workload.space(), num_samples=setup.num_samples, metric=workload.metric,
@@ -212,6 +275,7 @@ def run_one(method: str, seed: int, workload_path: str, workers: int, budget: fl
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     trace.wall_s = time.perf_counter() - started
+    trace.results = len(collect.points)
     points = sorted((t - start, v) for t, v in collect.points if t - start <= budget + 1e-9)
     trace.times = [p[0] for p in points]
     trace.values = [p[1] for p in points]
@@ -276,6 +340,7 @@ def run_optuna(pruner_name: str, seed: int, workload_path: str, workers: int, bu
             order += 1
             heapq.heappush(heap, (now + workload.epoch_time_s[index, epoch + 1], order, trial, index, epoch + 1))
     trace.wall_s = time.perf_counter() - started
+    trace.results = len(trace.times)
     return trace
 
 
@@ -283,8 +348,8 @@ def run_optuna(pruner_name: str, seed: int, workload_path: str, workers: int, bu
 
 def summarise(traces: dict[str, list[Trace]], labels: dict[str, str], budget: float, target: float, mode: str,
               unit: str) -> str:
-    rows = ["| method | best @25% | best @50% | best @100% | time to target | trials | wall s/run |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| method | best @25% | best @50% | best @100% | time to target | trials | wall s/run | µs/result |",
+            "|---|---|---|---|---|---|---|---|"]
     for method, runs in traces.items():
         cells = [labels.get(method, method)]
         for fraction in (0.25, 0.5, 1.0):
@@ -296,6 +361,8 @@ def summarise(traces: dict[str, list[Trace]], labels: dict[str, str], budget: fl
                      else f"not reached ({reached.sum()}/{len(runs)})")
         cells.append(f"{np.mean([r.trials for r in runs]):.0f}")
         cells.append(f"{np.mean([r.wall_s for r in runs]):.1f}")
+        results = sum(r.results for r in runs)
+        cells.append(f"{1e6 * sum(r.wall_s for r in runs) / results:.0f}" if results else "-")
         errors = {r.error for r in runs if r.error}
         if errors:
             cells[0] += f" (failed: {'; '.join(sorted(errors))[:80]})"
@@ -367,6 +434,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
     parser.add_argument("--target", type=float, help="value to reach (default: the 2%% best final value of the table)")
     parser.add_argument("--real", action="store_true", help="train for real on this machine's local executor")
     parser.add_argument("--max-t", type=int, help="epochs per trial (default: the table's)")
+    parser.add_argument("--overhead-s", type=float, default=0.0,
+                        help="virtual seconds each trial start or resume costs (simulated; a real start-up cost)")
     parser.add_argument("--pbt-population", type=int, default=16, help="P of the PBT-vs-random table (0: skip)")
     parser.add_argument("--optuna", action="store_true", help="add Optuna TPE + SHA / Hyperband pruners")
     parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1), help="runs at once (simulated)")
@@ -394,7 +463,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
     print(f"Table: {workload}; mean full training {full_training_s:.3g} s; best value in the table "
           f"{workload.best_value(epochs=max_t):.4g}\n")
 
-    jobs = [(run_one, m, seed, args.workload, args.workers, budget, args.real, max_t)
+    jobs = [(run_one, m, seed, args.workload, args.workers, budget, args.real, max_t, None, args.overhead_s)
             for m in methods for seed in seeds]
     if args.optuna and not args.real:
         try:
@@ -406,7 +475,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
                      for seed in seeds]
     started = time.perf_counter()
     traces: dict[str, list[Trace]] = {}
-    loaded = [Trace(**row) for path in args.load for row in json.load(open(path))]
+    loaded = [Trace(**{"results": len(row["times"]), **row}) for path in args.load for row in json.load(open(path))]
     done = {(t.method, t.seed) for t in loaded}
     jobs = [job for job in jobs if (job[1], job[2]) not in done] if args.load else jobs
     for trace in loaded + run_all(jobs, processes):
@@ -425,11 +494,11 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
 
     if args.pbt_population and "pbt" in methods:
         population = args.pbt_population
-        equal = [(run_one, m, seed, args.workload, population, math.inf, args.real, max_t, population)
-                 for m in ("pbt", "fifo") for seed in seeds]
+        equal = [(run_one, m, seed, args.workload, population, math.inf, args.real, max_t, population, args.overhead_s)
+                 for m in ("pbt-population", "fifo") for seed in seeds]
         runs: dict[str, list[Trace]] = {}
         for trace in run_all(equal, processes):
-            runs.setdefault(trace.method, []).append(trace)
+            runs.setdefault("pbt" if trace.method == "pbt-population" else trace.method, []).append(trace)
         print(f"PBT against random search at equal compute: {population} configs x {max_t} epochs, "
               f"{population} workers, {len(seeds)} seeds. Final models: the {workload.metric} of each trial at "
               f"epoch {max_t}; best ever: the best result at any epoch.\n")

@@ -23,9 +23,11 @@ def table(n_configs: int = 4, epochs: int = 10, epoch_s: float = 3.0) -> Workloa
                     space={"x": {"type": "int", "low": 0, "high": n_configs - 1}})
 
 
-def simulate(workload: Workload, storage: str, *, workers: int = 1, name: str = "sim", **kwargs):
+def simulate(workload: Workload, storage: str, *, workers: int = 1, name: str = "sim", recording: str = "batched",
+             **kwargs):
     kwargs.setdefault("config", {"x": at.grid_search(list(range(len(workload))))})
-    return at.run(replay, metric="loss", mode="min", executor=SimulatedExecutor(workload, n_workers=workers),
+    return at.run(replay, metric="loss", mode="min",
+                  executor=SimulatedExecutor(workload, n_workers=workers, recording=recording),
                   storage_path=storage, name=name, verbose=0, **kwargs)
 
 
@@ -262,3 +264,98 @@ def test_a_small_comparison_runs_end_to_end(capsys, tmp_path):
         assert all(r.times and max(r.times) <= 0.6 for r in runs)
     assert "| random + ASHA (stopping) |" in out and "PBT against random search at equal compute" in out
     assert os.path.getsize(plot) > 10_000
+
+
+# Recording: batched (the simulation's default) or files --------------------------------------------
+
+def _asha_on_digits(storage: str, name: str, recording: str, **kwargs):
+    from asynctune.algorithms.asha import ASHAScheduler
+
+    workload = Workload.load(DIGITS)
+    return at.run(replay, config=workload.space(), num_samples=kwargs.pop("num_samples", 60), metric="val_error",
+                  mode="min", scheduler=ASHAScheduler(max_t=27, grace_period=1, reduction_factor=3,
+                                                      variant=kwargs.pop("variant", "promotion"), seed=3),
+                  executor=SimulatedExecutor(workload, n_workers=kwargs.pop("workers", 8), seed=3, recording=recording),
+                  storage_path=storage, name=name, seed=3, verbose=0, **kwargs)
+
+
+def _experiment_files(analysis) -> dict[str, object]:
+    """What a run left on disk, without wall-clock times: each trial's files and the decisions."""
+    from asynctune.reporting.decisions import read_decisions
+    from asynctune.storage import read_params
+
+    out: dict[str, object] = {}
+    for trial in analysis.trials:
+        out[trial.trial_id] = (sorted(f for f in os.listdir(trial.path) if not f.startswith("checkpoint_")),
+                               analysis.trial_results(trial.trial_id), read_params(trial.path),
+                               open(os.path.join(trial.path, "progress.csv")).read())
+    out["decisions"] = [{k: v for k, v in d.items() if k != "time"} for d in read_decisions(analysis.experiment_dir)]
+    out["trials"] = [{k: os.path.relpath(v, analysis.experiment_dir) if k == "checkpoint" and v else v
+                      for k, v in t.summary().items() if k not in ("path", "start_time", "end_time")}
+                     for t in at.ExperimentAnalysis(analysis.experiment_dir).trials]
+    return out
+
+
+def test_batched_recording_leaves_the_same_experiment_as_files(storage):
+    batched = _asha_on_digits(storage, "batched", "batched", checkpoint_frequency=3, tensorboard=False)
+    files = _asha_on_digits(storage, "files", "files", checkpoint_frequency=3, tensorboard=False)
+    assert len(batched.trials) == 60 and sum(t.num_results for t in batched.trials) > 150
+    assert _experiment_files(batched) == _experiment_files(files)
+    assert batched.best_result["val_error"] == files.best_result["val_error"]
+    assert batched.dataframe().drop(columns=["logdir"]).equals(files.dataframe().drop(columns=["logdir"]))
+    assert os.path.exists(os.path.join(batched.experiment_dir, "journal.jsonl"))
+    assert os.path.exists(os.path.join(batched.experiment_dir, "searcher_state.pkl"))
+
+
+class FirstResultOnDisk(at.Callback):
+    """Reads the trial's result.jsonl as the controller hands a trial's first result around."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str | None] = {}
+
+    def on_trial_result(self, trial, result) -> None:
+        if result["training_iteration"] == 1:
+            path = os.path.join(trial.path, "result.jsonl")
+            self.seen[trial.trial_id] = open(path).read() if os.path.exists(path) else None
+
+
+def test_a_batched_run_writes_no_file_per_result_and_files_writes_each_at_once(storage):
+    batched, files = FirstResultOnDisk(), FirstResultOnDisk()
+    simulate(table(4), storage, workers=2, name="batched", callbacks=[batched])
+    simulate(table(4), storage, workers=2, name="files", callbacks=[files], recording="files")
+    assert batched.seen and all(text is None for text in batched.seen.values())  # not yet: in memory
+    assert len(files.seen) == 4
+    assert all(text.count("\n") == 1 and '"training_iteration": 1' in text for text in files.seen.values())
+
+
+class CountRetained(at.Callback):
+    """Every 25 trials, counts the result dicts and trial runtimes alive in the driver."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, int, int]] = []
+        self.ended = 0
+
+    def on_trial_complete(self, trial) -> None:
+        import gc
+
+        from asynctune.attempt import TrialRuntime
+
+        self.ended += 1
+        if self.ended % 25:
+            return
+        gc.collect()
+        objects = gc.get_objects()
+        results = sum(1 for o in objects if type(o) is dict and "table_index" in o and "training_iteration" in o)
+        runtimes = sum(1 for o in objects if type(o) is TrialRuntime)
+        self.samples.append((self.ended, results, runtimes))
+
+
+def test_the_driver_keeps_no_result_history_of_finished_trials(storage):
+    count = CountRetained()
+    _asha_on_digits(storage, "memory", "batched", num_samples=200, workers=8, callbacks=[count], variant="stopping")
+    assert len(count.samples) == 8
+    for ended, results, runtimes in count.samples:
+        # The last result of each trial (Trial.last_result) and those in flight, not every result;
+        # the runtimes of running and paused trials only, not of every finished one.
+        assert results <= ended + 2 * 8 + 25, (ended, results)
+        assert runtimes <= 8 + 25 + 8, (ended, runtimes)

@@ -104,6 +104,9 @@ class Executor(abc.ABC):
     # For executors on a virtual clock (the simulated one); real executors keep the defaults.
 
     virtual_time = False
+    # How the controller writes results (storage.RECORDINGS): "files" flushes each one as it
+    # arrives; "batched" (a simulation's default) writes them twice a second and at a trial's end.
+    recording = "files"
 
     def now(self) -> float:
         """The executor's clock: wall-clock time, or virtual time for a simulation."""

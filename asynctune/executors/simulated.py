@@ -41,6 +41,7 @@ from ..errors import AsynctuneError, ExecutorError
 from ..resources import HostInventory, Placement
 from ..session import CHECKPOINT_META, read_checkpoint_meta
 from ..space import Categorical, Domain, Float, Integer
+from ..storage import RECORDINGS
 from ..trial import CONTINUE, PAUSE, STOP, Decision, Mutate
 from .base import DoneEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
 from .protocol import TrialRequest
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 # launch) happens at the current instant. More passes never change a result, only cost time.
 _SETTLE_PASSES = 4
 _CATEGORY_MISMATCH = 1e6  # a categorical mismatch outweighs any numeric distance (at most n_numeric)
+_CACHE_SIZE = 1024  # lookups of configs off the table kept (PBT asks for the same ones again)
 
 
 class Workload:
@@ -106,9 +108,20 @@ class Workload:
         self._numeric = [k for k, s in self.space_spec.items() if s["type"] in ("float", "int")]
         self._categorical = [k for k, s in self.space_spec.items() if s["type"] == "choice"]
         self._points = np.array([[self._scale(k, c[k]) for k in self._numeric] for c in self.configs], dtype=float)
-        self._categories = [tuple(_key(c.get(k)) for k in self._categorical) for c in self.configs]
+        # Nearest = argmin |x - p|^2 + BIG * mismatches = argmin (|x|^2 + BIG * n_cat) - A @ [p, onehot],
+        # with A = [2x, BIG * onehot(x)]: one product per lookup (constants in p do not move the argmin).
+        self._codes: list[dict[Any, int]] = [{} for _ in self._categorical]
+        codes = [[column.setdefault(_key(c.get(k)), len(column)) for k, column in zip(self._categorical, self._codes)]
+                 for c in self.configs]
+        self._offsets = np.cumsum([0] + [len(column) for column in self._codes])
+        onehot = np.zeros((len(self.configs), int(self._offsets[-1])))
+        for row, config_codes in enumerate(codes):
+            for column, code in enumerate(config_codes):
+                onehot[row, self._offsets[column] + code] = 1.0
+        self._matrix = np.hstack([2.0 * self._points, _CATEGORY_MISMATCH * onehot])
+        self._base = np.sum(self._points ** 2, axis=1) + _CATEGORY_MISMATCH * len(self._categorical)
         self._exact = {_key(c): i for i, c in reversed(list(enumerate(self.configs)))}
-        self._cache: dict[Any, int] = {}
+        self._cache: dict[Any, int] = {}  # bounded: a random searcher's configs never come twice
 
     @property
     def max_epochs(self) -> int:
@@ -148,11 +161,16 @@ class Workload:
         if index is None:
             index = self._cache.get(key)
         if index is None:
-            point = np.array([self._scale(k, config.get(k)) for k in self._numeric], dtype=float)
-            distance = np.sum((self._points - point) ** 2, axis=1) if self._numeric else np.zeros(len(self))
-            wanted = tuple(_key(config.get(k)) for k in self._categorical)
-            mismatches = np.array([sum(a != b for a, b in zip(cats, wanted)) for cats in self._categories])
-            index = self._cache[key] = int(np.argmin(distance + _CATEGORY_MISMATCH * mismatches))
+            vector = np.zeros(self._matrix.shape[1])
+            vector[: len(self._numeric)] = [self._scale(k, config.get(k)) for k in self._numeric]
+            for column, (k, codes) in enumerate(zip(self._categorical, self._codes)):
+                code = codes.get(_key(config.get(k)))
+                if code is not None:  # a value no recorded config has matches none
+                    vector[len(self._numeric) + self._offsets[column] + code] = 1.0
+            index = int(np.argmin(self._base - self._matrix @ vector))
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = index
         return index
 
     def _scale(self, key: str, value: Any) -> float:
@@ -263,12 +281,16 @@ class SimulatedExecutor(Executor):
         noise: Standard deviation of Gaussian noise added to every reported value of the
             workload's metric (0: the recorded values exactly).
         overhead_s: Virtual seconds a trial spends starting or resuming before its first epoch.
+        recording: "batched" (the default): each trial's results are written twice a second and
+            when it ends, the experiment's state at the end, and TensorBoard files only when
+            `run(tensorboard=True)` asks; "files": every result written and flushed as it
+            arrives, as with a real executor (storage.RECORDINGS). The files are the same.
     """
 
     virtual_time = True
 
     def __init__(self, workload: Workload | str, *, n_workers: int = 4, seed: int | None = 0, noise: float = 0.0,
-                 overhead_s: float = 0.0) -> None:
+                 overhead_s: float = 0.0, recording: str = "batched") -> None:
         if isinstance(workload, str):
             workload = Workload.load(workload)
         if not isinstance(workload, Workload):
@@ -281,6 +303,9 @@ class SimulatedExecutor(Executor):
             raise ValueError(f"SimulatedExecutor: noise must be a number >= 0, got {noise=}")
         if not (isinstance(overhead_s, (int, float)) and overhead_s >= 0):
             raise ValueError(f"SimulatedExecutor: overhead_s must be a number >= 0, got {overhead_s=}")
+        if recording not in RECORDINGS:
+            raise ValueError(f"SimulatedExecutor: recording must be one of {RECORDINGS}, got {recording=}")
+        self.recording = recording
         self.workload = workload
         self.n_workers, self.seed, self.noise, self.overhead_s = n_workers, seed or 0, float(noise), float(overhead_s)
         self._now = 0.0

@@ -60,10 +60,12 @@ class DecisionLog(Callback):
 
     Args:
         scheduler: The experiment's scheduler, to tell a STOP at its `max_t` from an early one.
+        flush_each: False: flushed on the controller's tick instead (a batched, simulated run).
     """
 
-    def __init__(self, *, scheduler: Any = None) -> None:
+    def __init__(self, *, scheduler: Any = None, flush_each: bool = True) -> None:
         self.scheduler = scheduler
+        self.flush_each = flush_each
         self.path: str | None = None
         self._file: IO[str] | None = None
 
@@ -82,7 +84,12 @@ class DecisionLog(Callback):
         if early is not None:
             record["early"] = early
         self._file.write(dumps(record) + "\n")
-        self._file.flush()
+        if self.flush_each:
+            self._file.flush()
+
+    def on_tick(self, trials: Sequence[Trial]) -> None:
+        if self._file is not None and not self.flush_each:
+            self._file.flush()
 
     def on_experiment_end(self, trials: Sequence[Trial]) -> None:
         if self._file is not None:
