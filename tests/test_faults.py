@@ -167,7 +167,7 @@ CUT_SHORT = EXPERIMENT.replace("    def train(config):\n", """    def train(conf
         import signal, threading
         if threading.current_thread() is threading.main_thread():  # a worker process, not a Dask thread
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a trainable that tidies up on SIGTERM
-""").replace("verbose=1)", "verbose=1, executor=sys.argv[4] if sys.argv[4] == 'local' else at.DaskExecutor(n_workers=2))")
+""").replace("verbose=1)", "verbose=1, executor=None if sys.argv[4] == 'local' else at.DaskExecutor(n_workers=2))")
 
 
 @pytest.mark.timeout(300)  # a Dask cluster in the driver, then one more for the resume
