@@ -63,6 +63,19 @@ async def _refused(address: str, security: Security | None = None) -> Exception 
     return None
 
 
+async def _comm_refused(address: str, security: Security | None = None) -> Exception | None:
+    """The error a connection to the driver's channel gets (plain, or TLS with `security`), or None."""
+    from distributed.comm import connect
+
+    args = security.get_connection_args("worker") if security is not None else {}
+    try:
+        comm = await asyncio.wait_for(connect(address, timeout=2, **args), 10)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is a refusal
+        return exc
+    await comm.close()
+    return None
+
+
 async def test_the_cluster_it_starts_refuses_clients_without_its_credentials_and_serves_no_http(storage, tmp_path):
     flag = str(tmp_path / "go")
     executor = DaskExecutor(n_workers=2)
@@ -84,8 +97,18 @@ async def test_the_cluster_it_starts_refuses_clients_without_its_credentials_and
             assert await _refused(address, Security.temporary()) is not None
         assert await _refused(scheduler.address, executor.cluster.security) is None  # the right key gets in
 
+        # The driver's own listener (the trials' direct channel) is TLS on loopback, and lets
+        # in only a peer with the cluster's certificate: a plain connection and one with
+        # another CA's certificate are refused before a byte of pickle is read.
+        channel = executor._runners.address
+        assert channel.startswith("tls://127.0.0.1:")
+        assert await _comm_refused(channel.replace("tls://", "tcp://")) is not None
+        assert await _comm_refused(channel, Security.temporary()) is not None
+        assert await _comm_refused(channel, executor.cluster.security) is None
+
         listening = _listening_ports()
-        assert listening == comm_ports, f"listening: {sorted(listening)}, Dask's comms: {sorted(comm_ports)}"
+        comm_ports.add(_port(channel))
+        assert listening == comm_ports, f"listening: {sorted(listening)}, TLS comms: {sorted(comm_ports)}"
         assert 8787 not in listening
         with open(flag, "w"):
             pass
