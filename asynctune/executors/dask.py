@@ -455,6 +455,9 @@ def _inventory(address: str, info: dict[str, Any]) -> HostInventory:
                          memory_mb=float(info.get("memory_limit") or 0) / 2**20)
 
 
+_LOST = object()  # in a run's mailbox: the attempt was lost (its reason in `_lost`)
+
+
 class _DaskTrialRun(TrialRun):
     """One attempt of a trial: a Dask task (its runner's, on the direct channel), whose
     messages arrive in `mailbox` and whose decisions leave through `link`."""
@@ -472,6 +475,7 @@ class _DaskTrialRun(TrialRun):
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         outcome = executor._spawn(self._watch_future(), f"dask-future-{request.trial_id}")
         assert outcome is not None, "launch() runs between start() and close()"
+        outcome.add_done_callback(self._on_outcome)
         self._outcome = outcome
         self._messages = WorkerMessages(f"trial {request.trial_id}'s Dask task")
         self._ended = False
@@ -483,49 +487,36 @@ class _DaskTrialRun(TrialRun):
     # TrialRun ------------------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[TrialEvent]:
-        getter: asyncio.Future[Any] | None = None
         self._reading = True
+        health = self.executor._spawn(self._watch_health(), f"dask-health-{self.trial_id}")
         try:
             while True:
-                if getter is None:
-                    getter = asyncio.ensure_future(self.mailbox.get())
-                waits: set[asyncio.Future[Any]] = {getter, self._lost}
-                if not self._outcome.done():
-                    waits.add(self._outcome)
-                done, _ = await asyncio.wait(waits, timeout=_HEALTH_CHECK_S, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    message, getter = getter.result(), None
-                    event = self._handle(message)
-                    if event is not None:
-                        if not isinstance(event, ResultEvent):
-                            self._clean = not self._killed
-                        yield event
-                        if not isinstance(event, ResultEvent):
-                            return
-                    continue
-                if self._outcome.done() and self._outcome.result() is not None:
-                    self.lose(self._outcome.result())
-                if self._lost.done():
+                message = await self.mailbox.get()  # the hot path: one await per message
+                if message is _LOST:
                     # Results the trial sent before it was lost are still worth keeping.
-                    for message in await self._drain(getter):
+                    for message in await self._drain():
                         event = self._handle(message)
                         if event is not None:
                             yield event
                             if not isinstance(event, ResultEvent):
                                 return
-                    getter = None
                     if self.executor._scheduler_lost:
                         raise ExecutorLost(self._lost.result())
                     yield WorkerLostEvent(self._lost.result(), None, "")
                     return
-                if not done:
-                    self._check_health()
+                event = self._handle(message)
+                if event is not None:
+                    if not isinstance(event, ResultEvent):
+                        self._clean = not self._killed
+                    yield event
+                    if not isinstance(event, ResultEvent):
+                        return
         finally:
             self._ended = True
             if not self._over.done():
                 self._over.set_result(None)
-            if getter is not None:
-                getter.cancel()
+            if health is not None:
+                health.cancel()
             self._finish()
 
     def decide(self, decision: Decision | Mutate) -> None:
@@ -575,15 +566,13 @@ class _DaskTrialRun(TrialRun):
     def _send(self, message: Any) -> None:
         self.link.send(message)
 
-    async def _drain(self, getter: asyncio.Future[Any] | None) -> list[Any]:
+    async def _drain(self) -> list[Any]:
         messages = []
-        if getter is not None:
-            if getter.done() and not getter.cancelled():
-                messages.append(getter.result())
-            getter.cancel()
         await self.link.drain(self.executor.client is not None and not self.executor._scheduler_lost)
         while not self.mailbox.empty():
-            messages.append(self.mailbox.get_nowait())
+            message = self.mailbox.get_nowait()
+            if message is not _LOST:
+                messages.append(message)
         return messages
 
     # Faults ----------------------------------------------------------------------------------------
@@ -604,8 +593,19 @@ class _DaskTrialRun(TrialRun):
         return None
 
     def lose(self, reason: str) -> None:
+        """End the attempt as lost: events() reads what came before, then reports the loss."""
         if not self._lost.done():
             self._lost.set_result(reason)
+            self.mailbox.put_nowait(_LOST)
+
+    def _on_outcome(self, outcome: asyncio.Task[str | None]) -> None:
+        if not outcome.cancelled() and outcome.result() is not None:
+            self.lose(outcome.result())
+
+    async def _watch_health(self) -> None:
+        while not self._lost.done():
+            await asyncio.sleep(_HEALTH_CHECK_S)
+            self._check_health()
 
     def _check_health(self) -> None:
         client = self.executor.client

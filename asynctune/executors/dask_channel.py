@@ -1,10 +1,12 @@
 """The driver's side of the two channels between a DaskExecutor and its trials.
 
-Direct (a cluster with TLS): the driver listens with distributed's comm layer on the
-interface it reaches the scheduler from, with the cluster's TLS credentials; Dask tasks
-(`dask_worker.serve`, "runners") connect with their worker's credentials, so every
-connection is mutually authenticated by the cluster's CA. Each comm message is one frame of
-the local pipe's protocol (`protocol.encode`: length + pickle). A runner that finished a
+Direct (a cluster with TLS): the driver listens on the interface it reaches the scheduler
+from, TLS only, with the SSL context of the cluster's `distributed.Security`
+(`get_listen_args("client")`, which requires a peer certificate signed by the cluster's CA);
+Dask tasks (`dask_worker.serve`, "runners") connect with their worker's
+(`get_connection_args("worker")`), so every connection is mutually authenticated by the
+cluster's CA. On it travel the local pipe's frames (`protocol.encode`: 4-byte length +
+pickle), through asyncio streams on the driver's loop. A runner that finished a
 trial cleanly waits for the next one on the same worker (`Runners.idle`), so a short trial
 pays neither a task submission nor an import; one idle for `IDLE_S` is told to exit, which
 frees its Dask thread.
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import ExecutorError
 from .dask_worker import pack, unpack
 from .protocol import FrameDecoder, encode
 
@@ -93,14 +97,14 @@ class Runner:
 
     def __init__(self, runners: Runners, key: str, future: Any, resources: dict[str, float]) -> None:
         self.runners, self.key, self.future, self.resources = runners, key, future, resources
-        self.comm: Any = None
+        self.writer: asyncio.StreamWriter | None = None  # once connected
         self.info: dict[str, Any] = {}  # the runner's introduction: worker, name, pid, thread, nonce
         self.host: str | None = None  # the worker's name, once connected
         self.run: Any = None  # the _DaskTrialRun it runs now
         self.trainables: set[str] = set()  # trainable keys its worker process already holds
         self.idle_since: float | None = None
         self.closed = False
-        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
+        self._early: list[bytes] = []  # sent before it connected (a kill as it starts)
 
     # The run's link --------------------------------------------------------------------------------
 
@@ -109,14 +113,21 @@ class Runner:
         return RunnerLink(self, run)
 
     def send(self, message: Any) -> None:
-        if not self.closed:
-            self._outgoing.put_nowait(encode(message))
+        if self.closed:
+            return
+        if self.writer is None:
+            self._early.append(encode(message))
+            return
+        try:
+            self.writer.write(encode(message))  # buffered in order; the loop writes it out
+        except Exception as exc:  # the transport is closing: the reader reports the loss
+            logger.debug("Dask runner %s: write failed: %s", self.key, exc)
 
     def finished(self, run: Any, clean: bool) -> None:
         if self.run is not run:
             return
         self.run = None
-        if clean and not self.closed and self.comm is not None:
+        if clean and not self.closed and self.writer is not None:
             self.idle_since = time.monotonic()
             self.runners.spawn(self._exit_when_idle(self.idle_since), f"dask-runner-idle-{self.key}")
         else:
@@ -130,54 +141,40 @@ class Runner:
         self.send(("exit",))
         self.closed = True
         self.runners.forget(self)
-        if cancel or self.comm is None:  # never connected: the task itself must go
+        if cancel or self.writer is None:  # never connected: the task itself must go
             self.runners.cancel(self.future)
-        # Its writer sends "exit" and closes the comm; the task returns on its own.
+        if self.writer is not None:
+            self.writer.close()  # after "exit": buffered data is written before the close
 
     # Connection ----------------------------------------------------------------------------------
 
-    async def serve_comm(self, comm: Any, info: dict[str, Any]) -> None:
-        """Write what is sent, read what comes, until the comm or the runner closes."""
-        self.comm, self.info = comm, info
+    async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               info: dict[str, Any], decoder: FrameDecoder) -> None:
+        """Read what comes until the connection or the runner closes."""
+        self.writer, self.info = writer, info
         self.host = self.runners.host_name(info["worker"], info)
+        for frame in self._early:
+            writer.write(frame)
+        self._early.clear()
         if self.run is not None:
             self.run.mailbox.put_nowait(("started", info))
-        writer = self.runners.spawn(self._write(), f"dask-runner-write-{self.key}")
-        decoder = FrameDecoder()
+        reason = "it closed its connection"
         try:
-            while True:
-                data = await comm.read()
+            while data := await reader.read(65536):
                 run = self.run
                 for message in decoder.feed(data):
                     if run is not None:
                         run.mailbox.put_nowait(message)
                     else:
                         logger.warning("Dask runner %s: message outside a trial dropped: %r", self.key, message)
-        except Exception as exc:  # the comm closed: the worker died, or exited when told
-            if self.run is not None:
-                self.run.lose(f"the Dask worker {info['worker']} was lost (its connection to the driver "
-                              f"closed: {type(exc).__name__})")
+        except Exception as exc:
+            reason = f"its connection to the driver failed: {type(exc).__name__}: {exc}"
         finally:
+            if self.run is not None:  # the worker died under the trial (it exits only when idle)
+                self.run.lose(f"the Dask worker {info['worker']} was lost ({reason})")
             self.closed = True
             self.runners.forget(self)
-            if writer is not None:
-                writer.cancel()
-            comm.abort()
-
-    async def _write(self) -> None:
-        comm = self.comm
-        try:
-            while True:
-                frame = await self._outgoing.get()
-                await comm.write(frame)
-                if self.closed and self._outgoing.empty():
-                    await comm.close()
-                    return
-        except Exception as exc:
-            if self.run is not None:
-                self.run.lose(f"the Dask worker {self.info.get('worker')} was lost (writing to it: "
-                              f"{type(exc).__name__}: {exc})")
-            comm.abort()
+            writer.close()
 
     async def _exit_when_idle(self, since: float) -> None:
         await asyncio.sleep(IDLE_S)
@@ -196,7 +193,7 @@ class RunnerLink:
         self.runner.send(message)
 
     async def drain(self, scheduler_up: bool) -> None:
-        await asyncio.sleep(0)  # the reader put all it read before it said the comm closed
+        await asyncio.sleep(0)  # the reader put all it read before it said the connection closed
 
     def release(self, clean: bool) -> None:
         self.runner.finished(self.run, clean)
@@ -209,23 +206,19 @@ class Runners:
                  host_name: Callable[[str, Any], str]) -> None:
         self.spawn, self.cancel, self.host_name = spawn, cancel, host_name
         self.address: str | None = None  # what workers connect to
-        self._listener: Any = None
-        self._security: Any = None
+        self._server: asyncio.AbstractServer | None = None
         self._by_key: dict[str, Runner] = {}
-        self._abandoned = 0
 
     async def start(self, host: str, security: Any) -> str:
-        from distributed.comm import listen
-
-        self._security = security
-        # TLS only, with the cluster's credentials: the listen args require a peer
-        # certificate signed by the cluster's CA (mutual TLS).
-        args = security.get_listen_args("client")
-        assert args.get("ssl_context") is not None, "the direct channel needs the cluster's TLS credentials"
-        listener = listen(f"tls://{host}:0", self._on_connection, deserialize=False, **args)
-        await listener.start()
-        self._listener = listener
-        self.address = listener.contact_address
+        """Listen on `host` with TLS only, with the cluster's credentials: the context
+        requires a peer certificate signed by the cluster's CA (mutual TLS)."""
+        context = security.get_listen_args("client").get("ssl_context")
+        if context is None or context.verify_mode != ssl.CERT_REQUIRED:
+            raise ExecutorError("DaskExecutor: the direct channel needs the cluster's TLS credentials")
+        self._server = await asyncio.start_server(self._on_connection, host, 0, ssl=context,
+                                                  ssl_handshake_timeout=HELLO_TIMEOUT_S)
+        port = self._server.sockets[0].getsockname()[1]
+        self.address = f"tls://{host}:{port}" if ":" not in host else f"tls://[{host}]:{port}"
         return self.address
 
     def add(self, key: str, future: Any, resources: dict[str, float]) -> Runner:
@@ -236,7 +229,7 @@ class Runners:
     def idle(self, host: str, resources: dict[str, float]) -> Runner | None:
         """A runner idle on `host` whose task holds the same Dask resources, if any."""
         for runner in self._by_key.values():
-            if runner.host == host and runner.run is None and runner.comm is not None and not runner.closed:
+            if runner.host == host and runner.run is None and runner.writer is not None and not runner.closed:
                 if runner.resources == resources:
                     return runner
         return None
@@ -244,7 +237,7 @@ class Runners:
     def retire_idle(self, host: str) -> None:
         """Before a new task goes to `host`: idle runners there would hold its threads."""
         for runner in list(self._by_key.values()):
-            if runner.host == host and runner.run is None and runner.comm is not None:
+            if runner.host == host and runner.run is None and runner.writer is not None:
                 runner.retire()
 
     def get(self, key: str) -> Runner | None:
@@ -257,38 +250,46 @@ class Runners:
     async def close(self) -> None:
         for runner in list(self._by_key.values()):
             runner.retire()
-        await asyncio.sleep(0)  # let the writers send "exit"
-        if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
-    async def _on_connection(self, comm: Any) -> None:
-        """A runner connected (TLS verified by the listener): it introduces itself."""
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A runner connected (its certificate verified by the TLS handshake): it introduces itself."""
+        decoder = FrameDecoder()
         try:
-            data = await asyncio.wait_for(comm.read(), HELLO_TIMEOUT_S)
-            (hello,) = FrameDecoder().feed(data)
+            hello = await asyncio.wait_for(_first_message(reader, decoder), HELLO_TIMEOUT_S)
             kind, info = hello
             key = info["key"]
         except Exception as exc:
             logger.warning("Dask channel: a connection from %s did not introduce itself (%s: %s); closed",
-                           comm.peer_address, type(exc).__name__, exc)
-            comm.abort()
+                           writer.get_extra_info("peername"), type(exc).__name__, exc)
+            writer.close()
             return
         runner = self._by_key.get(key)
-        if kind != "hello" or runner is None or runner.comm is not None:
+        if kind != "hello" or runner is None or runner.writer is not None:
             # Dask ran the task again (its first worker died), or the driver let go of it:
             # that run must not train; the controller retries the trial itself.
-            try:
-                await comm.write(encode(("ABANDON", info.get("nonce"))))
-                await comm.close()
-            except Exception:
-                comm.abort()
+            writer.write(encode(("ABANDON", info.get("nonce"))))
+            writer.close()
             if runner is not None and runner.run is not None:
                 runner.run.lose(f"the Dask worker {runner.info.get('worker')} was lost (Dask started the trial "
                                 f"again elsewhere)")
             return
-        task = self.spawn(runner.serve_comm(comm, info), f"dask-runner-{key}")
+        task = self.spawn(runner.serve_connection(reader, writer, info, decoder), f"dask-runner-{key}")
         if task is None:  # the executor is closing
-            comm.abort()
+            writer.close()
             return
         await asyncio.wait({task})
+
+
+async def _first_message(reader: asyncio.StreamReader, decoder: FrameDecoder) -> Any:
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            raise EOFError("closed before its introduction")
+        messages = decoder.feed(data)
+        if messages:
+            if len(messages) > 1:  # a runner says nothing more before it is answered
+                raise ValueError(f"{len(messages)} messages before an answer")
+            return messages[0]

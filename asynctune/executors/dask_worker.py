@@ -1,11 +1,12 @@
 """The trial's side of a DaskExecutor: the Dask tasks that run inside a Dask worker process.
 
-`serve` is the task on the direct channel: it connects to the driver's listener with
-distributed's comm layer and the worker's own TLS credentials, introduces itself
+`serve` is the task on the direct channel: it connects to the driver's listener over TLS
+with the worker's own credentials (the cluster's `distributed.Security`), introduces itself
 ("hello", with a fresh nonce), and once told ("RUN", nonce) runs its first trial, then any
 further trial the driver sends it (("run", TrialRequest)) until told ("exit",), so a short
 trial pays neither a task submission nor an import. The trial's messages and decisions are
-the local pipe's: `protocol.encode` frames (length + pickle), one per comm message.
+the local pipe's: `protocol.encode` frames (4-byte length + pickle), read and written by
+blocking calls in the trial's thread.
 
 When the driver cannot be reached, `serve` says so to the driver through the scheduler's
 event log and runs its one trial over the queue channel instead: `run_over_queues`, a pair of
@@ -20,16 +21,17 @@ import asyncio
 import ctypes
 import os
 import pickle
+import select
 import socket
+import ssl
 import sys
 import threading
 import uuid
-from collections import deque
 from typing import Any
 
 from .. import session as session_module
 from ..errors import AsynctuneError
-from .protocol import FrameDecoder, TrialRequest, encode
+from .protocol import HEADER_SIZE, TrialRequest, encode
 
 POLL_S = 1.0  # how often a trial waiting for the driver checks that its task is still wanted
 
@@ -86,49 +88,38 @@ def serve(request_blob: bytes, address: str, fallback_topic: str, connect_timeou
 
 
 class DirectLink:
-    """The trial's channel (send/receive, as TrialSession uses it) over one distributed comm,
-    driven from this task's thread by an event loop of its own (the worker's loop stays free)."""
+    """The trial's channel (send/receive, as TrialSession uses it) over one TLS connection to
+    the driver: blocking reads and writes of `protocol.encode` frames, as on a local pipe."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, comm: Any, worker: Any, key: Any) -> None:
-        self.loop, self.comm, self.worker, self.key = loop, comm, worker, key
-        self._decoder = FrameDecoder()
-        self._pending: deque[Any] = deque()
-        self._read: asyncio.Task[Any] | None = None  # a read in flight survives a poll's timeout
+    def __init__(self, sock: ssl.SSLSocket, worker: Any, key: Any) -> None:
+        self.sock, self.worker, self.key = sock, worker, key
+        self._buffer = bytearray()
 
     @classmethod
     def connect(cls, address: str, worker: Any, key: Any, timeout_s: float) -> DirectLink:
-        from distributed.comm import connect
-
-        # The worker's credentials: on a TLS cluster the driver's listener requires them.
-        args = worker.security.get_connection_args("worker")
-        if args.get("ssl_context") is None:
+        """Connect with the worker's credentials: the driver's listener requires them (mutual TLS)."""
+        context = worker.security.get_connection_args("worker").get("ssl_context")
+        if context is None:
             raise ConnectionRefusedError("this worker has no TLS credentials for the driver's channel")
-        loop = asyncio.new_event_loop()
+        host, port = _host_port(address)
+        raw = socket.create_connection((host, port), timeout=timeout_s)
         try:
-            comm = loop.run_until_complete(connect(address, timeout=timeout_s, **args))
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = context.wrap_socket(raw)  # the handshake, within timeout_s
         except BaseException:
-            loop.close()
+            raw.close()
             raise
-        return cls(loop, comm, worker, key)
+        sock.settimeout(None)  # reads wait in select(), with a poll; writes block
+        return cls(sock, worker, key)
 
     def send(self, message: Any) -> None:
-        self.loop.run_until_complete(self.comm.write(encode(message)))
+        self.sock.sendall(encode(message))
 
     def receive(self) -> Any:
         """The driver's next message; StopTrial once the task is no longer wanted or the
         driver is gone."""
-        while not self._pending:
-            if self._read is None:
-                self._read = self.loop.create_task(self.comm.read())
-            done, _ = self.loop.run_until_complete(asyncio.wait({self._read}, timeout=POLL_S))
-            if done:
-                read, self._read = self._read, None
-                if read.exception() is not None:  # the driver closed the channel or went away
-                    raise session_module.StopTrial()
-                self._pending.extend(self._decoder.feed(read.result()))
-            elif not self._still_wanted():
-                raise session_module.StopTrial()
-        return self._pending.popleft()
+        header = self._read_exact(HEADER_SIZE)
+        return pickle.loads(self._read_exact(int.from_bytes(header, "big")))
 
     def next_request(self) -> TrialRequest | None:
         """Between trials: the next trial to run, or None when told to exit (or let go)."""
@@ -146,16 +137,32 @@ class DirectLink:
 
     def close(self) -> None:
         try:
-            if self._read is not None:
-                self._read.cancel()
-            self.loop.run_until_complete(self.comm.close())
-        except Exception:  # a closed or broken comm: nothing more to say on it
-            self.comm.abort()
-        finally:
-            self.loop.close()
+            self.sock.close()
+        except OSError:
+            pass
 
-    def _still_wanted(self) -> bool:
-        return _still_wanted(self.worker, self.key)
+    def _read_exact(self, size: int) -> bytes:
+        buffer = self._buffer
+        while len(buffer) < size:
+            if not self.sock.pending() and not select.select([self.sock], [], [], POLL_S)[0]:
+                if not _still_wanted(self.worker, self.key):
+                    raise session_module.StopTrial()
+                continue
+            try:
+                chunk = self.sock.recv(max(65536, size - len(buffer)))
+            except OSError:
+                chunk = b""
+            if not chunk:  # the driver closed the channel, or went away
+                raise session_module.StopTrial()
+            buffer += chunk
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.removeprefix("tls://").rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _still_wanted(worker: Any, key: Any) -> bool:
