@@ -343,14 +343,18 @@ async def test_gpu_trials_run_only_on_the_worker_that_has_a_gpu(storage):
             [(0, trial.config["gpu"])] if trial.config["gpu"] else [])
 
 
-async def test_time_budget_interrupts_trials_busy_between_reports(storage):
+@pytest.mark.parametrize("tls", [True, False], ids=["tls-direct", "tcp-queue"])
+async def test_time_budget_interrupts_trials_busy_between_reports(storage, tls):
     def stubborn(config):
         at.report(started=1)
         while True:  # never reports again: only an interrupt of its thread stops it
             time.sleep(0.01)
 
+    from distributed.security import Security
+
+    security = {"protocol": "tls", "security": Security.temporary()} if tls else {}
     async with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
-                                        dashboard_address=None, asynchronous=True) as cluster, \
+                                        dashboard_address=None, asynchronous=True, **security) as cluster, \
             distributed.Client(cluster, asynchronous=True) as client:
         start = time.time()
         analysis = await at.run_async(stubborn, num_samples=2, time_budget_s=1.5, storage_path=storage, verbose=0,

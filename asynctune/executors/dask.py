@@ -617,7 +617,8 @@ class _DaskTrialRun(TrialRun):
 
     async def _stopped_within(self, seconds: float) -> bool:
         """Whether the trial ended (or its task did, or the attempt is already lost) within `seconds`."""
-        done, _ = await asyncio.wait({self._outcome, self._lost, self._over}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({self._outcome, self._lost, self._over}, timeout=seconds,
+                                     return_when=asyncio.FIRST_COMPLETED)
         return bool(done)
 
     async def _interrupt(self) -> None:

@@ -65,7 +65,8 @@ def serve(request_blob: bytes, address: str, fallback_topic: str, connect_timeou
     try:
         link = DirectLink.connect(address, worker, key, connect_timeout_s)
     except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
-        worker.log_event(fallback_topic, {"key": key, "worker": worker.address, "error": f"{type(exc).__name__}: {exc}"})
+        error = f"{type(exc).__name__}: {exc}"
+        worker.log_event(fallback_topic, {"key": key, "worker": worker.address, "error": error})
         return run_over_queues(request_blob, f"{key}-out", f"{key}-in")
     try:
         nonce = uuid.uuid4().hex
