@@ -48,9 +48,16 @@ def unpack(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def _introduction(worker: Any, nonce: str) -> dict[str, Any]:
-    return {"nonce": nonce, "worker": worker.address, "name": worker.name, "pid": os.getpid(),
-            "hostname": socket.gethostname(), "thread": threading.get_ident()}
+def _told_to_run(channel: Any, kind: str, worker: Any, key: Any) -> bool:
+    """Introduce this run of the task with a fresh nonce; whether the driver says to run it
+    (it refuses a rerun Dask started on its own after a worker died)."""
+    nonce = uuid.uuid4().hex
+    channel.send((kind, {"nonce": nonce, "key": key, "worker": worker.address, "name": worker.name,
+                         "pid": os.getpid(), "hostname": socket.gethostname(), "thread": threading.get_ident()}))
+    try:
+        return channel.receive() == ("RUN", nonce)
+    except session_module.StopTrial:
+        return False
 
 
 # --- the direct channel -----------------------------------------------------------------------
@@ -69,13 +76,7 @@ def serve(request_blob: bytes, address: str, fallback_topic: str, connect_timeou
         worker.log_event(fallback_topic, {"key": key, "worker": worker.address, "error": error})
         return run_over_queues(request_blob, f"{key}-out", f"{key}-in")
     try:
-        nonce = uuid.uuid4().hex
-        link.send(("hello", {**_introduction(worker, nonce), "key": key}))
-        try:
-            go = link.receive()
-        except session_module.StopTrial:
-            return "abandoned"
-        if go != ("RUN", nonce):
+        if not _told_to_run(link, "hello", worker, key):
             return "abandoned"
         request: TrialRequest | None = pickle.loads(request_blob)
         ran = 0
@@ -183,13 +184,7 @@ def run_over_queues(request_blob: bytes, outbox_name: str, inbox_name: str) -> s
     worker = get_worker()
     outbox, inbox = Queue(outbox_name), Queue(inbox_name)
     channel = QueueChannel(outbox, inbox, worker, thread_state.key)
-    nonce = uuid.uuid4().hex
-    channel.send(("started", _introduction(worker, nonce)))
-    try:
-        go = channel.receive()
-    except session_module.StopTrial:
-        return "abandoned"
-    if go != ("RUN", nonce):
+    if not _told_to_run(channel, "started", worker, thread_state.key):
         return "abandoned"
     message = _execute(channel, pickle.loads(request_blob))
     channel.send(message)
