@@ -36,6 +36,8 @@ def counting(config):
     """A counter kept in the checkpoint: a resumed trial continues, a restarted one starts at 0."""
     checkpoint = at.get_checkpoint()
     count = checkpoint["count"] if checkpoint else 0
+    while config.get("wait_for") and not os.path.exists(config["wait_for"]):
+        time.sleep(0.01)
     while count < config.get("until", 4):
         count += 1
         time.sleep(config.get("sleep", 0))
@@ -196,7 +198,12 @@ def test_decisions_reach_a_class_trainable_before_its_next_step(storage, channel
 
 class PauseUntilOtherEnds(CoroutineScheduler):
     """Pause trial "a" at iteration 2; resume it when trial "b" ends. Meanwhile "c" took a's
-    worker, so "a" resumes on the worker "b" freed: another process."""
+    worker, so "a" resumes on the worker "b" freed: another process. "b" starts counting only
+    once "a" is paused (the `flag` file), so it cannot end first, however the workers start."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__()
+        self.flag = flag
 
     async def run(self):
         paused = None
@@ -205,17 +212,20 @@ class PauseUntilOtherEnds(CoroutineScheduler):
                     and event.result["training_iteration"] == 2 and paused is None):
                 self.pause(event.trial)
                 paused = event.trial
+                open(self.flag, "w").close()
             elif isinstance(event, TrialEnded) and event.trial.config["role"] == "b" and paused is not None:
                 self.resume(paused)
 
 
 @both_channels
-def test_a_paused_trial_resumes_on_another_worker_from_its_checkpoint(storage, channel):
+def test_a_paused_trial_resumes_on_another_worker_from_its_checkpoint(storage, channel, tmp_path):
     plan = {"a": {"until": 4}, "b": {"until": 6, "sleep": 0.1}, "c": {"until": 14, "sleep": 0.1}}
+    flag = str(tmp_path / "a-paused")
     analysis = at.run(counting, config={"role": at.grid_search(["a", "b", "c"]),
                                         "until": at.sample_from(lambda c: plan[c["role"]]["until"]),
-                                        "sleep": at.sample_from(lambda c: plan[c["role"]].get("sleep", 0.02))},
-                      scheduler=PauseUntilOtherEnds(), executor=DaskExecutor(n_workers=2, channel=channel),
+                                        "sleep": at.sample_from(lambda c: plan[c["role"]].get("sleep", 0.02)),
+                                        "wait_for": at.sample_from(lambda c: flag if c["role"] == "b" else None)},
+                      scheduler=PauseUntilOtherEnds(flag), executor=DaskExecutor(n_workers=2, channel=channel),
                       storage_path=storage, verbose=0)
     paused = next(t for t in analysis.trials if t.config["role"] == "a")
     results = analysis.trial_results(paused.trial_id)
