@@ -1,31 +1,40 @@
-"""Framework overhead through Dask: per-trial cost, results/s, and one result's round trip.
+"""Framework overhead through Dask, both channels, against the local executor, in one run.
 
     python benchmarks/overhead_dask.py            # full sizes
     python benchmarks/overhead_dask.py --quick    # smaller, for a smoke run
 
-Runs on a DaskExecutor's LocalCluster (one single-threaded worker process per --workers) and,
-for comparison, on the LocalExecutor with as many CPUs. The round-trip rows time the bare Dask
-mechanisms a trial's report() could ride on (no asynctune code): a pair of distributed.Queues
-(what DaskExecutor uses) and an Actor method call. (Pub/Sub is gone from recent distributed.)
-Figures are medians over --repeats runs.
+Three executors, measured the same way, repetitions interleaved (so a change of load on a
+shared machine hits all three alike): a DaskExecutor's LocalCluster (one single-threaded
+worker process per --workers, TLS) on the direct channel, the same on the queue channel
+(`channel="queue"`, what every trial used before the direct channel), and the LocalExecutor
+with as many CPUs. Each figure is taken from the driver's clock between results (a Callback),
+so cluster and worker start-up are excluded, and is the median over --repeats runs:
+
+- overhead per trial: one-report trials, --workers at a time; the time between the
+  --workers-th result and the last, per trial after the first --workers.
+- results/s: --workers trials reporting at once, each result decided; results after the first
+  of each trial, over the time from the first result to the last.
+
+Ray Tune is measured in the same run where it is installed (`ray[tune]`); never a dependency.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
 
-import os
-
 import asynctune
+from asynctune import Callback
 from asynctune.executors.dask import DaskExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from overhead import print_table  # noqa: E402
+
+KINDS = ("dask direct", "dask queue", "local")
 
 
 def one_report(config):
@@ -37,80 +46,52 @@ def many_reports(config):
         asynctune.report(score=i)
 
 
+class ResultClock(Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_trial_result(self, trial, result) -> None:
+        self.times.append(time.perf_counter())
+
+
 def _executor(kind: str, workers: int):
-    return DaskExecutor(n_workers=workers) if kind == "dask" else asynctune.LocalExecutor(cpus=workers)
+    if kind == "local":
+        return asynctune.LocalExecutor(cpus=workers)
+    return DaskExecutor(n_workers=workers, channel=kind.split()[1])
 
 
 def per_trial_overhead(kind: str, trials: int, workers: int, storage: str) -> float:
-    """Seconds per one-report trial, cluster start excluded (the first trial pays it; a warm-up
-    experiment of `workers` trials is subtracted)."""
-    def timed(n: int) -> float:
-        start = time.perf_counter()
-        asynctune.run(one_report, config={"x": asynctune.uniform(0, 1)}, num_samples=n, storage_path=storage,
-                      executor=_executor(kind, workers), verbose=0)
-        return time.perf_counter() - start
-
-    fixed = timed(workers)
-    return max(0.0, timed(trials + workers) - fixed) / trials
+    clock = ResultClock()
+    asynctune.run(one_report, config={"x": asynctune.uniform(0, 1)}, num_samples=trials + workers,
+                  max_concurrent_trials=workers, storage_path=storage, executor=_executor(kind, workers),
+                  verbose=0, callbacks=[clock])
+    return (clock.times[-1] - clock.times[workers - 1]) / trials
 
 
 def results_per_second(kind: str, results: int, workers: int, storage: str) -> float:
-    """Results per second over `workers` trials reporting at once, cluster start excluded (an
-    experiment of one-result trials is subtracted)."""
-    def timed(n: int) -> float:
-        start = time.perf_counter()
-        asynctune.run(many_reports, config={"n": n}, num_samples=workers, storage_path=storage,
-                      executor=_executor(kind, workers), verbose=0)
-        return time.perf_counter() - start
-
-    fixed = timed(1)
-    return workers * (results - 1) / max(1e-9, timed(results) - fixed)
+    clock = ResultClock()
+    asynctune.run(many_reports, config={"n": results}, num_samples=workers, max_concurrent_trials=workers,
+                  storage_path=storage, executor=_executor(kind, workers), verbose=0, callbacks=[clock])
+    return (len(clock.times) - workers) / (clock.times[-1] - clock.times[workers - 1])
 
 
-# --- bare Dask mechanisms, for the choice of channel -------------------------------------------
+def ray_per_trial(trials: int, workers: int) -> float | None:
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        return None
+    ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
 
-def _queue_echo(out_name: str, in_name: str, n: int) -> None:
-    from distributed import Queue
+    def trainable(config):
+        tune.report({"score": config["x"]})
 
-    out, inbox = Queue(out_name), Queue(in_name)
-    for i in range(n):
-        out.put(i)
-        inbox.get()
-
-
-class _Echo:
-    def ping(self, i: int) -> int:
-        return i
-
-
-async def round_trips(n: int) -> dict[str, float]:
-    import distributed
-
-    seconds: dict[str, float] = {}
-    async with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
-                                        dashboard_address=None, asynchronous=True) as cluster, \
-            distributed.Client(cluster, asynchronous=True) as client:
-        out, inbox = await distributed.Queue("bench-out", client=client), await distributed.Queue("bench-in", client=client)
-        future = client.submit(_queue_echo, out.name, inbox.name, n + 10, pure=False)
-        for _ in range(10):
-            await out.get()
-            await inbox.put("go")
-        start = time.perf_counter()
-        for _ in range(n):
-            await out.get()
-            await inbox.put("CONTINUE")
-        seconds["Queue pair (DaskExecutor's choice)"] = (time.perf_counter() - start) / n
-        await future
-
-        actor = await client.submit(_Echo, actor=True)
-        for i in range(10):
-            await actor.ping(i)
-        start = time.perf_counter()
-        for i in range(n):
-            await actor.ping(i)
-        seconds["Actor method call (driver -> worker -> driver)"] = (time.perf_counter() - start) / n
-
-    return seconds
+    start = time.perf_counter()
+    tune.Tuner(trainable, param_space={"x": tune.uniform(0, 1)},
+               tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=workers)).fit()
+    elapsed = (time.perf_counter() - start) / trials
+    ray.shutdown()
+    return elapsed
 
 
 def main() -> None:
@@ -119,21 +100,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    trials, results, pings = (50, 500, 200) if args.quick else (200, 2000, 1000)
-    rows = []
+    trials, results = (100, 1000) if args.quick else (400, 4000)
+    per_trial: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    rate: dict[str, list[float]] = {kind: [] for kind in KINDS}
     with tempfile.TemporaryDirectory() as storage:
-        for kind in ("dask", "local"):
-            per_trial = statistics.median(per_trial_overhead(kind, trials, args.workers, storage)
-                                          for _ in range(args.repeats))
-            rows.append((f"{kind}: overhead per trial ({trials} one-report trials, {args.workers} at a time)",
-                         f"{per_trial * 1e3:.2f} ms"))
-            rate = statistics.median(results_per_second(kind, results, args.workers, storage)
-                                     for _ in range(args.repeats))
-            rows.append((f"{kind}: results/s ({args.workers} trials x {results} results, each decided)",
-                         f"{rate:,.0f}"))
-    for name, seconds in asyncio.run(round_trips(pings)).items():
-        rows.append((f"round trip, bare Dask: {name}", f"{seconds * 1e3:.2f} ms"))
-    print_table(f"asynctune through Dask (python {sys.version.split()[0]}, medians of {args.repeats})", ["measure", "value"], rows)
+        for _ in range(args.repeats):
+            for kind in KINDS:
+                per_trial[kind].append(per_trial_overhead(kind, trials, args.workers, storage))
+                rate[kind].append(results_per_second(kind, results, args.workers, storage))
+    trial_ms = {kind: statistics.median(values) * 1e3 for kind, values in per_trial.items()}
+    per_s = {kind: statistics.median(values) for kind, values in rate.items()}
+    rows = []
+    for kind in KINDS:
+        rows.append((f"{kind}: overhead per trial ({trials} one-report trials, {args.workers} at a time)",
+                     f"{trial_ms[kind]:.2f} ms", f"{trial_ms[kind] / trial_ms['local']:.1f}x local"))
+    for kind in KINDS:
+        rows.append((f"{kind}: results/s ({args.workers} trials x {results} results, each decided)",
+                     f"{per_s[kind]:,.0f}", f"{per_s[kind] / per_s['local']:.2f} of local"))
+    ray = ray_per_trial(trials, args.workers)
+    rows.append(("Ray Tune: per trial", "not installed" if ray is None else f"{ray * 1e3:.1f} ms",
+                 "" if ray is None else f"{ray * 1e3 / trial_ms['local']:.0f}x local"))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print_table(f"asynctune through Dask (python {sys.version.split()[0]}, medians of {args.repeats}, "
+                f"load average {load:.1f})", ["measure", "value", "ratio"], rows)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ def counting(config):
     """A counter kept in the checkpoint: a resumed trial continues, a restarted one starts at 0."""
     checkpoint = at.get_checkpoint()
     count = checkpoint["count"] if checkpoint else 0
+    while config.get("wait_for") and not os.path.exists(config["wait_for"]):
+        time.sleep(0.01)
     while count < config.get("until", 4):
         count += 1
         time.sleep(config.get("sleep", 0))
@@ -69,8 +71,11 @@ class Powers(at.Trainable):
     ({"min_workers": 0}, "min_workers must be"),
     ({"start_timeout_s": 0}, "start_timeout_s must be"),
     ({"kill_grace_s": -1}, "kill_grace_s must be"),
+    ({"channel": "tcp"}, "channel must be one of auto, direct, queue"),
+    ({"connect_timeout_s": 0}, "connect_timeout_s must be"),
 ], ids=["address-int", "n_workers-0", "n_workers-with-address", "resources-negative",
-        "resources-with-address", "min_workers-0", "start_timeout-0", "kill_grace-negative"])
+        "resources-with-address", "min_workers-0", "start_timeout-0", "kill_grace-negative", "channel-unknown",
+        "connect_timeout-0"])
 def test_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DaskExecutor(**kwargs)
@@ -121,7 +126,12 @@ async def test_a_clear_error_names_the_extra_when_dask_is_missing(monkeypatch):
 
 # --- with a LocalCluster ----------------------------------------------------------------------
 
-def test_whole_experiment_with_asha_streams_results_and_keeps_everything_on_disk(storage):
+# The LocalCluster a DaskExecutor starts uses TLS: trials talk to the driver directly, or
+# through the scheduler's queues when told to (as on a cluster without TLS).
+both_channels = pytest.mark.parametrize("channel", ["direct", "queue"])
+
+@both_channels
+def test_whole_experiment_with_asha_streams_results_and_keeps_everything_on_disk(storage, channel):
     def quadratic(config):
         if config["x"] == 5:
             raise ValueError("bad x")
@@ -133,7 +143,7 @@ def test_whole_experiment_with_asha_streams_results_and_keeps_everything_on_disk
     # at the first rung: ASHA stops it there. That takes the result while the trial runs.
     analysis = at.run(quadratic, config={"x": at.grid_search([3, 2, 4, 0, 5])}, metric="loss", mode="min",
                       scheduler=at.ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2),
-                      executor=DaskExecutor(n_workers=2), storage_path=storage, name="quad", verbose=0)
+                      executor=DaskExecutor(n_workers=2, channel=channel), storage_path=storage, name="quad", verbose=0)
     assert analysis.best_config == {"x": 3}
     trials = {t.config["x"]: t for t in analysis.trials}
     assert {x: t.status for x, t in trials.items()} == {
@@ -166,15 +176,16 @@ class ListeningSockets(Callback):
                                    if c.status == psutil.CONN_LISTEN]
 
 
-def test_decisions_reach_a_class_trainable_before_its_next_step(storage):
+@both_channels
+def test_decisions_reach_a_class_trainable_before_its_next_step(storage, channel):
     class StopAtThree(at.Scheduler):
         def on_trial_result(self, trial, result):
             return at.STOP if result["training_iteration"] >= 3 else at.CONTINUE
 
     sockets = ListeningSockets()
     analysis = at.run(Powers, config={"base": at.grid_search([2, 3, 10])}, scheduler=StopAtThree(),
-                      checkpoint_frequency=2, executor=DaskExecutor(n_workers=2), storage_path=storage, verbose=0,
-                      callbacks=[sockets])
+                      checkpoint_frequency=2, executor=DaskExecutor(n_workers=2, channel=channel), storage_path=storage,
+                      verbose=0, callbacks=[sockets])
     # The LocalCluster's scheduler, nannies and workers listen, on loopback only (no dashboard).
     assert len(sockets.addresses) >= 5 and set(sockets.addresses) == {"127.0.0.1"}
     assert [t.last_result["value"] for t in analysis.trials] == [8, 27, 1000]
@@ -187,7 +198,12 @@ def test_decisions_reach_a_class_trainable_before_its_next_step(storage):
 
 class PauseUntilOtherEnds(CoroutineScheduler):
     """Pause trial "a" at iteration 2; resume it when trial "b" ends. Meanwhile "c" took a's
-    worker, so "a" resumes on the worker "b" freed: another process."""
+    worker, so "a" resumes on the worker "b" freed: another process. "b" starts counting only
+    once "a" is paused (the `flag` file), so it cannot end first, however the workers start."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__()
+        self.flag = flag
 
     async def run(self):
         paused = None
@@ -196,17 +212,21 @@ class PauseUntilOtherEnds(CoroutineScheduler):
                     and event.result["training_iteration"] == 2 and paused is None):
                 self.pause(event.trial)
                 paused = event.trial
+                open(self.flag, "w").close()
             elif isinstance(event, TrialEnded) and event.trial.config["role"] == "b" and paused is not None:
                 self.resume(paused)
 
 
-def test_a_paused_trial_resumes_on_another_worker_from_its_checkpoint(storage):
+@both_channels
+def test_a_paused_trial_resumes_on_another_worker_from_its_checkpoint(storage, channel, tmp_path):
     plan = {"a": {"until": 4}, "b": {"until": 6, "sleep": 0.1}, "c": {"until": 14, "sleep": 0.1}}
+    flag = str(tmp_path / "a-paused")
     analysis = at.run(counting, config={"role": at.grid_search(["a", "b", "c"]),
                                         "until": at.sample_from(lambda c: plan[c["role"]]["until"]),
-                                        "sleep": at.sample_from(lambda c: plan[c["role"]].get("sleep", 0.02))},
-                      scheduler=PauseUntilOtherEnds(), executor=DaskExecutor(n_workers=2), storage_path=storage,
-                      verbose=0)
+                                        "sleep": at.sample_from(lambda c: plan[c["role"]].get("sleep", 0.02)),
+                                        "wait_for": at.sample_from(lambda c: flag if c["role"] == "b" else None)},
+                      scheduler=PauseUntilOtherEnds(flag), executor=DaskExecutor(n_workers=2, channel=channel),
+                      storage_path=storage, verbose=0)
     paused = next(t for t in analysis.trials if t.config["role"] == "a")
     results = analysis.trial_results(paused.trial_id)
     assert [r["count"] for r in results] == [1, 2, 3, 4]  # continued, not restarted
@@ -215,6 +235,56 @@ def test_a_paused_trial_resumes_on_another_worker_from_its_checkpoint(storage):
     assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
     with open(os.path.join(paused.path, "stdout.txt")) as f:
         assert f.read().split("\n")[:4] == ["count 1", "count 2", "count 3", "count 4"]
+
+
+def reports_its_task(config):
+    from distributed.worker import thread_state
+
+    for step in range(2):
+        at.report(step=step, task=thread_state.key)
+
+
+@pytest.mark.parametrize("channel, tasks", [("direct", 1), ("queue", 6)])
+def test_the_direct_channel_runs_one_workers_trials_in_one_task(storage, channel, tasks):
+    analysis = at.run(reports_its_task, num_samples=6, executor=DaskExecutor(n_workers=1, channel=channel),
+                      storage_path=storage, verbose=0)
+    assert [t.num_results for t in analysis.trials] == [2] * 6
+    # Each trial after the first went to the runner already on the worker: no task, no import.
+    assert len({t.last_result["task"] for t in analysis.trials}) == tasks
+
+
+def test_a_worker_that_cannot_reach_the_driver_sends_its_trials_through_the_queues(storage, monkeypatch, caplog):
+    from asynctune.executors import dask_channel
+
+    start = dask_channel.Runners.start
+
+    async def unreachable(self, host, security):
+        await start(self, host, security)
+        self.address = f"tls://127.0.0.1:{_free_port()}"  # where nothing listens: the connect fails for real
+        return self.address
+
+    monkeypatch.setattr(dask_channel.Runners, "start", unreachable)
+    with caplog.at_level("WARNING", logger="asynctune.executors.dask"):
+        analysis = at.run(reports_its_task, num_samples=3, storage_path=storage, verbose=0,
+                          executor=DaskExecutor(n_workers=1, connect_timeout_s=0.5))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 3
+    assert [[r["step"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[0, 1]] * 3
+    fallbacks = [r.getMessage() for r in caplog.records if "could not reach the driver" in r.getMessage()]
+    assert len(fallbacks) == 3 and all("through the scheduler's queues" in m for m in fallbacks)
+    assert len({t.last_result["task"] for t in analysis.trials}) == 3  # one queue task per trial
+
+
+async def test_a_cluster_without_tls_gets_the_queues_and_the_log_says_why(storage, caplog):
+    async with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        dashboard_address=None, asynchronous=True) as cluster:
+        with pytest.raises(at.ExecutorError, match="channel='direct' needs a cluster with TLS"):
+            await at.run_async(reports_its_task, storage_path=storage, verbose=0,
+                               executor=DaskExecutor(cluster, channel="direct"))
+        with caplog.at_level("WARNING", logger="asynctune.executors.dask"):
+            executor = DaskExecutor(cluster)
+            analysis = await at.run_async(reports_its_task, storage_path=storage, verbose=0, executor=executor)
+    assert analysis.trials[0].num_results == 2 and executor._runners is None
+    assert any("does not use TLS" in r.getMessage() for r in caplog.records)
 
 
 class KillWorkerAt(Callback):
@@ -230,11 +300,12 @@ class KillWorkerAt(Callback):
             self.killed.append(result["pid"])
 
 
-def test_a_killed_worker_fails_the_attempt_and_the_trial_finishes_elsewhere(storage):
+@both_channels
+def test_a_killed_worker_fails_the_attempt_and_the_trial_finishes_elsewhere(storage, channel):
     killer = KillWorkerAt(2)
     start = time.time()
     analysis = at.run(counting, config={"until": 5, "sleep": 0.05}, max_failures=1, callbacks=[killer],
-                      executor=DaskExecutor(n_workers=2), storage_path=storage, verbose=0)
+                      executor=DaskExecutor(n_workers=2, channel=channel), storage_path=storage, verbose=0)
     assert time.time() - start < 40
     trial = analysis.trials[0]
     assert trial.status is at.Status.TERMINATED and trial.num_failures == 1
@@ -245,10 +316,11 @@ def test_a_killed_worker_fails_the_attempt_and_the_trial_finishes_elsewhere(stor
     assert {r["pid"] for r in results[2:]}.isdisjoint(killer.killed)
 
 
-def test_without_retries_a_killed_worker_is_an_error_and_its_restarted_worker_runs_the_next_trial(storage):
+@both_channels
+def test_without_retries_a_killed_worker_is_an_error_and_its_restarted_worker_runs_the_next_trial(storage, channel):
     killer = KillWorkerAt(1)
     analysis = at.run(counting, config={"until": 3}, num_samples=2, callbacks=[killer],
-                      executor=DaskExecutor(n_workers=1), storage_path=storage, verbose=0)
+                      executor=DaskExecutor(n_workers=1, channel=channel), storage_path=storage, verbose=0)
     first, second = analysis.trials
     assert first.status is at.Status.ERROR and "Dask worker" in first.error and first.num_results == 1
     # The nanny restarted worker "0" under a new address: the same host, available again.
@@ -281,14 +353,18 @@ async def test_gpu_trials_run_only_on_the_worker_that_has_a_gpu(storage):
             [(0, trial.config["gpu"])] if trial.config["gpu"] else [])
 
 
-async def test_time_budget_interrupts_trials_busy_between_reports(storage):
+@pytest.mark.parametrize("tls", [True, False], ids=["tls-direct", "tcp-queue"])
+async def test_time_budget_interrupts_trials_busy_between_reports(storage, tls):
     def stubborn(config):
         at.report(started=1)
         while True:  # never reports again: only an interrupt of its thread stops it
             time.sleep(0.01)
 
+    from distributed.security import Security
+
+    security = {"protocol": "tls", "security": Security.temporary()} if tls else {}
     async with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
-                                        dashboard_address=None, asynchronous=True) as cluster, \
+                                        dashboard_address=None, asynchronous=True, **security) as cluster, \
             distributed.Client(cluster, asynchronous=True) as client:
         start = time.time()
         analysis = await at.run_async(stubborn, num_samples=2, time_budget_s=1.5, storage_path=storage, verbose=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 
 import psutil
@@ -63,6 +64,24 @@ async def _refused(address: str, security: Security | None = None) -> Exception 
     return None
 
 
+def _channel_answer(address: str, security: Security | None = None) -> list | Exception:
+    """What the driver's channel answers a runner's introduction for a task it does not know
+    (plain TCP, or TLS with `security`'s worker certificate): its messages, or the error."""
+    from asynctune.executors.protocol import FrameDecoder, encode
+
+    host, port = address.removeprefix("tls://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            sock = security.get_connection_args("worker")["ssl_context"].wrap_socket(raw) if security else raw
+            sock.sendall(encode(("hello", {"key": "not-a-task", "nonce": "n1"})))
+            data = sock.recv(65536)  # under TLS 1.3 a refused certificate shows here
+            if not data:
+                raise EOFError("closed without an answer")
+            return FrameDecoder().feed(data)
+    except Exception as exc:  # noqa: BLE001 - any failure is a refusal
+        return exc
+
+
 async def test_the_cluster_it_starts_refuses_clients_without_its_credentials_and_serves_no_http(storage, tmp_path):
     flag = str(tmp_path / "go")
     executor = DaskExecutor(n_workers=2)
@@ -84,8 +103,19 @@ async def test_the_cluster_it_starts_refuses_clients_without_its_credentials_and
             assert await _refused(address, Security.temporary()) is not None
         assert await _refused(scheduler.address, executor.cluster.security) is None  # the right key gets in
 
+        # The driver's own listener (the trials' direct channel) is TLS on loopback, and lets
+        # in only a peer with the cluster's certificate: a plain connection and one with
+        # another CA's certificate are refused before a byte of pickle is read.
+        channel = executor._runners.address
+        assert channel.startswith("tls://127.0.0.1:")
+        plain, other_ca, ours = [await asyncio.to_thread(_channel_answer, channel, security)
+                                 for security in (None, Security.temporary(), executor.cluster.security)]
+        assert isinstance(plain, Exception) and isinstance(other_ca, Exception), (plain, other_ca)
+        assert ours == [("ABANDON", "n1")]  # the cluster's certificate gets in (and an unknown task is refused)
+
         listening = _listening_ports()
-        assert listening == comm_ports, f"listening: {sorted(listening)}, Dask's comms: {sorted(comm_ports)}"
+        comm_ports.add(_port(channel))
+        assert listening == comm_ports, f"listening: {sorted(listening)}, TLS comms: {sorted(comm_ports)}"
         assert 8787 not in listening
         with open(flag, "w"):
             pass

@@ -1,44 +1,49 @@
 """Trials on a Dask cluster: a LocalCluster, Slurm/PBS through dask-jobqueue, Kubernetes, a cloud.
 
-Each trial is one Dask task. Inside it the usual trial side runs (`TrialSession`,
-`run_function`, `run_class`); its channel to the driver is a pair of `distributed.Queue`s that
-live on the Dask scheduler, one for the trial's messages (results, then its end) and one for
-the driver's answers (decisions). So results stream to the driver while the trial runs, and a
-decision on result k is in force before step k+1, exactly as with local workers. Every byte
-goes through Dask's own comms; nothing here listens on a socket.
+Dask places the trials (workers, resources, lifecycle); their results and decisions travel
+on one of two channels (executors/dask_channel.py, the trial's side in dask_worker.py):
 
-Faults: a Dask worker that dies under a trial (the scheduler's "remove-worker" event, or the
-task's future erring with KilledWorker) ends the trial's attempt with a `WorkerLostEvent`; the
-controller then retries it from its last checkpoint under `max_failures`. When Dask reruns a
-task on its own after a worker loss, the rerun is refused by a handshake: each run of the task
-introduces itself with a fresh nonce, and only the first run is told to start. Losing the
-scheduler raises `ExecutorLost`: the controller ends the experiment, resumable.
+- direct, on a cluster with TLS: a Dask task connects to a listener of the driver with
+  distributed's comm layer and the cluster's credentials (mutual TLS), and speaks the local
+  pipe's protocol on it. It runs further trials on that worker when asked, so a short trial
+  pays no task submission.
+- queue, on a cluster without TLS (pickles never cross an unauthenticated socket) or when a
+  worker cannot reach the driver: a pair of `distributed.Queue`s per trial on the scheduler.
+
+Either way results stream to the driver while the trial runs, and a decision on result k is
+in force before step k+1, exactly as with local workers.
+
+Faults: a Dask worker that dies under a trial (its connection closes, the scheduler's
+"remove-worker" event, or the task's future erring with KilledWorker) ends the trial's attempt
+with a `WorkerLostEvent`; the controller then retries it from its last checkpoint under
+`max_failures`. When Dask reruns a task on its own after a worker loss, the rerun is refused
+by a handshake: each run of the task introduces itself with a fresh nonce, and only the first
+run is told to start. Losing the scheduler raises `ExecutorLost`: the controller ends the
+experiment, resumable.
 
 Hosts are Dask workers, named by the worker's name (a worker its nanny restarts keeps it).
 
-The core never imports dask: only this module does, and only when a DaskExecutor starts.
+The core never imports dask: only these modules do, and only when a DaskExecutor starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import math
 import os
 import pickle
-import socket
-import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
-from .. import session as session_module
-from ..errors import AsynctuneError, ExecutorError, ExecutorLost
+from ..errors import ExecutorError, ExecutorLost
 from ..resources import GPU, HostInventory, Placement
 from ..trial import Decision, Mutate
 from .base import Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
+from .dask_channel import QueueLink, Runner, Runners
+from .dask_worker import interrupt_thread, run_over_queues, serve
 from .protocol import TrialRequest, WorkerMessages, decision_message
 from .tasks import OwnedTasks
 
@@ -46,8 +51,7 @@ logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = "DaskExecutor needs dask's distributed package: pip install 'asynctune[dask]'"
 _HEALTH_CHECK_S = 1.0  # how often a waiting trial checks that the scheduler is still there
-_POLL_S = 1.0  # how often a trial waiting for a decision checks that its task is still wanted
-_DRAIN_WAIT_S = 0.2  # after a loss, how long a result already on its way may take to arrive
+_CHANNELS = ("auto", "direct", "queue")
 _SCHEDULER_LOST = "the Dask scheduler was lost"
 
 
@@ -91,11 +95,18 @@ class DaskExecutor(Executor):
         start_timeout_s: How long start() waits for the scheduler and the workers.
         kill_grace_s: How long a killed trial may take to stop before it is interrupted, then
             (on the LocalCluster this executor owns) before its worker is restarted.
+        channel: How results and decisions travel (docs/dask.md): "auto" (default) a direct
+            connection from each worker to the driver when the cluster uses TLS, else the
+            scheduler's queues; "direct" requires the direct channel (start() fails on a
+            cluster without TLS); "queue" always the scheduler's queues.
+        connect_timeout_s: How long a worker tries to reach the driver's channel before its
+            trial falls back to the scheduler's queues.
     """
 
     def __init__(self, address: Any = None, *, n_workers: int | None = None,
                  worker_resources: dict[str, float] | None = None, min_workers: int = 1,
-                 security: Any = None, start_timeout_s: float = 60.0, kill_grace_s: float = 3.0) -> None:
+                 security: Any = None, start_timeout_s: float = 60.0, kill_grace_s: float = 3.0,
+                 channel: str = "auto", connect_timeout_s: float = 10.0) -> None:
         if address is not None and not isinstance(address, str) and not _is_client_or_cluster(address):
             raise ValueError(f"DaskExecutor: address must be None, a scheduler address, a distributed Client "
                              f"or a Cluster, got {address!r}")
@@ -123,6 +134,10 @@ class DaskExecutor(Executor):
             raise ValueError(f"DaskExecutor: start_timeout_s must be > 0, got {start_timeout_s=}")
         if not kill_grace_s >= 0:
             raise ValueError(f"DaskExecutor: kill_grace_s must be >= 0, got {kill_grace_s=}")
+        if channel not in _CHANNELS:
+            raise ValueError(f"DaskExecutor: channel must be one of {', '.join(_CHANNELS)}, got {channel=}")
+        if not connect_timeout_s > 0:
+            raise ValueError(f"DaskExecutor: connect_timeout_s must be > 0, got {connect_timeout_s=}")
         self.address = address
         self.n_workers = n_workers
         self.worker_resources = dict(worker_resources) if worker_resources else None
@@ -130,6 +145,8 @@ class DaskExecutor(Executor):
         self.security = security
         self.start_timeout_s = start_timeout_s
         self.kill_grace_s = kill_grace_s
+        self.channel = channel
+        self.connect_timeout_s = connect_timeout_s
         self.client: Any = None  # our distributed.Client (asynchronous), after start()
         self.cluster: Any = None  # the LocalCluster we started, if we started one
         self._workers: dict[str, dict[str, Any]] = {}  # live worker address -> the scheduler's info on it
@@ -139,6 +156,8 @@ class DaskExecutor(Executor):
         self._removed: set[str] = set()
         self._runs: set[_DaskTrialRun] = set()
         self._tasks = OwnedTasks("DaskExecutor")  # decisions, cancellations, task watchers
+        self._runners: Runners | None = None  # the direct channel, when the cluster has TLS
+        self._fallback_topic = f"asynctune-fallback-{uuid.uuid4().hex[:12]}"
         self._scheduler_lost = False
         self._closed = False
 
@@ -154,6 +173,7 @@ class DaskExecutor(Executor):
             self.client.subscribe_topic("all", self._on_cluster_event)
             await self.client.wait_for_workers(self.min_workers, timeout=self.start_timeout_s)
             identity = await self.client.scheduler.identity()
+            await self._open_channel()
         except BaseException as exc:
             await self.close()
             if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError)):
@@ -183,13 +203,13 @@ class DaskExecutor(Executor):
         if self._scheduler_lost or self.client.status != "running":
             self._scheduler_lost = True
             raise ExecutorLost(_SCHEDULER_LOST)
-        distributed = _import_distributed()
+        resources = self._dask_resources(placement)
+        if self._runners is not None:
+            runner = self._runners.idle(placement.host, resources)
+            if runner is not None:
+                return self._run_on(runner, request)
+            self._runners.retire_idle(placement.host)  # its Dask thread is the new task's
         key = f"asynctune-{request.trial_id}-{uuid.uuid4().hex[:12]}"
-        try:
-            outbox, inbox = await asyncio.gather(distributed.Queue(f"{key}-out", client=self.client),
-                                                 distributed.Queue(f"{key}-in", client=self.client))
-        except OSError as exc:  # CommClosedError is an OSError
-            raise ExecutorLost(self._scheduler_lost_reason(exc)) from exc
         # The placement names a worker; should it go before the task starts, Dask may pick
         # another one that has the resources (allow_other_workers) rather than wait for it.
         address = self._address_of.get(placement.host)
@@ -197,18 +217,49 @@ class DaskExecutor(Executor):
         # Pickled here, so Dask ships the request as it is instead of walking it as a task graph
         # (which would turn its lists into tuples).
         blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-        future = self.client.submit(_run_on_worker, blob, outbox.name, inbox.name, key=key, pure=False,
-                                    retries=0, resources=self._dask_resources(placement) or None, **where)
-        run = _DaskTrialRun(self, request, future, outbox, inbox)
+        options = {"key": key, "pure": False, "retries": 0, "resources": resources or None, **where}
+        if self._runners is not None:
+            future = self.client.submit(serve, blob, self._runners.address, self._fallback_topic,
+                                        self.connect_timeout_s, **options)
+            run = _DaskTrialRun(self, request, future)
+            runner = self._runners.add(key, future, resources)
+            runner.trainables.add(request.trainable_key)
+            run.link = runner.link_for(run)
+        else:
+            distributed = _import_distributed()
+            try:
+                outbox, inbox = await asyncio.gather(distributed.Queue(f"{key}-out", client=self.client),
+                                                     distributed.Queue(f"{key}-in", client=self.client))
+            except OSError as exc:  # CommClosedError is an OSError
+                raise ExecutorLost(self._scheduler_lost_reason(exc)) from exc
+            future = self.client.submit(run_over_queues, blob, outbox.name, inbox.name, **options)
+            run = _DaskTrialRun(self, request, future)
+            run.link = self._queue_link(run, key, outbox, inbox)
         run.host = placement.host
+        self._runs.add(run)
+        return run
+
+    def _run_on(self, runner: Runner, request: TrialRequest) -> TrialRun:
+        """The next trial on an idle runner: one message, no task, no import."""
+        run = _DaskTrialRun(self, request, runner.future)
+        info = runner.info
+        run.host, run.worker_address, run.pid, run.thread_id, run._nonce = (
+            runner.host, info["worker"], info["pid"], info["thread"], info["nonce"])
+        run.link = runner.link_for(run)
+        if request.trainable_key in runner.trainables:
+            request = replace(request, trainable_blob=None)  # its worker holds it already
+        runner.trainables.add(request.trainable_key)
+        runner.send(("run", request))
         self._runs.add(run)
         return run
 
     async def close(self) -> None:
         self._closed = True
         for run in list(self._runs):
-            run._lose("the executor was closed")
+            run.lose("the executor was closed")
             run._outcome.cancel()
+        if self._runners is not None:
+            await self._runners.close()
         # Decisions and cancellations in flight may finish; none may outlive the client.
         await self._tasks.close(grace_s=5)
         client, self.client = self.client, None
@@ -216,12 +267,78 @@ class DaskExecutor(Executor):
         try:
             if client is not None:
                 client.unsubscribe_topic("all")
+                if self._runners is not None:
+                    client.unsubscribe_topic(self._fallback_topic)
                 await asyncio.wait_for(client.close(), 10)
         except Exception as exc:  # closing a client whose scheduler is gone may fail; the cluster must still go
             logger.debug("closing the Dask client: %s", exc)
         finally:
             if cluster is not None:
                 await asyncio.wait_for(cluster.close(), 30)
+
+    # Channels ------------------------------------------------------------------------------------
+
+    async def _open_channel(self) -> None:
+        """The direct channel where the cluster authenticates every peer with TLS; else the
+        scheduler's queues, and the log says why."""
+        if self.channel == "queue":
+            return
+        security = self.client.security
+        if not self.client.scheduler.address.startswith("tls://") or \
+                security.get_listen_args("client").get("ssl_context") is None:
+            if self.channel == "direct":
+                raise ExecutorError("DaskExecutor: channel='direct' needs a cluster with TLS credentials "
+                                    "(distributed.security.Security); this one has none")
+            logger.warning("DaskExecutor: the cluster at %s does not use TLS, so trial results go through "
+                           "the scheduler's queues (a direct channel would carry pickles over an "
+                           "unauthenticated socket)", self.client.scheduler.address)
+            return
+        from distributed.comm import get_address_host
+
+        # The interface this driver reaches the scheduler from: the workers' side of the cluster.
+        host = get_address_host(self.client.scheduler_comm.comm.local_address)
+        runners = Runners(self._spawn, self._cancel, _host_name)
+        await runners.start(host, security)
+        self._runners = runners
+        self.client.subscribe_topic(self._fallback_topic, self._on_fallback)
+        logger.debug("DaskExecutor: trials connect to %s", runners.address)
+
+    def _on_fallback(self, event: Any) -> None:
+        """A worker could not reach the driver: its trial goes through the scheduler's queues."""
+        message = event[1] if isinstance(event, tuple) and len(event) == 2 else event
+        runner = self._runners.get(message.get("key", "")) if self._runners and isinstance(message, dict) else None
+        if runner is None or runner.run is None:
+            return
+        run = runner.run
+        runner.closed = True  # never connected; its task goes on, over the queues
+        self._runners.forget(runner)
+        logger.warning("DaskExecutor: the Dask worker %s could not reach the driver at %s (%s); trial %s's "
+                       "results go through the scheduler's queues", message.get("worker"), self._runners.address,
+                       message.get("error"), run.trial_id)
+        self._spawn(self._fall_back(run, runner.key), f"dask-fallback-{run.trial_id}")
+
+    async def _fall_back(self, run: _DaskTrialRun, key: str) -> None:
+        distributed = _import_distributed()
+        try:
+            outbox, inbox = await asyncio.gather(distributed.Queue(f"{key}-out", client=self.client),
+                                                 distributed.Queue(f"{key}-in", client=self.client))
+        except Exception as exc:
+            run.lose(self._scheduler_lost_reason(exc))
+            return
+        run.link = self._queue_link(run, key, outbox, inbox)
+        if run._ended:
+            run.link.release(False)
+
+    def _queue_link(self, run: _DaskTrialRun, key: str, outbox: Any, inbox: Any) -> QueueLink:
+        return QueueLink(self._spawn, run.trial_id, outbox, inbox, run.mailbox,
+                         on_error=lambda exc: run.lose(self._scheduler_lost_reason(exc)),
+                         cancel=lambda: self._cancel(run.future))
+
+    def _cancel(self, future: Any) -> None:
+        """Release a task that still runs (lost, killed), so Dask does not run it again."""
+        client = self.client
+        if client is not None and client.status == "running" and not future.done():
+            self._spawn(_quietly(client.cancel([future])), f"dask-cancel-{future.key}")
 
     # Cluster -------------------------------------------------------------------------------------
 
@@ -276,7 +393,7 @@ class DaskExecutor(Executor):
                 del self._address_of[_host_name(address, info)]
             for run in list(self._runs):
                 if run.worker_address == address:
-                    run._lose(f"the Dask worker {address} was lost")
+                    run.lose(f"the Dask worker {address} was lost")
             self._hosts_changed()
         elif action == "add-worker" and address:
             self._removed.discard(address)
@@ -338,78 +455,68 @@ def _inventory(address: str, info: dict[str, Any]) -> HostInventory:
                          memory_mb=float(info.get("memory_limit") or 0) / 2**20)
 
 
-def _pack(message: Any) -> bytes:
-    """Messages travel as pickles inside Dask's comms: its msgpack would turn lists into tuples."""
-    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _unpack(data: bytes) -> Any:
-    return pickle.loads(data)
+_LOST = object()  # in a run's mailbox: the attempt was lost (its reason in `_lost`)
 
 
 class _DaskTrialRun(TrialRun):
-    """One attempt of a trial as one Dask task, read through its result queue."""
+    """One attempt of a trial: a Dask task (its runner's, on the direct channel), whose
+    messages arrive in `mailbox` and whose decisions leave through `link`."""
 
-    def __init__(self, executor: DaskExecutor, request: TrialRequest, future: Any, outbox: Any, inbox: Any) -> None:
+    def __init__(self, executor: DaskExecutor, request: TrialRequest, future: Any) -> None:
         self.executor = executor
         self.request = request
         self.trial_id = request.trial_id
         self.future = future
-        self.outbox, self.inbox = outbox, inbox
+        self.mailbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.link: Any = None  # a RunnerLink or a QueueLink, set by the executor
         self.worker_address: str | None = None
         self.thread_id: int | None = None
         self._nonce: str | None = None
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         outcome = executor._spawn(self._watch_future(), f"dask-future-{request.trial_id}")
         assert outcome is not None, "launch() runs between start() and close()"
+        outcome.add_done_callback(self._on_outcome)
         self._outcome = outcome
         self._messages = WorkerMessages(f"trial {request.trial_id}'s Dask task")
-        self._sending: asyncio.Task[None] | None = None
         self._ended = False
+        self._over: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # events() ended
+        self._clean = False  # the trial said how it ended, and was not killed: its runner may go on
+        self._killed = False
+        self._reading = False  # events() began
 
     # TrialRun ------------------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[TrialEvent]:
-        getter: asyncio.Future[Any] | None = None
+        self._reading = True
+        health = self.executor._spawn(self._watch_health(), f"dask-health-{self.trial_id}")
         try:
             while True:
-                if getter is None:
-                    getter = asyncio.ensure_future(self.outbox.get())
-                waits: set[asyncio.Future[Any]] = {getter, self._lost}
-                if not self._outcome.done():
-                    waits.add(self._outcome)
-                done, _ = await asyncio.wait(waits, timeout=_HEALTH_CHECK_S, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    message, getter = self._message_of(getter), None
-                    if message is None:
-                        continue
-                    event = await self._handle(message)
-                    if event is not None:
-                        yield event
-                        if not isinstance(event, ResultEvent):
-                            return
-                    continue
-                if self._outcome.done() and self._outcome.result() is not None:
-                    self._lose(self._outcome.result())
-                if self._lost.done():
+                message = await self.mailbox.get()  # the hot path: one await per message
+                if message is _LOST:
                     # Results the trial sent before it was lost are still worth keeping.
-                    for message in await self._drain(getter):
-                        event = await self._handle(message)
+                    for message in await self._drain():
+                        event = self._handle(message)
                         if event is not None:
                             yield event
                             if not isinstance(event, ResultEvent):
                                 return
-                    getter = None
                     if self.executor._scheduler_lost:
                         raise ExecutorLost(self._lost.result())
                     yield WorkerLostEvent(self._lost.result(), None, "")
                     return
-                if not done:
-                    self._check_health()
+                event = self._handle(message)
+                if event is not None:
+                    if not isinstance(event, ResultEvent):
+                        self._clean = not self._killed
+                    yield event
+                    if not isinstance(event, ResultEvent):
+                        return
         finally:
             self._ended = True
-            if getter is not None:
-                getter.cancel()
+            if not self._over.done():
+                self._over.set_result(None)
+            if health is not None:
+                health.cancel()
             self._finish()
 
     def decide(self, decision: Decision | Mutate) -> None:
@@ -421,26 +528,22 @@ class _DaskTrialRun(TrialRun):
         LocalCluster) restart its worker. Whatever the worker does, events() ends."""
         if self._ended or self._lost.done():
             return
+        self._killed = True  # its runner, if any, is not used again: an interrupt may still land
         self._send("STOP")  # read at once if the trial waits for a decision, else at its next report
+        if not self._reading:  # killed as it started: nobody reads it, events() reports the loss
+            self.lose("the trial was killed")
+            return
         grace = self.executor.kill_grace_s
         if not await self._stopped_within(grace / 2):
             await self._interrupt()
             if not await self._stopped_within(grace / 2):
                 await self._restart_worker()
-        self._lose("the trial was killed")
+        self.lose("the trial was killed")
 
     # Messages ------------------------------------------------------------------------------------
 
-    def _message_of(self, getter: asyncio.Future[Any]) -> Any:
-        try:
-            return _unpack(getter.result())
-        except Exception as exc:  # the scheduler went away under the get
-            self._lose(self.executor._scheduler_lost_reason(exc))
-            return None
-
-    async def _handle(self, message: Any) -> TrialEvent | None:
-        kind = message[0]
-        if kind == "started":
+    def _handle(self, message: Any) -> TrialEvent | None:
+        if message[0] in ("started", "hello"):
             self._on_started(message[1])
             return None
         return self._messages.event(message)
@@ -451,42 +554,26 @@ class _DaskTrialRun(TrialRun):
             self.worker_address = info["worker"]
             self.host, self.pid, self.thread_id = info["worker"], info["pid"], info["thread"]
             if self.worker_address in self.executor._removed:
-                self._lose(f"the Dask worker {self.worker_address} was lost")
+                self.lose(f"the Dask worker {self.worker_address} was lost")
                 return
             self._send(("RUN", self._nonce))
             return
         # Dask ran the task again (its first worker died): that run must not train; the
         # controller retries the trial itself, from its checkpoint.
         self._send(("ABANDON", info["nonce"]))
-        self._lose(f"the Dask worker {self.worker_address} was lost (Dask started the trial again elsewhere)")
+        self.lose(f"the Dask worker {self.worker_address} was lost (Dask started the trial again elsewhere)")
 
     def _send(self, message: Any) -> None:
-        previous = self._sending
+        self.link.send(message)
 
-        async def put() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-            try:
-                await self.inbox.put(_pack(message))
-            except Exception as exc:
-                self._lose(self.executor._scheduler_lost_reason(exc))
-
-        self._sending = self.executor._spawn(put(), f"dask-decide-{self.trial_id}")
-
-    async def _drain(self, getter: asyncio.Future[Any] | None) -> list[Any]:
+    async def _drain(self) -> list[Any]:
         messages = []
-        if getter is not None:
-            done, _ = await asyncio.wait({getter}, timeout=_DRAIN_WAIT_S)
-            if done and getter.exception() is None:
-                messages.append(getter.result())
-            else:
-                getter.cancel()
-        if self.executor.client is not None and not self.executor._scheduler_lost:
-            try:
-                messages += await asyncio.wait_for(self.outbox.get(batch=True), _HEALTH_CHECK_S)
-            except Exception:  # the scheduler may be gone too: then there is nothing to drain
-                pass
-        return [_unpack(message) for message in messages]
+        await self.link.drain(self.executor.client is not None and not self.executor._scheduler_lost)
+        while not self.mailbox.empty():
+            message = self.mailbox.get_nowait()
+            if message is not _LOST:
+                messages.append(message)
+        return messages
 
     # Faults ----------------------------------------------------------------------------------------
 
@@ -505,21 +592,33 @@ class _DaskTrialRun(TrialRun):
             return f"the Dask task failed: {name}: {exc}"
         return None
 
-    def _lose(self, reason: str) -> None:
+    def lose(self, reason: str) -> None:
+        """End the attempt as lost: events() reads what came before, then reports the loss."""
         if not self._lost.done():
             self._lost.set_result(reason)
+            self.mailbox.put_nowait(_LOST)
+
+    def _on_outcome(self, outcome: asyncio.Task[str | None]) -> None:
+        if not outcome.cancelled() and outcome.result() is not None:
+            self.lose(outcome.result())
+
+    async def _watch_health(self) -> None:
+        while not self._lost.done():
+            await asyncio.sleep(_HEALTH_CHECK_S)
+            self._check_health()
 
     def _check_health(self) -> None:
         client = self.executor.client
         if client is None or client.status != "running":
             self.executor._scheduler_lost = True
-            self._lose(_SCHEDULER_LOST)
+            self.lose(_SCHEDULER_LOST)
         elif self.worker_address is not None and self.worker_address in self.executor._removed:
-            self._lose(f"the Dask worker {self.worker_address} was lost")
+            self.lose(f"the Dask worker {self.worker_address} was lost")
 
     async def _stopped_within(self, seconds: float) -> bool:
-        """Whether the task ended (or the attempt is already lost) within `seconds`."""
-        done, _ = await asyncio.wait({self._outcome, self._lost}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        """Whether the trial ended (or its task did, or the attempt is already lost) within `seconds`."""
+        done, _ = await asyncio.wait({self._outcome, self._lost, self._over}, timeout=seconds,
+                                     return_when=asyncio.FIRST_COMPLETED)
         return bool(done)
 
     async def _interrupt(self) -> None:
@@ -527,7 +626,7 @@ class _DaskTrialRun(TrialRun):
         if client is None or self.worker_address is None or self.thread_id is None:
             return
         try:
-            await asyncio.wait_for(client.run(_interrupt_thread, self.thread_id, workers=[self.worker_address]),
+            await asyncio.wait_for(client.run(interrupt_thread, self.thread_id, workers=[self.worker_address]),
                                    _HEALTH_CHECK_S * 5)
         except Exception as exc:
             logger.debug("could not interrupt trial %s: %s", self.trial_id, exc)
@@ -544,21 +643,13 @@ class _DaskTrialRun(TrialRun):
             logger.warning("could not restart Dask worker %s: %s", self.worker_address, exc)
 
     def _finish(self) -> None:
-        """Let go of the task and the queues; nothing of this attempt is read any more."""
+        """Let go of this attempt: its runner takes the next trial if it ended cleanly, else
+        its task is cancelled (lost, killed) and its queues closed."""
         self.executor._forget(self)
         if not self._outcome.done():
             self._outcome.cancel()
-        client = self.executor.client
-        if client is None or client.status != "running":
-            return
-        if not self.future.done():
-            # Still running (lost, killed): release it, so Dask does not run it again.
-            self.executor._spawn(_quietly(client.cancel([self.future])), f"dask-cancel-{self.trial_id}")
-        for queue in (self.outbox, self.inbox):
-            try:
-                queue.close()
-            except Exception:
-                pass
+        if self.link is not None:
+            self.link.release(self._clean)
 
 
 async def _quietly(awaitable: Any) -> None:
@@ -566,153 +657,3 @@ async def _quietly(awaitable: Any) -> None:
         await awaitable
     except Exception as exc:
         logger.debug("Dask cleanup: %s", exc)
-
-
-# --- the worker's side: runs inside a Dask worker process ---------------------------------------
-
-_TRAINABLES: dict[str, Any] = {}
-_INSTALL_LOCK = threading.Lock()
-
-
-def _run_on_worker(request_blob: bytes, outbox_name: str, inbox_name: str) -> str:
-    """The Dask task: introduce this run, wait for the go, run the trial, send how it ended."""
-    from distributed import Queue, get_worker
-    from distributed.worker import thread_state
-
-    worker = get_worker()
-    outbox, inbox = Queue(outbox_name), Queue(inbox_name)
-    channel = _QueueChannel(outbox, inbox, worker, thread_state.key)
-    nonce = uuid.uuid4().hex
-    channel.send(("started", {"nonce": nonce, "worker": worker.address, "pid": os.getpid(),
-                              "hostname": socket.gethostname(), "thread": threading.get_ident()}))
-    try:
-        go = channel.receive()
-    except session_module.StopTrial:
-        return "abandoned"
-    if go != ("RUN", nonce):
-        return "abandoned"
-    message = _execute(channel, pickle.loads(request_blob))
-    channel.send(message)
-    for queue in (outbox, inbox):
-        queue.close()
-    return message[0]
-
-
-class _QueueChannel:
-    """The trial's channel (send/receive, as TrialSession uses it) over two Dask queues."""
-
-    def __init__(self, outbox: Any, inbox: Any, worker: Any, key: Any) -> None:
-        self.outbox, self.inbox, self.worker, self.key = outbox, inbox, worker, key
-
-    def send(self, message: Any) -> None:
-        self.outbox.put(_pack(message))
-
-    def receive(self) -> Any:
-        while True:
-            try:
-                return _unpack(self.inbox.get(timeout=_POLL_S))
-            except (TimeoutError, asyncio.TimeoutError):
-                if not self._still_wanted():
-                    raise session_module.StopTrial() from None
-
-    def _still_wanted(self) -> bool:
-        """False once Dask cancelled this task (the driver let go of it, or went away)."""
-        state = self.worker.state.tasks.get(self.key)
-        return state is not None and state.state in ("executing", "long-running")
-
-
-def _execute(channel: _QueueChannel, request: TrialRequest) -> tuple:
-    """Run one trial in this thread; the message that says how it ended."""
-    from .worker import execute_trial
-
-    _install_thread_routing()
-    os.makedirs(request.trial_dir, exist_ok=True)
-    session = session_module.TrialSession(channel, request)
-    with _trial_output(request.trial_dir):
-        _SESSIONS.bind(session)
-        try:
-            return execute_trial(session, request, _TRAINABLES)
-        finally:
-            _SESSIONS.unbind()
-
-
-def _interrupt_thread(thread_id: int) -> int:
-    """Raise StopTrial in the trial's thread at its next bytecode (runs on the Dask worker)."""
-    return ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                                      ctypes.py_object(session_module.StopTrial))
-
-
-class _ThreadSessions:
-    """Stands in for `session._current` in a Dask worker, where several trials may run at
-    once in threads of one process: each thread sees its own trial's session."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def bind(self, session: session_module.TrialSession) -> None:
-        self._local.session = session
-
-    def unbind(self) -> None:
-        self._local.session = None
-
-    def __getattr__(self, name: str) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            raise AsynctuneError("asynctune functions can only be called inside a trial started by asynctune.run()")
-        return getattr(session, name)
-
-
-class _ThreadRoutedStream:
-    """sys.stdout / sys.stderr of a Dask worker: a trial's thread writes to its own file, every
-    other thread to the worker's stream (the worker's fds are never redirected)."""
-
-    def __init__(self, original: Any) -> None:
-        self.original = original
-        self.targets: dict[int, Any] = {}
-
-    def _target(self) -> Any:
-        return self.targets.get(threading.get_ident(), self.original)
-
-    def write(self, text: str) -> int:
-        return self._target().write(text)
-
-    def flush(self) -> None:
-        self._target().flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target(), name)
-
-
-_SESSIONS = _ThreadSessions()
-
-
-def _install_thread_routing() -> None:
-    with _INSTALL_LOCK:
-        if session_module._current is not _SESSIONS:
-            session_module._current = _SESSIONS  # type: ignore[assignment]
-        if not isinstance(sys.stdout, _ThreadRoutedStream):
-            sys.stdout = _ThreadRoutedStream(sys.stdout)
-        if not isinstance(sys.stderr, _ThreadRoutedStream):
-            sys.stderr = _ThreadRoutedStream(sys.stderr)
-
-
-class _trial_output:
-    """Route this thread's prints to the trial's stdout.txt / stderr.txt."""
-
-    def __init__(self, trial_dir: str) -> None:
-        self.trial_dir = trial_dir
-        self.files: list[Any] = []
-
-    def __enter__(self) -> None:
-        ident = threading.get_ident()
-        for stream, name in ((sys.stdout, "stdout.txt"), (sys.stderr, "stderr.txt")):
-            handle = open(os.path.join(self.trial_dir, name), "a", buffering=1)
-            self.files.append(handle)
-            stream.targets[ident] = handle
-
-    def __exit__(self, *exc_info: Any) -> None:
-        ident = threading.get_ident()
-        for stream in (sys.stdout, sys.stderr):
-            stream.targets.pop(ident, None)
-        for handle in self.files:
-            handle.close()

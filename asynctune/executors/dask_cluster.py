@@ -54,8 +54,10 @@ async def start_private_cluster(n_workers: int, resources: dict[str, float] | No
     own TLS credentials (`cluster.security`), on 127.0.0.1, with no HTTP port."""
     security = Security.temporary()
     # No silent reruns of a trial whose worker died: the controller retries it, from its
-    # checkpoint, and counts the failure.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    # checkpoint, and counts the failure. No statistical profiler in the workers: its thread
+    # takes the GIL every 10 ms, for the dashboard this cluster does not serve, and halved
+    # the results a worker's trials could send per second.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.profile.enabled": False}):
         cluster = distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", protocol="tls",
             security=security, dashboard_address=None, worker_class=PrivateNanny, resources=resources,

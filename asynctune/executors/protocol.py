@@ -2,7 +2,9 @@
 place where a worker's messages become trial events.
 
 Messages are Python tuples, pickled. They can run code when loaded, so they travel only over
-a local pipe, an SSH channel or Dask's own comms, never over a socket asynctune listens on.
+a local pipe, an SSH channel, Dask's own comms, or the Dask executor's direct channel, a
+socket that lets in only peers with the cluster's TLS certificate; never over a socket
+without authentication.
 
 Driver -> worker:
     ("run", TrialRequest)       start (or resume) a trial; `trainable_blob` is None when the
@@ -27,11 +29,13 @@ A trial's messages are: results, each answered by exactly one decision, then one
 tracks the decision the worker awaits; an executor adds `WorkerLostEvent` when the worker
 itself goes (its pipe or channel closes, its host or Dask worker is lost).
 
-Framing, over a pipe or an SSH channel: a 4-byte big-endian length, then the pickle
-(`encode`, `FrameDecoder`, `BlockingChannel`). The Dask executor sends the same messages, each
-pickled whole, through a pair of `distributed.Queue`s instead, with a handshake of its own
-before "run": the task sends ("started", {"nonce", "worker", "pid", "hostname", "thread"}) and
-the driver answers ("RUN", nonce), or ("ABANDON", nonce) to a rerun Dask started on its own.
+Framing, over a pipe, an SSH channel or the Dask direct channel: a 4-byte big-endian length,
+then the pickle (`encode`, `FrameDecoder`, `BlockingChannel`). The Dask executor's queue channel
+sends the same messages, each pickled whole, through a pair of `distributed.Queue`s instead.
+A Dask task has a handshake of its own before its first trial: it sends ("hello" on the direct
+channel, "started" on the queues, {"nonce", "worker", "pid", "hostname", "thread"}) and the
+driver answers ("RUN", nonce), or ("ABANDON", nonce) to a rerun Dask started on its own; a
+task on the direct channel then takes ("run", TrialRequest) for further trials, ("exit",) to end.
 
 Configs (in TrialRequest and in a MUTATE decision) travel inside by_value(): cloudpickled, so a
 class defined in the user's script (`__main__`, a local class) reaches the worker as it does in
