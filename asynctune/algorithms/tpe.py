@@ -56,8 +56,8 @@ class TPESearch(ModelBasedSearcher):
         mode: "min" or "max"; run()'s mode is used when None.
         points_to_evaluate: Configs (possibly partial) to try first, e.g. known good defaults;
             the parameters they leave out are drawn at random.
-        n_startup_trials: Random trials before the model is used (the model needs a few good
-            observations to say anything).
+        n_startup_trials: Random trials before the model is used. 5 found better configs than
+            10 at 25 and 50 evaluations on four functions (benchmarks/search_quality.py, 20 seeds).
         n_ei_candidates: Candidates drawn from l(x) per suggestion; more exploits harder.
         gamma: The good fraction (a float in (0, 1): the best ceil(gamma * n) of n), or a
             function n -> number of good observations. Default: 20% of n, at most 25.
@@ -69,15 +69,20 @@ class TPESearch(ModelBasedSearcher):
             at 100 evaluations, median of 10 seeds: 0.08 against 0.36).
         constant_liar: Count the trials still running as bad observations, so parallel
             suggestions spread out instead of piling onto one mode.
+        category_floor: Each category of a `choice` is proposed with at least this probability
+            (at most 1/2 in all are forced), and then with the other parameters fitted to the
+            trials of that category only. Without it, a category that looks best after the
+            random trials takes nearly every later sample, even when another one holds the
+            optimum (benchmarks/search_quality.py, mixed_trap). 0 turns it off.
         seed: Seeds every random choice: the same results give the same suggestions.
     """
 
     def __init__(self, metric: str | None = None, mode: str | None = None, *,
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
-                 n_startup_trials: int = 10, n_ei_candidates: int = 24,
+                 n_startup_trials: int = 5, n_ei_candidates: int = 24,
                  gamma: float | Callable[[int], int] | None = None, prior_weight: float = 1.0,
                  multivariate: bool = True, constant_liar: bool = False,
-                 category_floor: float = 0.0, seed: int | None = None) -> None:
+                 category_floor: float = 0.1, seed: int | None = None) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials=}")
         if isinstance(n_ei_candidates, bool) or not isinstance(n_ei_candidates, int) or n_ei_candidates < 1:
@@ -87,6 +92,9 @@ class TPESearch(ModelBasedSearcher):
             raise ValueError(f"gamma must be a float in (0, 1) or a function n -> int, got {gamma=}")
         if isinstance(prior_weight, bool) or not isinstance(prior_weight, (int, float)) or not prior_weight > 0:
             raise ValueError(f"prior_weight must be a number > 0, got {prior_weight=}")
+        if isinstance(category_floor, bool) or not isinstance(category_floor, (int, float)) \
+                or not 0 <= category_floor <= 1:
+            raise ValueError(f"category_floor must be a number in [0, 1], got {category_floor=}")
         super().__init__(metric, mode, points_to_evaluate=points_to_evaluate,
                          n_startup=n_startup_trials, seed=seed)
         self.n_ei_candidates = n_ei_candidates
@@ -202,8 +210,7 @@ class ParzenEstimator:
                  prior_weight: float = 1.0) -> None:
         weights = np.append(np.ones(len(observations)), prior_weight)
         self.log_weights = np.log(weights / weights.sum())
-        n_numeric = sum(not isinstance(p.domain, Categorical) for p in params)
-        self.kernels = [_make_kernel(p, [v[p.path] for v in observations], prior_weight, n_numeric) for p in params]
+        self.kernels = [_make_kernel(p, [v[p.path] for v in observations], prior_weight) for p in params]
 
     def sample(self, rng: np.random.Generator, size: int) -> list[np.ndarray]:
         """`size` draws, as one array of values per parameter."""
@@ -224,15 +231,11 @@ class ParzenEstimator:
 
 # --- kernels per domain -------------------------------------------------------------------------
 
-def _make_kernel(param: Parameter, observed: list[Any], prior_weight: float,
-                 dimensions: int = 1) -> _NumericKernel | _CategoricalKernel:
+def _make_kernel(param: Parameter, observed: list[Any], prior_weight: float) -> _NumericKernel | _CategoricalKernel:
     if isinstance(param.domain, Categorical):
         return _CategoricalKernel(len(param.domain.categories), observed, prior_weight)
-    return _NumericKernel(_Scale(param.domain), observed, dimensions)
+    return _NumericKernel(_Scale(param.domain), observed)
 
-
-BANDWIDTH = "neighbour"
-SCOTT = 0.2
 
 
 class _Scale:
@@ -293,18 +296,11 @@ class _NumericKernel:
     point nor spreads past the domain.
     """
 
-    def __init__(self, scale: _Scale, observed: list[Any], dimensions: int = 1) -> None:
+    def __init__(self, scale: _Scale, observed: list[Any]) -> None:
         self.scale = scale
         mus = scale.to_internal(np.asarray(observed, dtype=float))
         width = scale.width
-        floor = width / min(100.0, len(mus) + 1.0)
-        if BANDWIDTH == "scott":
-            sigmas = np.full(len(mus), max(SCOTT * width * (len(mus) + 1) ** (-1.0 / (dimensions + 4)), floor))
-        elif BANDWIDTH == "max":
-            sigmas = np.maximum(_neighbour_distances(mus, *scale.edges), SCOTT * width * (len(mus) + 1) ** (-1.0 / (dimensions + 4)))
-        else:
-            sigmas = _neighbour_distances(mus, *scale.edges)
-        sigmas = np.clip(sigmas, floor, width)
+        sigmas = np.clip(_neighbour_distances(mus, *scale.edges), width / min(100.0, len(mus) + 1.0), width)
         self.mus = np.append(mus, scale.prior_mu)
         self.sigmas = np.append(sigmas, scale.prior_sigma)
         self.log_norm = _log_mass((scale.low - self.mus) / self.sigmas, (scale.high - self.mus) / self.sigmas)
