@@ -403,12 +403,14 @@ def main() -> None:
         start = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
             for problem, method, seed, values, cpu in pool.imap_unordered(one_run, jobs):
-                cache[cache_key(problem, stored(method), seed)] = {"values": values, "cpu": cpu}
+                key, entry = cache_key(problem, stored(method), seed), {"values": values, "cpu": cpu}
+                cache = load_cache(args.cache)  # another run may have added to it meanwhile
+                cache[key] = entry
                 save_cache(args.cache, cache)  # after every run: an interrupted run keeps what it did
                 print(f"{problem} {stored(method)} seed {seed}: {cpu:.1f} CPU s", file=sys.stderr, flush=True)
         print(f"{len(jobs)} runs in {time.perf_counter() - start:.0f} s wall", file=sys.stderr)
-    methods = sorted({key.split("|")[1] for key in cache}, key=lambda m: (m.split(" [")[0] not in METHODS, m))
     order = list(METHODS)
+    methods = sorted({key.split("|")[1] for key in cache})
     methods.sort(key=lambda m: (order.index(m.split(" [")[0]) if m.split(" [")[0] in order else len(order), m))
     problems = [p for p in PROBLEMS if any(key.startswith(p + "|") for key in cache)]
     print(summarise(cache, problems, methods, args.budgets, args.seeds))
