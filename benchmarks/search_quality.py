@@ -288,8 +288,12 @@ def save_cache(path: str, cache: dict[str, dict[str, Any]]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(cache, f, indent=0, sort_keys=True)
+    with os.fdopen(fd, "w") as f:  # one run per line, values to 6 significant digits
+        f.write("{\n" + ",\n".join(
+            f"{json.dumps(key)}: " + json.dumps({"cpu": round(run["cpu"], 2),
+                                                "values": [float(f"{v:.6g}") for v in run["values"]]})
+            for key, run in sorted(cache.items())) + "\n}\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)  # an interrupted run keeps the previous cache
 
 

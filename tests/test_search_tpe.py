@@ -197,12 +197,12 @@ def test_a_category_that_looks_best_does_not_take_every_sample() -> None:
     # "trap" is best at every point seen; TPE alone would propose it nearly always. The default
     # category_floor keeps proposing each other category with at least that probability.
     searcher = TPESearch(seed=0)
-    assert searcher.category_floor == 0.1
+    assert searcher.category_floor == 0.05
     kinds = ["trap", "b", "c", "d"]
     feed(searcher, {"kind": choice(kinds), "x": uniform(0, 1)},
          lambda c: (0.0 if c["kind"] == "trap" else 1.0) + c["x"], 40)
     counts = Counter(c["kind"] for c in proposals(searcher, 400))
-    assert all(counts[k] >= 0.07 * 400 for k in kinds[1:]), counts  # 0.1 each, less sampling noise
+    assert all(counts[k] >= 0.03 * 400 for k in kinds[1:]), counts  # 0.05 each, less sampling noise
     assert counts["trap"] > 0.4 * 400, counts  # and the model still gets its way most of the time
 
 

@@ -82,7 +82,7 @@ class TPESearch(ModelBasedSearcher):
                  n_startup_trials: int = 5, n_ei_candidates: int = 24,
                  gamma: float | Callable[[int], int] | None = None, prior_weight: float = 1.0,
                  multivariate: bool = True, constant_liar: bool = False,
-                 category_floor: float = 0.1, seed: int | None = None) -> None:
+                 category_floor: float = 0.05, seed: int | None = None) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials=}")
         if isinstance(n_ei_candidates, bool) or not isinstance(n_ei_candidates, int) or n_ei_candidates < 1:
