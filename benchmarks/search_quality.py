@@ -28,9 +28,10 @@ to TPESearch or SkOptSearch, `--rerun` them; `--tag before` stores asynctune's s
 
 Also prints how long TPESearch.suggest takes with 100 observations.
 
-    python benchmarks/search_quality.py --seeds 10 --methods TPESearch optuna-tpe hyperopt-tpe random
-    python benchmarks/search_quality.py --seeds 5 --methods SkOptSearch gp_minimize
-    python benchmarks/search_quality.py --table-only      # tables from the cache
+    python benchmarks/search_quality.py --seeds 20 --methods TPESearch optuna-tpe hyperopt-tpe random
+    python benchmarks/search_quality.py --seeds 5 --budgets 25 --problems rosenbrock mixed_trap \
+        --methods gp_minimize SkOptSearch --cache benchmarks/results/search_quality_gp.json
+    python benchmarks/search_quality.py --table-only --seeds 20      # tables from the cache
 """
 
 from __future__ import annotations
