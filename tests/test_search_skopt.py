@@ -68,3 +68,33 @@ def test_running_trials_are_told_to_the_model_with_a_lie(strategy: str, lie: flo
     xs, ys = told[-1]
     assert ys == [0.0, 1.0, 1.0, 0.5, lie]  # NaN became the worst loss; the running trial the lie
     assert xs[-1] == [running]
+
+
+def test_gp_hedge_is_the_default_and_carries_its_gains_from_one_suggestion_to_the_next(monkeypatch) -> None:
+    # gp_minimize's hedge learns which of EI, PI and LCB proposes well. The Optimizer is rebuilt
+    # for each suggestion, so the gains must be handed over, or the hedge is a blind random pick.
+    import numpy as np
+    import skopt
+
+    seen = []  # (gains when the rebuilt optimizer is told the observations, gains after)
+    original = skopt.Optimizer.tell
+
+    def tell(self, xs, ys):
+        before = np.array(self.gains_)
+        result = original(self, xs, ys)
+        seen.append((before, np.array(self.gains_)))
+        return result
+
+    monkeypatch.setattr(skopt.Optimizer, "tell", tell)
+    searcher = SkOptSearch(metric="loss", mode="min", n_initial_points=3, base_estimator="ET",
+                           acq_optimizer_kwargs={"n_points": 200}, seed=0)
+    assert searcher.acq_func == "gp_hedge"
+    searcher.set_search_properties(None, None, Space({"x": uniform(0, 1), "y": uniform(0, 1)}))
+    for i in range(7):
+        config = searcher.suggest(str(i))
+        searcher.on_trial_complete(str(i), {"loss": quadratic({"x": config["x"], "y": 10 ** (4 * config["y"] - 4)})})
+    assert len(seen) == 4  # one rebuilt optimizer per suggestion after the 3 initial points
+    assert not seen[0][0].any()  # the first starts from zero gains ...
+    for (_, after), (before, _) in zip(seen, seen[1:]):
+        assert np.array_equal(before, after)  # ... each next one from where the last ended
+    assert seen[-1][1].any() and not np.allclose(seen[-1][1], seen[1][1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -173,3 +174,64 @@ def test_constant_liar_counts_running_trials_as_bad(constant_liar: bool, monkeyp
     searcher.suggest("next")
     expected = [({("x",): running}, math.inf)] if constant_liar else []
     assert seen[-1][1:] == expected and seen[-1][0][1] == 0.5
+
+
+def feed(searcher: TPESearch, space: dict, loss, n: int) -> None:
+    """Suggest and complete n trials with loss(config)."""
+    searcher.set_search_properties("loss", "min", Space(space))
+    for i in range(n):
+        config = searcher.suggest(str(i))
+        searcher.on_trial_complete(str(i), {"loss": loss(config)})
+
+
+def proposals(searcher: TPESearch, n: int) -> list[dict]:
+    """n more suggestions from the same model (each ends in error, so it is not learnt from)."""
+    out = []
+    for i in range(n):
+        out.append(searcher.suggest(f"p{i}"))
+        searcher.on_trial_complete(f"p{i}", None, error=True)
+    return out
+
+
+def test_a_category_that_looks_best_does_not_take_every_sample() -> None:
+    # "trap" is best at every point seen; TPE alone would propose it nearly always. The default
+    # category_floor keeps proposing each other category with at least that probability.
+    searcher = TPESearch(seed=0)
+    assert searcher.category_floor == 0.05
+    kinds = ["trap", "b", "c", "d"]
+    feed(searcher, {"kind": choice(kinds), "x": uniform(0, 1)},
+         lambda c: (0.0 if c["kind"] == "trap" else 1.0) + c["x"], 40)
+    counts = Counter(c["kind"] for c in proposals(searcher, 400))
+    assert all(counts[k] >= 0.03 * 400 for k in kinds[1:]), counts  # 0.05 each, less sampling noise
+    assert counts["trap"] > 0.4 * 400, counts  # and the model still gets its way most of the time
+
+
+def test_a_forced_category_gets_the_values_that_are_good_for_it() -> None:
+    # Within "b", x near 0.8 is best, though every "b" is worse than every "a" (best at x = 0.2).
+    # When the floor forces "b", x must come from the "b" trials, not from the joint model.
+    searcher = TPESearch(seed=1, category_floor=0.5)
+    feed(searcher, {"kind": choice(["a", "b"]), "x": uniform(0, 1)},
+         lambda c: abs(c["x"] - 0.2) if c["kind"] == "a" else 2 + abs(c["x"] - 0.8), 60)
+    xs = [c["x"] for c in proposals(searcher, 300) if c["kind"] == "b"]
+    assert len(xs) > 50
+    assert np.median(xs) == pytest.approx(0.8, abs=0.15), np.median(xs)
+
+
+def test_the_model_takes_over_after_the_default_startup_trials(monkeypatch) -> None:
+    from asynctune.algorithms import tpe
+
+    calls = []
+    original = tpe.propose
+    monkeypatch.setattr(tpe, "propose", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    searcher = TPESearch(seed=0)
+    searcher.set_search_properties("loss", "min", Space({"x": uniform(0, 1)}))
+    for i in range(8):
+        config = searcher.suggest(str(i))
+        searcher.on_trial_complete(str(i), {"loss": config["x"]})
+        assert len(calls) == max(0, i + 1 - 5), i  # 5 random trials, then the model every time
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.5, "0.1", True])
+def test_category_floor_must_be_a_probability(floor) -> None:
+    with pytest.raises(ValueError, match="category_floor must be a number in"):
+        TPESearch(category_floor=floor)

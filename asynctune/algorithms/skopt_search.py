@@ -9,7 +9,9 @@ to the model with a made-up loss, the "constant liar" of Ginsbourger, Le Riche a
 
 The Optimizer is rebuilt from the observations at each suggestion (one fit, the same cost as
 an incremental `tell`), so its state is just the observations: a NaN loss can be replaced by
-the worst finite one, lies are never left behind, and save/restore is exact.
+the worst finite one, lies are never left behind, and save/restore is exact. The one thing
+carried from one suggestion to the next is gp_hedge's bookkeeping (the gains of EI, PI and LCB
+and the candidate each proposed last time), so the hedge learns as in gp_minimize.
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ class SkOptSearch(ModelBasedSearcher):
         base_estimator: The surrogate: "GP" (Gaussian process, best on smooth low-dimensional
             problems), "RF" (random forest), "ET" (extra trees) or "GBRT" (gradient boosted
             trees), or any scikit-learn regressor skopt accepts.
-        acq_func: "EI" (expected improvement), "PI", "LCB" (lower confidence bound) or
-            "gp_hedge" (a random pick among the three; its gains are not carried between
-            suggestions because the optimizer is rebuilt each time).
-        n_initial_points: Random trials before the surrogate is used.
+        acq_func: "gp_hedge" (the default, as in gp_minimize: a pick among EI, PI and LCB that
+            favours the one whose past candidates the model now predicts best), "EI" (expected
+            improvement), "PI" or "LCB" (lower confidence bound).
+        n_initial_points: Random trials before the surrogate is used (10, as gp_minimize).
         acq_optimizer: "auto", "lbfgs" (GP only) or "sampling".
         acq_func_kwargs: Passed to skopt (e.g. {"xi": 0.01} for EI, {"kappa": 1.96} for LCB).
         acq_optimizer_kwargs: Passed to skopt (e.g. {"n_points": 10000, "n_restarts_optimizer": 5}).
@@ -65,7 +67,7 @@ class SkOptSearch(ModelBasedSearcher):
     supported_domains = (Float, Integer, Categorical)
 
     def __init__(self, metric: str | None = None, mode: str | None = None, *,
-                 base_estimator: str | Any = "GP", acq_func: str = "EI", n_initial_points: int = 10,
+                 base_estimator: str | Any = "GP", acq_func: str = "gp_hedge", n_initial_points: int = 10,
                  acq_optimizer: str = "auto", acq_func_kwargs: Mapping[str, Any] | None = None,
                  acq_optimizer_kwargs: Mapping[str, Any] | None = None, liar_strategy: str = "cl_min",
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
@@ -94,6 +96,9 @@ class SkOptSearch(ModelBasedSearcher):
         self.acq_func_kwargs = dict(acq_func_kwargs or {})
         self.acq_optimizer_kwargs = dict(acq_optimizer_kwargs or {})
         self.liar_strategy = liar_strategy
+        # gp_hedge's state between suggestions: the gains of EI, PI, LCB and their last candidates.
+        self._hedge_gains: np.ndarray | None = None
+        self._hedge_candidates: list[np.ndarray] | None = None
 
     def _propose(self, observations: list[Observation], pending: list[Values],
                  rng: np.random.Generator) -> Values | None:
@@ -119,10 +124,23 @@ class SkOptSearch(ModelBasedSearcher):
             acq_func=self.acq_func, acq_optimizer=self.acq_optimizer,
             acq_func_kwargs=self.acq_func_kwargs or None, acq_optimizer_kwargs=self.acq_optimizer_kwargs or None,
             random_state=seed)
+        hedge = self.acq_func == "gp_hedge"
+        if hedge:
+            with self._lock:
+                gains, candidates = self._hedge_gains, self._hedge_candidates
+            width = optimizer.space.transformed_n_dims
+            if gains is not None and candidates and all(c.shape == (width,) for c in candidates):
+                # tell() charges each function's last candidate with the new model's prediction there
+                optimizer.gains_ = np.array(gains, dtype=float)
+                optimizer.next_xs_ = [np.array(c) for c in candidates]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "objective evaluated at this point before" and fit noise
             optimizer.tell(xs, ys)
             point = optimizer.ask()
+        if hedge and hasattr(optimizer, "next_xs_"):
+            with self._lock:
+                self._hedge_gains = np.array(optimizer.gains_, dtype=float)
+                self._hedge_candidates = [np.asarray(c, dtype=float) for c in optimizer.next_xs_]
         return _from_point(params, point)
 
 
