@@ -17,7 +17,7 @@ from typing import Any, ParamSpec
 import cloudpickle
 
 from . import pickling
-from .algorithms.base import Metric, Mode, Scheduler, Searcher
+from .algorithms.base import Scheduler, Searcher
 from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
 from .analysis import ExperimentAnalysis
@@ -49,8 +49,8 @@ def run(
     *,
     config: Mapping[str, Any] | None = None,
     num_samples: int = 1,
-    metric: Metric | None = None,
-    mode: Mode | None = None,
+    metric: str | Sequence[str] | None = None,
+    mode: str | Sequence[str] | None = None,
     stop: Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | Stopper | None = None,
     search_alg: Searcher | None = None,
     scheduler: Scheduler | None = None,

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 import asynctune as at
+from driver_runs import wait_for_results
 
 EXPERIMENT = textwrap.dedent("""
     import sys, time
@@ -41,26 +42,12 @@ def _start_driver(tmp_path, name, pause=0.05):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _wait_for_results(experiment_dir, count, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        total = 0
-        for root, _, files in os.walk(experiment_dir):
-            if "result.jsonl" in files:
-                with open(os.path.join(root, "result.jsonl")) as f:
-                    total += sum(1 for _ in f)
-        if total >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {count} results after {timeout}s")
-
-
 def _kill_driver_after(tmp_path, name, results):
     """Start the experiment in a driver process, SIGKILL it after `results` results, and let
     its workers notice; returns the experiment directory."""
     driver = _start_driver(tmp_path, name)
     experiment_dir = tmp_path / "results" / name
-    _wait_for_results(experiment_dir, results)
+    wait_for_results(experiment_dir, results)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=10)
     time.sleep(0.5)
@@ -74,7 +61,7 @@ def _iterations(analysis):
 def test_killed_driver_resumes_with_every_result_exactly_once(tmp_path):
     driver = _start_driver(tmp_path, "killed")
     experiment_dir = tmp_path / "results" / "killed"
-    _wait_for_results(experiment_dir, 14)
+    wait_for_results(experiment_dir, 14)
     workers = psutil.Process(driver.pid).children(recursive=True)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=10)
@@ -103,7 +90,7 @@ def _train_from(experiment_dir):
 def test_sigterm_stops_cleanly_and_tells_how_to_resume(tmp_path):
     driver = _start_driver(tmp_path, "termed", pause=0.1)
     experiment_dir = tmp_path / "results" / "termed"
-    _wait_for_results(experiment_dir, 4)
+    wait_for_results(experiment_dir, 4)
     workers = psutil.Process(driver.pid).children(recursive=True)
     driver.send_signal(signal.SIGTERM)
     output, _ = driver.communicate(timeout=30)
@@ -146,7 +133,7 @@ def test_an_interrupt_inside_a_running_loop_stops_the_experiment(tmp_path):
     driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), "cell"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     experiment_dir = tmp_path / "results" / "cell"
-    _wait_for_results(experiment_dir, 3)
+    wait_for_results(experiment_dir, 3)
     workers = psutil.Process(driver.pid).children(recursive=True)
     driver.send_signal(signal.SIGINT)
     time.sleep(0.8)  # the "kernel" still runs: by now the experiment has stopped
@@ -183,7 +170,7 @@ def test_a_trial_cut_short_by_the_interrupt_stays_resumable_whatever_it_answers(
     driver = subprocess.Popen([sys.executable, str(tmp_path / "experiment.py"), str(tmp_path / "results"), "cut",
                                "0.1", executor], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     experiment_dir = tmp_path / "results" / "cut"
-    _wait_for_results(experiment_dir, 4, timeout=120)
+    wait_for_results(experiment_dir, 4, timeout=120)
     driver.send_signal(signal.SIGINT)
     output, _ = driver.communicate(timeout=60)
     with open(experiment_dir / "experiment.json") as f:

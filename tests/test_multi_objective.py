@@ -15,6 +15,7 @@ import time
 import pytest
 
 import asynctune as at
+from driver_runs import count_results, wait_for_results
 from asynctune.algorithms.base import Scheduler, Searcher
 from asynctune.trial import CONTINUE
 
@@ -341,12 +342,10 @@ def test_pareto_front_and_mo_asha_after_a_killed_driver_resumes(tmp_path):
     storage = tmp_path / "results"
     driver = subprocess.Popen([sys.executable, str(script), str(storage), "killed", "0.05"])
     experiment_dir = storage / "killed"
-    deadline = time.time() + 60
-    while _results(experiment_dir) < 12 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_results(experiment_dir, 12, timeout=60)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=10)
-    assert _results(experiment_dir) < 28, "the driver finished before it was killed"  # 4 trials run to 6, 4 stop at 1
+    assert count_results(experiment_dir) < 28, "the driver finished before it was killed"  # 4 trials run to 6, 4 stop at 1
     time.sleep(0.5)  # its workers notice and end
 
     resumed = at.resume(str(experiment_dir), verbose=0)
@@ -365,13 +364,6 @@ def test_pareto_front_and_mo_asha_after_a_killed_driver_resumes(tmp_path):
     assert xs(at.ExperimentAnalysis(str(experiment_dir)).pareto_front()) == xs(reference.pareto_front())
 
 
-def _results(experiment_dir):
-    total = 0
-    for root, _, files in os.walk(experiment_dir):
-        if "result.jsonl" in files:
-            with open(os.path.join(root, "result.jsonl")) as f:
-                total += sum(1 for _ in f)
-    return total
 
 
 # --- the sorting itself ---------------------------------------------------------------------------

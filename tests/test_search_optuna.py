@@ -17,6 +17,7 @@ import cloudpickle
 import pytest
 
 import asynctune as at
+from driver_runs import wait_for_results
 from asynctune.algorithms import ASHAScheduler, ConcurrencyLimiter, RandomSearch
 from asynctune.algorithms.optuna_search import OptunaSearch
 from asynctune.errors import SearchSpaceError
@@ -455,13 +456,6 @@ EXPERIMENT = textwrap.dedent("""
 """)
 
 
-def _results_so_far(experiment_dir) -> int:
-    total = 0
-    for root, _, files in os.walk(experiment_dir):
-        if "result.jsonl" in files:
-            with open(os.path.join(root, "result.jsonl")) as f:
-                total += sum(1 for _ in f)
-    return total
 
 
 def test_a_killed_driver_resumes_with_the_same_study(optuna, tmp_path) -> None:
@@ -470,9 +464,7 @@ def test_a_killed_driver_resumes_with_the_same_study(optuna, tmp_path) -> None:
     results = tmp_path / "results"
     driver = subprocess.Popen([sys.executable, str(script), str(results), "killed", "0.1"])
     experiment_dir = results / "killed"
-    deadline = time.time() + 60
-    while _results_so_far(experiment_dir) < 27 and time.time() < deadline:  # into the 5th trial: TPE's own
-        time.sleep(0.02)
+    wait_for_results(experiment_dir, 27, timeout=60)  # into the 5th trial: TPE's own
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=10)
     time.sleep(0.5)  # its worker notices the closed pipe and ends
