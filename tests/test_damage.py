@@ -21,7 +21,8 @@ import asynctune as at
 from asynctune.analysis import ExperimentAnalysis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_faults import _iterations, _kill_driver_after, _wait_for_results  # noqa: E402
+from driver_runs import wait_for_results  # noqa: E402
+from test_faults import _iterations, _kill_driver_after  # noqa: E402
 
 
 def _strict_lines(path):
@@ -169,7 +170,7 @@ def test_configs_keep_their_types_after_a_resume(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     experiment_dir = tmp_path / "results" / "typed"
     try:
-        _wait_for_results(experiment_dir, 6)
+        wait_for_results(experiment_dir, 6)
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
