@@ -316,11 +316,34 @@ def test_a_killed_worker_fails_the_attempt_and_the_trial_finishes_elsewhere(stor
     assert {r["pid"] for r in results[2:]}.isdisjoint(killer.killed)
 
 
+class PlacementAtError(KillWorkerAt):
+    """Also notes, as the killed trial's attempt ends, the address the executor would place the
+    next trial on host "0" at, and the killed worker's."""
+
+    def __init__(self, count: int, executor: DaskExecutor) -> None:
+        super().__init__(count)
+        self.executor = executor
+        self.addresses: dict[str, str | None] = {}
+
+    def on_trial_result(self, trial, result):
+        if result["count"] == self.count and not self.killed:
+            self.addresses["killed"] = self.executor._address_of.get("0")
+        super().on_trial_result(trial, result)
+
+    def on_trial_error(self, trial):
+        self.addresses["at_error"] = self.executor._address_of.get("0")
+
+
 @both_channels
 def test_without_retries_a_killed_worker_is_an_error_and_its_restarted_worker_runs_the_next_trial(storage, channel):
-    killer = KillWorkerAt(1)
+    executor = DaskExecutor(n_workers=1, channel=channel)
+    killer = PlacementAtError(1, executor)
     analysis = at.run(counting, config={"until": 3}, num_samples=2, callbacks=[killer],
-                      executor=DaskExecutor(n_workers=1, channel=channel), storage_path=storage, verbose=0)
+                      executor=executor, storage_path=storage, verbose=0)
+    # The attempt ends only once the driver no longer places trials at the dead worker's address:
+    # Dask would hold a task pinned there while no worker runs ("no-worker") forever, even after
+    # the nanny restarted the worker under a new address (the experiment hung).
+    assert killer.addresses["killed"] is not None and killer.addresses["at_error"] != killer.addresses["killed"]
     first, second = analysis.trials
     assert first.status is at.Status.ERROR and "Dask worker" in first.error and first.num_results == 1
     # The nanny restarted worker "0" under a new address: the same host, available again.

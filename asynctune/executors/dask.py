@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = "DaskExecutor needs dask's distributed package: pip install 'asynctune[dask]'"
 _HEALTH_CHECK_S = 1.0  # how often a waiting trial checks that the scheduler is still there
+_CONFIRM_LOSS_S = 5.0  # how long a worker loss the driver saw first may wait for the scheduler to see it
+_UNPLACED_S = 10.0  # how long a task pinned to a worker that left may take to start elsewhere
 _CHANNELS = ("auto", "direct", "queue")
 _SCHEDULER_LOST = "the Dask scheduler was lost"
 
@@ -235,7 +237,7 @@ class DaskExecutor(Executor):
             future = self.client.submit(run_over_queues, blob, outbox.name, inbox.name, **options)
             run = _DaskTrialRun(self, request, future)
             run.link = self._queue_link(run, key, outbox, inbox)
-        run.host = placement.host
+        run.host, run.pinned = placement.host, address
         self._runs.add(run)
         return run
 
@@ -387,17 +389,24 @@ class DaskExecutor(Executor):
             return
         action, address = message.get("action"), message.get("worker")
         if action == "remove-worker" and address:
-            self._removed.add(address)
-            info = self._workers.pop(address, None)
-            if info is not None and self._address_of.get(_host_name(address, info)) == address:
-                del self._address_of[_host_name(address, info)]
-            for run in list(self._runs):
-                if run.worker_address == address:
-                    run.lose(f"the Dask worker {address} was lost")
-            self._hosts_changed()
+            self._worker_removed(address)
         elif action == "add-worker" and address:
             self._removed.discard(address)
             self._spawn(self._refresh_workers(), "dask-refresh-workers")
+
+    def _worker_removed(self, address: str) -> None:
+        """The scheduler removed this worker: its trials are lost, and no trial is placed on its
+        address again (a worker its nanny restarts joins under a new one)."""
+        if address in self._removed:
+            return
+        self._removed.add(address)
+        info = self._workers.pop(address, None)
+        if info is not None and self._address_of.get(_host_name(address, info)) == address:
+            del self._address_of[_host_name(address, info)]
+        for run in list(self._runs):
+            if run.worker_address == address:
+                run.lose(f"the Dask worker {address} was lost")
+        self._hosts_changed()
 
     async def _refresh_workers(self) -> None:
         """Learn a worker that joined (the event names its address only, not its name)."""
@@ -470,6 +479,8 @@ class _DaskTrialRun(TrialRun):
         self.mailbox: asyncio.Queue[Any] = asyncio.Queue()
         self.link: Any = None  # a RunnerLink or a QueueLink, set by the executor
         self.worker_address: str | None = None
+        self.pinned: str | None = None  # the worker address its task was submitted to
+        self._unplaced_since: float | None = None  # when the health check saw `pinned` gone, the task not started
         self.thread_id: int | None = None
         self._nonce: str | None = None
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -588,9 +599,30 @@ class _DaskTrialRun(TrialRun):
         except Exception as exc:
             name = type(exc).__name__
             if name == "KilledWorker":
+                # The scheduler removed the worker; its event may come later: no trial goes there.
+                if self.worker_address is not None:
+                    self.executor._worker_removed(self.worker_address)
                 return f"the Dask worker died under the trial ({exc})"
             return f"the Dask task failed: {name}: {exc}"
         return None
+
+    def lose_worker(self, address: str, reason: str) -> None:
+        """Its connection closed under the trial: its worker most likely died. The attempt ends
+        once the scheduler has removed the worker too (at most `_CONFIRM_LOSS_S` later), so the
+        controller does not place the next trial on the dead worker's address: a task pinned
+        there while no worker runs would wait forever, as Dask does not move such a task to a
+        worker that joins later, not even with allow_other_workers."""
+        if self._lost.done():
+            return
+        if self.executor._spawn(self._lose_when_removed(address, reason), f"dask-lost-{self.trial_id}") is None:
+            self.lose(reason)  # the executor is closing
+
+    async def _lose_when_removed(self, address: str, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CONFIRM_LOSS_S
+        while not self._lost.done() and address not in self.executor._removed and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        self.lose(reason)
 
     def lose(self, reason: str) -> None:
         """End the attempt as lost: events() reads what came before, then reports the loss."""
@@ -614,6 +646,15 @@ class _DaskTrialRun(TrialRun):
             self.lose(_SCHEDULER_LOST)
         elif self.worker_address is not None and self.worker_address in self.executor._removed:
             self.lose(f"the Dask worker {self.worker_address} was lost")
+        elif self._nonce is None and self.pinned is not None and self.pinned in self.executor._removed:
+            # Its task never started, and the worker it was submitted to left: Dask may keep it
+            # waiting for that worker forever ("no-worker"), whoever joins later. A bounded wait
+            # for it to start elsewhere, then the attempt is lost (the controller may retry it).
+            now = asyncio.get_running_loop().time()
+            self._unplaced_since = self._unplaced_since or now
+            if now - self._unplaced_since >= _UNPLACED_S:
+                self.lose(f"the Dask worker {self.pinned} left before the trial's task started there, and "
+                          f"Dask did not start it elsewhere within {_UNPLACED_S:g}s")
 
     async def _stopped_within(self, seconds: float) -> bool:
         """Whether the trial ended (or its task did, or the attempt is already lost) within `seconds`."""

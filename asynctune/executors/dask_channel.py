@@ -171,7 +171,7 @@ class Runner:
             reason = f"its connection to the driver failed: {type(exc).__name__}: {exc}"
         finally:
             if self.run is not None:  # the worker died under the trial (it exits only when idle)
-                self.run.lose(f"the Dask worker {info['worker']} was lost ({reason})")
+                self.run.lose_worker(info["worker"], f"the Dask worker {info['worker']} was lost ({reason})")
             self.closed = True
             self.runners.forget(self)
             writer.close()
