@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .algorithms.base import check_metric_mode, is_multi_objective, normalize_objectives
-from .pareto import as_costs, non_dominated
+from .pareto import front_of
 from .reporting.decisions import read_decisions
 from .session import load_checkpoint
 from .storage import EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, read_results
@@ -193,15 +193,7 @@ class ExperimentAnalysis:
                 the trials tied for the best last value).
         """
         metrics, modes = self._objectives(metric, mode)
-        scored = []
-        for trial in self.trials:
-            if trial.status is Status.ERROR and not include_failed:
-                continue
-            point = as_costs(trial.last_result, metrics, modes)
-            if point is not None:
-                scored.append((trial, point))
-        mask = non_dominated([point for _, point in scored])
-        return [trial for (trial, _), keep in zip(scored, mask) if keep]
+        return front_of(self.trials, metrics, modes, include_failed=include_failed)
 
     def _objectives(self, metric: Any, mode: Any) -> tuple[list[str], list[str]]:
         check_metric_mode("ExperimentAnalysis", metric, mode, multi_objective=True)

@@ -65,8 +65,8 @@ class RunOptions:
         object.__setattr__(self, "mode", mode)
 
     def check(self) -> None:
-        """Raise ValueError naming the first bad option (what run() checks before any trial)."""
-        check_metric_mode("run", self.metric, self.mode, multi_objective=True)
+        """Raise ValueError naming the first bad option (what run() checks before any trial).
+        metric/mode were checked and normalised as the options were made (__post_init__)."""
         if (self.metric is None) != (self.mode is None):
             raise ValueError(f"run: pass both metric= and mode= or neither, got metric={self.metric!r}, "
                              f"mode={self.mode!r}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .trial import _as_float
+from .trial import Status, Trial, _as_float
 
 
 def as_costs(result: dict[str, Any] | None, metrics: Sequence[str], modes: Sequence[str]) -> tuple[float, ...] | None:
@@ -28,6 +28,21 @@ def as_costs(result: dict[str, Any] | None, metrics: Sequence[str], modes: Seque
             return None
         costs.append(-value if mode == "max" else value)
     return tuple(costs)
+
+
+def front_of(trials: Sequence[Trial], metrics: Sequence[str], modes: Sequence[str], *,
+             include_failed: bool = False) -> list[Trial]:
+    """The non-dominated trials by their last results, in the order given; trials missing a metric
+    (or holding NaN/inf) are left out, and failed ones unless `include_failed`."""
+    scored = []
+    for trial in trials:
+        if trial.status is Status.ERROR and not include_failed:
+            continue
+        point = as_costs(trial.last_result, metrics, modes)
+        if point is not None:
+            scored.append((trial, point))
+    mask = non_dominated([point for _, point in scored])
+    return [trial for (trial, _), keep in zip(scored, mask) if keep]
 
 
 def non_dominated(points: Sequence[Sequence[float]]) -> list[bool]:

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .algorithms.base import objective_pairs
+
 
 class Stopper:
     """Decides when trials stop; subclass it or pass a dict or callable to run(stop=...).
@@ -40,6 +42,7 @@ class ThresholdStopper(Stopper):
                 raise ValueError(f"stop: the threshold for {key!r} must be a number, got {value!r}")
         self.thresholds = dict(thresholds)
         self.metric, self.mode = metric, mode
+        self._mode_by_metric = dict(objective_pairs(metric, mode)) if metric is not None else {}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         for key, threshold in self.thresholds.items():
@@ -61,9 +64,7 @@ class ThresholdStopper(Stopper):
 
     def _mode_of(self, key: str) -> str | None:
         """The mode run() gave `key` if it is one of the experiment's metrics (one or several)."""
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        modes = self.mode if isinstance(self.mode, list) else [self.mode]
-        return modes[metrics.index(key)] if key in metrics else None
+        return self._mode_by_metric.get(key)
 
 
 class FunctionStopper(Stopper):

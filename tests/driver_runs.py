@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+
+def start_script(script: Path, text: str, *args: object) -> subprocess.Popen:
+    """Write `text` to `script` and start it as a driver process (output captured, stderr in stdout)."""
+    script.write_text(text)
+    return subprocess.Popen([sys.executable, str(script), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def count_results(experiment_dir: object) -> int:

@@ -21,7 +21,7 @@ import asynctune as at
 from asynctune.analysis import ExperimentAnalysis
 
 sys.path.insert(0, os.path.dirname(__file__))
-from driver_runs import wait_for_results  # noqa: E402
+from driver_runs import start_script, wait_for_results  # noqa: E402
 from test_faults import _iterations, _kill_driver_after  # noqa: E402
 
 
@@ -164,10 +164,7 @@ TYPED_EXPERIMENT = textwrap.dedent("""
 
 
 def test_configs_keep_their_types_after_a_resume(tmp_path):
-    script = tmp_path / "typed.py"
-    script.write_text(TYPED_EXPERIMENT)
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), "typed"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    driver = start_script(tmp_path / "typed.py", TYPED_EXPERIMENT, tmp_path / "results", "typed")
     experiment_dir = tmp_path / "results" / "typed"
     try:
         wait_for_results(experiment_dir, 6)

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 import asynctune as at
-from driver_runs import wait_for_results
+from driver_runs import start_script, wait_for_results
 
 EXPERIMENT = textwrap.dedent("""
     import sys, time
@@ -36,10 +36,7 @@ EXPERIMENT = textwrap.dedent("""
 
 
 def _start_driver(tmp_path, name, pause=0.05):
-    script = tmp_path / "experiment.py"
-    script.write_text(EXPERIMENT)
-    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), name, str(pause)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return start_script(tmp_path / "experiment.py", EXPERIMENT, tmp_path / "results", name, pause)
 
 
 def _kill_driver_after(tmp_path, name, results):
@@ -128,10 +125,7 @@ INSIDE_A_RUNNING_LOOP = textwrap.dedent("""
 
 
 def test_an_interrupt_inside_a_running_loop_stops_the_experiment(tmp_path):
-    script = tmp_path / "notebook.py"
-    script.write_text(INSIDE_A_RUNNING_LOOP)
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "results"), "cell"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    driver = start_script(tmp_path / "notebook.py", INSIDE_A_RUNNING_LOOP, tmp_path / "results", "cell")
     experiment_dir = tmp_path / "results" / "cell"
     wait_for_results(experiment_dir, 3)
     workers = psutil.Process(driver.pid).children(recursive=True)
@@ -166,9 +160,7 @@ def test_a_trial_cut_short_by_the_interrupt_stays_resumable_whatever_it_answers(
     caused either, so the trial stays resumable and finishes on resume, not TERMINATED or ERROR."""
     if executor == "dask":
         pytest.importorskip("distributed")
-    (tmp_path / "experiment.py").write_text(CUT_SHORT)
-    driver = subprocess.Popen([sys.executable, str(tmp_path / "experiment.py"), str(tmp_path / "results"), "cut",
-                               "0.1", executor], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    driver = start_script(tmp_path / "experiment.py", CUT_SHORT, tmp_path / "results", "cut", 0.1, executor)
     experiment_dir = tmp_path / "results" / "cut"
     wait_for_results(experiment_dir, 4, timeout=120)
     driver.send_signal(signal.SIGINT)

@@ -75,6 +75,13 @@ def check_metric_mode(owner: str, metric: Any, mode: Any, *, multi_objective: bo
         raise ValueError(f"{owner}: each mode must be 'min' or 'max', got {mode=}")
 
 
+def objective_pairs(metric: Any, mode: Any) -> list[tuple[str, str | None]]:
+    """(metric, mode) for each objective of a normalised metric/mode (see normalize_objectives)."""
+    metrics = metric if isinstance(metric, list) else [metric]
+    modes = mode if isinstance(mode, list) else [mode] * len(metrics)
+    return list(zip(metrics, modes))
+
+
 def normalize_objectives(metric: Any, mode: Any) -> tuple[Metric | None, Mode | None]:
     """One metric as a string; several as a list with a list of as many modes (a single mode
     string applies to all). A one-element list is one metric. Call after check_metric_mode."""

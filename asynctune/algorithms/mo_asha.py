@@ -11,6 +11,7 @@ from ..pareto import in_top, nondominated_rank
 from ..trial import Trial
 from ._rungs import score
 from .asha import ASHAScheduler, _Rung
+from .base import objective_pairs
 
 
 class MOASHAScheduler(ASHAScheduler):
@@ -48,10 +49,10 @@ class MOASHAScheduler(ASHAScheduler):
 
     def _score(self, result: dict[str, Any]) -> tuple[float, ...] | None:
         """The objectives as scores (higher is better); None while one is missing."""
-        metrics, modes = _objectives(self.metric, self.mode)
-        if any(m not in result for m in metrics):
+        pairs = objective_pairs(self.metric, self.mode)
+        if any(m not in result for m, _ in pairs):
             return None
-        return tuple(score(result[m], mode) for m, mode in zip(metrics, modes))
+        return tuple(score(result[m], mode) for m, mode in pairs)
 
     def _in_top(self, rung: _Rung, value: tuple[float, ...]) -> bool:
         newcomer = len(rung.recorded)
@@ -67,11 +68,6 @@ class MOASHAScheduler(ASHAScheduler):
             if trial is not None and eligible(trial):
                 return trial
         return None
-
-
-def _objectives(metric: Any, mode: Any) -> tuple[list[str], list[str]]:
-    metrics = metric if isinstance(metric, list) else [metric]
-    return metrics, mode if isinstance(mode, list) else [mode] * len(metrics)
 
 
 def _costs(scores: list[tuple[float, ...]]) -> list[tuple[float, ...]]:

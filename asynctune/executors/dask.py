@@ -41,10 +41,10 @@ from typing import Any
 from ..errors import ExecutorError, ExecutorLost
 from ..resources import GPU, HostInventory, Placement
 from ..trial import Decision, Mutate
-from .base import Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
-from .dask_channel import QueueLink, Runner, Runners
+from .base import ErrorEvent, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
+from .dask_channel import QueueLink, Runner, RunnerLink, Runners
 from .dask_worker import interrupt_thread, run_over_queues, serve
-from .protocol import TrialRequest, WorkerMessages, decision_message
+from .protocol import TrialRequest, WorkerMessages, run_frame
 from .tasks import OwnedTasks
 
 logger = logging.getLogger(__name__)
@@ -228,10 +228,8 @@ class DaskExecutor(Executor):
             runner.trainables.add(request.trainable_key)
             run.link = runner.link_for(run)
         else:
-            distributed = _import_distributed()
             try:
-                outbox, inbox = await asyncio.gather(distributed.Queue(f"{key}-out", client=self.client),
-                                                     distributed.Queue(f"{key}-in", client=self.client))
+                outbox, inbox = await self._open_queues(key)
             except OSError as exc:  # CommClosedError is an OSError
                 raise ExecutorLost(self._scheduler_lost_reason(exc)) from exc
             future = self.client.submit(run_over_queues, blob, outbox.name, inbox.name, **options)
@@ -251,7 +249,7 @@ class DaskExecutor(Executor):
         if request.trainable_key in runner.trainables:
             request = replace(request, trainable_blob=None)  # its worker holds it already
         runner.trainables.add(request.trainable_key)
-        runner.send(("run", request))
+        runner.send_frame(run_frame(request))
         self._runs.add(run)
         return run
 
@@ -320,16 +318,20 @@ class DaskExecutor(Executor):
         self._spawn(self._fall_back(run, runner.key), f"dask-fallback-{run.trial_id}")
 
     async def _fall_back(self, run: _DaskTrialRun, key: str) -> None:
-        distributed = _import_distributed()
         try:
-            outbox, inbox = await asyncio.gather(distributed.Queue(f"{key}-out", client=self.client),
-                                                 distributed.Queue(f"{key}-in", client=self.client))
+            outbox, inbox = await self._open_queues(key)
         except Exception as exc:
             run.lose(self._scheduler_lost_reason(exc))
             return
         run.link = self._queue_link(run, key, outbox, inbox)
         if run._ended:
             run.link.release(False)
+
+    async def _open_queues(self, key: str) -> tuple[Any, Any]:
+        """A trial's two queues on the scheduler: its messages out, its decisions in."""
+        distributed = _import_distributed()
+        return tuple(await asyncio.gather(distributed.Queue(f"{key}-out", client=self.client),
+                                          distributed.Queue(f"{key}-in", client=self.client)))
 
     def _queue_link(self, run: _DaskTrialRun, key: str, outbox: Any, inbox: Any) -> QueueLink:
         return QueueLink(self._spawn, run.trial_id, outbox, inbox, run.mailbox,
@@ -519,6 +521,9 @@ class _DaskTrialRun(TrialRun):
                 if event is not None:
                     if not isinstance(event, ResultEvent):
                         self._clean = not self._killed
+                        if event.__class__ is ErrorEvent and isinstance(self.link, RunnerLink):
+                            # The worker may have failed to unpickle the trainable: send it again next time.
+                            self.link.runner.trainables.discard(self.request.trainable_key)
                     yield event
                     if not isinstance(event, ResultEvent):
                         return
@@ -532,7 +537,7 @@ class _DaskTrialRun(TrialRun):
 
     def decide(self, decision: Decision | Mutate) -> None:
         if self._messages.answering():
-            self._send(decision_message(decision))
+            self.link.send_decision(decision)
 
     async def kill(self) -> None:
         """Stop at the trial's next report; then interrupt its thread; then (on our own

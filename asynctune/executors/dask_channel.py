@@ -29,7 +29,8 @@ from typing import Any
 
 from ..errors import ExecutorError
 from .dask_worker import pack, unpack
-from .protocol import FrameDecoder, encode
+from ..trial import Decision, Mutate
+from .protocol import EXIT_FRAME, FrameDecoder, decision_message, encode, encode_decision
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class QueueLink:
 
         self._sending = self._spawn(put(), f"dask-decide-{self._name}")
 
+    def send_decision(self, decision: Decision | Mutate) -> None:
+        self.send(decision_message(decision))
+
     async def drain(self, scheduler_up: bool) -> None:
         """After a loss: what the trial sent before it, still held by the scheduler."""
         if self._pump is not None:
@@ -105,21 +109,26 @@ class Runner:
         self.idle_since: float | None = None
         self.closed = False
         self._early: list[bytes] = []  # sent before it connected (a kill as it starts)
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # The run's link --------------------------------------------------------------------------------
 
     def link_for(self, run: Any) -> RunnerLink:
         self.run, self.idle_since = run, None
+        self._stop_idle_timer()
         return RunnerLink(self, run)
 
     def send(self, message: Any) -> None:
+        self.send_frame(encode(message))
+
+    def send_frame(self, frame: bytes) -> None:
         if self.closed:
             return
         if self.writer is None:
-            self._early.append(encode(message))
+            self._early.append(frame)
             return
         try:
-            self.writer.write(encode(message))  # buffered in order; the loop writes it out
+            self.writer.write(frame)  # buffered in order; the loop writes it out
         except Exception as exc:  # the transport is closing: the reader reports the loss
             logger.debug("Dask runner %s: write failed: %s", self.key, exc)
 
@@ -129,7 +138,8 @@ class Runner:
         self.run = None
         if clean and not self.closed and self.writer is not None:
             self.idle_since = time.monotonic()
-            self.runners.spawn(self._exit_when_idle(self.idle_since), f"dask-runner-idle-{self.key}")
+            # A timer, not a sleeping task: short trials leave no task per trial for close() to wait on.
+            self._idle_timer = asyncio.get_running_loop().call_later(IDLE_S, self._exit_if_idle, self.idle_since)
         else:
             self.retire(cancel=True)
 
@@ -138,7 +148,8 @@ class Runner:
         when its trial did not end cleanly (lost, killed), so Dask does not run it again."""
         if self.closed:
             return
-        self.send(("exit",))
+        self._stop_idle_timer()
+        self.send_frame(EXIT_FRAME)
         self.closed = True
         self.runners.forget(self)
         if cancel or self.writer is None:  # never connected: the task itself must go
@@ -176,10 +187,15 @@ class Runner:
             self.runners.forget(self)
             writer.close()
 
-    async def _exit_when_idle(self, since: float) -> None:
-        await asyncio.sleep(IDLE_S)
+    def _exit_if_idle(self, since: float) -> None:
+        self._idle_timer = None
         if self.idle_since == since and self.run is None:
             self.retire()
+
+    def _stop_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
 
 class RunnerLink:
@@ -191,6 +207,9 @@ class RunnerLink:
 
     def send(self, message: Any) -> None:
         self.runner.send(message)
+
+    def send_decision(self, decision: Decision | Mutate) -> None:
+        self.runner.send_frame(encode_decision(decision))  # CONTINUE's frame is made once
 
     async def drain(self, scheduler_up: bool) -> None:
         await asyncio.sleep(0)  # the reader put all it read before it said the connection closed

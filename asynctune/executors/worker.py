@@ -80,7 +80,7 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
                   trainables: dict[str, Any]) -> tuple:
     """Run a trial to its end and return the driver's last message about it (done or error).
 
-    Shared by every worker kind: a process worker here, a Dask task in executors/dask.py."""
+    Shared by every worker kind: a process worker here, a Dask task in executors/dask_worker.py."""
     try:
         trainable = trainables.get(request.trainable_key)
         if trainable is None:

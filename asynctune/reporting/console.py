@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..pareto import as_costs, non_dominated
+from ..pareto import front_of
 from ..space import Space, resolved_items
 from ..trial import Status, Trial
 from .callback import Callback
@@ -154,9 +154,11 @@ class ConsoleReporter(Callback):
     # Rendering -----------------------------------------------------------------------------------
 
     def render(self, trials: Sequence[Trial]) -> Group:
-        return Group(Text(self.summary(trials)), self.table(trials), *(Text(e, style="dim") for e in self._events))
+        front = self._front(trials) if self.objectives else None  # once for the summary and the table
+        return Group(Text(self.summary(trials, front)), self.table(trials, front),
+                     *(Text(e, style="dim") for e in self._events))
 
-    def summary(self, trials: Sequence[Trial]) -> str:
+    def summary(self, trials: Sequence[Trial], front: set[str] | None = None) -> str:
         counts = Counter(self._outcome(t) for t in trials)
         parts = [f"{counts[s]} {s}" for s in _ORDER if counts[s]]
         elapsed = time.time() - self._start
@@ -170,7 +172,8 @@ class ConsoleReporter(Callback):
             # The same "best" as ExperimentAnalysis.best_result: a trial's best-ever value.
             line += f" | best-ever {self.metric}={best.metric_best:.6g} ({best.trial_id})"
         if self.objectives:
-            line += f" | Pareto front: {len(self._front(trials))} trials (by last results)"
+            front = self._front(trials) if front is None else front
+            line += f" | Pareto front: {len(front)} trials (by last results)"
         if self._decision_counts:
             line += " | " + ", ".join(f"{n} {verb}" for verb, n in self._decision_counts.items())
         return line
@@ -188,7 +191,7 @@ class ConsoleReporter(Callback):
                 parts.append(f"~{format_duration(estimate)} to go")
         return ", ".join(parts) or None
 
-    def table(self, trials: Sequence[Trial]) -> Table:
+    def table(self, trials: Sequence[Trial], front: set[str] | None = None) -> Table:
         table = Table(box=box.SIMPLE_HEAD if self.interactive else box.ASCII2, pad_edge=False)
         hyper_columns = self._hyper_columns(trials)
         decisions = bool(self._last_decision)
@@ -199,7 +202,8 @@ class ConsoleReporter(Callback):
             table.add_column(f"best {self.metric}", justify="right")
         for name in self.objectives:
             table.add_column(name, justify="right")
-        front = self._front(trials) if self.objectives else set()
+        if front is None:
+            front = self._front(trials) if self.objectives else set()
         if self.objectives:
             table.add_column("front", justify="left")
         shown = self._rows(trials, front)
@@ -246,10 +250,7 @@ class ConsoleReporter(Callback):
     def _front(self, trials: Sequence[Trial]) -> set[str]:
         """The ids of the non-dominated trials by last results, failed ones left out (as the analysis)."""
         modes = self.mode if isinstance(self.mode, list) else [self.mode] * len(self.objectives)
-        scored = [(t.trial_id, as_costs(t.last_result, self.objectives, modes))
-                  for t in trials if t.status is not Status.ERROR]
-        scored = [(trial_id, point) for trial_id, point in scored if point is not None]
-        return {trial_id for (trial_id, _), keep in zip(scored, non_dominated([p for _, p in scored])) if keep}
+        return {t.trial_id for t in front_of(trials, self.objectives, modes)}
 
     def _best(self, trials: Sequence[Trial]) -> Trial | None:
         scored = [t for t in trials if t.metric_best is not None and t.status is not Status.ERROR]  # as the analysis
