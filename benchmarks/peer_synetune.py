@@ -222,4 +222,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[Trace]]:
 
 
 if __name__ == "__main__":
+    try:
+        import syne_tune  # noqa: F401
+    except ImportError:
+        raise SystemExit("peer_synetune.py needs Syne Tune: pip install syne-tune") from None
     main()
