@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import math
 import os
 import shutil
 import sys
