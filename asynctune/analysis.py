@@ -34,6 +34,8 @@ class ExperimentAnalysis:
         metric: Default metric for the best_* properties (default: the one run() used); a list
             of metrics for `pareto_front()`.
         mode: "min" or "max" (default: the one run() used); one per metric for a list.
+        trials, state: The trial table and experiment.json's contents when the caller holds
+            them (run() does: nothing is read back from disk).
 
     With several metrics (run(metric=["error", "latency"], ...)) there is no single best: the
     best_* properties raise and point to `pareto_front()`; get_best_trial(metric="error")
@@ -41,11 +43,12 @@ class ExperimentAnalysis:
     """
 
     def __init__(self, experiment_dir: str, *, metric: str | list[str] | None = None,
-                 mode: str | list[str] | None = None, trials: Sequence[Trial] | None = None) -> None:
+                 mode: str | list[str] | None = None, trials: Sequence[Trial] | None = None,
+                 state: dict[str, Any] | None = None) -> None:
         check_metric_mode("ExperimentAnalysis", metric, mode, multi_objective=True)
         metric, mode = normalize_objectives(metric, mode)
         self.experiment_dir = os.path.abspath(os.path.expanduser(experiment_dir))
-        state = self._read_state()
+        state = self._read_state() if state is None else state  # run() has it: experiment.json as just saved
         self.name: str = state.get("name", os.path.basename(self.experiment_dir))
         self.status: str = state.get("status", "UNKNOWN")
         self.default_metric = metric or state.get("metric")

@@ -257,7 +257,7 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
         if stop_dashboard is not None:
             stop_dashboard()
     analysis = ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.options.metric,
-                                  mode=controller.options.mode, trials=trials)
+                                  mode=controller.options.mode, trials=trials, state=controller.state.saved)
     failed = [t for t in trials if t.status is Status.ERROR]
     policy = controller.options.failed_trials_raise()
     if failed and (policy == "any" or (policy == "all" and len(failed) == len(trials))):

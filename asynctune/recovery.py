@@ -161,6 +161,7 @@ def _valid_event(event: dict[str, Any]) -> bool:
 def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) -> list[Trial]:
     """The trial table: the journal's, completed from the trial directories and the snapshot."""
     trials: dict[str, Trial] = {}
+    configured: set[str] = set()  # trials whose config a journal line holds
     for event in repair_jsonl(os.path.join(experiment_dir, JOURNAL_FILE), _valid_event):
         trial_id = event.get("trial_id")
         if trial_id is None:
@@ -169,12 +170,13 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
         if trial is None:
             trial = trials[trial_id] = Trial(trial_id=trial_id, config=event.get("config", {}),
                                              index=_index_of(trial_id), path=os.path.join(experiment_dir, trial_id))
-        trial.config = event.get("config", trial.config)
+        if "config" in event:  # where it is new (added, mutated, the first line of a session)
+            trial.config = event["config"]
+            configured.add(trial_id)
         trial.resources = event.get("resources", trial.resources) or {}
         trial.status = Status(event.get("status", trial.status.value))
         trial.num_failures = int(event.get("num_failures", 0) or 0)
         trial.error = event.get("error")
-    journal_ids = set(trials)
     directories = sorted(name for name in os.listdir(experiment_dir)
                          if _TRIAL_DIR.fullmatch(name) and os.path.isdir(os.path.join(experiment_dir, name)))
     for name in directories:
@@ -203,7 +205,7 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
         config = read_params(trial.path)  # the config with its types (params.pkl)
         if config is not None:
             trial.config = config
-        elif trial.trial_id not in journal_ids:
+        elif trial.trial_id not in configured:
             raise ExperimentDamaged(
                 trial.path, f"has neither a readable {PARAMS_PICKLE_FILE} nor {PARAMS_FILE}, and no other file "
                 "holds its config", "restore the file, or move the directory out of the experiment to resume "

@@ -374,6 +374,10 @@ def _contains_domain(node: Any) -> bool:
     return False
 
 
+_PLAIN_DOMAINS = frozenset({Float, Integer, Normal})  # exactly these: a subclass goes the long way
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
 class _Pending:
     __slots__ = ("function", "path")
 
@@ -397,6 +401,8 @@ class _Resolver:
         return self.root
 
     def _walk(self, node: Any, path: Path) -> Any:
+        if node.__class__ in _PLAIN_DOMAINS:  # the usual case first: a float, int or randn
+            return self.fixed[path] if path in self.fixed else node.sample(self.rng)
         if isinstance(node, Grid):
             if path not in self.fixed:
                 raise SearchSpaceError(f"{format_path(path)}: grid_search value not given; use Space.grid_points()")
@@ -404,6 +410,8 @@ class _Resolver:
         if isinstance(node, Categorical):
             index = self.fixed[path] if path in self.fixed else node.sample_index(self.rng)
             category = node.categories[index]
+            if category.__class__ in _IMMUTABLE:
+                return category
             if _contains_domain(category):
                 return self._walk(category, path + (Branch(index),))
             return copy.deepcopy(category)  # trials must not share (and mutate) one list or dict

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SAVE_INTERVAL_S = 1.0
+_NEW_CONFIG = ("added", "mutated")  # journal events that always carry the trial's config
 RESERVE_FILE = ".reserve"
 _MIN_RESERVE_BYTES = 256 * 1024
 
@@ -46,6 +47,8 @@ class StateWriter:
         self._dirty = asyncio.Event()
         self._reserved = 0
         self._searcher: Searcher | None = None  # batched: saved by the last save()
+        self._journaled: set[str] = set()  # trials whose config this session's journal holds
+        self.saved: dict[str, Any] | None = None  # experiment.json as last written
 
     def open(self) -> None:
         """Start the journal and the reserve; raises StorageFull on a disk already full."""
@@ -106,13 +109,17 @@ class StateWriter:
         """Note a change: the trial's new state goes to the journal now, the snapshot soon."""
         self._dirty.set()
         if trial is not None and self._journal is not None:
+            line = {"event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
+                    "status": trial.status.value, "checkpoint": trial.checkpoint,
+                    "restore_checkpoint": trial.restore_checkpoint, "num_failures": trial.num_failures,
+                    "error": trial.error}
+            # The config only where it is new (and params.json has it too): the most a line
+            # costs is encoding it, and a trial's status changes three times or more.
+            if event in _NEW_CONFIG or trial.trial_id not in self._journaled:
+                self._journaled.add(trial.trial_id)
+                line["config"], line["resources"] = trial.config, trial.resources
             try:
-                self._journal.write({
-                    "event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
-                    "status": trial.status.value, "config": trial.config, "resources": trial.resources,
-                    "checkpoint": trial.checkpoint, "restore_checkpoint": trial.restore_checkpoint,
-                    "num_failures": trial.num_failures, "error": trial.error,
-                })
+                self._journal.write(line)
             except OSError as exc:
                 self._failed(exc, JOURNAL_FILE)
 
@@ -124,8 +131,10 @@ class StateWriter:
             except Exception:  # noqa: BLE001  as a failing save hook is, when it runs at once
                 logger.exception("could not save the searcher's state")
         path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
+        snapshot = self._snapshot()
         try:
-            write_json_atomic(path, self._snapshot(), indent=None if self._batched else 1)  # batched: thousands of trials
+            write_json_atomic(path, snapshot, indent=None if self._batched else 1)  # batched: thousands of trials
+            self.saved = snapshot
             if self._reserved > 0:  # keep room for twice the snapshot, as it grows
                 self._reserve(max(_MIN_RESERVE_BYTES, 2 * os.path.getsize(path)))
         except OSError as exc:

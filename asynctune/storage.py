@@ -35,6 +35,7 @@ import math
 import os
 import shutil
 import tempfile
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 import cloudpickle
@@ -75,11 +76,17 @@ def to_jsonable(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(default=to_jsonable, allow_nan=False)
+# json's C encoder made once (json.dumps makes one per call): a third less time per result line.
+# Without the check for circular references, which Python's recursion limit stops as well.
+_C_ENCODE = None if c_make_encoder is None else c_make_encoder(
+    None, to_jsonable, encode_basestring_ascii, None, ": ", ", ", False, False, False)
 
 
 def dumps(value: Any) -> str:
     """Strict JSON (NaN and infinities become null, see the module's docstring)."""
     try:
+        if _C_ENCODE is not None and value.__class__ is dict:
+            return "".join(_C_ENCODE(value, 0))
         return _ENCODER.encode(value)
     except ValueError as exc:
         if "Out of range float" not in str(exc):
@@ -293,6 +300,7 @@ class BatchedTrialRecorder:
         self._columns: list[str] | None = None  # of the first result; the header is written with the first rows
         self._header = ""
         self._failure: OSError | None = None
+        self._made = False  # its directory exists (made by an earlier write, or found there)
 
     def write_params(self, config: dict[str, Any]) -> None:
         self._params = config
@@ -343,9 +351,21 @@ class BatchedTrialRecorder:
             self._failure = exc
 
     def _write(self, params: dict[str, Any] | None, lines: str, rows: str) -> None:
-        makedirs_private(self.trial_dir)
+        if not self._made and _make_dir_private(self.trial_dir):
+            # The directory is new (a simulation makes thousands a second): its files are too, so
+            # they are written whole with one system call each, with no check for a torn tail.
+            if params is not None and _is_plain_json(params):
+                _write_new(os.path.join(self.trial_dir, PARAMS_FILE), dumps(params).encode())
+            elif params is not None:
+                write_params(self.trial_dir, params, indent=None)  # with params.pkl, which keeps the types
+            if lines:
+                _write_new(os.path.join(self.trial_dir, RESULT_FILE), lines.encode())
+                _write_new(os.path.join(self.trial_dir, PROGRESS_FILE), (self._header + rows).encode())
+            self._made = True
+            return
+        self._made = True
         if params is not None:
-            write_params(self.trial_dir, params)
+            write_params(self.trial_dir, params, indent=None)
         if lines:
             with open_append(os.path.join(self.trial_dir, RESULT_FILE)) as f:
                 f.write(lines)
@@ -370,6 +390,29 @@ class BatchedTrialRecorder:
 
     def close(self) -> None:
         self.flush()
+
+
+def _make_dir_private(path: str) -> bool:
+    """Make the directory `path` 0700; True if it was made now, False if it was there already."""
+    try:
+        os.mkdir(path, PRIVATE_DIR_MODE)
+        return True
+    except FileExistsError:
+        return False
+    except FileNotFoundError:  # its parent is missing too
+        makedirs_private(path)
+        return True
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """A new private file holding `data` (it must not exist)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def make_recorder(trial_dir: str, recording: str = "files", *,
@@ -563,10 +606,11 @@ def _cut_torn_tail(fd: int, path: str, size: int) -> str | None:
     return text
 
 
-def write_params(trial_dir: str, config: dict[str, Any]) -> None:
+def write_params(trial_dir: str, config: dict[str, Any], *, indent: int | None = 1) -> None:
     """params.json for people and tools; params.pkl (0600) keeps the types for a resume, when
-    JSON would not (a plain-JSON config reads back from params.json exactly: one file less)."""
-    write_json_atomic(os.path.join(trial_dir, PARAMS_FILE), config)
+    JSON would not (a plain-JSON config reads back from params.json exactly: one file less).
+    indent=None (one line) is what a batched run writes: json's C encoder does not indent."""
+    write_json_atomic(os.path.join(trial_dir, PARAMS_FILE), config, indent=indent)
     pickled = os.path.join(trial_dir, PARAMS_PICKLE_FILE)
     if _is_plain_json(config):
         try:
