@@ -82,10 +82,13 @@ class Float(Domain):
         self.name = name
 
     def sample(self, rng: np.random.Generator) -> float:
+        # low + (high - low) * random() is what Generator.uniform computes, bit for bit (the
+        # same draws as before), without its argument handling: a third of the time.
         if self.log:
-            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+            low, high = math.log(self.low), math.log(self.high)
+            value = math.exp(low + (high - low) * rng.random())
         else:
-            value = rng.uniform(self.low, self.high)
+            value = self.low + (self.high - self.low) * rng.random()
         return self.quantize(value)
 
     def quantize(self, value: float) -> float:
@@ -123,8 +126,9 @@ class Integer(Domain):
         self.low, self.high, self.log, self.q, self.name = int(low), int(high), log, int(q), name
 
     def sample(self, rng: np.random.Generator) -> int:
-        if self.log:
-            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
+        if self.log:  # as Float.sample: Generator.uniform's arithmetic, bit for bit
+            low, high = math.log(self.low), math.log(self.high + 1)
+            value = math.exp(low + (high - low) * rng.random())
             return self.quantize(min(math.floor(value), self.high))
         if self.q == 1:
             return int(rng.integers(self.low, self.high + 1))

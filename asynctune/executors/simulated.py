@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,10 +122,9 @@ class Workload:
         self._base = np.sum(self._points ** 2, axis=1) + _CATEGORY_MISMATCH * len(self._categorical)
         self._exact = {_key(c): i for i, c in reversed(list(enumerate(self.configs)))}
         self._cache: dict[Any, int] = {}  # bounded: a random searcher's configs never come twice
-
-    @property
-    def max_epochs(self) -> int:
-        return int(self.epoch_time_s.shape[1])
+        self._sorted_keys = sorted(self.space_spec)  # a config's _key, without sorting it each time
+        self._bounds = [_bounds(self.space_spec[k]) for k in self._numeric]
+        self.max_epochs = int(times.shape[1])
 
     @property
     def metrics(self) -> list[str]:
@@ -156,13 +155,14 @@ class Workload:
 
     def nearest(self, config: Mapping[str, Any]) -> int:
         """The index of the recorded config that answers `config` (itself when it was recorded)."""
-        key = _key({k: config.get(k) for k in self.space_spec})
+        key = tuple([(k, _key(config.get(k))) for k in self._sorted_keys])  # == _key(config's keys in the space)
         index = self._exact.get(key)
         if index is None:
             index = self._cache.get(key)
         if index is None:
             vector = np.zeros(self._matrix.shape[1])
-            vector[: len(self._numeric)] = [self._scale(k, config.get(k)) for k in self._numeric]
+            vector[: len(self._numeric)] = [_scaled(config.get(k), *bounds)
+                                            for k, bounds in zip(self._numeric, self._bounds)]
             for column, (k, codes) in enumerate(zip(self._categorical, self._codes)):
                 code = codes.get(_key(config.get(k)))
                 if code is not None:  # a value no recorded config has matches none
@@ -174,14 +174,7 @@ class Workload:
         return index
 
     def _scale(self, key: str, value: Any) -> float:
-        spec = self.space_spec[key]
-        low, high = float(spec["low"]), float(spec["high"])
-        if value is None:
-            return 0.5
-        value = float(value)
-        if spec.get("log"):
-            low, high, value = math.log(low), math.log(high), math.log(max(value, 1e-300))
-        return (value - low) / (high - low) if high > low else 0.0
+        return _scaled(value, *_bounds(self.space_spec[key]))
 
     # Facts a benchmark needs ------------------------------------------------------------------------
 
@@ -225,8 +218,24 @@ class Workload:
                    mode=data["mode"], space=data.get("space"), description=data.get("description", ""))
 
 
+def _bounds(spec: Mapping[str, Any]) -> tuple[float, float, bool]:
+    """A numeric parameter's (low, high, log), with the bounds on the log scale when it is."""
+    low, high, log = float(spec["low"]), float(spec["high"]), bool(spec.get("log"))
+    return (math.log(low), math.log(high), True) if log else (low, high, False)
+
+
+def _scaled(value: Any, low: float, high: float, log: bool) -> float:
+    """A numeric value on [0, 1] between its bounds (0.5 when it is missing)."""
+    if value is None:
+        return 0.5
+    value = math.log(max(float(value), 1e-300)) if log else float(value)
+    return (value - low) / (high - low) if high > low else 0.0
+
+
 def _key(value: Any) -> Any:
     """A hashable, order-independent form of a config or value."""
+    if value.__class__ in (str, int):  # the usual values first (isinstance of Mapping is slow)
+        return value
     if isinstance(value, Mapping):
         return tuple(sorted((k, _key(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
@@ -317,6 +326,7 @@ class SimulatedExecutor(Executor):
         self._unread_events = 0
         self._generation = 0
         self._closed = False
+        self._call_soon: Callable[..., Any] = lambda *args: asyncio.get_running_loop().call_soon(*args)  # until start()
         self._started = False
         self.results_replayed = 0
 
@@ -324,6 +334,7 @@ class SimulatedExecutor(Executor):
 
     async def start(self) -> None:
         self._started = True
+        self._call_soon = asyncio.get_running_loop().call_soon  # the clock's loop, looked up once
 
     def inventories(self) -> list[HostInventory]:
         if not self._started:
@@ -374,13 +385,13 @@ class SimulatedExecutor(Executor):
         if self._closed:
             return
         self._generation += 1
-        asyncio.get_running_loop().call_soon(self._settle, self._generation, 0)
+        self._call_soon(self._settle, self._generation, 0)
 
     def _settle(self, generation: int, passes: int) -> None:
         if generation != self._generation or self._closed or not self._quiescent():
             return  # a newer poke will look again
         if passes < _SETTLE_PASSES:
-            asyncio.get_running_loop().call_soon(self._settle, generation, passes + 1)
+            self._call_soon(self._settle, generation, passes + 1)
             return
         self._advance()
 
