@@ -336,7 +336,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)
-    batched = executor.recording == "batched"  # a simulation: no file written per result unless asked
+    batched = executor.recording != "files"  # a simulation: no file written per result unless asked
     reporters: list[Callback] = [DecisionLog(scheduler=scheduler, flush_each=not batched)]  # knows max_t
     if options.verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,

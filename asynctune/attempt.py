@@ -25,8 +25,8 @@ from .monitor import MemoryLimitExceeded
 from .reporting.callback import CallbackList
 from .resources import Placement
 from .session import read_checkpoint_meta
-from .storage import (PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, BatchedTrialRecorder, BatchWriter, TrialRecorder,
-                      copy_checkpoint, make_recorder, remove_checkpoint)
+from .recording import BatchWriter, Recorder, make_recorder
+from .storage import PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, copy_checkpoint, remove_checkpoint
 from .trial import Mutate, Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -66,14 +66,14 @@ class TrialRuntime:
         self.write_error: str | None = None  # killed because its directory cannot be written: a failure
         self.kept_checkpoints: list[str] = []  # older checkpoints still on disk (keep_checkpoints_num)
         self.rewind_pending = False  # restarted from an earlier point: rewind at its first new result
-        self._recorder: TrialRecorder | BatchedTrialRecorder | None = None
+        self._recorder: Recorder | None = None
         self._metric, self._mode, self._keep = metric, mode, keep_checkpoints_num
         self._changed, self._callbacks = changed, callbacks
-        self._recording = recording  # the executor's: "files", or "batched" (storage.RECORDINGS)
-        self._writer = writer  # batched: the thread that writes the files
+        self._recording = recording  # the executor's (recording.RECORDINGS)
+        self._writer = writer  # batched and consolidated: the thread that writes the files
 
     @property
-    def recorder(self) -> TrialRecorder | BatchedTrialRecorder:
+    def recorder(self) -> Recorder:
         if self._recorder is None:
             with self._writing(""):
                 self._recorder = make_recorder(self.trial.path, self._recording, writer=self._writer)

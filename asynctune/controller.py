@@ -27,13 +27,14 @@ from .executors.base import Executor
 from .metric_check import MetricCheck
 from .options import ExperimentSpec
 from .outcomes import TrialOutcomes
+from .recording import BatchWriter
 from .replay import replay_history
 from .reporting.callback import CallbackList
 from .resources import Placement, Resources, ResourcePool, resolve_resources
 from .searching import SearcherDriver
 from .space import Space
 from .state import StateWriter, experiment_snapshot
-from .storage import BatchWriter
+from .storage import RESULTS_FILE
 from .stopper import Stopper
 from .trial import Status, Trial
 from .trial_driver import TrialDriver
@@ -66,10 +67,12 @@ class Controller:
         self._ending = Ending(spec.experiment_dir, self._wakeup)
         self._pool: ResourcePool | None = None
         self._max_running = 1
-        self._recording = executor.recording  # "files", or "batched" for a simulation (storage.RECORDINGS)
+        self._recording = executor.recording  # "files"; a simulation's "batched" or "consolidated" (recording.py)
+        consolidated = self._recording == "consolidated"
         self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._ending.disk_full,
-                                 batched=self._recording == "batched")
-        self._writer = BatchWriter() if self._recording == "batched" else None
+                                 batched=self._recording != "files", journal=not consolidated)
+        self._writer = None if self._recording == "files" else BatchWriter(
+            os.path.join(spec.experiment_dir, RESULTS_FILE) if consolidated else None)
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self._outcomes = TrialOutcomes(
             scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,

@@ -97,6 +97,11 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         pass  # a missing or torn snapshot is fine: the journal and the trial directories hold the truth
     kwargs = cloudpickle.loads(spec["run_kwargs"])
+    if status != "FINISHED" and getattr(kwargs.get("executor"), "recording", "files") == "consolidated":
+        raise ValueError(
+            f"cannot resume {experiment_dir}: a simulation recorded with recording='consolidated' (the "
+            "SimulatedExecutor's default) keeps no journal and is rerun, not resumed; run it again "
+            "(SimulatedExecutor(recording='batched') or 'files' makes a simulation resumable)")
     trials = _rebuild_trials(experiment_dir, snapshot_trials)
     for trial in trials:
         _restore_trial(trial, kwargs.get("metric"), kwargs.get("mode"))

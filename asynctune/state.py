@@ -34,15 +34,16 @@ class StateWriter:
     instead of raising where the change happened. So that experiment.json can still be saved
     then, a `.reserve` file holds room for twice the snapshot, released just before the last save.
 
-    `batched` (a simulated run, storage.RECORDINGS): journal lines are flushed once a second,
+    `batched` (a simulated run, recording.RECORDINGS): journal lines are flushed once a second,
     and the snapshot and the searcher's state are written once, at the end (a snapshot costs
-    time in proportion to the trials, and a simulation makes thousands a second)."""
+    time in proportion to the trials, and a simulation makes thousands a second).
+    `journal=False` (a consolidated simulation, never resumed): no journal at all."""
 
     def __init__(self, experiment_dir: str, snapshot: Callable[[], dict[str, Any]],
-                 on_full: Callable[[StorageFull], None], *, batched: bool = False) -> None:
+                 on_full: Callable[[StorageFull], None], *, batched: bool = False, journal: bool = True) -> None:
         self.experiment_dir = experiment_dir
         self._snapshot, self._on_full = snapshot, on_full
-        self._batched = batched
+        self._batched, self._with_journal = batched, journal
         self._journal: Journal | None = None
         self._dirty = asyncio.Event()
         self._reserved = 0
@@ -54,7 +55,8 @@ class StateWriter:
         """Start the journal and the reserve; raises StorageFull on a disk already full."""
         try:
             self._reserve(_MIN_RESERVE_BYTES)
-            self._journal = Journal(self.experiment_dir, flush_each=not self._batched)
+            if self._with_journal:
+                self._journal = Journal(self.experiment_dir, flush_each=not self._batched)
         except OSError as exc:
             if is_disk_full(exc):
                 path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.experiment_dir, RESERVE_FILE)

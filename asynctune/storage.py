@@ -10,12 +10,9 @@
                                    twice a second
       <trial_id>/checkpoint_<iteration>/, stdout.txt, stderr.txt, error.txt
 
-How often they are written is the executor's `recording` (see `RECORDINGS`): "files" (every
-real executor) appends and flushes each result as it arrives; "batched" (the simulated
-executor's default) keeps a trial's results as encoded lines in memory and appends them at
-the controller's tick (twice a second) and when the trial ends, and the journal and the
-searcher's state likewise: the same files, with no disk access per result. A driver killed in
-a batched run loses what was not written yet (a simulation is rerun, not resumed).
+How often they are written is the executor's `recording` (recording.py): every result at once
+("files", every real executor), in batches ("batched"), or, for a simulation, every trial's
+results in one results.jsonl at the top, with no trial directories ("consolidated").
 
 Everything is private to the user: directories 0700, files 0600 (see safe_files.py).
 Every .jsonl line is strict JSON: a float that is NaN or infinite is written as null (pandas
@@ -26,9 +23,7 @@ file is next opened for appending, so the next line never joins it.
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
-import io
 import json
 import logging
 import math
@@ -57,10 +52,7 @@ PARAMS_FILE = "params.json"
 PARAMS_PICKLE_FILE = "params.pkl"
 TORN_SUFFIX = ".torn"
 ERROR_FILE = "error.txt"
-
-# How a run writes its results: every result at once, or in batches (see the module docstring).
-RECORDINGS = ("files", "batched")
-
+RESULTS_FILE = "results.jsonl"  # recording="consolidated": every trial's results, at the top
 
 def to_jsonable(value: Any) -> Any:
     """numpy scalars and arrays, sets and other objects become something JSON can hold."""
@@ -156,13 +148,15 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
 
 # What a run writes at the top of its directory before its first trial (the trials' own files
 # are in their directories). decisions.jsonl is reporting.decisions.DECISIONS_FILE.
-_RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, "decisions.jsonl")
+_RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, RESULTS_FILE, "decisions.jsonl")
 
 
 def trial_ids(experiment_dir: str) -> set[str]:
     """The trials a run in this directory got as far as creating: trial directories (with a
-    params.json or a result.jsonl) and trials named in the journal."""
+    params.json or a result.jsonl), trials named in the journal or in a consolidated
+    results.jsonl."""
     found = {str(e["trial_id"]) for e in read_journal(experiment_dir) if e.get("trial_id")}
+    found |= {str(r["trial_id"]) for r in read_jsonl(os.path.join(experiment_dir, RESULTS_FILE)) if r.get("trial_id")}
     try:
         entries = list(os.scandir(experiment_dir))
     except OSError:
@@ -186,263 +180,6 @@ def check_name_free(experiment_dir: str) -> None:
     for entry in os.scandir(experiment_dir):
         if entry.is_file() and (entry.name in _RUN_FILES or entry.name.startswith("events.out.tfevents.")):
             os.unlink(entry.path)
-
-
-class TrialRecorder:
-    """Appends a trial's results to result.jsonl and progress.csv, flushed each time."""
-
-    def __init__(self, trial_dir: str) -> None:
-        self.trial_dir = trial_dir
-        makedirs_private(trial_dir)
-        self._json = open_append(os.path.join(trial_dir, RESULT_FILE))
-        csv_path = os.path.join(trial_dir, PROGRESS_FILE)
-        self._columns: list[str] | None = _read_csv_header(csv_path)
-        self._csv = open_append(csv_path, newline="")
-        self._csv_writer = csv.writer(self._csv)
-
-    def write_params(self, config: dict[str, Any]) -> None:
-        write_params(self.trial_dir, config)
-
-    def record(self, result: dict[str, Any]) -> None:
-        self._json.write(dumps(result) + "\n")
-        self._json.flush()
-        if self._columns is None:
-            # The first result fixes the columns; keys that appear later are in result.jsonl.
-            self._columns = [k for k, v in result.items() if _is_scalar(v)]
-            self._csv_writer.writerow(self._columns)
-        get = result.get
-        self._csv_writer.writerow([get(k, "") for k in self._columns])
-        # progress.csv is a convenience copy, flushed by flush() on the controller's tick;
-        # result.jsonl above is the durable record and is flushed with every result.
-
-    def flush(self) -> None:
-        if not self._csv.closed:  # closed when a rewind could not even reopen it (its failure is reported)
-            self._csv.flush()
-
-    def rewind(self, iteration: int) -> list[dict[str, Any]]:
-        """Keep only results up to `iteration` (a restart from that checkpoint reports the rest
-        again); the others move to result.rewound.jsonl, so nothing is lost or counted twice."""
-        self._json.close()
-        self._csv.close()
-        results = read_results(self.trial_dir)
-        kept = [r for r in results if int(r.get("training_iteration", 0)) <= iteration]
-        dropped = [r for r in results if int(r.get("training_iteration", 0)) > iteration]
-        try:
-            if dropped:
-                with open_append(os.path.join(self.trial_dir, REWOUND_FILE)) as f:
-                    for result in dropped:
-                        f.write(dumps(result) + "\n")
-                _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
-                _rewrite_csv(os.path.join(self.trial_dir, PROGRESS_FILE), self._columns, kept)
-        finally:  # also when a write failed: the recorder goes on with files that are open
-            self._json = open_append(os.path.join(self.trial_dir, RESULT_FILE))
-            self._csv = open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="")
-            self._csv_writer = csv.writer(self._csv)
-        return kept
-
-    def write_error(self, attempt: int, error: str, traceback: str) -> None:
-        with open_private(os.path.join(self.trial_dir, ERROR_FILE), "a") as f:
-            f.write(f"--- attempt {attempt}: {error}\n{traceback}\n")
-
-    def close(self) -> None:
-        self._json.close()
-        self._csv.close()
-
-
-class BatchWriter:
-    """One thread that writes batched recorders' files. Batches collect until `hand_over()`
-    (the controller's tick, twice a second) gives them to the thread as one job: the thread
-    wakes twice a second rather than per trial, so it seldom competes with the controller for
-    the interpreter. `close()` writes what is left and waits."""
-
-    def __init__(self) -> None:
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-writer")
-        self._batches: list[tuple[BatchedTrialRecorder, dict[str, Any] | None, str, str]] = []
-        self._last: concurrent.futures.Future[None] | None = None
-
-    def add(self, recorder: BatchedTrialRecorder, params: dict[str, Any] | None, lines: str, rows: str) -> None:
-        self._batches.append((recorder, params, lines, rows))
-
-    def hand_over(self) -> None:
-        if self._batches:
-            batches, self._batches = self._batches, []
-            self._last = self._thread.submit(_write_batches, batches)
-
-    def drain(self) -> None:
-        """Until everything added so far is on disk."""
-        self.hand_over()
-        if self._last is not None:
-            self._last.result()
-
-    def close(self) -> None:
-        self.hand_over()
-        self._thread.shutdown(wait=True)
-
-
-def _write_batches(batches: list[tuple[BatchedTrialRecorder, dict[str, Any] | None, str, str]]) -> None:
-    for recorder, params, lines, rows in batches:
-        recorder.write_or_keep_failure(params, lines, rows)
-
-
-class BatchedTrialRecorder:
-    """TrialRecorder's files, written in batches: results are encoded as they arrive (so the
-    result dicts are not kept) and handed to `writer` by `flush()` (the controller's tick) and
-    `close()`; the trial's directory and params.json are made by its first write. A write that
-    failed is logged and raised by the next flush()."""
-
-    def __init__(self, trial_dir: str, *, writer: BatchWriter | None = None, max_buffered: int = 1000) -> None:
-        self.trial_dir = trial_dir
-        self._writer, self._max_buffered = writer, max_buffered
-        self._params: dict[str, Any] | None = None
-        self._lines: list[str] = []
-        self._rows = io.StringIO()
-        self._csv_writer = csv.writer(self._rows)
-        self._columns: list[str] | None = None  # of the first result; the header is written with the first rows
-        self._header = ""
-        self._failure: OSError | None = None
-        self._made = False  # its directory exists (made by an earlier write, or found there)
-
-    def write_params(self, config: dict[str, Any]) -> None:
-        self._params = config
-
-    def record(self, result: dict[str, Any]) -> None:
-        self._lines.append(dumps(result))
-        if self._columns is None:
-            self._columns = [k for k, v in result.items() if _is_scalar(v)]
-            self._csv_writer.writerow(self._columns)
-            self._header = self._rows.getvalue()
-            self._rows.seek(0)
-            self._rows.truncate()
-        get = result.get
-        self._csv_writer.writerow([get(k, "") for k in self._columns])
-        if len(self._lines) >= self._max_buffered:
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand what is buffered to the writer (or write it, without one)."""
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            raise failure
-        if self._params is None and not self._lines:
-            return
-        params, self._params = self._params, None
-        lines = "\n".join(self._lines) + "\n" if self._lines else ""
-        rows = self._rows.getvalue()
-        self._lines.clear()
-        self._rows.seek(0)
-        self._rows.truncate()
-        if self._writer is None:
-            self._write(params, lines, rows)
-        else:
-            self._writer.add(self, params, lines, rows)
-
-    def wait(self) -> None:
-        """Until everything buffered is on disk; raises a write's failure."""
-        self.flush()
-        if self._writer is not None:
-            self._writer.drain()
-        self.flush()
-
-    def write_or_keep_failure(self, params: dict[str, Any] | None, lines: str, rows: str) -> None:
-        try:
-            self._write(params, lines, rows)
-        except OSError as exc:
-            logger.error("could not write the results of %s: %s", self.trial_dir, exc)
-            self._failure = exc
-
-    def _write(self, params: dict[str, Any] | None, lines: str, rows: str) -> None:
-        if not self._made and _make_dir_private(self.trial_dir):
-            # The directory is new (a simulation makes thousands a second): its files are too, so
-            # they are written whole with one system call each, with no check for a torn tail.
-            if params is not None and _is_plain_json(params):
-                _write_new(os.path.join(self.trial_dir, PARAMS_FILE), dumps(params).encode())
-            elif params is not None:
-                write_params(self.trial_dir, params, indent=None)  # with params.pkl, which keeps the types
-            if lines:
-                _write_new(os.path.join(self.trial_dir, RESULT_FILE), lines.encode())
-                _write_new(os.path.join(self.trial_dir, PROGRESS_FILE), (self._header + rows).encode())
-            self._made = True
-            return
-        self._made = True
-        if params is not None:
-            write_params(self.trial_dir, params, indent=None)
-        if lines:
-            with open_append(os.path.join(self.trial_dir, RESULT_FILE)) as f:
-                f.write(lines)
-            with open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="") as f:
-                # A new file gets the header (a resumed trial's file has one: its columns stay).
-                f.write(self._header + rows if f.tell() == 0 else rows)
-
-    def rewind(self, iteration: int) -> list[dict[str, Any]]:
-        """As TrialRecorder.rewind, on the files once everything buffered is written."""
-        self.wait()
-        recorder = TrialRecorder(self.trial_dir)
-        try:
-            return recorder.rewind(iteration)
-        finally:
-            recorder.close()
-
-    def write_error(self, attempt: int, error: str, traceback: str) -> None:
-        self.wait()
-        makedirs_private(self.trial_dir)
-        with open_private(os.path.join(self.trial_dir, ERROR_FILE), "a") as f:
-            f.write(f"--- attempt {attempt}: {error}\n{traceback}\n")
-
-    def close(self) -> None:
-        self.flush()
-
-
-def _make_dir_private(path: str) -> bool:
-    """Make the directory `path` 0700; True if it was made now, False if it was there already."""
-    try:
-        os.mkdir(path, PRIVATE_DIR_MODE)
-        return True
-    except FileExistsError:
-        return False
-    except FileNotFoundError:  # its parent is missing too
-        makedirs_private(path)
-        return True
-
-
-def _write_new(path: str, data: bytes) -> None:
-    """A new private file holding `data` (it must not exist)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def make_recorder(trial_dir: str, recording: str = "files", *,
-                  writer: BatchWriter | None = None) -> TrialRecorder | BatchedTrialRecorder:
-    """The recorder of one trial's results for the executor's `recording` (see RECORDINGS)."""
-    if recording == "batched":
-        return BatchedTrialRecorder(trial_dir, writer=writer)
-    if recording != "files":
-        raise ValueError(f"recording must be one of {RECORDINGS}, got {recording=}")
-    return TrialRecorder(trial_dir)
-
-
-def _rewrite_jsonl(path: str, results: list[dict[str, Any]]) -> None:
-    tmp = path + ".tmp"
-    with open_private(tmp, "w") as f:
-        for result in results:
-            f.write(dumps(result) + "\n")
-    os.replace(tmp, path)
-
-
-def _rewrite_csv(path: str, columns: list[str] | None, results: list[dict[str, Any]]) -> None:
-    columns = columns or _read_csv_header(path)
-    tmp = path + ".tmp"
-    with open_private(tmp, "w", newline="") as f:
-        if columns:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for result in results:
-                writer.writerow([result.get(k, "") for k in columns])
-    os.replace(tmp, path)
 
 
 class Journal:

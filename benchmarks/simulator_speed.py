@@ -26,6 +26,7 @@ import asynctune  # noqa: E402
 from asynctune import Callback  # noqa: E402
 from asynctune.algorithms.asha import ASHAScheduler  # noqa: E402
 from asynctune.executors.simulated import SimulatedExecutor, Workload, replay  # noqa: E402
+from asynctune.recording import RECORDINGS  # noqa: E402
 
 WORKLOAD = os.path.join(HERE, "workloads", "mlp_digits.json.gz")
 
@@ -52,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=64)
-    parser.add_argument("--recording", choices=("batched", "files"), help="default: the executor's")
+    parser.add_argument("--recording", choices=RECORDINGS, help="default: the executor's")
     parser.add_argument("--memory", help="A,B: driver memory per trial between A and B trials")
     parser.add_argument("--storage", default=tempfile.gettempdir(), help="where the experiment directories go")
     args = parser.parse_args()

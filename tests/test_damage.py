@@ -222,6 +222,23 @@ def test_a_journal_cut_in_the_middle_reuses_no_trial_id(tmp_path):
             assert trial.config == configs[trial.trial_id]
 
 
+def test_the_journal_holds_a_config_once_and_a_lost_one_is_a_clear_error(tmp_path):
+    experiment_dir = _kill_driver_after(tmp_path, "configonce", 6)
+    events = [json.loads(line) for line in (experiment_dir / "journal.jsonl").read_text().splitlines()]
+    with_config = [(e["trial_id"], e["event"]) for e in events if "config" in e]
+    assert with_config == [(t, "added") for t in dict.fromkeys(e["trial_id"] for e in events)]  # once a trial
+    assert len(events) > len(with_config)  # its status lines carry no config
+    # The line that held trial_00000's config is gone, and so are its params files: nothing is guessed.
+    kept = [line for line, e in zip((experiment_dir / "journal.jsonl").read_text().splitlines(keepends=True), events)
+            if (e["trial_id"], e["event"]) != ("trial_00000", "added")]
+    (experiment_dir / "journal.jsonl").write_text("".join(kept))
+    for name in ("params.json", "params.pkl"):
+        if (experiment_dir / "trial_00000" / name).exists():
+            os.unlink(experiment_dir / "trial_00000" / name)
+    with pytest.raises(at.ExperimentDamaged, match="trial_00000 has neither a readable params.pkl nor params.json"):
+        at.resume(str(experiment_dir), verbose=0)
+
+
 def test_garbage_lines_in_results_are_moved_aside(tmp_path):
     experiment_dir = _kill_driver_after(tmp_path, "garbage", 8)
     path = experiment_dir / "trial_00000" / "result.jsonl"
@@ -324,19 +341,42 @@ def test_processes_a_trial_started_end_with_it(tmp_path, end):
 
 
 def test_a_rewind_that_fails_to_write_leaves_the_recorder_usable(tmp_path, monkeypatch):
-    from asynctune import storage
+    from asynctune import recording, storage
 
-    recorder = storage.TrialRecorder(str(tmp_path))
+    recorder = recording.TrialRecorder(str(tmp_path))
     for i in (1, 2, 3):
         recorder.record({"training_iteration": i, "loss": float(i)})
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(storage, "_rewrite_jsonl", full)
+    monkeypatch.setattr(recording, "_rewrite_jsonl", full)
     with pytest.raises(OSError):
         recorder.rewind(1)
     recorder.flush()  # the controller's tick: must not find closed files
     recorder.record({"training_iteration": 4, "loss": 4.0})
     recorder.close()
     assert [r["training_iteration"] for r in storage.read_results(str(tmp_path))] == [1, 2, 3, 4]
+
+
+def test_a_consolidated_rewind_moves_aside_only_that_trials_later_results(tmp_path):
+    from asynctune import recording, storage
+
+    writer = recording.BatchWriter(str(tmp_path / "results.jsonl"))
+    first, second = (recording.make_recorder(str(tmp_path / f"trial_0000{i}"), "consolidated", writer=writer)
+                     for i in (0, 1))
+    for i in (1, 2, 3):
+        first.record({"trial_id": "trial_00000", "training_iteration": i})
+        second.record({"trial_id": "trial_00001", "training_iteration": i})
+    writer.hand_over()  # the controller's tick: some on disk, the rest still in memory
+    first.record({"trial_id": "trial_00000", "training_iteration": 4})
+    assert [r["training_iteration"] for r in first.rewind(1)] == [1]  # it restarts from iteration 1
+    first.record({"trial_id": "trial_00000", "training_iteration": 2, "again": True})
+    writer.close()
+    lines = storage.read_jsonl(str(tmp_path / "results.jsonl"))
+    assert [(r["trial_id"][-1], r["training_iteration"]) for r in lines] == \
+        [("1", 1), ("1", 2), ("1", 3), ("0", 1), ("0", 2)]
+    assert lines[-1].get("again")
+    moved = storage.read_jsonl(str(tmp_path / "result.rewound.jsonl"))
+    assert [(r["trial_id"][-1], r["training_iteration"]) for r in moved] == [("0", 2), ("0", 3), ("0", 4)]
+    assert not any(p.name.startswith("trial_") for p in tmp_path.iterdir())  # no trial directory was made

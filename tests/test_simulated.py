@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def table(n_configs: int = 4, epochs: int = 10, epoch_s: float = 3.0) -> Workloa
                     space={"x": {"type": "int", "low": 0, "high": n_configs - 1}})
 
 
-def simulate(workload: Workload, storage: str, *, workers: int = 1, name: str = "sim", recording: str = "batched",
+def simulate(workload: Workload, storage: str, *, workers: int = 1, name: str = "sim", recording: str = "consolidated",
              **kwargs):
     kwargs.setdefault("config", {"x": at.grid_search(list(range(len(workload))))})
     return at.run(replay, metric="loss", mode="min",
@@ -307,6 +308,66 @@ def test_batched_recording_leaves_the_same_experiment_as_files(storage):
     assert os.path.exists(os.path.join(batched.experiment_dir, "searcher_state.pkl"))
 
 
+def test_consolidated_recording_reads_back_as_the_files_do(storage):
+    from asynctune.reporting.decisions import read_decisions
+
+    consolidated = _asha_on_digits(storage, "consolidated", "consolidated", checkpoint_frequency=3, tensorboard=False)
+    files = _asha_on_digits(storage, "files", "files", checkpoint_frequency=3, tensorboard=False)
+    assert len(consolidated.trials) == 60 and sum(t.num_results for t in consolidated.trials) > 150
+    reread = at.ExperimentAnalysis(consolidated.experiment_dir)  # from the files alone
+    for analysis in (consolidated, reread):
+        assert [analysis.trial_results(t.trial_id) for t in analysis.trials] == \
+            [files.trial_results(t.trial_id) for t in files.trials]
+        assert [(t.trial_id, t.config, t.status, t.metric_best) for t in analysis.trials] == \
+            [(t.trial_id, t.config, t.status, t.metric_best) for t in files.trials]
+        assert analysis.best_result == files.best_result
+        assert analysis.dataframe().drop(columns=["logdir"]).equals(files.dataframe().drop(columns=["logdir"]))
+    strip = [{k: v for k, v in d.items() if k != "time"} for d in read_decisions(files.experiment_dir)]
+    assert [{k: v for k, v in d.items() if k != "time"} for d in read_decisions(consolidated.experiment_dir)] == strip
+    # On disk: one results file and no journal; a trial has a directory only for its checkpoints.
+    top = set(os.listdir(consolidated.experiment_dir))
+    assert "results.jsonl" in top and "journal.jsonl" not in top
+    with open(os.path.join(consolidated.experiment_dir, "results.jsonl")) as f:
+        assert sum(1 for _ in f) == sum(t.num_results for t in files.trials)
+    for trial in consolidated.trials:
+        if os.path.isdir(trial.path):
+            assert all(name.startswith("checkpoint_") for name in os.listdir(trial.path)), trial.trial_id
+
+
+def test_a_consolidated_name_is_taken_and_its_interrupted_run_is_rerun_not_resumed(storage, tmp_path):
+    from driver_runs import start_script
+
+    experiment_dir = os.path.join(storage, "killed")
+    driver = start_script(tmp_path / "driver.py", f"""
+import sys, time
+sys.path.insert(0, {ROOT!r})
+import asynctune as at
+from asynctune.executors.simulated import SimulatedExecutor, Workload, replay
+
+class Slowly(at.Callback):
+    def on_trial_result(self, trial, result):
+        time.sleep(0.01)  # the driver lives long enough to be killed mid-run
+
+workload = Workload.load({DIGITS!r})
+at.run(replay, config=workload.space(), num_samples=100000, metric="val_error", mode="min",
+       executor=SimulatedExecutor(workload, n_workers=4), storage_path={storage!r}, name="killed",
+       verbose=0, callbacks=[Slowly()])
+""")
+    try:
+        path = os.path.join(experiment_dir, "results.jsonl")
+        deadline = time.time() + 60
+        while not (os.path.exists(path) and os.path.getsize(path) > 0):  # the first results written
+            assert driver.poll() is None and time.time() < deadline, driver.stdout.read().decode()
+            time.sleep(0.05)
+    finally:
+        driver.kill()
+        driver.wait()
+    with pytest.raises(ValueError, match="recording='consolidated'.*rerun, not resumed"):
+        at.resume(experiment_dir)
+    with pytest.raises(ValueError, match="already holds an experiment"):  # its results are not mixed with another's
+        simulate(table(4), storage, name="killed")
+
+
 class FirstResultOnDisk(at.Callback):
     """Reads the trial's result.jsonl as the controller hands a trial's first result around."""
 
@@ -321,7 +382,7 @@ class FirstResultOnDisk(at.Callback):
 
 def test_a_batched_run_writes_no_file_per_result_and_files_writes_each_at_once(storage):
     batched, files = FirstResultOnDisk(), FirstResultOnDisk()
-    simulate(table(4), storage, workers=2, name="batched", callbacks=[batched])
+    simulate(table(4), storage, workers=2, name="batched", callbacks=[batched], recording="batched")
     simulate(table(4), storage, workers=2, name="files", callbacks=[files], recording="files")
     assert batched.seen and all(text is None for text in batched.seen.values())  # not yet: in memory
     assert len(files.seen) == 4

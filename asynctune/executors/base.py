@@ -104,8 +104,8 @@ class Executor(abc.ABC):
     # For executors on a virtual clock (the simulated one); real executors keep the defaults.
 
     virtual_time = False
-    # How the controller writes results (storage.RECORDINGS): "files" flushes each one as it
-    # arrives; "batched" (a simulation's default) writes them twice a second and at a trial's end.
+    # How the controller writes results (recording.RECORDINGS): "files" flushes each one as it
+    # arrives; a simulation's "batched" and "consolidated" write them twice a second.
     recording = "files"
 
     def now(self) -> float:

@@ -41,7 +41,7 @@ from ..errors import AsynctuneError, ExecutorError
 from ..resources import HostInventory, Placement
 from ..session import CHECKPOINT_META, read_checkpoint_meta
 from ..space import Categorical, Domain, Float, Integer
-from ..storage import RECORDINGS
+from ..recording import RECORDINGS
 from ..trial import CONTINUE, PAUSE, STOP, Decision, Mutate
 from .base import DoneEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
 from .protocol import TrialRequest
@@ -290,16 +290,20 @@ class SimulatedExecutor(Executor):
         noise: Standard deviation of Gaussian noise added to every reported value of the
             workload's metric (0: the recorded values exactly).
         overhead_s: Virtual seconds a trial spends starting or resuming before its first epoch.
-        recording: "batched" (the default): each trial's results are written twice a second and
-            when it ends, the experiment's state at the end, and TensorBoard files only when
-            `run(tensorboard=True)` asks; "files": every result written and flushed as it
-            arrives, as with a real executor (storage.RECORDINGS). The files are the same.
+        recording: How the run writes (asynctune.recording): "consolidated" (the default):
+            every trial's results in one results.jsonl at the top of the experiment, appended
+            twice a second, the trial table and configs in experiment.json at the end, no
+            directory per trial (only for checkpoints) and no journal; "batched": the files of
+            a real run (a directory per trial), written twice a second and when a trial ends;
+            "files": every result written and flushed as it arrives, as with a real executor.
+            Either way TensorBoard files only when `run(tensorboard=True)` asks, and
+            ExperimentAnalysis reads the results the same.
     """
 
     virtual_time = True
 
     def __init__(self, workload: Workload | str, *, n_workers: int = 4, seed: int | None = 0, noise: float = 0.0,
-                 overhead_s: float = 0.0, recording: str = "batched") -> None:
+                 overhead_s: float = 0.0, recording: str = "consolidated") -> None:
         if isinstance(workload, str):
             workload = Workload.load(workload)
         if not isinstance(workload, Workload):
