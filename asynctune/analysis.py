@@ -34,8 +34,8 @@ class ExperimentAnalysis:
         metric: Default metric for the best_* properties (default: the one run() used); a list
             of metrics for `pareto_front()`.
         mode: "min" or "max" (default: the one run() used); one per metric for a list.
-        trials, state: The trial table and experiment.json's contents when the caller holds
-            them (run() does: nothing is read back from disk).
+        trials, state: The trial table and experiment.json's other contents when the caller
+            holds them (run() does: nothing is read back from disk).
 
     With several metrics (run(metric=["error", "latency"], ...)) there is no single best: the
     best_* properties raise and point to `pareto_front()`; get_best_trial(metric="error")

@@ -49,7 +49,7 @@ class StateWriter:
         self._reserved = 0
         self._searcher: Searcher | None = None  # batched: saved by the last save()
         self._journaled: set[str] = set()  # trials whose config this session's journal holds
-        self.saved: dict[str, Any] | None = None  # experiment.json as last written
+        self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
 
     def open(self) -> None:
         """Start the journal and the reserve; raises StorageFull on a disk already full."""
@@ -136,7 +136,7 @@ class StateWriter:
         snapshot = self._snapshot()
         try:
             write_json_atomic(path, snapshot, indent=None if self._batched else 1)  # batched: thousands of trials
-            self.saved = snapshot
+            self.saved = {k: v for k, v in snapshot.items() if k != "trials"}  # the Trial objects hold those
             if self._reserved > 0:  # keep room for twice the snapshot, as it grows
                 self._reserve(max(_MIN_RESERVE_BYTES, 2 * os.path.getsize(path)))
         except OSError as exc:

@@ -1,9 +1,9 @@
 """Wall time per simulated result and driver memory per trial of a simulated run (issue 21).
 
-    python benchmarks/simulator_speed.py                 # ASHA, 64 virtual workers, 1,000 trials
+    python benchmarks/simulator_speed.py                 # ASHA, 64 virtual workers, 1,000 trials, 5 runs
     python benchmarks/simulator_speed.py --trials 3000 --memory 1000,10000 --recording files
 
-Prints the wall and CPU µs per simulated result of `asynctune.run` on `SimulatedExecutor`
+Prints the median wall and CPU µs per simulated result (of --repeats runs) of `asynctune.run` on `SimulatedExecutor`
 (random search + ASHA (stopping), the recorded `mlp_digits` table, run() defaults otherwise,
 after a warm-up run) and, with --memory A,B, the driver's memory per trial: tracemalloc's
 traced memory as the experiment ends, (B trials - A trials) / (B - A).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -54,15 +55,20 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--recording", choices=RECORDINGS, help="default: the executor's")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs (the median is printed)")
     parser.add_argument("--memory", help="A,B: driver memory per trial between A and B trials")
     parser.add_argument("--storage", default=tempfile.gettempdir(), help="where the experiment directories go")
     args = parser.parse_args()
     storage = tempfile.mkdtemp(prefix="asynctune-speed-", dir=args.storage)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     simulate(50, args.workers, args.recording, storage)  # imports, caches
-    results, wall, cpu = simulate(args.trials, args.workers, args.recording, storage)
-    print(f"ASHA, {args.workers} virtual workers, {args.trials} trials, {results} results: {wall:.2f} s wall, "
-          f"{1e6 * wall / results:.0f} µs wall and {1e6 * cpu / results:.0f} µs CPU per simulated result "
+    runs = [simulate(args.trials, args.workers, args.recording, storage) for _ in range(args.repeats)]
+    results = runs[0][0]
+    walls = sorted(1e6 * wall / n for n, wall, _ in runs)
+    cpus = sorted(1e6 * cpu / n for n, _, cpu in runs)
+    print(f"ASHA, {args.workers} virtual workers, {args.trials} trials, {results} results, "
+          f"recording={args.recording or 'default'}: per simulated result {statistics.median(walls):.0f} µs wall "
+          f"(median of {len(runs)}; {walls[0]:.0f}-{walls[-1]:.0f}), {statistics.median(cpus):.0f} µs CPU "
           f"(load average {load:.1f})")
     if args.memory:
         small, large = (int(n) for n in args.memory.split(","))
