@@ -122,6 +122,22 @@ async def test_results_curves_and_best_so_far_are_what_is_on_disk(root):
     assert epochs["metric"] == "epoch" and all(row[2] == row[0] for c in epochs["curves"].values() for row in c)
 
 
+async def test_a_consolidated_simulation_shows_its_curves(tmp_path):
+    from asynctune.executors.simulated import SimulatedExecutor, Workload, replay
+
+    workload = Workload.load(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                          "benchmarks", "workloads", "mlp_digits.json.gz"))
+    storage = str(tmp_path / "results")
+    analysis = at.run(replay, config=workload.space(), num_samples=12, metric="val_error", mode="min", verbose=0,
+                      scheduler=at.ASHAScheduler(max_t=27, grace_period=1), storage_path=storage, name="sim",
+                      executor=SimulatedExecutor(workload, n_workers=4), seed=0)  # recording="consolidated"
+    async with serve(storage) as url, aiohttp.ClientSession() as session:
+        _, curves = await get(session, url, "/api/experiments/sim/curves")
+        _, results = await get(session, url, f"/api/experiments/sim/trials/{analysis.trials[3].trial_id}/results")
+    assert results["results"] == analysis.trial_results(analysis.trials[3].trial_id) != []
+    assert {t: len(c) for t, c in curves["curves"].items()} == {t.trial_id: t.num_results for t in analysis.trials}
+
+
 async def test_a_running_experiment_is_seen_growing(tmp_path):
     """run_async writes the experiment in this loop while the API is polled: trials and results
     appear while it runs, and the final answer matches the finished experiment."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..analysis import ExperimentAnalysis
 from ..reporting.decisions import DECISIONS_FILE
-from ..storage import EXPERIMENT_FILE, RESULT_FILE, flatten_config
+from ..storage import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config
 from ..trial import _as_float
 
 
@@ -80,14 +80,34 @@ class _LiveAnalysis(ExperimentAnalysis):
     def __init__(self, experiment_dir: str, tails: dict[str, JsonlTail]) -> None:
         super().__init__(experiment_dir)
         self._tails = tails
+        self._grouped: tuple[Any, dict[str, list[dict[str, Any]]]] | None = None
 
     def trial_results(self, trial_id: str) -> list[dict[str, Any]]:
         tail = self._tails.get(trial_id)
         if tail is None:
             if not any(t.trial_id == trial_id for t in self.trials) or not _is_plain_name(trial_id):
                 raise NotFound(f"no trial {trial_id!r} in {self.name}")
+            if os.path.exists(os.path.join(self.experiment_dir, RESULTS_FILE)):
+                return self._consolidated(trial_id)
             tail = self._tails[trial_id] = JsonlTail(os.path.join(self.experiment_dir, trial_id, RESULT_FILE))
+        elif tail is self._tails.get(RESULTS_FILE):
+            return self._consolidated(trial_id)
         return tail.read()
+
+    def _consolidated(self, trial_id: str) -> list[dict[str, Any]]:
+        """A consolidated simulation's results (one results.jsonl for every trial): one tail,
+        which is each trial's (its version is theirs), grouped by trial once per change."""
+        tail = self._tails.get(RESULTS_FILE)
+        if tail is None:
+            tail = self._tails[RESULTS_FILE] = JsonlTail(os.path.join(self.experiment_dir, RESULTS_FILE))
+        self._tails[trial_id] = tail
+        records = tail.read()
+        if self._grouped is None or self._grouped[0] != tail.version:
+            grouped: dict[str, list[dict[str, Any]]] = {}
+            for record in records:
+                grouped.setdefault(str(record.get("trial_id")), []).append(record)
+            self._grouped = (tail.version, grouped)
+        return self._grouped[1].get(trial_id, [])
 
 
 class LiveExperiment:
