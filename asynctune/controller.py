@@ -85,7 +85,8 @@ class Controller:
             budget_spent=self._budget_spent)
         self.resumed = bool(self.trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
-        self.start_time = time.time()
+        self.start_time = time.time()  # on the executor's clock once it runs (virtual for a simulation)
+        self.started_at = self.start_time  # on the wall clock: when, for people (`asynctune ls`)
         self._deadline: float | None = None
         self.status = "RUNNING"
 

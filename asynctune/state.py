@@ -178,7 +178,7 @@ def experiment_snapshot(controller: Controller) -> dict[str, Any]:
     options, spec = controller.options, controller.spec
     return {
         "name": spec.name, "status": controller.status, "metric": options.metric, "mode": options.mode,
-        "trainable": spec.trainable_name, "start_time": controller.start_time,
+        "trainable": spec.trainable_name, "start_time": controller.started_at,
         "time_used_s": controller.time_used_s + (controller.executor.now() - controller.start_time),
         "time_budget_s": options.time_budget_s, "num_samples": options.num_samples, "seed": options.seed,
         "searcher": type(controller.searcher).__name__, "scheduler": type(controller.scheduler).__name__,

@@ -315,6 +315,7 @@ def test_consolidated_recording_reads_back_as_the_files_do(storage):
     files = _asha_on_digits(storage, "files", "files", checkpoint_frequency=3, tensorboard=False)
     assert len(consolidated.trials) == 60 and sum(t.num_results for t in consolidated.trials) > 150
     reread = at.ExperimentAnalysis(consolidated.experiment_dir)  # from the files alone
+    assert abs(reread.start_time - time.time()) < 600  # when it ran, on the wall clock (not virtual 0: 1970)
     for analysis in (consolidated, reread):
         assert [analysis.trial_results(t.trial_id) for t in analysis.trials] == \
             [files.trial_results(t.trial_id) for t in files.trials]
