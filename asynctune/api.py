@@ -226,6 +226,10 @@ def _prepare_resume(experiment_dir: str, *, executor: Executor | None = None,
         if (verbose if verbose is not None else 1):
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
+    if getattr(executor, "recording", "files") == "consolidated":  # its trials are in directories, with a journal
+        raise ValueError(f"resume: {state.experiment_dir} was recorded in trial directories, which a "
+                         "consolidated simulation does not read; pass SimulatedExecutor(..., recording='batched') "
+                         "(or 'files') to resume it")
     overrides = {key: value for key, value in (("executor", executor), ("callbacks", callbacks),
                                                ("verbose", verbose), ("time_budget_s", time_budget_s))
                  if value is not None}
@@ -245,7 +249,10 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     try:
         trials = await controller.run()
     except (asyncio.CancelledError, KeyboardInterrupt):
-        if controller.status == "INTERRUPTED":
+        if controller.status == "INTERRUPTED" and controller.executor.recording == "consolidated":
+            print(f"\nasynctune: interrupted; a consolidated simulation is rerun, not resumed "
+                  f"({controller.spec.experiment_dir} keeps what it recorded)", file=sys.stderr)
+        elif controller.status == "INTERRUPTED":
             print(f"\nasynctune: interrupted; state saved. Resume with:\n  asynctune resume {controller.spec.experiment_dir}",
                   file=sys.stderr)
         if terminated:

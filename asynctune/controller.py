@@ -22,7 +22,7 @@ from .actions import TrialActions
 from .algorithms.base import FINISHED, Scheduler, Searcher, resolve
 from .attempt import TrialRuntime, TrialStorageError
 from .ending import Ending
-from .errors import StorageFull
+from .errors import ResultsNotWritten, StorageFull
 from .executors.base import Executor
 from .metric_check import MetricCheck
 from .options import ExperimentSpec
@@ -295,7 +295,15 @@ class Controller:
                     self._outcomes.write_failed(runtime, exc)
             if self._writer is not None:
                 self._writer.hand_over()
+                self._check_results_log()
             self.callbacks.on_tick(self.trials)
+
+    def _check_results_log(self) -> None:
+        """A consolidated simulation's results.jsonl could not be written: every trial's results go
+        there, so the experiment ends, as an error (no one trial is at fault)."""
+        log = self._writer.results if self._writer is not None else None
+        if log is not None and log.failure is not None:
+            self._ending.stop(ResultsNotWritten(log.path, log.failure), f"could not write {log.path}")
 
     async def _shutdown(self) -> None:
         async def close_all() -> None:
@@ -312,6 +320,9 @@ class Controller:
                 runtime.close()
             if self._writer is not None:
                 self._writer.close()  # every trial's files written before the last save
+                self._check_results_log()
+                if self._ending.fatal is not None and self.status != "INTERRUPTED":
+                    self.status = "ERROR"
             self.state.close()
             self._searching.close()
             if isinstance(self._ending.fatal, StorageFull):  # (the disk may have filled up during shutdown too)

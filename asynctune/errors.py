@@ -140,6 +140,24 @@ class StorageFull(AsynctuneError, OSError):
         self.experiment_dir = experiment_dir
 
 
+class ResultsNotWritten(AsynctuneError, OSError):
+    """A consolidated simulation's results.jsonl could not be written (recording.py).
+
+    Every trial's results go to that one file, so the simulation stops at once (status ERROR)
+    and this is raised as it ends; a simulation is rerun, not resumed.
+
+    Attributes:
+        path: The results file.
+    """
+
+    def __init__(self, path: str, cause: OSError) -> None:
+        room = " once there is room" if is_disk_full(cause) else ""
+        super().__init__(f"could not write {path} ({cause.strerror or cause}): the simulation stopped and its "
+                         f"latest results are not on disk; rerun it{room}")
+        self.errno = cause.errno
+        self.path = path
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """ENOSPC or EDQUOT: no trial's fault, and retrying it cannot help until there is room."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

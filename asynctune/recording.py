@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, Union
 
 from .safe_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
-from .storage import (ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, REWOUND_FILE,
-                      _is_plain_json, _is_scalar, _read_csv_header, dumps, open_append, read_jsonl, read_results,
+from .storage import (ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_REWOUND_FILE, REWOUND_FILE,
+                      is_plain_json, is_scalar, read_csv_header, dumps, open_append, read_jsonl, read_results,
                       write_params)
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class TrialRecorder:
         makedirs_private(trial_dir)
         self._json = open_append(os.path.join(trial_dir, RESULT_FILE))
         csv_path = os.path.join(trial_dir, PROGRESS_FILE)
-        self._columns: list[str] | None = _read_csv_header(csv_path)
+        self._columns: list[str] | None = read_csv_header(csv_path)
         self._csv = open_append(csv_path, newline="")
         self._csv_writer = csv.writer(self._csv)
 
@@ -56,7 +56,7 @@ class TrialRecorder:
         self._json.flush()
         if self._columns is None:
             # The first result fixes the columns; keys that appear later are in result.jsonl.
-            self._columns = [k for k, v in result.items() if _is_scalar(v)]
+            self._columns = [k for k, v in result.items() if is_scalar(v)]
             self._csv_writer.writerow(self._columns)
         get = result.get
         self._csv_writer.writerow([get(k, "") for k in self._columns])
@@ -164,7 +164,7 @@ class BatchedTrialRecorder:
     def record(self, result: dict[str, Any]) -> None:
         self._lines.append(dumps(result))
         if self._columns is None:
-            self._columns = [k for k, v in result.items() if _is_scalar(v)]
+            self._columns = [k for k, v in result.items() if is_scalar(v)]
             self._csv_writer.writerow(self._columns)
             self._header = self._rows.getvalue()
             self._rows.seek(0)
@@ -210,7 +210,7 @@ class BatchedTrialRecorder:
         if not self._made and _make_dir_private(self.trial_dir):
             # The directory is new (a simulation makes thousands a second): its files are too, so
             # they are written whole with one system call each, with no check for a torn tail.
-            if params is not None and _is_plain_json(params):
+            if params is not None and is_plain_json(params):
                 _write_new(os.path.join(self.trial_dir, PARAMS_FILE), dumps(params).encode())
             elif params is not None:
                 write_params(self.trial_dir, params, indent=None)  # with params.pkl, which keeps the types
@@ -251,21 +251,17 @@ class BatchedTrialRecorder:
 class ResultsLog:
     """results.jsonl at the top of a consolidated experiment: every trial's results, a line
     each (the result names its trial_id). Lines collect here and the writer thread appends them
-    at each hand-over; a write that failed is logged and raised by the next `check()`."""
+    at each hand-over. A write that failed is logged and kept in `failure`: the controller then
+    ends the experiment (every trial's results go here, so no one trial is at fault)."""
 
     def __init__(self, path: str, writer: BatchWriter) -> None:
         self.path, self._writer = path, writer
         self._lines: list[str] = []
         self._file: Any = None  # opened by the writer thread's first append
-        self._failure: OSError | None = None
+        self.failure: OSError | None = None
 
     def add(self, line: str) -> None:
         self._lines.append(line)
-
-    def check(self) -> None:
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            raise failure
 
     def flush(self) -> None:
         if self._lines:
@@ -274,6 +270,8 @@ class ResultsLog:
             self._writer.add(self._append, text)
 
     def _append(self, text: str) -> None:
+        if self.failure is not None:
+            return  # the experiment is ending; a later line must not follow a gap
         try:
             if self._file is None:
                 self._file = open_append(self.path)
@@ -281,13 +279,23 @@ class ResultsLog:
             self._file.flush()
         except OSError as exc:
             logger.error("could not write results to %s: %s", self.path, exc)
-            self._failure = exc
+            self.failure = exc
+            self._drop_file()  # a torn last line is cut when the file is next opened
+
+    def _drop_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass  # what its buffer held is lost with the failure already kept
 
     def rewind(self, trial_id: str, iteration: int) -> list[dict[str, Any]]:
         """Keep `trial_id`'s results up to `iteration` (see TrialRecorder.rewind): the others move
-        to result.rewound.jsonl beside the file. Rare (a restarted trial), so the file is rewritten."""
+        to results.rewound.jsonl beside the file. Rare (a restarted trial), so the file is rewritten."""
         self._writer.drain()
-        self.check()
+        if self.failure is not None:
+            raise self.failure
         self.close()
         kept, moved, others = [], [], []
         for result in read_jsonl(self.path):
@@ -298,7 +306,7 @@ class ResultsLog:
             else:
                 moved.append(result)
         if moved:
-            with open_append(os.path.join(os.path.dirname(self.path), REWOUND_FILE)) as f:
+            with open_append(os.path.join(os.path.dirname(self.path), RESULTS_REWOUND_FILE)) as f:
                 f.write("".join(dumps(r) + "\n" for r in moved))
             _rewrite_jsonl(self.path, others + kept)
         return kept
@@ -324,7 +332,7 @@ class ConsolidatedTrialRecorder:
         self._results.add(dumps(result))
 
     def flush(self) -> None:
-        self._results.check()
+        pass  # the writer takes the log's lines at its hand-over; the controller watches its failure
 
     def rewind(self, iteration: int) -> list[dict[str, Any]]:
         self._results.flush()
@@ -336,7 +344,7 @@ class ConsolidatedTrialRecorder:
             f.write(f"--- attempt {attempt}: {error}\n{traceback}\n")
 
     def close(self) -> None:
-        self._results.check()
+        pass
 
 
 Recorder = Union[TrialRecorder, BatchedTrialRecorder, ConsolidatedTrialRecorder]
@@ -387,7 +395,7 @@ def _rewrite_jsonl(path: str, results: list[dict[str, Any]]) -> None:
 
 
 def _rewrite_csv(path: str, columns: list[str] | None, results: list[dict[str, Any]]) -> None:
-    columns = columns or _read_csv_header(path)
+    columns = columns or read_csv_header(path)
     tmp = path + ".tmp"
     with open_private(tmp, "w", newline="") as f:
         if columns:

@@ -33,7 +33,8 @@ import cloudpickle
 from .errors import ExperimentDamaged, UnsafeFileError
 from .safe_files import check_private, load_pickle_private, open_private
 from .storage import (
-    EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RUN_SPEC_FILE, SEARCHER_STATE_FILE,
+    EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
+    SEARCHER_STATE_FILE,
     check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
 )
 from .trial import Status, Trial
@@ -97,7 +98,10 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         pass  # a missing or torn snapshot is fine: the journal and the trial directories hold the truth
     kwargs = cloudpickle.loads(spec["run_kwargs"])
-    if status != "FINISHED" and getattr(kwargs.get("executor"), "recording", "files") == "consolidated":
+    if (os.path.exists(os.path.join(experiment_dir, RESULTS_FILE))  # the disk says how it was recorded,
+            or getattr(kwargs.get("executor"), "recording", None) == "consolidated"):  # or the saved executor
+        if status == "FINISHED":  # nothing to resume: its trials are in experiment.json
+            return ResumeState(experiment_dir, kwargs, trainable, status, time_used, [])
         raise ValueError(
             f"cannot resume {experiment_dir}: a simulation recorded with recording='consolidated' (the "
             "SimulatedExecutor's default) keeps no journal and is rerun, not resumed; run it again "

@@ -78,12 +78,15 @@ class Float(Domain):
             raise SearchSpaceError(f"{where}: q must be > 0")
         if base <= 1:
             raise SearchSpaceError(f"{where}: base must be > 1, got {base!r}")
+        if not math.isfinite(float(high) - float(low)):
+            raise SearchSpaceError(f"{where}: the range is too wide for a float (high - low overflows)")
         self.low, self.high, self.log, self.q, self.base = float(low), float(high), log, q, base
         self.name = name
 
     def sample(self, rng: np.random.Generator) -> float:
-        # low + (high - low) * random() is what Generator.uniform computes, bit for bit (the
-        # same draws as before), without its argument handling: a third of the time.
+        # low + (high - low) * random() is what Generator.uniform computes (the same draws as
+        # before on x86-64; a compiler that fuses the multiply-add may differ in the last bit),
+        # without its argument handling: a third of the time.
         if self.log:
             low, high = math.log(self.low), math.log(self.high)
             value = math.exp(low + (high - low) * rng.random())
@@ -126,7 +129,7 @@ class Integer(Domain):
         self.low, self.high, self.log, self.q, self.name = int(low), int(high), log, int(q), name
 
     def sample(self, rng: np.random.Generator) -> int:
-        if self.log:  # as Float.sample: Generator.uniform's arithmetic, bit for bit
+        if self.log:  # as Float.sample: Generator.uniform's arithmetic
             low, high = math.log(self.low), math.log(self.high + 1)
             value = math.exp(low + (high - low) * rng.random())
             return self.quantize(min(math.floor(value), self.high))

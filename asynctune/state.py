@@ -48,7 +48,7 @@ class StateWriter:
         self._dirty = asyncio.Event()
         self._reserved = 0
         self._searcher: Searcher | None = None  # batched: saved by the last save()
-        self._journaled: set[str] = set()  # trials whose config this session's journal holds
+        self._journaled: dict[str, Any] = {}  # trial_id -> the config this session's journal last wrote
         self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
 
     def open(self) -> None:
@@ -116,9 +116,11 @@ class StateWriter:
                     "restore_checkpoint": trial.restore_checkpoint, "num_failures": trial.num_failures,
                     "error": trial.error}
             # The config only where it is new (and params.json has it too): the most a line
-            # costs is encoding it, and a trial's status changes three times or more.
-            if event in _NEW_CONFIG or trial.trial_id not in self._journaled:
-                self._journaled.add(trial.trial_id)
+            # costs is encoding it, and a trial's status changes three times or more. New: not
+            # the object this session's journal last wrote for the trial (a mutation, a resume
+            # with another config replace it), or an event that says so.
+            if event in _NEW_CONFIG or self._journaled.get(trial.trial_id) is not trial.config:
+                self._journaled[trial.trial_id] = trial.config
                 line["config"], line["resources"] = trial.config, trial.resources
             try:
                 self._journal.write(line)

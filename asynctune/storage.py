@@ -9,6 +9,8 @@
       <trial_id>/progress.csv      the same as a table (columns of the first result), flushed
                                    twice a second
       <trial_id>/checkpoint_<iteration>/, stdout.txt, stderr.txt, error.txt
+      results.jsonl                a simulation's, recording="consolidated": every trial's
+                                   results in one file, and no trial directory but for checkpoints
 
 How often they are written is the executor's `recording` (recording.py): every result at once
 ("files", every real executor), in batches ("batched"), or, for a simulation, every trial's
@@ -53,6 +55,8 @@ PARAMS_PICKLE_FILE = "params.pkl"
 TORN_SUFFIX = ".torn"
 ERROR_FILE = "error.txt"
 RESULTS_FILE = "results.jsonl"  # recording="consolidated": every trial's results, at the top
+RESULTS_REWOUND_FILE = "results.rewound.jsonl"  # and those a restarted trial reports again
+
 
 def to_jsonable(value: Any) -> Any:
     """numpy scalars and arrays, sets and other objects become something JSON can hold."""
@@ -78,7 +82,10 @@ def dumps(value: Any) -> str:
     """Strict JSON (NaN and infinities become null, see the module's docstring)."""
     try:
         if _C_ENCODE is not None and value.__class__ is dict:
-            return "".join(_C_ENCODE(value, 0))
+            try:
+                return "".join(_C_ENCODE(value, 0))
+            except RecursionError:
+                raise ValueError("Circular reference detected (or a value nested too deep)") from None
         return _ENCODER.encode(value)
     except ValueError as exc:
         if "Out of range float" not in str(exc):
@@ -153,8 +160,8 @@ _RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE,
 
 def trial_ids(experiment_dir: str) -> set[str]:
     """The trials a run in this directory got as far as creating: trial directories (with a
-    params.json or a result.jsonl), trials named in the journal or in a consolidated
-    results.jsonl."""
+    params.json, a result.jsonl or a checkpoint: a consolidated simulation's trial has only
+    those), trials named in the journal or in a consolidated results.jsonl."""
     found = {str(e["trial_id"]) for e in read_journal(experiment_dir) if e.get("trial_id")}
     found |= {str(r["trial_id"]) for r in read_jsonl(os.path.join(experiment_dir, RESULTS_FILE)) if r.get("trial_id")}
     try:
@@ -162,7 +169,8 @@ def trial_ids(experiment_dir: str) -> set[str]:
     except OSError:
         return found
     for entry in entries:
-        if entry.is_dir() and any(os.path.exists(os.path.join(entry.path, f)) for f in (PARAMS_FILE, RESULT_FILE)):
+        if entry.is_dir() and (any(os.path.exists(os.path.join(entry.path, f)) for f in (PARAMS_FILE, RESULT_FILE))
+                               or any(name.startswith("checkpoint_") for name in os.listdir(entry.path))):
             found.add(entry.name)
     return found
 
@@ -237,7 +245,7 @@ def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tu
     return best
 
 
-def _read_csv_header(path: str) -> list[str] | None:
+def read_csv_header(path: str) -> list[str] | None:
     try:
         with open(path, newline="") as f:
             header = f.readline()
@@ -246,7 +254,7 @@ def _read_csv_header(path: str) -> list[str] | None:
     return next(csv.reader([header])) if header.strip() else None
 
 
-def _is_scalar(value: Any) -> bool:
+def is_scalar(value: Any) -> bool:
     return isinstance(value, (int, float, str, bool, np.generic)) or value is None
 
 
@@ -349,7 +357,7 @@ def write_params(trial_dir: str, config: dict[str, Any], *, indent: int | None =
     indent=None (one line) is what a batched run writes: json's C encoder does not indent."""
     write_json_atomic(os.path.join(trial_dir, PARAMS_FILE), config, indent=indent)
     pickled = os.path.join(trial_dir, PARAMS_PICKLE_FILE)
-    if _is_plain_json(config):
+    if is_plain_json(config):
         try:
             os.unlink(pickled)  # a mutation may have made a config plain: the old pickle must not win
         except FileNotFoundError:
@@ -368,13 +376,13 @@ def write_params(trial_dir: str, config: dict[str, Any], *, indent: int | None =
     write_atomic(pickled, data)
 
 
-def _is_plain_json(value: Any) -> bool:
+def is_plain_json(value: Any) -> bool:
     """Whether JSON gives `value` back exactly, types included (no tuples, numpy, NaN, ...)."""
     kind = type(value)
     if kind is dict:
-        return all(type(k) is str and _is_plain_json(v) for k, v in value.items())
+        return all(type(k) is str and is_plain_json(v) for k, v in value.items())
     if kind is list:
-        return all(_is_plain_json(v) for v in value)
+        return all(is_plain_json(v) for v in value)
     if kind is float:
         return math.isfinite(value)
     return kind in (str, int, bool) or value is None

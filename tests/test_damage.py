@@ -377,6 +377,22 @@ def test_a_consolidated_rewind_moves_aside_only_that_trials_later_results(tmp_pa
     assert [(r["trial_id"][-1], r["training_iteration"]) for r in lines] == \
         [("1", 1), ("1", 2), ("1", 3), ("0", 1), ("0", 2)]
     assert lines[-1].get("again")
-    moved = storage.read_jsonl(str(tmp_path / "result.rewound.jsonl"))
+    moved = storage.read_jsonl(str(tmp_path / "results.rewound.jsonl"))
     assert [(r["trial_id"][-1], r["training_iteration"]) for r in moved] == [("0", 2), ("0", 3), ("0", 4)]
     assert not any(p.name.startswith("trial_") for p in tmp_path.iterdir())  # no trial directory was made
+
+
+def test_a_config_replaced_under_any_event_is_journaled_once(tmp_path):
+    from asynctune.state import StateWriter
+    from asynctune.storage import read_journal
+
+    writer = StateWriter(str(tmp_path), lambda: {}, on_full=lambda exc: None)
+    writer.open()
+    trial = at.Trial(trial_id="trial_00000", config={"lr": 0.1}, index=0, path=str(tmp_path / "trial_00000"))
+    writer.changed(trial, event="added")
+    writer.changed(trial)
+    trial.config = {"lr": 0.2}  # e.g. a scheduler resumed the paused trial with another config
+    writer.changed(trial)
+    writer.changed(trial)
+    writer.close()
+    assert [e.get("config") for e in read_journal(str(tmp_path))] == [{"lr": 0.1}, None, {"lr": 0.2}, None]

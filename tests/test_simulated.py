@@ -340,12 +340,15 @@ def test_a_consolidated_name_is_taken_and_its_interrupted_run_is_rerun_not_resum
 
     experiment_dir = os.path.join(storage, "killed")
     driver = start_script(tmp_path / "driver.py", f"""
-import sys, time
+import sys, threading, time
 sys.path.insert(0, {ROOT!r})
 import asynctune as at
 from asynctune.executors.simulated import SimulatedExecutor, Workload, replay
 
 class Slowly(at.Callback):
+    def __init__(self):
+        self.lock = threading.Lock()  # cannot be pickled: run_spec.pkl keeps no executor to tell the recording
+
     def on_trial_result(self, trial, result):
         time.sleep(0.01)  # the driver lives long enough to be killed mid-run
 
@@ -363,10 +366,43 @@ at.run(replay, config=workload.space(), num_samples=100000, metric="val_error", 
     finally:
         driver.kill()
         driver.wait()
-    with pytest.raises(ValueError, match="recording='consolidated'.*rerun, not resumed"):
-        at.resume(experiment_dir)
+    for executor in (None, SimulatedExecutor(Workload.load(DIGITS))):  # the disk says how it was recorded
+        with pytest.raises(ValueError, match="recording='consolidated'.*rerun, not resumed"):
+            at.resume(experiment_dir, executor=executor)
     with pytest.raises(ValueError, match="already holds an experiment"):  # its results are not mixed with another's
         simulate(table(4), storage, name="killed")
+
+
+class BlockResultsFile(at.Callback):
+    """Makes the consolidated results.jsonl impossible to open (a directory of that name)."""
+
+    def on_trial_result(self, trial, result) -> None:
+        path = os.path.join(os.path.dirname(trial.path), "results.jsonl")
+        if not os.path.exists(path):
+            os.mkdir(path)
+
+
+def test_a_consolidated_results_file_that_cannot_be_written_ends_the_run_as_an_error(storage):
+    import json
+
+    from asynctune.errors import ResultsNotWritten
+
+    with pytest.raises(ResultsNotWritten, match="results.jsonl .*rerun it"):
+        simulate(table(4), storage, name="blocked", callbacks=[BlockResultsFile()])
+    with open(os.path.join(storage, "blocked", "experiment.json")) as f:
+        assert json.load(f)["status"] == "ERROR"  # not FINISHED with its results missing
+
+
+def test_a_batched_simulation_resumes_only_with_a_batched_executor(storage):
+    stopped = simulate(table(4), storage, name="stopped", recording="batched", time_budget_s=10)
+    assert stopped.state["status"] == "STOPPED" and 0 < sum(t.num_results for t in stopped.trials) < 40
+    with pytest.raises(ValueError, match="recorded in trial directories.*recording='batched'"):
+        at.resume(stopped.experiment_dir, executor=SimulatedExecutor(table(4)))  # consolidated by default
+    resumed = at.resume(stopped.experiment_dir, executor=SimulatedExecutor(table(4), recording="batched"),
+                        time_budget_s=1000)
+    # The trial the budget ended keeps its results; the others run now, every result recorded once.
+    assert [t.num_results for t in resumed.trials] == [stopped.trials[0].num_results] + [10] * 3
+    assert [len(resumed.trial_results(t.trial_id)) for t in resumed.trials] == [t.num_results for t in resumed.trials]
 
 
 class FirstResultOnDisk(at.Callback):

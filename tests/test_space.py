@@ -121,6 +121,7 @@ def test_sample_from_missing_key_names_the_key():
 INVALID = {
     "uniform low>=high": (lambda: at.uniform(2, 1), "low must be less than high"),
     "uniform equal": (lambda: at.uniform(1, 1), "low must be less than high"),
+    "uniform range overflows": (lambda: at.uniform(-1e308, 1e308), "range is too wide"),
     "loguniform zero": (lambda: at.loguniform(0, 1), "log-scale domain needs low > 0"),
     "loguniform negative": (lambda: at.loguniform(-1, 1), "log-scale"),
     "quniform q<=0": (lambda: at.quniform(0, 1, 0), "q must be > 0"),

@@ -1,8 +1,8 @@
 """What the dashboard reads: experiment directories under one root, read live and incrementally.
 
-Only JSON files are read (experiment.json, result.jsonl, decisions.jsonl), never a pickle. Every
-name that comes from a request is checked against what is on disk before a path is built from it,
-and every path must stay inside the root, so an id like "../x" or a symlink out of the root is
+Only JSON files are read (experiment.json, result.jsonl or a simulation's results.jsonl,
+decisions.jsonl), never a pickle. Every name that comes from a request is checked against what
+is on disk before a path is built from it, and every path must stay inside the root, so an id like "../x" or a symlink out of the root is
 refused as "not found".
 """
 

@@ -334,6 +334,15 @@ class SimulatedExecutor(Executor):
         self._started = False
         self.results_replayed = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_call_soon", None)  # a running loop's method: not picklable, and not needed again
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._call_soon = lambda *args: asyncio.get_running_loop().call_soon(*args)
+
     # Executor ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
