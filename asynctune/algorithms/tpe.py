@@ -4,7 +4,8 @@ TPE models p(x | y) instead of p(y | x). The finished trials are split at the ga
 their loss into a good set and a bad set; a Parzen estimator (a mixture with one kernel per
 observation, plus a kernel for the prior) is fitted to each, l(x) to the good and g(x) to the
 bad. Expected improvement is monotone in l(x) / g(x), so the algorithm draws n_ei_candidates
-from l and keeps the one with the largest ratio.
+from l and keeps the one with the largest ratio. Here the good observations weigh 1/sqrt(rank)
+in l (the best weighs most), which refines the best region faster than equal weights.
 
 The estimators here follow the domain of each parameter: a truncated Gaussian kernel on
 [low, high] for floats (in log space for log domains), the probability of the rounding bin for
@@ -47,6 +48,9 @@ class TPESearch(ModelBasedSearcher):
     fraction of the finished trials and g(x) to the rest, draws `n_ei_candidates` from l and
     returns the one that maximises l(x) / g(x) (the expected improvement).
 
+    The defaults were chosen by median simple regret at 25, 50 and 100 evaluations on five
+    functions and 80 seeds (benchmarks/search_quality.py; docs/searchers.md lists what was tried).
+
     Example:
         >>> run(train, config={"lr": loguniform(1e-4, 1e-1), "layers": randint(1, 5)},
         ...     num_samples=100, search_alg=TPESearch(metric="loss", mode="min", seed=0))
@@ -56,33 +60,37 @@ class TPESearch(ModelBasedSearcher):
         mode: "min" or "max"; run()'s mode is used when None.
         points_to_evaluate: Configs (possibly partial) to try first, e.g. known good defaults;
             the parameters they leave out are drawn at random.
-        n_startup_trials: Random trials before the model is used. 5 found better configs than
-            10 at 25 and 50 evaluations on four functions (benchmarks/search_quality.py, 20 seeds).
+        n_startup_trials: Random trials before the model is used.
         n_ei_candidates: Candidates drawn from l(x) per suggestion; more exploits harder.
         gamma: The good fraction (a float in (0, 1): the best ceil(gamma * n) of n), or a
             function n -> number of good observations. Default: 20% of n, at most 25.
-        prior_weight: Weight of the prior kernel against one observation's kernel; larger
-            keeps exploring.
+        prior_weight: Weight of the prior kernel against the best observation's kernel;
+            larger keeps exploring.
+        rank_weights: Weigh the good observations' kernels in l(x) by 1/sqrt(rank), the best
+            first; False weighs them equally, as in the paper.
         multivariate: Model the parameters that exist together jointly (one product kernel
             per observation), as Optuna does by default; False picks each parameter on its own
             as in the paper. Joint is much better when parameters interact (Hartmann6 regret
             at 100 evaluations, median of 10 seeds: 0.08 against 0.36).
         constant_liar: Count the trials still running as bad observations, so parallel
             suggestions spread out instead of piling onto one mode.
-        category_floor: Each category of a `choice` is proposed with at least this probability
-            (at most 1/2 in all are forced), and then with the other parameters fitted to the
-            trials of that category only. Without it, a category that looks best after the
-            random trials takes nearly every later sample, even when another one holds the
-            optimum (benchmarks/search_quality.py, mixed_trap). 0 turns it off.
+        category_exploration: c: of the n trials that made a `choice`, each category gets
+            at least c * sqrt(n) (never more than an even share, n / categories). When a
+            category has fewer, it is proposed instead of the model's pick, with the other
+            parameters fitted to that category's trials only, with equal weights and a quarter
+            of the candidates (the model knows little there). Without it, a category that
+            looks best after the random trials takes nearly every later sample, even when
+            another one holds the optimum (benchmarks/search_quality.py, mixed_trap). 0 turns
+            it off.
         seed: Seeds every random choice: the same results give the same suggestions.
     """
 
     def __init__(self, metric: str | None = None, mode: str | None = None, *,
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
-                 n_startup_trials: int = 5, n_ei_candidates: int = 24,
+                 n_startup_trials: int = 8, n_ei_candidates: int = 48,
                  gamma: float | Callable[[int], int] | None = None, prior_weight: float = 1.0,
-                 multivariate: bool = True, constant_liar: bool = False,
-                 category_floor: float = 0.05, seed: int | None = None) -> None:
+                 rank_weights: bool = True, multivariate: bool = True, constant_liar: bool = False,
+                 category_exploration: float = 1.5, seed: int | None = None) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials=}")
         if isinstance(n_ei_candidates, bool) or not isinstance(n_ei_candidates, int) or n_ei_candidates < 1:
@@ -92,17 +100,18 @@ class TPESearch(ModelBasedSearcher):
             raise ValueError(f"gamma must be a float in (0, 1) or a function n -> int, got {gamma=}")
         if isinstance(prior_weight, bool) or not isinstance(prior_weight, (int, float)) or not prior_weight > 0:
             raise ValueError(f"prior_weight must be a number > 0, got {prior_weight=}")
-        if isinstance(category_floor, bool) or not isinstance(category_floor, (int, float)) \
-                or not 0 <= category_floor <= 1:
-            raise ValueError(f"category_floor must be a number in [0, 1], got {category_floor=}")
+        if isinstance(category_exploration, bool) or not isinstance(category_exploration, (int, float)) \
+                or not 0 <= category_exploration < math.inf:
+            raise ValueError(f"category_exploration must be a number >= 0, got {category_exploration=}")
         super().__init__(metric, mode, points_to_evaluate=points_to_evaluate,
                          n_startup=n_startup_trials, seed=seed)
         self.n_ei_candidates = n_ei_candidates
         self.gamma = gamma
         self.prior_weight = float(prior_weight)
+        self.rank_weights = bool(rank_weights)
         self.multivariate = bool(multivariate)
         self.constant_liar = bool(constant_liar)
-        self.category_floor = float(category_floor)
+        self.category_exploration = float(category_exploration)
 
     def _propose(self, observations: list[Observation], pending: list[Values],
                  rng: np.random.Generator) -> Values:
@@ -110,7 +119,8 @@ class TPESearch(ModelBasedSearcher):
             observations = observations + [(values, math.inf) for values in pending]
         return propose(self._searchable(), observations, rng, gamma=_gamma_function(self.gamma),
                        n_candidates=self.n_ei_candidates, prior_weight=self.prior_weight,
-                       multivariate=self.multivariate, category_floor=self.category_floor)
+                       rank_weights=self.rank_weights, multivariate=self.multivariate,
+                       category_exploration=self.category_exploration)
 
 
 def _gamma_function(gamma: float | Callable[[int], int] | None) -> Callable[[int], int]:
@@ -125,46 +135,66 @@ def _gamma_function(gamma: float | Callable[[int], int] | None) -> Callable[[int
 
 def propose(params: Sequence[Parameter], observations: Sequence[Observation], rng: np.random.Generator, *,
             gamma: Callable[[int], int] = default_gamma, n_candidates: int = 24,
-            prior_weight: float = 1.0, multivariate: bool = True, category_floor: float = 0.0) -> Values:
+            prior_weight: float = 1.0, rank_weights: bool = False, multivariate: bool = True,
+            category_exploration: float = 0.0) -> Values:
     """The values that maximise l(x) / g(x) among `n_candidates` draws from l, group by group.
 
     A group is one parameter (univariate) or all parameters that exist under the same branch
     (multivariate). Groups are visited parents first, so a branch's parameters are proposed
     only when the proposed choice selects that branch.
 
-    `category_floor`: each category of a `choice` is proposed with at least this probability
-    (a uniform draw replaces the model's category with probability floor * categories, at most
-    1/2). The rest of the group is then fitted only to the observations that made that choice:
-    the model's view of it comes from the category it prefers, which says little about another
-    (the category that looked best early may not hold the optimum).
+    `rank_weights`: the good observations weigh 1/sqrt(rank) in l, the best first.
+
+    `category_exploration` c: of the n observations that made a `choice`, each category is to
+    have at least min(c * sqrt(n), n / categories); one that has fewer replaces the model's
+    pick. The rest of the group is then fitted only to the observations that made that choice,
+    with equal weights and a quarter of the candidates: the model's view of it comes from the
+    category it prefers, which says little about another (the category that looked best early
+    may not hold the optimum), and within a category it has seldom tried it should look widely.
     """
     good, bad = split_observations(observations, gamma)
     values: Values = {}
     for group in parameter_groups(params, multivariate):
         if not is_active(group[0], values):
             continue
-        chosen = _propose_group(group, good, bad, rng, n_candidates, prior_weight)
+        chosen = _propose_group(group, good, bad, rng, n_candidates, prior_weight, rank_weights)
         categoricals = [p for p in group if isinstance(p.domain, Categorical)]
         rest = [p for p in group if not isinstance(p.domain, Categorical)]
         forced = False
-        for param in categoricals:
-            n_categories = len(param.domain.categories)
-            if n_categories > 1 and rng.random() < min(category_floor * n_categories, 0.5):
-                chosen[param.path] = int(rng.integers(n_categories))
-                forced = True
+        if category_exploration > 0:
+            for param in categoricals:
+                under = _under_explored(param, observations, category_exploration)
+                if len(under) and chosen[param.path] not in under:
+                    chosen[param.path] = int(rng.choice(under))
+                    forced = True
         if rest and forced:
             same = [(v, loss) for v, loss in observations if group[0].path in v
                     and all(v[p.path] == chosen[p.path] for p in categoricals)]
             sub_good, sub_bad = split_observations(same, gamma)
-            chosen.update(_propose_group(rest, sub_good, sub_bad, rng, n_candidates, prior_weight))
+            chosen.update(_propose_group(rest, sub_good, sub_bad, rng, max(1, n_candidates // 4), prior_weight,
+                                         rank_weights=False))
         values.update(chosen)
     return values
 
 
+def _under_explored(param: Parameter, observations: Sequence[Observation], c: float) -> np.ndarray:
+    """The categories of `param` chosen fewer than min(c * sqrt(n), n / k) times in the n
+    observations that made the choice (a forced-exploration schedule: front-loaded, vanishing
+    in share as n grows)."""
+    n_categories = len(param.domain.categories)
+    made = [v[param.path] for v, _ in observations if param.path in v]
+    counts = np.bincount(np.asarray(made, dtype=np.int64), minlength=n_categories)
+    need = min(c * math.sqrt(len(made)), len(made) / n_categories)
+    return np.flatnonzero(counts < need)
+
+
 def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
-                   rng: np.random.Generator, n_candidates: int, prior_weight: float) -> Values:
-    """The draw from l (fitted to `good`) with the largest l(x) / g(x) (g fitted to `bad`)."""
-    l = ParzenEstimator(group, [v for v in good if group[0].path in v], prior_weight=prior_weight)
+                   rng: np.random.Generator, n_candidates: int, prior_weight: float,
+                   rank_weights: bool) -> Values:
+    """The draw from l (fitted to `good`, best first) with the largest l(x) / g(x) (g fitted to `bad`)."""
+    good = [v for v in good if group[0].path in v]
+    weights = 1.0 / np.sqrt(np.arange(1, len(good) + 1)) if rank_weights else None
+    l = ParzenEstimator(group, good, prior_weight=prior_weight, weights=weights)
     g = ParzenEstimator(group, [v for v in bad if group[0].path in v], prior_weight=prior_weight)
     candidates = l.sample(rng, n_candidates)
     best = int(np.argmax(l.log_pdf(candidates) - g.log_pdf(candidates)))
@@ -173,14 +203,14 @@ def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequ
 
 def split_observations(observations: Sequence[Observation], gamma: Callable[[int], int] = default_gamma
                        ) -> tuple[list[Values], list[Values]]:
-    """The values of the good and of the bad observations, each in arrival order.
+    """The values of the good observations, best first, and of the bad ones, in arrival order.
 
     The best gamma(n) losses are good (at least one when there is one; ties keep arrival order).
     """
     n = len(observations)
     n_good = min(max(int(gamma(n)), 1 if n else 0), n)
     order = np.argsort(np.array([loss for _, loss in observations], dtype=float), kind="stable")
-    return ([observations[i][0] for i in np.sort(order[:n_good])],
+    return ([observations[i][0] for i in order[:n_good]],
             [observations[i][0] for i in np.sort(order[n_good:])])
 
 
@@ -203,12 +233,13 @@ class ParzenEstimator:
     Args:
         params: The parameters modelled; every observation must set all of them.
         observations: The values of the observations.
-        prior_weight: Weight of the prior kernel; each observation's kernel weighs 1.
+        prior_weight: Weight of the prior kernel, relative to the observations' weights.
+        weights: One weight per observation; all 1 when None.
     """
 
     def __init__(self, params: Sequence[Parameter], observations: Sequence[Values], *,
-                 prior_weight: float = 1.0) -> None:
-        weights = np.append(np.ones(len(observations)), prior_weight)
+                 prior_weight: float = 1.0, weights: np.ndarray | None = None) -> None:
+        weights = np.append(np.ones(len(observations)) if weights is None else weights, prior_weight)
         self.log_weights = np.log(weights / weights.sum())
         self.kernels = [_make_kernel(p, [v[p.path] for v in observations], prior_weight) for p in params]
         # The truncation masses of all numeric kernels in one call: most of the fitting time.
