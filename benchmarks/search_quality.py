@@ -29,7 +29,9 @@ to TPESearch or SkOptSearch, `--rerun` them; `--tag before` stores asynctune's s
 Also prints how long TPESearch.suggest takes with 100 observations.
 
     python benchmarks/search_quality.py --seeds 20 --methods TPESearch optuna-tpe hyperopt-tpe random
-    python benchmarks/search_quality.py --seeds 5 --budgets 25 --problems rosenbrock mixed_trap \
+    python benchmarks/search_quality.py --seeds 120 --methods TPESearch optuna-tpe \
+        --cache benchmarks/results/search_quality_heldout.json   # more seeds: medians of 20 move a lot
+    python benchmarks/search_quality.py --seeds 5 --budgets 25 50 --problems rosenbrock mixed_trap \
         --methods gp_minimize SkOptSearch --cache benchmarks/results/search_quality_gp.json
     python benchmarks/search_quality.py --table-only --seeds 20      # tables from the cache
 """
