@@ -32,16 +32,19 @@ SEARCHERS: dict[str, Callable[[], Searcher]] = {
 def test_run_with_a_model_based_searcher(make: Callable[[], Searcher], tmp_path) -> None:
     searcher = make()
     analysis = asynctune.run(
-        train, config={"x": asynctune.uniform(0, 1), "kind": asynctune.choice(["a", "b"])}, num_samples=10,
+        train, config={"x": asynctune.uniform(0, 1), "kind": asynctune.choice(["a", "b"])}, num_samples=12,
         metric="loss", mode="min", search_alg=searcher, max_concurrent_trials=2,
         storage_path=str(tmp_path), name="search", verbose=0)
     trials = analysis.trials
-    assert len(trials) == 10
+    assert len(trials) == 12
     assert all(t.status is asynctune.Status.TERMINATED for t in trials)
     model = searcher.searcher if isinstance(searcher, ConcurrencyLimiter) else searcher
     # Every trial's final result reached the searcher (the last of 3 steps, with loss > 1/3).
     assert sorted(loss for _, loss in model.observations) == sorted(t.last_result["loss"] for t in trials)
     assert not model._live
+    # A decent config (12 random trials get there 97 times in 100). 12 trials, not 10: two trials run
+    # at once, so which results TPE has seen varies from run to run, and with 10 its category
+    # schedule (half of the first ~9 trials to each kind) left it short now and then.
     assert analysis.best_result["loss"] < 0.4
     if isinstance(searcher, ConcurrencyLimiter):  # one at a time, though run() allows two
         spans = sorted((t.start_time, t.end_time) for t in trials)
