@@ -13,7 +13,7 @@ from .algorithms.base import check_metric_mode, is_multi_objective, normalize_ob
 from .pareto import front_of
 from .reporting.decisions import read_decisions
 from .session import load_checkpoint
-from .storage import EXPERIMENT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, read_jsonl, read_results
+from .storage import EXPERIMENT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results
 from .trial import Status, Trial, _as_float
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
@@ -258,10 +258,8 @@ class ExperimentAnalysis:
                 raise KeyError(f"no trial {trial_id!r} in {self.experiment_dir}")
             consolidated = os.path.join(self.experiment_dir, RESULTS_FILE)
             if os.path.exists(consolidated):  # recording="consolidated": read once, for every trial
-                by_trial: dict[str, list[dict[str, Any]]] = {t.trial_id: [] for t in self.trials}
-                for result in read_jsonl(consolidated):
-                    by_trial.setdefault(str(result.get("trial_id")), []).append(result)
-                self._results.update(by_trial)
+                self._results.update({t.trial_id: [] for t in self.trials})
+                self._results.update(group_by_trial(read_jsonl(consolidated)))
             else:
                 self._results[trial_id] = read_results(trial.path or os.path.join(self.experiment_dir, trial_id))
         return self._results[trial_id]

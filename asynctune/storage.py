@@ -274,6 +274,14 @@ def remove_checkpoint(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def group_by_trial(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Records (a consolidated results.jsonl's lines, decisions) by their trial_id, in order."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        grouped.setdefault(str(record.get("trial_id")), []).append(record)
+    return grouped
+
+
 def read_jsonl(path: str) -> list[dict[str, Any]]:
     """Every JSON object line of a file, [] if it is missing; a line that is not one (torn by a
     killed driver, damaged) is skipped: check_jsonl() finds them, recovery repairs the file."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..analysis import ExperimentAnalysis
 from ..reporting.decisions import DECISIONS_FILE
-from ..storage import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config
+from ..storage import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
 from ..trial import _as_float
 
 
@@ -103,10 +103,7 @@ class _LiveAnalysis(ExperimentAnalysis):
         self._tails[trial_id] = tail
         records = tail.read()
         if self._grouped is None or self._grouped[0] != tail.version:
-            grouped: dict[str, list[dict[str, Any]]] = {}
-            for record in records:
-                grouped.setdefault(str(record.get("trial_id")), []).append(record)
-            self._grouped = (tail.version, grouped)
+            self._grouped = (tail.version, group_by_trial(records))
         return self._grouped[1].get(trial_id, [])
 
 
@@ -162,10 +159,7 @@ class LiveExperiment:
         metric = _primary(analysis)
         several = [m for m, _ in analysis.objectives] if len(analysis.objectives) > 1 else []
         front = {t.trial_id for t in analysis.pareto_front()} if several else set()
-        by_trial: dict[str, list[dict[str, Any]]] = {}
-        for decision in self.decisions():
-            by_trial.setdefault(str(decision.get("trial_id")), []).append(
-                {k: decision.get(k) for k in ("decision", "detail", "iteration", "time")})
+        by_trial = group_by_trial(self.decisions())
         rows = []
         for trial in analysis.trials:
             last = trial.last_result or {}
@@ -176,7 +170,8 @@ class LiveExperiment:
                 "latest": trial.metric_value(metric) if metric else None,
                 "best": trial.metric_best, "error": trial.error, "num_failures": trial.num_failures,
                 "start_time": trial.start_time, "end_time": trial.end_time,
-                "decisions": by_trial.get(trial.trial_id, []),
+                "decisions": [{k: d.get(k) for k in ("decision", "detail", "iteration", "time")}
+                              for d in by_trial.get(trial.trial_id, [])],
                 # several metrics: each one's latest value, and whether the trial is on the front
                 **({"objectives": {m: trial.metric_value(m) for m in several},
                     "pareto": trial.trial_id in front} if several else {}),

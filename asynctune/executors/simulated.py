@@ -218,6 +218,10 @@ class Workload:
                    mode=data["mode"], space=data.get("space"), description=data.get("description", ""))
 
 
+def _call_soon_on_running_loop(*args: Any) -> Any:
+    return asyncio.get_running_loop().call_soon(*args)
+
+
 def _bounds(spec: Mapping[str, Any]) -> tuple[float, float, bool]:
     """A numeric parameter's (low, high, log), with the bounds on the log scale when it is."""
     low, high, log = float(spec["low"]), float(spec["high"]), bool(spec.get("log"))
@@ -330,7 +334,7 @@ class SimulatedExecutor(Executor):
         self._unread_events = 0
         self._generation = 0
         self._closed = False
-        self._call_soon: Callable[..., Any] = lambda *args: asyncio.get_running_loop().call_soon(*args)  # until start()
+        self._call_soon: Callable[..., Any] = _call_soon_on_running_loop  # until start() looks the loop up
         self._started = False
         self.results_replayed = 0
 
@@ -341,7 +345,7 @@ class SimulatedExecutor(Executor):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._call_soon = lambda *args: asyncio.get_running_loop().call_soon(*args)
+        self._call_soon = _call_soon_on_running_loop
 
     # Executor ------------------------------------------------------------------------------------
 
