@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 # Logging is the application's to configure; until it does, asynctune's warnings (safety, lost
 # work) still reach stderr, through a handler that steps aside once any other one is set up.
-from ._logging import install as _install_logging
+from .core.logs import install as _install_logging
 
 _install_logging()
 
@@ -30,33 +30,32 @@ from .errors import (
     AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, SearchSpaceError, StorageFull,
     TrialFailed, TrialsFailed, UnsafeFileError, WorkerLost,
 )
-from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
-from .trainable import Trainable
-from .trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
+from .worker.session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
+from .worker.trainable import Trainable
+from .core.trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
 
-_LAZY = {
-    "space": ["Space", "choice", "grid_search", "lograndint", "loguniform", "qloguniform", "qrandint", "qrandn",
-              "quniform", "randint", "randn", "sample_from", "uniform"],
-    "algorithms": ["FINISHED", "BasicVariantSearch", "CoroutineScheduler", "FIFOScheduler", "GridSearch",
-                   "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialEnded", "TrialResult"],
-    "resources": ["Placement", "Resources"],
-    "stopper": ["Stopper"],
-    "reporting": ["Callback", "ConsoleReporter", "DecisionLog", "TensorBoardLogger"],
-    "executors": ["Executor", "LocalExecutor", "TrialRun"],
-    "analysis": ["ExperimentAnalysis"],
-    "api": ["run", "run_async", "resume"],
+# Everything else, by the module that defines it: one table, loaded on first use.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(["Space", "choice", "grid_search", "lograndint", "loguniform", "qloguniform", "qrandint",
+                     "qrandn", "quniform", "randint", "randn", "sample_from", "uniform"], "core.space"),
+    **dict.fromkeys(["Placement", "Resources"], "core.resources"),
+    "Stopper": "core.stopper",
+    **dict.fromkeys(["FINISHED", "CoroutineScheduler", "Scheduler", "Searcher", "TrialAdded", "TrialEnded",
+                     "TrialResult"], "algorithms.base"),
+    **dict.fromkeys(["ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler",
+                     "MedianStoppingRule", "MOASHAScheduler", "PopulationBasedTraining"], "algorithms.schedulers"),
+    **dict.fromkeys(["BasicVariantSearch", "BOHBSearch", "ConcurrencyLimiter", "GridSearch", "OptunaSearch",
+                     "RandomSearch", "SkOptSearch", "TPESearch"], "algorithms.search"),
+    **dict.fromkeys(["Callback", "ConsoleReporter", "DecisionLog", "TensorBoardLogger"], "reporting"),
+    **dict.fromkeys(["Executor", "TrialRun", "LocalExecutor", "SSHExecutor", "Host", "DaskExecutor",
+                     "SimulatedExecutor", "Workload"], "executors"),
+    "ExperimentAnalysis": "analysis",
+    **dict.fromkeys(["run", "run_async", "resume"], "api"),
 }
-_LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule",
-                        "MOASHAScheduler", "PopulationBasedTraining"]
-_LAZY["algorithms"] += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
-_LAZY["algorithms"] += ["OptunaSearch"]
-_WHERE = {name: module for module, names in _LAZY.items() for name in names}
-_WHERE["SSHExecutor"] = "executors"
-_WHERE["DaskExecutor"] = "executors"
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'asynctune' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
@@ -65,33 +64,37 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+    return sorted(set(globals()) | set(_LAZY))
 
 
 if TYPE_CHECKING:
-    from .algorithms import (
-        FINISHED, BasicVariantSearch, CoroutineScheduler, FIFOScheduler, GridSearch, RandomSearch, Scheduler,
-        Searcher, TrialAdded, TrialEnded, TrialResult,
+    from .algorithms.base import (
+        FINISHED, CoroutineScheduler, Scheduler, Searcher, TrialAdded, TrialEnded, TrialResult,
     )
-    from .algorithms import (
-        ASHAScheduler, AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule, MOASHAScheduler,
-        PopulationBasedTraining,
+    from .algorithms.schedulers import (
+        ASHAScheduler, AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule,
+        MOASHAScheduler, PopulationBasedTraining,
     )
-    from .algorithms import BOHBSearch, ConcurrencyLimiter, OptunaSearch, SkOptSearch, TPESearch
+    from .algorithms.search import (
+        BasicVariantSearch, BOHBSearch, ConcurrencyLimiter, GridSearch, OptunaSearch, RandomSearch, SkOptSearch,
+        TPESearch,
+    )
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async
-    from .executors import Executor, LocalExecutor, TrialRun
-    from .reporting import Callback, ConsoleReporter, DecisionLog, TensorBoardLogger
-    from .resources import Placement, Resources
-    from .space import (
+    from .core.resources import Placement, Resources
+    from .core.space import (
         Space, choice, grid_search, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint,
         randn, sample_from, uniform,
     )
-    from .stopper import Stopper
+    from .core.stopper import Stopper
+    from .executors import (
+        DaskExecutor, Executor, Host, LocalExecutor, SimulatedExecutor, SSHExecutor, TrialRun, Workload,
+    )
+    from .reporting import Callback, ConsoleReporter, DecisionLog, TensorBoardLogger
 
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable",
     "Mutate", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial", "TrialFailed",
     "TrialsFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
-    "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
+    "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_LAZY,
 ]

@@ -16,28 +16,28 @@ from typing import Any, ParamSpec
 
 import cloudpickle
 
-from . import pickling
+from .worker import pickling
 from .algorithms.base import Scheduler, Searcher
-from .algorithms.basic import BasicVariantSearch
-from .algorithms.fifo import FIFOScheduler
-from .analysis import ExperimentAnalysis
-from .controller import Controller
+from .algorithms.search.basic import BasicVariantSearch
+from .algorithms.schedulers.fifo import FIFOScheduler
+from .analysis.experiment import ExperimentAnalysis
+from .controller.loop import Controller
 from .errors import StorageFull, TrialsFailed, is_disk_full
 from .executors.base import Executor
 from .executors.local import LocalExecutor
-from .monitor import monitor_interval
+from .controller.resource_monitor import monitor_interval
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .options import ExperimentSpec, RunOptions
-from .resources import ResourcesSpec
-from .recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
-from .space import Space
-from .stopper import Stopper, make_stopper
-from .storage import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
-from .trainable import Trainable, trainable_name
-from .trial import Status
+from .core.resources import ResourcesSpec
+from .store.recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
+from .core.space import Space
+from .core.stopper import Stopper, make_stopper
+from .store.layout import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
+from .worker.trainable import Trainable, trainable_name
+from .core.trial import Status
 
 logger = logging.getLogger(__name__)
 

@@ -198,7 +198,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from .analysis import ExperimentAnalysis, find_experiments
+    from .analysis.experiment import ExperimentAnalysis, find_experiments
 
     root = os.path.abspath(os.path.expanduser(args.root))
     if not os.path.isdir(root):
@@ -254,10 +254,10 @@ def _trial_counts(row: dict[str, Any]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .storage import flatten_config
+    from .store.layout import flatten_config
     from .reporting.console import format_duration
     from .reporting.decisions import last_decisions, outcome
-    from .trial import Status
+    from .core.trial import Status
 
     analysis = _analysis(args.dir)
     if args.metric is None and len(analysis.objectives) > 1:
@@ -319,7 +319,7 @@ def _show_front(analysis: Any, args: argparse.Namespace) -> int:
     """An experiment with several metrics has no best trial: show its Pareto front (by last results)."""
     from .reporting.console import format_duration
     from .reporting.decisions import last_decisions, outcome
-    from .storage import flatten_config
+    from .store.layout import flatten_config
 
     objectives = analysis.objectives
     front = sorted(analysis.pareto_front(), key=lambda t: [_front_key(t, m, d) for m, d in objectives])
@@ -379,7 +379,7 @@ def _ranked(analysis: Any, metric: str | None, mode: str | None, scope: str) -> 
 
 def _varying_config_keys(configs: Sequence[dict[str, Any]], limit: int = 8) -> list[str]:
     """The config keys whose values differ between trials: the searched hyperparameters."""
-    from .storage import flatten_config
+    from .store.layout import flatten_config
 
     flats = [flatten_config(c) for c in configs]
     keys = list(dict.fromkeys(k for flat in flats for k in flat))
@@ -393,7 +393,7 @@ def _varying_config_keys(configs: Sequence[dict[str, Any]], limit: int = 8) -> l
 def _plot(args: argparse.Namespace) -> int:
     analysis = _analysis(args.dir)
     try:
-        from .plot import plot_experiment
+        from .analysis.plot import plot_experiment
 
         paths = plot_experiment(analysis.experiment_dir, metric=args.metric, mode=args.mode, out_dir=args.out,
                                 x=args.x, per_trial=args.per_trial, log_y=args.log_y)
@@ -461,7 +461,7 @@ def _hosts_check(args: argparse.Namespace) -> int:
     if args.identity:
         kwargs["client_keys"] = [_existing_file("--identity", path) for path in args.identity]
     try:
-        from .executors.ssh import check_hosts
+        from .executors.ssh.executor import check_hosts
     except ImportError as exc:
         raise CommandError(f"checking hosts needs the SSH executor: {exc} "
                            "(pip install 'asynctune[ssh]')") from None
@@ -537,7 +537,7 @@ def _subdirs(directory: str) -> list[str]:
 
 
 def _analysis(path: str) -> Any:
-    from .analysis import ExperimentAnalysis
+    from .analysis.experiment import ExperimentAnalysis
 
     directory = _experiment_dir(path)
     try:

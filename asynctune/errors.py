@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .analysis import ExperimentAnalysis
-    from .trial import Trial
+    from .analysis.experiment import ExperimentAnalysis
+    from .core.trial import Trial
 
 
 class AsynctuneError(Exception):
@@ -141,7 +141,7 @@ class StorageFull(AsynctuneError, OSError):
 
 
 class ResultsNotWritten(AsynctuneError, OSError):
-    """A consolidated simulation's results.jsonl could not be written (recording.py).
+    """A consolidated simulation's results.jsonl could not be written (store/recording.py).
 
     Every trial's results go to that one file, so the simulation stops at once (status ERROR)
     and this is raised as it ends; a simulation is rerun, not resumed.

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .algorithms.base import Scheduler, Searcher, check_metric_mode, normalize_objectives
-from .resources import Resources, ResourcesSpec
+from .core.resources import Resources, ResourcesSpec
 
 if TYPE_CHECKING:
     from .executors.base import Executor
     from .reporting.callback import Callback
-    from .stopper import Stopper
+    from .core.stopper import Stopper
 
 logger = logging.getLogger(__name__)
 

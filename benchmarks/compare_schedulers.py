@@ -70,7 +70,7 @@ class Setup:
 
 
 def _asha(max_t: int, seed: int, variant: str) -> Any:
-    from asynctune.algorithms.asha import ASHAScheduler
+    from asynctune.algorithms.schedulers.asha import ASHAScheduler
 
     return ASHAScheduler(max_t=max_t, grace_period=1, reduction_factor=ETA, variant=variant, seed=seed)
 
@@ -80,13 +80,13 @@ def random_fifo(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
 
 
 def random_median(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
-    from asynctune.algorithms.median_stopping import MedianStoppingRule
+    from asynctune.algorithms.schedulers.median_stopping import MedianStoppingRule
 
     return Setup(scheduler=MedianStoppingRule(grace_period=3, min_samples_required=3))
 
 
 def random_hyperband(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
-    from asynctune.algorithms.hyperband import HyperBandScheduler
+    from asynctune.algorithms.schedulers.hyperband import HyperBandScheduler
 
     return Setup(scheduler=HyperBandScheduler(max_t=max_t, reduction_factor=ETA))
 
@@ -102,7 +102,7 @@ def random_asha_promotion(w: Workload, max_t: int, seed: int, workers: int) -> S
 def _pbt(w: Workload, seed: int, population: int) -> Setup:
     """PBT perturbing every 3 epochs (as Ray Tune's examples do). Only the optimiser's
     hyperparameters are explored: a clone keeps its donor's architecture."""
-    from asynctune.algorithms.pbt import PopulationBasedTraining
+    from asynctune.algorithms.schedulers.pbt import PopulationBasedTraining
 
     space = w.space()
     mutations = {k: space[k] for k in ("lr", "momentum", "alpha", "batch_size") if k in space}
@@ -126,7 +126,7 @@ def pbt_population(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
 
 
 def tpe_asha(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
-    from asynctune.algorithms.tpe import TPESearch
+    from asynctune.algorithms.search.tpe import TPESearch
 
     return Setup(scheduler=_asha(max_t, seed, "stopping"), search_alg=TPESearch(seed=seed))
 
@@ -134,7 +134,7 @@ def tpe_asha(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
 def skopt_asha(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
     from skopt.learning import ExtraTreesRegressor
 
-    from asynctune.algorithms.skopt_search import SkOptSearch
+    from asynctune.algorithms.search.skopt_search import SkOptSearch
 
     # A GP refitted at every one of hundreds of suggestions is too slow; a small forest of
     # extra trees (skopt's "ET" has 100) scored on 500 sampled points keeps a run near a second.
@@ -147,8 +147,8 @@ def skopt_asha(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
 def bohb(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
     """BOHB as in Falkner et al. (2018): HyperBand's brackets, TPE over the observations of the
     largest budget with enough of them."""
-    from asynctune.algorithms.bohb import BOHBSearch
-    from asynctune.algorithms.hyperband import HyperBandScheduler
+    from asynctune.algorithms.search.bohb import BOHBSearch
+    from asynctune.algorithms.schedulers.hyperband import HyperBandScheduler
 
     return Setup(scheduler=HyperBandScheduler(max_t=max_t, reduction_factor=ETA), search_alg=BOHBSearch(seed=seed))
 
@@ -168,7 +168,7 @@ METHODS: dict[str, tuple[str, Callable[..., Setup]]] = {
 
 def random_asha_brackets(w: Workload, max_t: int, seed: int, workers: int) -> Setup:
     """Asynchronous HyperBand: ASHA (stopping) with 4 brackets (the peer script compares it)."""
-    from asynctune.algorithms.asha import ASHAScheduler
+    from asynctune.algorithms.schedulers.asha import ASHAScheduler
 
     return Setup(scheduler=ASHAScheduler(max_t=max_t, grace_period=1, reduction_factor=ETA, brackets=4,
                                          variant="stopping", seed=seed))

@@ -29,7 +29,7 @@ import time
 
 import asynctune
 from asynctune import Callback
-from asynctune.executors.dask import DaskExecutor
+from asynctune.executors.dask.executor import DaskExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from overhead import print_table  # noqa: E402

@@ -21,7 +21,7 @@ import time
 
 import asynctune
 from asynctune import LocalExecutor
-from asynctune.executors.ssh import SSHExecutor
+from asynctune.executors.ssh.executor import SSHExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

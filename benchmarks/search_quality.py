@@ -55,10 +55,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asynctune.algorithms.base import Searcher  # noqa: E402
-from asynctune.algorithms.basic import RandomSearch  # noqa: E402
-from asynctune.algorithms.skopt_search import SkOptSearch  # noqa: E402
-from asynctune.algorithms.tpe import TPESearch  # noqa: E402
-from asynctune.space import Space, choice, loguniform, randint, uniform  # noqa: E402
+from asynctune.algorithms.search.basic import RandomSearch  # noqa: E402
+from asynctune.algorithms.search.skopt_search import SkOptSearch  # noqa: E402
+from asynctune.algorithms.search.tpe import TPESearch  # noqa: E402
+from asynctune.core.space import Space, choice, loguniform, randint, uniform  # noqa: E402
 
 # --- problems: a spec every library can read, an objective, the best value --------------------
 # A spec is a list of (name, kind, args): kind "float" (low, high, log) | "int" (low, high incl.) |

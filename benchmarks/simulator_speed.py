@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.dirname(HERE))  # this checkout's asynctune, when run
 
 import asynctune  # noqa: E402
 from asynctune import Callback  # noqa: E402
-from asynctune.algorithms.asha import ASHAScheduler  # noqa: E402
+from asynctune.algorithms.schedulers.asha import ASHAScheduler  # noqa: E402
 from asynctune.executors.simulated import SimulatedExecutor, Workload, replay  # noqa: E402
-from asynctune.recording import RECORDINGS  # noqa: E402
+from asynctune.store.recording import RECORDINGS  # noqa: E402
 
 WORKLOAD = os.path.join(HERE, "workloads", "mlp_digits.json.gz")
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from asynctune.analysis import ExperimentAnalysis, find_experiments, load_experiments
+from asynctune.analysis.experiment import ExperimentAnalysis, find_experiments, load_experiments
 from asynctune.reporting.decisions import DECISIONS_FILE
 
 # Learning curves of "loss" per trial; trial c has a NaN and reports no metric at its end.

@@ -128,7 +128,7 @@ def test_plot_writes_non_empty_pngs(experiment, tmp_path):
 def test_plot_marks_the_decisions(experiment, tmp_path):
     """The learning-curve figure carries one mark per decision (read back from the plotted axes)."""
     pytest.importorskip("matplotlib")
-    from asynctune import plot
+    from asynctune.analysis import plot
 
     drawn = []
     original = plot._draw_marks
@@ -169,7 +169,7 @@ def test_resume_passes_its_options_to_the_api(experiment, monkeypatch, capsys):
 
 class FakeSSH(types.ModuleType):
     def __init__(self, reports):
-        super().__init__("asynctune.executors.ssh")
+        super().__init__("asynctune.executors.ssh.executor")
         self.calls = []
         self.reports = reports
 
@@ -187,7 +187,7 @@ BAD = {"reachable": False, "reason": "connection refused", "python": None, "asyn
 @pytest.mark.parametrize("reports, code", [([GOOD, GOOD], 0), ([GOOD, BAD], 1)], ids=["all-usable", "one-down"])
 def test_hosts_check_prints_each_host_and_fails_if_one_is_down(monkeypatch, capsys, tmp_path, reports, code):
     fake = FakeSSH(reports)
-    monkeypatch.setitem(sys.modules, "asynctune.executors.ssh", fake)
+    monkeypatch.setitem(sys.modules, "asynctune.executors.ssh.executor", fake)
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("")
     assert main(["hosts", "check", "alpha", "beta:2222", "--known-hosts", str(known_hosts), "--timeout", "3"]) == code
@@ -198,13 +198,13 @@ def test_hosts_check_prints_each_host_and_fails_if_one_is_down(monkeypatch, caps
 
 
 def test_hosts_check_awaits_a_coroutine_check(monkeypatch, capsys):
-    module = types.ModuleType("asynctune.executors.ssh")
+    module = types.ModuleType("asynctune.executors.ssh.executor")
 
     async def check_hosts(hosts, known_hosts=None, timeout=None):
         return [dict(GOOD, host=h) for h in hosts]
 
     module.check_hosts = check_hosts
-    monkeypatch.setitem(sys.modules, "asynctune.executors.ssh", module)
+    monkeypatch.setitem(sys.modules, "asynctune.executors.ssh.executor", module)
     assert main(["hosts", "check", "alpha", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["host"] == "alpha"
 
@@ -220,7 +220,7 @@ def test_hosts_check_reports_an_unreachable_host_with_the_real_ssh_executor(tmp_
 
 
 def test_hosts_check_without_the_ssh_executor_says_what_is_missing(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "asynctune.executors.ssh", None)  # import fails
+    monkeypatch.setitem(sys.modules, "asynctune.executors.ssh.executor", None)  # import fails
     assert main(["hosts", "check", "alpha"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("asynctune hosts: error: checking hosts needs the SSH executor") and err.count("\n") == 1

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 import asynctune as at
-from asynctune.analysis import ExperimentAnalysis
+from asynctune.analysis.experiment import ExperimentAnalysis
 
 sys.path.insert(0, os.path.dirname(__file__))
 from driver_runs import start_script, wait_for_results  # noqa: E402
@@ -278,7 +278,7 @@ def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
 
 
 def test_params_pkl_only_where_json_would_lose_the_types(tmp_path):
-    from asynctune.storage import read_params, write_params
+    from asynctune.store.layout import read_params, write_params
 
     write_params(str(tmp_path), {"lr": 0.1, "layers": [64, 64], "name": "mlp", "opt": {"beta": 0.9}})
     assert not (tmp_path / "params.pkl").exists()
@@ -341,7 +341,7 @@ def test_processes_a_trial_started_end_with_it(tmp_path, end):
 
 
 def test_a_rewind_that_fails_to_write_leaves_the_recorder_usable(tmp_path, monkeypatch):
-    from asynctune import recording, storage
+    from asynctune.store import layout as storage, recording
 
     recorder = recording.TrialRecorder(str(tmp_path))
     for i in (1, 2, 3):
@@ -360,7 +360,7 @@ def test_a_rewind_that_fails_to_write_leaves_the_recorder_usable(tmp_path, monke
 
 
 def test_a_consolidated_rewind_moves_aside_only_that_trials_later_results(tmp_path):
-    from asynctune import recording, storage
+    from asynctune.store import layout as storage, recording
 
     writer = recording.BatchWriter(str(tmp_path / "results.jsonl"))
     first, second = (recording.make_recorder(str(tmp_path / f"trial_0000{i}"), "consolidated", writer=writer)
@@ -383,8 +383,8 @@ def test_a_consolidated_rewind_moves_aside_only_that_trials_later_results(tmp_pa
 
 
 def test_a_config_replaced_under_any_event_is_journaled_once(tmp_path):
-    from asynctune.state import StateWriter
-    from asynctune.storage import read_journal
+    from asynctune.store.state import StateWriter
+    from asynctune.store.layout import read_journal
 
     writer = StateWriter(str(tmp_path), lambda: {}, on_full=lambda exc: None)
     writer.open()

@@ -21,10 +21,10 @@ aiohttp = pytest.importorskip("aiohttp", reason="the dashboard needs aiohttp: pi
 from yarl import URL  # noqa: E402  (comes with aiohttp)
 
 import asynctune as at  # noqa: E402
-from asynctune.analysis import ExperimentAnalysis  # noqa: E402
+from asynctune.analysis.experiment import ExperimentAnalysis  # noqa: E402
 from asynctune.dashboard import serve, start_beside  # noqa: E402
 from asynctune.reporting.decisions import read_decisions  # noqa: E402
-from asynctune.storage import flatten_config, read_results  # noqa: E402
+from asynctune.store.layout import flatten_config, read_results  # noqa: E402
 
 
 def descend(config):
@@ -123,7 +123,7 @@ async def test_results_curves_and_best_so_far_are_what_is_on_disk(root):
 
 
 async def test_a_consolidated_simulation_shows_its_curves(tmp_path):
-    from asynctune.executors.simulated import SimulatedExecutor, Workload, replay
+    from asynctune.executors.simulated.executor import SimulatedExecutor, Workload, replay
 
     workload = Workload.load(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                           "benchmarks", "workloads", "mlp_digits.json.gz"))

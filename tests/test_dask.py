@@ -14,12 +14,12 @@ import pytest
 
 import asynctune as at
 from asynctune import Callback, CoroutineScheduler, TrialEnded, TrialResult
-from asynctune.resources import Placement
+from asynctune.core.resources import Placement
 
 distributed = pytest.importorskip(
     "distributed", reason="dask's distributed is not installed: pip install 'asynctune[dask]'")
 
-from asynctune.executors.dask import DaskExecutor, _inventory  # noqa: E402
+from asynctune.executors.dask.executor import DaskExecutor, _inventory  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,7 +113,7 @@ def test_placement_maps_to_dask_resources(declared, placement, expected):
 
 
 def test_the_core_never_imports_dask():
-    code = ("import sys, asynctune, asynctune.api, asynctune.controller, asynctune.executors.local; "
+    code = ("import sys, asynctune, asynctune.api, asynctune.controller.loop, asynctune.executors.local; "
             "assert not {'dask', 'distributed'} & set(sys.modules), sorted(m for m in sys.modules if 'dask' in m)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
 
@@ -254,7 +254,7 @@ def test_the_direct_channel_runs_one_workers_trials_in_one_task(storage, channel
 
 
 def test_a_worker_that_cannot_reach_the_driver_sends_its_trials_through_the_queues(storage, monkeypatch, caplog):
-    from asynctune.executors import dask_channel
+    from asynctune.executors.dask import channel as dask_channel
 
     start = dask_channel.Runners.start
 
@@ -264,7 +264,7 @@ def test_a_worker_that_cannot_reach_the_driver_sends_its_trials_through_the_queu
         return self.address
 
     monkeypatch.setattr(dask_channel.Runners, "start", unreachable)
-    with caplog.at_level("WARNING", logger="asynctune.executors.dask"):
+    with caplog.at_level("WARNING", logger="asynctune.executors.dask.executor"):
         analysis = at.run(reports_its_task, num_samples=3, storage_path=storage, verbose=0,
                           executor=DaskExecutor(n_workers=1, connect_timeout_s=0.5))
     assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 3
@@ -280,7 +280,7 @@ async def test_a_cluster_without_tls_gets_the_queues_and_the_log_says_why(storag
         with pytest.raises(at.ExecutorError, match="channel='direct' needs a cluster with TLS"):
             await at.run_async(reports_its_task, storage_path=storage, verbose=0,
                                executor=DaskExecutor(cluster, channel="direct"))
-        with caplog.at_level("WARNING", logger="asynctune.executors.dask"):
+        with caplog.at_level("WARNING", logger="asynctune.executors.dask.executor"):
             executor = DaskExecutor(cluster)
             analysis = await at.run_async(reports_its_task, storage_path=storage, verbose=0, executor=executor)
     assert analysis.trials[0].num_results == 2 and executor._runners is None

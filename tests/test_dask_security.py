@@ -12,14 +12,14 @@ import psutil
 import pytest
 
 import asynctune as at
-from asynctune._compat import TaskGroup
+from asynctune.core.compat import TaskGroup
 
 distributed = pytest.importorskip(
     "distributed", reason="dask's distributed is not installed: pip install 'asynctune[dask]'")
 
 from distributed.security import Security  # noqa: E402
 
-from asynctune.executors.dask import DaskExecutor  # noqa: E402
+from asynctune.executors.dask.executor import DaskExecutor  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,7 +67,7 @@ async def _refused(address: str, security: Security | None = None) -> Exception 
 def _channel_answer(address: str, security: Security | None = None) -> list | Exception:
     """What the driver's channel answers a runner's introduction for a task it does not know
     (plain TCP, or TLS with `security`'s worker certificate): its messages, or the error."""
-    from asynctune.executors.protocol import FrameDecoder, encode
+    from asynctune.worker.protocol import FrameDecoder, encode
 
     host, port = address.removeprefix("tls://").rsplit(":", 1)
     try:

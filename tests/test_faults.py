@@ -80,7 +80,7 @@ def test_killed_driver_resumes_with_every_result_exactly_once(tmp_path):
 
 
 def _train_from(experiment_dir):
-    from asynctune.recovery import load_resume_state
+    from asynctune.store.recovery import load_resume_state
     return load_resume_state(str(experiment_dir)).trainable
 
 
@@ -239,7 +239,7 @@ def test_scheduler_state_is_rebuilt_by_replay(tmp_path):
 
 def _counting_experiment(storage, marker):
     import asynctune as at_
-    from asynctune.algorithms.fifo import FIFOScheduler
+    from asynctune.algorithms.schedulers.fifo import FIFOScheduler
 
     class Counting(FIFOScheduler):
         seen = 0
@@ -261,7 +261,7 @@ def _counting_experiment(storage, marker):
 
 
 def _resume_counting(experiment_dir):
-    from asynctune.recovery import load_resume_state
+    from asynctune.store.recovery import load_resume_state
     state = load_resume_state(experiment_dir)
     scheduler = state.run_kwargs["scheduler"]
     type(scheduler).seen = 0
@@ -286,7 +286,7 @@ def test_a_checkpoint_whose_result_was_never_recorded_is_not_restored(tmp_path):
 
 
 def test_resume_is_the_function_whatever_was_imported_first():
-    import asynctune.api  # noqa: F401  (imports asynctune.recovery)
-    import asynctune.recovery  # noqa: F401
+    import asynctune.api  # noqa: F401  (imports asynctune.store.recovery)
+    import asynctune.store.recovery  # noqa: F401
 
     assert callable(at.resume) and at.resume.__module__ == "asynctune.api"

@@ -14,10 +14,10 @@ import sys
 import pytest
 
 import asynctune
-from asynctune import gpu as gpu_module
-from asynctune.gpu import NvmlReader, _restrict_to_visible, probe_gpus
-from asynctune.monitor import MONITOR_FILE
-from asynctune.resources import GPU, HostInventory, ResourcePool, Resources, local_inventory
+from asynctune.core import gpu as gpu_module
+from asynctune.core.gpu import NvmlReader, _restrict_to_visible, probe_gpus
+from asynctune.controller.resource_monitor import MONITOR_FILE
+from asynctune.core.resources import GPU, HostInventory, ResourcePool, Resources, local_inventory
 
 UUIDS = ["GPU-0a1b2c3d-0000-1111-2222-333344445555", "GPU-0a1b9999-0000-1111-2222-333344445555",
          "GPU-ffeeddcc-0000-1111-2222-333344445555"]
@@ -68,7 +68,7 @@ def test_visible_devices_restrict_the_inventory_as_cuda_reads_them(visible: str 
 
 
 def test_an_unknown_visible_device_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="asynctune.gpu"):
+    with caplog.at_level(logging.WARNING, logger="asynctune.core.gpu"):
         _restrict_to_visible(FOUR, "1,7")
         _restrict_to_visible(FOUR, "1,7")
     assert [r.getMessage() for r in caplog.records] == [
@@ -79,13 +79,13 @@ def test_indices_on_mixed_gpus_without_pci_order_are_warned_about(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     mixed = [GPU(0, uuid=UUIDS[0], name="RTX 4090"), GPU(1, uuid=UUIDS[1], name="RTX 3060")]
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
-    with caplog.at_level(logging.WARNING, logger="asynctune.gpu"):
+    with caplog.at_level(logging.WARNING, logger="asynctune.core.gpu"):
         _restrict_to_visible(mixed, "1")
     assert "set CUDA_DEVICE_ORDER=PCI_BUS_ID" in caplog.text
     caplog.clear()
     monkeypatch.setattr(gpu_module, "_logged", set())
     monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    with caplog.at_level(logging.WARNING, logger="asynctune.gpu"):
+    with caplog.at_level(logging.WARNING, logger="asynctune.core.gpu"):
         _restrict_to_visible(mixed, "1")
     assert caplog.text == ""
 
@@ -107,7 +107,7 @@ def test_user_restricted_inventory_places_only_on_the_allowed_gpus() -> None:
 def test_without_nvidia_ml_py_the_inventory_is_cpu_only_with_one_log_line(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml now raises ImportError
-    with caplog.at_level(logging.INFO, logger="asynctune.gpu"):
+    with caplog.at_level(logging.INFO, logger="asynctune.core.gpu"):
         host = local_inventory()
         assert probe_gpus() == []
     assert host.gpus == [] and host.read_gpus is None and host.cpus >= 1

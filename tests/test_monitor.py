@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from asynctune._compat import TaskGroup, TimeoutErrors, timeout
+from asynctune.core.compat import TaskGroup, TimeoutErrors, timeout
 
 import asynctune
-from asynctune.monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, monitor_interval
-from asynctune.resources import GPU
+from asynctune.controller.resource_monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, monitor_interval
+from asynctune.core.resources import GPU
 
 # A process that holds `mb` MB (touched, so resident) and optionally spins a core.
 HOLD = """
@@ -145,7 +145,7 @@ def test_a_failing_gpu_reading_is_logged_and_the_sample_goes_on(caplog: pytest.L
     def lost() -> list[GPU]:
         raise RuntimeError("GPU is lost")
 
-    with caplog.at_level(logging.WARNING, logger="asynctune.monitor"):
+    with caplog.at_level(logging.WARNING, logger="asynctune.controller.resource_monitor"):
         sample = ResourceMonitor(list, read_gpus=lost).sample()
     assert sample.gpus == [] and "could not read the GPUs: GPU is lost" in caplog.text
 

@@ -17,7 +17,7 @@ import pytest
 import asynctune as at
 from driver_runs import count_results, wait_for_results
 from asynctune.algorithms.base import Scheduler, Searcher
-from asynctune.trial import CONTINUE
+from asynctune.core.trial import CONTINUE
 
 
 def two_objectives(config):
@@ -382,7 +382,7 @@ def test_nondominated_sorting_agrees_with_the_definition(objectives):
     """Ties, equal points and infinite costs included; the 2-D fast path and the matrix path."""
     import random
 
-    from asynctune.pareto import in_top, non_dominated, nondominated_fronts, nondominated_rank
+    from asynctune.core.pareto import in_top, non_dominated, nondominated_fronts, nondominated_rank
 
     rng = random.Random(objectives)
     for _ in range(200):

@@ -10,11 +10,11 @@ import pickle
 import pytest
 
 from asynctune.errors import AsynctuneError, ExecutorError
-from asynctune.executors.protocol import (
+from asynctune.worker.protocol import (
     HEADER_SIZE, PROTOCOL_VERSION, DoneEvent, ErrorEvent, FrameDecoder, ResultEvent, WorkerMessages,
     decision_message, encode, encode_decision, read_decision,
 )
-from asynctune.trial import Decision, Mutate
+from asynctune.core.trial import Decision, Mutate
 
 DECISIONS = {"continue": Decision.CONTINUE, "stop": Decision.STOP, "pause": Decision.PAUSE,
              "mutate": Mutate({"lr": 0.1}, "/ckpt/checkpoint_000003"), "mutate-fresh": Mutate({"lr": 0.2})}
@@ -52,7 +52,7 @@ async def test_worker_messages_become_events_and_each_result_awaits_one_decision
     assert results == [ResultEvent({"loss": 1.0}, None)]
     assert messages.awaiting_decision
     assert messages.answering()
-    with caplog.at_level(logging.ERROR, logger="asynctune.executors.protocol"):
+    with caplog.at_level(logging.ERROR, logger="asynctune.worker.protocol"):
         assert not messages.answering()  # a second answer would be read as the next result's
     assert "worker on h1: a decision was sent while the trial awaited none" in caplog.text
 

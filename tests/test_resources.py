@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from asynctune.resources import (
+from asynctune.core.resources import (
     GPU, UNBOUNDED, HostInventory, Placement, ResourcePool, Resources, local_inventory, resolve_resources,
 )
 
@@ -326,7 +326,7 @@ def test_a_failing_live_reading_is_logged_once_and_the_last_reading_used(caplog:
         raise RuntimeError("GPU has fallen off the bus")
 
     pool = ResourcePool([workstation(1)], clock=clock, refresh=refresh, refresh_interval_s=0)
-    with caplog.at_level(logging.WARNING, logger="asynctune.resources"):
+    with caplog.at_level(logging.WARNING, logger="asynctune.core.resources"):
         assert pool.acquire(Resources(gpu=0.5)) is not None
         assert pool.acquire(Resources(gpu=0.5)) is not None
     assert [r.message for r in caplog.records].count(

@@ -433,7 +433,7 @@ def test_ctrl_c_in_a_script_stops_everything(tmp_path):
 def test_console_table_reads_well_in_a_file(storage, tmp_path):
     import io
     from asynctune.reporting.console import ConsoleReporter
-    from asynctune.space import Space
+    from asynctune.core.space import Space
 
     out = io.StringIO()
     space = {"x": at.grid_search([1, 2])}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from asynctune import CONTINUE, PAUSE, STOP, ASHAScheduler, AsyncHyperBandScheduler, Status, Trial
-from asynctune.algorithms._rungs import SortedValues, rung_milestones
+from asynctune.algorithms.schedulers.rungs import SortedValues, rung_milestones
 
 from test_scheduler_contract import RecordingControl, Simulation, make_trials
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import asynctune as at
-from asynctune.algorithms.bohb import BOHBSearch, _largest_budget_with
-from asynctune.space import Space
+from asynctune.algorithms.search.bohb import BOHBSearch, _largest_budget_with
+from asynctune.core.space import Space
 
 
 def _searcher(**kwargs):

@@ -14,7 +14,7 @@ import pytest
 from asynctune.algorithms import ConcurrencyLimiter, SkOptSearch, TPESearch
 from asynctune.algorithms.base import Searcher
 from asynctune.errors import SearchSpaceError
-from asynctune.space import (
+from asynctune.core.space import (
     Space, choice, grid_search, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint, randn,
     sample_from, uniform,
 )

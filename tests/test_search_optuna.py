@@ -19,9 +19,9 @@ import pytest
 import asynctune as at
 from driver_runs import wait_for_results
 from asynctune.algorithms import ASHAScheduler, ConcurrencyLimiter, RandomSearch
-from asynctune.algorithms.optuna_search import OptunaSearch
+from asynctune.algorithms.search.optuna_search import OptunaSearch
 from asynctune.errors import SearchSpaceError
-from asynctune.space import Space
+from asynctune.core.space import Space
 
 # Workers cannot import this test module: send its trainables by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

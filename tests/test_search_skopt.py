@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from asynctune.algorithms.skopt_search import SkOptSearch, _dimension, _from_point, _to_point
-from asynctune.space import Space, choice, lograndint, loguniform, qrandint, quniform, randint, uniform
+from asynctune.algorithms.search.skopt_search import SkOptSearch, _dimension, _from_point, _to_point
+from asynctune.core.space import Space, choice, lograndint, loguniform, qrandint, quniform, randint, uniform
 
 pytest.importorskip("skopt")
 

@@ -10,13 +10,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from asynctune.algorithms.basic import RandomSearch
-from asynctune.algorithms.model_based import is_active
-from asynctune.algorithms.tpe import (
+from asynctune.algorithms.search.basic import RandomSearch
+from asynctune.algorithms.search.model_based import is_active
+from asynctune.algorithms.search.tpe import (
     ParzenEstimator, TPESearch, _log_mass, _truncated_normal, default_gamma, parameter_groups, propose,
     split_observations,
 )
-from asynctune.space import (
+from asynctune.core.space import (
     Branch, Parameter, Space, choice, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint, randn,
     uniform,
 )
@@ -162,7 +162,7 @@ def test_suggest_stays_fast_with_many_observations() -> None:
 
 @pytest.mark.parametrize("constant_liar", [True, False], ids=["liar", "no-liar"])
 def test_constant_liar_counts_running_trials_as_bad(constant_liar: bool, monkeypatch) -> None:
-    from asynctune.algorithms import tpe
+    from asynctune.algorithms.search import tpe
 
     seen = []
     monkeypatch.setattr(tpe, "propose", lambda params, observations, rng, **kw: seen.append(observations) or {})
@@ -256,7 +256,7 @@ def test_a_forced_category_gets_the_values_that_are_good_for_it() -> None:
 
 
 def test_the_model_takes_over_after_the_default_startup_trials(monkeypatch) -> None:
-    from asynctune.algorithms import tpe
+    from asynctune.algorithms.search import tpe
 
     calls = []
     original = tpe.propose

@@ -15,8 +15,8 @@ import time
 import pytest
 
 import asynctune as at
-from asynctune.safe_files import check_private, load_pickle_private
-from asynctune.session import load_checkpoint
+from asynctune.store.private_files import check_private, load_pickle_private
+from asynctune.worker.session import load_checkpoint
 
 
 def with_checkpoints(config):
@@ -155,7 +155,7 @@ _FAILING_RUN = """
 
 @pytest.mark.parametrize("setup, expected", [
     ("pass", ["asynctune: WARNING: trial trial_00000 failed: ValueError: boom"]),
-    ("logging.basicConfig(format='APP %(name)s %(message)s')", ["APP asynctune.controller trial trial_00000 failed"]),
+    ("logging.basicConfig(format='APP %(name)s %(message)s')", ["APP asynctune.controller.loop trial trial_00000 failed"]),
     ("logging.getLogger('asynctune').addHandler(logging.NullHandler())", []),
 ], ids=["no-logging-set-up", "basicConfig-once-in-its-format", "silenced"])
 def test_a_warning_reaches_stderr_once_unless_silenced(storage, setup, expected):

@@ -11,7 +11,7 @@ import pytest
 
 import asynctune as at
 from asynctune import Scheduler
-from asynctune.executors.simulated import SimulatedExecutor, Workload, replay
+from asynctune.executors.simulated.executor import SimulatedExecutor, Workload, replay
 
 
 def table(n_configs: int = 4, epochs: int = 10, epoch_s: float = 3.0) -> Workload:
@@ -270,7 +270,7 @@ def test_a_small_comparison_runs_end_to_end(capsys, tmp_path):
 # Recording: batched (the simulation's default) or files --------------------------------------------
 
 def _asha_on_digits(storage: str, name: str, recording: str, **kwargs):
-    from asynctune.algorithms.asha import ASHAScheduler
+    from asynctune.algorithms.schedulers.asha import ASHAScheduler
 
     workload = Workload.load(DIGITS)
     return at.run(replay, config=workload.space(), num_samples=kwargs.pop("num_samples", 60), metric="val_error",
@@ -283,7 +283,7 @@ def _asha_on_digits(storage: str, name: str, recording: str, **kwargs):
 def _experiment_files(analysis) -> dict[str, object]:
     """What a run left on disk, without wall-clock times: each trial's files and the decisions."""
     from asynctune.reporting.decisions import read_decisions
-    from asynctune.storage import read_params
+    from asynctune.store.layout import read_params
 
     out: dict[str, object] = {}
     for trial in analysis.trials:
@@ -343,7 +343,7 @@ def test_a_consolidated_name_is_taken_and_its_interrupted_run_is_rerun_not_resum
 import sys, threading, time
 sys.path.insert(0, {ROOT!r})
 import asynctune as at
-from asynctune.executors.simulated import SimulatedExecutor, Workload, replay
+from asynctune.executors.simulated.executor import SimulatedExecutor, Workload, replay
 
 class Slowly(at.Callback):
     def __init__(self):
@@ -436,7 +436,7 @@ class CountRetained(at.Callback):
     def on_trial_complete(self, trial) -> None:
         import gc
 
-        from asynctune.attempt import TrialRuntime
+        from asynctune.controller.runtime import TrialRuntime
 
         self.ended += 1
         if self.ended % 25:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import asynctune as at
-from asynctune.algorithms.basic import BasicVariantSearch
-from asynctune.space import Space, resolved_items
+from asynctune.algorithms.search.basic import BasicVariantSearch
+from asynctune.core.space import Space, resolved_items
 
 DOMAINS = {
     "uniform": (lambda: at.uniform(-2, 3), lambda v: isinstance(v, float) and -2 <= v <= 3),
@@ -84,7 +84,7 @@ def test_conditional_choice_of_dicts():
 
 def test_fixed_values_override_sampling():
     space = Space({"opt": at.choice([{"m": at.uniform(0, 1)}, "plain"]), "lr": at.uniform(0, 1)})
-    from asynctune.space import Branch
+    from asynctune.core.space import Branch
     config = space.sample(np.random.default_rng(0), {("opt",): 0, ("opt", Branch(0), "m"): 0.25, ("lr",): 0.5})
     assert config == {"opt": {"m": 0.25}, "lr": 0.5}
 

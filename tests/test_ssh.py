@@ -22,13 +22,13 @@ import pytest
 
 import asynctune as at
 from asynctune.errors import ExecutorError, HostUnreachable
-from asynctune.executors.hosts import Host, parse_hosts, read_hosts_file
+from asynctune.executors.ssh.hosts import Host, parse_hosts, read_hosts_file
 
-from asynctune.executors.protocol import TrialRequest
-from asynctune.resources import Placement
+from asynctune.worker.protocol import TrialRequest
+from asynctune.core.resources import Placement
 from sshd import SSHLab, sshd_missing, start_lab, start_server
 
-ssh = pytest.importorskip("asynctune.executors.ssh", reason="asyncssh is not installed")
+ssh = pytest.importorskip("asynctune.executors.ssh.executor", reason="asyncssh is not installed")
 
 pytestmark = pytest.mark.ssh
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -46,7 +46,7 @@ BAD = {
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_bad_arguments_fail_before_any_trial(case, storage):
     kwargs, message = BAD[case]
-    from asynctune.gpu import probe_gpus
+    from asynctune.core.gpu import probe_gpus
     if case == "gpu on a machine without":
         if probe_gpus():
             pytest.skip("this machine has a GPU")

@@ -1,27 +1,25 @@
-"""Searchers (which configs to try) and schedulers (what to do with running trials)."""
+"""Searchers (which configs to try) and schedulers (what to do with running trials).
+
+base.py holds the two interfaces; search/ and schedulers/ one algorithm per module."""
 
 from .base import (
     FINISHED, CoroutineScheduler, EventStream, Scheduler, Searcher, TrialAdded, TrialControl,
     TrialEnded, TrialResult,
 )
-from .basic import BasicVariantSearch, GridSearch, RandomSearch
-from .fifo import FIFOScheduler
-from .asha import ASHAScheduler, AsyncHyperBandScheduler
-from .mo_asha import MOASHAScheduler
-from .hyperband import HyperBandScheduler
-from .median_stopping import MedianStoppingRule
-from .pbt import PopulationBasedTraining
-from .concurrency import ConcurrencyLimiter
-from .skopt_search import SkOptSearch
-from .tpe import TPESearch
-from .bohb import BOHBSearch
-from .optuna_search import OptunaSearch  # imports optuna only when used
+from .schedulers import (
+    ASHAScheduler, AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule,
+    MOASHAScheduler, PopulationBasedTraining,
+)
+from .search import (
+    BasicVariantSearch, BOHBSearch, ConcurrencyLimiter, GridSearch, OptunaSearch, RandomSearch, SkOptSearch,
+    TPESearch,
+)
 
 __all__ = [
-    "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
-    "GridSearch", "RandomSearch", "Scheduler", "Searcher", "TrialAdded", "TrialControl",
+    "FINISHED", "CoroutineScheduler", "EventStream", "Scheduler", "Searcher", "TrialAdded", "TrialControl",
     "TrialEnded", "TrialResult",
-    "ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule", "MOASHAScheduler",
-    "PopulationBasedTraining",
+    "ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler", "MedianStoppingRule",
+    "MOASHAScheduler", "PopulationBasedTraining",
+    "BOHBSearch", "BasicVariantSearch", "ConcurrencyLimiter", "GridSearch", "OptunaSearch", "RandomSearch",
+    "SkOptSearch", "TPESearch",
 ]
-__all__ += ["BOHBSearch", "ConcurrencyLimiter", "OptunaSearch", "SkOptSearch", "TPESearch"]

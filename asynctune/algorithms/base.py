@@ -27,11 +27,11 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._compat import TaskGroup
-from ..trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
+from ..core.compat import TaskGroup
+from ..core.trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
 
 if TYPE_CHECKING:
-    from ..space import Space
+    from ..core.space import Space
 
 
 class _Finished:

@@ -14,10 +14,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..analysis import ExperimentAnalysis
+from ..analysis.experiment import ExperimentAnalysis
 from ..reporting.decisions import DECISIONS_FILE
-from ..storage import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
-from ..trial import _as_float
+from ..store.layout import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
+from ..core.trial import _as_float
 
 
 class NotFound(LookupError):

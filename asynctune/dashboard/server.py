@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .._compat import timeout
+from ..core.compat import timeout
 from .data import ExperimentStore, NotFound, finite
 
 logger = logging.getLogger(__name__)

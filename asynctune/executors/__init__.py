@@ -1,14 +1,16 @@
-"""Executors run trials: on local worker processes, on SSH hosts, or on a Dask cluster."""
+"""Executors run trials: on local worker processes, on SSH hosts, on a Dask cluster, or simulated."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-_WHERE = {"Executor": "base", "TrialRun": "base", "LocalExecutor": "local"}
-_WHERE.update(SSHExecutor="ssh", Host="hosts", check_hosts="ssh")
-_WHERE["DaskExecutor"] = "dask"  # imports dask only when a DaskExecutor starts
-_WHERE.update(SimulatedExecutor="simulated", Workload="simulated")
+_WHERE = {
+    "Executor": "base", "TrialRun": "base", "LocalExecutor": "local",
+    "SSHExecutor": "ssh", "Host": "ssh", "check_hosts": "ssh",
+    "DaskExecutor": "dask",  # imports dask only when a DaskExecutor starts
+    "SimulatedExecutor": "simulated", "Workload": "simulated",
+}
 
 
 def __getattr__(name: str) -> Any:

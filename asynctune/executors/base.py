@@ -16,10 +16,10 @@ from typing import Any
 
 import asyncio
 
-from ..resources import HostInventory, Placement
-from ..trial import Decision, Mutate
+from ..core.resources import HostInventory, Placement
+from ..core.trial import Decision, Mutate
 # The events are the protocol's (protocol.py); they are part of this interface too.
-from .protocol import DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerLostEvent
+from ..worker.protocol import DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerLostEvent
 
 __all__ = ["DoneEvent", "ErrorEvent", "EventQueue", "Executor", "ResultEvent", "TrialEvent", "TrialRequest", "TrialRun",
            "WorkerLostEvent"]

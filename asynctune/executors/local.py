@@ -15,10 +15,10 @@ from typing import Any
 import psutil
 
 from ..errors import ExecutorError
-from ..resources import HostInventory, Placement, local_inventory
-from ..trial import Decision, Mutate
+from ..core.resources import HostInventory, Placement, local_inventory
+from ..core.trial import Decision, Mutate
 from .base import EventQueue, Executor, TrialEvent, TrialRun, WorkerLostEvent
-from .protocol import (
+from ..worker.protocol import (
     EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialRequest, WorkerMessages, encode_decision, run_frame,
 )
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from .._compat import TaskGroup
+from ..core.compat import TaskGroup
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..trial import Trial
+from ..core.trial import Trial
 
 logger = logging.getLogger(__name__)
 

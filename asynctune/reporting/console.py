@@ -19,9 +19,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..pareto import front_of
-from ..space import Space, resolved_items
-from ..trial import Status, Trial
+from ..core.pareto import front_of
+from ..core.space import Space, resolved_items
+from ..core.trial import Status, Trial
 from .callback import Callback
 from .decisions import EARLY_STOPPED, FINISHED, outcome, stopped_early
 

@@ -19,9 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
-from ..safe_files import open_private
-from ..storage import dumps, read_jsonl
-from ..trial import Status, Trial, _as_float
+from ..store.private_files import open_private
+from ..store.layout import dumps, read_jsonl
+from ..core.trial import Status, Trial, _as_float
 from .callback import Callback
 
 DECISIONS_FILE = "decisions.jsonl"

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ..safe_files import PRIVATE_FILE_MODE
-from ..space import Space, resolved_items
-from ..storage import flatten_config
-from ..trial import Status, Trial
+from ..store.private_files import PRIVATE_FILE_MODE
+from ..core.space import Space, resolved_items
+from ..store.layout import flatten_config
+from ..core.trial import Status, Trial
 from .callback import Callback
 
 try:  # tensorboardX frames the records (length, data, CRC-32C) and names the files

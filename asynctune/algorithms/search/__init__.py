@@ -1,0 +1,11 @@
+"""Searchers: which configs to try next (random and grid, TPE, BOHB, scikit-optimize, Optuna)."""
+
+from .basic import BasicVariantSearch, GridSearch, RandomSearch
+from .bohb import BOHBSearch
+from .concurrency import ConcurrencyLimiter
+from .optuna_search import OptunaSearch  # imports optuna only when used
+from .skopt_search import SkOptSearch
+from .tpe import TPESearch
+
+__all__ = ["BOHBSearch", "BasicVariantSearch", "ConcurrencyLimiter", "GridSearch", "OptunaSearch", "RandomSearch",
+           "SkOptSearch", "TPESearch"]

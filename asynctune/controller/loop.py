@@ -1,0 +1,337 @@
+"""The one event loop of an experiment: suggest -> choose -> place -> start -> results -> decide.
+
+The loop adds trials from the searcher, starts the ones the scheduler chooses where the
+resource pool has room, and sleeps until something changes. Every attempt that starts has one
+task in the controller's TaskGroup, which owns it: `TrialDriver` (driver.py) reads the
+attempt's events and turns each into the trial's transitions; `TrialOutcomes` (outcomes.py)
+ends, fails, retries and resumes trials and applies the actions schedulers queue (actions.py);
+`Ending` (ending.py) holds why the experiment ends early. State goes to disk through
+`StateWriter` (store/state.py). Nothing outlives `Controller.run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from ..core.compat import TaskGroup, TimeoutErrors, timeout
+from .actions import TrialActions
+from ..algorithms.base import FINISHED, Scheduler, Searcher, resolve
+from .runtime import TrialRuntime, TrialStorageError
+from .ending import Ending
+from ..errors import ResultsNotWritten, StorageFull
+from ..executors.base import Executor
+from .metric_check import MetricCheck
+from ..options import ExperimentSpec
+from .outcomes import TrialOutcomes
+from ..store.recording import BatchWriter
+from .replay import replay_history
+from ..reporting.callback import CallbackList
+from ..core.resources import Placement, Resources, ResourcePool, resolve_resources
+from .searcher_driver import SearcherDriver
+from ..core.space import Space
+from ..store.state import StateWriter, experiment_snapshot
+from ..store.layout import RESULTS_FILE
+from ..core.stopper import Stopper
+from ..core.trial import Status, Trial
+from .driver import TrialDriver
+from .trial_monitoring import trial_monitor
+
+logger = logging.getLogger(__name__)
+
+_TICK_INTERVAL_S = 0.5
+_RETRY_SUGGEST_S = 0.05
+
+
+class Controller:
+    """Runs one experiment to its end. Built by `asynctune.run`; see there for the arguments."""
+
+    def __init__(self, *, spec: ExperimentSpec, trainable_blob: bytes, trainable_key: str, space: Space,
+                 searcher: Searcher, scheduler: Scheduler, executor: Executor, stopper: Stopper | None,
+                 callbacks: CallbackList, trials: Sequence[Trial] = (), time_used_s: float = 0.0) -> None:
+        self.spec, self.options = spec, spec.options
+        self.space, self.searcher, self.scheduler = space, searcher, scheduler
+        self.executor, self.stopper, self.callbacks = executor, stopper, callbacks
+        self.trials: list[Trial] = list(trials)
+        self._runtimes: dict[Trial, TrialRuntime] = {}
+        self._waiting: dict[Trial, None] = {t: None for t in self.trials if t.status in (Status.PENDING, Status.PAUSED)}
+        self._running: dict[Trial, TrialRuntime] = {}
+        self._wakeup = asyncio.Event()
+        self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
+        self._searcher_done = self._searcher_finished_told = False
+        self._metric_check = MetricCheck(self.options.metric, scheduler, searcher)
+        self._max_trials: int | None = None
+        self._ending = Ending(spec.experiment_dir, self._wakeup)
+        self._pool: ResourcePool | None = None
+        self._max_running = 1
+        self._recording = executor.recording  # "files"; a simulation's "batched" or "consolidated" (store/recording.py)
+        consolidated = self._recording == "consolidated"
+        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._ending.disk_full,
+                                 batched=self._recording != "files", journal=not consolidated)
+        self._writer = None if self._recording == "files" else BatchWriter(
+            os.path.join(spec.experiment_dir, RESULTS_FILE) if consolidated else None)
+        self._searching = SearcherDriver(searcher, self.state.save_searcher)
+        self._outcomes = TrialOutcomes(
+            scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,
+            ending=self._ending, waiting=self._waiting, runtime_of=self._runtime, now=executor.now, kill=self._kill,
+            wakeup=self._wakeup, max_failures=self.options.max_failures, fail_fast=self.options.fail_fast)
+        self._driver = TrialDriver(
+            spec=spec, trainable_key=trainable_key, trainable_blob=trainable_blob, executor=executor,
+            scheduler=scheduler, stopper=stopper, callbacks=callbacks, searching=self._searching,
+            metric_check=self._metric_check, outcomes=self._outcomes, ending=self._ending,
+            budget_spent=self._budget_spent)
+        self.resumed = bool(self.trials)
+        self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
+        self.start_time = time.time()  # on the executor's clock once it runs (virtual for a simulation)
+        self.started_at = self.start_time  # on the wall clock: when, for people (`asynctune ls`)
+        self._deadline: float | None = None
+        self.status = "RUNNING"
+
+    @property
+    def stopping(self) -> str | None:
+        """Why the experiment is ending early (None while it is not)."""
+        return self._ending.why
+
+    # The experiment ------------------------------------------------------------------------------
+
+    async def run(self) -> list[Trial]:
+        try:
+            await self.executor.start()
+            self.start_time = self.executor.now()
+            budget = self.options.time_budget_s
+            self._deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
+            self._pool = ResourcePool(self.executor.inventories())
+            self.executor.watch_hosts(self._wakeup.set)
+            self._max_running = self._pool.max_running(self.options.resources_per_trial,
+                                                       self.options.max_concurrent_trials)
+            self._searching.open()
+            self._max_trials = self.searcher.max_trials(self.options.num_samples)
+            self.state.open()
+            self.callbacks.on_experiment_start(self.spec.experiment_dir, self.trials)
+            await self.scheduler.start(self.actions)
+            if self.resumed:
+                await replay_history(self.scheduler, self.trials)
+                self.actions.clear()  # what happened is on disk: replayed decisions change nothing
+                self._metric_check.seen_before(self.trials)
+            async with TaskGroup() as tasks:
+                self._tasks = tasks
+                services = [tasks.create_task(self.state.save_periodically(), name="asynctune-save"),
+                            tasks.create_task(self._tick_periodically(), name="asynctune-tick")]
+                if self.spec.monitor_interval_s:
+                    monitor = trial_monitor(self._running, self.trials, interval_s=self.spec.monitor_interval_s,
+                                            memory_limit_mb=self.options.memory_limit_mb, kill=self._kill)
+                    services.append(tasks.create_task(monitor.run(), name="asynctune-monitor"))
+                try:
+                    await self._main_loop()
+                except StorageFull as exc:  # raised where no trial is at fault (the reserve, a new trial's start)
+                    self._ending.disk_full(exc)
+                except BaseException:
+                    self._ending.interrupted = True  # Ctrl-C, SIGTERM, cancellation or a bug: keep trials resumable
+                    raise
+                finally:
+                    if self._running:
+                        await self._kill_all()
+                    for service in services:
+                        service.cancel()
+            self.status = "ERROR" if self._ending.fatal else ("STOPPED" if self.stopping else "FINISHED")
+        except BaseException:
+            self.status = "INTERRUPTED"
+            raise
+        finally:
+            await self._shutdown()
+        if self._ending.fatal is not None:
+            raise self._ending.fatal
+        return self.trials
+
+    async def _main_loop(self) -> None:
+        while True:
+            self._wakeup.clear()
+            self._outcomes.apply_actions()
+            await self._start_ready_trials()
+            if self.stopping is None and self._budget_spent():
+                self._ending.why = f"time_budget_s={self.options.time_budget_s} spent"
+            if self.stopping is not None or self._is_done():
+                return
+            real_deadline = None if self.executor.virtual_time or self._deadline is None else self._deadline
+            self.executor.controller_idle(True)
+            try:
+                if real_deadline is None:
+                    await self._wakeup.wait()
+                    continue
+                async with timeout(max(0.0, real_deadline - time.time())):
+                    await self._wakeup.wait()
+            except TimeoutErrors:
+                self._ending.why = f"time_budget_s={self.options.time_budget_s} spent"
+                logger.info("stopping: %s", self.stopping)
+                return
+            finally:
+                self.executor.controller_idle(False)
+
+    def _budget_spent(self) -> bool:
+        return self._deadline is not None and self.executor.now() >= self._deadline
+
+    def _is_done(self) -> bool:
+        if self._running or self.actions or not self._searcher_exhausted():
+            return False
+        return not self._waiting or self.scheduler.choose_trial_to_run(self._candidates()) is None
+
+    def _searcher_exhausted(self) -> bool:
+        return self._searcher_done or (self._max_trials is not None and len(self.trials) >= self._max_trials)
+
+    async def _start_ready_trials(self) -> None:
+        while self.stopping is None and len(self._running) < self._max_running:
+            if not any(t.status is Status.PENDING for t in self._waiting):
+                await self._add_trial()
+            candidates = self._candidates()
+            trial = self.scheduler.choose_trial_to_run(candidates) if candidates else None
+            if trial is None:
+                return
+            assert self._pool is not None
+            placement = self._pool.acquire(Resources.parse(trial.resources), usable=self.executor.host_available)
+            if placement is None:
+                return  # wait until a running trial frees its resources (a down SSH host is left out)
+            self._waiting.pop(trial, None)
+            runtime = self._running[trial] = self._runtime(trial)
+            try:
+                runtime.start(placement, self.executor.now())
+            except (TrialStorageError, StorageFull) as exc:  # rewinding its results failed: it cannot run
+                self._running.pop(trial)
+                self._pool.release(placement)
+                self._outcomes.not_started(runtime, exc)
+                runtime.ended()
+                continue
+            self._tasks.create_task(self._run_trial(runtime, placement), name=f"trial-{trial.trial_id}")
+
+    def _candidates(self) -> list[Trial]:
+        return sorted(self._waiting, key=lambda t: t.index)
+
+    async def _add_trial(self) -> None:
+        if self._searcher_exhausted():
+            return await self._searcher_finished()
+        index = len(self.trials)
+        trial_id = f"trial_{index:05d}"
+        config = await self._searching.suggest(trial_id)
+        if config is FINISHED:
+            self._searcher_done = True
+            return await self._searcher_finished()
+        if config is None:  # "not now": ask again soon, or when a trial ends
+            if not self._running:
+                asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
+            return
+        resources = resolve_resources(self.options.resources_per_trial, config)
+        if self._pool is not None:
+            self._pool.check(resources)
+        trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
+                      path=os.path.join(self.spec.experiment_dir, trial_id))
+        runtime = self._runtime(trial)
+        try:
+            runtime.write_params(config)
+        except (TrialStorageError, StorageFull) as exc:
+            unwritable: TrialStorageError | StorageFull | None = exc
+        else:
+            unwritable = None
+        self.trials.append(trial)
+        self._waiting[trial] = None
+        self.state.changed(trial, event="added")
+        self._searching.added()
+        self.scheduler.on_trial_add(trial)
+        if unwritable is not None:  # its directory cannot be made: it fails (or, disk full, stays PENDING)
+            self._outcomes.write_failed(runtime, unwritable)
+        self._outcomes.apply_actions()
+
+    async def _searcher_finished(self) -> None:
+        """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""
+        if not self._searcher_finished_told:
+            self._searcher_finished_told = True
+            await resolve(self.scheduler.on_searcher_finished())
+            self._outcomes.apply_actions()
+
+    # One trial -----------------------------------------------------------------------------------
+
+    async def _run_trial(self, runtime: TrialRuntime, placement: Placement) -> None:
+        """One attempt's task: the driver handles its events; its place is freed here, however it ends."""
+        try:
+            await self._driver.run(runtime, placement)
+        finally:
+            runtime.ended()
+            self._running.pop(runtime.trial, None)
+            if runtime.trial.status.is_finished:  # its files are closed: the tick need not visit it
+                self._runtimes.pop(runtime.trial, None)
+            if self._pool is not None:
+                self._pool.release(placement)
+            self._wakeup.set()
+
+    async def _kill_all(self) -> None:
+        runs = [r for r in self._running.values() if r.run is not None]
+        for runtime in runs:
+            runtime.killing = True
+        await asyncio.gather(*(runtime.run.kill() for runtime in runs), return_exceptions=True)  # type: ignore[union-attr]
+
+    def _kill(self, runtime: TrialRuntime) -> None:
+        assert runtime.run is not None
+        self._tasks.create_task(runtime.run.kill(), name=f"kill-{runtime.trial.trial_id}")
+
+    # Helpers -------------------------------------------------------------------------------------
+
+    def _runtime(self, trial: Trial) -> TrialRuntime:
+        runtime = self._runtimes.get(trial)
+        if runtime is None:
+            runtime = self._runtimes[trial] = TrialRuntime(
+                trial, metric=self.options.metric, mode=self.options.mode, changed=self.state.changed,
+                keep_checkpoints_num=self.options.keep_checkpoints_num, callbacks=self.callbacks,
+                recording=self._recording, writer=self._writer)
+        return runtime
+
+    async def _tick_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_INTERVAL_S)
+            for runtime in list(self._runtimes.values()):
+                try:
+                    runtime.flush()
+                except (TrialStorageError, StorageFull) as exc:
+                    self._outcomes.write_failed(runtime, exc)
+            if self._writer is not None:
+                self._writer.hand_over()
+                self._check_results_log()
+            self.callbacks.on_tick(self.trials)
+
+    def _check_results_log(self) -> None:
+        """A consolidated simulation's results.jsonl could not be written: every trial's results go
+        there, so the experiment ends, as an error (no one trial is at fault)."""
+        log = self._writer.results if self._writer is not None else None
+        if log is not None and log.failure is not None:
+            self._ending.stop(ResultsNotWritten(log.path, log.failure), f"could not write {log.path}")
+
+    async def _shutdown(self) -> None:
+        async def close_all() -> None:
+            try:
+                await self.scheduler.close()
+            finally:
+                await self.executor.close()
+
+        try:
+            async with timeout(30):  # cleanup must not hang shutdown
+                await close_all()
+        finally:
+            for runtime in self._runtimes.values():
+                runtime.close()
+            if self._writer is not None:
+                self._writer.close()  # every trial's files written before the last save
+                self._check_results_log()
+                if self._ending.fatal is not None and self.status != "INTERRUPTED":
+                    self.status = "ERROR"
+            self.state.close()
+            self._searching.close()
+            if isinstance(self._ending.fatal, StorageFull):  # (the disk may have filled up during shutdown too)
+                self.status = "INTERRUPTED"  # nothing failed: resume once there is room
+            self.state.release_reserve()  # the room to save experiment.json when the disk is full
+            if self.status != "INTERRUPTED" and self.stopping is None:
+                for trial in self.trials:  # at a natural end, paused trials nobody resumed are finished
+                    if trial.status in (Status.PAUSED, Status.PENDING):
+                        trial.status = Status.TERMINATED
+                        trial.end_time = trial.end_time or time.time()
+            self.state.save()
+            self.callbacks.on_experiment_end(self.trials)

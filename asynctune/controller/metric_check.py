@@ -1,0 +1,65 @@
+"""Is the metric reported? Checked on the first results, as Ray Tune does, not after the whole run.
+
+The rule: a result without a metric that is ranked by (run()'s, any of run()'s several metrics,
+or a scheduler's or searcher's own), while no result of the experiment so far has held it (in any session: the results of
+earlier sessions count), ends the experiment with a ValueError naming the keys reported. A
+metric reported only on some results (every other step, at validation) is fine once seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from ..store.layout import REWOUND_FILE, read_jsonl, read_results
+from ..core.trial import AUTO_RESULT_KEYS, Trial
+
+
+class MetricCheck:
+    """The metrics not seen in any result yet, and the error for the first result without one."""
+
+    def __init__(self, metric: str | list[str] | None, *owners: Any) -> None:
+        self._unseen: dict[str, str] = {}  # metric -> who ranks by it ("" for run())
+        for name in _names(metric):  # with several objectives, every one is checked
+            self._unseen[name] = ""
+        for owner in owners:  # a scheduler or searcher given its own metric(s)=
+            for own in _names(getattr(owner, "metric", None)):
+                self._unseen.setdefault(own, type(owner).__name__)
+
+    def seen_before(self, trials: Iterable[Trial]) -> None:
+        """Count what earlier sessions of a resumed experiment recorded (rewound results too)."""
+        if not self._unseen:
+            return
+        for trial in trials:
+            for result in [*read_results(trial.path), *read_jsonl(os.path.join(trial.path, REWOUND_FILE))]:
+                for metric in [m for m in self._unseen if m in result]:
+                    del self._unseen[metric]
+                if not self._unseen:
+                    return
+
+    def missing(self, trial: Trial, result: dict[str, Any]) -> ValueError | None:
+        """None while every metric was seen (the usual case, at once); else the error to end with."""
+        if not self._unseen:
+            return None
+        for metric in [m for m in self._unseen if m in result]:
+            del self._unseen[metric]
+        if not self._unseen:
+            return None
+        metric, owner = next(iter(self._unseen.items()))
+        also = ", ".join(repr(m) for m, o in self._unseen.items() if o == owner and m != metric)  # several missing
+        which = "first result" if trial.num_results <= 1 else f"result {trial.num_results}"
+        user_keys = [k for k in result if k not in AUTO_RESULT_KEYS]
+        auto_keys = [k for k in result if k in AUTO_RESULT_KEYS]
+        report = f"{metric}=..." if metric.isidentifier() else f"**{{{metric!r}: ...}}"
+        fix = f"pass {owner} the metric= your trainable reports" if owner else "pass the metric= your trainable reports"
+        return ValueError(
+            f"metric={metric!r}{f' (of {owner})' if owner else ''} is not in {trial.trial_id}'s {which}; it reported: "
+            f"{', '.join(user_keys + auto_keys)}{f' (nor is {also})' if also else ''}. Report it with asynctune.report({report}) or {fix}. "
+            f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
+
+
+def _names(metric: Any) -> list[str]:
+    if isinstance(metric, str):
+        return [metric]
+    return [m for m in metric if isinstance(m, str)] if isinstance(metric, (list, tuple)) else []

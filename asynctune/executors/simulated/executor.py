@@ -1,0 +1,550 @@
+"""Replay of recorded learning curves on a virtual clock: benchmarks of schedulers in seconds.
+
+A `Workload` is a table: for each recorded config, the value of each metric after each epoch
+and the time each epoch took. `SimulatedExecutor` runs trials against that table instead of
+training anything: a trial of config c reports epoch k + 1 of c's curve `epoch_time_s[c][k]`
+virtual seconds after its previous result, through the same Controller, schedulers and
+searchers as a real run, on `n_workers` virtual workers. Hours of training replay in seconds.
+
+Discrete-event simulation. The executor keeps a heap of the next result of every running
+trial, ordered by virtual time. It advances the clock (pops the heap and hands that one
+result to its trial) only when the controller is waiting for something to happen, every
+result it handed out has its decision and every event it queued has been read. Everything
+else the controller does (decide, launch a new trial at the current virtual time, resume a
+paused one) happens at a single instant. The event loop runs callbacks in a fixed order, so a
+run with the same seeds gives exactly the same sequence of results.
+
+Configs that are not in the table (a model-based searcher's proposal, a PBT mutation) are
+answered by the nearest recorded config: exact match on categorical hyperparameters, then the
+smallest Euclidean distance over the numeric ones, each scaled to [0, 1] over its range (on a
+log scale for log domains). A trial keeps the curve it was given; after a `Mutate` it
+continues on the new config's nearest curve from the checkpoint's epoch (PBT's model carries
+over only through that epoch: the surrogate is the curve, not the weights).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import heapq
+import json
+import logging
+import math
+import os
+import zlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import AsynctuneError, ExecutorError
+from ...core.resources import HostInventory, Placement
+from ...worker.session import CHECKPOINT_META, read_checkpoint_meta
+from ...core.space import Categorical, Domain, Float, Integer
+from ...store.recording import RECORDINGS
+from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Mutate
+from ..base import DoneEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
+from ...worker.protocol import TrialRequest
+
+logger = logging.getLogger(__name__)
+
+# Extra passes through the event loop's ready queue before the clock moves, so that work
+# already queued (a coroutine scheduler reacting to a trial's end, a trial task about to
+# launch) happens at the current instant. More passes never change a result, only cost time.
+_SETTLE_PASSES = 4
+_CATEGORY_MISMATCH = 1e6  # a categorical mismatch outweighs any numeric distance (at most n_numeric)
+_CACHE_SIZE = 1024  # lookups of configs off the table kept (PBT asks for the same ones again)
+
+
+class Workload:
+    """A table of learning curves: configs, per-epoch metrics and per-epoch times.
+
+    Example:
+        >>> workload = Workload.load("benchmarks/workloads/mlp_digits.json.gz")
+        >>> run(replay, config=workload.space(), metric=workload.metric, mode=workload.mode,
+        ...     executor=SimulatedExecutor(workload, n_workers=4), time_budget_s=3600)
+
+    Args:
+        name: A short name (used in tables and plots).
+        configs: The recorded configs, one per curve (flat dicts of numbers and strings).
+        curves: {metric: array (n_configs, n_epochs)}: each metric after each epoch.
+        epoch_time_s: Array (n_configs, n_epochs): how long each epoch took, in seconds.
+        metric, mode: The metric a benchmark optimises by default and "min" or "max".
+        space: {hyperparameter: spec}, the search space the configs were drawn from, each spec
+            {"type": "float" | "int", "low", "high", "log": bool} (bounds inclusive) or
+            {"type": "choice", "values": [...]}. Inferred from the configs when None.
+        description: How the table was recorded (model, data, machine).
+    """
+
+    def __init__(self, name: str, configs: Sequence[Mapping[str, Any]], curves: Mapping[str, Any],
+                 epoch_time_s: Any, *, metric: str, mode: str, space: Mapping[str, Mapping[str, Any]] | None = None,
+                 description: str = "") -> None:
+        if not configs:
+            raise ValueError("Workload: configs is empty; record at least one config")
+        if mode not in ("min", "max"):
+            raise ValueError(f"Workload: mode must be 'min' or 'max', got {mode=}")
+        if metric not in curves:
+            raise ValueError(f"Workload: metric={metric!r} is not one of the recorded curves {sorted(curves)}")
+        times = np.asarray(epoch_time_s, dtype=float)
+        if times.ndim != 2 or times.shape[0] != len(configs) or times.shape[1] < 1:
+            raise ValueError(f"Workload: epoch_time_s must have shape (n_configs={len(configs)}, n_epochs), "
+                             f"got {times.shape}")
+        if not np.all(np.isfinite(times)) or np.any(times < 0):
+            raise ValueError("Workload: epoch_time_s must hold finite times >= 0")
+        arrays = {}
+        for key, values in curves.items():
+            array = np.asarray(values, dtype=float)
+            if array.shape != times.shape:
+                raise ValueError(f"Workload: curves[{key!r}] has shape {array.shape}, epoch_time_s {times.shape}")
+            arrays[key] = array
+        self.name, self.metric, self.mode, self.description = name, metric, mode, description
+        self.configs = [dict(c) for c in configs]
+        self.curves = arrays
+        self.epoch_time_s = times
+        self.space_spec = {k: dict(v) for k, v in (space or _infer_space(self.configs)).items()}
+        unknown = {k for c in self.configs for k in c} - set(self.space_spec)
+        if unknown:
+            raise ValueError(f"Workload: configs have keys {sorted(unknown)} that the space does not describe")
+        self._numeric = [k for k, s in self.space_spec.items() if s["type"] in ("float", "int")]
+        self._categorical = [k for k, s in self.space_spec.items() if s["type"] == "choice"]
+        self._points = np.array([[self._scale(k, c[k]) for k in self._numeric] for c in self.configs], dtype=float)
+        # Nearest = argmin |x - p|^2 + BIG * mismatches = argmin (|x|^2 + BIG * n_cat) - A @ [p, onehot],
+        # with A = [2x, BIG * onehot(x)]: one product per lookup (constants in p do not move the argmin).
+        self._codes: list[dict[Any, int]] = [{} for _ in self._categorical]
+        codes = [[column.setdefault(_key(c.get(k)), len(column)) for k, column in zip(self._categorical, self._codes)]
+                 for c in self.configs]
+        self._offsets = np.cumsum([0] + [len(column) for column in self._codes])
+        onehot = np.zeros((len(self.configs), int(self._offsets[-1])))
+        for row, config_codes in enumerate(codes):
+            for column, code in enumerate(config_codes):
+                onehot[row, self._offsets[column] + code] = 1.0
+        self._matrix = np.hstack([2.0 * self._points, _CATEGORY_MISMATCH * onehot])
+        self._base = np.sum(self._points ** 2, axis=1) + _CATEGORY_MISMATCH * len(self._categorical)
+        self._exact = {_key(c): i for i, c in reversed(list(enumerate(self.configs)))}
+        self._cache: dict[Any, int] = {}  # bounded: a random searcher's configs never come twice
+        self._sorted_keys = sorted(self.space_spec)  # a config's _key, without sorting it each time
+        self._bounds = [_bounds(self.space_spec[k]) for k in self._numeric]
+        self.max_epochs = int(times.shape[1])
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.curves)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def __repr__(self) -> str:
+        return f"Workload({self.name!r}, {len(self)} configs x {self.max_epochs} epochs, {self.metric} {self.mode})"
+
+    # The search space and lookups -----------------------------------------------------------------
+
+    def space(self) -> dict[str, Domain]:
+        """The search space as asynctune domains, for `run(config=...)` and the searchers."""
+        domains: dict[str, Domain] = {}
+        for key, spec in self.space_spec.items():
+            if spec["type"] == "float":
+                log = bool(spec.get("log"))
+                domains[key] = Float(spec["low"], spec["high"], log=log, name="loguniform" if log else "uniform")
+            elif spec["type"] == "int":
+                log = bool(spec.get("log"))
+                domains[key] = Integer(int(spec["low"]), int(spec["high"]), log=log,
+                                       name="lograndint" if log else "randint", shown_high=int(spec["high"]) + 1)
+            else:
+                domains[key] = Categorical(list(spec["values"]))
+        return domains
+
+    def nearest(self, config: Mapping[str, Any]) -> int:
+        """The index of the recorded config that answers `config` (itself when it was recorded)."""
+        key = tuple([(k, _key(config.get(k))) for k in self._sorted_keys])  # == _key(config's keys in the space)
+        index = self._exact.get(key)
+        if index is None:
+            index = self._cache.get(key)
+        if index is None:
+            vector = np.zeros(self._matrix.shape[1])
+            vector[: len(self._numeric)] = [_scaled(config.get(k), *bounds)
+                                            for k, bounds in zip(self._numeric, self._bounds)]
+            for column, (k, codes) in enumerate(zip(self._categorical, self._codes)):
+                code = codes.get(_key(config.get(k)))
+                if code is not None:  # a value no recorded config has matches none
+                    vector[len(self._numeric) + self._offsets[column] + code] = 1.0
+            index = int(np.argmin(self._base - self._matrix @ vector))
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = index
+        return index
+
+    def _scale(self, key: str, value: Any) -> float:
+        return _scaled(value, *_bounds(self.space_spec[key]))
+
+    # Facts a benchmark needs ------------------------------------------------------------------------
+
+    def best_value(self, metric: str | None = None, *, epochs: int | None = None) -> float:
+        """The best value of `metric` any recorded config reaches (within its first `epochs`)."""
+        curve = self.curves[metric or self.metric][:, : epochs or self.max_epochs]
+        return float(np.nanmin(curve) if self.mode == "min" else np.nanmax(curve))
+
+    def total_time_s(self) -> float:
+        """Training every recorded config to the end, one after the other."""
+        return float(self.epoch_time_s.sum())
+
+    # Files ----------------------------------------------------------------------------------------
+
+    def to_dict(self, *, digits: int = 5) -> dict[str, Any]:
+        def rounded(array: np.ndarray) -> list[list[float]]:
+            return [[float(f"{v:.{digits}g}") for v in row] for row in array.tolist()]
+
+        return {
+            "format": "asynctune-workload/1", "name": self.name, "description": self.description,
+            "metric": self.metric, "mode": self.mode, "space": self.space_spec, "configs": self.configs,
+            "curves": {k: rounded(v) for k, v in self.curves.items()}, "epoch_time_s": rounded(self.epoch_time_s),
+        }
+
+    def save(self, path: str) -> None:
+        """Write the table as JSON (gzipped when the path ends in .gz)."""
+        data = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+
+    @classmethod
+    def load(cls, path: str) -> Workload:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            data = json.loads(f.read())
+        if data.get("format") != "asynctune-workload/1":
+            raise ValueError(f"{path} is not an asynctune workload (format={data.get('format')!r})")
+        return cls(data["name"], data["configs"], data["curves"], data["epoch_time_s"], metric=data["metric"],
+                   mode=data["mode"], space=data.get("space"), description=data.get("description", ""))
+
+
+def _call_soon_on_running_loop(*args: Any) -> Any:
+    return asyncio.get_running_loop().call_soon(*args)
+
+
+def _bounds(spec: Mapping[str, Any]) -> tuple[float, float, bool]:
+    """A numeric parameter's (low, high, log), with the bounds on the log scale when it is."""
+    low, high, log = float(spec["low"]), float(spec["high"]), bool(spec.get("log"))
+    return (math.log(low), math.log(high), True) if log else (low, high, False)
+
+
+def _scaled(value: Any, low: float, high: float, log: bool) -> float:
+    """A numeric value on [0, 1] between its bounds (0.5 when it is missing)."""
+    if value is None:
+        return 0.5
+    value = math.log(max(float(value), 1e-300)) if log else float(value)
+    return (value - low) / (high - low) if high > low else 0.0
+
+
+def _key(value: Any) -> Any:
+    """A hashable, order-independent form of a config or value."""
+    if value.__class__ in (str, int):  # the usual values first (isinstance of Mapping is slow)
+        return value
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _key(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_key(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 64 and 64.0 are the same batch size
+    return value
+
+
+def _infer_space(configs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    space: dict[str, dict[str, Any]] = {}
+    for key in sorted({k for c in configs for k in c}):
+        values = [c.get(key) for c in configs]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            kind = "int" if all(isinstance(v, int) for v in values) else "float"
+            space[key] = {"type": kind, "low": min(values), "high": max(values), "log": False}
+        else:
+            space[key] = {"type": "choice", "values": list(dict.fromkeys(values))}
+    return space
+
+
+def replay(config: dict[str, Any]) -> None:
+    """The trainable to pass to `run()` with a SimulatedExecutor; it never runs in a worker."""
+    raise AsynctuneError("replay() only runs on a SimulatedExecutor: pass executor=SimulatedExecutor(workload)")
+
+
+class SimulatedExecutor(Executor):
+    """Runs trials by replaying a `Workload`'s learning curves on a virtual clock.
+
+    Each of `n_workers` virtual workers runs one trial at a time (the inventory offers
+    `n_workers` CPU slots; keep the default one CPU per trial). Results carry the metrics of
+    the trial's curve at that epoch, `training_iteration`, `time_this_iter_s`, `time_total_s`
+    and `timestamp` on the virtual clock (which starts at 0), and `table_index`, the recorded
+    config that answered. `run(time_budget_s=...)` counts virtual seconds.
+
+    Decisions: CONTINUE schedules the next epoch; STOP ends the trial; PAUSE writes a small
+    checkpoint directory (iteration and time only) and frees the worker, and a resumed trial
+    continues from that epoch; Mutate continues from the checkpoint's epoch on the new
+    config's curve. `run(checkpoint_frequency=k)` attaches such a checkpoint to every k-th
+    result (PBT needs them to clone a trial).
+
+    Example:
+        >>> workload = Workload.load("benchmarks/workloads/mlp_digits.json.gz")
+        >>> analysis = run(replay, config=workload.space(), num_samples=-1, metric="val_error", mode="min",
+        ...                scheduler=ASHAScheduler(max_t=27), executor=SimulatedExecutor(workload, n_workers=4),
+        ...                time_budget_s=600, seed=0, verbose=0)
+
+    Args:
+        workload: The table to replay, or the path of a workload file.
+        n_workers: How many trials run at the same time.
+        seed: Seeds the noise added to `workload.metric` (the same seed, the same noise).
+        noise: Standard deviation of Gaussian noise added to every reported value of the
+            workload's metric (0: the recorded values exactly).
+        overhead_s: Virtual seconds a trial spends starting or resuming before its first epoch.
+        recording: How the run writes (asynctune.store.recording): "consolidated" (the default):
+            every trial's results in one results.jsonl at the top of the experiment, appended
+            twice a second, the trial table and configs in experiment.json at the end, no
+            directory per trial (only for checkpoints) and no journal; "batched": the files of
+            a real run (a directory per trial), written twice a second and when a trial ends;
+            "files": every result written and flushed as it arrives, as with a real executor.
+            Either way TensorBoard files only when `run(tensorboard=True)` asks, and
+            ExperimentAnalysis reads the results the same.
+    """
+
+    virtual_time = True
+
+    def __init__(self, workload: Workload | str, *, n_workers: int = 4, seed: int | None = 0, noise: float = 0.0,
+                 overhead_s: float = 0.0, recording: str = "consolidated") -> None:
+        if isinstance(workload, str):
+            workload = Workload.load(workload)
+        if not isinstance(workload, Workload):
+            raise ValueError(f"SimulatedExecutor: workload must be a Workload or a path, got {workload!r}")
+        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+            raise ValueError(f"SimulatedExecutor: n_workers must be an integer >= 1, got {n_workers=}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"SimulatedExecutor: seed must be an integer >= 0 or None, got {seed=}")
+        if not (isinstance(noise, (int, float)) and noise >= 0):
+            raise ValueError(f"SimulatedExecutor: noise must be a number >= 0, got {noise=}")
+        if not (isinstance(overhead_s, (int, float)) and overhead_s >= 0):
+            raise ValueError(f"SimulatedExecutor: overhead_s must be a number >= 0, got {overhead_s=}")
+        if recording not in RECORDINGS:
+            raise ValueError(f"SimulatedExecutor: recording must be one of {RECORDINGS}, got {recording=}")
+        self.recording = recording
+        self.workload = workload
+        self.n_workers, self.seed, self.noise, self.overhead_s = n_workers, seed or 0, float(noise), float(overhead_s)
+        self._now = 0.0
+        self._heap: list[tuple[float, int, _SimulatedRun]] = []
+        self._sequence = 0  # breaks ties in the heap: first scheduled, first out
+        self._runs: set[_SimulatedRun] = set()
+        self._controller_idle = False
+        self._awaiting_decision = 0
+        self._unread_events = 0
+        self._generation = 0
+        self._closed = False
+        self._call_soon: Callable[..., Any] = _call_soon_on_running_loop  # until start() looks the loop up
+        self._started = False
+        self.results_replayed = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_call_soon", None)  # a running loop's method: not picklable, and not needed again
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._call_soon = _call_soon_on_running_loop
+
+    # Executor ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._started = True
+        self._call_soon = asyncio.get_running_loop().call_soon  # the clock's loop, looked up once
+
+    def inventories(self) -> list[HostInventory]:
+        if not self._started:
+            raise ExecutorError("SimulatedExecutor.start() was not called")
+        return [HostInventory(name="simulated", cpus=float(self.n_workers))]
+
+    async def launch(self, request: TrialRequest, placement: Placement) -> TrialRun:
+        if self._closed:
+            raise ExecutorError("SimulatedExecutor is closed")
+        run = _SimulatedRun(self, request)
+        self._runs.add(run)
+        run.begin(request.config, request.start_iteration, request.start_time_total, self.overhead_s)
+        self._poke()
+        return run
+
+    async def close(self) -> None:
+        self._closed = True
+        for run in list(self._runs):
+            run.end(WorkerLostEvent("the simulated executor was closed"))
+        self._heap.clear()
+
+    def now(self) -> float:
+        return self._now
+
+    def controller_idle(self, idle: bool) -> None:
+        self._controller_idle = idle
+        self._poke()
+
+    # The discrete-event loop ---------------------------------------------------------------------
+
+    def _schedule(self, run: _SimulatedRun, at: float) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (at, self._sequence, run))
+
+    def _queue(self, run: _SimulatedRun, event: TrialEvent) -> None:
+        self._unread_events += 1
+        run.queue.put(event)
+
+    def _read(self, event: TrialEvent) -> None:
+        self._unread_events -= 1
+        if not isinstance(event, ResultEvent):
+            # The trial's task ends and wakes the controller, which will call controller_idle again.
+            self._controller_idle = False
+        self._poke()
+
+    def _poke(self) -> None:
+        """Something changed: check, once the event loop has settled, whether the clock may move."""
+        if self._closed:
+            return
+        self._generation += 1
+        self._call_soon(self._settle, self._generation, 0)
+
+    def _settle(self, generation: int, passes: int) -> None:
+        if generation != self._generation or self._closed or not self._quiescent():
+            return  # a newer poke will look again
+        if passes < _SETTLE_PASSES:
+            self._call_soon(self._settle, generation, passes + 1)
+            return
+        self._advance()
+
+    def _quiescent(self) -> bool:
+        return self._controller_idle and self._awaiting_decision == 0 and self._unread_events == 0
+
+    def _advance(self) -> None:
+        """Move the clock to the next result of any running trial and hand that result out."""
+        while self._heap:
+            at, _, run = heapq.heappop(self._heap)
+            if run.finished or run.next_at != at:
+                continue  # stopped, paused or killed since it was scheduled
+            self._now = max(self._now, at)
+            run.emit_result()
+            return
+        if self._runs:
+            logger.warning("simulation stalled: %d trials run but none has a next result", len(self._runs))
+
+    def _noise(self, trial_id: str, iteration: int) -> float:
+        if not self.noise:
+            return 0.0
+        rng = np.random.default_rng([self.seed, zlib.crc32(trial_id.encode()), iteration])
+        return float(rng.normal(0.0, self.noise))
+
+
+class _SimulatedRun(TrialRun):
+    """One trial on a virtual worker: where it is on which curve, and its next result's time."""
+
+    def __init__(self, executor: SimulatedExecutor, request: TrialRequest) -> None:
+        self.executor = executor
+        self.request = request
+        self.trial_id = request.trial_id
+        self.host = "simulated"
+        self.queue = EventQueue()
+        self.index = 0  # the curve (row of the table) the trial follows
+        self.iteration = 0  # epochs done
+        self.time_total = 0.0
+        self.next_at: float | None = None  # when the next epoch ends
+        self.awaiting = False
+        self.finished = False
+
+    # Driven by the executor -----------------------------------------------------------------------
+
+    def begin(self, config: Mapping[str, Any], iteration: int, time_total: float, delay: float) -> None:
+        """Start (or continue) on config's curve at `iteration`; the next epoch ends after `delay` + its time."""
+        self.index = self.executor.workload.nearest(config)
+        self.iteration, self.time_total = int(iteration), float(time_total)
+        if self.iteration >= self.executor.workload.max_epochs:
+            self.end(DoneEvent("finished", self._checkpoint() if self.request.checkpoint_at_end else None))
+            return
+        self._next_epoch(delay)
+
+    def _next_epoch(self, delay: float = 0.0) -> None:
+        epoch = self.executor.workload.epoch_time_s[self.index, self.iteration]
+        self.next_at = self.executor.now() + delay + epoch
+        self.executor._schedule(self, self.next_at)
+
+    def emit_result(self) -> None:
+        executor, workload = self.executor, self.executor.workload
+        k = self.iteration
+        elapsed = float(workload.epoch_time_s[self.index, k])
+        self.iteration += 1
+        self.time_total += elapsed
+        self.next_at = None
+        result: dict[str, Any] = {name: float(curve[self.index, k]) for name, curve in workload.curves.items()}
+        result[workload.metric] += executor._noise(self.trial_id, self.iteration)
+        result.update(trial_id=self.trial_id, training_iteration=self.iteration, time_this_iter_s=elapsed,
+                      time_total_s=self.time_total, timestamp=executor.now(), hostname="simulated", pid=0,
+                      table_index=self.index)
+        checkpoint = None
+        frequency = self.request.checkpoint_frequency
+        last = self.iteration >= workload.max_epochs
+        if (frequency and self.iteration % frequency == 0) or (last and self.request.checkpoint_at_end):
+            checkpoint = self._checkpoint()
+        self.awaiting = True
+        executor._awaiting_decision += 1
+        executor.results_replayed += 1
+        executor._queue(self, ResultEvent(result, checkpoint))
+
+    def end(self, event: TrialEvent) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.next_at = None
+        self.executor._runs.discard(self)
+        self.executor._queue(self, event)
+
+    def _checkpoint(self) -> str:
+        """A small real directory that says where the trial was, so pause and restore work as for real."""
+        path = os.path.join(self.request.trial_dir, f"checkpoint_{self.iteration:06d}")
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, CHECKPOINT_META), "w") as f:
+            json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total,
+                       "table_index": self.index}, f)
+        return path
+
+    # TrialRun ------------------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[TrialEvent]:
+        while True:
+            event = await self.queue.get()
+            self.executor._read(event)
+            yield event
+            if not isinstance(event, ResultEvent):
+                return
+
+    def decide(self, decision: Decision | Mutate) -> None:
+        if not self.awaiting:
+            return  # killed meanwhile
+        self.awaiting = False
+        executor = self.executor
+        executor._awaiting_decision -= 1
+        if self.finished:  # killed while the scheduler decided
+            return
+        if isinstance(decision, Mutate):
+            iteration, time_total = self.iteration, self.time_total
+            if decision.checkpoint is not None:
+                meta = read_checkpoint_meta(decision.checkpoint)
+                iteration = int(meta.get("iteration", iteration))
+                time_total = float(meta.get("time_total_s", time_total))
+            self.begin(decision.config, iteration, time_total, 0.0)
+        elif decision is CONTINUE:
+            if self.iteration >= executor.workload.max_epochs:
+                self.end(DoneEvent("finished", None))
+            else:
+                self._next_epoch()
+        elif decision is STOP:
+            self.end(DoneEvent("stopped", None))
+        elif decision is PAUSE:
+            self.end(DoneEvent("paused", self._checkpoint()))
+        else:
+            raise ExecutorError(f"unknown decision {decision!r} for {self.trial_id}")
+        executor._poke()
+
+    async def kill(self) -> None:
+        if self.awaiting:
+            self.awaiting = False
+            self.executor._awaiting_decision -= 1
+        self.end(WorkerLostEvent("killed by the controller"))

@@ -1,0 +1,374 @@
+"""One SSH host: its connections, its health (heartbeat, loss, reconnection) and its probe.
+
+`_RemoteHost` is what the SSH executor keeps per host. This module holds its connection and
+health; its worker pool is in workers.py and its file copies in sync.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import platform
+import re
+import shlex
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+
+from ...core.compat import TimeoutErrors, timeout
+from ...errors import ExecutorError, HostUnreachable
+from ...core.resources import GPU, HostInventory
+from .hosts import Host
+from .sync import _HostFiles
+from .workers import _Worker, _WorkerPool, _wait_gone
+
+if TYPE_CHECKING:
+    from .executor import SSHExecutor
+
+logger = logging.getLogger(__name__)
+
+_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-ctr",
+            "aes192-ctr", "aes128-ctr"]
+_DEFAULT = object()  # "as ssh would": ~/.ssh/known_hosts, ~/.ssh/config, keys and agent
+
+# Run by the host's python at connect: what the host offers, as one line of JSON.
+_PROBE = r"""
+import json, os, platform, socket, sys
+out = {"python": platform.python_version(), "executable": sys.executable, "hostname": socket.gethostname(),
+       "workdir": os.path.abspath(os.path.expanduser(sys.argv[1]))}
+out["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+try:
+    import asynctune
+    out["asynctune"] = getattr(asynctune, "__version__", "unknown")
+    from asynctune.core.gpu import probe_gpus
+    out["gpus"] = [dict(vars(g)) for g in probe_gpus()]
+except Exception as exc:
+    out["error"] = "%s: %s" % (type(exc).__name__, exc)
+try:
+    import psutil
+    out["memory_mb"] = psutil.virtual_memory().total / 2**20
+except Exception:
+    pass
+os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
+if os.stat(out["workdir"]).st_uid == os.getuid():
+    os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
+print(json.dumps(out))
+"""
+
+
+class _Client(asyncssh.SSHClient):
+    """asyncssh client callbacks for one connection: tells its host when it drops."""
+
+    def __init__(self, remote: _RemoteHost) -> None:
+        self.remote = remote
+        self.connection: Any = None
+
+    def connection_made(self, connection: Any) -> None:
+        self.connection = connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.remote._connection_lost(self.connection, exc)
+
+
+class _RemoteHost(_WorkerPool, _HostFiles):
+    """One host: its connections, inventory, workers (_WorkerPool), and its copy of the
+    experiment's files (_HostFiles). Its background tasks belong to the executor's TaskGroup."""
+
+    def __init__(self, executor: SSHExecutor, host: Host) -> None:
+        self.executor = executor
+        self.spec = host
+        self.name = host.label
+        self.up = False
+        self.down_reason = "not connected yet"
+        self.info: dict[str, Any] = {}
+        self.inventory: HostInventory | None = None
+        self.connections: dict[Any, int] = {}  # connection -> open worker channels
+        self.sftp: Any = None
+        self._reconnect: asyncio.Task[Any] | None = None
+        self._heartbeat: asyncio.Task[Any] | None = None
+        self._closing = False
+        # The worker pool's state (workers.py)
+        self.workers: set[_Worker] = set()
+        self.idle: dict[tuple, deque[_Worker]] = {}
+        # The files' state (sync.py)
+        self.code_dir: str | None = None
+        self.experiments: dict[str, str] = {}  # driver experiment dir -> remote one
+        self.log_offsets: dict[tuple[str, str], int] = {}
+        self._trash: deque[str] = deque()  # superseded checkpoints to remove from the host
+        self._sweeper: asyncio.Task[Any] | None = None
+
+    # Connecting ----------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect, probe, check versions and copy the code; raise on any problem."""
+        connection = await self._open_connection()
+        try:
+            self.sftp = await connection.start_sftp_client()
+            self.connections[connection] = 1
+            info = await self._probe(connection)
+            problem = compatibility_problem(self.name, info)
+            if problem:
+                raise ExecutorError(problem)
+            self.info = info
+            if self.inventory is None:
+                self.inventory = self._make_inventory(info)
+            if self.executor._code is not None:
+                await self._install_code(connection, *self.executor._code)
+        except BaseException:
+            self.connections.pop(connection, None)
+            connection.close()
+            raise
+        self.up, self.down_reason = True, ""
+        if self.executor.keepalive_interval_s > 0:
+            self._heartbeat = self.executor._tasks.spawn(self._heartbeat_loop(), f"heartbeat-{self.name}")
+
+    async def _heartbeat_loop(self) -> None:
+        """An SFTP round trip every interval: a host that stops answering is down, even when no
+        packet tells its connection so (a cable pulled, a machine frozen)."""
+        interval = self.executor.keepalive_interval_s
+        sftp = self.sftp
+        while self.up and sftp is self.sftp:
+            await asyncio.sleep(interval)
+            try:
+                async with timeout(3 * interval):
+                    await sftp.stat(".")
+            except TimeoutErrors:
+                self._mark_down(f"no answer to a keepalive within {3 * interval:g} s")
+            except Exception as exc:
+                self._mark_down(f"keepalive failed: {exc}")
+
+    async def _open_connection(self) -> Any:
+        ex = self.executor
+        # AES-GCM first (AES-NI makes it cheapest per packet), then asyncssh's other defaults;
+        # liveness is our own heartbeat (asyncssh's keepalive re-arms a timer per packet).
+        options: dict[str, Any] = {"connect_timeout": ex.connect_timeout_s, "encryption_algs": _CIPHERS}
+        if ex.known_hosts is not _DEFAULT:
+            options["known_hosts"] = ex.known_hosts
+        if ex.client_keys is not None:
+            options["client_keys"] = ex.client_keys
+        if ex.ssh_config is not None:
+            options["config"] = ex.ssh_config
+        if self.spec.user:
+            options["username"] = self.spec.user
+        if self.spec.port:
+            options["port"] = self.spec.port
+        client = _Client(self)
+        try:
+            async with timeout(ex.connect_timeout_s + 5):
+                if ex.known_hosts is _DEFAULT:
+                    await self._check_host_keys_are_verified(options)
+                connection, _ = await asyncssh.create_connection(lambda: client, self.spec.address, **options)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
+            port = self.spec.port or 22
+            raise HostUnreachable(self.name, (
+                f"its host key is not trusted ({exc.reason}): it is missing from {where} or has changed. "
+                f"Check the key's fingerprint with the host's admin, then add it (log in once with "
+                f"`ssh -p {port} {self.spec.address}`, or `ssh-keyscan -p {port} {self.spec.address} "
+                f">> ~/.ssh/known_hosts`). known_hosts=None would skip the check, which is unsafe.")) from None
+        except asyncssh.PermissionDenied as exc:
+            raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
+                                             f"check `ssh {self.name}` works without a password") from None
+        except asyncssh.Error as exc:
+            raise HostUnreachable(self.name, f"{type(exc).__name__}: {exc.reason}") from None
+        except TimeoutErrors:
+            raise HostUnreachable(self.name, f"no answer within {ex.connect_timeout_s:g} s") from None
+        except OSError as exc:
+            raise HostUnreachable(self.name, f"cannot connect: {exc.strerror or exc}") from None
+        client.connection = connection
+        return connection
+
+    async def _check_host_keys_are_verified(self, options: dict[str, Any]) -> None:
+        """Refuse a host whose ssh config turns host-key checking off (`UserKnownHostsFile
+        none`): asyncssh would then accept any key, and the driver unpickles what the host
+        sends. Only known_hosts=None, asked for in asynctune's own arguments, allows that."""
+        settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address, **options)
+        if settings.known_hosts is not None:
+            return
+        lines = _known_hosts_none_lines(self.executor.ssh_config)
+        where = ", ".join(lines) if lines else "UserKnownHostsFile none, in an included file"
+        raise ExecutorError(
+            f"host {self.name}: your ssh config turns host-key checking off for it ({where}), so any machine "
+            f"answering at its address would be trusted and could run code in this driver. Remove that line "
+            f"(and add the host's key to known_hosts), or pass known_hosts=None to SSHExecutor to accept the risk.")
+
+    async def _probe(self, connection: Any) -> dict[str, Any]:
+        command = self.command([self.spec.python, "-c", _PROBE, self.spec.workdir], self.env(), None)
+        try:
+            async with timeout(60):
+                result = await connection.run(command, encoding="utf-8", errors="replace")
+        except TimeoutErrors:
+            raise ExecutorError(f"host {self.name}: probing it with {self.spec.python} took over 60 s") from None
+        if result.exit_status != 0:
+            hint = (f" (is {self.spec.python!r} the host's Python? set python= for this host)"
+                    if result.exit_status == 127 else "")
+            raise ExecutorError(f"host {self.name}: probing it with {self.spec.python} failed with exit status "
+                                f"{result.exit_status}{hint}: {str(result.stderr).strip()[-800:]}")
+        try:
+            return json.loads(str(result.stdout).strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise ExecutorError(f"host {self.name}: unreadable probe output: {str(result.stdout)[-300:]!r}") from None
+
+    def _make_inventory(self, info: dict[str, Any]) -> HostInventory:
+        fields = {f.name for f in dataclasses.fields(GPU)}
+        gpus = [GPU(**{k: v for k, v in g.items() if k in fields}) for g in info.get("gpus", [])]
+        limit = self.spec.gpus
+        if isinstance(limit, int):
+            gpus = gpus[:limit]
+        elif isinstance(limit, tuple):
+            missing = sorted(set(limit) - {g.index for g in gpus})
+            if missing:
+                raise ExecutorError(f"host {self.name}: gpus={list(limit)} names GPUs {missing} it does not have "
+                                    f"(it has {[g.index for g in gpus]})")
+            gpus = [g for g in gpus if g.index in limit]
+        cpus = float(self.spec.cpus if self.spec.cpus is not None else info.get("cpus") or 1)
+        return HostInventory(name=self.name, cpus=cpus, gpus=gpus, memory_mb=float(info.get("memory_mb", 0.0)))
+
+
+    # Commands and environment --------------------------------------------------------------------
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = dict(self.spec.env)
+        env.update(extra or {})
+        if self.code_dir is not None:
+            env["PYTHONPATH"] = ":".join(p for p in (self.code_dir, env.get("PYTHONPATH", "")) if p)
+        return env
+
+    @staticmethod
+    def command(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> str:
+        words = ["exec", "env", *(f"{k}={v}" for k, v in env.items()), *argv]
+        # sshd hangs up on the session when the connection drops: the worker ignores SIGHUP,
+        # sees its input close, and ends its whole process group (see executors/worker.py).
+        # umask 077: what the probe, the unpacking and the trials write on the host is private.
+        line = "umask 077; trap '' HUP; " + " ".join(shlex.quote(w) for w in words)
+        return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
+
+    # Losing and regaining the host ---------------------------------------------------------------
+
+    def _connection_lost(self, connection: Any, exc: Exception | None) -> None:
+        if connection not in self.connections or self._closing:
+            self.connections.pop(connection, None)
+            return
+        self._mark_down(f"connection lost: {exc}" if exc else "connection closed by the host")
+
+    def _mark_down(self, reason: str) -> None:
+        if not self.up:
+            return
+        self.up, self.down_reason = False, reason
+        logger.warning("SSHExecutor: host %s is down (%s); its trials are lost, reconnecting", self.name, reason)
+        connections, self.connections = list(self.connections), {}
+        for connection in connections:
+            connection.close()  # every worker channel ends: their runs get WorkerLostEvent
+        for worker in list(self.workers):
+            worker.lose(HostUnreachable(self.name, reason))
+        self.idle.clear()
+        self.sftp = None
+        if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
+            self._heartbeat.cancel()
+        self._heartbeat = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._trash.clear()
+        if not self.executor._closed and self._reconnect is None:
+            self._reconnect = self.executor._tasks.spawn(self._reconnect_loop(), f"reconnect-{self.name}")
+        self.executor._notify()
+
+    async def _reconnect_loop(self) -> None:
+        delay, longest = self.executor.reconnect_backoff_s
+        try:
+            while not self.executor._closed:
+                await asyncio.sleep(delay)
+                try:
+                    await self.connect()
+                except Exception as exc:
+                    self.down_reason = str(exc)
+                    logger.info("SSHExecutor: %s still down: %s", self.name, exc)
+                    delay = min(delay * 2, longest)
+                    continue
+                logger.warning("SSHExecutor: host %s is back", self.name)
+                self.executor._notify()
+                return
+        finally:
+            self._reconnect = None
+
+    # Closing -------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._reconnect, self._heartbeat) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            async with timeout(30):
+                if self._sweeper is not None and self.executor.keep_remote_files:
+                    await self._sweeper  # what is kept is what the experiment left: latest checkpoints
+                busy = [w for w in self.workers if w.run is not None]
+                for worker in self.workers:
+                    if worker.run is None:
+                        worker.exit()
+                await asyncio.gather(self.kill_workers(busy), _wait_gone(list(self.workers), 2.0))
+                await self.kill_workers(list(self.workers))
+                if self.up and self.sftp is not None and not self.executor.keep_remote_files:
+                    for path in self.experiments.values():
+                        await self.sftp.rmtree(path, ignore_errors=True)
+        except TimeoutErrors:
+            logger.warning("SSHExecutor: closing %s took over 30 s", self.name)
+        except Exception as exc:
+            logger.warning("SSHExecutor: while closing %s: %s", self.name, exc)
+        finally:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            self._closing = True
+            self.up = False
+            connections, self.connections = list(self.connections), {}
+            for connection in connections:
+                connection.close()
+            for connection in connections:
+                try:
+                    async with timeout(5):
+                        await connection.wait_closed()
+                except TimeoutErrors:
+                    pass
+
+
+_KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)?$", re.IGNORECASE)
+
+
+def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
+    """`path:line: text` of each `UserKnownHostsFile none` in the ssh config files read."""
+    found = []
+    for path in ssh_config or [os.path.expanduser("~/.ssh/config")]:
+        try:
+            with open(path, errors="replace") as f:
+                for number, line in enumerate(f, 1):
+                    if _KNOWN_HOSTS_NONE.match(line):
+                        found.append(f"{path}:{number}: {line.strip()}")
+        except OSError:
+            continue
+    return found
+
+
+def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
+    """Why a host's probe makes it unusable by this driver, or None."""
+    from ... import __version__
+
+    theirs_version = info.get("asynctune")
+    if theirs_version is not None and theirs_version != __version__:  # says more than what failed to import
+        return (f"host {name}: has asynctune {theirs_version}, the driver {__version__}: install "
+                f"asynctune=={__version__} on the host (or point its python= at an environment that has it)")
+    if "error" in info or theirs_version is None:
+        return (f"host {name}: asynctune cannot be imported by {info.get('executable', 'its python')} "
+                f"({info.get('error', 'not installed')}); install asynctune=={__version__} there, or set the "
+                f"host's python=")
+    mine = ".".join(platform.python_version_tuple()[:2])
+    theirs = ".".join(str(info.get("python", "?")).split(".")[:2])
+    if mine != theirs:
+        return (f"host {name}: runs Python {info.get('python')} ({info.get('executable')}), the driver Python "
+                f"{platform.python_version()}: pickled trainables need the same major.minor; set the host's "
+                f"python= to a Python {mine}")
+    return None

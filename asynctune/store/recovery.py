@@ -1,0 +1,271 @@
+"""Resuming an experiment whose driver died: rebuild the trial table from what is on disk.
+
+What survives a killed driver, and what each part of the state is rebuilt from:
+- the run's arguments, trainable, searcher, scheduler and executor as they were at the start:
+  run_spec.pkl (cloudpickle, written before the first trial);
+- the trial table: journal.jsonl (every trial's life, appended and flushed as it changes);
+- every result: each trial's result.jsonl; every checkpoint: its checkpoint_* directories;
+- the searcher: searcher_state.pkl, saved after every suggestion and every completion;
+- the scheduler: replayed, by showing a fresh one every recorded result in order.
+Trials that were running restart from their newest complete checkpoint; results they reported
+after it move to result.rewound.jsonl, since the restarted trial reports them again.
+
+Damage is repaired from the other files where that is safe, else refused with ExperimentDamaged
+naming the file: the trial directories (params.pkl/params.json, result.jsonl) are the ground
+truth for which trials exist and what they reported; a trial the journal lacks (journal deleted
+or cut) is taken from the experiment.json snapshot, or else restarted from its checkpoint; lines
+of a .jsonl file that are not JSON objects move to `<file>.damaged` (a torn last line to
+`<file>.torn`). A trial id is never reused and results are never mixed or doubled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from ..errors import ExperimentDamaged, UnsafeFileError
+from .private_files import check_private, load_pickle_private, open_private
+from .layout import (
+    EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
+    SEARCHER_STATE_FILE,
+    check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
+)
+from ..core.trial import Status, Trial
+
+logger = logging.getLogger(__name__)
+
+_TRIAL_DIR = re.compile(r"trial_(\d{5,})")
+DAMAGED_SUFFIX = ".damaged"
+
+
+@dataclass
+class ResumeState:
+    experiment_dir: str
+    run_kwargs: dict[str, Any]
+    trainable: Any
+    status: str
+    time_used_s: float
+    trials: list[Trial] = field(default_factory=list)
+
+
+def save_run_spec(experiment_dir: str, run_kwargs: dict[str, Any], trainable_blob: bytes,
+                  kwargs_blob: bytes | None) -> None:
+    """Keep run()'s arguments (fresh searcher and scheduler included) for a later resume.
+
+    `kwargs_blob` is the arguments pickled before anything used them; None if they could not
+    be pickled, in which case callbacks and executor are left out (resume() takes them again)."""
+    if kwargs_blob is None:
+        keep = {k: v for k, v in run_kwargs.items() if k not in ("callbacks", "executor")}
+        kwargs_blob = cloudpickle.dumps(keep)
+    data = cloudpickle.dumps({"run_kwargs": kwargs_blob, "trainable": trainable_blob})
+    tmp = os.path.join(experiment_dir, RUN_SPEC_FILE + ".tmp")
+    with open_private(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, os.path.join(experiment_dir, RUN_SPEC_FILE))
+
+
+def load_resume_state(experiment_dir: str) -> ResumeState:
+    """Read an experiment directory for resuming; clear errors for what is missing or corrupt."""
+    experiment_dir = os.path.abspath(os.path.expanduser(experiment_dir))
+    if not os.path.isdir(experiment_dir):
+        raise ValueError(f"cannot resume {experiment_dir}: no such directory")
+    spec_path = os.path.join(experiment_dir, RUN_SPEC_FILE)
+    try:
+        spec = load_pickle_private(spec_path, cloudpickle.load)
+        trainable = cloudpickle.loads(spec["trainable"])
+    except FileNotFoundError:
+        raise ValueError(f"cannot resume {experiment_dir}: it has no {RUN_SPEC_FILE} "
+                         "(not an asynctune experiment, or its driver died before the first trial)") from None
+    except UnsafeFileError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot resume {experiment_dir}: {RUN_SPEC_FILE} is unreadable "
+                         f"({type(exc).__name__}: {exc})") from exc
+    status, time_used, snapshot_trials = "UNKNOWN", 0.0, {}
+    try:
+        with open(os.path.join(experiment_dir, EXPERIMENT_FILE)) as f:
+            snapshot = json.load(f)
+        status, time_used = snapshot.get("status", "UNKNOWN"), float(snapshot.get("time_used_s", 0.0))
+        snapshot_trials = {t["trial_id"]: t for t in snapshot.get("trials", [])
+                           if isinstance(t, dict) and isinstance(t.get("trial_id"), str)}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        pass  # a missing or torn snapshot is fine: the journal and the trial directories hold the truth
+    kwargs = cloudpickle.loads(spec["run_kwargs"])
+    if (os.path.exists(os.path.join(experiment_dir, RESULTS_FILE))  # the disk says how it was recorded,
+            or getattr(kwargs.get("executor"), "recording", None) == "consolidated"):  # or the saved executor
+        if status == "FINISHED":  # nothing to resume: its trials are in experiment.json
+            return ResumeState(experiment_dir, kwargs, trainable, status, time_used, [])
+        raise ValueError(
+            f"cannot resume {experiment_dir}: a simulation recorded with recording='consolidated' (the "
+            "SimulatedExecutor's default) keeps no journal and is rerun, not resumed; run it again "
+            "(SimulatedExecutor(recording='batched') or 'files' makes a simulation resumable)")
+    trials = _rebuild_trials(experiment_dir, snapshot_trials)
+    for trial in trials:
+        _restore_trial(trial, kwargs.get("metric"), kwargs.get("mode"))
+    return ResumeState(experiment_dir, kwargs, trainable, status, time_used, trials)
+
+
+def restore_searcher(searcher: Any, experiment_dir: str) -> None:
+    """Give a resumed searcher its saved state; a clear error if searcher_state.pkl is damaged."""
+    path = os.path.join(experiment_dir, SEARCHER_STATE_FILE)
+    if not os.path.exists(path):
+        return
+    check_private(path)  # restore() unpickles it
+    try:
+        searcher.restore(path)
+    except Exception as exc:
+        raise ExperimentDamaged(
+            path, f"is unreadable ({type(exc).__name__}: {exc})",
+            "move it away to resume with a fresh searcher (it then suggests configs as if from the start; "
+            "the trials already run are kept)") from exc
+
+
+def repair_jsonl(path: str, valid: Any = None) -> list[dict[str, Any]]:
+    """The records of a .jsonl file, after moving a torn last line to `<file>.torn` and every
+    other line that is not a valid record to `<file>.damaged` (kept for inspection)."""
+    move_torn_tail(path)
+    records, bad = check_jsonl(path)
+    if valid is not None:
+        invalid = [r for r in records if not valid(r)]
+        if invalid:
+            records = [r for r in records if valid(r)]
+            bad += [(0, dumps(r) + "\n") for r in invalid]
+    if bad:
+        with open_private(path + DAMAGED_SUFFIX, "a", encoding="utf-8", errors="surrogateescape") as f:
+            f.writelines(text if text.endswith("\n") else text + "\n" for _, text in bad)
+        tmp = path + ".tmp"
+        with open_private(tmp, "w", encoding="utf-8") as f:
+            f.writelines(dumps(r) + "\n" for r in records)
+        os.replace(tmp, path)
+        logger.warning("%s held %d line(s) that are not valid records (lines %s); moved them to %s",
+                       path, len(bad), ", ".join(str(n) for n, _ in bad if n) or "-", path + DAMAGED_SUFFIX)
+    return records
+
+
+def _valid_result(result: dict[str, Any]) -> bool:
+    iteration = result.get("training_iteration", 0)
+    return isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0
+
+
+def _valid_event(event: dict[str, Any]) -> bool:
+    if "trial_id" not in event:
+        return True  # not about one trial: nothing to rebuild from it
+    trial_id = event.get("trial_id")
+    if not isinstance(trial_id, str) or not _TRIAL_DIR.fullmatch(trial_id):
+        return False
+    try:
+        Status(event.get("status", Status.PENDING.value))
+    except ValueError:
+        return False
+    return isinstance(event.get("config", {}), dict)
+
+
+def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) -> list[Trial]:
+    """The trial table: the journal's, completed from the trial directories and the snapshot."""
+    trials: dict[str, Trial] = {}
+    configured: set[str] = set()  # trials whose config a journal line holds
+    for event in repair_jsonl(os.path.join(experiment_dir, JOURNAL_FILE), _valid_event):
+        trial_id = event.get("trial_id")
+        if trial_id is None:
+            continue
+        trial = trials.get(trial_id)
+        if trial is None:
+            trial = trials[trial_id] = Trial(trial_id=trial_id, config=event.get("config", {}),
+                                             index=_index_of(trial_id), path=os.path.join(experiment_dir, trial_id))
+        if "config" in event:  # where it is new (added, mutated, the first line of a session)
+            trial.config = event["config"]
+            configured.add(trial_id)
+        trial.resources = event.get("resources", trial.resources) or {}
+        trial.status = Status(event.get("status", trial.status.value))
+        trial.num_failures = int(event.get("num_failures", 0) or 0)
+        trial.error = event.get("error")
+    directories = sorted(name for name in os.listdir(experiment_dir)
+                         if _TRIAL_DIR.fullmatch(name) and os.path.isdir(os.path.join(experiment_dir, name)))
+    for name in directories:
+        if name in trials:
+            continue
+        path = os.path.join(experiment_dir, name)
+        if read_params(path) is None and not read_results(path):
+            # The driver died while adding it (the directory is made before its params are
+            # written): it never ran, so it is added again as if new.
+            logger.warning("%s: %s was being added when the driver stopped; it starts afresh", experiment_dir, name)
+            continue
+        # Added to the experiment, but its journal lines are gone (journal deleted or cut).
+        trial = trials[name] = Trial(trial_id=name, config={}, index=_index_of(name),
+                                     path=os.path.join(experiment_dir, name))
+        known = snapshot.get(name, {})
+        try:
+            trial.status = Status(known.get("status", Status.PENDING.value))
+            trial.num_failures = int(known.get("num_failures", 0) or 0)
+        except (ValueError, TypeError):
+            trial.status = Status.PENDING
+        trial.resources = known.get("resources") if isinstance(known.get("resources"), dict) else {}
+        trial.error = known.get("error")
+        logger.warning("%s: trial %s is not in %s; rebuilt from its directory%s", experiment_dir, name, JOURNAL_FILE,
+                       " and experiment.json" if known else " (it restarts from its newest checkpoint)")
+    for trial in trials.values():
+        config = read_params(trial.path)  # the config with its types (params.pkl)
+        if config is not None:
+            trial.config = config
+        elif trial.trial_id not in configured:
+            raise ExperimentDamaged(
+                trial.path, f"has neither a readable {PARAMS_PICKLE_FILE} nor {PARAMS_FILE}, and no other file "
+                "holds its config", "restore the file, or move the directory out of the experiment to resume "
+                "without it")
+    ordered = sorted(trials.values(), key=lambda t: t.index)
+    for position, trial in enumerate(ordered):
+        if trial.index != position:  # a gap: the next new trial would get an id that was used
+            missing = f"trial_{position:05d}"
+            raise ExperimentDamaged(
+                os.path.join(experiment_dir, missing), "is missing (neither a directory nor a journal entry), "
+                f"but {trial.trial_id} exists", f"restore it, or move every trial directory after it out of "
+                f"{experiment_dir} to resume without them")
+    return ordered
+
+
+def _index_of(trial_id: str) -> int:
+    return int(trial_id.split("_", 1)[1])
+
+
+def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
+    recorded = repair_jsonl(os.path.join(trial.path, RESULT_FILE), _valid_result)
+    last_iteration = max((int(r.get("training_iteration", 0)) for r in recorded), default=0)
+    newest = latest_checkpoint(trial.path, max_iteration=last_iteration)
+    if newest is not None:
+        trial.checkpoint, trial.checkpoint_iteration, trial.checkpoint_time_total = newest
+    if trial.status in (Status.RUNNING, Status.PENDING, Status.PAUSED):
+        # It will run again from its newest checkpoint: what it reported after that comes again,
+        # and moves to result.rewound.jsonl when it does (controller/runtime.py); until then it counts.
+        trial.status = Status.PAUSED if trial.status is Status.PAUSED else Status.PENDING
+        trial.restore_checkpoint = trial.checkpoint
+        trial.restore_iteration = trial.checkpoint_iteration if newest else 0
+        trial.restore_time_total = trial.checkpoint_time_total if newest else 0.0
+    trial.num_results = len(recorded)
+    trial.last_result = recorded[-1] if recorded else None
+    for result in recorded:
+        trial.update_best(metric, mode, result)
+    if recorded:
+        trial.start_time = recorded[0].get("timestamp")
+
+
+def recorded_history(trials: list[Trial]) -> Iterator[tuple[Trial, dict[str, Any]]]:
+    """Every recorded result of every trial, in the order they were reported; of a trial that
+    will restart from a checkpoint, those up to it (it reports the others again)."""
+    history = [(r.get("timestamp", 0.0), t.index, i, t, r)
+               for t in trials for i, r in enumerate(read_results(t.path)) if _kept(t, r)]
+    history.sort(key=lambda item: item[:3])
+    for _, _, _, trial, result in history:
+        yield trial, result
+
+
+def _kept(trial: Trial, result: dict[str, Any]) -> bool:
+    if trial.status.is_finished:
+        return True
+    return int(result.get("training_iteration", 0)) <= trial.restore_iteration

@@ -1,0 +1,188 @@
+"""Where an experiment's state goes: each trial change to the journal at once, a snapshot of
+the whole experiment (experiment.json) soon after, and the searcher's pickle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..algorithms.base import Searcher
+from ..errors import StorageFull, is_disk_full
+from .private_files import PRIVATE_FILE_MODE
+from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
+from ..core.trial import Trial
+
+if TYPE_CHECKING:
+    from ..controller.loop import Controller
+
+logger = logging.getLogger(__name__)
+
+_SAVE_INTERVAL_S = 1.0
+_NEW_CONFIG = ("added", "mutated")  # journal events that always carry the trial's config
+RESERVE_FILE = ".reserve"
+_MIN_RESERVE_BYTES = 256 * 1024
+
+
+class StateWriter:
+    """Journal lines now, the snapshot at most once per second while anything changes.
+
+    A write that fails for lack of space goes to `on_full` (the controller stops, resumable)
+    instead of raising where the change happened. So that experiment.json can still be saved
+    then, a `.reserve` file holds room for twice the snapshot, released just before the last save.
+
+    `batched` (a simulated run, recording.RECORDINGS): journal lines are flushed once a second,
+    and the snapshot and the searcher's state are written once, at the end (a snapshot costs
+    time in proportion to the trials, and a simulation makes thousands a second).
+    `journal=False` (a consolidated simulation, never resumed): no journal at all."""
+
+    def __init__(self, experiment_dir: str, snapshot: Callable[[], dict[str, Any]],
+                 on_full: Callable[[StorageFull], None], *, batched: bool = False, journal: bool = True) -> None:
+        self.experiment_dir = experiment_dir
+        self._snapshot, self._on_full = snapshot, on_full
+        self._batched, self._with_journal = batched, journal
+        self._journal: Journal | None = None
+        self._dirty = asyncio.Event()
+        self._reserved = 0
+        self._searcher: Searcher | None = None  # batched: saved by the last save()
+        self._journaled: dict[str, Any] = {}  # trial_id -> the config this session's journal last wrote
+        self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
+
+    def open(self) -> None:
+        """Start the journal and the reserve; raises StorageFull on a disk already full."""
+        try:
+            self._reserve(_MIN_RESERVE_BYTES)
+            if self._with_journal:
+                self._journal = Journal(self.experiment_dir, flush_each=not self._batched)
+        except OSError as exc:
+            if is_disk_full(exc):
+                path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.experiment_dir, RESERVE_FILE)
+                raise StorageFull(path, self.experiment_dir) from exc
+            raise
+
+    def close(self) -> None:
+        self._on_journal(Journal.close)
+
+    def _on_journal(self, action: Callable[[Journal], None]) -> None:
+        if self._journal is not None:
+            try:
+                action(self._journal)
+            except OSError as exc:
+                self._failed(exc, JOURNAL_FILE)
+
+    def release_reserve(self) -> None:
+        try:
+            os.unlink(os.path.join(self.experiment_dir, RESERVE_FILE))
+        except OSError:
+            pass
+        self._reserved = min(self._reserved, 0)
+
+    def _reserve(self, size: int) -> None:
+        """Hold `size` bytes in .reserve; where that is refused other than for space (a file-size
+        limit, a file system without fallocate), go on without one."""
+        if self._reserved < 0 or size <= self._reserved:
+            return
+        try:
+            with open(os.path.join(self.experiment_dir, RESERVE_FILE), "ab") as f:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(f.fileno(), 0, size)
+                else:  # pragma: no cover - macOS: real bytes, not a sparse file
+                    f.write(bytes(size - f.tell()))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise
+            logger.info("no room kept for the final save in %s: %s", self.experiment_dir, exc)
+            self.release_reserve()
+            self._reserved = -1  # do not try again
+            return
+        self._reserved = size
+
+    def _failed(self, exc: OSError, name: str) -> None:
+        path = os.path.join(self.experiment_dir, name)
+        if is_disk_full(exc):
+            self._on_full(StorageFull(path, self.experiment_dir))
+        else:
+            logger.error("could not write %s: %s", path, exc)
+
+    def changed(self, trial: Trial | None = None, *, event: str = "status") -> None:
+        """Note a change: the trial's new state goes to the journal now, the snapshot soon."""
+        self._dirty.set()
+        if trial is not None and self._journal is not None:
+            line = {"event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
+                    "status": trial.status.value, "checkpoint": trial.checkpoint,
+                    "restore_checkpoint": trial.restore_checkpoint, "num_failures": trial.num_failures,
+                    "error": trial.error}
+            # The config only where it is new (and params.json has it too): the most a line
+            # costs is encoding it, and a trial's status changes three times or more. New: not
+            # the object this session's journal last wrote for the trial (a mutation, a resume
+            # with another config replace it), or an event that says so.
+            if event in _NEW_CONFIG or self._journaled.get(trial.trial_id) is not trial.config:
+                self._journaled[trial.trial_id] = trial.config
+                line["config"], line["resources"] = trial.config, trial.resources
+            try:
+                self._journal.write(line)
+            except OSError as exc:
+                self._failed(exc, JOURNAL_FILE)
+
+    def save(self) -> None:
+        if self._searcher is not None:
+            searcher, self._searcher = self._searcher, None
+            try:
+                self._save_searcher(searcher)
+            except Exception:  # noqa: BLE001  as a failing save hook is, when it runs at once
+                logger.exception("could not save the searcher's state")
+        path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
+        snapshot = self._snapshot()
+        try:
+            write_json_atomic(path, snapshot, indent=None if self._batched else 1)  # batched: thousands of trials
+            self.saved = {k: v for k, v in snapshot.items() if k != "trials"}  # the Trial objects hold those
+            if self._reserved > 0:  # keep room for twice the snapshot, as it grows
+                self._reserve(max(_MIN_RESERVE_BYTES, 2 * os.path.getsize(path)))
+        except OSError as exc:
+            if is_disk_full(exc):
+                self._failed(exc, EXPERIMENT_FILE)
+            else:
+                logger.error("could not save %s: %s", EXPERIMENT_FILE, exc)
+
+    async def save_periodically(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self._batched:
+                self._on_journal(Journal.flush)
+            else:
+                self.save()
+            await asyncio.sleep(_SAVE_INTERVAL_S)
+
+    def save_searcher(self, searcher: Searcher) -> None:
+        if self._batched:
+            self._searcher = searcher  # written by the last save()
+            return
+        self._save_searcher(searcher)
+
+    def _save_searcher(self, searcher: Searcher) -> None:
+        path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
+        try:
+            searcher.save(path + ".tmp")
+            os.chmod(path + ".tmp", PRIVATE_FILE_MODE)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self._failed(exc, SEARCHER_STATE_FILE)
+
+
+def experiment_snapshot(controller: Controller) -> dict[str, Any]:
+    """The experiment as experiment.json keeps it: its status, options and trial table."""
+    options, spec = controller.options, controller.spec
+    return {
+        "name": spec.name, "status": controller.status, "metric": options.metric, "mode": options.mode,
+        "trainable": spec.trainable_name, "start_time": controller.started_at,
+        "time_used_s": controller.time_used_s + (controller.executor.now() - controller.start_time),
+        "time_budget_s": options.time_budget_s, "num_samples": options.num_samples, "seed": options.seed,
+        "searcher": type(controller.searcher).__name__, "scheduler": type(controller.scheduler).__name__,
+        "stopping": controller.stopping, "trials": [t.summary() for t in controller.trials],
+    }

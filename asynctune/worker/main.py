@@ -1,0 +1,231 @@
+"""The worker process: the same main loop on this machine and on SSH hosts.
+
+Started as `python -m asynctune.worker`; it speaks the framed protocol on the stdin/stdout it
+was given, and points its own fds 1 and 2 at each trial's stdout.txt / stderr.txt, so a trial's
+prints land in its directory and never corrupt the protocol stream.
+
+On Linux the worker is a child subreaper: a process its trial started stays its descendant even
+after a double fork or a new session, and every one is ended when the trial ends, before the
+driver hears of the end, so none outlives its trial though the worker runs the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from . import session as session_module
+from .trainable import Trainable, run_class, run_function
+from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
+
+
+def main() -> None:
+    os.umask(0o077)  # this process is asynctune's: what its trials write is private to the user
+    # Keep private copies of the protocol pipes (not inherited by the trial's children), then
+    # free fds 0-2 for the trials: stdin reads nothing, stray prints go to the worker's stderr.
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    os.close(devnull)
+    channel = BlockingChannel(read_fd, write_fd)
+    _become_subreaper()
+    _exit_when_driver_goes(read_fd)
+    from .. import __version__
+    channel.send(("ready", {
+        "pid": os.getpid(), "hostname": socket.gethostname(), "asynctune": __version__,
+        "python": platform.python_version(), "protocol": PROTOCOL_VERSION, "executable": sys.executable,
+    }))
+    trainables: dict[str, Any] = {}
+    while True:
+        try:
+            message = channel.receive()
+        except EOFError:
+            return
+        if message[0] == "exit":
+            return
+        if message[0] == "run":
+            _run_trial(channel, message[1], trainables)
+
+
+def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:
+    try:
+        os.makedirs(request.trial_dir, exist_ok=True)
+        saved = _redirect_output(request.trial_dir)
+    except OSError as exc:  # the trial's directory cannot be written: that trial's failure, not the worker's
+        channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        return
+    session = session_module.TrialSession(channel, request)
+    session_module._current = session
+    try:
+        message = execute_trial(session, request, trainables)
+    finally:
+        session_module._current = None
+        end_descendants()
+        _restore_output(saved)
+    channel.send(message)
+
+
+def execute_trial(session: session_module.TrialSession, request: TrialRequest,
+                  trainables: dict[str, Any]) -> tuple:
+    """Run a trial to its end and return the driver's last message about it (done or error).
+
+    Shared by every worker kind: a process worker here, a Dask task in executors/dask/worker.py."""
+    try:
+        trainable = trainables.get(request.trainable_key)
+        if trainable is None:
+            trainable = trainables[request.trainable_key] = cloudpickle.loads(request.trainable_blob)
+        if isinstance(trainable, type) and issubclass(trainable, Trainable):
+            how, checkpoint = run_class(trainable, session)
+        else:
+            how, checkpoint = run_function(trainable, session), None
+        return ("done", how, checkpoint)
+    except session_module.StopTrial:
+        return ("done", "stopped", None)
+    except session_module.PauseTrial:
+        return ("done", "paused", None)
+    except BaseException as exc:  # the trial's own failure: report it, keep the worker
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return ("error", f"{type(exc).__name__} raised in the trial", text)
+        return ("error", f"{type(exc).__name__}: {exc}", text)
+
+
+def _redirect_output(trial_dir: str) -> tuple[int, int]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+        target = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    return saved
+
+
+def _restore_output(saved: tuple[int, int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, copy in zip((1, 2), saved):
+        os.dup2(copy, fd)
+        os.close(copy)
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_END_GRACE_S = 2.0
+
+
+def _become_subreaper() -> None:
+    """Adopt this worker's orphaned descendants (Linux), so a process the trial started in a
+    new session or behind a double fork stays visible and can be ended. A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _has_children() -> bool:
+    """Cheap check (no scan of every process) whether this process has any child now."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        return any(open(f"/proc/self/task/{tid}/children").read().strip() for tid in tasks)
+    except OSError:
+        return True  # cannot tell: let psutil look
+
+
+def end_descendants(grace_s: float = _END_GRACE_S) -> None:
+    """End every process this worker's trial started: SIGTERM, up to grace_s, then SIGKILL; and
+    reap them. Repeated while new ones appear (a process may fork while it is being ended)."""
+    if not _has_children():
+        return
+    import psutil
+
+    me = psutil.Process()
+    for _ in range(5):
+        try:
+            procs = me.children(recursive=True)
+        except psutil.Error:
+            return
+        if not procs:
+            break
+        for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 1.0)):
+            for proc in procs:
+                try:
+                    proc.send_signal(signum)
+                except psutil.Error:
+                    pass
+            procs = _wait_gone(procs, wait_s)
+            if not procs:
+                break
+    _reap()
+
+
+def _wait_gone(procs: list[Any], timeout: float) -> list[Any]:
+    """The processes still alive (not zombies) after up to `timeout` seconds; reaps our own."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap()
+        alive = []
+        for proc in procs:
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except psutil.Error:
+                pass
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.01)
+        procs = alive
+
+
+def _reap() -> None:
+    """Collect exited children (our own and adopted orphans), so no zombie is left."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _exit_when_driver_goes(read_fd: int) -> None:
+    """End this worker and its children when the driver's end of the pipe closes.
+
+    The main thread may be deep in a training step and only read the pipe at the next
+    report(); without this a killed driver would leave busy workers behind.
+    """
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(read_fd, 0)  # only POLLHUP/POLLERR, which poll always reports
+        while True:
+            events = poller.poll()
+            if any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in events):
+                break
+        end_descendants(grace_s=0.0)  # those in other sessions or process groups too
+        if os.getpgid(0) == os.getpid():  # we lead our own process group: take the children too
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="asynctune-driver-watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

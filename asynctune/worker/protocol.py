@@ -1,0 +1,298 @@
+"""The protocol between the driver and a worker: messages, decisions, framing, and the one
+place where a worker's messages become trial events.
+
+Messages are Python tuples, pickled. They can run code when loaded, so they travel only over
+a local pipe, an SSH channel, Dask's own comms, or the Dask executor's direct channel, a
+socket that lets in only peers with the cluster's TLS certificate; never over a socket
+without authentication.
+
+Driver -> worker:
+    ("run", TrialRequest)       start (or resume) a trial; `trainable_blob` is None when the
+                                worker already holds the trainable of `trainable_key`
+    ("exit",)                   end the worker
+    decision                    the answer to the trial's latest "result", one of:
+                                "CONTINUE" | "STOP" | "PAUSE" | ("MUTATE", config, checkpoint_dir | None)
+
+Worker -> driver:
+    ("ready", info)             once, at start: info has "pid", "hostname", "asynctune",
+                                "python", "executable" and "protocol" (PROTOCOL_VERSION)
+    ("result", result, checkpoint_dir | None)
+                                the trial's report(); the trial then blocks until the decision
+    ("done", how, checkpoint_dir | None)
+                                the trial ended: how is "finished" (the trainable returned),
+                                "stopped" or "paused" (a decision ended it)
+    ("error", message, traceback)
+                                the trial raised; the worker lives on
+
+A trial's messages are: results, each answered by exactly one decision, then one "done" or
+"error". `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
+tracks the decision the worker awaits; an executor adds `WorkerLostEvent` when the worker
+itself goes (its pipe or channel closes, its host or Dask worker is lost).
+
+Framing, over a pipe, an SSH channel or the Dask direct channel: a 4-byte big-endian length,
+then the pickle (`encode`, `FrameDecoder`, `BlockingChannel`). The Dask executor's queue channel
+sends the same messages, each pickled whole, through a pair of `distributed.Queue`s instead.
+A Dask task has a handshake of its own before its first trial: it sends ("hello" on the direct
+channel, "started" on the queues, {"nonce", "worker", "pid", "hostname", "thread"}) and the
+driver answers ("RUN", nonce), or ("ABANDON", nonce) to a rerun Dask started on its own; a
+task on the direct channel then takes ("run", TrialRequest) for further trials, ("exit",) to end.
+
+Configs (in TrialRequest and in a MUTATE decision) travel inside by_value(): cloudpickled, so a
+class defined in the user's script (`__main__`, a local class) reaches the worker as it does in
+the trainable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from ..errors import AsynctuneError, ExecutorError
+from ..core.trial import Decision, Mutate
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+
+# Framing ----------------------------------------------------------------------------------------
+
+_HEADER = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
+
+
+def encode(message: Any) -> bytes:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
+
+
+class FrameDecoder:
+    """Splits a byte stream into messages; feed() returns the complete ones."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        buffer = self._buffer
+        buffer += data
+        messages = []
+        start = 0
+        end = len(buffer)
+        while end - start >= HEADER_SIZE:
+            (size,) = _HEADER.unpack_from(buffer, start)
+            if end - start - HEADER_SIZE < size:
+                break
+            begin = start + HEADER_SIZE
+            messages.append(pickle.loads(memoryview(buffer)[begin:begin + size]))
+            start = begin + size
+        if start:
+            del buffer[:start]
+        return messages
+
+
+class BlockingChannel:
+    """The worker's side: blocking reads and writes on two file descriptors."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd, self.write_fd = read_fd, write_fd
+        self._buffer = bytearray()
+
+    def send(self, message: Any) -> None:
+        data = memoryview(encode(message))
+        while data:
+            written = os.write(self.write_fd, data)
+            data = data[written:]
+
+    def receive(self) -> Any:
+        header = self._read_exact(HEADER_SIZE)
+        (size,) = _HEADER.unpack(header)
+        return pickle.loads(self._read_exact(size))
+
+    def _read_exact(self, size: int) -> bytes:
+        buffer = self._buffer
+        while len(buffer) < size:
+            chunk = os.read(self.read_fd, max(65536, size - len(buffer)))
+            if not chunk:
+                raise EOFError("the driver closed the channel")
+            buffer += chunk
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+
+class by_value:  # noqa: N801  (used like a function)
+    """Pickles `value` with cloudpickle inside a plain pickle; loading gives `value` back."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return cloudpickle.loads, (cloudpickle.dumps(self.value, protocol=pickle.HIGHEST_PROTOCOL),)
+
+
+# Driver -> worker -------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialRequest:
+    """Everything a worker needs to run (or resume) one trial."""
+
+    trial_id: str
+    trial_dir: str
+    config: dict[str, Any]
+    trainable_key: str
+    trainable_blob: bytes | None  # None when the worker already holds this trainable
+    restore_checkpoint: str | None = None
+    start_iteration: int = 0
+    start_time_total: float = 0.0
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: bool = False
+    placement: dict[str, Any] = field(default_factory=dict)
+    experiment_dir: str = ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "config": by_value(self.config)}
+
+
+def run_frame(request: TrialRequest) -> bytes:
+    return encode(("run", request))
+
+
+EXIT_FRAME = encode(("exit",))
+
+
+def decision_message(decision: Decision | Mutate) -> Any:
+    """A decision as it travels: "CONTINUE" | "STOP" | "PAUSE" | ("MUTATE", config, checkpoint)."""
+    if isinstance(decision, Mutate):
+        return ("MUTATE", by_value(decision.config), decision.checkpoint)
+    return decision.value
+
+
+_CONTINUE_FRAME = encode(Decision.CONTINUE.value)
+
+
+def encode_decision(decision: Decision | Mutate) -> bytes:
+    if decision is Decision.CONTINUE:
+        return _CONTINUE_FRAME  # the hot path: the same bytes every time
+    return encode(decision_message(decision))
+
+
+def read_decision(message: Any) -> Decision | Mutate:
+    """The worker's side of decision_message()."""
+    if message == "CONTINUE":
+        return Decision.CONTINUE
+    if isinstance(message, tuple) and len(message) == 3 and message[0] == "MUTATE":
+        return Mutate(message[1], message[2])
+    if message in ("STOP", "PAUSE"):
+        return Decision(message)
+    raise AsynctuneError(f"unexpected decision from the driver: {message!r}")
+
+
+# Worker -> driver: the events the controller reads ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultEvent:
+    result: dict[str, Any]
+    checkpoint: str | None  # directory of the checkpoint reported with this result
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    how: str  # "finished" | "stopped" | "paused"
+    checkpoint: str | None
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """The trial raised; the worker survives."""
+
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class WorkerLostEvent:
+    """The worker died under the trial (killed, OOM, host lost)."""
+
+    error: str
+    exit_code: int | None = None
+    stderr_tail: str = ""
+
+
+TrialEvent = ResultEvent | DoneEvent | ErrorEvent | WorkerLostEvent
+
+
+class WorkerMessages:
+    """The driver's reading of one worker's messages, shared by the local, SSH and Dask
+    executors: "ready" resolves `ready`, a trial's messages become events, and the decision
+    the worker awaits after each result is tracked, so that exactly one answers it.
+
+    Local and SSH workers feed() it the bytes of their pipe or channel and get `on_result`
+    and `on_end` calls; the Dask executor passes it each message with event().
+    """
+
+    def __init__(self, where: str, on_result: Callable[[ResultEvent], None] | None = None,
+                 on_end: Callable[[DoneEvent | ErrorEvent], None] | None = None) -> None:
+        self.where = where  # "worker on gpu1", for errors
+        self.on_result = on_result
+        self.on_end = on_end  # the trial ended: its worker is free again
+        import asyncio  # here, not at the top: a worker process has no use for asyncio
+
+        self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.awaiting_decision = False
+        self._decoder = FrameDecoder()
+
+    def feed(self, data: bytes) -> None:
+        for message in self._decoder.feed(data):
+            if message[0] == "result":  # the hot path, inlined
+                self.awaiting_decision = True
+                self.on_result(ResultEvent(message[1], message[2]))
+                continue
+            event = self.event(message)
+            if event is not None:
+                self.on_end(event)
+
+    def event(self, message: tuple) -> ResultEvent | DoneEvent | ErrorEvent | None:
+        kind = message[0]
+        if kind == "result":
+            self.awaiting_decision = True
+            return ResultEvent(message[1], message[2])
+        if kind == "done":
+            self.awaiting_decision = False
+            return DoneEvent(message[1], message[2])
+        if kind == "error":
+            self.awaiting_decision = False
+            return ErrorEvent(message[1], message[2])
+        if kind == "ready":
+            self._on_ready(message[1])
+            return None
+        logger.warning("%s: unexpected message %r", self.where, message)
+        return None
+
+    def answering(self) -> bool:
+        """Take the awaited decision's turn: False (and an error logged) when none is awaited,
+        since a decision sent then would be read as the answer to the trial's next result."""
+        if self.awaiting_decision:
+            self.awaiting_decision = False
+            return True
+        logger.error("%s: a decision was sent while the trial awaited none; dropped", self.where)
+        return False
+
+    def _on_ready(self, info: dict[str, Any]) -> None:
+        if self.ready.done():
+            return
+        if info.get("protocol") != PROTOCOL_VERSION:
+            self.ready.set_exception(ExecutorError(
+                f"{self.where} speaks protocol {info.get('protocol')}, the driver {PROTOCOL_VERSION}: "
+                f"install the same asynctune version"))
+        else:
+            self.ready.set_result(info)
