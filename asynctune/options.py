@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .algorithms.base import Scheduler, Searcher, check_metric_mode, normalize_objectives
+from .algorithms.base import Scheduler, Searcher
+from .core.objectives import check_metric_mode, normalize_objectives
 from .core.resources import Resources, ResourcesSpec
 
 if TYPE_CHECKING:

@@ -9,12 +9,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..algorithms.base import check_metric_mode, is_multi_objective, normalize_objectives
+from ..core.objectives import check_metric_mode, is_multi_objective, normalize_objectives
 from ..core.pareto import front_of
 from ..reporting.decisions import read_decisions
 from ..worker.session import load_checkpoint
 from ..store.layout import EXPERIMENT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results
-from ..core.trial import Status, Trial, _as_float
+from ..core.objectives import as_float
+from ..core.trial import Status, Trial
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
 DEFAULT_SCOPE = "all"  # what "best" means by default: a trial's best-ever result (see get_best_trial)
@@ -122,7 +123,7 @@ class ExperimentAnalysis:
                            if r.get("training_iteration") in saved]
         if not with_checkpoint:
             return trial.checkpoint
-        best = (min if mode == "min" else max)(with_checkpoint, key=lambda r: _as_float(r.get(metric)))
+        best = (min if mode == "min" else max)(with_checkpoint, key=lambda r: as_float(r.get(metric)))
         return saved[best["training_iteration"]]
 
     def _score(self, trial: Trial, metric: str, mode: str, scope: str) -> float | None:
@@ -130,7 +131,7 @@ class ExperimentAnalysis:
             return trial.metric_value(metric)
         if scope == "all" and trial.metric_best is not None and (metric, mode) == self._run_metric_mode:
             return trial.metric_best  # kept by the controller: no need to read every result
-        values = [_as_float(r.get(metric)) for r in self._finite_results(trial, metric)]
+        values = [as_float(r.get(metric)) for r in self._finite_results(trial, metric)]
         if not values:
             return None
         if scope == "all":
@@ -141,7 +142,7 @@ class ExperimentAnalysis:
         return sum(tail) / len(tail)  # type: ignore[arg-type]
 
     def _finite_results(self, trial: Trial, metric: str) -> list[dict[str, Any]]:
-        return [r for r in self.trial_results(trial.trial_id) if _as_float(r.get(metric)) is not None]
+        return [r for r in self.trial_results(trial.trial_id) if as_float(r.get(metric)) is not None]
 
     def _result_for(self, trial: Trial, metric: str, mode: str, scope: str) -> dict[str, Any] | None:
         if scope != "all":
@@ -149,7 +150,7 @@ class ExperimentAnalysis:
         results = self._finite_results(trial, metric)
         if not results:
             return trial.last_result
-        return (min if mode == "min" else max)(results, key=lambda r: _as_float(r.get(metric)))
+        return (min if mode == "min" else max)(results, key=lambda r: as_float(r.get(metric)))
 
     def _metric_mode(self, metric: str | None, mode: str | None) -> tuple[str, str]:
         if metric is None and is_multi_objective(self.default_metric):
@@ -298,7 +299,7 @@ class ExperimentAnalysis:
         points = []
         for trial in self.trials:
             for result in self.trial_results(trial.trial_id):
-                value = _as_float(result.get(metric))
+                value = as_float(result.get(metric))
                 if value is not None and isinstance(result.get("timestamp"), (int, float)):
                     points.append((result["timestamp"], value, trial.trial_id, result.get("training_iteration")))
         if not points:

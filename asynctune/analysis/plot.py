@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .experiment import ExperimentAnalysis
-from ..core.trial import _as_float
+from ..core.objectives import as_float
 from ..core.trial import Status
 
 # How each decision is marked: (matplotlib marker, colour, legend label).
@@ -133,7 +133,7 @@ def plot_pareto_front(analysis: ExperimentAnalysis, *, out_dir: str | None = Non
     (x_metric, x_mode), (y_metric, y_mode) = objectives[0], objectives[1]
     front = analysis.pareto_front()
     on_front = {t.trial_id for t in front}
-    points = [(t, _as_float((t.last_result or {}).get(x_metric)), _as_float((t.last_result or {}).get(y_metric)))
+    points = [(t, as_float((t.last_result or {}).get(x_metric)), as_float((t.last_result or {}).get(y_metric)))
               for t in analysis.trials if t.status is not Status.ERROR]
     points = [(t, px, py) for t, px, py in points if px is not None and py is not None]
     if not points:
@@ -181,7 +181,7 @@ def _metric_mode(analysis: ExperimentAnalysis, metric: str | None, mode: str | N
 def _curve(results: Sequence[dict[str, Any]], metric: str, x: str) -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for result in results:
-        value, position = _as_float(result.get(metric)), _as_float(result.get(x))
+        value, position = as_float(result.get(metric)), as_float(result.get(x))
         if value is not None and position is not None:
             xs.append(position)
             ys.append(value)
@@ -200,7 +200,7 @@ def _marks(analysis: ExperimentAnalysis, curves: dict[str, tuple[list[float], li
         if kind == "STOP" and decision.get("early", decision.get("iteration", 0) < longest) is False:
             continue
         xs, ys = curves.get(trial_id, ([], []))
-        where = _as_float(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
+        where = as_float(decision.get("iteration" if x == "training_iteration" else "time_total_s"))
         if kind not in MARKS or not xs or where is None:
             continue
         # The last point at or before the decision (a decision follows the result it was taken on).

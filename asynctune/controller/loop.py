@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from ..core.compat import TaskGroup, TimeoutErrors, timeout
 from .actions import TrialActions
@@ -38,6 +39,7 @@ from ..store.layout import RESULTS_FILE
 from ..core.stopper import Stopper
 from ..core.trial import Status, Trial
 from .driver import TrialDriver
+from .table import TrialTable
 from .trial_monitoring import trial_monitor
 
 logger = logging.getLogger(__name__)
@@ -55,10 +57,8 @@ class Controller:
         self.spec, self.options = spec, spec.options
         self.space, self.searcher, self.scheduler = space, searcher, scheduler
         self.executor, self.stopper, self.callbacks = executor, stopper, callbacks
-        self.trials: list[Trial] = list(trials)
-        self._runtimes: dict[Trial, TrialRuntime] = {}
-        self._waiting: dict[Trial, None] = {t: None for t in self.trials if t.status in (Status.PENDING, Status.PAUSED)}
-        self._running: dict[Trial, TrialRuntime] = {}
+        self.table = TrialTable(trials, self._new_runtime)
+        self.trials = self.table.trials  # the same list: callbacks and the analysis read it
         self._wakeup = asyncio.Event()
         self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
         self._searcher_done = self._searcher_finished_told = False
@@ -69,14 +69,14 @@ class Controller:
         self._max_running = 1
         self._recording = executor.recording  # "files"; a simulation's "batched" or "consolidated" (store/recording.py)
         consolidated = self._recording == "consolidated"
-        self.state = StateWriter(spec.experiment_dir, lambda: experiment_snapshot(self), on_full=self._ending.disk_full,
+        self.state = StateWriter(spec.experiment_dir, self._snapshot, on_full=self._ending.disk_full,
                                  batched=self._recording != "files", journal=not consolidated)
         self._writer = None if self._recording == "files" else BatchWriter(
             os.path.join(spec.experiment_dir, RESULTS_FILE) if consolidated else None)
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self._outcomes = TrialOutcomes(
             scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,
-            ending=self._ending, waiting=self._waiting, runtime_of=self._runtime, now=executor.now, kill=self._kill,
+            ending=self._ending, table=self.table, now=executor.now, kill=self._kill,
             wakeup=self._wakeup, max_failures=self.options.max_failures, fail_fast=self.options.fail_fast)
         self._driver = TrialDriver(
             spec=spec, trainable_key=trainable_key, trainable_blob=trainable_blob, executor=executor,
@@ -121,7 +121,7 @@ class Controller:
                 services = [tasks.create_task(self.state.save_periodically(), name="asynctune-save"),
                             tasks.create_task(self._tick_periodically(), name="asynctune-tick")]
                 if self.spec.monitor_interval_s:
-                    monitor = trial_monitor(self._running, self.trials, interval_s=self.spec.monitor_interval_s,
+                    monitor = trial_monitor(self.table, interval_s=self.spec.monitor_interval_s,
                                             memory_limit_mb=self.options.memory_limit_mb, kill=self._kill)
                     services.append(tasks.create_task(monitor.run(), name="asynctune-monitor"))
                 try:
@@ -132,7 +132,7 @@ class Controller:
                     self._ending.interrupted = True  # Ctrl-C, SIGTERM, cancellation or a bug: keep trials resumable
                     raise
                 finally:
-                    if self._running:
+                    if self.table.num_running:
                         await self._kill_all()
                     for service in services:
                         service.cancel()
@@ -174,18 +174,18 @@ class Controller:
         return self._deadline is not None and self.executor.now() >= self._deadline
 
     def _is_done(self) -> bool:
-        if self._running or self.actions or not self._searcher_exhausted():
+        if self.table.num_running or self.actions or not self._searcher_exhausted():
             return False
-        return not self._waiting or self.scheduler.choose_trial_to_run(self._candidates()) is None
+        return not self.table.any_waiting or self.scheduler.choose_trial_to_run(self.table.candidates()) is None
 
     def _searcher_exhausted(self) -> bool:
         return self._searcher_done or (self._max_trials is not None and len(self.trials) >= self._max_trials)
 
     async def _start_ready_trials(self) -> None:
-        while self.stopping is None and len(self._running) < self._max_running:
-            if not any(t.status is Status.PENDING for t in self._waiting):
+        while self.stopping is None and self.table.num_running < self._max_running:
+            if not self.table.waiting_pending():
                 await self._add_trial()
-            candidates = self._candidates()
+            candidates = self.table.candidates()
             trial = self.scheduler.choose_trial_to_run(candidates) if candidates else None
             if trial is None:
                 return
@@ -193,20 +193,16 @@ class Controller:
             placement = self._pool.acquire(Resources.parse(trial.resources), usable=self.executor.host_available)
             if placement is None:
                 return  # wait until a running trial frees its resources (a down SSH host is left out)
-            self._waiting.pop(trial, None)
-            runtime = self._running[trial] = self._runtime(trial)
+            runtime = self.table.start(trial)
             try:
                 runtime.start(placement, self.executor.now())
             except (TrialStorageError, StorageFull) as exc:  # rewinding its results failed: it cannot run
-                self._running.pop(trial)
+                self.table.stopped_running(trial)
                 self._pool.release(placement)
                 self._outcomes.not_started(runtime, exc)
                 runtime.ended()
                 continue
             self._tasks.create_task(self._run_trial(runtime, placement), name=f"trial-{trial.trial_id}")
-
-    def _candidates(self) -> list[Trial]:
-        return sorted(self._waiting, key=lambda t: t.index)
 
     async def _add_trial(self) -> None:
         if self._searcher_exhausted():
@@ -218,7 +214,7 @@ class Controller:
             self._searcher_done = True
             return await self._searcher_finished()
         if config is None:  # "not now": ask again soon, or when a trial ends
-            if not self._running:
+            if not self.table.num_running:
                 asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
             return
         resources = resolve_resources(self.options.resources_per_trial, config)
@@ -226,15 +222,14 @@ class Controller:
             self._pool.check(resources)
         trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
                       path=os.path.join(self.spec.experiment_dir, trial_id))
-        runtime = self._runtime(trial)
+        runtime = self.table.runtime(trial)
         try:
             runtime.write_params(config)
         except (TrialStorageError, StorageFull) as exc:
             unwritable: TrialStorageError | StorageFull | None = exc
         else:
             unwritable = None
-        self.trials.append(trial)
-        self._waiting[trial] = None
+        self.table.add(trial)
         self.state.changed(trial, event="added")
         self._searching.added()
         self.scheduler.on_trial_add(trial)
@@ -257,15 +252,13 @@ class Controller:
             await self._driver.run(runtime, placement)
         finally:
             runtime.ended()
-            self._running.pop(runtime.trial, None)
-            if runtime.trial.status.is_finished:  # its files are closed: the tick need not visit it
-                self._runtimes.pop(runtime.trial, None)
+            self.table.stopped_running(runtime.trial)
             if self._pool is not None:
                 self._pool.release(placement)
             self._wakeup.set()
 
     async def _kill_all(self) -> None:
-        runs = [r for r in self._running.values() if r.run is not None]
+        runs = [r for r in self.table.running() if r.run is not None]
         for runtime in runs:
             runtime.killing = True
         await asyncio.gather(*(runtime.run.kill() for runtime in runs), return_exceptions=True)  # type: ignore[union-attr]
@@ -276,19 +269,21 @@ class Controller:
 
     # Helpers -------------------------------------------------------------------------------------
 
-    def _runtime(self, trial: Trial) -> TrialRuntime:
-        runtime = self._runtimes.get(trial)
-        if runtime is None:
-            runtime = self._runtimes[trial] = TrialRuntime(
-                trial, metric=self.options.metric, mode=self.options.mode, changed=self.state.changed,
-                keep_checkpoints_num=self.options.keep_checkpoints_num, callbacks=self.callbacks,
-                recording=self._recording, writer=self._writer)
-        return runtime
+    def _new_runtime(self, trial: Trial) -> TrialRuntime:
+        return TrialRuntime(trial, metric=self.options.metric, mode=self.options.mode, changed=self.state.changed,
+                            keep_checkpoints_num=self.options.keep_checkpoints_num, callbacks=self.callbacks,
+                            recording=self._recording, writer=self._writer)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return experiment_snapshot(
+            spec=self.spec, status=self.status, started_at=self.started_at,
+            time_used_s=self.time_used_s + (self.executor.now() - self.start_time), searcher=self.searcher,
+            scheduler=self.scheduler, stopping=self.stopping, trials=self.trials)
 
     async def _tick_periodically(self) -> None:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
-            for runtime in list(self._runtimes.values()):
+            for runtime in self.table.runtimes():
                 try:
                     runtime.flush()
                 except (TrialStorageError, StorageFull) as exc:
@@ -316,7 +311,7 @@ class Controller:
             async with timeout(30):  # cleanup must not hang shutdown
                 await close_all()
         finally:
-            for runtime in self._runtimes.values():
+            for runtime in self.table.runtimes():
                 runtime.close()
             if self._writer is not None:
                 self._writer.close()  # every trial's files written before the last save

@@ -24,6 +24,7 @@ from ..reporting.callback import CallbackList
 from ..reporting.decisions import stopped_early
 from .searcher_driver import SearcherDriver
 from ..core.trial import Status, Trial
+from .table import TrialTable
 
 logger = logging.getLogger(__name__)
 
@@ -32,20 +33,19 @@ class TrialOutcomes:
     """Ends, fails, retries, pauses and resumes trials, and applies the scheduler's actions."""
 
     def __init__(self, *, scheduler: Scheduler, searching: SearcherDriver, callbacks: CallbackList,
-                 actions: TrialActions, ending: Ending, waiting: dict[Trial, None],
-                 runtime_of: Callable[[Trial], TrialRuntime], now: Callable[[], float],
+                 actions: TrialActions, ending: Ending, table: TrialTable, now: Callable[[], float],
                  kill: Callable[[TrialRuntime], None], wakeup: asyncio.Event, max_failures: int,
                  fail_fast: bool) -> None:
         self._scheduler, self._searching, self._callbacks = scheduler, searching, callbacks
-        self._actions, self._ending, self._waiting = actions, ending, waiting
-        self._runtime_of, self._now, self._kill, self._wakeup = runtime_of, now, kill, wakeup
+        self._actions, self._ending, self._table = actions, ending, table
+        self._now, self._kill, self._wakeup = now, kill, wakeup
         self._max_failures, self._fail_fast = max_failures, fail_fast
         self._stopped_early: set[Trial] = set()  # the scheduler stopped them before their end: "pruned"
 
     def apply_actions(self) -> None:
         """Apply what the scheduler queued (called after each of its hooks, and as the loop wakes)."""
         if self._actions:
-            self._actions.apply(self._runtime_of, finish=self._finish_waiting, resume=self.resume)
+            self._actions.apply(self._table.runtime, finish=self._finish_waiting, resume=self.resume)
 
     def stopping(self, trial: Trial) -> None:
         """The scheduler stopped this trial: when that was before its `max_t`, the searcher hears
@@ -74,7 +74,7 @@ class TrialOutcomes:
             logger.info("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
                         trial.num_failures, trial.checkpoint or "scratch")
             runtime.retry()
-            self._waiting[trial] = None
+            self._table.wait(trial)
             return
         self._end_in_error(runtime, error, trace)
 
@@ -87,7 +87,7 @@ class TrialOutcomes:
         """Its start failed (rewinding its results): on a full disk it waits for a resume, else it fails."""
         if isinstance(exc, StorageFull):
             runtime.interrupted()
-            self._waiting[runtime.trial] = None
+            self._table.wait(runtime.trial)
             self._ending.disk_full(exc)
         else:
             self.failed_for_good(runtime, str(exc), "")
@@ -105,7 +105,7 @@ class TrialOutcomes:
                 if runtime.run is not None:
                     self._kill(runtime)
         elif trial.status in (Status.PENDING, Status.PAUSED):
-            self._waiting.pop(trial, None)
+            self._table.unwait(trial)
             self.failed_for_good(runtime, str(exc), "")
 
     def paused(self, runtime: TrialRuntime) -> None:
@@ -113,19 +113,19 @@ class TrialOutcomes:
         if (request := runtime.paused()) is not None:
             self.resume(runtime, *request)
         else:
-            self._waiting[runtime.trial] = None
+            self._table.wait(runtime.trial)
 
     def resume(self, runtime: TrialRuntime, config: dict[str, Any] | None, checkpoint: str | None) -> None:
         try:
             runtime.resume(config, checkpoint)
         except (TrialStorageError, StorageFull) as exc:
             return self.write_failed(runtime, exc)
-        self._waiting[runtime.trial] = None
+        self._table.wait(runtime.trial)
         self._callbacks.on_trial_decision(runtime.trial, "RESUME")
         self._wakeup.set()  # a worker may be free for it now
 
     def _finish_waiting(self, runtime: TrialRuntime) -> None:
-        self._waiting.pop(runtime.trial, None)
+        self._table.unwait(runtime.trial)
         self.stopping(runtime.trial)  # a paused (or pending) trial the scheduler ends for good
         self.complete(runtime)
 

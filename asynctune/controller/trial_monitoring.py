@@ -4,28 +4,28 @@ and which trial to end when it holds too much memory."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 
 from .runtime import TrialRuntime
 from .resource_monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
-from ..core.trial import Trial
+from .table import TrialTable
 
 
-def trial_monitor(running: Mapping[Trial, TrialRuntime], trials: Sequence[Trial], *, interval_s: float,
+def trial_monitor(table: TrialTable, *, interval_s: float,
                   memory_limit_mb: float | None, kill: Callable[[TrialRuntime], None]) -> ResourceMonitor:
     """Sample the running trials into <trial dir>/monitor.jsonl; over the limit, mark and kill."""
 
     def local_pids() -> list[tuple[str, int]]:  # psutil sees this machine's processes only
-        return [(t.trial_id, r.run.pid) for t, r in running.items()
+        return [(t.trial_id, r.run.pid) for t, r in table.running_items()
                 if r.run is not None and r.run.pid is not None and r.run.host == "localhost"]
 
     def on_sample(sample: MonitorSample) -> None:
-        by_id = {t.trial_id: t for t in trials}  # a trial may have ended since it was sampled
+        by_id = {t.trial_id: t for t in table.trials}  # a trial may have ended since it was sampled
         for trial_id, record in trial_records(sample, {i: t.placement for i, t in by_id.items()}).items():
             append_jsonl(os.path.join(by_id[trial_id].path, MONITOR_FILE), record)
 
     def on_exceeded(error: MemoryLimitExceeded) -> None:
-        for trial, runtime in running.items():
+        for trial, runtime in table.running_items():
             if trial.trial_id == error.trial_id and runtime.run is not None and runtime.memory_error is None:
                 runtime.memory_error = error  # its WorkerLostEvent then ends it with this error
                 kill(runtime)

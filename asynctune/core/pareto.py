@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .trial import Status, Trial, _as_float
+from .objectives import as_float
+from .trial import Status, Trial
 
 
 def as_costs(result: dict[str, Any] | None, metrics: Sequence[str], modes: Sequence[str]) -> tuple[float, ...] | None:
@@ -23,7 +24,7 @@ def as_costs(result: dict[str, Any] | None, metrics: Sequence[str], modes: Seque
         return None
     costs = []
     for metric, mode in zip(metrics, modes):
-        value = _as_float(result.get(metric))
+        value = as_float(result.get(metric))
         if value is None:
             return None
         costs.append(-value if mode == "max" else value)

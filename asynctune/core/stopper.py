@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..algorithms.base import objective_pairs
+from .objectives import objective_pairs
 
 
 class Stopper:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from .objectives import as_float, update_best
 
 
 class Status(str, enum.Enum):
@@ -94,16 +95,10 @@ class Trial:
         """The latest value of `metric`, or None if the trial has not reported it."""
         if not self.last_result or metric not in self.last_result:
             return None
-        return _as_float(self.last_result[metric])
+        return as_float(self.last_result[metric])
 
     def update_best(self, metric: str | list[str] | None, mode: str | list[str] | None, result: dict[str, Any]) -> None:
-        if not isinstance(metric, str) or metric not in result:  # several metrics have no one best
-            return
-        value = _as_float(result[metric])
-        if value is None:
-            return
-        if self.metric_best is None or (value < self.metric_best if mode == "min" else value > self.metric_best):
-            self.metric_best = value
+        self.metric_best = update_best(self.metric_best, metric, mode, result)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able record of this trial kept in experiment.json."""
@@ -129,15 +124,6 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"Trial({self.trial_id}, {self.status.value})"
-
-
-def _as_float(value: Any) -> float | None:
-    """A metric value as a float; NaN/inf and non-numbers count as missing."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an int like 10**400
-        return None
-    return number if math.isfinite(number) else None
 
 
 def now() -> float:

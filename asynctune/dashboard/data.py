@@ -17,7 +17,7 @@ from typing import Any
 from ..analysis.experiment import ExperimentAnalysis
 from ..reporting.decisions import DECISIONS_FILE
 from ..store.layout import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
-from ..core.trial import _as_float
+from ..core.objectives import as_float
 
 
 class NotFound(LookupError):
@@ -192,7 +192,7 @@ class LiveExperiment:
     def curves_json(self, metric: str | None = None) -> str:
         """Every trial's learning curve as [iteration, time_total_s, value] rows, the decisions
         to mark on them, and the best value so far against time, as JSON text."""
-        # Every number in it went through _as_float (finite or None), so finite() can be skipped.
+        # Every number in it went through as_float (finite or None), so finite() can be skipped.
         return self._cached(("curves", metric), self._versions(), lambda: self._curves(metric), checked=True)
 
     def best_so_far_json(self, metric: str | None = None) -> str:
@@ -240,9 +240,9 @@ class LiveExperiment:
         if cached is None or cached[0] != version:
             rows = []
             for result in results:
-                value = _as_float(result.get(metric))
+                value = as_float(result.get(metric))
                 if value is not None:
-                    rows.append([result.get("training_iteration"), _as_float(result.get("time_total_s")), value])
+                    rows.append([result.get("training_iteration"), as_float(result.get("time_total_s")), value])
             cached = self._rows[(trial_id, metric)] = (version, rows)
         return cached[1]
 

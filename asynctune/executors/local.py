@@ -7,61 +7,16 @@ import logging
 import os
 import signal
 import sys
-from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Any
 
 import psutil
 
 from ..errors import ExecutorError
 from ..core.resources import HostInventory, Placement, local_inventory
-from ..core.trial import Decision, Mutate
-from .base import EventQueue, Executor, TrialEvent, TrialRun, WorkerLostEvent
-from ..worker.protocol import (
-    EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialRequest, WorkerMessages, encode_decision, run_frame,
-)
+from ..worker.protocol import TrialRequest, WorkerLostEvent
+from .base import Executor, TrialRun
+from .pipe_worker import PipeWorker, QueuedTrialRun, WorkerPool, describe_exit, stderr_tail
 
 logger = logging.getLogger(__name__)
-
-_STDERR_TAIL_BYTES = 4096
-
-
-def stderr_tail(trial_dir: str | None, fallback: bytes = b"") -> str:
-    """The last lines a trial (or its worker) wrote to stderr: evidence for a lost worker."""
-    if trial_dir:
-        try:
-            with open(os.path.join(trial_dir, "stderr.txt"), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - _STDERR_TAIL_BYTES))
-                data = f.read()
-                if data:
-                    return data.decode(errors="replace")
-        except OSError:
-            pass
-    return fallback.decode(errors="replace")
-
-
-def detach_ended_run(worker: Any, event: DoneEvent | ErrorEvent) -> Any:
-    """Take the run whose trial just ended off its (local or SSH) worker; None if it had none."""
-    run, worker.run = worker.run, None
-    if run is not None and event.__class__ is ErrorEvent:
-        # The worker may have failed to unpickle the trainable: send it again next time.
-        worker.trainables.discard(run.request.trainable_key)
-    return run
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "the worker disappeared"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
-        return f"the worker was killed by {name}{hint}"
-    return f"the worker exited with code {code}"
 
 
 async def kill_process_tree(pid: int, *, grace_s: float = 3.0, exited: asyncio.Future | None = None) -> None:
@@ -102,24 +57,13 @@ def _signal(proc: psutil.Process, signum: int) -> None:
         pass
 
 
-class _Worker(asyncio.SubprocessProtocol):
-    """One worker process: its pipes, its state, and the trial it runs."""
+class _Worker(PipeWorker, asyncio.SubprocessProtocol):
+    """One worker process on this machine, behind its stdin/stdout/stderr pipes."""
 
-    def __init__(self, executor: LocalExecutor, env_key: tuple) -> None:
-        self.executor = executor
-        self.env_key = env_key
-        self.messages = WorkerMessages("local worker", self._on_result, self._on_end)
-        self.ready: asyncio.Future[dict[str, Any]] = self.messages.ready
-        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def __init__(self, pool: WorkerPool[_Worker], key: tuple) -> None:
+        super().__init__(pool, key, "local worker")
         self.transport: asyncio.SubprocessTransport | None = None
         self.stdin: asyncio.WriteTransport | None = None
-        self.stderr = bytearray()
-        self.run: _LocalTrialRun | None = None
-        self.trainables: set[str] = set()
-        self.pid: int | None = None
-        self.alive = True
-
-    # asyncio.SubprocessProtocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -128,41 +72,22 @@ class _Worker(asyncio.SubprocessProtocol):
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 2:
-            self.stderr += data
-            del self.stderr[:-_STDERR_TAIL_BYTES]
-            return
-        self.messages.feed(data)
+            self.keep_stderr(data)
+        else:
+            self.messages.feed(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The process has exited and its pipes are drained: every message it sent was seen.
-        self.alive = False
         code = self.transport.get_returncode() if self.transport else None
-        self.executor._forget(self)
         if self.pid is not None:
             _kill_group(self.pid)  # grandchildren the trial started must not outlive it
-        if not self.ready.done():
-            self.ready.set_exception(ExecutorError(
-                f"worker failed to start: {describe_exit(code)}\n{self.stderr.decode(errors='replace')}"))
-        run, self.run = self.run, None
+        run = self.ended(ExecutorError(
+            f"worker failed to start: {describe_exit(code)}\n{self.stderr.decode(errors='replace')}"))
         if run is not None:
             tail = stderr_tail(run.request.trial_dir, bytes(self.stderr))
             run.queue.put(WorkerLostEvent(describe_exit(code), code, tail))
-        if not self.gone.done():
-            self.gone.set_result(None)
 
-    # Messages ------------------------------------------------------------------------------------
-
-    def _on_result(self, event: ResultEvent) -> None:
-        if self.run is not None:
-            self.run.queue.put(event)
-
-    def _on_end(self, event: DoneEvent | ErrorEvent) -> None:
-        run = detach_ended_run(self, event)
-        if run is not None:
-            self.executor._reclaim(self)  # idle again before the controller even sees the event
-            run.queue.put(event)
-
-    def send(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         if self.stdin is not None and not self.stdin.is_closing():
             self.stdin.write(data)
 
@@ -174,29 +99,17 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-class _LocalTrialRun(TrialRun):
-    def __init__(self, worker: _Worker, request: TrialRequest) -> None:
-        self.worker = worker
-        self.request = request
-        self.trial_id = request.trial_id
-        self.pid = worker.pid
-        self.queue = EventQueue()
+class _LocalTrialRun(QueuedTrialRun):
+    worker: _Worker
 
-    async def events(self) -> AsyncIterator[TrialEvent]:
-        while True:
-            event = await self.queue.get()
-            yield event
-            if not isinstance(event, ResultEvent):
-                return
-
-    def decide(self, decision: Decision | Mutate) -> None:
-        if self.worker.messages.answering():
-            self.worker.send(encode_decision(decision))
+    def __init__(self, worker: _Worker, request: TrialRequest, kill_grace_s: float) -> None:
+        super().__init__(worker, request)
+        self.kill_grace_s = kill_grace_s
 
     async def kill(self) -> None:
         worker = self.worker
         if worker.alive and worker.pid is not None:
-            await kill_process_tree(worker.pid, grace_s=worker.executor.kill_grace_s, exited=worker.gone)
+            await kill_process_tree(worker.pid, grace_s=self.kill_grace_s, exited=worker.gone)
 
 
 class LocalExecutor(Executor):
@@ -230,8 +143,9 @@ class LocalExecutor(Executor):
         self.env = dict(env or {})
         self.kill_grace_s = kill_grace_s
         self._inventory: HostInventory | None = None
-        self._workers: set[_Worker] = set()
-        self._idle: dict[tuple, deque[_Worker]] = {}
+        self._pool: WorkerPool[_Worker] = WorkerPool(
+            reusable=lambda worker: self.reuse_workers and not self._closed,
+            idle_limit=lambda: max(2, int(self._inventory.cpus) if self._inventory else 2))
         self._closed = False
 
     async def start(self) -> None:
@@ -247,22 +161,17 @@ class LocalExecutor(Executor):
             raise ExecutorError("LocalExecutor is closed")
         env = self._worker_env(placement)
         key = tuple(sorted(env.items()))
-        worker = self._take_idle(key) or await self._spawn(env, key)
-        if request.trainable_key in worker.trainables:
-            request = replace(request, trainable_blob=None)
-        else:
-            worker.trainables.add(request.trainable_key)
-        run = _LocalTrialRun(worker, request)
-        worker.run = run
-        worker.send(run_frame(request))
+        worker = self._pool.take_idle(key) or await self._spawn(env, key)
+        run = _LocalTrialRun(worker, request, self.kill_grace_s)
+        worker.start(run, request)
         return run
 
     async def close(self) -> None:
         self._closed = True
-        workers = list(self._workers)
+        workers = list(self._pool.workers)
         for worker in workers:
             if worker.run is None:
-                worker.send(EXIT_FRAME)
+                worker.exit()
         done, pending = await asyncio.wait([w.gone for w in workers], timeout=2.0) if workers else (set(), set())
         await asyncio.gather(*(kill_process_tree(w.pid, grace_s=self.kill_grace_s, exited=w.gone)
                                for w in workers if w.alive and w.pid is not None))
@@ -279,14 +188,6 @@ class LocalExecutor(Executor):
             env["OMP_NUM_THREADS"] = str(max(1, int(placement.cpu)))
         return env
 
-    def _take_idle(self, key: tuple) -> _Worker | None:
-        idle = self._idle.get(key)
-        while idle:
-            worker = idle.popleft()
-            if worker.alive:
-                return worker
-        return None
-
     async def _spawn(self, env_delta: dict[str, str], key: tuple) -> _Worker:
         env = dict(os.environ)
         env.update(env_delta)
@@ -294,11 +195,11 @@ class LocalExecutor(Executor):
         env["PYTHONPATH"] = os.pathsep.join(_import_paths() + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         loop = asyncio.get_running_loop()
         _, worker = await loop.subprocess_exec(
-            lambda: _Worker(self, key), self.python, "-m", "asynctune.worker",
+            lambda: _Worker(self._pool, key), self.python, "-m", "asynctune.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env, cwd=os.getcwd(), start_new_session=True,  # Ctrl-C reaches the driver, not trials
         )
-        self._workers.add(worker)
+        self._pool.add(worker)
         try:
             await worker.ready
         except BaseException:
@@ -307,30 +208,9 @@ class LocalExecutor(Executor):
             raise
         return worker
 
-    def _reclaim(self, worker: _Worker) -> None:
-        if self.reuse_workers and not self._closed and worker.alive:
-            self._idle.setdefault(worker.env_key, deque()).append(worker)
-            self._trim_idle()
-        else:
-            worker.send(EXIT_FRAME)
-
-    def _trim_idle(self) -> None:
-        """Keep few idle workers per environment, so GPU placements do not pile up processes."""
-        limit = max(2, int(self._inventory.cpus) if self._inventory else 2)
-        idle = [w for queue in self._idle.values() for w in queue]
-        for worker in idle[: max(0, len(idle) - limit)]:
-            self._idle[worker.env_key].remove(worker)
-            worker.send(EXIT_FRAME)
-
-    def _forget(self, worker: _Worker) -> None:
-        self._workers.discard(worker)
-        queue = self._idle.get(worker.env_key)
-        if queue and worker in queue:
-            queue.remove(worker)
-
     @property
     def num_workers(self) -> int:
-        return len(self._workers)
+        return len(self._pool)
 
 
 def _import_paths() -> list[str]:

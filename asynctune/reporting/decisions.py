@@ -21,7 +21,8 @@ from typing import IO, Any
 
 from ..store.private_files import open_private
 from ..store.layout import dumps, read_jsonl
-from ..core.trial import Status, Trial, _as_float
+from ..core.objectives import as_float
+from ..core.trial import Status, Trial
 from .callback import Callback
 
 DECISIONS_FILE = "decisions.jsonl"
@@ -34,7 +35,7 @@ def stopped_early(scheduler: Any, trial: Trial, decision: str) -> bool | None:
     if decision != "STOP":
         return None
     max_t = getattr(scheduler, "max_t", None)
-    reached = _as_float((trial.last_result or {}).get(getattr(scheduler, "time_attr", "training_iteration")))
+    reached = as_float((trial.last_result or {}).get(getattr(scheduler, "time_attr", "training_iteration")))
     return not (isinstance(max_t, (int, float)) and reached is not None and reached >= max_t)
 
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..algorithms.base import Searcher
@@ -17,7 +17,7 @@ from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal,
 from ..core.trial import Trial
 
 if TYPE_CHECKING:
-    from ..controller.loop import Controller
+    from ..options import ExperimentSpec
 
 logger = logging.getLogger(__name__)
 
@@ -175,14 +175,14 @@ class StateWriter:
             self._failed(exc, SEARCHER_STATE_FILE)
 
 
-def experiment_snapshot(controller: Controller) -> dict[str, Any]:
+def experiment_snapshot(*, spec: ExperimentSpec, status: str, started_at: float, time_used_s: float,
+                        searcher: Any, scheduler: Any, stopping: str | None, trials: Sequence[Trial]) -> dict[str, Any]:
     """The experiment as experiment.json keeps it: its status, options and trial table."""
-    options, spec = controller.options, controller.spec
+    options = spec.options
     return {
-        "name": spec.name, "status": controller.status, "metric": options.metric, "mode": options.mode,
-        "trainable": spec.trainable_name, "start_time": controller.started_at,
-        "time_used_s": controller.time_used_s + (controller.executor.now() - controller.start_time),
+        "name": spec.name, "status": status, "metric": options.metric, "mode": options.mode,
+        "trainable": spec.trainable_name, "start_time": started_at, "time_used_s": time_used_s,
         "time_budget_s": options.time_budget_s, "num_samples": options.num_samples, "seed": options.seed,
-        "searcher": type(controller.searcher).__name__, "scheduler": type(controller.scheduler).__name__,
-        "stopping": controller.stopping, "trials": [t.summary() for t in controller.trials],
+        "searcher": type(searcher).__name__, "scheduler": type(scheduler).__name__,
+        "stopping": stopping, "trials": [t.summary() for t in trials],
     }

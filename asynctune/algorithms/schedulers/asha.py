@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Status, Trial, _as_float
+from ...core.objectives import as_float
+from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Status, Trial
 from .rungs import (
     SortedValues, check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode,
     rung_milestones, score,
@@ -93,7 +94,7 @@ class ASHAScheduler(Scheduler):
         self._next_rung[trial.trial_id] = 0
 
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
-        time = _as_float(result.get(self.time_attr))
+        time = as_float(result.get(self.time_attr))
         if time is None:
             return CONTINUE
         if time >= self.max_t:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.compat import TaskGroup
-from ...core.trial import Trial, _as_float
+from ...core.objectives import as_float
+from ...core.trial import Trial
 from .rungs import check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode, score
 from ..base import CoroutineScheduler, TrialAdded, TrialEnded, TrialResult
 
@@ -145,7 +146,7 @@ class HyperBandScheduler(CoroutineScheduler):
         return closed and len(bracket.scores) == len(bracket.alive)
 
     def _time(self, result: dict[str, Any]) -> float:
-        time = _as_float(result.get(self.time_attr))
+        time = as_float(result.get(self.time_attr))
         return -math.inf if time is None else time
 
     # Running out of trials -----------------------------------------------------------------------

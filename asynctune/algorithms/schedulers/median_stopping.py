@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Trial, _as_float
+from ...core.objectives import as_float
+from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Trial
 from .rungs import WORST, SortedValues, check_positive, check_time_attr, require_metric_and_mode, score
 from ..base import Scheduler
 
@@ -74,7 +75,7 @@ class MedianStoppingRule(Scheduler):
             return CONTINUE
         if trial.trial_id in self._judged_out:
             return CONTINUE  # soft mode: a paused loser runs to its end once resumed (as in Ray Tune)
-        time = _as_float(result[self.time_attr])
+        time = as_float(result[self.time_attr])
         if time is None:
             return CONTINUE
         record = self._trials.setdefault(trial.trial_id, _TrialRecord())

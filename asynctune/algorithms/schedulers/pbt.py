@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, Normal, _native
-from ...core.trial import CONTINUE, Decision, Mutate, Trial, _as_float
+from ...core.objectives import as_float
+from ...core.trial import CONTINUE, Decision, Mutate, Trial
 from .rungs import check_positive, check_time_attr, require_metric_and_mode, score
 from ..base import Scheduler
 
@@ -114,7 +115,7 @@ class PopulationBasedTraining(Scheduler):
         self._state[trial.trial_id] = _TrialState(order=len(self._state))
 
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision | Mutate:
-        time = _as_float(result.get(self.time_attr))
+        time = as_float(result.get(self.time_attr))
         if time is None or self.metric not in result:
             return CONTINUE
         if trial.trial_id not in self._state:

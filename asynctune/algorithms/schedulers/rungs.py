@@ -11,14 +11,14 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from typing import Any
 
-from ...core.trial import _as_float
+from ...core.objectives import as_float
 
 WORST = -math.inf
 
 
 def score(value: Any, mode: str | None) -> float:
     """`value` as a score (higher is better); a non-finite value is the worst score."""
-    number = _as_float(value)
+    number = as_float(value)
     if number is None:
         return WORST
     return number if mode == "max" else -number

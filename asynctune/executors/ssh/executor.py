@@ -191,7 +191,7 @@ class SSHExecutor(Executor):
             raise ExecutorError(f"SSHExecutor has no host {placement.host!r}; hosts: {sorted(self._remotes)}")
         if not remote.up:
             raise HostUnreachable(remote.name, f"it is down ({remote.down_reason}); reconnecting in the background")
-        return await remote.launch(request, placement)
+        return await remote.workers.launch(request, placement)
 
     async def close(self) -> None:
         self._closed = True

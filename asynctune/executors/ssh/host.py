@@ -1,7 +1,8 @@
 """One SSH host: its connections, its health (heartbeat, loss, reconnection) and its probe.
 
 `_RemoteHost` is what the SSH executor keeps per host. This module holds its connection and
-health; its worker pool is in workers.py and its file copies in sync.py.
+health; it composes its worker pool (`HostWorkers`, workers.py) and its file copies
+(`HostFiles`, sync.py), which reach the host only through its public attributes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import platform
 import re
 import shlex
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +24,8 @@ from ...core.compat import TimeoutErrors, timeout
 from ...errors import ExecutorError, HostUnreachable
 from ...core.resources import GPU, HostInventory
 from .hosts import Host
-from .sync import _HostFiles
-from .workers import _Worker, _WorkerPool, _wait_gone
+from .sync import HostFiles
+from .workers import HostWorkers
 
 if TYPE_CHECKING:
     from .executor import SSHExecutor
@@ -75,9 +75,9 @@ class _Client(asyncssh.SSHClient):
         self.remote._connection_lost(self.connection, exc)
 
 
-class _RemoteHost(_WorkerPool, _HostFiles):
-    """One host: its connections, inventory, workers (_WorkerPool), and its copy of the
-    experiment's files (_HostFiles). Its background tasks belong to the executor's TaskGroup."""
+class _RemoteHost:
+    """One host: its connections, inventory, workers (HostWorkers), and its copy of the
+    experiment's files (HostFiles). Its background tasks belong to the executor's TaskGroup."""
 
     def __init__(self, executor: SSHExecutor, host: Host) -> None:
         self.executor = executor
@@ -92,15 +92,8 @@ class _RemoteHost(_WorkerPool, _HostFiles):
         self._reconnect: asyncio.Task[Any] | None = None
         self._heartbeat: asyncio.Task[Any] | None = None
         self._closing = False
-        # The worker pool's state (workers.py)
-        self.workers: set[_Worker] = set()
-        self.idle: dict[tuple, deque[_Worker]] = {}
-        # The files' state (sync.py)
-        self.code_dir: str | None = None
-        self.experiments: dict[str, str] = {}  # driver experiment dir -> remote one
-        self.log_offsets: dict[tuple[str, str], int] = {}
-        self._trash: deque[str] = deque()  # superseded checkpoints to remove from the host
-        self._sweeper: asyncio.Task[Any] | None = None
+        self.workers = HostWorkers(self)  # its worker pool (workers.py)
+        self.files = HostFiles(self)  # its copy of the experiment's files (sync.py)
 
     # Connecting ----------------------------------------------------------------------------------
 
@@ -118,7 +111,7 @@ class _RemoteHost(_WorkerPool, _HostFiles):
             if self.inventory is None:
                 self.inventory = self._make_inventory(info)
             if self.executor._code is not None:
-                await self._install_code(connection, *self.executor._code)
+                await self.files.install_code(connection, *self.executor._code)
         except BaseException:
             self.connections.pop(connection, None)
             connection.close()
@@ -235,8 +228,9 @@ class _RemoteHost(_WorkerPool, _HostFiles):
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = dict(self.spec.env)
         env.update(extra or {})
-        if self.code_dir is not None:
-            env["PYTHONPATH"] = ":".join(p for p in (self.code_dir, env.get("PYTHONPATH", "")) if p)
+        code_dir = self.files.code_dir
+        if code_dir is not None:
+            env["PYTHONPATH"] = ":".join(p for p in (code_dir, env.get("PYTHONPATH", "")) if p)
         return env
 
     @staticmethod
@@ -264,16 +258,12 @@ class _RemoteHost(_WorkerPool, _HostFiles):
         connections, self.connections = list(self.connections), {}
         for connection in connections:
             connection.close()  # every worker channel ends: their runs get WorkerLostEvent
-        for worker in list(self.workers):
-            worker.lose(HostUnreachable(self.name, reason))
-        self.idle.clear()
+        self.workers.lose_all(HostUnreachable(self.name, reason))
         self.sftp = None
         if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
             self._heartbeat.cancel()
         self._heartbeat = None
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        self._trash.clear()
+        self.files.stop_sweeping()
         if not self.executor._closed and self._reconnect is None:
             self._reconnect = self.executor._tasks.spawn(self._reconnect_loop(), f"reconnect-{self.name}")
         self.executor._notify()
@@ -305,24 +295,17 @@ class _RemoteHost(_WorkerPool, _HostFiles):
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
             async with timeout(30):
-                if self._sweeper is not None and self.executor.keep_remote_files:
-                    await self._sweeper  # what is kept is what the experiment left: latest checkpoints
-                busy = [w for w in self.workers if w.run is not None]
-                for worker in self.workers:
-                    if worker.run is None:
-                        worker.exit()
-                await asyncio.gather(self.kill_workers(busy), _wait_gone(list(self.workers), 2.0))
-                await self.kill_workers(list(self.workers))
+                if self.files.sweeper is not None and self.executor.keep_remote_files:
+                    await self.files.sweeper  # what is kept is what the experiment left: latest checkpoints
+                await self.workers.close()
                 if self.up and self.sftp is not None and not self.executor.keep_remote_files:
-                    for path in self.experiments.values():
-                        await self.sftp.rmtree(path, ignore_errors=True)
+                    await self.files.remove_experiments()
         except TimeoutErrors:
             logger.warning("SSHExecutor: closing %s took over 30 s", self.name)
         except Exception as exc:
             logger.warning("SSHExecutor: while closing %s: %s", self.name, exc)
         finally:
-            if self._sweeper is not None:
-                self._sweeper.cancel()
+            self.files.stop_sweeping()
             self._closing = True
             self.up = False
             connections, self.connections = list(self.connections), {}

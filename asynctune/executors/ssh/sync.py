@@ -16,13 +16,16 @@ import subprocess
 import tarfile
 from collections import deque
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
 from ...errors import ExecutorError
 from ...worker.session import CHECKPOINT_META
 from ...worker.protocol import TrialRequest
+
+if TYPE_CHECKING:
+    from .host import _RemoteHost
 
 logger = logging.getLogger(__name__)
 
@@ -47,32 +50,35 @@ os.unlink(archive)
 """
 
 
-class _HostFiles:
-    """The file side of a `_RemoteHost` (host.py): what it copies, over its SFTP client."""
+class HostFiles:
+    """The file side of a `_RemoteHost` (host.py): the code it runs, the experiment's folder on
+    it, and the copies both ways over its SFTP client (the host's current one)."""
 
-    # Set by _RemoteHost: name, spec, info, sftp, up, code_dir, experiments, log_offsets,
-    # _trash, _sweeper, executor.
-    name: str
-    spec: Any
-    info: dict[str, Any]
-    sftp: Any
-    up: bool
-    code_dir: str | None
-    experiments: dict[str, str]
-    log_offsets: dict[tuple[str, str], int]
-    _trash: deque[str]
-    _sweeper: asyncio.Task[Any] | None
-    executor: Any
+    def __init__(self, host: _RemoteHost) -> None:
+        self.host = host
+        self.code_dir: str | None = None
+        self.experiments: dict[str, str] = {}  # driver experiment dir -> remote one
+        self.log_offsets: dict[tuple[str, str], int] = {}
+        self.trash: deque[str] = deque()  # superseded checkpoints to remove from the host
+        self.sweeper: asyncio.Task[Any] | None = None
 
-    async def _install_code(self, connection: Any, archive: bytes, digest: str) -> None:
-        code_root = posixpath.join(self.info["workdir"], "code")
+    @property
+    def sftp(self) -> Any:
+        return self.host.sftp
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    async def install_code(self, connection: Any, archive: bytes, digest: str) -> None:
+        code_root = posixpath.join(self.host.info["workdir"], "code")
         target = posixpath.join(code_root, digest)
         if not await self.sftp.exists(posixpath.join(target, ".complete")):
             await self.sftp.makedirs(code_root, attrs=_PRIVATE_DIR, exist_ok=True)
             upload = posixpath.join(code_root, f".{digest}-{secrets.token_hex(4)}.tar.gz")
             async with self.sftp.open(upload, "wb", attrs=_PRIVATE_FILE) as f:
                 await f.write(archive)
-            result = await connection.run(self.command([self.spec.python, "-c", _UNPACK, upload, target], {}, None))
+            result = await connection.run(self.host.command([self.host.spec.python, "-c", _UNPACK, upload, target], {}, None))
             if result.exit_status != 0:
                 raise ExecutorError(f"host {self.name}: unpacking the working_dir copy failed: {result.stderr}")
         self.code_dir = target
@@ -81,11 +87,11 @@ class _HostFiles:
         if path is None:
             digest = hashlib.sha1(f"{socket.gethostname()}:{experiment_dir}".encode()).hexdigest()[:10]
             name = os.path.basename(experiment_dir.rstrip(os.sep)) or "experiment"
-            path = self.experiments[experiment_dir] = posixpath.join(self.info["workdir"], "experiments",
+            path = self.experiments[experiment_dir] = posixpath.join(self.host.info["workdir"], "experiments",
                                                                      f"{name}-{digest}")
         return path
 
-    async def _map_request(self, request: TrialRequest) -> TrialRequest:
+    async def map_request(self, request: TrialRequest) -> TrialRequest:
         """The request as the host sees it: its trial folder there, its checkpoint uploaded."""
         experiment_dir = request.experiment_dir or os.path.dirname(request.trial_dir)
         remote_experiment = self.remote_experiment_dir(experiment_dir)
@@ -138,17 +144,27 @@ class _HostFiles:
 
     def discard(self, path: str) -> None:
         """Remove a remote folder in the background, off the path of results."""
-        self._trash.append(path)
-        if self._sweeper is None or self._sweeper.done():
-            self._sweeper = self.executor._tasks.spawn(self._sweep(), f"sweep-{self.name}")
+        self.trash.append(path)
+        if self.sweeper is None or self.sweeper.done():
+            self.sweeper = self.host.executor._tasks.spawn(self._sweep(), f"sweep-{self.name}")
 
     async def _sweep(self) -> None:
-        while self._trash and self.up and self.sftp is not None:
-            path = self._trash.popleft()
+        while self.trash and self.host.up and self.sftp is not None:
+            path = self.trash.popleft()
             try:
                 await self.sftp.rmtree(path, ignore_errors=True)
             except Exception as exc:
                 logger.debug("could not remove %s on %s: %s", path, self.name, exc)
+
+    def stop_sweeping(self) -> None:
+        """The host is down or closing: what was not removed yet stays there."""
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        self.trash.clear()
+
+    async def remove_experiments(self) -> None:
+        for path in self.experiments.values():
+            await self.sftp.rmtree(path, ignore_errors=True)
 
     async def download_dir(self, remote: str, local: str) -> None:
         """Copy a remote folder to `local`, which appears whole or not at all."""

@@ -1,0 +1,206 @@
+"""What every executor whose workers speak the framed protocol over a byte pipe shares: the
+worker's state and message wiring (`PipeWorker`), the pool of idle workers per environment
+(`WorkerPool`), the trial run whose events pass through one queue (`QueuedTrialRun`), the
+trainable sent once per worker (`send_once`), and the evidence for a lost worker.
+
+The local executor's workers are subprocesses behind pipes, the SSH executor's are processes
+behind SSH session channels: they differ only in how bytes are written and how a process is
+ended, which each supplies (`write`, `TrialRun.kill`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any, Generic, TypeVar
+
+from ..core.trial import Decision, Mutate
+from ..worker.protocol import (
+    EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerMessages, encode_decision,
+    run_frame,
+)
+from .base import EventQueue, TrialRun
+
+STDERR_TAIL_BYTES = 4096
+
+
+def stderr_tail(trial_dir: str | None, fallback: bytes = b"") -> str:
+    """The last lines a trial (or its worker) wrote to stderr: evidence for a lost worker."""
+    if trial_dir:
+        try:
+            with open(os.path.join(trial_dir, "stderr.txt"), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - STDERR_TAIL_BYTES))
+                data = f.read()
+                if data:
+                    return data.decode(errors="replace")
+        except OSError:
+            pass
+    return fallback.decode(errors="replace")
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the worker disappeared"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        return f"the worker was killed by {name}{hint}"
+    return f"the worker exited with code {code}"
+
+
+def send_once(trainables: set[str], request: TrialRequest) -> TrialRequest:
+    """The request to send to a worker (or Dask runner) that holds `trainables`: without the
+    trainable's bytes when it has them already, since a trainable can be megabytes."""
+    if request.trainable_key in trainables:
+        return replace(request, trainable_blob=None)
+    trainables.add(request.trainable_key)
+    return request
+
+
+class PipeWorker:
+    """One worker process behind a byte pipe: its messages, readiness, end, stderr tail and the
+    trial it runs. Subclasses feed it bytes (`feed`, `keep_stderr`), say how bytes are written
+    (`write`) and call `ended()` once the process is gone."""
+
+    def __init__(self, pool: WorkerPool[Any], key: tuple, where: str) -> None:
+        self.pool = pool
+        self.key = key  # the environment it was started with: reused only for the same one
+        self.messages = WorkerMessages(where, self._on_result, self._on_end)
+        self.ready: asyncio.Future[dict[str, Any]] = self.messages.ready
+        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.stderr = bytearray()
+        self.run: QueuedTrialRun | None = None
+        self.trainables: set[str] = set()
+        self.pid: int | None = None
+        self.alive = True
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def send(self, data: bytes) -> None:
+        if self.alive:
+            self.write(data)
+
+    def exit(self) -> None:
+        self.send(EXIT_FRAME)
+
+    def keep_stderr(self, data: bytes) -> None:
+        self.stderr += data
+        del self.stderr[:-STDERR_TAIL_BYTES]
+
+    def start(self, run: QueuedTrialRun, request: TrialRequest) -> None:
+        """Hand the worker its next trial (`request` as the worker must see it)."""
+        self.run = run
+        self.send(run_frame(send_once(self.trainables, request)))
+
+    def ended(self, failure: Exception) -> QueuedTrialRun | None:
+        """The process is gone: leave the pool, fail `ready` if it never was, resolve `gone`.
+        Returns the trial it was running, if any, for the caller's WorkerLostEvent."""
+        self.alive = False
+        self.pool.forget(self)
+        if not self.ready.done():
+            self.ready.set_exception(failure)
+        run, self.run = self.run, None
+        if not self.gone.done():
+            self.gone.set_result(None)
+        return run
+
+    def _on_result(self, event: ResultEvent) -> None:
+        if self.run is not None:
+            self.run.on_result(event)
+
+    def _on_end(self, event: DoneEvent | ErrorEvent) -> None:
+        run, self.run = self.run, None
+        if run is None:
+            return
+        if event.__class__ is ErrorEvent:
+            # The worker may have failed to unpickle the trainable: send it again next time.
+            self.trainables.discard(run.request.trainable_key)
+        self.pool.reclaim(self)  # idle again before the controller even sees the event
+        run.on_end(event)
+
+
+W = TypeVar("W", bound=PipeWorker)
+
+
+class WorkerPool(Generic[W]):
+    """Every worker of one host, and the idle ones by environment, so that the next trial with
+    the same environment reuses a process instead of starting one."""
+
+    def __init__(self, *, reusable: Callable[[W], bool], idle_limit: Callable[[], int]) -> None:
+        self.workers: set[W] = set()
+        self.idle: dict[tuple, deque[W]] = {}
+        self._reusable = reusable
+        self._idle_limit = idle_limit
+
+    def add(self, worker: W) -> None:
+        self.workers.add(worker)
+
+    def take_idle(self, key: tuple) -> W | None:
+        idle = self.idle.get(key)
+        while idle:
+            worker = idle.popleft()
+            if worker.alive:
+                return worker
+        return None
+
+    def reclaim(self, worker: W) -> None:
+        """The worker's trial ended: keep it for the next one, or let it exit."""
+        if not (worker.alive and self._reusable(worker)):
+            worker.exit()
+            return
+        self.idle.setdefault(worker.key, deque()).append(worker)
+        idle = [w for queue in self.idle.values() for w in queue]
+        # Few idle workers per host, so GPU placements (one environment each) do not pile up processes.
+        for extra in idle[: max(0, len(idle) - self._idle_limit())]:
+            self.idle[extra.key].remove(extra)
+            extra.exit()
+
+    def forget(self, worker: W) -> None:
+        self.workers.discard(worker)
+        queue = self.idle.get(worker.key)
+        if queue and worker in queue:
+            queue.remove(worker)
+
+    def clear_idle(self) -> None:
+        self.idle.clear()
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+
+class QueuedTrialRun(TrialRun):
+    """A trial on a `PipeWorker`: its events pass through one queue, in order, and end with
+    exactly one DoneEvent, ErrorEvent or WorkerLostEvent."""
+
+    def __init__(self, worker: PipeWorker, request: TrialRequest) -> None:
+        self.worker = worker
+        self.request = request
+        self.trial_id = request.trial_id
+        self.pid = worker.pid
+        self.queue = EventQueue()
+
+    async def events(self) -> AsyncIterator[TrialEvent]:
+        while True:
+            event = await self.queue.get()
+            yield event
+            if not isinstance(event, ResultEvent):
+                return
+
+    def decide(self, decision: Decision | Mutate) -> None:
+        if self.worker.messages.answering():
+            self.worker.send(encode_decision(decision))
+
+    def on_result(self, event: ResultEvent) -> None:
+        self.queue.put(event)
+
+    def on_end(self, event: TrialEvent) -> None:
+        self.queue.put(event)
