@@ -24,6 +24,11 @@ from .core.logs import install as _install_logging
 
 _install_logging()
 
+# Old module names (before the package layout) stay importable: pickles written then name them.
+from .core.moved import install as _install_moved  # noqa: E402
+
+_install_moved()
+
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
