@@ -103,8 +103,10 @@ class SubprocessExecutor(at.Executor):
         return run
 
     async def close(self) -> None:
-        await asyncio.gather(*(run.kill() for run in list(self._runs)))
-        await self._tasks.close(grace_s=5.0)  # the readers see their workers' pipes close
+        try:
+            await asyncio.gather(*(run.kill() for run in list(self._runs)))
+        finally:
+            await self._tasks.close(grace_s=5.0)  # the readers see their workers' pipes close
 
     def _worker_env(self, placement: at.Placement) -> dict[str, str]:
         env = {**os.environ, **placement.env(), "PYTHONUNBUFFERED": "1"}  # placement.env(): CUDA_VISIBLE_DEVICES
