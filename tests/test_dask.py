@@ -19,7 +19,8 @@ from asynctune.core.resources import Placement
 distributed = pytest.importorskip(
     "distributed", reason="dask's distributed is not installed: pip install 'asynctune[dask]'")
 
-from asynctune.executors.dask.executor import DaskExecutor, _inventory  # noqa: E402
+from asynctune.executors.dask.executor import DaskExecutor  # noqa: E402
+from asynctune.executors.dask.roster import WorkerRoster, worker_inventory  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,9 +97,9 @@ def test_accepts_good_arguments(kwargs):
     ({"nthreads": 1, "resources": {"GPU": 0.5}}, 1.0, 1),
 ], ids=["threads", "gpus", "cpu-resource", "fractional-gpu"])
 def test_a_worker_becomes_a_host_inventory(info, cpus, gpus):
-    inventory = _inventory("tcp://10.0.0.1:4000", {**info, "name": "gpu-3", "memory_limit": 2**30})
+    inventory = worker_inventory("tcp://10.0.0.1:4000", {**info, "name": "gpu-3", "memory_limit": 2**30})
     assert (inventory.name, inventory.cpus, len(inventory.gpus), inventory.memory_mb) == ("gpu-3", cpus, gpus, 1024.0)
-    assert _inventory("tcp://10.0.0.1:4000", {"nthreads": 1}).name == "tcp://10.0.0.1:4000"  # unnamed worker
+    assert worker_inventory("tcp://10.0.0.1:4000", {"nthreads": 1}).name == "tcp://10.0.0.1:4000"  # unnamed worker
 
 
 @pytest.mark.parametrize("declared, placement, expected", [
@@ -107,9 +108,9 @@ def test_a_worker_becomes_a_host_inventory(info, cpus, gpus):
     ({"CPU": 4, "GPU": 2}, Placement("w", 2.0, [(0, 1.0), (1, 1.0)]), {"CPU": 2.0, "GPU": 2.0}),
 ], ids=["threads-only", "fractional-gpu", "cpu-and-gpus"])
 def test_placement_maps_to_dask_resources(declared, placement, expected):
-    executor = DaskExecutor()
-    executor._workers = {"tcp://10.0.0.1:4000": {"nthreads": 1, "resources": declared}}
-    assert executor._dask_resources(placement) == expected
+    workers = WorkerRoster()
+    workers.note({"tcp://10.0.0.1:4000": {"nthreads": 1, "resources": declared}})
+    assert workers.resources_for(placement) == expected
 
 
 def test_the_core_never_imports_dask():
@@ -327,11 +328,11 @@ class PlacementAtError(KillWorkerAt):
 
     def on_trial_result(self, trial, result):
         if result["count"] == self.count and not self.killed:
-            self.addresses["killed"] = self.executor._address_of.get("0")
+            self.addresses["killed"] = self.executor.workers.address_of("0")
         super().on_trial_result(trial, result)
 
     def on_trial_error(self, trial):
-        self.addresses["at_error"] = self.executor._address_of.get("0")
+        self.addresses["at_error"] = self.executor.workers.address_of("0")
 
 
 @both_channels

@@ -235,7 +235,7 @@ DIGITS = os.path.join(ROOT, "benchmarks", "workloads", "mlp_digits.json.gz")
 def _compare_module(*needs: str):
     import importlib.util
 
-    for module in ("asha", *needs):
+    for module in ("schedulers.asha", *needs):
         pytest.importorskip(f"asynctune.algorithms.{module}")
     spec = importlib.util.spec_from_file_location("compare_schedulers", os.path.join(ROOT, "benchmarks", "compare_schedulers.py"))
     module = importlib.util.module_from_spec(spec)
@@ -246,7 +246,7 @@ def _compare_module(*needs: str):
 
 @pytest.mark.parametrize("method", ["median", "hyperband", "asha-stop", "asha-promote", "pbt", "tpe-asha"])
 def test_every_scheduler_replays_a_workload_reproducibly(method):
-    compare = _compare_module(*(["tpe"] if method.startswith("tpe") else []))
+    compare = _compare_module(*(["search.tpe"] if method.startswith("tpe") else []))
     first, second = (compare.run_one(method, 3, DIGITS, 4, 0.8, False) for _ in range(2))
     assert not first.error, first.error
     assert first.trials >= 4 and len(first.times) > 30
@@ -254,7 +254,7 @@ def test_every_scheduler_replays_a_workload_reproducibly(method):
 
 
 def test_a_small_comparison_runs_end_to_end(capsys, tmp_path):
-    compare = _compare_module("tpe", "skopt_search")
+    compare = _compare_module("search.tpe", "search.skopt_search")
     plot = str(tmp_path / "compare.png")
     traces = compare.main(["--workload", DIGITS, "--seeds", "2", "--budget", "0.6", "--processes", "1",
                            "--pbt-population", "4", "--plot", plot])

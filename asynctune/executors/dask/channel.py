@@ -15,7 +15,7 @@ Queue (a cluster without TLS, or a worker that cannot reach the driver): two
 `distributed.Queue`s per trial on the scheduler, read by a pump task.
 
 Either way a trial's messages land in the run's `mailbox` (an asyncio.Queue) and its
-decisions leave through the link's `send()`, so `dask._DaskTrialRun` reads both alike.
+decisions leave through the link's `send()`, so `trial_run.DaskTrialRun` reads both alike.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Runner:
         self.writer: asyncio.StreamWriter | None = None  # once connected
         self.info: dict[str, Any] = {}  # the runner's introduction: worker, name, pid, thread, nonce
         self.host: str | None = None  # the worker's name, once connected
-        self.run: Any = None  # the _DaskTrialRun it runs now
+        self.run: Any = None  # the DaskTrialRun it runs now
         self.trainables: set[str] = set()  # trainable keys its worker process already holds
         self.idle_since: float | None = None
         self.closed = False

@@ -9,7 +9,7 @@ Dask's scheduler and workers start an HTTP server (dashboard, Prometheus metrics
 even when the dashboard is off (dask/distributed#7207, #8136); those pages need no certificate,
 so the classes here do not start it.
 
-Only executors/dask.py imports this module, when a DaskExecutor starts its own cluster.
+Only executors/dask/scheduler.py imports this module, when a DaskExecutor starts its own cluster.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ When the driver cannot be reached, `serve` says so to the driver through the sch
 event log and runs its one trial over the queue channel instead: `run_over_queues`, a pair of
 `distributed.Queue`s on the scheduler (also the channel of a cluster without TLS).
 
-Only executors/dask.py names these functions, in the tasks it submits.
+Only executors/dask/executor.py names these functions, in the tasks it submits.
 """
 
 from __future__ import annotations

@@ -1,0 +1,70 @@
+"""Where a DaskExecutor's scheduler is, and the credentials to reach it with.
+
+The executor is given a scheduler address, a `distributed.Client` or a `Cluster`, or nothing:
+then it starts a private LocalCluster (cluster.py). The checks of those arguments run in the
+executor's `__init__`, before dask is imported (the core never imports it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ...errors import ExecutorError
+
+_INSTALL_HINT = "DaskExecutor needs dask's distributed package: pip install 'asynctune[dask]'"
+
+
+def import_distributed() -> Any:
+    """dask's distributed package, or an ImportError that says how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+    return distributed
+
+
+def is_client_or_cluster(obj: Any) -> bool:
+    return hasattr(obj, "scheduler_address") or (hasattr(obj, "scheduler") and hasattr(obj, "submit"))
+
+
+def is_security(obj: Any) -> bool:
+    """A distributed Security, checked without importing dask (the core never does)."""
+    return any(f"{cls.__module__}.{cls.__qualname__}" == "distributed.security.Security" for cls in type(obj).__mro__)
+
+
+async def scheduler_address(address: Any, security: Any, *, n_workers: int | None,
+                            worker_resources: dict[str, float] | None) -> tuple[str, Any, Any]:
+    """(scheduler address, Security or None, the LocalCluster started for it or None).
+
+    Example:
+        >>> address, security, cluster = await scheduler_address(None, None, n_workers=2, worker_resources=None)
+    """
+    distributed = import_distributed()
+    if address is None:
+        cluster = await _start_local_cluster(n_workers, worker_resources)
+        return cluster.scheduler_address, cluster.security, cluster
+    if isinstance(address, str):
+        credentials = security or distributed.security.Security()  # what Client would use: dask's config
+        if address.startswith("tls://") and credentials.get_connection_args("client").get("ssl_context") is None:
+            raise ExecutorError(f"DaskExecutor: the scheduler at {address} uses TLS: pass "
+                                f"security=<your cluster's distributed.security.Security>")
+        return address, security, None
+    if isinstance(address, distributed.Client):
+        return address.scheduler.address, security or address.security, None
+    return address.scheduler_address, security or getattr(address, "security", None), None
+
+
+async def _start_local_cluster(n_workers: int | None, worker_resources: dict[str, float] | None) -> Any:
+    from .cluster import start_private_cluster
+
+    n_workers = n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                              else os.cpu_count() or 1)
+    try:
+        return await start_private_cluster(n_workers, worker_resources)
+    except RuntimeError as exc:
+        raise ExecutorError(
+            f"DaskExecutor: the LocalCluster's workers failed to start ({exc}). Workers are new "
+            f"interpreters that import your script: guard its entry point with "
+            f"`if __name__ == '__main__':`"
+        ) from exc
