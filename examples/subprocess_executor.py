@@ -21,7 +21,8 @@ from asynctune.core.resources import HostInventory
 from asynctune.executors.base import DoneEvent, ErrorEvent, EventQueue, ResultEvent, TrialEvent, WorkerLostEvent
 # The process helpers of the LocalExecutor, reused: the exit described in words, the last lines
 # of a trial's stderr, and the end of a whole process tree (SIGTERM, a grace period, SIGKILL).
-from asynctune.executors.local import _import_paths, describe_exit, kill_process_tree, stderr_tail
+from asynctune.executors.pipe_worker import describe_exit, stderr_tail
+from asynctune.executors.processes import driver_import_paths, kill_process_tree
 from asynctune.executors.tasks import OwnedTasks
 from asynctune.worker.protocol import EXIT_FRAME, TrialRequest, WorkerMessages, encode_decision, run_frame
 
@@ -111,7 +112,7 @@ class SubprocessExecutor(at.Executor):
     def _worker_env(self, placement: at.Placement) -> dict[str, str]:
         env = {**os.environ, **placement.env(), "PYTHONUNBUFFERED": "1"}  # placement.env(): CUDA_VISIBLE_DEVICES
         # The trainable may refer to the driver's own modules by name: the worker imports what it does.
-        env["PYTHONPATH"] = os.pathsep.join(_import_paths() + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(driver_import_paths() + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         return env
 
 

@@ -5,56 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 
-import psutil
 
 from ..errors import ExecutorError
 from ..core.resources import HostInventory, Placement, local_inventory
 from ..worker.protocol import TrialRequest, WorkerLostEvent
 from .base import Executor, TrialRun
 from .pipe_worker import PipeWorker, QueuedTrialRun, WorkerPool, describe_exit, stderr_tail
+from .processes import driver_import_paths, kill_group, kill_process_tree
 
 logger = logging.getLogger(__name__)
-
-
-async def kill_process_tree(pid: int, *, grace_s: float = 3.0, exited: asyncio.Future | None = None) -> None:
-    """SIGTERM the process and all its descendants, wait up to grace_s, SIGKILL what is left.
-
-    When the process is our own child, pass `exited` (resolved by the event loop when it is
-    reaped): psutil must not wait on it, or it would reap the child behind the loop's back.
-    """
-    try:
-        parent = psutil.Process(pid)
-        descendants = parent.children(recursive=True)
-    except psutil.NoSuchProcess:
-        parent, descendants = None, []
-    others = descendants if exited is not None else descendants + ([parent] if parent else [])
-    for proc in ([parent] if parent else []) + descendants:
-        _signal(proc, signal.SIGTERM)
-
-    def wait_others(timeout: float) -> list[psutil.Process]:
-        return psutil.wait_procs(others, timeout=timeout)[1]
-
-    alive = await asyncio.to_thread(wait_others, grace_s)
-    if exited is not None and parent is not None:
-        try:
-            await asyncio.wait_for(asyncio.shield(exited), grace_s)
-        except (TimeoutError, asyncio.TimeoutError):
-            _signal(parent, signal.SIGKILL)
-            await exited
-    for proc in alive:
-        _signal(proc, signal.SIGKILL)
-    if alive:
-        await asyncio.to_thread(psutil.wait_procs, alive, timeout=grace_s)
-
-
-def _signal(proc: psutil.Process, signum: int) -> None:
-    try:
-        proc.send_signal(signum)
-    except psutil.NoSuchProcess:
-        pass
 
 
 class _Worker(PipeWorker, asyncio.SubprocessProtocol):
@@ -80,7 +41,7 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
         # The process has exited and its pipes are drained: every message it sent was seen.
         code = self.transport.get_returncode() if self.transport else None
         if self.pid is not None:
-            _kill_group(self.pid)  # grandchildren the trial started must not outlive it
+            kill_group(self.pid)  # grandchildren the trial started must not outlive it
         run = self.ended(ExecutorError(
             f"worker failed to start: {describe_exit(code)}\n{self.stderr.decode(errors='replace')}"))
         if run is not None:
@@ -90,13 +51,6 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
     def write(self, data: bytes) -> None:
         if self.stdin is not None and not self.stdin.is_closing():
             self.stdin.write(data)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class _LocalTrialRun(QueuedTrialRun):
@@ -192,7 +146,7 @@ class LocalExecutor(Executor):
         env = dict(os.environ)
         env.update(env_delta)
         env["PYTHONUNBUFFERED"] = "1"  # a trial's stdout.txt fills as it prints
-        env["PYTHONPATH"] = os.pathsep.join(_import_paths() + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(driver_import_paths() + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         loop = asyncio.get_running_loop()
         _, worker = await loop.subprocess_exec(
             lambda: _Worker(self._pool, key), self.python, "-m", "asynctune.worker",
@@ -211,17 +165,3 @@ class LocalExecutor(Executor):
     @property
     def num_workers(self) -> int:
         return len(self._pool)
-
-
-def _import_paths() -> list[str]:
-    """The driver's own import paths (its script's directory, the working directory, paths it
-    added), so a worker imports the modules a cloudpickled trainable refers to by name."""
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    paths = []
-    for path in [os.getcwd(), *sys.path]:
-        path = os.path.abspath(path or os.getcwd())
-        real = os.path.realpath(path)
-        if not os.path.isdir(path) or path in paths or any(real.startswith(p + os.sep) for p in prefixes):
-            continue  # the worker's interpreter already has its own stdlib and site-packages
-        paths.append(path)
-    return paths

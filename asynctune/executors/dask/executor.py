@@ -36,7 +36,6 @@ import asyncio
 import logging
 import pickle
 import uuid
-from dataclasses import replace
 from typing import Any
 
 from ...errors import ExecutorError, ExecutorLost
@@ -48,6 +47,7 @@ from .scheduler import import_distributed, is_client_or_cluster, is_security, sc
 from .trial_run import SCHEDULER_LOST, DaskTrialRun
 from .worker import run_over_queues, serve
 from ...worker.protocol import TrialRequest, run_frame
+from ..pipe_worker import send_once
 from ..tasks import OwnedTasks
 
 logger = logging.getLogger(__name__)
@@ -234,9 +234,7 @@ class DaskExecutor(Executor):
         """The next trial on an idle runner: one message, no task, no import."""
         run = DaskTrialRun(self, request, runner.future)
         run.runs_on(runner)
-        if request.trainable_key in runner.trainables:
-            request = replace(request, trainable_blob=None)  # its worker holds it already
-        runner.trainables.add(request.trainable_key)
+        request = send_once(runner.trainables, request)  # its worker may hold the trainable already
         runner.send_frame(run_frame(request))
         self._runs.add(run)
         return run
