@@ -114,6 +114,7 @@ class TrialOutcomes:
             self.resume(runtime, *request)
         else:
             self._waiting[runtime.trial] = None
+            self._searching.paused(runtime.trial.trial_id)  # it holds no worker now (ConcurrencyLimiter)
 
     def resume(self, runtime: TrialRuntime, config: dict[str, Any] | None, checkpoint: str | None) -> None:
         try:
@@ -121,6 +122,7 @@ class TrialOutcomes:
         except (TrialStorageError, StorageFull) as exc:
             return self.write_failed(runtime, exc)
         self._waiting[runtime.trial] = None
+        self._searching.resumed(runtime.trial.trial_id)
         self._callbacks.on_trial_decision(runtime.trial, "RESUME")
         self._wakeup.set()  # a worker may be free for it now
 

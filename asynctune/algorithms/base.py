@@ -181,6 +181,13 @@ class Searcher(abc.ABC):
         overrides this."""
         self.on_trial_complete(trial_id, result)
 
+    def on_trial_paused(self, trial_id: str) -> None:
+        """The trial paused (HyperBand's rung, promotion ASHA, PBT's turn): it holds no worker
+        and waits for the scheduler to resume it. `on_trial_resumed` follows if it runs again."""
+
+    def on_trial_resumed(self, trial_id: str) -> None:
+        """A paused trial was made ready to run again."""
+
     def save(self, path: str) -> None:
         """Write the searcher's state to `path` (used to resume an experiment).
 
