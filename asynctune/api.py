@@ -20,6 +20,7 @@ from . import pickling
 from .algorithms.base import Scheduler, Searcher
 from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
+from .algorithms.pbt import PopulationBasedTraining
 from .analysis import ExperimentAnalysis
 from .controller import Controller
 from .errors import StorageFull, TrialsFailed, is_disk_full
@@ -311,18 +312,21 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     monitor_interval_s = monitor_interval(options.monitor, options.memory_limit_mb)
     config, metric, mode, seed = options.config, options.metric, options.mode, options.seed
 
-    space = Space(config)
+    scheduler = options.scheduler if options.scheduler is not None else FIFOScheduler()
+    if not isinstance(scheduler, Scheduler):
+        raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")
+    space = Space(scheduler.complete_search_space(config) if isinstance(config, Mapping) else config)
     searcher = options.search_alg if options.search_alg is not None else BasicVariantSearch(seed=seed)
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
     if resume_state is not None:
         restore_searcher(searcher, resume_state.experiment_dir)
-    scheduler = options.scheduler if options.scheduler is not None else FIFOScheduler()
-    if not isinstance(scheduler, Scheduler):
-        raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")
     scheduler.set_search_properties(metric, mode)
     scheduler.validate()
+    if isinstance(scheduler, PopulationBasedTraining) and searcher.max_trials(options.num_samples) is None:
+        raise ValueError(f"run: PopulationBasedTraining needs a population size: num_samples={options.num_samples} "
+                         "runs trials without end; pass num_samples=<population size>")
     stopper = make_stopper(options.stop, metric=metric, mode=mode)
     executor = options.executor
     if executor is None:

@@ -183,8 +183,8 @@ class Controller:
 
     async def _start_ready_trials(self) -> None:
         while self.stopping is None and len(self._running) < self._max_running:
-            if not any(t.status is Status.PENDING for t in self._waiting):
-                await self._add_trial()
+            if not any(t.status is Status.PENDING and not t.num_results for t in self._waiting):
+                await self._add_trial()  # none waits that never ran (resumed ones do not hold new trials back)
             candidates = self._candidates()
             trial = self.scheduler.choose_trial_to_run(candidates) if candidates else None
             if trial is None:

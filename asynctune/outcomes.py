@@ -123,7 +123,10 @@ class TrialOutcomes:
             return self.write_failed(runtime, exc)
         self._waiting[runtime.trial] = None
         self._searching.resumed(runtime.trial.trial_id)
-        self._callbacks.on_trial_decision(runtime.trial, "RESUME")
+        if config is not None:  # resumed as another trial's clone with a new config (PBT's exploit while paused)
+            self._callbacks.on_trial_decision(runtime.trial, "MUTATE", f"config={config}")
+        else:
+            self._callbacks.on_trial_decision(runtime.trial, "RESUME")
         self._wakeup.set()  # a worker may be free for it now
 
     def _finish_waiting(self, runtime: TrialRuntime) -> None:

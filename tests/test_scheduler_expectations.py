@@ -6,7 +6,10 @@ Lifecycle tests run on the SimulatedExecutor (virtual time) through `asynctune.r
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+
+import pytest
 
 import asynctune as at
 
@@ -49,3 +52,79 @@ def test_1_the_limiter_does_not_count_paused_trials_but_counts_resumed_ones():
     assert limiter.suggest("c") is None  # "a" runs again
     limiter.on_trial_complete("a")
     assert isinstance(limiter.suggest("c"), dict)
+
+
+# 2. PBT time-shares a population larger than the workers ------------------------------------
+
+def pbt(**kwargs) -> at.PopulationBasedTraining:
+    return at.PopulationBasedTraining(perturbation_interval=5, hyperparam_mutations={"x": at.randint(0, 16)},
+                                      seed=0, **kwargs)
+
+
+async def test_2_pbt_population_four_times_the_workers_trains_together(storage):
+    analysis = await simulate(storage, workers=2, num_samples=8, stop={"training_iteration": 20},
+                              checkpoint_frequency=1, scheduler=pbt())
+    rows = sorted((r for t in analysis.trials for r in analysis.trial_results(t.trial_id)),
+                  key=lambda r: (r["timestamp"], r["trial_id"]))
+    # Jaderberg et al. / Ray Tune: members train an interval each, in turns. No trial starts its
+    # third interval (iteration 11) before every member has trained its first (reached 5).
+    first_eleven = next(i for i, r in enumerate(rows) if r["training_iteration"] == 11)
+    reached_5 = {r["trial_id"] for r in rows[:first_eleven] if r["training_iteration"] == 5}
+    assert reached_5 == {t.trial_id for t in analysis.trials}
+    # every member trains about as much as the others (the old code: [6, 6, 25, 39]-like shares)
+    own = [len(analysis.trial_results(t.trial_id)) for t in analysis.trials]
+    assert min(own) >= 10, own
+    assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
+    decisions = [d["decision"] for d in analysis.decisions()]
+    assert decisions.count("PAUSE") >= 8  # each member yielded its worker at least once
+
+
+# 3. PBT never clones a trial that ended (past stop=) -----------------------------------------
+
+def test_3_a_finished_trial_is_no_donor():
+    sched = at.PopulationBasedTraining(metric="acc", mode="max", perturbation_interval=1,
+                                       hyperparam_mutations={"lr": at.uniform(0, 1)}, seed=0)
+    done, late = at.Trial("t0", {"lr": 0.5}, index=0), at.Trial("t1", {"lr": 0.5}, index=1)
+    for trial in (done, late):
+        sched.on_trial_add(trial)
+    sched.on_searcher_finished()
+    done.checkpoint = "/exp/t0/checkpoint_000040"
+    sched.on_trial_result(done, {"training_iteration": 40, "acc": 1.0})
+    done.status = at.Status.TERMINATED
+    sched.on_trial_complete(done, done.last_result)  # its stop= was reached: it ended
+    late.checkpoint = "/exp/t1/checkpoint_000005"
+    assert sched.on_trial_result(late, {"training_iteration": 5, "acc": 0.0}) is at.CONTINUE
+    assert late.lineage == []
+
+
+async def test_3_no_trial_reports_past_stop(storage):
+    # the last two trials are the worst (higher x): they exploit when they reach their first interval
+    analysis = await simulate(storage, workers=2, num_samples=1, stop={"training_iteration": 12},
+                              config={"x": at.grid_search([0, 1, 14, 15])}, checkpoint_frequency=1,
+                              scheduler=pbt())
+    for trial in analysis.trials:
+        assert max(r["training_iteration"] for r in analysis.trial_results(trial.trial_id)) == 12
+
+
+# 4. PBT samples keys that only hyperparam_mutations names -----------------------------------
+
+async def test_4_keys_only_in_hyperparam_mutations_are_sampled_for_each_trial(storage):
+    scheduler = at.PopulationBasedTraining(
+        perturbation_interval=5, seed=0,
+        hyperparam_mutations={"x": at.randint(0, 16), "momentum": [0.8, 0.9, 0.99], "decay": lambda: 0.5,
+                              "opt": {"beta": at.uniform(0.1, 0.2)}})
+    analysis = await simulate(storage, workers=2, num_samples=4, config={}, stop={"training_iteration": 6},
+                              checkpoint_frequency=1, scheduler=scheduler, seed=1)
+    configs = [t.config for t in analysis.trials]
+    assert len(configs) == 4
+    for config in configs:
+        assert 0 <= config["x"] < 16 and config["momentum"] in (0.8, 0.9, 0.99)
+        assert config["decay"] == 0.5 and 0.1 <= config["opt"]["beta"] <= 0.2
+    assert len({c["x"] for c in configs}) > 1  # sampled per trial, not one value for all
+
+
+def test_2_pbt_without_a_population_size_is_refused_before_any_trial(storage):
+    with pytest.raises(ValueError, match="PopulationBasedTraining needs a population size"):
+        at.run(lambda config: None, config={"x": at.uniform(0, 1)}, num_samples=-1, metric="loss", mode="min",
+               scheduler=pbt(), storage_path=storage, verbose=0)
+    assert not os.path.exists(storage)

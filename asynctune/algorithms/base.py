@@ -23,7 +23,7 @@ import inspect
 
 import cloudpickle
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -257,6 +257,13 @@ class Scheduler(abc.ABC):
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work (called before any trial starts)."""
+
+    def complete_search_space(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        """run()'s `config` with what this scheduler needs sampled added (before any trial).
+
+        The default changes nothing; PopulationBasedTraining adds the keys of
+        hyperparam_mutations that `config` lacks, as domains sampled for each trial."""
+        return config
 
     async def start(self, control: TrialControl) -> None:
         """Called once before the first trial; keeps the handle for acting on trials."""
