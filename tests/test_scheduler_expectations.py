@@ -128,3 +128,17 @@ def test_2_pbt_without_a_population_size_is_refused_before_any_trial(storage):
         at.run(lambda config: None, config={"x": at.uniform(0, 1)}, num_samples=-1, metric="loss", mode="min",
                scheduler=pbt(), storage_path=storage, verbose=0)
     assert not os.path.exists(storage)
+
+
+# 5. ASHA: a NaN in a rung does not open the cutoff -------------------------------------------
+
+@pytest.mark.parametrize("diverged", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_5_asha_keeps_the_top_quantile_when_a_rung_holds_a_diverged_result(diverged):
+    sched = at.ASHAScheduler(metric="loss", mode="min", max_t=100, grace_period=1, reduction_factor=4)
+    a, b, c = (at.Trial(f"t{i}", {}, index=i, status=at.Status.RUNNING) for i in range(3))
+    for trial in (a, b, c):
+        sched.on_trial_add(trial)
+    assert sched.on_trial_result(a, {"training_iteration": 1, "loss": 450.0}) is at.CONTINUE
+    assert sched.on_trial_result(b, {"training_iteration": 1, "loss": diverged}) is at.STOP  # the worst
+    # the rung holds {450, NaN}: a worse trial is not in the top 1/4 and stops
+    assert sched.on_trial_result(c, {"training_iteration": 1, "loss": 500.0}) is at.STOP
