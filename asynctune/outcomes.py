@@ -132,6 +132,7 @@ class TrialOutcomes:
     def _finish_waiting(self, runtime: TrialRuntime) -> None:
         self._waiting.pop(runtime.trial, None)
         self.stopping(runtime.trial)  # a paused (or pending) trial the scheduler ends for good
+        self._callbacks.on_trial_decision(runtime.trial, "STOP")  # decisions.jsonl, console: it was stopped
         self.complete(runtime)
 
     def _end_in_error(self, runtime: TrialRuntime, error: str, trace: str) -> None:

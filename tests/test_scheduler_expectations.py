@@ -142,3 +142,29 @@ def test_5_asha_keeps_the_top_quantile_when_a_rung_holds_a_diverged_result(diver
     assert sched.on_trial_result(b, {"training_iteration": 1, "loss": diverged}) is at.STOP  # the worst
     # the rung holds {450, NaN}: a worse trial is not in the top 1/4 and stops
     assert sched.on_trial_result(c, {"training_iteration": 1, "loss": 500.0}) is at.STOP
+
+
+# 6. HyperBand's stops of paused trials are recorded; bracket order is the user's choice -------
+
+async def test_6_every_trial_hyperband_stops_while_paused_has_a_stop_in_decisions_jsonl(storage):
+    analysis = await simulate(storage, workers=3, num_samples=1, config={"x": at.grid_search(list(range(9)))},
+                              scheduler=at.HyperBandScheduler(max_t=9, reduction_factor=3))
+    last = {}
+    for decision in analysis.decisions():
+        last[decision["trial_id"]] = decision
+    # bracket s=2 (9 trials, r=1): 6 stop at rung 1, 2 at rung 3, 1 reaches max_t
+    early = [t for t, d in last.items() if d["decision"] == "STOP" and d.get("early")]
+    assert len(early) == 8, last
+    assert {t.trial_id for t in analysis.trials} == set(last)
+
+
+@pytest.mark.parametrize("order, first_s", [("aggressive_first", 2), ("gentle_first", 0)])
+async def test_6_the_bracket_order_is_the_users_choice(storage, order, first_s):
+    scheduler = at.HyperBandScheduler(max_t=9, reduction_factor=3, bracket_order=order)
+    await simulate(storage, workers=3, num_samples=12, scheduler=scheduler)
+    assert [b.s for b in scheduler.brackets][:2] == [first_s, first_s + (1 if first_s == 0 else -1)]
+
+
+def test_6_a_bad_bracket_order_is_named():
+    with pytest.raises(ValueError, match="bracket_order must be one of"):
+        at.HyperBandScheduler(bracket_order="random")
