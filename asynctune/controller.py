@@ -35,7 +35,7 @@ from .searching import SearcherDriver
 from .space import Space
 from .state import StateWriter, experiment_snapshot
 from .storage import RESULTS_FILE
-from .stopper import Stopper
+from .stopper import Stopper, ThresholdStopper
 from .trial import Status, Trial
 from .trial_driver import TrialDriver
 from .trial_monitor import trial_monitor
@@ -62,7 +62,8 @@ class Controller:
         self._wakeup = asyncio.Event()
         self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
         self._searcher_done = self._searcher_finished_told = False
-        self._metric_check = MetricCheck(self.options.metric, scheduler, searcher)
+        stop_keys = stopper.thresholds if isinstance(stopper, ThresholdStopper) else ()
+        self._metric_check = MetricCheck(self.options.metric, scheduler, searcher, stop_keys=stop_keys)
         self._max_trials: int | None = None
         self._ending = Ending(spec.experiment_dir, self._wakeup)
         self._pool: ResourcePool | None = None

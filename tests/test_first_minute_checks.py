@@ -1,0 +1,36 @@
+"""Issue 30: a new user's mistakes caught in the first second (items 7, 8, 10, 11, 12)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import asynctune as at
+
+
+def count_to_a_thousand(config):
+    for step in range(1000):
+        at.report(loss=1.0 / (step + 1))
+
+
+# 7. A misspelt stop= key ---------------------------------------------------------------------
+
+def test_7_a_misspelt_stop_key_ends_the_run_at_the_first_result(storage):
+    started = time.monotonic()
+    with pytest.raises(ValueError) as caught:
+        at.run(count_to_a_thousand, metric="loss", mode="min", stop={"training_iteraton": 10},
+               storage_path=storage, name="typo", verbose=0)
+    message = str(caught.value)
+    assert "'training_iteraton'" in message and "did you mean 'training_iteration'?" in message
+    assert "loss" in message  # the keys reported are listed
+    results = at.ExperimentAnalysis(os.path.join(storage, "typo")).trial_results("trial_00000")
+    assert len(results) < 1000  # the old code trained all 1,000 iterations
+    assert time.monotonic() - started < 60
+
+
+def test_7_a_stop_key_reported_on_the_first_result_is_fine(storage):
+    analysis = at.run(count_to_a_thousand, metric="loss", mode="min", stop={"training_iteration": 3},
+                      storage_path=storage, verbose=0)
+    assert analysis.trials[0].last_result["training_iteration"] == 3
