@@ -32,7 +32,7 @@ from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .options import ExperimentSpec, RunOptions
-from .resources import ResourcesSpec
+from .resources import Resources, ResourcePool, ResourcesSpec, local_inventory
 from .recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
@@ -334,6 +334,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     elif not isinstance(executor, Executor):
         raise ValueError(f"run: executor must be an asynctune Executor, got {executor!r}")
 
+    _check_resources_fit_here(executor, options.resources_per_trial)
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)
     name, storage_path = options.name, options.storage_path
@@ -361,6 +362,13 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         trials=resume_state.trials if resume_state else (),
         time_used_s=resume_state.time_used_s if resume_state else 0.0,
     )
+
+
+def _check_resources_fit_here(executor: Executor, spec: ResourcesSpec) -> None:
+    """A fixed request this machine can never hold (a GPU where there is none) is refused now,
+    before the experiment directory exists, in one message with the reason and the fix."""
+    if isinstance(executor, LocalExecutor) and spec is not None and not callable(spec):
+        ResourcePool([local_inventory(cpus=executor.cpus)]).check(Resources.parse(spec))
 
 
 def _check_name(name: str) -> None:

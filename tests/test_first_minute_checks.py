@@ -34,3 +34,21 @@ def test_7_a_stop_key_reported_on_the_first_result_is_fine(storage):
     analysis = at.run(count_to_a_thousand, metric="loss", mode="min", stop={"training_iteration": 3},
                       storage_path=storage, verbose=0)
     assert analysis.trials[0].last_result["training_iteration"] == 3
+
+
+# 8. A GPU asked for where there is none --------------------------------------------------------
+
+def test_8_a_gpu_request_without_a_gpu_is_refused_before_anything_is_created(storage):
+    from asynctune.gpu import probe_gpus
+
+    if probe_gpus():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError) as caught:
+        at.run(count_to_a_thousand, metric="loss", mode="min", resources_per_trial={"gpu": 1},
+               storage_path=storage, verbose=2)
+    message = str(caught.value)
+    assert "resources_per_trial {'cpu': 1.0, 'gpu': 1.0" in message and "can never fit" in message
+    assert 'pip install "asynctune[gpu]"' in message and "no GPU was found: " in message
+    assert "\n" not in message  # one message
+    assert not os.path.exists(storage)  # no experiment directory, no INTERRUPTED experiment
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
