@@ -22,6 +22,7 @@ from .algorithms.basic import BasicVariantSearch
 from .algorithms.fifo import FIFOScheduler
 from .algorithms.pbt import PopulationBasedTraining
 from .analysis import ExperimentAnalysis
+from .config_pickling import check_config_picklable
 from .controller import Controller
 from .errors import StorageFull, TrialsFailed, is_disk_full
 from .executors.base import Executor
@@ -335,6 +336,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         raise ValueError(f"run: executor must be an asynctune Executor, got {executor!r}")
 
     _check_resources_fit_here(executor, options.resources_per_trial)
+    check_config_picklable(config)
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)
     name, storage_path = options.name, options.storage_path

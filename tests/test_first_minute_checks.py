@@ -52,3 +52,22 @@ def test_8_a_gpu_request_without_a_gpu_is_refused_before_anything_is_created(sto
     assert "\n" not in message  # one message
     assert not os.path.exists(storage)  # no experiment directory, no INTERRUPTED experiment
     assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+# 12. An unpicklable object in config ------------------------------------------------------------
+
+def test_12_an_open_file_in_config_is_named_by_its_key_before_anything_is_created(storage, tmp_path):
+    with open(tmp_path / "log.txt", "w") as log:
+        with pytest.raises(ValueError) as caught:
+            at.run(count_to_a_thousand, config={"lr": at.uniform(0, 1), "data": {"log": log}},
+                   metric="loss", mode="min", storage_path=storage, verbose=0)
+    message = str(caught.value)
+    assert message.startswith("run: config['data']['log'] (a TextIOWrapper) cannot be pickled")
+    assert "Create it inside the trainable" in message
+    assert not os.path.exists(storage)
+
+
+def test_12_picklable_configs_pass(storage):
+    analysis = at.run(count_to_a_thousand, config={"f": lambda: 1, "n": [1, {"a": 2}]}, metric="loss", mode="min",
+                      stop={"training_iteration": 1}, storage_path=storage, verbose=0)
+    assert analysis.trials[0].last_result["training_iteration"] == 1
