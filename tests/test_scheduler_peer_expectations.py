@@ -21,6 +21,7 @@ from asynctune import CONTINUE, PAUSE, STOP, Mutate, Status, Trial
 
 from scheduler_runs import simulate
 from test_scheduler_contract import RecordingControl, decide
+from test_scheduler_hyperband import reach_rung
 
 
 def result(t: float, reward: float) -> dict:
@@ -66,16 +67,20 @@ def test_median_constant_performance_follows_testMedianStoppingConstantPerf():
     assert rule.on_trial_result(t2, result(10, 450)) is STOP  # t1's average at 10 is 500
 
 
-def test_median_grace_period_follows_testMedianStoppingGracePeriod():
-    rule = at.MedianStoppingRule(metric="reward", mode="max", grace_period=2.5, min_samples_required=1)
-    t1, t2 = two_trials(rule)
-    finish(rule, t1, result(10, 1000))
-    finish(rule, t2, result(10, 1000))
+@pytest.mark.parametrize("make", [
+    lambda: at.MedianStoppingRule(metric="reward", mode="max", grace_period=2.5, min_samples_required=1),
+    lambda: at.ASHAScheduler(metric="reward", mode="max", brackets=1, grace_period=2.5, reduction_factor=3),
+], ids=["median-testMedianStoppingGracePeriod", "asha-testAsyncHBGracePeriod"])
+def test_grace_period_follows_testMedianStoppingGracePeriod_and_testAsyncHBGracePeriod(make):
+    sched = make()
+    t1, t2 = two_trials(sched)
+    finish(sched, t1, result(10, 1000))
+    finish(sched, t2, result(10, 1000))
     t3 = trial(3)
-    rule.on_trial_add(t3)
-    assert rule.on_trial_result(t3, result(1, 10)) is CONTINUE
-    assert rule.on_trial_result(t3, result(2, 10)) is CONTINUE
-    assert rule.on_trial_result(t3, result(3, 10)) is STOP
+    sched.on_trial_add(t3)
+    assert sched.on_trial_result(t3, result(1, 10)) is CONTINUE
+    assert sched.on_trial_result(t3, result(2, 10)) is CONTINUE
+    assert sched.on_trial_result(t3, result(3, 10)) is STOP
 
 
 def test_median_min_samples_follows_testMedianStoppingMinSamples():
@@ -120,16 +125,6 @@ def test_median_mode_min_follows_testAlternateMetricsMin():
 
 def asha(**kwargs) -> at.ASHAScheduler:
     return at.ASHAScheduler(metric="reward", mode="max", brackets=1, **kwargs)
-
-
-def test_asha_grace_period_follows_testAsyncHBGracePeriod():
-    sched = asha(grace_period=2.5, reduction_factor=3)
-    two_trials(sched)
-    t3 = trial(3)
-    sched.on_trial_add(t3)
-    assert sched.on_trial_result(t3, result(1, 10)) is CONTINUE
-    assert sched.on_trial_result(t3, result(2, 10)) is CONTINUE
-    assert sched.on_trial_result(t3, result(3, 10)) is STOP
 
 
 def test_asha_uses_the_percentile_follows_testAsyncHBUsesPercentile():
@@ -215,7 +210,7 @@ async def test_asha_promotion_pauses_and_resumes_in_a_run_follows_synetune_does_
 
 async def hyperband_bracket(mode: str):
     """Bracket s=2 of max_t=9, eta=3: 9 trials at r=1, rungs at 1 and 3, R=9."""
-    sched = at.HyperBandScheduler(metric="metric", mode=mode, max_t=9, reduction_factor=3)
+    sched = at.HyperBandScheduler(metric="acc", mode=mode, max_t=9, reduction_factor=3)
     trials = [trial(i) for i in range(9)]
     control = RecordingControl(trials)
     await sched.start(control)
@@ -224,31 +219,22 @@ async def hyperband_bracket(mode: str):
     return sched, control, trials
 
 
-async def rung(sched, trials, it, values):
-    decisions = []
-    for t, value in zip(trials, values):
-        decisions.append(await decide(sched, t, {"training_iteration": it, "metric": value}))
-        if decisions[-1] is PAUSE:
-            t.status = Status.PAUSED
-    return decisions
-
-
 async def test_hyperband_bracket_follows_synetune_test_hyperband_bracket():
     # Syne Tune's results (mode="min"): rung 0 {0: 3, 1: 5, 2: 1, 3: 4, 4: 9, 5: 6, 6: 2, 7: 7, 8: 8}.
     # Syne Tune's rung sizes are (9, 4, 1); asynctune keeps floor(n / eta) = 3 as the paper does
     # (docs/schedulers/hyperband.md), so trial 3 (4.0) stops here too; the winner is the same.
     sched, control, t = await hyperband_bracket("min")
     try:
-        decisions = await rung(sched, t, 1, [3.0, 5.0, 1.0, 4.0, 9.0, 6.0, 2.0, 7.0, 8.0])
+        decisions = await reach_rung(sched, t, 1, [3.0, 5.0, 1.0, 4.0, 9.0, 6.0, 2.0, 7.0, 8.0])
         assert decisions == [PAUSE] * 8 + [STOP]  # the last result completes the rung; 8.0 is not kept
         assert sorted(a[1] for a in control.actions if a[0] == "stop") == ["t1", "t3", "t4", "t5", "t7"]
         assert sorted(a[1] for a in control.actions if a[0] == "resume") == ["t0", "t2", "t6"]
         for survivor in (t[0], t[2], t[6]):
             survivor.status = Status.RUNNING
-        decisions = await rung(sched, [t[2], t[6], t[0]], 3, [3.1, 3.0, 2.9])
+        decisions = await reach_rung(sched, [t[2], t[6], t[0]], 3, [3.1, 3.0, 2.9])
         assert decisions == [PAUSE, PAUSE, CONTINUE]  # t0 completes the rung and is the best
         assert ("stop", "t2") in control.actions and ("stop", "t6") in control.actions
-        assert await decide(sched, t[0], {"training_iteration": 9, "metric": 1.0}) is STOP  # at R
+        assert await decide(sched, t[0], {"training_iteration": 9, "acc": 1.0}) is STOP  # at R
     finally:
         await sched.close()
 
@@ -258,13 +244,13 @@ async def test_successive_halving_keeps_the_top_third_follows_ray_testSuccessive
     # rounds up (ceil), asynctune down (floor, the paper): 9 -> 3 -> 1 either way here.
     sched, control, t = await hyperband_bracket("max")
     try:
-        decisions = await rung(sched, t, 1, list(range(9)))
+        decisions = await reach_rung(sched, t, 1, list(range(9)))
         assert decisions[:8] == [PAUSE] * 8 and decisions[8] is CONTINUE
         kept = [t[6], t[7], t[8]]
         assert sorted(a[1] for a in control.actions if a[0] == "resume") == ["t6", "t7"]
         for survivor in kept:
             survivor.status = Status.RUNNING
-        decisions = await rung(sched, kept, 3, [0, 1, 2])
+        decisions = await reach_rung(sched, kept, 3, [0, 1, 2])
         assert decisions == [PAUSE, PAUSE, CONTINUE]
     finally:
         await sched.close()
@@ -327,45 +313,35 @@ def test_pbt_exploits_the_top_quantile_follows_testPerturbsLowPerformingTrials()
         assert d.config["const_factor"] == 3 and d.config["id"] in (3, 4)  # the donor's config
 
 
+def explored(config: dict, seed: int, **kwargs) -> dict:
+    """The config the worse of two trials with `config` gets when it exploits the better one."""
+    sched = at.PopulationBasedTraining(metric="reward", mode="max", perturbation_interval=1, seed=seed, **kwargs)
+    low, high = trial(0, config), trial(1, config)
+    sched.control = RecordingControl([low, high])
+    for t in (low, high):
+        sched.on_trial_add(t)
+        t.checkpoint = f"/exp/{t.trial_id}/c"
+    sched.on_searcher_finished()
+    sched.on_trial_result(high, result(1, 10))
+    decision = sched.on_trial_result(low, result(1, 0))
+    assert isinstance(decision, Mutate)
+    return decision.config
+
+
 def test_pbt_explore_perturbs_by_the_factors_follows_testPerturbationValues():
-    factors, seen_float, seen_int = set(), set(), set()
-    for seed in range(40):
-        sched = at.PopulationBasedTraining(
-            metric="reward", mode="max", perturbation_interval=1, seed=seed, resample_probability=0.0,
-            hyperparam_mutations={"float_factor": at.uniform(0, 1000), "int_factor": at.randint(0, 1000)})
-        low, high = trial(0, {"float_factor": 100.0, "int_factor": 10}), trial(1, {"float_factor": 100.0,
-                                                                                   "int_factor": 10})
-        sched.control = RecordingControl([low, high])
-        for t in (low, high):
-            sched.on_trial_add(t)
-            t.checkpoint = f"/exp/{t.trial_id}/c"
-        sched.on_searcher_finished()
-        sched.on_trial_result(high, result(1, 10))
-        decision = sched.on_trial_result(low, result(1, 0))
-        seen_float.add(decision.config["float_factor"])
-        seen_int.add(decision.config["int_factor"])
-        factors.add(type(decision.config["float_factor"]))
-    assert seen_float == {80.0, 120.0}
-    assert seen_int == {8, 12} and factors == {float}
+    configs = [explored({"float_factor": 100.0, "int_factor": 10}, seed, resample_probability=0.0,
+                        hyperparam_mutations={"float_factor": at.uniform(0, 1000), "int_factor": at.randint(0, 1000)})
+               for seed in range(40)]
+    assert {round(c["float_factor"], 6) for c in configs} == {80.0, 120.0}
+    assert {c["int_factor"] for c in configs} == {8, 12}
+    assert {type(c["float_factor"]) for c in configs} == {float}
 
 
 def test_pbt_resampling_follows_testPerturbWithResample():
-    seen = set()
-    for seed in range(30):
-        sched = at.PopulationBasedTraining(metric="reward", mode="max", perturbation_interval=1, seed=seed,
-                                           resample_probability=1.0,
-                                           hyperparam_mutations={"v": [10, 100], "f": lambda: 7})
-        a, b = trial(0, {"v": 10, "f": 1}), trial(1, {"v": 10, "f": 1})
-        sched.control = RecordingControl([a, b])
-        for t in (a, b):
-            sched.on_trial_add(t)
-            t.checkpoint = f"/exp/{t.trial_id}/c"
-        sched.on_searcher_finished()
-        sched.on_trial_result(b, result(1, 10))
-        decision = sched.on_trial_result(a, result(1, 0))
-        seen.add(decision.config["v"])
-        assert decision.config["f"] == 7  # a callable is called to resample
-    assert seen == {10, 100}
+    configs = [explored({"v": 10, "f": 1}, seed, resample_probability=1.0,
+                        hyperparam_mutations={"v": [10, 100], "f": lambda: 7}) for seed in range(30)]
+    assert {c["v"] for c in configs} == {10, 100}
+    assert {c["f"] for c in configs} == {7}  # a callable is called to resample
 
 
 def test_pbt_burn_in_follows_testBurnInPeriod():
