@@ -31,7 +31,8 @@ from .monitor import monitor_interval
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
-from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
+from .reporting.tensorboard import TensorBoardLogger
+from .reporting.tensorboard_choice import tensorboard_wanted
 from .options import ExperimentSpec, RunOptions
 from .resources import Resources, ResourcePool, ResourcesSpec, local_inventory
 from .recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
@@ -337,6 +338,8 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
 
     _check_resources_fit_here(executor, options.resources_per_trial)
     check_config_picklable(config)
+    batched = executor.recording != "files"  # a simulation: no file written per result unless asked
+    tensorboard = tensorboard_wanted(options.tensorboard, batched=batched)
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)
     name, storage_path = options.name, options.storage_path
@@ -350,12 +353,11 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)
-    batched = executor.recording != "files"  # a simulation: no file written per result unless asked
     reporters: list[Callback] = [DecisionLog(scheduler=scheduler, flush_each=not batched)]  # knows max_t
     if options.verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,
                                          time_budget_s=options.time_budget_s, num_samples=options.num_samples, scheduler=scheduler))
-    if options.tensorboard or (options.tensorboard is None and tensorboardx_available() and not batched):
+    if tensorboard:
         reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,

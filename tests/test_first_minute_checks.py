@@ -71,3 +71,38 @@ def test_12_picklable_configs_pass(storage):
     analysis = at.run(count_to_a_thousand, config={"f": lambda: 1, "n": [1, {"a": 2}]}, metric="loss", mode="min",
                       stop={"training_iteration": 1}, storage_path=storage, verbose=0)
     assert analysis.trials[0].last_result["training_iteration"] == 1
+
+
+# 10. TensorBoard expected but not installed -------------------------------------------------------
+
+_WITHOUT_TENSORBOARDX = """
+import sys
+sys.modules["tensorboardX"] = None  # an install without asynctune[tensorboard]
+import asynctune as at
+
+def train(config):
+    at.report(loss=1.0)
+
+for name in ("first", "second"):
+    at.run(train, metric="loss", mode="min", storage_path=sys.argv[1], name=name, verbose=0)
+try:
+    at.run(train, metric="loss", mode="min", storage_path=sys.argv[1], name="asked", verbose=0, tensorboard=True)
+except ImportError as exc:
+    print("refused:", exc)
+"""
+
+
+def test_10_a_run_without_tensorboardx_says_so_once_and_tensorboard_true_is_refused_early(storage):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_TENSORBOARDX, storage], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "TensorBoard" in line]
+    assert warnings == ["asynctune: WARNING: no TensorBoard files are written: tensorboardX is not installed "
+                        "(pip install 'asynctune[tensorboard]'); pass tensorboard=False to run() to say you do "
+                        "not want them"], done.stderr
+    assert "refused: run: tensorboard=True needs tensorboardX: pip install 'asynctune[tensorboard]'" in done.stdout
+    assert not os.path.exists(os.path.join(storage, "asked"))  # refused before its directory was made
+    assert not any(name.startswith("events.out") for name in os.listdir(os.path.join(storage, "first")))
