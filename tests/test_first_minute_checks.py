@@ -106,3 +106,40 @@ def test_10_a_run_without_tensorboardx_says_so_once_and_tensorboard_true_is_refu
     assert "refused: run: tensorboard=True needs tensorboardX: pip install 'asynctune[tensorboard]'" in done.stdout
     assert not os.path.exists(os.path.join(storage, "asked"))  # refused before its directory was made
     assert not any(name.startswith("events.out") for name in os.listdir(os.path.join(storage, "first")))
+
+
+# 11. `asynctune hosts check` without dependency warnings; whole status and decision cells --------
+
+def test_11_hosts_check_prints_no_cryptography_deprecation_warnings():
+    import subprocess
+    import sys
+
+    pytest.importorskip("asyncssh")
+    done = subprocess.run([sys.executable, "-m", "asynctune.cli", "hosts", "check", "nohost.invalid"],
+                          capture_output=True, text=True, timeout=120)
+    assert "nohost.invalid" in done.stdout and "unreachable" in done.stdout
+    assert "Warning" not in done.stderr and "deprecated" not in done.stderr, done.stderr
+
+
+def test_11_the_console_keeps_status_and_decision_cells_whole_and_drops_hyperparameter_columns():
+    import io
+
+    from asynctune.reporting.console import ConsoleReporter
+
+    space = at.Space({f"hyper_{i}": at.uniform(0, 1) for i in range(6)})
+    out = io.StringIO()
+    reporter = ConsoleReporter(metric="loss", mode="min", space=space, verbose=1, file=out)
+    reporter.console.width = 100
+    trials = []
+    for i in range(3):
+        trial = at.Trial(f"trial_{i:05d}", {f"hyper_{k}": 0.123456789 * (k + 1) for k in range(6)}, index=i,
+                         status=at.Status.TERMINATED)
+        trial.last_result = {"training_iteration": 4, "time_total_s": 12.3456, "loss": 0.987654}
+        trials.append(trial)
+    reporter.on_trial_decision(trials[0], "STOP")
+    reporter.console.print(reporter.table(trials))
+    text = out.getvalue()
+    assert "EARLY_STOPPED" in text and "early-stopped@4" in text and "trial_00002" in text
+    assert "…" not in text  # no cell cut short
+    assert "columns left out for width: hyper_1" in text and "hyper_0" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
