@@ -242,6 +242,8 @@ class Controller:
         if unwritable is not None:  # its directory cannot be made: it fails (or, disk full, stays PENDING)
             self._outcomes.write_failed(runtime, unwritable)
         self._outcomes.apply_actions()
+        if self._searcher_exhausted():  # that was the last one: say so now, not when a worker frees up
+            await self._searcher_finished()
 
     async def _searcher_finished(self) -> None:
         """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""
