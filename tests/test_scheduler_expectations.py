@@ -7,8 +7,10 @@ Lifecycle tests run on the SimulatedExecutor (virtual time) through `asynctune.r
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 
+import cloudpickle
 import pytest
 
 import asynctune as at
@@ -77,6 +79,34 @@ async def test_2_pbt_population_four_times_the_workers_trains_together(storage):
     assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
     decisions = [d["decision"] for d in analysis.decisions()]
     assert decisions.count("PAUSE") >= 8  # each member yielded its worker at least once
+
+
+def counting(config):
+    """A real trainable: counts on from its checkpoint (its own, after a pause; a donor's, after a clone)."""
+    checkpoint = at.get_checkpoint()
+    count = checkpoint["count"] if checkpoint else 0
+    while True:
+        count += 1
+        at.report(score=config["x"] * count, count=count, checkpoint={"count": count})
+
+
+def test_2_pbt_time_shares_real_worker_processes(storage):
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this module
+    scheduler = at.PopulationBasedTraining(perturbation_interval=3, hyperparam_mutations={"x": at.uniform(0, 1)},
+                                           seed=0)
+    analysis = at.run(counting, config={"x": at.uniform(0, 1)}, num_samples=4, max_concurrent_trials=2,
+                      metric="score", mode="max", stop={"training_iteration": 9}, scheduler=scheduler, seed=0,
+                      storage_path=storage, verbose=0)
+    rows = sorted((r for t in analysis.trials for r in analysis.trial_results(t.trial_id)),
+                  key=lambda r: r["timestamp"])
+    first_seven = next(i for i, r in enumerate(rows) if r["training_iteration"] == 7)
+    # every member trained its first interval before any trained a third one
+    assert {r["trial_id"] for r in rows[:first_seven] if r["training_iteration"] == 3} == \
+        {t.trial_id for t in analysis.trials}
+    for trial in analysis.trials:
+        own = analysis.trial_results(trial.trial_id)
+        assert own[-1]["training_iteration"] == 9 and all(r["count"] == r["training_iteration"] for r in own)
+    assert [d["decision"] for d in analysis.decisions()].count("PAUSE") >= 4
 
 
 # 3. PBT never clones a trial that ended (past stop=) -----------------------------------------
