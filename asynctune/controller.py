@@ -238,7 +238,11 @@ class Controller:
         self._waiting[trial] = None
         self.state.changed(trial, event="added")
         self._searching.added()
-        self.scheduler.on_trial_add(trial)
+        try:
+            self.scheduler.on_trial_add(trial)
+        except ValueError as exc:  # it cannot take this config (PBT: a mutated key missing): end, as one error
+            self._ending.stop(exc, f"{type(self.scheduler).__name__} refused {trial_id}")
+            return
         if unwritable is not None:  # its directory cannot be made: it fails (or, disk full, stays PENDING)
             self._outcomes.write_failed(runtime, unwritable)
         self._outcomes.apply_actions()

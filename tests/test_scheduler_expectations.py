@@ -198,3 +198,19 @@ async def test_6_the_bracket_order_is_the_users_choice(storage, order, first_s):
 def test_6_a_bad_bracket_order_is_named():
     with pytest.raises(ValueError, match="bracket_order must be one of"):
         at.HyperBandScheduler(bracket_order="random")
+
+
+class _OwnSpace(at.Searcher):
+    """A searcher with a space of its own, which knows nothing of PBT's mutations."""
+
+    def suggest(self, trial_id):
+        return {"y": 1.0}
+
+
+async def test_4_a_mutated_key_no_trial_can_have_ends_the_run_with_one_error(storage):
+    scheduler = at.PopulationBasedTraining(perturbation_interval=5, hyperparam_mutations={"x": at.randint(0, 16)})
+    with pytest.raises(ValueError) as caught:
+        await simulate(storage, num_samples=4, search_alg=_OwnSpace(), scheduler=scheduler)
+    assert str(caught.value) == ("hyperparam_mutations['x'] is not in the config of trial trial_00000: "
+                                 "PBT can only mutate hyperparameters every trial has")
+    assert not isinstance(caught.value, BaseExceptionGroup)
