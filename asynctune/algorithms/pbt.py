@@ -216,9 +216,12 @@ class PopulationBasedTraining(Scheduler):
         return bisect_left(self._ranked, self._state[trial.trial_id].key)
 
     def _pick_donor(self, upper: int) -> Trial | None:
-        if upper == 0:
+        """A trial of the top quantile at random; not one whose last result is in (it is ending)."""
+        top = [self._trial_of[key] for key in self._ranked[len(self._ranked) - upper:][::-1]]
+        donors = [t for t in top if not t.ending]
+        if not donors:
             return None
-        return self._trial_of[self._ranked[-1 - int(self._rng.integers(upper))]]
+        return donors[int(self._rng.integers(len(donors)))]
 
     def _exploit(self, trial: Trial, donor: Trial, time: float, result: dict[str, Any]) -> Decision | Mutate:
         if trial.lineage and trial.lineage[-1].get(self.time_attr) == result[self.time_attr]:
