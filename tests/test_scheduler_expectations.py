@@ -112,7 +112,19 @@ def test_2_pbt_time_shares_real_worker_processes(storage):
 
 # 3. PBT never clones a trial that ended (past stop=) -----------------------------------------
 
-def test_3_a_finished_trial_is_no_donor():
+def _ended(trial, sched):
+    """Its stop= was reached and its end landed: on_trial_complete."""
+    trial.status = at.Status.TERMINATED
+    sched.on_trial_complete(trial, trial.last_result)
+
+
+def _ending(trial, sched):
+    """Its stop= was reached on this result (the controller set `ending`); its end has not landed yet."""
+    trial.ending = True
+
+
+@pytest.mark.parametrize("end", [_ended, _ending], ids=["ended", "ending"])
+def test_3_a_trial_past_its_stop_criterion_is_no_donor(end):
     sched = at.PopulationBasedTraining(metric="acc", mode="max", perturbation_interval=1,
                                        hyperparam_mutations={"lr": at.uniform(0, 1)}, seed=0)
     done, late = at.Trial("t0", {"lr": 0.5}, index=0), at.Trial("t1", {"lr": 0.5}, index=1)
@@ -120,27 +132,12 @@ def test_3_a_finished_trial_is_no_donor():
         sched.on_trial_add(trial)
     sched.on_searcher_finished()
     done.checkpoint = "/exp/t0/checkpoint_000040"
-    sched.on_trial_result(done, {"training_iteration": 40, "acc": 1.0})
-    done.status = at.Status.TERMINATED
-    sched.on_trial_complete(done, done.last_result)  # its stop= was reached: it ended
+    done.last_result = {"training_iteration": 40, "acc": 1.0}
+    sched.on_trial_result(done, done.last_result)
+    end(done, sched)
     late.checkpoint = "/exp/t1/checkpoint_000005"
     assert sched.on_trial_result(late, {"training_iteration": 5, "acc": 0.0}) is at.CONTINUE
     assert late.lineage == []
-
-
-def test_3_a_trial_whose_last_result_is_in_is_no_donor():
-    # The donor met stop= on this result (the controller set `ending`); its end has not landed yet.
-    sched = at.PopulationBasedTraining(metric="acc", mode="max", perturbation_interval=1,
-                                       hyperparam_mutations={"lr": at.uniform(0, 1)}, seed=0)
-    done, late = at.Trial("t0", {"lr": 0.5}, index=0), at.Trial("t1", {"lr": 0.5}, index=1)
-    for trial in (done, late):
-        sched.on_trial_add(trial)
-    sched.on_searcher_finished()
-    done.checkpoint = "/exp/t0/checkpoint_000009"
-    sched.on_trial_result(done, {"training_iteration": 9, "acc": 1.0})
-    done.ending = True
-    late.checkpoint = "/exp/t1/checkpoint_000003"
-    assert sched.on_trial_result(late, {"training_iteration": 3, "acc": 0.0}) is at.CONTINUE
 
 
 async def test_3_no_trial_reports_past_stop(storage):
