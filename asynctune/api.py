@@ -22,6 +22,8 @@ from .algorithms.search.basic import BasicVariantSearch
 from .algorithms.schedulers.fifo import FIFOScheduler
 from .analysis.experiment import ExperimentAnalysis
 from .controller.loop import Controller
+from .algorithms.schedulers.pbt import PopulationBasedTraining
+from .core.config_pickling import check_config_picklable
 from .errors import StorageFull, TrialsFailed, is_disk_full
 from .executors.base import Executor
 from .executors.local import LocalExecutor
@@ -29,9 +31,10 @@ from .controller.resource_monitor import monitor_interval
 from .reporting.callback import Callback, CallbackList
 from .reporting.console import ConsoleReporter
 from .reporting.decisions import DecisionLog
-from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
+from .reporting.tensorboard import TensorBoardLogger
+from .reporting.tensorboard_choice import tensorboard_wanted
 from .options import ExperimentSpec, RunOptions
-from .core.resources import ResourcesSpec
+from .core.resources import Resources, ResourcePool, ResourcesSpec, local_inventory
 from .store.recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
 from .core.space import Space
 from .core.stopper import Stopper, make_stopper
@@ -311,18 +314,21 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     monitor_interval_s = monitor_interval(options.monitor, options.memory_limit_mb)
     config, metric, mode, seed = options.config, options.metric, options.mode, options.seed
 
-    space = Space(config)
+    scheduler = options.scheduler if options.scheduler is not None else FIFOScheduler()
+    if not isinstance(scheduler, Scheduler):
+        raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")
+    space = Space(scheduler.complete_search_space(config) if isinstance(config, Mapping) else config)
     searcher = options.search_alg if options.search_alg is not None else BasicVariantSearch(seed=seed)
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
     if resume_state is not None:
         restore_searcher(searcher, resume_state.experiment_dir)
-    scheduler = options.scheduler if options.scheduler is not None else FIFOScheduler()
-    if not isinstance(scheduler, Scheduler):
-        raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")
     scheduler.set_search_properties(metric, mode)
     scheduler.validate()
+    if isinstance(scheduler, PopulationBasedTraining) and searcher.max_trials(options.num_samples) is None:
+        raise ValueError(f"run: PopulationBasedTraining needs a population size: num_samples={options.num_samples} "
+                         "runs trials without end; pass num_samples=<population size>")
     stopper = make_stopper(options.stop, metric=metric, mode=mode)
     executor = options.executor
     if executor is None:
@@ -330,6 +336,10 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     elif not isinstance(executor, Executor):
         raise ValueError(f"run: executor must be an asynctune Executor, got {executor!r}")
 
+    _check_resources_fit_here(executor, options.resources_per_trial)
+    check_config_picklable(config)
+    batched = executor.recording != "files"  # a simulation: no file written per result unless asked
+    tensorboard = tensorboard_wanted(options.tensorboard, batched=batched)
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)
     name, storage_path = options.name, options.storage_path
@@ -343,12 +353,11 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)
-    batched = executor.recording != "files"  # a simulation: no file written per result unless asked
     reporters: list[Callback] = [DecisionLog(scheduler=scheduler, flush_each=not batched)]  # knows max_t
     if options.verbose:
         reporters.append(ConsoleReporter(metric=metric, mode=mode, space=space, verbose=options.verbose,
                                          time_budget_s=options.time_budget_s, num_samples=options.num_samples, scheduler=scheduler))
-    if options.tensorboard or (options.tensorboard is None and tensorboardx_available() and not batched):
+    if tensorboard:
         reporters.append(TensorBoardLogger(metric=metric, space=space))
     return Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
@@ -357,6 +366,13 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         trials=resume_state.trials if resume_state else (),
         time_used_s=resume_state.time_used_s if resume_state else 0.0,
     )
+
+
+def _check_resources_fit_here(executor: Executor, spec: ResourcesSpec) -> None:
+    """A fixed request this machine can never hold (a GPU where there is none) is refused now,
+    before the experiment directory exists, in one message with the reason and the fix."""
+    if isinstance(executor, LocalExecutor) and spec is not None and not callable(spec):
+        ResourcePool([local_inventory(cpus=executor.cpus)]).check(Resources.parse(spec))
 
 
 def _check_name(name: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -40,18 +41,24 @@ def test_the_example_runs_twice_and_resumes_the_newest(tmp_path):
 
 
 def test_a_run_that_failed_at_start_up_leaves_its_name_free(tmp_path, capsys):
-    # tensorboard=True without tensorboardX fails after the directory was made.
-    script = tmp_path / "no_tensorboardx.py"
+    # The driver dies as the experiment starts (killed), before it saved any state. (This test
+    # used tensorboard=True without tensorboardX, which run() now refuses before the directory
+    # exists: issue 30.)
+    script = tmp_path / "killed_at_start.py"
     script.write_text(textwrap.dedent(f"""\
-        import sys
-        sys.modules["tensorboardX"] = None  # as if it were not installed
+        import os, signal
         import asynctune as at
         from tests.test_names import quick
-        at.run(quick, storage_path={str(tmp_path / "r")!r}, name="exp", tensorboard=True, verbose=0)
+
+        class KilledAtStart(at.Callback):
+            def on_experiment_start(self, experiment_dir, trials):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        at.run(quick, storage_path={str(tmp_path / "r")!r}, name="exp", verbose=0, callbacks=[KilledAtStart()])
         """))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                           cwd=ROOT)
-    assert "TensorBoardLogger needs tensorboardX" in done.stderr
+    assert done.returncode == -signal.SIGKILL, done.stderr
     root = str(tmp_path / "r")
     row = ls(root, capsys)["exp"]
     assert (row["status"], row["trials"], row["path"]) == ("FAILED AT START", 0, os.path.join(root, "exp"))

@@ -25,6 +25,7 @@ def population(sched: PopulationBasedTraining, n: int, config=None) -> list[Tria
         trial.config = dict(config or {"lr": 0.1, "bs": 32})
         sched.on_trial_add(trial)
     sched.control = RecordingControl(trials)
+    sched.on_searcher_finished()  # the whole population is there (no time-sharing pause for trials to come)
     return trials
 
 

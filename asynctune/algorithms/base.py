@@ -23,7 +23,7 @@ import inspect
 
 import cloudpickle
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,6 +103,13 @@ class Searcher(abc.ABC):
         overrides this."""
         self.on_trial_complete(trial_id, result)
 
+    def on_trial_paused(self, trial_id: str) -> None:
+        """The trial paused (HyperBand's rung, promotion ASHA, PBT's turn): it holds no worker
+        and waits for the scheduler to resume it. `on_trial_resumed` follows if it runs again."""
+
+    def on_trial_resumed(self, trial_id: str) -> None:
+        """A paused trial was made ready to run again."""
+
     def save(self, path: str) -> None:
         """Write the searcher's state to `path` (used to resume an experiment).
 
@@ -172,6 +179,13 @@ class Scheduler(abc.ABC):
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work (called before any trial starts)."""
+
+    def complete_search_space(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        """run()'s `config` with what this scheduler needs sampled added (before any trial).
+
+        The default changes nothing; PopulationBasedTraining adds the keys of
+        hyperparam_mutations that `config` lacks, as domains sampled for each trial."""
+        return config
 
     async def start(self, control: TrialControl) -> None:
         """Called once before the first trial; keeps the handle for acting on trials."""

@@ -63,6 +63,7 @@ class TrialDriver:
             start_iteration=trial.restore_iteration, start_time_total=trial.restore_time_total,
             checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
             placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir)
+        trial.ending = False
         try:
             run = runtime.run = await self._executor.launch(request, placement)
             self._callbacks.on_trial_start(trial)
@@ -118,6 +119,7 @@ class TrialDriver:
             ending.stop(None, f"time_budget_s={self._options.time_budget_s} spent")
         final = settle(decision, stop=stop or ending.why is not None, pause=runtime.pause_requested,
                        owner=self._scheduler_name)
+        trial.ending = final is STOP  # this result is its last: no scheduler may clone it any more
         if final is STOP and (decision is STOP or runtime.stop_requested):  # the scheduler's stop
             self._outcomes.stopping(trial)
         if isinstance(final, Mutate):

@@ -36,7 +36,7 @@ from .searcher_driver import SearcherDriver
 from ..core.space import Space
 from ..store.state import StateWriter, experiment_snapshot
 from ..store.layout import RESULTS_FILE
-from ..core.stopper import Stopper
+from ..core.stopper import Stopper, ThresholdStopper
 from ..core.trial import Status, Trial
 from .driver import TrialDriver
 from .table import TrialTable
@@ -62,7 +62,8 @@ class Controller:
         self._wakeup = asyncio.Event()
         self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
         self._searcher_done = self._searcher_finished_told = False
-        self._metric_check = MetricCheck(self.options.metric, scheduler, searcher)
+        stop_keys = stopper.thresholds if isinstance(stopper, ThresholdStopper) else ()
+        self._metric_check = MetricCheck(self.options.metric, scheduler, searcher, stop_keys=stop_keys)
         self._max_trials: int | None = None
         self._ending = Ending(spec.experiment_dir, self._wakeup)
         self._pool: ResourcePool | None = None
@@ -183,8 +184,8 @@ class Controller:
 
     async def _start_ready_trials(self) -> None:
         while self.stopping is None and self.table.num_running < self._max_running:
-            if not self.table.waiting_pending():
-                await self._add_trial()
+            if not self.table.waiting_fresh():
+                await self._add_trial()  # none waits that never ran (resumed ones do not hold new trials back)
             candidates = self.table.candidates()
             trial = self.scheduler.choose_trial_to_run(candidates) if candidates else None
             if trial is None:
@@ -232,10 +233,16 @@ class Controller:
         self.table.add(trial)
         self.state.changed(trial, event="added")
         self._searching.added()
-        self.scheduler.on_trial_add(trial)
+        try:
+            self.scheduler.on_trial_add(trial)
+        except ValueError as exc:  # it cannot take this config (PBT: a mutated key missing): end, as one error
+            self._ending.stop(exc, f"{type(self.scheduler).__name__} refused {trial_id}")
+            return
         if unwritable is not None:  # its directory cannot be made: it fails (or, disk full, stays PENDING)
             self._outcomes.write_failed(runtime, unwritable)
         self._outcomes.apply_actions()
+        if self._searcher_exhausted():  # that was the last one: say so now, not when a worker frees up
+            await self._searcher_finished()
 
     async def _searcher_finished(self) -> None:
         """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""

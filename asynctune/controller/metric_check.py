@@ -4,10 +4,12 @@ The rule: a result without a metric that is ranked by (run()'s, any of run()'s s
 or a scheduler's or searcher's own), while no result of the experiment so far has held it (in any session: the results of
 earlier sessions count), ends the experiment with a ValueError naming the keys reported. A
 metric reported only on some results (every other step, at validation) is fine once seen.
+The keys of a `stop={...}` dict are checked the same way: a misspelt one would never stop a trial.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -19,13 +21,15 @@ from ..core.trial import AUTO_RESULT_KEYS, Trial
 class MetricCheck:
     """The metrics not seen in any result yet, and the error for the first result without one."""
 
-    def __init__(self, metric: str | list[str] | None, *owners: Any) -> None:
+    def __init__(self, metric: str | list[str] | None, *owners: Any, stop_keys: Iterable[str] = ()) -> None:
         self._unseen: dict[str, str] = {}  # metric -> who ranks by it ("" for run())
         for name in _names(metric):  # with several objectives, every one is checked
             self._unseen[name] = ""
         for owner in owners:  # a scheduler or searcher given its own metric(s)=
             for own in _names(getattr(owner, "metric", None)):
                 self._unseen.setdefault(own, type(owner).__name__)
+        for key in stop_keys:  # run(stop={key: threshold})
+            self._unseen.setdefault(key, _STOP)
 
     def seen_before(self, trials: Iterable[Trial]) -> None:
         """Count what earlier sessions of a resumed experiment recorded (rewound results too)."""
@@ -47,6 +51,8 @@ class MetricCheck:
         if not self._unseen:
             return None
         metric, owner = next(iter(self._unseen.items()))
+        if owner == _STOP:
+            return _stop_key_missing(trial, result, [m for m, o in self._unseen.items() if o == _STOP])
         also = ", ".join(repr(m) for m, o in self._unseen.items() if o == owner and m != metric)  # several missing
         which = "first result" if trial.num_results <= 1 else f"result {trial.num_results}"
         user_keys = [k for k in result if k not in AUTO_RESULT_KEYS]
@@ -57,6 +63,22 @@ class MetricCheck:
             f"metric={metric!r}{f' (of {owner})' if owner else ''} is not in {trial.trial_id}'s {which}; it reported: "
             f"{', '.join(user_keys + auto_keys)}{f' (nor is {also})' if also else ''}. Report it with asynctune.report({report}) or {fix}. "
             f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
+
+
+_STOP = "stop="  # the owner of a stop key
+
+
+def _stop_key_missing(trial: Trial, result: dict[str, Any], keys: list[str]) -> ValueError:
+    reported = list(result)
+    hints = []
+    for key in keys:
+        close = difflib.get_close_matches(key, reported, n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    which = "first result" if trial.num_results <= 1 else f"result {trial.num_results}"
+    return ValueError(
+        f"stop= names {', '.join(hints)}, which is not in {trial.trial_id}'s {which}, so it would never stop a "
+        f"trial; it reported: {', '.join(reported)}. Fix the key in stop=, or report it. "
+        f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
 
 
 def _names(metric: Any) -> list[str]:

@@ -114,6 +114,7 @@ class TrialOutcomes:
             self.resume(runtime, *request)
         else:
             self._table.wait(runtime.trial)
+            self._searching.paused(runtime.trial.trial_id)  # it holds no worker now (ConcurrencyLimiter)
 
     def resume(self, runtime: TrialRuntime, config: dict[str, Any] | None, checkpoint: str | None) -> None:
         try:
@@ -121,12 +122,17 @@ class TrialOutcomes:
         except (TrialStorageError, StorageFull) as exc:
             return self.write_failed(runtime, exc)
         self._table.wait(runtime.trial)
-        self._callbacks.on_trial_decision(runtime.trial, "RESUME")
+        self._searching.resumed(runtime.trial.trial_id)
+        if config is not None:  # resumed as another trial's clone with a new config (PBT's exploit while paused)
+            self._callbacks.on_trial_decision(runtime.trial, "MUTATE", f"config={config}")
+        else:
+            self._callbacks.on_trial_decision(runtime.trial, "RESUME")
         self._wakeup.set()  # a worker may be free for it now
 
     def _finish_waiting(self, runtime: TrialRuntime) -> None:
         self._table.unwait(runtime.trial)
         self.stopping(runtime.trial)  # a paused (or pending) trial the scheduler ends for good
+        self._callbacks.on_trial_decision(runtime.trial, "STOP")  # decisions.jsonl, console: it was stopped
         self.complete(runtime)
 
     def _end_in_error(self, runtime: TrialRuntime, error: str, trace: str) -> None:

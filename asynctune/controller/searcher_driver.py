@@ -47,6 +47,12 @@ class SearcherDriver:
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._call(self.searcher.on_trial_result, trial_id, result)
 
+    def paused(self, trial_id: str) -> None:
+        self._call(self.searcher.on_trial_paused, trial_id)
+
+    def resumed(self, trial_id: str) -> None:
+        self._call(self.searcher.on_trial_resumed, trial_id)
+
     def ended(self, trial_id: str, result: dict[str, Any] | None, error: bool, *, pruned: bool = False) -> None:
         if pruned:
             self._call(self.searcher.on_trial_pruned, trial_id, result)

@@ -84,9 +84,10 @@ class TrialTable:
     def any_waiting(self) -> bool:
         return bool(self._waiting)
 
-    def waiting_pending(self) -> bool:
-        """Whether a trial that never ran waits (else the searcher is asked for one)."""
-        return any(t.status is Status.PENDING for t in self._waiting)
+    def waiting_fresh(self) -> bool:
+        """Whether a trial that never ran waits (else the searcher is asked for one); a resumed
+        trial, PENDING again, does not hold new trials back."""
+        return any(t.status is Status.PENDING and not t.num_results for t in self._waiting)
 
     def candidates(self) -> list[Trial]:
         """The waiting trials, in the order they were added: what the scheduler chooses from."""

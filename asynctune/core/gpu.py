@@ -124,6 +124,19 @@ class NvmlReader:
         return False
 
 
+def why_no_gpu() -> str:
+    """Why this process sees no GPU, in words a user can act on (for error messages)."""
+    with NvmlReader() as reader:
+        gpus = reader.read()
+        if reader.unavailable_reason is not None:
+            reason = reader.unavailable_reason
+        elif not gpus and reader.visible is not None:
+            reason = f"CUDA_VISIBLE_DEVICES={reader.visible!r} names none of the GPUs NVML found"
+        else:
+            reason = "NVML found no GPU"
+    return f'{reason}; GPUs are found through NVML: it needs an NVIDIA driver and pip install "asynctune[gpu]"'
+
+
 def probe_gpus() -> list[GPU]:
     """The GPUs this process may use, read once; [] (with one log line) without NVML or GPUs.
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from .gpu import GPU, NvmlReader  # GPU is re-exported here for existing importers
+from .gpu import GPU, NvmlReader, why_no_gpu  # GPU is re-exported here for existing importers
 
 
 logger = logging.getLogger(__name__)
@@ -297,8 +297,10 @@ class ResourcePool:
             f"{h.name}: {h.cpus:g} CPUs, {len(h.gpus)} GPUs"
             + (f" ({', '.join(f'{g.memory_total_mb:.0f} MB' for g in h.gpus)})" if h.gpus else "")
             for h in self.hosts.values())
-        hint = (" (no GPU was found: see the log line of asynctune.core.gpu)"
-                if resources.gpu > 0 and not any(h.gpus for h in self.hosts.values()) else "")
+        hint = ""
+        if resources.gpu > 0 and not any(h.gpus for h in self.hosts.values()):
+            here = f": {why_no_gpu()}" if set(self.hosts) == {"localhost"} else " on any host"
+            hint = f" (no GPU was found{here}; or leave \"gpu\" out of resources_per_trial to run on CPUs)"
         raise ValueError(f"resources_per_trial {resources.as_dict()} can never fit on any host "
                          f"[{have}]{hint}")
 

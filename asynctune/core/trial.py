@@ -86,6 +86,9 @@ class Trial:
     restore_time_total: float = 0.0
     checkpoint_iteration: int = 0
     checkpoint_time_total: float = 0.0
+    # Set by the controller once STOP is decided on its latest result: that result is its last
+    # (schedulers that copy trials, PBT, take no donor that is ending). Cleared when it starts again.
+    ending: bool = False
 
     @property
     def iteration(self) -> int:

@@ -193,10 +193,13 @@ class ConsoleReporter(Callback):
 
     def table(self, trials: Sequence[Trial], front: set[str] | None = None) -> Table:
         table = Table(box=box.SIMPLE_HEAD if self.interactive else box.ASCII2, pad_edge=False)
-        hyper_columns = self._hyper_columns(trials)
         decisions = bool(self._last_decision)
+        shown = self._rows(trials, front)
+        hyper_columns = self._hyper_columns_that_fit(trials, shown, decisions)
         for name in ["trial", "status", *(["decision"] if decisions else []), *hyper_columns, "iter", "time (s)"]:
-            table.add_column(name, justify="right" if name in ("iter", "time (s)") else "left")
+            # who a trial is and what became of it are never cut short; hyperparameter columns give way
+            table.add_column(name, justify="right" if name in ("iter", "time (s)") else "left",
+                             no_wrap=name in _WHOLE_COLUMNS)
         if self.metric:
             table.add_column(self.metric, justify="right")
             table.add_column(f"best {self.metric}", justify="right")
@@ -206,7 +209,6 @@ class ConsoleReporter(Callback):
             front = self._front(trials) if self.objectives else set()
         if self.objectives:
             table.add_column("front", justify="left")
-        shown = self._rows(trials, front)
         for trial in shown:
             params = resolved_items(trial.config, self.space) if self.space else {}
             result = trial.last_result or {}
@@ -221,12 +223,46 @@ class ConsoleReporter(Callback):
             if self.objectives:
                 row += [format_value(result.get(m)) for m in self.objectives] + ["*" if trial.trial_id in front else ""]
             table.add_row(*row)
+        notes = []
         if len(trials) > len(shown):
-            table.caption = f"... {len(trials) - len(shown)} more trials not shown"
+            notes.append(f"... {len(trials) - len(shown)} more trials not shown")
+        left_out = [c for c in self._hyper_columns(trials) if c not in hyper_columns]
+        if left_out:
+            notes.append(f"columns left out for width: {', '.join(left_out)}")
+        if notes:
+            table.caption = "; ".join(notes)
         return table
 
     def _outcome(self, trial: Trial) -> str:
         return outcome(trial.status, self._decisions.get(trial.trial_id))
+
+    def _hyper_columns_that_fit(self, trials: Sequence[Trial], shown: Sequence[Trial], decisions: bool) -> list[str]:
+        """The hyperparameter columns, leaving out the last ones while the table would be wider than
+        the console: the trial, status and decision cells then keep their whole text."""
+        columns = self._hyper_columns(trials)
+        width = self.console.width
+
+        def cells(values: Sequence[str], header: str) -> int:
+            return max([len(header), *(len(v) for v in values)]) + 3  # padding and a rule
+
+        results = [t.last_result or {} for t in shown]
+        fixed = 1 + cells([t.trial_id for t in shown], "trial") + cells([self._outcome(t) for t in shown], "status")
+        if decisions:
+            fixed += cells([self._last_decision.get(t.trial_id, "") for t in shown], "decision")
+        fixed += cells([str(r.get("training_iteration", "")) for r in results], "iter")
+        fixed += cells([format_value(r.get("time_total_s")) for r in results], "time (s)")
+        for metric in [self.metric] if self.metric else self.objectives:
+            fixed += cells([format_value(r.get(metric)) for r in results], metric)
+        if self.metric:
+            fixed += cells([format_value(t.metric_best) for t in shown], f"best {self.metric}")
+        params = [resolved_items(t.config, self.space) if self.space else {} for t in shown]
+        kept: list[str] = []
+        for column in columns:
+            fixed += cells([format_value(p.get(column)) for p in params], column)
+            if fixed > width:
+                break
+            kept.append(column)
+        return kept
 
     def _hyper_columns(self, trials: Sequence[Trial]) -> list[str]:
         if not self.space:
@@ -260,6 +296,7 @@ class ConsoleReporter(Callback):
 
 
 _ORDER = [s.value for s in Status if s is not Status.TERMINATED] + [EARLY_STOPPED, FINISHED]
+_WHOLE_COLUMNS = ("trial", "status", "decision")
 
 # How a decision reads in the event lines and counts ("3 stopped, 1 cloned").
 _VERBS = {"STOP": "early-stopped", "PAUSE": "paused", "RESUME": "resumed", "MUTATE": "cloned", "PROMOTE": "promoted"}

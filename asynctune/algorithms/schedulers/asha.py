@@ -248,10 +248,11 @@ class _Rung:
 
 
 def _cutoff(rung: _Rung, reduction_factor: float) -> float | None:
-    """The score a trial must reach to be in the top 1/eta of the rung so far (None: no one yet)."""
-    if not len(rung.values):
-        return None
-    return rung.values.quantile(1 - 1 / reduction_factor)
+    """The score a trial must reach to be in the top 1/eta of the rung so far (None: no one yet).
+
+    Diverged results (NaN, inf: the worst score) are left out, as Ray Tune's nanpercentile
+    does: counted, they would pull the cutoff down to -inf and let every trial continue."""
+    return rung.values.quantile_of_finite(1 - 1 / reduction_factor)
 
 
 def _promotable(rung: _Rung, reduction_factor: float, eligible: Callable[[Trial], bool]) -> Trial | None:

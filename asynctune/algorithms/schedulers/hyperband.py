@@ -15,6 +15,8 @@ from ...core.trial import Trial
 from .rungs import check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode, score
 from ..base import CoroutineScheduler, TrialAdded, TrialEnded, TrialResult
 
+BRACKET_ORDERS = ("aggressive_first", "gentle_first")
+
 
 class HyperBandScheduler(CoroutineScheduler):
     """Hyperband: successive halving in brackets that trade the number of trials for their budget.
@@ -24,8 +26,11 @@ class HyperBandScheduler(CoroutineScheduler):
     Then, as in the paper's inner loop, for i = 0 .. s: every trial of the bracket runs to
     r_i = r * eta^i and *pauses* there (checkpoints, frees its worker) until the whole rung is
     in; then the top floor(n_i / eta) resume from their checkpoints towards r_(i+1) and the
-    rest stop. Brackets fill in the order s_max, s_max - 1, ..., 0 and then start over, and
-    several brackets run at the same time (a new one starts as soon as the last one is full).
+    rest stop. By default brackets fill in the order s_max, s_max - 1, ..., 0 (the most
+    aggressive first, as the paper's outer loop) and then start over; `bracket_order=
+    "gentle_first"` fills them 0, 1, ..., s_max as Ray Tune does. With a small num_samples only
+    the first brackets run, so the order matters. Several brackets run at the same time (a new
+    one starts as soon as the last one is full).
 
     Each bracket is one coroutine (`_successive_halving`) that reads like Algorithm 1: "wait
     until the rung is full, then keep the best 1/eta". `run()` deals each event to the bracket
@@ -43,15 +48,21 @@ class HyperBandScheduler(CoroutineScheduler):
         mode: "min" or "max"; run()'s mode when None.
         max_t: The most resource a trial gets (R in the paper); trials stop there.
         reduction_factor: Keep the top 1/reduction_factor at each rung (eta in the paper).
+        bracket_order: "aggressive_first" (s = s_max first: many trials on a small budget, the
+            paper's order) or "gentle_first" (s = 0 first: few trials, each to max_t; Ray Tune's).
     """
 
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None,
-                 mode: str | None = None, max_t: float = 81, reduction_factor: float = 3) -> None:
+                 mode: str | None = None, max_t: float = 81, reduction_factor: float = 3, *,
+                 bracket_order: str = "aggressive_first") -> None:
         check_time_attr(time_attr)
         check_positive("max_t", max_t)
         check_reduction_factor(reduction_factor)
+        if bracket_order not in BRACKET_ORDERS:
+            raise ValueError(f"bracket_order must be one of {BRACKET_ORDERS}, got {bracket_order=}")
         super().__init__(metric, mode)
         self.time_attr, self.max_t, self.reduction_factor = time_attr, max_t, reduction_factor
+        self.bracket_order = bracket_order
         self.s_max = _s_max(max_t, reduction_factor)
         self.brackets: list[_Bracket] = []  # every bracket started so far, in order
         self._out_of_trials = False
@@ -137,7 +148,8 @@ class HyperBandScheduler(CoroutineScheduler):
         return None
 
     def _next_bracket(self) -> _Bracket:
-        s = self.s_max - len(self.brackets) % (self.s_max + 1)  # s_max, s_max - 1, ..., 0, s_max, ...
+        k = len(self.brackets) % (self.s_max + 1)
+        s = k if self.bracket_order == "gentle_first" else self.s_max - k  # and then over again
         n, r = _bracket_size(s, self.s_max, self.max_t, self.reduction_factor)
         return _Bracket(s=s, n=n, r=r)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, Normal, _native
+from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, Normal, _native, choice, sample_from
 from ...core.objectives import as_float
-from ...core.trial import CONTINUE, Decision, Mutate, Trial
+from ...core.trial import CONTINUE, PAUSE, Decision, Mutate, Status, Trial
 from .rungs import check_positive, check_time_attr, require_metric_and_mode, score
 from ..base import Scheduler
 
@@ -34,6 +34,14 @@ class PopulationBasedTraining(Scheduler):
     resampled with probability `resample_probability`, otherwise perturbed (a number is
     multiplied by one of `perturbation_factors`, a list value moves to a neighbouring entry).
     The decision is `Mutate(new_config, donor.checkpoint)`.
+
+    The population trains together, as in the paper and Ray Tune: when it is larger than the
+    workers, a trial that reaches the end of a perturbation interval *pauses* (checkpoints and
+    frees its worker) while other trials wait to run or are still to be created, and the
+    waiting trial with the least progress runs next (`choose_trial_to_run`). So every member
+    trains one interval at a time, in turns, and exploits donors at the same stage of training.
+    Trials that have ended (their `stop=` reached, or failed) leave the ranking: they are no
+    donors, so no trial is cloned past its stop criterion.
 
     Each exploit appends a record to `trial.lineage` (the step, donor trial id, old, donor and
     new config), so the schedule of hyperparameters that produced the best trial can be read
@@ -55,7 +63,8 @@ class PopulationBasedTraining(Scheduler):
         hyperparam_mutations: {key: how to explore it}: a search-space domain (uniform,
             loguniform, randint, choice, ...), a list of values (perturbation moves to a
             neighbour), a callable returning a fresh value, or a nested dict of these for
-            nested configs. Keys must exist in every trial's config.
+            nested configs. A key that run()'s `config` lacks is sampled from its mutation
+            for each trial, as Ray Tune does.
         quantile_fraction: The share of the population in the top (donors) and in the bottom
             (exploiters) quantiles; at most 0.5.
         resample_probability: Chance to resample a value from its mutation instead of
@@ -106,9 +115,14 @@ class PopulationBasedTraining(Scheduler):
         self._state: dict[str, _TrialState] = {}
         self._ranked: list[tuple[float, int]] = []  # (latest score, order) of every ranked trial, sorted
         self._trial_of: dict[tuple[float, int], Trial] = {}
+        self._more_trials_coming = True  # until the searcher is finished: the population is not all there
 
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
+
+    def complete_search_space(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """run()'s config with every key of hyperparam_mutations it lacks, sampled from its mutation."""
+        return _with_mutated_keys(config, self.hyperparam_mutations)
 
     def on_trial_add(self, trial: Trial) -> None:
         _check_keys_exist(self.hyperparam_mutations, trial.config, trial.trial_id)
@@ -121,31 +135,74 @@ class PopulationBasedTraining(Scheduler):
         if trial.trial_id not in self._state:
             self.on_trial_add(trial)
         state = self._state[trial.trial_id]
-        if time < self.burn_in_period or time - state.last_perturbation < self.perturbation_interval:
+        state.progress = max(state.progress, time)
+        turn_over = time - state.last_turn >= self.perturbation_interval
+        ready = time >= self.burn_in_period and time - state.last_perturbation >= self.perturbation_interval
+        if not (turn_over or ready):
             return CONTINUE
-        state.last_perturbation = time
+        state.last_turn = time  # an interval trained: its turn on the worker ends if others wait
+        if ready:
+            state.last_perturbation = time
+            exploit = self._exploit_or_continue(trial, time, result)
+            if exploit is not None:
+                return exploit
+        return PAUSE if self._others_wait(trial) else CONTINUE
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any] | None) -> None:
+        self._unrank(trial)  # an ended trial is no donor: its checkpoint is past its stop criterion
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self._unrank(trial)
+
+    def on_searcher_finished(self) -> None:
+        self._more_trials_coming = False
+
+    def choose_trial_to_run(self, candidates: Sequence[Trial]) -> Trial | None:
+        """Time-sharing: the waiting trial (pending or paused) with the least progress; the oldest on a tie."""
+        if not candidates:
+            return None
+        return min(candidates, key=lambda t: (self._progress(t), t.index))
+
+    # The paper's steps -------------------------------------------------------------------------
+
+    def _exploit_or_continue(self, trial: Trial, time: float, result: dict[str, Any]) -> Decision | Mutate | None:
+        """Rank the trial; in the bottom quantile, clone a top trial (None: it just continues)."""
         self._rank(trial, score(result[self.metric], self.mode))
         lower, upper = self._quantile_sizes()
         if self._position(trial) >= lower:
-            return CONTINUE  # not in the bottom quantile: keep training
+            return None  # not in the bottom quantile: keep training
         donor = self._pick_donor(upper)
         if donor is None or donor.checkpoint is None:
             logger.info("PBT: %s is in the bottom quantile but no top trial has a checkpoint to clone yet",
                         trial.trial_id)
-            return CONTINUE
+            return None
         return self._exploit(trial, donor, time, result)
 
-    # The paper's steps -------------------------------------------------------------------------
+    def _others_wait(self, trial: Trial) -> bool:
+        """Must this trial yield its worker? Yes while other members wait to run or are yet to be created."""
+        if self._more_trials_coming:
+            return True
+        trials = self.control.trials if self.control is not None else ()
+        return any(t is not trial and t.status in (Status.PENDING, Status.PAUSED) for t in trials)
+
+    def _progress(self, trial: Trial) -> float:
+        state = self._state.get(trial.trial_id)
+        return state.progress if state is not None else 0.0
 
     def _rank(self, trial: Trial, value: float) -> None:
         """Replace the trial's entry in the ranking by its latest score."""
+        self._unrank(trial)
         state = self._state[trial.trial_id]
-        if state.key is not None:
-            del self._ranked[bisect_left(self._ranked, state.key)]
-            del self._trial_of[state.key]
         state.key = (value, -state.order)  # on a tie, the older trial ranks higher
         insort(self._ranked, state.key)
         self._trial_of[state.key] = trial
+
+    def _unrank(self, trial: Trial) -> None:
+        state = self._state.get(trial.trial_id)
+        if state is not None and state.key is not None:
+            del self._ranked[bisect_left(self._ranked, state.key)]
+            del self._trial_of[state.key]
+            state.key = None
 
     def _quantile_sizes(self) -> tuple[int, int]:
         """How many trials are in the bottom and in the top quantile (the same number)."""
@@ -160,11 +217,14 @@ class PopulationBasedTraining(Scheduler):
         return bisect_left(self._ranked, self._state[trial.trial_id].key)
 
     def _pick_donor(self, upper: int) -> Trial | None:
-        if upper == 0:
+        """A trial of the top quantile at random; not one whose last result is in (it is ending)."""
+        top = [self._trial_of[key] for key in self._ranked[len(self._ranked) - upper:][::-1]]
+        donors = [t for t in top if not t.ending]
+        if not donors:
             return None
-        return self._trial_of[self._ranked[-1 - int(self._rng.integers(upper))]]
+        return donors[int(self._rng.integers(len(donors)))]
 
-    def _exploit(self, trial: Trial, donor: Trial, time: float, result: dict[str, Any]) -> Mutate:
+    def _exploit(self, trial: Trial, donor: Trial, time: float, result: dict[str, Any]) -> Decision | Mutate:
         if trial.lineage and trial.lineage[-1].get(self.time_attr) == result[self.time_attr]:
             return Mutate(trial.lineage[-1]["new_config"], donor.checkpoint)  # replayed after a resume
         new_config = self._explore(donor.config)
@@ -178,7 +238,13 @@ class PopulationBasedTraining(Scheduler):
             "new_config": copy.deepcopy(new_config),
         })
         # The clone continues from the donor's progress: its next chance comes an interval later.
-        self._state[trial.trial_id].last_perturbation = max(time, self._state[donor.trial_id].last_perturbation)
+        state, donor_state = self._state[trial.trial_id], self._state[donor.trial_id]
+        state.last_perturbation = state.last_turn = max(time, donor_state.last_perturbation)
+        state.progress = max(state.progress, donor_state.progress)
+        if self._others_wait(trial) and self.control is not None:
+            # Its turn ends here too: it pauses and waits, ready to run as the clone (as in Ray Tune).
+            self.control.resume_trial(trial, config=new_config, checkpoint=donor.checkpoint)
+            return PAUSE
         return Mutate(new_config, donor.checkpoint)
 
     def _explore(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +262,8 @@ class PopulationBasedTraining(Scheduler):
 class _TrialState:
     order: int
     last_perturbation: float = 0.0
+    last_turn: float = 0.0  # where its latest turn on a worker ended (time-sharing)
+    progress: float = 0.0  # its latest time_attr: who has trained least runs next
     key: tuple[float, int] | None = None
 
 
@@ -258,6 +326,27 @@ def _check_mutations(mutations: Mapping[str, Any], path: tuple[str, ...]) -> Non
         else:
             raise ValueError(f"hyperparam_mutations{where}: expected a domain, a list, a callable or a dict, "
                              f"got {mutation!r}")
+
+
+def _with_mutated_keys(config: Mapping[str, Any], mutations: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `config` where each mutated key it lacks is a domain to sample (nested dicts too)."""
+    filled = dict(config)
+    for key, mutation in mutations.items():
+        if isinstance(mutation, Mapping):
+            inner = filled.get(key, {})
+            if isinstance(inner, Mapping):
+                filled[key] = _with_mutated_keys(inner, mutation)
+        elif key not in filled:
+            filled[key] = _as_domain(mutation)
+    return filled
+
+
+def _as_domain(mutation: Any) -> Domain:
+    if isinstance(mutation, Domain):
+        return mutation
+    if callable(mutation):
+        return sample_from(lambda _config, fn=mutation: fn())
+    return choice(list(mutation))
 
 
 def _check_keys_exist(mutations: Mapping[str, Any], config: Any, trial_id: str,

@@ -56,17 +56,28 @@ class SortedValues:
         """The q-quantile with linear interpolation (numpy's default method)."""
         if not self._values:
             raise ValueError("quantile of no values")
-        position = q * (len(self._values) - 1)
-        low = math.floor(position)
-        high = min(low + 1, len(self._values) - 1)
-        below, above = self._values[low], self._values[high]
-        fraction = position - low
-        if fraction == 0 or below == above or below == WORST:
-            return below  # also avoids -inf + inf = nan between a worst score and a finite one
-        return below + fraction * (above - below)
+        return _interpolated(self._values, 0, q)
+
+    def quantile_of_finite(self, q: float) -> float | None:
+        """The q-quantile of the values other than the worst score (NaN, inf or not a number),
+        as numpy's nanpercentile skips NaN; None when every value is the worst (or none)."""
+        start = bisect_right(self._values, WORST)
+        return _interpolated(self._values, start, q) if start < len(self._values) else None
 
     def median(self) -> float:
         return self.quantile(0.5)
+
+
+def _interpolated(values: list[float], start: int, q: float) -> float:
+    """The q-quantile of sorted values[start:] with linear interpolation."""
+    position = start + q * (len(values) - 1 - start)
+    low = math.floor(position)
+    high = min(low + 1, len(values) - 1)
+    below, above = values[low], values[high]
+    fraction = position - low
+    if fraction == 0 or below == above or below == WORST:
+        return below  # also avoids -inf + inf = nan between a worst score and a finite one
+    return below + fraction * (above - below)
 
 
 # --- argument checks ----------------------------------------------------------------------------

@@ -18,15 +18,23 @@ class ConcurrencyLimiter(Searcher):
 
     A sequential model-based searcher learns nothing from trials that are still running, so
     capping them trades wall-clock time for better suggestions. While the cap is reached,
-    `suggest` returns None ("not now") and the controller asks again when a trial ends.
+    `suggest` returns None ("not now") and the controller asks again when a trial ends or
+    pauses.
+
+    A *paused* trial is not live: it holds no worker and waits on the scheduler, which often
+    waits for more trials (HyperBand and BOHB pause a rung until it is full, promotion ASHA
+    pauses trials at a rung until they are promotable). Counting it would deadlock them: the
+    bracket could never fill. A paused trial is live again once the scheduler resumes it, so
+    while resumed trials run, suggestions wait; resumed trials themselves are not held back
+    (use run(max_concurrent_trials=) to cap how many trials run at once).
 
     Example:
         >>> search_alg = ConcurrencyLimiter(TPESearch(metric="loss", mode="min"), max_concurrent=4)
 
     Args:
         searcher: The searcher whose suggestions are rationed.
-        max_concurrent: The most trials of this searcher that may be live (suggested and not
-            yet complete) at any time.
+        max_concurrent: The most trials of this searcher that may be live (suggested, not
+            paused and not yet complete) at any time.
     """
 
     def __init__(self, searcher: Searcher, max_concurrent: int) -> None:
@@ -37,6 +45,7 @@ class ConcurrencyLimiter(Searcher):
         self.searcher = searcher
         self.max_concurrent = max_concurrent
         self.live: set[str] = set()
+        self.paused: set[str] = set()  # suggested, not complete, not live: waiting on the scheduler
 
     @property
     def slow(self) -> bool:  # type: ignore[override]
@@ -81,13 +90,27 @@ class ConcurrencyLimiter(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self.searcher.on_trial_result(trial_id, result)
 
+    def on_trial_paused(self, trial_id: str) -> None:
+        if trial_id in self.live:
+            self.live.discard(trial_id)
+            self.paused.add(trial_id)
+        self.searcher.on_trial_paused(trial_id)
+
+    def on_trial_resumed(self, trial_id: str) -> None:
+        if trial_id in self.paused:
+            self.paused.discard(trial_id)
+            self.live.add(trial_id)
+        self.searcher.on_trial_resumed(trial_id)
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
         self.live.discard(trial_id)
+        self.paused.discard(trial_id)
         self.searcher.on_trial_complete(trial_id, result, error)
 
     def on_trial_pruned(self, trial_id: str, result: dict[str, Any] | None = None) -> None:
         self.live.discard(trial_id)
+        self.paused.discard(trial_id)
         self.searcher.on_trial_pruned(trial_id, result)
 
     def save(self, path: str) -> None:
@@ -97,7 +120,7 @@ class ConcurrencyLimiter(Searcher):
             inner = os.path.join(tmp, "searcher")
             self.searcher.save(inner)
             with open(inner, "rb") as f:
-                state = {"live": sorted(self.live), "searcher": f.read()}
+                state = {"live": sorted(self.live), "paused": sorted(self.paused), "searcher": f.read()}
             staged = os.path.join(tmp, "limiter")
             with open(staged, "wb") as f:
                 pickle.dump(state, f)
@@ -113,3 +136,4 @@ class ConcurrencyLimiter(Searcher):
                 f.write(state["searcher"])
             self.searcher.restore(inner)
         self.live = set(state["live"])
+        self.paused = set(state.get("paused", ()))

@@ -26,11 +26,14 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 try:
-    import asyncssh  # noqa: F401
+    with warnings.catch_warnings():  # asyncssh's import makes cryptography warn about DSA: noise, not the user's
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"asyncssh(\.|$)")
+        import asyncssh  # noqa: F401
 except ImportError as _exc:  # pragma: no cover
     raise ImportError("the SSH executor needs asyncssh: pip install 'asynctune[ssh]'") from _exc
 
