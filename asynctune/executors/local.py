@@ -14,6 +14,7 @@ from ..errors import ExecutorError
 from ..core.resources import HostInventory, Placement, local_inventory
 from ..worker.protocol import TrialRequest, WorkerLostEvent
 from .base import Executor, TrialRun
+from .leftovers import MARK_ENV, end_marked, new_mark
 from .pipe_worker import PipeWorker, QueuedTrialRun, WorkerPool, describe_exit, stderr_tail
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,12 @@ def _signal(proc: psutil.Process, signum: int) -> None:
 class _Worker(PipeWorker, asyncio.SubprocessProtocol):
     """One worker process on this machine, behind its stdin/stdout/stderr pipes."""
 
-    def __init__(self, pool: WorkerPool[_Worker], key: tuple) -> None:
+    def __init__(self, pool: WorkerPool[_Worker], key: tuple, mark: str) -> None:
         super().__init__(pool, key, "local worker")
         self.transport: asyncio.SubprocessTransport | None = None
         self.stdin: asyncio.WriteTransport | None = None
+        self.mark = mark  # in its environment and its descendants' (leftovers.py)
+        self._drain: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -76,11 +79,31 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
         else:
             self.messages.feed(data)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        # The process has exited and its pipes are drained: every message it sent was seen.
-        code = self.transport.get_returncode() if self.transport else None
+    def process_exited(self) -> None:
+        # The exit is the event, not the last copy of the pipes closing: a process the trial
+        # started may hold one for as long as it lives. What the worker wrote before it died is
+        # in the pipe already; read it for a moment, then close the pipes.
         if self.pid is not None:
             _kill_group(self.pid)  # grandchildren the trial started must not outlive it
+        code = self.transport.get_returncode() if self.transport else None
+        if code != 0 and self.alive:
+            end_marked(self.mark)  # and those that left its process group
+        self._drain = asyncio.get_running_loop().call_later(_DRAIN_S, self._lost)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The process has exited and its pipes are drained: every message it sent was seen.
+        if self._drain is not None:
+            self._drain.cancel()
+        self._lost()
+
+    def _lost(self) -> None:
+        if not self.alive:
+            return
+        code = self.transport.get_returncode() if self.transport else None
+        if self.pid is not None:
+            _kill_group(self.pid)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
         run = self.ended(ExecutorError(
             f"worker failed to start: {describe_exit(code)}\n{self.stderr.decode(errors='replace')}"))
         if run is not None:
@@ -90,6 +113,9 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
     def write(self, data: bytes) -> None:
         if self.stdin is not None and not self.stdin.is_closing():
             self.stdin.write(data)
+
+
+_DRAIN_S = 0.3  # how long a dead worker's pipes are read after its exit
 
 
 def _kill_group(pgid: int) -> None:
@@ -192,10 +218,11 @@ class LocalExecutor(Executor):
         env = dict(os.environ)
         env.update(env_delta)
         env["PYTHONUNBUFFERED"] = "1"  # a trial's stdout.txt fills as it prints
+        env[MARK_ENV] = mark = new_mark()
         env["PYTHONPATH"] = os.pathsep.join(_import_paths() + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         loop = asyncio.get_running_loop()
         _, worker = await loop.subprocess_exec(
-            lambda: _Worker(self._pool, key), self.python, "-m", "asynctune.worker",
+            lambda: _Worker(self._pool, key, mark), self.python, "-m", "asynctune.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env, cwd=os.getcwd(), start_new_session=True,  # Ctrl-C reaches the driver, not trials
         )

@@ -33,11 +33,12 @@ def main() -> None:
     os.umask(0o077)  # this process is asynctune's: what its trials write is private to the user
     # Keep private copies of the protocol pipes (not inherited by the trial's children), then
     # free fds 0-2 for the trials: stdin reads nothing, stray prints go to the worker's stderr.
-    read_fd, write_fd = os.dup(0), os.dup(1)
+    read_fd, write_fd = os.dup(0), os.dup(1)  # os.dup's copies are not inheritable
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     os.close(devnull)
+    close_inherited(keep=(read_fd, write_fd))
     channel = BlockingChannel(read_fd, write_fd)
     _become_subreaper()
     _exit_when_driver_goes(read_fd)
@@ -56,6 +57,24 @@ def main() -> None:
             return
         if message[0] == "run":
             _run_trial(channel, message[1], trainables)
+
+
+def close_inherited(keep: tuple[int, ...]) -> None:
+    """Close every descriptor above 2 but `keep`: a worker may be started with copies of its
+    driver's pipe ends (uvloop leaves them inheritable), and a process the trial starts would
+    inherit them and hold the driver's pipes open after this worker died."""
+    try:
+        fds = sorted(int(name) for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+    except OSError:
+        fds = list(range(3, 256))
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, already closed
+    for fd in keep:
+        os.set_inheritable(fd, False)
 
 
 def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:

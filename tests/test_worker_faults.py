@@ -1,0 +1,62 @@
+"""Workers that can never hang the driver (issue 29), with real worker processes: a worker
+killed while processes it started hold copies of its pipes, a trial that ignores its stop,
+a worker a trial changed, a corrupt or oversized frame, garbage on every descriptor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+import asynctune as at
+
+
+def _pids_alive(directory) -> list[int]:
+    alive = []
+    for name in os.listdir(directory):
+        if name.endswith(".pids"):
+            for pid in map(int, open(os.path.join(directory, name)).read().split()):
+                try:
+                    if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                        alive.append(pid)
+                except psutil.NoSuchProcess:
+                    pass
+    for pid in alive:  # clean up after a failure
+        os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+# 1. A dead worker is an event of its own, not the last copy of its pipes closing ----------------
+
+def _killed_with_children(config):
+    if at.get_checkpoint() is None:  # first attempt: leave children holding every inherited fd, then die
+        at.report(step=1, checkpoint={"step": 1})
+        children = [subprocess.Popen(["sleep", "1000"], close_fds=False)
+                    for _ in range(3)]
+        children.append(subprocess.Popen(["sleep", "1000"], close_fds=False, start_new_session=True))
+        os.system("sleep 1000 &")
+        with open(os.path.join(config["dir"], f"{at.get_trial_id()}.pids"), "w") as f:
+            f.write(" ".join(str(c.pid) for c in children))
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+    at.report(step=2)
+
+
+def test_a_killed_worker_fails_over_at_once_while_its_children_hold_its_pipes(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    began = time.monotonic()
+    analysis = at.run(_killed_with_children, config={"dir": str(pids)}, num_samples=2, max_failures=1,
+                      time_budget_s=60, storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=2))
+    took = time.monotonic() - began
+    time.sleep(0.5)
+    escaped = _pids_alive(pids)
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 2, [t.error for t in analysis.trials]
+    assert [t.num_failures for t in analysis.trials] == [1, 1]
+    assert all("SIGKILL" in t.error for t in analysis.trials)
+    assert [[r["step"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[1, 2]] * 2
+    assert took < 20, f"run() took {took:.1f}s: the dead workers were noticed late"
+    assert escaped == [], "processes the dead worker's trial started outlived it"
