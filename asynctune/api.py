@@ -66,6 +66,7 @@ def run(
     max_failures: int = 0,
     fail_fast: bool = False,
     raise_on_failed_trial: bool | str = "all",
+    stop_grace_s: float = 5.0,
     checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False,
     keep_checkpoints_num: int | None = None,
@@ -118,6 +119,11 @@ def run(
             experiment ended: "all" (the default: every trial failed, so there is no result),
             "any" or True (one failed trial is enough, as Ray Tune's raise_on_failed_trial=True),
             "never" or False.
+        stop_grace_s: How long a trial told to stop or pause (by the scheduler, a stopper or
+            the end of the experiment) may take to return; then its worker's process tree gets
+            SIGTERM, then SIGKILL (see the executor's kill_grace_s), its place is freed and the
+            decision stands: stopped trials end TERMINATED, paused ones PAUSED at their last
+            checkpoint (docs/faults.md).
         checkpoint_frequency: For `Trainable`s, checkpoint every this many steps (0: never).
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).

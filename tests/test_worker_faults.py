@@ -11,6 +11,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 import asynctune as at
 
@@ -60,3 +61,31 @@ def test_a_killed_worker_fails_over_at_once_while_its_children_hold_its_pipes(tm
     assert [[r["step"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[1, 2]] * 2
     assert took < 20, f"run() took {took:.1f}s: the dead workers were noticed late"
     assert escaped == [], "processes the dead worker's trial started outlived it"
+
+
+# 3. A trial told to stop that does not return is ended, and its place freed ---------------------
+
+def _ignores_stop(config):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # and SIGTERM too: only SIGKILL ends it
+    try:
+        for i in range(100):
+            at.report(i=i + 1)
+    finally:
+        time.sleep(1000)  # blocks as it unwinds from the stop
+
+
+def test_a_trial_that_ignores_its_stop_is_killed_and_its_place_freed(tmp_path):
+    began = time.monotonic()
+    analysis = at.run(_ignores_stop, config={"x": at.uniform(0, 1)}, num_samples=6, stop={"training_iteration": 2},
+                      stop_grace_s=0.5, time_budget_s=90, storage_path=str(tmp_path), verbose=0,
+                      executor=at.LocalExecutor(cpus=2, kill_grace_s=0.5))
+    took = time.monotonic() - began
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 6, [t.error for t in analysis.trials]
+    assert [t.num_failures for t in analysis.trials] == [0] * 6  # the stop stands: no failure, no retry
+    assert [[r["i"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[1, 2]] * 6
+    assert took < 45, f"6 stubborn trials on 2 places took {took:.1f}s"
+
+
+def test_stop_grace_s_is_checked():
+    with pytest.raises(ValueError, match="stop_grace_s"):
+        at.run(_ignores_stop, stop_grace_s=-1, verbose=0)

@@ -82,7 +82,7 @@ class Controller:
             spec=spec, trainable_key=trainable_key, trainable_blob=trainable_blob, executor=executor,
             scheduler=scheduler, stopper=stopper, callbacks=callbacks, searching=self._searching,
             metric_check=self._metric_check, outcomes=self._outcomes, ending=self._ending,
-            budget_spent=self._budget_spent)
+            budget_spent=self._budget_spent, kill=self._kill)
         self.resumed = bool(self.trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()  # on the executor's clock once it runs (virtual for a simulation)
