@@ -89,3 +89,57 @@ def test_a_trial_that_ignores_its_stop_is_killed_and_its_place_freed(tmp_path):
 def test_stop_grace_s_is_checked():
     with pytest.raises(ValueError, match="stop_grace_s"):
         at.run(_ignores_stop, stop_grace_s=-1, verbose=0)
+
+
+# 5. A value that cannot be recorded is named where it is reported ------------------------------
+
+def _deep(levels):
+    value = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def _circular():
+    value = {"x": 1.0}
+    value["self"] = value
+    return value
+
+
+def _reports(config):
+    class Mine:  # the trainable's own class, sent by value: it cannot travel back
+        pass
+
+    import threading
+
+    odd = {"tuple_key": {("a", "b"): 1.0}, "circular": {"nested": _circular()}, "deep": _deep(5000),
+           "lock": {"inner": [1, threading.Lock()]}, "mine": Mine()}[config["case"]]
+    at.report(loss=1.0, extra=odd)
+
+
+@pytest.mark.parametrize("case, named", [
+    ("tuple_key", "result['extra'] has the key ('a', 'b'), a tuple"),
+    ("circular", "result['extra']['nested']['self'] contains itself"),
+    ("deep", "result['extra']['a']['a']"),
+    ("lock", "result['extra']['inner'][1] is a _thread.lock"),
+    ("mine", "result['extra'] is a test_worker_faults._reports.<locals>.Mine"),
+])
+def test_a_value_that_cannot_be_recorded_fails_its_trial_naming_it(tmp_path, case, named):
+    analysis = at.run(_reports, config={"case": case}, raise_on_failed_trial="never", storage_path=str(tmp_path),
+                      verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR
+    assert named in trial.error, trial.error
+    assert "UnrecordableResult" in trial.error and "report numbers" in trial.error
+
+
+def _reports_metric(config):
+    at.report(loss=config["value"]())
+
+
+@pytest.mark.parametrize("make, kind", [(lambda: __import__("decimal").Decimal("0.5"), "decimal.Decimal"),
+                                        (lambda: __import__("datetime").datetime(2026, 1, 1), "datetime.datetime")])
+def test_a_metric_that_is_not_a_number_is_refused_at_the_first_result(tmp_path, make, kind):
+    with pytest.raises(ValueError, match=rf"metric='loss' in trial_0000\d's first result is a {kind}"):
+        at.run(_reports_metric, config={"value": make}, metric="loss", mode="min", num_samples=3,
+               storage_path=str(tmp_path), verbose=0)
