@@ -22,7 +22,7 @@ from .algorithms.search.basic import BasicVariantSearch
 from .algorithms.schedulers.fifo import FIFOScheduler
 from .analysis.experiment import ExperimentAnalysis
 from .controller.loop import Controller
-from .errors import StorageFull, TrialsFailed, is_disk_full
+from .errors import NothingReported, StorageFull, TrialsFailed, is_disk_full
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .controller.resource_monitor import monitor_interval
@@ -151,6 +151,8 @@ def run(
         TrialsFailed: when trials failed (see raise_on_failed_trial), after the experiment ended
             and was saved; its `analysis` holds what the trials reported.
         TrialFailed: with fail_fast, for the first trial that failed.
+        NothingReported: when the trials returned and none reported a result (the trainable
+            never called asynctune.report), after the experiment ended and was saved.
         KeyboardInterrupt: on Ctrl-C, after every trial was stopped, the state saved and the
             resume command printed; uncaught, it ends the program without a traceback.
     """
@@ -275,6 +277,9 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     policy = controller.options.failed_trials_raise()
     if failed and (policy == "any" or (policy == "all" and len(failed) == len(trials))):
         raise TrialsFailed(failed, len(trials), analysis)
+    if trials and not any(t.num_results for t in trials) and any(t.status is Status.TERMINATED for t in trials) \
+            and controller.stopping is None:
+        raise NothingReported(len(trials), controller.foreign_reports, analysis)
     return analysis
 
 

@@ -143,3 +143,42 @@ def test_a_metric_that_is_not_a_number_is_refused_at_the_first_result(tmp_path, 
     with pytest.raises(ValueError, match=rf"metric='loss' in trial_0000\d's first result is a {kind}"):
         at.run(_reports_metric, config={"value": make}, metric="loss", mode="min", num_samples=3,
                storage_path=str(tmp_path), verbose=0)
+
+
+# 6. A trial that never reports is named; an experiment where none did raises -------------------
+
+def _reports_elsewhere(config):
+    from ray import tune  # a script half-migrated from Ray Tune
+
+    tune.report(loss=config["x"])
+
+
+def _reports_sometimes(config):
+    if config["x"] > 0:
+        at.report(loss=config["x"])
+
+
+def test_an_experiment_where_no_trial_reported_raises_naming_the_other_report(tmp_path, monkeypatch, caplog):
+    # A stand-in for Ray (not installed here): a package `ray` with a `tune.report`.
+    fake = tmp_path / "site" / "ray"
+    (fake / "tune").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "tune" / "__init__.py").write_text("def report(**metrics):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(at.NothingReported, match=r"none of the 2 trial\(s\) reported a result: asynctune.report\(...\) "
+                                                 r"was never called in the trainable; the trainable imported "
+                                                 r"ray.tune.report") as caught:
+        at.run(_reports_elsewhere, config={"x": at.uniform(0, 1)}, num_samples=2, storage_path=str(tmp_path / "r"),
+               verbose=0)
+    assert caught.value.foreign_reports == ["ray.tune.report"]
+    assert [t.status for t in caught.value.analysis.trials] == [at.Status.TERMINATED] * 2
+    assert "trial_00000 returned without reporting a result" in caplog.text
+
+
+def test_a_trial_that_returns_without_reporting_is_named(tmp_path, caplog):
+    analysis = at.run(_reports_sometimes, config={"x": at.grid_search([0, 1])}, storage_path=str(tmp_path),
+                      verbose=0)
+    assert [t.num_results for t in analysis.trials] == [0, 1]
+    assert "trial_00000 returned without reporting a result: its trainable never called asynctune.report" \
+        in caplog.text
+    assert "trial_00001 returned without" not in caplog.text

@@ -54,6 +54,7 @@ class TrialDriver:
         self._outcomes, self._ending, self._budget_spent = outcomes, ending, budget_spent
         self._scheduler_name = type(scheduler).__name__
         self._escalation = StopEscalation(spec.options.stop_grace_s, kill)
+        self.foreign_reports: set[str] = set()  # other libraries' report() seen in trials that reported nothing
 
     async def run(self, runtime: TrialRuntime, placement: Placement) -> None:
         """Launch the attempt and handle its events until the last; a failure of the executor to
@@ -152,6 +153,8 @@ class TrialDriver:
                 return outcomes.paused(runtime)
             return outcomes.complete(runtime, killed=True)
         if isinstance(event, DoneEvent):
+            if event.info.get("reported") is False:
+                self._returned_without_reporting(runtime, event.info.get("foreign_reports") or [])
             runtime.final_checkpoint(event.checkpoint)
             if runtime.write_error is not None:  # it ended before the kill: still a failure
                 outcomes.failed(runtime, runtime.write_error, "")
@@ -180,3 +183,9 @@ class TrialDriver:
                 runtime.interrupted()
             else:
                 outcomes.complete(runtime, killed=True)
+
+    def _returned_without_reporting(self, runtime: TrialRuntime, foreign: list[str]) -> None:
+        self.foreign_reports.update(foreign)
+        instead = f" (it imported {' and '.join(foreign)}: call asynctune.report instead)" if foreign else ""
+        logger.warning("trial %s returned without reporting a result: its trainable never called "
+                       "asynctune.report(...)%s", runtime.trial.trial_id, instead)

@@ -91,6 +91,11 @@ class Controller:
         self.status = "RUNNING"
 
     @property
+    def foreign_reports(self) -> set[str]:
+        """Other libraries' report functions imported by trials that returned without a result."""
+        return self._driver.foreign_reports
+
+    @property
     def stopping(self) -> str | None:
         """Why the experiment is ending early (None while it is not)."""
         return self._ending.why

@@ -25,6 +25,7 @@ from typing import Any
 import cloudpickle
 
 from . import session as session_module
+from .foreign import foreign_reports
 from .trainable import Trainable, run_class, run_function
 from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
@@ -108,6 +109,8 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
             how, checkpoint = run_class(trainable, session)
         else:
             how, checkpoint = run_function(trainable, session), None
+        if how == "finished" and not session.reports:  # the driver warns, naming what it called instead
+            return ("done", how, checkpoint, {"reported": False, "foreign_reports": foreign_reports()})
         return ("done", how, checkpoint)
     except session_module.StopTrial:
         return ("done", "stopped", None)

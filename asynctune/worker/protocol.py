@@ -18,9 +18,11 @@ Worker -> driver:
                                 "python", "executable" and "protocol" (PROTOCOL_VERSION)
     ("result", result, checkpoint_dir | None)
                                 the trial's report(); the trial then blocks until the decision
-    ("done", how, checkpoint_dir | None)
+    ("done", how, checkpoint_dir | None[, info])
                                 the trial ended: how is "finished" (the trainable returned),
-                                "stopped" or "paused" (a decision ended it)
+                                "stopped" or "paused" (a decision ended it); info, when
+                                present, is {"reported": False, "foreign_reports": [...]} for
+                                a trial that returned without reporting (worker/foreign.py)
     ("error", message, traceback)
                                 the trial raised; the worker lives on
 
@@ -209,6 +211,7 @@ class ResultEvent:
 class DoneEvent:
     how: str  # "finished" | "stopped" | "paused"
     checkpoint: str | None
+    info: dict[str, Any] = field(default_factory=dict)  # the worker's notes: "reported", "foreign_reports"
 
 
 @dataclass(frozen=True)
@@ -268,7 +271,7 @@ class WorkerMessages:
             return ResultEvent(message[1], message[2])
         if kind == "done":
             self.awaiting_decision = False
-            return DoneEvent(message[1], message[2])
+            return DoneEvent(message[1], message[2], message[3] if len(message) > 3 else {})
         if kind == "error":
             self.awaiting_decision = False
             return ErrorEvent(message[1], message[2])

@@ -12,20 +12,15 @@ lock, an open file, an instance of the trainable's own class, a tensor) is refus
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import enum
-import fractions
-import os
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 MAX_DEPTH = 32
 
 _PLAIN = (str, int, float, bool, type(None))
-_VALUE_TYPES = (decimal.Decimal, fractions.Fraction, datetime.date, datetime.time, datetime.timedelta,
-                uuid.UUID, enum.Enum)
+# The standard library's value types, by module (importing them would slow every worker's start).
+_VALUE_MODULES = frozenset({"decimal", "_decimal", "_pydecimal", "fractions", "datetime", "uuid"})
 _KEY_TYPES = (str, int, float, bool, type(None))
 RECORDABLE = ("report numbers, strings, booleans, None, or lists and dicts of them with string keys "
         "(e.g. float(x), x.item() for a tensor or numpy value, str(x))")
@@ -47,7 +42,8 @@ def check_result(result: Mapping[str, Any]) -> None:
 
 
 def _check(value: Any, path: str, depth: int, parents: set[int]) -> None:
-    if isinstance(value, _PLAIN) or isinstance(value, _VALUE_TYPES) or hasattr(value, "__fspath__"):
+    if isinstance(value, (*_PLAIN, enum.Enum)) or type(value).__module__ in _VALUE_MODULES \
+            or hasattr(value, "__fspath__"):
         return
     if _is_numpy(value):
         if getattr(value, "dtype", None) is not None and value.dtype.kind == "O":

@@ -62,6 +62,7 @@ class TrialSession:
         self.time_total: float = request.start_time_total
         self.restore_checkpoint: str | None = request.restore_checkpoint
         self.last_checkpoint: str | None = request.restore_checkpoint
+        self.reports = 0  # results reported in this attempt
         self._last_time = time.time()
         self._hostname = socket.gethostname()
         self._pid = os.getpid()
@@ -73,6 +74,7 @@ class TrialSession:
         elapsed = now - self._last_time
         self._last_time = now
         check_result(metrics)  # a value that cannot be recorded is named here, in the trial
+        self.reports += 1
         self.iteration += 1
         self.time_total += elapsed
         result = dict(metrics)

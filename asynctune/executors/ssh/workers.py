@@ -260,7 +260,7 @@ class _SSHTrialRun(QueuedTrialRun):
         async def finish() -> TrialEvent:
             end: TrialEvent = event
             if isinstance(event, DoneEvent):  # the driver's copy of its last checkpoint
-                end = DoneEvent(event.how, await self._copy_checkpoint(event.checkpoint))
+                end = DoneEvent(event.how, await self._copy_checkpoint(event.checkpoint), event.info)
             await self._fetch_logs()
             return end
 
