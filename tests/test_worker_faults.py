@@ -182,3 +182,54 @@ def test_a_trial_that_returns_without_reporting_is_named(tmp_path, caplog):
     assert "trial_00000 returned without reporting a result: its trainable never called asynctune.report" \
         in caplog.text
     assert "trial_00001 returned without" not in caplog.text
+
+
+# 2. A corrupt or oversized frame ends that worker and fails its trial, naming the cause, once ---
+
+def _damages_its_stream(config):
+    from asynctune.worker import session
+
+    at.report(step=1)
+    os.write(session._current.channel.write_fd, config["garbage"])  # on the protocol's own descriptor
+    at.report(step=2)
+    time.sleep(1000)
+
+
+@pytest.mark.parametrize("garbage, named", [
+    (b"\x00\x00\x00\x10" + b"not a pickle at all", "a corrupt frame (UnpicklingError"),
+    (b"\xff\xff\xff\xff" + b"0123456789abcdef", "a frame of 4294967295 bytes, over the limit"),
+])
+def test_a_damaged_stream_ends_its_worker_and_fails_the_trial_once(tmp_path, caplog, garbage, named):
+    began = time.monotonic()
+    analysis = at.run(_damages_its_stream, config={"garbage": garbage}, raise_on_failed_trial="never",
+                      time_budget_s=60, storage_path=str(tmp_path), verbose=0)
+    assert time.monotonic() - began < 20
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR
+    assert trial.error.startswith("the worker's protocol stream was damaged: it sent " + named), trial.error
+    assert [r["step"] for r in analysis.trial_results(trial.trial_id)] == [1]
+    assert caplog.text.count("local worker sent a") == 1, caplog.text  # named once, not per later chunk
+    assert "Traceback" not in caplog.text
+
+
+# 7. Garbage on every descriptor is named as what it is ------------------------------------------
+
+def _writes_everywhere(config):
+    at.report(step=1)
+    for fd in range(64):
+        try:
+            os.write(fd, b"\x00\x00\x00\x08garbage!" * 4)
+        except OSError:
+            pass
+    at.report(step=2)
+
+
+def test_garbage_on_every_descriptor_is_no_oom_kill_and_no_fatal_transport_error(tmp_path, caplog, capfd):
+    analysis = at.run(_writes_everywhere, raise_on_failed_trial="never", time_budget_s=60,
+                      storage_path=str(tmp_path), verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR
+    assert "protocol stream was damaged" in trial.error and "a corrupt frame" in trial.error, trial.error
+    assert "SIGKILL" not in trial.error and "OOM" not in trial.error
+    out, err = capfd.readouterr()
+    assert "Fatal error on transport" not in out + err + caplog.text

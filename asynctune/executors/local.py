@@ -71,7 +71,6 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.pid = self.transport.get_pid()
-        self.stdin = self.transport.get_pipe_transport(0)  # type: ignore[assignment]
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 2:
@@ -104,15 +103,21 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
             _kill_group(self.pid)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+        if self.stdin is not None:
+            self.stdin.close()
         run = self.ended(ExecutorError(
             f"worker failed to start: {describe_exit(code)}\n{self.stderr.decode(errors='replace')}"))
         if run is not None:
             tail = stderr_tail(run.request.trial_dir, bytes(self.stderr))
-            run.queue.put(WorkerLostEvent(describe_exit(code), code, tail))
+            run.queue.put(WorkerLostEvent(self.exit_reason(code), code, tail))
 
     def write(self, data: bytes) -> None:
         if self.stdin is not None and not self.stdin.is_closing():
             self.stdin.write(data)
+
+    def abort(self) -> None:
+        if self.pid is not None and self.alive:
+            _kill_group(self.pid)  # it leads its own process group (start_new_session)
 
 
 _DRAIN_S = 0.3  # how long a dead worker's pipes are read after its exit
@@ -221,11 +226,21 @@ class LocalExecutor(Executor):
         env[MARK_ENV] = mark = new_mark()
         env["PYTHONPATH"] = os.pathsep.join(_import_paths() + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         loop = asyncio.get_running_loop()
-        _, worker = await loop.subprocess_exec(
-            lambda: _Worker(self._pool, key, mark), self.python, "-m", "asynctune.worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env, cwd=os.getcwd(), start_new_session=True,  # Ctrl-C reaches the driver, not trials
-        )
+        # The worker's stdin is a pipe of our own, one-way: asyncio's and uvloop's are socket pairs,
+        # and bytes a trial wrote into one would reach a transport that cannot take them.
+        stdin_read, stdin_write = os.pipe()
+        try:
+            _, worker = await loop.subprocess_exec(
+                lambda: _Worker(self._pool, key, mark), self.python, "-m", "asynctune.worker",
+                stdin=stdin_read, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=env, cwd=os.getcwd(), start_new_session=True,  # Ctrl-C reaches the driver, not trials
+            )
+        except BaseException:
+            os.close(stdin_write)
+            raise
+        finally:
+            os.close(stdin_read)
+        worker.stdin, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, open(stdin_write, "wb", buffering=0))
         self._pool.add(worker)
         try:
             await worker.ready

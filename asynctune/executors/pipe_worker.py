@@ -73,7 +73,7 @@ class PipeWorker:
     def __init__(self, pool: WorkerPool[Any], key: tuple, where: str) -> None:
         self.pool = pool
         self.key = key  # the environment it was started with: reused only for the same one
-        self.messages = WorkerMessages(where, self._on_result, self._on_end)
+        self.messages = WorkerMessages(where, self._on_result, self._on_end, self._on_broken)
         self.ready: asyncio.Future[dict[str, Any]] = self.messages.ready
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stderr = bytearray()
@@ -81,9 +81,18 @@ class PipeWorker:
         self.trainables: set[str] = set()
         self.pid: int | None = None
         self.alive = True
+        self.failure: str | None = None  # why the driver ended it (a damaged stream), for its trial
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
+
+    def abort(self) -> None:
+        """End the process now (its stream is damaged): SIGKILL, or close its channel."""
+        raise NotImplementedError
+
+    def exit_reason(self, code: int | None) -> str:
+        """Why the process ended, for its trial's WorkerLostEvent."""
+        return self.failure or describe_exit(code)
 
     def send(self, data: bytes) -> None:
         if self.alive:
@@ -112,6 +121,12 @@ class PipeWorker:
         if not self.gone.done():
             self.gone.set_result(None)
         return run
+
+    def _on_broken(self, why: str) -> None:
+        if self.failure is None:
+            self.failure = f"the worker's protocol stream was damaged: it sent {why}; the worker was ended"
+        self.send = lambda data: None  # type: ignore[method-assign]  # nothing more goes to it
+        self.abort()
 
     def _on_result(self, event: ResultEvent) -> None:
         if self.run is not None:

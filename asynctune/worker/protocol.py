@@ -74,25 +74,55 @@ def encode(message: Any) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
-class FrameDecoder:
-    """Splits a byte stream into messages; feed() returns the complete ones."""
+# A worker's messages are results, ends and tracebacks: far below this. A length above it is a
+# damaged stream (something else wrote to the worker's protocol descriptor), refused before
+# anything is buffered for it.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
 
-    def __init__(self) -> None:
+
+class FrameError(AsynctuneError):
+    """The byte stream is not the protocol's: an oversized length, a frame that does not unpickle,
+    or a message that is not one of the protocol's. The stream cannot be trusted after it."""
+
+
+class FrameDecoder:
+    """Splits a byte stream into messages; feed() returns the complete ones, or raises FrameError
+    (and every later feed() too: a damaged stream stays damaged)."""
+
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
         self._buffer = bytearray()
+        self._max_frame = max_frame
+        self.broken: FrameError | None = None
 
     def feed(self, data: bytes) -> list[Any]:
+        if self.broken is not None:
+            raise self.broken
         buffer = self._buffer
         buffer += data
         messages = []
         start = 0
         end = len(buffer)
-        while end - start >= HEADER_SIZE:
-            (size,) = _HEADER.unpack_from(buffer, start)
-            if end - start - HEADER_SIZE < size:
-                break
-            begin = start + HEADER_SIZE
-            messages.append(pickle.loads(memoryview(buffer)[begin:begin + size]))
-            start = begin + size
+        try:
+            while end - start >= HEADER_SIZE:
+                (size,) = _HEADER.unpack_from(buffer, start)
+                if size > self._max_frame:
+                    raise FrameError(f"a frame of {size} bytes, over the limit of {self._max_frame} bytes "
+                                     f"(MAX_FRAME_BYTES)")
+                if end - start - HEADER_SIZE < size:
+                    break
+                begin = start + HEADER_SIZE
+                try:
+                    message = pickle.loads(memoryview(buffer)[begin:begin + size])
+                except Exception as exc:  # noqa: BLE001  anything at all: the bytes are not a message
+                    raise FrameError(f"a corrupt frame ({type(exc).__name__}: {exc})") from None
+                if not (isinstance(message, tuple) and message and isinstance(message[0], str)):
+                    raise FrameError(f"a frame that is no message of the protocol: {message!r:.80}")
+                messages.append(message)
+                start = begin + size
+        except FrameError as exc:
+            self.broken = exc
+            buffer.clear()
+            raise
         if start:
             del buffer[:start]
         return messages
@@ -244,10 +274,12 @@ class WorkerMessages:
     """
 
     def __init__(self, where: str, on_result: Callable[[ResultEvent], None] | None = None,
-                 on_end: Callable[[DoneEvent | ErrorEvent], None] | None = None) -> None:
+                 on_end: Callable[[DoneEvent | ErrorEvent], None] | None = None,
+                 on_broken: Callable[[str], None] | None = None) -> None:
         self.where = where  # "worker on gpu1", for errors
         self.on_result = on_result
         self.on_end = on_end  # the trial ended: its worker is free again
+        self.on_broken = on_broken  # its stream is damaged (FrameError): the worker must go
         import asyncio  # here, not at the top: a worker process has no use for asyncio
 
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -255,7 +287,16 @@ class WorkerMessages:
         self._decoder = FrameDecoder()
 
     def feed(self, data: bytes) -> None:
-        for message in self._decoder.feed(data):
+        """Take bytes from the worker; a damaged stream calls `on_broken` once, and what follows is ignored."""
+        if self._decoder.broken is not None:
+            return
+        try:
+            messages = self._decoder.feed(data)
+        except FrameError as exc:
+            logger.warning("%s sent %s: ending it", self.where, exc)
+            self.on_broken(str(exc))
+            return
+        for message in messages:
             if message[0] == "result":  # the hot path, inlined
                 self.awaiting_decision = True
                 self.on_result(ResultEvent(message[1], message[2]))
