@@ -233,3 +233,46 @@ def test_garbage_on_every_descriptor_is_no_oom_kill_and_no_fatal_transport_error
     assert "SIGKILL" not in trial.error and "OOM" not in trial.error
     out, err = capfd.readouterr()
     assert "Fatal error on transport" not in out + err + caplog.text
+
+
+# 4. A worker is reused only as it was found ----------------------------------------------------
+
+def _changes_its_worker(config):
+    import resource
+
+    seen = {"cwd": os.getcwd() == config["cwd"], "env": "ASYNCTUNE_TEST_LEFT" not in os.environ,
+            "umask": os.umask(0o077) == 0o077, "signal": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL,
+            "rlimit": resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY}
+    try:
+        bytearray(64 * 1024 * 1024)  # fails under an RLIMIT_AS an earlier trial left
+        seen["memory"] = True
+    except MemoryError:
+        seen["memory"] = False
+    at.report(pid=os.getpid(), clean=all(seen.values()), seen=seen)
+    change = config["change"]
+    if change == "rlimit":
+        import psutil
+
+        limit = psutil.Process().memory_info().vms + 16 * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+    elif change == "cwd":
+        os.chdir("/")
+    elif change == "env":
+        os.environ["ASYNCTUNE_TEST_LEFT"] = "1"
+    elif change == "signal":
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    elif change == "umask":
+        os.umask(0o000)
+
+
+def test_a_worker_a_trial_changed_is_retired_and_a_clean_one_reused(tmp_path):
+    changes = ["rlimit", "none", "cwd", "none", "env", "none", "signal", "none", "umask", "none", "none"]
+    analysis = at.run(_changes_its_worker, config={"change": at.grid_search(changes), "cwd": os.getcwd()},
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * len(changes), \
+        [t.error for t in analysis.trials]
+    seen = [t.last_result for t in analysis.trials]
+    assert all(r["clean"] for r in seen), [r["seen"] for r in seen if not r["clean"]]
+    pids = [r["pid"] for r in seen]
+    for i, change in enumerate(changes[:-1]):  # after a change, a fresh worker; after none, the same one
+        assert (pids[i + 1] != pids[i]) == (change != "none"), (i, change, pids)

@@ -11,6 +11,7 @@ ended, which each supplies (`write`, `TrialRun.kill`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections import deque
@@ -24,6 +25,8 @@ from ..worker.protocol import (
     run_frame,
 )
 from .base import EventQueue, TrialRun
+
+logger = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 4096
 
@@ -139,7 +142,11 @@ class PipeWorker:
         if event.__class__ is ErrorEvent:
             # The worker may have failed to unpickle the trainable: send it again next time.
             self.trainables.discard(run.request.trainable_key)
-        self.pool.reclaim(self)  # idle again before the controller even sees the event
+        if changed := event.info.get("changed"):  # what the trial changed would leak into the next one
+            logger.info("%s retired: trial %s changed its %s", self.messages.where, run.trial_id, ", ".join(changed))
+            self.exit()
+        else:
+            self.pool.reclaim(self)  # idle again before the controller even sees the event
         run.on_end(event)
 
 

@@ -26,6 +26,7 @@ import cloudpickle
 
 from . import session as session_module
 from .foreign import foreign_reports
+from .process_state import changed_state, process_state
 from .trainable import Trainable, run_class, run_function
 from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
@@ -87,12 +88,15 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
         return
     session = session_module.TrialSession(channel, request)
     session_module._current = session
+    before = process_state()
     try:
         message = execute_trial(session, request, trainables)
     finally:
         session_module._current = None
         end_descendants()
         _restore_output(saved)
+    if changed := changed_state(before, process_state()):  # the driver retires this worker
+        message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
 
 

@@ -21,10 +21,13 @@ Worker -> driver:
     ("done", how, checkpoint_dir | None[, info])
                                 the trial ended: how is "finished" (the trainable returned),
                                 "stopped" or "paused" (a decision ended it); info, when
-                                present, is {"reported": False, "foreign_reports": [...]} for
-                                a trial that returned without reporting (worker/foreign.py)
-    ("error", message, traceback)
-                                the trial raised; the worker lives on
+                                present, holds notes: "reported": False and "foreign_reports"
+                                for a trial that returned without reporting (worker/foreign.py),
+                                "changed": what the trial changed in the worker process, which
+                                the driver then retires (worker/process_state.py)
+    ("error", message, traceback[, info])
+                                the trial raised; the worker lives on (unless info says
+                                "changed")
 
 A trial's messages are: results, each answered by exactly one decision, then one "done" or
 "error". `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
@@ -250,6 +253,7 @@ class ErrorEvent:
 
     error: str
     traceback: str
+    info: dict[str, Any] = field(default_factory=dict)  # the worker's notes, as DoneEvent's
 
 
 @dataclass(frozen=True)
@@ -315,7 +319,7 @@ class WorkerMessages:
             return DoneEvent(message[1], message[2], message[3] if len(message) > 3 else {})
         if kind == "error":
             self.awaiting_decision = False
-            return ErrorEvent(message[1], message[2])
+            return ErrorEvent(message[1], message[2], message[3] if len(message) > 3 else {})
         if kind == "ready":
             self._on_ready(message[1])
             return None
