@@ -99,6 +99,19 @@ class HostUnreachable(ExecutorError):
         self.reason = reason
 
 
+class HostKeyRefused(HostUnreachable):
+    """The host's key is not the one known_hosts holds for it: missing, or changed (a reinstalled
+    machine, or someone in between). asynctune never connects to it then.
+
+    Attributes:
+        inspect: Shell commands that show the key known_hosts holds and the key the host offers.
+    """
+
+    def __init__(self, host: str, reason: str, inspect: str) -> None:
+        super().__init__(host, reason)
+        self.inspect = inspect
+
+
 class ExecutorLost(ExecutorError):
     """The executor as a whole is gone (e.g. the Dask scheduler): no trial can run any more.
 
