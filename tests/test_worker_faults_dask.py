@@ -5,7 +5,6 @@ a second hello for a running trial's task."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 
@@ -20,21 +19,12 @@ distributed = pytest.importorskip(
 from asynctune.executors.dask.executor import DaskExecutor  # noqa: E402
 from asynctune.executors.dask.hello import hello_frame  # noqa: E402
 from asynctune.worker.protocol import FrameDecoder, encode  # noqa: E402
+from test_dask_security import waits_for_flag  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def multiprocessing_resource_tracker():
-    """Started before the per-test check of leftover processes (see test_dask.py)."""
-    from multiprocessing import resource_tracker
-
-    resource_tracker.ensure_running()
-
-
-def waits_for_flag(config):
-    at.report(step=1)
-    while not os.path.exists(config["flag"]):
-        time.sleep(0.05)
-    at.report(step=2)
+@pytest.fixture(autouse=True)
+def _resource_tracker(multiprocessing_resource_tracker):
+    """Started before the per-test check of leftover processes (conftest.py)."""
 
 
 class _Unpickled:
