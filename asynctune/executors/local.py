@@ -44,11 +44,19 @@ async def kill_process_tree(pid: int, *, grace_s: float = 3.0, exited: asyncio.F
             await asyncio.wait_for(asyncio.shield(exited), grace_s)
         except (TimeoutError, asyncio.TimeoutError):
             _signal(parent, signal.SIGKILL)
-            await exited
+            try:  # SIGKILL ends it at once, unless it is stuck in the kernel (a dead NFS mount)
+                await asyncio.wait_for(asyncio.shield(exited), _KILLED_EXIT_S)
+            except (TimeoutError, asyncio.TimeoutError):
+                logger.warning("worker %d has not exited %.0f s after SIGKILL (stuck in the kernel?); going on",
+                               pid, _KILLED_EXIT_S)
     for proc in alive:
         _signal(proc, signal.SIGKILL)
     if alive:
         await asyncio.to_thread(psutil.wait_procs, alive, timeout=grace_s)
+
+
+_KILLED_EXIT_S = 10.0  # how long a SIGKILLed worker may take to be reaped before the driver goes on
+_READY_S = 60.0  # how long a new worker may take to say it is ready (an import on a slow disk)
 
 
 def _signal(proc: psutil.Process, signum: int) -> None:
@@ -243,7 +251,11 @@ class LocalExecutor(Executor):
         worker.stdin, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, open(stdin_write, "wb", buffering=0))
         self._pool.add(worker)
         try:
-            await worker.ready
+            try:
+                await asyncio.wait_for(asyncio.shield(worker.ready), _READY_S)
+            except (TimeoutError, asyncio.TimeoutError):
+                raise ExecutorError(f"a local worker did not start within {_READY_S:g} s (its stderr: "
+                                    f"{worker.stderr.decode(errors='replace')[-500:]!r})") from None
         except BaseException:
             if worker.pid is not None and worker.alive:
                 await kill_process_tree(worker.pid, grace_s=self.kill_grace_s, exited=worker.gone)
