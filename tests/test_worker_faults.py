@@ -4,6 +4,7 @@ a worker a trial changed, a corrupt or oversized frame, garbage on every descrip
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,38 @@ def test_a_trial_that_ignores_its_stop_is_killed_and_its_place_freed(tmp_path):
     assert [t.num_failures for t in analysis.trials] == [0] * 6  # the stop stands: no failure, no retry
     assert [[r["i"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[1, 2]] * 6
     assert took < 45, f"6 stubborn trials on 2 places took {took:.1f}s"
+
+
+class _PausesAtTwo(at.FIFOScheduler):
+    def on_trial_result(self, trial, result):
+        return at.PAUSE if result["training_iteration"] == 2 else at.CONTINUE
+
+
+def _ignores_its_first_pause(config):
+    checkpoint = at.get_checkpoint()
+    start = checkpoint["i"] if checkpoint else 0
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        for i in range(start, 4):
+            at.report(i=i + 1, checkpoint={"i": i + 1})
+    finally:
+        if start == 0:
+            time.sleep(1000)
+
+
+def test_a_trial_that_ignores_its_pause_is_killed_and_resumes_from_its_checkpoint(tmp_path):
+    began = time.monotonic()
+    analysis = at.run(_ignores_its_first_pause, config={"x": at.uniform(0, 1)}, num_samples=2,
+                      scheduler=_PausesAtTwo(), stop_grace_s=0.5, time_budget_s=60, storage_path=str(tmp_path),
+                      verbose=0, executor=at.LocalExecutor(cpus=2, kill_grace_s=0.5))
+    assert time.monotonic() - began < 30
+    with open(os.path.join(analysis.experiment_dir, "journal.jsonl")) as f:
+        journal = [json.loads(line) for line in f]
+    for trial in analysis.trials:
+        statuses = [e["status"] for e in journal if e["trial_id"] == trial.trial_id]
+        assert "PAUSED" in statuses and "ERROR" not in statuses, statuses  # the pause stands
+        assert trial.status is at.Status.TERMINATED and trial.num_failures == 0
+        assert [r["i"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4]
 
 
 def test_stop_grace_s_is_checked():
