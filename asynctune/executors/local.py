@@ -74,6 +74,7 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
         self.transport: asyncio.SubprocessTransport | None = None
         self.stdin: asyncio.WriteTransport | None = None
         self.mark = mark  # in its environment and its descendants' (leftovers.py)
+        self.killed = False  # the driver ends its process tree (kill_process_tree)
         self._drain: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,8 +94,8 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
         if self.pid is not None:
             _kill_group(self.pid)  # grandchildren the trial started must not outlive it
         code = self.transport.get_returncode() if self.transport else None
-        if code != 0 and self.alive:
-            end_marked(self.mark)  # and those that left its process group
+        if code != 0 and self.alive and not self.killed:
+            end_marked(self.mark)  # and those that left its process group (a kill of ours ended its tree)
         self._drain = asyncio.get_running_loop().call_later(_DRAIN_S, self._lost)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -148,6 +149,7 @@ class _LocalTrialRun(QueuedTrialRun):
     async def kill(self) -> None:
         worker = self.worker
         if worker.alive and worker.pid is not None:
+            worker.killed = True
             await kill_process_tree(worker.pid, grace_s=self.kill_grace_s, exited=worker.gone)
 
 
@@ -212,6 +214,8 @@ class LocalExecutor(Executor):
             if worker.run is None:
                 worker.exit()
         done, pending = await asyncio.wait([w.gone for w in workers], timeout=2.0) if workers else (set(), set())
+        for worker in workers:
+            worker.killed = True
         await asyncio.gather(*(kill_process_tree(w.pid, grace_s=self.kill_grace_s, exited=w.gone)
                                for w in workers if w.alive and w.pid is not None))
         if pending:
