@@ -18,12 +18,16 @@ from typing import Any
 
 MAX_DEPTH = 32
 
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 # The standard library's value types, by module (importing them would slow every worker's start).
 _VALUE_MODULES = frozenset({"decimal", "_decimal", "_pydecimal", "fractions", "datetime", "uuid"})
 _KEY_TYPES = (str, int, float, bool, type(None))
+_SEQUENCES = frozenset({list, tuple, set, frozenset})
+_SEQUENCES_ABC = (list, tuple, set, frozenset)  # and their subclasses (a namedtuple)
 RECORDABLE = ("report numbers, strings, booleans, None, or lists and dicts of them with string keys "
-        "(e.g. float(x), x.item() for a tensor or numpy value, str(x))")
+              "(e.g. float(x), x.item() for a tensor or numpy value, str(x))")
+_leaf_types: set[type] = set(_PLAIN)  # classes seen to be recordable as they are (numpy's, Decimal...)
+_array_types: set[type] = set()  # numpy array classes seen: recordable unless their dtype is object
 
 
 class UnrecordableResult(TypeError):
@@ -36,44 +40,65 @@ def check_result(result: Mapping[str, Any]) -> None:
         if key.__class__ is not str:
             raise UnrecordableResult(
                 f"report(): the key {key!r} is a {_type_name(key)}; result keys must be strings: {RECORDABLE}")
-        if value.__class__ in _PLAIN:
+        if value.__class__ in _leaf_types:
             continue  # the usual case: a number
-        _check(value, f"[{key!r}]", 1, set())
+        _check(value, (key,), set())
 
 
-def _check(value: Any, path: str, depth: int, parents: set[int]) -> None:
-    if isinstance(value, (*_PLAIN, enum.Enum)) or type(value).__module__ in _VALUE_MODULES \
-            or hasattr(value, "__fspath__"):
+def _check(value: Any, trail: tuple, parents: set[int]) -> None:
+    """`trail`: the keys and indices from the result down to `value` (formatted only for an error)."""
+    cls = value.__class__
+    if cls in _leaf_types:
         return
-    if _is_numpy(value):
-        if getattr(value, "dtype", None) is not None and value.dtype.kind == "O":
+    if cls in _array_types:
+        if value.dtype.kind == "O":  # a numpy array of objects: each must be recordable
             for i, item in enumerate(value.ravel().tolist()):
-                _check(item, f"{path}[{i}]", depth + 1, parents)
+                _check(item, (*trail, i), parents)
         return
-    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        if id(value) in parents:
-            raise UnrecordableResult(f"report(): result{path} contains itself (a cycle); {RECORDABLE}")
-        if depth >= MAX_DEPTH:
-            shown = path if len(path) <= 80 else path[:80] + "..."
-            raise UnrecordableResult(f"report(): result{shown} is nested more than {MAX_DEPTH} levels deep; "
-                                     f"{RECORDABLE}, nested at most {MAX_DEPTH} levels")
-        parents.add(id(value))
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, _KEY_TYPES):
-                    raise UnrecordableResult(
-                        f"report(): result{path} has the key {key!r}, a {_type_name(key)}; keys must be strings: {RECORDABLE}")
-                _check(item, f"{path}[{key!r}]", depth + 1, parents)
-        else:
-            for i, item in enumerate(value):
-                _check(item, f"{path}[{i}]", depth + 1, parents)
-        parents.discard(id(value))
-        return
-    raise UnrecordableResult(f"report(): result{path} is a {_type_name(value)}, which cannot be recorded; {RECORDABLE}")
+    if cls is not dict and cls not in _SEQUENCES and _is_leaf(cls):
+        # A class seen the first time: remembered, so that its next values skip this test.
+        (_array_types if _is_array(cls) else _leaf_types).add(cls)
+        return _check(value, trail, parents)
+    is_mapping = cls is dict or (cls not in _SEQUENCES and isinstance(value, Mapping))
+    if not (is_mapping or cls in _SEQUENCES or isinstance(value, _SEQUENCES_ABC)):
+        raise UnrecordableResult(
+            f"report(): result{_path(trail)} is a {_type_name(value)}, which cannot be recorded; {RECORDABLE}")
+    if id(value) in parents:
+        raise UnrecordableResult(f"report(): result{_path(trail)} contains itself (a cycle); {RECORDABLE}")
+    if len(trail) >= MAX_DEPTH:
+        raise UnrecordableResult(f"report(): result{_path(trail)} is nested more than {MAX_DEPTH} levels deep; "
+                                 f"{RECORDABLE}, nested at most {MAX_DEPTH} levels")
+    parents.add(id(value))
+    leaves = _leaf_types
+    if is_mapping:
+        for key, item in value.items():
+            if key.__class__ is not str and not isinstance(key, _KEY_TYPES):
+                raise UnrecordableResult(f"report(): result{_path(trail)} has the key {key!r}, a {_type_name(key)}; "
+                                         f"keys must be strings: {RECORDABLE}")
+            if item.__class__ not in leaves:
+                _check(item, (*trail, key), parents)
+    else:
+        for i, item in enumerate(value):
+            if item.__class__ not in leaves:
+                _check(item, (*trail, i), parents)
+    parents.discard(id(value))
 
 
-def _is_numpy(value: Any) -> bool:
-    return type(value).__module__ == "numpy" or type(value).__module__.startswith("numpy.")
+def _is_leaf(cls: type) -> bool:
+    """Recorded as it is (a number, a string, a numpy value, a path, a Decimal, an Enum...)."""
+    return (any(issubclass(cls, plain) for plain in _PLAIN) or issubclass(cls, enum.Enum)
+            or cls.__module__ in _VALUE_MODULES or cls.__module__.partition(".")[0] == "numpy"
+            or hasattr(cls, "__fspath__"))
+
+
+def _is_array(cls: type) -> bool:
+    """A numpy array (or a subclass), whose dtype decides: numpy's scalars are leaves as they are."""
+    return any(base.__name__ == "ndarray" and base.__module__ == "numpy" for base in cls.__mro__)
+
+
+def _path(trail: tuple) -> str:
+    text = "".join(f"[{key!r}]" for key in trail)
+    return text if len(text) <= 100 else text[:100] + "..."
 
 
 def _type_name(value: Any) -> str:
@@ -85,5 +110,5 @@ def is_number(value: Any) -> bool:
     """Whether `value`, as a metric, is recorded as a number (None and NaN are 'not reported')."""
     if value is None or isinstance(value, (int, float)):
         return True
-    return _is_numpy(value) and getattr(value, "dtype", None) is not None and value.dtype.kind in "iuf" \
-        and getattr(value, "ndim", 1) == 0
+    return type(value).__module__.partition(".")[0] == "numpy" and getattr(value, "dtype", None) is not None \
+        and value.dtype.kind in "iuf" and getattr(value, "ndim", 1) == 0
