@@ -231,6 +231,7 @@ def _damages_its_stream(config):
 @pytest.mark.parametrize("garbage, named", [
     (b"\x00\x00\x00\x10" + b"not a pickle at all", "a corrupt frame (UnpicklingError"),
     (b"\xff\xff\xff\xff" + b"0123456789abcdef", "a frame of 4294967295 bytes, over the limit"),
+    (b"\x00\x00\x00\x05" + b"\x80\x05K\x07.", "a frame that is no message of the protocol: 7"),  # pickle of 7
 ])
 def test_a_damaged_stream_ends_its_worker_and_fails_the_trial_once(tmp_path, caplog, garbage, named):
     began = time.monotonic()

@@ -133,8 +133,8 @@ class TrialDriver:
                 return self._outcomes.write_failed(runtime, exc)
         assert runtime.run is not None
         runtime.run.decide(final)
-        if final is STOP or final is Decision.PAUSE:  # it must return within stop_grace_s
-            self._escalation.arm(runtime, final)
+        if (final is STOP or final is Decision.PAUSE) and not self._executor.virtual_time:
+            self._escalation.arm(runtime, final)  # it must return within stop_grace_s
         if decision is not CONTINUE:  # a stop criterion ending a trial is no news; a scheduler's decision is
             detail = "" if not isinstance(final, Mutate) else f"config={final.config}"
             self._callbacks.on_trial_decision(trial, "MUTATE" if isinstance(final, Mutate) else final.value, detail)

@@ -85,7 +85,7 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 class FrameError(AsynctuneError):
     """The byte stream is not the protocol's: an oversized length, a frame that does not unpickle,
-    or a message that is not one of the protocol's. The stream cannot be trusted after it."""
+    or (from a worker) a message that is not one of the protocol's. Nothing after it is trusted."""
 
 
 class FrameDecoder:
@@ -115,12 +115,9 @@ class FrameDecoder:
                     break
                 begin = start + HEADER_SIZE
                 try:
-                    message = pickle.loads(memoryview(buffer)[begin:begin + size])
+                    messages.append(pickle.loads(memoryview(buffer)[begin:begin + size]))
                 except Exception as exc:  # noqa: BLE001  anything at all: the bytes are not a message
                     raise FrameError(f"a corrupt frame ({type(exc).__name__}: {exc})") from None
-                if not (isinstance(message, tuple) and message and isinstance(message[0], str)):
-                    raise FrameError(f"a frame that is no message of the protocol: {message!r:.80}")
-                messages.append(message)
                 start = begin + size
         except FrameError as exc:
             self.broken = exc
@@ -296,6 +293,10 @@ class WorkerMessages:
             return
         try:
             messages = self._decoder.feed(data)
+            for message in messages:  # a worker sends tuples, each named by its first item
+                if not (message.__class__ is tuple and message and message[0].__class__ is str):
+                    self._decoder.broken = FrameError(f"a frame that is no message of the protocol: {message!r:.80}")
+                    raise self._decoder.broken
         except FrameError as exc:
             logger.warning("%s sent %s: ending it", self.where, exc)
             self.on_broken(str(exc))
