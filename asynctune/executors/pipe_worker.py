@@ -98,7 +98,7 @@ class PipeWorker:
         return self.failure or describe_exit(code)
 
     def send(self, data: bytes) -> None:
-        if self.alive:
+        if self.alive and self.failure is None:  # nothing more goes to a worker being ended
             self.write(data)
 
     def exit(self) -> None:
@@ -128,7 +128,6 @@ class PipeWorker:
     def _on_broken(self, why: str) -> None:
         if self.failure is None:
             self.failure = f"the worker's protocol stream was damaged: it sent {why}; the worker was ended"
-        self.send = lambda data: None  # type: ignore[method-assign]  # nothing more goes to it
         self.abort()
 
     def _on_result(self, event: ResultEvent) -> None:
