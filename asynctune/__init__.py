@@ -94,7 +94,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable",
-    "Mutate", "NothingReported", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial", "TrialFailed",
-    "TrialsFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
+    "Mutate", "NothingReported", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial",
+    "TrialFailed", "TrialsFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_LAZY,
 ]

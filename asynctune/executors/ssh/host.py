@@ -280,7 +280,8 @@ class _RemoteHost:
                     if self.down_reason != str(exc):
                         logger.warning("SSHExecutor: the host key of %s changed (or left known_hosts) during the "
                                        "run: it is not connected and its trials go to the other hosts. To see the key "
-                                       "known_hosts holds, the one it offers now and the line to fix: %s", self.name, exc.inspect)
+                                       "known_hosts holds, the one it offers now and the line to fix: %s",
+                                       self.name, exc.inspect)
                     self.down_reason = str(exc)
                     delay = min(delay * 2, longest)
                     continue
