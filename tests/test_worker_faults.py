@@ -43,6 +43,8 @@ def _killed_with_children(config):
         os.system("sleep 1000 &")
         with open(os.path.join(config["dir"], f"{at.get_trial_id()}.pids"), "w") as f:
             f.write(" ".join(str(c.pid) for c in children))
+        with open(os.path.join(config["dir"], f"{at.get_trial_id()}.killed"), "w") as f:
+            f.write(str(time.time()))
         os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
     at.report(step=2)
 
@@ -62,6 +64,11 @@ def test_a_killed_worker_fails_over_at_once_while_its_children_hold_its_pipes(tm
     assert [[r["step"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[1, 2]] * 2
     assert took < 20, f"run() took {took:.1f}s: the dead workers were noticed late"
     assert escaped == [], "processes the dead worker's trial started outlived it"
+    with open(os.path.join(analysis.experiment_dir, "journal.jsonl")) as f:
+        retried = {e["trial_id"]: e["time"] for e in map(json.loads, f) if e["event"] == "retry"}
+    for trial in analysis.trials:  # the kill is an event within a second or two, not when the children end
+        killed = float((pids / f"{trial.trial_id}.killed").read_text())
+        assert retried[trial.trial_id] - killed < 2.0, retried[trial.trial_id] - killed
 
 
 # 3. A trial told to stop that does not return is ended, and its place freed ---------------------
