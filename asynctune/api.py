@@ -24,7 +24,7 @@ from .analysis.experiment import ExperimentAnalysis
 from .controller.loop import Controller
 from .algorithms.schedulers.pbt import PopulationBasedTraining
 from .core.config_pickling import check_config_picklable
-from .errors import StorageFull, TrialsFailed, is_disk_full
+from .errors import NothingReported, StorageFull, TrialsFailed, is_disk_full
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .controller.resource_monitor import monitor_interval
@@ -69,6 +69,7 @@ def run(
     max_failures: int = 0,
     fail_fast: bool = False,
     raise_on_failed_trial: bool | str = "all",
+    stop_grace_s: float = 5.0,
     checkpoint_frequency: int = 0,
     checkpoint_at_end: bool = False,
     keep_checkpoints_num: int | None = None,
@@ -121,6 +122,11 @@ def run(
             experiment ended: "all" (the default: every trial failed, so there is no result),
             "any" or True (one failed trial is enough, as Ray Tune's raise_on_failed_trial=True),
             "never" or False.
+        stop_grace_s: How long a trial told to stop or pause (by the scheduler, a stopper or
+            the end of the experiment) may take to return; then its worker's process tree gets
+            SIGTERM, then SIGKILL (see the executor's kill_grace_s), its place is freed and the
+            decision stands: stopped trials end TERMINATED, paused ones PAUSED at their last
+            checkpoint (docs/faults.md).
         checkpoint_frequency: For `Trainable`s, checkpoint every this many steps (0: never).
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
@@ -148,6 +154,8 @@ def run(
         TrialsFailed: when trials failed (see raise_on_failed_trial), after the experiment ended
             and was saved; its `analysis` holds what the trials reported.
         TrialFailed: with fail_fast, for the first trial that failed.
+        NothingReported: when the trials returned and none reported a result (the trainable
+            never called asynctune.report), after the experiment ended and was saved.
         KeyboardInterrupt: on Ctrl-C, after every trial was stopped, the state saved and the
             resume command printed; uncaught, it ends the program without a traceback.
     """
@@ -272,6 +280,9 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     policy = controller.options.failed_trials_raise()
     if failed and (policy == "any" or (policy == "all" and len(failed) == len(trials))):
         raise TrialsFailed(failed, len(trials), analysis)
+    if trials and not any(t.num_results for t in trials) and any(t.status is Status.TERMINATED for t in trials) \
+            and controller.stopping is None:
+        raise NothingReported(len(trials), controller.foreign_reports, analysis)
     return analysis
 
 

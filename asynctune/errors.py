@@ -54,6 +54,24 @@ class TrialsFailed(AsynctuneError):
         self.analysis = analysis
 
 
+class NothingReported(AsynctuneError):
+    """Every trial returned and none reported a result: the trainable never called
+    asynctune.report (a script still calling another library's report, say).
+
+    Attributes:
+        foreign_reports: Other tuning libraries' report functions the trials had imported.
+        analysis: The experiment's `ExperimentAnalysis`.
+    """
+
+    def __init__(self, trials: int, foreign_reports: Sequence[str], analysis: ExperimentAnalysis) -> None:
+        instead = (f"; the trainable imported {' and '.join(sorted(foreign_reports))}: call asynctune.report(...) "
+                   f"where it calls that" if foreign_reports else "")
+        super().__init__(f"none of the {trials} trial(s) reported a result: asynctune.report(...) was never called "
+                         f"in the trainable{instead}")
+        self.foreign_reports = sorted(foreign_reports)
+        self.analysis = analysis
+
+
 class ExecutorError(AsynctuneError):
     """An executor could not start, reach or keep a worker."""
 
@@ -79,6 +97,19 @@ class HostUnreachable(ExecutorError):
         super().__init__(f"host {host} unreachable: {reason}")
         self.host = host
         self.reason = reason
+
+
+class HostKeyRefused(HostUnreachable):
+    """The host's key is not the one known_hosts holds for it: missing, or changed (a reinstalled
+    machine, or someone in between). asynctune never connects to it then.
+
+    Attributes:
+        inspect: Shell commands that show the key known_hosts holds and the key the host offers.
+    """
+
+    def __init__(self, host: str, reason: str, inspect: str) -> None:
+        super().__init__(host, reason)
+        self.inspect = inspect
 
 
 class ExecutorLost(ExecutorError):

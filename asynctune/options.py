@@ -50,6 +50,7 @@ class RunOptions:
     max_failures: int = 0
     fail_fast: bool = False
     raise_on_failed_trial: bool | str = "all"
+    stop_grace_s: float = 5.0
     checkpoint_frequency: int = 0
     checkpoint_at_end: bool = False
     keep_checkpoints_num: int | None = None
@@ -83,6 +84,9 @@ class RunOptions:
             raise ValueError(f"run: time_budget_s must be a positive number of seconds, got time_budget_s={budget!r}")
         _check_int("max_failures", self.max_failures, minimum=-1)
         self.failed_trials_raise()
+        grace = self.stop_grace_s
+        if isinstance(grace, bool) or not (isinstance(grace, (int, float)) and grace >= 0):
+            raise ValueError(f"run: stop_grace_s must be a number of seconds >= 0, got stop_grace_s={grace!r}")
         _check_int("checkpoint_frequency", self.checkpoint_frequency, minimum=0)
         if self.keep_checkpoints_num is not None:
             _check_int("keep_checkpoints_num", self.keep_checkpoints_num, minimum=1)

@@ -67,13 +67,14 @@ async def _refused(address: str, security: Security | None = None) -> Exception 
 def _channel_answer(address: str, security: Security | None = None) -> list | Exception:
     """What the driver's channel answers a runner's introduction for a task it does not know
     (plain TCP, or TLS with `security`'s worker certificate): its messages, or the error."""
-    from asynctune.worker.protocol import FrameDecoder, encode
+    from asynctune.executors.dask.hello import hello_frame
+    from asynctune.worker.protocol import FrameDecoder
 
     host, port = address.removeprefix("tls://").rsplit(":", 1)
     try:
         with socket.create_connection((host, int(port)), timeout=5) as raw:
             sock = security.get_connection_args("worker")["ssl_context"].wrap_socket(raw) if security else raw
-            sock.sendall(encode(("hello", {"key": "not-a-task", "nonce": "n1"})))
+            sock.sendall(hello_frame({"key": "not-a-task", "nonce": "n1", "worker": "tls://127.0.0.1:1"}))
             data = sock.recv(65536)  # under TLS 1.3 a refused certificate shows here
             if not data:
                 raise EOFError("closed without an answer")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from ..algorithms.base import Scheduler, resolve
 from .runtime import TrialRuntime, TrialStorageError
 from .decision import settle
+from .escalation import StopEscalation
 from .ending import Ending
 from ..errors import ExecutorLost, StorageFull, names_disk_full
 from ..executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialEvent, WorkerLostEvent
@@ -45,13 +46,15 @@ class TrialDriver:
     def __init__(self, *, spec: ExperimentSpec, trainable_key: str, trainable_blob: bytes, executor: Executor,
                  scheduler: Scheduler, stopper: Stopper | None, callbacks: CallbackList, searching: SearcherDriver,
                  metric_check: MetricCheck, outcomes: TrialOutcomes, ending: Ending,
-                 budget_spent: Callable[[], bool]) -> None:
+                 budget_spent: Callable[[], bool], kill: Callable[[TrialRuntime], None]) -> None:
         self._spec, self._options = spec, spec.options
         self._trainable_key, self._trainable_blob = trainable_key, trainable_blob
         self._executor, self._scheduler, self._stopper = executor, scheduler, stopper
         self._callbacks, self._searching, self._metric_check = callbacks, searching, metric_check
         self._outcomes, self._ending, self._budget_spent = outcomes, ending, budget_spent
         self._scheduler_name = type(scheduler).__name__
+        self._escalation = StopEscalation(spec.options.stop_grace_s, kill)
+        self.foreign_reports: set[str] = set()  # other libraries' report() seen in trials that reported nothing
 
     async def run(self, runtime: TrialRuntime, placement: Placement) -> None:
         """Launch the attempt and handle its events until the last; a failure of the executor to
@@ -70,11 +73,14 @@ class TrialDriver:
             if ending.why is not None or runtime.write_error is not None:  # it ended while it was starting
                 runtime.killing = runtime.write_error is None
                 await run.kill()
-            async for event in run.events():
-                if isinstance(event, ResultEvent):
-                    await self.on_result(runtime, event)
-                else:
-                    self._on_end(runtime, event)
+            try:
+                async for event in run.events():
+                    if isinstance(event, ResultEvent):
+                        await self.on_result(runtime, event)
+                    else:
+                        self._on_end(runtime, event)
+            finally:
+                self._escalation.disarm(runtime)
         except ExecutorLost as exc:  # no trial can run any more: end the experiment, resumable
             ending.interrupted = True  # trials still running are killed as resumable, not finished
             if trial.status is Status.RUNNING:
@@ -129,6 +135,8 @@ class TrialDriver:
                 return self._outcomes.write_failed(runtime, exc)
         assert runtime.run is not None
         runtime.run.decide(final)
+        if (final is STOP or final is Decision.PAUSE) and not self._executor.virtual_time:
+            self._escalation.arm(runtime, final)  # it must return within stop_grace_s
         if decision is not CONTINUE:  # a stop criterion ending a trial is no news; a scheduler's decision is
             detail = "" if not isinstance(final, Mutate) else f"config={final.config}"
             self._callbacks.on_trial_decision(trial, "MUTATE" if isinstance(final, Mutate) else final.value, detail)
@@ -140,7 +148,15 @@ class TrialDriver:
         # obeyed, an error such as SystemExit from the trainable's own SIGTERM handler) is no end of
         # the trial; a resume restarts it from its checkpoint.
         cut_short = runtime.killing and self._ending.interrupted and runtime.write_error is None
+        if (runtime.overdue is not None and not cut_short and not isinstance(event, DoneEvent)
+                and runtime.memory_error is None and runtime.write_error is None):
+            # Told to stop or pause, it was ended for not returning in time: the decision stands.
+            if runtime.overdue is Decision.PAUSE:
+                return outcomes.paused(runtime)
+            return outcomes.complete(runtime, killed=True)
         if isinstance(event, DoneEvent):
+            if event.info.get("reported") is False:
+                self._returned_without_reporting(runtime, event.info.get("foreign_reports") or [])
             runtime.final_checkpoint(event.checkpoint)
             if runtime.write_error is not None:  # it ended before the kill: still a failure
                 outcomes.failed(runtime, runtime.write_error, "")
@@ -169,3 +185,9 @@ class TrialDriver:
                 runtime.interrupted()
             else:
                 outcomes.complete(runtime, killed=True)
+
+    def _returned_without_reporting(self, runtime: TrialRuntime, foreign: list[str]) -> None:
+        self.foreign_reports.update(foreign)
+        instead = f" (it imported {' and '.join(foreign)}: call asynctune.report instead)" if foreign else ""
+        logger.warning("trial %s returned without reporting a result: its trainable never called "
+                       "asynctune.report(...)%s", runtime.trial.trial_id, instead)

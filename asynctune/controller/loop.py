@@ -83,13 +83,18 @@ class Controller:
             spec=spec, trainable_key=trainable_key, trainable_blob=trainable_blob, executor=executor,
             scheduler=scheduler, stopper=stopper, callbacks=callbacks, searching=self._searching,
             metric_check=self._metric_check, outcomes=self._outcomes, ending=self._ending,
-            budget_spent=self._budget_spent)
+            budget_spent=self._budget_spent, kill=self._kill)
         self.resumed = bool(self.trials)
         self.time_used_s = time_used_s  # spent by earlier sessions of a resumed experiment
         self.start_time = time.time()  # on the executor's clock once it runs (virtual for a simulation)
         self.started_at = self.start_time  # on the wall clock: when, for people (`asynctune ls`)
         self._deadline: float | None = None
         self.status = "RUNNING"
+
+    @property
+    def foreign_reports(self) -> set[str]:
+        """Other libraries' report functions imported by trials that returned without a result."""
+        return self._driver.foreign_reports
 
     @property
     def stopping(self) -> str | None:

@@ -1,9 +1,12 @@
-"""Is the metric reported? Checked on the first results, as Ray Tune does, not after the whole run.
+"""Is the metric reported, as a number? Checked on the first results, as Ray Tune does, not after
+the whole run.
 
 The rule: a result without a metric that is ranked by (run()'s, any of run()'s several metrics,
 or a scheduler's or searcher's own), while no result of the experiment so far has held it (in any session: the results of
 earlier sessions count), ends the experiment with a ValueError naming the keys reported. A
-metric reported only on some results (every other step, at validation) is fine once seen.
+metric reported only on some results (every other step, at validation) is fine once seen. A
+metric that is not a real number (a Decimal, a datetime, a string, a tensor) ends it the same
+way, at the first result that holds one: it would be recorded as its repr, and ranked as missing.
 The keys of a `stop={...}` dict are checked the same way: a misspelt one would never stop a trial.
 """
 
@@ -16,6 +19,7 @@ from typing import Any
 
 from ..store.layout import REWOUND_FILE, read_jsonl, read_results
 from ..core.trial import AUTO_RESULT_KEYS, Trial
+from ..worker.recordable import is_number
 
 
 class MetricCheck:
@@ -28,6 +32,7 @@ class MetricCheck:
         for owner in owners:  # a scheduler or searcher given its own metric(s)=
             for own in _names(getattr(owner, "metric", None)):
                 self._unseen.setdefault(own, type(owner).__name__)
+        self._metrics = tuple(self._unseen)  # ranked by: each must be a real number
         for key in stop_keys:  # run(stop={key: threshold})
             self._unseen.setdefault(key, _STOP)
 
@@ -43,7 +48,11 @@ class MetricCheck:
                     return
 
     def missing(self, trial: Trial, result: dict[str, Any]) -> ValueError | None:
-        """None while every metric was seen (the usual case, at once); else the error to end with."""
+        """None while every metric was seen, as a number (the usual case, at once); else the error to end with."""
+        for metric in self._metrics:
+            value = result.get(metric)
+            if value.__class__ is not float and value is not None and not is_number(value):
+                return self._not_a_number(trial, metric, value)
         if not self._unseen:
             return None
         for metric in [m for m in self._unseen if m in result]:
@@ -62,6 +71,15 @@ class MetricCheck:
         return ValueError(
             f"metric={metric!r}{f' (of {owner})' if owner else ''} is not in {trial.trial_id}'s {which}; it reported: "
             f"{', '.join(user_keys + auto_keys)}{f' (nor is {also})' if also else ''}. Report it with asynctune.report({report}) or {fix}. "
+            f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
+
+    def _not_a_number(self, trial: Trial, metric: str, value: Any) -> ValueError:
+        which = "first result" if trial.num_results <= 1 else f"result {trial.num_results}"
+        kind = type(value)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        return ValueError(
+            f"metric={metric!r} in {trial.trial_id}'s {which} is a {name} ({value!r}), not a real number: it "
+            f"cannot be ranked. Report a number, e.g. asynctune.report({metric}=float(...)) (x.item() for a tensor). "
             f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
 
 

@@ -27,7 +27,7 @@ from ..core.resources import Placement
 from ..worker.session import read_checkpoint_meta
 from ..store.recording import BatchWriter, Recorder, make_recorder
 from ..store.layout import PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, copy_checkpoint, remove_checkpoint
-from ..core.trial import Mutate, Status, Trial
+from ..core.trial import Decision, Mutate, Status, Trial
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TrialStorageError(Exception):
 class TrialRuntime:
     """The controller's handle on one trial (see the module docstring for its transitions)."""
 
-    __slots__ = ("trial", "run", "stop_requested", "pause_requested", "resume_request", "killing",
+    __slots__ = ("trial", "run", "stop_requested", "pause_requested", "resume_request", "killing", "overdue",
                  "memory_error", "write_error", "kept_checkpoints", "rewind_pending", "_recorder", "_metric", "_mode",
                  "_keep", "_changed",
                  "_callbacks", "_recording", "_writer")
@@ -62,6 +62,7 @@ class TrialRuntime:
         self.pause_requested = False  # by pause_trial: PAUSE at the next result
         self.resume_request: tuple[dict[str, Any] | None, str | None] | None = None  # once paused
         self.killing = False  # the controller kills it: its lost worker is no failure
+        self.overdue: Decision | None = None  # told to stop/pause, it did not return in time: killed
         self.memory_error: MemoryLimitExceeded | None = None  # killed for memory: ends as ERROR
         self.write_error: str | None = None  # killed because its directory cannot be written: a failure
         self.kept_checkpoints: list[str] = []  # older checkpoints still on disk (keep_checkpoints_num)
@@ -118,7 +119,7 @@ class TrialRuntime:
         trial = self.trial
         trial.status, trial.placement = Status.RUNNING, placement
         self.run, self.stop_requested, self.pause_requested = None, False, False
-        self.killing, self.memory_error, self.write_error = False, None, None
+        self.killing, self.memory_error, self.write_error, self.overdue = False, None, None, None
         if trial.start_time is None:
             trial.start_time = now
         # What it reported after its restore point comes again; until then (if it fails first,
@@ -187,7 +188,7 @@ class TrialRuntime:
         too: a study of 100,000 trials should not keep 100,000 of them)."""
         self.trial.placement = None
         self.run, self.stop_requested, self.pause_requested = None, False, False
-        self.killing, self.memory_error, self.write_error = False, None, None
+        self.killing, self.memory_error, self.write_error, self.overdue = False, None, None, None
         if self.trial.status is not Status.PAUSED:
             self.resume_request = None
 

@@ -12,24 +12,30 @@ from ..errors import ExecutorError
 from ..core.resources import HostInventory, Placement, local_inventory
 from ..worker.protocol import TrialRequest, WorkerLostEvent
 from .base import Executor, TrialRun
+from .leftovers import MARK_ENV, end_marked, new_mark
 from .pipe_worker import PipeWorker, QueuedTrialRun, WorkerPool, describe_exit, stderr_tail
 from .processes import driver_import_paths, kill_group, kill_process_tree
 
 logger = logging.getLogger(__name__)
 
 
+_READY_S = 60.0  # how long a new worker may take to say it is ready (an import on a slow disk)
+
+
 class _Worker(PipeWorker, asyncio.SubprocessProtocol):
     """One worker process on this machine, behind its stdin/stdout/stderr pipes."""
 
-    def __init__(self, pool: WorkerPool[_Worker], key: tuple) -> None:
+    def __init__(self, pool: WorkerPool[_Worker], key: tuple, mark: str) -> None:
         super().__init__(pool, key, "local worker")
         self.transport: asyncio.SubprocessTransport | None = None
         self.stdin: asyncio.WriteTransport | None = None
+        self.mark = mark  # in its environment and its descendants' (leftovers.py)
+        self.killed = False  # the driver ends its process tree (kill_process_tree)
+        self._drain: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.pid = self.transport.get_pid()
-        self.stdin = self.transport.get_pipe_transport(0)  # type: ignore[assignment]
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 2:
@@ -37,20 +43,49 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
         else:
             self.messages.feed(data)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        # The process has exited and its pipes are drained: every message it sent was seen.
-        code = self.transport.get_returncode() if self.transport else None
+    def process_exited(self) -> None:
+        # The exit is the event, not the last copy of the pipes closing: a process the trial
+        # started may hold one for as long as it lives. What the worker wrote before it died is
+        # in the pipe already; read it for a moment, then close the pipes.
         if self.pid is not None:
             kill_group(self.pid)  # grandchildren the trial started must not outlive it
+        code = self.transport.get_returncode() if self.transport else None
+        if code != 0 and self.alive and not self.killed:
+            end_marked(self.mark)  # and those that left its process group (a kill of ours ended its tree)
+        self._drain = asyncio.get_running_loop().call_later(_DRAIN_S, self._lost)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The process has exited and its pipes are drained: every message it sent was seen.
+        if self._drain is not None:
+            self._drain.cancel()
+        self._lost()
+
+    def _lost(self) -> None:
+        if not self.alive:
+            return
+        code = self.transport.get_returncode() if self.transport else None
+        if self.pid is not None:
+            kill_group(self.pid)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        if self.stdin is not None:
+            self.stdin.close()
         run = self.ended(ExecutorError(
             f"worker failed to start: {describe_exit(code)}\n{self.stderr.decode(errors='replace')}"))
         if run is not None:
             tail = stderr_tail(run.request.trial_dir, bytes(self.stderr))
-            run.queue.put(WorkerLostEvent(describe_exit(code), code, tail))
+            run.queue.put(WorkerLostEvent(self.exit_reason(code), code, tail))
 
     def write(self, data: bytes) -> None:
         if self.stdin is not None and not self.stdin.is_closing():
             self.stdin.write(data)
+
+    def abort(self) -> None:
+        if self.pid is not None and self.alive:
+            kill_group(self.pid)  # it leads its own process group (start_new_session)
+
+
+_DRAIN_S = 0.3  # how long a dead worker's pipes are read after its exit
 
 
 class _LocalTrialRun(QueuedTrialRun):
@@ -63,6 +98,7 @@ class _LocalTrialRun(QueuedTrialRun):
     async def kill(self) -> None:
         worker = self.worker
         if worker.alive and worker.pid is not None:
+            worker.killed = True
             await kill_process_tree(worker.pid, grace_s=self.kill_grace_s, exited=worker.gone)
 
 
@@ -127,6 +163,8 @@ class LocalExecutor(Executor):
             if worker.run is None:
                 worker.exit()
         done, pending = await asyncio.wait([w.gone for w in workers], timeout=2.0) if workers else (set(), set())
+        for worker in workers:
+            worker.killed = True
         await asyncio.gather(*(kill_process_tree(w.pid, grace_s=self.kill_grace_s, exited=w.gone)
                                for w in workers if w.alive and w.pid is not None))
         if pending:
@@ -146,16 +184,31 @@ class LocalExecutor(Executor):
         env = dict(os.environ)
         env.update(env_delta)
         env["PYTHONUNBUFFERED"] = "1"  # a trial's stdout.txt fills as it prints
+        env[MARK_ENV] = mark = new_mark()
         env["PYTHONPATH"] = os.pathsep.join(driver_import_paths() + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         loop = asyncio.get_running_loop()
-        _, worker = await loop.subprocess_exec(
-            lambda: _Worker(self._pool, key), self.python, "-m", "asynctune.worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env, cwd=os.getcwd(), start_new_session=True,  # Ctrl-C reaches the driver, not trials
-        )
+        # The worker's stdin is a pipe of our own, one-way: asyncio's and uvloop's are socket pairs,
+        # and bytes a trial wrote into one would reach a transport that cannot take them.
+        stdin_read, stdin_write = os.pipe()
+        try:
+            _, worker = await loop.subprocess_exec(
+                lambda: _Worker(self._pool, key, mark), self.python, "-m", "asynctune.worker",
+                stdin=stdin_read, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=env, cwd=os.getcwd(), start_new_session=True,  # Ctrl-C reaches the driver, not trials
+            )
+        except BaseException:
+            os.close(stdin_write)
+            raise
+        finally:
+            os.close(stdin_read)
+        worker.stdin, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, open(stdin_write, "wb", buffering=0))
         self._pool.add(worker)
         try:
-            await worker.ready
+            try:
+                await asyncio.wait_for(asyncio.shield(worker.ready), _READY_S)
+            except (TimeoutError, asyncio.TimeoutError):
+                raise ExecutorError(f"a local worker did not start within {_READY_S:g} s (its stderr: "
+                                    f"{worker.stderr.decode(errors='replace')[-500:]!r})") from None
         except BaseException:
             if worker.pid is not None and worker.alive:
                 await kill_process_tree(worker.pid, grace_s=self.kill_grace_s, exited=worker.gone)

@@ -11,6 +11,7 @@ ended, which each supplies (`write`, `TrialRun.kill`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections import deque
@@ -24,6 +25,8 @@ from ..worker.protocol import (
     run_frame,
 )
 from .base import EventQueue, TrialRun
+
+logger = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 4096
 
@@ -73,7 +76,7 @@ class PipeWorker:
     def __init__(self, pool: WorkerPool[Any], key: tuple, where: str) -> None:
         self.pool = pool
         self.key = key  # the environment it was started with: reused only for the same one
-        self.messages = WorkerMessages(where, self._on_result, self._on_end)
+        self.messages = WorkerMessages(where, self._on_result, self._on_end, self._on_broken)
         self.ready: asyncio.Future[dict[str, Any]] = self.messages.ready
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stderr = bytearray()
@@ -81,12 +84,21 @@ class PipeWorker:
         self.trainables: set[str] = set()
         self.pid: int | None = None
         self.alive = True
+        self.failure: str | None = None  # why the driver ended it (a damaged stream), for its trial
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
 
+    def abort(self) -> None:
+        """End the process now (its stream is damaged): SIGKILL, or close its channel."""
+        raise NotImplementedError
+
+    def exit_reason(self, code: int | None) -> str:
+        """Why the process ended, for its trial's WorkerLostEvent."""
+        return self.failure or describe_exit(code)
+
     def send(self, data: bytes) -> None:
-        if self.alive:
+        if self.alive and self.failure is None:  # nothing more goes to a worker being ended
             self.write(data)
 
     def exit(self) -> None:
@@ -113,6 +125,11 @@ class PipeWorker:
             self.gone.set_result(None)
         return run
 
+    def _on_broken(self, why: str) -> None:
+        if self.failure is None:
+            self.failure = f"the worker's protocol stream was damaged: it sent {why}; the worker was ended"
+        self.abort()
+
     def _on_result(self, event: ResultEvent) -> None:
         if self.run is not None:
             self.run.on_result(event)
@@ -124,7 +141,11 @@ class PipeWorker:
         if event.__class__ is ErrorEvent:
             # The worker may have failed to unpickle the trainable: send it again next time.
             self.trainables.discard(run.request.trainable_key)
-        self.pool.reclaim(self)  # idle again before the controller even sees the event
+        if changed := event.info.get("changed"):  # what the trial changed would leak into the next one
+            logger.info("%s retired: trial %s changed its %s", self.messages.where, run.trial_id, ", ".join(changed))
+            self.exit()
+        else:
+            self.pool.reclaim(self)  # idle again before the controller even sees the event
         run.on_end(event)
 
 

@@ -6,11 +6,14 @@ any executor that starts `python -m asynctune.worker` itself (see examples/subpr
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 
 import psutil
+
+logger = logging.getLogger(__name__)
 
 
 async def kill_process_tree(pid: int, *, grace_s: float = 3.0, exited: asyncio.Future | None = None) -> None:
@@ -37,11 +40,18 @@ async def kill_process_tree(pid: int, *, grace_s: float = 3.0, exited: asyncio.F
             await asyncio.wait_for(asyncio.shield(exited), grace_s)
         except (TimeoutError, asyncio.TimeoutError):
             _signal(parent, signal.SIGKILL)
-            await exited
+            try:  # SIGKILL ends it at once, unless it is stuck in the kernel (a dead NFS mount)
+                await asyncio.wait_for(asyncio.shield(exited), _KILLED_EXIT_S)
+            except (TimeoutError, asyncio.TimeoutError):
+                logger.warning("worker %d has not exited %.0f s after SIGKILL (stuck in the kernel?); going on",
+                               pid, _KILLED_EXIT_S)
     for proc in alive:
         _signal(proc, signal.SIGKILL)
     if alive:
         await asyncio.to_thread(psutil.wait_procs, alive, timeout=grace_s)
+
+
+_KILLED_EXIT_S = 10.0  # how long a SIGKILLed worker may take to be reaped before the driver goes on
 
 
 def _signal(proc: psutil.Process, signum: int) -> None:

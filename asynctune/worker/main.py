@@ -25,6 +25,8 @@ from typing import Any
 import cloudpickle
 
 from . import session as session_module
+from .foreign import foreign_reports
+from .process_state import changed_state, process_state
 from .trainable import Trainable, run_class, run_function
 from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
@@ -33,11 +35,12 @@ def main() -> None:
     os.umask(0o077)  # this process is asynctune's: what its trials write is private to the user
     # Keep private copies of the protocol pipes (not inherited by the trial's children), then
     # free fds 0-2 for the trials: stdin reads nothing, stray prints go to the worker's stderr.
-    read_fd, write_fd = os.dup(0), os.dup(1)
+    read_fd, write_fd = os.dup(0), os.dup(1)  # os.dup's copies are not inheritable
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     os.close(devnull)
+    close_inherited(keep=(read_fd, write_fd))
     channel = BlockingChannel(read_fd, write_fd)
     _become_subreaper()
     _exit_when_driver_goes(read_fd)
@@ -58,6 +61,24 @@ def main() -> None:
             _run_trial(channel, message[1], trainables)
 
 
+def close_inherited(keep: tuple[int, ...]) -> None:
+    """Close every descriptor above 2 but `keep`: a worker may be started with copies of its
+    driver's pipe ends (uvloop leaves them inheritable), and a process the trial starts would
+    inherit them and hold the driver's pipes open after this worker died."""
+    try:
+        fds = sorted(int(name) for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+    except OSError:
+        fds = list(range(3, 256))
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, already closed
+    for fd in keep:
+        os.set_inheritable(fd, False)
+
+
 def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:
     try:
         os.makedirs(request.trial_dir, exist_ok=True)
@@ -67,12 +88,15 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
         return
     session = session_module.TrialSession(channel, request)
     session_module._current = session
+    before = process_state()
     try:
         message = execute_trial(session, request, trainables)
     finally:
         session_module._current = None
         end_descendants()
         _restore_output(saved)
+    if changed := changed_state(before, process_state()):  # the driver retires this worker
+        message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
 
 
@@ -89,6 +113,8 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
             how, checkpoint = run_class(trainable, session)
         else:
             how, checkpoint = run_function(trainable, session), None
+        if how == "finished" and not session.reports:  # the driver warns, naming what it called instead
+            return ("done", how, checkpoint, {"reported": False, "foreign_reports": foreign_reports()})
         return ("done", how, checkpoint)
     except session_module.StopTrial:
         return ("done", "stopped", None)

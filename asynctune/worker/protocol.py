@@ -18,11 +18,16 @@ Worker -> driver:
                                 "python", "executable" and "protocol" (PROTOCOL_VERSION)
     ("result", result, checkpoint_dir | None)
                                 the trial's report(); the trial then blocks until the decision
-    ("done", how, checkpoint_dir | None)
+    ("done", how, checkpoint_dir | None[, info])
                                 the trial ended: how is "finished" (the trainable returned),
-                                "stopped" or "paused" (a decision ended it)
-    ("error", message, traceback)
-                                the trial raised; the worker lives on
+                                "stopped" or "paused" (a decision ended it); info, when
+                                present, holds notes: "reported": False and "foreign_reports"
+                                for a trial that returned without reporting (worker/foreign.py),
+                                "changed": what the trial changed in the worker process, which
+                                the driver then retires (worker/process_state.py)
+    ("error", message, traceback[, info])
+                                the trial raised; the worker lives on (unless info says
+                                "changed")
 
 A trial's messages are: results, each answered by exactly one decision, then one "done" or
 "error". `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
@@ -72,25 +77,52 @@ def encode(message: Any) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
-class FrameDecoder:
-    """Splits a byte stream into messages; feed() returns the complete ones."""
+# A worker's messages are results, ends and tracebacks: far below this. A length above it is a
+# damaged stream (something else wrote to the worker's protocol descriptor), refused before
+# anything is buffered for it.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
 
-    def __init__(self) -> None:
+
+class FrameError(AsynctuneError):
+    """The byte stream is not the protocol's: an oversized length, a frame that does not unpickle,
+    or (from a worker) a message that is not one of the protocol's. Nothing after it is trusted."""
+
+
+class FrameDecoder:
+    """Splits a byte stream into messages; feed() returns the complete ones, or raises FrameError
+    (and every later feed() too: a damaged stream stays damaged)."""
+
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
         self._buffer = bytearray()
+        self._max_frame = max_frame
+        self.broken: FrameError | None = None
 
     def feed(self, data: bytes) -> list[Any]:
+        if self.broken is not None:
+            raise self.broken
         buffer = self._buffer
         buffer += data
         messages = []
         start = 0
         end = len(buffer)
-        while end - start >= HEADER_SIZE:
-            (size,) = _HEADER.unpack_from(buffer, start)
-            if end - start - HEADER_SIZE < size:
-                break
-            begin = start + HEADER_SIZE
-            messages.append(pickle.loads(memoryview(buffer)[begin:begin + size]))
-            start = begin + size
+        try:
+            while end - start >= HEADER_SIZE:
+                (size,) = _HEADER.unpack_from(buffer, start)
+                if size > self._max_frame:
+                    raise FrameError(f"a frame of {size} bytes, over the limit of {self._max_frame} bytes "
+                                     f"(MAX_FRAME_BYTES)")
+                if end - start - HEADER_SIZE < size:
+                    break
+                begin = start + HEADER_SIZE
+                try:
+                    messages.append(pickle.loads(memoryview(buffer)[begin:begin + size]))
+                except Exception as exc:  # noqa: BLE001  anything at all: the bytes are not a message
+                    raise FrameError(f"a corrupt frame ({type(exc).__name__}: {exc})") from None
+                start = begin + size
+        except FrameError as exc:
+            self.broken = exc
+            buffer.clear()
+            raise
         if start:
             del buffer[:start]
         return messages
@@ -209,6 +241,7 @@ class ResultEvent:
 class DoneEvent:
     how: str  # "finished" | "stopped" | "paused"
     checkpoint: str | None
+    info: dict[str, Any] = field(default_factory=dict)  # the worker's notes: "reported", "foreign_reports"
 
 
 @dataclass(frozen=True)
@@ -217,6 +250,7 @@ class ErrorEvent:
 
     error: str
     traceback: str
+    info: dict[str, Any] = field(default_factory=dict)  # the worker's notes, as DoneEvent's
 
 
 @dataclass(frozen=True)
@@ -241,10 +275,12 @@ class WorkerMessages:
     """
 
     def __init__(self, where: str, on_result: Callable[[ResultEvent], None] | None = None,
-                 on_end: Callable[[DoneEvent | ErrorEvent], None] | None = None) -> None:
+                 on_end: Callable[[DoneEvent | ErrorEvent], None] | None = None,
+                 on_broken: Callable[[str], None] | None = None) -> None:
         self.where = where  # "worker on gpu1", for errors
         self.on_result = on_result
         self.on_end = on_end  # the trial ended: its worker is free again
+        self.on_broken = on_broken  # its stream is damaged (FrameError): the worker must go
         import asyncio  # here, not at the top: a worker process has no use for asyncio
 
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -252,7 +288,20 @@ class WorkerMessages:
         self._decoder = FrameDecoder()
 
     def feed(self, data: bytes) -> None:
-        for message in self._decoder.feed(data):
+        """Take bytes from the worker; a damaged stream calls `on_broken` once, and what follows is ignored."""
+        if self._decoder.broken is not None:
+            return
+        try:
+            messages = self._decoder.feed(data)
+            for message in messages:  # a worker sends tuples, each named by its first item
+                if not (message.__class__ is tuple and message and message[0].__class__ is str):
+                    self._decoder.broken = FrameError(f"a frame that is no message of the protocol: {message!r:.80}")
+                    raise self._decoder.broken
+        except FrameError as exc:
+            logger.warning("%s sent %s: ending it", self.where, exc)
+            self.on_broken(str(exc))
+            return
+        for message in messages:
             if message[0] == "result":  # the hot path, inlined
                 self.awaiting_decision = True
                 self.on_result(ResultEvent(message[1], message[2]))
@@ -268,10 +317,10 @@ class WorkerMessages:
             return ResultEvent(message[1], message[2])
         if kind == "done":
             self.awaiting_decision = False
-            return DoneEvent(message[1], message[2])
+            return DoneEvent(message[1], message[2], message[3] if len(message) > 3 else {})
         if kind == "error":
             self.awaiting_decision = False
-            return ErrorEvent(message[1], message[2])
+            return ErrorEvent(message[1], message[2], message[3] if len(message) > 3 else {})
         if kind == "ready":
             self._on_ready(message[1])
             return None

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import AsynctuneError
 from .protocol import read_decision
+from .recordable import RECORDABLE, UnrecordableResult, check_result
 from ..core.trial import Decision
 from ..store.private_files import load_pickle_private, make_tree_private, makedirs_private, open_private
 
@@ -61,6 +62,7 @@ class TrialSession:
         self.time_total: float = request.start_time_total
         self.restore_checkpoint: str | None = request.restore_checkpoint
         self.last_checkpoint: str | None = request.restore_checkpoint
+        self.reports = 0  # results reported in this attempt
         self._last_time = time.time()
         self._hostname = socket.gethostname()
         self._pid = os.getpid()
@@ -71,6 +73,8 @@ class TrialSession:
         now = time.time()
         elapsed = now - self._last_time
         self._last_time = now
+        check_result(metrics)  # a value that cannot be recorded is named here, in the trial
+        self.reports += 1
         self.iteration += 1
         self.time_total += elapsed
         result = dict(metrics)
@@ -82,7 +86,11 @@ class TrialSession:
             checkpoint_dir = self.save_checkpoint(checkpoint)
         if checkpoint_dir is not None:
             self.last_checkpoint = checkpoint_dir
-        self.channel.send(("result", result, checkpoint_dir))
+        try:
+            self.channel.send(("result", result, checkpoint_dir))
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+            raise UnrecordableResult(f"report(): the result cannot be sent to the driver ({type(exc).__name__}: "
+                                     f"{exc}); {RECORDABLE}") from exc
         decision = read_decision(self.channel.receive())
         # The time spent waiting for the decision is the framework's, not the trial's.
         self._last_time = time.time()

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import ExecutorError
+from .hello import read_hello
 from .worker import pack, unpack
 from ...core.trial import Decision, Mutate
 from ...worker.protocol import EXIT_FRAME, FrameDecoder, decision_message, encode, encode_decision
@@ -274,41 +275,29 @@ class Runners:
             self._server = None
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """A runner connected (its certificate verified by the TLS handshake): it introduces itself."""
-        decoder = FrameDecoder()
+        """A runner connected (its certificate verified by the TLS handshake): it introduces
+        itself with a fixed header (hello.py), checked before a byte of pickle is read."""
         try:
-            hello = await asyncio.wait_for(_first_message(reader, decoder), HELLO_TIMEOUT_S)
-            kind, info = hello
-            key = info["key"]
+            info = await asyncio.wait_for(read_hello(reader), HELLO_TIMEOUT_S)
         except Exception as exc:
             logger.warning("Dask channel: a connection from %s did not introduce itself (%s: %s); closed",
                            writer.get_extra_info("peername"), type(exc).__name__, exc)
             writer.close()
             return
+        key = info["key"]
         runner = self._by_key.get(key)
-        if kind != "hello" or runner is None or runner.writer is not None:
-            # Dask ran the task again (its first worker died), or the driver let go of it:
-            # that run must not train; the controller retries the trial itself.
-            writer.write(encode(("ABANDON", info.get("nonce"))))
+        if runner is None or runner.writer is not None:
+            # Dask ran the task again (its first worker died), the driver let go of it, or this
+            # task has its runner already: this run must not train. A running trial is left
+            # alone: if its worker died, its own connection's end says so.
+            if runner is not None:
+                logger.warning("Dask channel: a second hello for %s, which has a runner (on %s); refused", key,
+                               runner.info.get("worker"))
+            writer.write(encode(("ABANDON", info["nonce"])))
             writer.close()
-            if runner is not None and runner.run is not None:
-                runner.run.lose(f"the Dask worker {runner.info.get('worker')} was lost (Dask started the trial "
-                                f"again elsewhere)")
             return
-        task = self.spawn(runner.serve_connection(reader, writer, info, decoder), f"dask-runner-{key}")
+        task = self.spawn(runner.serve_connection(reader, writer, info, FrameDecoder()), f"dask-runner-{key}")
         if task is None:  # the executor is closing
             writer.close()
             return
         await asyncio.wait({task})
-
-
-async def _first_message(reader: asyncio.StreamReader, decoder: FrameDecoder) -> Any:
-    while True:
-        data = await reader.read(65536)
-        if not data:
-            raise EOFError("closed before its introduction")
-        messages = decoder.feed(data)
-        if messages:
-            if len(messages) > 1:  # a runner says nothing more before it is answered
-                raise ValueError(f"{len(messages)} messages before an answer")
-            return messages[0]

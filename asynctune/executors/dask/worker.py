@@ -32,6 +32,7 @@ from typing import Any
 from ...worker import session as session_module
 from ...errors import AsynctuneError
 from ...worker.protocol import HEADER_SIZE, TrialRequest, encode
+from .hello import hello_frame
 
 POLL_S = 1.0  # how often a trial waiting for the driver checks that its task is still wanted
 
@@ -52,8 +53,13 @@ def _told_to_run(channel: Any, kind: str, worker: Any, key: Any) -> bool:
     """Introduce this run of the task with a fresh nonce; whether the driver says to run it
     (it refuses a rerun Dask started on its own after a worker died)."""
     nonce = uuid.uuid4().hex
-    channel.send((kind, {"nonce": nonce, "key": key, "worker": worker.address, "name": worker.name,
-                         "pid": os.getpid(), "hostname": socket.gethostname(), "thread": threading.get_ident()}))
+    name = "" if worker.name is None else str(worker.name)
+    info = {"nonce": nonce, "key": str(key), "worker": worker.address, "name": name,
+            "pid": os.getpid(), "hostname": socket.gethostname(), "thread": threading.get_ident()}
+    if kind == "hello":  # the direct channel: a fixed header, which the driver reads before any pickle
+        channel.sock.sendall(hello_frame(info))
+    else:
+        channel.send((kind, info))
     try:
         return channel.receive() == ("RUN", nonce)
     except session_module.StopTrial:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from ...core.compat import TimeoutErrors, timeout
-from ...errors import ExecutorError, HostUnreachable
+from ...errors import ExecutorError, HostKeyRefused, HostUnreachable
 from ...core.resources import GPU, HostInventory
 from .hosts import Host
 from .sync import HostFiles
@@ -159,11 +159,12 @@ class _RemoteHost:
         except asyncssh.HostKeyNotVerifiable as exc:
             where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
             port = self.spec.port or 22
-            raise HostUnreachable(self.name, (
+            raise HostKeyRefused(self.name, (
                 f"its host key is not trusted ({exc.reason}): it is missing from {where} or has changed. "
                 f"Check the key's fingerprint with the host's admin, then add it (log in once with "
                 f"`ssh -p {port} {self.spec.address}`, or `ssh-keyscan -p {port} {self.spec.address} "
-                f">> ~/.ssh/known_hosts`). known_hosts=None would skip the check, which is unsafe.")) from None
+                f">> ~/.ssh/known_hosts`). known_hosts=None would skip the check, which is unsafe."),
+                _inspect_key_commands(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)) from None
         except asyncssh.PermissionDenied as exc:
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
                                              f"check `ssh {self.name}` works without a password") from None
@@ -275,6 +276,15 @@ class _RemoteHost:
                 await asyncio.sleep(delay)
                 try:
                     await self.connect()
+                except HostKeyRefused as exc:  # a key that changed mid-run is news, not a host still down
+                    if self.down_reason != str(exc):
+                        logger.warning("SSHExecutor: the host key of %s changed (or left known_hosts) during the "
+                                       "run: it is not connected and its trials go to the other hosts. To see the key "
+                                       "known_hosts holds, the one it offers now and the line to fix: %s",
+                                       self.name, exc.inspect)
+                    self.down_reason = str(exc)
+                    delay = min(delay * 2, longest)
+                    continue
                 except Exception as exc:
                     self.down_reason = str(exc)
                     logger.info("SSHExecutor: %s still down: %s", self.name, exc)
@@ -320,6 +330,20 @@ class _RemoteHost:
 
 
 _KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)?$", re.IGNORECASE)
+
+
+def _inspect_key_commands(address: str, port: int | None, known_hosts: Any, ssh_config: Any) -> str:
+    """The command that shows the key known_hosts holds for a host, the key it offers now, and
+    the known_hosts line that disagrees (ssh's own "REMOTE HOST IDENTIFICATION HAS CHANGED")."""
+    words = ["ssh", "-o", "BatchMode=yes"]
+    configs = [ssh_config] if isinstance(ssh_config, str) else list(ssh_config or [])
+    if configs:
+        words += ["-F", str(configs[0])]
+    if isinstance(known_hosts, str):
+        words += ["-o", f"UserKnownHostsFile={known_hosts}"]
+    if port:
+        words += ["-p", str(port)]
+    return "`" + " ".join(shlex.quote(w) for w in [*words, address, "true"]) + "`"
 
 
 def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:

@@ -201,6 +201,9 @@ class _Worker(PipeWorker, asyncssh.SSHClientSession):
         if channel is not None and not channel.is_closing():
             channel.write(data)
 
+    def abort(self) -> None:
+        self.close_channel()  # the worker's watchdog SIGKILLs its group as its pipe closes
+
     def close_channel(self) -> None:
         if self.channel is not None:
             self.channel.close()
@@ -260,7 +263,7 @@ class _SSHTrialRun(QueuedTrialRun):
         async def finish() -> TrialEvent:
             end: TrialEvent = event
             if isinstance(event, DoneEvent):  # the driver's copy of its last checkpoint
-                end = DoneEvent(event.how, await self._copy_checkpoint(event.checkpoint))
+                end = DoneEvent(event.how, await self._copy_checkpoint(event.checkpoint), event.info)
             await self._fetch_logs()
             return end
 
@@ -272,7 +275,7 @@ class _SSHTrialRun(QueuedTrialRun):
         async def lost() -> TrialEvent:
             if reason is None:  # the worker died, the host is fine: its stderr tells why
                 await self._fetch_logs()
-                return WorkerLostEvent(describe_exit(exit_code), exit_code,
+                return WorkerLostEvent(self.worker.exit_reason(exit_code), exit_code,
                                        stderr_tail(self.request.trial_dir, worker_stderr))
             return WorkerLostEvent(str(reason), None, stderr_tail(self.request.trial_dir, worker_stderr))
 

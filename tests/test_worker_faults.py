@@ -1,0 +1,319 @@
+"""Workers that can never hang the driver (issue 29), with real worker processes: a worker
+killed while processes it started hold copies of its pipes, a trial that ignores its stop,
+a worker a trial changed, a corrupt or oversized frame, garbage on every descriptor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+import asynctune as at
+
+
+def _pids_alive(directory) -> list[int]:
+    alive = []
+    for name in os.listdir(directory):
+        if name.endswith(".pids"):
+            for pid in map(int, open(os.path.join(directory, name)).read().split()):
+                try:
+                    if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                        alive.append(pid)
+                except psutil.NoSuchProcess:
+                    pass
+    for pid in alive:  # clean up after a failure
+        os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+# 1. A dead worker is an event of its own, not the last copy of its pipes closing ----------------
+
+def _killed_with_children(config):
+    if at.get_checkpoint() is None:  # first attempt: leave children holding every inherited fd, then die
+        at.report(step=1, checkpoint={"step": 1})
+        children = [subprocess.Popen(["sleep", "1000"], close_fds=False)
+                    for _ in range(3)]
+        children.append(subprocess.Popen(["sleep", "1000"], close_fds=False, start_new_session=True))
+        os.system("sleep 1000 &")
+        with open(os.path.join(config["dir"], f"{at.get_trial_id()}.pids"), "w") as f:
+            f.write(" ".join(str(c.pid) for c in children))
+        with open(os.path.join(config["dir"], f"{at.get_trial_id()}.killed"), "w") as f:
+            f.write(str(time.time()))
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+    at.report(step=2)
+
+
+def test_a_killed_worker_fails_over_at_once_while_its_children_hold_its_pipes(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    began = time.monotonic()
+    analysis = at.run(_killed_with_children, config={"dir": str(pids)}, num_samples=2, max_failures=1,
+                      time_budget_s=60, storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=2))
+    took = time.monotonic() - began
+    time.sleep(0.5)
+    escaped = _pids_alive(pids)
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 2, [t.error for t in analysis.trials]
+    assert [t.num_failures for t in analysis.trials] == [1, 1]
+    assert all("SIGKILL" in t.error for t in analysis.trials)
+    assert [[r["step"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[1, 2]] * 2
+    assert took < 20, f"run() took {took:.1f}s: the dead workers were noticed late"
+    assert escaped == [], "processes the dead worker's trial started outlived it"
+    with open(os.path.join(analysis.experiment_dir, "journal.jsonl")) as f:
+        retried = {e["trial_id"]: e["time"] for e in map(json.loads, f) if e["event"] == "retry"}
+    for trial in analysis.trials:  # the kill is an event within a second or two, not when the children end
+        killed = float((pids / f"{trial.trial_id}.killed").read_text())
+        assert retried[trial.trial_id] - killed < 2.0, retried[trial.trial_id] - killed
+
+
+# 3. A trial told to stop that does not return is ended, and its place freed ---------------------
+
+def _ignores_stop(config):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # and SIGTERM too: only SIGKILL ends it
+    try:
+        for i in range(100):
+            at.report(i=i + 1)
+    finally:
+        time.sleep(1000)  # blocks as it unwinds from the stop
+
+
+def test_a_trial_that_ignores_its_stop_is_killed_and_its_place_freed(tmp_path):
+    began = time.monotonic()
+    analysis = at.run(_ignores_stop, config={"x": at.uniform(0, 1)}, num_samples=6, stop={"training_iteration": 2},
+                      stop_grace_s=0.5, time_budget_s=90, storage_path=str(tmp_path), verbose=0,
+                      executor=at.LocalExecutor(cpus=2, kill_grace_s=0.5))
+    took = time.monotonic() - began
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 6, [t.error for t in analysis.trials]
+    assert [t.num_failures for t in analysis.trials] == [0] * 6  # the stop stands: no failure, no retry
+    assert [[r["i"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials] == [[1, 2]] * 6
+    assert took < 45, f"6 stubborn trials on 2 places took {took:.1f}s"
+
+
+class _PausesAtTwo(at.FIFOScheduler):
+    def on_trial_result(self, trial, result):
+        return at.PAUSE if result["training_iteration"] == 2 else at.CONTINUE
+
+
+def _ignores_its_first_pause(config):
+    checkpoint = at.get_checkpoint()
+    start = checkpoint["i"] if checkpoint else 0
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        for i in range(start, 4):
+            at.report(i=i + 1, checkpoint={"i": i + 1})
+    finally:
+        if start == 0:
+            time.sleep(1000)
+
+
+def test_a_trial_that_ignores_its_pause_is_killed_and_resumes_from_its_checkpoint(tmp_path):
+    began = time.monotonic()
+    analysis = at.run(_ignores_its_first_pause, config={"x": at.uniform(0, 1)}, num_samples=2,
+                      scheduler=_PausesAtTwo(), stop_grace_s=0.5, time_budget_s=60, storage_path=str(tmp_path),
+                      verbose=0, executor=at.LocalExecutor(cpus=2, kill_grace_s=0.5))
+    assert time.monotonic() - began < 30
+    with open(os.path.join(analysis.experiment_dir, "journal.jsonl")) as f:
+        journal = [json.loads(line) for line in f]
+    for trial in analysis.trials:
+        statuses = [e["status"] for e in journal if e["trial_id"] == trial.trial_id]
+        assert "PAUSED" in statuses and "ERROR" not in statuses, statuses  # the pause stands
+        assert trial.status is at.Status.TERMINATED and trial.num_failures == 0
+        assert [r["i"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4]
+
+
+def test_stop_grace_s_is_checked():
+    with pytest.raises(ValueError, match="stop_grace_s"):
+        at.run(_ignores_stop, stop_grace_s=-1, verbose=0)
+
+
+# 5. A value that cannot be recorded is named where it is reported ------------------------------
+
+def _deep(levels):
+    value = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def _circular():
+    value = {"x": 1.0}
+    value["self"] = value
+    return value
+
+
+def _reports(config):
+    class Mine:  # the trainable's own class, sent by value: it cannot travel back
+        pass
+
+    import threading
+
+    odd = {"tuple_key": {("a", "b"): 1.0}, "circular": {"nested": _circular()}, "deep": _deep(5000),
+           "lock": {"inner": [1, threading.Lock()]}, "mine": Mine()}[config["case"]]
+    at.report(loss=1.0, extra=odd)
+
+
+@pytest.mark.parametrize("case, named", [
+    ("tuple_key", "result['extra'] has the key ('a', 'b'), a tuple"),
+    ("circular", "result['extra']['nested']['self'] contains itself"),
+    ("deep", "result['extra']['a']['a']"),
+    ("lock", "result['extra']['inner'][1] is a _thread.lock"),
+    ("mine", "result['extra'] is a test_worker_faults._reports.<locals>.Mine"),
+])
+def test_a_value_that_cannot_be_recorded_fails_its_trial_naming_it(tmp_path, case, named):
+    analysis = at.run(_reports, config={"case": case}, raise_on_failed_trial="never", storage_path=str(tmp_path),
+                      verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR
+    assert named in trial.error, trial.error
+    assert "UnrecordableResult" in trial.error and "report numbers" in trial.error
+
+
+def _reports_metric(config):
+    at.report(loss=config["value"]())
+
+
+@pytest.mark.parametrize("make, kind", [(lambda: __import__("decimal").Decimal("0.5"), "decimal.Decimal"),
+                                        (lambda: __import__("datetime").datetime(2026, 1, 1), "datetime.datetime")])
+def test_a_metric_that_is_not_a_number_is_refused_at_the_first_result(tmp_path, make, kind):
+    with pytest.raises(ValueError, match=rf"metric='loss' in trial_0000\d's first result is a {kind}"):
+        at.run(_reports_metric, config={"value": make}, metric="loss", mode="min", num_samples=3,
+               storage_path=str(tmp_path), verbose=0)
+
+
+# 6. A trial that never reports is named; an experiment where none did raises -------------------
+
+def _reports_elsewhere(config):
+    from ray import tune  # a script half-migrated from Ray Tune
+
+    tune.report(loss=config["x"])
+
+
+def _reports_sometimes(config):
+    if config["x"] > 0:
+        at.report(loss=config["x"])
+
+
+def test_an_experiment_where_no_trial_reported_raises_naming_the_other_report(tmp_path, monkeypatch, caplog):
+    # A stand-in for Ray (not installed here): a package `ray` with a `tune.report`.
+    fake = tmp_path / "site" / "ray"
+    (fake / "tune").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "tune" / "__init__.py").write_text("def report(**metrics):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(at.NothingReported, match=r"none of the 2 trial\(s\) reported a result: asynctune.report\(...\) "
+                                                 r"was never called in the trainable; the trainable imported "
+                                                 r"ray.tune.report") as caught:
+        at.run(_reports_elsewhere, config={"x": at.uniform(0, 1)}, num_samples=2, storage_path=str(tmp_path / "r"),
+               verbose=0)
+    assert caught.value.foreign_reports == ["ray.tune.report"]
+    assert [t.status for t in caught.value.analysis.trials] == [at.Status.TERMINATED] * 2
+    assert "trial_00000 returned without reporting a result" in caplog.text
+
+
+def test_a_trial_that_returns_without_reporting_is_named(tmp_path, caplog):
+    analysis = at.run(_reports_sometimes, config={"x": at.grid_search([0, 1])}, storage_path=str(tmp_path),
+                      verbose=0)
+    assert [t.num_results for t in analysis.trials] == [0, 1]
+    assert "trial_00000 returned without reporting a result: its trainable never called asynctune.report" \
+        in caplog.text
+    assert "trial_00001 returned without" not in caplog.text
+
+
+# 2. A corrupt or oversized frame ends that worker and fails its trial, naming the cause, once ---
+
+def _damages_its_stream(config):
+    from asynctune.worker import session
+
+    at.report(step=1)
+    os.write(session._current.channel.write_fd, config["garbage"])  # on the protocol's own descriptor
+    at.report(step=2)
+    time.sleep(1000)
+
+
+@pytest.mark.parametrize("garbage, named", [
+    (b"\x00\x00\x00\x10" + b"not a pickle at all", "a corrupt frame (UnpicklingError"),
+    (b"\xff\xff\xff\xff" + b"0123456789abcdef", "a frame of 4294967295 bytes, over the limit"),
+    (b"\x00\x00\x00\x05" + b"\x80\x05K\x07.", "a frame that is no message of the protocol: 7"),  # pickle of 7
+])
+def test_a_damaged_stream_ends_its_worker_and_fails_the_trial_once(tmp_path, caplog, garbage, named):
+    began = time.monotonic()
+    analysis = at.run(_damages_its_stream, config={"garbage": garbage}, raise_on_failed_trial="never",
+                      time_budget_s=60, storage_path=str(tmp_path), verbose=0)
+    assert time.monotonic() - began < 20
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR
+    assert trial.error.startswith("the worker's protocol stream was damaged: it sent " + named), trial.error
+    assert [r["step"] for r in analysis.trial_results(trial.trial_id)] == [1]
+    assert caplog.text.count("local worker sent a") == 1, caplog.text  # named once, not per later chunk
+    assert "Traceback" not in caplog.text
+
+
+# 7. Garbage on every descriptor is named as what it is ------------------------------------------
+
+def _writes_everywhere(config):
+    at.report(step=1)
+    for fd in range(64):
+        try:
+            os.write(fd, b"\x00\x00\x00\x08garbage!" * 4)
+        except OSError:
+            pass
+    at.report(step=2)
+
+
+def test_garbage_on_every_descriptor_is_no_oom_kill_and_no_fatal_transport_error(tmp_path, caplog, capfd):
+    analysis = at.run(_writes_everywhere, raise_on_failed_trial="never", time_budget_s=60,
+                      storage_path=str(tmp_path), verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.ERROR
+    assert "protocol stream was damaged" in trial.error and "a corrupt frame" in trial.error, trial.error
+    assert "SIGKILL" not in trial.error and "OOM" not in trial.error
+    out, err = capfd.readouterr()
+    assert "Fatal error on transport" not in out + err + caplog.text
+
+
+# 4. A worker is reused only as it was found ----------------------------------------------------
+
+def _changes_its_worker(config):
+    import resource
+
+    seen = {"cwd": os.getcwd() == config["cwd"], "env": "ASYNCTUNE_TEST_LEFT" not in os.environ,
+            "umask": os.umask(0o077) == 0o077, "signal": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL,
+            "rlimit": resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY}
+    try:
+        bytearray(64 * 1024 * 1024)  # fails under an RLIMIT_AS an earlier trial left
+        seen["memory"] = True
+    except MemoryError:
+        seen["memory"] = False
+    at.report(pid=os.getpid(), clean=all(seen.values()), seen=seen)
+    change = config["change"]
+    if change == "rlimit":
+        import psutil
+
+        limit = psutil.Process().memory_info().vms + 16 * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+    elif change == "cwd":
+        os.chdir("/")
+    elif change == "env":
+        os.environ["ASYNCTUNE_TEST_LEFT"] = "1"
+    elif change == "signal":
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    elif change == "umask":
+        os.umask(0o000)
+
+
+def test_a_worker_a_trial_changed_is_retired_and_a_clean_one_reused(tmp_path):
+    changes = ["rlimit", "none", "cwd", "none", "env", "none", "signal", "none", "umask", "none", "none"]
+    analysis = at.run(_changes_its_worker, config={"change": at.grid_search(changes), "cwd": os.getcwd()},
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * len(changes), \
+        [t.error for t in analysis.trials]
+    seen = [t.last_result for t in analysis.trials]
+    assert all(r["clean"] for r in seen), [r["seen"] for r in seen if not r["clean"]]
+    pids = [r["pid"] for r in seen]
+    for i, change in enumerate(changes[:-1]):  # after a change, a fresh worker; after none, the same one
+        assert (pids[i + 1] != pids[i]) == (change != "none"), (i, change, pids)
