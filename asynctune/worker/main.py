@@ -96,6 +96,7 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         return ("done", "paused", None)
     except BaseException as exc:  # the trial's own failure: report it, keep the worker
         text = traceback.format_exc()
+        session.discard_pending_decision()  # pipelined: the failure is sent after its last answer
         sys.stderr.write(text)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             return ("error", f"{type(exc).__name__} raised in the trial", text)

@@ -85,14 +85,20 @@ class SSHExecutor(Executor):
         kill_grace_s: Time between SIGTERM and SIGKILL when a trial's process group is ended.
         sessions_per_connection: Channels per SSH connection before another connection is
             opened (sshd's MaxSessions is 10 by default).
+        wait_for_hosts_s: start() returns once one host is ready and every other one is ready
+            too, has failed, or has had this much longer; a host still connecting then joins
+            the pool (and takes trials) when it is ready, or is left out with a warning.
     """
+
+    pipelines_decisions = True  # results that need no answer at once do not wait a round trip
 
     def __init__(self, hosts: Iterable[Host | str | Mapping[str, Any]], *, known_hosts: Any = _DEFAULT,
                  client_keys: Sequence[str] | None = None, ssh_config: str | Sequence[str] | None = None,
                  working_dir: str | os.PathLike[str] | None = None, reuse_workers: bool = True,
                  connect_timeout_s: float = 15.0, keepalive_interval_s: float = 10.0,
                  reconnect_backoff_s: tuple[float, float] = (1.0, 60.0), skip_unreachable: bool = False,
-                 keep_remote_files: bool = False, kill_grace_s: float = 3.0, sessions_per_connection: int = 8) -> None:
+                 keep_remote_files: bool = False, kill_grace_s: float = 3.0, sessions_per_connection: int = 8,
+                 wait_for_hosts_s: float = 1.0) -> None:
         parsed = parse_hosts(hosts)
         if not connect_timeout_s > 0:
             raise ValueError(f"SSHExecutor: connect_timeout_s must be > 0, got {connect_timeout_s=}")
@@ -105,6 +111,8 @@ class SSHExecutor(Executor):
             raise ValueError(f"SSHExecutor: kill_grace_s must be >= 0, got {kill_grace_s=}")
         if not 2 <= sessions_per_connection <= 64:
             raise ValueError(f"SSHExecutor: sessions_per_connection must be in 2..64, got {sessions_per_connection=}")
+        if not wait_for_hosts_s >= 0:
+            raise ValueError(f"SSHExecutor: wait_for_hosts_s must be >= 0, got {wait_for_hosts_s=}")
         if working_dir is not None and not os.path.isdir(working_dir):
             raise ValueError(f"SSHExecutor: working_dir must be an existing folder, got {working_dir=}")
         if known_hosts is None:
@@ -126,6 +134,10 @@ class SSHExecutor(Executor):
         self._code: tuple[bytes, str] | None = None  # the project folder's archive and digest
         self._watchers: list[Callable[[], None]] = []
         self._tasks = OwnedTasks("SSHExecutor")  # heartbeats, reconnections, event pipelines
+        self.wait_for_hosts_s = wait_for_hosts_s
+        self._order: dict[str, int] = {}  # host name -> its place in `hosts`
+        self._pending_copies: dict[str, asyncio.Future[str]] = {}  # driver checkpoint path -> its copy
+        self._log_fetches: dict[str, asyncio.Task[Any]] = {}  # trial id -> its logs' fetch
         self._closed = False
 
     @classmethod
@@ -148,33 +160,72 @@ class SSHExecutor(Executor):
             raise
 
     async def _connect_all(self) -> None:
+        """Connect to every host at once; return when one is ready and the others are ready too,
+        have failed, or have had `wait_for_hosts_s` more: those still connecting join later."""
         if self.working_dir is not None:
             self._code = await asyncio.to_thread(pack_project, self.working_dir)
         remotes = [_RemoteHost(self, host) for host in self.hosts]
-        try:
-            outcomes = await asyncio.gather(*(r.connect() for r in remotes), return_exceptions=True)
-        except BaseException:  # cancelled: hosts that did connect must not stay connected
-            await asyncio.gather(*(r.close() for r in remotes), return_exceptions=True)
-            raise
-        failures = [(r, e) for r, e in zip(remotes, outcomes) if isinstance(e, BaseException)]
-        for remote, outcome in zip(remotes, outcomes):
-            if not isinstance(outcome, BaseException):
+        self._order = {remote.name: index for index, remote in enumerate(remotes)}
+        failures: list[tuple[_RemoteHost, BaseException]] = []
+        settled = asyncio.Event()
+        first_ready = asyncio.Event()
+        started = False
+        left = len(remotes)
+
+        async def join(remote: _RemoteHost) -> None:
+            nonlocal left
+            try:
+                await remote.connect()
+            except Exception as exc:
+                failures.append((remote, exc))
+                if started:
+                    logger.warning("SSHExecutor: leaving out %s, which joined late: %s", remote.name, exc)
+            else:
+                if self._closed:
+                    await remote.close()
+                    return
                 self._remotes[remote.name] = remote
+                first_ready.set()
+                if started:
+                    logger.warning("SSHExecutor: host %s joined late; it takes trials now", remote.name)
+                    self._notify()
+            finally:
+                left -= 1
+                if not left:
+                    settled.set()
+
+        for remote in remotes:
+            self._tasks.spawn(join(remote), f"connect-{remote.name}")
+        settled_wait = asyncio.ensure_future(settled.wait())
+        try:
+            await asyncio.wait([settled_wait, asyncio.ensure_future(first_ready.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not settled.is_set():
+                await asyncio.wait([settled_wait], timeout=self.wait_for_hosts_s)
+        finally:
+            settled_wait.cancel()
+        started = True
+        late = [r.name for r in remotes if r.name not in self._remotes and all(r is not f for f, _ in failures)]
         fatal = [e for _, e in failures if not isinstance(e, HostUnreachable) or not self.skip_unreachable]
         if fatal or not self._remotes:
+            await self._tasks.close()  # hosts still connecting stop
             await asyncio.gather(*(r.close() for r in self._remotes.values()), return_exceptions=True)
             self._remotes.clear()
-            errors = [e for _, e in failures]
+            errors = [e for _, e in failures] or [ExecutorError(f"no host connected within the wait: {late}")]
             if len(errors) == 1:
                 raise errors[0]
             raise ExecutorError("SSHExecutor could not start:\n" + "\n".join(f"  {e}" for e in errors))
         for remote, error in failures:
             logger.warning("SSHExecutor: leaving out %s: %s", remote.name, error)
+        if late:
+            logger.warning("SSHExecutor: starting without %s, still connecting: each takes trials once it has "
+                           "joined", ", ".join(late))
 
     def inventories(self) -> list[HostInventory]:
         if not self._remotes:
             raise ExecutorError("SSHExecutor.start() was not called")
-        return [r.inventory for r in self._remotes.values() if r.inventory is not None]
+        remotes = sorted(self._remotes.values(), key=lambda r: self._order.get(r.name, 0))  # the hosts' order
+        return [r.inventory for r in remotes if r.inventory is not None]
 
     def host_available(self, host: str) -> bool:
         remote = self._remotes.get(host)
@@ -195,10 +246,21 @@ class SSHExecutor(Executor):
 
     async def close(self) -> None:
         self._closed = True
+        await self._finish_copies()
         try:
             await asyncio.gather(*(r.close() for r in self._remotes.values()), return_exceptions=True)
         finally:
             await self._tasks.close()
+
+    async def _finish_copies(self, wait_s: float = 60.0) -> None:
+        """Let the checkpoint copies and log fetches under way finish (the experiment's files
+        are whole on the driver), then remove what is left of the hosts' files."""
+        pending = [*self._pending_copies.values(), *self._log_fetches.values()]
+        if pending:
+            done, late = await asyncio.wait(pending, timeout=wait_s)
+            if late:
+                logger.warning("SSHExecutor: %d checkpoint copies or log fetches did not finish within %g s",
+                               len(late), wait_s)
 
     def _notify(self) -> None:
         for callback in self._watchers:

@@ -24,6 +24,7 @@ from ...core.compat import TimeoutErrors, timeout
 from ...errors import ExecutorError, HostUnreachable
 from ...core.resources import GPU, HostInventory
 from .hosts import Host
+from .copies import CheckpointCopies
 from .sync import HostFiles
 from .workers import HostWorkers
 
@@ -94,6 +95,7 @@ class _RemoteHost:
         self._closing = False
         self.workers = HostWorkers(self)  # its worker pool (workers.py)
         self.files = HostFiles(self)  # its copy of the experiment's files (sync.py)
+        self.copies = CheckpointCopies(self)  # checkpoints to the driver, in the background (copies.py)
 
     # Connecting ----------------------------------------------------------------------------------
 
@@ -259,6 +261,8 @@ class _RemoteHost:
         for connection in connections:
             connection.close()  # every worker channel ends: their runs get WorkerLostEvent
         self.workers.lose_all(HostUnreachable(self.name, reason))
+        self.copies.fail_all(f"host {self.name} is down ({reason})")
+        self.copies.close()
         self.sftp = None
         if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
             self._heartbeat.cancel()
@@ -298,6 +302,7 @@ class _RemoteHost:
                 if self.files.sweeper is not None and self.executor.keep_remote_files:
                     await self.files.sweeper  # what is kept is what the experiment left: latest checkpoints
                 await self.workers.close()
+                self.copies.close()
                 if self.up and self.sftp is not None and not self.executor.keep_remote_files:
                     await self.files.remove_experiments()
         except TimeoutErrors:
