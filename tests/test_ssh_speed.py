@@ -11,6 +11,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import time
 
 import pytest
@@ -264,3 +265,52 @@ def test_start_does_not_wait_for_a_slow_host_which_takes_trials_once_it_joins(la
     hosts = {rows(t)[0]["host"] for t in analysis.trials}
     assert hosts == {"host0", alias}  # the late host took trials once it had joined
     assert all([r["step"] for r in rows(t)] == [1, 2, 3, 4] for t in analysis.trials)
+
+
+# (5) Liveness: a silent partition ----------------------------------------------------------------------
+
+
+class CutAt(at.Callback):
+    """Cuts the relay silently when a trial on it reports `step`; restores it `cut_s` later."""
+
+    def __init__(self, relay: DelayRelay, alias: str, step: int, cut_s: float) -> None:
+        self.relay, self.alias, self.step, self.cut_s = relay, alias, step, cut_s
+        self.cut_at: float | None = None
+        self.restored_at: float | None = None
+
+    def on_trial_result(self, trial, result):
+        if self.cut_at is None and result["host"] == self.alias and result["step"] == self.step:
+            self.cut_at = time.monotonic()
+            self.relay.partition()
+            timer = threading.Timer(self.cut_s, self._restore)
+            timer.daemon = True
+            timer.start()
+
+    def _restore(self):
+        self.restored_at = time.monotonic()
+        self.relay.restore()
+
+
+def test_a_silent_partition_is_noticed_within_seconds_and_the_host_is_back_within_seconds(own_lab, tmp_path):
+    remote_root = str(tmp_path / "remote")
+    relay, alias = relayed(own_lab, own_lab.servers[0], one_way_delay_s=0.0)
+    ex = executor(own_lab, [host(alias, remote_root), host("host1", remote_root)], wait_for_hosts_s=30)
+    changes: list[tuple[float, bool]] = []
+    ex.watch_hosts(lambda: changes.append((time.monotonic(), ex.host_available(alias))))
+    cut = CutAt(relay, alias, step=3, cut_s=10)
+    try:
+        analysis = at.run(steps, config={"n": 30, "sleep": 0.5, "checkpoint": True, "x": at.grid_search([0, 1])},
+                          max_failures=3, verbose=0, callbacks=[cut], executor=ex,
+                          storage_path=str(tmp_path / "driver"), name="partition")
+    finally:
+        relay.stop()
+    assert cut.cut_at is not None and cut.restored_at is not None
+    downs = [t for t, up in changes if not up]
+    ups = [t for t, up in changes if up]
+    assert downs and downs[0] - cut.cut_at < 5, (downs, cut.cut_at)
+    assert ups and cut.restored_at <= ups[0] < cut.restored_at + 5, (ups, cut.restored_at)
+    assert not [t for t in downs if t > ups[0]]  # never down again once back
+    for trial in analysis.trials:  # every result exactly once, the lost trial's included
+        assert trial.status is at.Status.TERMINATED
+        assert [r["step"] for r in rows(trial)] == list(range(1, 31))
+    assert sum(t.num_failures for t in analysis.trials) == 1

@@ -75,9 +75,14 @@ class SSHExecutor(Executor):
             is left out) and put first on the workers' PYTHONPATH; the workers run in it.
         reuse_workers: Keep workers between trials (default True).
         connect_timeout_s: Give up connecting to a host after this long.
-        keepalive_interval_s: Ping each host this often (an SFTP round trip); a host that does
-            not answer within 3 intervals is down, as is one whose connection drops. 0: no pings.
-        reconnect_backoff_s: (first, longest) wait between reconnection attempts to a down host.
+        keepalive_interval_s: Ping each host this often (an SFTP round trip on its connection).
+            A ping unanswered within max(1.5 s, 2 intervals) is followed by a fresh probe (a new
+            TCP connection that must show the SSH banner within 1.5 s): a host failing both is
+            down, as is one whose connection drops; one whose probe answers stays up (a
+            connection stalled for over 15 s while the host answers is down too). 0: no pings.
+        reconnect_backoff_s: (first, longest) wait between reconnection attempts to a down host;
+            each attempt starts with the same fresh probe, so a host is back within about
+            `longest` + 1.5 s of answering again.
         skip_unreachable: Start without the hosts that cannot be reached at start (with a
             warning) instead of failing.
         keep_remote_files: Keep each host's copy of the experiment's trial folders after the
@@ -95,8 +100,8 @@ class SSHExecutor(Executor):
     def __init__(self, hosts: Iterable[Host | str | Mapping[str, Any]], *, known_hosts: Any = _DEFAULT,
                  client_keys: Sequence[str] | None = None, ssh_config: str | Sequence[str] | None = None,
                  working_dir: str | os.PathLike[str] | None = None, reuse_workers: bool = True,
-                 connect_timeout_s: float = 15.0, keepalive_interval_s: float = 10.0,
-                 reconnect_backoff_s: tuple[float, float] = (1.0, 60.0), skip_unreachable: bool = False,
+                 connect_timeout_s: float = 15.0, keepalive_interval_s: float = 1.0,
+                 reconnect_backoff_s: tuple[float, float] = (0.5, 2.0), skip_unreachable: bool = False,
                  keep_remote_files: bool = False, kill_grace_s: float = 3.0, sessions_per_connection: int = 8,
                  wait_for_hosts_s: float = 1.0) -> None:
         parsed = parse_hosts(hosts)

@@ -62,6 +62,10 @@ print(json.dumps(out))
 """
 
 
+_PROBE_TIMEOUT_S = 1.5  # a fresh probe's TCP connect and SSH banner
+_STALL_LIMIT_S = 15.0  # a connection stalled this long is given up though its host answers
+
+
 class _Client(asyncssh.SSHClient):
     """asyncssh client callbacks for one connection: tells its host when it drops."""
 
@@ -93,6 +97,7 @@ class _RemoteHost:
         self._reconnect: asyncio.Task[Any] | None = None
         self._heartbeat: asyncio.Task[Any] | None = None
         self._closing = False
+        self.peer: tuple[str, int] | None = None  # the sshd's address, for fresh probes (see answers())
         self.workers = HostWorkers(self)  # its worker pool (workers.py)
         self.files = HostFiles(self)  # its copy of the experiment's files (sync.py)
         self.copies = CheckpointCopies(self)  # checkpoints to the driver, in the background (copies.py)
@@ -123,19 +128,52 @@ class _RemoteHost:
             self._heartbeat = self.executor._tasks.spawn(self._heartbeat_loop(), f"heartbeat-{self.name}")
 
     async def _heartbeat_loop(self) -> None:
-        """An SFTP round trip every interval: a host that stops answering is down, even when no
-        packet tells its connection so (a cable pulled, a machine frozen)."""
+        """An SFTP round trip every interval; one that is not answered in time is checked with a
+        fresh probe before the host is declared down, so a host is down within a few seconds
+        of a cut (a cable pulled, a machine frozen) and never for a stall already over."""
         interval = self.executor.keepalive_interval_s
+        patience = max(_PROBE_TIMEOUT_S, 2 * interval)
         sftp = self.sftp
+        stalled_since: float | None = None
         while self.up and sftp is self.sftp:
             await asyncio.sleep(interval)
             try:
-                async with timeout(3 * interval):
+                async with timeout(patience):
                     await sftp.stat(".")
+                stalled_since = None
+                continue
             except TimeoutErrors:
-                self._mark_down(f"no answer to a keepalive within {3 * interval:g} s")
+                pass
             except Exception as exc:
                 self._mark_down(f"keepalive failed: {exc}")
+                return
+            if not self.up or sftp is not self.sftp:
+                return
+            now = asyncio.get_running_loop().time()
+            stalled_since = stalled_since or now - patience
+            if not await self.answers():
+                self._mark_down(f"no answer to a keepalive within {patience:g} s, nor to a fresh connection "
+                                f"within {_PROBE_TIMEOUT_S:g} s")
+                return
+            if now - stalled_since > _STALL_LIMIT_S:
+                self._mark_down(f"its connection stalled for {now - stalled_since:.0f} s though the host answers")
+                return
+
+    async def answers(self) -> bool:
+        """A fresh probe: a new TCP connection to the host's sshd shows its SSH banner in time.
+        True when the address is unknown (behind a ProxyJump): then only the keepalive judges."""
+        if self.peer is None:
+            return True
+        writer = None
+        try:
+            async with timeout(_PROBE_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(*self.peer)
+                return (await reader.readline()).startswith(b"SSH-")
+        except (OSError, *TimeoutErrors):
+            return False
+        finally:
+            if writer is not None:
+                writer.close()
 
     async def _open_connection(self) -> Any:
         ex = self.executor
@@ -176,6 +214,9 @@ class _RemoteHost:
         except OSError as exc:
             raise HostUnreachable(self.name, f"cannot connect: {exc.strerror or exc}") from None
         client.connection = connection
+        peer = connection.get_extra_info("peername")  # behind a ProxyJump: none, or no usable port
+        if isinstance(peer, tuple) and len(peer) >= 2 and peer[0] and peer[1]:
+            self.peer = (str(peer[0]), int(peer[1]))
         return connection
 
     async def _check_host_keys_are_verified(self, options: dict[str, Any]) -> None:
@@ -277,6 +318,10 @@ class _RemoteHost:
         try:
             while not self.executor._closed:
                 await asyncio.sleep(delay)
+                if not await self.answers():  # still cut off: no connect that would hang until its timeout
+                    self.down_reason = f"no answer to a fresh connection within {_PROBE_TIMEOUT_S:g} s"
+                    delay = min(delay * 2, longest)
+                    continue
                 try:
                     await self.connect()
                 except Exception as exc:
