@@ -37,7 +37,7 @@ except ImportError as _exc:  # pragma: no cover
 from ...errors import ExecutorError, HostUnreachable
 from ...core.resources import HostInventory, Placement
 from ..base import Executor, TrialRun
-from .hosts import Host, parse_hosts, read_hosts_file
+from .hosts import Host, parse_host_line, parse_hosts, read_hosts_file
 from ...worker.protocol import TrialRequest
 from .host import _DEFAULT, _RemoteHost, compatibility_problem
 from .sync import pack_project, project_files
@@ -310,6 +310,8 @@ async def check_hosts_async(hosts: Iterable[Host | str | Mapping[str, Any]], **o
                        gpus=[{"index": g.get("index"), "name": g.get("name"),
                               "memory_total_mb": g.get("memory_total_mb")} for g in info.get("gpus", [])])
             row["reason"] = compatibility_problem(host.label, info) or ""
+            if not row["reason"]:
+                remote._make_inventory(info)  # what the executor checks next (gpus= it lacks): the same verdict
         except Exception as exc:
             row["reason"] = str(exc)
         finally:
@@ -372,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--timeout", type=float, default=10.0, help="connect timeout in seconds")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    hosts: list[Any] = list(args.hosts)
+    hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
     if args.hosts_file:
         hosts += read_hosts_file(args.hosts_file)
     if not hosts:

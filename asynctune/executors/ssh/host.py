@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -212,6 +213,11 @@ class _RemoteHost:
         except TimeoutErrors:
             raise HostUnreachable(self.name, f"no answer within {ex.connect_timeout_s:g} s") from None
         except OSError as exc:
+            if exc.errno == errno.ECONNREFUSED or "Connect call failed" in str(exc):
+                port = f"port {self.spec.port}" if self.spec.port else "its SSH port (22 or ~/.ssh/config's Port)"
+                raise HostUnreachable(self.name, f"cannot connect: {self.spec.address} refused the connection on "
+                                                 f"{port}; no sshd listens there: check the port, and that sshd "
+                                                 f"runs on the host") from None
             raise HostUnreachable(self.name, f"cannot connect: {exc.strerror or exc}") from None
         client.connection = connection
         peer = connection.get_extra_info("peername")  # behind a ProxyJump: none, or no usable port
