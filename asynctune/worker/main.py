@@ -52,6 +52,8 @@ def main() -> None:
             message = channel.receive()
         except EOFError:
             return
+        if not isinstance(message, tuple) or message[0] == "MUTATE":
+            continue  # an answer to a pipelined trial's result, sent before the driver saw it end
         if message[0] == "exit":
             return
         if message[0] == "run":
@@ -96,7 +98,6 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         return ("done", "paused", None)
     except BaseException as exc:  # the trial's own failure: report it, keep the worker
         text = traceback.format_exc()
-        session.discard_pending_decision()  # pipelined: the failure is sent after its last answer
         sys.stderr.write(text)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             return ("error", f"{type(exc).__name__} raised in the trial", text)

@@ -28,9 +28,11 @@ Worker -> driver:
 
 A trial's messages are: results, each answered by exactly one decision, then one "done" or
 "error". A pipelined trial (TrialRequest.pipelined) does not wait for each answer (session.py):
-it reads the answers that have come at each report, and every one before its "done" or "error".
-After a decision other than CONTINUE the driver answers none of the results sent after the one
-it decided on, and drops them unrecorded; after a MUTATE, up to the worker's ("mutated",). `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
+it reads the answers that have come at each report, and sends "done" or "error" without waiting
+for the last ones; the driver then sends no more, and the worker skips those already under way
+(an answer where it expects "run" or "exit"). After a decision other than CONTINUE the driver
+answers none of the results sent after the one it decided on, and drops them unrecorded; after
+a MUTATE, up to the worker's ("mutated",). `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
 tracks the decision the worker awaits; an executor adds `WorkerLostEvent` when the worker
 itself goes (its pipe or channel closes, its host or Dask worker is lost).
 
@@ -163,7 +165,7 @@ class TrialRequest:
     placement: dict[str, Any] = field(default_factory=dict)
     experiment_dir: str = ""
     # Pipelined (session.py): report() does not wait for the decisions, except at the results
-    # in sync_iterations (by training_iteration); every one is read before "done" or "error".
+    # in sync_iterations (by training_iteration).
     pipelined: bool = False
     sync_iterations: frozenset[int] = frozenset()
 

@@ -14,8 +14,9 @@ A trial the driver runs `pipelined` (TrialRequest.pipelined, over a slow link) d
 each report, without blocking. A STOP or PAUSE therefore lands as many steps late as ran in one
 round trip (the driver drops the results sent after it, so none is recorded), and a MUTATE is
 acknowledged with ("mutated",) so the driver knows where the new config's results begin. The
-results in `sync_iterations` (a scheduler's rungs) still wait for every answer, and the trial
-ends ("done" or "error") only once every result it sent is answered.
+results in `sync_iterations` (a scheduler's rungs) still wait for every answer. The trial ends
+("done" or "error") without waiting for the last answers: the driver holds its end until it has
+decided them, and the worker skips those that reach it after the end.
 """
 
 from __future__ import annotations
@@ -144,18 +145,6 @@ class TrialSession:
         finally:
             if block:
                 self._last_time += time.time() - started  # the wait is the framework's, not the step's
-
-    def answer_all(self) -> None:
-        """The trial is about to end: every result it sent is answered first (pipelined)."""
-        self.read_answers(block=True)
-
-    def discard_pending_decision(self) -> None:
-        """The trial failed: read its results' answers, so the next message the worker reads
-        is the driver's next request, not a stale answer."""
-        try:
-            self.read_answers(block=True)
-        except _TrialInterrupt:
-            pass
 
     # Checkpoints -------------------------------------------------------------------------------
 

@@ -75,7 +75,6 @@ def run_function(fn: Callable[[dict[str, Any]], Any], session: TrialSession) -> 
     while True:
         try:
             fn(config)
-            session.answer_all()  # pipelined: the last result is answered first
             return "finished"
         except MutateTrial as mutate:
             config = session.config = mutate.config
@@ -101,8 +100,6 @@ def run_class(cls: type[Trainable], session: TrialSession) -> tuple[str, str | N
                 checkpoint_dir = _save(trainable, session, next_iteration=True)
             try:
                 session.report(result, checkpoint_dir=checkpoint_dir)
-                if done:
-                    session.answer_all()  # pipelined: the last result is answered first
             except StopTrial as stop:
                 if stop.late:  # the instance is a step past the last result: its state is not saved
                     return "stopped", None

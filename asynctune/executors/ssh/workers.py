@@ -227,6 +227,8 @@ class _SSHTrialRun(QueuedTrialRun):
         # "mutated"): they were sent before it took that decision, so they are void.
         self._unanswered = 0
         self._dropping: str | None = None
+        self._held_end: TrialEvent | None = None  # its end, held until its results are decided
+        self._ended = False  # pipelined: the worker said "done" or "error"
         if remote_request.pipelined:
             worker.messages.on_mutated = self._on_mutated
 
@@ -250,6 +252,11 @@ class _SSHTrialRun(QueuedTrialRun):
                 self._dropping = "mutate" if isinstance(decision, Mutate) else "end"
                 self.queue.discard(ResultEvent)
                 self._unanswered = 0
+            if self._ended:  # its worker has moved on (maybe to another trial): nothing more goes to it
+                if self._held_end is not None and not self._unanswered:
+                    self.queue.put(self._held_end)
+                    self._held_end = None
+                return
         elif not self.worker.messages.answering():
             return
         if isinstance(decision, Mutate) and decision.checkpoint is not None:
@@ -284,9 +291,13 @@ class _SSHTrialRun(QueuedTrialRun):
 
     def on_end(self, event: DoneEvent | ErrorEvent) -> None:
         self._fetch_logs_in_background()  # the slot does not wait for the logs
+        self._ended = True
         if self.remote_request.pipelined and self._tail is None:
             if isinstance(event, DoneEvent) and event.checkpoint is not None:
                 event = DoneEvent(event.how, self._copy_in_background(event.checkpoint))
+            if self._unanswered:  # the trial did not wait for its last answers: they are decided first
+                self._held_end = event
+                return
             self.queue.put(event)
             return
 
