@@ -314,3 +314,23 @@ def test_a_silent_partition_is_noticed_within_seconds_and_the_host_is_back_withi
         assert trial.status is at.Status.TERMINATED
         assert [r["step"] for r in rows(trial)] == list(range(1, 31))
     assert sum(t.num_failures for t in analysis.trials) == 1
+
+
+# (6) Stragglers ---------------------------------------------------------------------------------------------
+
+
+def test_a_slow_host_is_named_in_a_warning(lab, tmp_path, caplog):
+    remote_root = str(tmp_path / "remote")
+    relay, alias = relayed(lab, lab.servers[1], one_way_delay_s=0.15)  # 300 ms, and every result waits for it
+    caplog.set_level(logging.WARNING)
+    try:
+        analysis = at.run(steps, config={"n": 15, "sleep": 0.02, "x": at.grid_search([0, 1])}, verbose=0,
+                          scheduler=StopAt(1000, None),
+                          executor=executor(lab, [host("host0", remote_root), host(alias, remote_root)],
+                                            wait_for_hosts_s=30),
+                          storage_path=str(tmp_path / "driver"), name="straggler")
+    finally:
+        relay.stop()
+    assert {rows(t)[0]["host"] for t in analysis.trials} == {"host0", alias}
+    slow = [r.getMessage() for r in caplog.records if "is slow" in r.getMessage()]
+    assert len(slow) == 1 and f"host {alias} is slow" in slow[0], slow

@@ -40,6 +40,7 @@ from ..base import Executor, TrialRun
 from .hosts import Host, parse_host_line, parse_hosts, read_hosts_file
 from ...worker.protocol import TrialRequest
 from .host import _DEFAULT, _RemoteHost, compatibility_problem
+from .stragglers import StragglerWatch
 from .sync import pack_project, project_files
 from ..tasks import OwnedTasks
 
@@ -141,6 +142,7 @@ class SSHExecutor(Executor):
         self._tasks = OwnedTasks("SSHExecutor")  # heartbeats, reconnections, event pipelines
         self.wait_for_hosts_s = wait_for_hosts_s
         self._order: dict[str, int] = {}  # host name -> its place in `hosts`
+        self._stragglers = StragglerWatch()  # a WARNING naming a host far slower than the others
         self._pending_copies: dict[str, asyncio.Future[str]] = {}  # driver checkpoint path -> its copy
         self._log_fetches: dict[str, asyncio.Task[Any]] = {}  # trial id -> its logs' fetch
         self._closed = False

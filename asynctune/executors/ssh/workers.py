@@ -8,6 +8,7 @@ import logging
 import os
 import posixpath
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -229,6 +230,7 @@ class _SSHTrialRun(QueuedTrialRun):
         self._dropping: str | None = None
         self._held_end: TrialEvent | None = None  # its end, held until its results are decided
         self._ended = False  # pipelined: the worker said "done" or "error"
+        self._last_arrival: float | None = None  # when its latest result reached the driver
         if remote_request.pipelined:
             worker.messages.on_mutated = self._on_mutated
 
@@ -271,6 +273,10 @@ class _SSHTrialRun(QueuedTrialRun):
     # From the worker -----------------------------------------------------------------------------
 
     def on_result(self, event: ResultEvent) -> None:
+        now = time.monotonic()  # as the driver sees it: the trial's steps and its link's round trips
+        if self._last_arrival is not None:
+            self.remote.executor._stragglers.observe(self.host, now - self._last_arrival)
+        self._last_arrival = now
         if self.remote_request.pipelined:
             if self._dropping:  # sent before the worker took a STOP, PAUSE or MUTATE: void
                 return
