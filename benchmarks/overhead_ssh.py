@@ -152,17 +152,22 @@ def partition(lab, relay_for, alias_for, cut_s: float, storage: str) -> tuple[fl
     times: dict[str, float] = {}
 
     def cut() -> None:
-        time.sleep(2)
+        time.sleep(1)
         times["cut"] = time.monotonic()
         relay.partition()
         time.sleep(cut_s)
         times["restore"] = time.monotonic()
         relay.restore()
 
-    threading.Thread(target=cut, daemon=True).start()
+    class CutAfterFirstResult(asynctune.Callback):
+        def on_trial_result(self, trial, result) -> None:
+            if not times:
+                times["first"] = time.monotonic()
+                threading.Thread(target=cut, daemon=True).start()
+
     try:
         asynctune.run(sleeper, config={"n": int(cut_s + 10)}, executor=executor, storage_path=storage, verbose=0,
-                      max_failures=5)
+                      max_failures=5, callbacks=[CutAfterFirstResult()])
     finally:
         relay.stop()
     down = next((t for t, up in changes if not up), float("nan"))

@@ -334,3 +334,36 @@ def test_a_slow_host_is_named_in_a_warning(lab, tmp_path, caplog):
     assert {rows(t)[0]["host"] for t in analysis.trials} == {"host0", alias}
     slow = [r.getMessage() for r in caplog.records if "is slow" in r.getMessage()]
     assert len(slow) == 1 and f"host {alias} is slow" in slow[0], slow
+
+
+def tagged(config):
+    """Reports its config's tag n times (a mutate restarts it with the new tag)."""
+    for _ in range(config["n"]):
+        time.sleep(0.01)
+        at.report(tag=config["tag"])
+
+
+class MutateOnce(at.Scheduler):
+    """Switches the trial to tag "new" at its 5th result; lets it run on meanwhile (pipelined)."""
+
+    def on_trial_result(self, trial, result):
+        if result["training_iteration"] == 5 and result["tag"] == "old":
+            return at.Mutate({**trial.config, "tag": "new", "n": 6})
+        return at.CONTINUE
+
+    def synchronous_results(self, trial):
+        return frozenset()
+
+
+def test_a_late_mutate_drops_the_old_configs_results_sent_after_it(lab, tmp_path):
+    relay, alias = relayed(lab, lab.servers[0], one_way_delay_s=0.1)
+    try:
+        analysis = at.run(tagged, config={"n": 40, "tag": "old"}, scheduler=MutateOnce(), verbose=0,
+                          executor=executor(lab, [host(alias, str(tmp_path / "remote"))]),
+                          storage_path=str(tmp_path / "driver"), name="mutate")
+    finally:
+        relay.stop()
+    recorded = rows(analysis.trials[0])
+    # The old config ran on while the MUTATE travelled, but only its results up to the 5th count.
+    assert [(r["training_iteration"], r["tag"]) for r in recorded] == \
+        [(i, "old") for i in range(1, 6)] + [(i, "new") for i in range(6, 12)]

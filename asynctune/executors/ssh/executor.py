@@ -5,15 +5,19 @@ over an SSH session channel; the framed protocol runs over that channel's stdin/
 pickles travel only inside SSH. Nothing listens on any port.
 
 Parts: this module (the executor and `hosts check`), host.py (a host's connections and
-health), workers.py (its worker pool and trial runs), sync.py (files both ways).
+health), workers.py (its worker pool and trial runs), sync.py (files both ways), copies.py
+(checkpoints to the driver in the background), stragglers.py (a warning naming a slow host).
 
 Per host, the executor connects (asyncssh: keys, agent, ~/.ssh/config with ProxyJump, host
 keys checked against known_hosts), probes Python, asynctune, CPUs and GPUs, copies the user's
-project folder once (SFTP), and keeps worker channels open for reuse. Trial folders live under
-the host's workdir; every checkpoint a trial reports is copied back to the driver before the
-controller sees it, so the controller only ever sees driver paths, and losing a host loses no
-progress that was checkpointed. A host that drops is marked down, its trials get a
-`WorkerLostEvent`, and it is reconnected in the background with backoff.
+project folder once (SFTP), and keeps worker channels open for reuse; start() does not wait
+for a slow host, which joins when it is ready. Trials run pipelined where the scheduler allows
+(worker/session.py): a result does not wait a round trip for its decision. Trial folders live
+under the host's workdir; every checkpoint a trial reports is copied back to the driver in the
+background (copies.py), under the driver path the controller is told, and a restart uses the
+newest complete copy, so losing a host loses no progress that reached the driver. A host that
+drops or stops answering (keepalive, then a fresh probe) is marked down, its trials get a
+`WorkerLostEvent`, and it is reconnected in the background.
 
     python -m asynctune.executors.ssh check gpu1 alice@gpu2:2222
 """

@@ -428,9 +428,11 @@ class _SSHTrialRun(QueuedTrialRun):
         except Exception as exc:
             logger.warning("SSHExecutor: could not upload %s to %s for %s: %s; stopping it", mutate.checkpoint,
                            self.host, self.trial_id, exc)
-            self.worker.send(encode_decision(Decision.STOP))
+            if not self._ended:
+                self.worker.send(encode_decision(Decision.STOP))
             return
-        self.worker.send(encode_decision(Mutate(mutate.config, checkpoint)))
+        if not self._ended:  # a pipelined trial that ended meanwhile: its worker may run another
+            self.worker.send(encode_decision(Mutate(mutate.config, checkpoint)))
 
 
 async def _wait_gone(workers: Sequence[_Worker], seconds: float) -> None:
