@@ -123,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="check that SSH hosts can run trials",
         description="Connect to each host and report: reachable, Python and asynctune versions, CPUs, GPUs, "
                     "latency. Exit status 1 if any host is unusable.")
-    check.add_argument("hosts", nargs="+", metavar="HOST", help="[user@]host[:port]")
+    check.add_argument("hosts", nargs="*", metavar="HOST",
+                       help="[user@]host[:port], or a hosts file's line in quotes: \"gpu1 python=/opt/venv/bin/python\"")
+    check.add_argument("--hosts-file", help="the hosts file SSHExecutor.from_file reads (one host per line, or TOML)")
     check.add_argument("--known-hosts", help="known_hosts file (default: as ssh)")
     check.add_argument("-i", "--identity", action="append", help="private key file (default: as ssh); repeatable")
     check.add_argument("-F", "--ssh-config", help="ssh_config file (default: ~/.ssh/config)")
@@ -468,8 +470,18 @@ def _hosts_check(args: argparse.Namespace) -> int:
     # SSHExecutor's option is connect_timeout_s; a check_hosts may also name it timeout.
     timeout_name = "timeout" if "timeout" in inspect.signature(check_hosts).parameters else "connect_timeout_s"
     kwargs[timeout_name] = args.timeout
+    from .executors.ssh.hosts import parse_host_line, read_hosts_file
+
     try:
-        reports = check_hosts(list(args.hosts), **kwargs)
+        hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
+        if args.hosts_file:
+            hosts += read_hosts_file(_existing_file("--hosts-file", args.hosts_file))
+    except ValueError as exc:
+        raise CommandError(f"host spec: {exc}") from None
+    if not hosts:
+        raise CommandError("name at least one HOST, or --hosts-file")
+    try:
+        reports = check_hosts(hosts, **kwargs)
         if inspect.isawaitable(reports):
             import asyncio
 

@@ -23,7 +23,7 @@ import inspect
 
 import cloudpickle
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -200,6 +200,22 @@ class Scheduler(abc.ABC):
     @abc.abstractmethod
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision | Mutate | Awaitable[Decision | Mutate]:
         """Decide on a result of a running trial."""
+
+    def synchronous_results(self, trial: Trial) -> Collection[int] | None:
+        """Which results of `trial` (by training_iteration) must wait for their decision.
+
+        None (the default): every one, so a decision on result k is in force before step k+1
+        starts (the Tune paper's guarantee). A collection, maybe empty: the executor may let the
+        trial run on while the other results are decided (SSHExecutor does, over slow links);
+        their decision lands at the next report, one step late. Return one only for a scheduler
+        whose decisions elsewhere may come one step late: a STOP (that step is lost) or a rare
+        PAUSE (the trial rewinds to its newest checkpoint). See docs/ssh.md.
+
+        Example (decide only at rungs 1, 3 and 9):
+            >>> def synchronous_results(self, trial):
+            ...     return {1, 3, 9}
+        """
+        return None
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any] | None) -> None:
         """The trial finished its training function or was stopped (TERMINATED)."""

@@ -67,6 +67,10 @@ class TrialDriver:
             checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
             placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir)
         trial.ending = False
+        if self._executor.pipelines_decisions:  # a slow link: answer only where the scheduler must
+            synchronous = self._scheduler.synchronous_results(trial)
+            if synchronous is not None:
+                request.pipelined, request.sync_iterations = True, frozenset(synchronous)
         try:
             run = runtime.run = await self._executor.launch(request, placement)
             self._callbacks.on_trial_start(trial)

@@ -110,7 +110,7 @@ class Controller:
             budget = self.options.time_budget_s
             self._deadline = self.start_time + max(0.0, budget - self.time_used_s) if budget else None
             self._pool = ResourcePool(self.executor.inventories())
-            self.executor.watch_hosts(self._wakeup.set)
+            self.executor.watch_hosts(self._hosts_changed)
             self._max_running = self._pool.max_running(self.options.resources_per_trial,
                                                        self.options.max_concurrent_trials)
             self._searching.open()
@@ -186,6 +186,15 @@ class Controller:
 
     def _searcher_exhausted(self) -> bool:
         return self._searcher_done or (self._max_trials is not None and len(self.trials) >= self._max_trials)
+
+    def _hosts_changed(self) -> None:
+        """A host went down, came back or joined late (its inventory is new to the pool)."""
+        if self._pool is not None:
+            joined = [self._pool.add_host(h) for h in self.executor.inventories()]
+            if any(joined):
+                self._max_running = self._pool.max_running(self.options.resources_per_trial,
+                                                           self.options.max_concurrent_trials)
+        self._wakeup.set()
 
     async def _start_ready_trials(self) -> None:
         while self.stopping is None and self.table.num_running < self._max_running:

@@ -71,8 +71,10 @@ class TrialOutcomes:
         self._stopped_early.discard(trial)  # a retry runs on: the stop decided before the failure is void
         runtime.failed(error, trace)
         if self._ending.why is None and (max_failures < 0 or trial.num_failures <= max_failures):
-            logger.info("trial %s failed (%s); retry %d from %s", trial.trial_id, error,
-                        trial.num_failures, trial.checkpoint or "scratch")
+            host = trial.placement.host if trial.placement is not None else "?"
+            logger.warning("trial %s failed on host %s (%s); retry %d of %s from checkpoint %s", trial.trial_id, host,
+                           error, trial.num_failures, "unlimited" if max_failures < 0 else max_failures,
+                           trial.checkpoint or "none (from scratch)")
             runtime.retry()
             self._table.wait(trial)
             return

@@ -124,7 +124,9 @@ class TrialRuntime:
             trial.start_time = now
         # What it reported after its restore point comes again; until then (if it fails first,
         # or the experiment ends) those results stay where they are, counted, in result.jsonl.
-        self.rewind_pending = trial.iteration > trial.restore_iteration
+        # An executor may restart it from an older checkpoint than its restore point (the newer
+        # one's copy was lost with its host): the first result says where it really restarted.
+        self.rewind_pending = trial.iteration > 0
         self._changed(trial)
 
     def paused(self) -> tuple[dict[str, Any] | None, str | None] | None:
@@ -203,8 +205,11 @@ class TrialRuntime:
         (update_best). Raises TrialStorageError or StorageFull, and then the trial is as before."""
         result, trial = event.result, self.trial
         if self.rewind_pending:  # its first result since a restart: the old ones after it go now
-            self._rewind()
             self.rewind_pending = False
+            restarted_at = int(result.get("training_iteration", trial.restore_iteration + 1)) - 1
+            trial.restore_iteration = min(trial.restore_iteration, restarted_at)
+            if trial.iteration > trial.restore_iteration:
+                self._rewind()
         try:  # not `with self._writing(...)`: this is the hot path, and a try costs nothing
             self.recorder.record(result)
         except OSError as exc:

@@ -289,6 +289,15 @@ class ResourcePool:
         # Live placements: id -> (placement, time acquired); the source of every reservation.
         self._active: dict[int, tuple[Placement, float]] = {}
 
+    def add_host(self, host: HostInventory) -> bool:
+        """A host that joined late (an SSH host that connected after the start); False if known."""
+        if host.name in self.hosts:
+            return False
+        self.hosts[host.name] = host
+        self._cpu_used[host.name] = 0.0
+        self._gpu_used.update({(host.name, g.index): 0.0 for g in host.gpus})
+        return True
+
     def check(self, resources: Resources) -> None:
         """Raise ValueError when no host could ever hold this request, even when idle."""
         if any(self._could_ever_fit(host, resources) for host in self.hosts.values()):

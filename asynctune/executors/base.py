@@ -39,6 +39,12 @@ class EventQueue:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def discard(self, unwanted: type) -> None:
+        """Drop the queued events of class `unwanted` (results a decision made void)."""
+        kept = [item for item in self._items if not isinstance(item, unwanted)]
+        self._items.clear()
+        self._items.extend(kept)
+
     async def get(self) -> TrialEvent:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -102,6 +108,11 @@ class Executor(abc.ABC):
         """End every worker and connection; nothing may outlive this."""
 
     # For executors on a virtual clock (the simulated one); real executors keep the defaults.
+
+    # Whether the executor may run a trial `pipelined` (see worker/session.py): results the
+    # scheduler does not need answered at once do not wait a round trip. The local executor
+    # keeps every result waiting (its round trip is microseconds); the SSH executor pipelines.
+    pipelines_decisions = False
 
     virtual_time = False
     # How the controller writes results (recording.RECORDINGS): "files" flushes each one as it

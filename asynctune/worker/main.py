@@ -55,6 +55,8 @@ def main() -> None:
             message = channel.receive()
         except EOFError:
             return
+        if not isinstance(message, tuple) or message[0] == "MUTATE":
+            continue  # an answer to a pipelined trial's result, sent before the driver saw it end
         if message[0] == "exit":
             return
         if message[0] == "run":

@@ -28,9 +28,16 @@ Worker -> driver:
     ("error", message, traceback[, info])
                                 the trial raised; the worker lives on (unless info says
                                 "changed")
+    ("mutated",)                a pipelined trial took a MUTATE: the results before this one
+                                were sent under the old config (the driver drops them)
 
 A trial's messages are: results, each answered by exactly one decision, then one "done" or
-"error". `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
+"error". A pipelined trial (TrialRequest.pipelined) does not wait for each answer (session.py):
+it reads the answers that have come at each report, and sends "done" or "error" without waiting
+for the last ones; the driver then sends no more, and the worker skips those already under way
+(an answer where it expects "run" or "exit"). After a decision other than CONTINUE the driver
+answers none of the results sent after the one it decided on, and drops them unrecorded; after
+a MUTATE, up to the worker's ("mutated",). `WorkerMessages` turns them into `ResultEvent`, `DoneEvent` and `ErrorEvent`, and
 tracks the decision the worker awaits; an executor adds `WorkerLostEvent` when the worker
 itself goes (its pipe or channel closes, its host or Dask worker is lost).
 
@@ -189,6 +196,10 @@ class TrialRequest:
     checkpoint_at_end: bool = False
     placement: dict[str, Any] = field(default_factory=dict)
     experiment_dir: str = ""
+    # Pipelined (session.py): report() does not wait for the decisions, except at the results
+    # in sync_iterations (by training_iteration).
+    pipelined: bool = False
+    sync_iterations: frozenset[int] = frozenset()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "config": by_value(self.config)}
@@ -285,6 +296,7 @@ class WorkerMessages:
 
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.awaiting_decision = False
+        self.on_mutated: Callable[[], None] | None = None  # set by an executor that pipelines decisions
         self._decoder = FrameDecoder()
 
     def feed(self, data: bytes) -> None:
@@ -323,6 +335,9 @@ class WorkerMessages:
             return ErrorEvent(message[1], message[2], message[3] if len(message) > 3 else {})
         if kind == "ready":
             self._on_ready(message[1])
+            return None
+        if kind == "mutated" and self.on_mutated is not None:  # a pipelined trial took a MUTATE
+            self.on_mutated()
             return None
         logger.warning("%s: unexpected message %r", self.where, message)
         return None

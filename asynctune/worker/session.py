@@ -8,6 +8,15 @@
 
 `report()` sends the result to the driver and waits for the decision on it, so a decision on
 result k (stop, pause, mutate) is in force before step k+1 starts.
+
+A trial the driver runs `pipelined` (TrialRequest.pipelined, over a slow link) does not wait:
+`report()` sends the result and returns; the answers that have arrived meanwhile are read at
+each report, without blocking. A STOP or PAUSE therefore lands as many steps late as ran in one
+round trip (the driver drops the results sent after it, so none is recorded), and a MUTATE is
+acknowledged with ("mutated",) so the driver knows where the new config's results begin. The
+results in `sync_iterations` (a scheduler's rungs) still wait for every answer. The trial ends
+("done" or "error") without waiting for the last answers: the driver holds its end until it has
+decided them, and the worker skips those that reach it after the end.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import select
 import shutil
 import socket
 import time
@@ -24,7 +34,7 @@ from typing import Any
 from ..errors import AsynctuneError
 from .protocol import read_decision
 from .recordable import RECORDABLE, UnrecordableResult, check_result
-from ..core.trial import Decision
+from ..core.trial import Decision, Mutate
 from ..store.private_files import load_pickle_private, make_tree_private, makedirs_private, open_private
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
@@ -33,6 +43,8 @@ CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was tak
 
 class _TrialInterrupt(BaseException):
     """Unwinds the trainable when a decision ends or changes it (not an error: BaseException)."""
+
+    late = False  # see _interrupt()
 
 
 class StopTrial(_TrialInterrupt):
@@ -47,6 +59,19 @@ class MutateTrial(_TrialInterrupt):
     def __init__(self, config: dict[str, Any], checkpoint: str | None) -> None:
         super().__init__()
         self.config, self.checkpoint = config, checkpoint
+
+
+def _interrupt(decision: Any, *, late: bool) -> _TrialInterrupt:
+    """The exception that carries out a decision other than CONTINUE. `late`: pipelined, the
+    trial ran on past the result it answers, so its state is ahead of the driver's last result."""
+    if decision is Decision.STOP:
+        interrupt: _TrialInterrupt = StopTrial()
+    elif decision is Decision.PAUSE:
+        interrupt = PauseTrial()
+    else:
+        interrupt = MutateTrial(decision.config, decision.checkpoint)
+    interrupt.late = late
+    return interrupt
 
 
 class TrialSession:
@@ -66,12 +91,17 @@ class TrialSession:
         self._last_time = time.time()
         self._hostname = socket.gethostname()
         self._pid = os.getpid()
+        self.pipelined: bool = getattr(request, "pipelined", False)
+        self.sync_iterations: frozenset[int] = frozenset(getattr(request, "sync_iterations", ()) or ())
+        self.unanswered = 0  # pipelined: results sent whose answer is not read yet
 
     # Results -----------------------------------------------------------------------------------
 
     def report(self, metrics: Mapping[str, Any], checkpoint: Any = None, *, checkpoint_dir: str | None = None) -> None:
         now = time.time()
         elapsed = now - self._last_time
+        if self.unanswered:  # pipelined: the answers that came meanwhile are in force before this result
+            self.read_answers(block=False, ahead=True)
         self._last_time = now
         check_result(metrics)  # a value that cannot be recorded is named here, in the trial
         self.reports += 1
@@ -91,16 +121,38 @@ class TrialSession:
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
             raise UnrecordableResult(f"report(): the result cannot be sent to the driver ({type(exc).__name__}: "
                                      f"{exc}); {RECORDABLE}") from exc
+        if self.pipelined:
+            self.unanswered += 1
+            self._last_time = time.time()
+            if self.iteration in self.sync_iterations:  # the scheduler decides here: wait for it
+                self.read_answers(block=True)
+            return
         decision = read_decision(self.channel.receive())
         # The time spent waiting for the decision is the framework's, not the trial's.
         self._last_time = time.time()
-        if decision is Decision.CONTINUE:
-            return
-        if decision is Decision.STOP:
-            raise StopTrial()
-        if decision is Decision.PAUSE:
-            raise PauseTrial()
-        raise MutateTrial(decision.config, decision.checkpoint)
+        if decision is not Decision.CONTINUE:
+            raise _interrupt(decision, late=False)
+
+    def read_answers(self, *, block: bool, ahead: bool = False) -> None:
+        """Pipelined: read the answers to the results sent (all of them with `block`, else those
+        already here) and carry out the first that is not CONTINUE; the driver answers none of
+        the results sent after that one. `ahead`: the trial has run a step it has not reported."""
+        started = time.time()
+        try:
+            while self.unanswered and (block or _answer_waiting(self.channel)):
+                decision = read_decision(self.channel.receive())
+                self.unanswered -= 1
+                if decision is Decision.CONTINUE:
+                    continue
+                late = ahead or self.unanswered > 0  # it answers an earlier result: the trial ran on since
+                self.iteration -= self.unanswered  # the answered result's: the driver drops those after it
+                self.unanswered = 0
+                if isinstance(decision, Mutate):
+                    self.channel.send(("mutated",))  # the results after this are the new config's
+                raise _interrupt(decision, late=late)
+        finally:
+            if block:
+                self._last_time += time.time() - started  # the wait is the framework's, not the step's
 
     # Checkpoints -------------------------------------------------------------------------------
 
@@ -137,6 +189,16 @@ class TrialSession:
             meta = read_checkpoint_meta(path)
             self.iteration = int(meta.get("iteration", self.iteration))
             self.time_total = float(meta.get("time_total_s", self.time_total))
+
+
+def _answer_waiting(channel: Any) -> bool:
+    """Whether a message from the driver can be read now (a BlockingChannel's buffer or pipe)."""
+    if getattr(channel, "_buffer", None):
+        return True
+    read_fd = getattr(channel, "read_fd", None)
+    if read_fd is None:
+        return True  # a channel we cannot poll: read, which may wait
+    return bool(select.select([read_fd], [], [], 0)[0])
 
 
 def load_checkpoint(path: str | None) -> Any:

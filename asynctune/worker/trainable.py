@@ -100,11 +100,15 @@ def run_class(cls: type[Trainable], session: TrialSession) -> tuple[str, str | N
                 checkpoint_dir = _save(trainable, session, next_iteration=True)
             try:
                 session.report(result, checkpoint_dir=checkpoint_dir)
-            except StopTrial:
+            except StopTrial as stop:
+                if stop.late:  # the instance is a step past the last result: its state is not saved
+                    return "stopped", None
                 if request.checkpoint_at_end and checkpoint_dir is None and cls.can_checkpoint():
                     return "stopped", _save(trainable, session)
                 return "stopped", None
-            except PauseTrial:
+            except PauseTrial as pause:
+                if pause.late:  # resumed from the newest reported checkpoint; the step after it runs again
+                    return "paused", None
                 saved = checkpoint_dir or (_save(trainable, session) if cls.can_checkpoint() else None)
                 return "paused", saved
             except MutateTrial as mutate:

@@ -88,6 +88,14 @@ class ASHAScheduler(Scheduler):
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
 
+    def synchronous_results(self, trial: Trial) -> frozenset[int] | None:
+        """Rung boundaries and max_t wait for their decision; the results between them, which it
+        always continues, do not. Counted in another time_attr, every result waits."""
+        if self.time_attr != "training_iteration":
+            return None
+        levels = {level for rungs in self._brackets for level in (r.milestone for r in rungs)}
+        return frozenset(math.ceil(level) for level in (*levels, self.max_t))
+
     def on_trial_add(self, trial: Trial) -> None:
         draw = self._rng.random() if len(self._brackets) > 1 else 0.0
         self._bracket_of[trial.trial_id] = min(bisect_right(self._bracket_cumulative, draw), len(self._brackets) - 1)

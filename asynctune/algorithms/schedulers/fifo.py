@@ -19,3 +19,6 @@ class FIFOScheduler(Scheduler):
 
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
         return CONTINUE
+
+    def synchronous_results(self, trial: Trial) -> frozenset[int]:
+        return frozenset()  # it always continues: no result need wait for its answer

@@ -70,6 +70,11 @@ class MedianStoppingRule(Scheduler):
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
 
+    def synchronous_results(self, trial: Trial) -> frozenset[int] | None:
+        """With hard_stop its only decision is STOP, which may land one step late; a pause
+        (soft mode) waits, so a paused trial keeps the step it was judged at."""
+        return frozenset() if self.hard_stop else None
+
     def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> Decision:
         if self.time_attr not in result or self.metric not in result:
             return CONTINUE

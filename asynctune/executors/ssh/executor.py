@@ -5,15 +5,19 @@ over an SSH session channel; the framed protocol runs over that channel's stdin/
 pickles travel only inside SSH. Nothing listens on any port.
 
 Parts: this module (the executor and `hosts check`), host.py (a host's connections and
-health), workers.py (its worker pool and trial runs), sync.py (files both ways).
+health), workers.py (its worker pool and trial runs), sync.py (files both ways), copies.py
+(checkpoints to the driver in the background), stragglers.py (a warning naming a slow host).
 
 Per host, the executor connects (asyncssh: keys, agent, ~/.ssh/config with ProxyJump, host
 keys checked against known_hosts), probes Python, asynctune, CPUs and GPUs, copies the user's
-project folder once (SFTP), and keeps worker channels open for reuse. Trial folders live under
-the host's workdir; every checkpoint a trial reports is copied back to the driver before the
-controller sees it, so the controller only ever sees driver paths, and losing a host loses no
-progress that was checkpointed. A host that drops is marked down, its trials get a
-`WorkerLostEvent`, and it is reconnected in the background with backoff.
+project folder once (SFTP), and keeps worker channels open for reuse; start() does not wait
+for a slow host, which joins when it is ready. Trials run pipelined where the scheduler allows
+(worker/session.py): a result does not wait a round trip for its decision. Trial folders live
+under the host's workdir; every checkpoint a trial reports is copied back to the driver in the
+background (copies.py), under the driver path the controller is told, and a restart uses the
+newest complete copy, so losing a host loses no progress that reached the driver. A host that
+drops or stops answering (keepalive, then a fresh probe) is marked down, its trials get a
+`WorkerLostEvent`, and it is reconnected in the background.
 
     python -m asynctune.executors.ssh check gpu1 alice@gpu2:2222
 """
@@ -40,9 +44,10 @@ except ImportError as _exc:  # pragma: no cover
 from ...errors import ExecutorError, HostUnreachable
 from ...core.resources import HostInventory, Placement
 from ..base import Executor, TrialRun
-from .hosts import Host, parse_hosts, read_hosts_file
+from .hosts import Host, parse_host_line, parse_hosts, read_hosts_file
 from ...worker.protocol import TrialRequest
 from .host import _DEFAULT, _RemoteHost, compatibility_problem
+from .stragglers import StragglerWatch
 from .sync import pack_project, project_files
 from ..tasks import OwnedTasks
 
@@ -78,9 +83,14 @@ class SSHExecutor(Executor):
             is left out) and put first on the workers' PYTHONPATH; the workers run in it.
         reuse_workers: Keep workers between trials (default True).
         connect_timeout_s: Give up connecting to a host after this long.
-        keepalive_interval_s: Ping each host this often (an SFTP round trip); a host that does
-            not answer within 3 intervals is down, as is one whose connection drops. 0: no pings.
-        reconnect_backoff_s: (first, longest) wait between reconnection attempts to a down host.
+        keepalive_interval_s: Ping each host this often (an SFTP round trip on its connection).
+            A ping unanswered within max(1.5 s, 2 intervals) is followed by a fresh probe (a new
+            TCP connection that must show the SSH banner within 1.5 s): a host failing both is
+            down, as is one whose connection drops; one whose probe answers stays up (a
+            connection stalled for over 15 s while the host answers is down too). 0: no pings.
+        reconnect_backoff_s: (first, longest) wait between reconnection attempts to a down host;
+            each attempt starts with the same fresh probe, so a host is back within about
+            `longest` + 1.5 s of answering again.
         skip_unreachable: Start without the hosts that cannot be reached at start (with a
             warning) instead of failing.
         keep_remote_files: Keep each host's copy of the experiment's trial folders after the
@@ -88,14 +98,20 @@ class SSHExecutor(Executor):
         kill_grace_s: Time between SIGTERM and SIGKILL when a trial's process group is ended.
         sessions_per_connection: Channels per SSH connection before another connection is
             opened (sshd's MaxSessions is 10 by default).
+        wait_for_hosts_s: start() returns once one host is ready and every other one is ready
+            too, has failed, or has had this much longer; a host still connecting then joins
+            the pool (and takes trials) when it is ready, or is left out with a warning.
     """
+
+    pipelines_decisions = True  # results that need no answer at once do not wait a round trip
 
     def __init__(self, hosts: Iterable[Host | str | Mapping[str, Any]], *, known_hosts: Any = _DEFAULT,
                  client_keys: Sequence[str] | None = None, ssh_config: str | Sequence[str] | None = None,
                  working_dir: str | os.PathLike[str] | None = None, reuse_workers: bool = True,
-                 connect_timeout_s: float = 15.0, keepalive_interval_s: float = 10.0,
-                 reconnect_backoff_s: tuple[float, float] = (1.0, 60.0), skip_unreachable: bool = False,
-                 keep_remote_files: bool = False, kill_grace_s: float = 3.0, sessions_per_connection: int = 8) -> None:
+                 connect_timeout_s: float = 15.0, keepalive_interval_s: float = 1.0,
+                 reconnect_backoff_s: tuple[float, float] = (0.5, 2.0), skip_unreachable: bool = False,
+                 keep_remote_files: bool = False, kill_grace_s: float = 3.0, sessions_per_connection: int = 8,
+                 wait_for_hosts_s: float = 1.0) -> None:
         parsed = parse_hosts(hosts)
         if not connect_timeout_s > 0:
             raise ValueError(f"SSHExecutor: connect_timeout_s must be > 0, got {connect_timeout_s=}")
@@ -108,6 +124,8 @@ class SSHExecutor(Executor):
             raise ValueError(f"SSHExecutor: kill_grace_s must be >= 0, got {kill_grace_s=}")
         if not 2 <= sessions_per_connection <= 64:
             raise ValueError(f"SSHExecutor: sessions_per_connection must be in 2..64, got {sessions_per_connection=}")
+        if not wait_for_hosts_s >= 0:
+            raise ValueError(f"SSHExecutor: wait_for_hosts_s must be >= 0, got {wait_for_hosts_s=}")
         if working_dir is not None and not os.path.isdir(working_dir):
             raise ValueError(f"SSHExecutor: working_dir must be an existing folder, got {working_dir=}")
         if known_hosts is None:
@@ -129,6 +147,11 @@ class SSHExecutor(Executor):
         self._code: tuple[bytes, str] | None = None  # the project folder's archive and digest
         self._watchers: list[Callable[[], None]] = []
         self._tasks = OwnedTasks("SSHExecutor")  # heartbeats, reconnections, event pipelines
+        self.wait_for_hosts_s = wait_for_hosts_s
+        self._order: dict[str, int] = {}  # host name -> its place in `hosts`
+        self._stragglers = StragglerWatch()  # a WARNING naming a host far slower than the others
+        self._pending_copies: dict[str, asyncio.Future[str]] = {}  # driver checkpoint path -> its copy
+        self._log_fetches: dict[str, asyncio.Task[Any]] = {}  # trial id -> its logs' fetch
         self._closed = False
 
     @classmethod
@@ -151,33 +174,72 @@ class SSHExecutor(Executor):
             raise
 
     async def _connect_all(self) -> None:
+        """Connect to every host at once; return when one is ready and the others are ready too,
+        have failed, or have had `wait_for_hosts_s` more: those still connecting join later."""
         if self.working_dir is not None:
             self._code = await asyncio.to_thread(pack_project, self.working_dir)
         remotes = [_RemoteHost(self, host) for host in self.hosts]
-        try:
-            outcomes = await asyncio.gather(*(r.connect() for r in remotes), return_exceptions=True)
-        except BaseException:  # cancelled: hosts that did connect must not stay connected
-            await asyncio.gather(*(r.close() for r in remotes), return_exceptions=True)
-            raise
-        failures = [(r, e) for r, e in zip(remotes, outcomes) if isinstance(e, BaseException)]
-        for remote, outcome in zip(remotes, outcomes):
-            if not isinstance(outcome, BaseException):
+        self._order = {remote.name: index for index, remote in enumerate(remotes)}
+        failures: list[tuple[_RemoteHost, BaseException]] = []
+        settled = asyncio.Event()
+        first_ready = asyncio.Event()
+        started = False
+        left = len(remotes)
+
+        async def join(remote: _RemoteHost) -> None:
+            nonlocal left
+            try:
+                await remote.connect()
+            except Exception as exc:
+                failures.append((remote, exc))
+                if started:
+                    logger.warning("SSHExecutor: leaving out %s, which joined late: %s", remote.name, exc)
+            else:
+                if self._closed:
+                    await remote.close()
+                    return
                 self._remotes[remote.name] = remote
+                first_ready.set()
+                if started:
+                    logger.warning("SSHExecutor: host %s joined late; it takes trials now", remote.name)
+                    self._notify()
+            finally:
+                left -= 1
+                if not left:
+                    settled.set()
+
+        for remote in remotes:
+            self._tasks.spawn(join(remote), f"connect-{remote.name}")
+        settled_wait = asyncio.ensure_future(settled.wait())
+        try:
+            await asyncio.wait([settled_wait, asyncio.ensure_future(first_ready.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not settled.is_set():
+                await asyncio.wait([settled_wait], timeout=self.wait_for_hosts_s)
+        finally:
+            settled_wait.cancel()
+        started = True
+        late = [r.name for r in remotes if r.name not in self._remotes and all(r is not f for f, _ in failures)]
         fatal = [e for _, e in failures if not isinstance(e, HostUnreachable) or not self.skip_unreachable]
         if fatal or not self._remotes:
+            await self._tasks.close()  # hosts still connecting stop
             await asyncio.gather(*(r.close() for r in self._remotes.values()), return_exceptions=True)
             self._remotes.clear()
-            errors = [e for _, e in failures]
+            errors = [e for _, e in failures] or [ExecutorError(f"no host connected within the wait: {late}")]
             if len(errors) == 1:
                 raise errors[0]
             raise ExecutorError("SSHExecutor could not start:\n" + "\n".join(f"  {e}" for e in errors))
         for remote, error in failures:
             logger.warning("SSHExecutor: leaving out %s: %s", remote.name, error)
+        if late:
+            logger.warning("SSHExecutor: starting without %s, still connecting: each takes trials once it has "
+                           "joined", ", ".join(late))
 
     def inventories(self) -> list[HostInventory]:
         if not self._remotes:
             raise ExecutorError("SSHExecutor.start() was not called")
-        return [r.inventory for r in self._remotes.values() if r.inventory is not None]
+        remotes = sorted(self._remotes.values(), key=lambda r: self._order.get(r.name, 0))  # the hosts' order
+        return [r.inventory for r in remotes if r.inventory is not None]
 
     def host_available(self, host: str) -> bool:
         remote = self._remotes.get(host)
@@ -198,10 +260,21 @@ class SSHExecutor(Executor):
 
     async def close(self) -> None:
         self._closed = True
+        await self._finish_copies()
         try:
             await asyncio.gather(*(r.close() for r in self._remotes.values()), return_exceptions=True)
         finally:
             await self._tasks.close()
+
+    async def _finish_copies(self, wait_s: float = 60.0) -> None:
+        """Let the checkpoint copies and log fetches under way finish (the experiment's files
+        are whole on the driver), then remove what is left of the hosts' files."""
+        pending = [*self._pending_copies.values(), *self._log_fetches.values()]
+        if pending:
+            done, late = await asyncio.wait(pending, timeout=wait_s)
+            if late:
+                logger.warning("SSHExecutor: %d checkpoint copies or log fetches did not finish within %g s",
+                               len(late), wait_s)
 
     def _notify(self) -> None:
         for callback in self._watchers:
@@ -246,6 +319,8 @@ async def check_hosts_async(hosts: Iterable[Host | str | Mapping[str, Any]], **o
                        gpus=[{"index": g.get("index"), "name": g.get("name"),
                               "memory_total_mb": g.get("memory_total_mb")} for g in info.get("gpus", [])])
             row["reason"] = compatibility_problem(host.label, info) or ""
+            if not row["reason"]:
+                remote._make_inventory(info)  # what the executor checks next (gpus= it lacks): the same verdict
         except Exception as exc:
             row["reason"] = str(exc)
         finally:
@@ -308,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--timeout", type=float, default=10.0, help="connect timeout in seconds")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    hosts: list[Any] = list(args.hosts)
+    hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
     if args.hosts_file:
         hosts += read_hosts_file(args.hosts_file)
     if not hosts:

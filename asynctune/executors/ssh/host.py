@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from ...core.compat import TimeoutErrors, timeout
 from ...errors import ExecutorError, HostKeyRefused, HostUnreachable
 from ...core.resources import GPU, HostInventory
 from .hosts import Host
+from .copies import CheckpointCopies
 from .sync import HostFiles
 from .workers import HostWorkers
 
@@ -61,6 +63,10 @@ print(json.dumps(out))
 """
 
 
+_PROBE_TIMEOUT_S = 1.5  # a fresh probe's TCP connect and SSH banner
+_STALL_LIMIT_S = 15.0  # a connection stalled this long is given up though its host answers
+
+
 class _Client(asyncssh.SSHClient):
     """asyncssh client callbacks for one connection: tells its host when it drops."""
 
@@ -92,8 +98,10 @@ class _RemoteHost:
         self._reconnect: asyncio.Task[Any] | None = None
         self._heartbeat: asyncio.Task[Any] | None = None
         self._closing = False
+        self.peer: tuple[str, int] | None = None  # the sshd's address, for fresh probes (see answers())
         self.workers = HostWorkers(self)  # its worker pool (workers.py)
         self.files = HostFiles(self)  # its copy of the experiment's files (sync.py)
+        self.copies = CheckpointCopies(self)  # checkpoints to the driver, in the background (copies.py)
 
     # Connecting ----------------------------------------------------------------------------------
 
@@ -121,19 +129,52 @@ class _RemoteHost:
             self._heartbeat = self.executor._tasks.spawn(self._heartbeat_loop(), f"heartbeat-{self.name}")
 
     async def _heartbeat_loop(self) -> None:
-        """An SFTP round trip every interval: a host that stops answering is down, even when no
-        packet tells its connection so (a cable pulled, a machine frozen)."""
+        """An SFTP round trip every interval; one that is not answered in time is checked with a
+        fresh probe before the host is declared down, so a host is down within a few seconds
+        of a cut (a cable pulled, a machine frozen) and never for a stall already over."""
         interval = self.executor.keepalive_interval_s
+        patience = max(_PROBE_TIMEOUT_S, 2 * interval)
         sftp = self.sftp
+        stalled_since: float | None = None
         while self.up and sftp is self.sftp:
             await asyncio.sleep(interval)
             try:
-                async with timeout(3 * interval):
+                async with timeout(patience):
                     await sftp.stat(".")
+                stalled_since = None
+                continue
             except TimeoutErrors:
-                self._mark_down(f"no answer to a keepalive within {3 * interval:g} s")
+                pass
             except Exception as exc:
                 self._mark_down(f"keepalive failed: {exc}")
+                return
+            if not self.up or sftp is not self.sftp:
+                return
+            now = asyncio.get_running_loop().time()
+            stalled_since = stalled_since or now - patience
+            if not await self.answers():
+                self._mark_down(f"no answer to a keepalive within {patience:g} s, nor to a fresh connection "
+                                f"within {_PROBE_TIMEOUT_S:g} s")
+                return
+            if now - stalled_since > _STALL_LIMIT_S:
+                self._mark_down(f"its connection stalled for {now - stalled_since:.0f} s though the host answers")
+                return
+
+    async def answers(self) -> bool:
+        """A fresh probe: a new TCP connection to the host's sshd shows its SSH banner in time.
+        True when the address is unknown (behind a ProxyJump): then only the keepalive judges."""
+        if self.peer is None:
+            return True
+        writer = None
+        try:
+            async with timeout(_PROBE_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(*self.peer)
+                return (await reader.readline()).startswith(b"SSH-")
+        except (OSError, *TimeoutErrors):
+            return False
+        finally:
+            if writer is not None:
+                writer.close()
 
     async def _open_connection(self) -> Any:
         ex = self.executor
@@ -173,8 +214,16 @@ class _RemoteHost:
         except TimeoutErrors:
             raise HostUnreachable(self.name, f"no answer within {ex.connect_timeout_s:g} s") from None
         except OSError as exc:
+            if exc.errno == errno.ECONNREFUSED or "Connect call failed" in str(exc):
+                port = f"port {self.spec.port}" if self.spec.port else "its SSH port (22 or ~/.ssh/config's Port)"
+                raise HostUnreachable(self.name, f"cannot connect: {self.spec.address} refused the connection on "
+                                                 f"{port}; no sshd listens there: check the port, and that sshd "
+                                                 f"runs on the host") from None
             raise HostUnreachable(self.name, f"cannot connect: {exc.strerror or exc}") from None
         client.connection = connection
+        peer = connection.get_extra_info("peername")  # behind a ProxyJump: none, or no usable port
+        if isinstance(peer, tuple) and len(peer) >= 2 and peer[0] and peer[1]:
+            self.peer = (str(peer[0]), int(peer[1]))
         return connection
 
     async def _check_host_keys_are_verified(self, options: dict[str, Any]) -> None:
@@ -260,6 +309,8 @@ class _RemoteHost:
         for connection in connections:
             connection.close()  # every worker channel ends: their runs get WorkerLostEvent
         self.workers.lose_all(HostUnreachable(self.name, reason))
+        self.copies.fail_all(f"host {self.name} is down ({reason})")
+        self.copies.close()
         self.sftp = None
         if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
             self._heartbeat.cancel()
@@ -274,6 +325,10 @@ class _RemoteHost:
         try:
             while not self.executor._closed:
                 await asyncio.sleep(delay)
+                if not await self.answers():  # still cut off: no connect that would hang until its timeout
+                    self.down_reason = f"no answer to a fresh connection within {_PROBE_TIMEOUT_S:g} s"
+                    delay = min(delay * 2, longest)
+                    continue
                 try:
                     await self.connect()
                 except HostKeyRefused as exc:  # a key that changed mid-run is news, not a host still down
@@ -308,6 +363,7 @@ class _RemoteHost:
                 if self.files.sweeper is not None and self.executor.keep_remote_files:
                     await self.files.sweeper  # what is kept is what the experiment left: latest checkpoints
                 await self.workers.close()
+                self.copies.close()
                 if self.up and self.sftp is not None and not self.executor.keep_remote_files:
                     await self.files.remove_experiments()
         except TimeoutErrors:

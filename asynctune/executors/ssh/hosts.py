@@ -164,6 +164,14 @@ def read_hosts_file(path: str | os.PathLike[str]) -> list[Host]:
     return parse_hosts(specs)
 
 
+def parse_host_line(line: str) -> dict[str, Any]:
+    """One host as a hosts file's line gives it, e.g. "gpu1 python=/opt/venv/bin/python port=2222"."""
+    words = shlex.split(line, comments=True)
+    if not words:
+        raise ValueError(f"empty host spec: {line!r}")
+    return _parse_line(words)
+
+
 def _parse_line(words: list[str]) -> dict[str, Any]:
     spec: dict[str, Any] = {"host": words[0]}
     env: dict[str, str] = {}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from ...errors import ExecutorError
-from ...worker.session import CHECKPOINT_META
+from ...worker.session import CHECKPOINT_META, read_checkpoint_meta
 from ...worker.protocol import TrialRequest
 
 if TYPE_CHECKING:
@@ -96,10 +96,30 @@ class HostFiles:
         experiment_dir = request.experiment_dir or os.path.dirname(request.trial_dir)
         remote_experiment = self.remote_experiment_dir(experiment_dir)
         remote_trial = posixpath.join(remote_experiment, _relative(request.trial_dir, experiment_dir))
+        request = await self._newest_complete_restore(request)
         restore = request.restore_checkpoint
         if restore is not None:
             restore = await self.upload_checkpoint(restore, request.trial_dir, remote_trial, experiment_dir)
         return replace(request, trial_dir=remote_trial, experiment_dir=remote_experiment, restore_checkpoint=restore)
+
+    async def _newest_complete_restore(self, request: TrialRequest) -> TrialRequest:
+        """The request with a checkpoint the driver has whole: the one asked for once its copy
+        (copies.py) is done, else the trial's newest complete one, counters and all."""
+        wanted = request.restore_checkpoint
+        if wanted is None:
+            return request
+        from .copies import newest_complete  # copies.py uses this module's make_private
+
+        restore = await newest_complete(self.host.executor._pending_copies, request.trial_dir, wanted,
+                                        request.start_iteration)
+        if restore == wanted:
+            return request
+        meta = read_checkpoint_meta(restore) if restore is not None else {}
+        logger.warning("SSHExecutor: trial %s restarts on host %s from %s, its newest complete checkpoint: %s was "
+                       "never copied to the driver; what it reported since comes again", request.trial_id, self.name,
+                       restore or "scratch", wanted)
+        return replace(request, restore_checkpoint=restore, start_iteration=int(meta.get("iteration", 0)),
+                       start_time_total=float(meta.get("time_total_s", 0.0)))
 
     async def upload_checkpoint(self, local: str, trial_dir: str, remote_trial: str, experiment_dir: str) -> str:
         """The host's copy of a driver checkpoint, uploaded unless an identical one is there."""

@@ -8,6 +8,7 @@ import logging
 import os
 import posixpath
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +226,16 @@ class _SSHTrialRun(QueuedTrialRun):
         self._copied: dict[str, str] = {}  # remote checkpoint -> driver copy
         self._latest = remote_request.restore_checkpoint  # the host's newest checkpoint of this trial
         self._decision: asyncio.Task[Any] | None = None
+        # Pipelined (worker/session.py): results delivered and not answered yet, and whether the
+        # worker's results are dropped ("end" after a STOP or PAUSE, "mutate" until it says
+        # "mutated"): they were sent before it took that decision, so they are void.
+        self._unanswered = 0
+        self._dropping: str | None = None
+        self._held_end: TrialEvent | None = None  # its end, held until its results are decided
+        self._ended = False  # pipelined: the worker said "done" or "error"
+        self._last_arrival: float | None = None  # when its latest result reached the driver
+        if remote_request.pipelined:
+            worker.messages.on_mutated = self._on_mutated
 
     async def events(self) -> AsyncIterator[TrialEvent]:
         try:
@@ -236,7 +247,22 @@ class _SSHTrialRun(QueuedTrialRun):
                     task.cancel()
 
     def decide(self, decision: Decision | Mutate) -> None:
-        if not self.worker.messages.answering():
+        if self.remote_request.pipelined:
+            if not self._unanswered or self._dropping:
+                logger.error("%s: a decision for %s answers no result; dropped", self.worker.messages.where,
+                             self.trial_id)
+                return
+            self._unanswered -= 1
+            if decision is not Decision.CONTINUE:  # results the worker sent after this one are void
+                self._dropping = "mutate" if isinstance(decision, Mutate) else "end"
+                self.queue.discard(ResultEvent)
+                self._unanswered = 0
+            if self._ended:  # its worker has moved on (maybe to another trial): nothing more goes to it
+                if self._held_end is not None and not self._unanswered:
+                    self.queue.put(self._held_end)
+                    self._held_end = None
+                return
+        elif not self.worker.messages.answering():
             return
         if isinstance(decision, Mutate) and decision.checkpoint is not None:
             self._decision = self.remote.executor._tasks.spawn(self._send_mutation(decision),
@@ -250,7 +276,20 @@ class _SSHTrialRun(QueuedTrialRun):
     # From the worker -----------------------------------------------------------------------------
 
     def on_result(self, event: ResultEvent) -> None:
-        if event.checkpoint is None and self._tail is None:  # the hot path: straight to the controller
+        now = time.monotonic()  # as the driver sees it: the trial's steps and its link's round trips
+        if self._last_arrival is not None:
+            self.remote.executor._stragglers.observe(self.host, now - self._last_arrival)
+        self._last_arrival = now
+        if self.remote_request.pipelined:
+            if self._dropping:  # sent before the worker took a STOP, PAUSE or MUTATE: void
+                return
+            self._unanswered += 1
+            if self._tail is None:  # its checkpoint's copy (if any) follows in the background
+                if event.checkpoint is not None:
+                    event = ResultEvent(event.result, self._copy_in_background(event.checkpoint))
+                self.queue.put(event)
+                return
+        elif event.checkpoint is None and self._tail is None:  # the hot path: straight to the controller
             self.queue.put(event)
             return
 
@@ -260,12 +299,21 @@ class _SSHTrialRun(QueuedTrialRun):
         self._then(copy)
 
     def on_end(self, event: DoneEvent | ErrorEvent) -> None:
+        self._fetch_logs_in_background()  # the slot does not wait for the logs
+        self._ended = True
+        if self.remote_request.pipelined and self._tail is None:
+            if isinstance(event, DoneEvent) and event.checkpoint is not None:
+                event = DoneEvent(event.how, self._copy_in_background(event.checkpoint), event.info)
+            if self._unanswered:  # the trial did not wait for its last answers: they are decided first
+                self._held_end = event
+                return
+            self.queue.put(event)
+            return
+
         async def finish() -> TrialEvent:
-            end: TrialEvent = event
             if isinstance(event, DoneEvent):  # the driver's copy of its last checkpoint
-                end = DoneEvent(event.how, await self._copy_checkpoint(event.checkpoint), event.info)
-            await self._fetch_logs()
-            return end
+                return DoneEvent(event.how, await self._copy_checkpoint(event.checkpoint), event.info)
+            return event
 
         self._then(finish)
 
@@ -312,9 +360,9 @@ class _SSHTrialRun(QueuedTrialRun):
         local = self._copied.get(remote)
         if local is not None:
             return local
-        local = os.path.join(self.request.trial_dir, _relative(remote, self.remote_request.trial_dir, posixpath))
+        local = self._local_path(remote)
         try:
-            await self.files.download_dir(remote, local)
+            await self.remote.copies.submit(remote, local)  # one tar stream, not a round trip per file
         except Exception as exc:
             logger.warning("SSHExecutor: could not copy checkpoint %s of %s from %s: %s", remote, self.trial_id,
                            self.host, exc)
@@ -324,6 +372,47 @@ class _SSHTrialRun(QueuedTrialRun):
         if previous is not None and previous != remote and _inside(previous, self.remote_request.trial_dir):
             self.files.discard(previous)  # the driver has it: the host keeps only the latest
         return local
+
+    def _on_mutated(self) -> None:
+        self._dropping = None  # what follows is the new config's
+
+    def _local_path(self, remote: str) -> str:
+        return os.path.join(self.request.trial_dir, _relative(remote, self.remote_request.trial_dir, posixpath))
+
+    def _copy_in_background(self, remote: str) -> str:
+        """Start the copy of a checkpoint (copies.py) and return the driver path it will have."""
+        local = self._copied.get(remote)
+        if local is not None:
+            return local
+        local = self._copied[remote] = self._local_path(remote)
+        copying = self.remote.copies.submit(remote, local)
+        copying.add_done_callback(lambda done: self._copy_finished(remote, done))
+        return local
+
+    def _copy_finished(self, remote: str, done: asyncio.Future[str]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            error = "cancelled" if done.cancelled() else done.exception()
+            logger.warning("SSHExecutor: trial %s: checkpoint %s was not copied from host %s (%s); a restart "
+                           "uses its newest complete copy", self.trial_id, remote, self.host, error)
+            return
+        previous, self._latest = self._latest, remote
+        if previous is not None and previous != remote and _inside(previous, self.remote_request.trial_dir):
+            self.files.discard(previous)  # the driver has a newer one: the host keeps only the latest
+
+    def _fetch_logs_in_background(self) -> None:
+        previous = self.remote.executor._log_fetches.get(self.trial_id)
+
+        async def fetch() -> None:
+            if previous is not None:  # this trial's earlier fetch first: the logs append in order
+                await asyncio.gather(previous, return_exceptions=True)
+            await self._fetch_logs()
+
+        task = self.remote.executor._tasks.spawn(fetch(), f"ssh-logs-{self.trial_id}")
+        if task is not None:
+            fetches = self.remote.executor._log_fetches
+            fetches[self.trial_id] = task
+            task.add_done_callback(lambda t: fetches.pop(self.trial_id, None) if fetches.get(self.trial_id) is t
+                                   else None)
 
     async def _fetch_logs(self) -> None:
         if not self.remote.up or self.remote.sftp is None:
@@ -342,9 +431,11 @@ class _SSHTrialRun(QueuedTrialRun):
         except Exception as exc:
             logger.warning("SSHExecutor: could not upload %s to %s for %s: %s; stopping it", mutate.checkpoint,
                            self.host, self.trial_id, exc)
-            self.worker.send(encode_decision(Decision.STOP))
+            if not self._ended:
+                self.worker.send(encode_decision(Decision.STOP))
             return
-        self.worker.send(encode_decision(Mutate(mutate.config, checkpoint)))
+        if not self._ended:  # a pipelined trial that ended meanwhile: its worker may run another
+            self.worker.send(encode_decision(Mutate(mutate.config, checkpoint)))
 
 
 async def _wait_gone(workers: Sequence[_Worker], seconds: float) -> None:
