@@ -6,6 +6,7 @@ import concurrent.futures
 import importlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -128,3 +129,34 @@ class TrackerThread:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def report_with_checkpoint(metrics: dict[str, Any], save: Callable[[str], None] | None) -> None:
+    """`asynctune.report(metrics)`, with a checkpoint that `save(directory)` writes when given.
+
+    The framework writes into a scratch directory, which `report` copies into the trial's."""
+    from ..session import report
+
+    if save is None:
+        return report(metrics)
+    with tempfile.TemporaryDirectory(prefix="asynctune-checkpoint-") as directory:
+        save(directory)
+        report(metrics, checkpoint=directory)
+
+
+def checkpoint_file(filename: str, checkpoint: Any = None) -> str | None:
+    """The file `filename` in the checkpoint to resume from (default: `asynctune.get_checkpoint()`),
+    or None on a fresh start."""
+    if checkpoint is None:
+        from ..session import get_checkpoint
+
+        checkpoint = get_checkpoint()
+        if checkpoint is None:
+            return None
+    if not isinstance(checkpoint, (str, os.PathLike)) or not os.path.isdir(checkpoint):
+        raise ValueError(f"expected a checkpoint directory written by an asynctune integration, got {checkpoint!r}")
+    path = os.path.join(os.fspath(checkpoint), filename)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {checkpoint} has no {filename} "
+                                f"(it holds {sorted(os.listdir(checkpoint))}); was it saved with another filename=?")
+    return path
