@@ -144,6 +144,18 @@ def report_with_checkpoint(metrics: dict[str, Any], save: Callable[[str], None] 
         report(metrics, checkpoint=directory)
 
 
+def plain_filename(filename: Any, owner: str) -> str:
+    if not isinstance(filename, str) or not filename or os.path.basename(filename) != filename:
+        raise ValueError(f"{owner}: filename must be a plain file name, got {filename=}")
+    return filename
+
+
+def load_file(loader: Callable[..., Any], filename: str, checkpoint: Any = None) -> Any:
+    """`loader(model_file=<filename in the checkpoint>)`, or None on a fresh start."""
+    path = checkpoint_file(filename, checkpoint)
+    return None if path is None else loader(model_file=path)
+
+
 def checkpoint_file(filename: str, checkpoint: Any = None) -> str | None:
     """The file `filename` in the checkpoint to resume from (default: `asynctune.get_checkpoint()`),
     or None on a fresh start."""

@@ -9,7 +9,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._common import checkpoint_file, metric_names, positive_int_or_zero, report_with_checkpoint, require, select_metrics
+from ._common import (
+    load_file, metric_names, plain_filename, positive_int_or_zero, report_with_checkpoint, require, select_metrics,
+)
 
 lgb = require("lightgbm", "lightgbm", "asynctune.integrations.lightgbm")
 
@@ -48,9 +50,8 @@ class TuneReportCheckpointCallback:
                  checkpoint_at_end: bool = True, filename: str = "model.txt") -> None:
         self._names = metric_names(metrics, _OWNER)
         self.frequency = positive_int_or_zero(frequency, "frequency", _OWNER)
-        if not isinstance(filename, str) or not filename or os.path.basename(filename) != filename:
-            raise ValueError(f"{_OWNER}: filename must be a plain file name, got {filename=}")
-        self.checkpoint_at_end, self.filename = bool(checkpoint_at_end), filename
+        self.filename = plain_filename(filename, _OWNER)
+        self.checkpoint_at_end = bool(checkpoint_at_end)
 
     def __call__(self, env: Any) -> None:
         # Entries are (data, metric, value, higher_is_better), with the std after them under lgb.cv.
@@ -72,5 +73,4 @@ def load_booster(checkpoint: Any = None, *, filename: str = "model.txt") -> Any:
     Example:
         >>> booster = load_booster(analysis.best_checkpoint)
     """
-    path = checkpoint_file(filename, checkpoint)
-    return None if path is None else lgb.Booster(model_file=path)
+    return load_file(lgb.Booster, filename, checkpoint)

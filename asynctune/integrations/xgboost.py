@@ -9,7 +9,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._common import checkpoint_file, metric_names, positive_int_or_zero, report_with_checkpoint, require, select_metrics
+from ._common import (
+    load_file, metric_names, plain_filename, positive_int_or_zero, report_with_checkpoint, require, select_metrics,
+)
 
 xgb = require("xgboost", "xgboost", "asynctune.integrations.xgboost")
 
@@ -47,9 +49,8 @@ class TuneReportCheckpointCallback(xgb.callback.TrainingCallback):
                  checkpoint_at_end: bool = True, filename: str = "model.ubj") -> None:
         self._names = metric_names(metrics, _OWNER)
         self.frequency = positive_int_or_zero(frequency, "frequency", _OWNER)
-        if not isinstance(filename, str) or not filename or os.path.basename(filename) != filename:
-            raise ValueError(f"{_OWNER}: filename must be a plain file name, got {filename=}")
-        self.checkpoint_at_end, self.filename = bool(checkpoint_at_end), filename
+        self.filename = plain_filename(filename, _OWNER)
+        self.checkpoint_at_end = bool(checkpoint_at_end)
         self._last: dict[str, Any] | None = None  # the last round's metrics, while not yet saved with a booster
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Mapping[str, list]]) -> bool:
@@ -77,8 +78,7 @@ def load_booster(checkpoint: Any = None, *, filename: str = "model.ubj") -> Any:
     Example:
         >>> booster = load_booster(analysis.best_checkpoint)
     """
-    path = checkpoint_file(filename, checkpoint)
-    return None if path is None else xgb.Booster(model_file=path)
+    return load_file(xgb.Booster, filename, checkpoint)
 
 
 def _last_value(values: list) -> float:
