@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import textwrap
 
 import pytest
 
 import asynctune as at
-from driver_runs import start_script, wait_for_results
+from tracker_runs import interrupted_experiment
 
 mlflow = pytest.importorskip("mlflow", reason="MLflow is not installed (pip install 'asynctune[mlflow]')")
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -64,30 +62,9 @@ def test_each_trial_is_a_run_with_its_params_metrics_status_and_checkpoints(stor
     assert [t.status for t in analysis.trials].count(at.Status.ERROR) == 1
 
 
-DRIVER = textwrap.dedent("""
-    import sys, time
-    import asynctune as at
-    from asynctune.integrations.mlflow import MLflowLoggerCallback
-
-    def train(config):
-        checkpoint = at.get_checkpoint()
-        for i in range(checkpoint["i"] if checkpoint else 0, 8):
-            time.sleep(0.1)
-            at.report(loss=config["x"] / (i + 1), checkpoint={"i": i + 1} if (i + 1) % 2 == 0 else None)
-
-    if __name__ == "__main__":
-        at.run(train, config={"x": at.grid_search([1.0, 2.0, 3.0, 4.0])}, max_concurrent_trials=2,
-               metric="loss", mode="min", storage_path=sys.argv[1], name=sys.argv[2], verbose=0,
-               callbacks=[MLflowLoggerCallback(sys.argv[3])])
-""")
-
-
 def test_a_resumed_experiment_continues_the_same_runs(tmp_path, tracking_uri):
-    driver = start_script(tmp_path / "driver.py", DRIVER, tmp_path / "results", "resumed", tracking_uri)
-    experiment_dir = tmp_path / "results" / "resumed"
-    wait_for_results(experiment_dir, 6, timeout=60)
-    driver.send_signal(signal.SIGTERM)  # interrupted: the callback marks the unfinished runs KILLED
-    driver.wait(timeout=30)
+    experiment_dir = interrupted_experiment(tmp_path, "resumed", "from asynctune.integrations.mlflow import "
+                                            "MLflowLoggerCallback", f"MLflowLoggerCallback({tracking_uri!r})")
     client = MlflowClient(tracking_uri)
     before = _runs(client, "resumed")
     assert "KILLED" in {run.info.status for run in before.values()}

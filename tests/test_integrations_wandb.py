@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import glob
 import os
-import signal
-import textwrap
 
 import pytest
 
 import asynctune as at
-from driver_runs import start_script, wait_for_results
+from tracker_runs import interrupted_experiment
 
 wandb = pytest.importorskip("wandb", reason="wandb is not installed (pip install 'asynctune[wandb]')")
 from wandb_offline import read_run  # noqa: E402
@@ -60,30 +58,9 @@ def test_each_trial_is_an_offline_run_with_config_metrics_and_status(storage):
         assert run["exit_code"] == (1 if trial.status is at.Status.ERROR else 0)
 
 
-DRIVER = textwrap.dedent("""
-    import sys, time
-    import asynctune as at
-    from asynctune.integrations.wandb import WandbLoggerCallback
-
-    def train(config):
-        checkpoint = at.get_checkpoint()
-        for i in range(checkpoint["i"] if checkpoint else 0, 8):
-            time.sleep(0.1)
-            at.report(loss=config["x"] / (i + 1), checkpoint={"i": i + 1} if (i + 1) % 2 == 0 else None)
-
-    if __name__ == "__main__":
-        at.run(train, config={"x": at.grid_search([1.0, 2.0, 3.0, 4.0])}, max_concurrent_trials=2,
-               metric="loss", mode="min", storage_path=sys.argv[1], name=sys.argv[2], verbose=0,
-               callbacks=[WandbLoggerCallback(project="p", mode="offline")])
-""")
-
-
 def test_a_resumed_experiment_continues_the_same_runs(tmp_path):
-    driver = start_script(tmp_path / "driver.py", DRIVER, tmp_path / "results", "resumed")
-    experiment_dir = tmp_path / "results" / "resumed"
-    wait_for_results(experiment_dir, 6, timeout=90)
-    driver.send_signal(signal.SIGTERM)
-    driver.wait(timeout=60)
+    experiment_dir = interrupted_experiment(tmp_path, "resumed", "from asynctune.integrations.wandb import "
+                                            "WandbLoggerCallback", 'WandbLoggerCallback(project="p", mode="offline")')
     interrupted = {i for i, runs in _runs_by_id(experiment_dir / "wandb").items()
                    if runs[-1]["summary"]["asynctune_status"] != "TERMINATED"}
     assert interrupted
