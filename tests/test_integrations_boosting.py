@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import asynctune as at
+from integration_faults import die_once_after_a_checkpoint
 
 pytest.importorskip("sklearn", reason="scikit-learn provides the data (pip install 'asynctune[examples]')")
 from sklearn.datasets import load_breast_cancer  # noqa: E402
@@ -56,23 +57,8 @@ def _train_lightgbm(config):
 
 
 def _crash_once_after_a_checkpoint(config):
-    """With crash=True the first attempt dies once it has saved a checkpoint; the retry resumes from it."""
-    if not config.get("crash"):
-        return
-    flag = os.path.join(at.get_trial_dir(), "crashed")
-    if os.path.exists(flag):
-        return
-    open(flag, "w").close()
-    import asynctune.session as session
-
-    real_report = session.TrialSession.report
-
-    def report_then_crash(self, metrics, checkpoint=None, **kwargs):
-        real_report(self, metrics, checkpoint, **kwargs)
-        if self.iteration >= 5 and self.last_checkpoint is not None:
-            os._exit(3)  # a worker that dies for real, not an exception the trainable could catch
-
-    session.TrialSession.report = report_then_crash
+    if config.get("crash"):
+        die_once_after_a_checkpoint()
 
 
 LIBRARIES = {
