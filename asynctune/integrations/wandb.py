@@ -135,10 +135,13 @@ class WandbLoggerCallback(Callback):
             run.config.update(params, allow_val_change=True)
         else:
             experiment_dir = self.experiment_dir or "."
+            kwargs = dict(self.init_kwargs)
+            # The driver's console is the experiment's, not any one trial's: W&B must not capture it.
+            kwargs.setdefault("settings", wandb.Settings(console="off"))
             run = self._runs[trial_id] = wandb.init(
                 project=self.project, group=self.group or experiment_name_of(experiment_dir), entity=self.entity,
                 mode=self.mode, dir=self.dir or experiment_dir, name=trial_id, id=run_id(experiment_dir, trial_id),
-                config=params, resume="allow", reinit="create_new", **self.init_kwargs)
+                config=params, resume="allow", reinit="create_new", **kwargs)
         run.summary[STATUS_KEY] = Status.RUNNING.value
 
     def _log(self, trial_id: str, metrics: dict[str, float], step: int) -> None:
