@@ -69,7 +69,8 @@ LIBRARIES = {
 
 @pytest.fixture(params=list(LIBRARIES), ids=list(LIBRARIES))
 def library(request):
-    pytest.importorskip(request.param, reason=f"{request.param} is not installed (pip install 'asynctune[{request.param}]')")
+    name = request.param
+    pytest.importorskip(name, reason=f"{name} is not installed (pip install 'asynctune[{name}]')")
     return request.param
 
 

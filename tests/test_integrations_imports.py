@@ -18,8 +18,8 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_asynctune_and_its_integrations_package_import_no_framework():
-    done = _python("import sys, asynctune, asynctune.integrations\n"
-                   f"print(sorted(set({sorted(set(MODULES.values()) | {'torch', 'pytorch_lightning'})!r}) & set(sys.modules)))")
+    frameworks = sorted(set(MODULES.values()) | {"torch", "pytorch_lightning"})
+    done = _python(f"import sys, asynctune, asynctune.integrations\nprint(sorted(set({frameworks!r}) & set(sys.modules)))")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

@@ -71,7 +71,8 @@ class WandbLoggerCallback(Callback):
             raise ValueError(f"WandbLoggerCallback: mode must be one of {_MODES} or None, got {mode=}")
         if isinstance(exclude, str) or not all(isinstance(k, str) for k in exclude):
             raise ValueError(f"WandbLoggerCallback: exclude must be a collection of result keys, got {exclude=}")
-        taken = {"id", "name", "config", "resume", "reinit", "project", "group", "entity", "mode", "dir"} & set(init_kwargs)
+        per_trial = {"id", "name", "config", "resume", "reinit", "project", "group", "entity", "mode", "dir"}
+        taken = per_trial & set(init_kwargs)
         if taken:
             raise ValueError(f"WandbLoggerCallback: {sorted(taken)} are set per trial by the callback; "
                              "pass project=, group=, entity=, mode=, dir= as its own arguments")

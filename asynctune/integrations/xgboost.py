@@ -54,7 +54,8 @@ class TuneReportCheckpointCallback(xgb.callback.TrainingCallback):
         self._last: dict[str, Any] | None = None  # the last round's metrics, while not yet saved with a booster
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Mapping[str, list]]) -> bool:
-        logged = {f"{data}-{name}": _last_value(values) for data, log in evals_log.items() for name, values in log.items()}
+        logged = {f"{data}-{name}": _last_value(values)
+                  for data, log in evals_log.items() for name, values in log.items()}
         metrics = select_metrics(logged, self._names, _OWNER)
         due = self.frequency > 0 and (epoch + 1) % self.frequency == 0
         self._last = None if due else metrics
