@@ -112,6 +112,29 @@ def test_a_trial_whose_worker_dies_resumes_from_the_booster(library, storage):
     assert [r["loss"] for r in results] == pytest.approx(expected, rel=1e-6)
 
 
+ROUNDS_DONE = {"xgboost": lambda booster: booster.num_boosted_rounds(),
+               "lightgbm": lambda booster: booster.current_iteration()}
+
+
+def test_hyperband_pauses_and_resumes_boosting_from_the_saved_booster(library, storage):
+    train, predict = LIBRARIES[library]
+    analysis = at.run(train, config={"eta": at.grid_search([0.05, 0.1, 0.2, 0.3]), "frequency": 1}, metric="loss",
+                      mode="min", scheduler=at.HyperBandScheduler(max_t=ROUNDS, reduction_factor=3),
+                      max_concurrent_trials=2, storage_path=storage, verbose=0)
+    paused_at = {d["trial_id"]: d["iteration"] for d in analysis.decisions() if d["decision"] == "PAUSE"}
+    went_on = [t for t, at_iteration in paused_at.items() if len(analysis.trial_results(t)) > at_iteration]
+    assert went_on, analysis.decisions()  # HyperBand paused trials and later promoted some
+    _, _, xv, yv = _data()
+    for trial in analysis.trials:
+        results = analysis.trial_results(trial.trial_id)
+        assert [r["training_iteration"] for r in results] == list(range(1, len(results) + 1))
+        # Boosting went on after each pause: the last booster has one round per result, and
+        # predicts the last loss reported.
+        booster = _load_booster(library, trial.checkpoint)
+        assert ROUNDS_DONE[library](booster) == len(results)
+        assert log_loss(yv, predict(xv, booster)) == pytest.approx(results[-1]["loss"], rel=1e-5)
+
+
 def test_a_scheduler_stop_ends_boosting(library, storage):
     train, _ = LIBRARIES[library]
     analysis = at.run(train, config={"eta": 0.3, "frequency": 0}, metric="loss", mode="min", storage_path=storage,
