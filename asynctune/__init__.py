@@ -50,6 +50,7 @@ _LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandSc
                         "MOASHAScheduler", "PopulationBasedTraining"]
 _LAZY["algorithms"] += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
 _LAZY["algorithms"] += ["OptunaSearch"]
+_LAZY["algorithms"] += ["HyperOptSearch"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
 _WHERE["DaskExecutor"] = "executors"
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         PopulationBasedTraining,
     )
     from .algorithms import BOHBSearch, ConcurrencyLimiter, OptunaSearch, SkOptSearch, TPESearch
+    from .algorithms import HyperOptSearch
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun

@@ -16,6 +16,7 @@ from .skopt_search import SkOptSearch
 from .tpe import TPESearch
 from .bohb import BOHBSearch
 from .optuna_search import OptunaSearch  # imports optuna only when used
+from .hyperopt_search import HyperOptSearch  # imports hyperopt only when used
 
 __all__ = [
     "FINISHED", "BasicVariantSearch", "CoroutineScheduler", "EventStream", "FIFOScheduler",
@@ -25,3 +26,4 @@ __all__ = [
     "PopulationBasedTraining",
 ]
 __all__ += ["BOHBSearch", "ConcurrencyLimiter", "OptunaSearch", "SkOptSearch", "TPESearch"]
+__all__ += ["HyperOptSearch"]
