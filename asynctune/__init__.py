@@ -59,7 +59,8 @@ _WHERE["DaskExecutor"] = "executors"
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
-        raise AttributeError(f"module 'asynctune' has no attribute {name!r}")
+        from .ray_hints import missing_name  # Ray Tune's names say where their counterparts are
+        raise missing_name(name)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

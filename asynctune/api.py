@@ -32,6 +32,7 @@ from .reporting.decisions import DecisionLog
 from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .options import ExperimentSpec, RunOptions
 from .resources import ResourcesSpec
+from .ray_hints import explain_ray_keywords, warn_if_uses_ray
 from .recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
 from .space import Space
 from .stopper import Stopper, make_stopper
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_STORAGE_PATH = "~/asynctune_results"
 
 
+@explain_ray_keywords
 def run(
     trainable: Callable[[dict[str, Any]], Any] | type[Trainable],
     *,
@@ -168,6 +170,7 @@ def _parameters_of(source: Callable[_P, Any]) -> Callable[[Callable[..., Awaitab
     return apply
 
 
+@explain_ray_keywords
 @_parameters_of(run)
 async def run_async(trainable: Any, *, resume: bool = False, **options: Any) -> ExperimentAnalysis:
     """`run()` as a coroutine, for programs that already run an event loop; same parameters."""
@@ -307,6 +310,8 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     saved = options.as_saved()
     spec_blob = _snapshot(saved) if resume_state is None else None  # fresh objects, before any use
     _check_trainable(trainable)
+    if resume_state is None:
+        warn_if_uses_ray(trainable)
     options.check()
     monitor_interval_s = monitor_interval(options.monitor, options.memory_limit_mb)
     config, metric, mode, seed = options.config, options.metric, options.mode, options.seed
