@@ -159,14 +159,21 @@ class HyperOptSearch(Searcher):
 
     def save(self, path: str) -> None:
         with self._lock:
-            state = {k: v for k, v in self.__dict__.items() if k not in _TRANSIENT}
+            state = self.__getstate__()
         with open(path, "wb") as f:
             cloudpickle.dump(state, f)
 
     def restore(self, path: str) -> None:
         with open(path, "rb") as f:
-            self.__dict__.update(cloudpickle.load(f))
+            self.__setstate__(cloudpickle.load(f))
+
+    def __getstate__(self) -> dict[str, Any]:  # run() pickles the searcher into the run spec too
+        return {k: v for k, v in self.__dict__.items() if k not in _TRANSIENT}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._domain = None
         if self.hp_space is not None:
             self._domain = _import_hyperopt().base.Domain(_objective_never_called, self.hp_space)
 
