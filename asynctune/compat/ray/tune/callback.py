@@ -63,6 +63,8 @@ class RayCallbackAdapter(_at.Callback):
         self.stop, self.num_samples = stop, num_samples
         self.iteration = 0
         self.trials: list[Any] = []
+        self._shown: dict[str, int] = {}  # the newest training_iteration shown, per trial
+        self._held: dict[str, str] = {}  # a checkpoint whose result is not shown yet
 
     def on_experiment_start(self, experiment_dir: str, trials: Sequence[Any]) -> None:
         self.trials = trials  # type: ignore[assignment]  # the controller's own list: it grows as trials are added
@@ -78,10 +80,23 @@ class RayCallbackAdapter(_at.Callback):
 
     def on_trial_result(self, trial: Any, result: dict[str, Any]) -> None:
         self.callback.on_trial_result(self.iteration, list(self.trials), trial, result)
+        self._shown[trial.trial_id] = result.get("training_iteration", 0)
+        checkpoint = self._held.pop(trial.trial_id, None)
+        if checkpoint is not None:
+            self._checkpoint(trial, checkpoint)
 
     def on_checkpoint(self, trial: Any, checkpoint: str) -> None:
-        self.callback.on_trial_save(self.iteration, list(self.trials), trial)
+        # asynctune records a result's checkpoint before showing the result; Ray shows the result
+        # first: hold the checkpoint until its result has been shown.
+        iteration = (trial.last_result or {}).get("training_iteration", 0)
+        if trial.checkpoint_iteration == iteration and iteration > self._shown.get(trial.trial_id, 0):
+            self._held[trial.trial_id] = checkpoint
+        else:
+            self._checkpoint(trial, checkpoint)
+
+    def _checkpoint(self, trial: Any, checkpoint: str) -> None:
         self.callback.on_checkpoint(self.iteration, list(self.trials), trial, Checkpoint(checkpoint))
+        self.callback.on_trial_save(self.iteration, list(self.trials), trial)
 
     def on_trial_complete(self, trial: Any) -> None:
         self.callback.on_trial_complete(self.iteration, list(self.trials), trial)
