@@ -1,6 +1,6 @@
 """Ray's `ray.tune.utils`: the mock trainable its examples use."""
 
-from .._unsupported import module_getattr
+from ..._unsupported import module_getattr
 
 __getattr__ = module_getattr(__name__, {
     "validate_save_restore": "run one short Tuner with a scheduler that pauses (HyperBand) or PBT instead",
