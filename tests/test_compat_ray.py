@@ -17,14 +17,9 @@ import asynctune.compat.ray as ray
 from asynctune.compat.ray import train, tune
 from asynctune.compat.ray._unsupported import UnsupportedRayFeature
 
+from compat_ray_helpers import two_cpus  # noqa: F401  (autouse: ray.init(num_cpus=2) around each test)
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this module
-
-
-@pytest.fixture(autouse=True)
-def two_cpus():
-    ray.init(num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 def run_config(storage: str, **kwargs) -> tune.RunConfig:

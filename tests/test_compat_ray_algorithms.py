@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -13,7 +12,6 @@ import cloudpickle
 import pytest
 
 import asynctune as at
-import asynctune.compat.ray as ray
 from asynctune.compat.ray import tune
 from asynctune.compat.ray._unsupported import UnsupportedRayFeature
 from asynctune.compat.ray.tune.schedulers import (
@@ -23,14 +21,9 @@ from asynctune.compat.ray.tune.schedulers import (
 from asynctune.compat.ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 from asynctune.compat.ray.tune.utils.mock_trainable import MyTrainableClass
 
+from compat_ray_helpers import two_cpus  # noqa: F401  (autouse: ray.init(num_cpus=2) around each test)
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this module
-
-
-@pytest.fixture(autouse=True)
-def two_cpus():
-    ray.init(num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 def fit(trainable, storage, *, param_space=None, stop=None, checkpoint_config=None, **tune_config) -> tune.ResultGrid:
