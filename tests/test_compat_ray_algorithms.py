@@ -125,7 +125,8 @@ def test_population_based_training_with_rays_arguments(storage):
                   checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2))  # as Ray's PBT docs advise
     decisions = at.ExperimentAnalysis(results.experiment_path).decisions()
     assert any(d["decision"] == "MUTATE" for d in decisions)
-    assert all(r.metrics["training_iteration"] == 6 for r in results)
+    # every trial reached the stop criterion; one that cloned a finished donor goes on from the donor's step
+    assert all(r.metrics["training_iteration"] >= 6 for r in results)
     with pytest.raises(UnsupportedRayFeature, match="synch=True"):
         PopulationBasedTraining(hyperparam_mutations={"lr": [0.1]}, synch=True)
 
