@@ -12,6 +12,7 @@ import cloudpickle
 import pytest
 
 import asynctune as at
+import asynctune.compat.ray as ray
 from asynctune.compat.ray import tune
 from asynctune.compat.ray._unsupported import UnsupportedRayFeature
 from asynctune.compat.ray.tune.schedulers import (
@@ -103,6 +104,7 @@ class Learner(tune.Trainable):
         self.score = 0.0
 
     def step(self):
+        time.sleep(0.05)  # long enough for the population to train side by side
         self.score += self.config["lr"]
         return {"score": self.score}
 
@@ -118,6 +120,7 @@ class Learner(tune.Trainable):
 
 
 def test_population_based_training_with_rays_arguments(storage):
+    ray.init(num_cpus=4)  # the whole population at once
     pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2,
                                   hyperparam_mutations={"lr": tune.uniform(0.0, 1.0)})
     results = fit(Learner, storage, param_space={"lr": tune.grid_search([0.01, 0.02, 0.9, 1.0])},
