@@ -219,6 +219,9 @@ class Controller:
             return await self._searcher_finished()
         if config is None:  # "not now": ask again soon, or when a trial ends
             if not self._running:
+                if self._stalled():
+                    await resolve(self.scheduler.on_searcher_stalled())
+                    self._outcomes.apply_actions()
                 asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
             return
         resources = resolve_resources(self.options.resources_per_trial, config)
@@ -241,6 +244,12 @@ class Controller:
         if unwritable is not None:  # its directory cannot be made: it fails (or, disk full, stays PENDING)
             self._outcomes.write_failed(runtime, unwritable)
         self._outcomes.apply_actions()
+
+    def _stalled(self) -> bool:
+        """Nothing runs and no waiting trial may start: with a searcher that says "not now", only
+        the scheduler can move on (HyperBand holding a bracket's paused trials, a limiter counting them)."""
+        candidates = self._candidates()
+        return not candidates or self.scheduler.choose_trial_to_run(candidates) is None
 
     async def _searcher_finished(self) -> None:
         """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""

@@ -237,3 +237,27 @@ def test_a_custom_searcher_written_against_rays_searcher_interface(storage):
     results = fit(quadratic, storage, num_samples=3, search_alg=ConcurrencyLimiter(Upwards(), max_concurrent=1))
     assert sorted(r.config["x"] for r in results) == [0.0, 1.0, 2.0]
     assert math.isclose(results.get_best_result("loss", "min").metrics["loss"], 0.0)
+
+
+@pytest.mark.timeout(60)
+def test_hyperband_with_a_concurrency_limiter_closes_a_bracket_it_cannot_fill(storage):
+    """Ray's bohb_example: 2 trials at once, brackets of 4. The limiter counts the paused trials
+    of the bracket, so the bracket would wait for ever; it closes with what it has instead."""
+    from asynctune.compat.ray.tune.search.bohb import TuneBOHB
+    search = ConcurrencyLimiter(TuneBOHB(seed=0), max_concurrent=2)
+    results = fit(MyTrainableClass, storage, num_samples=6, metric="episode_reward_mean", mode="max",
+                  param_space={"width": tune.uniform(1, 20), "height": tune.uniform(-10, 10)},
+                  scheduler=HyperBandForBOHB(max_t=4, reduction_factor=2), search_alg=search,
+                  stop={"training_iteration": 4})
+    assert len(results) == 6 and results.num_terminated == 6
+    assert any(r.metrics["training_iteration"] == 4 for r in results)
+    assert any(r.metrics["training_iteration"] < 4 for r in results)  # halving happened in closed brackets
+
+
+@pytest.mark.timeout(60)
+def test_asynctunes_own_hyperband_with_a_concurrency_limiter_does_not_wait_for_ever(storage):
+    analysis = at.run(resumable_curve, config={"x": at.uniform(1, 10)}, num_samples=6, metric="loss", mode="min",
+                      scheduler=at.HyperBandScheduler(max_t=4, reduction_factor=2),
+                      search_alg=at.ConcurrencyLimiter(at.RandomSearch(seed=0), max_concurrent=2),
+                      storage_path=storage, verbose=0)
+    assert len(analysis.trials) == 6 and all(t.status is at.Status.TERMINATED for t in analysis.trials)

@@ -77,6 +77,8 @@ class HyperBandScheduler(CoroutineScheduler):
                     bracket_of[event.trial] = self.brackets[-1]
                 elif isinstance(event, _OutOfTrials):
                     if self.brackets:
+                        if event.stalled:
+                            self.brackets[-1].is_closed = True  # the next trial starts a new bracket
                         await self.brackets[-1].inbox.deliver(event)  # only the newest can be short
                 elif event.trial in bracket_of:
                     await bracket_of[event.trial].inbox.deliver(event)
@@ -160,6 +162,16 @@ class HyperBandScheduler(CoroutineScheduler):
         self._publish(_OutOfTrials())
         return self._wait_settled()
 
+    def on_searcher_stalled(self) -> Awaitable[None] | None:
+        """The searcher holds back (a ConcurrencyLimiter counts this bracket's paused trials) and
+        nothing runs: the bracket being filled closes with the trials it has, as Ray's HyperBand
+        processes a bracket whose trials are all paused; later trials start a new bracket."""
+        newest = self.brackets[-1] if self.brackets else None
+        if newest is None or newest.is_full or newest.is_closed:
+            return None
+        self._publish(_OutOfTrials(stalled=True))
+        return self._wait_settled()
+
 
 @dataclass(eq=False)
 class _Bracket:
@@ -191,7 +203,10 @@ class _Bracket:
 
 @dataclass(frozen=True)
 class _OutOfTrials:
-    """Published when no more trials will join: brackets that are not full close as they are."""
+    """Published when no more trials will join: brackets that are not full close as they are.
+    `stalled`: none will join for now (on_searcher_stalled): only the newest bracket closes."""
+
+    stalled: bool = False
 
 
 class _Inbox:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import asynctune as _at
-from asynctune.storage import RUN_SPEC_FILE
+from asynctune.api import DEFAULT_STORAGE_PATH
+from asynctune.storage import RUN_SPEC_FILE, trial_ids
 
 from .._runtime import local_executor
 from .._unsupported import unsupported
@@ -17,6 +19,8 @@ from ._retention import KeepBestCheckpoints
 from ._trainables import check_trainable, resources_of, to_asynctune_resources
 from .callback import adapt_callbacks
 from .stopper import to_stopper
+
+logger = logging.getLogger(__name__)
 
 
 class Tuner:
@@ -108,7 +112,7 @@ class Tuner:
             stop=to_stopper(rc.stop), search_alg=tc.search_alg, scheduler=tc.scheduler, executor=local_executor(),
             resources_per_trial=to_asynctune_resources(resources_of(self.trainable)),
             max_concurrent_trials=tc.max_concurrent_trials, time_budget_s=tc.time_budget_s,
-            storage_path=rc.storage_path, name=rc.name, callbacks=callbacks, max_failures=fc.max_failures,
+            storage_path=rc.storage_path, name=_free_name(rc.storage_path, rc.name), callbacks=callbacks, max_failures=fc.max_failures,
             fail_fast=bool(fc.fail_fast), raise_on_failed_trial="never",
             checkpoint_frequency=cc.checkpoint_frequency, checkpoint_at_end=bool(cc.checkpoint_at_end),
             keep_checkpoints_num=keep,
@@ -125,3 +129,19 @@ class _ExperimentDir(_at.Callback):
 
     def on_experiment_start(self, experiment_dir: str, trials: Any) -> None:
         self.path = experiment_dir
+
+
+def _free_name(storage_path: str | None, name: str | None) -> str | None:
+    """Ray runs a script again under the same RunConfig(name=...); asynctune keeps one experiment
+    per directory, so a second run goes to name_2, name_3, ... (Tuner.restore continues one)."""
+    if name is None:
+        return None
+    root = os.path.abspath(os.path.expanduser(storage_path or DEFAULT_STORAGE_PATH))
+    candidate, number = name, 1
+    while trial_ids(os.path.join(root, candidate)):
+        number += 1
+        candidate = f"{name}_{number}"
+    if candidate != name:
+        logger.warning("RunConfig(name=%r): %s holds an earlier experiment; this one goes to %s", name,
+                       os.path.join(root, name), os.path.join(root, candidate))
+    return candidate
