@@ -20,12 +20,12 @@ from typing import Any
 from ._runtime import available_resources, cluster_resources, init, is_initialized, shutdown
 from ._unsupported import module_getattr
 
-_SUBMODULES = ("tune", "train")
+_SUBMODULES = ("tune", "train", "air")
 _NO_CLUSTER = ("asynctune has no tasks, actors or object store: trials run in worker processes started by "
                "asynctune.run(); pass large objects with tune.with_parameters")
 _HINTS = {name: _NO_CLUSTER for name in ("remote", "get", "put", "wait", "kill", "cancel", "get_actor", "actor",
                                          "method", "nodes", "timeline", "get_runtime_context", "util", "data",
-                                         "serve", "rllib", "air", "workflow", "runtime_env")}
+                                         "serve", "rllib", "workflow", "runtime_env")}
 _missing = module_getattr(__name__, _HINTS)
 
 

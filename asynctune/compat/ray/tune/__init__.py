@@ -26,7 +26,7 @@ from .callback import Callback
 from .logger import LoggerCallback
 
 _SUBMODULES = ("schedulers", "search", "stopper", "logger", "callback", "result", "utils", "execution",
-               "experiment")
+               "experiment", "integration")
 _REPORTERS = "asynctune shows a live table itself; choose how much with RunConfig(verbose=0..3)"
 _HINTS = {
     "CLIReporter": _REPORTERS, "JupyterNotebookReporter": _REPORTERS, "ProgressReporter": _REPORTERS,
