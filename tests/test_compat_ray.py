@@ -3,6 +3,7 @@ API the way Ray Tune's documentation shows it, on a real run with worker process
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -311,8 +312,12 @@ def test_bad_configs_are_named_before_anything_runs():
     (lambda: tune.stopper.TrialPlateauStopper, "plateau"),
     (lambda: train.ScalingConfig, "one process per trial"),
     (lambda: tune.logger.CSVLoggerCallback, "progress.csv"),
+    (lambda: importlib.import_module("asynctune.compat.ray.rllib.algorithms.ppo"), "RLlib is not mirrored"),
+    (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
+    (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.xgboost").TuneReportCheckpointCallback,
+     "call tune.report"),
 ], ids=["ray.remote", "CLIReporter", "PB2", "from-pb2-import", "BayesOptSearch", "TrialPlateauStopper",
-        "ScalingConfig", "CSVLoggerCallback"])
+        "ScalingConfig", "CSVLoggerCallback", "rllib-module", "examples-module", "xgboost-callback"])
 def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
     with pytest.raises(UnsupportedRayFeature, match=hint) as raised:
         importer()

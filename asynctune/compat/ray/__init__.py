@@ -18,7 +18,7 @@ import importlib
 from typing import Any
 
 from ._runtime import available_resources, cluster_resources, init, is_initialized, shutdown
-from ._unsupported import module_getattr
+from ._unsupported import install_module_finder, module_getattr
 
 _SUBMODULES = ("tune", "train", "air")
 _NO_CLUSTER = ("asynctune has no tasks, actors or object store: trials run in worker processes started by "
@@ -27,6 +27,7 @@ _HINTS = {name: _NO_CLUSTER for name in ("remote", "get", "put", "wait", "kill",
                                          "method", "nodes", "timeline", "get_runtime_context", "util", "data",
                                          "serve", "rllib", "workflow", "runtime_env")}
 _missing = module_getattr(__name__, _HINTS)
+install_module_finder()
 
 
 def __getattr__(name: str) -> Any:

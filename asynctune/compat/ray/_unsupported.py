@@ -37,3 +37,36 @@ def module_getattr(module: str, hints: Mapping[str, str]) -> Callable[[str], Any
                              f"({GUIDE})")
 
     return __getattr__
+
+
+_MODULE_HINTS = {
+    "rllib": "RLlib is not mirrored: asynctune tunes training functions and Trainable classes; call your RL "
+             "library's training loop inside a trainable that calls tune.report",
+    "tune.examples": "Ray's example modules are not part of asynctune: copy the function you need into your script",
+    "data": "Ray Data is not mirrored: load data inside the trainable, or pass it with tune.with_parameters",
+    "train": "Ray Train's framework trainers are not mirrored: write the training loop as a trainable(config) "
+             "that calls tune.report",
+}
+
+
+class MissingRayModuleFinder:
+    """Last on sys.meta_path: an import of a Ray module that asynctune.compat.ray does not mirror
+    (`from asynctune.compat.ray.rllib.algorithms.ppo import PPO`) raises UnsupportedRayFeature
+    naming it, not a bare ModuleNotFoundError."""
+
+    prefix = "asynctune.compat.ray."
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if not fullname.startswith(self.prefix):
+            return None
+        ray_name = "ray." + fullname[len(self.prefix):]
+        rest = fullname[len(self.prefix):]
+        hint = next((h for key, h in _MODULE_HINTS.items() if rest == key or rest.startswith(key + ".")),
+                    "asynctune's own API is asynctune.run(...)")
+        unsupported(f"the module {ray_name}", hint)
+
+
+def install_module_finder() -> None:
+    import sys
+    if not any(isinstance(finder, MissingRayModuleFinder) for finder in sys.meta_path):
+        sys.meta_path.append(MissingRayModuleFinder())
