@@ -102,6 +102,11 @@ def test_median_stopping_rule_with_rays_arguments(storage):
 class Learner(tune.Trainable):
     def setup(self, config):
         self.score = 0.0
+        # Start together, so the population trains side by side however slowly workers start.
+        open(os.path.join(config["barrier"], self.trial_id), "w").close()
+        deadline = time.time() + 30
+        while len(os.listdir(config["barrier"])) < 4 and time.time() < deadline:
+            time.sleep(0.02)
 
     def step(self):
         time.sleep(0.05)  # long enough for the population to train side by side
@@ -119,11 +124,11 @@ class Learner(tune.Trainable):
         return True
 
 
-def test_population_based_training_with_rays_arguments(storage):
+def test_population_based_training_with_rays_arguments(storage, tmp_path):
     ray.init(num_cpus=4)  # the whole population at once
     pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2,
                                   hyperparam_mutations={"lr": tune.uniform(0.0, 1.0)})
-    results = fit(Learner, storage, param_space={"lr": tune.grid_search([0.01, 0.02, 0.9, 1.0])},
+    results = fit(Learner, storage, param_space={"lr": tune.grid_search([0.01, 0.02, 0.9, 1.0]), "barrier": str(tmp_path)},
                   metric="score", mode="max", scheduler=pbt, stop={"training_iteration": 6},
                   checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2))  # as Ray's PBT docs advise
     decisions = at.ExperimentAnalysis(results.experiment_path).decisions()
