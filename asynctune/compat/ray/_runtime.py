@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...executors.local import LocalExecutor
+if TYPE_CHECKING:
+    from ...executors.local import LocalExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -61,5 +62,7 @@ def local_executor() -> LocalExecutor | None:
     """The executor run() gets: None (asynctune's default) unless init() limited the resources."""
     if _state["num_cpus"] is None and _state["num_gpus"] is None:
         return None
+    from ...executors.local import LocalExecutor  # the driver's: workers import this package too
+
     env = {"CUDA_VISIBLE_DEVICES": ""} if _state["num_gpus"] == 0 else None  # num_gpus=0: no GPU for trials
     return LocalExecutor(cpus=_state["num_cpus"], env=env)

@@ -6,24 +6,37 @@ See docs/migrating_from_ray.md for what maps to what and what differs.
 from __future__ import annotations
 
 import importlib
-from typing import Any
-
-from asynctune import ExperimentAnalysis, Stopper
-from asynctune.errors import AsynctuneError as TuneError
+from typing import TYPE_CHECKING, Any
 
 from .._unsupported import module_getattr
-from ._configs import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
-from ._legacy_run import run
-from ._results import Result, ResultGrid
+
+# The trial side is imported eagerly and stays light (a worker unpickling a trainable that calls
+# tune.report imports this package); the driver side loads on first use.
 from ._session import Checkpoint, TuneContext, get_checkpoint, get_context, report
 from ._space import (
     choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn, quniform, randint,
     randn, sample_from, uniform,
 )
 from ._trainables import PlacementGroupFactory, Trainable, with_parameters, with_resources
-from ._tuner import Tuner
-from .callback import Callback
-from .logger import LoggerCallback
+
+_LAZY = {
+    "CheckpointConfig": "._configs", "FailureConfig": "._configs", "RunConfig": "._configs",
+    "SyncConfig": "._configs", "TuneConfig": "._configs", "run": "._legacy_run", "Result": "._results",
+    "ResultGrid": "._results", "Tuner": "._tuner", "Callback": ".callback", "LoggerCallback": ".logger",
+    "Stopper": "asynctune", "ExperimentAnalysis": "asynctune", "TuneError": "asynctune.errors",
+}
+_RENAMED = {"TuneError": "AsynctuneError"}
+
+if TYPE_CHECKING:
+    from asynctune import ExperimentAnalysis, Stopper
+    from asynctune.errors import AsynctuneError as TuneError
+
+    from ._configs import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
+    from ._legacy_run import run
+    from ._results import Result, ResultGrid
+    from ._tuner import Tuner
+    from .callback import Callback
+    from .logger import LoggerCallback
 
 _SUBMODULES = ("schedulers", "search", "stopper", "logger", "callback", "result", "utils", "execution",
                "experiment", "integration")
@@ -42,6 +55,10 @@ _missing = module_getattr(__name__, _HINTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__ if _LAZY[name].startswith(".") else None)
+        value = globals()[name] = getattr(module, _RENAMED.get(name, name))
+        return value
     if name in _SUBMODULES:  # `tune.schedulers.ASHAScheduler` without importing the submodule first
         return importlib.import_module(f".{name}", __name__)
     return _missing(name)
