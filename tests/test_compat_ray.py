@@ -362,3 +362,40 @@ def test_a_trainable_that_still_calls_rays_report_is_named_before_any_trial(tmp_
         analysis = at.run(half_migrated, storage_path=storage, verbose=0)
     assert "half_migrated refers to Ray's own ray.tune" in caplog.text and "asynctune.compat.ray" in caplog.text
     assert analysis.trials[0].num_results == 0
+
+
+DRIVER = """
+import json, os, sys, tempfile, time
+from asynctune.compat.ray import tune
+
+def count(config):
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            start = json.load(open(os.path.join(directory, "state.json")))["step"]
+    for step in range(start, 12):
+        time.sleep(0.1)
+        with tempfile.TemporaryDirectory() as directory:
+            json.dump({"step": step + 1}, open(os.path.join(directory, "state.json"), "w"))
+            tune.report({"step": step + 1, "resumed_from": start}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+tune.Tuner(count, tune_config=tune.TuneConfig(num_samples=2),
+           run_config=tune.RunConfig(storage_path=sys.argv[1], name="killed", verbose=0)).fit()
+"""
+
+
+def test_tuner_restore_continues_an_experiment_whose_driver_was_killed(tmp_path, storage):
+    from driver_runs import start_script, wait_for_results
+    driver = start_script(tmp_path / "driver.py", DRIVER, storage)
+    try:
+        wait_for_results(os.path.join(storage, "killed"), 6, timeout=60)
+    finally:
+        driver.kill()  # SIGKILL: no chance to save anything on the way out
+        driver.wait()
+    path = os.path.join(storage, "killed")
+    assert tune.Tuner.can_restore(path)
+    results = tune.Tuner.restore(path, trainable=None).fit()
+    assert [r.metrics["step"] for r in results] == [12, 12]
+    assert any(r.metrics["resumed_from"] > 0 for r in results)  # went on from a checkpoint, not from scratch
+    assert all(list(r.metrics_dataframe["step"]) == list(range(1, 13)) for r in results)  # nothing lost or twice
