@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _session
+from ._report import Metrics, check_frequency, report_round, select, wants_checkpoint
 
 
 class TuneReportCheckpointCallback:
@@ -29,35 +29,21 @@ class TuneReportCheckpointCallback:
 
     order = 20  # LightGBM runs callbacks by this attribute: after its own evaluation logging
 
-    def __init__(self, metrics: str | Sequence[str] | Mapping[str, str] | None = None, filename: str = "checkpoint",
-                 frequency: int = 1, checkpoint_at_end: bool = True,
+    def __init__(self, metrics: Metrics = None, filename: str = "checkpoint", frequency: int = 1,
+                 checkpoint_at_end: bool = True,
                  results_postprocessing_fn: Callable[[dict[str, float]], dict[str, float]] | None = None) -> None:
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 0:
-            raise ValueError(f"TuneReportCheckpointCallback: frequency must be an integer >= 0, got {frequency!r}")
-        self.metrics = [metrics] if isinstance(metrics, str) else metrics
+        check_frequency(frequency)
+        self.metrics = metrics
         self.filename, self.frequency, self.checkpoint_at_end = filename, frequency, checkpoint_at_end
         self.results_postprocessing_fn = results_postprocessing_fn
 
     def __call__(self, env: Any) -> None:
-        results = self._selected(_evaluation_results(env.evaluation_result_list))
+        results = select(_evaluation_results(env.evaluation_result_list), self.metrics)
         if self.results_postprocessing_fn is not None:
             results = self.results_postprocessing_fn(results)
         done = env.iteration + 1 == env.end_iteration
-        checkpoint_now = (self.frequency and (env.iteration + 1) % self.frequency == 0) or (
-            done and self.checkpoint_at_end)
-        if checkpoint_now and hasattr(env.model, "save_model"):
-            with tempfile.TemporaryDirectory() as directory:
-                env.model.save_model(os.path.join(directory, self.filename))
-                _session.report(results, checkpoint=_session.Checkpoint.from_directory(directory))
-        else:
-            _session.report(results)
-
-    def _selected(self, results: dict[str, float]) -> dict[str, float]:
-        if self.metrics is None:
-            return results
-        if isinstance(self.metrics, Mapping):
-            return {name: results[key] for name, key in self.metrics.items()}
-        return {key: results[key] for key in self.metrics}
+        report_round(results, env.model, self.filename, checkpoint=wants_checkpoint(
+            env.iteration + 1, self.frequency, done=done, at_end=self.checkpoint_at_end))
 
     @classmethod
     def get_model(cls, checkpoint: _session.Checkpoint, filename: str = "checkpoint") -> Any:
@@ -69,8 +55,7 @@ class TuneReportCheckpointCallback:
 class TuneReportCallback(TuneReportCheckpointCallback):
     """Report the round's evaluation results, without checkpoints."""
 
-    def __init__(self, metrics: str | Sequence[str] | Mapping[str, str] | None = None,
-                 results_postprocessing_fn: Callable[[dict[str, float]], dict[str, float]] | None = None) -> None:
+    def __init__(self, metrics: Metrics = None, results_postprocessing_fn: Callable[[dict[str, float]], dict[str, float]] | None = None) -> None:
         super().__init__(metrics, frequency=0, checkpoint_at_end=False,
                          results_postprocessing_fn=results_postprocessing_fn)
 
