@@ -49,8 +49,8 @@ _LAZY: dict[str, str] = {
                      "TrialResult"], "algorithms.base"),
     **dict.fromkeys(["ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler",
                      "MedianStoppingRule", "MOASHAScheduler", "PopulationBasedTraining"], "algorithms.schedulers"),
-    **dict.fromkeys(["BasicVariantSearch", "BOHBSearch", "ConcurrencyLimiter", "GridSearch", "OptunaSearch",
-                     "RandomSearch", "SkOptSearch", "TPESearch"], "algorithms.search"),
+    **dict.fromkeys(["BasicVariantSearch", "BOHBSearch", "ConcurrencyLimiter", "GridSearch", "HyperOptSearch",
+                     "OptunaSearch", "RandomSearch", "SkOptSearch", "TPESearch"], "algorithms.search"),
     **dict.fromkeys(["Callback", "ConsoleReporter", "DecisionLog", "TensorBoardLogger"], "reporting"),
     **dict.fromkeys(["Executor", "TrialRun", "LocalExecutor", "SSHExecutor", "Host", "DaskExecutor",
                      "SimulatedExecutor", "Workload"], "executors"),
@@ -62,7 +62,8 @@ _LAZY: dict[str, str] = {
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'asynctune' has no attribute {name!r}")
+        from .compat.ray_hints import missing_name  # Ray Tune's names say where their counterparts are
+        raise missing_name(name)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
@@ -81,8 +82,8 @@ if TYPE_CHECKING:
         MOASHAScheduler, PopulationBasedTraining,
     )
     from .algorithms.search import (
-        BasicVariantSearch, BOHBSearch, ConcurrencyLimiter, GridSearch, OptunaSearch, RandomSearch, SkOptSearch,
-        TPESearch,
+        BasicVariantSearch, BOHBSearch, ConcurrencyLimiter, GridSearch, HyperOptSearch, OptunaSearch, RandomSearch,
+        SkOptSearch, TPESearch,
     )
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async

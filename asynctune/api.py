@@ -41,12 +41,14 @@ from .core.stopper import Stopper, make_stopper
 from .store.layout import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
 from .worker.trainable import Trainable, trainable_name
 from .core.trial import Status
+from .compat.ray_hints import explain_ray_keywords, warn_if_uses_ray
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STORAGE_PATH = "~/asynctune_results"
 
 
+@explain_ray_keywords
 def run(
     trainable: Callable[[dict[str, Any]], Any] | type[Trainable],
     *,
@@ -179,6 +181,7 @@ def _parameters_of(source: Callable[_P, Any]) -> Callable[[Callable[..., Awaitab
     return apply
 
 
+@explain_ray_keywords
 @_parameters_of(run)
 async def run_async(trainable: Any, *, resume: bool = False, **options: Any) -> ExperimentAnalysis:
     """`run()` as a coroutine, for programs that already run an event loop; same parameters."""
@@ -321,6 +324,8 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     saved = options.as_saved()
     spec_blob = _snapshot(saved) if resume_state is None else None  # fresh objects, before any use
     _check_trainable(trainable)
+    if resume_state is None:
+        warn_if_uses_ray(trainable)
     options.check()
     monitor_interval_s = monitor_interval(options.monitor, options.memory_limit_mb)
     config, metric, mode, seed = options.config, options.metric, options.mode, options.seed

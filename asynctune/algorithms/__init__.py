@@ -11,8 +11,8 @@ from .schedulers import (
     MOASHAScheduler, PopulationBasedTraining,
 )
 from .search import (
-    BasicVariantSearch, BOHBSearch, ConcurrencyLimiter, GridSearch, OptunaSearch, RandomSearch, SkOptSearch,
-    TPESearch,
+    BasicVariantSearch, BOHBSearch, ConcurrencyLimiter, GridSearch, HyperOptSearch, OptunaSearch, RandomSearch,
+    SkOptSearch, TPESearch,
 )
 
 __all__ = [
@@ -20,6 +20,6 @@ __all__ = [
     "TrialEnded", "TrialResult",
     "ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler", "MedianStoppingRule",
     "MOASHAScheduler", "PopulationBasedTraining",
-    "BOHBSearch", "BasicVariantSearch", "ConcurrencyLimiter", "GridSearch", "OptunaSearch", "RandomSearch",
+    "BOHBSearch", "BasicVariantSearch", "ConcurrencyLimiter", "GridSearch", "HyperOptSearch", "OptunaSearch", "RandomSearch",
     "SkOptSearch", "TPESearch",
 ]

@@ -244,6 +244,14 @@ class Scheduler(abc.ABC):
         that will never fill."""
         return None
 
+    def on_searcher_stalled(self) -> None | Awaitable[None]:
+        """The searcher suggests nothing for now (a ConcurrencyLimiter counting paused trials),
+        no trial runs, and none of the waiting trials may run: only the scheduler can move on.
+
+        Called each time the controller finds it so (it asks the searcher again soon). May return
+        an awaitable, as on_searcher_finished; e.g. HyperBand closes the bracket it is filling."""
+        return None
+
 
 async def resolve(outcome: Any) -> Any:
     """The one rule for scheduler hooks: a hook returns its value, or an awaitable of it."""

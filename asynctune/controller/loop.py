@@ -230,6 +230,9 @@ class Controller:
             return await self._searcher_finished()
         if config is None:  # "not now": ask again soon, or when a trial ends
             if not self.table.num_running:
+                if self._stalled():
+                    await resolve(self.scheduler.on_searcher_stalled())
+                    self._outcomes.apply_actions()
                 asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
             return
         resources = resolve_resources(self.options.resources_per_trial, config)
@@ -257,6 +260,12 @@ class Controller:
         self._outcomes.apply_actions()
         if self._searcher_exhausted():  # that was the last one: say so now, not when a worker frees up
             await self._searcher_finished()
+
+    def _stalled(self) -> bool:
+        """Nothing runs and no waiting trial may start: with a searcher that says "not now", only
+        the scheduler can move on (HyperBand holding a bracket's paused trials, a limiter counting them)."""
+        candidates = self.table.candidates()
+        return not candidates or self.scheduler.choose_trial_to_run(candidates) is None
 
     async def _searcher_finished(self) -> None:
         """Tell the scheduler, once, that no trial will be added (FINISHED or num_samples reached)."""

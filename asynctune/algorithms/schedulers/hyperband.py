@@ -71,8 +71,10 @@ class HyperBandScheduler(CoroutineScheduler):
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
 
     def bracket_sizes(self) -> list[tuple[int, float]]:
-        """(n, r) of brackets s = s_max .. 0: how many trials and how much resource to start with."""
-        return [_bracket_size(s, self.s_max, self.max_t, self.reduction_factor) for s in range(self.s_max, -1, -1)]
+        """(n, r) of each bracket in the order they fill (s = s_max .. 0, or 0 .. s_max for
+        bracket_order="gentle_first"): how many trials and how much resource to start with."""
+        order = range(self.s_max + 1) if self.bracket_order == "gentle_first" else range(self.s_max, -1, -1)
+        return [_bracket_size(s, self.s_max, self.max_t, self.reduction_factor) for s in order]
 
     # The algorithm -----------------------------------------------------------------------------
 
@@ -89,6 +91,8 @@ class HyperBandScheduler(CoroutineScheduler):
                     bracket_of[event.trial] = self.brackets[-1]
                 elif isinstance(event, _OutOfTrials):
                     if self.brackets:
+                        if event.stalled:
+                            self.brackets[-1].is_closed = True  # the next trial starts a new bracket
                         await self.brackets[-1].inbox.deliver(event)  # only the newest can be short
                 elif event.trial in bracket_of:
                     await bracket_of[event.trial].inbox.deliver(event)
@@ -173,6 +177,16 @@ class HyperBandScheduler(CoroutineScheduler):
         self._publish(_OutOfTrials())
         return self._wait_settled()
 
+    def on_searcher_stalled(self) -> Awaitable[None] | None:
+        """The searcher holds back (a ConcurrencyLimiter counts this bracket's paused trials) and
+        nothing runs: the bracket being filled closes with the trials it has, as Ray's HyperBand
+        processes a bracket whose trials are all paused; later trials start a new bracket."""
+        newest = self.brackets[-1] if self.brackets else None
+        if newest is None or newest.is_full or newest.is_closed:
+            return None
+        self._publish(_OutOfTrials(stalled=True))
+        return self._wait_settled()
+
 
 @dataclass(eq=False)
 class _Bracket:
@@ -204,7 +218,10 @@ class _Bracket:
 
 @dataclass(frozen=True)
 class _OutOfTrials:
-    """Published when no more trials will join: brackets that are not full close as they are."""
+    """Published when no more trials will join: brackets that are not full close as they are.
+    `stalled`: none will join for now (on_searcher_stalled): only the newest bracket closes."""
+
+    stalled: bool = False
 
 
 class _Inbox:

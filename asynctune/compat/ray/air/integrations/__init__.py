@@ -1,0 +1,1 @@
+"""Ray AIR's experiment-tracking integrations: not mirrored."""

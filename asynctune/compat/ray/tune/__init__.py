@@ -1,0 +1,73 @@
+"""Ray Tune's `ray.tune` on asynctune: `from asynctune.compat.ray import tune`.
+
+See docs/migrating_from_ray.md for what maps to what and what differs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .._unsupported import module_getattr
+
+# The trial side is imported eagerly and stays light (a worker unpickling a trainable that calls
+# tune.report imports this package); the driver side loads on first use.
+from ._session import Checkpoint, TuneContext, get_checkpoint, get_context, report
+from ._space import (
+    choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn, quniform, randint,
+    randn, sample_from, uniform,
+)
+from ._trainables import PlacementGroupFactory, Trainable, with_parameters, with_resources
+
+_LAZY = {
+    "CheckpointConfig": "._configs", "FailureConfig": "._configs", "RunConfig": "._configs",
+    "SyncConfig": "._configs", "TuneConfig": "._configs", "run": "._legacy_run", "Result": "._results",
+    "ResultGrid": "._results", "Tuner": "._tuner", "Callback": ".callback", "LoggerCallback": ".logger",
+    "Stopper": "asynctune", "ExperimentAnalysis": "asynctune", "TuneError": "asynctune.errors",
+}
+_RENAMED = {"TuneError": "AsynctuneError"}
+
+if TYPE_CHECKING:
+    from asynctune import ExperimentAnalysis, Stopper
+    from asynctune.errors import AsynctuneError as TuneError
+
+    from ._configs import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
+    from ._legacy_run import run
+    from ._results import Result, ResultGrid
+    from ._tuner import Tuner
+    from .callback import Callback
+    from .logger import LoggerCallback
+
+_SUBMODULES = ("schedulers", "search", "stopper", "logger", "callback", "result", "utils", "execution",
+               "experiment", "integration")
+_REPORTERS = "asynctune shows a live table itself; choose how much with RunConfig(verbose=0..3)"
+_HINTS = {
+    "CLIReporter": _REPORTERS, "JupyterNotebookReporter": _REPORTERS, "ProgressReporter": _REPORTERS,
+    "register_trainable": "pass the function or class itself to Tuner",
+    "register_env": "asynctune has no environment registry: build the environment inside the trainable",
+    "Experiment": "use Tuner(...) or tune.run(...)",
+    "run_experiments": "use Tuner(...).fit()",
+    "ResumeConfig": "use Tuner.restore(path)",
+    "with_restore": "use Tuner.restore(path)",
+    "SearchAlgorithm": "write an asynctune Searcher (tune.search.Searcher)",
+}
+_missing = module_getattr(__name__, _HINTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__ if _LAZY[name].startswith(".") else None)
+        value = globals()[name] = getattr(module, _RENAMED.get(name, name))
+        return value
+    if name in _SUBMODULES:  # `tune.schedulers.ASHAScheduler` without importing the submodule first
+        return importlib.import_module(f".{name}", __name__)
+    return _missing(name)
+
+
+__all__ = [
+    "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "LoggerCallback",
+    "PlacementGroupFactory", "Result", "ResultGrid", "RunConfig", "Stopper", "SyncConfig", "Trainable",
+    "TuneConfig", "TuneContext", "TuneError", "Tuner", "choice", "get_checkpoint", "get_context", "grid_search",
+    "lograndint", "loguniform", "qlograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint",
+    "randn", "report", "run", "sample_from", "uniform", "with_parameters", "with_resources",
+]

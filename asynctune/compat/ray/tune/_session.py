@@ -1,0 +1,121 @@
+"""The trial side: Ray's `tune.report`, `tune.get_checkpoint`, `tune.Checkpoint`, `tune.get_context`
+on top of asynctune's session (a checkpoint is a directory, copied into the trial's directory)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import asynctune as _at
+
+
+class Checkpoint:
+    """A directory of files: Ray's `tune.Checkpoint` / `train.Checkpoint`.
+
+    Example:
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     torch.save(model.state_dict(), os.path.join(d, "model.pt"))
+        ...     tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(d))
+        >>> checkpoint = tune.get_checkpoint()
+        >>> with checkpoint.as_directory() as d:
+        ...     model.load_state_dict(torch.load(os.path.join(d, "model.pt")))
+    """
+
+    def __init__(self, path: str | os.PathLike[str], filesystem: Any = None) -> None:
+        if filesystem is not None:
+            raise ValueError("Checkpoint: only local directories are supported (filesystem= must be None)")
+        self.path = os.fspath(path)
+        self.filesystem = None
+
+    @classmethod
+    def from_directory(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        if not os.path.isdir(path):
+            raise ValueError(f"Checkpoint.from_directory: {os.fspath(path)!r} is not a directory")
+        return cls(path)
+
+    @contextlib.contextmanager
+    def as_directory(self) -> Iterator[str]:
+        """The checkpoint's directory, to read (it is local already: no copy is made)."""
+        yield self.path
+
+    def to_directory(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Copy the checkpoint's files into `path` (a new temporary directory by default)."""
+        target = os.fspath(path) if path is not None else tempfile.mkdtemp(prefix="checkpoint_")
+        shutil.copytree(self.path, target, dirs_exist_ok=True)
+        return target
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Checkpoint) and os.path.realpath(other.path) == os.path.realpath(self.path)
+
+    def __hash__(self) -> int:
+        return hash(os.path.realpath(self.path))
+
+    def __repr__(self) -> str:
+        return f"Checkpoint(path={self.path!r})"
+
+
+def report(metrics: Mapping[str, Any], *, checkpoint: Checkpoint | None = None,
+           checkpoint_dir_name: str | None = None, **_: Any) -> None:
+    """Ray's `tune.report(metrics, checkpoint=...)`: one result, and optionally a checkpoint whose
+    files are copied into the trial's directory before this returns."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"tune.report takes a dict of metrics, got {type(metrics).__name__}; e.g. "
+                        "tune.report({'loss': 0.1})")
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"tune.report: checkpoint must be a tune.Checkpoint, got {type(checkpoint).__name__}; "
+                        "use tune.Checkpoint.from_directory(path)")
+    _at.report(dict(metrics), checkpoint=checkpoint.path if checkpoint is not None else None)
+
+
+def get_checkpoint() -> Checkpoint | None:
+    """The checkpoint to resume from (after a pause, a PBT exploit, a retry, a restore), or None."""
+    restored = _at.get_checkpoint()
+    if restored is None or isinstance(restored, str):
+        return Checkpoint(restored) if restored is not None else None
+    raise TypeError("tune.get_checkpoint: this trial's checkpoint is a dict saved through asynctune.report; "
+                    "read it with asynctune.get_checkpoint(), or report tune.Checkpoint directories")
+
+
+class TuneContext:
+    """What `tune.get_context()` returns inside a trial."""
+
+    def get_trial_id(self) -> str:
+        return _at.get_trial_id()
+
+    def get_trial_name(self) -> str:
+        return _at.get_trial_id()
+
+    def get_trial_dir(self) -> str:
+        return _at.get_trial_dir()
+
+    def get_experiment_name(self) -> str:
+        return os.path.basename(os.path.dirname(_at.get_trial_dir()))
+
+    def get_trial_resources(self) -> dict[str, Any]:
+        return _at.get_trial_resources()
+
+    def get_world_size(self) -> int:
+        return 1
+
+    def get_world_rank(self) -> int:
+        return 0
+
+    def get_local_rank(self) -> int:
+        return 0
+
+    def get_local_world_size(self) -> int:
+        return 1
+
+    def get_node_rank(self) -> int:
+        return 0
+
+    def get_storage(self) -> Any:
+        return None
+
+
+def get_context() -> TuneContext:
+    return TuneContext()

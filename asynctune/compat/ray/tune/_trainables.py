@@ -1,0 +1,152 @@
+"""Ray's trainable helpers: `tune.Trainable`, `tune.with_resources`, `tune.with_parameters`,
+`PlacementGroupFactory`. Resources ride on the trainable as an attribute that `Tuner` reads."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asynctune as _at
+
+RESOURCES_ATTR = "_asynctune_ray_resources"
+
+
+class Trainable(_at.Trainable):
+    """Ray's class API: override `setup(config)`, `step()`, `save_checkpoint(checkpoint_dir)`,
+    `load_checkpoint(checkpoint)`, `reset_config(new_config)` and `cleanup()`, as in Ray.
+
+    Example:
+        >>> class Counter(tune.Trainable):
+        ...     def setup(self, config):
+        ...         self.count = 0
+        ...     def step(self):
+        ...         self.count += self.config["increment"]
+        ...         return {"count": self.count, "done": self.count >= 10}
+
+    `save_checkpoint` writes into the directory or returns a dict; `load_checkpoint` then gets
+    the directory path or that dict, as in Ray.
+    """
+
+    @property
+    def training_iteration(self) -> int:
+        return self.iteration
+
+    @property
+    def trial_id(self) -> str:
+        return _at.get_trial_id()
+
+    @property
+    def trial_name(self) -> str:
+        return _at.get_trial_id()
+
+    @property
+    def logdir(self) -> str:
+        return _at.get_trial_dir()
+
+    trial_dir = logdir
+
+
+class PlacementGroupFactory:
+    """Ray's resource bundles; asynctune places a trial on one machine, so the bundles are added up."""
+
+    def __init__(self, bundles: Sequence[Mapping[str, float]], strategy: str = "PACK", **_: Any) -> None:
+        if not bundles or not all(isinstance(b, Mapping) for b in bundles):
+            raise ValueError(f"PlacementGroupFactory: bundles must be a non-empty list of dicts, got {bundles!r}")
+        self.bundles = [dict(b) for b in bundles]
+        self.strategy = strategy
+
+    def required_resources(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for bundle in self.bundles:
+            for key, value in bundle.items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+
+def to_asynctune_resources(spec: Any) -> Any:
+    """Ray's {"cpu": 2, "gpu": 0.5} / {"CPU": 2, "GPU": 1} / PlacementGroupFactory / callable
+    as asynctune's resources_per_trial."""
+    if spec is None:
+        return None
+    if callable(spec) and not isinstance(spec, PlacementGroupFactory):
+        return lambda config: to_asynctune_resources(spec(config))
+    if isinstance(spec, PlacementGroupFactory):
+        spec = spec.required_resources()
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"tune.with_resources: resources must be a dict, a PlacementGroupFactory or a function of "
+                         f"the config, got {spec!r}")
+    resources = {}
+    for key, value in spec.items():
+        name = key.lower()
+        if name in ("cpu", "gpu"):
+            resources[name] = value
+        elif name == "memory" or not value:
+            continue  # memory is Ray's scheduling hint; asynctune measures it (run(memory_limit_mb=...))
+        else:
+            raise ValueError(f"tune.with_resources: asynctune places trials by CPUs and GPUs only, got {key!r}; "
+                             "drop it, or see docs/resources.md for GPU memory")
+    return resources
+
+
+def with_resources(trainable: Any, resources: Any) -> Any:
+    """Ray's `tune.with_resources(trainable, {"cpu": 2, "gpu": 1})`: the trainable, carrying the
+    resources each of its trials needs (checked now)."""
+    if not callable(resources):
+        to_asynctune_resources(resources)
+    return _carrying(trainable, {RESOURCES_ATTR: resources})
+
+
+def with_parameters(trainable: Any, **parameters: Any) -> Any:
+    """Ray's `tune.with_parameters(train, data=data)`: `train(config, data=data)` in every trial.
+
+    The objects travel to each worker once with the trainable (pickled over its pipe); there is
+    no object store. For a class, `setup(config, **parameters)` receives them.
+    """
+    if inspect.isclass(trainable):
+        if not issubclass(trainable, _at.Trainable):
+            raise ValueError(f"tune.with_parameters: {trainable.__name__} is no tune.Trainable subclass")
+
+        def setup(self: Any, config: dict[str, Any]) -> None:
+            trainable.setup(self, config, **parameters)
+
+        return type(trainable.__name__, (trainable,), {"setup": setup, "__module__": trainable.__module__})
+    if not callable(trainable):
+        raise ValueError(f"tune.with_parameters: trainable must be a function or a Trainable class, got {trainable!r}")
+
+    @functools.wraps(trainable)
+    def with_params(config: dict[str, Any]) -> Any:
+        return trainable(config, **parameters)
+
+    return with_params
+
+
+def resources_of(trainable: Any) -> Any:
+    return getattr(trainable, RESOURCES_ATTR, None)
+
+
+def _carrying(trainable: Any, attributes: dict[str, Any]) -> Any:
+    if inspect.isclass(trainable):
+        return type(trainable.__name__, (trainable,), {**attributes, "__module__": trainable.__module__})
+    if not callable(trainable):
+        raise ValueError(f"expected a function or a Trainable class, got {trainable!r}")
+
+    @functools.wraps(trainable)
+    def carrying(config: dict[str, Any]) -> Any:
+        return trainable(config)
+
+    for key, value in attributes.items():
+        setattr(carrying, key, value)
+    return carrying
+
+
+def check_trainable(trainable: Any) -> None:
+    if isinstance(trainable, str):
+        raise ValueError(f"Tuner: trainable {trainable!r} is a registered name; asynctune has no registry: pass the "
+                         "function or Trainable class itself")
+    if not callable(trainable):
+        raise ValueError(f"Tuner: trainable must be a function or a Trainable class, got {trainable!r}")
+    if hasattr(trainable, "fit") and hasattr(trainable, "scaling_config"):
+        raise ValueError(f"Tuner: Ray Train trainers ({type(trainable).__name__}) are not supported; write the "
+                         "training loop as a function trainable(config) that calls tune.report")

@@ -1,0 +1,1 @@
+"""Ray's `ray.tune.execution`: only the placement group factory is mirrored."""

@@ -1,0 +1,6 @@
+"""Ray's `ray.tune.search.hebo`: not mirrored."""
+
+from ..._unsupported import module_getattr
+from . import _OTHER
+
+__getattr__ = module_getattr(__name__, {"HEBOSearch": _OTHER})
