@@ -28,7 +28,7 @@ _install_logging()
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
     AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, SearchSpaceError, StorageFull,
-    TrialFailed, TrialsFailed, UnsafeFileError, WorkerLost,
+    TrialFailed, TrialsFailed, UnsafeFileError, UntrustedFileError, WorkerLost,
 )
 from .session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .trainable import Trainable
@@ -50,6 +50,7 @@ _LAZY["algorithms"] += ["ASHAScheduler", "AsyncHyperBandScheduler", "HyperBandSc
                         "MOASHAScheduler", "PopulationBasedTraining"]
 _LAZY["algorithms"] += ["BOHBSearch", "ConcurrencyLimiter", "SkOptSearch", "TPESearch"]
 _LAZY["algorithms"] += ["OptunaSearch"]
+_LAZY["store.signing"] = ["trust_directory"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
 _WHERE["DaskExecutor"] = "executors"
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from .analysis import ExperimentAnalysis
     from .api import resume, run, run_async
     from .executors import Executor, LocalExecutor, TrialRun
+    from .store.signing import trust_directory
     from .reporting import Callback, ConsoleReporter, DecisionLog, TensorBoardLogger
     from .resources import Placement, Resources
     from .space import (
@@ -92,6 +94,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable",
     "Mutate", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial", "TrialFailed",
-    "TrialsFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
+    "TrialsFailed", "UnsafeFileError", "UntrustedFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_WHERE,
 ]

@@ -233,9 +233,12 @@ class ExperimentAnalysis:
         """The directory of the checkpoint saved with `best_result` (see get_best_checkpoint)."""
         return self.get_best_checkpoint()
 
-    def load_best_checkpoint(self) -> Any:
-        """The best checkpoint as the trial saved it: the dict, or the directory path."""
-        return load_checkpoint(self.best_checkpoint)
+    def load_best_checkpoint(self, *, trust: bool = False) -> Any:
+        """The best checkpoint as the trial saved it: the dict, or the directory path.
+
+        A dict checkpoint is unpickled only if it is signed with your key (docs/security.md);
+        `trust=True` loads one from a directory made elsewhere, after you reviewed it."""
+        return load_checkpoint(self.best_checkpoint, trust=trust)
 
     @property
     def best_logdir(self) -> str | None:

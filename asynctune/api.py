@@ -190,7 +190,7 @@ def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller
 
 
 def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: Sequence[Callback] | None = None,
-           verbose: int | None = None, time_budget_s: float | None = None) -> ExperimentAnalysis:
+           verbose: int | None = None, time_budget_s: float | None = None, trust: bool = False) -> ExperimentAnalysis:
     """Continue an experiment whose driver stopped (killed, Ctrl-C, SIGTERM, a lost machine).
 
     Finished trials stay finished; running and paused trials restart from their newest
@@ -205,7 +205,16 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
         executor, callbacks: Replace those of the first run (needed when they could not be
             pickled, e.g. an SSH executor holding open connections).
         verbose, time_budget_s: Replace those of the first run.
+        trust: The directory was made elsewhere (another user or machine, an older asynctune)
+            and you reviewed it: sign its pickles with your key first, as `asynctune trust DIR`
+            does. Without it such a directory is refused (UntrustedFileError), since unpickling
+            runs code; see docs/security.md.
     """
+    if trust:
+        from .store.signing import trust_directory
+
+        logger.warning("resume: trusting %s: its pickles are signed with your key", experiment_dir)
+        trust_directory(experiment_dir)
     prepared = _prepare_resume(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
                                time_budget_s=time_budget_s)
     return prepared if isinstance(prepared, ExperimentAnalysis) else _run_on_loop(_drive(prepared))

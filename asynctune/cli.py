@@ -106,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--time-budget-s", type=_positive_float, help="a new time budget in seconds")
     resume.set_defaults(handler=_resume)
 
+    trust = commands.add_parser(
+        "trust", help="sign a directory made elsewhere with your key, after reviewing it",
+        description="Sign the pickles of DIR (an experiment copied from another user or machine, or made by an "
+                    "asynctune without signed state) with your key, so resume and load_best_checkpoint load "
+                    "them. Unpickling runs code: review DIR first. See docs/security.md.")
+    trust.add_argument("dir", metavar="DIR", help="the experiment directory (or any directory of experiments)")
+    trust.set_defaults(handler=_trust)
+
     dashboard = commands.add_parser(
         "dashboard", help="a live web dashboard of experiments",
         description="Serve a read-only web page of the experiments under DIR (or of one experiment), "
@@ -411,6 +419,17 @@ def _plot(args: argparse.Namespace) -> int:
 # resume ------------------------------------------------------------------------------------------
 
 
+def _trust(args: argparse.Namespace) -> int:
+    from .store.signing import key_file, trust_directory
+
+    try:
+        signed = trust_directory(args.dir)
+    except (ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"signed {len(signed)} file(s) under {os.path.abspath(args.dir)} with {key_file()}")
+    return 0
+
+
 def _resume(args: argparse.Namespace) -> int:
     directory = _experiment_dir(args.dir)
     try:
@@ -426,11 +445,11 @@ def _resume(args: argparse.Namespace) -> int:
     for name in list(kwargs):
         if name not in accepted:
             raise CommandError(f"this asynctune's resume() does not take {name}=")
-    from .errors import TrialsFailed
+    from .errors import TrialsFailed, UnsafeFileError
 
     try:
         analysis = resume(directory, **kwargs)
-    except ValueError as exc:
+    except (ValueError, UnsafeFileError) as exc:
         raise CommandError(str(exc)) from None
     except TrialsFailed as exc:  # the experiment ran and was saved: say so in one line
         print(f"asynctune resume: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,12 +32,13 @@ from typing import Any
 import cloudpickle
 
 from .errors import ExperimentDamaged, UnsafeFileError
-from .safe_files import check_private, load_pickle_private, open_private
+from .safe_files import open_private
 from .storage import (
     EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
     check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
 )
+from .store.signing import load_signed_pickle, read_verified, sign
 from .trial import Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ def save_run_spec(experiment_dir: str, run_kwargs: dict[str, Any], trainable_blo
     data = cloudpickle.dumps({"run_kwargs": kwargs_blob, "trainable": trainable_blob})
     tmp = os.path.join(experiment_dir, RUN_SPEC_FILE + ".tmp")
     with open_private(tmp, "wb") as f:
-        f.write(data)
+        f.write(sign(data))
     os.replace(tmp, os.path.join(experiment_dir, RUN_SPEC_FILE))
 
 
@@ -78,7 +80,7 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
         raise ValueError(f"cannot resume {experiment_dir}: no such directory")
     spec_path = os.path.join(experiment_dir, RUN_SPEC_FILE)
     try:
-        spec = load_pickle_private(spec_path, cloudpickle.load)
+        spec = load_signed_pickle(spec_path, loads=cloudpickle.loads)
         trainable = cloudpickle.loads(spec["trainable"])
     except FileNotFoundError:
         raise ValueError(f"cannot resume {experiment_dir}: it has no {RUN_SPEC_FILE} "
@@ -117,9 +119,13 @@ def restore_searcher(searcher: Any, experiment_dir: str) -> None:
     path = os.path.join(experiment_dir, SEARCHER_STATE_FILE)
     if not os.path.exists(path):
         return
-    check_private(path)  # restore() unpickles it
+    state = read_verified(path)  # restore() unpickles it: only a state signed with this user's key
     try:
-        searcher.restore(path)
+        with tempfile.TemporaryDirectory() as private:  # 0700
+            unsigned = os.path.join(private, SEARCHER_STATE_FILE)
+            with open_private(unsigned, "wb") as f:
+                f.write(state)
+            searcher.restore(unsigned)
     except Exception as exc:
         raise ExperimentDamaged(
             path, f"is unreadable ({type(exc).__name__}: {exc})",

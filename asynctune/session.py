@@ -24,7 +24,8 @@ from typing import Any
 from .errors import AsynctuneError
 from .executors.protocol import read_decision
 from .trial import Decision
-from .safe_files import load_pickle_private, make_tree_private, makedirs_private, open_private
+from .safe_files import make_tree_private, makedirs_private, open_private
+from .store.signing import load_signed_pickle, sign, use_key
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
@@ -64,6 +65,7 @@ class TrialSession:
         self._last_time = time.time()
         self._hostname = socket.gethostname()
         self._pid = os.getpid()
+        use_key(getattr(request, "signing_key", None) or None)  # the driver's: its checkpoints verify there
 
     # Results -----------------------------------------------------------------------------------
 
@@ -105,8 +107,7 @@ class TrialSession:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""
         target = self.new_checkpoint_dir()
         if isinstance(checkpoint, Mapping):
-            with open_private(os.path.join(target, CHECKPOINT_DATA), "wb") as f:
-                pickle.dump(dict(checkpoint), f, protocol=pickle.HIGHEST_PROTOCOL)
+            write_checkpoint_data(target, dict(checkpoint))
         elif isinstance(checkpoint, (str, os.PathLike)) and os.path.isdir(checkpoint):
             if os.path.realpath(checkpoint) != os.path.realpath(target):
                 shutil.copytree(checkpoint, target, dirs_exist_ok=True)
@@ -131,13 +132,20 @@ class TrialSession:
             self.time_total = float(meta.get("time_total_s", self.time_total))
 
 
-def load_checkpoint(path: str | None) -> Any:
-    """A checkpoint as the trial gave it: the dict, or the directory path."""
+def write_checkpoint_data(path: str, data: dict[str, Any]) -> None:
+    """A dict checkpoint into its directory, pickled and signed (store/signing.py)."""
+    with open_private(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
+        f.write(sign(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)))
+
+
+def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
+    """A checkpoint as the trial gave it: the dict, or the directory path. A dict checkpoint is
+    unpickled only if signed with this user's key (or `trust`: after a review)."""
     if path is None:
         return None
     data = os.path.join(path, CHECKPOINT_DATA)
     if os.path.exists(data):
-        return load_pickle_private(data)
+        return load_signed_pickle(data, trust=trust)
     return path
 
 

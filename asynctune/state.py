@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from .algorithms.base import Searcher
 from .errors import StorageFull, is_disk_full
-from .safe_files import PRIVATE_FILE_MODE
+from .safe_files import open_private
 from .storage import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
+from .store.signing import sign
 from .trial import Trial
 
 if TYPE_CHECKING:
@@ -167,7 +168,10 @@ class StateWriter:
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
         try:
             searcher.save(path + ".tmp")
-            os.chmod(path + ".tmp", PRIVATE_FILE_MODE)
+            with open(path + ".tmp", "rb") as f:
+                state = f.read()
+            with open_private(path + ".tmp", "wb") as f:  # signed: resume checks it before restore() unpickles
+                f.write(sign(state))
             os.replace(path + ".tmp", path)
         except OSError as exc:
             if not is_disk_full(exc):

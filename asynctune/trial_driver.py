@@ -34,6 +34,7 @@ from .reporting.callback import CallbackList
 from .resources import Placement
 from .searching import SearcherDriver
 from .stopper import Stopper
+from .store.signing import signing_key
 from .trial import CONTINUE, STOP, Decision, Mutate, Status
 
 logger = logging.getLogger("asynctune.controller")  # the name users filter on
@@ -62,7 +63,7 @@ class TrialDriver:
             trainable_blob=self._trainable_blob, restore_checkpoint=trial.restore_checkpoint,
             start_iteration=trial.restore_iteration, start_time_total=trial.restore_time_total,
             checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
-            placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir)
+            placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir, signing_key=signing_key())
         try:
             run = runtime.run = await self._executor.launch(request, placement)
             self._callbacks.on_trial_start(trial)

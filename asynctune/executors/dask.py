@@ -218,6 +218,9 @@ class DaskExecutor(Executor):
         where = {"workers": [address], "allow_other_workers": True} if address else {}
         # Pickled here, so Dask ships the request as it is instead of walking it as a task graph
         # (which would turn its lists into tuples).
+        if not self.client.scheduler.address.startswith("tls://"):
+            # The signing key never crosses a socket in the clear: workers sign with their user's key.
+            request = replace(request, signing_key=b"")
         blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         options = {"key": key, "pure": False, "retries": 0, "resources": resources or None, **where}
         if self._runners is not None:

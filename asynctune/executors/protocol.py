@@ -157,6 +157,8 @@ class TrialRequest:
     checkpoint_at_end: bool = False
     placement: dict[str, Any] = field(default_factory=dict)
     experiment_dir: str = ""
+    # The driver's signing key (store/signing.py): checkpoints the worker writes verify on the driver.
+    signing_key: bytes = field(default=b"", repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "config": by_value(self.config)}

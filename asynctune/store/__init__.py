@@ -1,0 +1,1 @@
+"""The experiment directory's store: what asynctune writes there and how it reads it back."""
