@@ -33,6 +33,7 @@ from .reporting.tensorboard import TensorBoardLogger, tensorboardx_available
 from .options import ExperimentSpec, RunOptions
 from .resources import ResourcesSpec
 from .recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
+from .replay import replay_searcher
 from .space import Space
 from .stopper import Stopper, make_stopper
 from .storage import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
@@ -325,8 +326,6 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
-    if resume_state is not None:
-        restore_searcher(searcher, resume_state.experiment_dir)
     scheduler = options.scheduler if options.scheduler is not None else FIFOScheduler()
     if not isinstance(scheduler, Scheduler):
         raise ValueError(f"run: scheduler must be an asynctune Scheduler, got {scheduler!r}")
@@ -349,6 +348,9 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     if resume_state is None:
         check_name_free(experiment_dir)  # a directory whose run created no trial is free again
         save_run_spec(experiment_dir, saved, blob, spec_blob)
+    searcher.set_experiment_dir(experiment_dir)
+    if resume_state is not None and not restore_searcher(searcher, experiment_dir):
+        replay_searcher(searcher, resume_state.trials)  # it could not be saved: rebuilt from the trials
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)

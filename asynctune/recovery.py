@@ -114,11 +114,12 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     return ResumeState(experiment_dir, kwargs, trainable, status, time_used, trials)
 
 
-def restore_searcher(searcher: Any, experiment_dir: str) -> None:
-    """Give a resumed searcher its saved state; a clear error if searcher_state.pkl is damaged."""
+def restore_searcher(searcher: Any, experiment_dir: str) -> bool:
+    """Give a resumed searcher its saved state; a clear error if searcher_state.pkl is damaged.
+    False if there is none (the searcher could not be saved): replay.replay_searcher then."""
     path = os.path.join(experiment_dir, SEARCHER_STATE_FILE)
     if not os.path.exists(path):
-        return
+        return False
     state = read_verified(path)  # restore() unpickles it: only a state signed with this user's key
     try:
         with tempfile.TemporaryDirectory() as private:  # 0700
@@ -129,8 +130,9 @@ def restore_searcher(searcher: Any, experiment_dir: str) -> None:
     except Exception as exc:
         raise ExperimentDamaged(
             path, f"is unreadable ({type(exc).__name__}: {exc})",
-            "move it away to resume with a fresh searcher (it then suggests configs as if from the start; "
-            "the trials already run are kept)") from exc
+            "move it away to resume with a searcher rebuilt by replaying the recorded trials to it "
+            "(the trials already run are kept)") from exc
+    return True
 
 
 def repair_jsonl(path: str, valid: Any = None) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ class StateWriter:
         self._dirty = asyncio.Event()
         self._reserved = 0
         self._searcher: Searcher | None = None  # batched: saved by the last save()
+        self._searcher_unsaveable = False  # its save() failed once (warned): not tried again
         self._journaled: dict[str, Any] = {}  # trial_id -> the config this session's journal last wrote
         self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
 
@@ -165,6 +166,8 @@ class StateWriter:
         self._save_searcher(searcher)
 
     def _save_searcher(self, searcher: Searcher) -> None:
+        if self._searcher_unsaveable:
+            return
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
         try:
             searcher.save(path + ".tmp")
@@ -177,6 +180,15 @@ class StateWriter:
             if not is_disk_full(exc):
                 raise
             self._failed(exc, SEARCHER_STATE_FILE)
+        except Exception as exc:  # noqa: BLE001  state that cannot be pickled (a lock, a connection)
+            self._searcher_unsaveable = True
+            for stale in (path + ".tmp", path):  # no half-written file, no older state to restore instead
+                try:
+                    os.unlink(stale)
+                except FileNotFoundError:
+                    pass
+            logger.warning("%s cannot be saved (%s: %s); a resume rebuilds it by replaying the recorded "
+                           "trials to it", type(searcher).__name__, type(exc).__name__, exc)
 
 
 def experiment_snapshot(controller: Controller) -> dict[str, Any]:

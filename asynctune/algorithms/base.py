@@ -181,6 +181,11 @@ class Searcher(abc.ABC):
         overrides this."""
         self.on_trial_complete(trial_id, result)
 
+    def set_experiment_dir(self, path: str) -> None:
+        """The experiment's directory, given after `set_search_properties` and, on resume, before
+        `restore`. A searcher that keeps state in files of its own (OptunaSearch: its study's
+        journal) puts them there; the default keeps nothing there."""
+
     def save(self, path: str) -> None:
         """Write the searcher's state to `path` (used to resume an experiment).
 
