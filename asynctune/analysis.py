@@ -11,7 +11,7 @@ from typing import Any
 
 from .algorithms.base import check_metric_mode, is_multi_objective, normalize_objectives
 from .pareto import front_of
-from .reporting.decisions import read_decisions
+from .reporting.decisions import read_decisions, refine_terminated
 from .session import load_checkpoint
 from .storage import EXPERIMENT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results
 from .trial import Status, Trial, _as_float
@@ -57,6 +57,9 @@ class ExperimentAnalysis:
         self.state = state
         self._run_metric_mode = (state.get("metric"), state.get("mode"))  # what trial.metric_best holds
         self.trials: list[Trial] = list(trials) if trials is not None else [_trial_from(s) for s in state.get("trials", [])]
+        if trials is None and any(s.get("status") == "TERMINATED" for s in state.get("trials", [])
+                                  if isinstance(s, dict)):
+            refine_terminated(self.trials, state["trials"], self.decisions())  # written by an older asynctune
         self._results: dict[str, list[dict[str, Any]]] = {}
 
     def _read_state(self) -> dict[str, Any]:
@@ -372,7 +375,7 @@ class ExperimentAnalysis:
 
 def _trial_from(summary: dict[str, Any]) -> Trial:
     trial = Trial(trial_id=summary["trial_id"], config=summary.get("config", {}), index=summary.get("index", 0))
-    trial.status = Status(summary.get("status", "TERMINATED"))
+    trial.status = Status(summary.get("status", Status.FINISHED.value))
     for key in ("path", "last_result", "num_results", "checkpoint", "error", "num_failures", "resources",
                 "start_time", "end_time", "metric_best", "lineage", "checkpoint_iteration",
                 "checkpoint_time_total"):

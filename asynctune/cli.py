@@ -253,8 +253,9 @@ def _objectives_text(metric: Any, mode: Any) -> str:
 
 
 def _trial_counts(row: dict[str, Any]) -> str:
-    parts = [f"{row[status]} {status.lower()}" for status in ("RUNNING", "PENDING", "PAUSED", "TERMINATED", "ERROR")
-             if row.get(status)]
+    from .trial import Status
+
+    parts = [f"{row[status.value]} {status.value.lower()}" for status in Status if row.get(status.value)]
     return f"{row.get('trials', 0)}" + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -264,7 +265,6 @@ def _trial_counts(row: dict[str, Any]) -> str:
 def _show(args: argparse.Namespace) -> int:
     from .storage import flatten_config
     from .reporting.console import format_duration
-    from .reporting.decisions import last_decisions, outcome
     from .trial import Status
 
     analysis = _analysis(args.dir)
@@ -277,7 +277,6 @@ def _show(args: argparse.Namespace) -> int:
     ranked = _ranked(analysis, metric, mode, args.scope)
     best = next((t for t, value in ranked if value is not None and t.status is not Status.ERROR), None)  # as the analysis
     best_value = next((value for t, value in ranked if t is best), None)
-    last = last_decisions(analysis.decisions())
     if args.json:
         print(json.dumps({
             "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
@@ -285,8 +284,7 @@ def _show(args: argparse.Namespace) -> int:
             "best_trial_id": best.trial_id if best else None, "best_config": best.config if best else None,
             "best_result": analysis.get_best_result(metric, mode, args.scope) if best else None,
             "best_checkpoint": analysis.get_best_checkpoint(metric, mode, args.scope) if best else None,
-            "trials": [{"trial_id": t.trial_id, "status": t.status.value,
-                        "outcome": outcome(t.status, last.get(t.trial_id)), "value": v, "config": t.config,
+            "trials": [{"trial_id": t.trial_id, "status": t.status.value, "value": v, "config": t.config,
                         "iterations": t.iteration} for t, v in ranked[: args.top]],
         }, indent=1, default=str))
         return 0
@@ -310,7 +308,7 @@ def _show(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for rank, (trial, value) in enumerate(ranked[: args.top], start=1):
         flat = flatten_config(trial.config)
-        table.add_row(str(rank), trial.trial_id, outcome(trial.status, last.get(trial.trial_id)),
+        table.add_row(str(rank), trial.trial_id, trial.status.value,
                       *(_fmt(flat.get(c)) for c in columns),
                       str(trial.iteration), *([_fmt(value)] if metric else []))
     console.print(table)
@@ -326,18 +324,15 @@ def _show(args: argparse.Namespace) -> int:
 def _show_front(analysis: Any, args: argparse.Namespace) -> int:
     """An experiment with several metrics has no best trial: show its Pareto front (by last results)."""
     from .reporting.console import format_duration
-    from .reporting.decisions import last_decisions, outcome
     from .storage import flatten_config
 
     objectives = analysis.objectives
     front = sorted(analysis.pareto_front(), key=lambda t: [_front_key(t, m, d) for m, d in objectives])
-    last = last_decisions(analysis.decisions())
     if args.json:
         print(json.dumps({
             "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
             "metric": [m for m, _ in objectives], "mode": [d for _, d in objectives], "trials": len(analysis.trials),
-            "pareto_front": [{"trial_id": t.trial_id, "status": t.status.value,
-                              "outcome": outcome(t.status, last.get(t.trial_id)), "config": t.config,
+            "pareto_front": [{"trial_id": t.trial_id, "status": t.status.value, "config": t.config,
                               "iterations": t.iteration, "values": {m: (t.last_result or {}).get(m) for m, _ in objectives}}
                              for t in front],
         }, indent=1, default=str))
@@ -357,7 +352,7 @@ def _show_front(analysis: Any, args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for trial in shown:
         flat = flatten_config(trial.config)
-        table.add_row(trial.trial_id, outcome(trial.status, last.get(trial.trial_id)),
+        table.add_row(trial.trial_id, trial.status.value,
                       *(_fmt(flat.get(c)) for c in columns), str(trial.iteration),
                       *(_fmt((trial.last_result or {}).get(m)) for m, _ in objectives))
     console.print(table)

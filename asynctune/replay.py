@@ -26,7 +26,7 @@ async def replay_history(scheduler: Scheduler, trials: Sequence[Trial]) -> None:
         await resolve(scheduler.on_trial_result(trial, result))
     for trial in trials:
         trial.last_result = final[trial]
-        if trial.status is Status.TERMINATED:
+        if trial.status in (Status.FINISHED, Status.EARLY_STOPPED):
             scheduler.on_trial_complete(trial, trial.last_result)
         elif trial.status is Status.ERROR:
             scheduler.on_trial_error(trial)
@@ -72,5 +72,7 @@ def replay_searcher(searcher: Searcher, trials: Sequence[Trial]) -> None:
 def _tell_end(searcher: Searcher, trial: Trial, result: dict | None) -> None:
     if trial.status is Status.ERROR:
         searcher.on_trial_complete(trial.trial_id, result, error=True)
-    elif trial.status.is_finished:
+    elif trial.status is Status.EARLY_STOPPED:
+        searcher.on_trial_pruned(trial.trial_id, result)
+    elif trial.status is Status.FINISHED:
         searcher.on_trial_complete(trial.trial_id, result)

@@ -429,8 +429,8 @@ def test_errored_trials_are_told_failed(optuna, storage) -> None:
                       search_alg=searcher, max_concurrent_trials=2, storage_path=storage, verbose=0,
                       raise_on_failed_trial=False)
     states = [(t.status.value, o.state.name) for t, o in zip(analysis.trials, searcher.study.trials)]
-    assert ("ERROR", "FAIL") in states and ("TERMINATED", "COMPLETE") in states
-    assert set(states) == {("ERROR", "FAIL"), ("TERMINATED", "COMPLETE")}
+    assert ("ERROR", "FAIL") in states and ("FINISHED", "COMPLETE") in states
+    assert set(states) == {("ERROR", "FAIL"), ("FINISHED", "COMPLETE")}
 
 
 # --- resume after a killed driver ------------------------------------------------------------------

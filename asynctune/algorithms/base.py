@@ -211,7 +211,7 @@ class TrialControl(Protocol):
     def trials(self) -> Sequence[Trial]: ...
 
     def stop_trial(self, trial: Trial) -> None:
-        """End the trial (TERMINATED): a running one at once, a paused one for good."""
+        """End the trial (EARLY_STOPPED, or FINISHED at max_t): a running one at once, a paused one for good."""
 
     def pause_trial(self, trial: Trial) -> None:
         """Pause a running trial at its next result (it checkpoints and frees its worker)."""
@@ -271,7 +271,7 @@ class Scheduler(abc.ABC):
         """Decide on a result of a running trial."""
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any] | None) -> None:
-        """The trial finished its training function or was stopped (TERMINATED)."""
+        """The trial finished its training function or was stopped (FINISHED or EARLY_STOPPED)."""
 
     def on_trial_error(self, trial: Trial) -> None:
         """The trial failed (ERROR) and will not be retried."""
@@ -320,7 +320,7 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class TrialEnded:
-    """The trial completed (TERMINATED) or failed (ERROR): see trial.status."""
+    """The trial completed (FINISHED or EARLY_STOPPED) or failed (ERROR): see trial.status."""
 
     trial: Trial
     result: dict[str, Any] | None

@@ -17,7 +17,7 @@ from typing import Any
 from ..analysis import ExperimentAnalysis
 from ..reporting.decisions import DECISIONS_FILE
 from ..storage import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
-from ..trial import _as_float
+from ..trial import Status, _as_float
 
 
 class NotFound(LookupError):
@@ -145,7 +145,8 @@ class LiveExperiment:
         state = analysis.state
         row.update(name=os.path.basename(self.path), scheduler=state.get("scheduler"),
                    searcher=state.get("searcher"), time_used_s=state.get("time_used_s"),
-                   num_samples=state.get("num_samples"), objectives=_objectives(analysis))
+                   num_samples=state.get("num_samples"), objectives=_objectives(analysis),
+                   statuses=[status.value for status in Status])  # the trial counts' order, from trial.Status
         row.pop("path", None)  # the page has no use for the server's file system layout
         self._summary = (self._state_key, row)
         return row
@@ -170,7 +171,7 @@ class LiveExperiment:
                 "latest": trial.metric_value(metric) if metric else None,
                 "best": trial.metric_best, "error": trial.error, "num_failures": trial.num_failures,
                 "start_time": trial.start_time, "end_time": trial.end_time,
-                "decisions": [{k: d.get(k) for k in ("decision", "detail", "iteration", "time")}
+                "decisions": [{k: d.get(k) for k in ("decision", "detail", "iteration", "time", "early")}
                               for d in by_trial.get(trial.trial_id, [])],
                 # several metrics: each one's latest value, and whether the trial is on the front
                 **({"objectives": {m: trial.metric_value(m) for m in several},
@@ -228,7 +229,7 @@ class LiveExperiment:
             curves[trial.trial_id] = self._curve(trial.trial_id, metric)
         mode = dict(analysis.objectives).get(metric, analysis.default_mode) if metric else analysis.default_mode
         return {"metric": metric, "mode": mode, "curves": curves,
-                "decisions": [{k: d.get(k) for k in ("trial_id", "decision", "detail", "iteration")}
+                "decisions": [{k: d.get(k) for k in ("trial_id", "decision", "detail", "iteration", "early")}
                               for d in self.decisions()],
                 "best_so_far": self._best_so_far(metric)}
 
