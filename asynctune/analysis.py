@@ -13,7 +13,10 @@ from .algorithms.base import check_metric_mode, is_multi_objective, normalize_ob
 from .pareto import front_of
 from .reporting.decisions import read_decisions, refine_terminated
 from .session import load_checkpoint
-from .storage import EXPERIMENT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results
+from .storage import (
+    EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
+)
+from .store.paths import check_name, checked
 from .trial import Status, Trial, _as_float
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
@@ -56,7 +59,9 @@ class ExperimentAnalysis:
         self.start_time: float | None = state.get("start_time")
         self.state = state
         self._run_metric_mode = (state.get("metric"), state.get("mode"))  # what trial.metric_best holds
-        self.trials: list[Trial] = list(trials) if trials is not None else [_trial_from(s) for s in state.get("trials", [])]
+        source = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
+        self.trials: list[Trial] = list(trials) if trials is not None else [
+            _trial_from(s, source) for s in state.get("trials", [])]
         if trials is None and any(s.get("status") == "TERMINATED" for s in state.get("trials", [])
                                   if isinstance(s, dict)):
             refine_terminated(self.trials, state["trials"], self.decisions())  # written by an older asynctune
@@ -65,7 +70,7 @@ class ExperimentAnalysis:
     def _read_state(self) -> dict[str, Any]:
         path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
         try:
-            with open(path) as f:
+            with open(checked(self.experiment_dir, path)) as f:
                 return json.load(f)
         except FileNotFoundError:
             raise ValueError(f"{self.experiment_dir} is not an asynctune experiment directory (no {EXPERIMENT_FILE})") from None
@@ -265,9 +270,11 @@ class ExperimentAnalysis:
             consolidated = os.path.join(self.experiment_dir, RESULTS_FILE)
             if os.path.exists(consolidated):  # recording="consolidated": read once, for every trial
                 self._results.update({t.trial_id: [] for t in self.trials})
-                self._results.update(group_by_trial(read_jsonl(consolidated)))
-            else:
-                self._results[trial_id] = read_results(trial.path or os.path.join(self.experiment_dir, trial_id))
+                self._results.update(group_by_trial(read_jsonl(checked(self.experiment_dir, consolidated))))
+            else:  # its directory in this experiment, wherever experiment.json says it was; no link out
+                trial_dir = os.path.join(self.experiment_dir, trial_id)
+                checked(self.experiment_dir, os.path.join(trial_dir, RESULT_FILE))
+                self._results[trial_id] = read_results(trial_dir)
         return self._results[trial_id]
 
     def dataframe(self) -> Any:
@@ -373,8 +380,9 @@ class ExperimentAnalysis:
         return f"ExperimentAnalysis({self.experiment_dir!r}, {len(self.trials)} trials, status={self.status})"
 
 
-def _trial_from(summary: dict[str, Any]) -> Trial:
-    trial = Trial(trial_id=summary["trial_id"], config=summary.get("config", {}), index=summary.get("index", 0))
+def _trial_from(summary: dict[str, Any], source: str) -> Trial:
+    trial_id = check_name(summary["trial_id"], what="trial_id", source=source)  # plots and reads use it as a path
+    trial = Trial(trial_id=trial_id, config=summary.get("config", {}), index=summary.get("index", 0))
     trial.status = Status(summary.get("status", Status.FINISHED.value))
     for key in ("path", "last_result", "num_results", "checkpoint", "error", "num_failures", "resources",
                 "start_time", "end_time", "metric_best", "lineage", "checkpoint_iteration",

@@ -3,7 +3,8 @@
 Only JSON files are read (experiment.json, result.jsonl or a simulation's results.jsonl,
 decisions.jsonl), never a pickle. Every name that comes from a request is checked against what
 is on disk before a path is built from it, and every path must stay inside the root, so an id like "../x" or a symlink out of the root is
-refused as "not found".
+refused as "not found"; a file or trial directory of an experiment that is a link out of that
+experiment is refused too (store/paths.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from ..analysis import ExperimentAnalysis
 from ..reporting.decisions import DECISIONS_FILE
 from ..storage import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
+from ..store.paths import inside, is_plain_name
 from ..trial import Status, _as_float
 
 
@@ -32,8 +34,8 @@ class JsonlTail:
     result.jsonl) is read again from the start.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, root: str) -> None:
+        self.path, self.root = path, root  # the experiment it must stay inside
         self.records: list[dict[str, Any]] = []
         self._offset = 0
         self._inode: int | None = None
@@ -46,6 +48,8 @@ class JsonlTail:
             return self.records
         if st.st_ino != self._inode or st.st_size < self._offset:
             self.records, self._offset, self._inode = [], 0, st.st_ino
+        if not inside(self.root, self.path):
+            raise NotFound(f"{os.path.basename(self.root)}: {os.path.relpath(self.path, self.root)} leads outside it")
         if st.st_size > self._offset:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
@@ -85,11 +89,12 @@ class _LiveAnalysis(ExperimentAnalysis):
     def trial_results(self, trial_id: str) -> list[dict[str, Any]]:
         tail = self._tails.get(trial_id)
         if tail is None:
-            if not any(t.trial_id == trial_id for t in self.trials) or not _is_plain_name(trial_id):
+            if not any(t.trial_id == trial_id for t in self.trials) or not is_plain_name(trial_id):
                 raise NotFound(f"no trial {trial_id!r} in {self.name}")
             if os.path.exists(os.path.join(self.experiment_dir, RESULTS_FILE)):
                 return self._consolidated(trial_id)
-            tail = self._tails[trial_id] = JsonlTail(os.path.join(self.experiment_dir, trial_id, RESULT_FILE))
+            tail = self._tails[trial_id] = JsonlTail(os.path.join(self.experiment_dir, trial_id, RESULT_FILE),
+                                                     self.experiment_dir)
         elif tail is self._tails.get(RESULTS_FILE):
             return self._consolidated(trial_id)
         return tail.read()
@@ -99,7 +104,8 @@ class _LiveAnalysis(ExperimentAnalysis):
         which is each trial's (its version is theirs), grouped by trial once per change."""
         tail = self._tails.get(RESULTS_FILE)
         if tail is None:
-            tail = self._tails[RESULTS_FILE] = JsonlTail(os.path.join(self.experiment_dir, RESULTS_FILE))
+            tail = self._tails[RESULTS_FILE] = JsonlTail(os.path.join(self.experiment_dir, RESULTS_FILE),
+                                                         self.experiment_dir)
         self._tails[trial_id] = tail
         records = tail.read()
         if self._grouped is None or self._grouped[0] != tail.version:
@@ -115,7 +121,7 @@ class LiveExperiment:
         self._state_key: tuple[int, int, int] | None = None
         self._analysis: _LiveAnalysis | None = None
         self._tails: dict[str, JsonlTail] = {}
-        self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE))
+        self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE), path)
         self._answers: dict[tuple[str | None, ...], tuple[Any, str]] = {}
         self._summary: tuple[Any, dict[str, Any]] | None = None
         self._rows: dict[tuple[str, str], tuple[Any, list[list[Any]]]] = {}
@@ -285,12 +291,12 @@ class ExperimentStore:
         with os.scandir(self.root) as entries:
             for entry in entries:
                 marker = os.path.join(entry.path, EXPERIMENT_FILE)
-                if _is_plain_name(entry.name) and self._inside(entry.path) and os.path.isfile(marker):
+                if is_plain_name(entry.name) and self._inside(entry.path) and os.path.isfile(marker):
                     found.append((os.path.getmtime(marker), entry.name))
         return [name for _, name in sorted(found)]
 
     def experiment(self, name: str) -> LiveExperiment:
-        if not _is_plain_name(name):
+        if not is_plain_name(name):
             raise NotFound(f"no experiment {name!r}")
         if self.single:
             if name != os.path.basename(self.root):
@@ -314,14 +320,7 @@ class ExperimentStore:
         return rows
 
     def _inside(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        return os.path.commonpath([real, self.root]) == self.root and real != self.root
-
-
-def _is_plain_name(name: str) -> bool:
-    """One path component that names an entry of its directory, nothing that climbs out of it."""
-    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
-            and "\0" not in name and not name.startswith("."))
+        return inside(self.root, path) and os.path.realpath(path) != self.root
 
 
 def finite(value: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from ..safe_files import open_private
 from ..storage import dumps, read_jsonl
+from ..store.paths import checked
 from ..trial import Status, Trial, _as_float
 from .callback import Callback
 
@@ -99,4 +100,4 @@ class DecisionLog(Callback):
 
 def read_decisions(experiment_dir: str) -> list[dict[str, Any]]:
     """Every decision logged in an experiment, in order; [] if none was (or the file is missing)."""
-    return read_jsonl(os.path.join(experiment_dir, DECISIONS_FILE))
+    return read_jsonl(checked(experiment_dir, os.path.join(experiment_dir, DECISIONS_FILE)))
