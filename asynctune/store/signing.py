@@ -21,8 +21,6 @@ signs its pickles with your key, and `trust=True` loads one without the check.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import pickle
 import stat
@@ -33,7 +31,7 @@ from ..errors import UntrustedFileError
 from ..safe_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, check_private
 
 HEADER = b"ATSIG1\n"
-_DIGEST_SIZE = hashlib.sha256().digest_size
+_DIGEST_SIZE = 32  # SHA-256
 KEY_FILE_ENV = "ASYNCTUNE_KEY_FILE"
 # The pickles asynctune writes, by file name: the ones `trust_directory` signs.
 SIGNED_FILE_NAMES = ("run_spec.pkl", "searcher_state.pkl", "params.pkl", "checkpoint.pkl")
@@ -75,7 +73,15 @@ def use_key(key: bytes | None) -> None:
 
 def sign(payload: bytes) -> bytes:
     """`payload` with the header and its HMAC in front: what a signed file holds."""
-    return HEADER + hmac.new(signing_key(), payload, hashlib.sha256).digest() + payload
+    return HEADER + _mac(payload) + payload
+
+
+def _mac(payload: bytes) -> bytes:
+    # Imported here: hashlib loads OpenSSL (tens of ms), which a worker's start need not wait for.
+    import hashlib
+    import hmac
+
+    return hmac.new(signing_key(), payload, hashlib.sha256).digest()
 
 
 def verified(path: str, data: bytes, *, trust: bool = False) -> bytes:
@@ -90,7 +96,9 @@ def verified(path: str, data: bytes, *, trust: bool = False) -> bytes:
         raise UntrustedFileError(path, "it is not signed (written by another program, or by an asynctune "
                                  "from before signed state)", _trust_hint(path))
     digest = data[len(HEADER):len(HEADER) + _DIGEST_SIZE]
-    if not hmac.compare_digest(digest, hmac.new(signing_key(), payload, hashlib.sha256).digest()):
+    import hmac
+
+    if not hmac.compare_digest(digest, _mac(payload)):
         raise UntrustedFileError(path, f"its signature is not made with your key ({key_file()}): the "
                                  "directory was made by another user or machine, or the file was changed",
                                  _trust_hint(path))
