@@ -169,12 +169,16 @@ class StateWriter:
         if self._searcher_unsaveable:
             return
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
+        unsigned = path + ".unsigned.tmp"
         try:
-            searcher.save(path + ".tmp")
-            with open(path + ".tmp", "rb") as f:
+            searcher.save(unsigned)
+            with open(unsigned, "rb") as f:
                 state = f.read()
-            with open_private(path + ".tmp", "wb") as f:  # signed: resume checks it before restore() unpickles
+            # Signed into a new file (resume checks it before restore() unpickles): rewriting the
+            # one save() wrote would make ext4 flush it to disk at the rename, milliseconds each.
+            with open_private(path + ".tmp", "wb") as f:
                 f.write(sign(state))
+            os.unlink(unsigned)
             os.replace(path + ".tmp", path)
         except OSError as exc:
             if not is_disk_full(exc):
@@ -182,7 +186,7 @@ class StateWriter:
             self._failed(exc, SEARCHER_STATE_FILE)
         except Exception as exc:  # noqa: BLE001  state that cannot be pickled (a lock, a connection)
             self._searcher_unsaveable = True
-            for stale in (path + ".tmp", path):  # no half-written file, no older state to restore instead
+            for stale in (unsigned, path + ".tmp", path):  # no half-written file, no older state instead
                 try:
                     os.unlink(stale)
                 except FileNotFoundError:
