@@ -73,7 +73,12 @@ def use_key(key: bytes | None) -> None:
 
 def sign(payload: bytes) -> bytes:
     """`payload` with the header and its HMAC in front: what a signed file holds."""
-    return HEADER + _mac(payload) + payload
+    return signature(payload) + payload
+
+
+def signature(payload: bytes) -> bytes:
+    """What a signed file holds before `payload`: write both, and a large payload is not copied."""
+    return HEADER + _mac(payload)
 
 
 def _mac(payload: bytes) -> bytes:
