@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import socket
 import time
@@ -25,7 +24,7 @@ from .errors import AsynctuneError
 from .executors.protocol import read_decision
 from .trial import Decision
 from .safe_files import make_tree_private, makedirs_private, open_private
-from .store.signing import load_signed_pickle, signature, use_key
+from .store.signing import dump_signed, load_signed_pickle, use_key
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
@@ -134,10 +133,8 @@ class TrialSession:
 
 def write_checkpoint_data(path: str, data: dict[str, Any]) -> None:
     """A dict checkpoint into its directory, pickled and signed (store/signing.py)."""
-    payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     with open_private(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
-        f.write(signature(payload))
-        f.write(payload)
+        dump_signed(data, f)
 
 
 def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:

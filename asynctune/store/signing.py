@@ -25,7 +25,7 @@ import os
 import pickle
 import stat
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from ..errors import UntrustedFileError
 from ..safe_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, check_private
@@ -73,12 +73,26 @@ def use_key(key: bytes | None) -> None:
 
 def sign(payload: bytes) -> bytes:
     """`payload` with the header and its HMAC in front: what a signed file holds."""
-    return signature(payload) + payload
+    return HEADER + _mac(payload) + payload
 
 
-def signature(payload: bytes) -> bytes:
-    """What a signed file holds before `payload`: write both, and a large payload is not copied."""
-    return HEADER + _mac(payload)
+def dump_signed(obj: Any, file: IO[bytes]) -> None:
+    """Pickle `obj` into `file` (open for writing, seekable, at its start), signed: the pickle
+    streams through the HMAC into the file, so a large checkpoint is not copied in memory."""
+    import hashlib
+    import hmac
+
+    mac = hmac.new(signing_key(), digestmod=hashlib.sha256)
+
+    class _Through:
+        def write(self, data: Any) -> int:
+            mac.update(data)
+            return file.write(data)
+
+    file.write(HEADER + bytes(_DIGEST_SIZE))  # the HMAC's place, filled in once the pickle is written
+    pickle.dump(obj, _Through(), protocol=pickle.HIGHEST_PROTOCOL)
+    file.seek(len(HEADER))
+    file.write(mac.digest())
 
 
 def _mac(payload: bytes) -> bytes:
