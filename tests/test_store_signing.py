@@ -82,6 +82,9 @@ def test_a_directory_made_with_another_key_is_refused_until_trusted(tmp_path, mo
     with pytest.raises(at.UntrustedFileError, match=r"run_spec.pkl: its signature is not made with your key"
                                                     r".*asynctune trust " + _escape(interrupted)):
         at.resume(interrupted, verbose=0)
+    refused = _cli("resume", interrupted, env={**os.environ, "ASYNCTUNE_KEY_FILE": key})
+    assert refused.returncode == 2 and f"run `asynctune trust {interrupted}`" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
     copy = at.ExperimentAnalysis(interrupted)
     with pytest.raises(at.UntrustedFileError, match=r"checkpoint.pkl.*asynctune trust"):
         copy.load_best_checkpoint()
