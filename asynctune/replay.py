@@ -64,7 +64,7 @@ def replay_searcher(searcher: Searcher, trials: Sequence[Trial]) -> None:
     for trial in ordered:
         if trial.trial_id not in last_of:  # ended before its first result (an error at setup)
             _tell_end(searcher, trial, None)
-    logger.warning("%s could not be saved; rebuilt by replaying %d trial(s)%s", type(searcher).__name__,
+    logger.warning("%s had no saved state; rebuilt by replaying %d trial(s)%s", type(searcher).__name__,
                    len(ordered), f": {differed} of its suggestions differed from the recorded configs, so it "
                    "may propose one again" if differed else "")
 
