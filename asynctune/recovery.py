@@ -38,6 +38,7 @@ from .storage import (
     SEARCHER_STATE_FILE,
     check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
 )
+from .store.paths import refuse_links_out
 from .store.signing import load_signed_pickle, read_verified, sign
 from .trial import Status, Trial
 
@@ -78,6 +79,7 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     experiment_dir = os.path.abspath(os.path.expanduser(experiment_dir))
     if not os.path.isdir(experiment_dir):
         raise ValueError(f"cannot resume {experiment_dir}: no such directory")
+    refuse_links_out(experiment_dir)  # before any file is read, or rewound, through a link
     spec_path = os.path.join(experiment_dir, RUN_SPEC_FILE)
     try:
         spec = load_signed_pickle(spec_path, loads=cloudpickle.loads)

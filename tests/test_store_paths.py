@@ -107,6 +107,20 @@ def test_links_out_of_the_experiment_are_refused_by_every_reader(made, tmp_path,
         [analysis.trial_results(t.trial_id) for t in analysis.trials]
 
 
+def test_resume_neither_reads_nor_rewinds_through_a_link_out(made, tmp_path):
+    exp = tmp_path / "exp"
+    shutil.copytree(made, exp)
+    state = json.loads((exp / "experiment.json").read_text())
+    (exp / "experiment.json").write_text(json.dumps({**state, "status": "INTERRUPTED"}))
+    outside = _secret_results(tmp_path / "outside")
+    before = open(outside).read()
+    os.unlink(exp / "trial_00001" / "result.jsonl")
+    os.symlink(outside, exp / "trial_00001" / "result.jsonl")
+    with pytest.raises(ValueError, match=r"trial_00001/result.jsonl: it leads to .*outside"):
+        at.resume(str(exp), verbose=0)
+    assert open(outside).read() == before
+
+
 def test_a_trial_id_read_from_a_file_is_never_a_path(made, tmp_path):
     exp = tmp_path / "a" / "b" / "exp"
     shutil.copytree(made, exp)

@@ -67,3 +67,20 @@ def checked(root: str, path: str) -> str:
     if not inside(root, path):
         raise LinkOutside(path, os.path.realpath(path), root)
     return path
+
+
+def refuse_links_out(root: str) -> None:
+    """LinkOutside for the first entry of `root`, or of a directory in it (a trial's), that is a
+    link leading outside `root`: resume writes where it reads (it rewinds result.jsonl), so it
+    must not follow one. Deeper files (what a trainable put in a checkpoint) are the trial's."""
+    pending, depth = [root], 0
+    while pending and depth < 2:
+        below = []
+        for directory in pending:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        checked(root, entry.path)
+                    elif entry.is_dir(follow_symlinks=False):
+                        below.append(entry.path)
+        pending, depth = below, depth + 1
