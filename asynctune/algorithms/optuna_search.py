@@ -204,7 +204,7 @@ class OptunaSearch(Searcher):
         study, journal = self.study, self._journal
         self.__dict__.update(state)
         self.study, self._journal = study, journal
-        if state["_study_sampler"] is not None:
+        if state.get("_study_sampler") is not None:
             study.sampler = state["_study_sampler"]  # its random state goes on: no config proposed twice
         storage, study_id = study._storage, study._study_id
         self._live = {trial_id: _import_optuna().trial.Trial(
@@ -213,9 +213,12 @@ class OptunaSearch(Searcher):
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable whatever the sampler: its thread locks travel as new locks, the study (in
-        its journal) as nothing, running trials as their numbers."""
+        its journal) as nothing, running trials as their numbers. Without a journal (used
+        outside an experiment) the study travels in the pickle, as it always did."""
         state = dict(self.__dict__)
         state["sampler"] = _without_locks(self.sampler)
+        if self._journal is None:
+            return state
         state["_study_sampler"] = _without_locks(self.study.sampler) if self.study is not None else None
         state["study"] = None
         state["_live"] = {trial_id: trial.number for trial_id, trial in self._live.items()}
