@@ -33,7 +33,7 @@ _install_moved()
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
     AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, NothingReported, SearchSpaceError,
-    StorageFull, TrialFailed, TrialsFailed, UnsafeFileError, WorkerLost,
+    StorageFull, TrialFailed, TrialsFailed, UnsafeFileError, UntrustedFileError, WorkerLost,
 )
 from .worker.session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .worker.trainable import Trainable
@@ -55,6 +55,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(["Executor", "TrialRun", "LocalExecutor", "SSHExecutor", "Host", "DaskExecutor",
                      "SimulatedExecutor", "Workload"], "executors"),
     "ExperimentAnalysis": "analysis",
+    "trust_directory": "store.signing",
     **dict.fromkeys(["run", "run_async", "resume"], "api"),
 }
 
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
         randn, sample_from, uniform,
     )
     from .core.stopper import Stopper
+    from .store.signing import trust_directory
     from .executors import (
         DaskExecutor, Executor, Host, LocalExecutor, SimulatedExecutor, SSHExecutor, TrialRun, Workload,
     )
@@ -101,6 +103,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable",
     "Mutate", "NothingReported", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial",
-    "TrialFailed", "TrialsFailed", "UnsafeFileError", "WorkerLost", "get_checkpoint",
+    "TrialFailed", "TrialsFailed", "UnsafeFileError", "UntrustedFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_LAZY,
 ]

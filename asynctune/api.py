@@ -42,6 +42,7 @@ from .store.layout import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir
 from .worker.trainable import Trainable, trainable_name
 from .core.trial import Status
 from .compat.ray_hints import explain_ray_keywords, warn_if_uses_ray
+from .controller.replay import replay_searcher
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller
 
 
 def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: Sequence[Callback] | None = None,
-           verbose: int | None = None, time_budget_s: float | None = None) -> ExperimentAnalysis:
+           verbose: int | None = None, time_budget_s: float | None = None, trust: bool = False) -> ExperimentAnalysis:
     """Continue an experiment whose driver stopped (killed, Ctrl-C, SIGTERM, a lost machine).
 
     Finished trials stay finished; running and paused trials restart from their newest
@@ -219,7 +220,16 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
         executor, callbacks: Replace those of the first run (needed when they could not be
             pickled, e.g. an SSH executor holding open connections).
         verbose, time_budget_s: Replace those of the first run.
+        trust: The directory was made elsewhere (another user or machine, an older asynctune)
+            and you reviewed it: sign its pickles with your key first, as `asynctune trust DIR`
+            does. Without it such a directory is refused (UntrustedFileError), since unpickling
+            runs code; see docs/security.md.
     """
+    if trust:
+        from .store.signing import trust_directory
+
+        logger.warning("resume: trusting %s: its pickles are signed with your key", experiment_dir)
+        trust_directory(experiment_dir)
     prepared = _prepare_resume(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
                                time_budget_s=time_budget_s)
     return prepared if isinstance(prepared, ExperimentAnalysis) else _run_on_loop(_drive(prepared))
@@ -338,8 +348,6 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     if not isinstance(searcher, Searcher):
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
-    if resume_state is not None:
-        restore_searcher(searcher, resume_state.experiment_dir)
     scheduler.set_search_properties(metric, mode)
     scheduler.validate()
     if isinstance(scheduler, PopulationBasedTraining) and searcher.max_trials(options.num_samples) is None:
@@ -366,6 +374,9 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     if resume_state is None:
         check_name_free(experiment_dir)  # a directory whose run created no trial is free again
         save_run_spec(experiment_dir, saved, blob, spec_blob)
+    searcher.set_experiment_dir(experiment_dir)
+    if resume_state is not None and not restore_searcher(searcher, experiment_dir):
+        replay_searcher(searcher, resume_state.trials)  # it could not be saved: rebuilt from the trials
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)

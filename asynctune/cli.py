@@ -106,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--time-budget-s", type=_positive_float, help="a new time budget in seconds")
     resume.set_defaults(handler=_resume)
 
+    trust = commands.add_parser(
+        "trust", help="sign a directory made elsewhere with your key, after reviewing it",
+        description="Sign the pickles of DIR (an experiment copied from another user or machine, or made by an "
+                    "asynctune without signed state) with your key, so resume and load_best_checkpoint load "
+                    "them. Unpickling runs code: review DIR first. See docs/security.md.")
+    trust.add_argument("dir", metavar="DIR", help="the experiment directory (or any directory of experiments)")
+    trust.set_defaults(handler=_trust)
+
     dashboard = commands.add_parser(
         "dashboard", help="a live web dashboard of experiments",
         description="Serve a read-only web page of the experiments under DIR (or of one experiment), "
@@ -247,8 +255,9 @@ def _objectives_text(metric: Any, mode: Any) -> str:
 
 
 def _trial_counts(row: dict[str, Any]) -> str:
-    parts = [f"{row[status]} {status.lower()}" for status in ("RUNNING", "PENDING", "PAUSED", "TERMINATED", "ERROR")
-             if row.get(status)]
+    from .core.trial import Status
+
+    parts = [f"{row[status.value]} {status.value.lower()}" for status in Status if row.get(status.value)]
     return f"{row.get('trials', 0)}" + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -258,7 +267,6 @@ def _trial_counts(row: dict[str, Any]) -> str:
 def _show(args: argparse.Namespace) -> int:
     from .store.layout import flatten_config
     from .reporting.console import format_duration
-    from .reporting.decisions import last_decisions, outcome
     from .core.trial import Status
 
     analysis = _analysis(args.dir)
@@ -271,7 +279,6 @@ def _show(args: argparse.Namespace) -> int:
     ranked = _ranked(analysis, metric, mode, args.scope)
     best = next((t for t, value in ranked if value is not None and t.status is not Status.ERROR), None)  # as the analysis
     best_value = next((value for t, value in ranked if t is best), None)
-    last = last_decisions(analysis.decisions())
     if args.json:
         print(json.dumps({
             "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
@@ -279,8 +286,7 @@ def _show(args: argparse.Namespace) -> int:
             "best_trial_id": best.trial_id if best else None, "best_config": best.config if best else None,
             "best_result": analysis.get_best_result(metric, mode, args.scope) if best else None,
             "best_checkpoint": analysis.get_best_checkpoint(metric, mode, args.scope) if best else None,
-            "trials": [{"trial_id": t.trial_id, "status": t.status.value,
-                        "outcome": outcome(t.status, last.get(t.trial_id)), "value": v, "config": t.config,
+            "trials": [{"trial_id": t.trial_id, "status": t.status.value, "value": v, "config": t.config,
                         "iterations": t.iteration} for t, v in ranked[: args.top]],
         }, indent=1, default=str))
         return 0
@@ -304,7 +310,7 @@ def _show(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for rank, (trial, value) in enumerate(ranked[: args.top], start=1):
         flat = flatten_config(trial.config)
-        table.add_row(str(rank), trial.trial_id, outcome(trial.status, last.get(trial.trial_id)),
+        table.add_row(str(rank), trial.trial_id, trial.status.value,
                       *(_fmt(flat.get(c)) for c in columns),
                       str(trial.iteration), *([_fmt(value)] if metric else []))
     console.print(table)
@@ -320,18 +326,15 @@ def _show(args: argparse.Namespace) -> int:
 def _show_front(analysis: Any, args: argparse.Namespace) -> int:
     """An experiment with several metrics has no best trial: show its Pareto front (by last results)."""
     from .reporting.console import format_duration
-    from .reporting.decisions import last_decisions, outcome
     from .store.layout import flatten_config
 
     objectives = analysis.objectives
     front = sorted(analysis.pareto_front(), key=lambda t: [_front_key(t, m, d) for m, d in objectives])
-    last = last_decisions(analysis.decisions())
     if args.json:
         print(json.dumps({
             "experiment": analysis.name, "path": analysis.experiment_dir, "status": analysis.status,
             "metric": [m for m, _ in objectives], "mode": [d for _, d in objectives], "trials": len(analysis.trials),
-            "pareto_front": [{"trial_id": t.trial_id, "status": t.status.value,
-                              "outcome": outcome(t.status, last.get(t.trial_id)), "config": t.config,
+            "pareto_front": [{"trial_id": t.trial_id, "status": t.status.value, "config": t.config,
                               "iterations": t.iteration, "values": {m: (t.last_result or {}).get(m) for m, _ in objectives}}
                              for t in front],
         }, indent=1, default=str))
@@ -351,7 +354,7 @@ def _show_front(analysis: Any, args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for trial in shown:
         flat = flatten_config(trial.config)
-        table.add_row(trial.trial_id, outcome(trial.status, last.get(trial.trial_id)),
+        table.add_row(trial.trial_id, trial.status.value,
                       *(_fmt(flat.get(c)) for c in columns), str(trial.iteration),
                       *(_fmt((trial.last_result or {}).get(m)) for m, _ in objectives))
     console.print(table)
@@ -413,6 +416,17 @@ def _plot(args: argparse.Namespace) -> int:
 # resume ------------------------------------------------------------------------------------------
 
 
+def _trust(args: argparse.Namespace) -> int:
+    from .store.signing import key_file, trust_directory
+
+    try:
+        signed = trust_directory(args.dir)
+    except (ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"signed {len(signed)} file(s) under {os.path.abspath(args.dir)} with {key_file()}")
+    return 0
+
+
 def _resume(args: argparse.Namespace) -> int:
     directory = _experiment_dir(args.dir)
     try:
@@ -428,11 +442,11 @@ def _resume(args: argparse.Namespace) -> int:
     for name in list(kwargs):
         if name not in accepted:
             raise CommandError(f"this asynctune's resume() does not take {name}=")
-    from .errors import TrialsFailed
+    from .errors import TrialsFailed, UnsafeFileError
 
     try:
         analysis = resume(directory, **kwargs)
-    except ValueError as exc:
+    except (ValueError, UnsafeFileError) as exc:
         raise CommandError(str(exc)) from None
     except TrialsFailed as exc:  # the experiment ran and was saved: say so in one line
         print(f"asynctune resume: {exc}", file=sys.stderr)

@@ -137,6 +137,23 @@ class UnsafeFileError(AsynctuneError):
         self.fix = fix
 
 
+class UntrustedFileError(UnsafeFileError):
+    """A pickle asynctune was about to load is not signed with this user's key (store/signing.py):
+    the directory was made by another user or machine, by an older asynctune, or changed since.
+
+    Attributes:
+        path: The file that was not loaded.
+        reason: What was found (unsigned, another key, the key file's mode).
+        fix: How to trust it after a review (`asynctune trust DIR`, or trust=True).
+    """
+
+    def __init__(self, path: str, reason: str, fix: str) -> None:
+        AsynctuneError.__init__(self, f"refusing to load {path}: {reason}. {fix}")
+        self.path = path
+        self.reason = reason
+        self.fix = fix
+
+
 class ExperimentDamaged(AsynctuneError, ValueError):
     """An experiment directory is damaged in a way resume cannot repair without guessing.
 

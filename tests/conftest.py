@@ -12,6 +12,12 @@ import pytest
 # this checkout's asynctune, not whichever one an editable install points at.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
+# One signing key for this test session (store/signing.py), not the user's: drivers and workers
+# the tests start inherit it.
+if "ASYNCTUNE_KEY_FILE" not in os.environ:
+    import tempfile
+
+    os.environ["ASYNCTUNE_KEY_FILE"] = os.path.join(tempfile.mkdtemp(prefix="asynctune-test-key-"), "key")
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def test_best_so_far_improves_over_wall_clock_time(experiment):
 
 def test_summary_counts_trials_by_status(experiment):
     row = ExperimentAnalysis(experiment).summary()
-    assert (row["trials"], row["TERMINATED"], row["ERROR"]) == (3, 2, 1)
+    assert (row["trials"], row["FINISHED"], row["ERROR"]) == (3, 2, 1)  # "TERMINATED" in the file: FINISHED
     # "best" is each trial's best-ever value by default: b's 1.0 (its first result), not a's last 2.5
     assert (row["best"], row["best_trial_id"], row["metric"], row["scope"]) == (1.0, "trial_00001", "loss", "all")
     row = ExperimentAnalysis(experiment).summary(scope="last")

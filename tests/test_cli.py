@@ -65,7 +65,7 @@ def test_ls_lists_experiments_with_status_trials_and_best(root):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     quad = next(line for line in lines if " quad " in f" {line} ")
-    assert "FINISHED" in quad and "4 (4 terminated)" in quad and "loss (min)" in quad
+    assert "FINISHED" in quad and "4 (1 early_stopped, 3 finished)" in quad and "loss (min)" in quad
     assert re.search(r"\b0\.166667\s+trial_00002\b", quad)  # x=3 ends at loss 1/6
     assert any(" second " in f" {line} " for line in lines)
 
@@ -75,7 +75,7 @@ def test_ls_json_gives_the_numbers(root, capsys):
     rows = {row["experiment"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"quad", "second"}
     assert rows["quad"]["best"] == pytest.approx(1 / 6) and rows["quad"]["best_trial_id"] == "trial_00002"
-    assert (rows["quad"]["trials"], rows["quad"]["TERMINATED"]) == (4, 4)
+    assert (rows["quad"]["trials"], rows["quad"]["FINISHED"], rows["quad"]["EARLY_STOPPED"]) == (4, 3, 1)
     assert rows["second"]["best"] == pytest.approx(1 + 1 / 6)
 
 

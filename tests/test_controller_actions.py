@@ -60,7 +60,7 @@ def test_an_action_is_applied_after_the_hook_returns_not_inside_it(tmp_path):
     analysis = at.run(three_reports, config={"x": at.grid_search([0, 10])}, scheduler=scheduler,
                       max_concurrent_trials=1, storage_path=str(tmp_path), name="actions", verbose=0)
     statuses = {t.trial_id: t.status for t in analysis.trials}
-    assert statuses == {"trial_00000": Status.TERMINATED, "trial_00001": Status.TERMINATED}
+    assert statuses == {"trial_00000": Status.EARLY_STOPPED, "trial_00001": Status.FINISHED}  # stopped while paused
     asked = scheduler.log.index(("asked to stop", "trial_00000", 1))
     completed = scheduler.log.index(("complete", "trial_00000", 1))
     assert completed > asked

@@ -252,7 +252,9 @@ def test_garbage_lines_in_results_are_moved_aside(tmp_path):
 
 def test_a_corrupt_searcher_state_is_a_clear_error(tmp_path):
     experiment_dir = _kill_driver_after(tmp_path, "searcher", 4)
-    (experiment_dir / "searcher_state.pkl").write_bytes(pickle.dumps({"x": 1})[:-5])
+    from asynctune.store.signing import sign  # signed by this user, but torn: damaged, not foreign
+
+    (experiment_dir / "searcher_state.pkl").write_bytes(sign(pickle.dumps({"x": 1})[:-5]))
     with pytest.raises(at.ExperimentDamaged, match="searcher_state.pkl is unreadable .* move it away"):
         at.resume(str(experiment_dir), verbose=0)
 

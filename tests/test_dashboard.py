@@ -72,7 +72,7 @@ async def test_experiments_are_listed_with_status_trials_and_best(root):
         analysis = ExperimentAnalysis(os.path.join(root, name))
         best = analysis.get_best_trial(scope="all")
         assert by_name[name]["status"] == "FINISHED"
-        assert by_name[name]["trials"] == by_name[name]["TERMINATED"] == trials
+        assert by_name[name]["trials"] == by_name[name]["FINISHED"] + by_name[name]["EARLY_STOPPED"] == trials
         assert by_name[name]["best_trial_id"] == best.trial_id
         assert by_name[name]["best"] == pytest.approx(min(r["loss"] for r in analysis.trial_results(best.trial_id)))
         assert by_name[name]["objectives"] == [{"metric": "loss", "mode": "min"}]
@@ -389,7 +389,7 @@ def test_the_page_shows_the_trials_and_draws_the_charts_in_chromium(root, browse
         dom_ms = browser.execute_script("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
         print(f"\npage: DOM ready {dom_ms:.0f} ms, full trial table {loaded_s * 1000:.0f} ms after navigation")
         table = browser.execute_script("return document.getElementById('trials').innerText")
-        assert all(trial_id in table for trial_id in trial_ids) and "TERMINATED" in table and "STOP @" in table
+        assert all(trial_id in table for trial_id in trial_ids) and "FINISHED" in table and "EARLY_STOPPED" in table and "STOP @" in table
         for chart in ("#curves canvas", "#best canvas", "#parcoords"):
             size = browser.execute_script("const c = document.querySelector(arguments[0]); return [c.width, c.height];", chart)
             assert min(size) > 100, f"{chart} has size {size}"
@@ -467,7 +467,7 @@ def test_the_page_follows_a_run_that_starts_after_it_opened(root, tmp_path, brow
             "return [...document.querySelectorAll('#trials tbody .status')].map(e => e.textContent)")
         WebDriverWait(browser, 60, poll_frequency=0.1).until(lambda d: "RUNNING" in statuses(d))
         assert browser.execute_script("return document.querySelector('#summary .title').textContent") == "live"
-        WebDriverWait(browser, 60).until(lambda d: statuses(d) == ["TERMINATED"] * 4)
+        WebDriverWait(browser, 60).until(lambda d: statuses(d) == ["FINISHED"] * 4)
         assert driver.wait(timeout=60) == 0
         WebDriverWait(browser, 10).until(
             lambda d: d.execute_script("return state.curveIds && state.curveIds.length") == 4

@@ -147,8 +147,8 @@ def test_whole_experiment_with_asha_streams_results_and_keeps_everything_on_disk
                       executor=DaskExecutor(n_workers=2, channel=channel), storage_path=storage, name="quad", verbose=0)
     assert analysis.best_config == {"x": 3}
     trials = {t.config["x"]: t for t in analysis.trials}
-    assert {x: t.status for x, t in trials.items()} == {
-        3: at.Status.TERMINATED, 2: at.Status.TERMINATED, 4: at.Status.TERMINATED, 0: at.Status.TERMINATED,
+    assert {x: t.status for x, t in trials.items()} == {  # ran to max_t: FINISHED; stopped at a rung: EARLY_STOPPED
+        **{x: at.Status.FINISHED if trials[x].num_results == 4 else at.Status.EARLY_STOPPED for x in (3, 2, 4, 0)},
         5: at.Status.ERROR}
     assert trials[5].error == "ValueError: bad x" and trials[5].num_results == 0
     assert trials[3].num_results == 4 and trials[0].num_results == 1  # promoted to max_t / stopped at rung 1

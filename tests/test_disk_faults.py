@@ -132,7 +132,7 @@ def test_a_result_that_cannot_be_written_fails_only_its_trial(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     rows = sorted(line.split(None, 3) for line in done.stdout.splitlines())  # padding, status, results, error
-    assert [row[:3] for row in rows[:2]] == [["10", "TERMINATED", "30"]] * 2, rows
+    assert [row[:3] for row in rows[:2]] == [["10", "FINISHED", "30"]] * 2, rows
     for padding, status, results, error in rows[2:]:  # 30 results of 20 kB: past the 400 kB limit
         assert status == "ERROR" and 0 < int(results) < 30
         assert "could not write" in error and "result.jsonl" in error and "File too large" in error

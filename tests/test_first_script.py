@@ -71,7 +71,7 @@ def test_early_stopped_and_finished_trials_are_told_apart(storage, capsys):
     # `asynctune show` uses the same words
     assert main(["show", analysis.experiment_dir, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert {t["trial_id"]: t["outcome"] for t in shown["trials"]} == {
+    assert {t["trial_id"]: t["status"] for t in shown["trials"]} == {
         **{t: "EARLY_STOPPED" for t in early}, **{t: "FINISHED" for t in finished}}
     assert main(["show", analysis.experiment_dir, "-n", "9"]) == 0
     table = capsys.readouterr().out

@@ -319,7 +319,7 @@ def test_decisions_show_in_the_summary_the_table_and_the_event_lines():
     out = io.StringIO()
     console = ConsoleReporter(metric="loss", mode="min", file=out, max_events=2)
     console.on_experiment_start("/tmp/x", [])
-    trials = make_trials([Status.TERMINATED, Status.PAUSED, Status.RUNNING], [0.5, 0.25, 0.75])
+    trials = make_trials([Status.EARLY_STOPPED, Status.PAUSED, Status.RUNNING], [0.5, 0.25, 0.75])
     console.on_trial_decision(trials[0], "STOP", "rung 3")
     console.on_trial_decision(trials[1], "PAUSE")
     console.on_trial_decision(trials[2], "MUTATE", "config={'lr': " + "9" * 200 + "}")

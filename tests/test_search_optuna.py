@@ -429,8 +429,8 @@ def test_errored_trials_are_told_failed(optuna, storage) -> None:
                       search_alg=searcher, max_concurrent_trials=2, storage_path=storage, verbose=0,
                       raise_on_failed_trial=False)
     states = [(t.status.value, o.state.name) for t, o in zip(analysis.trials, searcher.study.trials)]
-    assert ("ERROR", "FAIL") in states and ("TERMINATED", "COMPLETE") in states
-    assert set(states) == {("ERROR", "FAIL"), ("TERMINATED", "COMPLETE")}
+    assert ("ERROR", "FAIL") in states and ("FINISHED", "COMPLETE") in states
+    assert set(states) == {("ERROR", "FAIL"), ("FINISHED", "COMPLETE")}
 
 
 # --- resume after a killed driver ------------------------------------------------------------------
@@ -476,9 +476,11 @@ def test_a_killed_driver_resumes_with_the_same_study(optuna, tmp_path) -> None:
     searched = [(t.config["x"], t.config["k"]) for t in resumed.trials]
     assert searched == [(t.config["x"], t.config["k"]) for t in reference.trials]
     assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 8
-    with open(experiment_dir / "searcher_state.pkl", "rb") as f:
-        state = cloudpickle.load(f)
-    study = state["study"]
+    from asynctune.store.signing import load_signed_pickle
+
+    state = load_signed_pickle(str(experiment_dir / "searcher_state.pkl"), loads=cloudpickle.loads)
+    study = optuna.load_study(study_name="asynctune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(experiment_dir / "optuna_journal.log"))))
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 8
     assert [t.value for t in study.trials] == pytest.approx([t.last_result["loss"] for t in resumed.trials])
     assert not state["_live"]

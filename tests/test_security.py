@@ -15,7 +15,8 @@ import time
 import pytest
 
 import asynctune as at
-from asynctune.store.private_files import check_private, load_pickle_private
+from asynctune.store.private_files import check_private
+from asynctune.store.signing import load_signed_pickle, sign
 from asynctune.worker.session import load_checkpoint
 
 
@@ -128,11 +129,11 @@ def test_a_dict_checkpoint_in_a_directory_others_can_write_is_not_loaded(storage
 
 def test_check_private_accepts_the_users_own_private_files(tmp_path):
     path = tmp_path / "state.pkl"
-    path.write_bytes(b"\x80\x05K\x07.")  # pickle of 7
+    path.write_bytes(sign(b"\x80\x05K\x07."))  # pickle of 7
     os.chmod(tmp_path, 0o755)  # readable by others is fine; writable is not
     os.chmod(path, 0o644)
     check_private(str(path))
-    assert load_pickle_private(str(path)) == 7
+    assert load_signed_pickle(str(path)) == 7
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

@@ -96,7 +96,7 @@ def test_a_stopped_trial_frees_its_worker_at_once(storage):
     rows = results(analysis)
     assert [r["training_iteration"] for r in rows] == [1, 2] * 4
     assert [r["timestamp"] for r in rows] == pytest.approx([3.0 * k for k in range(1, 9)])
-    assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
+    assert all(t.status is at.Status.EARLY_STOPPED for t in analysis.trials)
 
 
 class PauseAtThree(Scheduler):

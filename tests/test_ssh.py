@@ -21,6 +21,7 @@ import time
 import pytest
 
 import asynctune as at
+from asynctune.store.signing import load_signed_pickle
 from asynctune.errors import ExecutorError, HostUnreachable
 from asynctune.executors.ssh.hosts import Host, parse_hosts, read_hosts_file
 
@@ -247,9 +248,9 @@ def test_experiment_runs_across_two_hosts_within_their_cpus_and_copies_checkpoin
     for trial in trials:
         # The controller only ever saw driver paths, and every reported checkpoint is there.
         assert trial.checkpoint == os.path.join(trial.path, "checkpoint_000003")
-        for step in (1, 2, 3):
-            with open(os.path.join(trial.path, f"checkpoint_{step:06d}", "checkpoint.pkl"), "rb") as f:
-                assert pickle.load(f) == {"count": step}
+        for step in (1, 2, 3):  # written on the host, signed there with the driver's key: they verify here
+            path = os.path.join(trial.path, f"checkpoint_{step:06d}", "checkpoint.pkl")
+            assert load_signed_pickle(path) == {"count": step}
         with open(os.path.join(trial.path, "stdout.txt")) as f:
             assert f"trial {trial.trial_id} starts at 0" in f.read()
     assert all(t.checkpoint.startswith(storage + os.sep) for t in trials)
@@ -280,7 +281,9 @@ class PauseOneMutateOther(at.Scheduler):
 def test_pause_and_mutate_send_driver_checkpoints_to_the_host(lab, tmp_path):
     donor = tmp_path / "donor"
     donor.mkdir()
-    (donor / "checkpoint.pkl").write_bytes(pickle.dumps({"count": 100}))
+    from asynctune.store.signing import sign  # made by this user: signed with the driver's key
+
+    (donor / "checkpoint.pkl").write_bytes(sign(pickle.dumps({"count": 100})))
     (donor / ".asynctune.json").write_text(json.dumps({"trial_id": "donor", "iteration": 7, "time_total_s": 1.0}))
     analysis = at.run(counting, config={"until": 4, "sleep": 0.01, "x": at.grid_search([0, 1])},
                       scheduler=PauseOneMutateOther(str(donor)), storage_path=str(tmp_path / "driver"), verbose=0,
@@ -310,7 +313,9 @@ def modes_under(root) -> dict[str, set[str]]:
 def test_files_on_the_host_and_checkpoints_copied_back_are_private(lab, tmp_path):
     donor = tmp_path / "donor"  # a driver checkpoint the mutation uploads to the host
     donor.mkdir()
-    (donor / "checkpoint.pkl").write_bytes(pickle.dumps({"count": 100}))
+    from asynctune.store.signing import sign  # made by this user: signed with the driver's key
+
+    (donor / "checkpoint.pkl").write_bytes(sign(pickle.dumps({"count": 100})))
     (donor / ".asynctune.json").write_text(json.dumps({"trial_id": "donor", "iteration": 7, "time_total_s": 1.0}))
     os.chmod(donor / "checkpoint.pkl", 0o644)
     remote_root = tmp_path / "remote"

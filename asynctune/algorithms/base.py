@@ -110,6 +110,11 @@ class Searcher(abc.ABC):
     def on_trial_resumed(self, trial_id: str) -> None:
         """A paused trial was made ready to run again."""
 
+    def set_experiment_dir(self, path: str) -> None:
+        """The experiment's directory, given after `set_search_properties` and, on resume, before
+        `restore`. A searcher that keeps state in files of its own (OptunaSearch: its study's
+        journal) puts them there; the default keeps nothing there."""
+
     def save(self, path: str) -> None:
         """Write the searcher's state to `path` (used to resume an experiment).
 
@@ -135,7 +140,7 @@ class TrialControl(Protocol):
     def trials(self) -> Sequence[Trial]: ...
 
     def stop_trial(self, trial: Trial) -> None:
-        """End the trial (TERMINATED): a running one at once, a paused one for good."""
+        """End the trial (EARLY_STOPPED, or FINISHED at max_t): a running one at once, a paused one for good."""
 
     def pause_trial(self, trial: Trial) -> None:
         """Pause a running trial at its next result (it checkpoints and frees its worker)."""
@@ -218,7 +223,7 @@ class Scheduler(abc.ABC):
         return None
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any] | None) -> None:
-        """The trial finished its training function or was stopped (TERMINATED)."""
+        """The trial finished its training function or was stopped (FINISHED or EARLY_STOPPED)."""
 
     def on_trial_error(self, trial: Trial) -> None:
         """The trial failed (ERROR) and will not be retried."""
@@ -275,7 +280,7 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class TrialEnded:
-    """The trial completed (TERMINATED) or failed (ERROR): see trial.status."""
+    """The trial completed (FINISHED or EARLY_STOPPED) or failed (ERROR): see trial.status."""
 
     trial: Trial
     result: dict[str, Any] | None

@@ -9,12 +9,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.objectives import check_metric_mode, is_multi_objective, normalize_objectives
+from ..core.objectives import as_float, check_metric_mode, is_multi_objective, normalize_objectives
 from ..core.pareto import front_of
-from ..reporting.decisions import read_decisions
+from ..reporting.decisions import read_decisions, refine_terminated
 from ..worker.session import load_checkpoint
-from ..store.layout import EXPERIMENT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results
-from ..core.objectives import as_float
+from ..store.layout import (
+    EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
+)
+from ..store.paths import check_name, checked
 from ..core.trial import Status, Trial
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
@@ -57,13 +59,18 @@ class ExperimentAnalysis:
         self.start_time: float | None = state.get("start_time")
         self.state = state
         self._run_metric_mode = (state.get("metric"), state.get("mode"))  # what trial.metric_best holds
-        self.trials: list[Trial] = list(trials) if trials is not None else [_trial_from(s) for s in state.get("trials", [])]
+        source = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
+        self.trials: list[Trial] = list(trials) if trials is not None else [
+            _trial_from(s, source) for s in state.get("trials", [])]
+        if trials is None and any(s.get("status") == "TERMINATED" for s in state.get("trials", [])
+                                  if isinstance(s, dict)):
+            refine_terminated(self.trials, state["trials"], self.decisions())  # written by an older asynctune
         self._results: dict[str, list[dict[str, Any]]] = {}
 
     def _read_state(self) -> dict[str, Any]:
         path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
         try:
-            with open(path) as f:
+            with open(checked(self.experiment_dir, path)) as f:
                 return json.load(f)
         except FileNotFoundError:
             raise ValueError(f"{self.experiment_dir} is not an asynctune experiment directory (no {EXPERIMENT_FILE})") from None
@@ -234,9 +241,12 @@ class ExperimentAnalysis:
         """The directory of the checkpoint saved with `best_result` (see get_best_checkpoint)."""
         return self.get_best_checkpoint()
 
-    def load_best_checkpoint(self) -> Any:
-        """The best checkpoint as the trial saved it: the dict, or the directory path."""
-        return load_checkpoint(self.best_checkpoint)
+    def load_best_checkpoint(self, *, trust: bool = False) -> Any:
+        """The best checkpoint as the trial saved it: the dict, or the directory path.
+
+        A dict checkpoint is unpickled only if it is signed with your key (docs/security.md);
+        `trust=True` loads one from a directory made elsewhere, after you reviewed it."""
+        return load_checkpoint(self.best_checkpoint, trust=trust)
 
     @property
     def best_logdir(self) -> str | None:
@@ -260,9 +270,11 @@ class ExperimentAnalysis:
             consolidated = os.path.join(self.experiment_dir, RESULTS_FILE)
             if os.path.exists(consolidated):  # recording="consolidated": read once, for every trial
                 self._results.update({t.trial_id: [] for t in self.trials})
-                self._results.update(group_by_trial(read_jsonl(consolidated)))
-            else:
-                self._results[trial_id] = read_results(trial.path or os.path.join(self.experiment_dir, trial_id))
+                self._results.update(group_by_trial(read_jsonl(checked(self.experiment_dir, consolidated))))
+            else:  # its directory in this experiment, wherever experiment.json says it was; no link out
+                trial_dir = os.path.join(self.experiment_dir, trial_id)
+                checked(self.experiment_dir, os.path.join(trial_dir, RESULT_FILE))
+                self._results[trial_id] = read_results(trial_dir)
         return self._results[trial_id]
 
     def dataframe(self) -> Any:
@@ -368,9 +380,10 @@ class ExperimentAnalysis:
         return f"ExperimentAnalysis({self.experiment_dir!r}, {len(self.trials)} trials, status={self.status})"
 
 
-def _trial_from(summary: dict[str, Any]) -> Trial:
-    trial = Trial(trial_id=summary["trial_id"], config=summary.get("config", {}), index=summary.get("index", 0))
-    trial.status = Status(summary.get("status", "TERMINATED"))
+def _trial_from(summary: dict[str, Any], source: str) -> Trial:
+    trial_id = check_name(summary["trial_id"], what="trial_id", source=source)  # plots and reads use it as a path
+    trial = Trial(trial_id=trial_id, config=summary.get("config", {}), index=summary.get("index", 0))
+    trial.status = Status(summary.get("status", Status.FINISHED.value))
     for key in ("path", "last_result", "num_results", "checkpoint", "error", "num_failures", "resources",
                 "start_time", "end_time", "metric_best", "lineage", "checkpoint_iteration",
                 "checkpoint_time_total"):

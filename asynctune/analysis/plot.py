@@ -21,6 +21,7 @@ from typing import Any
 from .experiment import ExperimentAnalysis
 from ..core.objectives import as_float
 from ..core.trial import Status
+from ..store.paths import check_name
 
 # How each decision is marked: (matplotlib marker, colour, legend label).
 MARKS = {
@@ -117,7 +118,8 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
             axes.plot(xs, ys, color="tab:blue", linewidth=1.5, marker="." if len(xs) < 50 else None)
             _draw_marks(axes, marks.get(trial.trial_id, []))
             _style(axes, x, metric, log_y, f"{trial.trial_id} ({trial.status.value}): {_config_text(trial.config)}")
-            paths.append(_save(figure, os.path.join(trial_dir, f"{trial.trial_id}.png"), dpi))
+            name = check_name(trial.trial_id, what="trial_id", source=analysis.experiment_dir)  # never "../x"
+            paths.append(_save(figure, os.path.join(trial_dir, f"{name}.png"), dpi))
     return paths
 
 

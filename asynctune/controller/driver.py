@@ -36,6 +36,7 @@ from ..core.resources import Placement
 from .searcher_driver import SearcherDriver
 from ..core.stopper import Stopper
 from ..core.trial import CONTINUE, STOP, Decision, Mutate, Status
+from ..store.signing import signing_key
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class TrialDriver:
             trainable_blob=self._trainable_blob, restore_checkpoint=trial.restore_checkpoint,
             start_iteration=trial.restore_iteration, start_time_total=trial.restore_time_total,
             checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
-            placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir)
+            placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir, signing_key=signing_key())
         trial.ending = False
         if self._executor.pipelines_decisions:  # a slow link: answer only where the scheduler must
             synchronous = self._scheduler.synchronous_results(trial)

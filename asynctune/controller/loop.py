@@ -354,9 +354,9 @@ class Controller:
                 self.status = "INTERRUPTED"  # nothing failed: resume once there is room
             self.state.release_reserve()  # the room to save experiment.json when the disk is full
             if self.status != "INTERRUPTED" and self.stopping is None:
-                for trial in self.trials:  # at a natural end, paused trials nobody resumed are finished
+                for trial in self.trials:  # at a natural end, paused trials nobody resumed were stopped early
                     if trial.status in (Status.PAUSED, Status.PENDING):
-                        trial.status = Status.TERMINATED
+                        trial.status = Status.EARLY_STOPPED
                         trial.end_time = trial.end_time or time.time()
             self.state.save()
             self.callbacks.on_experiment_end(self.trials)

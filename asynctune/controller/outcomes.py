@@ -54,11 +54,11 @@ class TrialOutcomes:
             self._stopped_early.add(trial)
 
     def complete(self, runtime: TrialRuntime, *, killed: bool = False) -> None:
-        """It ended well (or was stopped): TERMINATED, and everyone is told."""
+        """It ended well (FINISHED) or was stopped (EARLY_STOPPED), and everyone is told."""
         trial = runtime.trial
         pruned = trial in self._stopped_early
         self._stopped_early.discard(trial)
-        runtime.finish(self._now(), killed=killed)
+        runtime.finish(self._now(), killed=killed, early=pruned)
         self._scheduler.on_trial_complete(trial, trial.last_result)
         self._searching.ended(trial.trial_id, trial.last_result, False, pruned=pruned)
         self._callbacks.on_trial_complete(trial)

@@ -7,7 +7,7 @@ memory flags) is reset by `start()`. Every change of `trial.status` happens in o
 transition methods below, which check where the trial comes from:
 
     PENDING/PAUSED --start--> RUNNING --paused--> PAUSED --resume--> PENDING
-    RUNNING --retry/interrupted--> PENDING        any unfinished --finish--> TERMINATED
+    RUNNING --retry/interrupted--> PENDING        any unfinished --finish--> FINISHED/EARLY_STOPPED
     RUNNING/PENDING --fail--> ERROR
 """
 
@@ -162,11 +162,14 @@ class TrialRuntime:
         self.trial.status = Status.PENDING
         self._changed(self.trial, event="interrupted")
 
-    def finish(self, now: float, *, killed: bool = False) -> None:
+    def finish(self, now: float, *, killed: bool = False, early: bool = False) -> None:
+        """It ended: EARLY_STOPPED if the scheduler stopped it before its end (`early`) or it was
+        paused and never resumed, else FINISHED."""
         self._expect("finish", Status.PENDING, Status.RUNNING, Status.PAUSED)
         if killed:  # it stands where its newest checkpoint is
             self._set_restore_point(self.trial.checkpoint)
-        self.trial.status, self.trial.end_time = Status.TERMINATED, now
+        early = early or self.trial.status is Status.PAUSED
+        self.trial.status, self.trial.end_time = Status.EARLY_STOPPED if early else Status.FINISHED, now
         self._changed(self.trial)
 
     def failed(self, error: str, trace: str) -> None:

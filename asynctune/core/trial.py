@@ -11,17 +11,38 @@ from .objectives import as_float, update_best
 
 
 class Status(str, enum.Enum):
-    """Where a trial is in its life. PAUSED trials keep a checkpoint and may run again."""
+    """Where a trial is in its life: the one vocabulary of trial states.
+
+    Live: PENDING (waiting for a worker), RUNNING, PAUSED (keeps a checkpoint, may run again).
+    Ended: FINISHED (its function returned, `stop=` was met, or it reached the scheduler's
+    `max_t`), EARLY_STOPPED (the scheduler stopped it before that, or paused it and nothing
+    resumed it), ERROR (it failed `max_failures + 1` times). The journal and experiment.json keep
+    these values; resume, the console, `ls`, `show --json`, the dashboard, the plots,
+    TensorBoard and `ExperimentAnalysis` all show them as they are.
+
+    `TERMINATED`, the single ended state of older versions, is another name for FINISHED, and a
+    file that says "TERMINATED" reads as FINISHED.
+
+    Example:
+        >>> [t.trial_id for t in analysis.trials if t.status is Status.EARLY_STOPPED]
+    """
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
-    TERMINATED = "TERMINATED"
     ERROR = "ERROR"
+    EARLY_STOPPED = "EARLY_STOPPED"
+    FINISHED = "FINISHED"
+    TERMINATED = "FINISHED"  # the older name: an alias of FINISHED
+
+    @classmethod
+    def _missing_(cls, value: object) -> Status | None:
+        return cls.FINISHED if value == "TERMINATED" else None  # written by an older asynctune
 
     @property
     def is_finished(self) -> bool:
-        return self in (Status.TERMINATED, Status.ERROR)
+        """Ended for good: FINISHED, EARLY_STOPPED or ERROR."""
+        return self in (Status.FINISHED, Status.EARLY_STOPPED, Status.ERROR)
 
 
 class Decision(str, enum.Enum):
@@ -29,7 +50,7 @@ class Decision(str, enum.Enum):
 
     CONTINUE = "CONTINUE"
     PAUSE = "PAUSE"  # checkpoint, free the worker; the trial can be resumed later
-    STOP = "STOP"  # the trial ends as TERMINATED
+    STOP = "STOP"  # the trial ends: EARLY_STOPPED, or FINISHED if it had reached max_t
 
 
 CONTINUE, PAUSE, STOP = Decision.CONTINUE, Decision.PAUSE, Decision.STOP

@@ -3,7 +3,8 @@
 Only JSON files are read (experiment.json, result.jsonl or a simulation's results.jsonl,
 decisions.jsonl), never a pickle. Every name that comes from a request is checked against what
 is on disk before a path is built from it, and every path must stay inside the root, so an id like "../x" or a symlink out of the root is
-refused as "not found".
+refused as "not found"; a file or trial directory of an experiment that is a link out of that
+experiment is refused too (store/paths.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from ..analysis.experiment import ExperimentAnalysis
 from ..reporting.decisions import DECISIONS_FILE
 from ..store.layout import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
 from ..core.objectives import as_float
+from ..store.paths import inside, is_plain_name
+from ..core.trial import Status
 
 
 class NotFound(LookupError):
@@ -32,8 +35,8 @@ class JsonlTail:
     result.jsonl) is read again from the start.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, root: str) -> None:
+        self.path, self.root = path, root  # the experiment it must stay inside
         self.records: list[dict[str, Any]] = []
         self._offset = 0
         self._inode: int | None = None
@@ -46,6 +49,8 @@ class JsonlTail:
             return self.records
         if st.st_ino != self._inode or st.st_size < self._offset:
             self.records, self._offset, self._inode = [], 0, st.st_ino
+        if not inside(self.root, self.path):
+            raise NotFound(f"{os.path.basename(self.root)}: {os.path.relpath(self.path, self.root)} leads outside it")
         if st.st_size > self._offset:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
@@ -85,11 +90,12 @@ class _LiveAnalysis(ExperimentAnalysis):
     def trial_results(self, trial_id: str) -> list[dict[str, Any]]:
         tail = self._tails.get(trial_id)
         if tail is None:
-            if not any(t.trial_id == trial_id for t in self.trials) or not _is_plain_name(trial_id):
+            if not any(t.trial_id == trial_id for t in self.trials) or not is_plain_name(trial_id):
                 raise NotFound(f"no trial {trial_id!r} in {self.name}")
             if os.path.exists(os.path.join(self.experiment_dir, RESULTS_FILE)):
                 return self._consolidated(trial_id)
-            tail = self._tails[trial_id] = JsonlTail(os.path.join(self.experiment_dir, trial_id, RESULT_FILE))
+            tail = self._tails[trial_id] = JsonlTail(os.path.join(self.experiment_dir, trial_id, RESULT_FILE),
+                                                     self.experiment_dir)
         elif tail is self._tails.get(RESULTS_FILE):
             return self._consolidated(trial_id)
         return tail.read()
@@ -99,7 +105,8 @@ class _LiveAnalysis(ExperimentAnalysis):
         which is each trial's (its version is theirs), grouped by trial once per change."""
         tail = self._tails.get(RESULTS_FILE)
         if tail is None:
-            tail = self._tails[RESULTS_FILE] = JsonlTail(os.path.join(self.experiment_dir, RESULTS_FILE))
+            tail = self._tails[RESULTS_FILE] = JsonlTail(os.path.join(self.experiment_dir, RESULTS_FILE),
+                                                         self.experiment_dir)
         self._tails[trial_id] = tail
         records = tail.read()
         if self._grouped is None or self._grouped[0] != tail.version:
@@ -115,7 +122,7 @@ class LiveExperiment:
         self._state_key: tuple[int, int, int] | None = None
         self._analysis: _LiveAnalysis | None = None
         self._tails: dict[str, JsonlTail] = {}
-        self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE))
+        self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE), path)
         self._answers: dict[tuple[str | None, ...], tuple[Any, str]] = {}
         self._summary: tuple[Any, dict[str, Any]] | None = None
         self._rows: dict[tuple[str, str], tuple[Any, list[list[Any]]]] = {}
@@ -145,7 +152,8 @@ class LiveExperiment:
         state = analysis.state
         row.update(name=os.path.basename(self.path), scheduler=state.get("scheduler"),
                    searcher=state.get("searcher"), time_used_s=state.get("time_used_s"),
-                   num_samples=state.get("num_samples"), objectives=_objectives(analysis))
+                   num_samples=state.get("num_samples"), objectives=_objectives(analysis),
+                   statuses=[status.value for status in Status])  # the trial counts' order, from trial.Status
         row.pop("path", None)  # the page has no use for the server's file system layout
         self._summary = (self._state_key, row)
         return row
@@ -170,7 +178,7 @@ class LiveExperiment:
                 "latest": trial.metric_value(metric) if metric else None,
                 "best": trial.metric_best, "error": trial.error, "num_failures": trial.num_failures,
                 "start_time": trial.start_time, "end_time": trial.end_time,
-                "decisions": [{k: d.get(k) for k in ("decision", "detail", "iteration", "time")}
+                "decisions": [{k: d.get(k) for k in ("decision", "detail", "iteration", "time", "early")}
                               for d in by_trial.get(trial.trial_id, [])],
                 # several metrics: each one's latest value, and whether the trial is on the front
                 **({"objectives": {m: trial.metric_value(m) for m in several},
@@ -228,7 +236,7 @@ class LiveExperiment:
             curves[trial.trial_id] = self._curve(trial.trial_id, metric)
         mode = dict(analysis.objectives).get(metric, analysis.default_mode) if metric else analysis.default_mode
         return {"metric": metric, "mode": mode, "curves": curves,
-                "decisions": [{k: d.get(k) for k in ("trial_id", "decision", "detail", "iteration")}
+                "decisions": [{k: d.get(k) for k in ("trial_id", "decision", "detail", "iteration", "early")}
                               for d in self.decisions()],
                 "best_so_far": self._best_so_far(metric)}
 
@@ -284,12 +292,12 @@ class ExperimentStore:
         with os.scandir(self.root) as entries:
             for entry in entries:
                 marker = os.path.join(entry.path, EXPERIMENT_FILE)
-                if _is_plain_name(entry.name) and self._inside(entry.path) and os.path.isfile(marker):
+                if is_plain_name(entry.name) and self._inside(entry.path) and os.path.isfile(marker):
                     found.append((os.path.getmtime(marker), entry.name))
         return [name for _, name in sorted(found)]
 
     def experiment(self, name: str) -> LiveExperiment:
-        if not _is_plain_name(name):
+        if not is_plain_name(name):
             raise NotFound(f"no experiment {name!r}")
         if self.single:
             if name != os.path.basename(self.root):
@@ -313,14 +321,7 @@ class ExperimentStore:
         return rows
 
     def _inside(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        return os.path.commonpath([real, self.root]) == self.root and real != self.root
-
-
-def _is_plain_name(name: str) -> bool:
-    """One path component that names an entry of its directory, nothing that climbs out of it."""
-    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
-            and "\0" not in name and not name.startswith("."))
+        return inside(self.root, path) and os.path.realpath(path) != self.root
 
 
 def finite(value: Any) -> Any:

@@ -23,12 +23,11 @@ from ..core.pareto import front_of
 from ..core.space import Space, resolved_items
 from ..core.trial import Status, Trial
 from .callback import Callback
-from .decisions import EARLY_STOPPED, FINISHED, outcome, stopped_early
+from .decisions import stopped_early
 
-# Keyed by decisions.outcome(): TERMINATED shows as EARLY_STOPPED or FINISHED.
 _STATUS_STYLE = {
     Status.RUNNING.value: "green", Status.PENDING.value: "yellow", Status.PAUSED.value: "cyan",
-    EARLY_STOPPED: "magenta", FINISHED: "", Status.ERROR.value: "red",
+    Status.EARLY_STOPPED.value: "magenta", Status.FINISHED.value: "", Status.ERROR.value: "red",
 }
 
 
@@ -50,8 +49,8 @@ class ConsoleReporter(Callback):
         num_samples: The trials asked for (times the grid size), to estimate the time left
             from the rate at which trials finish; -1 or None for no estimate.
         max_events: How many of the latest decisions are listed under the table.
-        scheduler: The experiment's scheduler: a STOP at its `max_t` shows as FINISHED, one
-            before as EARLY_STOPPED.
+        scheduler: The experiment's scheduler: a STOP at its `max_t` is no news (the trial
+            finished), one before it is listed as early-stopped.
     """
 
     def __init__(self, *, metric: str | list[str] | None, mode: str | list[str] | None, space: Space | None = None,
@@ -87,7 +86,6 @@ class ConsoleReporter(Callback):
         self._events: list[str] = []  # recent decisions, shown under the table
         self._decision_counts: Counter[str] = Counter()
         self._last_decision: dict[str, str] = {}  # trial_id -> e.g. "early-stopped@4"
-        self._decisions: dict[str, dict[str, Any]] = {}  # trial_id -> its last decision, for outcome()
 
     # Callback ------------------------------------------------------------------------------------
 
@@ -110,9 +108,7 @@ class ConsoleReporter(Callback):
             self.console.print(self.render(trials))
 
     def on_trial_decision(self, trial: Trial, decision: str, detail: str = "") -> None:
-        early = stopped_early(self.scheduler, trial, decision)
-        self._decisions[trial.trial_id] = {"decision": decision, "early": early}
-        if early is False:
+        if stopped_early(self.scheduler, trial, decision) is False:
             return  # the trial reached max_t: it finished, no news
         verb = _VERBS.get(decision, decision.lower())
         self._decision_counts[verb] += 1
@@ -234,7 +230,7 @@ class ConsoleReporter(Callback):
         return table
 
     def _outcome(self, trial: Trial) -> str:
-        return outcome(trial.status, self._decisions.get(trial.trial_id))
+        return trial.status.value
 
     def _hyper_columns_that_fit(self, trials: Sequence[Trial], shown: Sequence[Trial], decisions: bool) -> list[str]:
         """The hyperparameter columns, leaving out the last ones while the table would be wider than
@@ -295,7 +291,7 @@ class ConsoleReporter(Callback):
         return (min if self.mode == "min" else max)(scored, key=lambda t: t.metric_best)  # type: ignore[arg-type]
 
 
-_ORDER = [s.value for s in Status if s is not Status.TERMINATED] + [EARLY_STOPPED, FINISHED]
+_ORDER = [s.value for s in Status]
 _WHOLE_COLUMNS = ("trial", "status", "decision")
 
 # How a decision reads in the event lines and counts ("3 stopped, 1 cloned").

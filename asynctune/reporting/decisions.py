@@ -8,8 +8,9 @@ promoted or cloned). `asynctune.run()` always installs it.
      "iteration": 4, "time_total_s": 2.5, "early": true}
 
 A STOP has `"early": false` when the trial had reached the scheduler's own end (ASHA's or
-HyperBand's `max_t`): that trial finished, it was not stopped early. `outcome()` names how a
-trial ended from its last decision: EARLY_STOPPED or FINISHED (both are Status.TERMINATED).
+HyperBand's `max_t`): that trial finished, it was not stopped early. The trial's status says so
+itself (Status.FINISHED or EARLY_STOPPED); `refine_terminated()` reads it from this file for a
+directory an older asynctune wrote, where both were "TERMINATED".
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from ..store.private_files import open_private
 from ..store.layout import dumps, read_jsonl
 from ..core.objectives import as_float
 from ..core.trial import Status, Trial
+from ..store.paths import checked
 from .callback import Callback
 
 DECISIONS_FILE = "decisions.jsonl"
-EARLY_STOPPED, FINISHED = "EARLY_STOPPED", "FINISHED"
 
 
 def stopped_early(scheduler: Any, trial: Trial, decision: str) -> bool | None:
@@ -39,16 +40,16 @@ def stopped_early(scheduler: Any, trial: Trial, decision: str) -> bool | None:
     return not (isinstance(max_t, (int, float)) and reached is not None and reached >= max_t)
 
 
-def outcome(status: Status, last_decision: dict[str, Any] | None) -> str:
-    """How a trial stands, for display: a TERMINATED trial is EARLY_STOPPED if the scheduler's last
-    decision on it stopped it early or paused it (and nothing resumed it), else FINISHED (it
-    returned, met a stop criterion or reached max_t); other statuses as they are."""
-    if status is not Status.TERMINATED:
-        return status.value
-    decision = last_decision or {}
-    if decision.get("decision") == "PAUSE" or (decision.get("decision") == "STOP" and decision.get("early") is not False):
-        return EARLY_STOPPED
-    return FINISHED
+def refine_terminated(trials: Sequence[Trial], summaries: Sequence[Any], decisions: Sequence[dict[str, Any]]) -> None:
+    """Trials an older asynctune recorded as "TERMINATED" (read as FINISHED): EARLY_STOPPED where
+    the scheduler's last decision on one stopped it early or paused it, as that version showed."""
+    old = {s.get("trial_id") for s in summaries if isinstance(s, dict) and s.get("status") == "TERMINATED"}
+    last = last_decisions(decisions)
+    for trial in trials:
+        decision = last.get(trial.trial_id) or {}
+        if trial.trial_id in old and (decision.get("decision") == "PAUSE" or (
+                decision.get("decision") == "STOP" and decision.get("early") is not False)):
+            trial.status = Status.EARLY_STOPPED
 
 
 def last_decisions(decisions: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -100,4 +101,4 @@ class DecisionLog(Callback):
 
 def read_decisions(experiment_dir: str) -> list[dict[str, Any]]:
     """Every decision logged in an experiment, in order; [] if none was (or the file is missing)."""
-    return read_jsonl(os.path.join(experiment_dir, DECISIONS_FILE))
+    return read_jsonl(checked(experiment_dir, os.path.join(experiment_dir, DECISIONS_FILE)))

@@ -39,7 +39,8 @@ import cloudpickle
 import numpy as np
 
 from ..errors import StorageFull, UnsafeFileError, is_disk_full
-from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, load_pickle_private, makedirs_private, open_private
+from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
+from .signing import load_signed_pickle, sign
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +382,7 @@ def write_params(trial_dir: str, config: dict[str, Any], *, indent: int | None =
         except FileNotFoundError:
             pass
         return
-    write_atomic(pickled, data)
+    write_atomic(pickled, sign(data))
 
 
 def is_plain_json(value: Any) -> bool:
@@ -400,7 +401,7 @@ def read_params(trial_dir: str) -> dict[str, Any] | None:
     """A trial's config with its types: params.pkl, else params.json (older directories);
     None if neither can be read."""
     try:
-        config = load_pickle_private(os.path.join(trial_dir, PARAMS_PICKLE_FILE), cloudpickle.load)
+        config = load_signed_pickle(os.path.join(trial_dir, PARAMS_PICKLE_FILE), loads=cloudpickle.loads)
         if isinstance(config, dict):
             return config
     except FileNotFoundError:

@@ -8,9 +8,8 @@ others. What asynctune writes is created private (directories 0700, files 0600).
 from __future__ import annotations
 
 import os
-import pickle
 import stat
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from ..errors import UnsafeFileError
 
@@ -76,9 +75,3 @@ def check_private(path: str) -> None:
             raise UnsafeFileError(path, f"its {what} {target} is writable by {' and '.join(writers)} "
                                   f"(mode {stat.S_IMODE(info.st_mode):04o})", f"{fix} {target}")
 
-
-def load_pickle_private(path: str, load: Callable[[IO[bytes]], Any] = pickle.load) -> Any:
-    """Unpickle `path` (with `load`, e.g. cloudpickle.load) after check_private(path)."""
-    check_private(path)
-    with open(path, "rb") as f:
-        return load(f)

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,12 +32,14 @@ from typing import Any
 import cloudpickle
 
 from ..errors import ExperimentDamaged, UnsafeFileError
-from .private_files import check_private, load_pickle_private, open_private
+from .private_files import open_private
 from .layout import (
     EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
     check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
 )
+from .paths import refuse_links_out
+from .signing import load_signed_pickle, read_verified, sign
 from ..core.trial import Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -67,7 +70,7 @@ def save_run_spec(experiment_dir: str, run_kwargs: dict[str, Any], trainable_blo
     data = cloudpickle.dumps({"run_kwargs": kwargs_blob, "trainable": trainable_blob})
     tmp = os.path.join(experiment_dir, RUN_SPEC_FILE + ".tmp")
     with open_private(tmp, "wb") as f:
-        f.write(data)
+        f.write(sign(data))
     os.replace(tmp, os.path.join(experiment_dir, RUN_SPEC_FILE))
 
 
@@ -76,9 +79,10 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     experiment_dir = os.path.abspath(os.path.expanduser(experiment_dir))
     if not os.path.isdir(experiment_dir):
         raise ValueError(f"cannot resume {experiment_dir}: no such directory")
+    refuse_links_out(experiment_dir)  # before any file is read, or rewound, through a link
     spec_path = os.path.join(experiment_dir, RUN_SPEC_FILE)
     try:
-        spec = load_pickle_private(spec_path, cloudpickle.load)
+        spec = load_signed_pickle(spec_path, loads=cloudpickle.loads)
         trainable = cloudpickle.loads(spec["trainable"])
     except FileNotFoundError:
         raise ValueError(f"cannot resume {experiment_dir}: it has no {RUN_SPEC_FILE} "
@@ -112,19 +116,25 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     return ResumeState(experiment_dir, kwargs, trainable, status, time_used, trials)
 
 
-def restore_searcher(searcher: Any, experiment_dir: str) -> None:
-    """Give a resumed searcher its saved state; a clear error if searcher_state.pkl is damaged."""
+def restore_searcher(searcher: Any, experiment_dir: str) -> bool:
+    """Give a resumed searcher its saved state; a clear error if searcher_state.pkl is damaged.
+    False if there is none (the searcher could not be saved): replay.replay_searcher then."""
     path = os.path.join(experiment_dir, SEARCHER_STATE_FILE)
     if not os.path.exists(path):
-        return
-    check_private(path)  # restore() unpickles it
+        return False
+    state = read_verified(path)  # restore() unpickles it: only a state signed with this user's key
     try:
-        searcher.restore(path)
+        with tempfile.TemporaryDirectory() as private:  # 0700
+            unsigned = os.path.join(private, SEARCHER_STATE_FILE)
+            with open_private(unsigned, "wb") as f:
+                f.write(state)
+            searcher.restore(unsigned)
     except Exception as exc:
         raise ExperimentDamaged(
             path, f"is unreadable ({type(exc).__name__}: {exc})",
-            "move it away to resume with a fresh searcher (it then suggests configs as if from the start; "
-            "the trials already run are kept)") from exc
+            "move it away to resume with a searcher rebuilt by replaying the recorded trials to it "
+            "(the trials already run are kept)") from exc
+    return True
 
 
 def repair_jsonl(path: str, valid: Any = None) -> list[dict[str, Any]]:

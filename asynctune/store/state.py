@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..algorithms.base import Searcher
 from ..errors import StorageFull, is_disk_full
-from .private_files import PRIVATE_FILE_MODE
+from .private_files import open_private
 from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
+from .signing import sign
 from ..core.trial import Trial
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class StateWriter:
         self._dirty = asyncio.Event()
         self._reserved = 0
         self._searcher: Searcher | None = None  # batched: saved by the last save()
+        self._searcher_unsaveable = False  # its save() failed once (warned): not tried again
         self._journaled: dict[str, Any] = {}  # trial_id -> the config this session's journal last wrote
         self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
 
@@ -164,15 +166,33 @@ class StateWriter:
         self._save_searcher(searcher)
 
     def _save_searcher(self, searcher: Searcher) -> None:
+        if self._searcher_unsaveable:
+            return
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
+        unsigned = path + ".unsigned.tmp"
         try:
-            searcher.save(path + ".tmp")
-            os.chmod(path + ".tmp", PRIVATE_FILE_MODE)
+            searcher.save(unsigned)
+            with open(unsigned, "rb") as f:
+                state = f.read()
+            # Signed into a new file (resume checks it before restore() unpickles): rewriting the
+            # one save() wrote would make ext4 flush it to disk at the rename, milliseconds each.
+            with open_private(path + ".tmp", "wb") as f:
+                f.write(sign(state))
+            os.unlink(unsigned)
             os.replace(path + ".tmp", path)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
             self._failed(exc, SEARCHER_STATE_FILE)
+        except Exception as exc:  # noqa: BLE001  state that cannot be pickled (a lock, a connection)
+            self._searcher_unsaveable = True
+            for stale in (unsigned, path + ".tmp", path):  # no half-written file, no older state instead
+                try:
+                    os.unlink(stale)
+                except FileNotFoundError:
+                    pass
+            logger.warning("%s cannot be saved (%s: %s); a resume rebuilds it by replaying the recorded "
+                           "trials to it", type(searcher).__name__, type(exc).__name__, exc)
 
 
 def experiment_snapshot(*, spec: ExperimentSpec, status: str, started_at: float, time_used_s: float,

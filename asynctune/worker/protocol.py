@@ -200,6 +200,8 @@ class TrialRequest:
     # in sync_iterations (by training_iteration).
     pipelined: bool = False
     sync_iterations: frozenset[int] = frozenset()
+    # The driver's signing key (store/signing.py): checkpoints the worker writes verify on the driver.
+    signing_key: bytes = field(default=b"", repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "config": by_value(self.config)}

@@ -35,7 +35,8 @@ from ..errors import AsynctuneError
 from .protocol import read_decision
 from .recordable import RECORDABLE, UnrecordableResult, check_result
 from ..core.trial import Decision, Mutate
-from ..store.private_files import load_pickle_private, make_tree_private, makedirs_private, open_private
+from ..store.private_files import make_tree_private, makedirs_private, open_private
+from ..store.signing import dump_signed, load_signed_pickle, use_key
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
@@ -94,6 +95,7 @@ class TrialSession:
         self.pipelined: bool = getattr(request, "pipelined", False)
         self.sync_iterations: frozenset[int] = frozenset(getattr(request, "sync_iterations", ()) or ())
         self.unanswered = 0  # pipelined: results sent whose answer is not read yet
+        use_key(getattr(request, "signing_key", None) or None)  # the driver's: its checkpoints verify there
 
     # Results -----------------------------------------------------------------------------------
 
@@ -165,8 +167,7 @@ class TrialSession:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""
         target = self.new_checkpoint_dir()
         if isinstance(checkpoint, Mapping):
-            with open_private(os.path.join(target, CHECKPOINT_DATA), "wb") as f:
-                pickle.dump(dict(checkpoint), f, protocol=pickle.HIGHEST_PROTOCOL)
+            write_checkpoint_data(target, dict(checkpoint))
         elif isinstance(checkpoint, (str, os.PathLike)) and os.path.isdir(checkpoint):
             if os.path.realpath(checkpoint) != os.path.realpath(target):
                 shutil.copytree(checkpoint, target, dirs_exist_ok=True)
@@ -201,13 +202,20 @@ def _answer_waiting(channel: Any) -> bool:
     return bool(select.select([read_fd], [], [], 0)[0])
 
 
-def load_checkpoint(path: str | None) -> Any:
-    """A checkpoint as the trial gave it: the dict, or the directory path."""
+def write_checkpoint_data(path: str, data: dict[str, Any]) -> None:
+    """A dict checkpoint into its directory, pickled and signed (store/signing.py)."""
+    with open_private(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
+        dump_signed(data, f)
+
+
+def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
+    """A checkpoint as the trial gave it: the dict, or the directory path. A dict checkpoint is
+    unpickled only if signed with this user's key (or `trust`: after a review)."""
     if path is None:
         return None
     data = os.path.join(path, CHECKPOINT_DATA)
     if os.path.exists(data):
-        return load_pickle_private(data)
+        return load_signed_pickle(data, trust=trust)
     return path
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import pickle
 from collections.abc import Callable
 from typing import Any
 
 from ..store.private_files import make_tree_private, open_private
 from .session import (
-    CHECKPOINT_DATA, MutateTrial, PauseTrial, StopTrial, TrialSession, load_checkpoint,
+    MutateTrial, PauseTrial, StopTrial, TrialSession, load_checkpoint, write_checkpoint_data,
 )
 
 
@@ -145,8 +143,7 @@ def _save(trainable: Trainable, session: TrialSession, *, next_iteration: bool =
         path = session.new_checkpoint_dir()
         data = trainable.save_checkpoint(path)
         if isinstance(data, dict):
-            with open_private(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
-                pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+            write_checkpoint_data(path, data)
         else:
             make_tree_private(path)  # the files save_checkpoint() wrote, under the worker's umask
         session.write_checkpoint_meta(path)

@@ -113,6 +113,9 @@ class ConcurrencyLimiter(Searcher):
         self.paused.discard(trial_id)
         self.searcher.on_trial_pruned(trial_id, result)
 
+    def set_experiment_dir(self, path: str) -> None:
+        self.searcher.set_experiment_dir(path)
+
     def save(self, path: str) -> None:
         """One file: the live trial ids and the wrapped searcher's own saved state."""
         directory = os.path.dirname(os.path.abspath(path))

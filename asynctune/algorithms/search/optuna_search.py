@@ -7,6 +7,12 @@ COMPLETE (it finished), PRUNED (the scheduler stopped it early, Optuna's own wor
 FAIL (it errored or never reported the metric). Several trials may be asked for before any is
 told: samplers see the running ones as RUNNING (Optuna's TPE lies about them, "constant liar").
 
+In an experiment the study lives in the experiment directory, in Optuna's own journal file
+storage (optuna_journal.log), written as each trial is asked for and told: a resumed
+experiment continues the same study, whatever its sampler can or cannot pickle.
+searcher_state.pkl keeps the rest (which asynctune trial is which Optuna trial, and the
+sampler with its random state, its thread locks left out).
+
 Optuna (Akiba et al., 2019) is an optional extra: `pip install "asynctune[optuna]"`.
 """
 
@@ -16,9 +22,12 @@ import copy
 import importlib.util
 import logging
 import math
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import cloudpickle
 import numpy as np
 
 from ...errors import SearchSpaceError
@@ -43,6 +52,8 @@ SAMPLERS = {
 _NEEDS = {"CmaEsSampler": ("cmaes", 'pip install "asynctune[optuna]" (or cmaes)'),
           "GPSampler": ("torch", "pip install torch")}
 
+JOURNAL_FILE = "optuna_journal.log"  # the study, in the experiment directory
+STUDY_NAME = "asynctune"
 Values = dict[Path, Any]  # {parameter path: value}; a choice holds its category index
 DefineByRun = Callable[[Any], "Mapping[str, Any] | None"]
 
@@ -125,6 +136,7 @@ class OptunaSearch(Searcher):
         self._latest: dict[str, list[float]] = {}  # the newest values of all metrics per live trial
         self._asked = 0
         self._stopped = False  # the sampler stopped the study (GridSampler: every point has run)
+        self._journal: str | None = None  # the study's file, once set_experiment_dir gave one
 
     # Setup --------------------------------------------------------------------------------------
 
@@ -152,6 +164,72 @@ class OptunaSearch(Searcher):
         self._probe()
         for params in enqueued:
             self.study.enqueue_trial(params)
+
+    def set_experiment_dir(self, path: str) -> None:
+        """Keep the study in `path`/optuna_journal.log (Optuna's journal file storage): a new one
+        now, or on resume the one the first run wrote, with every trial asked and told."""
+        if self.study is None:
+            raise RuntimeError("OptunaSearch.set_experiment_dir called before set_search_properties")
+        ot = _import_optuna()
+        self._journal = os.path.join(path, JOURNAL_FILE)
+        os.close(os.open(self._journal, os.O_WRONLY | os.O_CREAT, 0o600))  # private before Optuna appends
+        storage = _journal_storage(self._journal)
+        verbosity = ot.logging.get_verbosity()
+        ot.logging.set_verbosity(ot.logging.WARNING)
+        try:
+            if STUDY_NAME in ot.get_all_study_names(storage):  # a resume: the same study goes on
+                self.study = ot.load_study(study_name=STUDY_NAME, storage=storage, sampler=self.study.sampler)
+                return
+            directions = ["minimize" if m == "min" else "maximize" for m in self._modes]
+            self.study = ot.create_study(study_name=STUDY_NAME, storage=storage, sampler=self.study.sampler,
+                                         directions=directions)
+        finally:
+            ot.logging.set_verbosity(verbosity)
+        for point in self.points_to_evaluate:
+            self.study.enqueue_trial(self._optuna_params(point))
+
+    def save(self, path: str) -> None:
+        """What the journal does not hold: which trial is which, and the sampler's own state."""
+        with open(path, "wb") as f:
+            cloudpickle.dump(self.__getstate__(), f)
+
+    def restore(self, path: str) -> None:
+        with open(path, "rb") as f:
+            state = cloudpickle.load(f)
+        if state.get("study") is not None:  # written before the study had a journal: it is all here
+            self.__dict__.update(state)
+            return
+        if self.study is None or self._journal is None:
+            raise RuntimeError("OptunaSearch.restore needs the study's journal: call set_experiment_dir first")
+        study, journal = self.study, self._journal
+        self.__dict__.update(state)
+        self.study, self._journal = study, journal
+        if state.get("_study_sampler") is not None:
+            study.sampler = state["_study_sampler"]  # its random state goes on: no config proposed twice
+        storage, study_id = study._storage, study._study_id
+        self._live = {trial_id: _import_optuna().trial.Trial(
+            study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
+            for trial_id, number in state["_live"].items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable whatever the sampler: its thread locks travel as new locks, the study (in
+        its journal) as nothing, running trials as their numbers. Without a journal (used
+        outside an experiment) the study travels in the pickle, as it always did."""
+        state = dict(self.__dict__)
+        state["sampler"] = _without_locks(self.sampler)
+        if self._journal is None:
+            return state
+        state["_study_sampler"] = _without_locks(self.study.sampler) if self.study is not None else None
+        state["study"] = None
+        state["_live"] = {trial_id: trial.number for trial_id, trial in self._live.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state.pop("_study_sampler", None)
+        if state.get("study") is None:
+            state["_live"] = {}  # restore() maps them back, once there is a study
+        self.__dict__.update(state)
 
     def _make_sampler(self) -> Any:
         ot = _import_optuna()
@@ -389,6 +467,43 @@ def _check_sampler_needs(sampler: Any) -> None:
             module, hint = _NEEDS[cls.__name__]
             if importlib.util.find_spec(module) is None:
                 raise ImportError(f"OptunaSearch: {cls.__name__} needs {module}, which is not installed: {hint}")
+
+
+class _NewLock:
+    """Pickles as a call that makes a new lock of the same kind (a lock cannot be pickled)."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+    def __reduce__(self) -> tuple:
+        return self.factory, ()
+
+
+_LOCKS = ((type(threading.Lock()), threading.Lock), (type(threading.RLock()), threading.RLock))
+
+
+def _without_locks(sampler: Any) -> Any:
+    """A shallow copy of `sampler` whose lock attributes pickle as new locks (NSGAIISampler
+    holds one); a name or None as it is."""
+    if sampler is None or isinstance(sampler, str):
+        return sampler
+    locks = {name: _NewLock(factory) for name, value in vars(sampler).items()
+             for kind, factory in _LOCKS if isinstance(value, kind)}
+    if not locks:
+        return sampler
+    clone = copy.copy(sampler)
+    vars(clone).update(locks)
+    return clone
+
+
+def _journal_storage(path: str) -> Any:
+    """Optuna's journal file storage at `path`, locked by an O_EXCL file (no symlink in the
+    experiment directory); Optuna 4's names, else 3.x's."""
+    storages = _import_optuna().storages
+    journal = getattr(storages, "journal", None)
+    if journal is not None and hasattr(journal, "JournalFileBackend"):
+        return storages.JournalStorage(journal.JournalFileBackend(path, lock_obj=journal.JournalFileOpenLock(path)))
+    return storages.JournalStorage(storages.JournalFileStorage(path, lock_obj=storages.JournalFileOpenLock(path)))
 
 
 def _import_optuna() -> Any:

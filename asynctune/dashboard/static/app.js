@@ -75,7 +75,7 @@ function renderExperiments(listing) {
     <li data-name="${esc(e.name)}" class="${e.name === state.selected ? "selected" : ""}">
       <input type="checkbox" title="compare" ${state.compare.has(e.name) ? "checked" : ""}>
       <div><div class="name">${esc(e.name)}</div>
-      <div class="meta">${esc(e.status)} · ${e.trials} trials${e.best != null ? ` · best ${esc(e.metric)} ${fmt(e.best)}` : ""}</div></div>
+      <div class="meta">${esc(e.status)} · ${esc(e.trials)} trials${e.best != null ? ` · best ${esc(e.metric)} ${esc(fmt(e.best))}` : ""}</div></div>
     </li>`).join("");
   for (const li of ul.children) {
     const name = li.dataset.name;
@@ -99,14 +99,14 @@ function select(name) {
 }
 
 function renderSummary(exp, trials) {
-  const counts = ["RUNNING", "PENDING", "PAUSED", "TERMINATED", "ERROR"].filter((s) => exp[s])
+  const counts = (exp.statuses || []).filter((s) => exp[s])
     .map((s) => `${exp[s]} ${s.toLowerCase()}`).join(", ");
   const stats = [
-    ["status", esc(exp.status)], ["trials", `${exp.trials} <span class="muted">${esc(counts)}</span>`],
-    exp.pareto_front != null ? ["Pareto front", `${exp.pareto_front} <span class="muted">non-dominated trials</span>`] :
-    ["best " + esc(exp.metric || ""), exp.best != null ? `${fmt(exp.best)} <span class="muted">${esc(exp.best_trial_id)}</span>` : "–"],
+    ["status", esc(exp.status)], ["trials", `${esc(exp.trials)} <span class="muted">${esc(counts)}</span>`],
+    exp.pareto_front != null ? ["Pareto front", `${esc(exp.pareto_front)} <span class="muted">non-dominated trials</span>`] :
+    ["best " + esc(exp.metric || ""), exp.best != null ? `${esc(fmt(exp.best))} <span class="muted">${esc(exp.best_trial_id)}</span>` : "–"],
     ["scheduler · searcher", `${esc(exp.scheduler || "")} <span class="muted">· ${esc(exp.searcher || "")}</span>`],
-    ["time used", duration(exp.time_used_s)],
+    ["time used", esc(duration(exp.time_used_s))],
   ];
   $("summary").innerHTML = `<h2 class="title">${esc(exp.name)}</h2>` +
     stats.map(([l, v]) => `<div class="stat"><div class="label">${l}</div><div class="value">${v}</div></div>`).join("");
@@ -125,7 +125,8 @@ function renderTrials(exp, trials) {
     { id: "latest", label: `${exp.metric || "metric"} (latest)`, get: (t) => t.latest, num: true },
     { id: "best", label: `${exp.metric || "metric"} (best)`, get: (t) => t.best, num: true },
     { id: "decisions", label: "decisions", get: (t) => t.decisions.length,
-      html: (t) => t.decisions.map((d) => `<span class="chip ${esc(d.decision)}" title="${esc(d.detail)}">${esc(d.decision)}${d.iteration != null ? " @" + d.iteration : ""}</span>`).join("") +
+      html: (t) => t.decisions.filter((d) => !(d.decision === "STOP" && d.early === false))  // at max_t: it finished
+        .map((d) => `<span class="chip ${esc(d.decision)}" title="${esc(d.detail)}">${esc(d.decision)}${d.iteration != null ? " @" + esc(d.iteration) : ""}</span>`).join("") +
                    (t.error ? `<span class="chip STOP" title="${esc(t.error)}">error</span>` : "") },
   ];
   if (!state.sort) state.sort = exp.metric ? { id: "best", asc: exp.mode === "min" } : { id: "trial_id", asc: true };
@@ -213,6 +214,7 @@ function drawDecisionMarks(u) {
     ctx.fillStyle = ctx.strokeStyle = MARKS[d.decision] || "#555";
     ctx.lineWidth = 2 * uPlot.pxRatio;
     ctx.beginPath();
+    if (d.decision === "STOP" && d.early === false) continue;  // it reached max_t: finished, not stopped
     if (d.decision === "STOP") { ctx.moveTo(cx - r, cy - r); ctx.lineTo(cx + r, cy + r); ctx.moveTo(cx + r, cy - r); ctx.lineTo(cx - r, cy + r); ctx.stroke(); continue; }
     if (d.decision === "PAUSE") ctx.rect(cx - r * 0.8, cy - r * 0.8, r * 1.6, r * 1.6);
     else if (d.decision === "RESUME") { ctx.moveTo(cx, cy - r); ctx.lineTo(cx + r, cy + r * 0.8); ctx.lineTo(cx - r, cy + r * 0.8); ctx.closePath(); }

@@ -36,6 +36,7 @@ import asyncio
 import logging
 import pickle
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from ...errors import ExecutorError, ExecutorLost
@@ -207,6 +208,9 @@ class DaskExecutor(Executor):
         # another one that has the resources (allow_other_workers) rather than wait for it.
         address = self.workers.address_of(placement.host)
         where = {"workers": [address], "allow_other_workers": True} if address else {}
+        if not self.client.scheduler.address.startswith("tls://"):
+            # The signing key never crosses a socket in the clear: workers sign with their user's key.
+            request = replace(request, signing_key=b"")
         # Pickled here, so Dask ships the request as it is instead of walking it as a task graph
         # (which would turn its lists into tuples).
         blob = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
