@@ -34,7 +34,9 @@ from .resources import Placement, Resources, ResourcePool, resolve_resources
 from .searching import SearcherDriver
 from .space import Space
 from .state import StateWriter, experiment_snapshot
-from .storage import RESULTS_FILE
+from .store.lock import DriverLock
+from .store.vanished import DirectoryVanished, ExperimentWatch, missing_results
+from .storage import RESULT_FILE, RESULTS_FILE
 from .stopper import Stopper
 from .trial import Status, Trial
 from .trial_driver import TrialDriver
@@ -89,6 +91,8 @@ class Controller:
         self.started_at = self.start_time  # on the wall clock: when, for people (`asynctune ls`)
         self._deadline: float | None = None
         self.status = "RUNNING"
+        self.driver_lock: DriverLock | None = None  # held by run()/resume() for the driver's life
+        self._watch = ExperimentWatch(spec.experiment_dir)  # deleted under the run: it ends
 
     @property
     def stopping(self) -> str | None:
@@ -136,6 +140,7 @@ class Controller:
                         await self._kill_all()
                     for service in services:
                         service.cancel()
+            self._check_vanished()
             self.status = "ERROR" if self._ending.fatal else ("STOPPED" if self.stopping else "FINISHED")
         except BaseException:
             self.status = "INTERRUPTED"
@@ -296,7 +301,22 @@ class Controller:
             if self._writer is not None:
                 self._writer.hand_over()
                 self._check_results_log()
+            if (gone := self._watch.vanished()) is not None:
+                self._ending.stop(gone, str(gone))
             self.callbacks.on_tick(self.trials)
+
+    def _check_vanished(self) -> None:
+        """At the end: a trial whose results were deleted is no result (never the best), and the
+        experiment ends with the error naming what disappeared."""
+        gone = self._watch.vanished()
+        lost = missing_results(self.trials, RESULT_FILE) if self._recording == "files" else []
+        for trial in lost:
+            trial.status, trial.error = Status.ERROR, f"its results were deleted ({trial.path})"
+            self.state.changed(trial)
+        if gone is None and lost:
+            gone = DirectoryVanished(lost[0].path, "the trial directory")
+        if gone is not None:
+            self._ending.stop(gone, str(gone))
 
     def _check_results_log(self) -> None:
         """A consolidated simulation's results.jsonl could not be written: every trial's results go

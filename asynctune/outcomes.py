@@ -20,6 +20,7 @@ from .algorithms.base import Scheduler
 from .attempt import TrialRuntime, TrialStorageError
 from .ending import Ending
 from .errors import StorageFull, TrialFailed
+from .store.vanished import DirectoryVanished
 from .reporting.callback import CallbackList
 from .reporting.decisions import stopped_early
 from .searching import SearcherDriver
@@ -98,6 +99,8 @@ class TrialOutcomes:
         retried) when its worker is gone, a waiting one fails now. Never raises."""
         if isinstance(exc, StorageFull):
             return self._ending.disk_full(exc)
+        if isinstance(exc.__cause__, DirectoryVanished):  # not this trial's fault alone: the experiment ends
+            self._ending.stop(exc.__cause__, str(exc.__cause__))
         trial = runtime.trial
         if trial.status is Status.RUNNING:
             if runtime.write_error is None:

@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Union
 
+from .store.vanished import check_file
 from .safe_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
 from .storage import (ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_REWOUND_FILE, REWOUND_FILE,
                       is_plain_json, is_scalar, read_csv_header, dumps, open_append, read_jsonl, read_results,
@@ -42,7 +43,8 @@ class TrialRecorder:
     def __init__(self, trial_dir: str) -> None:
         self.trial_dir = trial_dir
         makedirs_private(trial_dir)
-        self._json = open_append(os.path.join(trial_dir, RESULT_FILE))
+        self._json_path = os.path.join(trial_dir, RESULT_FILE)
+        self._json = open_append(self._json_path)
         csv_path = os.path.join(trial_dir, PROGRESS_FILE)
         self._columns: list[str] | None = read_csv_header(csv_path)
         self._csv = open_append(csv_path, newline="")
@@ -54,6 +56,7 @@ class TrialRecorder:
     def record(self, result: dict[str, Any]) -> None:
         self._json.write(dumps(result) + "\n")
         self._json.flush()
+        check_file(self._json, self._json_path)  # written to a file deleted meanwhile: the trial's results are gone
         if self._columns is None:
             # The first result fixes the columns; keys that appear later are in result.jsonl.
             self._columns = [k for k, v in result.items() if is_scalar(v)]

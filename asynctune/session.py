@@ -24,7 +24,8 @@ from typing import Any
 from .errors import AsynctuneError
 from .executors.protocol import read_decision
 from .trial import Decision
-from .safe_files import load_pickle_private, make_tree_private, makedirs_private, open_private
+from .safe_files import load_pickle_private, make_tree_private, open_private
+from .store import checkpoints
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
@@ -97,9 +98,13 @@ class TrialSession:
     # Checkpoints -------------------------------------------------------------------------------
 
     def new_checkpoint_dir(self) -> str:
-        path = os.path.join(self.trial_dir, f"checkpoint_{self.iteration:06d}")
-        makedirs_private(path)
-        return path
+        """An empty directory to fill; `publish_checkpoint` gives it its name once it is complete."""
+        return checkpoints.staging_dir(self.trial_dir, f"checkpoint_{self.iteration:06d}")
+
+    def publish_checkpoint(self, staging: str) -> str:
+        """Write the metadata into the complete checkpoint `staging` and rename it into place."""
+        self.write_checkpoint_meta(staging)
+        return checkpoints.publish(staging, os.path.join(self.trial_dir, f"checkpoint_{self.iteration:06d}"))
 
     def save_checkpoint(self, checkpoint: Any) -> str:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""
@@ -112,11 +117,11 @@ class TrialSession:
                 shutil.copytree(checkpoint, target, dirs_exist_ok=True)
             make_tree_private(target)  # copytree kept the modes of the trial's own files
         else:
+            shutil.rmtree(target, ignore_errors=True)
             raise TypeError(
                 f"checkpoint must be a dict or an existing directory, got {type(checkpoint).__name__}: {checkpoint!r}"
             )
-        self.write_checkpoint_meta(target)
-        return target
+        return self.publish_checkpoint(target)
 
     def write_checkpoint_meta(self, path: str) -> None:
         with open_private(os.path.join(path, CHECKPOINT_META), "w") as f:
