@@ -11,12 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 import asynctune as at
 from driver_runs import start_script, wait_for_results
+from held_driver import held_driver
 
 
 def train(config):
@@ -156,22 +156,7 @@ def test_moved_or_copied_experiment_reads_where_it_is_now(storage, tmp_path, how
     assert json.loads(shown.stdout)["path"] == target
 
 
-RESUMABLE = textwrap.dedent("""
-    import os, sys, time
-    import asynctune as at
-
-    HOLD = sys.argv[2]
-
-    def train(config):
-        start = (at.get_checkpoint() or {}).get("i", 0)
-        for i in range(start, 6):
-            while i >= 2 and os.path.exists(HOLD):
-                time.sleep(0.02)
-            at.report(loss=config["x"] + 1.0 / (i + 1), checkpoint={"i": i + 1})
-
-    at.run(train, config={"x": at.grid_search([0.0, 1.0])}, storage_path=sys.argv[1], name="exp",
-           metric="loss", mode="min", verbose=0)
-""")
+RESUMABLE = held_driver(results=6, hold_after=2, metric="loss", mode="min")
 
 
 def test_moved_experiment_resumes_where_it_is_now(storage, tmp_path):
@@ -189,7 +174,7 @@ def test_moved_experiment_resumes_where_it_is_now(storage, tmp_path):
 
     analysis = at.resume(target, verbose=0)
     assert analysis.status == "FINISHED" and not os.path.exists(os.path.join(storage, "exp"))
-    assert analysis.best_checkpoint == os.path.join(target, "trial_00000", "checkpoint_000006")
+    assert analysis.best_checkpoint == os.path.join(target, "trial_00000", "checkpoint_000001")
     for trial in at.ExperimentAnalysis(target).trials:
         assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4, 5, 6]
         assert trial.checkpoint.startswith(target + os.sep)

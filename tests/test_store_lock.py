@@ -9,32 +9,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
 import asynctune as at
 from driver_runs import start_script, wait_for_results
+from held_driver import held_driver
 
-# Its trials wait after their third result while the file argv[2] exists (then 40 results each).
-SLOW_DRIVER = textwrap.dedent("""
-    import os, sys, time
-    import asynctune as at
-
-    HOLD = sys.argv[2]
-
-    def train(config):
-        start = (at.get_checkpoint() or {}).get("i", 0)
-        for i in range(start, 40):
-            while i >= 3 and os.path.exists(HOLD):
-                time.sleep(0.02)
-            time.sleep(0.02)
-            at.report(score=config["x"] + i, checkpoint={"i": i + 1})
-
-    at.run(train, config={"x": at.grid_search([0, 1])}, storage_path=sys.argv[1], name="exp",
-           metric="score", mode="max", verbose=0)
-""")
+SLOW_DRIVER = held_driver(results=40, hold_after=3)  # a driver held mid-run while a file exists
 
 
 def _iterations(trial_dir) -> list[int]:
