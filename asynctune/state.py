@@ -146,7 +146,7 @@ class StateWriter:
         except OSError as exc:
             if is_disk_full(exc):
                 self._failed(exc, EXPERIMENT_FILE)
-            else:
+            elif os.path.isdir(self.experiment_dir):  # else deleted under the run: the controller ends it
                 logger.error("could not save %s: %s", EXPERIMENT_FILE, exc)
 
     async def save_periodically(self) -> None:
@@ -173,6 +173,8 @@ class StateWriter:
             os.replace(path + ".tmp", path)
         except OSError as exc:
             if not is_disk_full(exc):
+                if not os.path.isdir(self.experiment_dir):  # deleted under the run: the controller ends it
+                    return
                 raise
             self._failed(exc, SEARCHER_STATE_FILE)
 

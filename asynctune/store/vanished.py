@@ -28,7 +28,7 @@ class DirectoryVanished(AsynctuneError, OSError):
         path: What disappeared.
     """
 
-    def __init__(self, path: str, what: str = "directory") -> None:
+    def __init__(self, path: str, what: str = "the directory") -> None:
         message = (f"{what} {path} was deleted while the experiment ran: the results written there are gone; "
                    "the experiment ended")
         super().__init__(errno.ENOENT, message, path)
@@ -41,9 +41,15 @@ class DirectoryVanished(AsynctuneError, OSError):
 def check_file(file: IO[Any], path: str) -> None:
     """Raise DirectoryVanished if the open `file` (at `path`) was deleted, with its directory or alone."""
     if os.fstat(file.fileno()).st_nlink == 0:
-        directory = os.path.dirname(path)
-        raise DirectoryVanished(directory if not os.path.isdir(directory) else path,
-                                "the directory" if not os.path.isdir(directory) else "the file")
+        raise _vanished(path)
+
+
+def _vanished(path: str) -> DirectoryVanished:
+    """The error naming the outermost of `path` and its directories that is gone."""
+    gone, parent = path, os.path.dirname(path)
+    while parent != gone and not os.path.isdir(parent):
+        gone, parent = parent, os.path.dirname(parent)
+    return DirectoryVanished(gone, "the file" if gone == path else "the directory")
 
 
 class ExperimentWatch:
@@ -58,9 +64,9 @@ class ExperimentWatch:
         try:
             info = os.stat(self.experiment_dir)
         except FileNotFoundError:
-            return DirectoryVanished(self.experiment_dir, "the experiment directory")
-        if (info.st_dev, info.st_ino) != self._identity:
-            return DirectoryVanished(self.experiment_dir, "the experiment directory (made again since)")
+            return DirectoryVanished(self.experiment_dir)
+        if (info.st_dev, info.st_ino) != self._identity:  # deleted, and made again since (a new trial's makedirs)
+            return DirectoryVanished(self.experiment_dir)
         return None
 
 
