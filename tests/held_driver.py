@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import textwrap
+from pathlib import Path
+
+from driver_runs import start_script, wait_for_results
 
 
 def held_driver(*, results: int, hold_after: int, metric: str = "score", mode: str = "max") -> str:
@@ -26,3 +32,21 @@ def held_driver(*, results: int, hold_after: int, metric: str = "score", mode: s
         at.run(train, config={{"x": at.grid_search([0, 1])}}, storage_path=sys.argv[1], name="exp",
                metric="{metric}", mode="{mode}", verbose=0)
     """)
+
+
+def start_held(tmp_path: Path, text: str, storage: str) -> tuple[subprocess.Popen, Path]:
+    """Start the driver script `text` (see held_driver) with its hold file in place."""
+    hold = tmp_path / "hold"
+    hold.touch()
+    return start_script(tmp_path / "driver.py", text, storage, hold), hold
+
+
+def kill_held(tmp_path: Path, text: str, storage: str, *, results: int) -> None:
+    """Run the driver script `text` until it recorded `results` results, SIGKILL it, lift the hold."""
+    driver, hold = start_held(tmp_path, text, storage)
+    try:
+        wait_for_results(os.path.join(storage, "exp"), results)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    hold.unlink()

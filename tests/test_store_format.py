@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 
 import asynctune as at
-from driver_runs import start_script, wait_for_results
-from held_driver import held_driver
+from held_driver import held_driver, kill_held
 
 
 def train(config):
@@ -160,15 +158,7 @@ RESUMABLE = held_driver(results=6, hold_after=2, metric="loss", mode="min")
 
 
 def test_moved_experiment_resumes_where_it_is_now(storage, tmp_path):
-    hold = tmp_path / "hold"
-    hold.touch()
-    driver = start_script(tmp_path / "driver.py", RESUMABLE, storage, hold)
-    try:
-        wait_for_results(os.path.join(storage, "exp"), 4)
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    hold.unlink()
+    kill_held(tmp_path, RESUMABLE, storage, results=4)
     target = str(tmp_path / "moved")
     shutil.move(os.path.join(storage, "exp"), target)
 

@@ -15,7 +15,7 @@ import pytest
 
 import asynctune as at
 from driver_runs import start_script, wait_for_results
-from held_driver import held_driver
+from held_driver import held_driver, start_held
 
 SLOW_DRIVER = held_driver(results=40, hold_after=3)  # a driver held mid-run while a file exists
 
@@ -26,9 +26,7 @@ def _iterations(trial_dir) -> list[int]:
 
 
 def test_second_driver_refused_naming_holder_and_no_stale_lock_after_sigkill(storage, tmp_path):
-    hold = tmp_path / "hold"
-    hold.touch()
-    driver = start_script(tmp_path / "driver.py", SLOW_DRIVER, storage, hold)
+    driver, hold = start_held(tmp_path, SLOW_DRIVER, storage)
     experiment = os.path.join(storage, "exp")
     try:
         wait_for_results(experiment, 4)

@@ -5,11 +5,10 @@ saved last. A real driver process is killed mid-run; the resume runs real worker
 from __future__ import annotations
 
 import os
-import signal
 import textwrap
 
 import asynctune as at
-from driver_runs import start_script, wait_for_results
+from held_driver import kill_held
 
 BUGGY = textwrap.dedent("""
     import os, sys, time
@@ -38,16 +37,8 @@ def fixed(config):
 
 
 def test_run_with_resume_uses_the_trainable_passed(storage, tmp_path):
-    hold = tmp_path / "hold"
-    hold.touch()
-    driver = start_script(tmp_path / "driver.py", BUGGY, storage, hold)
+    kill_held(tmp_path, BUGGY, storage, results=4)
     experiment = os.path.join(storage, "exp")
-    try:
-        wait_for_results(experiment, 4)
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    hold.unlink()
 
     analysis = at.run(fixed, storage_path=storage, name="exp", resume=True, verbose=0)
     assert analysis.status == "FINISHED"
