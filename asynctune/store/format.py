@@ -57,7 +57,7 @@ def read_experiment_file(experiment_dir: str) -> dict[str, Any]:
     try:
         state = json.loads(data)
     except ValueError as exc:
-        raise ExperimentFileError(path, f"not valid JSON ({exc})") from None
+        raise ExperimentFileError(path, f"corrupted, not valid JSON ({exc})") from None
     check_experiment(state, path)
     return _resolved(state, experiment_dir)
 
