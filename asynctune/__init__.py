@@ -53,6 +53,7 @@ _LAZY["algorithms"] += ["OptunaSearch"]
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 _WHERE["SSHExecutor"] = "executors"
 _WHERE["DaskExecutor"] = "executors"
+_WHERE.update(ExperimentLocked="store.lock", ExperimentFileError="store.format", DirectoryVanished="store.vanished")
 
 
 def __getattr__(name: str) -> Any:
