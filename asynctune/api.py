@@ -123,7 +123,8 @@ def run(
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
         resume: If the experiment `storage_path/name` exists, continue it (see `resume()`)
-            instead of starting anew; needs `name`.
+            instead of starting anew; needs `name`. It runs the `trainable` passed here, not
+            the one the first run saved (so a fix takes effect), and saves it for later resumes.
         monitor: Sample each trial's CPU and memory (its whole process tree) and the GPUs'
             memory and utilization into <trial dir>/monitor.jsonl: True every 5 s, or a number
             of seconds. See docs/resources.md.
@@ -197,7 +198,10 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
 
     Finished trials stay finished; running and paused trials restart from their newest
     checkpoint; the searcher's state is restored and the scheduler's rebuilt; no reported
-    result is lost or counted twice. Resuming a finished experiment changes nothing.
+    result is lost or counted twice. Resuming a finished experiment changes nothing. The
+    trainable is the one saved in the experiment (to run a fixed one, call
+    `run(fixed, name=..., resume=True)`). Raises `ExperimentLocked` at once, naming the holder,
+    while another driver runs the experiment.
 
     Example:
         >>> asynctune.resume("~/asynctune_results/train_mlp_2026-11-26_07-00-00")
