@@ -40,7 +40,8 @@ def test_second_driver_refused_naming_holder_and_no_stale_lock_after_sigkill(sto
             at.run(lambda config: None, storage_path=storage, name="exp", verbose=0)
         cli = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", experiment],
                              capture_output=True, text=True, timeout=60)
-        assert cli.returncode != 0 and f"pid {driver.pid}" in cli.stderr, cli.stderr
+        assert cli.returncode == 2 and f"pid {driver.pid}" in cli.stderr, cli.stderr
+        assert "Traceback" not in cli.stderr and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
         # None of them touched the running experiment's files.
         assert open(os.path.join(experiment, "run_spec.pkl"), "rb").read() == spec_before
         assert driver.poll() is None
