@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -26,6 +25,11 @@ import weakref
 from typing import Any
 
 from ..errors import AsynctuneError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; the driver warns and runs unlocked
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +70,10 @@ class DriverLock:
     def acquire(cls, experiment_dir: str) -> DriverLock:
         """Lock `experiment_dir` (which must exist) for this process, or raise ExperimentLocked."""
         path = os.path.join(experiment_dir, LOCK_FILE)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
+            if fcntl is None:
+                raise OSError(errno.ENOSYS, "no flock() on this system")
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd)
