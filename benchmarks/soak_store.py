@@ -97,6 +97,8 @@ def main() -> None:
         start = time.time()
         for kill in range(args.kills):
             driver = _start(script, storage, "start" if kill == 0 else "resume")
+            while kill == 0 and driver.poll() is None and not os.path.exists(os.path.join(experiment, "experiment.json")):
+                time.sleep(0.05)  # the first session makes the experiment; the others may be killed as they start
             time.sleep(rng.uniform(0.3, 0.8))
             if not args.no_second and driver.poll() is None and os.path.exists(os.path.join(experiment, "experiment.json")):
                 second = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", experiment],
