@@ -126,6 +126,7 @@ def main() -> None:
             problems.append(f"the last session failed ({final.returncode}): {out[-800:]}")
         _check_end(experiment, problems)
         elapsed = time.time() - start
+    problems = list(dict.fromkeys(problems))  # a damaged checkpoint is found again after every later kill
     figures["violations"] = len(problems)
     print(f"soak_store: {figures['kills']} driver kills (with their workers) in {elapsed:.0f} s; "
           f"{figures['mid_clone']} landed mid-clone, {figures['mid_save']} mid-save (a staged directory left)")
