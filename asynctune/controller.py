@@ -293,6 +293,8 @@ class Controller:
     async def _tick_periodically(self) -> None:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
+            if (gone := self._watch.vanished()) is not None:  # first: it names the experiment, not a trial
+                self._ending.stop(gone, str(gone))
             for runtime in list(self._runtimes.values()):
                 try:
                     runtime.flush()
@@ -301,8 +303,6 @@ class Controller:
             if self._writer is not None:
                 self._writer.hand_over()
                 self._check_results_log()
-            if (gone := self._watch.vanished()) is not None:
-                self._ending.stop(gone, str(gone))
             self.callbacks.on_tick(self.trials)
 
     def _check_vanished(self) -> None:

@@ -56,7 +56,6 @@ class TrialRecorder:
     def record(self, result: dict[str, Any]) -> None:
         self._json.write(dumps(result) + "\n")
         self._json.flush()
-        check_file(self._json, self._json_path)  # written to a file deleted meanwhile: the trial's results are gone
         if self._columns is None:
             # The first result fixes the columns; keys that appear later are in result.jsonl.
             self._columns = [k for k, v in result.items() if is_scalar(v)]
@@ -69,6 +68,8 @@ class TrialRecorder:
     def flush(self) -> None:
         if not self._csv.closed:  # closed when a rewind could not even reopen it (its failure is reported)
             self._csv.flush()
+        if not self._json.closed:  # on the controller's tick, not per result: one fstat twice a second
+            check_file(self._json, self._json_path)  # deleted meanwhile: the trial's results are gone
 
     def rewind(self, iteration: int) -> list[dict[str, Any]]:
         """Keep only results up to `iteration` (a restart from that checkpoint reports the rest

@@ -20,8 +20,13 @@ TRASH_PREFIX = ".trash-"
 
 
 def staging_dir(trial_dir: str, name: str) -> str:
-    """A new private directory beside the checkpoint `name` will be, to fill before `publish`."""
-    os.makedirs(trial_dir, mode=0o700, exist_ok=True)
+    """A new private directory beside the checkpoint `name` will be, to fill before `publish`.
+    The trial's directory is made if it is missing, but not its parents: an experiment directory
+    deleted under the run is not made again here (the run notices it and ends, store.vanished)."""
+    try:
+        os.mkdir(trial_dir, 0o700)
+    except FileExistsError:
+        pass
     return tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{name}-", dir=trial_dir)  # created 0700
 
 

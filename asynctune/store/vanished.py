@@ -2,8 +2,9 @@
 
 An open file keeps working after its directory is deleted: the driver would go on appending
 results to a file nobody can read, end the trial as finished and call it the best. So:
-- each result written to a trial's result.jsonl is followed by an fstat of that file: no link
-  left (`st_nlink == 0`) means it, or its directory, was deleted (`check_file`);
+- on the controller's tick (twice a second, when it flushes progress.csv) each open result.jsonl
+  is checked with an fstat: no link left (`st_nlink == 0`) means it, or its directory, was
+  deleted (`check_file`); not per result, which would cost a system call on the hot path;
 - the controller's tick (twice a second) checks that the experiment directory is still the one it
   started with (same device and inode: a directory made again under the same name is not it);
 - at the end, every trial that reported must still have its result file (`missing_results`).
