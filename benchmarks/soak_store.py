@@ -99,8 +99,9 @@ def main() -> None:
             driver = _start(script, storage, "start" if kill == 0 else "resume")
             while kill == 0 and driver.poll() is None and not os.path.exists(os.path.join(experiment, "experiment.json")):
                 time.sleep(0.05)  # the first session makes the experiment; the others may be killed as they start
-            time.sleep(rng.uniform(0.3, 0.8))
-            if not args.no_second and driver.poll() is None and os.path.exists(os.path.join(experiment, "experiment.json")):
+            time.sleep(rng.uniform(0.3, 1.5))
+            if not args.no_second and driver.poll() is None and _holder_pid(experiment) == driver.pid:
+                # It holds the experiment (not still starting, when the second one would be the first).
                 second = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", experiment],
                                         capture_output=True, text=True, timeout=120)
                 if driver.poll() is None:  # still driving: the second one must have been refused
@@ -108,7 +109,7 @@ def main() -> None:
                         figures["refused"] += 1
                     else:
                         problems.append(f"kill {kill}: a second driver was not refused: {second.stderr[-300:]}")
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 1.0))
             if driver.poll() is not None:
                 out = driver.communicate()[0]
                 if driver.returncode != 0:
@@ -141,6 +142,14 @@ def main() -> None:
 def _start(script: str, storage: str, mode: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, script, storage, mode], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)  # its own process group: killed with its workers
+
+
+def _holder_pid(experiment: str) -> int | None:
+    try:
+        with open(os.path.join(experiment, "driver.lock")) as f:
+            return json.load(f).get("pid")
+    except (OSError, ValueError):
+        return None
 
 
 def _trial_dirs(experiment: str) -> list[str]:
