@@ -56,6 +56,7 @@ _LAZY: dict[str, str] = {
                      "SimulatedExecutor", "Workload"], "executors"),
     "ExperimentAnalysis": "analysis",
     "trust_directory": "store.signing",
+    "ExperimentLocked": "store.lock", "ExperimentFileError": "store.format", "DirectoryVanished": "store.vanished",
     **dict.fromkeys(["run", "run_async", "resume"], "api"),
 }
 
@@ -94,7 +95,10 @@ if TYPE_CHECKING:
         randn, sample_from, uniform,
     )
     from .core.stopper import Stopper
+    from .store.format import ExperimentFileError
+    from .store.lock import ExperimentLocked
     from .store.signing import trust_directory
+    from .store.vanished import DirectoryVanished
     from .executors import (
         DaskExecutor, Executor, Host, LocalExecutor, SimulatedExecutor, SSHExecutor, TrialRun, Workload,
     )

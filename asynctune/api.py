@@ -43,6 +43,7 @@ from .worker.trainable import Trainable, trainable_name
 from .core.trial import Status
 from .compat.ray_hints import explain_ray_keywords, warn_if_uses_ray
 from .controller.replay import replay_searcher
+from .store.lock import DriverLock, claim_fresh_name, lock_existing
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ def run(
         checkpoint_at_end: For `Trainable`s, checkpoint when the trial ends.
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
         resume: If the experiment `storage_path/name` exists, continue it (see `resume()`)
-            instead of starting anew; needs `name`.
+            instead of starting anew; needs `name`. It runs the `trainable` passed here, not
+            the one the first run saved (so a fix takes effect), and saves it for later resumes.
         monitor: Sample each trial's CPU and memory (its whole process tree) and the GPUs'
             memory and utilization into <trial dir>/monitor.jsonl: True every 5 s, or a number
             of seconds. See docs/resources.md.
@@ -200,7 +202,8 @@ def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller
         storage_path = options.storage_path or DEFAULT_STORAGE_PATH
         existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), options.name)
         if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)) and trial_ids(existing):
-            return _prepare_resume(existing, verbose=options.verbose)
+            # The trainable passed here, not the one saved: the user may have fixed a bug in it.
+            return _prepare_resume(existing, verbose=options.verbose, trainable=trainable)
     return build_controller(trainable, options)
 
 
@@ -210,7 +213,10 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
 
     Finished trials stay finished; running and paused trials restart from their newest
     checkpoint; the searcher's state is restored and the scheduler's rebuilt; no reported
-    result is lost or counted twice. Resuming a finished experiment changes nothing.
+    result is lost or counted twice. Resuming a finished experiment changes nothing. The
+    trainable is the one saved in the experiment (to run a fixed one, call
+    `run(fixed, name=..., resume=True)`). Raises `ExperimentLocked` at once, naming the holder,
+    while another driver runs the experiment.
 
     Example:
         >>> asynctune.resume("~/asynctune_results/train_mlp_2026-11-26_07-00-00")
@@ -237,7 +243,25 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
 
 def _prepare_resume(experiment_dir: str, *, executor: Executor | None = None,
                     callbacks: Sequence[Callback] | None = None, verbose: int | None = None,
-                    time_budget_s: float | None = None) -> Controller | ExperimentAnalysis:
+                    time_budget_s: float | None = None, trainable: Any = None) -> Controller | ExperimentAnalysis:
+    lock = lock_existing(experiment_dir)  # before anything is read or repaired: one driver at a time
+    try:
+        controller = _resume_locked(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
+                                    time_budget_s=time_budget_s, trainable=trainable)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    if isinstance(controller, Controller):
+        controller.driver_lock = lock
+    elif lock is not None:
+        lock.release()
+    return controller
+
+
+def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks: Sequence[Callback] | None,
+                   verbose: int | None, time_budget_s: float | None,
+                   trainable: Any) -> Controller | ExperimentAnalysis:
     try:
         state = load_resume_state(experiment_dir)
     except OSError as exc:  # rewinding trials' results on a disk still full
@@ -259,7 +283,14 @@ def _prepare_resume(experiment_dir: str, *, executor: Executor | None = None,
                  if value is not None}
     storage_path, name = os.path.split(state.experiment_dir)
     options = RunOptions.from_saved(state.run_kwargs, **overrides, storage_path=storage_path, name=name)
-    return build_controller(state.trainable, options, resume_state=state)
+    if trainable is None:
+        return build_controller(state.trainable, options, resume_state=state)
+    controller = build_controller(trainable, options, resume_state=state)
+    # What later resumes (`asynctune resume DIR`) run: the trainable this driver runs.
+    save_run_spec(state.experiment_dir, state.run_kwargs, _pickle_trainable(trainable), _snapshot(state.run_kwargs))
+    logger.info("%s: resuming with the trainable passed to run() (%s), not the one saved", state.experiment_dir,
+                trainable_name(trainable))
+    return controller
 
 
 async def _drive(controller: Controller) -> ExperimentAnalysis:
@@ -287,6 +318,8 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
             loop.remove_signal_handler(signal.SIGTERM)
         if stop_dashboard is not None:
             stop_dashboard()
+        if controller.driver_lock is not None:  # held from the start: the next driver may come
+            controller.driver_lock.release()
     analysis = ExperimentAnalysis(controller.spec.experiment_dir, metric=controller.options.metric,
                                   mode=controller.options.mode, trials=trials, state=controller.state.saved)
     failed = [t for t in trials if t.status is Status.ERROR]
@@ -368,15 +401,27 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
     label = trainable_name(trainable)
     name, storage_path = options.name, options.storage_path
     if name is None:
-        name = _fresh_name(storage_path or DEFAULT_STORAGE_PATH, f"{label}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
+        name = claim_fresh_name(storage_path or DEFAULT_STORAGE_PATH,
+                                f"{label}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
     _check_name(name)
     experiment_dir = prepare_experiment_dir(storage_path or DEFAULT_STORAGE_PATH, name)
+    lock = None
     if resume_state is None:
-        check_name_free(experiment_dir)  # a directory whose run created no trial is free again
-        save_run_spec(experiment_dir, saved, blob, spec_blob)
-    searcher.set_experiment_dir(experiment_dir)
-    if resume_state is not None and not restore_searcher(searcher, experiment_dir):
-        replay_searcher(searcher, resume_state.trials)  # it could not be saved: rebuilt from the trials
+        lock = DriverLock.acquire(experiment_dir)  # a run driving this name now is never touched
+        try:
+            check_name_free(experiment_dir)  # a directory whose run created no trial is free again
+            save_run_spec(experiment_dir, saved, blob, spec_blob)
+        except BaseException:
+            lock.release()
+            raise
+    try:
+        searcher.set_experiment_dir(experiment_dir)
+        if resume_state is not None and not restore_searcher(searcher, experiment_dir):
+            replay_searcher(searcher, resume_state.trials)  # it could not be saved: rebuilt from the trials
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
     spec = ExperimentSpec(options=options, name=name, experiment_dir=experiment_dir, trainable_name=label,
                           monitor_interval_s=monitor_interval_s)
@@ -386,13 +431,15 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
                                          time_budget_s=options.time_budget_s, num_samples=options.num_samples, scheduler=scheduler))
     if tensorboard:
         reporters.append(TensorBoardLogger(metric=metric, space=space))
-    return Controller(
+    controller = Controller(
         spec=spec, trainable_blob=blob, trainable_key=hashlib.sha1(blob).hexdigest(), space=space,
         searcher=searcher, scheduler=scheduler, executor=executor, stopper=stopper,
         callbacks=CallbackList([*reporters, *options.callbacks]),
         trials=resume_state.trials if resume_state else (),
         time_used_s=resume_state.time_used_s if resume_state else 0.0,
     )
+    controller.driver_lock = lock
+    return controller
 
 
 def _check_resources_fit_here(executor: Executor, spec: ResourcesSpec) -> None:
@@ -406,16 +453,6 @@ def _check_name(name: str) -> None:
     """An experiment name is one directory inside storage_path, for new runs and resume=True."""
     if not name or "/" in name or os.sep in name or name in (".", ".."):
         raise ValueError(f"run: name must be a plain directory name, got {name=}")
-
-
-def _fresh_name(storage_path: str, base: str) -> str:
-    """A default name that no experiment in storage_path has yet (runs may start in the same second)."""
-    root = os.path.abspath(os.path.expanduser(storage_path))
-    name, counter = base, 1
-    while os.path.exists(os.path.join(root, name)):
-        counter += 1
-        name = f"{base}_{counter}"
-    return name
 
 
 def _snapshot(run_kwargs: dict[str, Any]) -> bytes | None:

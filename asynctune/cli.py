@@ -443,10 +443,11 @@ def _resume(args: argparse.Namespace) -> int:
         if name not in accepted:
             raise CommandError(f"this asynctune's resume() does not take {name}=")
     from .errors import TrialsFailed, UnsafeFileError
+    from .store.lock import ExperimentLocked
 
     try:
         analysis = resume(directory, **kwargs)
-    except (ValueError, UnsafeFileError) as exc:
+    except (ValueError, UnsafeFileError, ExperimentLocked) as exc:  # ExperimentLocked: another driver runs it now
         raise CommandError(str(exc)) from None
     except TrialsFailed as exc:  # the experiment ran and was saved: say so in one line
         print(f"asynctune resume: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import os
 import re
@@ -18,6 +18,9 @@ from ..store.layout import (
 )
 from ..store.paths import check_name, checked
 from ..core.trial import Status, Trial
+from ..store.format import ExperimentFileError, read_experiment_file
+
+logger = logging.getLogger(__name__)
 
 _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
 DEFAULT_SCOPE = "all"  # what "best" means by default: a trial's best-ever result (see get_best_trial)
@@ -68,14 +71,10 @@ class ExperimentAnalysis:
         self._results: dict[str, list[dict[str, Any]]] = {}
 
     def _read_state(self) -> dict[str, Any]:
-        path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
         try:
-            with open(checked(self.experiment_dir, path)) as f:
-                return json.load(f)
+            return read_experiment_file(self.experiment_dir)  # checked; paths where the experiment is now
         except FileNotFoundError:
             raise ValueError(f"{self.experiment_dir} is not an asynctune experiment directory (no {EXPERIMENT_FILE})") from None
-        except ValueError as exc:
-            raise ValueError(f"{path} is corrupted: {exc}") from exc
 
     # Best ----------------------------------------------------------------------------------------
     # One meaning of "best" everywhere (this class, the live console, the plots, `asynctune show`
@@ -457,7 +456,13 @@ def load_experiments(root_or_dirs: str | Sequence[str]) -> Any:
     dirs = find_experiments(root_or_dirs) if isinstance(root_or_dirs, str) else list(root_or_dirs)
     frames = []
     for directory in dirs:
-        analysis = ExperimentAnalysis(directory)
+        try:
+            analysis = ExperimentAnalysis(directory)
+        except ExperimentFileError as exc:  # one damaged experiment is marked; the others are listed
+            logger.warning("%s", exc)
+            frames.append(pd.DataFrame([{"experiment": os.path.basename(directory), "status": "DAMAGED",
+                                         "error": str(exc)}]))
+            continue
         frame = analysis.dataframe()
         frame.insert(0, "experiment", analysis.name)
         frames.append(frame)

@@ -35,7 +35,9 @@ from ..core.resources import Placement, Resources, ResourcePool, resolve_resourc
 from .searcher_driver import SearcherDriver
 from ..core.space import Space
 from ..store.state import StateWriter, experiment_snapshot
-from ..store.layout import RESULTS_FILE
+from ..store.layout import RESULT_FILE, RESULTS_FILE
+from ..store.lock import DriverLock
+from ..store.vanished import DirectoryVanished, ExperimentWatch, missing_results
 from ..core.stopper import Stopper, ThresholdStopper
 from ..core.trial import Status, Trial
 from .driver import TrialDriver
@@ -90,6 +92,8 @@ class Controller:
         self.started_at = self.start_time  # on the wall clock: when, for people (`asynctune ls`)
         self._deadline: float | None = None
         self.status = "RUNNING"
+        self.driver_lock: DriverLock | None = None  # held by run()/resume() for the driver's life
+        self._watch = ExperimentWatch(spec.experiment_dir)  # deleted under the run: it ends
 
     @property
     def foreign_reports(self) -> set[str]:
@@ -142,6 +146,7 @@ class Controller:
                         await self._kill_all()
                     for service in services:
                         service.cancel()
+            self._check_vanished()
             self.status = "ERROR" if self._ending.fatal else ("STOPPED" if self.stopping else "FINISHED")
         except BaseException:
             self.status = "INTERRUPTED"
@@ -313,6 +318,8 @@ class Controller:
     async def _tick_periodically(self) -> None:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
+            if (gone := self._watch.vanished()) is not None:  # first: it names the experiment, not a trial
+                self._ending.stop(gone, str(gone))
             for runtime in self.table.runtimes():
                 try:
                     runtime.flush()
@@ -322,6 +329,19 @@ class Controller:
                 self._writer.hand_over()
                 self._check_results_log()
             self.callbacks.on_tick(self.trials)
+
+    def _check_vanished(self) -> None:
+        """At the end: a trial whose results were deleted is no result (never the best), and the
+        experiment ends with the error naming what disappeared."""
+        gone = self._watch.vanished()
+        lost = missing_results(self.trials, RESULT_FILE) if self._recording == "files" else []
+        for trial in lost:
+            trial.status, trial.error = Status.ERROR, f"its results were deleted ({trial.path})"
+            self.state.changed(trial)
+        if gone is None and lost:
+            gone = DirectoryVanished(lost[0].path, "the trial directory")
+        if gone is not None:
+            self._ending.stop(gone, str(gone))
 
     def _check_results_log(self) -> None:
         """A consolidated simulation's results.jsonl could not be written: every trial's results go

@@ -25,6 +25,7 @@ from ..reporting.decisions import stopped_early
 from .searcher_driver import SearcherDriver
 from ..core.trial import Status, Trial
 from .table import TrialTable
+from ..store.vanished import DirectoryVanished
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ class TrialOutcomes:
         retried) when its worker is gone, a waiting one fails now. Never raises."""
         if isinstance(exc, StorageFull):
             return self._ending.disk_full(exc)
+        if isinstance(exc.__cause__, DirectoryVanished):  # not this trial's fault alone: the experiment ends
+            self._ending.stop(exc.__cause__, str(exc.__cause__))
         trial = runtime.trial
         if trial.status is Status.RUNNING:
             if runtime.write_error is None:

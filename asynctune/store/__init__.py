@@ -1,2 +1,16 @@
-"""The experiment directory's one owner: its names and paths, the journal, experiment.json,
-results files, checkpoints, private files and pickles, recording policies and recovery."""
+"""The experiment directory's one owner: what is on disk, how it is named, locked, published and read.
+
+Modules:
+    layout         the names of its files, JSONL reading and writing (torn lines), the journal,
+                   checkpoints on disk, a trial's params
+    format         experiment.json's format version, validation on read, paths kept relative
+    lock           one driver per experiment (an flock held for the driver's life)
+    checkpoints    checkpoints published atomically (staged under a temporary name, then renamed)
+    signing        every pickle signed with the user's key, checked before it is loaded
+    paths          no link out of the experiment, no id used as a path unchecked
+    private_files  files and directories only the user can read
+    recording      how results are written (files, batched, consolidated)
+    state          the journal, experiment.json snapshots and the searcher's state while a run goes
+    recovery       resuming: rebuilding the trial table from what is on disk
+    vanished       noticing that a directory was deleted under a running experiment
+"""

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
@@ -41,6 +40,7 @@ import numpy as np
 from ..errors import StorageFull, UnsafeFileError, is_disk_full
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
 from .signing import load_signed_pickle, sign
+from . import checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
             os.chmod(path, PRIVATE_DIR_MODE)  # an experiment made by an older version, resumed
         except PermissionError:
             pass  # not ours: the pickles in it will be refused when loaded
-        probe = os.path.join(path, ".write-test")
+        probe = os.path.join(path, f".write-test-{os.getpid()}")  # another run may probe at the same time
         with open_private(probe, "w") as f:
             f.write("ok")
         os.unlink(probe)
@@ -265,14 +265,12 @@ def read_results(trial_dir: str) -> list[dict[str, Any]]:
 
 
 def copy_checkpoint(source: str, trial_dir: str, label: str) -> str:
-    """Copy another trial's checkpoint into this trial's directory (PBT's exploit)."""
-    target = os.path.join(trial_dir, label)
-    shutil.copytree(source, target, dirs_exist_ok=True)
-    return target
+    """Copy another trial's checkpoint into this trial's directory (PBT's exploit), atomically."""
+    return checkpoints.clone(source, trial_dir, label)
 
 
 def remove_checkpoint(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    checkpoints.discard(path)
 
 
 def group_by_trial(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

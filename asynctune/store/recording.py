@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Union
 
+from .vanished import check_file
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
 from .layout import (ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_REWOUND_FILE, REWOUND_FILE,
                       is_plain_json, is_scalar, read_csv_header, dumps, open_append, read_jsonl, read_results,
@@ -42,7 +43,8 @@ class TrialRecorder:
     def __init__(self, trial_dir: str) -> None:
         self.trial_dir = trial_dir
         makedirs_private(trial_dir)
-        self._json = open_append(os.path.join(trial_dir, RESULT_FILE))
+        self._json_path = os.path.join(trial_dir, RESULT_FILE)
+        self._json = open_append(self._json_path)
         csv_path = os.path.join(trial_dir, PROGRESS_FILE)
         self._columns: list[str] | None = read_csv_header(csv_path)
         self._csv = open_append(csv_path, newline="")
@@ -66,6 +68,8 @@ class TrialRecorder:
     def flush(self) -> None:
         if not self._csv.closed:  # closed when a rewind could not even reopen it (its failure is reported)
             self._csv.flush()
+        if not self._json.closed:  # on the controller's tick, not per result: one fstat twice a second
+            check_file(self._json, self._json_path)  # deleted meanwhile: the trial's results are gone
 
     def rewind(self, iteration: int) -> list[dict[str, Any]]:
         """Keep only results up to `iteration` (a restart from that checkpoint reports the rest

@@ -20,7 +20,6 @@ of a .jsonl file that are not JSON objects move to `<file>.damaged` (a torn last
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -34,12 +33,14 @@ import cloudpickle
 from ..errors import ExperimentDamaged, UnsafeFileError
 from .private_files import open_private
 from .layout import (
-    EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
+    JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
     check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
 )
 from .paths import refuse_links_out
 from .signing import load_signed_pickle, read_verified, sign
+from . import checkpoints
+from .format import NewerFormat, read_experiment_file
 from ..core.trial import Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -94,13 +95,13 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
                          f"({type(exc).__name__}: {exc})") from exc
     status, time_used, snapshot_trials = "UNKNOWN", 0.0, {}
     try:
-        with open(os.path.join(experiment_dir, EXPERIMENT_FILE)) as f:
-            snapshot = json.load(f)
-        status, time_used = snapshot.get("status", "UNKNOWN"), float(snapshot.get("time_used_s", 0.0))
-        snapshot_trials = {t["trial_id"]: t for t in snapshot.get("trials", [])
-                           if isinstance(t, dict) and isinstance(t.get("trial_id"), str)}
-    except (OSError, ValueError, TypeError, AttributeError, KeyError):
-        pass  # a missing or torn snapshot is fine: the journal and the trial directories hold the truth
+        snapshot = read_experiment_file(experiment_dir)  # a newer format is refused (NewerFormat)
+        status, time_used = snapshot.get("status") or "UNKNOWN", float(snapshot.get("time_used_s") or 0.0)
+        snapshot_trials = {t["trial_id"]: t for t in snapshot.get("trials") or []}
+    except NewerFormat:
+        raise
+    except (OSError, ValueError):
+        pass  # a missing or damaged snapshot is fine: the journal and the trial directories hold the truth
     kwargs = cloudpickle.loads(spec["run_kwargs"])
     if (os.path.exists(os.path.join(experiment_dir, RESULTS_FILE))  # the disk says how it was recorded,
             or getattr(kwargs.get("executor"), "recording", None) == "consolidated"):  # or the saved executor
@@ -245,6 +246,7 @@ def _index_of(trial_id: str) -> int:
 
 
 def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
+    checkpoints.sweep_staging(trial.path)  # what a killed writer left unfinished: never restored
     recorded = repair_jsonl(os.path.join(trial.path, RESULT_FILE), _valid_result)
     last_iteration = max((int(r.get("training_iteration", 0)) for r in recorded), default=0)
     newest = latest_checkpoint(trial.path, max_iteration=last_iteration)

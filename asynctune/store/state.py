@@ -15,6 +15,7 @@ from ..errors import StorageFull, is_disk_full
 from .private_files import open_private
 from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
 from .signing import sign
+from .format import relative, to_disk
 from ..core.trial import Trial
 
 if TYPE_CHECKING:
@@ -114,8 +115,9 @@ class StateWriter:
         self._dirty.set()
         if trial is not None and self._journal is not None:
             line = {"event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
-                    "status": trial.status.value, "checkpoint": trial.checkpoint,
-                    "restore_checkpoint": trial.restore_checkpoint, "num_failures": trial.num_failures,
+                    "status": trial.status.value, "checkpoint": relative(trial.checkpoint, self.experiment_dir),
+                    "restore_checkpoint": relative(trial.restore_checkpoint, self.experiment_dir),
+                    "num_failures": trial.num_failures,
                     "error": trial.error}
             # The config only where it is new (and params.json has it too): the most a line
             # costs is encoding it, and a trial's status changes three times or more. New: not
@@ -137,7 +139,7 @@ class StateWriter:
             except Exception:  # noqa: BLE001  as a failing save hook is, when it runs at once
                 logger.exception("could not save the searcher's state")
         path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
-        snapshot = self._snapshot()
+        snapshot = to_disk(self._snapshot(), self.experiment_dir)  # versioned, paths relative
         try:
             write_json_atomic(path, snapshot, indent=None if self._batched else 1)  # batched: thousands of trials
             self.saved = {k: v for k, v in snapshot.items() if k != "trials"}  # the Trial objects hold those
@@ -146,7 +148,7 @@ class StateWriter:
         except OSError as exc:
             if is_disk_full(exc):
                 self._failed(exc, EXPERIMENT_FILE)
-            else:
+            elif os.path.isdir(self.experiment_dir):  # else deleted under the run: the controller ends it
                 logger.error("could not save %s: %s", EXPERIMENT_FILE, exc)
 
     async def save_periodically(self) -> None:
@@ -182,6 +184,8 @@ class StateWriter:
             os.replace(path + ".tmp", path)
         except OSError as exc:
             if not is_disk_full(exc):
+                if not os.path.isdir(self.experiment_dir):  # deleted under the run: the controller ends it
+                    return
                 raise
             self._failed(exc, SEARCHER_STATE_FILE)
         except Exception as exc:  # noqa: BLE001  state that cannot be pickled (a lock, a connection)

@@ -35,8 +35,9 @@ from ..errors import AsynctuneError
 from .protocol import read_decision
 from .recordable import RECORDABLE, UnrecordableResult, check_result
 from ..core.trial import Decision, Mutate
-from ..store.private_files import make_tree_private, makedirs_private, open_private
+from ..store.private_files import make_tree_private, open_private
 from ..store.signing import dump_signed, load_signed_pickle, use_key
+from ..store import checkpoints
 
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
@@ -159,9 +160,13 @@ class TrialSession:
     # Checkpoints -------------------------------------------------------------------------------
 
     def new_checkpoint_dir(self) -> str:
-        path = os.path.join(self.trial_dir, f"checkpoint_{self.iteration:06d}")
-        makedirs_private(path)
-        return path
+        """An empty directory to fill; `publish_checkpoint` gives it its name once it is complete."""
+        return checkpoints.staging_dir(self.trial_dir, f"checkpoint_{self.iteration:06d}")
+
+    def publish_checkpoint(self, staging: str) -> str:
+        """Write the metadata into the complete checkpoint `staging` and rename it into place."""
+        self.write_checkpoint_meta(staging)
+        return checkpoints.publish(staging, os.path.join(self.trial_dir, f"checkpoint_{self.iteration:06d}"))
 
     def save_checkpoint(self, checkpoint: Any) -> str:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""
@@ -173,11 +178,11 @@ class TrialSession:
                 shutil.copytree(checkpoint, target, dirs_exist_ok=True)
             make_tree_private(target)  # copytree kept the modes of the trial's own files
         else:
+            shutil.rmtree(target, ignore_errors=True)
             raise TypeError(
                 f"checkpoint must be a dict or an existing directory, got {type(checkpoint).__name__}: {checkpoint!r}"
             )
-        self.write_checkpoint_meta(target)
-        return target
+        return self.publish_checkpoint(target)
 
     def write_checkpoint_meta(self, path: str) -> None:
         with open_private(os.path.join(path, CHECKPOINT_META), "w") as f:

@@ -146,7 +146,7 @@ def _save(trainable: Trainable, session: TrialSession, *, next_iteration: bool =
             write_checkpoint_data(path, data)
         else:
             make_tree_private(path)  # the files save_checkpoint() wrote, under the worker's umask
-        session.write_checkpoint_meta(path)
+        path = session.publish_checkpoint(path)
     finally:
         if next_iteration:
             session.iteration -= 1
