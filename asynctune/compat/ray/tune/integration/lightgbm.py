@@ -23,12 +23,12 @@ class TuneReportCheckpointCallback(_lightgbm.TuneReportCheckpointCallback):
     Args:
         metrics: Which results to report: a key, a list of keys, or {name to report: key}; all when None.
         filename: The model file inside the checkpoint directory.
-        frequency: Checkpoint every this many rounds (0: only at the end).
+        frequency: Checkpoint every this many rounds (0, Ray's default: only at the end).
         checkpoint_at_end: Checkpoint after the last round.
         results_postprocessing_fn: Changes the dict before it is reported.
     """
 
-    def __init__(self, metrics: Metrics = None, filename: str = "checkpoint", frequency: int = 1,
+    def __init__(self, metrics: Metrics = None, filename: str = "model.txt", frequency: int = 0,
                  checkpoint_at_end: bool = True,
                  results_postprocessing_fn: Callable[[dict[str, float]], dict[str, float]] | None = None) -> None:
         super().__init__(metrics, frequency=frequency, checkpoint_at_end=checkpoint_at_end, filename=filename,
@@ -45,7 +45,7 @@ class TuneReportCheckpointCallback(_lightgbm.TuneReportCheckpointCallback):
         return results
 
     @classmethod
-    def get_model(cls, checkpoint: _session.Checkpoint, filename: str = "checkpoint") -> Any:
+    def get_model(cls, checkpoint: _session.Checkpoint, filename: str = "model.txt") -> Any:
         return load_from(checkpoint, filename, _lightgbm.load_booster)
 
 
