@@ -248,3 +248,78 @@ def test_rays_setup_wandb_logs_from_the_trainable(storage, wandb_offline):
         run = runs[result.metrics["trial_id"]]
         assert run["project"] == "p" and run["config"]["x"] == result.config["x"] and "wandb" not in run["config"]
         assert [h["inner"] for h in run["history"]] == [step * result.config["x"] for step in range(3)]
+
+
+# Ray's Lightning and Keras callbacks (skipped where the framework is not installed).
+
+def lightning_trainable(config: dict) -> None:
+    import lightning.pytorch as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from asynctune.compat.ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
+
+    class Line(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
+
+        def validation_step(self, batch, _):
+            self.log("val_loss", torch.nn.functional.mse_loss(self.net(batch[0]), batch[1]))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=config["lr"])
+
+    torch.set_num_threads(1)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    data = DataLoader(TensorDataset(x, x @ torch.tensor([[1.0], [-1.0]])), batch_size=16)
+    trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", callbacks=[TuneReportCheckpointCallback(
+                             {"loss": "val_loss"}, filename="trainer.ckpt", on="validation_end")])
+    trainer.fit(Line(), data, data)
+
+
+def test_rays_lightning_callback_reports_each_validation_with_the_trainers_checkpoint(storage):
+    pytest.importorskip("torch")
+    pytest.importorskip("lightning")
+    import os
+    result = tune.Tuner(lightning_trainable, param_space={"lr": 0.05},
+                        run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()[0]
+    assert result.metrics["training_iteration"] == 3 and result.metrics["loss"] >= 0
+    assert os.path.isfile(os.path.join(result.checkpoint.path, "trainer.ckpt"))  # Ray's filename=
+
+
+def keras_trainable(config: dict) -> None:
+    import keras
+    import numpy as np
+
+    from asynctune.compat.ray.tune.integration.keras import TuneReportCallback
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x.sum(axis=1), validation_split=0.25, epochs=3, verbose=0,
+              callbacks=[TuneReportCallback({"loss": "val_loss"}, on="epoch_end")])
+
+
+def test_rays_keras_callback_reports_each_epoch(storage, monkeypatch):
+    import importlib.util
+    if importlib.util.find_spec("tensorflow") is None and importlib.util.find_spec("torch") is not None:
+        monkeypatch.setenv("KERAS_BACKEND", "torch")  # the trials' workers inherit it
+    keras = pytest.importorskip("keras")
+    if int(keras.__version__.split(".")[0]) < 3:
+        pytest.skip("Keras 3 is needed")
+    result = tune.Tuner(keras_trainable, run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()[0]
+    assert result.metrics["training_iteration"] == 3 and result.checkpoint is None  # TuneReportCallback: no saves
+
+
+def test_importing_rays_integration_modules_imports_no_framework():
+    import subprocess
+    modules = ["asynctune.compat.ray", "asynctune.compat.ray.air.integrations.mlflow",
+               "asynctune.compat.ray.air.integrations.wandb", "asynctune.compat.ray.tune.integration.keras",
+               "asynctune.compat.ray.tune.integration.pytorch_lightning"]
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\n" \
+           "print(sorted({'mlflow', 'wandb', 'torch', 'keras', 'lightning', 'pytorch_lightning'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
