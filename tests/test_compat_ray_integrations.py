@@ -323,3 +323,10 @@ def test_importing_rays_integration_modules_imports_no_framework():
     code = f"import sys\nfor m in {modules!r}: __import__(m)\n" \
            "print(sorted({'mlflow', 'wandb', 'torch', 'keras', 'lightning', 'pytorch_lightning'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_a_results_postprocessing_fn_that_is_not_a_function_is_refused_at_once(lightgbm, xgboost):
+    from asynctune.compat.ray.tune.integration import lightgbm as ray_lightgbm, xgboost as ray_xgboost
+    for module in (ray_lightgbm, ray_xgboost):
+        with pytest.raises(ValueError, match="results_postprocessing_fn must be a function"):
+            module.TuneReportCheckpointCallback(results_postprocessing_fn={"not": "callable"})
