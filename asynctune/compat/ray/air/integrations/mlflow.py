@@ -25,7 +25,8 @@ class MLflowLoggerCallback(_mlflow.MLflowLoggerCallback):
         tracking_uri, registry_uri: Where runs (and models) are stored; None: MLflow's default.
         experiment_name: The MLflow experiment; None: the experiment's name (Ray: `RunConfig.name`).
         tags: Tags set on every run.
-        tracking_token: Set as MLFLOW_TRACKING_TOKEN for this process, as Ray does.
+        tracking_token: Set as MLFLOW_TRACKING_TOKEN for this process, as Ray does (it is not saved
+            with the experiment: set the variable yourself before `Tuner.restore`).
         save_artifact: Upload each checkpoint as an artifact of its run.
         log_params_on_trial_end: Accepted for Ray's sake; asynctune logs the params at the trial's start.
     """
@@ -37,7 +38,6 @@ class MLflowLoggerCallback(_mlflow.MLflowLoggerCallback):
         _set_token(tracking_token)
         super().__init__(tracking_uri, registry_uri=registry_uri, experiment_name=experiment_name, tags=tags,
                          save_artifact=save_artifact)
-        self.log_params_on_trial_end = bool(log_params_on_trial_end)
 
 
 def setup_mlflow(config: Mapping[str, Any] | None = None, tracking_uri: str | None = None,

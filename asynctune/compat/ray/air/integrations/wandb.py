@@ -26,7 +26,8 @@ class WandbLoggerCallback(_wandb.WandbLoggerCallback):
     Args:
         project: The W&B project (else $WANDB_PROJECT_NAME, as in Ray; one of them is required).
         group: The runs' group (else $WANDB_GROUP_NAME, else the experiment's name).
-        api_key_file, api_key: Set as WANDB_API_KEY for this process, as Ray does.
+        api_key_file, api_key: Set as WANDB_API_KEY for this process, as Ray does (not saved with the
+            experiment: set the variable yourself before `Tuner.restore`).
         excludes: Result keys not logged.
         log_config: Accepted for Ray's sake; the config is always logged when the run starts.
         upload_checkpoints, save_checkpoints: Not supported (True raises).
@@ -48,7 +49,6 @@ class WandbLoggerCallback(_wandb.WandbLoggerCallback):
         own = {name: kwargs.pop(name) for name in _OWN_ARGUMENTS if name in kwargs}
         super().__init__(project, group=group or os.environ.get("WANDB_GROUP_NAME"),
                          exclude=RESULT_FIELDS_NOT_LOGGED | set(excludes or ()), **own, **kwargs)
-        self.log_config = bool(log_config)
 
 
 def setup_wandb(config: Mapping[str, Any] | None = None, api_key: str | None = None,
