@@ -314,7 +314,7 @@ def test_bad_configs_are_named_before_anything_runs():
     (lambda: tune.logger.CSVLoggerCallback, "progress.csv"),
     (lambda: importlib.import_module("asynctune.compat.ray.rllib.algorithms.ppo"), "RLlib is not mirrored"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
-    (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneReportCheckpointCallback,
+    (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneCallback,
      "call tune.report"),
 ], ids=["ray.remote", "CLIReporter", "PB2", "from-pb2-import", "BayesOptSearch", "TrialPlateauStopper",
         "ScalingConfig", "CSVLoggerCallback", "rllib-module", "examples-module", "keras-callback"])

@@ -59,6 +59,22 @@ def select_metrics(available: Mapping[str, Any], names: dict[str, str] | None, o
     return {reported: available[source] for reported, source in names.items()}
 
 
+def checked_postprocessing_fn(fn: Any, owner: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    if fn is not None and not callable(fn):
+        raise ValueError(f"{owner}: results_postprocessing_fn must be a function dict -> dict, got {fn!r}")
+    return fn
+
+
+def postprocess(metrics: dict[str, Any], fn: Callable[[dict[str, Any]], dict[str, Any]] | None) -> dict[str, Any]:
+    """`fn(metrics)` when given: the dict a user's results_postprocessing_fn makes is what is reported."""
+    if fn is None:
+        return metrics
+    changed = fn(metrics)
+    if not isinstance(changed, Mapping):
+        raise TypeError(f"results_postprocessing_fn must return a dict of metrics, got {type(changed).__name__}")
+    return dict(changed)
+
+
 def positive_int_or_zero(value: Any, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{owner}: {name} must be an int >= 0, got {name}={value!r}")

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._common import (
-    load_file, metric_names, plain_filename, positive_int_or_zero, report_with_checkpoint, require, select_metrics,
+    checked_postprocessing_fn, load_file, metric_names, plain_filename, positive_int_or_zero, postprocess,
+    report_with_checkpoint, require, select_metrics,
 )
 
 lgb = require("lightgbm", "lightgbm", "asynctune.integrations.lightgbm")
@@ -42,25 +43,33 @@ class TuneReportCheckpointCallback:
         frequency: Save the booster with every `frequency`-th round's result (0: never but at the end).
         checkpoint_at_end: Save the booster with the last round's result.
         filename: The booster's file inside the checkpoint.
+        results_postprocessing_fn: Changes the chosen metrics before each report.
     """
 
     order = 20  # LightGBM runs callbacks by this; after its own logging and early stopping (30 runs after)
 
     def __init__(self, metrics: str | Sequence[str] | Mapping[str, str] | None = None, *, frequency: int = 1,
-                 checkpoint_at_end: bool = True, filename: str = "model.txt") -> None:
+                 checkpoint_at_end: bool = True, filename: str = "model.txt",
+                 results_postprocessing_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self._names = metric_names(metrics, _OWNER)
+        self.results_postprocessing_fn = checked_postprocessing_fn(results_postprocessing_fn, _OWNER)
         self.frequency = positive_int_or_zero(frequency, "frequency", _OWNER)
         self.filename = plain_filename(filename, _OWNER)
         self.checkpoint_at_end = bool(checkpoint_at_end)
 
     def __call__(self, env: Any) -> None:
-        # Entries are (data, metric, value, higher_is_better), with the std after them under lgb.cv.
-        logged = {f"{entry[0]}-{entry[1]}": float(entry[2]) for entry in env.evaluation_result_list or ()}
-        metrics = select_metrics(logged, self._names, _OWNER)
+        metrics = postprocess(select_metrics(self.logged_metrics(env.evaluation_result_list or ()), self._names,
+                                             _OWNER), self.results_postprocessing_fn)
         rounds = env.iteration + 1
         due = (self.frequency > 0 and rounds % self.frequency == 0) or (
             self.checkpoint_at_end and rounds == env.end_iteration)
         report_with_checkpoint(metrics, self._saver(env.model) if due else None)
+
+    def logged_metrics(self, entries: Sequence[tuple]) -> dict[str, Any]:
+        """This round's metrics as {"<valid name>-<metric>": value}. Entries are (data, metric,
+        value, higher_is_better), with the std after them under `lgb.cv` (whose mean is reported).
+        A subclass may name or shape them differently."""
+        return {f"{entry[0]}-{entry[1]}": float(entry[2]) for entry in entries}
 
     def _saver(self, model: Any):
         return lambda directory: model.save_model(os.path.join(directory, self.filename), num_iteration=-1)

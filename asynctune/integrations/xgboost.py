@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._common import (
-    load_file, metric_names, plain_filename, positive_int_or_zero, report_with_checkpoint, require, select_metrics,
+    checked_postprocessing_fn, load_file, metric_names, plain_filename, positive_int_or_zero, postprocess,
+    report_with_checkpoint, require, select_metrics,
 )
 
 xgb = require("xgboost", "xgboost", "asynctune.integrations.xgboost")
@@ -43,20 +44,23 @@ class TuneReportCheckpointCallback(xgb.callback.TrainingCallback):
         checkpoint_at_end: Save the booster when training ends. When the last round was not
             already saved, this reports its metrics once more, with the checkpoint.
         filename: The booster's file inside the checkpoint (its extension picks XGBoost's format).
+        results_postprocessing_fn: Changes the chosen metrics before each report (e.g. adds an
+            average over several eval sets).
     """
 
     def __init__(self, metrics: str | Sequence[str] | Mapping[str, str] | None = None, *, frequency: int = 1,
-                 checkpoint_at_end: bool = True, filename: str = "model.ubj") -> None:
+                 checkpoint_at_end: bool = True, filename: str = "model.ubj",
+                 results_postprocessing_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self._names = metric_names(metrics, _OWNER)
+        self.results_postprocessing_fn = checked_postprocessing_fn(results_postprocessing_fn, _OWNER)
         self.frequency = positive_int_or_zero(frequency, "frequency", _OWNER)
         self.filename = plain_filename(filename, _OWNER)
         self.checkpoint_at_end = bool(checkpoint_at_end)
         self._last: dict[str, Any] | None = None  # the last round's metrics, while not yet saved with a booster
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Mapping[str, list]]) -> bool:
-        logged = {f"{data}-{name}": _last_value(values)
-                  for data, log in evals_log.items() for name, values in log.items()}
-        metrics = select_metrics(logged, self._names, _OWNER)
+        metrics = postprocess(select_metrics(self.logged_metrics(evals_log), self._names, _OWNER),
+                              self.results_postprocessing_fn)
         due = self.frequency > 0 and (epoch + 1) % self.frequency == 0
         self._last = None if due else metrics
         report_with_checkpoint(metrics, self._saver(model) if due else None)
@@ -67,6 +71,11 @@ class TuneReportCheckpointCallback(xgb.callback.TrainingCallback):
             metrics, self._last = self._last, None
             report_with_checkpoint(metrics, self._saver(model))
         return model
+
+    def logged_metrics(self, evals_log: Mapping[str, Mapping[str, list]]) -> dict[str, Any]:
+        """This round's metrics as {"<eval name>-<metric>": value}; `xgb.cv` logs (mean, std), of
+        which the mean is reported. A subclass may name or shape them differently."""
+        return {f"{data}-{name}": _last_value(values) for data, log in evals_log.items() for name, values in log.items()}
 
     def _saver(self, model: Any):
         return lambda directory: model.save_model(os.path.join(directory, self.filename))

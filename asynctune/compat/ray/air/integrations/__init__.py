@@ -1,1 +1,2 @@
-"""Ray AIR's experiment-tracking integrations: not mirrored."""
+"""Ray AIR's experiment-tracking integrations (`ray.air.integrations.mlflow`, `.wandb`): thin
+adapters over asynctune.integrations.mlflow and .wandb, importing their tracker only when used."""

@@ -1,10 +1,9 @@
-"""What Ray's framework callbacks share: pick the metrics, report a round, with the model as a checkpoint."""
+"""What Ray's framework callbacks share on top of asynctune.integrations: Ray's `metrics=` type and
+`get_model(checkpoint)` on a `tune.Checkpoint`."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import _session
@@ -12,31 +11,9 @@ from .. import _session
 Metrics = str | Sequence[str] | Mapping[str, str] | None
 
 
-def check_frequency(frequency: Any) -> None:
-    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 0:
-        raise ValueError(f"TuneReportCheckpointCallback: frequency must be an integer >= 0, got {frequency!r}")
-
-
-def select(results: dict[str, Any], metrics: Metrics) -> dict[str, Any]:
-    """All results (None), some keys, or {name to report: key}."""
-    if metrics is None:
-        return results
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    if isinstance(metrics, Mapping):
-        return {name: results[key] for name, key in metrics.items()}
-    return {key: results[key] for key in metrics}
-
-
-def report_round(results: dict[str, Any], model: Any, filename: str, *, checkpoint: bool) -> None:
-    """One round's results; with `checkpoint`, the model saved as `filename` in a checkpoint."""
-    if checkpoint and hasattr(model, "save_model"):
-        with tempfile.TemporaryDirectory() as directory:
-            model.save_model(os.path.join(directory, filename))
-            _session.report(results, checkpoint=_session.Checkpoint.from_directory(directory))
-    else:
-        _session.report(results)
-
-
-def wants_checkpoint(round_number: int, frequency: int, *, done: bool, at_end: bool) -> bool:
-    return bool(frequency and round_number % frequency == 0) or (done and at_end)
+def load_from(checkpoint: _session.Checkpoint, filename: str, load: Callable[..., Any]) -> Any:
+    """`load(directory, filename=)` on a tune.Checkpoint (the model is read before the directory goes)."""
+    if not isinstance(checkpoint, _session.Checkpoint):
+        raise TypeError(f"get_model takes a tune.Checkpoint (e.g. result.checkpoint), got {checkpoint!r}")
+    with checkpoint.as_directory() as directory:
+        return load(directory, filename=filename)
