@@ -1,9 +1,12 @@
-"""Shared fixtures: a storage directory per test, and a check that no process outlives a test."""
+"""Shared fixtures: a storage directory per test, an experiment on the simulated executor, and a
+check that no process outlives a test. Helpers shared by several test modules are in tests/helpers/."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
@@ -17,6 +20,21 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("
 @pytest.fixture
 def storage(tmp_path):
     return str(tmp_path / "results")
+
+
+@pytest.fixture
+def simulated(storage) -> Iterator[Callable[..., object]]:
+    """Run an experiment on the SimulatedExecutor under this test's storage: deterministic, and
+    no process is started. `simulated(workload, **run_kwargs)`; tests.helpers.simulated.table()
+    makes a small workload.
+
+    Example:
+        def test_asha_stops_the_worst(simulated):
+            analysis = simulated(table(4), scheduler=at.ASHAScheduler(max_t=10), recording="files")
+    """
+    from tests.helpers.simulated import simulate
+
+    yield functools.partial(simulate, storage=storage)
 
 
 def _children() -> list[psutil.Process]:

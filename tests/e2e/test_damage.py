@@ -20,9 +20,7 @@ import pytest
 import asynctune as at
 from asynctune.analysis.experiment import ExperimentAnalysis
 
-sys.path.insert(0, os.path.dirname(__file__))
-from driver_runs import start_script, wait_for_results  # noqa: E402
-from test_faults import _iterations, _kill_driver_after  # noqa: E402
+from tests.helpers.driver_runs import iterations_of, kill_driver_after, start_script, wait_for_results
 
 
 def _strict_lines(path):
@@ -46,7 +44,7 @@ def _assert_every_result_once(resumed, experiment_dir, trials=6):
     assert sorted(t.trial_id for t in resumed.trials) == [f"trial_{i:05d}" for i in range(trials)]
     assert sorted(p.name for p in experiment_dir.iterdir() if p.name.startswith("trial_")) == \
         [f"trial_{i:05d}" for i in range(trials)]
-    for trial_id, iterations in _iterations(resumed).items():
+    for trial_id, iterations in iterations_of(resumed).items():
         assert iterations == list(range(1, 11)), (trial_id, iterations)
     for trial in resumed.trials:
         lines = _strict_lines(os.path.join(trial.path, "result.jsonl"))  # nothing glued, nothing invalid
@@ -57,7 +55,7 @@ def _assert_every_result_once(resumed, experiment_dir, trials=6):
 # 1. Torn last lines ------------------------------------------------------------------------------
 
 def test_a_torn_last_line_is_never_glued_to_the_next(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "torn", 8)
+    experiment_dir = kill_driver_after(tmp_path, "torn", 8)
     statuses = _trial_statuses(experiment_dir)
     # A running trial with a checkpoint at iteration 3: the driver died while writing result 4.
     trial_dir = next(experiment_dir / t for t, s in sorted(statuses.items())
@@ -174,7 +172,7 @@ def test_configs_keep_their_types_after_a_resume(tmp_path):
     time.sleep(0.5)
     resumed = at.resume(str(experiment_dir), verbose=0)
     assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 4, [t.error for t in resumed.trials]
-    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+    assert all(iterations == list(range(1, 11)) for iterations in iterations_of(resumed).values())
     assert all(isinstance(t.config["weights"], np.ndarray) for t in resumed.trials)
 
 
@@ -202,14 +200,14 @@ def test_mutated_configs_keep_their_types(tmp_path):
 # 4. Damaged experiment directories ---------------------------------------------------------------
 
 def test_a_deleted_journal_is_rebuilt_from_the_trial_directories(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "nojournal", 14)
+    experiment_dir = kill_driver_after(tmp_path, "nojournal", 14)
     os.unlink(experiment_dir / "journal.jsonl")
     resumed = at.resume(str(experiment_dir), verbose=0)
     _assert_every_result_once(resumed, experiment_dir)
 
 
 def test_a_journal_cut_in_the_middle_reuses_no_trial_id(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "cut", 24)
+    experiment_dir = kill_driver_after(tmp_path, "cut", 24)
     events = (experiment_dir / "journal.jsonl").read_text().splitlines(keepends=True)
     first_of_2 = next(i for i, line in enumerate(events) if '"trial_00002"' in line)
     (experiment_dir / "journal.jsonl").write_text("".join(events[:first_of_2]))
@@ -223,7 +221,7 @@ def test_a_journal_cut_in_the_middle_reuses_no_trial_id(tmp_path):
 
 
 def test_the_journal_holds_a_config_once_and_a_lost_one_is_a_clear_error(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "configonce", 6)
+    experiment_dir = kill_driver_after(tmp_path, "configonce", 6)
     events = [json.loads(line) for line in (experiment_dir / "journal.jsonl").read_text().splitlines()]
     with_config = [(e["trial_id"], e["event"]) for e in events if "config" in e]
     assert with_config == [(t, "added") for t in dict.fromkeys(e["trial_id"] for e in events)]  # once a trial
@@ -240,7 +238,7 @@ def test_the_journal_holds_a_config_once_and_a_lost_one_is_a_clear_error(tmp_pat
 
 
 def test_garbage_lines_in_results_are_moved_aside(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "garbage", 8)
+    experiment_dir = kill_driver_after(tmp_path, "garbage", 8)
     path = experiment_dir / "trial_00000" / "result.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     garbage = ["not json at all\n", "[1, 2]\n", '{"training_iteration": "x"}\n']
@@ -251,14 +249,14 @@ def test_garbage_lines_in_results_are_moved_aside(tmp_path):
 
 
 def test_a_corrupt_searcher_state_is_a_clear_error(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "searcher", 4)
+    experiment_dir = kill_driver_after(tmp_path, "searcher", 4)
     (experiment_dir / "searcher_state.pkl").write_bytes(pickle.dumps({"x": 1})[:-5])
     with pytest.raises(at.ExperimentDamaged, match="searcher_state.pkl is unreadable .* move it away"):
         at.resume(str(experiment_dir), verbose=0)
 
 
 def test_a_trial_being_added_when_the_driver_died_starts_afresh(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "adding", 8)
+    experiment_dir = kill_driver_after(tmp_path, "adding", 8)
     last = max(int(p.name[6:]) for p in experiment_dir.glob("trial_*"))
     added = f"trial_{last + 1:05d}"
     (experiment_dir / added).mkdir()  # made, but killed before its params were written
@@ -267,7 +265,7 @@ def test_a_trial_being_added_when_the_driver_died_starts_afresh(tmp_path):
 
 
 def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "noparams", 4)
+    experiment_dir = kill_driver_after(tmp_path, "noparams", 4)
     os.unlink(experiment_dir / "journal.jsonl")
     trial = next(p for p in sorted(experiment_dir.glob("trial_*")) if (p / "result.jsonl").stat().st_size)
     for name in ("params.json", "params.pkl"):  # a trial that reported: its results have no config left

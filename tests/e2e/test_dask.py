@@ -20,6 +20,7 @@ distributed = pytest.importorskip(
     "distributed", reason="dask's distributed is not installed: pip install 'asynctune[dask]'")
 
 from asynctune.executors.dask.executor import DaskExecutor, _inventory  # noqa: E402
+from tests.helpers.paths import REPO_ROOT  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -115,7 +116,7 @@ def test_placement_maps_to_dask_resources(declared, placement, expected):
 def test_the_core_never_imports_dask():
     code = ("import sys, asynctune, asynctune.api, asynctune.controller.loop, asynctune.executors.local; "
             "assert not {'dask', 'distributed'} & set(sys.modules), sorted(m for m in sys.modules if 'dask' in m)")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 
 
 async def test_a_clear_error_names_the_extra_when_dask_is_missing(monkeypatch):

@@ -14,49 +14,12 @@ import psutil
 import pytest
 
 import asynctune as at
-from driver_runs import start_script, wait_for_results
-
-EXPERIMENT = textwrap.dedent("""
-    import sys, time
-    import asynctune as at
-
-    def train(config):
-        checkpoint = at.get_checkpoint()
-        start = checkpoint["i"] if checkpoint else 0
-        for i in range(start, 10):
-            time.sleep(config["pause"])
-            at.report(score=config["x"] * (i + 1) - i * i / 10, i=i + 1,
-                      checkpoint={"i": i + 1} if (i + 1) % 3 == 0 else None)
-
-    if __name__ == "__main__":
-        at.run(train, config={"x": at.uniform(0, 1), "pause": float(sys.argv[3])}, num_samples=6,
-               max_concurrent_trials=2, metric="score", mode="max", seed=3,
-               storage_path=sys.argv[1], name=sys.argv[2], verbose=1)
-""")
-
-
-def _start_driver(tmp_path, name, pause=0.05):
-    return start_script(tmp_path / "experiment.py", EXPERIMENT, tmp_path / "results", name, pause)
-
-
-def _kill_driver_after(tmp_path, name, results):
-    """Start the experiment in a driver process, SIGKILL it after `results` results, and let
-    its workers notice; returns the experiment directory."""
-    driver = _start_driver(tmp_path, name)
-    experiment_dir = tmp_path / "results" / name
-    wait_for_results(experiment_dir, results)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=10)
-    time.sleep(0.5)
-    return experiment_dir
-
-
-def _iterations(analysis):
-    return {t.trial_id: [r["i"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials}
-
+from tests.helpers.driver_runs import (
+    EXPERIMENT, iterations_of, kill_driver_after, start_driver, start_script, wait_for_results,
+)
 
 def test_killed_driver_resumes_with_every_result_exactly_once(tmp_path):
-    driver = _start_driver(tmp_path, "killed")
+    driver = start_driver(tmp_path, "killed")
     experiment_dir = tmp_path / "results" / "killed"
     wait_for_results(experiment_dir, 14)
     workers = psutil.Process(driver.pid).children(recursive=True)
@@ -68,7 +31,7 @@ def test_killed_driver_resumes_with_every_result_exactly_once(tmp_path):
 
     resumed = at.resume(str(experiment_dir), verbose=0)
     assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 6
-    for trial_id, iterations in _iterations(resumed).items():
+    for trial_id, iterations in iterations_of(resumed).items():
         assert iterations == list(range(1, 11)), (trial_id, iterations)  # each once, none lost
 
     reference = at.run(_train_from(experiment_dir),
@@ -85,7 +48,7 @@ def _train_from(experiment_dir):
 
 
 def test_sigterm_stops_cleanly_and_tells_how_to_resume(tmp_path):
-    driver = _start_driver(tmp_path, "termed", pause=0.1)
+    driver = start_driver(tmp_path, "termed", pause=0.1)
     experiment_dir = tmp_path / "results" / "termed"
     wait_for_results(experiment_dir, 4)
     workers = psutil.Process(driver.pid).children(recursive=True)
@@ -99,7 +62,7 @@ def test_sigterm_stops_cleanly_and_tells_how_to_resume(tmp_path):
     with open(experiment_dir / "experiment.json") as f:
         assert json.load(f)["status"] == "INTERRUPTED"
     resumed = at.resume(str(experiment_dir), verbose=0)
-    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+    assert all(iterations == list(range(1, 11)) for iterations in iterations_of(resumed).values())
 
 
 INSIDE_A_RUNNING_LOOP = textwrap.dedent("""
@@ -141,7 +104,7 @@ def test_an_interrupt_inside_a_running_loop_stops_the_experiment(tmp_path):
     with open(experiment_dir / "experiment.json") as f:
         assert json.load(f)["status"] == "INTERRUPTED"
     resumed = at.resume(str(experiment_dir), verbose=0)
-    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+    assert all(iterations == list(range(1, 11)) for iterations in iterations_of(resumed).values())
 
 
 CUT_SHORT = EXPERIMENT.replace("    def train(config):\n", """    def train(config):
@@ -171,7 +134,7 @@ def test_a_trial_cut_short_by_the_interrupt_stays_resumable_whatever_it_answers(
     assert "PENDING" in statuses.values()  # the trials that were running when it was interrupted
     resumed = at.resume(str(experiment_dir), verbose=0)
     assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 6
-    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+    assert all(iterations == list(range(1, 11)) for iterations in iterations_of(resumed).values())
 
 
 def test_resuming_a_finished_experiment_says_so(tmp_path, capsys):
@@ -212,14 +175,14 @@ def test_resume_of_a_damaged_directory_is_a_clear_error(tmp_path, damage):
 
 
 def test_half_written_journal_and_results_are_tolerated(tmp_path):
-    experiment_dir = _kill_driver_after(tmp_path, "torn", 8)
+    experiment_dir = kill_driver_after(tmp_path, "torn", 8)
     with open(experiment_dir / "journal.jsonl", "a") as f:
         f.write('{"event": "status", "trial_id": "trial_0')  # torn mid-line
     with open(experiment_dir / "trial_00000" / "result.jsonl", "a") as f:
         f.write('{"score": 0.5, "i"')
     (experiment_dir / "experiment.json").write_text("{torn")
     resumed = at.resume(str(experiment_dir), verbose=0)
-    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+    assert all(iterations == list(range(1, 11)) for iterations in iterations_of(resumed).values())
 
 
 def test_scheduler_state_is_rebuilt_by_replay(tmp_path):
@@ -228,36 +191,12 @@ def test_scheduler_state_is_rebuilt_by_replay(tmp_path):
     marker = tmp_path / "marker"
     script.write_text(textwrap.dedent(f"""
         import asynctune as at, sys
-        sys.path.insert(0, {str(os.path.dirname(__file__))!r})
-        from test_faults import _counting_experiment
-        _counting_experiment({str(tmp_path / 'r')!r}, {str(marker)!r})
+        from tests.helpers.driver_runs import counting_experiment
+        counting_experiment({str(tmp_path / 'r')!r}, {str(marker)!r})
     """))
     subprocess.run([sys.executable, str(script)], timeout=60)
     scheduler_seen = _resume_counting(str(tmp_path / "r" / "counting"))
     assert scheduler_seen == 4  # 2 replayed (iterations 1, 2) + 2 new (3, 4)
-
-
-def _counting_experiment(storage, marker):
-    import asynctune as at_
-    from asynctune.algorithms.schedulers.fifo import FIFOScheduler
-
-    class Counting(FIFOScheduler):
-        seen = 0
-
-        def on_trial_result(self, trial, result):
-            type(self).seen += 1
-            return at_.CONTINUE
-
-    def steps(config):
-        checkpoint = at_.get_checkpoint()
-        for i in range(checkpoint["i"] if checkpoint else 0, 4):
-            at_.report(i=i + 1, checkpoint={"i": i + 1})
-            if i == 1 and not os.path.exists(config["marker"]):
-                open(config["marker"], "w").close()
-                os.kill(os.getppid(), signal.SIGKILL)
-                time.sleep(5)
-
-    at_.run(steps, config={"marker": marker}, scheduler=Counting(), storage_path=storage, name="counting", verbose=0)
 
 
 def _resume_counting(experiment_dir):
@@ -272,7 +211,7 @@ def _resume_counting(experiment_dir):
 def test_a_checkpoint_whose_result_was_never_recorded_is_not_restored(tmp_path):
     """The worker writes checkpoint k before sending result k: a driver killed in between must
     not resume from checkpoint k, or result k would be lost."""
-    experiment_dir = _kill_driver_after(tmp_path, "gap", 8)
+    experiment_dir = kill_driver_after(tmp_path, "gap", 8)
     trial_dir = experiment_dir / "trial_00000"
     with open(trial_dir / "result.jsonl") as f:
         recorded = [json.loads(line) for line in f]
@@ -282,7 +221,7 @@ def test_a_checkpoint_whose_result_was_never_recorded_is_not_restored(tmp_path):
     (orphan / "checkpoint.pkl").write_bytes(__import__("pickle").dumps({"i": last + 3}))
     (orphan / ".asynctune.json").write_text(json.dumps({"iteration": last + 3, "time_total_s": 1.0}))
     resumed = at.resume(str(experiment_dir), verbose=0)
-    assert all(iterations == list(range(1, 11)) for iterations in _iterations(resumed).values())
+    assert all(iterations == list(range(1, 11)) for iterations in iterations_of(resumed).values())
 
 
 def test_resume_is_the_function_whatever_was_imported_first():

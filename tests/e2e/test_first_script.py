@@ -15,8 +15,9 @@ import pytest
 
 import asynctune as at
 from asynctune.cli import main
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 
 
 def readme_block(containing: str) -> str:

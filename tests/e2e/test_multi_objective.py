@@ -15,7 +15,7 @@ import time
 import pytest
 
 import asynctune as at
-from driver_runs import count_results, wait_for_results
+from tests.helpers.driver_runs import count_results, wait_for_results
 from asynctune.algorithms.base import Scheduler, Searcher
 from asynctune.core.trial import CONTINUE
 
@@ -413,7 +413,7 @@ def test_the_front_is_by_last_results_not_best_ever(storage):
 
 def test_tensorboard_lists_every_objective_first(storage):
     pytest.importorskip("tensorboardX")
-    from test_reporting import plugin_data, run_events
+    from tests.helpers.tensorboard_events import plugin_data, run_events
 
     analysis = at.run(two_objectives, config={"x": at.grid_search([0.2, 0.8])}, metric=["latency", "error"],
                       mode="min", storage_path=storage, verbose=0, tensorboard=True)

@@ -12,8 +12,9 @@ import pytest
 
 import asynctune as at
 from asynctune.cli import main
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 
 
 def quick(config):
@@ -46,7 +47,7 @@ def test_a_run_that_failed_at_start_up_leaves_its_name_free(tmp_path, capsys):
         import sys
         sys.modules["tensorboardX"] = None  # as if it were not installed
         import asynctune as at
-        from tests.test_names import quick
+        from tests.e2e.test_names import quick
         at.run(quick, storage_path={str(tmp_path / "r")!r}, name="exp", tensorboard=True, verbose=0)
         """))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,

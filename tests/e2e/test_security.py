@@ -17,6 +17,7 @@ import pytest
 import asynctune as at
 from asynctune.store.private_files import check_private, load_pickle_private
 from asynctune.worker.session import load_checkpoint
+from tests.helpers.paths import REPO_ROOT
 
 
 def with_checkpoints(config):
@@ -137,7 +138,7 @@ def test_check_private_accepts_the_users_own_private_files(tmp_path):
 
 def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          timeout=120, cwd=REPO_ROOT)
 
 
 _FAILING_RUN = """

@@ -26,7 +26,7 @@ from asynctune.executors.ssh.hosts import Host, parse_hosts, read_hosts_file
 
 from asynctune.worker.protocol import TrialRequest
 from asynctune.core.resources import Placement
-from sshd import SSHLab, sshd_missing, start_lab, start_server
+from tests.helpers.sshd import SSHLab, sshd_missing, start_lab, start_server
 
 ssh = pytest.importorskip("asynctune.executors.ssh.executor", reason="asyncssh is not installed")
 

@@ -12,8 +12,9 @@ import sys
 import textwrap
 
 import asynctune as at
+from tests.helpers.paths import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 ONE_FAILS = {"fail": at.grid_search([True, False])}
 
 

@@ -14,9 +14,10 @@ import pytest
 import asynctune as at
 from asynctune import CONTINUE, PAUSE, STOP, Scheduler
 from asynctune.cli import main
-from test_reporting import counting  # the tests directory is on sys.path under pytest
+from tests.helpers.trainables import counting
+from tests.helpers.paths import REPO_ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = REPO_ROOT
 
 
 class StopAndPause(Scheduler):
@@ -53,8 +54,8 @@ def experiment(root):
 
 def cli(*argv: str) -> subprocess.CompletedProcess:
     """The command as users run it, in a fresh interpreter."""
-    # The tests directory too: resume unpickles the trainable, defined in this module.
-    path = os.pathsep.join([REPO, os.path.join(REPO, "tests"), os.environ.get("PYTHONPATH", "")])
+    # The repository root: resume unpickles the trainable, tests.helpers.trainables.counting.
+    path = os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", "asynctune.cli", *argv], capture_output=True, text=True,
                           timeout=120, env=env)

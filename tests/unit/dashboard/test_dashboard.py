@@ -25,6 +25,7 @@ from asynctune.analysis.experiment import ExperimentAnalysis  # noqa: E402
 from asynctune.dashboard import serve, start_beside  # noqa: E402
 from asynctune.reporting.decisions import read_decisions  # noqa: E402
 from asynctune.store.layout import flatten_config, read_results  # noqa: E402
+from tests.helpers.paths import REPO_ROOT  # noqa: E402
 
 
 def descend(config):
@@ -125,7 +126,7 @@ async def test_results_curves_and_best_so_far_are_what_is_on_disk(root):
 async def test_a_consolidated_simulation_shows_its_curves(tmp_path):
     from asynctune.executors.simulated.executor import SimulatedExecutor, Workload, replay
 
-    workload = Workload.load(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    workload = Workload.load(os.path.join(REPO_ROOT,
                                           "benchmarks", "workloads", "mlp_digits.json.gz"))
     storage = str(tmp_path / "results")
     analysis = at.run(replay, config=workload.space(), num_samples=12, metric="val_error", mode="min", verbose=0,

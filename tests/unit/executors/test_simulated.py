@@ -12,30 +12,8 @@ import pytest
 import asynctune as at
 from asynctune import Scheduler
 from asynctune.executors.simulated.executor import SimulatedExecutor, Workload, replay
-
-
-def table(n_configs: int = 4, epochs: int = 10, epoch_s: float = 3.0) -> Workload:
-    """Config x in 0..n-1; loss falls with epochs, and lower x is better; epochs take epoch_s."""
-    xs = np.arange(n_configs, dtype=float)[:, None]
-    t = np.arange(1, epochs + 1, dtype=float)[None, :]
-    loss = xs + 10.0 / t
-    return Workload("toy", [{"x": i} for i in range(n_configs)], {"loss": loss, "x_seen": np.repeat(xs, epochs, 1)},
-                    np.full(loss.shape, epoch_s), metric="loss", mode="min",
-                    space={"x": {"type": "int", "low": 0, "high": n_configs - 1}})
-
-
-def simulate(workload: Workload, storage: str, *, workers: int = 1, name: str = "sim", recording: str = "consolidated",
-             **kwargs):
-    kwargs.setdefault("config", {"x": at.grid_search(list(range(len(workload))))})
-    return at.run(replay, metric="loss", mode="min",
-                  executor=SimulatedExecutor(workload, n_workers=workers, recording=recording),
-                  storage_path=storage, name=name, verbose=0, **kwargs)
-
-
-def results(analysis) -> list[dict]:
-    """Every result of the experiment in the order of the virtual clock."""
-    rows = [r for t in analysis.trials for r in analysis.trial_results(t.trial_id)]
-    return sorted(rows, key=lambda r: (r["timestamp"], r["trial_id"], r["training_iteration"]))
+from tests.helpers.paths import REPO_ROOT
+from tests.helpers.simulated import results, simulate, table
 
 
 # Virtual time --------------------------------------------------------------------------------------
@@ -228,14 +206,14 @@ def test_noise_is_seeded(storage):
 
 # The schedulers on a recorded workload -------------------------------------------------------------
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 DIGITS = os.path.join(ROOT, "benchmarks", "workloads", "mlp_digits.json.gz")
 
 
 def _compare_module(*needs: str):
     import importlib.util
 
-    for module in ("asha", *needs):
+    for module in ("schedulers.asha", *needs):
         pytest.importorskip(f"asynctune.algorithms.{module}")
     spec = importlib.util.spec_from_file_location("compare_schedulers", os.path.join(ROOT, "benchmarks", "compare_schedulers.py"))
     module = importlib.util.module_from_spec(spec)
@@ -246,7 +224,7 @@ def _compare_module(*needs: str):
 
 @pytest.mark.parametrize("method", ["median", "hyperband", "asha-stop", "asha-promote", "pbt", "tpe-asha"])
 def test_every_scheduler_replays_a_workload_reproducibly(method):
-    compare = _compare_module(*(["tpe"] if method.startswith("tpe") else []))
+    compare = _compare_module(*(["search.tpe"] if method.startswith("tpe") else []))
     first, second = (compare.run_one(method, 3, DIGITS, 4, 0.8, False) for _ in range(2))
     assert not first.error, first.error
     assert first.trials >= 4 and len(first.times) > 30
@@ -254,7 +232,7 @@ def test_every_scheduler_replays_a_workload_reproducibly(method):
 
 
 def test_a_small_comparison_runs_end_to_end(capsys, tmp_path):
-    compare = _compare_module("tpe", "skopt_search")
+    compare = _compare_module("search.tpe", "search.skopt_search")
     plot = str(tmp_path / "compare.png")
     traces = compare.main(["--workload", DIGITS, "--seeds", "2", "--budget", "0.6", "--processes", "1",
                            "--pbt-population", "4", "--plot", plot])
@@ -336,7 +314,7 @@ def test_consolidated_recording_reads_back_as_the_files_do(storage):
 
 
 def test_a_consolidated_name_is_taken_and_its_interrupted_run_is_rerun_not_resumed(storage, tmp_path):
-    from driver_runs import start_script
+    from tests.helpers.driver_runs import start_script
 
     experiment_dir = os.path.join(storage, "killed")
     driver = start_script(tmp_path / "driver.py", f"""

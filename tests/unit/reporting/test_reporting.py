@@ -7,7 +7,6 @@ import io
 import json
 import math
 import os
-import struct
 import threading
 import time
 
@@ -20,54 +19,11 @@ from asynctune.reporting.console import ConsoleReporter
 from asynctune.reporting.decisions import DECISIONS_FILE, read_decisions
 from asynctune.reporting.tensorboard import TensorBoardLogger
 
-event_pb2 = pytest.importorskip("tensorboardX.proto.event_pb2")
-from tensorboardX.proto import api_pb2, plugin_hparams_pb2  # noqa: E402
-from tensorboardX.record_writer import masked_crc32c as _masked_crc  # noqa: E402
+pytest.importorskip("tensorboardX.proto.event_pb2")
+from tensorboardX.proto import api_pb2  # noqa: E402
 
-
-# Reading event files: TFRecord framing (length, masked CRC of the length, data, masked CRC of
-# the data; tensorflow/core/lib/io/record_reader.cc), each record an Event protobuf.
-
-
-def read_events(path: str) -> list:
-    events = []
-    with open(path, "rb") as f:
-        data = f.read()
-    offset = 0
-    while offset < len(data):
-        header = data[offset:offset + 8]
-        (length,) = struct.unpack("<Q", header)
-        (header_crc,) = struct.unpack("<I", data[offset + 8:offset + 12])
-        assert header_crc == _masked_crc(header), f"bad length CRC at byte {offset} of {path}"
-        record = data[offset + 12:offset + 12 + length]
-        (record_crc,) = struct.unpack("<I", data[offset + 12 + length:offset + 16 + length])
-        assert record_crc == _masked_crc(record), f"bad data CRC at byte {offset} of {path}"
-        events.append(event_pb2.Event.FromString(record))
-        offset += 16 + length
-    return events
-
-
-def run_events(directory: str) -> list:
-    """Every event of a TensorBoard run (all event files of one directory), in file order."""
-    paths = sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*")))
-    assert paths, f"no event file in {directory}"
-    first = read_events(paths[0])[0]
-    assert first.file_version == "brain.Event:2"
-    return [e for p in paths for e in read_events(p)]
-
-
-def scalars(events: list, tag: str) -> list[tuple[int, float]]:
-    return [(e.step, v.simple_value) for e in events for v in e.summary.value if v.tag == tag and not v.metadata.plugin_data.plugin_name]
-
-
-def plugin_data(events: list, tag: str) -> list:
-    out = []
-    for event in events:
-        for value in event.summary.value:
-            if value.tag == tag:
-                assert value.metadata.plugin_data.plugin_name == "hparams"
-                out.append(plugin_hparams_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content))
-    return out
+from tests.helpers.tensorboard_events import plugin_data, run_events, scalars  # noqa: E402
+from tests.helpers.trainables import counting  # noqa: E402
 
 
 def quadratic(config):
@@ -240,14 +196,6 @@ def test_tensorboard_per_result_cost_is_small(tmp_path):
 
 
 # The decisions log -------------------------------------------------------------------------------
-
-
-def counting(config):
-    checkpoint = at.get_checkpoint()
-    step = checkpoint["step"] if checkpoint else 0
-    while step < 6:
-        step += 1
-        at.report(loss=(config["x"] - 3) ** 2 + 1 / step, checkpoint={"step": step})
 
 
 class ScriptedScheduler(Scheduler):

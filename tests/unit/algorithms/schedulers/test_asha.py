@@ -11,7 +11,7 @@ import pytest
 from asynctune import CONTINUE, PAUSE, STOP, ASHAScheduler, AsyncHyperBandScheduler, Status, Trial
 from asynctune.algorithms.schedulers.rungs import SortedValues, rung_milestones
 
-from test_scheduler_contract import RecordingControl, Simulation, make_trials
+from tests.helpers.schedulers import RecordingControl, Simulation, make_trials
 
 
 def attach(scheduler: ASHAScheduler, trials: list[Trial]) -> RecordingControl:

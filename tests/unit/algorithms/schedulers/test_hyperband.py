@@ -7,7 +7,7 @@ import pytest
 
 from asynctune import CONTINUE, PAUSE, STOP, HyperBandScheduler, Status, Trial
 
-from test_scheduler_contract import RecordingControl, Simulation, decide, make_trials
+from tests.helpers.schedulers import RecordingControl, Simulation, decide, make_trials
 
 
 @pytest.mark.parametrize("kwargs, message", [

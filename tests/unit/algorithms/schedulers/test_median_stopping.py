@@ -10,7 +10,7 @@ import pytest
 
 from asynctune import CONTINUE, PAUSE, STOP, MedianStoppingRule, Status
 
-from test_scheduler_contract import RecordingControl, make_trials
+from tests.helpers.schedulers import RecordingControl, make_trials
 
 
 def rule(**kwargs) -> MedianStoppingRule:

@@ -10,7 +10,7 @@ from asynctune import (
     CONTINUE, Mutate, PopulationBasedTraining, Trial, choice, loguniform, randint, randn, sample_from, uniform,
 )
 
-from test_scheduler_contract import RecordingControl, make_trials
+from tests.helpers.schedulers import RecordingControl, make_trials
 
 
 def pbt(**kwargs) -> PopulationBasedTraining:

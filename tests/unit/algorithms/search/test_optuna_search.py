@@ -17,11 +17,12 @@ import cloudpickle
 import pytest
 
 import asynctune as at
-from driver_runs import wait_for_results
+from tests.helpers.driver_runs import wait_for_results
 from asynctune.algorithms import ASHAScheduler, ConcurrencyLimiter, RandomSearch
 from asynctune.algorithms.search.optuna_search import OptunaSearch
 from asynctune.errors import SearchSpaceError
 from asynctune.core.space import Space
+from tests.helpers.paths import REPO_ROOT
 
 # Workers cannot import this test module: send its trainables by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -62,7 +63,7 @@ def test_without_optuna_the_error_names_the_extra(tmp_path) -> None:
             print(exc)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                         cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     assert 'pip install "asynctune[optuna]"' in out.stdout
 
