@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 import asynctune as at
+from tests.helpers.disks import mount, umount
 
 
 def steps(config):
@@ -36,17 +37,6 @@ class Steps(at.Trainable):
 
     def load_checkpoint(self, checkpoint):
         pass
-
-
-def _mount(path, options):
-    os.makedirs(path, exist_ok=True)
-    done = subprocess.run(["mount", *options, path], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount here (needs root): {done.stderr.strip()}")
-
-
-def _umount(path):
-    subprocess.run(["umount", "-l", path], capture_output=True)
 
 
 # 2. One trial's directory cannot be written: that trial fails, the experiment goes on.
@@ -78,7 +68,7 @@ def test_a_trial_directory_that_turns_read_only_mid_run_fails_that_trial_only(st
     class FreezeTrialZero(at.Callback):
         def on_trial_result(self, trial, result):
             if trial.trial_id == "trial_00000" and trial.num_results == 2 and not mounted:
-                _mount(trial.path, ["--bind", trial.path])
+                mount(trial.path, ["--bind", trial.path])
                 mounted.append(trial.path)
                 subprocess.run(["mount", "-o", "remount,bind,ro", trial.path], check=True)
 
@@ -90,7 +80,7 @@ def test_a_trial_directory_that_turns_read_only_mid_run_fails_that_trial_only(st
                           callbacks=[FreezeTrialZero()])
     finally:
         for path in mounted:
-            _umount(path)
+            umount(path)
     if not mounted:
         pytest.skip("could not make a directory read-only")
     frozen, healthy = analysis.trials
@@ -159,7 +149,7 @@ FILL_SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif(sys.platform != "linux", reason="tmpfs")
 def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
     storage = str(tmp_path / "small")
-    _mount(storage, ["-t", "tmpfs", "-o", "size=1200k", f"asynctune-{uuid.uuid4().hex[:8]}"])
+    mount(storage, ["-t", "tmpfs", "-o", "size=1200k", f"asynctune-{uuid.uuid4().hex[:8]}"])
     try:
         script = tmp_path / "fill.py"
         script.write_text(FILL_SCRIPT)
@@ -182,7 +172,7 @@ def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
             iterations = [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)]
             assert iterations == list(range(1, 41)), (trial.trial_id, iterations[:5], len(iterations))
     finally:
-        _umount(storage)
+        umount(storage)
 
 
 # 4. A value no float can hold is recorded first, and counts as no number.
