@@ -14,6 +14,7 @@ import pytest
 import asynctune as at
 from asynctune import CONTINUE, PAUSE, Scheduler, Status
 from asynctune.options import RunOptions
+from tests.helpers.simulated import table
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -55,10 +56,9 @@ class StopsAPausedTrial(Scheduler):
         return next((t for t in candidates if t.status is Status.PENDING), None)  # never resume
 
 
-def test_an_action_is_applied_after_the_hook_returns_not_inside_it(tmp_path):
+def test_an_action_is_applied_after_the_hook_returns_not_inside_it(simulated):
     scheduler = StopsAPausedTrial()
-    analysis = at.run(three_reports, config={"x": at.grid_search([0, 10])}, scheduler=scheduler,
-                      max_concurrent_trials=1, storage_path=str(tmp_path), name="actions", verbose=0)
+    analysis = simulated(table(2, epochs=3), scheduler=scheduler, max_concurrent_trials=1, name="actions")
     statuses = {t.trial_id: t.status for t in analysis.trials}
     assert statuses == {"trial_00000": Status.TERMINATED, "trial_00001": Status.TERMINATED}
     asked = scheduler.log.index(("asked to stop", "trial_00000", 1))

@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 import asynctune as at
@@ -128,6 +129,11 @@ def test_results_in_a_burst_are_thinned_but_the_last_is_written(tmp_path):
     assert [s for s, _ in scalars(run_events(trial.path), "loss")] == [1, 100]
 
 
+def open_event_files(directory: str) -> list[str]:
+    """Event files under `directory` that this process holds open."""
+    return [f.path for f in psutil.Process().open_files() if f.path.startswith(directory) and "tfevents" in f.path]
+
+
 def test_a_paused_trial_closes_its_file_and_writes_a_new_one_when_it_runs_again(tmp_path):
     logger = TensorBoardLogger(min_interval_s=0)
     trial = Trial(trial_id="trial_00000", config={"lr": 0.1}, path=str(tmp_path / "trial_00000"))
@@ -136,8 +142,11 @@ def test_a_paused_trial_closes_its_file_and_writes_a_new_one_when_it_runs_again(
         logger.on_trial_start(trial)
         trial.num_results = step
         logger.on_trial_result(trial, {"loss": float(step), "training_iteration": step})
+        logger.flush()  # the I/O thread has written it
+        assert open_event_files(trial.path)
         logger.on_trial_decision(trial, "PAUSE")
-        assert logger._files == {}
+        logger.flush()
+        assert open_event_files(trial.path) == []
     logger.flush()
     assert len(glob.glob(os.path.join(trial.path, "events.out.tfevents.*"))) == 2
     events = run_events(trial.path)

@@ -66,13 +66,17 @@ def test_a_mutated_key_missing_from_the_config_is_named():
 def test_nothing_happens_between_perturbation_intervals_or_in_burn_in():
     sched = pbt(perturbation_interval=3, burn_in_period=4)
     trials = population(sched, 4)
-    for it in range(1, 7):
+    mutated_at = []
+    for it in range(1, 11):
         for i, trial in enumerate(trials):
             decision = report(sched, trial, it, float(i))
             if it < 4:
                 assert decision is CONTINUE, it  # burn-in: not even ranked yet
-    # First ranking at step 4 (burn-in over); the next chance is at 4 + 3 = 7.
-    assert sched._state["t0"].last_perturbation == 4
+            if isinstance(decision, Mutate):
+                mutated_at.append((trial.trial_id, it))
+    # First ranking at step 4 (burn-in over, t0 not yet behind on step 4); the next chances are
+    # at 4 + 3 = 7 and 10, and nothing happens between them.
+    assert mutated_at == [("t0", 7), ("t0", 10)]
 
 
 def test_the_bottom_quantile_clones_a_top_trial_and_explores():
