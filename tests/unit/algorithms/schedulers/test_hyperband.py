@@ -42,7 +42,7 @@ async def started(n: int, *, mode: str = "max", max_t: float = 9) -> tuple[Hyper
     await sched.start(control)
     for trial in trials:
         sched.on_trial_add(trial)
-    await sched._wait_settled()  # the coroutine has taken in every added trial
+    await sched.settled()  # the coroutine has taken in every added trial
     return sched, control, trials
 
 
@@ -97,11 +97,11 @@ async def test_a_trial_that_ends_early_leaves_the_rung():
         await reach_rung(sched, t[:7], 1, [1, 2, 3, 4, 5, 6, 7])
         t[7].status = Status.ERROR
         sched.on_trial_error(t[7])
-        await sched._wait_settled()
+        await sched.settled()
         assert not any(a[0] == "resume" for a in control.actions)  # t8 is still out
         t[8].status = Status.TERMINATED
         sched.on_trial_complete(t[8], None)  # e.g. a stop criterion ended it
-        await sched._wait_settled()
+        await sched.settled()
         # The rung is complete with 7 trials: the top floor(7/3) = 2 go on.
         assert sorted(a[1] for a in control.actions if a[0] == "resume") == ["t5", "t6"]
     finally:
