@@ -11,6 +11,12 @@ from collections.abc import Callable, Iterator
 import psutil
 import pytest
 
+# One BLAS thread per process: the suite runs on several pytest workers (and trials in worker
+# processes), and BLAS threads spinning for a core that another process holds cost a GP-based
+# searcher four times its CPU on a busy two-core machine. Set before anything imports numpy.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 # Scripts that tests start as separate processes (drivers killed mid-run, CLI runs) must import
 # this checkout's asynctune, not whichever one an editable install points at.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -156,7 +156,7 @@ _FAILING_RUN = """
 
 @pytest.mark.parametrize("setup, expected", [
     ("pass", ["asynctune: WARNING: trial trial_00000 failed: ValueError: boom"]),
-    ("logging.basicConfig(format='APP %(name)s %(message)s')", ["APP asynctune.controller.loop trial trial_00000 failed"]),
+    ("logging.basicConfig(format='APP %(name)s %(message)s')", ["APP asynctune.controller.outcomes trial trial_00000 failed"]),
     ("logging.getLogger('asynctune').addHandler(logging.NullHandler())", []),
 ], ids=["no-logging-set-up", "basicConfig-once-in-its-format", "silenced"])
 def test_a_warning_reaches_stderr_once_unless_silenced(storage, setup, expected):
