@@ -176,33 +176,6 @@ def test_a_decision_is_in_force_before_the_next_step(storage, scheduler):
     assert [t.num_results for t in analysis.trials] == [3, 3, 3, 3]
 
 
-def test_stop_dict_callable_and_stopper(storage):
-    def endless(config):
-        i = 0
-        while True:
-            i += 1
-            at.report(loss=1 / i, i=i)
-
-    by_dict = at.run(endless, stop={"training_iteration": 5}, storage_path=storage, verbose=0)
-    assert by_dict.trials[0].num_results == 5
-    by_metric = at.run(endless, stop={"loss": 0.1}, metric="loss", mode="min", storage_path=storage, verbose=0)
-    assert by_metric.trials[0].last_result["i"] == 10  # mode=min: stop once the loss is down to 0.1
-    by_callable = at.run(endless, stop=lambda trial_id, result: result["i"] >= 7, storage_path=storage, verbose=0)
-    assert by_callable.trials[0].num_results == 7
-
-    class AllDone(at.Stopper):
-        def __init__(self):
-            self.seen = 0
-
-        def stop_all(self):
-            self.seen += 1
-            return self.seen >= 12
-
-    everything = at.run(endless, num_samples=10, stop=AllDone(), storage_path=storage, verbose=0)
-    assert sum(t.num_results for t in everything.trials) <= 14
-    assert all(t.status is at.Status.TERMINATED for t in everything.trials if t.num_results)
-
-
 def test_time_budget_ends_the_experiment(storage):
     def slow(config):
         for _ in range(1000):
