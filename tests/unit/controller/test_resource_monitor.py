@@ -120,7 +120,7 @@ def test_first_sample_of_a_trial_is_its_average_since_start(processes: list) -> 
     # much CPU other processes left it (CPU time is counted in ticks of 10 ms: 3 points spare).
     low, high = 100 * cpu_before / (after - started), 100 * cpu_after / (before - started)
     assert low - 3 <= sample.trials["busy"]["cpu_percent"] <= high + 3, (low, high)
-    assert sample.trials["busy"]["cpu_percent"] > 5
+    assert sample.trials["busy"]["cpu_percent"] > 0 and low > 0  # how much it got is the machine's load
 
 
 def test_a_trial_is_its_whole_process_tree(processes: list) -> None:
