@@ -27,9 +27,9 @@ from asynctune.executors.ssh.executor import SSHExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))  # the checkout: tests.helpers
 from overhead import FirstResultLatency, many_reports, one_report, print_table  # noqa: E402
-from sshd import sshd_missing, start_lab  # noqa: E402
+from tests.helpers.sshd import sshd_missing, start_lab  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(asynctune.__file__)))
 

@@ -1,12 +1,21 @@
-"""Shared fixtures: a storage directory per test, and a check that no process outlives a test."""
+"""Shared fixtures: a storage directory per test, an experiment on the simulated executor, and a
+check that no process outlives a test. Helpers shared by several test modules are in tests/helpers/."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
+
+# One BLAS thread per process: the suite runs on several pytest workers (and trials in worker
+# processes), and BLAS threads spinning for a core that another process holds cost a GP-based
+# searcher four times its CPU on a busy two-core machine. Set before anything imports numpy.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 # Scripts that tests start as separate processes (drivers killed mid-run, CLI runs) must import
 # this checkout's asynctune, not whichever one an editable install points at.
@@ -23,6 +32,21 @@ if "ASYNCTUNE_KEY_FILE" not in os.environ:
 @pytest.fixture
 def storage(tmp_path):
     return str(tmp_path / "results")
+
+
+@pytest.fixture
+def simulated(storage) -> Iterator[Callable[..., object]]:
+    """Run an experiment on the SimulatedExecutor under this test's storage: deterministic, and
+    no process is started. `simulated(workload, **run_kwargs)`; tests.helpers.simulated.table()
+    makes a small workload.
+
+    Example:
+        def test_asha_stops_the_worst(simulated):
+            analysis = simulated(table(4), scheduler=at.ASHAScheduler(max_t=10), recording="files")
+    """
+    from tests.helpers.simulated import simulate
+
+    yield functools.partial(simulate, storage=storage)
 
 
 def _children() -> list[psutil.Process]:

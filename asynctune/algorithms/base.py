@@ -397,6 +397,11 @@ class CoroutineScheduler(Scheduler):
             raise RuntimeError(f"mutate({trial.trial_id}) is only possible while deciding on its result")
         self._deciding[trial] = Mutate(config, checkpoint)
 
+    async def settled(self) -> None:
+        """Wait until `run()` has taken in every event so far and waits for the next one: for
+        driving a scheduler by hand, as its tests do (docs/schedulers/write-your-own.md)."""
+        await self._wait_settled()
+
     def _control(self) -> TrialControl:
         if self.control is None:
             raise RuntimeError(f"{type(self).__name__} is not attached to a running experiment")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from asynctune import space as _space
+from asynctune.core import space as _space
 from asynctune.core.space import Integer
 
 

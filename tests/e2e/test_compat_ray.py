@@ -1,0 +1,400 @@
+"""asynctune.compat.ray: Ray Tune scripts run after changing only their imports. Each test uses an
+API the way Ray Tune's documentation shows it, on a real run with worker processes."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+
+import cloudpickle
+import pytest
+
+import asynctune as at
+import asynctune.compat.ray as ray
+from asynctune.compat.ray import train, tune
+from asynctune.compat.ray._unsupported import UnsupportedRayFeature
+
+from tests.helpers.compat_ray_helpers import two_cpus  # noqa: F401  (autouse: ray.init(num_cpus=2) around each test)
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this module
+
+
+def run_config(storage: str, **kwargs) -> tune.RunConfig:
+    return tune.RunConfig(storage_path=storage, verbose=0, **kwargs)
+
+
+def curve(config: dict) -> None:
+    """Losses config["losses"], one per step: lets a test choose each trial's history."""
+    for loss in config["losses"]:
+        tune.report({"loss": loss})
+
+
+def test_tuner_fit_and_the_result_grid(storage):
+    tuner = tune.Tuner(curve, param_space={"losses": tune.grid_search([[3.0, 1.0, 5.0], [2.0, 2.0, 2.0]])},
+                       tune_config=tune.TuneConfig(metric="loss", mode="min"), run_config=run_config(storage))
+    results = tuner.fit()
+    assert len(results) == 2 and results.num_errors == 0 and results.num_terminated == 2 and not results.errors
+    best = results.get_best_result()  # Ray's default scope "last": 2.0 beats the trial that ended at 5.0
+    assert best.config == {"losses": [2.0, 2.0, 2.0]} and best.metrics["loss"] == 2.0
+    assert best.metrics["config"] == best.config and best.metrics["training_iteration"] == 3
+    assert results.get_best_result(scope="all").config == {"losses": [3.0, 1.0, 5.0]}
+    assert results.get_best_result(metric="loss", mode="max").metrics["loss"] == 5.0
+    assert os.path.isdir(best.path) and best.error is None and best.checkpoint is None
+    assert [r.config for r in results] == [results[0].config, results[1].config]
+    assert list(best.metrics_dataframe["loss"]) == [2.0, 2.0, 2.0]
+    frame = results.get_dataframe()
+    assert sorted(frame["loss"]) == [2.0, 5.0]
+    assert sorted(results.get_dataframe(filter_metric="loss", filter_mode="min")["loss"]) == [1.0, 2.0]
+    assert tuner.get_results()[0].config == results[0].config
+    assert results.experiment_path.startswith(storage)
+
+
+def resumable(config: dict) -> None:
+    """Counts to 4, with a checkpoint each step; fails once at step 2 (a marker file remembers)."""
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            with open(os.path.join(directory, "state.json")) as f:
+                start = json.load(f)["step"]
+    marker = os.path.join(tune.get_context().get_trial_dir(), "failed_once")
+    for step in range(start, 4):
+        if step == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("failing once on purpose")
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "state.json"), "w") as f:
+                json.dump({"step": step + 1}, f)
+            tune.report({"step": step + 1, "started_at": start},
+                        checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def test_checkpoints_from_directory_and_get_checkpoint_resume_a_retried_trial(storage, tmp_path):
+    results = tune.Tuner(resumable, run_config=run_config(storage, failure_config=tune.FailureConfig(max_failures=1)),
+                         tune_config=tune.TuneConfig(metric="step", mode="max")).fit()
+    result = results[0]
+    assert result.error is None
+    assert result.metrics["step"] == 4 and result.metrics["started_at"] == 2  # resumed from step 2's checkpoint
+    with result.checkpoint.as_directory() as directory:
+        with open(os.path.join(directory, "state.json")) as f:
+            assert json.load(f) == {"step": 4}
+    copy = result.checkpoint.to_directory(str(tmp_path / "copy"))
+    with open(os.path.join(copy, "state.json")) as f:
+        assert json.load(f) == {"step": 4}
+    assert result.get_best_checkpoint("step", "max") == result.checkpoint
+
+
+def test_failed_trials_do_not_raise_and_are_in_errors(storage):
+    def broken(config):
+        tune.report({"loss": 1.0})
+        raise ValueError("broken on purpose")
+
+    results = tune.Tuner(broken, tune_config=tune.TuneConfig(num_samples=2),
+                         run_config=run_config(storage)).fit()
+    assert results.num_errors == 2 and len(results.errors) == 2
+    assert "broken on purpose" in str(results.errors[0]) and isinstance(results[0].error, at.TrialFailed)
+    with pytest.raises(at.TrialFailed, match="broken on purpose"):
+        tune.Tuner(broken, run_config=run_config(storage, failure_config=tune.FailureConfig(fail_fast="raise"))).fit()
+
+
+def scored(config: dict) -> None:
+    for accuracy in (0.5, 0.9, 0.7, 0.6, 0.8):
+        with tempfile.TemporaryDirectory() as directory:
+            open(os.path.join(directory, "weights"), "w").close()
+            tune.report({"accuracy": accuracy}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def test_checkpoint_config_keeps_the_best_by_score_attribute_and_the_latest(storage):
+    keep = tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="accuracy", checkpoint_score_order="max")
+    result = tune.Tuner(scored, run_config=run_config(storage, checkpoint_config=keep)).fit()[0]
+    kept = {metrics["accuracy"] for _, metrics in result.best_checkpoints}
+    assert kept == {0.9, 0.8}  # the best, and the latest (which is also the second best here)
+    assert result.checkpoint.path.endswith("checkpoint_000005")
+    latest_only = tune.CheckpointConfig(num_to_keep=2)
+    result = tune.Tuner(scored, run_config=run_config(storage, checkpoint_config=latest_only)).fit()[0]
+    assert {metrics["accuracy"] for _, metrics in result.best_checkpoints} == {0.6, 0.8}
+
+
+class Counter(tune.Trainable):
+    def setup(self, config, offset=0):
+        self.count = offset
+
+    def step(self):
+        self.count += self.config["increment"]
+        return {"count": self.count, "done": self.training_iteration + 1 >= 3, "trial": self.trial_id}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "count"), "w") as f:
+            f.write(str(self.count))
+
+    def load_checkpoint(self, checkpoint):
+        with open(os.path.join(checkpoint, "count")) as f:
+            self.count = int(f.read())
+
+
+def test_class_trainable_with_parameters_done_flag_and_checkpoint_config(storage):
+    trainable = tune.with_parameters(Counter, offset=100)
+    results = tune.Tuner(trainable, param_space={"increment": tune.grid_search([1, 2])},
+                         run_config=run_config(storage, stop={"done": True}, checkpoint_config=tune.CheckpointConfig(
+                             checkpoint_frequency=2, checkpoint_at_end=True))).fit()
+    counts = sorted(r.metrics["count"] for r in results)
+    assert counts == [103, 106]
+    assert all(r.metrics["trial"] == os.path.basename(r.path) for r in results)
+    for result in results:
+        with open(os.path.join(result.checkpoint.path, "count")) as f:
+            assert int(f.read()) == result.metrics["count"]
+        assert sorted(m["training_iteration"] for _, m in result.best_checkpoints) == [2, 3]
+
+
+def needs_data(config: dict, data=None, scale=1) -> None:
+    context = tune.get_context()
+    started = time.time()
+    time.sleep(0.5)
+    tune.report({"value": sum(data) * scale, "cpus": context.get_trial_resources()["cpu"], "started": started,
+                 "ended": time.time(), "experiment": context.get_experiment_name()})
+
+
+def test_with_resources_and_with_parameters_on_a_function(storage):
+    trainable = tune.with_resources(tune.with_parameters(needs_data, data=list(range(5)), scale=2), {"cpu": 2})
+    results = tune.Tuner(trainable, tune_config=tune.TuneConfig(num_samples=2),
+                         run_config=run_config(storage, name="with_things")).fit()
+    assert [r.metrics["value"] for r in results] == [20, 20]
+    assert [r.metrics["cpus"] for r in results] == [2, 2]
+    assert {r.metrics["experiment"] for r in results} == {"with_things"}
+    first, second = sorted((r.metrics["started"], r.metrics["ended"]) for r in results)
+    assert second[0] >= first[1]  # two CPUs each, and ray.init(num_cpus=2): one after the other
+    with pytest.raises(ValueError, match="CPUs and GPUs only"):
+        tune.with_resources(needs_data, {"cpu": 1, "accelerator_type:A100": 1})
+
+
+class Recorder(tune.Callback):
+    def __init__(self):
+        self.calls = []
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+        self.calls.append(("setup", num_samples))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.calls.append(("start", trial.trial_id))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        assert isinstance(iteration, int) and trial in trials
+        self.calls.append(("result", trial.trial_id, result["loss"]))
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.calls.append(("checkpoint", os.path.basename(checkpoint.path)))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.calls.append(("complete", trial.trial_id))
+
+    def on_experiment_end(self, trials, **info):
+        self.calls.append(("end", len(trials)))
+
+
+class Lines(tune.LoggerCallback):
+    def __init__(self):
+        self.lines = []
+
+    def log_trial_result(self, iteration, trial, result):
+        self.lines.append(result["loss"])
+
+    def log_trial_end(self, trial, failed=False):
+        self.lines.append(("end", failed))
+
+
+def with_checkpoint(config: dict) -> None:
+    for loss in (2.0, 1.0):
+        with tempfile.TemporaryDirectory() as directory:
+            tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def test_callbacks_with_rays_hook_signatures(storage):
+    recorder, lines = Recorder(), Lines()
+    tune.Tuner(with_checkpoint, run_config=run_config(storage, callbacks=[recorder, lines])).fit()
+    assert recorder.calls == [("setup", 1), ("start", "trial_00000"), ("result", "trial_00000", 2.0),
+                              ("checkpoint", "checkpoint_000001"), ("result", "trial_00000", 1.0),
+                              ("checkpoint", "checkpoint_000002"), ("complete", "trial_00000"), ("end", 1)]
+    assert lines.lines == [2.0, 1.0, ("end", False)]
+
+
+def endless(config: dict) -> None:
+    step = 0
+    while True:
+        step += 1
+        tune.report({"step": step, "loss": 1 / step})
+
+
+class AfterThree(tune.Stopper):
+    def __call__(self, trial_id, result):
+        return result["step"] >= 3
+
+
+@pytest.mark.parametrize("stop, last_step", [
+    ({"step": 4}, 4),
+    ({"training_iteration": 2}, 2),
+    ({"loss": 0.4}, 1),  # Ray's rule: result[key] >= value, for every key (asynctune's would be <= for a min metric)
+    (AfterThree(), 3),
+    (lambda trial_id, result: result["step"] == 5, 5),
+    (tune.stopper.MaximumIterationStopper(max_iter=2), 2),
+    (tune.stopper.CombinedStopper(AfterThree(), tune.stopper.MaximumIterationStopper(6)), 3),
+], ids=["dict", "iterations", "dict-on-metric", "Stopper", "function", "MaximumIteration", "Combined"])
+def test_stop_criteria(storage, stop, last_step):
+    results = tune.Tuner(endless, tune_config=tune.TuneConfig(metric="loss", mode="min"),
+                         run_config=run_config(storage, stop=stop)).fit()
+    assert results[0].metrics["step"] == last_step
+
+
+def test_restore_and_can_restore(storage, tmp_path):
+    tuner = tune.Tuner(curve, param_space={"losses": [1.0, 0.5]}, run_config=run_config(storage, name="again"))
+    first = tuner.fit()
+    path = first.experiment_path
+    assert tune.Tuner.can_restore(path) and not tune.Tuner.can_restore(str(tmp_path))
+    again = tune.Tuner.restore(path, trainable=curve).fit()  # a finished experiment: nothing more runs
+    assert [r.metrics["loss"] for r in again] == [0.5] and again[0].metrics["training_iteration"] == 2
+    with pytest.raises(ValueError, match="not an asynctune experiment directory"):
+        tune.Tuner.restore(str(tmp_path), trainable=curve)
+    with pytest.raises(UnsupportedRayFeature, match="restart_errored"):
+        tune.Tuner.restore(path, trainable=curve, restart_errored=True)
+
+
+def test_legacy_tune_run_returns_an_experiment_analysis(storage):
+    analysis = tune.run(curve, config={"losses": tune.grid_search([[1.0], [0.5]])}, metric="loss", mode="min",
+                        storage_path=storage, verbose=0)
+    assert analysis.best_config == {"losses": [0.5]}
+
+
+def test_train_aliases_are_the_tune_objects():
+    assert train.report is tune.report and train.get_checkpoint is tune.get_checkpoint
+    assert train.Checkpoint is tune.Checkpoint and train.RunConfig is tune.RunConfig
+    assert train.get_context is tune.get_context and train.CheckpointConfig is tune.CheckpointConfig
+
+
+def test_search_space_functions_keep_rays_bounds():
+    from asynctune.core.space import Space
+    import numpy as np
+    space = Space({"a": tune.randint(0, 2), "b": tune.qrandint(0, 4, 2), "c": tune.qlograndint(1, 8, 1),
+                   "d": tune.sample_from(lambda spec: spec.config.a * 10)})
+    rng = np.random.default_rng(0)
+    configs = [space.sample(rng) for _ in range(200)]
+    assert {c["a"] for c in configs} == {0, 1}  # upper exclusive, as in Ray
+    assert {c["b"] for c in configs} == {0, 2, 4}  # upper inclusive for qrandint, as in Ray
+    assert {c["c"] for c in configs} <= set(range(1, 9)) and 8 in {c["c"] for c in configs}
+    assert all(c["d"] == c["a"] * 10 for c in configs)
+
+
+def test_bad_configs_are_named_before_anything_runs():
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
+        tune.TuneConfig(mode="minimize")
+    with pytest.raises(ValueError, match="num_to_keep"):
+        tune.CheckpointConfig(num_to_keep=0)
+    with pytest.raises(ValueError, match="fail_fast"):
+        tune.FailureConfig(fail_fast="sometimes")
+    with pytest.raises(UnsupportedRayFeature, match="give a local directory"):
+        tune.RunConfig(storage_path="s3://bucket/results")
+    with pytest.raises(ValueError, match="registered name"):
+        tune.Tuner("PPO")
+    with pytest.raises(ValueError, match="tune_config must be a tune.TuneConfig"):
+        tune.Tuner(curve, tune_config={"metric": "loss"})
+    with pytest.raises(ValueError, match="num_cpus"):
+        ray.init(num_cpus=-1)
+
+
+@pytest.mark.parametrize("importer, hint", [
+    (lambda: ray.remote, "no tasks, actors or object store"),
+    (lambda: tune.CLIReporter, "verbose=0..3"),
+    (lambda: tune.schedulers.PB2, "PopulationBasedTraining"),
+    (lambda: __import__("asynctune.compat.ray.tune.schedulers.pb2", fromlist=["PB2"]).PB2, "PopulationBasedTraining"),
+    (lambda: __import__("asynctune.compat.ray.tune.search.bayesopt", fromlist=["x"]).BayesOptSearch, "OptunaSearch"),
+    (lambda: tune.stopper.TrialPlateauStopper, "plateau"),
+    (lambda: train.ScalingConfig, "one process per trial"),
+    (lambda: tune.logger.CSVLoggerCallback, "progress.csv"),
+    (lambda: importlib.import_module("asynctune.compat.ray.rllib.algorithms.ppo"), "RLlib is not mirrored"),
+    (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
+    (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneCallback,
+     "call tune.report"),
+], ids=["ray.remote", "CLIReporter", "PB2", "from-pb2-import", "BayesOptSearch", "TrialPlateauStopper",
+        "ScalingConfig", "CSVLoggerCallback", "rllib-module", "examples-module", "keras-callback"])
+def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
+    with pytest.raises(UnsupportedRayFeature, match=hint) as raised:
+        importer()
+    assert "docs/migrating_from_ray.md" in str(raised.value) and not isinstance(raised.value, AttributeError)
+
+
+def test_unknown_names_are_attribute_errors_that_say_where_the_mirror_ends():
+    with pytest.raises(AttributeError, match="mirrors only part of ray.tune.*asynctune.run"):
+        tune.no_such_thing  # noqa: B018
+    assert not hasattr(tune, "__wrapped__")  # introspection still gets a plain AttributeError
+
+
+def test_plain_asynctune_names_rays_api_and_the_compat_layer():
+    for name in ("Tuner", "TuneConfig", "RunConfig", "Checkpoint", "with_resources"):
+        with pytest.raises(AttributeError, match=f"no attribute '{name}' \\(a Ray Tune name\\).*asynctune.compat.ray"):
+            getattr(at, name)
+    with pytest.raises(AttributeError, match="^module 'asynctune' has no attribute 'nothing_like_ray'$"):
+        at.nothing_like_ray  # noqa: B018
+    with pytest.raises(TypeError, match="param_space: pass config=.*tune_config: pass its fields.*asynctune.compat.ray"):
+        at.run(curve, param_space={}, tune_config=None)
+    with pytest.raises(TypeError, match="reuse_actors"):
+        at.run(curve, reuse_actors=True)
+
+
+def test_a_trainable_that_still_calls_rays_report_is_named_before_any_trial(tmp_path, storage, caplog, monkeypatch):
+    """A half-migrated script: Ray's report outside a Ray session does nothing. A stand-in `ray`
+    package with such a report plays Ray here (Ray itself is not a test dependency)."""
+    package = tmp_path / "fake" / "ray" / "tune"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("def report(metrics, checkpoint=None):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "fake"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")]))  # workers
+    for name in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:
+        monkeypatch.delitem(sys.modules, name)
+    import ray.tune as ray_tune  # the stand-in
+
+    def half_migrated(config):
+        ray_tune.report({"loss": 1.0})
+
+    with caplog.at_level("WARNING", logger="asynctune"), pytest.raises(at.NothingReported, match="ray.tune.report"):
+        at.run(half_migrated, storage_path=storage, verbose=0)
+    assert "half_migrated refers to Ray's own ray.tune" in caplog.text and "asynctune.compat.ray" in caplog.text
+
+
+DRIVER = """
+import json, os, sys, tempfile, time
+from asynctune.compat.ray import tune
+
+def count(config):
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            start = json.load(open(os.path.join(directory, "state.json")))["step"]
+    for step in range(start, 12):
+        time.sleep(0.1)
+        with tempfile.TemporaryDirectory() as directory:
+            json.dump({"step": step + 1}, open(os.path.join(directory, "state.json"), "w"))
+            tune.report({"step": step + 1, "resumed_from": start}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+tune.Tuner(count, tune_config=tune.TuneConfig(num_samples=2),
+           run_config=tune.RunConfig(storage_path=sys.argv[1], name="killed", verbose=0)).fit()
+"""
+
+
+def test_tuner_restore_continues_an_experiment_whose_driver_was_killed(tmp_path, storage):
+    from tests.helpers.driver_runs import start_script, wait_for_results
+    driver = start_script(tmp_path / "driver.py", DRIVER, storage)
+    try:
+        wait_for_results(os.path.join(storage, "killed"), 6, timeout=60)
+    finally:
+        driver.kill()  # SIGKILL: no chance to save anything on the way out
+        driver.wait()
+    path = os.path.join(storage, "killed")
+    assert tune.Tuner.can_restore(path)
+    results = tune.Tuner.restore(path, trainable=None).fit()
+    assert [r.metrics["step"] for r in results] == [12, 12]
+    assert any(r.metrics["resumed_from"] > 0 for r in results)  # went on from a checkpoint, not from scratch
+    assert all(list(r.metrics_dataframe["step"]) == list(range(1, 13)) for r in results)  # nothing lost or twice

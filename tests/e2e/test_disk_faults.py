@@ -1,0 +1,212 @@
+"""Disk faults under a running experiment (issue 15, items 2, 3, 4, 6, 9): one trial's unwritable
+directory stays that trial's failure; a full disk stops the experiment cleanly and resumably;
+every session's results count; resume names are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+import asynctune as at
+from tests.helpers.disks import mount, umount
+
+
+def steps(config):
+    for step in range(config.get("steps", 5)):
+        time.sleep(config.get("sleep", 0.0))
+        at.report(loss=float(config["x"]) + 1 / (step + 1))
+
+
+class Steps(at.Trainable):
+    """`steps` as a Trainable, writing a checkpoint directory into the trial's directory."""
+
+    def step(self):
+        time.sleep(self.config.get("sleep", 0.0))
+        return {"loss": float(self.config["x"]) + 1 / (self.iteration + 1)}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "state"), "w") as f:
+            f.write(str(self.iteration))
+
+    def load_checkpoint(self, checkpoint):
+        pass
+
+
+# 2. One trial's directory cannot be written: that trial fails, the experiment goes on.
+
+def test_a_trial_whose_directory_cannot_be_created_fails_alone(storage):
+    class BlockTrialOne(at.Callback):
+        def on_experiment_start(self, experiment_dir, trials):
+            # a file where trial_00001's directory must go: every write into it fails
+            with open(os.path.join(experiment_dir, "trial_00001"), "w") as f:
+                f.write("in the way")
+
+    analysis = at.run(steps, config={"x": at.grid_search([1, 2, 3])}, metric="loss", mode="min",
+                      storage_path=storage, name="blocked", verbose=0, callbacks=[BlockTrialOne()])
+    status = {t.trial_id: t.status for t in analysis.trials}
+    assert status == {"trial_00000": at.Status.TERMINATED, "trial_00001": at.Status.ERROR,
+                      "trial_00002": at.Status.TERMINATED}
+    failed = next(t for t in analysis.trials if t.trial_id == "trial_00001")
+    assert "trial_00001" in failed.error and ("Not a directory" in failed.error or "File exists" in failed.error)
+    for trial_id in ("trial_00000", "trial_00002"):
+        assert len(analysis.trial_results(trial_id)) == 5
+    with open(os.path.join(storage, "blocked", "experiment.json")) as f:
+        saved = {t["trial_id"]: t for t in json.load(f)["trials"]}
+    assert saved["trial_00001"]["status"] == "ERROR" and saved["trial_00001"]["error"]
+
+
+def test_a_trial_directory_that_turns_read_only_mid_run_fails_that_trial_only(storage):
+    mounted = []
+
+    class FreezeTrialZero(at.Callback):
+        def on_trial_result(self, trial, result):
+            if trial.trial_id == "trial_00000" and trial.num_results == 2 and not mounted:
+                mount(trial.path, ["--bind", trial.path])
+                mounted.append(trial.path)
+                subprocess.run(["mount", "-o", "remount,bind,ro", trial.path], check=True)
+
+    try:  # (files the driver holds open stay writable on a read-only bind mount: the worker's
+        # checkpoints and the driver's error.txt and reopened files are what fail)
+        analysis = at.run(Steps, config={"x": at.grid_search([1, 2]), "sleep": 0.05}, metric="loss",
+                          mode="min", storage_path=storage, name="frozen", verbose=0, checkpoint_frequency=1,
+                          stop={"training_iteration": 5}, max_concurrent_trials=2, max_failures=2,
+                          callbacks=[FreezeTrialZero()])
+    finally:
+        for path in mounted:
+            umount(path)
+    if not mounted:
+        pytest.skip("could not make a directory read-only")
+    frozen, healthy = analysis.trials
+    assert frozen.status is at.Status.ERROR and "Read-only file system" in frozen.error
+    assert healthy.status is at.Status.TERMINATED and len(analysis.trial_results(healthy.trial_id)) == 5
+    # what it reported before its directory froze is still there
+    assert [r["training_iteration"] for r in analysis.trial_results(frozen.trial_id)][:2] == [1, 2]
+
+
+# A file the driver writes grows past what the file system allows (EFBIG: here a file-size
+# limit, as FAT32's 4 GiB): the trial whose result.jsonl cannot take its next line fails alone.
+
+BIG_FILE_SCRIPT = textwrap.dedent("""
+    import resource, signal, sys, time
+    import asynctune as at
+
+    def train(config):
+        for step in range(30):
+            time.sleep(0.01)
+            at.report(loss=config["x"] + step, padding="#" * config["padding"])
+
+    if __name__ == "__main__":
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+        analysis = at.run(train, config={"x": at.grid_search([1, 2]), "padding": at.grid_search([10, 20000])},
+                          metric="loss", mode="min", max_concurrent_trials=2, storage_path=sys.argv[1],
+                          name="big", verbose=0)
+        for trial in analysis.trials:
+            print(trial.config["padding"], trial.status.value, len(analysis.trial_results(trial.trial_id)),
+                  trial.error)
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ")
+def test_a_result_that_cannot_be_written_fails_only_its_trial(tmp_path):
+    script = tmp_path / "big.py"
+    script.write_text(BIG_FILE_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "r")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = sorted(line.split(None, 3) for line in done.stdout.splitlines())  # padding, status, results, error
+    assert [row[:3] for row in rows[:2]] == [["10", "FINISHED", "30"]] * 2, rows
+    for padding, status, results, error in rows[2:]:  # 30 results of 20 kB: past the 400 kB limit
+        assert status == "ERROR" and 0 < int(results) < 30
+        assert "could not write" in error and "result.jsonl" in error and "File too large" in error
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+# 3. The disk fills up: stop cleanly, say so, and resume once there is room.
+
+FILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    import asynctune as at
+
+    def train(config):
+        for step in range(40):
+            time.sleep(0.01)
+            at.report(loss=config["x"] + step, padding="#" * 20000)
+
+    if __name__ == "__main__":
+        at.run(train, config={"x": at.grid_search([1, 2, 3, 4])}, metric="loss", mode="min",
+               max_concurrent_trials=2, storage_path=sys.argv[1], name="full", verbose=1)
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="tmpfs")
+def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
+    storage = str(tmp_path / "small")
+    mount(storage, ["-t", "tmpfs", "-o", "size=1200k", f"asynctune-{uuid.uuid4().hex[:8]}"])
+    try:
+        script = tmp_path / "fill.py"
+        script.write_text(FILL_SCRIPT)
+        done = subprocess.run([sys.executable, str(script), storage], capture_output=True, text=True, timeout=90)
+        experiment_dir = os.path.join(storage, "full")
+        assert done.returncode != 0
+        assert "No space left on device" in done.stderr, done.stderr
+        assert f"asynctune resume {experiment_dir}" in done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        with open(os.path.join(experiment_dir, "experiment.json")) as f:
+            assert json.load(f)["status"] == "INTERRUPTED"
+        before = {t: len(open(os.path.join(experiment_dir, t, "result.jsonl")).read().splitlines())
+                  for t in os.listdir(experiment_dir) if t.startswith("trial_")
+                  and os.path.exists(os.path.join(experiment_dir, t, "result.jsonl"))}
+        assert sum(before.values()) > 0
+        subprocess.run(["mount", "-o", "remount,size=64m", storage], check=True)
+        analysis = at.resume(experiment_dir, verbose=0)
+        assert len(analysis.trials) == 4
+        for trial in analysis.trials:
+            iterations = [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)]
+            assert iterations == list(range(1, 41)), (trial.trial_id, iterations[:5], len(iterations))
+    finally:
+        umount(storage)
+
+
+# 4. A value no float can hold is recorded first, and counts as no number.
+
+def huge_then_normal(config):
+    at.report(loss=10**400)
+    for step in range(3):
+        at.report(loss=float(step))
+
+
+def test_a_result_too_large_for_a_float_is_recorded_and_the_trial_goes_on(storage):
+    analysis = at.run(huge_then_normal, config={"x": 1}, metric="loss", mode="min", storage_path=storage,
+                      name="huge", verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status is at.Status.TERMINATED, trial.error
+    assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4]
+    assert analysis.best_config == {"x": 1} and trial.metric_best == 0.0
+    assert at.ExperimentAnalysis(os.path.join(storage, "huge")).best_config == {"x": 1}
+
+
+# 9. Names are checked when resuming too.
+
+@pytest.mark.parametrize("name", ["../outside/x", "a/b", "..", "/abs"])
+def test_resume_true_with_a_path_as_name_is_refused(storage, tmp_path, name):
+    with pytest.raises(ValueError, match="name must be a plain directory name"):
+        at.run(steps, config={"x": 1}, storage_path=storage, name=name, resume=True, verbose=0)
+    assert not (tmp_path / "outside").exists()
+
+
+def test_resume_true_does_not_reach_an_experiment_outside_storage_path(storage, tmp_path):
+    at.run(steps, config={"x": 1, "steps": 2}, storage_path=str(tmp_path / "outside"), name="x", verbose=0)
+    journal = tmp_path / "outside" / "x" / "journal.jsonl"
+    before = journal.read_text()
+    os.makedirs(storage)  # so that storage/../outside/x is a path that exists
+    with pytest.raises(ValueError, match="name must be a plain directory name"):
+        at.run(steps, config={"x": 1}, storage_path=storage, name="../outside/x", resume=True, verbose=0)
+    assert journal.read_text() == before
