@@ -123,6 +123,10 @@ def start_server(lab: SSHLab, alias: str, port: int | None = None) -> SSHServer:
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nPidFile none\nLogLevel ERROR\nMaxSessions 20\n"
             "Subsystem sftp internal-sftp\n"
+            # A login shell that runs `pyenv rehash` (pyenv's .bashrc) waits up to 60 s for its lock,
+            # and a session killed mid-rehash (tests kill hosts) leaves that lock behind: every later
+            # session would wait. Tell rehash not to wait.
+            "SetEnv PYENV_REHASH_TIMEOUT=0\n"
         )
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", config], stdout=subprocess.DEVNULL,
                                stderr=open(os.path.join(lab.root, f"{alias}_sshd.log"), "ab"))
