@@ -26,4 +26,4 @@ def test_the_check_sees_a_file_name_spelt_outside_the_store(tmp_path):
     module = tmp_path / "m.py"
     module.write_text('"""Mentions error.txt in prose."""\nimport os\n'
                       'def f(d):\n    return os.path.join(d, "error.txt"), f"checkpoint_{3:06d}", "see the error.txt file"\n')
-    assert [value for _, value in ownership.names_in(str(module))] == ["error.txt", "checkpoint_"]
+    assert [value for _, value in ownership.names_in(str(module))] == ["checkpoint_", "error.txt"]
