@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from ..worker.session import load_checkpoint
 from ..store.layout import (
     EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
 )
+from ..store.names import checkpoint_iteration
 from ..store.paths import check_name, checked
 from ..core.trial import Status, Trial
 from ..store.format import ExperimentFileError, read_experiment_file
@@ -396,9 +396,6 @@ def _check_scope(scope: str) -> None:
         raise ValueError(f"scope must be one of {_SCOPES}, got {scope=}")
 
 
-_CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)")
-
-
 def _checkpoints_by_iteration(trial_dir: str) -> dict[int, str]:
     """The trial's own checkpoints still on disk (checkpoint_<iteration>/), by iteration."""
     try:
@@ -407,9 +404,9 @@ def _checkpoints_by_iteration(trial_dir: str) -> dict[int, str]:
         return {}
     found = {}
     for entry in entries:
-        match = _CHECKPOINT_DIR.fullmatch(entry.name)
-        if match and entry.is_dir():
-            found[int(match.group(1))] = entry.path
+        iteration = checkpoint_iteration(entry.name)
+        if iteration is not None and entry.is_dir():
+            found[iteration] = entry.path
     return found
 
 

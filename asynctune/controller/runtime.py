@@ -27,6 +27,7 @@ from ..core.resources import Placement
 from ..worker.session import read_checkpoint_meta
 from ..store.recording import BatchWriter, Recorder, make_recorder
 from ..store.layout import PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, copy_checkpoint, remove_checkpoint
+from ..store.names import ERROR_FILE, clone_name
 from ..core.trial import Decision, Mutate, Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ class TrialRuntime:
         trial.num_failures += 1
         trial.error, trial.error_traceback = error, trace
         try:  # the failure may be that its directory cannot be written: it is in the journal anyway
-            with self._writing("error.txt"):
+            with self._writing(ERROR_FILE):
                 self.recorder.write_error(trial.num_failures, error, trace)
         except (TrialStorageError, StorageFull) as exc:
             logger.debug("trial %s: %s", trial.trial_id, exc)
@@ -259,7 +260,7 @@ class TrialRuntime:
     def _own_copy(self, checkpoint: str | None) -> str | None:
         if checkpoint is None or _inside(checkpoint, self.trial.path):
             return checkpoint
-        label = f"checkpoint_clone_{self.trial.num_results:06d}"
+        label = clone_name(self.trial.num_results)
         with self._writing(label):
             return copy_checkpoint(checkpoint, self.trial.path, label)
 

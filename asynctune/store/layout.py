@@ -44,19 +44,12 @@ from . import checkpoints
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENT_FILE = "experiment.json"
-JOURNAL_FILE = "journal.jsonl"
-RUN_SPEC_FILE = "run_spec.pkl"
-SEARCHER_STATE_FILE = "searcher_state.pkl"
-REWOUND_FILE = "result.rewound.jsonl"
-RESULT_FILE = "result.jsonl"
-PROGRESS_FILE = "progress.csv"
-PARAMS_FILE = "params.json"
-PARAMS_PICKLE_FILE = "params.pkl"
+# The names are store/names.py's; imported here because the store's modules use them from layout.
+from .names import (DECISIONS_FILE, ERROR_FILE, EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE,  # noqa: F401
+                    PARAMS_PICKLE_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_FILE, RESULTS_REWOUND_FILE,
+                    REWOUND_FILE, RUN_SPEC_FILE, SEARCHER_STATE_FILE)
+
 TORN_SUFFIX = ".torn"
-ERROR_FILE = "error.txt"
-RESULTS_FILE = "results.jsonl"  # recording="consolidated": every trial's results, at the top
-RESULTS_REWOUND_FILE = "results.rewound.jsonl"  # and those a restarted trial reports again
 
 
 def to_jsonable(value: Any) -> Any:
@@ -155,8 +148,8 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
 
 
 # What a run writes at the top of its directory before its first trial (the trials' own files
-# are in their directories). decisions.jsonl is reporting.decisions.DECISIONS_FILE.
-_RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, RESULTS_FILE, "decisions.jsonl")
+# are in their directories).
+_RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, RESULTS_FILE, DECISIONS_FILE)
 
 
 def trial_ids(experiment_dir: str) -> set[str]:

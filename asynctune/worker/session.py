@@ -38,9 +38,8 @@ from ..core.trial import Decision, Mutate
 from ..store.private_files import make_tree_private, open_private
 from ..store.signing import dump_signed, load_signed_pickle, use_key
 from ..store import checkpoints
+from ..store.names import CHECKPOINT_META, checkpoint_data, checkpoint_dir, checkpoint_name  # noqa: F401 (CHECKPOINT_META: for the executors)
 
-CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
-CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
 
 
 class _TrialInterrupt(BaseException):
@@ -161,12 +160,12 @@ class TrialSession:
 
     def new_checkpoint_dir(self) -> str:
         """An empty directory to fill; `publish_checkpoint` gives it its name once it is complete."""
-        return checkpoints.staging_dir(self.trial_dir, f"checkpoint_{self.iteration:06d}")
+        return checkpoints.staging_dir(self.trial_dir, checkpoint_name(self.iteration))
 
     def publish_checkpoint(self, staging: str) -> str:
         """Write the metadata into the complete checkpoint `staging` and rename it into place."""
         self.write_checkpoint_meta(staging)
-        return checkpoints.publish(staging, os.path.join(self.trial_dir, f"checkpoint_{self.iteration:06d}"))
+        return checkpoints.publish(staging, checkpoint_dir(self.trial_dir, self.iteration))
 
     def save_checkpoint(self, checkpoint: Any) -> str:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""
@@ -209,7 +208,7 @@ def _answer_waiting(channel: Any) -> bool:
 
 def write_checkpoint_data(path: str, data: dict[str, Any]) -> None:
     """A dict checkpoint into its directory, pickled and signed (store/signing.py)."""
-    with open_private(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
+    with open_private(checkpoint_data(path), "wb") as f:
         dump_signed(data, f)
 
 
@@ -218,7 +217,7 @@ def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
     unpickled only if signed with this user's key (or `trust`: after a review)."""
     if path is None:
         return None
-    data = os.path.join(path, CHECKPOINT_DATA)
+    data = checkpoint_data(path)
     if os.path.exists(data):
         return load_signed_pickle(data, trust=trust)
     return path

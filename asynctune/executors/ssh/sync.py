@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from ...errors import ExecutorError
+from ...store.names import LOG_FILES
 from ...worker.session import CHECKPOINT_META, read_checkpoint_meta
 from ...worker.protocol import TrialRequest
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_LOG_FILES = ("stdout.txt", "stderr.txt")
 _LOG_CHUNK = 1 << 20
 _PRIVATE_DIR = asyncssh.SFTPAttrs(permissions=0o700)
 _PRIVATE_FILE = asyncssh.SFTPAttrs(permissions=0o600)
@@ -203,7 +203,7 @@ class HostFiles:
 
     async def fetch_logs(self, remote_trial: str, trial_dir: str, trial_id: str) -> None:
         """Append what the trial printed on this host since the last fetch to the driver's files."""
-        for name in _LOG_FILES:
+        for name in LOG_FILES:
             key = (trial_id, name)
             offset = self.log_offsets.get(key, 0)
             try:
