@@ -38,12 +38,13 @@ from .core.resources import Resources, ResourcePool, ResourcesSpec, local_invent
 from .store.recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
 from .core.space import Space
 from .core.stopper import Stopper, make_stopper
-from .store.layout import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
+from .store.layout import check_name_free, prepare_experiment_dir, trial_ids
 from .worker.trainable import Trainable, trainable_name
 from .core.trial import Status
 from .compat.ray_hints import explain_ray_keywords, warn_if_uses_ray
 from .controller.replay import replay_searcher
 from .store.lock import DriverLock, claim_fresh_name, lock_existing
+from .store import names
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller
         _check_name(options.name)  # before the path is used: "../x" must not reach outside storage_path
         storage_path = options.storage_path or DEFAULT_STORAGE_PATH
         existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), options.name)
-        if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)) and trial_ids(existing):
+        if os.path.exists(names.run_spec_file(existing)) and trial_ids(existing):
             # The trainable passed here, not the one saved: the user may have fixed a bug in it.
             return _prepare_resume(existing, verbose=options.verbose, trainable=trainable)
     return build_controller(trainable, options)

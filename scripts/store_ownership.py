@@ -1,8 +1,9 @@
 """Which modules outside asynctune/store/ spell a file name of the experiment directory.
 
 Issue 27: one package owns the experiment directory, so nothing outside asynctune/store/ should
-name one of its files (`"error.txt"`, `f"checkpoint_{i:06d}"`) or build a path from one. This
-script lists the modules that still do, from their string literals without spaces (docstrings,
+name one of its files (`"error.txt"`, `f"checkpoint_{i:06d}"`) or build a path from one
+(`os.path.join(trial_dir, RESULT_FILE)`). This script lists the modules that still do, from
+their os.path.join calls and string literals without spaces (docstrings,
 comments and messages that mention a file are prose and are left out), and prints how many.
 
     python scripts/store_ownership.py          # the offending modules and their count
@@ -54,8 +55,34 @@ def names_in(path: str) -> list[tuple[int, str]]:
     return sorted(hits)
 
 
+def _store_names(tree: ast.AST) -> set[str]:
+    """The file-name constants (UPPER_CASE) the module imports from the store."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and "store" in node.module.split("."):
+            found |= {alias.asname or alias.name for alias in node.names if alias.name.isupper()}
+    return found
+
+
+def _is_os_path_join(func: ast.AST) -> bool:
+    return (isinstance(func, ast.Attribute) and func.attr == "join" and isinstance(func.value, ast.Attribute)
+            and func.value.attr == "path" and isinstance(func.value.value, ast.Name) and func.value.value.id == "os")
+
+
+def joins_in(path: str) -> list[tuple[int, str]]:
+    """(line, constant) for each os.path.join of the module at `path` that makes a path of a
+    store name imported as a constant (the store's functions should make it)."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    constants = _store_names(tree)
+    return sorted((node.lineno, arg.id) for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and _is_os_path_join(node.func)
+                  for arg in node.args if isinstance(arg, ast.Name) and arg.id in constants)
+
+
 def offenders() -> dict[str, list[tuple[int, str]]]:
-    """Module path (relative to the repository) -> its literals naming a store file."""
+    """Module path (relative to the repository) -> its literals naming a store file and its
+    os.path.joins of a store name."""
     found = {}
     for directory, subdirs, files in os.walk(ROOT):
         subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
@@ -64,7 +91,7 @@ def offenders() -> dict[str, list[tuple[int, str]]]:
         for name in sorted(files):
             if name.endswith(".py"):
                 path = os.path.join(directory, name)
-                hits = names_in(path)
+                hits = sorted(names_in(path) + joins_in(path))
                 if hits:
                     found[os.path.relpath(path, os.path.dirname(ROOT))] = hits
     return found

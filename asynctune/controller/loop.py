@@ -35,7 +35,8 @@ from ..core.resources import Placement, Resources, ResourcePool, resolve_resourc
 from .searcher_driver import SearcherDriver
 from ..core.space import Space
 from ..store.state import StateWriter, experiment_snapshot
-from ..store.layout import RESULT_FILE, RESULTS_FILE
+from ..store.layout import RESULT_FILE
+from ..store.names import results_file
 from ..store.lock import DriverLock
 from ..store.vanished import DirectoryVanished, ExperimentWatch, missing_results
 from ..core.stopper import Stopper, ThresholdStopper
@@ -75,7 +76,7 @@ class Controller:
         self.state = StateWriter(spec.experiment_dir, self._snapshot, on_full=self._ending.disk_full,
                                  batched=self._recording != "files", journal=not consolidated)
         self._writer = None if self._recording == "files" else BatchWriter(
-            os.path.join(spec.experiment_dir, RESULTS_FILE) if consolidated else None)
+            results_file(spec.experiment_dir) if consolidated else None)
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self._outcomes = TrialOutcomes(
             scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..analysis.experiment import ExperimentAnalysis
-from ..reporting.decisions import DECISIONS_FILE
-from ..store.layout import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
+from ..store.layout import EXPERIMENT_FILE, RESULTS_FILE, flatten_config, group_by_trial
 from ..core.objectives import as_float
+from ..store.names import decisions_file, experiment_file, is_experiment_dir, result_file, results_file, trial_dir
 from ..store.paths import inside, is_plain_name
 from ..core.trial import Status
 
@@ -92,9 +92,9 @@ class _LiveAnalysis(ExperimentAnalysis):
         if tail is None:
             if not any(t.trial_id == trial_id for t in self.trials) or not is_plain_name(trial_id):
                 raise NotFound(f"no trial {trial_id!r} in {self.name}")
-            if os.path.exists(os.path.join(self.experiment_dir, RESULTS_FILE)):
+            if os.path.exists(results_file(self.experiment_dir)):
                 return self._consolidated(trial_id)
-            tail = self._tails[trial_id] = JsonlTail(os.path.join(self.experiment_dir, trial_id, RESULT_FILE),
+            tail = self._tails[trial_id] = JsonlTail(result_file(trial_dir(self.experiment_dir, trial_id)),
                                                      self.experiment_dir)
         elif tail is self._tails.get(RESULTS_FILE):
             return self._consolidated(trial_id)
@@ -105,7 +105,7 @@ class _LiveAnalysis(ExperimentAnalysis):
         which is each trial's (its version is theirs), grouped by trial once per change."""
         tail = self._tails.get(RESULTS_FILE)
         if tail is None:
-            tail = self._tails[RESULTS_FILE] = JsonlTail(os.path.join(self.experiment_dir, RESULTS_FILE),
+            tail = self._tails[RESULTS_FILE] = JsonlTail(results_file(self.experiment_dir),
                                                          self.experiment_dir)
         self._tails[trial_id] = tail
         records = tail.read()
@@ -122,7 +122,7 @@ class LiveExperiment:
         self._state_key: tuple[int, int, int] | None = None
         self._analysis: _LiveAnalysis | None = None
         self._tails: dict[str, JsonlTail] = {}
-        self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE), path)
+        self._decisions = JsonlTail(decisions_file(path), path)
         self._answers: dict[tuple[str | None, ...], tuple[Any, str]] = {}
         self._summary: tuple[Any, dict[str, Any]] | None = None
         self._rows: dict[tuple[str, str], tuple[Any, list[list[Any]]]] = {}
@@ -131,7 +131,7 @@ class LiveExperiment:
         """The experiment as of its latest experiment.json (rewritten atomically about once a
         second while a run goes on); an unreadable one keeps the last good state."""
         try:
-            st = os.stat(os.path.join(self.path, EXPERIMENT_FILE))
+            st = os.stat(experiment_file(self.path))
         except FileNotFoundError:
             raise NotFound(f"{os.path.basename(self.path)} has no {EXPERIMENT_FILE}") from None
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -281,7 +281,7 @@ class ExperimentStore:
         self.root = os.path.realpath(os.path.expanduser(root))
         if not os.path.isdir(self.root):
             raise ValueError(f"{root} is not a directory")
-        self.single = os.path.isfile(os.path.join(self.root, EXPERIMENT_FILE))
+        self.single = is_experiment_dir(self.root)
         self._experiments: dict[str, LiveExperiment] = {}
 
     def names(self) -> list[str]:
@@ -291,7 +291,7 @@ class ExperimentStore:
         found = []
         with os.scandir(self.root) as entries:
             for entry in entries:
-                marker = os.path.join(entry.path, EXPERIMENT_FILE)
+                marker = experiment_file(entry.path)
                 if is_plain_name(entry.name) and self._inside(entry.path) and os.path.isfile(marker):
                     found.append((os.path.getmtime(marker), entry.name))
         return [name for _, name in sorted(found)]
@@ -305,7 +305,7 @@ class ExperimentStore:
             path = self.root
         else:
             path = os.path.join(self.root, name)
-            if not (self._inside(path) and os.path.isfile(os.path.join(path, EXPERIMENT_FILE))):
+            if not (self._inside(path) and is_experiment_dir(path)):
                 raise NotFound(f"no experiment {name!r}")
         if name not in self._experiments:
             self._experiments[name] = LiveExperiment(path)

@@ -54,6 +54,16 @@ def is_experiment_dir(directory: str) -> bool:
     return os.path.isfile(experiment_file(directory))
 
 
+def run_spec_file(experiment_dir: str) -> str:
+    """`<experiment_dir>/run_spec.pkl`: what `asynctune resume` needs to run the experiment again."""
+    return os.path.join(experiment_dir, RUN_SPEC_FILE)
+
+
+def results_file(experiment_dir: str) -> str:
+    """Every trial's results in one file at the top (recording="consolidated")."""
+    return os.path.join(experiment_dir, RESULTS_FILE)
+
+
 def decisions_file(experiment_dir: str) -> str:
     """`<experiment_dir>/decisions.jsonl`: every scheduler decision, one line each."""
     return os.path.join(experiment_dir, DECISIONS_FILE)
@@ -72,6 +82,11 @@ def trial_dir(experiment_dir: str, trial_id: str) -> str:
 def result_file(trial_dir: str) -> str:
     """The trial's results, one JSON line each (recording="files" or "batched")."""
     return os.path.join(trial_dir, RESULT_FILE)
+
+
+def rewound_file(trial_dir: str) -> str:
+    """The results a restarted trial reported again, moved out of its result.jsonl."""
+    return os.path.join(trial_dir, REWOUND_FILE)
 
 
 def error_file(trial_dir: str) -> str:
@@ -124,6 +139,11 @@ def checkpoint_iteration(name: str) -> int | None:
     """The iteration of a trial's own checkpoint named `name` (checkpoint_000012 -> 12), else None."""
     match = _CHECKPOINT_NAME.fullmatch(name)
     return int(match.group(1)) if match else None
+
+
+def checkpoint_meta(checkpoint_dir: str) -> str:
+    """The file inside a checkpoint that says which iteration and time it was taken at."""
+    return os.path.join(checkpoint_dir, CHECKPOINT_META)
 
 
 def checkpoint_data(checkpoint_dir: str) -> str:

@@ -38,7 +38,7 @@ from ..core.trial import Decision, Mutate
 from ..store.private_files import make_tree_private, open_private
 from ..store.signing import dump_signed, load_signed_pickle, use_key
 from ..store import checkpoints
-from ..store.names import CHECKPOINT_META, checkpoint_data, checkpoint_dir, checkpoint_name  # noqa: F401 (CHECKPOINT_META: for the executors)
+from ..store.names import checkpoint_data, checkpoint_dir, checkpoint_meta, checkpoint_name
 
 
 
@@ -184,7 +184,7 @@ class TrialSession:
         return self.publish_checkpoint(target)
 
     def write_checkpoint_meta(self, path: str) -> None:
-        with open_private(os.path.join(path, CHECKPOINT_META), "w") as f:
+        with open_private(checkpoint_meta(path), "w") as f:
             json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total}, f)
 
     def adopt_checkpoint(self, path: str | None) -> None:
@@ -225,7 +225,7 @@ def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
 
 def read_checkpoint_meta(path: str) -> dict[str, Any]:
     try:
-        with open(os.path.join(path, CHECKPOINT_META)) as f:
+        with open(checkpoint_meta(path)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return {}

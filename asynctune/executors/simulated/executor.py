@@ -35,8 +35,8 @@ import numpy as np
 
 from ...errors import AsynctuneError, ExecutorError
 from ...core.resources import HostInventory, Placement
-from ...worker.session import CHECKPOINT_META, read_checkpoint_meta
-from ...store.names import checkpoint_dir
+from ...worker.session import read_checkpoint_meta
+from ...store.names import checkpoint_dir, checkpoint_meta
 from ...store.recording import RECORDINGS
 from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Mutate
 from ..base import DoneEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
@@ -294,7 +294,7 @@ class _SimulatedRun(TrialRun):
         """A small real directory that says where the trial was, so pause and restore work as for real."""
         path = checkpoint_dir(self.request.trial_dir, self.iteration)
         os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, CHECKPOINT_META), "w") as f:
+        with open(checkpoint_meta(path), "w") as f:
             json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total,
                        "table_index": self.index}, f)
         return path

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from ...errors import ExecutorError
-from ...store.names import LOG_FILES
-from ...worker.session import CHECKPOINT_META, read_checkpoint_meta
+from ...store.names import CHECKPOINT_META, LOG_FILES, checkpoint_meta
+from ...worker.session import read_checkpoint_meta
 from ...worker.protocol import TrialRequest
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class HostFiles:
 
     async def _same_checkpoint(self, local: str, remote: str) -> bool:
         try:
-            with open(os.path.join(local, CHECKPOINT_META), "rb") as f:
+            with open(checkpoint_meta(local), "rb") as f:
                 mine = f.read()
             async with self.sftp.open(posixpath.join(remote, CHECKPOINT_META), "rb") as f:
                 theirs = await f.read()

@@ -27,3 +27,11 @@ def test_the_check_sees_a_file_name_spelt_outside_the_store(tmp_path):
     module.write_text('"""Mentions error.txt in prose."""\nimport os\n'
                       'def f(d):\n    return os.path.join(d, "error.txt"), f"checkpoint_{3:06d}", "see the error.txt file"\n')
     assert [value for _, value in ownership.names_in(str(module))] == ["checkpoint_", "error.txt"]
+
+
+def test_the_check_sees_a_path_built_from_a_store_constant(tmp_path):
+    ownership = _ownership()
+    module = tmp_path / "m.py"
+    module.write_text("import os\nfrom asynctune.store.layout import RESULT_FILE\nfrom x import NAME\n"
+                      "def f(d):\n    return os.path.join(d, RESULT_FILE), os.path.join(d, NAME)\n")
+    assert ownership.joins_in(str(module)) == [(5, "RESULT_FILE")]
