@@ -19,7 +19,8 @@ from ..analysis.experiment import ExperimentAnalysis
 from ..store.layout import EXPERIMENT_FILE, RESULTS_FILE, flatten_config, group_by_trial
 from ..core.objectives import as_float
 from ..store.names import decisions_file, experiment_file, is_experiment_dir, result_file, results_file, trial_dir
-from ..store.paths import inside, is_plain_name
+from ..store.jsonl import JsonlTail as StoreJsonlTail
+from ..store.paths import LinkOutside, inside, is_plain_name
 from ..core.trial import Status
 
 
@@ -27,55 +28,15 @@ class NotFound(LookupError):
     """No such experiment or trial under the root (or the name points outside it)."""
 
 
-class JsonlTail:
-    """A JSONL file read incrementally: each read parses only the bytes appended since the last.
-
-    A last line without its newline is left for the next read (a writer may be halfway through
-    it). A file that shrank or was replaced (a trial rewound to a checkpoint rewrites its
-    result.jsonl) is read again from the start.
-    """
-
-    def __init__(self, path: str, root: str) -> None:
-        self.path, self.root = path, root  # the experiment it must stay inside
-        self.records: list[dict[str, Any]] = []
-        self._offset = 0
-        self._inode: int | None = None
+class JsonlTail(StoreJsonlTail):
+    """The store's JSONL tail (store/jsonl.py), served: a file that leads outside its experiment
+    is NotFound (the page gets a 404, never the file)."""
 
     def read(self) -> list[dict[str, Any]]:
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            self.records, self._offset, self._inode = [], 0, None
-            return self.records
-        if st.st_ino != self._inode or st.st_size < self._offset:
-            self.records, self._offset, self._inode = [], 0, st.st_ino
-        if not inside(self.root, self.path):
-            raise NotFound(f"{os.path.basename(self.root)}: {os.path.relpath(self.path, self.root)} leads outside it")
-        if st.st_size > self._offset:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read(st.st_size - self._offset)
-            complete = chunk.rfind(b"\n") + 1
-            self._offset += complete
-            self.records = self.records + _parse_lines(chunk[:complete])  # a new list: readers may hold the old
-        return self.records
-
-    @property
-    def version(self) -> tuple[int | None, int]:
-        """Changes whenever read() found new records or a new file."""
-        return self._inode, self._offset
-
-
-def _parse_lines(chunk: bytes) -> list[dict[str, Any]]:
-    records = []
-    for line in chunk.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line torn by a killed writer; the next one starts clean
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+            return super().read()
+        except LinkOutside:
+            raise NotFound(f"{os.path.basename(self.root)}: {os.path.relpath(self.path, self.root)} leads outside it") from None
 
 
 class _LiveAnalysis(ExperimentAnalysis):

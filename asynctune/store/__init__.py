@@ -3,6 +3,8 @@
 Modules:
     layout         the names of its files, JSONL reading and writing (torn lines), the journal,
                    checkpoints on disk, a trial's params
+    names          every file and directory name in it, and the paths made of them (only here)
+    jsonl          the one JSONL reader: a record per line, torn lines skipped, incremental tails
     format         experiment.json's format version, validation on read, paths kept relative
     lock           one driver per experiment (an flock held for the driver's life)
     checkpoints    checkpoints published atomically (staged under a temporary name, then renamed)

@@ -41,6 +41,7 @@ from ..errors import StorageFull, UnsafeFileError, is_disk_full
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
 from .signing import load_signed_pickle, sign
 from . import checkpoints
+from .jsonl import parse_record
 
 logger = logging.getLogger(__name__)
 
@@ -287,11 +288,8 @@ def check_jsonl(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             for number, line in enumerate(f, 1):
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                if isinstance(record, dict):
+                record = parse_record(line)
+                if record is not None:
                     records.append(record)
                 elif line.strip():
                     bad.append((number, line))
