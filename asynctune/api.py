@@ -45,6 +45,7 @@ from .compat.ray_hints import explain_ray_keywords, warn_if_uses_ray
 from .controller.replay import replay_searcher
 from .store.lock import DriverLock, claim_fresh_name, lock_existing
 from .store import names
+from .store.recording_policy import policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
         if (verbose if verbose is not None else 1):
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
-    if getattr(executor, "recording", "files") == "consolidated":  # its trials are in directories, with a journal
+    if not policy_of(executor).resumable:  # its trials are in directories, with a journal
         raise ValueError(f"resume: {state.experiment_dir} was recorded in trial directories, which a "
                          "consolidated simulation does not read; pass SimulatedExecutor(..., recording='batched') "
                          "(or 'files') to resume it")
@@ -305,7 +306,7 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     try:
         trials = await controller.run()
     except (asyncio.CancelledError, KeyboardInterrupt):
-        if controller.status == "INTERRUPTED" and controller.executor.recording == "consolidated":
+        if controller.status == "INTERRUPTED" and policy_of(controller.executor).consolidated:
             print(f"\nasynctune: interrupted; a consolidated simulation is rerun, not resumed "
                   f"({controller.spec.experiment_dir} keeps what it recorded)", file=sys.stderr)
         elif controller.status == "INTERRUPTED":
@@ -396,7 +397,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
 
     _check_resources_fit_here(executor, options.resources_per_trial)
     check_config_picklable(config)
-    batched = executor.recording != "files"  # a simulation: no file written per result unless asked
+    batched = policy_of(executor).batched  # a simulation: no file written per result unless asked
     tensorboard = tensorboard_wanted(options.tensorboard, batched=batched)
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)

@@ -12,6 +12,7 @@ Modules:
     paths          no link out of the experiment, no id used as a path unchecked
     private_files  files and directories only the user can read
     recording      how results are written (files, batched, consolidated)
+    recording_policy  the executor's `recording` as an object chosen once (what each mode does)
     state          the journal, experiment.json snapshots and the searcher's state while a run goes
     recovery       resuming: rebuilding the trial table from what is on disk
     vanished       noticing that a directory was deleted under a running experiment
