@@ -42,6 +42,7 @@ from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private
 from .signing import load_signed_pickle, sign
 from . import checkpoints
 from .jsonl import parse_record
+from .names import is_checkpoint_name
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def trial_ids(experiment_dir: str) -> set[str]:
         return found
     for entry in entries:
         if entry.is_dir() and (any(os.path.exists(os.path.join(entry.path, f)) for f in (PARAMS_FILE, RESULT_FILE))
-                               or any(name.startswith("checkpoint_") for name in os.listdir(entry.path))):
+                               or any(is_checkpoint_name(name) for name in os.listdir(entry.path))):
             found.add(entry.name)
     return found
 
@@ -224,7 +225,7 @@ def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tu
     except FileNotFoundError:
         return None
     for name in names:
-        if not name.startswith("checkpoint_"):
+        if not is_checkpoint_name(name):
             continue
         path = os.path.join(trial_dir, name)
         try:
