@@ -38,12 +38,14 @@ from .core.resources import Resources, ResourcePool, ResourcesSpec, local_invent
 from .store.recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
 from .core.space import Space
 from .core.stopper import Stopper, make_stopper
-from .store.layout import RUN_SPEC_FILE, check_name_free, prepare_experiment_dir, trial_ids
+from .store.layout import check_name_free, prepare_experiment_dir, trial_ids
 from .worker.trainable import Trainable, trainable_name
 from .core.trial import Status
 from .compat.ray_hints import explain_ray_keywords, warn_if_uses_ray
 from .controller.replay import replay_searcher
 from .store.lock import DriverLock, claim_fresh_name, lock_existing
+from .store import names
+from .store.recording_policy import policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +203,7 @@ def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller
         _check_name(options.name)  # before the path is used: "../x" must not reach outside storage_path
         storage_path = options.storage_path or DEFAULT_STORAGE_PATH
         existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), options.name)
-        if os.path.exists(os.path.join(existing, RUN_SPEC_FILE)) and trial_ids(existing):
+        if os.path.exists(names.run_spec_file(existing)) and trial_ids(existing):
             # The trainable passed here, not the one saved: the user may have fixed a bug in it.
             return _prepare_resume(existing, verbose=options.verbose, trainable=trainable)
     return build_controller(trainable, options)
@@ -274,7 +276,7 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
         if (verbose if verbose is not None else 1):
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
-    if getattr(executor, "recording", "files") == "consolidated":  # its trials are in directories, with a journal
+    if not policy_of(executor).resumable:  # its trials are in directories, with a journal
         raise ValueError(f"resume: {state.experiment_dir} was recorded in trial directories, which a "
                          "consolidated simulation does not read; pass SimulatedExecutor(..., recording='batched') "
                          "(or 'files') to resume it")
@@ -304,7 +306,7 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
     try:
         trials = await controller.run()
     except (asyncio.CancelledError, KeyboardInterrupt):
-        if controller.status == "INTERRUPTED" and controller.executor.recording == "consolidated":
+        if controller.status == "INTERRUPTED" and policy_of(controller.executor).consolidated:
             print(f"\nasynctune: interrupted; a consolidated simulation is rerun, not resumed "
                   f"({controller.spec.experiment_dir} keeps what it recorded)", file=sys.stderr)
         elif controller.status == "INTERRUPTED":
@@ -395,7 +397,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
 
     _check_resources_fit_here(executor, options.resources_per_trial)
     check_config_picklable(config)
-    batched = executor.recording != "files"  # a simulation: no file written per result unless asked
+    batched = policy_of(executor).batched  # a simulation: no file written per result unless asked
     tensorboard = tensorboard_wanted(options.tensorboard, batched=batched)
     blob = _pickle_trainable(trainable)
     label = trainable_name(trainable)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .store import names
 
 DEFAULT_ROOT = "~/asynctune_results"
 FAILED_AT_START = "FAILED AT START"  # `ls` status of a run that ended before saving any state
@@ -215,7 +216,7 @@ def _ls(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.root}: no such directory")
     rows = []
     for directory in find_experiments(root, failed_at_start=True):
-        if not os.path.exists(os.path.join(directory, "experiment.json")):
+        if not os.path.exists(names.experiment_file(directory)):
             # The run failed before its first trial (see storage.check_name_free): the name is free.
             rows.append({"experiment": os.path.basename(directory), "status": FAILED_AT_START, "trials": 0,
                          "path": directory, "start_time": os.path.getmtime(directory)})
@@ -548,9 +549,9 @@ def _experiment_dir(path: str) -> str:
     directory = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(directory):
         raise CommandError(f"{path}: no such directory")
-    if not os.path.isfile(os.path.join(directory, "experiment.json")):
+    if not names.is_experiment_dir(directory):
         hint = ""
-        if any(os.path.isfile(os.path.join(directory, e, "experiment.json")) for e in _subdirs(directory)):
+        if any(names.is_experiment_dir(os.path.join(directory, e)) for e in _subdirs(directory)):
             hint = f"; it holds experiments: see 'asynctune ls {path}'"
         raise CommandError(f"{path}: not an asynctune experiment directory (no experiment.json){hint}")
     return directory

@@ -48,7 +48,8 @@ class TrialsFailed(AsynctuneError):
     def __init__(self, failed: Sequence[Trial], total: int, analysis: ExperimentAnalysis) -> None:
         first = failed[0]
         count = f"all {total} trials" if len(failed) == total else f"{len(failed)} of {total} trials"
-        where = f"{first.path}/error.txt" if first.path else "its error.txt"
+        from .store.names import ERROR_FILE, error_file  # errors is imported by the store: not at the top
+        where = error_file(first.path) if first.path else f"its {ERROR_FILE}"
         super().__init__(f"{count} failed; the first: {first.trial_id}: {first.error} (traceback in {where})")
         self.failed: list[Trial] = list(failed)
         self.analysis = analysis

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,8 +13,9 @@ from ..core.pareto import front_of
 from ..reporting.decisions import read_decisions, refine_terminated
 from ..worker.session import load_checkpoint
 from ..store.layout import (
-    EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
+    EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
 )
+from ..store.names import checkpoint_iteration, experiment_file, result_file, results_file, trial_dir
 from ..store.paths import check_name, checked
 from ..core.trial import Status, Trial
 from ..store.format import ExperimentFileError, read_experiment_file
@@ -62,7 +62,7 @@ class ExperimentAnalysis:
         self.start_time: float | None = state.get("start_time")
         self.state = state
         self._run_metric_mode = (state.get("metric"), state.get("mode"))  # what trial.metric_best holds
-        source = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
+        source = experiment_file(self.experiment_dir)
         self.trials: list[Trial] = list(trials) if trials is not None else [
             _trial_from(s, source) for s in state.get("trials", [])]
         if trials is None and any(s.get("status") == "TERMINATED" for s in state.get("trials", [])
@@ -266,14 +266,14 @@ class ExperimentAnalysis:
             trial = next((t for t in self.trials if t.trial_id == trial_id), None)
             if trial is None:
                 raise KeyError(f"no trial {trial_id!r} in {self.experiment_dir}")
-            consolidated = os.path.join(self.experiment_dir, RESULTS_FILE)
+            consolidated = results_file(self.experiment_dir)
             if os.path.exists(consolidated):  # recording="consolidated": read once, for every trial
                 self._results.update({t.trial_id: [] for t in self.trials})
                 self._results.update(group_by_trial(read_jsonl(checked(self.experiment_dir, consolidated))))
             else:  # its directory in this experiment, wherever experiment.json says it was; no link out
-                trial_dir = os.path.join(self.experiment_dir, trial_id)
-                checked(self.experiment_dir, os.path.join(trial_dir, RESULT_FILE))
-                self._results[trial_id] = read_results(trial_dir)
+                directory = trial_dir(self.experiment_dir, trial_id)
+                checked(self.experiment_dir, result_file(directory))
+                self._results[trial_id] = read_results(directory)
         return self._results[trial_id]
 
     def dataframe(self) -> Any:
@@ -396,9 +396,6 @@ def _check_scope(scope: str) -> None:
         raise ValueError(f"scope must be one of {_SCOPES}, got {scope=}")
 
 
-_CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)")
-
-
 def _checkpoints_by_iteration(trial_dir: str) -> dict[int, str]:
     """The trial's own checkpoints still on disk (checkpoint_<iteration>/), by iteration."""
     try:
@@ -407,9 +404,9 @@ def _checkpoints_by_iteration(trial_dir: str) -> dict[int, str]:
         return {}
     found = {}
     for entry in entries:
-        match = _CHECKPOINT_DIR.fullmatch(entry.name)
-        if match and entry.is_dir():
-            found[int(match.group(1))] = entry.path
+        iteration = checkpoint_iteration(entry.name)
+        if iteration is not None and entry.is_dir():
+            found[iteration] = entry.path
     return found
 
 

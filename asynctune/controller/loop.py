@@ -28,14 +28,14 @@ from ..executors.base import Executor
 from .metric_check import MetricCheck
 from ..options import ExperimentSpec
 from .outcomes import TrialOutcomes
-from ..store.recording import BatchWriter
 from .replay import replay_history
 from ..reporting.callback import CallbackList
 from ..core.resources import Placement, Resources, ResourcePool, resolve_resources
 from .searcher_driver import SearcherDriver
 from ..core.space import Space
 from ..store.state import StateWriter, experiment_snapshot
-from ..store.layout import RESULT_FILE, RESULTS_FILE
+from ..store.layout import RESULT_FILE
+from ..store.recording_policy import policy_of
 from ..store.lock import DriverLock
 from ..store.vanished import DirectoryVanished, ExperimentWatch, missing_results
 from ..core.stopper import Stopper, ThresholdStopper
@@ -70,12 +70,10 @@ class Controller:
         self._ending = Ending(spec.experiment_dir, self._wakeup)
         self._pool: ResourcePool | None = None
         self._max_running = 1
-        self._recording = executor.recording  # "files"; a simulation's "batched" or "consolidated" (store/recording.py)
-        consolidated = self._recording == "consolidated"
+        self._recording = policy_of(executor)  # chosen once (store/recording_policy.py)
         self.state = StateWriter(spec.experiment_dir, self._snapshot, on_full=self._ending.disk_full,
-                                 batched=self._recording != "files", journal=not consolidated)
-        self._writer = None if self._recording == "files" else BatchWriter(
-            os.path.join(spec.experiment_dir, RESULTS_FILE) if consolidated else None)
+                                 batched=self._recording.batched, journal=self._recording.journal)
+        self._writer = self._recording.writer(spec.experiment_dir)
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self._outcomes = TrialOutcomes(
             scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,
@@ -334,7 +332,7 @@ class Controller:
         """At the end: a trial whose results were deleted is no result (never the best), and the
         experiment ends with the error naming what disappeared."""
         gone = self._watch.vanished()
-        lost = missing_results(self.trials, RESULT_FILE) if self._recording == "files" else []
+        lost = missing_results(self.trials, RESULT_FILE) if self._recording.writes_each_result else []
         for trial in lost:
             trial.status, trial.error = Status.ERROR, f"its results were deleted ({trial.path})"
             self.state.changed(trial)

@@ -17,7 +17,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from ..store.layout import REWOUND_FILE, read_jsonl, read_results
+from ..store.layout import read_jsonl, read_results
+from ..store.names import rewound_file
 from ..core.trial import AUTO_RESULT_KEYS, Trial
 from ..worker.recordable import is_number
 
@@ -41,7 +42,7 @@ class MetricCheck:
         if not self._unseen:
             return
         for trial in trials:
-            for result in [*read_results(trial.path), *read_jsonl(os.path.join(trial.path, REWOUND_FILE))]:
+            for result in [*read_results(trial.path), *read_jsonl(rewound_file(trial.path))]:
                 for metric in [m for m in self._unseen if m in result]:
                     del self._unseen[metric]
                 if not self._unseen:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from ..reporting.decisions import stopped_early
 from .searcher_driver import SearcherDriver
 from ..core.trial import Status, Trial
 from .table import TrialTable
+from ..store.names import error_file
 from ..store.vanished import DirectoryVanished
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class TrialOutcomes:
         trial = runtime.trial
         runtime.fail(self._now())
         logger.warning("trial %s failed: %s (traceback in %s)", trial.trial_id, error,
-                       os.path.join(trial.path, "error.txt"))
+                       error_file(trial.path))
         self._scheduler.on_trial_error(trial)
         self._searching.ended(trial.trial_id, trial.last_result, True)
         self._callbacks.on_trial_error(trial)

@@ -24,10 +24,10 @@ from ..errors import AsynctuneError, TrialFailed
 from ..core.resources import GPU, Placement
 from ..store.private_files import makedirs_private
 from ..store.layout import dumps, open_append
+from ..store.names import MONITOR_FILE  # noqa: F401 (for readers of the samples)
 
 logger = logging.getLogger(__name__)
 
-MONITOR_FILE = "monitor.jsonl"  # in each trial's directory: one line per sample while it ran
 DEFAULT_INTERVAL_S = 5.0
 
 _MIN_WINDOW_S = 0.05  # a process younger than this is measured over this long: no 10000 % spikes

@@ -25,8 +25,10 @@ from .resource_monitor import MemoryLimitExceeded
 from ..reporting.callback import CallbackList
 from ..core.resources import Placement
 from ..worker.session import read_checkpoint_meta
-from ..store.recording import BatchWriter, Recorder, make_recorder
+from ..store.recording import BatchWriter, Recorder
+from ..store.recording_policy import POLICIES, RecordingPolicy
 from ..store.layout import PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, copy_checkpoint, remove_checkpoint
+from ..store.names import ERROR_FILE, clone_name
 from ..core.trial import Decision, Mutate, Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class TrialRuntime:
                  "_callbacks", "_recording", "_writer")
 
     def __init__(self, trial: Trial, *, metric: str | None, mode: str | None, keep_checkpoints_num: int | None,
-                 changed: Changed, callbacks: CallbackList, recording: str = "files",
+                 changed: Changed, callbacks: CallbackList, recording: RecordingPolicy = POLICIES["files"],
                  writer: BatchWriter | None = None) -> None:
         self.trial = trial
         self.run: TrialRun | None = None  # the running attempt, once the executor launched it
@@ -70,14 +72,14 @@ class TrialRuntime:
         self._recorder: Recorder | None = None
         self._metric, self._mode, self._keep = metric, mode, keep_checkpoints_num
         self._changed, self._callbacks = changed, callbacks
-        self._recording = recording  # the executor's (recording.RECORDINGS)
+        self._recording = recording  # the executor's, chosen once by the loop
         self._writer = writer  # batched and consolidated: the thread that writes the files
 
     @property
     def recorder(self) -> Recorder:
         if self._recorder is None:
             with self._writing(""):
-                self._recorder = make_recorder(self.trial.path, self._recording, writer=self._writer)
+                self._recorder = self._recording.recorder(self.trial.path, self._writer)
         return self._recorder
 
     def write_params(self, config: dict[str, Any]) -> None:
@@ -178,7 +180,7 @@ class TrialRuntime:
         trial.num_failures += 1
         trial.error, trial.error_traceback = error, trace
         try:  # the failure may be that its directory cannot be written: it is in the journal anyway
-            with self._writing("error.txt"):
+            with self._writing(ERROR_FILE):
                 self.recorder.write_error(trial.num_failures, error, trace)
         except (TrialStorageError, StorageFull) as exc:
             logger.debug("trial %s: %s", trial.trial_id, exc)
@@ -259,7 +261,7 @@ class TrialRuntime:
     def _own_copy(self, checkpoint: str | None) -> str | None:
         if checkpoint is None or _inside(checkpoint, self.trial.path):
             return checkpoint
-        label = f"checkpoint_clone_{self.trial.num_results:06d}"
+        label = clone_name(self.trial.num_results)
         with self._writing(label):
             return copy_checkpoint(checkpoint, self.trial.path, label)
 

@@ -3,11 +3,11 @@ and which trial to end when it holds too much memory."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from .runtime import TrialRuntime
-from .resource_monitor import MONITOR_FILE, MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
+from ..store.names import monitor_file
+from .resource_monitor import MemoryLimitExceeded, MonitorSample, ResourceMonitor, append_jsonl, trial_records
 from .table import TrialTable
 
 
@@ -22,7 +22,7 @@ def trial_monitor(table: TrialTable, *, interval_s: float,
     def on_sample(sample: MonitorSample) -> None:
         by_id = {t.trial_id: t for t in table.trials}  # a trial may have ended since it was sampled
         for trial_id, record in trial_records(sample, {i: t.placement for i, t in by_id.items()}).items():
-            append_jsonl(os.path.join(by_id[trial_id].path, MONITOR_FILE), record)
+            append_jsonl(monitor_file(by_id[trial_id].path), record)
 
     def on_exceeded(error: MemoryLimitExceeded) -> None:
         for trial, runtime in table.running_items():

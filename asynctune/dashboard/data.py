@@ -16,10 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..analysis.experiment import ExperimentAnalysis
-from ..reporting.decisions import DECISIONS_FILE
-from ..store.layout import EXPERIMENT_FILE, RESULT_FILE, RESULTS_FILE, flatten_config, group_by_trial
+from ..store.layout import EXPERIMENT_FILE, RESULTS_FILE, flatten_config, group_by_trial
 from ..core.objectives import as_float
-from ..store.paths import inside, is_plain_name
+from ..store.names import decisions_file, experiment_file, is_experiment_dir, result_file, results_file, trial_dir
+from ..store.jsonl import JsonlTail as StoreJsonlTail
+from ..store.paths import LinkOutside, inside, is_plain_name
 from ..core.trial import Status
 
 
@@ -27,55 +28,15 @@ class NotFound(LookupError):
     """No such experiment or trial under the root (or the name points outside it)."""
 
 
-class JsonlTail:
-    """A JSONL file read incrementally: each read parses only the bytes appended since the last.
-
-    A last line without its newline is left for the next read (a writer may be halfway through
-    it). A file that shrank or was replaced (a trial rewound to a checkpoint rewrites its
-    result.jsonl) is read again from the start.
-    """
-
-    def __init__(self, path: str, root: str) -> None:
-        self.path, self.root = path, root  # the experiment it must stay inside
-        self.records: list[dict[str, Any]] = []
-        self._offset = 0
-        self._inode: int | None = None
+class JsonlTail(StoreJsonlTail):
+    """The store's JSONL tail (store/jsonl.py), served: a file that leads outside its experiment
+    is NotFound (the page gets a 404, never the file)."""
 
     def read(self) -> list[dict[str, Any]]:
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            self.records, self._offset, self._inode = [], 0, None
-            return self.records
-        if st.st_ino != self._inode or st.st_size < self._offset:
-            self.records, self._offset, self._inode = [], 0, st.st_ino
-        if not inside(self.root, self.path):
-            raise NotFound(f"{os.path.basename(self.root)}: {os.path.relpath(self.path, self.root)} leads outside it")
-        if st.st_size > self._offset:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read(st.st_size - self._offset)
-            complete = chunk.rfind(b"\n") + 1
-            self._offset += complete
-            self.records = self.records + _parse_lines(chunk[:complete])  # a new list: readers may hold the old
-        return self.records
-
-    @property
-    def version(self) -> tuple[int | None, int]:
-        """Changes whenever read() found new records or a new file."""
-        return self._inode, self._offset
-
-
-def _parse_lines(chunk: bytes) -> list[dict[str, Any]]:
-    records = []
-    for line in chunk.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line torn by a killed writer; the next one starts clean
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+            return super().read()
+        except LinkOutside:
+            raise NotFound(f"{os.path.basename(self.root)}: {os.path.relpath(self.path, self.root)} leads outside it") from None
 
 
 class _LiveAnalysis(ExperimentAnalysis):
@@ -92,9 +53,9 @@ class _LiveAnalysis(ExperimentAnalysis):
         if tail is None:
             if not any(t.trial_id == trial_id for t in self.trials) or not is_plain_name(trial_id):
                 raise NotFound(f"no trial {trial_id!r} in {self.name}")
-            if os.path.exists(os.path.join(self.experiment_dir, RESULTS_FILE)):
+            if os.path.exists(results_file(self.experiment_dir)):
                 return self._consolidated(trial_id)
-            tail = self._tails[trial_id] = JsonlTail(os.path.join(self.experiment_dir, trial_id, RESULT_FILE),
+            tail = self._tails[trial_id] = JsonlTail(result_file(trial_dir(self.experiment_dir, trial_id)),
                                                      self.experiment_dir)
         elif tail is self._tails.get(RESULTS_FILE):
             return self._consolidated(trial_id)
@@ -105,7 +66,7 @@ class _LiveAnalysis(ExperimentAnalysis):
         which is each trial's (its version is theirs), grouped by trial once per change."""
         tail = self._tails.get(RESULTS_FILE)
         if tail is None:
-            tail = self._tails[RESULTS_FILE] = JsonlTail(os.path.join(self.experiment_dir, RESULTS_FILE),
+            tail = self._tails[RESULTS_FILE] = JsonlTail(results_file(self.experiment_dir),
                                                          self.experiment_dir)
         self._tails[trial_id] = tail
         records = tail.read()
@@ -122,7 +83,7 @@ class LiveExperiment:
         self._state_key: tuple[int, int, int] | None = None
         self._analysis: _LiveAnalysis | None = None
         self._tails: dict[str, JsonlTail] = {}
-        self._decisions = JsonlTail(os.path.join(path, DECISIONS_FILE), path)
+        self._decisions = JsonlTail(decisions_file(path), path)
         self._answers: dict[tuple[str | None, ...], tuple[Any, str]] = {}
         self._summary: tuple[Any, dict[str, Any]] | None = None
         self._rows: dict[tuple[str, str], tuple[Any, list[list[Any]]]] = {}
@@ -131,7 +92,7 @@ class LiveExperiment:
         """The experiment as of its latest experiment.json (rewritten atomically about once a
         second while a run goes on); an unreadable one keeps the last good state."""
         try:
-            st = os.stat(os.path.join(self.path, EXPERIMENT_FILE))
+            st = os.stat(experiment_file(self.path))
         except FileNotFoundError:
             raise NotFound(f"{os.path.basename(self.path)} has no {EXPERIMENT_FILE}") from None
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -281,7 +242,7 @@ class ExperimentStore:
         self.root = os.path.realpath(os.path.expanduser(root))
         if not os.path.isdir(self.root):
             raise ValueError(f"{root} is not a directory")
-        self.single = os.path.isfile(os.path.join(self.root, EXPERIMENT_FILE))
+        self.single = is_experiment_dir(self.root)
         self._experiments: dict[str, LiveExperiment] = {}
 
     def names(self) -> list[str]:
@@ -291,7 +252,7 @@ class ExperimentStore:
         found = []
         with os.scandir(self.root) as entries:
             for entry in entries:
-                marker = os.path.join(entry.path, EXPERIMENT_FILE)
+                marker = experiment_file(entry.path)
                 if is_plain_name(entry.name) and self._inside(entry.path) and os.path.isfile(marker):
                     found.append((os.path.getmtime(marker), entry.name))
         return [name for _, name in sorted(found)]
@@ -305,7 +266,7 @@ class ExperimentStore:
             path = self.root
         else:
             path = os.path.join(self.root, name)
-            if not (self._inside(path) and os.path.isfile(os.path.join(path, EXPERIMENT_FILE))):
+            if not (self._inside(path) and is_experiment_dir(path)):
                 raise NotFound(f"no experiment {name!r}")
         if name not in self._experiments:
             self._experiments[name] = LiveExperiment(path)

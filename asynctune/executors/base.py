@@ -115,7 +115,7 @@ class Executor(abc.ABC):
     pipelines_decisions = False
 
     virtual_time = False
-    # How the controller writes results (recording.RECORDINGS): "files" flushes each one as it
+    # How the controller writes results (store/recording_policy.py): "files" flushes each one as it
     # arrives; a simulation's "batched" and "consolidated" write them twice a second.
     recording = "files"
 

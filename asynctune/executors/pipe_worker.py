@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from ..core.trial import Decision, Mutate
+from ..store.names import stderr_file
 from ..worker.protocol import (
     EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerMessages, encode_decision,
     run_frame,
@@ -35,7 +36,7 @@ def stderr_tail(trial_dir: str | None, fallback: bytes = b"") -> str:
     """The last lines a trial (or its worker) wrote to stderr: evidence for a lost worker."""
     if trial_dir:
         try:
-            with open(os.path.join(trial_dir, "stderr.txt"), "rb") as f:
+            with open(stderr_file(trial_dir), "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - STDERR_TAIL_BYTES))
                 data = f.read()

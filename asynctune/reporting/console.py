@@ -22,6 +22,7 @@ from rich.text import Text
 from ..core.pareto import front_of
 from ..core.space import Space, resolved_items
 from ..core.trial import Status, Trial
+from ..store.names import error_file
 from .callback import Callback
 from .decisions import stopped_early
 
@@ -137,7 +138,7 @@ class ConsoleReporter(Callback):
 
     def on_trial_error(self, trial: Trial) -> None:
         if self.verbose >= 1:
-            self._print_line(f"trial {trial.trial_id} failed: {trial.error} (see {trial.path}/error.txt)", "red")
+            self._print_line(f"trial {trial.trial_id} failed: {trial.error} (see {error_file(trial.path)})", "red")
 
     def on_experiment_end(self, trials: Sequence[Trial]) -> None:
         if self._live is not None:

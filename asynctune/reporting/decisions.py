@@ -15,7 +15,6 @@ directory an older asynctune wrote, where both were "TERMINATED".
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import IO, Any
@@ -24,10 +23,10 @@ from ..store.private_files import open_private
 from ..store.layout import dumps, read_jsonl
 from ..core.objectives import as_float
 from ..core.trial import Status, Trial
+from ..store.names import DECISIONS_FILE, decisions_file  # noqa: F401 (DECISIONS_FILE: for readers)
 from ..store.paths import checked
 from .callback import Callback
 
-DECISIONS_FILE = "decisions.jsonl"
 
 
 def stopped_early(scheduler: Any, trial: Trial, decision: str) -> bool | None:
@@ -72,7 +71,7 @@ class DecisionLog(Callback):
         self._file: IO[str] | None = None
 
     def on_experiment_start(self, experiment_dir: str, trials: Sequence[Trial]) -> None:
-        self.path = os.path.join(experiment_dir, DECISIONS_FILE)
+        self.path = decisions_file(experiment_dir)
 
     def on_trial_decision(self, trial: Trial, decision: str, detail: str = "") -> None:
         if self.path is None:
@@ -101,4 +100,4 @@ class DecisionLog(Callback):
 
 def read_decisions(experiment_dir: str) -> list[dict[str, Any]]:
     """Every decision logged in an experiment, in order; [] if none was (or the file is missing)."""
-    return read_jsonl(checked(experiment_dir, os.path.join(experiment_dir, DECISIONS_FILE)))
+    return read_jsonl(checked(experiment_dir, decisions_file(experiment_dir)))

@@ -33,6 +33,7 @@ import numpy as np
 from ..store.private_files import PRIVATE_FILE_MODE
 from ..core.space import Space, resolved_items
 from ..store.layout import flatten_config
+from ..store.names import tensorboard_file
 from ..core.trial import Status, Trial
 from .callback import Callback
 
@@ -272,11 +273,9 @@ class _EventFiles:
                 return
             try:
                 directory_check(directory)
-                # Unique per process and file, so a trial that starts again never overwrites its old file.
-                name = (f"events.out.tfevents.{int(time.time()):010d}.{_HOSTNAME}.{os.getpid()}"
-                        f".{next(self._counter)}.asynctune")
-                writer = self._writers[key] = RecordWriter(os.path.join(directory, name))
-                os.chmod(os.path.join(directory, name), PRIVATE_FILE_MODE)
+                path = tensorboard_file(directory, int(time.time()), _HOSTNAME, os.getpid(), next(self._counter))
+                writer = self._writers[key] = RecordWriter(path)
+                os.chmod(path, PRIVATE_FILE_MODE)
                 writer.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
             except OSError as exc:
                 self._unwritable.add(directory)

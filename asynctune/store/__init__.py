@@ -3,6 +3,8 @@
 Modules:
     layout         the names of its files, JSONL reading and writing (torn lines), the journal,
                    checkpoints on disk, a trial's params
+    names          every file and directory name in it, and the paths made of them (only here)
+    jsonl          the one JSONL reader: a record per line, torn lines skipped, incremental tails
     format         experiment.json's format version, validation on read, paths kept relative
     lock           one driver per experiment (an flock held for the driver's life)
     checkpoints    checkpoints published atomically (staged under a temporary name, then renamed)
@@ -10,6 +12,7 @@ Modules:
     paths          no link out of the experiment, no id used as a path unchecked
     private_files  files and directories only the user can read
     recording      how results are written (files, batched, consolidated)
+    recording_policy  the executor's `recording` as an object chosen once (what each mode does)
     state          the journal, experiment.json snapshots and the searcher's state while a run goes
     recovery       resuming: rebuilding the trial table from what is on disk
     vanished       noticing that a directory was deleted under a running experiment

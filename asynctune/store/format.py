@@ -20,9 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import AsynctuneError
+from .names import EXPERIMENT_FILE
 from .paths import checked
 
-EXPERIMENT_FILE = "experiment.json"
 FORMAT_VERSION = 1
 
 

@@ -41,22 +41,17 @@ from ..errors import StorageFull, UnsafeFileError, is_disk_full
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
 from .signing import load_signed_pickle, sign
 from . import checkpoints
+from .jsonl import parse_record
+from .names import is_checkpoint_name
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENT_FILE = "experiment.json"
-JOURNAL_FILE = "journal.jsonl"
-RUN_SPEC_FILE = "run_spec.pkl"
-SEARCHER_STATE_FILE = "searcher_state.pkl"
-REWOUND_FILE = "result.rewound.jsonl"
-RESULT_FILE = "result.jsonl"
-PROGRESS_FILE = "progress.csv"
-PARAMS_FILE = "params.json"
-PARAMS_PICKLE_FILE = "params.pkl"
+# The names are store/names.py's; imported here because the store's modules use them from layout.
+from .names import (DECISIONS_FILE, ERROR_FILE, EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE,  # noqa: F401
+                    PARAMS_PICKLE_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_FILE, RESULTS_REWOUND_FILE,
+                    REWOUND_FILE, RUN_SPEC_FILE, SEARCHER_STATE_FILE)
+
 TORN_SUFFIX = ".torn"
-ERROR_FILE = "error.txt"
-RESULTS_FILE = "results.jsonl"  # recording="consolidated": every trial's results, at the top
-RESULTS_REWOUND_FILE = "results.rewound.jsonl"  # and those a restarted trial reports again
 
 
 def to_jsonable(value: Any) -> Any:
@@ -155,8 +150,8 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
 
 
 # What a run writes at the top of its directory before its first trial (the trials' own files
-# are in their directories). decisions.jsonl is reporting.decisions.DECISIONS_FILE.
-_RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, RESULTS_FILE, "decisions.jsonl")
+# are in their directories).
+_RUN_FILES = (RUN_SPEC_FILE, EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, RESULTS_FILE, DECISIONS_FILE)
 
 
 def trial_ids(experiment_dir: str) -> set[str]:
@@ -171,7 +166,7 @@ def trial_ids(experiment_dir: str) -> set[str]:
         return found
     for entry in entries:
         if entry.is_dir() and (any(os.path.exists(os.path.join(entry.path, f)) for f in (PARAMS_FILE, RESULT_FILE))
-                               or any(name.startswith("checkpoint_") for name in os.listdir(entry.path))):
+                               or any(is_checkpoint_name(name) for name in os.listdir(entry.path))):
             found.add(entry.name)
     return found
 
@@ -230,7 +225,7 @@ def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tu
     except FileNotFoundError:
         return None
     for name in names:
-        if not name.startswith("checkpoint_"):
+        if not is_checkpoint_name(name):
             continue
         path = os.path.join(trial_dir, name)
         try:
@@ -294,11 +289,8 @@ def check_jsonl(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             for number, line in enumerate(f, 1):
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                if isinstance(record, dict):
+                record = parse_record(line)
+                if record is not None:
                     records.append(record)
                 elif line.strip():
                     bad.append((number, line))

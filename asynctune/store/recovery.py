@@ -41,6 +41,7 @@ from .paths import refuse_links_out
 from .signing import load_signed_pickle, read_verified, sign
 from . import checkpoints
 from .format import NewerFormat, read_experiment_file
+from .recording_policy import policy_of
 from ..core.trial import Status, Trial
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
         pass  # a missing or damaged snapshot is fine: the journal and the trial directories hold the truth
     kwargs = cloudpickle.loads(spec["run_kwargs"])
     if (os.path.exists(os.path.join(experiment_dir, RESULTS_FILE))  # the disk says how it was recorded,
-            or getattr(kwargs.get("executor"), "recording", None) == "consolidated"):  # or the saved executor
+            or not policy_of(kwargs.get("executor")).resumable):  # or the saved executor
         if status == "FINISHED":  # nothing to resume: its trials are in experiment.json
             return ResumeState(experiment_dir, kwargs, trainable, status, time_used, [])
         raise ValueError(

@@ -28,15 +28,16 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from ..errors import UntrustedFileError
+from .names import CHECKPOINT_DATA, EXPERIMENT_FILE, PARAMS_PICKLE_FILE, RUN_SPEC_FILE, SEARCHER_STATE_FILE
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, check_private
 
 HEADER = b"ATSIG1\n"
 _DIGEST_SIZE = 32  # SHA-256
 KEY_FILE_ENV = "ASYNCTUNE_KEY_FILE"
 # The pickles asynctune writes, by file name: the ones `trust_directory` signs.
-SIGNED_FILE_NAMES = ("run_spec.pkl", "searcher_state.pkl", "params.pkl", "checkpoint.pkl")
+SIGNED_FILE_NAMES = (RUN_SPEC_FILE, SEARCHER_STATE_FILE, PARAMS_PICKLE_FILE, CHECKPOINT_DATA)
 # What marks an experiment's top directory (for the `asynctune trust DIR` hint).
-_EXPERIMENT_MARKERS = ("experiment.json", "run_spec.pkl")
+_EXPERIMENT_MARKERS = (EXPERIMENT_FILE, RUN_SPEC_FILE)
 
 _keys: dict[str, bytes] = {}  # key file -> key, read once per process
 _given_key: bytes | None = None  # a worker's: the driver's key, from the trial request

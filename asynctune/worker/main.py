@@ -25,6 +25,7 @@ from typing import Any
 import cloudpickle
 
 from . import session as session_module
+from ..store.names import stderr_file, stdout_file
 from .foreign import foreign_reports
 from .process_state import changed_state, process_state
 from .trainable import Trainable, run_class, run_function
@@ -134,8 +135,8 @@ def _redirect_output(trial_dir: str) -> tuple[int, int]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
-        target = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for fd, path in ((1, stdout_file(trial_dir)), (2, stderr_file(trial_dir))):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(target, fd)
         os.close(target)
     return saved

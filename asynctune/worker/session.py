@@ -38,9 +38,8 @@ from ..core.trial import Decision, Mutate
 from ..store.private_files import make_tree_private, open_private
 from ..store.signing import dump_signed, load_signed_pickle, use_key
 from ..store import checkpoints
+from ..store.names import checkpoint_data, checkpoint_dir, checkpoint_meta, checkpoint_name
 
-CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
-CHECKPOINT_META = ".asynctune.json"  # iteration and time the checkpoint was taken at
 
 
 class _TrialInterrupt(BaseException):
@@ -161,12 +160,12 @@ class TrialSession:
 
     def new_checkpoint_dir(self) -> str:
         """An empty directory to fill; `publish_checkpoint` gives it its name once it is complete."""
-        return checkpoints.staging_dir(self.trial_dir, f"checkpoint_{self.iteration:06d}")
+        return checkpoints.staging_dir(self.trial_dir, checkpoint_name(self.iteration))
 
     def publish_checkpoint(self, staging: str) -> str:
         """Write the metadata into the complete checkpoint `staging` and rename it into place."""
         self.write_checkpoint_meta(staging)
-        return checkpoints.publish(staging, os.path.join(self.trial_dir, f"checkpoint_{self.iteration:06d}"))
+        return checkpoints.publish(staging, checkpoint_dir(self.trial_dir, self.iteration))
 
     def save_checkpoint(self, checkpoint: Any) -> str:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""
@@ -185,7 +184,7 @@ class TrialSession:
         return self.publish_checkpoint(target)
 
     def write_checkpoint_meta(self, path: str) -> None:
-        with open_private(os.path.join(path, CHECKPOINT_META), "w") as f:
+        with open_private(checkpoint_meta(path), "w") as f:
             json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total}, f)
 
     def adopt_checkpoint(self, path: str | None) -> None:
@@ -209,7 +208,7 @@ def _answer_waiting(channel: Any) -> bool:
 
 def write_checkpoint_data(path: str, data: dict[str, Any]) -> None:
     """A dict checkpoint into its directory, pickled and signed (store/signing.py)."""
-    with open_private(os.path.join(path, CHECKPOINT_DATA), "wb") as f:
+    with open_private(checkpoint_data(path), "wb") as f:
         dump_signed(data, f)
 
 
@@ -218,7 +217,7 @@ def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
     unpickled only if signed with this user's key (or `trust`: after a review)."""
     if path is None:
         return None
-    data = os.path.join(path, CHECKPOINT_DATA)
+    data = checkpoint_data(path)
     if os.path.exists(data):
         return load_signed_pickle(data, trust=trust)
     return path
@@ -226,7 +225,7 @@ def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
 
 def read_checkpoint_meta(path: str) -> dict[str, Any]:
     try:
-        with open(os.path.join(path, CHECKPOINT_META)) as f:
+        with open(checkpoint_meta(path)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return {}

@@ -31,6 +31,7 @@ import cloudpickle
 import numpy as np
 
 from ...errors import SearchSpaceError
+from ...store.names import optuna_journal_file
 from ...core.space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
 from ..base import FINISHED, Metric, Mode, Searcher
 from .model_based import is_active, searchable_parameters, values_from_point
@@ -52,7 +53,6 @@ SAMPLERS = {
 _NEEDS = {"CmaEsSampler": ("cmaes", 'pip install "asynctune[optuna]" (or cmaes)'),
           "GPSampler": ("torch", "pip install torch")}
 
-JOURNAL_FILE = "optuna_journal.log"  # the study, in the experiment directory
 STUDY_NAME = "asynctune"
 Values = dict[Path, Any]  # {parameter path: value}; a choice holds its category index
 DefineByRun = Callable[[Any], "Mapping[str, Any] | None"]
@@ -171,7 +171,7 @@ class OptunaSearch(Searcher):
         if self.study is None:
             raise RuntimeError("OptunaSearch.set_experiment_dir called before set_search_properties")
         ot = _import_optuna()
-        self._journal = os.path.join(path, JOURNAL_FILE)
+        self._journal = optuna_journal_file(path)
         os.close(os.open(self._journal, os.O_WRONLY | os.O_CREAT, 0o600))  # private before Optuna appends
         storage = _journal_storage(self._journal)
         verbosity = ot.logging.get_verbosity()

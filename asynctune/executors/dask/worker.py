@@ -31,6 +31,7 @@ from typing import Any
 
 from ...worker import session as session_module
 from ...errors import AsynctuneError
+from ...store.names import stderr_file, stdout_file
 from ...worker.protocol import HEADER_SIZE, TrialRequest, encode
 from .hello import hello_frame
 
@@ -303,8 +304,8 @@ class _trial_output:
 
     def __enter__(self) -> None:
         ident = threading.get_ident()
-        for stream, name in ((sys.stdout, "stdout.txt"), (sys.stderr, "stderr.txt")):
-            handle = open(os.path.join(self.trial_dir, name), "a", buffering=1)
+        for stream, path in ((sys.stdout, stdout_file(self.trial_dir)), (sys.stderr, stderr_file(self.trial_dir))):
+            handle = open(path, "a", buffering=1)
             self.files.append(handle)
             stream.targets[ident] = handle
 

@@ -35,8 +35,9 @@ import numpy as np
 
 from ...errors import AsynctuneError, ExecutorError
 from ...core.resources import HostInventory, Placement
-from ...worker.session import CHECKPOINT_META, read_checkpoint_meta
-from ...store.recording import RECORDINGS
+from ...worker.session import read_checkpoint_meta
+from ...store.names import checkpoint_dir, checkpoint_meta
+from ...store.recording_policy import recording_policy
 from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Mutate
 from ..base import DoneEvent, EventQueue, Executor, ResultEvent, TrialEvent, TrialRun, WorkerLostEvent
 from ...worker.protocol import TrialRequest
@@ -113,9 +114,7 @@ class SimulatedExecutor(Executor):
             raise ValueError(f"SimulatedExecutor: noise must be a number >= 0, got {noise=}")
         if not (isinstance(overhead_s, (int, float)) and overhead_s >= 0):
             raise ValueError(f"SimulatedExecutor: overhead_s must be a number >= 0, got {overhead_s=}")
-        if recording not in RECORDINGS:
-            raise ValueError(f"SimulatedExecutor: recording must be one of {RECORDINGS}, got {recording=}")
-        self.recording = recording
+        self.recording = recording_policy(recording, who="SimulatedExecutor").name
         self.workload = workload
         self.n_workers, self.seed, self.noise, self.overhead_s = n_workers, seed or 0, float(noise), float(overhead_s)
         self._now = 0.0
@@ -291,9 +290,9 @@ class _SimulatedRun(TrialRun):
 
     def _checkpoint(self) -> str:
         """A small real directory that says where the trial was, so pause and restore work as for real."""
-        path = os.path.join(self.request.trial_dir, f"checkpoint_{self.iteration:06d}")
+        path = checkpoint_dir(self.request.trial_dir, self.iteration)
         os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, CHECKPOINT_META), "w") as f:
+        with open(checkpoint_meta(path), "w") as f:
             json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total,
                        "table_index": self.index}, f)
         return path

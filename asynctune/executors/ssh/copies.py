@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...core.compat import TimeoutErrors, timeout
+from ...store.names import is_checkpoint_name
 from ...worker.session import read_checkpoint_meta
 from .sync import make_private
 
@@ -178,7 +179,7 @@ async def newest_complete(pending: dict[str, asyncio.Future[str]], trial_dir: st
         return None
     for name in names:
         path = os.path.join(trial_dir, name)
-        if not name.startswith("checkpoint_") or path in pending or not os.path.isdir(path):
+        if not is_checkpoint_name(name) or path in pending or not os.path.isdir(path):
             continue
         taken_at = int(read_checkpoint_meta(path).get("iteration", -1))
         if best_iteration < taken_at <= iteration:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from ...errors import ExecutorError
-from ...worker.session import CHECKPOINT_META, read_checkpoint_meta
+from ...store.names import CHECKPOINT_META, LOG_FILES, checkpoint_meta
+from ...worker.session import read_checkpoint_meta
 from ...worker.protocol import TrialRequest
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_LOG_FILES = ("stdout.txt", "stderr.txt")
 _LOG_CHUNK = 1 << 20
 _PRIVATE_DIR = asyncssh.SFTPAttrs(permissions=0o700)
 _PRIVATE_FILE = asyncssh.SFTPAttrs(permissions=0o600)
@@ -154,7 +154,7 @@ class HostFiles:
 
     async def _same_checkpoint(self, local: str, remote: str) -> bool:
         try:
-            with open(os.path.join(local, CHECKPOINT_META), "rb") as f:
+            with open(checkpoint_meta(local), "rb") as f:
                 mine = f.read()
             async with self.sftp.open(posixpath.join(remote, CHECKPOINT_META), "rb") as f:
                 theirs = await f.read()
@@ -203,7 +203,7 @@ class HostFiles:
 
     async def fetch_logs(self, remote_trial: str, trial_dir: str, trial_id: str) -> None:
         """Append what the trial printed on this host since the last fetch to the driver's files."""
-        for name in _LOG_FILES:
+        for name in LOG_FILES:
             key = (trial_id, name)
             offset = self.log_offsets.get(key, 0)
             try:

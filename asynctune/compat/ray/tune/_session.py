@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import asynctune as _at
+from ....store.names import CHECKPOINT_PREFIX
 
 
 class Checkpoint:
@@ -44,7 +45,7 @@ class Checkpoint:
 
     def to_directory(self, path: str | os.PathLike[str] | None = None) -> str:
         """Copy the checkpoint's files into `path` (a new temporary directory by default)."""
-        target = os.fspath(path) if path is not None else tempfile.mkdtemp(prefix="checkpoint_")
+        target = os.fspath(path) if path is not None else tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
         shutil.copytree(self.path, target, dirs_exist_ok=True)
         return target
 

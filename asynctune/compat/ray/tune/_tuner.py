@@ -10,6 +10,7 @@ from typing import Any
 import asynctune as _at
 from asynctune.api import DEFAULT_STORAGE_PATH
 from asynctune.store.layout import RUN_SPEC_FILE, trial_ids
+from asynctune.store.names import run_spec_file
 
 from .._runtime import local_executor
 from .._unsupported import unsupported
@@ -96,7 +97,7 @@ class Tuner:
 
     @classmethod
     def can_restore(cls, path: str, storage_filesystem: Any = None) -> bool:
-        return os.path.exists(os.path.join(os.path.expanduser(path), RUN_SPEC_FILE))
+        return os.path.exists(run_spec_file(os.path.expanduser(path)))
 
     def _run_options(self, where: _ExperimentDir) -> dict[str, Any]:
         tc, rc = self.tune_config, self.run_config
