@@ -21,7 +21,7 @@ from ._common import (
 
 # What MLflow calls a run that ended like the trial (a trial still PAUSED or RUNNING when the
 # driver stops was interrupted: `asynctune.resume` sets its run RUNNING again).
-RUN_STATUS = {Status.TERMINATED: "FINISHED", Status.ERROR: "FAILED"}
+RUN_STATUS = {Status.FINISHED: "FINISHED", Status.EARLY_STOPPED: "FINISHED", Status.ERROR: "FAILED"}
 _INTERRUPTED = "KILLED"
 _PARAMS_PER_BATCH = 100  # MLflow's limits for one log_batch call
 _METRICS_PER_BATCH = 1000
@@ -34,8 +34,9 @@ class MLflowLoggerCallback(Callback):
 
     All runs go into one MLflow experiment named after the asynctune experiment (its directory's
     name) unless `experiment_name` says otherwise. Each run is named after its trial and tagged
-    `asynctune.trial_id` and `asynctune.status` (PENDING, RUNNING, PAUSED, TERMINATED, ERROR, as
-    in `ExperimentAnalysis`); its MLflow status is FINISHED for a TERMINATED trial, FAILED for an
+    `asynctune.trial_id` and `asynctune.status` (PENDING, RUNNING, PAUSED, FINISHED, EARLY_STOPPED,
+    ERROR, as in `ExperimentAnalysis`); its MLflow status is FINISHED for a FINISHED or EARLY_STOPPED
+    trial, FAILED for an
     ERROR, KILLED for a trial the driver left unfinished. `asynctune.resume` continues the same
     runs. Calls to MLflow happen on one I/O thread, so a slow tracking server never holds up the
     experiment; `run()` returns after everything is logged.
@@ -122,7 +123,7 @@ class MLflowLoggerCallback(Callback):
             self._io.submit(self._set_status_tag, trial.trial_id, Status.PAUSED.value)
 
     def on_trial_complete(self, trial: Trial) -> None:
-        self._io.submit(self._end_run, trial.trial_id, trial.status.value, RUN_STATUS[Status.TERMINATED])
+        self._io.submit(self._end_run, trial.trial_id, trial.status.value, RUN_STATUS[Status.FINISHED])
 
     def on_trial_error(self, trial: Trial) -> None:
         self._io.submit(self._end_run, trial.trial_id, trial.status.value, RUN_STATUS[Status.ERROR])

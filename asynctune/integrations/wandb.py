@@ -22,7 +22,7 @@ from ._common import (
 STATUS_KEY = "asynctune_status"  # in each run's summary: the trial's status, as ExperimentAnalysis has it
 TRIAL_ID_KEY = "asynctune_trial_id"  # in each run's config
 _MODES = ("online", "offline", "disabled", "shared")
-_EXIT_CODE = {Status.TERMINATED: 0, Status.ERROR: 1}
+_EXIT_CODE = {Status.FINISHED: 0, Status.EARLY_STOPPED: 0, Status.ERROR: 1}
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class WandbLoggerCallback(Callback):
             self._io.submit(self._set_status, trial.trial_id, Status.PAUSED.value)
 
     def on_trial_complete(self, trial: Trial) -> None:
-        self._io.submit(self._finish, trial.trial_id, trial.status.value, _EXIT_CODE[Status.TERMINATED])
+        self._io.submit(self._finish, trial.trial_id, trial.status.value, _EXIT_CODE[Status.FINISHED])
 
     def on_trial_error(self, trial: Trial) -> None:
         self._io.submit(self._finish, trial.trial_id, trial.status.value, _EXIT_CODE[Status.ERROR])

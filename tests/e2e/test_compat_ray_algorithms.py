@@ -265,4 +265,4 @@ def test_asynctunes_own_hyperband_with_a_concurrency_limiter_does_not_wait_for_e
                       scheduler=at.HyperBandScheduler(max_t=4, reduction_factor=2),
                       search_alg=at.ConcurrencyLimiter(at.RandomSearch(seed=0), max_concurrent=2),
                       storage_path=storage, verbose=0)
-    assert len(analysis.trials) == 6 and all(t.status is at.Status.TERMINATED for t in analysis.trials)
+    assert len(analysis.trials) == 6 and all(t.status.is_finished and t.status is not at.Status.ERROR for t in analysis.trials)

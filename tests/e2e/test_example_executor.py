@@ -79,7 +79,7 @@ def test_an_experiment_runs_through_it_with_a_failure_a_stop_and_a_lost_worker(s
     assert "ValueError: bad step 2" in trials["fails"].error
     assert [r["step"] for r in results["fails"]] == [1]
     # The scheduler's STOP on step 2 was in force before step 3.
-    assert trials["stopped"].status is at.Status.TERMINATED
+    assert trials["stopped"].status is at.Status.EARLY_STOPPED
     assert [r["step"] for r in results["stopped"]] == [1, 2]
     # The killed worker is a lost attempt, retried from the checkpoint of step 3 in a new process.
     lost = trials["lost"]

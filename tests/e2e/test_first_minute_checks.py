@@ -136,6 +136,7 @@ def test_11_the_console_keeps_status_and_decision_cells_whole_and_drops_hyperpar
                          status=at.Status.TERMINATED)
         trial.last_result = {"training_iteration": 4, "time_total_s": 12.3456, "loss": 0.987654}
         trials.append(trial)
+    trials[0].status = at.Status.EARLY_STOPPED  # what the controller records for a scheduler's STOP
     reporter.on_trial_decision(trials[0], "STOP")
     reporter.console.print(reporter.table(trials))
     text = out.getvalue()

@@ -75,7 +75,7 @@ def test_a_resumed_experiment_continues_the_same_runs(tmp_path, tracking_uri):
     assert {t: r.info.run_id for t, r in before.items()} == {t: after[t].info.run_id for t in before}
     for trial in analysis.trials:
         run = after[trial.trial_id]
-        assert (run.info.status, run.data.tags["asynctune.status"]) == ("FINISHED", "TERMINATED")
+        assert (run.info.status, run.data.tags["asynctune.status"]) == ("FINISHED", "FINISHED")
         steps = {m.step for m in client.get_metric_history(run.info.run_id, "loss")}
         assert steps == set(range(1, 9))
         assert run.data.metrics["loss"] == trial.last_result["loss"]

@@ -62,7 +62,7 @@ def test_a_resumed_experiment_continues_the_same_runs(tmp_path):
     experiment_dir = interrupted_experiment(tmp_path, "resumed", "from asynctune.integrations.wandb import "
                                             "WandbLoggerCallback", 'WandbLoggerCallback(project="p", mode="offline")')
     interrupted = {i for i, runs in _runs_by_id(experiment_dir / "wandb").items()
-                   if runs[-1]["summary"]["asynctune_status"] != "TERMINATED"}
+                   if runs[-1]["summary"]["asynctune_status"] != "FINISHED"}
     assert interrupted
 
     analysis = at.resume(str(experiment_dir), verbose=0)
@@ -72,7 +72,7 @@ def test_a_resumed_experiment_continues_the_same_runs(tmp_path):
         parts = runs[run_id(analysis.experiment_dir, trial.trial_id)]
         assert len(parts) == (2 if run_id(analysis.experiment_dir, trial.trial_id) in interrupted else 1)
         assert {h["_step"] for part in parts for h in part["history"]} == set(range(1, 9))
-        assert parts[-1]["summary"]["asynctune_status"] == "TERMINATED" and parts[-1]["exit_code"] == 0
+        assert parts[-1]["summary"]["asynctune_status"] == "FINISHED" and parts[-1]["exit_code"] == 0
         assert parts[-1]["summary"]["loss"] == trial.last_result["loss"]
 
 

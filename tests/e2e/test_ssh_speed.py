@@ -17,6 +17,7 @@ import time
 import pytest
 
 import asynctune as at
+from asynctune.store.signing import load_signed_pickle
 from tests.helpers.delay_relay import DelayRelay
 from tests.helpers.sshd import SSHLab, SSHServer, sshd_missing
 from tests.e2e.test_ssh import ASYNCTUNE_ROOT, TESTS_DIR, lab, own_lab  # noqa: F401  (fixtures)
@@ -189,8 +190,7 @@ def test_checkpoint_copies_and_logs_follow_in_the_background_and_are_whole_at_th
     assert recorded[-1]["timestamp"] - recorded[0]["timestamp"] < 1.2
     # At the end every copy is on the driver, whole, and so are the logs.
     for step in range(1, 9):
-        with open(os.path.join(trial.path, f"checkpoint_{step:06d}", "checkpoint.pkl"), "rb") as f:
-            assert pickle.load(f)["step"] == step
+        assert load_signed_pickle(os.path.join(trial.path, f"checkpoint_{step:06d}", "checkpoint.pkl"))["step"] == step
     assert trial.checkpoint == os.path.join(trial.path, "checkpoint_000008")
     with open(os.path.join(trial.path, "stdout.txt")) as f:
         assert f.read().splitlines() == [f"step {s}" for s in range(1, 9)]

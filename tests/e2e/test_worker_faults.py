@@ -162,7 +162,7 @@ def _reports(config):
     ("circular", "result['extra']['nested']['self'] contains itself"),
     ("deep", "result['extra']['a']['a']"),
     ("lock", "result['extra']['inner'][1] is a _thread.lock"),
-    ("mine", "result['extra'] is a test_worker_faults._reports.<locals>.Mine"),
+    ("mine", "result['extra'] is a tests.e2e.test_worker_faults._reports.<locals>.Mine"),
 ])
 def test_a_value_that_cannot_be_recorded_fails_its_trial_naming_it(tmp_path, case, named):
     analysis = at.run(_reports, config={"case": case}, raise_on_failed_trial="never", storage_path=str(tmp_path),

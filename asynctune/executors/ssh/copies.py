@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.compat import TimeoutErrors, timeout
 from ...store.names import is_checkpoint_name
 from ...worker.session import read_checkpoint_meta
-from .sync import make_private
+from ...store.private_files import make_tree_private
 
 if TYPE_CHECKING:
     from .host import _RemoteHost
@@ -121,7 +121,7 @@ class CheckpointCopies:
                 if not os.path.isdir(staged):
                     copy.done.set_exception(FileNotFoundError(f"{copy.remote} is not on {host.name}"))
                     continue
-                make_private(staged)
+                make_tree_private(staged)
                 os.makedirs(os.path.dirname(copy.local), mode=0o700, exist_ok=True)
                 if os.path.isdir(copy.local):
                     shutil.rmtree(copy.local, ignore_errors=True)

@@ -23,7 +23,9 @@ import asyncssh
 from ...errors import ExecutorError
 from ...store.names import CHECKPOINT_META, LOG_FILES, checkpoint_meta
 from ...worker.session import read_checkpoint_meta
+from ...store.private_files import make_tree_private
 from ...worker.protocol import TrialRequest
+from .copies import newest_complete
 
 if TYPE_CHECKING:
     from .host import _RemoteHost
@@ -108,7 +110,6 @@ class HostFiles:
         wanted = request.restore_checkpoint
         if wanted is None:
             return request
-        from .copies import newest_complete  # copies.py uses this module's make_private
 
         restore = await newest_complete(self.host.executor._pending_copies, request.trial_dir, wanted,
                                         request.start_iteration)
@@ -193,7 +194,7 @@ class HostFiles:
         part = os.path.join(parent, f".{os.path.basename(local)}.part-{secrets.token_hex(4)}")
         try:
             await self.sftp.get(remote, part, recurse=True)
-            make_private(part)
+            make_tree_private(part)
             if os.path.isdir(local):
                 shutil.rmtree(local, ignore_errors=True)
             os.replace(part, local)
@@ -216,18 +217,6 @@ class HostFiles:
                         self.log_offsets[key] = offset
             except Exception as exc:  # no such file: the trial printed nothing
                 logger.debug("no %s for %s on %s: %s", name, trial_id, self.name, exc)
-
-
-def make_private(root: str) -> None:
-    """A driver copy private to the user: folders 0700, files 0600."""
-    os.chmod(root, 0o700)
-    for directory, subdirs, names in os.walk(root):
-        for name in subdirs:
-            os.chmod(os.path.join(directory, name), 0o700)
-        for name in names:
-            path = os.path.join(directory, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o600)
 
 
 def _private_opener(path: str, flags: int) -> int:

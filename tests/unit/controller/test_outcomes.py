@@ -15,6 +15,7 @@ from asynctune.controller.ending import Ending
 from asynctune.controller.outcomes import TrialOutcomes
 from asynctune.controller.runtime import TrialRuntime, TrialStorageError
 from asynctune.controller.searcher_driver import SearcherDriver
+from asynctune.controller.table import TrialTable
 from asynctune.core.resources import Placement
 from asynctune.core.trial import Status, Trial
 from asynctune.errors import StorageFull, TrialFailed
@@ -84,17 +85,23 @@ class Setup:
         self.saved: list[at.Searcher] = []
         self.searching = SearcherDriver(LoggingSearcher(self.heard), self.saved.append)
         callbacks = CallbackList([LoggingCallback(self.heard)])
-        self.runtimes = {t: TrialRuntime(t, metric="loss", mode="min", keep_checkpoints_num=None,
-                                         changed=lambda *a, **k: None, callbacks=callbacks) for t in self.trials}
+        self.table = TrialTable(self.trials, lambda t: TrialRuntime(
+            t, metric="loss", mode="min", keep_checkpoints_num=None, changed=lambda *a, **k: None, callbacks=callbacks))
+        for trial in self.trials:  # the tests say which trials wait
+            self.table.unwait(trial)
+        self.runtimes = {t: self.table.runtime(t) for t in self.trials}
         self.actions = TrialActions(self.trials, self.wakeup)
         self.ending = Ending(str(tmp_path), self.wakeup)
-        self.waiting: dict[Trial, None] = {}
         self.killed: list[str] = []
         self.outcomes = TrialOutcomes(
             scheduler=self.scheduler, searching=self.searching, callbacks=callbacks, actions=self.actions,
-            ending=self.ending, waiting=self.waiting, runtime_of=self.runtimes.__getitem__, now=lambda: 42.0,
+            ending=self.ending, table=self.table, now=lambda: 42.0,
             kill=lambda runtime: self.killed.append(runtime.trial.trial_id), wakeup=self.wakeup,
             max_failures=max_failures, fail_fast=fail_fast)
+
+    @property
+    def waiting(self) -> list[Trial]:
+        return self.table.candidates()
 
     def running(self, i: int) -> TrialRuntime:
         runtime = self.runtimes[self.trials[i]]
@@ -108,7 +115,7 @@ def test_a_completed_trial_is_terminated_then_scheduler_searcher_callbacks_hear_
     setup.outcomes.complete(runtime)
     assert (runtime.trial.status, runtime.trial.end_time) == (Status.TERMINATED, 42.0)
     assert setup.heard.calls == [("scheduler.complete", "trial_00000"), ("searcher.complete", "trial_00000", False),
-                                 ("callback.complete", "trial_00000", "TERMINATED")]
+                                 ("callback.complete", "trial_00000", "FINISHED")]
     assert setup.saved == [setup.searching.searcher]  # the searcher's state is saved after it heard
 
 
@@ -135,7 +142,8 @@ def test_a_failure_within_max_failures_is_retried_from_its_checkpoint_and_nobody
     with open(os.path.join(trial.path, "error.txt")) as f:
         assert "--- attempt 1: RuntimeError: boom" in f.read()
     # The second failure is one too many: ERROR, and everyone is told.
-    setup.waiting.clear()
+    for each in setup.trials:
+        setup.table.unwait(each)
     runtime.ended()
     runtime.start(PLACE, 1.0)
     setup.outcomes.failed(runtime, "RuntimeError: again", "Traceback: again")
@@ -171,7 +179,7 @@ def test_a_pause_waits_unless_a_resume_came_meanwhile(tmp_path):
     setup.outcomes.paused(resumes)
     assert resumes.trial.status is Status.PENDING and resumes.trial.config == {"x": 7}
     assert resumes.trial in setup.waiting and setup.wakeup.is_set()
-    assert setup.heard.calls == [("callback.decision", "trial_00001", "RESUME")]
+    assert setup.heard.calls == [("callback.decision", "trial_00001", "MUTATE")]  # resumed with a new config
 
 
 def test_the_schedulers_actions_apply_after_its_hook_to_running_and_waiting_trials(tmp_path):
@@ -183,7 +191,7 @@ def test_the_schedulers_actions_apply_after_its_hook_to_running_and_waiting_tria
     assert not running.stop_requested and paused.trial.status is Status.PAUSED  # queued, not applied
     setup.outcomes.apply_actions()
     assert running.stop_requested and running.trial.status is Status.RUNNING  # at its next result
-    assert paused.trial.status is Status.TERMINATED and paused.trial not in setup.waiting  # at once
+    assert paused.trial.status is Status.EARLY_STOPPED and paused.trial not in setup.waiting  # at once
     assert ("searcher.pruned", "trial_00001") in setup.heard.calls  # ended before its end
 
 
@@ -223,8 +231,9 @@ def test_a_waiting_trial_stopped_by_the_scheduler_is_completed_now(tmp_path, sta
         runtime.start(PLACE, 0.0)
         setup.outcomes.paused(runtime)
     else:
-        setup.waiting[runtime.trial] = None
+        setup.table.wait(runtime.trial)
     setup.actions.stop_trial(runtime.trial)
     setup.outcomes.apply_actions()
-    assert runtime.trial.status is Status.TERMINATED and runtime.trial not in setup.waiting
-    assert setup.heard.calls[0] == ("scheduler.complete", "trial_00000")
+    assert runtime.trial.status is Status.EARLY_STOPPED and runtime.trial not in setup.waiting
+    # the STOP is recorded (decisions.jsonl, the console), then the scheduler hears the trial ended
+    assert setup.heard.calls[:2] == [("callback.decision", "trial_00000", "STOP"), ("scheduler.complete", "trial_00000")]

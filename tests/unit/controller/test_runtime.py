@@ -73,7 +73,7 @@ def test_a_trial_runs_then_finishes_and_each_change_is_journaled(tmp_path):
     assert (trial.status, trial.end_time) == (Status.TERMINATED, 9.0)
     runtime.ended()
     assert trial.placement is None and runtime.run is None
-    assert changes == [("trial_00000", "RUNNING", "status"), ("trial_00000", "TERMINATED", "status")]
+    assert changes == [("trial_00000", "RUNNING", "status"), ("trial_00000", "FINISHED", "status")]
 
 
 @pytest.mark.parametrize("status, transition", [

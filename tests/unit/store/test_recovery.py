@@ -10,6 +10,8 @@ import cloudpickle
 import pytest
 
 import asynctune as at
+from asynctune.errors import UntrustedFileError
+from asynctune.store.signing import sign
 from asynctune.core.trial import Status
 from asynctune.errors import ExperimentDamaged
 from asynctune.store.layout import read_jsonl, write_params
@@ -173,6 +175,9 @@ def test_what_is_not_an_experiment_is_refused_before_anything_is_read(tmp_path):
         load_resume_state(str(tmp_path))
     (tmp_path / "run_spec.pkl").write_bytes(b"not a pickle")
     os.chmod(tmp_path / "run_spec.pkl", 0o600)
+    with pytest.raises(UntrustedFileError, match="run_spec.pkl: it is not signed"):  # refused before unpickling
+        load_resume_state(str(tmp_path))
+    (tmp_path / "run_spec.pkl").write_bytes(sign(b"not a pickle"))  # this user's, but damaged
     with pytest.raises(ValueError, match="run_spec.pkl is unreadable"):
         load_resume_state(str(tmp_path))
 
@@ -191,7 +196,7 @@ def test_a_damaged_searcher_state_names_the_file_and_the_way_out(tmp_path):
     searcher = at.BasicVariantSearch()
     restore_searcher(searcher, str(tmp_path))  # none saved: nothing to do
     path = tmp_path / "searcher_state.pkl"
-    path.write_bytes(b"\x80\x05garbage")
+    path.write_bytes(sign(b"\x80\x05garbage"))  # this user's, but damaged
     os.chmod(path, 0o600)
     with pytest.raises(ExperimentDamaged, match="searcher_state.pkl is unreadable .* move it away") as raised:
         restore_searcher(searcher, str(tmp_path))

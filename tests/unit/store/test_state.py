@@ -10,6 +10,8 @@ import stat
 
 import pytest
 
+from asynctune.store.signing import read_verified
+
 import asynctune as at
 from asynctune.core.trial import Status, Trial
 from asynctune.errors import StorageFull
@@ -70,7 +72,7 @@ def test_the_snapshot_is_written_whole_and_the_reserve_grows_with_it(tmp_path):
     with open(tmp_path / "experiment.json") as f:
         saved = json.load(f)
     assert saved["name"] == "exp" and len(saved["trials"]) == 200
-    assert state.saved == {"name": "exp", "status": "RUNNING"}  # less the trial table
+    assert state.saved == {"format_version": 1, "name": "exp", "status": "RUNNING"}  # less the trial table
     assert os.path.getsize(reserve) >= 2 * os.path.getsize(tmp_path / "experiment.json") > 256 * 1024
     state.release_reserve()
     assert not os.path.exists(reserve)
@@ -101,7 +103,7 @@ def test_the_searchers_state_is_a_private_file(tmp_path):
     searcher.suggest("trial_00000")
     state.save_searcher(searcher)
     path = tmp_path / "searcher_state.pkl"
-    assert json.loads(path.read_text()) == {"count": 1}
+    assert json.loads(read_verified(str(path))) == {"count": 1}  # signed with the user's key
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert not os.path.exists(str(path) + ".tmp")
     state.close()
@@ -116,7 +118,7 @@ def test_batched_writes_the_searcher_and_the_snapshot_at_the_end_and_journal_fal
     assert not os.path.exists(tmp_path / "searcher_state.pkl")
     searcher.suggest("trial_00000")  # what the last save() writes is its state then
     state.save()
-    assert json.loads((tmp_path / "searcher_state.pkl").read_text()) == {"count": 1}
+    assert json.loads(read_verified(str(tmp_path / "searcher_state.pkl"))) == {"count": 1}
     with open(tmp_path / "experiment.json") as f:
         assert json.load(f)["status"] == "RUNNING"
     state.close()

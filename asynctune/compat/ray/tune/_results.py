@@ -116,7 +116,8 @@ class ResultGrid:
 
     @property
     def num_terminated(self) -> int:
-        return sum(1 for trial in self._analysis.trials if trial.status is Status.TERMINATED)
+        # Ray's TERMINATED: ended without an error (asynctune tells FINISHED and EARLY_STOPPED apart)
+        return sum(1 for trial in self._analysis.trials if trial.status.is_finished and trial.status is not Status.ERROR)
 
     def __len__(self) -> int:
         return len(self._results)

@@ -26,7 +26,7 @@ async def test_1_bohb_with_a_concurrency_limit_fills_its_brackets_and_finishes(s
         search_alg=at.ConcurrencyLimiter(at.BOHBSearch(seed=0), max_concurrent=4),
         scheduler=at.HyperBandScheduler(max_t=27, reduction_factor=3))
     assert len(analysis.trials) == 32
-    assert Counter(t.status for t in analysis.trials) == {at.Status.TERMINATED: 32}
+    assert all(t.status.is_finished and t.status is not at.Status.ERROR for t in analysis.trials)
     # the first bracket (s=3: 27 trials at r=1) filled, so its best trials reached max_t
     assert max(t.last_result["training_iteration"] for t in analysis.trials) == 27
 
@@ -37,7 +37,7 @@ async def test_1_promotion_asha_with_a_concurrency_limit_does_not_stall(storage)
         search_alg=at.ConcurrencyLimiter(at.RandomSearch(seed=0), max_concurrent=2),
         scheduler=at.ASHAScheduler(max_t=27, grace_period=1, reduction_factor=3, variant="promotion"))
     assert len(analysis.trials) == 16
-    assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
+    assert all(t.status.is_finished and t.status is not at.Status.ERROR for t in analysis.trials)
     assert max(t.last_result["training_iteration"] for t in analysis.trials) == 27
 
 

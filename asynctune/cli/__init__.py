@@ -25,8 +25,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .store import names
+from .. import __version__
+from ..store import names
+from .hosts import hosts_check
+from .output import CommandError, make_console, fmt, new_table
 
 DEFAULT_ROOT = "~/asynctune_results"
 FAILED_AT_START = "FAILED AT START"  # `ls` status of a run that ended before saving any state
@@ -34,10 +36,6 @@ _SCOPES = ("last", "all", "avg", "last-5-avg", "last-10-avg")
 DEFAULT_SCOPE = "all"  # analysis.DEFAULT_SCOPE (not imported here: `asynctune --help` stays fast)
 _SCOPE_LABELS = {"all": "best-ever", "last": "last", "avg": "mean", "last-5-avg": "mean of last 5",
                  "last-10-avg": "mean of last 10"}
-
-
-class CommandError(Exception):
-    """A mistake of the user's (a wrong path, a missing extra): one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("-F", "--ssh-config", help="ssh_config file (default: ~/.ssh/config)")
     check.add_argument("--timeout", type=_positive_float, default=10.0, help="connect timeout in seconds (default 10)")
     check.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    check.set_defaults(handler=_hosts_check)
+    check.set_defaults(handler=hosts_check)
     hosts.set_defaults(handler=lambda args: _usage(hosts))
     return parser
 
@@ -180,7 +178,7 @@ def _positive_float(text: str) -> float:
 
 def _dashboard(args: argparse.Namespace) -> int:
     try:
-        from .dashboard import is_loopback, serve
+        from ..dashboard import is_loopback, serve
     except ImportError as exc:
         raise CommandError(str(exc)) from None
     import asyncio
@@ -209,7 +207,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from .analysis.experiment import ExperimentAnalysis, find_experiments
+    from ..analysis.experiment import ExperimentAnalysis, find_experiments
 
     root = os.path.abspath(os.path.expanduser(args.root))
     if not os.path.isdir(root):
@@ -233,16 +231,16 @@ def _ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no experiments in {root}")
         return 0
-    table = _table(f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} in {root}")
+    table = new_table(f"{len(rows)} experiment{'s' if len(rows) != 1 else ''} in {root}")
     best_column = f"best ({_SCOPE_LABELS[args.scope]})"
     for column in ("experiment", "status", "trials", "metric", best_column, "best trial", "started"):
         table.add_column(column, justify="right" if column == best_column else "left")
     for row in rows:
         table.add_row(row["experiment"], row["status"], _trial_counts(row),
                       _objectives_text(row.get("metric"), row.get("mode")),
-                      _fmt(row.get("best")) if "pareto_front" not in row else f"front of {row['pareto_front']}",
+                      fmt(row.get("best")) if "pareto_front" not in row else f"front of {row['pareto_front']}",
                       row.get("best_trial_id") or "", _when(row.get("start_time")))
-    _console().print(table)
+    make_console().print(table)
     return 0
 
 
@@ -256,7 +254,7 @@ def _objectives_text(metric: Any, mode: Any) -> str:
 
 
 def _trial_counts(row: dict[str, Any]) -> str:
-    from .core.trial import Status
+    from ..core.trial import Status
 
     parts = [f"{row[status.value]} {status.value.lower()}" for status in Status if row.get(status.value)]
     return f"{row.get('trials', 0)}" + (f" ({', '.join(parts)})" if parts else "")
@@ -266,9 +264,9 @@ def _trial_counts(row: dict[str, Any]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .store.layout import flatten_config
-    from .reporting.console import format_duration
-    from .core.trial import Status
+    from ..store.layout import flatten_config
+    from ..reporting.console import format_duration
+    from ..core.trial import Status
 
     analysis = _analysis(args.dir)
     if args.metric is None and len(analysis.objectives) > 1:
@@ -291,7 +289,7 @@ def _show(args: argparse.Namespace) -> int:
                         "iterations": t.iteration} for t, v in ranked[: args.top]],
         }, indent=1, default=str))
         return 0
-    console = _console()
+    console = make_console()
     state = analysis.state
     console.print(f"[bold]{analysis.name}[/bold]  {analysis.status}  {analysis.experiment_dir}")
     details = [f"{len(analysis.trials)} trials", f"searcher {state.get('searcher', '?')}",
@@ -305,19 +303,19 @@ def _show(args: argparse.Namespace) -> int:
     title = f"best {min(args.top, len(ranked))} of {len(ranked)} trials by {_SCOPE_LABELS[args.scope]} {metric} " \
         f"({mode}, scope={args.scope})" \
         if metric else f"{min(args.top, len(ranked))} of {len(ranked)} trials"
-    table = _table(title)
+    table = new_table(title)
     value_column = f"{_SCOPE_LABELS[args.scope]} {metric}"
     for column in ["#", "trial", "status", *columns, "iter"] + ([value_column] if metric else []):
         table.add_column(column, justify="left" if column in ("trial", "status") or column in columns else "right")
     for rank, (trial, value) in enumerate(ranked[: args.top], start=1):
         flat = flatten_config(trial.config)
         table.add_row(str(rank), trial.trial_id, trial.status.value,
-                      *(_fmt(flat.get(c)) for c in columns),
-                      str(trial.iteration), *([_fmt(value)] if metric else []))
+                      *(fmt(flat.get(c)) for c in columns),
+                      str(trial.iteration), *([fmt(value)] if metric else []))
     console.print(table)
     if best is not None:
         checkpoint = analysis.get_best_checkpoint(metric, mode, args.scope)
-        console.print(f"best trial {best.trial_id}: {_SCOPE_LABELS[args.scope]} {metric}={_fmt(best_value)}"
+        console.print(f"best trial {best.trial_id}: {_SCOPE_LABELS[args.scope]} {metric}={fmt(best_value)}"
                       + (f", checkpoint {checkpoint}" if checkpoint else ""), highlight=False)
         console.print("best config:")
         print(json.dumps(best.config, indent=2, default=str))
@@ -326,8 +324,8 @@ def _show(args: argparse.Namespace) -> int:
 
 def _show_front(analysis: Any, args: argparse.Namespace) -> int:
     """An experiment with several metrics has no best trial: show its Pareto front (by last results)."""
-    from .reporting.console import format_duration
-    from .store.layout import flatten_config
+    from ..reporting.console import format_duration
+    from ..store.layout import flatten_config
 
     objectives = analysis.objectives
     front = sorted(analysis.pareto_front(), key=lambda t: [_front_key(t, m, d) for m, d in objectives])
@@ -340,7 +338,7 @@ def _show_front(analysis: Any, args: argparse.Namespace) -> int:
                              for t in front],
         }, indent=1, default=str))
         return 0
-    console = _console()
+    console = make_console()
     state = analysis.state
     console.print(f"[bold]{analysis.name}[/bold]  {analysis.status}  {analysis.experiment_dir}")
     ran = f", ran {format_duration(float(state['time_used_s']))}" if state.get("time_used_s") else ""
@@ -348,7 +346,7 @@ def _show_front(analysis: Any, args: argparse.Namespace) -> int:
                   f"scheduler {state.get('scheduler', '?')}{ran}", highlight=False)
     columns = _varying_config_keys([t.config for t in analysis.trials])
     shown = front[: args.top]
-    table = _table(f"Pareto front: {len(front)} of {len(analysis.trials)} trials are non-dominated by their last "
+    table = new_table(f"Pareto front: {len(front)} of {len(analysis.trials)} trials are non-dominated by their last "
                    f"results ({', '.join(f'{m} {d}' for m, d in objectives)})"
                    + (f"; {len(shown)} shown (--top)" if len(shown) < len(front) else ""))
     for column in ["trial", "status", *columns, "iter", *(m for m, _ in objectives)]:
@@ -356,8 +354,8 @@ def _show_front(analysis: Any, args: argparse.Namespace) -> int:
     for trial in shown:
         flat = flatten_config(trial.config)
         table.add_row(trial.trial_id, trial.status.value,
-                      *(_fmt(flat.get(c)) for c in columns), str(trial.iteration),
-                      *(_fmt((trial.last_result or {}).get(m)) for m, _ in objectives))
+                      *(fmt(flat.get(c)) for c in columns), str(trial.iteration),
+                      *(fmt((trial.last_result or {}).get(m)) for m, _ in objectives))
     console.print(table)
     console.print("rank by one metric with --metric NAME; asynctune plot draws the front", highlight=False)
     return 0
@@ -385,7 +383,7 @@ def _ranked(analysis: Any, metric: str | None, mode: str | None, scope: str) -> 
 
 def _varying_config_keys(configs: Sequence[dict[str, Any]], limit: int = 8) -> list[str]:
     """The config keys whose values differ between trials: the searched hyperparameters."""
-    from .store.layout import flatten_config
+    from ..store.layout import flatten_config
 
     flats = [flatten_config(c) for c in configs]
     keys = list(dict.fromkeys(k for flat in flats for k in flat))
@@ -399,7 +397,7 @@ def _varying_config_keys(configs: Sequence[dict[str, Any]], limit: int = 8) -> l
 def _plot(args: argparse.Namespace) -> int:
     analysis = _analysis(args.dir)
     try:
-        from .analysis.plot import plot_experiment
+        from ..analysis.plot import plot_experiment
 
         paths = plot_experiment(analysis.experiment_dir, metric=args.metric, mode=args.mode, out_dir=args.out,
                                 x=args.x, per_trial=args.per_trial, log_y=args.log_y)
@@ -418,7 +416,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _trust(args: argparse.Namespace) -> int:
-    from .store.signing import key_file, trust_directory
+    from ..store.signing import key_file, trust_directory
 
     try:
         signed = trust_directory(args.dir)
@@ -431,7 +429,7 @@ def _trust(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     directory = _experiment_dir(args.dir)
     try:
-        from .api import resume
+        from ..api import resume
     except ImportError as exc:
         raise CommandError(f"this asynctune has no resume(): {exc}") from None
     kwargs: dict[str, Any] = {}
@@ -443,8 +441,8 @@ def _resume(args: argparse.Namespace) -> int:
     for name in list(kwargs):
         if name not in accepted:
             raise CommandError(f"this asynctune's resume() does not take {name}=")
-    from .errors import TrialsFailed, UnsafeFileError
-    from .store.lock import ExperimentLocked
+    from ..errors import TrialsFailed, UnsafeFileError
+    from ..store.lock import ExperimentLocked
 
     try:
         analysis = resume(directory, **kwargs)
@@ -470,78 +468,6 @@ def _resume(args: argparse.Namespace) -> int:
 # hosts check -------------------------------------------------------------------------------------
 
 
-def _hosts_check(args: argparse.Namespace) -> int:
-    kwargs: dict[str, Any] = {}
-    for option, key, value in (("--known-hosts", "known_hosts", args.known_hosts),
-                               ("--ssh-config", "ssh_config", args.ssh_config)):
-        if value is not None:
-            kwargs[key] = _existing_file(option, value)
-    if args.identity:
-        kwargs["client_keys"] = [_existing_file("--identity", path) for path in args.identity]
-    try:
-        from .executors.ssh.executor import check_hosts
-    except ImportError as exc:
-        raise CommandError(f"checking hosts needs the SSH executor: {exc} "
-                           "(pip install 'asynctune[ssh]')") from None
-    # SSHExecutor's option is connect_timeout_s; a check_hosts may also name it timeout.
-    timeout_name = "timeout" if "timeout" in inspect.signature(check_hosts).parameters else "connect_timeout_s"
-    kwargs[timeout_name] = args.timeout
-    from .executors.ssh.hosts import parse_host_line, read_hosts_file
-
-    try:
-        hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
-        if args.hosts_file:
-            hosts += read_hosts_file(_existing_file("--hosts-file", args.hosts_file))
-    except ValueError as exc:
-        raise CommandError(f"host spec: {exc}") from None
-    if not hosts:
-        raise CommandError("name at least one HOST, or --hosts-file")
-    try:
-        reports = check_hosts(hosts, **kwargs)
-        if inspect.isawaitable(reports):
-            import asyncio
-
-            reports = asyncio.run(_awaited(reports))
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    reports = list(reports)
-    usable = [bool(r.get("reachable")) and not r.get("reason") for r in reports]
-    if args.json:
-        for report in reports:
-            print(json.dumps(report, default=str))
-    else:
-        table = _table(f"{sum(usable)} of {len(reports)} hosts usable")
-        for column in ("host", "status", "latency (ms)", "python", "asynctune", "cpus", "gpus", "reason"):
-            table.add_column(column, justify="right" if column in ("latency (ms)", "cpus", "gpus") else "left")
-        for report, ok in zip(reports, usable):
-            status = "[green]ok[/green]" if ok else ("[red]unusable[/red]" if report.get("reachable")
-                                                     else "[red]unreachable[/red]")
-            table.add_row(str(report.get("host", "")), status, _fmt(report.get("latency_ms"), digits=3),
-                          _fmt(report.get("python")), _fmt(report.get("asynctune")), _fmt(report.get("cpus")),
-                          _gpus(report.get("gpus")), _fmt(report.get("reason")))
-        _console().print(table)
-    return 0 if reports and all(usable) else 1
-
-
-def _existing_file(option: str, path: str) -> str:
-    expanded = os.path.expanduser(path)
-    if not os.path.isfile(expanded):
-        raise CommandError(f"{option} {path}: no such file")
-    return expanded
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def _gpus(value: Any) -> str:
-    """A count, with the models: "2: NVIDIA H100"."""
-    if isinstance(value, (list, tuple)):
-        names = sorted({str(g.get("name")) for g in value if isinstance(g, dict) and g.get("name")})
-        return f"{len(value)}" + (f": {', '.join(names)}" if names else "")
-    return _fmt(value)
-
-
 # Shared ------------------------------------------------------------------------------------------
 
 
@@ -565,7 +491,7 @@ def _subdirs(directory: str) -> list[str]:
 
 
 def _analysis(path: str) -> Any:
-    from .analysis.experiment import ExperimentAnalysis
+    from ..analysis.experiment import ExperimentAnalysis
 
     directory = _experiment_dir(path)
     try:
@@ -574,31 +500,7 @@ def _analysis(path: str) -> Any:
         raise CommandError(str(exc)) from None
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    interactive = sys.stdout.isatty()
-    return Console(highlight=False, soft_wrap=False, width=None if interactive else 160)
-
-
-def _table(title: str) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-
-
-def _fmt(value: Any, digits: int = 6) -> str:
-    from .reporting.console import format_value
-
-    return format_value(value, digits)
-
-
 def _when(timestamp: Any) -> str:
     if not isinstance(timestamp, (int, float)):
         return ""
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
