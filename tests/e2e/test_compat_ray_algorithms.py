@@ -109,7 +109,7 @@ class Learner(tune.Trainable):
             time.sleep(0.02)
 
     def step(self):
-        time.sleep(0.05)  # long enough for the population to train side by side
+        time.sleep(0.2)  # long enough for the population to train side by side, also on a loaded machine
         self.score += self.config["lr"]
         return {"score": self.score}
 
