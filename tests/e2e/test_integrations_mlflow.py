@@ -99,6 +99,9 @@ def test_setup_mlflow_logs_from_the_trial_and_a_retry_continues_its_run(storage,
     client = MlflowClient(tracking_uri)
     runs = _runs(client, "inside")
     assert sorted(runs) == sorted(t.trial_id for t in analysis.trials)
+    every = client.search_runs([client.get_experiment_by_name("inside").experiment_id])
+    assert len(every) == 2, [(r.data.tags, [m.step for m in client.get_metric_history(r.info.run_id, "inner")])
+                             for r in every]  # one run per trial, however often it ran
     for trial in analysis.trials:
         run = runs[trial.trial_id]
         assert run.data.params["x"] == str(trial.config["x"])
