@@ -4,7 +4,7 @@ as a tail that parses only what was appended since the last read.
 Every reader of an experiment's .jsonl files (the analysis, resume's repair, the decisions log,
 the dashboard's live tails) parses lines here, so they agree on what a record is: a JSON object
 on one line. Anything else (a line torn by a killed writer, a damaged one) is not a record:
-`layout.check_jsonl` reports such lines, `recovery.repair_jsonl` moves them aside.
+`layout.check_jsonl` reports such lines, `layout.repair_jsonl` moves them aside.
 
     >>> parse_record('{"score": 1}\\n'), parse_record('{"sco'), parse_record("[1]")
     ({'score': 1}, None, None)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from .paths import checked
@@ -31,6 +32,17 @@ def parse_record(line: str | bytes) -> dict[str, Any] | None:
 def parse_lines(chunk: bytes) -> list[dict[str, Any]]:
     """The records of complete lines in `chunk`; lines that hold none are skipped."""
     return [record for record in map(parse_record, chunk.splitlines()) if record is not None]
+
+
+def numbered_records(path: str) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
+    """(line number from 1, text, record or None) for each line of `path`; nothing if it is missing.
+    A last line without its newline is given too: the caller decides whether it is torn."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for number, text in enumerate(f, 1):
+                yield number, text, parse_record(text)
+    except FileNotFoundError:
+        return
 
 
 class JsonlTail:

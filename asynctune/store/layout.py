@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -41,7 +42,7 @@ from ..errors import StorageFull, UnsafeFileError, is_disk_full
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
 from .signing import load_signed_pickle, sign
 from . import checkpoints
-from .jsonl import parse_record
+from .jsonl import numbered_records, parse_record
 from .names import is_checkpoint_name
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ from .names import (DECISIONS_FILE, ERROR_FILE, EXPERIMENT_FILE, JOURNAL_FILE, P
                     REWOUND_FILE, RUN_SPEC_FILE, SEARCHER_STATE_FILE)
 
 TORN_SUFFIX = ".torn"
+DAMAGED_SUFFIX = ".damaged"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -158,7 +160,9 @@ def trial_ids(experiment_dir: str) -> set[str]:
     """The trials a run in this directory got as far as creating: trial directories (with a
     params.json, a result.jsonl or a checkpoint: a consolidated simulation's trial has only
     those), trials named in the journal or in a consolidated results.jsonl."""
-    found = {str(e["trial_id"]) for e in read_journal(experiment_dir) if e.get("trial_id")}
+    from .journal import named_trial_ids  # here: journal.py writes its lines with this module's helpers
+
+    found = named_trial_ids(experiment_dir)
     found |= {str(r["trial_id"]) for r in read_jsonl(os.path.join(experiment_dir, RESULTS_FILE)) if r.get("trial_id")}
     try:
         entries = list(os.scandir(experiment_dir))
@@ -184,32 +188,6 @@ def check_name_free(experiment_dir: str) -> None:
     for entry in os.scandir(experiment_dir):
         if entry.is_file() and (entry.name in _RUN_FILES or entry.name.startswith("events.out.tfevents.")):
             os.unlink(entry.path)
-
-
-class Journal:
-    """journal.jsonl: every change of a trial's life (added, started, paused, ended, failed),
-    appended and flushed as it happens (with `flush_each=False`, by `flush()`: a batched run).
-    Resume rebuilds the trial table from it."""
-
-    def __init__(self, experiment_dir: str, *, flush_each: bool = True) -> None:
-        self._file = open_append(os.path.join(experiment_dir, JOURNAL_FILE))
-        self._flush_each = flush_each
-
-    def write(self, event: dict[str, Any]) -> None:
-        self._file.write(dumps(event) + "\n")
-        if self._flush_each:
-            self._file.flush()
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def read_journal(experiment_dir: str) -> list[dict[str, Any]]:
-    """The journal's events; a torn last line (the driver killed mid-write) is skipped."""
-    return read_jsonl(os.path.join(experiment_dir, JOURNAL_FILE))
 
 
 def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tuple[str, int, float] | None:
@@ -297,6 +275,45 @@ def check_jsonl(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]
     except FileNotFoundError:
         pass
     return records, bad
+
+
+def repair_jsonl(path: str, problem: Callable[[dict[str, Any], int], str | None] | None = None) -> list[dict[str, Any]]:
+    """The records of a .jsonl file, after moving a torn last line to `<file>.torn` and every
+    other line that is not a valid record to `<file>.damaged` (kept for inspection), with a
+    warning naming each line and what is wrong with it.
+
+    `problem(record, line_number)` says what is wrong with a record, None if nothing; it may
+    raise instead, to refuse the whole file (the file is then left as it was, but for a torn tail).
+
+        >>> repair_jsonl(path, lambda record, line: None if record.get("a", 0) >= 0 else "'a' < 0")  # doctest: +SKIP
+    """
+    move_torn_tail(path)
+    records: list[dict[str, Any]] = []
+    kept: list[str] = []
+    unreadable: list[tuple[int, str, str]] = []
+    invalid: list[tuple[int, str, str]] = []
+    for number, text, record in numbered_records(path):
+        if record is None:
+            if text.strip():
+                unreadable.append((number, text, "not a JSON object"))
+            continue
+        reason = None if problem is None else problem(record, number)
+        if reason is None:
+            records.append(record)
+            kept.append(text)
+        else:
+            invalid.append((number, text, reason))
+    bad = unreadable + invalid  # the lines that are not JSON first, then the invalid records
+    if bad:
+        with open_private(path + DAMAGED_SUFFIX, "a", encoding="utf-8", errors="surrogateescape") as f:
+            f.writelines(text if text.endswith("\n") else text + "\n" for _, text, _ in bad)
+        tmp = path + ".tmp"
+        with open_private(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+        logger.warning("%s held %d line(s) that are not valid records; moved them to %s: %s", path, len(bad),
+                       path + DAMAGED_SUFFIX, "; ".join(f"line {n}: {why}" for n, _, why in sorted(bad)))
+    return records
 
 
 def open_append(path: str, *, newline: str | None = None) -> Any:

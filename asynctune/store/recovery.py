@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,8 +34,9 @@ from .private_files import open_private
 from .layout import (
     JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
-    check_jsonl, dumps, latest_checkpoint, move_torn_tail, read_params, read_results,
+    latest_checkpoint, read_params, read_results, repair_jsonl,
 )
+from . import journal
 from .paths import refuse_links_out
 from .signing import load_signed_pickle, read_verified, sign
 from . import checkpoints
@@ -45,9 +45,6 @@ from .recording_policy import policy_of
 from ..core.trial import Status, Trial
 
 logger = logging.getLogger(__name__)
-
-_TRIAL_DIR = re.compile(r"trial_(\d{5,})")
-DAMAGED_SUFFIX = ".damaged"
 
 
 @dataclass
@@ -139,67 +136,19 @@ def restore_searcher(searcher: Any, experiment_dir: str) -> bool:
     return True
 
 
-def repair_jsonl(path: str, valid: Any = None) -> list[dict[str, Any]]:
-    """The records of a .jsonl file, after moving a torn last line to `<file>.torn` and every
-    other line that is not a valid record to `<file>.damaged` (kept for inspection)."""
-    move_torn_tail(path)
-    records, bad = check_jsonl(path)
-    if valid is not None:
-        invalid = [r for r in records if not valid(r)]
-        if invalid:
-            records = [r for r in records if valid(r)]
-            bad += [(0, dumps(r) + "\n") for r in invalid]
-    if bad:
-        with open_private(path + DAMAGED_SUFFIX, "a", encoding="utf-8", errors="surrogateescape") as f:
-            f.writelines(text if text.endswith("\n") else text + "\n" for _, text in bad)
-        tmp = path + ".tmp"
-        with open_private(tmp, "w", encoding="utf-8") as f:
-            f.writelines(dumps(r) + "\n" for r in records)
-        os.replace(tmp, path)
-        logger.warning("%s held %d line(s) that are not valid records (lines %s); moved them to %s",
-                       path, len(bad), ", ".join(str(n) for n, _ in bad if n) or "-", path + DAMAGED_SUFFIX)
-    return records
-
-
-def _valid_result(result: dict[str, Any]) -> bool:
+def _result_problem(result: dict[str, Any], line: int) -> str | None:
     iteration = result.get("training_iteration", 0)
-    return isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0
-
-
-def _valid_event(event: dict[str, Any]) -> bool:
-    if "trial_id" not in event:
-        return True  # not about one trial: nothing to rebuild from it
-    trial_id = event.get("trial_id")
-    if not isinstance(trial_id, str) or not _TRIAL_DIR.fullmatch(trial_id):
-        return False
-    try:
-        Status(event.get("status", Status.PENDING.value))
-    except ValueError:
-        return False
-    return isinstance(event.get("config", {}), dict)
+    if isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0:
+        return None
+    return f"field 'training_iteration' is {iteration!r}, expected a whole number >= 0"
 
 
 def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) -> list[Trial]:
     """The trial table: the journal's, completed from the trial directories and the snapshot."""
-    trials: dict[str, Trial] = {}
-    configured: set[str] = set()  # trials whose config a journal line holds
-    for event in repair_jsonl(os.path.join(experiment_dir, JOURNAL_FILE), _valid_event):
-        trial_id = event.get("trial_id")
-        if trial_id is None:
-            continue
-        trial = trials.get(trial_id)
-        if trial is None:
-            trial = trials[trial_id] = Trial(trial_id=trial_id, config=event.get("config", {}),
-                                             index=_index_of(trial_id), path=os.path.join(experiment_dir, trial_id))
-        if "config" in event:  # where it is new (added, mutated, the first line of a session)
-            trial.config = event["config"]
-            configured.add(trial_id)
-        trial.resources = event.get("resources", trial.resources) or {}
-        trial.status = Status(event.get("status", trial.status.value))
-        trial.num_failures = int(event.get("num_failures", 0) or 0)
-        trial.error = event.get("error")
+    replayed = journal.recover(experiment_dir)  # damaged lines moved aside; a newer format refused
+    trials, configured = replayed.trials, replayed.configured
     directories = sorted(name for name in os.listdir(experiment_dir)
-                         if _TRIAL_DIR.fullmatch(name) and os.path.isdir(os.path.join(experiment_dir, name)))
+                         if journal.TRIAL_ID.fullmatch(name) and os.path.isdir(os.path.join(experiment_dir, name)))
     for name in directories:
         if name in trials:
             continue
@@ -210,7 +159,7 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
             logger.warning("%s: %s was being added when the driver stopped; it starts afresh", experiment_dir, name)
             continue
         # Added to the experiment, but its journal lines are gone (journal deleted or cut).
-        trial = trials[name] = Trial(trial_id=name, config={}, index=_index_of(name),
+        trial = trials[name] = Trial(trial_id=name, config={}, index=journal.trial_index(name),
                                      path=os.path.join(experiment_dir, name))
         known = snapshot.get(name, {})
         try:
@@ -242,13 +191,9 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
     return ordered
 
 
-def _index_of(trial_id: str) -> int:
-    return int(trial_id.split("_", 1)[1])
-
-
 def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
     checkpoints.sweep_staging(trial.path)  # what a killed writer left unfinished: never restored
-    recorded = repair_jsonl(os.path.join(trial.path, RESULT_FILE), _valid_result)
+    recorded = repair_jsonl(os.path.join(trial.path, RESULT_FILE), _result_problem)
     last_iteration = max((int(r.get("training_iteration", 0)) for r in recorded), default=0)
     newest = latest_checkpoint(trial.path, max_iteration=last_iteration)
     if newest is not None:

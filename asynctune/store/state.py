@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..algorithms.base import Searcher
 from ..errors import StorageFull, is_disk_full
 from .private_files import open_private
-from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
+from .journal import JournalWriter, Op
+from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, write_json_atomic
 from .signing import sign
-from .format import relative, to_disk
+from .format import to_disk
 from ..core.trial import Trial
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SAVE_INTERVAL_S = 1.0
-_NEW_CONFIG = ("added", "mutated")  # journal events that always carry the trial's config
 RESERVE_FILE = ".reserve"
 _MIN_RESERVE_BYTES = 256 * 1024
 
@@ -46,12 +45,11 @@ class StateWriter:
         self.experiment_dir = experiment_dir
         self._snapshot, self._on_full = snapshot, on_full
         self._batched, self._with_journal = batched, journal
-        self._journal: Journal | None = None
+        self._journal: JournalWriter | None = None
         self._dirty = asyncio.Event()
         self._reserved = 0
         self._searcher: Searcher | None = None  # batched: saved by the last save()
         self._searcher_unsaveable = False  # its save() failed once (warned): not tried again
-        self._journaled: dict[str, Any] = {}  # trial_id -> the config this session's journal last wrote
         self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
 
     def open(self) -> None:
@@ -59,7 +57,7 @@ class StateWriter:
         try:
             self._reserve(_MIN_RESERVE_BYTES)
             if self._with_journal:
-                self._journal = Journal(self.experiment_dir, flush_each=not self._batched)
+                self._journal = JournalWriter(self.experiment_dir, flush_each=not self._batched)
         except OSError as exc:
             if is_disk_full(exc):
                 path = os.fsdecode(exc.filename) if exc.filename else os.path.join(self.experiment_dir, RESERVE_FILE)
@@ -67,9 +65,9 @@ class StateWriter:
             raise
 
     def close(self) -> None:
-        self._on_journal(Journal.close)
+        self._on_journal(JournalWriter.close)
 
-    def _on_journal(self, action: Callable[[Journal], None]) -> None:
+    def _on_journal(self, action: Callable[[JournalWriter], None]) -> None:
         if self._journal is not None:
             try:
                 action(self._journal)
@@ -111,23 +109,12 @@ class StateWriter:
             logger.error("could not write %s: %s", path, exc)
 
     def changed(self, trial: Trial | None = None, *, event: str = "status") -> None:
-        """Note a change: the trial's new state goes to the journal now, the snapshot soon."""
+        """Note a change: the trial's new state goes to the journal now (`event`: why it
+        changed, a journal.Op), the snapshot soon."""
         self._dirty.set()
         if trial is not None and self._journal is not None:
-            line = {"event": event, "time": time.time(), "trial_id": trial.trial_id, "index": trial.index,
-                    "status": trial.status.value, "checkpoint": relative(trial.checkpoint, self.experiment_dir),
-                    "restore_checkpoint": relative(trial.restore_checkpoint, self.experiment_dir),
-                    "num_failures": trial.num_failures,
-                    "error": trial.error}
-            # The config only where it is new (and params.json has it too): the most a line
-            # costs is encoding it, and a trial's status changes three times or more. New: not
-            # the object this session's journal last wrote for the trial (a mutation, a resume
-            # with another config replace it), or an event that says so.
-            if event in _NEW_CONFIG or self._journaled.get(trial.trial_id) is not trial.config:
-                self._journaled[trial.trial_id] = trial.config
-                line["config"], line["resources"] = trial.config, trial.resources
             try:
-                self._journal.write(line)
+                self._journal.write(Op(event), trial)
             except OSError as exc:
                 self._failed(exc, JOURNAL_FILE)
 
@@ -156,7 +143,7 @@ class StateWriter:
             await self._dirty.wait()
             self._dirty.clear()
             if self._batched:
-                self._on_journal(Journal.flush)
+                self._on_journal(JournalWriter.flush)
             else:
                 self.save()
             await asyncio.sleep(_SAVE_INTERVAL_S)

@@ -384,7 +384,7 @@ def test_a_consolidated_rewind_moves_aside_only_that_trials_later_results(tmp_pa
 
 def test_a_config_replaced_under_any_event_is_journaled_once(tmp_path):
     from asynctune.store.state import StateWriter
-    from asynctune.store.layout import read_journal
+    from asynctune.store import journal
 
     writer = StateWriter(str(tmp_path), lambda: {}, on_full=lambda exc: None)
     writer.open()
@@ -395,4 +395,4 @@ def test_a_config_replaced_under_any_event_is_journaled_once(tmp_path):
     writer.changed(trial)
     writer.changed(trial)
     writer.close()
-    assert [e.get("config") for e in read_journal(str(tmp_path))] == [{"lr": 0.1}, None, {"lr": 0.2}, None]
+    assert [e.config for e in journal.read(str(tmp_path))] == [{"lr": 0.1}, None, {"lr": 0.2}, None]

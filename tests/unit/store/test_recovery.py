@@ -206,7 +206,7 @@ def test_a_damaged_searcher_state_names_the_file_and_the_way_out(tmp_path):
 def test_repair_jsonl_keeps_valid_records_in_order(tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text('{"a": 1}\n[1, 2]\n{"a": -1}\n{"a": 2}\n{"a": 3')
-    records = repair_jsonl(str(path), lambda r: r["a"] >= 0)
+    records = repair_jsonl(str(path), lambda r, line: None if r["a"] >= 0 else "'a' is negative")
     assert records == [{"a": 1}, {"a": 2}]
     assert read_jsonl(str(path)) == records
     assert (tmp_path / "x.jsonl.damaged").read_text().splitlines() == ["[1, 2]", '{"a": -1}']

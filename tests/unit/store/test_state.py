@@ -15,7 +15,7 @@ from asynctune.store.signing import read_verified
 import asynctune as at
 from asynctune.core.trial import Status, Trial
 from asynctune.errors import StorageFull
-from asynctune.store.layout import read_journal
+from asynctune.store import journal
 from asynctune.store.state import RESERVE_FILE, StateWriter
 from tests.helpers.disks import fill, small_tmpfs
 
@@ -50,16 +50,16 @@ def test_a_change_is_in_the_journal_at_once_with_the_config_only_when_it_is_new(
     state.changed(trial, event="added")
     trial.status = Status.RUNNING
     state.changed(trial)  # read back before close: each line is flushed as it is written
-    events = read_journal(str(tmp_path))
-    assert [(e["event"], e["status"], "config" in e) for e in events] == [("added", "PENDING", True),
-                                                                          ("status", "RUNNING", False)]
-    assert events[0]["config"] == {"lr": 0.1} and events[0]["resources"] == {"cpu": 1}
+    events = journal.read(str(tmp_path))
+    assert [(e.op, e.status, e.config is not None) for e in events] == [("added", "PENDING", True),
+                                                                         ("status", "RUNNING", False)]
+    assert events[0].config == {"lr": 0.1} and events[0].resources == {"cpu": 1}
     trial.config = {"lr": 0.5}  # a resume with another config: a new object
     state.changed(trial)
     state.changed(trial, event="mutated")  # always carries it
     state.close()
-    events = read_journal(str(tmp_path))
-    assert [e.get("config") for e in events[2:]] == [{"lr": 0.5}, {"lr": 0.5}]
+    events = journal.read(str(tmp_path))
+    assert [e.config for e in events[2:]] == [{"lr": 0.5}, {"lr": 0.5}]
 
 
 def test_the_snapshot_is_written_whole_and_the_reserve_grows_with_it(tmp_path):
