@@ -1,8 +1,10 @@
 """The experiment directory's one owner: what is on disk, how it is named, locked, published and read.
 
 Modules:
-    layout         the names of its files, JSONL reading and writing (torn lines), the journal,
+    layout         JSONL writing and repair (torn and damaged lines), atomic JSON files,
                    checkpoints on disk, a trial's params
+    journal        journal.jsonl: its kinds of line and their fields, the format version, the
+                   writer and the replay (resume's trial table), side by side
     names          every file and directory name in it, and the paths made of them (only here)
     jsonl          the one JSONL reader: a record per line, torn lines skipped, incremental tails
     format         experiment.json's format version, validation on read, paths kept relative
@@ -13,7 +15,8 @@ Modules:
     private_files  files and directories only the user can read
     recording      how results are written (files, batched, consolidated)
     recording_policy  the executor's `recording` as an object chosen once (what each mode does)
-    state          the journal, experiment.json snapshots and the searcher's state while a run goes
+    state          while a run goes: each change to the journal, experiment.json snapshots, the
+                   searcher's state, the room kept for the last save
     recovery       resuming: rebuilding the trial table from what is on disk
     vanished       noticing that a directory was deleted under a running experiment
 """
