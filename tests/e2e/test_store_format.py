@@ -77,6 +77,26 @@ def test_newer_format_refused_naming_both_versions(storage):
     assert shown.returncode == 2 and "format version 99" in shown.stderr and "Traceback" not in shown.stderr
 
 
+def test_a_journal_line_of_a_newer_format_stops_a_resume_naming_both_versions(storage):
+    from asynctune.store.journal import JOURNAL_VERSION
+
+    _experiment(storage)
+    journal = os.path.join(storage, "exp", "journal.jsonl")
+    with open(journal) as f:
+        lines = f.read().splitlines()
+    assert lines and all(json.loads(line)["v"] == JOURNAL_VERSION for line in lines)
+    with open(journal, "a") as f:  # what a newer asynctune resuming it might have appended
+        f.write(json.dumps({"v": JOURNAL_VERSION + 1, "event": "migrated", "trial_id": "trial_00000"}) + "\n")
+    expected = (f"journal.jsonl, line {len(lines) + 1}: format version {JOURNAL_VERSION + 1} is newer than this "
+                f"asynctune reads (version {JOURNAL_VERSION})")
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        at.resume(os.path.join(storage, "exp"), verbose=0)
+    resumed = _cli("resume", os.path.join(storage, "exp"))
+    assert resumed.returncode == 2 and expected in resumed.stderr and "Traceback" not in resumed.stderr
+    with open(journal) as f:
+        assert len(f.read().splitlines()) == len(lines) + 1  # left as it was: not damage to move aside
+
+
 @pytest.mark.parametrize("content, field", [
     ("[]", "expected a JSON object, found a list"),
     ("null", "expected a JSON object, found null"),
