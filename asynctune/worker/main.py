@@ -84,7 +84,7 @@ def close_inherited(keep: tuple[int, ...]) -> None:
 
 def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:
     try:
-        os.makedirs(request.trial_dir, exist_ok=True)
+        _make_trial_dir(request.trial_dir)
         saved = _redirect_output(request.trial_dir)
     except OSError as exc:  # the trial's directory cannot be written: that trial's failure, not the worker's
         channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
@@ -129,6 +129,17 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             return ("error", f"{type(exc).__name__} raised in the trial", text)
         return ("error", f"{type(exc).__name__}: {exc}", text)
+
+
+def _make_trial_dir(trial_dir: str) -> None:
+    """The trial's directory, which the driver has usually made already: one system call then
+    (os.makedirs would stat it, try to make it and stat it again)."""
+    try:
+        os.mkdir(trial_dir)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # a host where its experiment's directory is new
+        os.makedirs(trial_dir, exist_ok=True)
 
 
 def _redirect_output(trial_dir: str) -> tuple[int, int]:
