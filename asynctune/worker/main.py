@@ -97,7 +97,7 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     finally:
         session_module._current = None
         end_descendants()
-        _restore_output(saved)
+        _restore_output(saved, request.trial_dir)
     if changed := changed_state(before, process_state()):  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
@@ -142,21 +142,53 @@ def _make_trial_dir(trial_dir: str) -> None:
         os.makedirs(trial_dir, exist_ok=True)
 
 
+# The output files the previous trial on this worker left empty, by fd: the next trial's are
+# these, moved (a link and an unlink), not new ones. Creating a file can cost a millisecond on
+# a slow file system, more than the rest of a short trial; a trial that printed nothing keeps
+# no stdout.txt / stderr.txt then.
+_empty: dict[int, str] = {}
+
+
 def _redirect_output(trial_dir: str) -> tuple[int, int]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     for fd, path in ((1, stdout_file(trial_dir)), (2, stderr_file(trial_dir))):
+        _take_empty_file(fd, path)
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(target, fd)
         os.close(target)
     return saved
 
 
-def _restore_output(saved: tuple[int, int]) -> None:
+def _take_empty_file(fd: int, path: str) -> None:
+    """Move the empty file an earlier trial left for `fd` to `path`, unless `path` exists (a
+    trial that runs again appends to its own) or the move fails (then `path` is created)."""
+    empty = _empty.pop(fd, None)
+    if empty is None:
+        return
+    try:
+        os.link(empty, path)
+    except FileExistsError:
+        _empty[fd] = empty  # for a later trial
+        return
+    except OSError:
+        return  # gone with its directory, or another file system
+    try:
+        os.unlink(empty)
+    except OSError:
+        pass
+
+
+def _restore_output(saved: tuple[int, int], trial_dir: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    for fd, copy in zip((1, 2), saved):
+    for fd, copy, path in zip((1, 2), saved, (stdout_file(trial_dir), stderr_file(trial_dir))):
+        try:
+            if os.fstat(fd).st_size == 0:  # the trial printed nothing there (its descendants are ended)
+                _empty[fd] = path
+        except OSError:
+            pass
         os.dup2(copy, fd)
         os.close(copy)
 
