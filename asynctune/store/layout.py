@@ -108,6 +108,20 @@ def write_json_atomic(path: str, value: Any, *, indent: int | None = 1) -> None:
     write_atomic(path, _json_text(value, indent).encode())
 
 
+def write_snapshot_atomic(path: str, snapshot: dict[str, Any]) -> None:
+    """experiment.json: its fields, then one line per trial. Each trial is encoded by json's C
+    encoder (indenting is several times slower, and the file is rewritten as the run goes on);
+    a line per trial still reads well and greps well."""
+    head = dumps({k: v for k, v in snapshot.items() if k != "trials"})
+    if "trials" not in snapshot:
+        text = head
+    else:
+        rows = ",\n".join(dumps(trial) for trial in snapshot["trials"] or ())
+        opening = head[:-1] + (", " if head != "{}" else "")  # the fields, without the closing brace
+        text = opening + '"trials": [' + ("\n" + rows + "\n" if rows else "") + "]}"
+    write_atomic(path, (text + "\n").encode())
+
+
 def _json_text(value: Any, indent: int | None) -> str:
     try:
         return json.dumps(value, default=to_jsonable, indent=indent, allow_nan=False)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..algorithms.base import Searcher
 from ..errors import StorageFull, is_disk_full
 from .private_files import open_private
-from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_json_atomic
+from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, Journal, write_snapshot_atomic
 from .signing import sign
 from .format import relative, to_disk
 from ..core.trial import Trial
@@ -143,7 +143,7 @@ class StateWriter:
         path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
         snapshot = to_disk(self._snapshot(), self.experiment_dir)  # versioned, paths relative
         try:
-            write_json_atomic(path, snapshot, indent=None if self._batched else 1)  # batched: thousands of trials
+            write_snapshot_atomic(path, snapshot)  # a line per trial: json's C encoder, no indenting
             self.saved = {k: v for k, v in snapshot.items() if k != "trials"}  # the Trial objects hold those
             if self._reserved > 0:  # keep room for twice the snapshot, as it grows
                 self._reserve(max(_MIN_RESERVE_BYTES, 2 * os.path.getsize(path)))
