@@ -25,6 +25,7 @@ from typing import Any
 import cloudpickle
 
 from . import session as session_module
+from ..executors.leftovers import MARK_ENV
 from ..store.names import stderr_file, stdout_file
 from .foreign import foreign_reports
 from .process_state import changed_state, process_state
@@ -183,9 +184,13 @@ def _take_empty_file(fd: int, path: str) -> None:
 def _restore_output(saved: tuple[int, int], trial_dir: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
+    # Only on the driver's machine (the local executor marks its workers): over SSH the driver
+    # copies a trial's output after its end while the worker runs the next one, and a file moved
+    # on meanwhile could bring it the next trial's output.
+    hand_on = MARK_ENV in os.environ
     for fd, copy, path in zip((1, 2), saved, (stdout_file(trial_dir), stderr_file(trial_dir))):
         try:
-            if os.fstat(fd).st_size == 0:  # the trial printed nothing there (its descendants are ended)
+            if hand_on and os.fstat(fd).st_size == 0:  # the trial printed nothing there (its descendants are ended)
                 _empty[fd] = path
         except OSError:
             pass
