@@ -53,7 +53,10 @@ class TrialRecorder:
         self._csv_new = self._new  # progress.csv is not there yet either
         self._json_path = os.path.join(trial_dir, RESULT_FILE)
         self._csv_path = os.path.join(trial_dir, PROGRESS_FILE)
-        self._json: int | None = open_append_fd(self._json_path, new=self._new)
+        # A new trial's result.jsonl is made once it is launched (`open_results`), while its worker
+        # starts it: one file less to make before the worker has its trial.
+        self._json: int | None = None if self._new else open_append_fd(self._json_path)
+        self._json_new = self._new
         self._columns: list[str] | None = None if self._new else read_csv_header(self._csv_path)
         self._csv: int | None = None  # opened when the first rows are written
         self._rows = io.StringIO()
@@ -63,9 +66,16 @@ class TrialRecorder:
         new, self._new = self._new, False  # only the first write finds the directory empty
         write_params(self.trial_dir, config, new=new)
 
+    def open_results(self) -> None:
+        """Make (or open) result.jsonl now, if that was not done yet."""
+        if self._json is None:
+            self._json = open_append_fd(self._json_path, new=self._json_new)
+            self._json_new = False
+
     def record(self, result: dict[str, Any]) -> None:
-        assert self._json is not None, "record() after close()"
-        write_all(self._json, (dumps(result) + "\n").encode())  # in the page cache now: a killed driver keeps it
+        if self._json is None:
+            self.open_results()
+        write_all(self._json, (dumps(result) + "\n").encode())  # type: ignore[arg-type]  # in the page cache now: a killed driver keeps it
         if self._columns is None:
             # The first result fixes the columns; keys that appear later are in result.jsonl.
             self._columns = [k for k, v in result.items() if is_scalar(v)]
@@ -111,7 +121,7 @@ class TrialRecorder:
                 _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
                 _rewrite_csv(self._csv_path, self._columns, kept)
         finally:  # also when a write failed: the recorder goes on with a file that is open
-            self._csv_new = False
+            self._csv_new = self._json_new = False
             self._json = open_append_fd(self._json_path)
         return kept
 
@@ -195,6 +205,9 @@ class BatchedTrialRecorder:
 
     def write_params(self, config: dict[str, Any]) -> None:
         self._params = config
+
+    def open_results(self) -> None:
+        pass  # its files are made by its first write
 
     def record(self, result: dict[str, Any]) -> None:
         self._lines.append(dumps(result))
@@ -362,6 +375,9 @@ class ConsolidatedTrialRecorder:
 
     def write_params(self, config: dict[str, Any]) -> None:
         pass  # experiment.json holds it
+
+    def open_results(self) -> None:
+        pass  # its results go to the experiment's results.jsonl
 
     def record(self, result: dict[str, Any]) -> None:
         self._results.add(dumps(result))
