@@ -418,8 +418,11 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
             raise
     try:
         searcher.set_experiment_dir(experiment_dir)
-        if resume_state is not None and not restore_searcher(searcher, experiment_dir):
-            replay_searcher(searcher, resume_state.trials)  # it could not be saved: rebuilt from the trials
+        if resume_state is not None and (searcher.replayable or not restore_searcher(searcher, experiment_dir)):
+            # Rebuilt from the trials: it could not be saved, or its state is saved only at the
+            # end (a killed driver's would be behind the journal) and replaying it is exact.
+            searcher.max_trials(options.num_samples)  # as the run tells it first: how many configs it draws
+            replay_searcher(searcher, resume_state.trials)
     except BaseException:
         if lock is not None:
             lock.release()

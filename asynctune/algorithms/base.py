@@ -57,6 +57,11 @@ class Searcher(abc.ABC):
     Set the class attribute `slow = True` when `suggest` may take long (e.g. fitting a model):
     the controller then calls it in a thread so results of running trials keep flowing.
 
+    Set `replayable = True` when `suggest` depends only on the seed and on how many configs
+    were asked for before (what hooks such as `on_trial_complete` are told changes nothing):
+    the controller then saves its state once, at the end, instead of after every suggestion and
+    completion, and a resume rebuilds it by asking it again for every recorded trial's config.
+
     Set `multi_objective = True` when the searcher handles several metrics (or ignores the
     metric, as random and grid search do). When run() is given several metrics, such a searcher
     gets `metric` as a list of names and `mode` as a list of "min"/"max", one each; with one
@@ -66,6 +71,10 @@ class Searcher(abc.ABC):
 
     slow = False
     multi_objective: bool = False
+    # True when suggest() depends on nothing but the seed and how many configs were asked for
+    # (random and grid search): its state is then written once, at the end, not after every
+    # trial, and a resume rebuilds it exactly by asking it again for each recorded trial.
+    replayable: bool = False
 
     def __init__(self, metric: Metric | None = None, mode: Mode | None = None) -> None:
         check_metric_mode(type(self).__name__, metric, mode, multi_objective=self.multi_objective)

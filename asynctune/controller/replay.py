@@ -33,7 +33,7 @@ async def replay_history(scheduler: Scheduler, trials: Sequence[Trial]) -> None:
 
 
 def replay_searcher(searcher: Searcher, trials: Sequence[Trial]) -> None:
-    """Rebuild a searcher that could not be saved: ask it for every recorded trial again, under
+    """Rebuild a searcher that could not be saved, or a `replayable` one: ask it for every recorded trial again, under
     the same id, and tell it each recorded result and end, in the order they came.
 
     A searcher whose suggestions follow from its seed and what it was told comes back in the
@@ -64,6 +64,10 @@ def replay_searcher(searcher: Searcher, trials: Sequence[Trial]) -> None:
     for trial in ordered:
         if trial.trial_id not in last_of:  # ended before its first result (an error at setup)
             _tell_end(searcher, trial, None)
+    if searcher.replayable and (not differed or getattr(searcher, "seed", None) is None):
+        # Its state is never behind: rebuilt exactly (unseeded, its draws were never repeatable).
+        logger.info("%s rebuilt by replaying %d trial(s)", type(searcher).__name__, len(ordered))
+        return
     logger.warning("%s had no saved state; rebuilt by replaying %d trial(s)%s", type(searcher).__name__,
                    len(ordered), f": {differed} of its suggestions differed from the recorded configs, so it "
                    "may propose one again" if differed else "")

@@ -86,6 +86,12 @@ class TrialRuntime:
         with self._writing(PARAMS_FILE):
             self.recorder.write_params(config)
 
+    def open_results(self) -> None:
+        """Make the trial's result file now (called once its worker has the trial: the file is
+        made while the worker starts it); raises as record() does."""
+        with self._writing(RESULT_FILE):
+            self.recorder.open_results()
+
     def flush(self) -> None:
         if self._recorder is not None:
             with self._writing(PROGRESS_FILE):

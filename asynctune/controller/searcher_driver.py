@@ -15,19 +15,27 @@ logger = logging.getLogger(__name__)
 
 
 class SearcherDriver:
-    """Calls a searcher: in a thread when it is `slow` (results keep flowing meanwhile)."""
+    """Calls a searcher: in a thread when it is `slow` (results keep flowing meanwhile).
+
+    Its state is saved after every suggestion and every completion, or, for a `replayable`
+    searcher (random and grid search), once when the experiment ends: a resume rebuilds that
+    one by asking it again (controller/replay.py), and a file per trial would cost more than
+    the trial itself on a slow file system."""
 
     def __init__(self, searcher: Searcher, save: Callable[[Searcher], None]) -> None:
         self.searcher, self._save = searcher, save
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         # Most searchers ignore intermediate results: skip the call on the hot path then.
         self.sees_results = type(searcher).on_trial_result is not Searcher.on_trial_result
+        self._save_each_change = not searcher.replayable
 
     def open(self) -> None:
         if self.searcher.slow:
             self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asynctune-searcher")
 
     def close(self) -> None:
+        if not self._save_each_change:
+            self._call(self._save, self.searcher)
         if self._thread is not None:
             self._thread.shutdown(wait=True)
 
@@ -42,7 +50,8 @@ class SearcherDriver:
         return config
 
     def added(self) -> None:
-        self._call(self._save, self.searcher)
+        if self._save_each_change:
+            self._call(self._save, self.searcher)
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._call(self.searcher.on_trial_result, trial_id, result)
@@ -58,7 +67,8 @@ class SearcherDriver:
             self._call(self.searcher.on_trial_pruned, trial_id, result)
         else:
             self._call(self.searcher.on_trial_complete, trial_id, result, error)
-        self._call(self._save, self.searcher)
+        if self._save_each_change:
+            self._call(self._save, self.searcher)
 
     def _call(self, hook: Any, *args: Any) -> None:
         if self._thread is not None:

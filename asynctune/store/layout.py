@@ -107,19 +107,44 @@ def _finite(value: Any) -> Any:
 def write_json_atomic(path: str, value: Any, *, indent: int | None = 1) -> None:
     """Write to a temporary file and rename it over the old one: readers never see half a file.
     (indent=None is several times faster: json's C encoder does not indent.)"""
+    write_atomic(path, _json_text(value, indent).encode())
+
+
+def write_snapshot_atomic(path: str, snapshot: dict[str, Any]) -> None:
+    """experiment.json: its fields, then one line per trial. Each trial is encoded by json's C
+    encoder (indenting is several times slower, and the file is rewritten as the run goes on);
+    a line per trial still reads well and greps well."""
+    head = dumps({k: v for k, v in snapshot.items() if k != "trials"})
+    if "trials" not in snapshot:
+        text = head
+    else:
+        rows = ",\n".join(dumps(trial) for trial in snapshot["trials"] or ())
+        opening = head[:-1] + (", " if head != "{}" else "")  # the fields, without the closing brace
+        text = opening + '"trials": [' + ("\n" + rows + "\n" if rows else "") + "]}"
+    write_atomic(path, (text + "\n").encode())
+
+
+def _json_text(value: Any, indent: int | None) -> str:
     try:
-        text = json.dumps(value, default=to_jsonable, indent=indent, allow_nan=False)
+        return json.dumps(value, default=to_jsonable, indent=indent, allow_nan=False)
     except ValueError:
-        text = json.dumps(_finite(value), default=to_jsonable, indent=indent, allow_nan=False)
-    write_atomic(path, text.encode())
+        return json.dumps(_finite(value), default=to_jsonable, indent=indent, allow_nan=False)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """`data` as the file `path`, whole or not at all (a private temporary file renamed over it)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")  # created 0600
+def write_atomic(path: str, data: bytes, *, new: bool = False) -> None:
+    """`data` as the file `path`, whole or not at all (a private temporary file renamed over it).
+    `new`: the directory was made just now, so no other writer is there: the temporary file
+    gets a fixed name and is created with one system call (mkstemp's random name costs more)."""
+    if new:
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    else:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")  # created 0600
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -318,18 +343,41 @@ def repair_jsonl(path: str, problem: Callable[[dict[str, Any], int], str | None]
 
 def open_append(path: str, *, newline: str | None = None) -> Any:
     """Open a line-per-record file (private) for appending, after moving a torn last line (a
-    writer killed mid-line) to `<path>.torn`: appended to, the next line would be glued onto it.
-    One open and one fstat: this runs for every trial's result.jsonl and progress.csv."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    writer killed mid-line) to `<path>.torn`: appended to, the next line would be glued onto it."""
+    fd = open_append_fd(path)
+    try:
+        return os.fdopen(fd, "a", buffering=1 << 16, newline=newline, encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_append_fd(path: str, *, new: bool = False) -> int:
+    """open_append() as a file descriptor, for one write(2) per record. `new`: the file must not
+    exist yet (its directory was made just now), so there is no torn tail to look for: one
+    system call instead of two, which counts on a file system where creating a file is slow."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    if new:
+        return os.open(path, flags | os.O_EXCL, PRIVATE_FILE_MODE)  # 0600 under asynctune's umask
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
     try:
         info = os.fstat(fd)
         if info.st_mode & 0o777 != PRIVATE_FILE_MODE:
             os.fchmod(fd, PRIVATE_FILE_MODE)  # a file left by an older version, or made under another umask
         _cut_torn_tail(fd, path, info.st_size)
-        return os.fdopen(fd, "a", buffering=1 << 16, newline=newline, encoding="utf-8")
     except BaseException:
         os.close(fd)
         raise
+    return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` (os.write may write less, e.g. when interrupted)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def move_torn_tail(path: str) -> str | None:
@@ -367,12 +415,19 @@ def _cut_torn_tail(fd: int, path: str, size: int) -> str | None:
     return text
 
 
-def write_params(trial_dir: str, config: dict[str, Any], *, indent: int | None = 1) -> None:
+def write_params(trial_dir: str, config: dict[str, Any], *, indent: int | None = 1, new: bool = False) -> None:
     """params.json for people and tools; params.pkl (0600) keeps the types for a resume, when
     JSON would not (a plain-JSON config reads back from params.json exactly: one file less).
-    indent=None (one line) is what a batched run writes: json's C encoder does not indent."""
-    write_json_atomic(os.path.join(trial_dir, PARAMS_FILE), config, indent=indent)
+    indent=None (one line) is what a batched run writes: json's C encoder does not indent.
+    `new`: the trial's directory was made just now, so neither file is there yet."""
+    path = os.path.join(trial_dir, PARAMS_FILE)
+    if new:
+        write_atomic(path, _json_text(config, indent).encode(), new=True)
+    else:
+        write_json_atomic(path, config, indent=indent)
     pickled = os.path.join(trial_dir, PARAMS_PICKLE_FILE)
+    if new and is_plain_json(config):
+        return  # no older pickle to remove
     if is_plain_json(config):
         try:
             os.unlink(pickled)  # a mutation may have made a config plain: the old pickle must not win

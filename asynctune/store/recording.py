@@ -29,8 +29,8 @@ from typing import Any, Union
 from .vanished import check_file
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
 from .layout import (ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_REWOUND_FILE, REWOUND_FILE,
-                      is_plain_json, is_scalar, read_csv_header, dumps, open_append, read_jsonl, read_results,
-                      write_params)
+                      is_plain_json, is_scalar, read_csv_header, dumps, open_append, open_append_fd, read_jsonl,
+                      read_results, write_all, write_params)
 
 logger = logging.getLogger(__name__)
 
@@ -38,44 +38,78 @@ RECORDINGS = ("files", "batched", "consolidated")
 
 
 class TrialRecorder:
-    """Appends a trial's results to result.jsonl and progress.csv, flushed each time."""
+    """Appends a trial's results to result.jsonl, one write(2) per result as it arrives, and
+    to progress.csv, whose rows are kept in memory and written on the controller's tick.
+
+    A trial whose directory is made here (a new trial) gets its files with one system call
+    each and progress.csv only once it has rows: on a file system where creating a file costs
+    as much as a hundred pipe round trips, a trial that reports once costs a handful of calls."""
+
+    _CSV_BUFFER = 1 << 16  # rows kept in memory beyond this are written before the tick
 
     def __init__(self, trial_dir: str) -> None:
         self.trial_dir = trial_dir
-        makedirs_private(trial_dir)
+        self._new = _make_dir_private(trial_dir)  # made now: nothing is in it yet
+        self._csv_new = self._new  # progress.csv is not there yet either
         self._json_path = os.path.join(trial_dir, RESULT_FILE)
-        self._json = open_append(self._json_path)
-        csv_path = os.path.join(trial_dir, PROGRESS_FILE)
-        self._columns: list[str] | None = read_csv_header(csv_path)
-        self._csv = open_append(csv_path, newline="")
-        self._csv_writer = csv.writer(self._csv)
+        self._csv_path = os.path.join(trial_dir, PROGRESS_FILE)
+        # A new trial's result.jsonl is made once it is launched (`open_results`), while its worker
+        # starts it: one file less to make before the worker has its trial.
+        self._json: int | None = None if self._new else open_append_fd(self._json_path)
+        self._json_new = self._new
+        self._columns: list[str] | None = None if self._new else read_csv_header(self._csv_path)
+        self._csv: int | None = None  # opened when the first rows are written
+        self._rows = io.StringIO()
+        self._csv_writer = csv.writer(self._rows)
 
     def write_params(self, config: dict[str, Any]) -> None:
-        write_params(self.trial_dir, config)
+        new, self._new = self._new, False  # only the first write finds the directory empty
+        write_params(self.trial_dir, config, new=new)
+
+    def open_results(self) -> None:
+        """Make (or open) result.jsonl now, if that was not done yet."""
+        if self._json is None:
+            self._json = open_append_fd(self._json_path, new=self._json_new)
+            self._json_new = False
 
     def record(self, result: dict[str, Any]) -> None:
-        self._json.write(dumps(result) + "\n")
-        self._json.flush()
+        if self._json is None:
+            self.open_results()
+        write_all(self._json, (dumps(result) + "\n").encode())  # type: ignore[arg-type]  # in the page cache now: a killed driver keeps it
         if self._columns is None:
             # The first result fixes the columns; keys that appear later are in result.jsonl.
             self._columns = [k for k, v in result.items() if is_scalar(v)]
             self._csv_writer.writerow(self._columns)
         get = result.get
         self._csv_writer.writerow([get(k, "") for k in self._columns])
-        # progress.csv is a convenience copy, flushed by flush() on the controller's tick;
-        # result.jsonl above is the durable record and is flushed with every result.
+        if self._rows.tell() > self._CSV_BUFFER:
+            self._write_rows()
+
+    def _write_rows(self) -> None:
+        """progress.csv is a convenience copy: its rows go out on the controller's tick (or when
+        many collect), not per result; result.jsonl above is the durable record."""
+        rows = self._rows.getvalue()
+        if not rows:
+            return
+        if self._csv is None:
+            self._csv = open_append_fd(self._csv_path, new=self._csv_new)
+            self._csv_new = False
+        self._rows.seek(0)
+        self._rows.truncate()
+        write_all(self._csv, rows.encode())
 
     def flush(self) -> None:
-        if not self._csv.closed:  # closed when a rewind could not even reopen it (its failure is reported)
-            self._csv.flush()
-        if not self._json.closed:  # on the controller's tick, not per result: one fstat twice a second
+        self._write_rows()
+        if self._json is not None:  # on the controller's tick, not per result: one fstat twice a second
             check_file(self._json, self._json_path)  # deleted meanwhile: the trial's results are gone
 
     def rewind(self, iteration: int) -> list[dict[str, Any]]:
         """Keep only results up to `iteration` (a restart from that checkpoint reports the rest
         again); the others move to result.rewound.jsonl, so nothing is lost or counted twice."""
-        self._json.close()
-        self._csv.close()
+        try:
+            self._write_rows()
+        finally:
+            self._close_files()
         results = read_results(self.trial_dir)
         kept = [r for r in results if int(r.get("training_iteration", 0)) <= iteration]
         dropped = [r for r in results if int(r.get("training_iteration", 0)) > iteration]
@@ -85,11 +119,10 @@ class TrialRecorder:
                     for result in dropped:
                         f.write(dumps(result) + "\n")
                 _rewrite_jsonl(os.path.join(self.trial_dir, RESULT_FILE), kept)
-                _rewrite_csv(os.path.join(self.trial_dir, PROGRESS_FILE), self._columns, kept)
-        finally:  # also when a write failed: the recorder goes on with files that are open
-            self._json = open_append(os.path.join(self.trial_dir, RESULT_FILE))
-            self._csv = open_append(os.path.join(self.trial_dir, PROGRESS_FILE), newline="")
-            self._csv_writer = csv.writer(self._csv)
+                _rewrite_csv(self._csv_path, self._columns, kept)
+        finally:  # also when a write failed: the recorder goes on with a file that is open
+            self._csv_new = self._json_new = False
+            self._json = open_append_fd(self._json_path)
         return kept
 
     def write_error(self, attempt: int, error: str, traceback: str) -> None:
@@ -97,8 +130,16 @@ class TrialRecorder:
             f.write(f"--- attempt {attempt}: {error}\n{traceback}\n")
 
     def close(self) -> None:
-        self._json.close()
-        self._csv.close()
+        try:
+            self._write_rows()
+        finally:
+            self._close_files()
+
+    def _close_files(self) -> None:
+        for fd in (self._json, self._csv):
+            if fd is not None:
+                os.close(fd)
+        self._json = self._csv = None
 
 
 class BatchWriter:
@@ -164,6 +205,9 @@ class BatchedTrialRecorder:
 
     def write_params(self, config: dict[str, Any]) -> None:
         self._params = config
+
+    def open_results(self) -> None:
+        pass  # its files are made by its first write
 
     def record(self, result: dict[str, Any]) -> None:
         self._lines.append(dumps(result))
@@ -331,6 +375,9 @@ class ConsolidatedTrialRecorder:
 
     def write_params(self, config: dict[str, Any]) -> None:
         pass  # experiment.json holds it
+
+    def open_results(self) -> None:
+        pass  # its results go to the experiment's results.jsonl
 
     def record(self, result: dict[str, Any]) -> None:
         self._results.add(dumps(result))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from ..algorithms.base import Searcher
 from ..errors import StorageFull, is_disk_full
 from .private_files import open_private
 from .journal import JournalWriter, Op
-from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, write_json_atomic
+from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, write_snapshot_atomic
 from .signing import sign
 from .format import to_disk
 from ..core.trial import Trial
@@ -24,12 +25,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SAVE_INTERVAL_S = 1.0
+_SAVE_COST_SHARE = 20  # at most 1/20 of the time goes to writing experiment.json
 RESERVE_FILE = ".reserve"
 _MIN_RESERVE_BYTES = 256 * 1024
 
 
 class StateWriter:
-    """Journal lines now, the snapshot at most once per second while anything changes.
+    """Journal lines now, the snapshot at most once per second while anything changes (less
+    often once writing it takes more than 1/20 of that).
 
     A write that fails for lack of space goes to `on_full` (the controller stops, resumable)
     instead of raising where the change happened. So that experiment.json can still be saved
@@ -128,7 +131,7 @@ class StateWriter:
         path = os.path.join(self.experiment_dir, EXPERIMENT_FILE)
         snapshot = to_disk(self._snapshot(), self.experiment_dir)  # versioned, paths relative
         try:
-            write_json_atomic(path, snapshot, indent=None if self._batched else 1)  # batched: thousands of trials
+            write_snapshot_atomic(path, snapshot)  # a line per trial: json's C encoder, no indenting
             self.saved = {k: v for k, v in snapshot.items() if k != "trials"}  # the Trial objects hold those
             if self._reserved > 0:  # keep room for twice the snapshot, as it grows
                 self._reserve(max(_MIN_RESERVE_BYTES, 2 * os.path.getsize(path)))
@@ -142,11 +145,14 @@ class StateWriter:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            started = time.perf_counter()
             if self._batched:
                 self._on_journal(JournalWriter.flush)
             else:
                 self.save()
-            await asyncio.sleep(_SAVE_INTERVAL_S)
+            # The snapshot grows with the trials (tens of ms at thousands): it never takes more
+            # than 1/_SAVE_COST_SHARE of the loop's time. The journal has every change meanwhile.
+            await asyncio.sleep(max(_SAVE_INTERVAL_S, _SAVE_COST_SHARE * (time.perf_counter() - started)))
 
     def save_searcher(self, searcher: Searcher) -> None:
         if self._batched:

@@ -39,9 +39,10 @@ class DirectoryVanished(AsynctuneError, OSError):
         return self.strerror
 
 
-def check_file(file: IO[Any], path: str) -> None:
-    """Raise DirectoryVanished if the open `file` (at `path`) was deleted, with its directory or alone."""
-    if os.fstat(file.fileno()).st_nlink == 0:
+def check_file(file: IO[Any] | int, path: str) -> None:
+    """Raise DirectoryVanished if the open `file` (or descriptor, at `path`) was deleted, with its
+    directory or alone."""
+    if os.fstat(file if isinstance(file, int) else file.fileno()).st_nlink == 0:
         raise _vanished(path)
 
 

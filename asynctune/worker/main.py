@@ -25,6 +25,7 @@ from typing import Any
 import cloudpickle
 
 from . import session as session_module
+from ..executors.leftovers import MARK_ENV
 from ..store.names import stderr_file, stdout_file
 from .foreign import foreign_reports
 from .process_state import changed_state, process_state
@@ -84,7 +85,7 @@ def close_inherited(keep: tuple[int, ...]) -> None:
 
 def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:
     try:
-        os.makedirs(request.trial_dir, exist_ok=True)
+        _make_trial_dir(request.trial_dir)
         saved = _redirect_output(request.trial_dir)
     except OSError as exc:  # the trial's directory cannot be written: that trial's failure, not the worker's
         channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
@@ -97,7 +98,7 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     finally:
         session_module._current = None
         end_descendants()
-        _restore_output(saved)
+        _restore_output(saved, request.trial_dir)
     if changed := changed_state(before, process_state()):  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
@@ -131,21 +132,68 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         return ("error", f"{type(exc).__name__}: {exc}", text)
 
 
+def _make_trial_dir(trial_dir: str) -> None:
+    """The trial's directory, which the driver has usually made already: one system call then
+    (os.makedirs would stat it, try to make it and stat it again)."""
+    try:
+        os.mkdir(trial_dir)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # a host where its experiment's directory is new
+        os.makedirs(trial_dir, exist_ok=True)
+
+
+# The output files the previous trial on this worker left empty, by fd: the next trial's are
+# these, moved (a link and an unlink), not new ones. Creating a file can cost a millisecond on
+# a slow file system, more than the rest of a short trial; a trial that printed nothing keeps
+# no stdout.txt / stderr.txt then.
+_empty: dict[int, str] = {}
+
+
 def _redirect_output(trial_dir: str) -> tuple[int, int]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     for fd, path in ((1, stdout_file(trial_dir)), (2, stderr_file(trial_dir))):
+        _take_empty_file(fd, path)
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(target, fd)
         os.close(target)
     return saved
 
 
-def _restore_output(saved: tuple[int, int]) -> None:
+def _take_empty_file(fd: int, path: str) -> None:
+    """Move the empty file an earlier trial left for `fd` to `path`, unless `path` exists (a
+    trial that runs again appends to its own) or the move fails (then `path` is created)."""
+    empty = _empty.pop(fd, None)
+    if empty is None:
+        return
+    try:
+        os.link(empty, path)
+    except FileExistsError:
+        _empty[fd] = empty  # for a later trial
+        return
+    except OSError:
+        return  # gone with its directory, or another file system
+    try:
+        os.unlink(empty)
+    except OSError:
+        pass
+
+
+def _restore_output(saved: tuple[int, int], trial_dir: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    for fd, copy in zip((1, 2), saved):
+    # Only on the driver's machine (the local executor marks its workers): over SSH the driver
+    # copies a trial's output after its end while the worker runs the next one, and a file moved
+    # on meanwhile could bring it the next trial's output.
+    hand_on = MARK_ENV in os.environ
+    for fd, copy, path in zip((1, 2), saved, (stdout_file(trial_dir), stderr_file(trial_dir))):
+        try:
+            if hand_on and os.fstat(fd).st_size == 0:  # the trial printed nothing there (its descendants are ended)
+                _empty[fd] = path
+        except OSError:
+            pass
         os.dup2(copy, fd)
         os.close(copy)
 

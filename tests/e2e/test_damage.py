@@ -249,12 +249,33 @@ def test_garbage_lines_in_results_are_moved_aside(tmp_path):
 
 
 def test_a_corrupt_searcher_state_is_a_clear_error(tmp_path):
-    experiment_dir = kill_driver_after(tmp_path, "searcher", 4)
+    """Where the state is read: a searcher that is not `replayable` (the default one is rebuilt
+    by replaying the recorded trials, below, and never reads it)."""
+    from asynctune.store.recovery import restore_searcher
     from asynctune.store.signing import sign  # signed by this user, but torn: damaged, not foreign
 
-    (experiment_dir / "searcher_state.pkl").write_bytes(sign(pickle.dumps({"x": 1})[:-5]))
+    (tmp_path / "searcher_state.pkl").write_bytes(sign(pickle.dumps({"x": 1})[:-5]))
     with pytest.raises(at.ExperimentDamaged, match="searcher_state.pkl is unreadable .* move it away"):
-        at.resume(str(experiment_dir), verbose=0)
+        restore_searcher(at.TPESearch(), str(tmp_path))
+
+
+def test_the_default_searcher_resumes_where_it_was_without_its_state_file(tmp_path):
+    """Its state is written only at the end: a killed driver leaves none, or an old or damaged
+    one, and the resume rebuilds it exactly from the journal: the configs of an uninterrupted run."""
+    from asynctune.store.signing import sign
+
+    (tmp_path / "whole").mkdir()
+    uninterrupted = kill_driver_after(tmp_path / "whole", "searcher", 60)  # every result: it ran to its end
+    experiment_dir = kill_driver_after(tmp_path, "searcher", 4)
+    (experiment_dir / "searcher_state.pkl").write_bytes(sign(pickle.dumps({"x": 1})[:-5]))
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    _assert_every_result_once(resumed, experiment_dir)
+
+    def configs(directory):
+        return {p.parent.name: json.loads(p.read_text()) for p in directory.glob("trial_*/params.json")}
+
+    assert configs(experiment_dir) == configs(uninterrupted)  # none proposed twice, none skipped
+    assert {t.trial_id: t.config for t in resumed.trials} == configs(uninterrupted)
 
 
 def test_a_trial_being_added_when_the_driver_died_starts_afresh(tmp_path):

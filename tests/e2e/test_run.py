@@ -259,6 +259,35 @@ def test_a_killed_worker_fails_its_trial_at_once(storage):
     assert alive.status is at.Status.TERMINATED and alive.num_results == 2
 
 
+def _prints_when_even(config):
+    if config["i"] % 2 == 0:
+        print(f"trial {config['i']}")
+    at.report(x=1)
+
+
+def test_a_reused_worker_hands_its_empty_output_files_to_the_next_trial(storage):
+    """Creating a file is the dearest part of a short trial on a slow file system: a trial that
+    printed nothing leaves its empty stdout.txt / stderr.txt to the next one on its worker."""
+    analysis = at.run(_prints_when_even, config={"i": at.grid_search([0, 1, 2, 3])}, storage_path=storage,
+                      verbose=0, executor=at.LocalExecutor(cpus=1))  # one worker, trials in order
+
+    def output(i):
+        path = os.path.join(analysis.experiment_dir, f"trial_{i:05d}")
+        found = {}
+        for name in ("stdout.txt", "stderr.txt"):
+            if os.path.exists(os.path.join(path, name)):
+                assert oct(os.stat(os.path.join(path, name)).st_mode & 0o777) == "0o600"
+                with open(os.path.join(path, name)) as f:
+                    found[name] = f.read()
+        return found
+
+    assert [t.status for t in analysis.trials] == [at.Status.FINISHED] * 4
+    assert output(0) == {"stdout.txt": "trial 0\n"}  # its empty stderr.txt went to trial 1
+    assert output(1) == {}  # printed nothing: both went on to trial 2
+    assert output(2) == {"stdout.txt": "trial 2\n"}
+    assert output(3) == {"stdout.txt": "", "stderr.txt": ""}  # the last trial on the worker keeps its own
+
+
 def test_trial_output_is_kept_in_its_directory(storage):
     def noisy(config):
         import sys

@@ -108,7 +108,10 @@ def test_resume_refuses_a_pickle_owned_by_another_user(storage):
 
 
 def test_resume_refuses_a_group_writable_searcher_state(storage):
-    experiment = _finished_experiment(storage)
+    # A searcher whose state resume reads (the default one is rebuilt by replaying the trials)
+    at.run(with_checkpoints, config={"fail": False, "x": at.uniform(0, 1)}, metric="loss", mode="min",
+           storage_path=storage, name="exp", verbose=0, tensorboard=False, search_alg=at.TPESearch(seed=0))
+    experiment = os.path.join(storage, "exp")
     _as_if_its_driver_was_killed(experiment)  # a finished experiment is not resumed: nothing is loaded
     state = os.path.join(experiment, "searcher_state.pkl")
     os.chmod(state, 0o620)

@@ -30,6 +30,7 @@ class BasicVariantSearch(Searcher):
     """
 
     multi_objective = True  # it never reads the metric, so several metrics are as good as one
+    replayable = True  # its configs follow from the seed and their position: a resume asks again
 
     def __init__(self, *, points_to_evaluate: Sequence[dict[str, Any]] | None = None,
                  seed: int | None = None) -> None:

@@ -148,3 +148,19 @@ def test_a_disk_already_full_is_storage_full_at_open(tmp_path):
         fill(disk)
         with pytest.raises(StorageFull, match="asynctune resume"):
             writer(disk).open()
+
+
+def test_the_snapshot_holds_a_line_per_trial_and_reads_back_whole(tmp_path):
+    trials = [Trial(f"trial_{i:05d}", {"lr": 0.1 * i, "bad": float("nan")}, index=i, path=str(tmp_path / f"trial_{i:05d}"))
+              for i in range(3)]
+    state = writer(tmp_path, trials=trials)
+    state.open()
+    state.save()
+    lines = (tmp_path / "experiment.json").read_text().splitlines()
+    assert lines[0].startswith('{"name": "exp", "status": "RUNNING"') and lines[0].endswith('"trials": [')
+    assert [json.loads(line.rstrip(","))["trial_id"] for line in lines[1:-1]] == [t.trial_id for t in trials]
+    assert lines[-1] == "]}"
+    saved = json.loads((tmp_path / "experiment.json").read_text())
+    assert [t["config"] for t in saved["trials"]] == [{"lr": 0.1 * i, "bad": None} for i in range(3)]  # strict JSON
+    assert saved["trials"][1]["path"] == "trial_00001"  # relative
+    state.close()

@@ -23,6 +23,7 @@ class BasicVariantGenerator(_at.BasicVariantSearch):
         super().__init__(points_to_evaluate=points_to_evaluate, seed=random_state)
         self.max_concurrent = max_concurrent
         self._running: set[str] = set()
+        self.replayable = not max_concurrent  # with a limit, suggest() depends on the trials that ended
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.max_concurrent and len(self._running) >= self.max_concurrent:
