@@ -179,24 +179,25 @@ def run_asynctune(searcher: Searcher, spec: list, objective: Callable, budget: i
     return values
 
 
+def optuna_config(trial: Any, spec: list) -> dict[str, Any]:
+    """The config of a spec, suggested by an Optuna trial."""
+    config = {}
+    for name, kind, args in spec:
+        if kind == "float":
+            config[name] = trial.suggest_float(name, args[0], args[1], log=args[2])
+        elif kind == "int":
+            config[name] = trial.suggest_int(name, args[0], args[1])
+        else:
+            config[name] = trial.suggest_categorical(name, args)
+    return config
+
+
 def run_optuna(spec: list, objective: Callable, budget: int, seed: int) -> list[float]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    def trial_objective(trial: Any) -> float:
-        config = {}
-        for name, kind, args in spec:
-            if kind == "float":
-                config[name] = trial.suggest_float(name, args[0], args[1], log=args[2])
-            elif kind == "int":
-                config[name] = trial.suggest_int(name, args[0], args[1])
-            else:
-                config[name] = trial.suggest_categorical(name, args)
-        return objective(config)
-
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(trial_objective, n_trials=budget)
+    study.optimize(lambda trial: objective(optuna_config(trial, spec)), n_trials=budget)
     return [t.value for t in study.trials]
 
 
