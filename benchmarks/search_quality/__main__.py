@@ -62,7 +62,7 @@ def run_missing(cache_path: str, problems: list[str], methods: list[str], seeds:
 
     jobs = [(problem, method, seed, budget) for problem in problems for method in methods for seed in range(seeds)
             if rerun or evaluations(cache.get(cache_key(problem, stored(method), seed), {})) < budget]
-    jobs.sort(key=lambda j: j[1] not in GP_METHODS)  # the slowest first
+    jobs.sort(key=lambda j: (j[1] not in GP_METHODS, j[2]))  # the slowest first, seed by seed
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for problem, method, seed, trace in pool.imap_unordered(one_run, jobs):
