@@ -1,60 +1,60 @@
-"""Search quality with several trials at once: TPESearch against Optuna's TPE with a constant liar.
+"""Search quality with four trials at once: TPESearch against Optuna's TPE with a constant liar.
 
-Four simulated workers, asynchronous: four trials are always in flight; each evaluation takes a
-random time (exponential, mean 1, the same draws for every method under one seed), so results
-come back out of order. When one ends, the searcher is told and asked for the next config. A
-searcher that ignored the running trials would propose the same region four times.
+Four simulated workers, asynchronous: four trials are always in flight, and each evaluation
+takes a random time (exponential, mean 1; the same draws for every method under one seed), so
+results come back out of order. When one ends, the searcher is told and asked for the next
+config. A searcher that ignored the running trials would often propose the same region again.
 
-Methods (each with the problem definitions of benchmarks/search_quality.py):
-  TPESearch x4         TPESearch(seed=s) with 4 workers (its default treatment of running trials)
-  optuna-tpe-cl x4     study.ask()/study.tell() with TPESampler(seed=s, constant_liar=True) and up
-                       to 4 trials asked but not yet told
-  TPESearch, optuna-tpe-cl   the same, one worker (the sequential reference)
-  TPESearch[...] x4    variants of TPESearch's arguments, for choosing how it treats running trials
+Methods, on the problems of benchmarks/search_quality (both halves of its suite):
+  TPESearch x4            TPESearch(seed=s) with 4 workers: its default treatment of running trials
+  optuna-tpe-cl x4        study.ask() / study.tell() with TPESampler(seed=s, constant_liar=True), up
+                          to 4 trials asked and not yet told
+  TPESearch, optuna-tpe   the same searchers one trial at a time (the suite's own methods), for reference
+  TPESearch[VARIANT] x4   TPESearch with other arguments (TPE_VARIANTS), e.g. "ignore" (running
+                          trials are not shown to the model, constant_liar=False)
 
-Figure: simple regret after b evaluations = the best of the first b configs asked, minus the
-known minimum. The first b asks of a run do not depend on its budget (each ask follows only
-from what ended before it), so a run of 100 gives the 25- and 50-evaluation figures too: they
-are what a run of 25 (50) would report once all its trials had ended.
+Figure: simple regret after b evaluations, of the config with the best value among the first b
+configs asked (on a noisy problem, its noiseless regret). The first b asks of a run do not
+depend on its budget (each follows only from what ended before it), so a run of 100 gives the
+25- and 50-evaluation figures too: what a run of 25 (50) reports once all its trials ended.
 
-Raw traces are cached in benchmarks/results/search_quality_parallel.json (values in ask order);
-a run adds only what the cache lacks, `--rerun` recomputes the selected methods.
+Traces are cached in benchmarks/results/search_quality_parallel.json (the suite's format); a run
+adds only what the cache lacks, `--rerun` recomputes the selected methods. From the repository root:
 
-    python benchmarks/search_quality_parallel.py --seeds 20
-    python benchmarks/search_quality_parallel.py --seeds 20 --methods "TPESearch[liar=off] x4"
-    python benchmarks/search_quality_parallel.py --table-only --seeds 20
+    python benchmarks/search_quality_parallel.py --workers 2            # 20 seeds, both halves
+    python benchmarks/search_quality_parallel.py --methods "TPESearch[ignore] x4" --half tuning
+    python benchmarks/search_quality_parallel.py --table-only
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
-import multiprocessing
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from search_quality import (  # noqa: E402
-    DEFAULT_PROBLEMS, PROBLEMS, asynctune_space, cache_key, load_cache, optuna_config, regrets, save_cache, summarise,
-)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asynctune.algorithms.search.tpe import TPESearch  # noqa: E402
 from asynctune.core.space import Space  # noqa: E402
+from benchmarks.search_quality.__main__ import RESULTS, run_missing  # noqa: E402
+from benchmarks.search_quality.peers import METHODS, Evaluate, asynctune_space, optuna_config  # noqa: E402
+from benchmarks.search_quality.problems import HELDOUT, TUNING, Config, Param  # noqa: E402
+from benchmarks.search_quality.tables import median, ratio  # noqa: E402
+from benchmarks.search_quality.traces import load_cache  # noqa: E402
 
 WORKERS = 4
-Ask = Callable[[int], dict[str, Any]]  # ask(k) -> the k-th config
-Tell = Callable[[int, float], None]  # tell(k, value)
+CACHE = os.path.join(RESULTS, "search_quality_parallel.json")
+Ask = Callable[[int], Config]  # ask(k) -> the k-th config
+Tell = Callable[[int, float], None]  # tell(k, the value the k-th config got)
 
-# TPESearch's arguments per variant (the name between the brackets).
+# TPESearch's arguments per variant, "TPESearch[VARIANT] x4".
 TPE_VARIANTS: dict[str, dict[str, Any]] = {
-    "": {},
-    "liar": {"constant_liar": True},
+    "ignore": {"constant_liar": False},
 }
 
 
@@ -63,123 +63,114 @@ def durations(seed: int, budget: int) -> np.ndarray:
     return np.random.default_rng([seed, 33]).exponential(1.0, budget)
 
 
-def simulate(ask: Ask, tell: Tell, objective: Callable[[dict], float], budget: int, workers: int,
-             seconds: np.ndarray) -> list[float]:
-    """Keep `workers` evaluations in flight on a virtual clock; returns the values in ask order."""
+def simulate(ask: Ask, tell: Tell, evaluate: Evaluate, budget: int, seed: int, workers: int = WORKERS) -> None:
+    """Keep `workers` evaluations in flight on a virtual clock, each ending after its duration."""
+    seconds = durations(seed, budget)
     values: list[float] = []
     in_flight: list[tuple[float, int]] = []  # (end time, ask index)
     now = 0.0
     while len(values) < budget or in_flight:
         while len(values) < budget and len(in_flight) < workers:
             k = len(values)
-            values.append(float(objective(ask(k))))
+            values.append(evaluate(ask(k)))  # evaluated now, told when it ends
             heapq.heappush(in_flight, (now + seconds[k], k))
         now, k = heapq.heappop(in_flight)
         tell(k, values[k])
-    return values
 
 
-def asynctune_protocol(searcher: TPESearch, spec: list, budget: int, seed: int) -> tuple[Ask, Tell]:
-    searcher.set_search_properties("loss", "min", Space(asynctune_space(spec)), seed=seed)
+def run_tpe_parallel(kwargs: dict[str, Any], space: dict[str, Param], evaluate: Evaluate, budget: int,
+                     seed: int) -> None:
+    searcher = TPESearch(seed=seed, **kwargs)
+    searcher.set_search_properties("loss", "min", Space(asynctune_space(space)), seed=seed)
     searcher.max_trials(budget)
-    return (lambda k: searcher.suggest(str(k)),
-            lambda k, value: searcher.on_trial_complete(str(k), {"loss": value}))
+    simulate(lambda k: searcher.suggest(str(k)),
+             lambda k, value: searcher.on_trial_complete(str(k), {"loss": value}), evaluate, budget, seed)
 
 
-def optuna_protocol(spec: list, seed: int) -> tuple[Ask, Tell]:
+def run_optuna_parallel(space: dict[str, Param], evaluate: Evaluate, budget: int, seed: int) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True))
     asked: dict[int, Any] = {}
 
-    def ask(k: int) -> dict[str, Any]:
+    def ask(k: int) -> Config:
         asked[k] = study.ask()
-        return optuna_config(asked[k], spec)
+        return optuna_config(asked[k], space)
 
-    return ask, lambda k, value: study.tell(asked.pop(k), value)
-
-
-def parse_method(method: str) -> tuple[str, dict[str, Any], int]:
-    """'TPESearch[variant] x4' -> ("TPESearch", the variant's arguments, 4 workers)."""
-    name, _, workers = method.partition(" x")
-    if name.startswith("TPESearch"):
-        variant = name[len("TPESearch"):].strip("[]")
-        return "TPESearch", TPE_VARIANTS[variant], int(workers or 1)
-    return name, {}, int(workers or 1)
+    simulate(ask, lambda k, value: study.tell(asked.pop(k), value), evaluate, budget, seed)
 
 
-def method_names(workers: int = WORKERS) -> list[str]:
-    tpe = [f"TPESearch[{v}]" if v else "TPESearch" for v in TPE_VARIANTS]
-    return ["TPESearch", "optuna-tpe-cl", *(f"{m} x{workers}" for m in [*tpe, "optuna-tpe-cl"])]
+def parallel_methods() -> dict[str, Callable[[dict[str, Param], Evaluate, int, int], None]]:
+    out = {f"TPESearch x{WORKERS}": lambda *a: run_tpe_parallel({}, *a),
+           f"optuna-tpe-cl x{WORKERS}": run_optuna_parallel}
+    for variant, kwargs in TPE_VARIANTS.items():
+        out[f"TPESearch[{variant}] x{WORKERS}"] = (lambda kw: lambda *a: run_tpe_parallel(kw, *a))(kwargs)
+    return out
 
 
-def one_run(job: tuple[str, str, int, int]) -> tuple[str, str, int, list[float], float]:
-    problem, method, seed, budget = job
-    spec, objective, _ = PROBLEMS[problem]
-    name, kwargs, workers = parse_method(method)
-    start = time.process_time()
-    if name == "TPESearch":
-        ask, tell = asynctune_protocol(TPESearch(seed=seed, **kwargs), spec, budget, seed)
-    elif name == "optuna-tpe-cl":
-        ask, tell = optuna_protocol(spec, seed)
-    else:
-        raise ValueError(f"unknown method {method!r}")
-    values = simulate(ask, tell, objective, budget, workers, durations(seed, budget))
-    return problem, method, seed, values, time.process_time() - start
+# The suite's runner looks methods up in METHODS; this module is imported again in each worker
+# process (spawn), so they find these there too.
+METHODS.update(parallel_methods())
+MINE, THEIRS = f"TPESearch x{WORKERS}", f"optuna-tpe-cl x{WORKERS}"
 
 
-def ratio_table(cache: dict[str, dict[str, Any]], problems: list[str], mine: str, theirs: str,
-                budgets: list[int], seeds: int) -> str:
-    """A markdown table of median regret mine / theirs per problem and budget, on seeds 0..n-1."""
-    lines = [f"\nmedian regret {mine} / {theirs} (< 1: {mine} better), seeds 0..{seeds - 1}",
-             "| problem | " + " | ".join(f"{b} evals" for b in budgets) + " |",
-             "|---|" + "---|" * len(budgets)]
+def comparison_table(cache: dict, problems: list[str], budgets: list[int], seeds: int, variants: list[str]) -> str:
+    """Markdown, one row per problem and budget: median regrets, parallel then sequential, and the
+    ratios TPESearch / Optuna (bold where TPESearch is worse)."""
+    columns = [MINE, THEIRS, *variants, "TPESearch", "optuna-tpe"]
+    header = [*columns, f"{MINE} / {THEIRS}", *(f"{v} / {THEIRS}" for v in variants), "TPESearch / optuna-tpe"]
+    lines = ["| problem | evals | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
+    pairs = [(MINE, THEIRS), *((v, THEIRS) for v in variants), ("TPESearch", "optuna-tpe")]
     for problem in problems:
-        cells = []
         for budget in budgets:
-            a = regrets(cache, problem, mine, list(range(seeds)), budget)
-            b = regrets(cache, problem, theirs, list(range(seeds)), budget)
-            cells.append("-" if a is None or b is None else f"{np.median(a) / max(np.median(b), 1e-12):.2f}")
-        lines.append(f"| {problem} | " + " | ".join(cells) + " |")
+            medians = {m: median(cache, problem, m, list(range(seeds)), budget) for m in columns}
+            cells = ["-" if medians[m] is None else f"{medians[m]:.3g}" for m in columns]
+            for mine, theirs in pairs:
+                r = ratio(medians[mine], medians[theirs])
+                cells.append("-" if r is None else f"**{r:.2f}**" if r > 1 else f"{r:.2f}")
+            lines.append(f"| {problem} | {budget} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def wins(cache: dict, problems: list[str], budgets: list[int], seeds: int, mine: str, theirs: str) -> str:
+    """How many (problem, budget) cells `mine` is at most `theirs`, and the geometric mean ratio."""
+    ratios = [ratio(median(cache, p, mine, list(range(seeds)), b), median(cache, p, theirs, list(range(seeds)), b))
+              for p in problems for b in budgets]
+    known = [r for r in ratios if r is not None and 0 < r < float("inf")]
+    if not known:
+        return f"{mine} / {theirs}: no runs"
+    return (f"{mine} / {theirs}: at most 1 in {sum(r <= 1 for r in known)} of {len(known)} cells, "
+            f"geometric mean {float(np.exp(np.mean(np.log(known)))):.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..n-1 (default 20)")
     parser.add_argument("--budgets", type=int, nargs="*", default=[25, 50, 100])
-    parser.add_argument("--problems", nargs="*", default=DEFAULT_PROBLEMS, choices=list(PROBLEMS))
-    parser.add_argument("--methods", nargs="*", default=method_names())
-    parser.add_argument("--cache", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                        "results", "search_quality_parallel.json"))
+    parser.add_argument("--half", choices=["tuning", "heldout", "all"], default="all")
+    parser.add_argument("--problems", nargs="*", help="instead of --half")
+    parser.add_argument("--methods", nargs="*", default=[MINE, THEIRS, "TPESearch", "optuna-tpe"],
+                        choices=list(METHODS))
+    parser.add_argument("--cache", default=CACHE)
     parser.add_argument("--rerun", action="store_true", help="recompute the selected methods' cached runs")
     parser.add_argument("--table-only", action="store_true", help="print the tables from the cache; run nothing")
     parser.add_argument("--workers", type=int, default=1, help="processes for independent runs (default 1)")
     args = parser.parse_args()
-    for method in args.methods:
-        parse_method(method)  # an unknown variant fails before any run
-    budget = max(args.budgets)
-    cache = load_cache(args.cache)
+    halves = {"tuning": TUNING, "heldout": HELDOUT, "all": TUNING + HELDOUT}
+    problems = args.problems or halves[args.half]
     if not args.table_only:
-        jobs = [(problem, method, seed, budget) for problem in args.problems for method in args.methods
-                for seed in range(args.seeds)
-                if args.rerun or len(cache.get(cache_key(problem, method, seed), {"values": []})["values"]) < budget]
-        start = time.perf_counter()
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            for problem, method, seed, values, cpu in pool.imap_unordered(one_run, jobs):
-                cache = load_cache(args.cache)  # another run may have added to it meanwhile
-                cache[cache_key(problem, method, seed)] = {"values": values, "cpu": cpu}
-                save_cache(args.cache, cache)  # after every run: an interrupted run keeps what it did
-                print(f"{problem} {method} seed {seed}: {cpu:.1f} CPU s", file=sys.stderr, flush=True)
-        print(f"{len(jobs)} runs in {time.perf_counter() - start:.0f} s wall", file=sys.stderr)
-    methods = [m for m in args.methods if any(key.split("|")[1] == m for key in cache)]
-    problems = [p for p in args.problems if any(key.startswith(p + "|") for key in cache)]
-    print(summarise(cache, problems, methods, args.budgets, args.seeds))
-    print(ratio_table(cache, problems, f"TPESearch x{WORKERS}", f"optuna-tpe-cl x{WORKERS}", args.budgets, args.seeds))
-    for method in methods:
-        if method.startswith("TPESearch[") and method.endswith(f" x{WORKERS}"):
-            print(ratio_table(cache, problems, method, f"optuna-tpe-cl x{WORKERS}", args.budgets, args.seeds))
+        run_missing(args.cache, problems, args.methods, args.seeds, max(args.budgets), args.rerun, "", args.workers)
+    cache = load_cache(args.cache)
+    variants = sorted({key.split("|")[1] for key in cache if key.split("|")[1].startswith("TPESearch[")})
+    for half, names in (("tuning", TUNING), ("heldout", HELDOUT)):
+        names = [p for p in names if p in problems]
+        if names:
+            print(f"\n{half}: median simple regret over seeds 0..{args.seeds - 1}, {WORKERS} workers and one\n")
+            print(comparison_table(cache, names, args.budgets, args.seeds, variants))
+            for mine in [MINE, *variants]:
+                print(wins(cache, names, args.budgets, args.seeds, mine, THEIRS))
+            print(wins(cache, names, args.budgets, args.seeds, "TPESearch", "optuna-tpe"))
 
 
 if __name__ == "__main__":

@@ -72,8 +72,11 @@ class TPESearch(ModelBasedSearcher):
             per observation), as Optuna does by default; False picks each parameter on its own
             as in the paper. Joint is much better when parameters interact (Hartmann6 regret
             at 100 evaluations, median of 10 seeds: 0.08 against 0.36).
-        constant_liar: Count the trials still running as bad observations, so parallel
-            suggestions spread out instead of piling onto one mode.
+        constant_liar: Count the trials still running as bad observations (in g(x), not in
+            the number of good ones), as Optuna's TPE does, so that trials suggested while
+            others run spread out instead of piling onto one mode. False ignores running
+            trials. With 4 trials at once it wins on 12 of 16 benchmark functions' medians
+            (docs/searchers.md, "Parallel trials").
         category_exploration: c: of the n trials that made a `choice`, each category gets
             at least c * sqrt(n) (never more than an even share, n / categories). When a
             category has fewer, it is proposed instead of the model's pick, with the other
@@ -89,7 +92,7 @@ class TPESearch(ModelBasedSearcher):
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
                  n_startup_trials: int = 8, n_ei_candidates: int = 48,
                  gamma: float | Callable[[int], int] | None = None, prior_weight: float = 1.0,
-                 rank_weights: bool = True, multivariate: bool = True, constant_liar: bool = False,
+                 rank_weights: bool = True, multivariate: bool = True, constant_liar: bool = True,
                  category_exploration: float = 1.5, seed: int | None = None) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials=}")
@@ -115,12 +118,26 @@ class TPESearch(ModelBasedSearcher):
 
     def _propose(self, observations: list[Observation], pending: list[Values],
                  rng: np.random.Generator) -> Values:
-        if self.constant_liar:
-            observations = observations + [(values, math.inf) for values in pending]
-        return propose(self._searchable(), observations, rng, gamma=_gamma_function(self.gamma),
+        gamma = _gamma_function(self.gamma)
+        if self.constant_liar and pending:
+            observations, gamma = with_running_as_bad(observations, pending, gamma)
+        return propose(self._searchable(), observations, rng, gamma=gamma,
                        n_candidates=self.n_ei_candidates, prior_weight=self.prior_weight,
                        rank_weights=self.rank_weights, multivariate=self.multivariate,
                        category_exploration=self.category_exploration)
+
+
+def with_running_as_bad(observations: Sequence[Observation], pending: Sequence[Values],
+                        gamma: Callable[[int], int]) -> tuple[list[Observation], Callable[[int], int]]:
+    """The constant liar (Optuna's, for TPE): the running trials join the bad observations.
+
+    g(x) then rises around each config in flight, so l(x) / g(x) points away from it and
+    parallel suggestions spread out instead of piling onto the mode of l. The number of good
+    observations still comes from the finished trials alone: a trial that is only running must
+    not make the good group larger.
+    """
+    lies = [(values, math.inf) for values in pending]  # +inf: after every finished trial in the split
+    return [*observations, *lies], lambda n: gamma(max(n - len(lies), 0))
 
 
 def _gamma_function(gamma: float | Callable[[int], int] | None) -> Callable[[int], int]:
