@@ -126,7 +126,7 @@ class ModelBasedSearcher(Searcher):
         if point is not None:
             values = complete_from_prior(params, values_from_point(params, point), rng)
         elif len(observations) < self.n_startup:
-            values = complete_from_prior(params, {}, rng)
+            values = self._startup(params, rng)
         else:
             proposed = self._propose(observations, pending, rng)
             values = complete_from_prior(params, proposed or {}, rng)
@@ -134,6 +134,10 @@ class ModelBasedSearcher(Searcher):
         with self._lock:
             self._live[trial_id] = values
         return config
+
+    def _startup(self, params: list[Parameter], rng: np.random.Generator) -> Values:
+        """Values for a startup trial (before the model is used): a draw from the prior."""
+        return complete_from_prior(params, {}, rng)
 
     @abc.abstractmethod
     def _propose(self, observations: list[Observation], pending: list[Values],
