@@ -9,7 +9,8 @@ keeps that bookkeeping in one place so each algorithm module holds only its mode
   as the index of its category, which is what `Space.sample(rng, fixed=...)` takes;
 * the loss is the metric for mode "min" and its negation for "max"; NaN or inf counts as the
   worst loss (+inf); trials that error or never report the metric are ignored;
-* `points_to_evaluate` run first, then `n_startup` draws from the prior, then the model.
+* `points_to_evaluate` run first, then `n_startup` startup trials (draws from the prior, or a
+  subclass's `_startup`, e.g. TPESearch's space-filling design), then the model.
 """
 
 from __future__ import annotations

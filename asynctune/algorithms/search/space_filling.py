@@ -22,9 +22,11 @@ import numpy as np
 from ...core.space import Categorical, Float, Integer, Parameter
 from .model_based import Values, is_active
 
-# Candidate designs per start; the maximin choice among 20 is within a few percent of the best
-# of 1000 for the 5-20 points of a start, at well under a millisecond.
+# Candidate designs per start (the maximin choice among 20 costs well under a millisecond for
+# the 5-20 points of a start); a start of more than _MAXIMIN_UP_TO points takes the first design,
+# as comparing all pairs grows with the square.
 _N_DESIGNS = 20
+_MAXIMIN_UP_TO = 200
 
 
 def latin_hypercube(params: Sequence[Parameter], n: int, rng: np.random.Generator) -> list[Values]:
@@ -59,10 +61,10 @@ def _maximin_design(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     if d == 0:
         return np.empty((n, 0))
     best, best_distance = None, -1.0
-    for _ in range(_N_DESIGNS):
+    for _ in range(_N_DESIGNS if n <= _MAXIMIN_UP_TO else 1):
         slices = np.argsort(rng.random((d, n)), axis=1).T  # (n, d): a permutation per column
         design = (slices + rng.random((n, d))) / n
-        if n < 2:
+        if n < 2 or n > _MAXIMIN_UP_TO:
             return design
         gaps = design[:, None, :] - design[None, :, :]
         distances = (gaps ** 2).sum(axis=2)
