@@ -63,8 +63,10 @@ class TPESearch(ModelBasedSearcher):
     fraction of the finished trials and g(x) to the rest, draws `n_ei_candidates` from l and
     returns the one that maximises l(x) / g(x) (the expected improvement).
 
-    The defaults were chosen by median simple regret at 25, 50 and 100 evaluations on five
-    functions and 80 seeds (benchmarks/search_quality.py; docs/searchers.md lists what was tried).
+    The defaults were chosen by median simple regret at 25, 50 and 100 evaluations, on the
+    tuning half of benchmarks/search_quality (9 functions, 20 seeds; the start, the branch
+    split and the category models) and before that on five functions and 80 seeds (weights,
+    candidates, gamma); docs/searchers.md lists what was tried.
 
     Example:
         >>> run(train, config={"lr": loguniform(1e-4, 1e-1), "layers": randint(1, 5)},
