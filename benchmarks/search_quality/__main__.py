@@ -108,6 +108,8 @@ def main() -> None:
                                         f"{' and '.join(GP_METHODS)} alone)")
     parser.add_argument("--rerun", action="store_true", help="recompute the selected methods' cached runs")
     parser.add_argument("--tag", default="", help="store asynctune's searchers as 'NAME [TAG]'")
+    parser.add_argument("--mine", default=MINE, help=f"the method the ratios are for (default {MINE}; "
+                                                     f"e.g. 'TPESearch [TAG]')")
     parser.add_argument("--table-only", action="store_true", help="print the tables from the cache; run nothing")
     parser.add_argument("--workers", type=int, default=1, help="processes for independent runs (default 1)")
     parser.add_argument("--docs", metavar="PATH", help="write the markdown tables (both halves, SkOpt against "
@@ -131,15 +133,15 @@ def main() -> None:
         if not names:
             continue
         print(f"\n{half}: median simple regret over seeds 0..{args.seeds - 1}")
-        if MINE in methods or set(GP_METHODS) - set(methods):
-            print(regret_table(cache, names, methods, args.budgets, args.seeds))
-            print(loss_summary(cache, names, args.budgets, args.seeds))
+        if set(methods) - set(GP_METHODS):
+            print(regret_table(cache, names, methods, args.budgets, args.seeds, mine=args.mine))
+            print(loss_summary(cache, names, args.budgets, args.seeds, args.mine))
         if set(GP_METHODS) <= set(methods):
             print(pair_table(cache, names, "SkOptSearch", "gp_minimize", args.budgets, args.seeds))
     if args.docs:
         write_docs(args.docs, args.seeds, args.budgets)
         print(f"\nwrote the tables into {args.docs}", file=sys.stderr)
-    else:
+    elif not args.table_only:
         print("\n" + timing_table(markdown=False))
 
 

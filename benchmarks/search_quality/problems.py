@@ -209,9 +209,9 @@ def cond_optimizers(c: Config) -> float:
     int) beside a shared log-scale lr whose best value depends on the branch, and an int."""
     opt, log_lr = c["optimizer"], math.log10(c["lr"])
     depth = 0.02 * (c["layers"] - 3) ** 2
-    if opt["name"] == "sgd":  # the optimum, in a narrow ridge of momentum and lr
-        ridge = ((opt["momentum"] - 0.9) / 0.05) ** 2 + ((log_lr + 1.3) / 0.4) ** 2
-        return 0.4 * (1 - math.exp(-ridge / 2)) + (0.0 if opt["nesterov"] else 0.05) + depth
+    if opt["name"] == "sgd":  # the optimum, in a ridge of momentum and lr; worse than adam outside it
+        ridge = ((opt["momentum"] - 0.9) / 0.15) ** 2 + ((log_lr + 1.3) / 0.7) ** 2
+        return 0.3 * (1 - math.exp(-ridge / 2)) + (0.0 if opt["nesterov"] else 0.05) + depth
     if opt["name"] == "adam":
         return 0.05 + 0.03 * (log_lr + 3) ** 2 + 2 * (opt["beta1"] - 0.9) ** 2 \
             + 0.005 * (math.log10(opt["eps"]) + 8) ** 2 + depth

@@ -53,39 +53,40 @@ def _ratio_cell(r: float | None, markdown: bool) -> str:
 
 
 def regret_table(cache: dict[str, Trace], problems: list[str], methods: list[str], budgets: list[int], seeds: int,
-                 *, markdown: bool = False) -> str:
+                 *, markdown: bool = False, mine: str = MINE) -> str:
     """One row per problem and budget: each method's median regret over seeds 0..seeds-1, then
-    TPESearch's median over each peer's (bold where TPESearch is worse)."""
-    peers = [p for p in PEERS if p in methods] if MINE in methods else []
-    header = ["problem", "evals", *methods, *(f"{MINE} / {p}" for p in peers)]
+    `mine`'s median over each peer's (bold where `mine` is worse)."""
+    peers = [p for p in PEERS if p in methods] if mine in methods else []
+    header = ["problem", "evals", *methods, *(f"{mine} / {p}" for p in peers)]
     rows = []
     for problem in problems:
         for budget in budgets:
             medians = {m: median(cache, problem, m, list(range(seeds)), budget) for m in methods}
             rows.append([problem, str(budget), *(_number(medians[m]) for m in methods),
-                         *(_ratio_cell(ratio(medians[MINE], medians[p]), markdown) for p in peers)])
+                         *(_ratio_cell(ratio(medians[mine], medians[p]), markdown) for p in peers)])
     return _render(header, rows, markdown)
 
 
-def losses(cache: dict[str, Trace], problems: list[str], budgets: list[int], seeds: int, peer: str
-           ) -> list[tuple[str, int, float]]:
-    """(problem, budget, ratio) where TPESearch's median regret is above the peer's."""
+def losses(cache: dict[str, Trace], problems: list[str], budgets: list[int], seeds: int, peer: str,
+           mine: str = MINE) -> list[tuple[str, int, float]]:
+    """(problem, budget, ratio) where `mine`'s median regret is above the peer's."""
     out = []
     for problem in problems:
         for budget in budgets:
-            r = ratio(median(cache, problem, MINE, list(range(seeds)), budget),
+            r = ratio(median(cache, problem, mine, list(range(seeds)), budget),
                       median(cache, problem, peer, list(range(seeds)), budget))
             if r is not None and r > 1.0:
                 out.append((problem, budget, r))
     return out
 
 
-def loss_summary(cache: dict[str, Trace], problems: list[str], budgets: list[int], seeds: int) -> str:
+def loss_summary(cache: dict[str, Trace], problems: list[str], budgets: list[int], seeds: int,
+                 mine: str = MINE) -> str:
     lines = []
     for peer in PEERS:
-        lost = losses(cache, problems, budgets, seeds, peer)
+        lost = losses(cache, problems, budgets, seeds, peer, mine)
         cells = ", ".join(f"{p} at {b} ({r:.2f}x)" for p, b, r in lost) or "none"
-        lines.append(f"{MINE} worse than {peer} in {len(lost)} of {len(problems) * len(budgets)}: {cells}")
+        lines.append(f"{mine} worse than {peer} in {len(lost)} of {len(problems) * len(budgets)}: {cells}")
     return "\n".join(lines)
 
 

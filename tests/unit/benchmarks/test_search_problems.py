@@ -114,7 +114,7 @@ SAMPLERS = {"asynctune": _asynctune_samples, "optuna": _optuna_samples, "hyperop
 def test_each_library_samples_the_same_space_in_bounds_and_reaches_every_branch(library):
     for name, problem in PROBLEMS.items():
         reached: set = set()
-        for config in SAMPLERS[library](problem.space, 120):
+        for config in SAMPLERS[library](problem.space, 60):
             _check(problem.space, config, reached)
             if problem.half != "extra":  # sgd_digits trains a model per evaluation
                 problem.f(config)  # the objective takes every library's config as it is
