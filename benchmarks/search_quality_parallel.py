@@ -44,7 +44,7 @@ from asynctune.core.space import Space  # noqa: E402
 from benchmarks.search_quality.__main__ import RESULTS, run_missing  # noqa: E402
 from benchmarks.search_quality.peers import METHODS, Evaluate, asynctune_space, optuna_config  # noqa: E402
 from benchmarks.search_quality.problems import HELDOUT, TUNING, Config, Param  # noqa: E402
-from benchmarks.search_quality.tables import median, ratio  # noqa: E402
+from benchmarks.search_quality.tables import median, ratio, replace_between_markers  # noqa: E402
 from benchmarks.search_quality.traces import load_cache  # noqa: E402
 
 WORKERS = 4
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--rerun", action="store_true", help="recompute the selected methods' cached runs")
     parser.add_argument("--table-only", action="store_true", help="print the tables from the cache; run nothing")
     parser.add_argument("--workers", type=int, default=1, help="processes for independent runs (default 1)")
+    parser.add_argument("--docs", metavar="PATH", help="write the tables between PATH's search_quality:parallel markers")
     args = parser.parse_args()
     halves = {"tuning": TUNING, "heldout": HELDOUT, "all": TUNING + HELDOUT}
     problems = args.problems or halves[args.half]
@@ -163,14 +164,20 @@ def main() -> None:
         run_missing(args.cache, problems, args.methods, args.seeds, max(args.budgets), args.rerun, "", args.workers)
     cache = load_cache(args.cache)
     variants = sorted({key.split("|")[1] for key in cache if key.split("|")[1].startswith("TPESearch[")})
+    report = []
     for half, names in (("tuning", TUNING), ("heldout", HELDOUT)):
         names = [p for p in names if p in problems]
         if names:
-            print(f"\n{half}: median simple regret over seeds 0..{args.seeds - 1}, {WORKERS} workers and one\n")
-            print(comparison_table(cache, names, args.budgets, args.seeds, variants))
-            for mine in [MINE, *variants]:
-                print(wins(cache, names, args.budgets, args.seeds, mine, THEIRS))
-            print(wins(cache, names, args.budgets, args.seeds, "TPESearch", "optuna-tpe"))
+            report += [f"\n{half}: median simple regret over seeds 0..{args.seeds - 1}, {WORKERS} workers and one\n",
+                       comparison_table(cache, names, args.budgets, args.seeds, variants), ""]
+            report += [wins(cache, names, args.budgets, args.seeds, mine, theirs) + "\n"
+                       for mine, theirs in [*((m, THEIRS) for m in [MINE, *variants]), ("TPESearch", "optuna-tpe")]]
+    print("\n".join(report))
+    if args.docs:
+        with open(args.docs) as f:
+            text = f.read()
+        with open(args.docs, "w") as f:
+            f.write(replace_between_markers(text, "parallel", "\n".join(report)))
 
 
 if __name__ == "__main__":
