@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from asynctune.algorithms.search.model_based import Observation, Values
 from asynctune.algorithms.search.tpe import TPESearch
 from asynctune.core.space import Space, uniform
 from asynctune.core.trial import Status
@@ -54,7 +55,8 @@ class RecordingTPE(TPESearch):
         super().__init__(**kwargs)
         self.running_seen: list[int] = []
 
-    def _propose(self, observations, pending, rng):  # type: ignore[no-untyped-def]
+    def _propose(self, observations: list[Observation], pending: list[Values],
+                 rng: np.random.Generator) -> Values:
         self.running_seen.append(len(pending))
         return super()._propose(observations, pending, rng)
 
