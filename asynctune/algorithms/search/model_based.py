@@ -9,7 +9,8 @@ keeps that bookkeeping in one place so each algorithm module holds only its mode
   as the index of its category, which is what `Space.sample(rng, fixed=...)` takes;
 * the loss is the metric for mode "min" and its negation for "max"; NaN or inf counts as the
   worst loss (+inf); trials that error or never report the metric are ignored;
-* `points_to_evaluate` run first, then `n_startup` draws from the prior, then the model.
+* `points_to_evaluate` run first, then `n_startup` startup trials (draws from the prior, or a
+  subclass's `_startup`, e.g. TPESearch's space-filling design), then the model.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class ModelBasedSearcher(Searcher):
         if point is not None:
             values = complete_from_prior(params, values_from_point(params, point), rng)
         elif len(observations) < self.n_startup:
-            values = complete_from_prior(params, {}, rng)
+            values = self._startup(params, rng)
         else:
             proposed = self._propose(observations, pending, rng)
             values = complete_from_prior(params, proposed or {}, rng)
@@ -134,6 +135,10 @@ class ModelBasedSearcher(Searcher):
         with self._lock:
             self._live[trial_id] = values
         return config
+
+    def _startup(self, params: list[Parameter], rng: np.random.Generator) -> Values:
+        """Values for a startup trial (before the model is used): a draw from the prior."""
+        return complete_from_prior(params, {}, rng)
 
     @abc.abstractmethod
     def _propose(self, observations: list[Observation], pending: list[Values],

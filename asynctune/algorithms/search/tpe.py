@@ -13,7 +13,16 @@ quantized floats and integers, an untruncated one for `randn`, and a smoothed hi
 `choice`. Univariate TPE (the paper's) picks each parameter on its own; multivariate TPE
 (Falkner et al., 2018) uses one product kernel per observation for all parameters that exist
 together. A parameter inside a `choice` of dicts is fitted only on the trials that chose its
-branch, and is proposed only when its branch is chosen: the "tree" of the name.
+branch (split into good and bad among themselves), and is proposed only when its branch is
+chosen: the "tree" of the name.
+
+Categories get a model of their own where the joint one knows little. The startup trials are a
+space-filling design that takes every category in turn (space_filling.py). A category that has
+had fewer than its share of trials is proposed for exploration, and the rest of its group (the
+other categories too) comes from a model of that category's trials alone. When the model's own
+pick is a combination of categories that already has several trials, its numeric parameters
+are refined by a model of that combination's trials alone: a good learning rate for one
+optimizer says little about another's.
 
 The model is in plain functions over (values, loss) observations, so algorithms that keep
 several sets of observations (BOHB: one per budget) can reuse it: `split_observations`,
@@ -29,7 +38,13 @@ from typing import Any
 import numpy as np
 
 from ...core.space import Categorical, Float, Integer, Normal, Parameter, Path
-from .model_based import ModelBasedSearcher, Observation, Values, is_active
+from .model_based import ModelBasedSearcher, Observation, Values, complete_from_prior, is_active
+from .space_filling import latin_hypercube
+
+# A combination of categories (a "cell") with at least this many trials gets its numeric
+# parameters from a model of its own trials (benchmarks/search_quality, tuning half, 20 seeds:
+# docs/searchers.md says what else was tried).
+CELL_MIN_TRIALS = 5
 
 
 def default_gamma(n: int) -> int:
@@ -48,8 +63,10 @@ class TPESearch(ModelBasedSearcher):
     fraction of the finished trials and g(x) to the rest, draws `n_ei_candidates` from l and
     returns the one that maximises l(x) / g(x) (the expected improvement).
 
-    The defaults were chosen by median simple regret at 25, 50 and 100 evaluations on five
-    functions and 80 seeds (benchmarks/search_quality.py; docs/searchers.md lists what was tried).
+    The defaults were chosen by median simple regret at 25, 50 and 100 evaluations, on the
+    tuning half of benchmarks/search_quality (9 functions, 20 seeds; the start, the branch
+    split and the category models) and before that on five functions and 80 seeds (weights,
+    candidates, gamma); docs/searchers.md lists what was tried.
 
     Example:
         >>> run(train, config={"lr": loguniform(1e-4, 1e-1), "layers": randint(1, 5)},
@@ -60,7 +77,7 @@ class TPESearch(ModelBasedSearcher):
         mode: "min" or "max"; run()'s mode is used when None.
         points_to_evaluate: Configs (possibly partial) to try first, e.g. known good defaults;
             the parameters they leave out are drawn at random.
-        n_startup_trials: Random trials before the model is used.
+        n_startup_trials: Trials before the model is used: a space-filling design, or random.
         n_ei_candidates: Candidates drawn from l(x) per suggestion; more exploits harder.
         gamma: The good fraction (a float in (0, 1): the best ceil(gamma * n) of n), or a
             function n -> number of good observations. Default: 20% of n, at most 25.
@@ -72,16 +89,25 @@ class TPESearch(ModelBasedSearcher):
             per observation), as Optuna does by default; False picks each parameter on its own
             as in the paper. Joint is much better when parameters interact (Hartmann6 regret
             at 100 evaluations, median of 10 seeds: 0.08 against 0.36).
-        constant_liar: Count the trials still running as bad observations, so parallel
-            suggestions spread out instead of piling onto one mode.
+        constant_liar: Count the trials still running as bad observations (in g(x), not in
+            the number of good ones), as Optuna's TPE does, so that trials suggested while
+            others run spread out instead of piling onto one mode. False ignores running
+            trials, and then often proposes again next to a config in flight
+            (docs/searchers.md, "Parallel trials").
         category_exploration: c: of the n trials that made a `choice`, each category gets
             at least c * sqrt(n) (never more than an even share, n / categories). When a
-            category has fewer, it is proposed instead of the model's pick, with the other
-            parameters fitted to that category's trials only, with equal weights and a quarter
-            of the candidates (the model knows little there). Without it, a category that
+            category has fewer, it is proposed instead of the model's pick, with the rest of
+            its group (other categories included) fitted to that category's trials only, with
+            equal weights and a quarter of the candidates (the model knows little there). Without it, a category that
             looks best after the random trials takes nearly every later sample, even when
             another one holds the optimum (benchmarks/search_quality.py, mixed_trap). 0 turns
             it off.
+        category_smoothing: Each observation's kernel over a `choice` of k categories puts 1 on
+            its own category and category_smoothing * prior_weight / k on every category, so
+            the model also proposes combinations it has not seen together.
+        space_filling: The startup trials form a Latin hypercube over the numeric parameters
+            (one point per slice of each range, the design whose closest points are farthest
+            apart) and take every category in turn; False draws them from the prior.
         seed: Seeds every random choice: the same results give the same suggestions.
     """
 
@@ -89,8 +115,9 @@ class TPESearch(ModelBasedSearcher):
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
                  n_startup_trials: int = 8, n_ei_candidates: int = 48,
                  gamma: float | Callable[[int], int] | None = None, prior_weight: float = 1.0,
-                 rank_weights: bool = True, multivariate: bool = True, constant_liar: bool = False,
-                 category_exploration: float = 1.5, seed: int | None = None) -> None:
+                 rank_weights: bool = True, multivariate: bool = True, constant_liar: bool = True,
+                 category_exploration: float = 1.5, category_smoothing: float = 2.0,
+                 space_filling: bool = True, seed: int | None = None) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials=}")
         if isinstance(n_ei_candidates, bool) or not isinstance(n_ei_candidates, int) or n_ei_candidates < 1:
@@ -103,6 +130,9 @@ class TPESearch(ModelBasedSearcher):
         if isinstance(category_exploration, bool) or not isinstance(category_exploration, (int, float)) \
                 or not 0 <= category_exploration < math.inf:
             raise ValueError(f"category_exploration must be a number >= 0, got {category_exploration=}")
+        if isinstance(category_smoothing, bool) or not isinstance(category_smoothing, (int, float)) \
+                or not 0 < category_smoothing < math.inf:
+            raise ValueError(f"category_smoothing must be a number > 0, got {category_smoothing=}")
         super().__init__(metric, mode, points_to_evaluate=points_to_evaluate,
                          n_startup=n_startup_trials, seed=seed)
         self.n_ei_candidates = n_ei_candidates
@@ -112,15 +142,45 @@ class TPESearch(ModelBasedSearcher):
         self.multivariate = bool(multivariate)
         self.constant_liar = bool(constant_liar)
         self.category_exploration = float(category_exploration)
+        self.category_smoothing = float(category_smoothing)
+        self.space_filling = bool(space_filling)
+        self._design: list[Values] | None = None  # the startup design, made at the first startup trial
+        self._design_used = 0
+
+    def _startup(self, params: list[Parameter], rng: np.random.Generator) -> Values:
+        if not self.space_filling:
+            return super()._startup(params, rng)
+        if self._design is None:
+            self._design = latin_hypercube(params, self.n_startup, rng)
+        # Trials that fail do not count towards the start, so it may ask for more than planned.
+        point = self._design[self._design_used] if self._design_used < len(self._design) else {}
+        self._design_used += 1
+        return complete_from_prior(params, point, rng)
 
     def _propose(self, observations: list[Observation], pending: list[Values],
                  rng: np.random.Generator) -> Values:
-        if self.constant_liar:
-            observations = observations + [(values, math.inf) for values in pending]
-        return propose(self._searchable(), observations, rng, gamma=_gamma_function(self.gamma),
+        gamma = _gamma_function(self.gamma)
+        if self.constant_liar and pending:
+            observations, gamma = with_running_as_bad(observations, pending, gamma)
+        return propose(self._searchable(), observations, rng, gamma=gamma,
                        n_candidates=self.n_ei_candidates, prior_weight=self.prior_weight,
                        rank_weights=self.rank_weights, multivariate=self.multivariate,
-                       category_exploration=self.category_exploration)
+                       category_exploration=self.category_exploration,
+                       category_smoothing=self.category_smoothing, branch_split=True,
+                       cell_min_trials=CELL_MIN_TRIALS)
+
+
+def with_running_as_bad(observations: Sequence[Observation], pending: Sequence[Values],
+                        gamma: Callable[[int], int]) -> tuple[list[Observation], Callable[[int], int]]:
+    """The constant liar (Optuna's, for TPE): the running trials join the bad observations.
+
+    g(x) then rises around each config in flight, so l(x) / g(x) points away from it and
+    parallel suggestions spread out instead of piling onto the mode of l. The number of good
+    observations still comes from the finished trials alone: a trial that is only running must
+    not make the good group larger.
+    """
+    lies = [(values, math.inf) for values in pending]  # +inf: after every finished trial in the split
+    return [*observations, *lies], lambda n: gamma(max(n - len(lies), 0))
 
 
 def _gamma_function(gamma: float | Callable[[int], int] | None) -> Callable[[int], int]:
@@ -136,7 +196,8 @@ def _gamma_function(gamma: float | Callable[[int], int] | None) -> Callable[[int
 def propose(params: Sequence[Parameter], observations: Sequence[Observation], rng: np.random.Generator, *,
             gamma: Callable[[int], int] = default_gamma, n_candidates: int = 24,
             prior_weight: float = 1.0, rank_weights: bool = False, multivariate: bool = True,
-            category_exploration: float = 0.0) -> Values:
+            category_exploration: float = 0.0, category_smoothing: float = 1.0, branch_split: bool = False,
+            cell_min_trials: int | None = None) -> Values:
     """The values that maximise l(x) / g(x) among `n_candidates` draws from l, group by group.
 
     A group is one parameter (univariate) or all parameters that exist under the same branch
@@ -145,36 +206,72 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
 
     `rank_weights`: the good observations weigh 1/sqrt(rank) in l, the best first.
 
+    `branch_split`: a branch's parameters are fitted to the observations that took the branch,
+    split into good and bad among themselves. (By the split of all observations, a branch that
+    is worse than another has no good observations, and its l is the prior.)
+
     `category_exploration` c: of the n observations that made a `choice`, each category is to
-    have at least min(c * sqrt(n), n / categories); one that has fewer replaces the model's
-    pick. The rest of the group is then fitted only to the observations that made that choice,
-    with equal weights and a quarter of the candidates: the model's view of it comes from the
-    category it prefers, which says little about another (the category that looked best early
-    may not hold the optimum), and within a category it has seldom tried it should look widely.
+    have at least min(c * sqrt(n), n / categories). When the model's pick lacks one, an
+    under-explored category replaces it, and the rest of the group (other categories too) is
+    fitted only to the observations that made that choice, with equal weights and a quarter
+    of the candidates: the model's view of it comes from the category it prefers, which says
+    little about another (the category that looked best early may not hold the optimum), and
+    within a category it has seldom tried it should look widely.
+
+    `cell_min_trials` m: otherwise, when the categories picked together have at least m
+    observations, the group's numeric parameters are refitted to those observations alone.
     """
     good, bad = split_observations(observations, gamma)
     values: Values = {}
     for group in parameter_groups(params, multivariate):
         if not is_active(group[0], values):
             continue
-        chosen = _propose_group(group, good, bad, rng, n_candidates, prior_weight, rank_weights)
+        group_good, group_bad = good, bad
+        if branch_split and group[0].condition is not None:
+            group_good, group_bad = split_observations([o for o in observations if group[0].path in o[0]], gamma)
+        chosen = _propose_group(group, group_good, group_bad, rng, n_candidates, prior_weight, rank_weights,
+                                category_smoothing)
         categoricals = [p for p in group if isinstance(p.domain, Categorical)]
         rest = [p for p in group if not isinstance(p.domain, Categorical)]
-        forced = False
-        if category_exploration > 0:
-            for param in categoricals:
-                under = _under_explored(param, observations, category_exploration)
-                if len(under) and chosen[param.path] not in under:
-                    chosen[param.path] = int(rng.choice(under))
-                    forced = True
-        if rest and forced:
+        explore = _category_to_explore(categoricals, chosen, observations, category_exploration, rng)
+        if explore is not None:
+            param, category = explore
+            chosen = {param.path: category}
+            others = [p for p in group if p is not param]
+            if others:
+                same = [(v, loss) for v, loss in observations if v.get(param.path) == category]
+                chosen.update(_propose_group(others, *split_observations(same, gamma), rng, max(1, n_candidates // 4),
+                                             prior_weight, rank_weights=False, category_smoothing=category_smoothing))
+        elif cell_min_trials is not None and categoricals and rest:
             same = [(v, loss) for v, loss in observations if group[0].path in v
                     and all(v[p.path] == chosen[p.path] for p in categoricals)]
-            sub_good, sub_bad = split_observations(same, gamma)
-            chosen.update(_propose_group(rest, sub_good, sub_bad, rng, max(1, n_candidates // 4), prior_weight,
-                                         rank_weights=False))
+            if len(same) >= cell_min_trials:
+                chosen.update(_propose_group(rest, *split_observations(same, gamma), rng, n_candidates,
+                                             prior_weight, rank_weights, category_smoothing))
         values.update(chosen)
     return values
+
+
+def _category_to_explore(categoricals: Sequence[Parameter], chosen: Values, observations: Sequence[Observation],
+                         c: float, rng: np.random.Generator) -> tuple[Parameter, int] | None:
+    """A (parameter, category) to propose instead of the model's pick, or None.
+
+    Among the group's `choice`s whose pick is not under-explored while other categories are,
+    one at random, and one of its under-explored categories at random. One at a time: the
+    other choices are then made by the model of that category's trials, which finds the
+    combinations that are good with it.
+    """
+    if c <= 0:
+        return None
+    lacking = []
+    for param in categoricals:
+        under = _under_explored(param, observations, c)
+        if len(under) and chosen[param.path] not in under:
+            lacking.append((param, under))
+    if not lacking:
+        return None
+    param, under = lacking[int(rng.integers(len(lacking)))]
+    return param, int(rng.choice(under))
 
 
 def _under_explored(param: Parameter, observations: Sequence[Observation], c: float) -> np.ndarray:
@@ -190,12 +287,13 @@ def _under_explored(param: Parameter, observations: Sequence[Observation], c: fl
 
 def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
                    rng: np.random.Generator, n_candidates: int, prior_weight: float,
-                   rank_weights: bool) -> Values:
+                   rank_weights: bool, category_smoothing: float = 1.0) -> Values:
     """The draw from l (fitted to `good`, best first) with the largest l(x) / g(x) (g fitted to `bad`)."""
     good = [v for v in good if group[0].path in v]
     weights = 1.0 / np.sqrt(np.arange(1, len(good) + 1)) if rank_weights else None
-    l = ParzenEstimator(group, good, prior_weight=prior_weight, weights=weights)
-    g = ParzenEstimator(group, [v for v in bad if group[0].path in v], prior_weight=prior_weight)
+    l = ParzenEstimator(group, good, prior_weight=prior_weight, weights=weights, category_smoothing=category_smoothing)
+    g = ParzenEstimator(group, [v for v in bad if group[0].path in v], prior_weight=prior_weight,
+                        category_smoothing=category_smoothing)
     candidates = l.sample(rng, n_candidates)
     best = int(np.argmax(l.log_pdf(candidates) - g.log_pdf(candidates)))
     return {param.path: column[best].item() for param, column in zip(group, candidates)}
@@ -235,13 +333,17 @@ class ParzenEstimator:
         observations: The values of the observations.
         prior_weight: Weight of the prior kernel, relative to the observations' weights.
         weights: One weight per observation; all 1 when None.
+        category_smoothing: A `choice`'s kernels put category_smoothing * prior_weight / k on
+            each of its k categories, besides 1 on the observed one.
     """
 
     def __init__(self, params: Sequence[Parameter], observations: Sequence[Values], *,
-                 prior_weight: float = 1.0, weights: np.ndarray | None = None) -> None:
+                 prior_weight: float = 1.0, weights: np.ndarray | None = None,
+                 category_smoothing: float = 1.0) -> None:
         weights = np.append(np.ones(len(observations)) if weights is None else weights, prior_weight)
         self.log_weights = np.log(weights / weights.sum())
-        self.kernels = [_make_kernel(p, [v[p.path] for v in observations], prior_weight) for p in params]
+        self.kernels = [_make_kernel(p, [v[p.path] for v in observations], prior_weight * category_smoothing)
+                        for p in params]
         # The truncation masses of all numeric kernels in one call: most of the fitting time.
         numeric = [k for k in self.kernels if isinstance(k, _NumericKernel)]
         if numeric:
@@ -269,9 +371,9 @@ class ParzenEstimator:
 
 # --- kernels per domain -------------------------------------------------------------------------
 
-def _make_kernel(param: Parameter, observed: list[Any], prior_weight: float) -> _NumericKernel | _CategoricalKernel:
+def _make_kernel(param: Parameter, observed: list[Any], smoothing: float) -> _NumericKernel | _CategoricalKernel:
     if isinstance(param.domain, Categorical):
-        return _CategoricalKernel(len(param.domain.categories), observed, prior_weight)
+        return _CategoricalKernel(len(param.domain.categories), observed, smoothing)
     return _NumericKernel(_Scale(param.domain), observed)
 
 
@@ -381,10 +483,10 @@ def _neighbour_distances(mus: np.ndarray, low: float, high: float) -> np.ndarray
 
 
 class _CategoricalKernel:
-    """Each observation puts 1 on its category plus prior_weight spread evenly; the prior is uniform."""
+    """Each observation puts 1 on its category plus `smoothing` spread evenly; the prior is uniform."""
 
-    def __init__(self, n_categories: int, observed: list[Any], prior_weight: float) -> None:
-        counts = np.full((len(observed) + 1, n_categories), prior_weight / n_categories)
+    def __init__(self, n_categories: int, observed: list[Any], smoothing: float) -> None:
+        counts = np.full((len(observed) + 1, n_categories), smoothing / n_categories)
         counts[np.arange(len(observed)), np.asarray(observed, dtype=np.int64)] += 1.0
         counts[-1] = 1.0  # the prior kernel
         self.log_probs = np.log(counts / counts.sum(axis=1, keepdims=True))

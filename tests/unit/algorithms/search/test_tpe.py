@@ -273,3 +273,63 @@ def test_the_model_takes_over_after_the_default_startup_trials(monkeypatch) -> N
 def test_category_exploration_must_be_a_number_at_least_0(value) -> None:
     with pytest.raises(ValueError, match="category_exploration must be a number >= 0"):
         TPESearch(category_exploration=value)
+
+
+def test_an_explored_category_gets_the_other_categories_that_are_good_with_it() -> None:
+    # "a" = 0 with "b" = 0 is best overall; among a = 3's trials, b = 2 is far best. When a = 3
+    # is proposed for exploration, "b" must come from a = 3's trials (2), not the joint pick (0).
+    space = Space({"a": choice(list(range(5))), "b": choice(["p", "q", "r"]), "x": uniform(0, 1)})
+    rng = np.random.default_rng(0)
+    observations = [({("a",): 0, ("b",): i % 3, ("x",): float(x)}, 0.1 + abs(x - 0.5) + (0.0 if i % 3 == 0 else 0.3))
+                    for i, x in enumerate(rng.uniform(size=30))]  # every b is tried: only "a" lacks trials
+    observations += [({("a",): 3, ("b",): b, ("x",): float(rng.uniform())}, 1.0 if b == 2 else 3.0)
+                     for b in (0, 1, 2, 0, 1, 2)]
+    picks = [propose(space.parameters, observations, rng, category_exploration=1.5) for _ in range(300)]
+    with_3 = [p[("b",)] for p in picks if p[("a",)] == 3]
+    assert len(with_3) > 20
+    assert np.mean(np.array(with_3) == 2) > 0.7, Counter(with_3)
+
+
+def test_a_well_tried_combination_gets_its_numbers_from_its_own_trials() -> None:
+    # In kind "a", x is best at 0.2; the trials of kind "b" sit near 0.8 and are as good, so in
+    # a joint model their kernels pull the x of "a" there too. Fitted to the trials of "a"
+    # alone, x stays near 0.2.
+    space = Space({"kind": choice(["a", "b"]), "x": uniform(0, 1)})
+    rng = np.random.default_rng(1)
+    observations = [({("kind",): 0, ("x",): float(x)}, abs(x - 0.2)) for x in rng.uniform(size=20)]
+    observations += [({("kind",): 1, ("x",): float(x)}, 0.03 + abs(x - 0.8)) for x in rng.uniform(0.7, 0.9, size=20)]
+
+    def xs_of_a(cell_min_trials: int | None) -> np.ndarray:
+        picks = [propose(space.parameters, observations, rng, cell_min_trials=cell_min_trials) for _ in range(300)]
+        return np.array([p[("x",)] for p in picks if p[("kind",)] == 0])
+
+    own, joint = xs_of_a(5), xs_of_a(None)
+    assert len(own) >= 8 and len(joint) >= 8
+    assert np.mean(np.abs(own - 0.2) < 0.15) > 0.8, own
+    assert np.mean(np.abs(joint - 0.2) < 0.15) < 0.3, joint
+
+
+def test_a_branch_is_modelled_on_its_own_good_trials() -> None:
+    # Branch 1 is worse than branch 0 everywhere, so the overall split has no good trial in it
+    # and its parameter would come from the prior. Split among its own trials, b goes to 0.8.
+    space = Space({"m": choice([{"a": uniform(0, 1)}, {"b": uniform(0, 1)}])})
+    rng = np.random.default_rng(1)
+    observations = [({("m",): 0, ("m", Branch(0), "a"): float(a)}, abs(a - 0.2)) for a in rng.uniform(size=30)]
+    observations += [({("m",): 1, ("m", Branch(1), "b"): float(b)}, 5 + abs(b - 0.8)) for b in np.linspace(0, 1, 15)]
+
+    def bs(branch_split: bool) -> np.ndarray:
+        # category_exploration=6: branch 1 lacks trials, so it is proposed every time
+        picks = [propose(space.parameters, observations, rng, category_exploration=6.0, branch_split=branch_split)
+                 for _ in range(200)]
+        return np.array([p[("m", Branch(1), "b")] for p in picks if p[("m",)] == 1])
+
+    own, overall = bs(True), bs(False)
+    assert len(own) == len(overall) == 200
+    assert np.mean(np.abs(own - 0.8) < 0.1) > 0.8, np.median(own)
+    assert np.mean(np.abs(overall - 0.8) < 0.1) < 0.2, np.median(overall)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, math.inf, "2", True])
+def test_category_smoothing_must_be_a_positive_number(value) -> None:
+    with pytest.raises(ValueError, match="category_smoothing must be a number > 0"):
+        TPESearch(category_smoothing=value)
