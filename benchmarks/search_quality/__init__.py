@@ -38,7 +38,7 @@ cached one). Run from the repository root:
     python -m benchmarks.search_quality --workers 2                  # the suite: 20 seeds, both halves
     python -m benchmarks.search_quality --half tuning --methods TPESearch --rerun
     python -m benchmarks.search_quality --table-only --docs docs/searchers.md   # tables into the docs
-    python -m benchmarks.search_quality --methods SkOptSearch gp_minimize --seeds 3 \\
-        --problems branin rosenbrock levy4 mixed_trap --cache benchmarks/results/search_quality_gp.json
+    python -m benchmarks.search_quality --workers 2 --methods SkOptSearch gp_minimize --seeds 5 \\
+        --problems branin rosenbrock levy4 mixed_trap hartmann6 int_quadratic   # into search_quality_gp.json
     python -m benchmarks.search_quality --timing-only                # TPESearch.suggest's CPU time
 """
