@@ -51,7 +51,7 @@ def default_gamma(n: int) -> int:
     """How many of n observations are "good": the best 20%, at most 25.
 
     Optuna keeps the best 10%; 20% found better optima on Branin and Hartmann6 at 50 and
-    100 evaluations (benchmarks/search_quality.py) because l(x) then rests on more points.
+    100 evaluations (benchmarks/search_quality) because l(x) then rests on more points.
     """
     return min(math.ceil(0.2 * n), 25)
 
@@ -100,7 +100,7 @@ class TPESearch(ModelBasedSearcher):
             its group (other categories included) fitted to that category's trials only, with
             equal weights and a quarter of the candidates (the model knows little there). Without it, a category that
             looks best after the random trials takes nearly every later sample, even when
-            another one holds the optimum (benchmarks/search_quality.py, mixed_trap). 0 turns
+            another one holds the optimum (benchmarks/search_quality, mixed_trap). 0 turns
             it off.
         category_smoothing: Each observation's kernel over a `choice` of k categories puts 1 on
             its own category and category_smoothing * prior_weight / k on every category, so
