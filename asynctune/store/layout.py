@@ -39,7 +39,7 @@ import cloudpickle
 import numpy as np
 
 from ..errors import StorageFull, UnsafeFileError, is_disk_full
-from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
+from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private, makedirs_private, open_private
 from .signing import load_signed_pickle, sign
 from . import checkpoints
 from .jsonl import numbered_records, parse_record
@@ -137,7 +137,7 @@ def write_atomic(path: str, data: bytes, *, new: bool = False) -> None:
     gets a fixed name and is created with one system call (mkstemp's random name costs more)."""
     if new:
         tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+        fd = create_private(tmp)
     else:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")  # created 0600
     try:
@@ -332,10 +332,7 @@ def repair_jsonl(path: str, problem: Callable[[dict[str, Any], int], str | None]
     if bad:
         with open_private(path + DAMAGED_SUFFIX, "a", encoding="utf-8", errors="surrogateescape") as f:
             f.writelines(text if text.endswith("\n") else text + "\n" for _, text, _ in bad)
-        tmp = path + ".tmp"
-        with open_private(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.writelines(kept)
-        os.replace(tmp, path)
+        write_atomic(path, "".join(kept).encode("utf-8", "surrogateescape"))
         logger.warning("%s held %d line(s) that are not valid records; moved them to %s: %s", path, len(bad),
                        path + DAMAGED_SUFFIX, "; ".join(f"line {n}: {why}" for n, _, why in sorted(bad)))
     return records
@@ -426,9 +423,9 @@ def write_params(trial_dir: str, config: dict[str, Any], *, indent: int | None =
     else:
         write_json_atomic(path, config, indent=indent)
     pickled = os.path.join(trial_dir, PARAMS_PICKLE_FILE)
-    if new and is_plain_json(config):
-        return  # no older pickle to remove
     if is_plain_json(config):
+        if new:
+            return  # no older pickle to remove
         try:
             os.unlink(pickled)  # a mutation may have made a config plain: the old pickle must not win
         except FileNotFoundError:

@@ -17,6 +17,24 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
+def make_dir_private(path: str) -> bool:
+    """Make the directory `path` 0700 (and missing parents); True if it was made now, False if
+    it was there already. One system call where its parent exists."""
+    try:
+        os.mkdir(path, PRIVATE_DIR_MODE)
+        return True
+    except FileExistsError:
+        return False
+    except FileNotFoundError:  # its parent is missing too
+        makedirs_private(path)
+        return True
+
+
+def create_private(path: str) -> int:
+    """A new file (it must not exist), 0600, opened for writing: its descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+
+
 def makedirs_private(path: str) -> None:
     """Create `path` (and missing parents) 0700; an existing directory is left as it is."""
     os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)

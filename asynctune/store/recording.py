@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, Union
 
 from .vanished import check_file
-from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, makedirs_private, open_private
+from .private_files import create_private, make_dir_private, makedirs_private, open_private
 from .layout import (ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_REWOUND_FILE, REWOUND_FILE,
                       is_plain_json, is_scalar, read_csv_header, dumps, open_append, open_append_fd, read_jsonl,
                       read_results, write_all, write_params)
@@ -49,7 +49,7 @@ class TrialRecorder:
 
     def __init__(self, trial_dir: str) -> None:
         self.trial_dir = trial_dir
-        self._new = _make_dir_private(trial_dir)  # made now: nothing is in it yet
+        self._new = make_dir_private(trial_dir)  # made now: nothing is in it yet
         self._csv_new = self._new  # progress.csv is not there yet either
         self._json_path = os.path.join(trial_dir, RESULT_FILE)
         self._csv_path = os.path.join(trial_dir, PROGRESS_FILE)
@@ -255,7 +255,7 @@ class BatchedTrialRecorder:
             self._failure = exc
 
     def _write(self, params: dict[str, Any] | None, lines: str, rows: str) -> None:
-        if not self._made and _make_dir_private(self.trial_dir):
+        if not self._made and make_dir_private(self.trial_dir):
             # The directory is new (a simulation makes thousands a second): its files are too, so
             # they are written whole with one system call each, with no check for a torn tail.
             if params is not None and is_plain_json(params):
@@ -414,25 +414,11 @@ def make_recorder(trial_dir: str, recording: str = "files", *, writer: BatchWrit
     return TrialRecorder(trial_dir)
 
 
-def _make_dir_private(path: str) -> bool:
-    """Make the directory `path` 0700; True if it was made now, False if it was there already."""
-    try:
-        os.mkdir(path, PRIVATE_DIR_MODE)
-        return True
-    except FileExistsError:
-        return False
-    except FileNotFoundError:  # its parent is missing too
-        makedirs_private(path)
-        return True
-
-
 def _write_new(path: str, data: bytes) -> None:
     """A new private file holding `data` (it must not exist)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    fd = create_private(path)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
