@@ -128,13 +128,16 @@ def test_population_based_training_with_rays_arguments(storage, tmp_path):
     ray.init(num_cpus=4)  # the whole population at once
     pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2,
                                   hyperparam_mutations={"lr": tune.uniform(0.0, 1.0)})
-    results = fit(Learner, storage, param_space={"lr": tune.grid_search([0.01, 0.02, 0.9, 1.0]), "barrier": str(tmp_path)},
-                  metric="score", mode="max", scheduler=pbt, stop={"training_iteration": 6},
+    # Scores that never tie, and three perturbation points (2, 4, 6): a trial ranked before the
+    # others reach an interval is compared with fewer trials, so one point alone may find no
+    # bottom trial (with lr 0.01 and 0.02, 0.01 at step 4 tied 0.02 at step 2, and no MUTATE).
+    results = fit(Learner, storage, param_space={"lr": tune.grid_search([0.01, 0.3, 0.9, 1.0]), "barrier": str(tmp_path)},
+                  metric="score", mode="max", scheduler=pbt, stop={"training_iteration": 8},
                   checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2))  # as Ray's PBT docs advise
     decisions = at.ExperimentAnalysis(results.experiment_path).decisions()
     assert any(d["decision"] == "MUTATE" for d in decisions)
     # every trial reached the stop criterion; one that cloned a finished donor goes on from the donor's step
-    assert all(r.metrics["training_iteration"] >= 6 for r in results)
+    assert all(r.metrics["training_iteration"] >= 8 for r in results)
     with pytest.raises(UnsupportedRayFeature, match="synch=True"):
         PopulationBasedTraining(hyperparam_mutations={"lr": [0.1]}, synch=True)
 
