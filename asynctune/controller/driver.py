@@ -68,7 +68,7 @@ class TrialDriver:
             checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
             placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir, signing_key=signing_key())
         trial.ending = False
-        if self._executor.pipelines_decisions:  # a slow link: answer only where the scheduler must
+        if self._pipelines():  # answer at once only where the scheduler must
             synchronous = self._scheduler.synchronous_results(trial)
             if synchronous is not None:
                 request.pipelined, request.sync_iterations = True, frozenset(synchronous)
@@ -106,6 +106,12 @@ class TrialDriver:
                 except Exception:  # noqa: BLE001  the failure to report is the one above
                     logger.exception("could not kill %s's worker", trial.trial_id)
             self._outcomes.failed(runtime, f"{type(exc).__name__}: {exc}", trace)
+
+    def _pipelines(self) -> bool:
+        """Whether trials may run pipelined: a stop criterion may end one at any result, and
+        unless the executor accepts that a step late, every result waits for its answer."""
+        executor = self._executor
+        return executor.pipelines_decisions and (self._stopper is None or executor.pipelines_stop_criteria)
 
     async def on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
         """The hot path: one result, recorded, shown to everyone, and the decision sent back."""

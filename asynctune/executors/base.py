@@ -110,9 +110,14 @@ class Executor(abc.ABC):
     # For executors on a virtual clock (the simulated one); real executors keep the defaults.
 
     # Whether the executor may run a trial `pipelined` (see worker/session.py): results the
-    # scheduler does not need answered at once do not wait a round trip. The local executor
-    # keeps every result waiting (its round trip is microseconds); the SSH executor pipelines.
+    # scheduler does not need answered at once (Scheduler.synchronous_results) do not wait a
+    # round trip, so a worker does not sleep through two process wake-ups per result.
     pipelines_decisions = False
+    # Whether it pipelines a trial that a stop criterion (run(stop=...)) may end at any result.
+    # The local executor does not: its round trip is cheap next to a step run too many, and
+    # stop={"training_iteration": 10} runs exactly 10 steps. The SSH executor does: over a slow
+    # link a round trip per result may cost more than the one step a late stop runs on.
+    pipelines_stop_criteria = False
 
     virtual_time = False
     # How the controller writes results (store/recording_policy.py): "files" flushes each one as it

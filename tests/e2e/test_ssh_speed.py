@@ -158,8 +158,11 @@ def test_a_scheduler_that_needs_every_answer_keeps_the_papers_guarantee(lab, tmp
     assert computed(remote_root, trial) == {1, 2, 3, 4}  # a decision on result k before step k+1
 
 
-def test_the_local_executor_answers_every_result_whatever_the_scheduler_says(tmp_path):
+def test_the_local_executor_answers_every_result_when_a_stop_criterion_is_given(tmp_path):
+    # Pipelining is the scheduler's to allow, but a stop criterion may end a trial at any result
+    # (tests/e2e/test_local_pipelined.py has the local executor pipelining without one).
     analysis = at.run(steps, config={"n": 30}, scheduler=StopAt(4, frozenset()), verbose=0,
+                      stop={"training_iteration": 1000},
                       executor=at.LocalExecutor(cpus=1), storage_path=str(tmp_path), name="local")
     (trial,) = analysis.trials
     assert [r["step"] for r in rows(trial)] == [1, 2, 3, 4]
