@@ -148,10 +148,14 @@ class TrialDriver:
                 final = runtime.mutate(final)
             except (TrialStorageError, StorageFull) as exc:
                 return self._outcomes.write_failed(runtime, exc)
-        assert runtime.run is not None
-        runtime.run.decide(final)
+        run = runtime.run
+        assert run is not None
+        run.decide(final)
         if (final is STOP or final is Decision.PAUSE) and not self._executor.virtual_time:
-            self._escalation.arm(runtime, final)  # it must return within stop_grace_s
+            # It must return within stop_grace_s of reading the decision. A pipelined trial may
+            # be a step past this result, and reads it at its next report: a step later.
+            ahead_s = 0.0 if run.waits_for(trial.iteration) else 2 * _seconds(result.get("time_this_iter_s"))
+            self._escalation.arm(runtime, final, ahead_s)
         if decision is not CONTINUE:  # a stop criterion ending a trial is no news; a scheduler's decision is
             detail = "" if not isinstance(final, Mutate) else f"config={final.config}"
             self._callbacks.on_trial_decision(trial, "MUTATE" if isinstance(final, Mutate) else final.value, detail)
@@ -206,3 +210,7 @@ class TrialDriver:
         instead = f" (it imported {' and '.join(foreign)}: call asynctune.report instead)" if foreign else ""
         logger.warning("trial %s returned without reporting a result: its trainable never called "
                        "asynctune.report(...)%s", runtime.trial.trial_id, instead)
+
+
+def _seconds(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and value == value and value >= 0 else 0.0

@@ -39,11 +39,13 @@ class EventQueue:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def discard(self, unwanted: type) -> None:
-        """Drop the queued events of class `unwanted` (results a decision made void)."""
+    def discard(self, unwanted: type) -> list[TrialEvent]:
+        """Drop the queued events of class `unwanted` (results a decision made void); return them."""
         kept = [item for item in self._items if not isinstance(item, unwanted)]
+        dropped = [item for item in self._items if isinstance(item, unwanted)]
         self._items.clear()
         self._items.extend(kept)
+        return dropped
 
     async def get(self) -> TrialEvent:
         while not self._items:
@@ -68,7 +70,13 @@ class TrialRun(abc.ABC):
 
     @abc.abstractmethod
     def decide(self, decision: Decision | Mutate) -> None:
-        """Answer the latest ResultEvent; the trial is blocked until this arrives."""
+        """Answer the oldest unanswered ResultEvent; the trial is blocked until this arrives,
+        unless it runs pipelined (see `waits_for`)."""
+
+    def waits_for(self, iteration: int) -> bool:
+        """Whether the trial waits for the decision on its result `iteration` before its next
+        step; a pipelined one does not, except at its sync_iterations (worker/session.py)."""
+        return True
 
     @abc.abstractmethod
     async def kill(self) -> None:

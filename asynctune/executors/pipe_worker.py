@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from ..core.trial import Decision, Mutate
+from ..store import checkpoints
 from ..store.names import stderr_file
 from ..worker.protocol import (
     EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerMessages, encode_decision,
@@ -250,6 +251,9 @@ class QueuedTrialRun(TrialRun):
         """Send the decision to the worker (SSH uploads a MUTATE's checkpoint first)."""
         self.worker.send(encode_decision(decision))
 
+    def waits_for(self, iteration: int) -> bool:
+        return not self.pipelined or iteration in self.request.sync_iterations
+
     async def kill(self) -> None:
         if self._ended:  # its worker has moved on, maybe to another trial: only this trial's end is left
             self._release_end()
@@ -263,7 +267,7 @@ class QueuedTrialRun(TrialRun):
     # From the worker -----------------------------------------------------------------------------
 
     def on_result(self, event: ResultEvent) -> None:
-        if self.pipelined and not self._counted():
+        if self.pipelined and not self._counted(event):
             return
         self.queue.put(event)
 
@@ -279,12 +283,18 @@ class QueuedTrialRun(TrialRun):
 
     # Pipelined bookkeeping ---------------------------------------------------------------------
 
-    def _counted(self) -> bool:
+    def _counted(self, event: ResultEvent) -> bool:
         """Count a result the worker sent, unless it is void (sent after a decision it had not read)."""
         if self._dropping:
+            self.void(event)
             return False
         self._unanswered += 1
         return True
+
+    def void(self, event: ResultEvent) -> None:
+        """A result the driver drops: the checkpoint it carries would be no step the trial recorded."""
+        if event.checkpoint is not None:
+            checkpoints.discard(event.checkpoint)
 
     def _answered(self, decision: Decision | Mutate) -> bool:
         """Account for the decision on the oldest unanswered result; whether it goes to the worker."""
@@ -295,7 +305,8 @@ class QueuedTrialRun(TrialRun):
         self._unanswered -= 1
         if decision is not Decision.CONTINUE:  # the results the worker sent after this one are void
             self._dropping = "mutate" if isinstance(decision, Mutate) else "end"
-            self.queue.discard(ResultEvent)
+            for event in self.queue.discard(ResultEvent):
+                self.void(event)  # type: ignore[arg-type]
             self._unanswered = 0
         if self._ended:  # nothing more goes to its worker: its answers would reach another trial
             if not self._unanswered:

@@ -18,6 +18,7 @@ Worker -> driver:
                                 "python", "executable" and "protocol" (PROTOCOL_VERSION)
     ("result", result, checkpoint_dir | None)
                                 the trial's report(); the trial then blocks until the decision
+                                (unless pipelined)
     ("done", how, checkpoint_dir | None[, info])
                                 the trial ended: how is "finished" (the trainable returned),
                                 "stopped" or "paused" (a decision ended it); info, when
@@ -33,7 +34,8 @@ Worker -> driver:
 
 A trial's messages are: results, each answered by exactly one decision, then one "done" or
 "error". A pipelined trial (TrialRequest.pipelined) does not wait for each answer (session.py):
-it reads the answers that have come at each report, and sends "done" or "error" without waiting
+it reads the answers that have come at each report, waits for them at its sync_iterations and
+whenever PIPELINE_WINDOW results are unanswered, and sends "done" or "error" without waiting
 for the last ones; the driver then sends no more, and the worker skips those already under way
 (an answer where it expects "run" or "exit"). After a decision other than CONTINUE the driver
 answers none of the results sent after the one it decided on, and drops them unrecorded; after

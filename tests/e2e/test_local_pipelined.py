@@ -32,7 +32,8 @@ def steps(config):
             os.kill(os.getpid(), signal.SIGKILL)
         open(os.path.join(trial_dir, f"computed_{config.get('tag', '')}{step}"), "w").close()
         time.sleep(config.get("sleep", 0.0))
-        at.report(step=step, tag=config.get("tag", ""), x=config.get("x", 0))
+        checkpoint = {"step": step} if config.get("checkpoint") else None
+        at.report(step=step, tag=config.get("tag", ""), x=config.get("x", 0), checkpoint=checkpoint)
 
 
 # Helpers ----------------------------------------------------------------------------------------
@@ -190,12 +191,45 @@ def test_a_stop_criterion_keeps_every_result_synchronous_and_stops_at_exactly_it
 
 def test_a_late_stop_drops_the_results_sent_after_it_and_records_each_iteration_once(tmp_path):
     probe = RanAhead(at_iteration=5, ahead=3)  # steps 6..8 ran (and were sent) before the STOP reached it
-    (trial,) = run(tmp_path, "late-stop", config={"n": 100}, scheduler=Scripted(plan={5: at.STOP}),
+    (trial,) = run(tmp_path, "late-stop", config={"n": 100, "checkpoint": True}, scheduler=Scripted(plan={5: at.STOP}),
                    callbacks=[probe]).trials
     assert probe.seen == {trial.trial_id: True}
     assert computed(trial) >= set(range(1, 9))
     assert iterations(trial) == [1, 2, 3, 4, 5]
     assert trial.status is at.Status.EARLY_STOPPED
+    # The checkpoints of the dropped results went with them: none is of a step it did not record.
+    assert sorted(n for n in os.listdir(trial.path) if n.startswith("checkpoint_")) == \
+        [f"checkpoint_{i:06d}" for i in range(1, 6)]
+    assert trial.checkpoint.endswith("checkpoint_000005")
+
+
+def test_a_late_stop_gives_the_trial_the_step_it_is_in_before_its_grace_period_runs(tmp_path, caplog):
+    # The STOP on result 2 reaches the trial as it reports step 3, a second later: no kill for that.
+    (trial,) = run(tmp_path, "slow-steps", config={"n": 6, "sleep": 1.0}, scheduler=Scripted(plan={2: at.STOP}),
+                   stop_grace_s=0.3).trials
+    assert "has not returned" not in caplog.text
+    assert iterations(trial) == [1, 2] and computed(trial) == {1, 2, 3}
+    assert trial.status is at.Status.EARLY_STOPPED
+
+
+def test_a_late_stop_the_trial_ignores_is_still_ended_after_its_step_and_grace_period(tmp_path, caplog):
+    (trial,) = at.run(ignores_stop, config={"sleep": 0.2}, scheduler=Scripted(plan={2: at.STOP}), stop_grace_s=0.3,
+                      storage_path=str(tmp_path), name="ignores", verbose=0).trials
+    assert "has not returned" in caplog.text
+    assert iterations(trial) == [1, 2]
+    assert trial.status is at.Status.EARLY_STOPPED
+
+
+def ignores_stop(config):
+    """Reports, and runs on after a STOP (it swallows the interrupt report() raises)."""
+    step = 0
+    while True:
+        step += 1
+        time.sleep(config["sleep"])
+        try:
+            at.report(step=step, tag="")
+        except BaseException:  # noqa: BLE001  the point: a trial that will not stop
+            pass
 
 
 def test_another_trials_stop_trial_ends_a_pipelined_trial_with_no_duplicate_or_missing_iteration(tmp_path):

@@ -247,6 +247,9 @@ class _SSHTrialRun(QueuedTrialRun):
     async def _kill(self) -> None:
         await self.worker.workers.kill([self.worker])
 
+    def void(self, event: ResultEvent) -> None:
+        pass  # kept as before: its checkpoint is on the host, or on its way here
+
     # From the worker -----------------------------------------------------------------------------
 
     def on_result(self, event: ResultEvent) -> None:
