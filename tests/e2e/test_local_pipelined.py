@@ -203,6 +203,34 @@ def test_a_late_stop_drops_the_results_sent_after_it_and_records_each_iteration_
     assert trial.checkpoint.endswith("checkpoint_000005")
 
 
+class Steps(at.Trainable):
+    """`steps` as a class: the worker saves its checkpoints (checkpoint_frequency), before each report."""
+
+    def setup(self, config):
+        self.step_count = 0
+
+    def step(self):
+        self.step_count += 1
+        open(os.path.join(at.get_trial_dir(), f"computed_{self.step_count}"), "w").close()
+        return {"step": self.step_count, "tag": ""}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"step": self.step_count}
+
+    def load_checkpoint(self, checkpoint):
+        self.step_count = checkpoint["step"]
+
+
+def test_a_late_stop_leaves_no_checkpoint_of_a_step_it_did_not_record_by_a_class_trainable(tmp_path):
+    probe = RanAhead(at_iteration=5, ahead=3)
+    (trial,) = at.run(Steps, scheduler=Scripted(plan={5: at.STOP}), checkpoint_frequency=1, callbacks=[probe],
+                      storage_path=str(tmp_path), name="class", verbose=0).trials
+    assert probe.seen == {trial.trial_id: True}
+    assert iterations(trial) == [1, 2, 3, 4, 5] and max(computed(trial)) >= 8
+    assert sorted(n for n in os.listdir(trial.path) if n.startswith("checkpoint_")) == \
+        [f"checkpoint_{i:06d}" for i in range(1, 6)]
+
+
 def test_a_late_stop_gives_the_trial_the_step_it_is_in_before_its_grace_period_runs(tmp_path, caplog):
     # The STOP on result 2 reaches the trial as it reports step 3, a second later: no kill for that.
     (trial,) = run(tmp_path, "slow-steps", config={"n": 6, "sleep": 1.0}, scheduler=Scripted(plan={2: at.STOP}),
