@@ -94,7 +94,10 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 class FrameError(AsynctuneError):
     """The byte stream is not the protocol's: an oversized length, a frame that does not unpickle,
-    or (from a worker) a message that is not one of the protocol's. Nothing after it is trusted."""
+    or (from a worker) a message that is not one of the protocol's. Nothing after it is trusted;
+    `before` holds the whole messages the same feed() read ahead of it."""
+
+    before: list[Any] = []
 
 
 class FrameDecoder:
@@ -129,6 +132,7 @@ class FrameDecoder:
                     raise FrameError(f"a corrupt frame ({type(exc).__name__}: {exc})") from None
                 start = begin + size
         except FrameError as exc:
+            exc.before = messages
             self.broken = exc
             buffer.clear()
             raise
@@ -307,16 +311,25 @@ class WorkerMessages:
         """Take bytes from the worker; a damaged stream calls `on_broken` once, and what follows is ignored."""
         if self._decoder.broken is not None:
             return
+        damage: FrameError | None = None
         try:
             messages = self._decoder.feed(data)
-            for message in messages:  # a worker sends tuples, each named by its first item
-                if not (message.__class__ is tuple and message and message[0].__class__ is str):
-                    self._decoder.broken = FrameError(f"a frame that is no message of the protocol: {message!r:.80}")
-                    raise self._decoder.broken
         except FrameError as exc:
-            logger.warning("%s sent %s: ending it", self.where, exc)
-            self.on_broken(str(exc))
-            return
+            # What came whole before the damage is the worker's (a pipelined trial's results
+            # may share a read with it): delivered, then the worker is ended.
+            messages, damage = exc.before, exc
+        for index, message in enumerate(messages):  # a worker sends tuples, each named by its first item
+            if not (message.__class__ is tuple and message and message[0].__class__ is str):
+                self._decoder.broken = damage = FrameError(f"a frame that is no message of the protocol: "
+                                                           f"{message!r:.80}")
+                del messages[index:]
+                break
+        self._deliver(messages)
+        if damage is not None:
+            logger.warning("%s sent %s: ending it", self.where, damage)
+            self.on_broken(str(damage))
+
+    def _deliver(self, messages: list[tuple]) -> None:
         for message in messages:
             if message[0] == "result":  # the hot path, inlined
                 self.awaiting_decision = True
