@@ -258,7 +258,7 @@ class _SSHTrialRun(QueuedTrialRun):
             self.remote.executor._stragglers.observe(self.host, now - self._last_arrival)
         self._last_arrival = now
         if self.pipelined:
-            if not self._counted():  # sent before the worker took a STOP, PAUSE or MUTATE: void
+            if not self._counted(event):  # sent before the worker took a STOP, PAUSE or MUTATE: void
                 return
             if self._tail is None:  # its checkpoint's copy (if any) follows in the background
                 if event.checkpoint is not None:
