@@ -88,6 +88,7 @@ class PipeWorker:
         self.pid: int | None = None
         self.alive = True
         self.failure: str | None = None  # why the driver ended it (a damaged stream), for its trial
+        self._outbox = bytearray()  # answers to a pipelined trial, sent together (send_soon)
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
@@ -101,8 +102,22 @@ class PipeWorker:
         return self.failure or describe_exit(code)
 
     def send(self, data: bytes) -> None:
+        if self._outbox:  # what send_soon() holds goes first: the worker reads everything in order
+            data = bytes(self._outbox) + data
+            self._outbox.clear()
         if self.alive and self.failure is None:  # nothing more goes to a worker being ended
             self.write(data)
+
+    def send_soon(self, data: bytes) -> None:
+        """Send `data` with the others of this turn of the event loop, in one write: a pipelined
+        trial's results arrive many to a read, and their answers then leave in one system call."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._send_held)
+        self._outbox += data
+
+    def _send_held(self) -> None:
+        if self._outbox:
+            self.send(b"")
 
     def exit(self) -> None:
         self.send(EXIT_FRAME)
@@ -249,7 +264,10 @@ class QueuedTrialRun(TrialRun):
 
     def send_decision(self, decision: Decision | Mutate) -> None:
         """Send the decision to the worker (SSH uploads a MUTATE's checkpoint first)."""
-        self.worker.send(encode_decision(decision))
+        if self.pipelined:  # the trial is not waiting for this one
+            self.worker.send_soon(encode_decision(decision))
+        else:
+            self.worker.send(encode_decision(decision))
 
     def waits_for(self, iteration: int) -> bool:
         return not self.pipelined or iteration in self.request.sync_iterations
