@@ -291,6 +291,8 @@ class QueuedTrialRun(TrialRun):
 
     def on_end(self, event: TrialEvent) -> None:
         self._ended = True
+        if self._dropping == "mutate":
+            self._missed_mutate()
         if self.pipelined and self._unanswered:  # it did not wait for its last answers: they are decided first
             self._held_end = event
             return
@@ -327,10 +329,17 @@ class QueuedTrialRun(TrialRun):
                 self.void(event)  # type: ignore[arg-type]
             self._unanswered = 0
         if self._ended:  # nothing more goes to its worker: its answers would reach another trial
+            if isinstance(decision, Mutate):
+                self._missed_mutate()
             if not self._unanswered:
                 self._release_end()
             return False
         return True
+
+    def _missed_mutate(self) -> None:
+        logger.warning("trial %s ended before it took the MUTATE decided on a result its scheduler's "
+                       "synchronous_results did not name: it ran its old config to the end (name the "
+                       "iterations where the scheduler mutates)", self.trial_id)
 
     def _release_end(self) -> None:
         if self._held_end is not None:

@@ -22,7 +22,7 @@ as many steps late as ran meanwhile: the driver drops the results sent after the
 decided on, so none of them is recorded, and a late STOP saves no checkpoint_at_end (the
 trial's state is past its last recorded result); a late PAUSE resumes from the newest reported
 checkpoint. A MUTATE is acknowledged with ("mutated",) so the driver knows where the new
-config's results begin. At most PIPELINE_WINDOW results go unanswered: then report() waits
+config's results begin; a late one that finds the trial ended is not carried out. At most PIPELINE_WINDOW results go unanswered: then report() waits
 for the oldest answer, so a trial never runs unboundedly ahead of its driver. The trial ends
 ("done" or "error") without waiting for the last answers: the driver holds its end until it
 has decided them, and the worker skips those that reach it after the end.

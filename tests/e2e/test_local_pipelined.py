@@ -305,6 +305,21 @@ def test_a_mutate_lands_with_the_mutated_acknowledgement_and_drops_the_old_confi
     assert trial.config["tag"] == "new" and trial.status is at.Status.FINISHED
 
 
+def test_a_mutate_on_an_unnamed_result_that_comes_after_the_trials_end_is_named_in_a_warning(tmp_path, caplog):
+    def mutate(trial, result):
+        return at.Mutate({**trial.config, "tag": "new", "n": 3}) if result["tag"] == "old" else at.CONTINUE
+
+    # The trial does not wait for the answer to its last result: the MUTATE on it finds it ended.
+    (trial,) = run(tmp_path, "mutate-late", config={"n": 5, "tag": "old"}, scheduler=Scripted(plan={5: mutate})).trials
+    assert [r["tag"] for r in rows(trial)] == ["old"] * 5
+    assert f"trial {trial.trial_id} ended before it took the MUTATE" in caplog.text
+    # Named in synchronous_results, the same MUTATE waits for the trial, which runs the new config.
+    (trial,) = run(tmp_path, "mutate-named", config={"n": 5, "tag": "old"},
+                   scheduler=Scripted(sync={5}, plan={5: mutate})).trials
+    assert [(r["training_iteration"], r["tag"]) for r in rows(trial)] == \
+        [(i, "old") for i in range(1, 6)] + [(i, "new") for i in range(6, 9)]
+
+
 # A worker lost mid-run -------------------------------------------------------------------------------
 
 
