@@ -34,8 +34,8 @@ from .outcomes import TrialOutcomes
 from ..reporting.callback import CallbackList
 from ..core.resources import Placement
 from .searcher_driver import SearcherDriver
-from ..core.stopper import Stopper
-from ..core.trial import CONTINUE, STOP, Decision, Mutate, Status
+from ..core.stopper import Stopper, ThresholdStopper
+from ..core.trial import CONTINUE, STOP, Decision, Mutate, Status, Trial
 from ..store.signing import signing_key
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ class TrialDriver:
         if self._pipelines():  # answer at once only where the scheduler must
             synchronous = self._scheduler.synchronous_results(trial)
             if synchronous is not None:
-                request.pipelined, request.sync_iterations = True, frozenset(synchronous)
+                request.pipelined = True
+                request.sync_iterations = frozenset(synchronous) | self._stop_iteration(trial)
         try:
             run = runtime.run = await self._executor.launch(request, placement)
             try:
@@ -112,6 +113,15 @@ class TrialDriver:
         unless the executor accepts that a step late, every result waits for its answer."""
         executor = self._executor
         return executor.pipelines_decisions and (self._stopper is None or executor.pipelines_stop_criteria)
+
+    def _stop_iteration(self, trial: Trial) -> frozenset[int]:
+        """Where stop={"training_iteration": n} stops the trial: that result waits for its answer,
+        so the trial stops exactly there even pipelined (over SSH; the local executor answers
+        every result when a stop criterion is given). Other criteria cannot be foreseen."""
+        if not isinstance(self._stopper, ThresholdStopper):
+            return frozenset()
+        iteration = self._stopper.stop_iteration(after=trial.restore_iteration)
+        return frozenset() if iteration is None else frozenset({iteration})
 
     async def on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
         """The hot path: one result, recorded, shown to everyone, and the decision sent back."""
