@@ -6,8 +6,9 @@
 Figures are medians over --repeats runs. results/s is measured twice: as run() runs it by
 default (FIFO, no stop criterion: the trials run pipelined, a result does not wait for its
 answer) and with a stop criterion that never fires, which keeps every result waiting for its
-decision (the Tune paper's lock step, as ASHA's rungs or PBT's results are). Peers (Ray Tune, Optuna) are measured in the same run
-when installed (`pip install "ray[tune]" optuna`); they are never test dependencies.
+decision (the Tune paper's lock step, as ASHA's rungs or PBT's results are). Peers (Ray Tune,
+Optuna) are measured in the same run when installed (`pip install "ray[tune]" optuna`); they are
+never test dependencies.
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class StopEscalation:
             return  # it ended meanwhile, or is being ended already
         logger.warning("trial %s was told to %s %.3gs ago and has not returned: ending its worker "
                        "(SIGTERM, then SIGKILL); it ends %s", runtime.trial.trial_id, decision.value,
-                       self._grace_s + reads_it_in_s, "PAUSED at its last checkpoint" if decision is Decision.PAUSE else "TERMINATED")
+                       self._grace_s + reads_it_in_s,
+                       "PAUSED at its last checkpoint" if decision is Decision.PAUSE else "TERMINATED")
         runtime.overdue = decision
         runtime.killing = True
         self._kill(runtime)

@@ -9,23 +9,25 @@
 `report()` sends the result to the driver and waits for the decision on it, so a decision on
 result k (stop, pause, mutate) is in force before step k+1 starts.
 
-A trial the driver runs `pipelined` (TrialRequest.pipelined) does not wait: `report()` sends
-the result and returns; the answers that have arrived meanwhile are read at each report,
-without blocking. The driver runs a trial so when its scheduler's `synchronous_results` gives
-a collection (FIFOScheduler: none; ASHA: its rungs and max_t; MedianStoppingRule with
-hard_stop: none) and, on the local executor, no stop criterion (run(stop=...)) is given; the
-SSH executor pipelines with one too. The results in `sync_iterations` still wait for every
-answer, so the scheduler's decisions there are in force before the next step, exactly as
-without pipelining. A decision on any other result (another trial's stop_trial or pause_trial,
-the experiment ending, a scheduler's decision its synchronous_results said may be late) lands
-as many steps late as ran meanwhile: the driver drops the results sent after the one it
-decided on, so none of them is recorded, and a late STOP saves no checkpoint_at_end (the
-trial's state is past its last recorded result); a late PAUSE resumes from the newest reported
-checkpoint. A MUTATE is acknowledged with ("mutated",) so the driver knows where the new
-config's results begin; a late one that finds the trial ended is not carried out. At most PIPELINE_WINDOW results go unanswered: then report() waits
-for the oldest answer, so a trial never runs unboundedly ahead of its driver. The trial ends
-("done" or "error") without waiting for the last answers: the driver holds its end until it
-has decided them, and the worker skips those that reach it after the end.
+A trial the driver runs `pipelined` (TrialRequest.pipelined) does not wait: `report()` sends the
+result and returns; the answers that have arrived meanwhile are read at each report, without
+blocking. The driver runs a trial so when its scheduler's `synchronous_results` gives a
+collection (FIFOScheduler: none; ASHA: its rungs and max_t; MedianStoppingRule with hard_stop:
+none) and, on the local executor, no stop criterion (run(stop=...)) is given; the SSH executor
+pipelines with one too, and stops exactly at a training_iteration threshold. The results in
+`sync_iterations` still wait for every answer, so the scheduler's decisions there are in force
+before the next step, exactly as without pipelining. For the user nothing changes but speed,
+except that decisions from elsewhere may land a step or a few later: a decision on any other
+result (another trial's stop_trial or pause_trial, the experiment ending, a scheduler's decision
+its synchronous_results said may be late) lands as many steps late as ran meanwhile; the driver
+drops the results sent after the one it decided on, so none of them is recorded, and a late STOP
+saves no checkpoint_at_end (the trial's state is past its last recorded result); a late PAUSE
+resumes from the newest reported checkpoint. A MUTATE is acknowledged with ("mutated",) so the
+driver knows where the new config's results begin; a late one that finds the trial ended is not
+carried out. At most PIPELINE_WINDOW results go unanswered: then report() waits for the oldest
+answer, so a trial never runs unboundedly ahead of its driver. The trial ends ("done" or
+"error") without waiting for the last answers: the driver holds its end until it has decided
+them, and the worker skips those that reach it after the end.
 """
 
 from __future__ import annotations
