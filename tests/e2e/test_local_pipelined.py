@@ -262,15 +262,19 @@ def ignores_stop(config):
 
 def test_another_trials_stop_trial_ends_a_pipelined_trial_with_no_duplicate_or_missing_iteration(tmp_path):
     class StopTheOther(Scripted):
+        stopped = False
+
         def on_trial_result(self, trial, result):
-            if trial.config["x"] == 0 and result["training_iteration"] == 50:
+            # From trial x=0's 50th result on, once the other has run a few steps (it may start late).
+            if trial.config["x"] == 0 and result["training_iteration"] >= 50 and not self.stopped:
                 for other in self.control.trials:
-                    if other is not trial:
+                    if other is not trial and other.iteration >= 5:
                         self.control.stop_trial(other)
+                        self.stopped = True
             return at.CONTINUE
 
     probe = RanAhead(at_iteration=2, ahead=1)
-    analysis = run(tmp_path, "stop-trial", config={"n": 400, "x": at.grid_search([0, 1]), "sleep": 0.002},
+    analysis = run(tmp_path, "stop-trial", config={"n": 400, "x": at.grid_search([0, 1]), "sleep": 0.005},
                    scheduler=StopTheOther(), callbacks=[probe], max_concurrent_trials=2)
     first, other = sorted(analysis.trials, key=lambda t: t.config["x"])
     assert probe.seen == {first.trial_id: True, other.trial_id: True}
