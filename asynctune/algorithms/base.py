@@ -220,10 +220,12 @@ class Scheduler(abc.ABC):
 
         None (the default): every one, so a decision on result k is in force before step k+1
         starts (the Tune paper's guarantee). A collection, maybe empty: the executor may let the
-        trial run on while the other results are decided (SSHExecutor does, over slow links);
-        their decision lands at the next report, one step late. Return one only for a scheduler
-        whose decisions elsewhere may come one step late: a STOP (that step is lost) or a rare
-        PAUSE (the trial rewinds to its newest checkpoint). See docs/ssh.md.
+        trial run on while the other results are decided (SSHExecutor does; LocalExecutor too
+        unless run() has a stop criterion); their decision lands at a later report, a step late
+        or a few, and the results sent meanwhile are dropped, never recorded. Return one only
+        for a scheduler whose decisions elsewhere may come late: a STOP (those steps are lost)
+        or a rare PAUSE (the trial rewinds to its newest checkpoint); a MUTATE elsewhere may find
+        the trial ended. See docs/ssh.md and docs/faults.md.
 
         Example (decide only at rungs 1, 3 and 9):
             >>> def synchronous_results(self, trial):

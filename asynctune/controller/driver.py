@@ -34,8 +34,8 @@ from .outcomes import TrialOutcomes
 from ..reporting.callback import CallbackList
 from ..core.resources import Placement
 from .searcher_driver import SearcherDriver
-from ..core.stopper import Stopper
-from ..core.trial import CONTINUE, STOP, Decision, Mutate, Status
+from ..core.stopper import Stopper, ThresholdStopper
+from ..core.trial import CONTINUE, STOP, Decision, Mutate, Status, Trial
 from ..store.signing import signing_key
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,11 @@ class TrialDriver:
             checkpoint_frequency=options.checkpoint_frequency, checkpoint_at_end=options.checkpoint_at_end,
             placement=placement.as_dict(), experiment_dir=self._spec.experiment_dir, signing_key=signing_key())
         trial.ending = False
-        if self._executor.pipelines_decisions:  # a slow link: answer only where the scheduler must
+        if self._pipelines():  # answer at once only where the scheduler must
             synchronous = self._scheduler.synchronous_results(trial)
             if synchronous is not None:
-                request.pipelined, request.sync_iterations = True, frozenset(synchronous)
+                request.pipelined = True
+                request.sync_iterations = frozenset(synchronous) | self._stop_iteration(trial)
         try:
             run = runtime.run = await self._executor.launch(request, placement)
             try:
@@ -106,6 +107,21 @@ class TrialDriver:
                 except Exception:  # noqa: BLE001  the failure to report is the one above
                     logger.exception("could not kill %s's worker", trial.trial_id)
             self._outcomes.failed(runtime, f"{type(exc).__name__}: {exc}", trace)
+
+    def _pipelines(self) -> bool:
+        """Whether trials may run pipelined: a stop criterion may end one at any result, and
+        unless the executor accepts that a step late, every result waits for its answer."""
+        executor = self._executor
+        return executor.pipelines_decisions and (self._stopper is None or executor.pipelines_stop_criteria)
+
+    def _stop_iteration(self, trial: Trial) -> frozenset[int]:
+        """Where stop={"training_iteration": n} stops the trial: that result waits for its answer,
+        so the trial stops exactly there even pipelined (over SSH; the local executor answers
+        every result when a stop criterion is given). Other criteria cannot be foreseen."""
+        if not isinstance(self._stopper, ThresholdStopper):
+            return frozenset()
+        iteration = self._stopper.stop_iteration(after=trial.restore_iteration)
+        return frozenset() if iteration is None else frozenset({iteration})
 
     async def on_result(self, runtime: TrialRuntime, event: ResultEvent) -> None:
         """The hot path: one result, recorded, shown to everyone, and the decision sent back."""
@@ -142,10 +158,14 @@ class TrialDriver:
                 final = runtime.mutate(final)
             except (TrialStorageError, StorageFull) as exc:
                 return self._outcomes.write_failed(runtime, exc)
-        assert runtime.run is not None
-        runtime.run.decide(final)
+        run = runtime.run
+        assert run is not None
+        run.decide(final)
         if (final is STOP or final is Decision.PAUSE) and not self._executor.virtual_time:
-            self._escalation.arm(runtime, final)  # it must return within stop_grace_s
+            # It must return within stop_grace_s of reading the decision. A pipelined trial may
+            # be a step past this result, and reads it at its next report: a step later.
+            ahead_s = 0.0 if run.waits_for(trial.iteration) else 2 * _seconds(result.get("time_this_iter_s"))
+            self._escalation.arm(runtime, final, ahead_s)
         if decision is not CONTINUE:  # a stop criterion ending a trial is no news; a scheduler's decision is
             detail = "" if not isinstance(final, Mutate) else f"config={final.config}"
             self._callbacks.on_trial_decision(trial, "MUTATE" if isinstance(final, Mutate) else final.value, detail)
@@ -200,3 +220,7 @@ class TrialDriver:
         instead = f" (it imported {' and '.join(foreign)}: call asynctune.report instead)" if foreign else ""
         logger.warning("trial %s returned without reporting a result: its trainable never called "
                        "asynctune.report(...)%s", runtime.trial.trial_id, instead)
+
+
+def _seconds(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and value == value and value >= 0 else 0.0

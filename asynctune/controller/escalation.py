@@ -28,12 +28,13 @@ class StopEscalation:
         self._kill = kill
         self._timers: dict[TrialRuntime, asyncio.TimerHandle] = {}
 
-    def arm(self, runtime: TrialRuntime, decision: Decision) -> None:
-        """`decision` (STOP or PAUSE) was just sent to the trial's attempt."""
+    def arm(self, runtime: TrialRuntime, decision: Decision, reads_it_in_s: float = 0.0) -> None:
+        """`decision` (STOP or PAUSE) was just sent to the trial's attempt, which reads it in
+        about `reads_it_in_s` (a pipelined trial that runs a step first)."""
         if runtime in self._timers:
             return
         self._timers[runtime] = asyncio.get_running_loop().call_later(
-            self._grace_s, self._overdue, runtime, runtime.run, decision)
+            self._grace_s + reads_it_in_s, self._overdue, runtime, runtime.run, decision, reads_it_in_s)
 
     def disarm(self, runtime: TrialRuntime) -> None:
         """The attempt ended (however): its grace period, if any, is over."""
@@ -41,13 +42,14 @@ class StopEscalation:
         if timer is not None:
             timer.cancel()
 
-    def _overdue(self, runtime: TrialRuntime, run: object, decision: Decision) -> None:
+    def _overdue(self, runtime: TrialRuntime, run: object, decision: Decision, reads_it_in_s: float) -> None:
         self._timers.pop(runtime, None)
         if runtime.run is not run or run is None or runtime.killing:
             return  # it ended meanwhile, or is being ended already
         logger.warning("trial %s was told to %s %.3gs ago and has not returned: ending its worker "
                        "(SIGTERM, then SIGKILL); it ends %s", runtime.trial.trial_id, decision.value,
-                       self._grace_s, "PAUSED at its last checkpoint" if decision is Decision.PAUSE else "TERMINATED")
+                       self._grace_s + reads_it_in_s,
+                       "PAUSED at its last checkpoint" if decision is Decision.PAUSE else "TERMINATED")
         runtime.overdue = decision
         runtime.killing = True
         self._kill(runtime)

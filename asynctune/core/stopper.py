@@ -62,6 +62,14 @@ class ThresholdStopper(Stopper):
                 return True
         return False
 
+    def stop_iteration(self, *, after: int) -> int | None:
+        """The training_iteration after `after` at which the training_iteration threshold stops a
+        trial (None: there is none, or it is the metric minimised, so any result may stop it)."""
+        threshold = self.thresholds.get("training_iteration")
+        if threshold is None or self._mode_of("training_iteration") == "min":
+            return None
+        return max(math.ceil(threshold), after + 1)
+
     def _mode_of(self, key: str) -> str | None:
         """The mode run() gave `key` if it is one of the experiment's metrics (one or several)."""
         return self._mode_by_metric.get(key)

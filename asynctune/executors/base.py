@@ -39,11 +39,13 @@ class EventQueue:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def discard(self, unwanted: type) -> None:
-        """Drop the queued events of class `unwanted` (results a decision made void)."""
+    def discard(self, unwanted: type) -> list[TrialEvent]:
+        """Drop the queued events of class `unwanted` (results a decision made void); return them."""
         kept = [item for item in self._items if not isinstance(item, unwanted)]
+        dropped = [item for item in self._items if isinstance(item, unwanted)]
         self._items.clear()
         self._items.extend(kept)
+        return dropped
 
     async def get(self) -> TrialEvent:
         while not self._items:
@@ -68,7 +70,13 @@ class TrialRun(abc.ABC):
 
     @abc.abstractmethod
     def decide(self, decision: Decision | Mutate) -> None:
-        """Answer the latest ResultEvent; the trial is blocked until this arrives."""
+        """Answer the oldest unanswered ResultEvent; the trial is blocked until this arrives,
+        unless it runs pipelined (see `waits_for`)."""
+
+    def waits_for(self, iteration: int) -> bool:
+        """Whether the trial waits for the decision on its result `iteration` before its next
+        step; a pipelined one does not, except at its sync_iterations (worker/session.py)."""
+        return True
 
     @abc.abstractmethod
     async def kill(self) -> None:
@@ -110,9 +118,14 @@ class Executor(abc.ABC):
     # For executors on a virtual clock (the simulated one); real executors keep the defaults.
 
     # Whether the executor may run a trial `pipelined` (see worker/session.py): results the
-    # scheduler does not need answered at once do not wait a round trip. The local executor
-    # keeps every result waiting (its round trip is microseconds); the SSH executor pipelines.
+    # scheduler does not need answered at once (Scheduler.synchronous_results) do not wait a
+    # round trip, so a worker does not sleep through two process wake-ups per result.
     pipelines_decisions = False
+    # Whether it pipelines a trial that a stop criterion (run(stop=...)) may end at any result.
+    # The local executor does not: its round trip is cheap next to a step run too many, and
+    # stop={"training_iteration": 10} runs exactly 10 steps. The SSH executor does: over a slow
+    # link a round trip per result may cost more than the one step a late stop runs on.
+    pipelines_stop_criteria = False
 
     virtual_time = False
     # How the controller writes results (store/recording_policy.py): "files" flushes each one as it

@@ -95,7 +95,7 @@ class _LocalTrialRun(QueuedTrialRun):
         super().__init__(worker, request)
         self.kill_grace_s = kill_grace_s
 
-    async def kill(self) -> None:
+    async def _kill(self) -> None:
         worker = self.worker
         if worker.alive and worker.pid is not None:
             worker.killed = True
@@ -120,6 +120,10 @@ class LocalExecutor(Executor):
         env: Extra environment variables for every worker.
         kill_grace_s: Time between SIGTERM and SIGKILL when a trial's process tree is ended.
     """
+
+    # A trial runs pipelined when its scheduler allows it (Scheduler.synchronous_results) and
+    # no stop criterion is given: results then do not wait for their answer (worker/session.py).
+    pipelines_decisions = True
 
     def __init__(self, *, cpus: float | None = None, reuse_workers: bool = True, python: str | None = None,
                  env: dict[str, str] | None = None, kill_grace_s: float = 3.0) -> None:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from ..core.trial import Decision, Mutate
+from ..store import checkpoints
 from ..store.names import stderr_file
 from ..worker.protocol import (
     EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerMessages, encode_decision,
@@ -78,6 +79,7 @@ class PipeWorker:
         self.pool = pool
         self.key = key  # the environment it was started with: reused only for the same one
         self.messages = WorkerMessages(where, self._on_result, self._on_end, self._on_broken)
+        self.messages.on_mutated = self._on_mutated  # a pipelined trial took a MUTATE
         self.ready: asyncio.Future[dict[str, Any]] = self.messages.ready
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stderr = bytearray()
@@ -86,6 +88,7 @@ class PipeWorker:
         self.pid: int | None = None
         self.alive = True
         self.failure: str | None = None  # why the driver ended it (a damaged stream), for its trial
+        self._outbox = bytearray()  # answers to a pipelined trial, sent together (send_soon)
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
@@ -99,8 +102,22 @@ class PipeWorker:
         return self.failure or describe_exit(code)
 
     def send(self, data: bytes) -> None:
+        if self._outbox:  # what send_soon() holds goes first: the worker reads everything in order
+            data = bytes(self._outbox) + data
+            self._outbox.clear()
         if self.alive and self.failure is None:  # nothing more goes to a worker being ended
             self.write(data)
+
+    def send_soon(self, data: bytes) -> None:
+        """Send `data` with the others of this turn of the event loop, in one write: a pipelined
+        trial's results arrive many to a read, and their answers then leave in one system call."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._send_held)
+        self._outbox += data
+
+    def _send_held(self) -> None:
+        if self._outbox:
+            self.send(b"")
 
     def exit(self) -> None:
         self.send(EXIT_FRAME)
@@ -134,6 +151,10 @@ class PipeWorker:
     def _on_result(self, event: ResultEvent) -> None:
         if self.run is not None:
             self.run.on_result(event)
+
+    def _on_mutated(self) -> None:
+        if self.run is not None:
+            self.run.on_mutated()
 
     def _on_end(self, event: DoneEvent | ErrorEvent) -> None:
         run, self.run = self.run, None
@@ -201,7 +222,16 @@ class WorkerPool(Generic[W]):
 
 class QueuedTrialRun(TrialRun):
     """A trial on a `PipeWorker`: its events pass through one queue, in order, and end with
-    exactly one DoneEvent, ErrorEvent or WorkerLostEvent."""
+    exactly one DoneEvent, ErrorEvent or WorkerLostEvent.
+
+    A `pipelined` trial (TrialRequest.pipelined, worker/session.py) does not wait for each
+    answer, and this is the driver's side of that protocol, the same for every executor: it
+    counts the results not answered yet; after a decision other than CONTINUE it drops the
+    results the worker sent before it read that decision (queued or still to come: they are
+    void), up to the worker's ("mutated",) after a MUTATE; and it holds the trial's end until
+    every result before it is decided. Subclasses say how a decision travels (`send_decision`)
+    and how the worker is ended (`_kill`).
+    """
 
     def __init__(self, worker: PipeWorker, request: TrialRequest) -> None:
         self.worker = worker
@@ -209,6 +239,13 @@ class QueuedTrialRun(TrialRun):
         self.trial_id = request.trial_id
         self.pid = worker.pid
         self.queue = EventQueue()
+        self.pipelined = request.pipelined
+        self._unanswered = 0  # pipelined: results delivered and not answered yet
+        # Pipelined: why the worker's results are void ("end" after a STOP or PAUSE, "mutate"
+        # until it says "mutated"): it sent them before it read that decision.
+        self._dropping: str | None = None
+        self._held_end: TrialEvent | None = None  # pipelined: its end, held until its results are decided
+        self._ended = False  # the worker said "done" or "error": it may run another trial now
 
     async def events(self) -> AsyncIterator[TrialEvent]:
         while True:
@@ -218,11 +255,93 @@ class QueuedTrialRun(TrialRun):
                 return
 
     def decide(self, decision: Decision | Mutate) -> None:
-        if self.worker.messages.answering():
+        if self.pipelined:
+            if not self._answered(decision):
+                return
+        elif not self.worker.messages.answering():
+            return
+        self.send_decision(decision)
+
+    def send_decision(self, decision: Decision | Mutate) -> None:
+        """Send the decision to the worker (SSH uploads a MUTATE's checkpoint first)."""
+        if self.pipelined:  # the trial is not waiting for this one
+            self.worker.send_soon(encode_decision(decision))
+        else:
             self.worker.send(encode_decision(decision))
 
+    def waits_for(self, iteration: int) -> bool:
+        return not self.pipelined or iteration in self.request.sync_iterations
+
+    async def kill(self) -> None:
+        if self._ended:  # its worker has moved on, maybe to another trial: only this trial's end is left
+            self._release_end()
+            return
+        await self._kill()
+
+    async def _kill(self) -> None:
+        """End the worker's whole process tree."""
+        raise NotImplementedError
+
+    # From the worker -----------------------------------------------------------------------------
+
     def on_result(self, event: ResultEvent) -> None:
+        if self.pipelined and not self._counted(event):
+            return
         self.queue.put(event)
 
     def on_end(self, event: TrialEvent) -> None:
+        self._ended = True
+        if self._dropping == "mutate":
+            self._missed_mutate()
+        if self.pipelined and self._unanswered:  # it did not wait for its last answers: they are decided first
+            self._held_end = event
+            return
         self.queue.put(event)
+
+    def on_mutated(self) -> None:
+        self._dropping = None  # what follows is the new config's
+
+    # Pipelined bookkeeping ---------------------------------------------------------------------
+
+    def _counted(self, event: ResultEvent) -> bool:
+        """Count a result the worker sent, unless it is void (sent after a decision it had not read)."""
+        if self._dropping:
+            self.void(event)
+            return False
+        self._unanswered += 1
+        return True
+
+    def void(self, event: ResultEvent) -> None:
+        """A result the driver drops: the checkpoint it carries would be no step the trial recorded."""
+        if event.checkpoint is not None:
+            checkpoints.discard(event.checkpoint)
+
+    def _answered(self, decision: Decision | Mutate) -> bool:
+        """Account for the decision on the oldest unanswered result; whether it goes to the worker."""
+        if not self._unanswered or self._dropping:
+            logger.error("%s: a decision for %s answers no result; dropped", self.worker.messages.where,
+                         self.trial_id)
+            return False
+        self._unanswered -= 1
+        if decision is not Decision.CONTINUE:  # the results the worker sent after this one are void
+            self._dropping = "mutate" if isinstance(decision, Mutate) else "end"
+            for event in self.queue.discard(ResultEvent):
+                self.void(event)  # type: ignore[arg-type]
+            self._unanswered = 0
+        if self._ended:  # nothing more goes to its worker: its answers would reach another trial
+            if isinstance(decision, Mutate):
+                self._missed_mutate()
+            if not self._unanswered:
+                self._release_end()
+            return False
+        return True
+
+    def _missed_mutate(self) -> None:
+        logger.warning("trial %s ended before it took the MUTATE decided on a result its scheduler's "
+                       "synchronous_results did not name: it ran its old config to the end (name the "
+                       "iterations where the scheduler mutates)", self.trial_id)
+
+    def _release_end(self) -> None:
+        if self._held_end is not None:
+            self.queue.put(self._held_end)
+            self._held_end = None

@@ -18,6 +18,7 @@ Worker -> driver:
                                 "python", "executable" and "protocol" (PROTOCOL_VERSION)
     ("result", result, checkpoint_dir | None)
                                 the trial's report(); the trial then blocks until the decision
+                                (unless pipelined)
     ("done", how, checkpoint_dir | None[, info])
                                 the trial ended: how is "finished" (the trainable returned),
                                 "stopped" or "paused" (a decision ended it); info, when
@@ -33,7 +34,8 @@ Worker -> driver:
 
 A trial's messages are: results, each answered by exactly one decision, then one "done" or
 "error". A pipelined trial (TrialRequest.pipelined) does not wait for each answer (session.py):
-it reads the answers that have come at each report, and sends "done" or "error" without waiting
+it reads the answers that have come at each report, waits for them at its sync_iterations and
+whenever PIPELINE_WINDOW results are unanswered, and sends "done" or "error" without waiting
 for the last ones; the driver then sends no more, and the worker skips those already under way
 (an answer where it expects "run" or "exit"). After a decision other than CONTINUE the driver
 answers none of the results sent after the one it decided on, and drops them unrecorded; after
@@ -92,7 +94,10 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 class FrameError(AsynctuneError):
     """The byte stream is not the protocol's: an oversized length, a frame that does not unpickle,
-    or (from a worker) a message that is not one of the protocol's. Nothing after it is trusted."""
+    or (from a worker) a message that is not one of the protocol's. Nothing after it is trusted;
+    `before` holds the whole messages the same feed() read ahead of it."""
+
+    before: list[Any] = []
 
 
 class FrameDecoder:
@@ -127,6 +132,7 @@ class FrameDecoder:
                     raise FrameError(f"a corrupt frame ({type(exc).__name__}: {exc})") from None
                 start = begin + size
         except FrameError as exc:
+            exc.before = messages
             self.broken = exc
             buffer.clear()
             raise
@@ -305,16 +311,25 @@ class WorkerMessages:
         """Take bytes from the worker; a damaged stream calls `on_broken` once, and what follows is ignored."""
         if self._decoder.broken is not None:
             return
+        damage: FrameError | None = None
         try:
             messages = self._decoder.feed(data)
-            for message in messages:  # a worker sends tuples, each named by its first item
-                if not (message.__class__ is tuple and message and message[0].__class__ is str):
-                    self._decoder.broken = FrameError(f"a frame that is no message of the protocol: {message!r:.80}")
-                    raise self._decoder.broken
         except FrameError as exc:
-            logger.warning("%s sent %s: ending it", self.where, exc)
-            self.on_broken(str(exc))
-            return
+            # What came whole before the damage is the worker's (a pipelined trial's results
+            # may share a read with it): delivered, then the worker is ended.
+            messages, damage = exc.before, exc
+        for index, message in enumerate(messages):  # a worker sends tuples, each named by its first item
+            if not (message.__class__ is tuple and message and message[0].__class__ is str):
+                self._decoder.broken = damage = FrameError(f"a frame that is no message of the protocol: "
+                                                           f"{message!r:.80}")
+                del messages[index:]
+                break
+        self._deliver(messages)
+        if damage is not None:
+            logger.warning("%s sent %s: ending it", self.where, damage)
+            self.on_broken(str(damage))
+
+    def _deliver(self, messages: list[tuple]) -> None:
         for message in messages:
             if message[0] == "result":  # the hot path, inlined
                 self.awaiting_decision = True

@@ -9,14 +9,25 @@
 `report()` sends the result to the driver and waits for the decision on it, so a decision on
 result k (stop, pause, mutate) is in force before step k+1 starts.
 
-A trial the driver runs `pipelined` (TrialRequest.pipelined, over a slow link) does not wait:
-`report()` sends the result and returns; the answers that have arrived meanwhile are read at
-each report, without blocking. A STOP or PAUSE therefore lands as many steps late as ran in one
-round trip (the driver drops the results sent after it, so none is recorded), and a MUTATE is
-acknowledged with ("mutated",) so the driver knows where the new config's results begin. The
-results in `sync_iterations` (a scheduler's rungs) still wait for every answer. The trial ends
-("done" or "error") without waiting for the last answers: the driver holds its end until it has
-decided them, and the worker skips those that reach it after the end.
+A trial the driver runs `pipelined` (TrialRequest.pipelined) does not wait: `report()` sends the
+result and returns; the answers that have arrived meanwhile are read at each report, without
+blocking. The driver runs a trial so when its scheduler's `synchronous_results` gives a
+collection (FIFOScheduler: none; ASHA: its rungs and max_t; MedianStoppingRule with hard_stop:
+none) and, on the local executor, no stop criterion (run(stop=...)) is given; the SSH executor
+pipelines with one too, and stops exactly at a training_iteration threshold. The results in
+`sync_iterations` still wait for every answer, so the scheduler's decisions there are in force
+before the next step, exactly as without pipelining. For the user nothing changes but speed,
+except that decisions from elsewhere may land a step or a few later: a decision on any other
+result (another trial's stop_trial or pause_trial, the experiment ending, a scheduler's decision
+its synchronous_results said may be late) lands as many steps late as ran meanwhile; the driver
+drops the results sent after the one it decided on, so none of them is recorded, and a late STOP
+saves no checkpoint_at_end (the trial's state is past its last recorded result); a late PAUSE
+resumes from the newest reported checkpoint. A MUTATE is acknowledged with ("mutated",) so the
+driver knows where the new config's results begin; a late one that finds the trial ended is not
+carried out. At most PIPELINE_WINDOW results go unanswered: then report() waits for the oldest
+answer, so a trial never runs unboundedly ahead of its driver. The trial ends ("done" or
+"error") without waiting for the last answers: the driver holds its end until it has decided
+them, and the worker skips those that reach it after the end.
 """
 
 from __future__ import annotations
@@ -40,6 +51,10 @@ from ..store.signing import dump_signed, load_signed_pickle, use_key
 from ..store import checkpoints
 from ..store.names import checkpoint_data, checkpoint_dir, checkpoint_meta, checkpoint_name
 
+# Pipelined: the most results sent and not answered yet. Enough that a worker never waits on a
+# driver that keeps up (a window is ~1 ms of results); few enough that one that cannot keep up
+# holds the worker back instead of queueing its results in the driver's memory.
+PIPELINE_WINDOW = 128
 
 
 class _TrialInterrupt(BaseException):
@@ -128,6 +143,8 @@ class TrialSession:
             self._last_time = time.time()
             if self.iteration in self.sync_iterations:  # the scheduler decides here: wait for it
                 self.read_answers(block=True)
+            elif self.unanswered >= PIPELINE_WINDOW:  # the driver is behind: wait for its oldest answer
+                self.read_answers(block=True, keep=PIPELINE_WINDOW - 1)
             return
         decision = read_decision(self.channel.receive())
         # The time spent waiting for the decision is the framework's, not the trial's.
@@ -135,13 +152,14 @@ class TrialSession:
         if decision is not Decision.CONTINUE:
             raise _interrupt(decision, late=False)
 
-    def read_answers(self, *, block: bool, ahead: bool = False) -> None:
-        """Pipelined: read the answers to the results sent (all of them with `block`, else those
-        already here) and carry out the first that is not CONTINUE; the driver answers none of
-        the results sent after that one. `ahead`: the trial has run a step it has not reported."""
+    def read_answers(self, *, block: bool, ahead: bool = False, keep: int = 0) -> None:
+        """Pipelined: read the answers to the results sent (with `block`, until at most `keep`
+        are unanswered; else those already here) and carry out the first that is not CONTINUE;
+        the driver answers none of the results sent after that one. `ahead`: the trial has run
+        a step it has not reported."""
         started = time.time()
         try:
-            while self.unanswered and (block or _answer_waiting(self.channel)):
+            while self.unanswered > keep and (block or _answer_waiting(self.channel)):
                 decision = read_decision(self.channel.receive())
                 self.unanswered -= 1
                 if decision is Decision.CONTINUE:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..store import checkpoints
 from ..store.private_files import make_tree_private, open_private
 from .session import (
     MutateTrial, PauseTrial, StopTrial, TrialSession, load_checkpoint, write_checkpoint_data,
@@ -100,16 +101,20 @@ def run_class(cls: type[Trainable], session: TrialSession) -> tuple[str, str | N
                 session.report(result, checkpoint_dir=checkpoint_dir)
             except StopTrial as stop:
                 if stop.late:  # the instance is a step past the last result: its state is not saved
+                    _discard_unrecorded(checkpoint_dir)
                     return "stopped", None
                 if request.checkpoint_at_end and checkpoint_dir is None and cls.can_checkpoint():
                     return "stopped", _save(trainable, session)
                 return "stopped", None
             except PauseTrial as pause:
                 if pause.late:  # resumed from the newest reported checkpoint; the step after it runs again
+                    _discard_unrecorded(checkpoint_dir)
                     return "paused", None
                 saved = checkpoint_dir or (_save(trainable, session) if cls.can_checkpoint() else None)
                 return "paused", saved
             except MutateTrial as mutate:
+                if mutate.late:
+                    _discard_unrecorded(checkpoint_dir)
                 session.config = mutate.config
                 session.adopt_checkpoint(mutate.checkpoint)
                 if trainable.reset_config(mutate.config) is True:
@@ -125,6 +130,13 @@ def run_class(cls: type[Trainable], session: TrialSession) -> tuple[str, str | N
                 return "finished", checkpoint_dir
     finally:
         trainable.cleanup()
+
+
+def _discard_unrecorded(checkpoint_dir: str | None) -> None:
+    """A late decision (pipelined): this step's result is not sent, or the driver drops it, so
+    the checkpoint saved with it would belong to no recorded result."""
+    if checkpoint_dir is not None:
+        checkpoints.discard(checkpoint_dir)
 
 
 def _instantiate(cls: type[Trainable], config: dict[str, Any], session: TrialSession) -> Trainable:

@@ -148,6 +148,22 @@ def test_results_the_scheduler_must_answer_still_wait_and_stop_on_time(lab, tmp_
         assert computed(remote_root, trial) == set(range(1, 7))
 
 
+def test_a_training_iteration_stop_criterion_stops_a_pipelined_trial_at_exactly_its_iteration(lab, tmp_path):
+    remote_root = str(tmp_path / "remote")
+    relay, alias = relayed(lab, lab.servers[0], one_way_delay_s=0.05)
+    try:
+        analysis = at.run(steps, config={"n": 30}, stop={"training_iteration": 6, "step": 1000}, verbose=0,
+                          executor=executor(lab, [host(alias, remote_root)], keep_remote_files=True),
+                          storage_path=str(tmp_path / "driver"), name="stop-at")
+    finally:
+        relay.stop()
+    (trial,) = analysis.trials
+    # FIFO pipelines every result, but the one the criterion stops at waits for its answer.
+    assert [r["step"] for r in rows(trial)] == list(range(1, 7))
+    assert computed(remote_root, trial) == set(range(1, 7))
+    assert trial.status is at.Status.FINISHED
+
+
 def test_a_scheduler_that_needs_every_answer_keeps_the_papers_guarantee(lab, tmp_path):
     remote_root = str(tmp_path / "remote")
     analysis = at.run(steps, config={"n": 30}, scheduler=StopAt(4, None), verbose=0,
@@ -158,8 +174,11 @@ def test_a_scheduler_that_needs_every_answer_keeps_the_papers_guarantee(lab, tmp
     assert computed(remote_root, trial) == {1, 2, 3, 4}  # a decision on result k before step k+1
 
 
-def test_the_local_executor_answers_every_result_whatever_the_scheduler_says(tmp_path):
+def test_the_local_executor_answers_every_result_when_a_stop_criterion_is_given(tmp_path):
+    # Pipelining is the scheduler's to allow, but a stop criterion may end a trial at any result
+    # (tests/e2e/test_local_pipelined.py has the local executor pipelining without one).
     analysis = at.run(steps, config={"n": 30}, scheduler=StopAt(4, frozenset()), verbose=0,
+                      stop={"training_iteration": 1000},
                       executor=at.LocalExecutor(cpus=1), storage_path=str(tmp_path), name="local")
     (trial,) = analysis.trials
     assert [r["step"] for r in rows(trial)] == [1, 2, 3, 4]

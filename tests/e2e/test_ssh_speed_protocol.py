@@ -36,6 +36,16 @@ class Worker:
                                trainable_blob=cloudpickle.dumps(counts), **options)
         os.write(self.channel.write_fd, run_frame(request))
 
+    def quiet(self) -> bool:
+        """Whether the worker has sent nothing that is not read yet."""
+        os.set_blocking(self.channel.read_fd, False)
+        try:
+            return os.read(self.channel.read_fd, 1 << 16) == b""
+        except BlockingIOError:
+            return True
+        finally:
+            os.set_blocking(self.channel.read_fd, True)
+
     def close(self) -> int:
         os.write(self.channel.write_fd, EXIT_FRAME)
         return self.process.wait(10)
@@ -82,13 +92,7 @@ def test_results_at_sync_iterations_wait_for_every_answer(tmp_path):
         results = [worker.channel.receive() for _ in range(3)]
         assert [r[1]["training_iteration"] for r in results] == [1, 2, 3]
         time.sleep(0.5)  # it waits at iteration 3: nothing more comes until 1, 2 and 3 are answered
-        os.set_blocking(worker.channel.read_fd, False)
-        try:
-            assert os.read(worker.channel.read_fd, 1 << 16) == b""
-        except BlockingIOError:
-            pass
-        finally:
-            os.set_blocking(worker.channel.read_fd, True)
+        assert worker.quiet()
         for _ in range(3):
             os.write(worker.channel.write_fd, encode_decision(at.CONTINUE))
         after = [worker.channel.receive() for _ in range(4)]

@@ -11,7 +11,7 @@ on one of two channels (executors/dask/channel.py, the trial's side in worker.py
   worker cannot reach the driver: a pair of `distributed.Queue`s per trial on the scheduler.
 
 Either way results stream to the driver while the trial runs, and a decision on result k is
-in force before step k+1, exactly as with local workers.
+in force before step k+1 (Dask trials never run pipelined, whatever the scheduler allows).
 
 Faults: a Dask worker that dies under a trial (its connection closes, the scheduler's
 "remove-worker" event, or the task's future erring with KilledWorker) ends the trial's attempt

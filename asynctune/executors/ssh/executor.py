@@ -104,6 +104,7 @@ class SSHExecutor(Executor):
     """
 
     pipelines_decisions = True  # results that need no answer at once do not wait a round trip
+    pipelines_stop_criteria = True  # a stop criterion's STOP may land a step late (docs/ssh.md)
 
     def __init__(self, hosts: Iterable[Host | str | Mapping[str, Any]], *, known_hosts: Any = _DEFAULT,
                  client_keys: Sequence[str] | None = None, ssh_config: str | Sequence[str] | None = None,

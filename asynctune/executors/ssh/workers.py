@@ -226,16 +226,7 @@ class _SSHTrialRun(QueuedTrialRun):
         self._copied: dict[str, str] = {}  # remote checkpoint -> driver copy
         self._latest = remote_request.restore_checkpoint  # the host's newest checkpoint of this trial
         self._decision: asyncio.Task[Any] | None = None
-        # Pipelined (worker/session.py): results delivered and not answered yet, and whether the
-        # worker's results are dropped ("end" after a STOP or PAUSE, "mutate" until it says
-        # "mutated"): they were sent before it took that decision, so they are void.
-        self._unanswered = 0
-        self._dropping: str | None = None
-        self._held_end: TrialEvent | None = None  # its end, held until its results are decided
-        self._ended = False  # pipelined: the worker said "done" or "error"
         self._last_arrival: float | None = None  # when its latest result reached the driver
-        if remote_request.pipelined:
-            worker.messages.on_mutated = self._on_mutated
 
     async def events(self) -> AsyncIterator[TrialEvent]:
         try:
@@ -246,32 +237,18 @@ class _SSHTrialRun(QueuedTrialRun):
                 if task is not None and not task.done():
                     task.cancel()
 
-    def decide(self, decision: Decision | Mutate) -> None:
-        if self.remote_request.pipelined:
-            if not self._unanswered or self._dropping:
-                logger.error("%s: a decision for %s answers no result; dropped", self.worker.messages.where,
-                             self.trial_id)
-                return
-            self._unanswered -= 1
-            if decision is not Decision.CONTINUE:  # results the worker sent after this one are void
-                self._dropping = "mutate" if isinstance(decision, Mutate) else "end"
-                self.queue.discard(ResultEvent)
-                self._unanswered = 0
-            if self._ended:  # its worker has moved on (maybe to another trial): nothing more goes to it
-                if self._held_end is not None and not self._unanswered:
-                    self.queue.put(self._held_end)
-                    self._held_end = None
-                return
-        elif not self.worker.messages.answering():
-            return
-        if isinstance(decision, Mutate) and decision.checkpoint is not None:
+    def send_decision(self, decision: Decision | Mutate) -> None:
+        if isinstance(decision, Mutate) and decision.checkpoint is not None:  # the host needs its own copy
             self._decision = self.remote.executor._tasks.spawn(self._send_mutation(decision),
                                                                f"ssh-mutate-{self.trial_id}")
         else:
-            self.worker.send(encode_decision(decision))
+            super().send_decision(decision)
 
-    async def kill(self) -> None:
+    async def _kill(self) -> None:
         await self.worker.workers.kill([self.worker])
+
+    def void(self, event: ResultEvent) -> None:
+        pass  # kept as before: its checkpoint is on the host, or on its way here
 
     # From the worker -----------------------------------------------------------------------------
 
@@ -280,10 +257,9 @@ class _SSHTrialRun(QueuedTrialRun):
         if self._last_arrival is not None:
             self.remote.executor._stragglers.observe(self.host, now - self._last_arrival)
         self._last_arrival = now
-        if self.remote_request.pipelined:
-            if self._dropping:  # sent before the worker took a STOP, PAUSE or MUTATE: void
+        if self.pipelined:
+            if not self._counted(event):  # sent before the worker took a STOP, PAUSE or MUTATE: void
                 return
-            self._unanswered += 1
             if self._tail is None:  # its checkpoint's copy (if any) follows in the background
                 if event.checkpoint is not None:
                     event = ResultEvent(event.result, self._copy_in_background(event.checkpoint))
@@ -300,15 +276,12 @@ class _SSHTrialRun(QueuedTrialRun):
 
     def on_end(self, event: DoneEvent | ErrorEvent) -> None:
         self._fetch_logs_in_background()  # the slot does not wait for the logs
-        self._ended = True
-        if self.remote_request.pipelined and self._tail is None:
+        if self.pipelined and self._tail is None:
             if isinstance(event, DoneEvent) and event.checkpoint is not None:
                 event = DoneEvent(event.how, self._copy_in_background(event.checkpoint), event.info)
-            if self._unanswered:  # the trial did not wait for its last answers: they are decided first
-                self._held_end = event
-                return
-            self.queue.put(event)
+            super().on_end(event)  # held until its results are decided
             return
+        self._ended = True
 
         async def finish() -> TrialEvent:
             if isinstance(event, DoneEvent):  # the driver's copy of its last checkpoint
@@ -372,9 +345,6 @@ class _SSHTrialRun(QueuedTrialRun):
         if previous is not None and previous != remote and _inside(previous, self.remote_request.trial_dir):
             self.files.discard(previous)  # the driver has it: the host keeps only the latest
         return local
-
-    def _on_mutated(self) -> None:
-        self._dropping = None  # what follows is the new config's
 
     def _local_path(self, remote: str) -> str:
         return os.path.join(self.request.trial_dir, _relative(remote, self.remote_request.trial_dir, posixpath))

@@ -35,3 +35,15 @@ def test_stop_dict_callable_and_stopper(simulated):
     everything = simulated(endless(), name="all", config={"x": 0}, num_samples=10, workers=2, stop=AllDone())
     assert sum(t.num_results for t in everything.trials) <= 14
     assert all(t.status is at.Status.TERMINATED for t in everything.trials if t.num_results)
+
+
+def test_a_training_iteration_threshold_names_the_iteration_it_stops_at():
+    from asynctune.core.stopper import ThresholdStopper
+
+    assert ThresholdStopper({"training_iteration": 10}).stop_iteration(after=0) == 10
+    assert ThresholdStopper({"training_iteration": 9.5, "loss": 0.1}).stop_iteration(after=3) == 10
+    assert ThresholdStopper({"training_iteration": 10}).stop_iteration(after=12) == 13  # restored past it
+    assert ThresholdStopper({"loss": 0.1}).stop_iteration(after=0) is None  # a metric's: unforeseeable
+    # The experiment's metric, minimised: any result may stop the trial.
+    assert ThresholdStopper({"training_iteration": 5}, metric="training_iteration", mode="min").stop_iteration(
+        after=0) is None

@@ -68,3 +68,21 @@ async def test_a_worker_of_another_protocol_is_refused_by_name():
     messages.feed(encode(("ready", {"protocol": PROTOCOL_VERSION + 1})))
     with pytest.raises(ExecutorError, match=r"worker on h1 speaks protocol 2, the driver 1"):
         await asyncio.wait_for(messages.ready, 1)
+
+
+@pytest.mark.parametrize("garbage, named", [
+    (b"\x00\x00\x00\x10" + b"not a pickle at all", "a corrupt frame"),
+    (b"\xff\xff\xff\xff", "over the limit"),
+    (encode(7), "no message of the protocol: 7"),
+], ids=["corrupt", "oversized", "not-a-message"])
+async def test_the_results_read_whole_before_a_damaged_frame_are_delivered_then_the_worker_is_ended(garbage, named):
+    # A pipelined trial does not wait for answers: its results and what damaged its stream may
+    # come in one read. Those results reached the driver and are the trial's.
+    broken: list[str] = []
+    results, _, messages = collect()
+    messages.on_broken = broken.append
+    messages.feed(encode(("result", {"step": 1}, None)) + encode(("result", {"step": 2}, None)) + garbage
+                  + encode(("result", {"step": 3}, None)))
+    messages.feed(encode(("result", {"step": 4}, None)))  # nothing after the damage is trusted
+    assert results == [ResultEvent({"step": 1}, None), ResultEvent({"step": 2}, None)]
+    assert len(broken) == 1 and named in broken[0]
