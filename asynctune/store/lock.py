@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import sys
+import time
 import weakref
 from typing import Any
 
@@ -74,11 +75,10 @@ class DriverLock:
         try:
             if fcntl is None:
                 raise OSError(errno.ENOSYS, "no flock() on this system")
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
+            _lock_or_name_holder(fd, experiment_dir)
+        except ExperimentLocked:
             os.close(fd)
-            raise ExperimentLocked(experiment_dir, holder) from None
+            raise
         except OSError as exc:
             os.close(fd)
             if exc.errno not in _NO_LOCKS:
@@ -157,6 +157,25 @@ def read_holder(experiment_dir: str) -> dict[str, Any]:
         return _read_holder(fd)
     finally:
         os.close(fd)
+
+
+_HOLDER_WAIT_S = 2.0  # how long a refused driver waits for the holder to write who it is
+
+
+def _lock_or_name_holder(fd: int, experiment_dir: str) -> None:
+    """flock `fd`, or raise ExperimentLocked naming the holder. A holder writes its record just
+    after it locks and empties it just before it unlocks: in either moment the record reads
+    empty, so try again for a moment rather than name nobody (or refuse a lock about to be free)."""
+    deadline = time.monotonic() + _HOLDER_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            if holder or time.monotonic() >= deadline:
+                raise ExperimentLocked(experiment_dir, holder) from None
+        time.sleep(0.01)
 
 
 def _read_holder(fd: int) -> dict[str, Any]:

@@ -100,3 +100,24 @@ def test_default_names_are_claimed_exclusively(storage):
     names = [claim_fresh_name(storage, "train_2026-12-07_05-00-00") for _ in range(3)]
     assert names == ["train_2026-12-07_05-00-00", "train_2026-12-07_05-00-00_2", "train_2026-12-07_05-00-00_3"]
     assert all(os.path.isdir(os.path.join(storage, n)) for n in names)
+
+
+def test_a_driver_refused_in_the_moment_before_the_holder_names_itself_still_names_it(tmp_path):
+    # The holder locks, then writes who it is: a second driver in between read an empty record
+    # and said "a process starting now" (seen under load when two runs start at once).
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, json, os, sys, time\n"
+        f"fd = os.open({str(tmp_path / 'driver.lock')!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(0.5)\n"
+        "os.pwrite(fd, json.dumps({'pid': os.getpid(), 'host': 'h', 'start_time': 't'}).encode(), 0)\n"
+        "sys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        with pytest.raises(at.ExperimentLocked, match=f"pid {holder.pid} on h"):
+            at.store.lock.DriverLock.acquire(str(tmp_path))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    at.store.lock.DriverLock.acquire(str(tmp_path)).release()  # free once the holder has ended
