@@ -123,6 +123,7 @@ class WandbLoggerCallback(Callback):
     def on_experiment_end(self, trials: Sequence[Trial]) -> None:
         for trial in trials:  # the trials the driver leaves unfinished: their runs say so
             self._io.submit(self._finish, trial.trial_id, trial.status.value, _EXIT_CODE.get(trial.status))
+        self._io.submit(self._written)
         self._io.close()
 
     # The I/O thread ------------------------------------------------------------------------------
@@ -152,6 +153,14 @@ class WandbLoggerCallback(Callback):
     def _set_status(self, trial_id: str, status: str) -> None:
         if (run := self._runs.get(trial_id)) is not None:
             run.summary[STATUS_KEY] = status
+
+    def _written(self) -> None:
+        """Wait until W&B's service has written the runs: `finish()` returns before, so an
+        offline run read when `run()` returns could lack its records (seen under load)."""
+        import wandb
+
+        if wandb.run is None:  # else the driver's own run (the user's) still needs the service
+            _end_service(wandb)
 
     def _finish(self, trial_id: str, status: str, exit_code: int | None) -> None:
         run = self._runs.pop(trial_id, None)
