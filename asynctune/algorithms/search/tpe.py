@@ -299,25 +299,25 @@ def _under_explored(param: Parameter, observations: Sequence[Observation], c: fl
 
 def _cell_trials(categoricals: Sequence[Parameter], chosen: Values, observations: Sequence[Observation],
                  min_trials: int) -> list[Observation]:
-    """The observations that made the same choices as `chosen`: all of them when at least
-    `min_trials` did, else the most observations that agree on the largest subset of the choices
-    (fewest dropped) and number at least `min_trials`, else none.
+    """The observations that made the same choices as `chosen`, when at least `min_trials` did;
+    else, dropping one choice at a time (the one whose loss adds the most agreeing observations;
+    among equals the later one), those that agree on the choices kept, once they are enough;
+    else none.
 
     With several choices the full combination rarely has enough trials (4 x 3 x 3 x 2 = 72
-    combinations), while the choices that move the best numbers are often fewer.
+    combinations), while the choices that move the best numbers are often fewer. One choice at
+    a time costs m ** 2 counts, where trying every subset of the choices would cost 2 ** m.
     """
-    def agreeing(subset: Sequence[Parameter]) -> list[Observation]:
-        return [(v, loss) for v, loss in observations if all(v[p.path] == chosen[p.path] for p in subset)]
-
-    full = agreeing(categoricals)
-    if len(full) >= min_trials:
-        return full
-    for size in range(len(categoricals) - 1, 0, -1):
-        candidates = [same for subset in itertools.combinations(categoricals, size)
-                      if len(same := agreeing(subset)) >= min_trials]
-        if candidates:
-            return max(candidates, key=len)  # the first of the largest: ties keep the parameter order
-    return []
+    if not observations:
+        return []
+    agree = np.array([[v[p.path] == chosen[p.path] for p in categoricals] for v, _ in observations], dtype=bool)
+    kept = list(range(len(categoricals)))
+    rows = agree.all(axis=1)
+    while rows.sum() < min_trials and len(kept) > 1:
+        gains = [agree[:, [k for k in kept if k != j]].all(axis=1).sum() for j in reversed(kept)]
+        kept.remove(kept[len(kept) - 1 - int(np.argmax(gains))])
+        rows = agree[:, kept].all(axis=1)
+    return [observations[i] for i in np.flatnonzero(rows)] if rows.sum() >= min_trials else []
 
 
 def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
