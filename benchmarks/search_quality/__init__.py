@@ -21,7 +21,11 @@ The suite (problems.py), split in two halves that each cover every category:
                hartmann6 (6-D), levy4 (4-D multimodal)       valley), styblinski_tang10 (10-D multimodal)
   mixed        mixed_trap (a trap category), mixed_interact  mixed_cats (4 categoricals: 4, 3, 3, 2
                (issue 33: categoricals of 5 and 3 that       choices, interacting with each other and
-               interact, log-float, float, log-int, int)     with a float and a log-float; an int)
+               interact, log-float, float, log-int, int),    with a float and a log-float; an int)
+               mixed_pipeline (4 categoricals: 4, 3, 3, 2,
+               interacting, moving a log-float and a float),
+               mixed_flags (5 categoricals: 3, 3, 2, 2, 4;
+               a pair, an xor pair, one that does not matter)
   conditional  cond_models (3 model families, own params)    cond_optimizers (3 optimizers, own params,
                                                              a shared lr whose best value depends on the branch)
   integer      int_quadratic (6 ints, one log-scale)         int_ripple (5 ints with local minima, a log-int)

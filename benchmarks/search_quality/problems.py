@@ -188,6 +188,42 @@ def mixed_cats(c: Config) -> float:
                  + 0.005 * (c["width"] - 11) ** 2)
 
 
+# A pipeline: model x loss interact (the best cell, tree with l1, is in neither the best row nor the
+# best column), the scaler matters for some models only, augmentation helps some models and hurts
+# others and moves the best regularisation; the best lr depends on the model.
+_MODELS = ("linear", "tree", "knn", "net")
+_LOSSES = ("l2", "huber", "l1")
+_MODEL_LOSS = np.array([[0.20, 0.22, 0.24], [0.35, 0.40, 0.00], [0.25, 0.30, 0.35], [0.40, 0.10, 0.40]])
+_SCALERS = ("none", "standard", "robust")
+_BEST_LOG_LR_MODEL = {"linear": -2.0, "tree": -1.0, "knn": -3.0, "net": -3.5}
+
+
+def mixed_pipeline(c: Config) -> float:
+    """Four categoricals (4 models, 3 losses, 3 scalers, augment or not) that interact, beside a
+    log-float, a float and an int."""
+    model, loss = _MODELS.index(c["model"]), _LOSSES.index(c["loss"])
+    scaler = _SCALERS.index(c["scaler"])
+    scaling = (0.0, 0.03, 0.03)[scaler] if c["model"] == "tree" else (0.10, 0.0, 0.03)[scaler]
+    augment_helps = c["model"] in ("knn", "net")
+    augmenting = 0.0 if c["augment"] == augment_helps else 0.04
+    best_reg = 0.2 if c["augment"] else 0.6
+    return float(_MODEL_LOSS[model, loss] + scaling + augmenting
+                 + 0.04 * (math.log10(c["lr"]) - _BEST_LOG_LR_MODEL[c["model"]]) ** 2
+                 + 0.3 * (c["reg"] - best_reg) ** 2 + 0.0002 * (c["epochs"] - 30) ** 2)
+
+
+_AB = np.array([[0.10, 0.15, 0.20], [0.30, 0.35, 0.00], [0.15, 0.20, 0.25]])
+_FLAG_BEST_X = (0.2, 0.7, 0.5)
+
+
+def mixed_flags(c: Config) -> float:
+    """Five categoricals (3, 3, 2, 2 and 4 choices): a and b interact, c and d matter only together
+    (equal is worse), e does not matter at all; the best x depends on a; a log-float."""
+    a, b = c["a"], c["b"]
+    return float(_AB[a, b] + (0.08 if c["c"] == c["d"] else 0.0) + 0.5 * (c["x"] - _FLAG_BEST_X[a]) ** 2
+                 + 0.03 * (math.log10(c["lr"]) + 2.5) ** 2)
+
+
 # --- conditional -----------------------------------------------------------------------------------
 
 def cond_models(c: Config) -> float:
@@ -312,6 +348,20 @@ def _problems() -> list[Problem]:
         Problem("noisy_branin", "tuning", "noisy", {"x1": Float(-5.0, 10.0), "x2": Float(0.0, 15.0)}, branin,
                 0.397887, {"x1": math.pi, "x2": 2.275}, noise_sd=0.5,
                 about="Branin plus Gaussian noise (sd 0.5)"),
+        Problem("mixed_pipeline", "tuning", "mixed",
+                {"model": Cat(_MODELS), "loss": Cat(_LOSSES), "scaler": Cat(_SCALERS), "augment": Cat((False, True)),
+                 "lr": Float(1e-5, 1.0, log=True), "reg": Float(0.0, 1.0), "epochs": Int(1, 50)},
+                mixed_pipeline, 0.0,
+                {"model": "tree", "loss": "l1", "scaler": "none", "augment": False, "lr": 0.1, "reg": 0.6,
+                 "epochs": 30},
+                about="4 categoricals (4, 3, 3, 2) that interact with each other and move the best "
+                      "log-float and float; an int"),
+        Problem("mixed_flags", "tuning", "mixed",
+                {"a": Cat((0, 1, 2)), "b": Cat((0, 1, 2)), "c": Cat((0, 1)), "d": Cat((0, 1)), "e": Cat((0, 1, 2, 3)),
+                 "x": Float(0.0, 1.0), "lr": Float(1e-5, 1.0, log=True)},
+                mixed_flags, 0.0, {"a": 1, "b": 2, "c": 0, "d": 1, "e": 0, "x": 0.7, "lr": 10**-2.5},
+                about="5 categoricals (3, 3, 2, 2, 4): a pair that interacts, a pair that matters only "
+                      "together, one that does not matter; a float whose best value depends on a; a log-float"),
         # heldout
         Problem("ackley5", "heldout", "continuous", _floats(5, -10.0, 30.0), lambda c: ackley(_vector(c, 5)), 0.0,
                 _point([0.0] * 5), about="5 floats in [-10, 30], multimodal, minimum at 0 (off-centre)"),

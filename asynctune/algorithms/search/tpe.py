@@ -22,7 +22,8 @@ had fewer than its share of trials is proposed for exploration, and the rest of 
 other categories too) comes from a model of that category's trials alone. When the model's own
 pick is a combination of categories that already has several trials, its numeric parameters
 are refined by a model of that combination's trials alone: a good learning rate for one
-optimizer says little about another's.
+optimizer says little about another's. The choices of a group share the exploration schedule,
+and a combination with too few trials is refined on the trials that share most of its choices.
 
 The model is in plain functions over (values, loss) observations, so algorithms that keep
 several sets of observations (BOHB: one per budget) can reuse it: `split_observations`,
@@ -31,6 +32,7 @@ several sets of observations (BOHB: one per budget) can reuse it: `split_observa
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -64,7 +66,7 @@ class TPESearch(ModelBasedSearcher):
     returns the one that maximises l(x) / g(x) (the expected improvement).
 
     The defaults were chosen by median simple regret at 25, 50 and 100 evaluations, on the
-    tuning half of benchmarks/search_quality (9 functions, 20 seeds; the start, the branch
+    tuning half of benchmarks/search_quality (11 functions, 20-60 seeds; the start, the branch
     split and the category models) and before that on five functions and 80 seeds (weights,
     candidates, gamma); docs/searchers.md lists what was tried.
 
@@ -95,7 +97,8 @@ class TPESearch(ModelBasedSearcher):
             trials, and then often proposes again next to a config in flight
             (docs/searchers.md, "Parallel trials").
         category_exploration: c: of the n trials that made a `choice`, each category gets
-            at least c * sqrt(n) (never more than an even share, n / categories). When a
+            at least c * sqrt(n / m), where m choices are modelled together (never more than
+            an even share, n / categories). When a
             category has fewer, it is proposed instead of the model's pick, with the rest of
             its group (other categories included) fitted to that category's trials only, with
             equal weights and a quarter of the candidates (the model knows little there). Without it, a category that
@@ -211,7 +214,8 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
     is worse than another has no good observations, and its l is the prior.)
 
     `category_exploration` c: of the n observations that made a `choice`, each category is to
-    have at least min(c * sqrt(n), n / categories). When the model's pick lacks one, an
+    have at least min(c * sqrt(n / m), n / categories), where the group has m choices (they
+    share the schedule). When the model's pick lacks one, an
     under-explored category replaces it, and the rest of the group (other categories too) is
     fitted only to the observations that made that choice, with equal weights and a quarter
     of the candidates: the model's view of it comes from the category it prefers, which says
@@ -219,7 +223,9 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
     within a category it has seldom tried it should look widely.
 
     `cell_min_trials` m: otherwise, when the categories picked together have at least m
-    observations, the group's numeric parameters are refitted to those observations alone.
+    observations, the group's numeric parameters are refitted to those observations alone; when
+    they have fewer, to the most observations that agree on the most of the picked categories
+    and number at least m (none: the joint model's pick stays).
     """
     good, bad = split_observations(observations, gamma)
     values: Values = {}
@@ -243,8 +249,8 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
                 chosen.update(_propose_group(others, *split_observations(same, gamma), rng, max(1, n_candidates // 4),
                                              prior_weight, rank_weights=False, category_smoothing=category_smoothing))
         elif cell_min_trials is not None and categoricals and rest:
-            same = [(v, loss) for v, loss in observations if group[0].path in v
-                    and all(v[p.path] == chosen[p.path] for p in categoricals)]
+            same = _cell_trials(categoricals, chosen, [o for o in observations if group[0].path in o[0]],
+                                cell_min_trials)
             if len(same) >= cell_min_trials:
                 chosen.update(_propose_group(rest, *split_observations(same, gamma), rng, n_candidates,
                                              prior_weight, rank_weights, category_smoothing))
@@ -265,7 +271,7 @@ def _category_to_explore(categoricals: Sequence[Parameter], chosen: Values, obse
         return None
     lacking = []
     for param in categoricals:
-        under = _under_explored(param, observations, c)
+        under = _under_explored(param, observations, c, len(categoricals))
         if len(under) and chosen[param.path] not in under:
             lacking.append((param, under))
     if not lacking:
@@ -274,15 +280,44 @@ def _category_to_explore(categoricals: Sequence[Parameter], chosen: Values, obse
     return param, int(rng.choice(under))
 
 
-def _under_explored(param: Parameter, observations: Sequence[Observation], c: float) -> np.ndarray:
-    """The categories of `param` chosen fewer than min(c * sqrt(n), n / k) times in the n
-    observations that made the choice (a forced-exploration schedule: front-loaded, vanishing
-    in share as n grows)."""
+def _under_explored(param: Parameter, observations: Sequence[Observation], c: float,
+                    n_choices: int = 1) -> np.ndarray:
+    """The categories of `param` chosen fewer than min(c * sqrt(n / m), n / k) times in the n
+    observations that made the choice, where m is the number of choices modelled together (a
+    forced-exploration schedule: front-loaded, vanishing in share as n grows).
+
+    The m choices of a group share the schedule: each explored trial also draws the other
+    choices, so with c * sqrt(n) apiece nearly every early trial was a forced one once a group
+    had four choices.
+    """
     n_categories = len(param.domain.categories)
     made = [v[param.path] for v, _ in observations if param.path in v]
     counts = np.bincount(np.asarray(made, dtype=np.int64), minlength=n_categories)
-    need = min(c * math.sqrt(len(made)), len(made) / n_categories)
+    need = min(c * math.sqrt(len(made) / n_choices), len(made) / n_categories)
     return np.flatnonzero(counts < need)
+
+
+def _cell_trials(categoricals: Sequence[Parameter], chosen: Values, observations: Sequence[Observation],
+                 min_trials: int) -> list[Observation]:
+    """The observations that made the same choices as `chosen`, when at least `min_trials` did;
+    else, dropping one choice at a time (the one whose loss adds the most agreeing observations;
+    among equals the later one), those that agree on the choices kept, once they are enough;
+    else none.
+
+    With several choices the full combination rarely has enough trials (4 x 3 x 3 x 2 = 72
+    combinations), while the choices that move the best numbers are often fewer. One choice at
+    a time costs m ** 2 counts, where trying every subset of the choices would cost 2 ** m.
+    """
+    if not observations:
+        return []
+    agree = np.array([[v[p.path] == chosen[p.path] for p in categoricals] for v, _ in observations], dtype=bool)
+    kept = list(range(len(categoricals)))
+    rows = agree.all(axis=1)
+    while rows.sum() < min_trials and len(kept) > 1:
+        gains = [agree[:, [k for k in kept if k != j]].all(axis=1).sum() for j in reversed(kept)]
+        kept.remove(kept[len(kept) - 1 - int(np.argmax(gains))])
+        rows = agree[:, kept].all(axis=1)
+    return [observations[i] for i in np.flatnonzero(rows)] if rows.sum() >= min_trials else []
 
 
 def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
