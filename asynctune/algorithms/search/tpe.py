@@ -93,7 +93,10 @@ class TPESearch(ModelBasedSearcher):
             at 100 evaluations, median of 10 seeds: 0.08 against 0.36).
         constant_liar: Count the trials still running as bad observations (in g(x), not in
             the number of good ones), as Optuna's TPE does, so that trials suggested while
-            others run spread out instead of piling onto one mode. False ignores running
+            others run spread out instead of piling onto one mode. This holds for every model
+            fitted to a subset of the trials too (a branch, a category, a combination): a
+            running trial is a bad one where it belongs and nothing where it does not, and
+            never counts as a finished trial of the subset. False ignores running
             trials, and then often proposes again next to a config in flight
             (docs/searchers.md, "Parallel trials").
         category_exploration: c: of the n trials that made a `choice`, each category gets
@@ -162,28 +165,12 @@ class TPESearch(ModelBasedSearcher):
 
     def _propose(self, observations: list[Observation], pending: list[Values],
                  rng: np.random.Generator) -> Values:
-        gamma = _gamma_function(self.gamma)
-        if self.constant_liar and pending:
-            observations, gamma = with_running_as_bad(observations, pending, gamma)
-        return propose(self._searchable(), observations, rng, gamma=gamma,
+        return propose(self._searchable(), observations, rng, gamma=_gamma_function(self.gamma),
                        n_candidates=self.n_ei_candidates, prior_weight=self.prior_weight,
                        rank_weights=self.rank_weights, multivariate=self.multivariate,
                        category_exploration=self.category_exploration,
                        category_smoothing=self.category_smoothing, branch_split=True,
-                       cell_min_trials=CELL_MIN_TRIALS)
-
-
-def with_running_as_bad(observations: Sequence[Observation], pending: Sequence[Values],
-                        gamma: Callable[[int], int]) -> tuple[list[Observation], Callable[[int], int]]:
-    """The constant liar (Optuna's, for TPE): the running trials join the bad observations.
-
-    g(x) then rises around each config in flight, so l(x) / g(x) points away from it and
-    parallel suggestions spread out instead of piling onto the mode of l. The number of good
-    observations still comes from the finished trials alone: a trial that is only running must
-    not make the good group larger.
-    """
-    lies = [(values, math.inf) for values in pending]  # +inf: after every finished trial in the split
-    return [*observations, *lies], lambda n: gamma(max(n - len(lies), 0))
+                       cell_min_trials=CELL_MIN_TRIALS, running=pending if self.constant_liar else ())
 
 
 def _gamma_function(gamma: float | Callable[[int], int] | None) -> Callable[[int], int]:
@@ -200,7 +187,7 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
             gamma: Callable[[int], int] = default_gamma, n_candidates: int = 24,
             prior_weight: float = 1.0, rank_weights: bool = False, multivariate: bool = True,
             category_exploration: float = 0.0, category_smoothing: float = 1.0, branch_split: bool = False,
-            cell_min_trials: int | None = None) -> Values:
+            cell_min_trials: int | None = None, running: Sequence[Values] = ()) -> Values:
     """The values that maximise l(x) / g(x) among `n_candidates` draws from l, group by group.
 
     A group is one parameter (univariate) or all parameters that exist under the same branch
@@ -226,36 +213,61 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
     observations, the group's numeric parameters are refitted to those observations alone; when
     they have fewer, to the most observations that agree on the most of the picked categories
     and number at least m (none: the joint model's pick stays).
+
+    `running`: the configs of trials still running (the constant liar, as Optuna's TPE with
+    `constant_liar=True`). Each joins the bad observations of every model fitted to trials it
+    shares (the group's, its branch's, an explored category's, a combination's), so l(x) / g(x)
+    points away from it; it is never counted as a trial of those models: each one's number of
+    good observations comes from its finished trials alone, and a combination needs m finished
+    ones. The exploration schedule does count it as made, so that asks in a row do not all
+    explore the same category.
     """
-    good, bad = split_observations(observations, gamma)
+    good, bad = _split(observations, running, gamma)
+    made = [*observations, *((v, math.inf) for v in running)]  # for the exploration schedule
     values: Values = {}
     for group in parameter_groups(params, multivariate):
         if not is_active(group[0], values):
             continue
+        path = group[0].path
         group_good, group_bad = good, bad
-        if branch_split and group[0].condition is not None:
-            group_good, group_bad = split_observations([o for o in observations if group[0].path in o[0]], gamma)
+        taken, taken_running = observations, running  # the trials in this group's branch
+        if group[0].condition is not None:
+            taken = [o for o in observations if path in o[0]]
+            taken_running = [v for v in running if path in v]
+            if branch_split:
+                group_good, group_bad = _split(taken, taken_running, gamma)
         chosen = _propose_group(group, group_good, group_bad, rng, n_candidates, prior_weight, rank_weights,
                                 category_smoothing)
         categoricals = [p for p in group if isinstance(p.domain, Categorical)]
         rest = [p for p in group if not isinstance(p.domain, Categorical)]
-        explore = _category_to_explore(categoricals, chosen, observations, category_exploration, rng)
+        explore = _category_to_explore(categoricals, chosen, made, category_exploration, rng)
         if explore is not None:
             param, category = explore
             chosen = {param.path: category}
             others = [p for p in group if p is not param]
             if others:
-                same = [(v, loss) for v, loss in observations if v.get(param.path) == category]
-                chosen.update(_propose_group(others, *split_observations(same, gamma), rng, max(1, n_candidates // 4),
-                                             prior_weight, rank_weights=False, category_smoothing=category_smoothing))
+                same = [(v, loss) for v, loss in taken if v[param.path] == category]
+                same_running = [v for v in taken_running if v[param.path] == category]
+                chosen.update(_propose_group(others, *_split(same, same_running, gamma), rng,
+                                             max(1, n_candidates // 4), prior_weight, rank_weights=False,
+                                             category_smoothing=category_smoothing))
         elif cell_min_trials is not None and categoricals and rest:
-            same = _cell_trials(categoricals, chosen, [o for o in observations if group[0].path in o[0]],
-                                cell_min_trials)
-            if len(same) >= cell_min_trials:
-                chosen.update(_propose_group(rest, *split_observations(same, gamma), rng, n_candidates,
-                                             prior_weight, rank_weights, category_smoothing))
+            kept = _cell_choices(categoricals, chosen, taken, cell_min_trials)
+            if kept is not None:
+                def agrees(v: Values) -> bool:
+                    return all(v[p.path] == chosen[p.path] for p in kept)
+                same = [o for o in taken if agrees(o[0])]
+                chosen.update(_propose_group(rest, *_split(same, [v for v in taken_running if agrees(v)], gamma),
+                                             rng, n_candidates, prior_weight, rank_weights, category_smoothing))
         values.update(chosen)
     return values
+
+
+def _split(observations: Sequence[Observation], running: Sequence[Values], gamma: Callable[[int], int]
+           ) -> tuple[list[Values], list[Values]]:
+    """split_observations of the finished trials, with the running ones added to the bad."""
+    good, bad = split_observations(observations, gamma)
+    return good, [*bad, *running]
 
 
 def _category_to_explore(categoricals: Sequence[Parameter], chosen: Values, observations: Sequence[Observation],
@@ -297,19 +309,19 @@ def _under_explored(param: Parameter, observations: Sequence[Observation], c: fl
     return np.flatnonzero(counts < need)
 
 
-def _cell_trials(categoricals: Sequence[Parameter], chosen: Values, observations: Sequence[Observation],
-                 min_trials: int) -> list[Observation]:
-    """The observations that made the same choices as `chosen`, when at least `min_trials` did;
-    else, dropping one choice at a time (the one whose loss adds the most agreeing observations;
-    among equals the later one), those that agree on the choices kept, once they are enough;
-    else none.
+def _cell_choices(categoricals: Sequence[Parameter], chosen: Values, observations: Sequence[Observation],
+                  min_trials: int) -> list[Parameter] | None:
+    """The choices on which the refit's observations agree with `chosen`: all of them, when at
+    least `min_trials` observations made the same choices; else, dropping one choice at a time
+    (the one whose loss adds the most agreeing observations; among equals the later one), those
+    kept once the observations that agree on them are enough; else None.
 
     With several choices the full combination rarely has enough trials (4 x 3 x 3 x 2 = 72
     combinations), while the choices that move the best numbers are often fewer. One choice at
     a time costs m ** 2 counts, where trying every subset of the choices would cost 2 ** m.
     """
     if not observations:
-        return []
+        return None
     agree = np.array([[v[p.path] == chosen[p.path] for p in categoricals] for v, _ in observations], dtype=bool)
     kept = list(range(len(categoricals)))
     rows = agree.all(axis=1)
@@ -317,7 +329,7 @@ def _cell_trials(categoricals: Sequence[Parameter], chosen: Values, observations
         gains = [agree[:, [k for k in kept if k != j]].all(axis=1).sum() for j in reversed(kept)]
         kept.remove(kept[len(kept) - 1 - int(np.argmax(gains))])
         rows = agree[:, kept].all(axis=1)
-    return [observations[i] for i in np.flatnonzero(rows)] if rows.sum() >= min_trials else []
+    return [categoricals[k] for k in kept] if rows.sum() >= min_trials else None
 
 
 def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],

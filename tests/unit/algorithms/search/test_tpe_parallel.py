@@ -9,7 +9,7 @@ import numpy as np
 
 from asynctune.algorithms.search.model_based import Observation, Values
 from asynctune.algorithms.search.tpe import TPESearch
-from asynctune.core.space import Space, uniform
+from asynctune.core.space import Space, choice, uniform
 from asynctune.core.trial import Status
 from asynctune.executors.simulated.workloads import Workload
 
@@ -85,3 +85,56 @@ def test_run_with_four_trials_at_once(simulated) -> None:
     assert len(configs) == 24  # no config twice
     best = min(analysis.trial_results(t.trial_id)[-1]["loss"] for t in trials)
     assert best < 0.02  # random search's median best of 24 on this bowl is about 0.01-0.02
+
+
+
+def refine_the_other_good_trial(running_elsewhere: int, seeds: int = 40) -> int:
+    """Of `seeds` suggestions, how many refine category 0 at the good x = 0.8 (not the equally
+    good x = 0.2) while `running_elsewhere` trials of category 1 run.
+
+    Category 0 has ten finished trials, x = 0.2 and 0.8 equally good, the rest bad and placed
+    symmetrically; category 1 five bad ones. The model of category 0's own trials (the refit of
+    a combination) counts its best 20% good, both, and proposes near either; trials running in
+    category 1 are no trials of that model and must not shrink its good group to one."""
+    xs = [0.2, 0.8, 0.02, 0.08, 0.35, 0.45, 0.55, 0.65, 0.92, 0.98]
+    finished = [*({"k": 0, "x": x} for x in xs), *({"k": 1, "x": x} for x in (0.1, 0.3, 0.5, 0.7, 0.9))]
+    losses = [0.0, 0.0, *[1.0] * 8, *[2.0] * 5]
+    running = [{"k": 1, "x": x} for x in np.linspace(0.1, 0.9, running_elsewhere)]
+    hits = 0
+    for seed in range(seeds):
+        searcher = TPESearch(metric="loss", mode="min", n_startup_trials=0, category_exploration=0,
+                             rank_weights=False, points_to_evaluate=finished + running, seed=seed)
+        searcher.set_search_properties(None, None, Space({"k": choice([0, 1]), "x": uniform(0, 1)}))
+        for i, loss in enumerate(losses):
+            searcher.suggest(f"f{i}")
+            searcher.on_trial_complete(f"f{i}", {"loss": loss})
+        for i in range(running_elsewhere):
+            searcher.suggest(f"r{i}")  # left running
+        proposal = searcher.suggest("next")
+        hits += proposal["k"] == 0 and proposal["x"] > 0.5
+    return hits
+
+
+def test_trials_running_elsewhere_leave_a_combinations_good_trials_alone() -> None:
+    assert refine_the_other_good_trial(running_elsewhere=0) >= 10  # 22 of 40
+    assert refine_the_other_good_trial(running_elsewhere=5) >= 10  # 22; 0 when they counted against it
+
+
+def test_an_explored_category_is_not_modelled_on_its_running_trial() -> None:
+    """Category 1 has one trial, still running, at x = 0.5: it is under-explored, so the next
+    suggestion explores it. The running trial is a bad observation there (no trial has ended
+    in category 1), so the suggestion stays away from it instead of copying it."""
+    finished = [{"k": 0, "x": x} for x in (0.1, 0.3, 0.5, 0.7, 0.9, 0.2)]
+    near = 0
+    for seed in range(40):
+        searcher = TPESearch(metric="loss", mode="min", n_startup_trials=0,
+                             points_to_evaluate=[*finished, {"k": 1, "x": 0.5}], seed=seed)
+        searcher.set_search_properties(None, None, Space({"k": choice([0, 1]), "x": uniform(0, 1)}))
+        for i in range(len(finished)):
+            searcher.suggest(f"f{i}")
+            searcher.on_trial_complete(f"f{i}", {"loss": float(i)})
+        searcher.suggest("running")
+        proposal = searcher.suggest("next")
+        assert proposal["k"] == 1
+        near += abs(proposal["x"] - 0.5) < 0.1
+    assert near <= 4  # 0 of 40; 39 when the running trial was its category's good one
