@@ -300,8 +300,10 @@ def test_a_mutate_lands_with_the_mutated_acknowledgement_and_drops_the_old_confi
     def mutate(trial, result):
         return at.Mutate({**trial.config, "tag": "new", "n": 6}) if result["tag"] == "old" else at.CONTINUE
 
-    (trial,) = run(tmp_path, "mutate", config={"n": 100, "tag": "old"}, scheduler=Scripted(plan={5: mutate}),
-                   callbacks=[probe]).trials
+    # Steps of 50 ms: the old config must still be running when the MUTATE comes, also on a
+    # loaded machine (with instant steps its 100 ran out first, under load, and it never came).
+    (trial,) = run(tmp_path, "mutate", config={"n": 100, "tag": "old", "sleep": 0.05},
+                   scheduler=Scripted(plan={5: mutate}), callbacks=[probe]).trials
     assert probe.seen == {trial.trial_id: True}
     assert computed(trial, "old") >= set(range(1, 9))
     assert [(r["training_iteration"], r["tag"]) for r in rows(trial)] == \

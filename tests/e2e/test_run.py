@@ -479,11 +479,17 @@ def test_a_worker_that_could_not_load_the_trainable_gets_it_again(storage, tmp_p
     assert statuses[1:] == [at.Status.TERMINATED, at.Status.TERMINATED], [t.error for t in analysis.trials]
 
 
-def test_a_scheduler_that_raises_fails_the_trial_and_its_worker_is_ended(storage, tmp_path):
-    """The worker waits for a decision that never comes: it must not hold its slot through the retry."""
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_scheduler_that_raises_fails_the_trial_and_its_worker_is_ended(storage, tmp_path, pipelined):
+    """Waiting for each decision, the worker waits for one that never comes: it must not hold its
+    slot through the retry. Pipelined (FIFO's empty synchronous_results), the worker did not wait:
+    the trial fails and is retried all the same, whether its end came before the failure or not."""
     pids = tmp_path / "pids"
 
     class Broken(at.FIFOScheduler):
+        def synchronous_results(self, trial):
+            return super().synchronous_results(trial) if pipelined else None
+
         def on_trial_result(self, trial, result):
             if trial.num_failures == 0:
                 raise TypeError("a bug in the scheduler")
@@ -501,4 +507,6 @@ def test_a_scheduler_that_raises_fails_the_trial_and_its_worker_is_ended(storage
     trial = analysis.trials[0]
     assert trial.status is at.Status.TERMINATED and trial.num_failures == 1
     assert "TypeError: a bug in the scheduler" in open(os.path.join(trial.path, "error.txt")).read()
-    assert analysis.trial_results(trial.trial_id)[-1]["earlier_alive"] == 0
+    assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1]
+    if not pipelined:
+        assert analysis.trial_results(trial.trial_id)[-1]["earlier_alive"] == 0
