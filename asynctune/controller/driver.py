@@ -34,7 +34,7 @@ from .outcomes import TrialOutcomes
 from ..reporting.callback import CallbackList
 from ..core.resources import Placement
 from .searcher_driver import SearcherDriver
-from ..core.stopper import Stopper, ThresholdStopper
+from ..core.stopper import Stopper
 from ..core.trial import CONTINUE, STOP, Decision, Mutate, Status, Trial
 from ..store.signing import signing_key
 
@@ -115,10 +115,10 @@ class TrialDriver:
         return executor.pipelines_decisions and (self._stopper is None or executor.pipelines_stop_criteria)
 
     def _stop_iteration(self, trial: Trial) -> frozenset[int]:
-        """Where stop={"training_iteration": n} stops the trial: that result waits for its answer,
+        """Where the stop criterion is known to stop the trial (stop={"training_iteration": n}): that result waits for its answer,
         so the trial stops exactly there even pipelined (over SSH; the local executor answers
         every result when a stop criterion is given). Other criteria cannot be foreseen."""
-        if not isinstance(self._stopper, ThresholdStopper):
+        if self._stopper is None:
             return frozenset()
         iteration = self._stopper.stop_iteration(after=trial.restore_iteration)
         return frozenset() if iteration is None else frozenset({iteration})

@@ -26,6 +26,12 @@ class Stopper:
         """True ends the whole experiment (checked after every result)."""
         return False
 
+    def stop_iteration(self, *, after: int) -> int | None:
+        """The training_iteration after `after` at which this stops every trial, if that can be
+        known in advance (None: any result may stop one). A pipelined trial waits for the answer
+        to that result, so it stops there exactly."""
+        return None
+
 
 class ThresholdStopper(Stopper):
     """Stop a trial once any reported key reaches its threshold.
@@ -63,8 +69,8 @@ class ThresholdStopper(Stopper):
         return False
 
     def stop_iteration(self, *, after: int) -> int | None:
-        """The training_iteration after `after` at which the training_iteration threshold stops a
-        trial (None: there is none, or it is the metric minimised, so any result may stop it)."""
+        """Where the training_iteration threshold stops a trial (None: there is none, or it is the
+        metric minimised, so any result may stop it)."""
         threshold = self.thresholds.get("training_iteration")
         if threshold is None or self._mode_of("training_iteration") == "min":
             return None

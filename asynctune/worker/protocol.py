@@ -97,7 +97,9 @@ class FrameError(AsynctuneError):
     or (from a worker) a message that is not one of the protocol's. Nothing after it is trusted;
     `before` holds the whole messages the same feed() read ahead of it."""
 
-    before: list[Any] = []
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.before: list[Any] = []
 
 
 class FrameDecoder:

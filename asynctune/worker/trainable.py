@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..store import checkpoints
-from ..store.private_files import make_tree_private, open_private
+from ..store.private_files import make_tree_private
 from .session import (
     MutateTrial, PauseTrial, StopTrial, TrialSession, load_checkpoint, write_checkpoint_data,
 )

@@ -13,7 +13,6 @@ import os
 import signal
 import time
 
-import pytest
 
 import asynctune as at
 from asynctune.worker.protocol import encode_decision

@@ -32,7 +32,6 @@ several sets of observations (BOHB: one per budget) can reuse it: `split_observa
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
