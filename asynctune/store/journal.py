@@ -50,7 +50,7 @@ from ..core.trial import Status, Trial
 from ..errors import AsynctuneError
 from .format import _show, relative  # the same short rendering of a bad value as experiment.json's errors
 from .jsonl import numbered_records
-from .layout import dumps, open_append, read_jsonl, repair_jsonl
+from .layout import dumps, open_append, repair_jsonl
 from .names import JOURNAL_FILE
 
 JOURNAL_VERSION = 1
@@ -260,12 +260,6 @@ def recover(experiment_dir: str) -> Replayed:
 
     repair_jsonl(path, problem)
     return replay(entries, experiment_dir)
-
-
-def named_trial_ids(experiment_dir: str) -> set[str]:
-    """Every trial id a journal line names, damaged lines too: ids a new run must not reuse."""
-    records = read_jsonl(os.path.join(experiment_dir, JOURNAL_FILE))
-    return {str(r["trial_id"]) for r in records if r.get("trial_id")}
 
 
 # Replay -------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from ..errors import StorageFull, UnsafeFileError, is_disk_full
 from .private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private, makedirs_private, open_private
 from .signing import load_signed_pickle, sign
 from . import checkpoints
-from .jsonl import numbered_records, parse_record
+from .jsonl import numbered_records
 from .names import is_checkpoint_name
 
 logger = logging.getLogger(__name__)
@@ -185,10 +185,8 @@ def trial_ids(experiment_dir: str) -> set[str]:
     """The trials a run in this directory got as far as creating: trial directories (with a
     params.json, a result.jsonl or a checkpoint: a consolidated simulation's trial has only
     those), trials named in the journal or in a consolidated results.jsonl."""
-    from .journal import named_trial_ids  # here: journal.py writes its lines with this module's helpers
-
-    found = named_trial_ids(experiment_dir)
-    found |= {str(r["trial_id"]) for r in read_jsonl(os.path.join(experiment_dir, RESULTS_FILE)) if r.get("trial_id")}
+    found = {str(r["trial_id"]) for name in (JOURNAL_FILE, RESULTS_FILE)
+             for r in read_jsonl(os.path.join(experiment_dir, name)) if r.get("trial_id")}
     try:
         entries = list(os.scandir(experiment_dir))
     except OSError:
@@ -289,16 +287,11 @@ def check_jsonl(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]
     """A JSONL file's object lines, and its other lines as (line number, text)."""
     records: list[dict[str, Any]] = []
     bad: list[tuple[int, str]] = []
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            for number, line in enumerate(f, 1):
-                record = parse_record(line)
-                if record is not None:
-                    records.append(record)
-                elif line.strip():
-                    bad.append((number, line))
-    except FileNotFoundError:
-        pass
+    for number, line, record in numbered_records(path):
+        if record is not None:
+            records.append(record)
+        elif line.strip():
+            bad.append((number, line))
     return records, bad
 
 
