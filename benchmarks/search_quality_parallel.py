@@ -44,7 +44,9 @@ from asynctune.core.space import Space  # noqa: E402
 from benchmarks.search_quality.__main__ import RESULTS, run_missing  # noqa: E402
 from benchmarks.search_quality.peers import METHODS, Evaluate, asynctune_space, optuna_config  # noqa: E402
 from benchmarks.search_quality.problems import HELDOUT, TUNING, Config, Param  # noqa: E402
-from benchmarks.search_quality.tables import median, ratio, replace_between_markers  # noqa: E402
+from benchmarks.search_quality.tables import (  # noqa: E402
+    _number, _ratio_cell, _render, median, ratio, replace_between_markers,
+)
 from benchmarks.search_quality.traces import load_cache  # noqa: E402
 
 WORKERS = 4
@@ -119,18 +121,16 @@ def comparison_table(cache: dict, problems: list[str], budgets: list[int], seeds
     """Markdown, one row per problem and budget: median regrets, parallel then sequential, and the
     ratios TPESearch / Optuna (bold where TPESearch is worse)."""
     columns = [MINE, THEIRS, *variants, "TPESearch", "optuna-tpe"]
-    header = [*columns, f"{MINE} / {THEIRS}", *(f"{v} / {THEIRS}" for v in variants), "TPESearch / optuna-tpe"]
-    lines = ["| problem | evals | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
+    header = ["problem", "evals", *columns, f"{MINE} / {THEIRS}", *(f"{v} / {THEIRS}" for v in variants),
+              "TPESearch / optuna-tpe"]
     pairs = [(MINE, THEIRS), *((v, THEIRS) for v in variants), ("TPESearch", "optuna-tpe")]
+    rows = []
     for problem in problems:
         for budget in budgets:
             medians = {m: median(cache, problem, m, list(range(seeds)), budget) for m in columns}
-            cells = ["-" if medians[m] is None else f"{medians[m]:.3g}" for m in columns]
-            for mine, theirs in pairs:
-                r = ratio(medians[mine], medians[theirs])
-                cells.append("-" if r is None else f"**{r:.2f}**" if r > 1 else f"{r:.2f}")
-            lines.append(f"| {problem} | {budget} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append([problem, str(budget), *(_number(medians[m]) for m in columns),
+                         *(_ratio_cell(ratio(medians[mine], medians[theirs]), True) for mine, theirs in pairs)])
+    return _render(header, rows, markdown=True)
 
 
 def wins(cache: dict, problems: list[str], budgets: list[int], seeds: int, mine: str, theirs: str) -> str:
