@@ -75,10 +75,7 @@ class TrialDriver:
                 request.sync_iterations = frozenset(synchronous) | self._stop_iteration(trial)
         try:
             run = runtime.run = await self._executor.launch(request, placement)
-            try:
-                runtime.open_results()  # while the worker starts the trial
-            except (TrialStorageError, StorageFull):
-                pass  # its first result meets the same error, and the trial fails then
+            runtime.open_results()  # while the worker starts the trial
             self._callbacks.on_trial_start(trial)
             if ending.why is not None or runtime.write_error is not None:  # it ended while it was starting
                 runtime.killing = runtime.write_error is None

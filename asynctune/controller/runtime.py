@@ -88,9 +88,13 @@ class TrialRuntime:
 
     def open_results(self) -> None:
         """Make the trial's result file now (called once its worker has the trial: the file is
-        made while the worker starts it); raises as record() does."""
-        with self._writing(RESULT_FILE):
+        made while the worker starts it). Best effort: a failed write never raises here, it fails
+        again at the trial's first record(), which reports it (the trial's failure, or a full
+        disk)."""
+        try:
             self.recorder.open_results()
+        except (OSError, TrialStorageError):  # the recorder's own making raises the latter
+            pass
 
     def flush(self) -> None:
         if self._recorder is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,6 @@ MARK_ENV = "ASYNCTUNE_WORKER_MARK"
 
 
 def new_mark() -> str:
-    import secrets  # here: a worker imports this module for MARK_ENV alone
-
     return secrets.token_hex(8)
 
 

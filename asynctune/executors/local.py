@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-
+from dataclasses import replace
 
 from ..errors import ExecutorError
 from ..core.resources import HostInventory, Placement, local_inventory
@@ -156,6 +156,8 @@ class LocalExecutor(Executor):
         env = self._worker_env(placement)
         key = tuple(sorted(env.items()))
         worker = self._pool.take_idle(key) or await self._spawn(env, key)
+        # The driver reads the trial's directory in place: its empty output files may go on to the next trial.
+        request = replace(request, hand_on_empty_output=True)
         run = _LocalTrialRun(worker, request, self.kill_grace_s)
         worker.start(run, request)
         return run

@@ -25,7 +25,6 @@ from typing import Any
 import cloudpickle
 
 from . import session as session_module
-from ..executors.leftovers import MARK_ENV
 from ..store.names import stderr_file, stdout_file
 from .foreign import foreign_reports
 from .process_state import changed_state, process_state
@@ -98,7 +97,7 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     finally:
         session_module._current = None
         end_descendants()
-        _restore_output(saved, request.trial_dir)
+        _restore_output(saved, request.trial_dir, hand_on=request.hand_on_empty_output)
     if changed := changed_state(before, process_state()):  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
@@ -181,13 +180,11 @@ def _take_empty_file(fd: int, path: str) -> None:
         pass
 
 
-def _restore_output(saved: tuple[int, int], trial_dir: str) -> None:
+def _restore_output(saved: tuple[int, int], trial_dir: str, *, hand_on: bool) -> None:
+    """Point fds 1 and 2 back at the worker's own; `hand_on` (TrialRequest.hand_on_empty_output):
+    keep the trial's empty output files for the next trial."""
     sys.stdout.flush()
     sys.stderr.flush()
-    # Only on the driver's machine (the local executor marks its workers): over SSH the driver
-    # copies a trial's output after its end while the worker runs the next one, and a file moved
-    # on meanwhile could bring it the next trial's output.
-    hand_on = MARK_ENV in os.environ
     for fd, copy, path in zip((1, 2), saved, (stdout_file(trial_dir), stderr_file(trial_dir))):
         try:
             if hand_on and os.fstat(fd).st_size == 0:  # the trial printed nothing there (its descendants are ended)

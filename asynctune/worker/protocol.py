@@ -208,6 +208,11 @@ class TrialRequest:
     # in sync_iterations (by training_iteration).
     pipelined: bool = False
     sync_iterations: frozenset[int] = frozenset()
+    # Whether the worker may move a trial's empty stdout.txt / stderr.txt on to its next trial
+    # (worker/main.py). Only where the driver reads the trial's directory in place (the local
+    # executor): over SSH the driver copies a trial's output after its end while the worker runs
+    # the next one, and a file moved on meanwhile could bring it the next trial's output.
+    hand_on_empty_output: bool = False
     # The driver's signing key (store/signing.py): checkpoints the worker writes verify on the driver.
     signing_key: bytes = field(default=b"", repr=False)
 

@@ -17,7 +17,7 @@ import time
 import asynctune as at
 from asynctune.worker.protocol import encode_decision
 from asynctune.worker.session import PIPELINE_WINDOW
-from tests.e2e.test_ssh_speed_protocol import Worker
+from tests.helpers.worker_process import WorkerProcess
 
 # Trainables -------------------------------------------------------------------------------------
 
@@ -123,9 +123,9 @@ def test_the_window_bounds_how_far_a_trial_runs_ahead_of_a_driver_that_is_behind
 
 
 def test_a_worker_holds_back_once_the_window_is_full_and_goes_on_with_each_answer(tmp_path):
-    worker = Worker()
+    worker = WorkerProcess()
     try:
-        worker.run(tmp_path, "t1", {"n": PIPELINE_WINDOW + 20, "sleep": 0.0}, pipelined=True)
+        worker.run(tmp_path / "t1", steps, {"n": PIPELINE_WINDOW + 20}, pipelined=True)
         sent = [worker.channel.receive() for _ in range(PIPELINE_WINDOW)]
         assert [m[1]["training_iteration"] for m in sent] == list(range(1, PIPELINE_WINDOW + 1))
         time.sleep(0.5)  # the window is full: nothing more comes until an answer does

@@ -5,16 +5,11 @@ report, ends without waiting for its last answers, and skips answers that reach 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
-import cloudpickle
-
 import asynctune as at
-from asynctune.worker.protocol import EXIT_FRAME, BlockingChannel, TrialRequest, encode_decision, run_frame
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(at.__file__)))
+from asynctune.worker.protocol import encode_decision
+from tests.helpers.worker_process import WorkerProcess
 
 
 def counts(config):
@@ -23,38 +18,10 @@ def counts(config):
         at.report(i=i)
 
 
-class Worker:
-    def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__))])}
-        self.process = subprocess.Popen([sys.executable, "-m", "asynctune.worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, env=env)
-        self.channel = BlockingChannel(self.process.stdout.fileno(), self.process.stdin.fileno())
-        assert self.channel.receive()[0] == "ready"
-
-    def run(self, tmp_path, name: str, config: dict, **options) -> None:
-        request = TrialRequest(trial_id=name, trial_dir=str(tmp_path / name), config=config, trainable_key="k",
-                               trainable_blob=cloudpickle.dumps(counts), **options)
-        os.write(self.channel.write_fd, run_frame(request))
-
-    def quiet(self) -> bool:
-        """Whether the worker has sent nothing that is not read yet."""
-        os.set_blocking(self.channel.read_fd, False)
-        try:
-            return os.read(self.channel.read_fd, 1 << 16) == b""
-        except BlockingIOError:
-            return True
-        finally:
-            os.set_blocking(self.channel.read_fd, True)
-
-    def close(self) -> int:
-        os.write(self.channel.write_fd, EXIT_FRAME)
-        return self.process.wait(10)
-
-
 def test_a_pipelined_trial_sends_its_results_without_waiting_and_ends_without_waiting(tmp_path):
-    worker = Worker()
+    worker = WorkerProcess()
     try:
-        worker.run(tmp_path, "t1", {"n": 5, "sleep": 0.0}, pipelined=True)
+        worker.run(tmp_path / "t1", counts, {"n": 5, "sleep": 0.0}, pipelined=True)
         # Nothing answered, yet every result and the end arrive.
         messages = [worker.channel.receive() for _ in range(6)]
         assert [m[0] for m in messages] == ["result"] * 5 + ["done"]
@@ -62,7 +29,7 @@ def test_a_pipelined_trial_sends_its_results_without_waiting_and_ends_without_wa
         # Answers sent before the driver saw the end are skipped; the worker takes the next trial.
         for _ in range(5):
             os.write(worker.channel.write_fd, encode_decision(at.CONTINUE))
-        worker.run(tmp_path, "t2", {"n": 2, "sleep": 0.0})  # not pipelined: each result waits
+        worker.run(tmp_path / "t2", counts, {"n": 2, "sleep": 0.0})  # not pipelined: each result waits
         assert worker.channel.receive()[0] == "result"
         os.write(worker.channel.write_fd, encode_decision(at.STOP))
         assert worker.channel.receive()[:2] == ("done", "stopped")
@@ -71,9 +38,9 @@ def test_a_pipelined_trial_sends_its_results_without_waiting_and_ends_without_wa
 
 
 def test_a_pipelined_stop_lands_at_the_next_report_and_nothing_after_it_is_sent(tmp_path):
-    worker = Worker()
+    worker = WorkerProcess()
     try:
-        worker.run(tmp_path, "t1", {"n": 100, "sleep": 0.05}, pipelined=True)
+        worker.run(tmp_path / "t1", counts, {"n": 100, "sleep": 0.05}, pipelined=True)
         first = worker.channel.receive()
         os.write(worker.channel.write_fd, encode_decision(at.STOP))  # the answer to result 0
         rest = []
@@ -86,9 +53,9 @@ def test_a_pipelined_stop_lands_at_the_next_report_and_nothing_after_it_is_sent(
 
 
 def test_results_at_sync_iterations_wait_for_every_answer(tmp_path):
-    worker = Worker()
+    worker = WorkerProcess()
     try:
-        worker.run(tmp_path, "t1", {"n": 6, "sleep": 0.0}, pipelined=True, sync_iterations=frozenset({3}))
+        worker.run(tmp_path / "t1", counts, {"n": 6, "sleep": 0.0}, pipelined=True, sync_iterations=frozenset({3}))
         results = [worker.channel.receive() for _ in range(3)]
         assert [r[1]["training_iteration"] for r in results] == [1, 2, 3]
         time.sleep(0.5)  # it waits at iteration 3: nothing more comes until 1, 2 and 3 are answered
