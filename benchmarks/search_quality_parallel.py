@@ -57,6 +57,7 @@ Tell = Callable[[int, float], None]  # tell(k, the value the k-th config got)
 # TPESearch's arguments per variant, "TPESearch[VARIANT] x4".
 TPE_VARIANTS: dict[str, dict[str, Any]] = {
     "ignore": {"constant_liar": False},
+    "joint": {"categories_first": False},
 }
 
 

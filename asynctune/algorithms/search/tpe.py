@@ -24,6 +24,9 @@ pick is a combination of categories that already has several trials, its numeric
 are refined by a model of that combination's trials alone: a good learning rate for one
 optimizer says little about another's. The choices of a group share the exploration schedule,
 and a combination with too few trials is refined on the trials that share most of its choices.
+In a group of several choices the categories are picked by their own l(c) / g(c) before the
+numbers, so that numbers which happen to score well do not scatter the proposals over
+combinations; the joint model's pick one choice away still gets a trial or two.
 
 The model is in plain functions over (values, loss) observations, so algorithms that keep
 several sets of observations (BOHB: one per budget) can reuse it: `split_observations`,
@@ -46,6 +49,10 @@ from .space_filling import latin_hypercube
 # parameters from a model of its own trials (benchmarks/search_quality, tuning half, 20 seeds:
 # docs/searchers.md says what else was tried).
 CELL_MIN_TRIALS = 5
+
+# With categories first, a combination one choice away from the greedy one that the joint model
+# prefers is proposed while it has fewer trials than this (docs/searchers.md, "Categories first").
+NEIGHBOUR_TRIALS = 2
 
 
 def default_gamma(n: int) -> int:
@@ -110,11 +117,20 @@ class TPESearch(ModelBasedSearcher):
         category_smoothing: Each observation's kernel over a `choice` of k categories puts 1 on
             its own category and category_smoothing * prior_weight / k on every category, so
             the model also proposes combinations it has not seen together.
+        categories_first: Where a group of parameters holds two or more `choice`s beside
+            numeric parameters, pick its categories by their own l(c) / g(c) among the
+            candidates (then the numbers by the whole ratio), except that the joint model's
+            pick gets a trial or two where it differs in one choice only; False picks the
+            candidate with the best whole ratio. Numbers that happen to score well otherwise
+            scatter the proposals over combinations (benchmarks/search_quality, mixed_flags).
         space_filling: The startup trials form a Latin hypercube over the numeric parameters
             (one point per slice of each range, the design whose closest points are farthest
             apart) and take every category in turn; False draws them from the prior.
         seed: Seeds every random choice: the same results give the same suggestions.
     """
+
+    # A searcher pickled before this option existed (a resumed experiment's) gets its default.
+    categories_first: bool = True
 
     def __init__(self, metric: str | None = None, mode: str | None = None, *,
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
@@ -122,7 +138,7 @@ class TPESearch(ModelBasedSearcher):
                  gamma: float | Callable[[int], int] | None = None, prior_weight: float = 1.0,
                  rank_weights: bool = True, multivariate: bool = True, constant_liar: bool = True,
                  category_exploration: float = 1.5, category_smoothing: float = 2.0,
-                 space_filling: bool = True, seed: int | None = None) -> None:
+                 categories_first: bool = True, space_filling: bool = True, seed: int | None = None) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials=}")
         if isinstance(n_ei_candidates, bool) or not isinstance(n_ei_candidates, int) or n_ei_candidates < 1:
@@ -148,6 +164,7 @@ class TPESearch(ModelBasedSearcher):
         self.constant_liar = bool(constant_liar)
         self.category_exploration = float(category_exploration)
         self.category_smoothing = float(category_smoothing)
+        self.categories_first = bool(categories_first)
         self.space_filling = bool(space_filling)
         self._design: list[Values] | None = None  # the startup design, made at the first startup trial
         self._design_used = 0
@@ -169,7 +186,8 @@ class TPESearch(ModelBasedSearcher):
                        rank_weights=self.rank_weights, multivariate=self.multivariate,
                        category_exploration=self.category_exploration,
                        category_smoothing=self.category_smoothing, branch_split=True,
-                       cell_min_trials=CELL_MIN_TRIALS, running=pending if self.constant_liar else ())
+                       cell_min_trials=CELL_MIN_TRIALS, categories_first=self.categories_first,
+                       running=pending if self.constant_liar else ())
 
 
 def _gamma_function(gamma: float | Callable[[int], int] | None) -> Callable[[int], int]:
@@ -186,7 +204,8 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
             gamma: Callable[[int], int] = default_gamma, n_candidates: int = 24,
             prior_weight: float = 1.0, rank_weights: bool = False, multivariate: bool = True,
             category_exploration: float = 0.0, category_smoothing: float = 1.0, branch_split: bool = False,
-            cell_min_trials: int | None = None, running: Sequence[Values] = ()) -> Values:
+            cell_min_trials: int | None = None, categories_first: bool = False,
+            running: Sequence[Values] = ()) -> Values:
     """The values that maximise l(x) / g(x) among `n_candidates` draws from l, group by group.
 
     A group is one parameter (univariate) or all parameters that exist under the same branch
@@ -213,6 +232,10 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
     they have fewer, to the most observations that agree on the most of the picked categories
     and number at least m (none: the joint model's pick stays).
 
+    `categories_first`: in a group of two or more choices beside numeric parameters, the
+    categories are picked by their own l / g (`_categories_first`), not by the whole candidate's.
+    Not for an explored category's group: there the model knows little, and looks widely.
+
     `running`: the configs of trials still running (the constant liar, as Optuna's TPE with
     `constant_liar=True`). Each joins the bad observations of every model fitted to trials it
     shares (the group's, its branch's, an explored category's, a combination's), so l(x) / g(x)
@@ -235,10 +258,10 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
             taken_running = [v for v in running if path in v]
             if branch_split:
                 group_good, group_bad = _split(taken, taken_running, gamma)
-        chosen = _propose_group(group, group_good, group_bad, rng, n_candidates, prior_weight, rank_weights,
-                                category_smoothing)
         categoricals = [p for p in group if isinstance(p.domain, Categorical)]
         rest = [p for p in group if not isinstance(p.domain, Categorical)]
+        chosen = _propose_group(group, group_good, group_bad, rng, n_candidates, prior_weight, rank_weights,
+                                category_smoothing, categories_first and len(categoricals) >= 2 and bool(rest))
         explore = _category_to_explore(categoricals, chosen, made, category_exploration, rng)
         if explore is not None:
             param, category = explore
@@ -333,16 +356,58 @@ def _cell_choices(categoricals: Sequence[Parameter], chosen: Values, observation
 
 def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
                    rng: np.random.Generator, n_candidates: int, prior_weight: float,
-                   rank_weights: bool, category_smoothing: float = 1.0) -> Values:
-    """The draw from l (fitted to `good`, best first) with the largest l(x) / g(x) (g fitted to `bad`)."""
+                   rank_weights: bool, category_smoothing: float = 1.0, categories_first: bool = False) -> Values:
+    """The draw from l (fitted to `good`, best first) with the largest l(x) / g(x) (g fitted to `bad`);
+    with `categories_first`, the draw `_categories_first` picks."""
     good = [v for v in good if group[0].path in v]
+    bad = [v for v in bad if group[0].path in v]
     weights = 1.0 / np.sqrt(np.arange(1, len(good) + 1)) if rank_weights else None
     l = ParzenEstimator(group, good, prior_weight=prior_weight, weights=weights, category_smoothing=category_smoothing)
-    g = ParzenEstimator(group, [v for v in bad if group[0].path in v], prior_weight=prior_weight,
-                        category_smoothing=category_smoothing)
+    g = ParzenEstimator(group, bad, prior_weight=prior_weight, category_smoothing=category_smoothing)
     candidates = l.sample(rng, n_candidates)
-    best = int(np.argmax(l.log_pdf(candidates) - g.log_pdf(candidates)))
+    score = l.log_pdf(candidates) - g.log_pdf(candidates)
+    if categories_first:
+        choices = [i for i, param in enumerate(group) if isinstance(param.domain, Categorical)]
+        category_score = _category_score([group[i] for i in choices], good, bad, [candidates[i] for i in choices],
+                                         prior_weight, weights, category_smoothing)
+        best = _categories_first([group[i].path for i in choices], [candidates[i] for i in choices],
+                                 category_score, score, [*good, *bad])
+    else:
+        best = int(np.argmax(score))
     return {param.path: column[best].item() for param, column in zip(group, candidates)}
+
+
+def _category_score(choices: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
+                    columns: Sequence[np.ndarray], prior_weight: float, weights: np.ndarray | None,
+                    category_smoothing: float) -> np.ndarray:
+    """log l(c) - log g(c) of each candidate's categories c, by estimators over the choices alone."""
+    l = ParzenEstimator(choices, good, prior_weight=prior_weight, weights=weights, category_smoothing=category_smoothing)
+    g = ParzenEstimator(choices, bad, prior_weight=prior_weight, category_smoothing=category_smoothing)
+    return l.log_pdf(columns) - g.log_pdf(columns)
+
+
+def _categories_first(paths: Sequence[Path], columns: Sequence[np.ndarray], category_score: np.ndarray,
+                      score: np.ndarray, tried: Sequence[Values]) -> int:
+    """The candidate whose categories have the largest l(c) / g(c), the best of those by the whole
+    l(x) / g(x); or the candidate with the best whole ratio (the joint pick) where its categories
+    differ from those in one choice only and fewer than NEIGHBOUR_TRIALS of `tried` made them.
+
+    By the whole ratio alone, the numbers decide the categories: a candidate that keeps the good
+    combination competes with ones whose numbers happen to score higher, and with five choices
+    the proposals scatter over combinations (on `mixed_flags` the good cell got a third of the
+    trials, and its numbers were refined slowly). Picking the categories by their own evidence
+    keeps to the good combination; the joint pick one choice away still gets a trial or two,
+    since a choice may matter only beside the others (a scaler that suits one model alone).
+    """
+    greedy = np.flatnonzero(category_score >= category_score.max())
+    best = int(greedy[np.argmax(score[greedy])])
+    joint = int(np.argmax(score))
+    if sum(int(column[joint] != column[best]) for column in columns) == 1:
+        combination = [column[joint].item() for column in columns]
+        made = sum(all(v[path] == c for path, c in zip(paths, combination)) for v in tried)
+        if made < NEIGHBOUR_TRIALS:
+            return joint
+    return best
 
 
 def split_observations(observations: Sequence[Observation], gamma: Callable[[int], int] = default_gamma

@@ -13,7 +13,7 @@ import pytest
 from asynctune.algorithms.search.basic import RandomSearch
 from asynctune.algorithms.search.model_based import is_active
 from asynctune.algorithms.search.tpe import (
-    ParzenEstimator, TPESearch, _log_mass, _truncated_normal, default_gamma, parameter_groups, propose,
+    NEIGHBOUR_TRIALS, ParzenEstimator, TPESearch, _categories_first, _log_mass, _truncated_normal, default_gamma, parameter_groups, propose,
     split_observations,
 )
 from asynctune.core.space import (
@@ -389,3 +389,74 @@ def test_a_branch_is_modelled_on_its_own_good_trials() -> None:
 def test_category_smoothing_must_be_a_positive_number(value) -> None:
     with pytest.raises(ValueError, match="category_smoothing must be a number > 0"):
         TPESearch(category_smoothing=value)
+
+
+# --- categories first ---------------------------------------------------------------------------
+
+_AB = np.array([[0.10, 0.15, 0.20], [0.30, 0.35, 0.00], [0.15, 0.20, 0.25]])
+FLAGS = {"a": choice([0, 1, 2]), "b": choice([0, 1, 2]), "c": choice([0, 1]), "d": choice([0, 1]),
+         "e": choice([0, 1, 2, 3]), "x": uniform(0, 1)}
+
+
+def flags(config: dict) -> float:
+    """a and b interact (the best pair is in neither the best row nor column), c == d costs 0.08,
+    e does not matter, the best x depends on a."""
+    return float(_AB[config["a"], config["b"]] + (0.08 if config["c"] == config["d"] else 0.0)
+                 + 0.5 * (config["x"] - (0.2, 0.7, 0.5)[config["a"]]) ** 2)
+
+
+def test_categories_picked_first_keep_to_one_combination() -> None:
+    # With five choices, the candidate with the best whole l(x) / g(x) takes its categories from
+    # wherever its numbers score well, so the proposals scatter over combinations; picked by
+    # their own l(c) / g(c), they keep to one (and its numbers are refined on its trials).
+    def top_share(categories_first: bool) -> float:
+        shares = []
+        for seed in range(8):
+            configs = feed(TPESearch(seed=seed, categories_first=categories_first), FLAGS, flags, 80)
+            late = Counter(tuple(c[k] for k in "abcde") for c in configs[40:])
+            shares.append(late.most_common(1)[0][1] / 40)
+        return float(np.median(shares))
+
+    first, joint = top_share(True), top_share(False)
+    assert first >= 0.45, first
+    assert joint <= 0.35, joint
+
+
+def test_the_joint_pick_one_choice_away_gets_a_trial_or_two() -> None:
+    # Candidates over two choices: 0 has the best categories by l(c) / g(c), 1 the best whole
+    # ratio and differs from 0 in one choice, 2 differs in both.
+    columns = [np.array([0, 0, 1]), np.array([0, 1, 1])]
+    category_score = np.array([2.0, 1.0, 0.0])
+    paths = [("p",), ("q",)]
+    neighbour = {("p",): 0, ("q",): 1}
+    assert _categories_first(paths, columns, category_score, np.array([0.0, 5.0, 1.0]), []) == 1
+    tried = [neighbour] * (NEIGHBOUR_TRIALS - 1)
+    assert _categories_first(paths, columns, category_score, np.array([0.0, 5.0, 1.0]), tried) == 1
+    tried = [neighbour] * NEIGHBOUR_TRIALS  # it had its trials
+    assert _categories_first(paths, columns, category_score, np.array([0.0, 5.0, 1.0]), tried) == 0
+    assert _categories_first(paths, columns, category_score, np.array([0.0, 1.0, 5.0]), []) == 0  # two away
+    # Among the candidates with the best categories, the best whole ratio.
+    columns = [np.array([0, 0, 1]), np.array([0, 0, 1])]
+    assert _categories_first(paths, columns, np.array([2.0, 2.0, 0.0]), np.array([1.0, 3.0, 0.0]), []) == 1
+
+
+def test_categories_first_applies_to_groups_of_several_choices_only() -> None:
+    one_choice = {"kind": choice(["a", "b", "c"]), "x": uniform(0, 1)}
+    loss = lambda c: {"a": 0.0, "b": 0.2, "c": 0.4}[c["kind"]] + abs(c["x"] - 0.3)  # noqa: E731
+    assert feed(TPESearch(seed=3), one_choice, loss, 30) == feed(TPESearch(seed=3, categories_first=False),
+                                                                 one_choice, loss, 30)
+    assert feed(TPESearch(seed=3), FLAGS, flags, 30) != feed(TPESearch(seed=3, categories_first=False),
+                                                             FLAGS, flags, 30)
+
+
+def test_a_searcher_pickled_before_categories_first_existed_still_suggests() -> None:
+    import pickle
+
+    searcher = TPESearch(seed=0)
+    searcher.set_search_properties("loss", "min", Space(FLAGS))
+    del searcher.__dict__["categories_first"]  # as unpickled from an older version
+    restored = pickle.loads(pickle.dumps(searcher))
+    for i in range(12):
+        config = restored.suggest(str(i))
+        restored.on_trial_complete(str(i), {"loss": flags(config)})
+    assert restored.categories_first is True
