@@ -21,6 +21,7 @@ import numpy as np
 
 from ...core.space import Categorical, Float, Integer, Parameter
 from .model_based import Values, is_active
+from .scale import Scale
 
 # Candidate designs per start (the maximin choice among 20 costs well under a millisecond for
 # the 5-20 points of a start); a start of more than _MAXIMIN_UP_TO points takes the first design,
@@ -76,22 +77,8 @@ def _maximin_design(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _from_unit(domain: Float | Integer, u: np.ndarray) -> np.ndarray:
-    """Map [0, 1) onto the domain, uniformly in its scale (log for log domains).
-
-    Integers own the bin [v - q/2, v + q/2] (the same bins as TPE's kernels), so every value is
-    as likely as the prior makes it.
-    """
-    if isinstance(domain, Integer):
-        low, high = domain.low - 0.5 * domain.q, domain.high + 0.5 * domain.q
-        if domain.log:
-            low, high = np.log(max(low, domain.low / 2)), np.log(high)
-            raw = np.exp(low + u * (high - low))
-        else:
-            raw = low + u * (high - low)
-        return np.array([domain.quantize(min(max(v, domain.low), domain.high)) for v in raw], dtype=np.int64)
-    if domain.log:
-        raw = np.exp(np.log(domain.low) + u * (np.log(domain.high) - np.log(domain.low)))
-    else:
-        raw = domain.low + u * (domain.high - domain.low)
-    raw = np.clip(raw, domain.low, domain.high)
-    return raw if domain.q is None else np.array([domain.quantize(v) for v in raw])
+    """Map [0, 1) onto the domain, uniformly in its scale (log for log domains), through the same
+    bounds and rounding bins as TPE's kernels (`Scale`: an integer owns [v - q/2, v + q/2]), so
+    every value is as likely as the prior makes it."""
+    scale = Scale(domain)
+    return scale.to_values(scale.low + u * (scale.high - scale.low))

@@ -41,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from ...core.space import Categorical, Float, Integer, Normal, Parameter, Path
+from ...core.space import Categorical, Parameter, Path
 from .model_based import ModelBasedSearcher, Observation, Values, complete_from_prior, is_active
+from .scale import Scale
 from .space_filling import latin_hypercube
 
 # A combination of categories (a "cell") with at least this many trials gets its numeric
@@ -485,58 +486,8 @@ class ParzenEstimator:
 def _make_kernel(param: Parameter, observed: list[Any], smoothing: float) -> _NumericKernel | _CategoricalKernel:
     if isinstance(param.domain, Categorical):
         return _CategoricalKernel(len(param.domain.categories), observed, smoothing)
-    return _NumericKernel(_Scale(param.domain), observed)
+    return _NumericKernel(Scale(param.domain), observed)
 
-
-
-class _Scale:
-    """Where a numeric domain's kernels live: log or linear, bounds, rounding bins, prior."""
-
-    def __init__(self, domain: Float | Integer | Normal) -> None:
-        self.domain = domain
-        self.log = bool(getattr(domain, "log", False))
-        if isinstance(domain, Normal):
-            self.q = domain.q
-            self.low, self.high = -math.inf, math.inf
-            self.prior_mu, self.prior_sigma = domain.mean, domain.sd
-            self.edges = (domain.mean - 2 * domain.sd, domain.mean + 2 * domain.sd)
-            self.width = domain.sd  # an unbounded domain: wider kernels would let the search drift away
-        else:
-            if isinstance(domain, Integer):
-                self.q = float(domain.q)
-                # Integers own the bin [v - q/2, v + q/2], so the ends are as likely as the middle.
-                low = domain.low - self.q / 2
-                self.value_low = low if low > 0 or not self.log else domain.low / 2
-                self.value_high = domain.high + self.q / 2
-            else:
-                self.q = domain.q
-                self.value_low, self.value_high = domain.low, domain.high
-            self.low, self.high = self.to_internal(np.array([self.value_low, self.value_high]))
-            self.prior_mu, self.prior_sigma = (self.low + self.high) / 2, self.high - self.low
-            self.edges = (self.low, self.high)
-            self.width = self.high - self.low
-
-    def to_internal(self, values: np.ndarray) -> np.ndarray:
-        return np.log(values) if self.log else values
-
-    def bins(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The internal interval each (rounded) value stands for; None for continuous values."""
-        if self.q is None:
-            return None
-        low, high = values - self.q / 2, values + self.q / 2
-        if not isinstance(self.domain, Normal):
-            low, high = np.maximum(low, self.value_low), np.minimum(high, self.value_high)
-        return self.to_internal(low), self.to_internal(high)
-
-    def to_values(self, internal: np.ndarray) -> np.ndarray:
-        values = np.exp(internal) if self.log else internal
-        domain = self.domain
-        if isinstance(domain, Normal):
-            return values if domain.q is None else np.round(values / domain.q) * domain.q
-        values = np.clip(values, domain.low, domain.high)
-        if isinstance(domain, Integer):
-            return np.array([domain.quantize(v) for v in values], dtype=np.int64)
-        return values if domain.q is None else np.array([domain.quantize(v) for v in values])
 
 
 class _NumericKernel:
@@ -547,7 +498,7 @@ class _NumericKernel:
     point nor spreads past the domain.
     """
 
-    def __init__(self, scale: _Scale, observed: list[Any]) -> None:
+    def __init__(self, scale: Scale, observed: list[Any]) -> None:
         self.scale = scale
         mus = scale.to_internal(np.asarray(observed, dtype=float))
         width = scale.width
