@@ -28,12 +28,15 @@ def _output_files_of_two_trials(worker: WorkerProcess, folder, **options) -> dic
 
 def test_empty_output_goes_on_to_the_next_trial_only_when_the_request_says_so(tmp_path):
     own = ["stderr.txt", "stdout.txt"]
-    # The leftover-process mark in the environment says nothing about output: a request without
-    # the field (an older driver's, or SSH's, where the driver copies a trial's output while the
-    # worker runs the next) keeps each trial's own files.
+    # The leftover-process mark in the environment says nothing about output: a request that
+    # leaves the field at its default (SSH's, where the driver copies a trial's output while the
+    # worker runs the next) or does not carry it at all (an older driver's) keeps each trial's
+    # own files.
     marked = WorkerProcess(env={MARK_ENV: "0123456789abcdef"})
     try:
         assert _output_files_of_two_trials(marked, tmp_path / "marked") == {"t1": own, "t2": own}
+        older = _output_files_of_two_trials(marked, tmp_path / "older", leave_out=["hand_on_empty_output"])
+        assert older == {"t1": own, "t2": own}
     finally:
         assert marked.close() == 0
     # The field alone hands them on, without the mark.

@@ -7,7 +7,8 @@ import hashlib
 import os
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import cloudpickle
 
@@ -27,12 +28,15 @@ class WorkerProcess:
         assert self.channel.receive()[0] == "ready"
 
     def run(self, trial_dir: os.PathLike[str] | str, trainable: Callable[[dict], Any], config: dict,
-            **options: Any) -> None:
-        """Start a trial in `trial_dir` (its id is the folder's name); `options` are TrialRequest's."""
+            leave_out: Sequence[str] = (), **options: Any) -> None:
+        """Start a trial in `trial_dir` (its id is the folder's name); `options` are TrialRequest's,
+        and the fields named in `leave_out` are not sent at all (as from an older driver)."""
         trial_dir, blob = os.fspath(trial_dir), cloudpickle.dumps(trainable)
         # The worker keeps each trainable under its key: one key per trainable.
         request = TrialRequest(trial_id=os.path.basename(trial_dir), trial_dir=trial_dir, config=config,
                                trainable_key=hashlib.sha256(blob).hexdigest(), trainable_blob=blob, **options)
+        for name in leave_out:
+            del request.__dict__[name]
         os.write(self.channel.write_fd, run_frame(request))
 
     def quiet(self) -> bool:

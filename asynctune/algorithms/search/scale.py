@@ -14,7 +14,7 @@ from ...core.space import Float, Integer, Normal
 
 
 class Scale:
-    """Where a numeric domain's kernels live: log or linear, bounds, rounding bins, prior."""
+    """A numeric domain's internal scale (log or linear), its bounds, rounding bins and prior."""
 
     def __init__(self, domain: Float | Integer | Normal) -> None:
         self.domain = domain
@@ -29,8 +29,10 @@ class Scale:
             if isinstance(domain, Integer):
                 self.q = float(domain.q)
                 # Integers own the bin [v - q/2, v + q/2], so the ends are as likely as the middle.
+                # On a log scale the lowest bin is cut at low / 2: reaching down towards 0 it would
+                # take a share of the prior that grows without bound as q nears 2 * low.
                 low = domain.low - self.q / 2
-                self.value_low = low if low > 0 or not self.log else domain.low / 2
+                self.value_low = max(low, domain.low / 2) if self.log else low
                 self.value_high = domain.high + self.q / 2
             else:
                 self.q = domain.q

@@ -124,14 +124,16 @@ class TPESearch(ModelBasedSearcher):
             pick gets a trial or two where it differs in one choice only; False picks the
             candidate with the best whole ratio. Numbers that happen to score well otherwise
             scatter the proposals over combinations (benchmarks/search_quality, mixed_flags).
+            Not in a group with a choice that selects branches, and no effect with
+            multivariate=False (each group is one parameter).
         space_filling: The startup trials form a Latin hypercube over the numeric parameters
             (one point per slice of each range, the design whose closest points are farthest
             apart) and take every category in turn; False draws them from the prior.
         seed: Seeds every random choice: the same results give the same suggestions.
     """
 
-    # A searcher pickled before this option existed (a resumed experiment's) gets its default.
-    categories_first: bool = True
+    # A searcher pickled before this option existed (a resumed experiment's) goes on as it began.
+    categories_first: bool = False
 
     def __init__(self, metric: str | None = None, mode: str | None = None, *,
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
@@ -235,7 +237,9 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
 
     `categories_first`: in a group of two or more choices beside numeric parameters, the
     categories are picked by their own l / g (`_categories_first`), not by the whole candidate's.
-    Not for an explored category's group: there the model knows little, and looks widely.
+    Not for an explored category's group (there the model knows little, and looks widely), nor
+    for a group with a choice that selects branches (a branch may be good only where its own
+    numbers are, which the group's ratio does not see: the conditional spaces pick as before).
 
     `running`: the configs of trials still running (the constant liar, as Optuna's TPE with
     `constant_liar=True`). Each joins the bad observations of every model fitted to trials it
@@ -243,9 +247,10 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
     points away from it; it is never counted as a trial of those models: each one's number of
     good observations comes from its finished trials alone, and a combination needs m finished
     ones. The exploration schedule does count it as made, so that asks in a row do not all
-    explore the same category.
+    explore the same category, and so does categories first's count of a neighbour's trials.
     """
     good, bad = _split(observations, running, gamma)
+    selectors = {p.condition[0] for p in params if p.condition is not None}  # choices that select branches
     made = [*observations, *((v, math.inf) for v in running)]  # for the exploration schedule
     values: Values = {}
     for group in parameter_groups(params, multivariate):
@@ -262,7 +267,8 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
         categoricals = [p for p in group if isinstance(p.domain, Categorical)]
         rest = [p for p in group if not isinstance(p.domain, Categorical)]
         chosen = _propose_group(group, group_good, group_bad, rng, n_candidates, prior_weight, rank_weights,
-                                category_smoothing, categories_first and len(categoricals) >= 2 and bool(rest))
+                                category_smoothing, categories_first=categories_first and len(categoricals) >= 2
+                                and bool(rest) and not any(p.path in selectors for p in categoricals))
         explore = _category_to_explore(categoricals, chosen, made, category_exploration, rng)
         if explore is not None:
             param, category = explore
@@ -357,41 +363,39 @@ def _cell_choices(categoricals: Sequence[Parameter], chosen: Values, observation
 
 def _propose_group(group: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
                    rng: np.random.Generator, n_candidates: int, prior_weight: float,
-                   rank_weights: bool, category_smoothing: float = 1.0, categories_first: bool = False) -> Values:
+                   rank_weights: bool, category_smoothing: float = 1.0, *, categories_first: bool = False) -> Values:
     """The draw from l (fitted to `good`, best first) with the largest l(x) / g(x) (g fitted to `bad`);
-    with `categories_first`, the draw `_categories_first` picks."""
+    with `categories_first`, the draw `_categories_first` picks (running trials in `bad` count as
+    tried there)."""
     good = [v for v in good if group[0].path in v]
     bad = [v for v in bad if group[0].path in v]
     weights = 1.0 / np.sqrt(np.arange(1, len(good) + 1)) if rank_weights else None
-    l = ParzenEstimator(group, good, prior_weight=prior_weight, weights=weights, category_smoothing=category_smoothing)
-    g = ParzenEstimator(group, bad, prior_weight=prior_weight, category_smoothing=category_smoothing)
+
+    def fit(params: Sequence[Parameter]) -> tuple[ParzenEstimator, ParzenEstimator]:
+        return (ParzenEstimator(params, good, prior_weight=prior_weight, weights=weights,
+                                category_smoothing=category_smoothing),
+                ParzenEstimator(params, bad, prior_weight=prior_weight, category_smoothing=category_smoothing))
+
+    l, g = fit(group)
     candidates = l.sample(rng, n_candidates)
     score = l.log_pdf(candidates) - g.log_pdf(candidates)
-    if categories_first:
+    if categories_first:  # l(c) / g(c) by estimators over the group's choices alone
         choices = [i for i, param in enumerate(group) if isinstance(param.domain, Categorical)]
-        category_score = _category_score([group[i] for i in choices], good, bad, [candidates[i] for i in choices],
-                                         prior_weight, weights, category_smoothing)
-        best = _categories_first([group[i].path for i in choices], [candidates[i] for i in choices],
-                                 category_score, score, [*good, *bad])
+        columns = [candidates[i] for i in choices]
+        l_c, g_c = fit([group[i] for i in choices])
+        best = _categories_first([group[i].path for i in choices], columns,
+                                 l_c.log_pdf(columns) - g_c.log_pdf(columns), score, [*good, *bad])
     else:
         best = int(np.argmax(score))
     return {param.path: column[best].item() for param, column in zip(group, candidates)}
-
-
-def _category_score(choices: Sequence[Parameter], good: Sequence[Values], bad: Sequence[Values],
-                    columns: Sequence[np.ndarray], prior_weight: float, weights: np.ndarray | None,
-                    category_smoothing: float) -> np.ndarray:
-    """log l(c) - log g(c) of each candidate's categories c, by estimators over the choices alone."""
-    l = ParzenEstimator(choices, good, prior_weight=prior_weight, weights=weights, category_smoothing=category_smoothing)
-    g = ParzenEstimator(choices, bad, prior_weight=prior_weight, category_smoothing=category_smoothing)
-    return l.log_pdf(columns) - g.log_pdf(columns)
 
 
 def _categories_first(paths: Sequence[Path], columns: Sequence[np.ndarray], category_score: np.ndarray,
                       score: np.ndarray, tried: Sequence[Values]) -> int:
     """The candidate whose categories have the largest l(c) / g(c), the best of those by the whole
     l(x) / g(x); or the candidate with the best whole ratio (the joint pick) where its categories
-    differ from those in one choice only and fewer than NEIGHBOUR_TRIALS of `tried` made them.
+    differ from those in one choice only and fewer than NEIGHBOUR_TRIALS of `tried` made them
+    (running trials among them, so that asks in a row do not all try the same neighbour).
 
     By the whole ratio alone, the numbers decide the categories: a candidate that keeps the good
     combination competes with ones whose numbers happen to score higher, and with five choices
@@ -487,7 +491,6 @@ def _make_kernel(param: Parameter, observed: list[Any], smoothing: float) -> _Nu
     if isinstance(param.domain, Categorical):
         return _CategoricalKernel(len(param.domain.categories), observed, smoothing)
     return _NumericKernel(Scale(param.domain), observed)
-
 
 
 class _NumericKernel:
