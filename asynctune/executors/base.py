@@ -41,8 +41,10 @@ class EventQueue:
 
     def discard(self, unwanted: type) -> list[TrialEvent]:
         """Drop the queued events of class `unwanted` (results a decision made void); return them."""
-        kept = [item for item in self._items if not isinstance(item, unwanted)]
-        dropped = [item for item in self._items if isinstance(item, unwanted)]
+        kept: list[TrialEvent] = []
+        dropped: list[TrialEvent] = []
+        for item in self._items:
+            (dropped if isinstance(item, unwanted) else kept).append(item)
         self._items.clear()
         self._items.extend(kept)
         return dropped

@@ -15,7 +15,6 @@ import time
 
 
 import asynctune as at
-from asynctune.worker.protocol import encode_decision
 from asynctune.worker.session import PIPELINE_WINDOW
 from tests.helpers.worker_process import WorkerProcess
 
@@ -130,12 +129,11 @@ def test_a_worker_holds_back_once_the_window_is_full_and_goes_on_with_each_answe
         assert [m[1]["training_iteration"] for m in sent] == list(range(1, PIPELINE_WINDOW + 1))
         time.sleep(0.5)  # the window is full: nothing more comes until an answer does
         assert worker.quiet()
-        os.write(worker.channel.write_fd, encode_decision(at.CONTINUE))
+        worker.answer()
         assert worker.channel.receive()[1]["training_iteration"] == PIPELINE_WINDOW + 1
         time.sleep(0.3)
         assert worker.quiet()
-        for _ in range(21):
-            os.write(worker.channel.write_fd, encode_decision(at.CONTINUE))
+        worker.answer(times=21)
         rest = [worker.channel.receive() for _ in range(20)]
         assert [m[0] for m in rest] == ["result"] * 19 + ["done"]
     finally:

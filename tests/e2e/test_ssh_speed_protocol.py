@@ -4,11 +4,9 @@ report, ends without waiting for its last answers, and skips answers that reach 
 
 from __future__ import annotations
 
-import os
 import time
 
 import asynctune as at
-from asynctune.worker.protocol import encode_decision
 from tests.helpers.worker_process import WorkerProcess
 
 
@@ -27,11 +25,10 @@ def test_a_pipelined_trial_sends_its_results_without_waiting_and_ends_without_wa
         assert [m[0] for m in messages] == ["result"] * 5 + ["done"]
         assert [m[1]["i"] for m in messages[:5]] == [0, 1, 2, 3, 4] and messages[5][1] == "finished"
         # Answers sent before the driver saw the end are skipped; the worker takes the next trial.
-        for _ in range(5):
-            os.write(worker.channel.write_fd, encode_decision(at.CONTINUE))
+        worker.answer(times=5)
         worker.run(tmp_path / "t2", counts, {"n": 2, "sleep": 0.0})  # not pipelined: each result waits
         assert worker.channel.receive()[0] == "result"
-        os.write(worker.channel.write_fd, encode_decision(at.STOP))
+        worker.answer(at.STOP)
         assert worker.channel.receive()[:2] == ("done", "stopped")
     finally:
         assert worker.close() == 0
@@ -42,7 +39,7 @@ def test_a_pipelined_stop_lands_at_the_next_report_and_nothing_after_it_is_sent(
     try:
         worker.run(tmp_path / "t1", counts, {"n": 100, "sleep": 0.05}, pipelined=True)
         first = worker.channel.receive()
-        os.write(worker.channel.write_fd, encode_decision(at.STOP))  # the answer to result 0
+        worker.answer(at.STOP)  # the answer to result 0
         rest = []
         while (message := worker.channel.receive())[0] == "result":
             rest.append(message[1]["i"])
@@ -60,8 +57,7 @@ def test_results_at_sync_iterations_wait_for_every_answer(tmp_path):
         assert [r[1]["training_iteration"] for r in results] == [1, 2, 3]
         time.sleep(0.5)  # it waits at iteration 3: nothing more comes until 1, 2 and 3 are answered
         assert worker.quiet()
-        for _ in range(3):
-            os.write(worker.channel.write_fd, encode_decision(at.CONTINUE))
+        worker.answer(times=3)
         after = [worker.channel.receive() for _ in range(4)]
         assert [m[0] for m in after] == ["result"] * 3 + ["done"]
     finally:

@@ -8,7 +8,6 @@ import os
 
 import asynctune as at
 from asynctune.executors.leftovers import MARK_ENV
-from asynctune.worker.protocol import encode_decision
 from tests.helpers.worker_process import WorkerProcess
 
 
@@ -21,7 +20,7 @@ def _output_files_of_two_trials(worker: WorkerProcess, folder, **options) -> dic
     for name in ("t1", "t2"):
         worker.run(folder / name, prints_nothing, {}, **options)
         assert worker.channel.receive()[0] == "result"
-        os.write(worker.channel.write_fd, encode_decision(at.CONTINUE))
+        worker.answer()
         assert worker.channel.receive()[:2] == ("done", "finished")
     return {name: sorted(os.listdir(folder / name)) for name in ("t1", "t2")}
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import cloudpickle
 
-from asynctune.worker.protocol import EXIT_FRAME, BlockingChannel, TrialRequest, run_frame
+from asynctune.core.trial import CONTINUE, Decision
+from asynctune.worker.protocol import EXIT_FRAME, BlockingChannel, TrialRequest, encode_decision, run_frame
 from tests.helpers.paths import REPO_ROOT
 
 
@@ -38,6 +39,10 @@ class WorkerProcess:
         for name in leave_out:
             del request.__dict__[name]
         os.write(self.channel.write_fd, run_frame(request))
+
+    def answer(self, decision: Decision = CONTINUE, times: int = 1) -> None:
+        """Send `decision` as the answer to the next `times` results, as the driver would."""
+        os.write(self.channel.write_fd, encode_decision(decision) * times)
 
     def quiet(self) -> bool:
         """Whether the worker has sent nothing that is not read yet."""
