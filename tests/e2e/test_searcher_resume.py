@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import textwrap
+import time
 
 import pytest
 
@@ -99,3 +100,55 @@ def test_a_resumed_searcher_never_proposes_a_config_again(tmp_path, kind):
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) == 12, [t.state.name for t in study.trials]  # one study, before and after the resume
     assert sorted((t.params["x"], t.params["y"]) for t in complete) == sorted(configs)
+
+
+KILLED_DRIVER = textwrap.dedent("""
+    import sys, time
+    import asynctune as at
+
+    def train(config):
+        for i in range(1, 5):
+            time.sleep(0.05)
+            at.report(loss=config["x"] / i)
+
+    if __name__ == "__main__":
+        at.run(train, config={"x": at.uniform(0, 1)}, num_samples=8, max_concurrent_trials=2, metric="loss",
+               mode="min", search_alg=at.OptunaSearch(seed=0), storage_path=sys.argv[1], name=sys.argv[2],
+               verbose=0, tensorboard=False)
+""")
+
+
+@pytest.mark.parametrize("damage", ["torn line"])
+def test_a_driver_killed_while_optuna_appends_resumes(tmp_path, capfd, damage):
+    """A driver killed (or a disk filling) in the middle of Optuna's append leaves its journal's
+    last line torn, and perhaps Optuna's lock file: the resume neither glues the next line onto
+    the torn one (Optuna could then not read its study) nor waits for the lock to go stale."""
+    driver = start_script(tmp_path / "driver.py", KILLED_DRIVER, tmp_path / "results", "exp")
+    experiment_dir = tmp_path / "results" / "exp"
+    wait_for_results(experiment_dir, 6, timeout=90)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    journal = experiment_dir / "optuna_journal.log"
+    text = journal.read_bytes()
+    torn = b'{"op_code": 6, "worker_id": "w", "trial_id": 0, "sta'  # a line cut short by the kill
+    if damage == "torn line":
+        journal.write_bytes(text + torn)
+    else:
+        (experiment_dir / "optuna_journal.log.lock").write_bytes(b"")  # Optuna held it when killed
+
+    started = time.monotonic()
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    elapsed = time.monotonic() - started
+
+    assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 8
+    assert all(len(resumed.trial_results(t.trial_id)) == 4 for t in resumed.trials)
+    study = optuna.load_study(study_name="asynctune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert len(study.trials) >= 8  # it reads whole again (a trial asked for as the driver died may stay RUNNING)
+    assert journal.read_bytes().startswith(text) and journal.read_bytes().endswith(b"\n")
+    if damage == "torn line":
+        assert (experiment_dir / "optuna_journal.log.torn").read_bytes() == torn + b"\n"  # kept, not lost
+    else:
+        assert not (experiment_dir / "optuna_journal.log.lock").exists()
+        assert "lock file" not in capfd.readouterr().err  # Optuna never waited for it
+        assert elapsed < 25, elapsed  # Optuna forces a stale lock only after 30 s

@@ -31,6 +31,7 @@ import cloudpickle
 import numpy as np
 
 from ...errors import SearchSpaceError
+from ...store.layout import move_torn_tail
 from ...store.names import optuna_journal_file
 from ...core.space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
 from ..base import FINISHED, Metric, Mode, Searcher
@@ -172,6 +173,9 @@ class OptunaSearch(Searcher):
             raise RuntimeError("OptunaSearch.set_experiment_dir called before set_search_properties")
         ot = _import_optuna()
         self._journal = optuna_journal_file(path)
+        # A driver killed (or a disk filled) mid-append leaves a torn last line, onto which
+        # Optuna would glue its next one: the study could not be read again after that.
+        move_torn_tail(self._journal)
         os.close(os.open(self._journal, os.O_WRONLY | os.O_CREAT, 0o600))  # private before Optuna appends
         storage = _journal_storage(self._journal)
         verbosity = ot.logging.get_verbosity()
