@@ -118,7 +118,7 @@ KILLED_DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("damage", ["torn line"])
+@pytest.mark.parametrize("damage", ["torn line", "lock left"])
 def test_a_driver_killed_while_optuna_appends_resumes(tmp_path, capfd, damage):
     """A driver killed (or a disk filling) in the middle of Optuna's append leaves its journal's
     last line torn, and perhaps Optuna's lock file: the resume neither glues the next line onto

@@ -176,6 +176,12 @@ class OptunaSearch(Searcher):
         # A driver killed (or a disk filled) mid-append leaves a torn last line, onto which
         # Optuna would glue its next one: the study could not be read again after that.
         move_torn_tail(self._journal)
+        # Optuna's lock file, left by a driver killed while Optuna held it, would stall this one
+        # for 30 s: it is stale, since only the driver (which holds driver.lock) writes the study.
+        try:
+            os.unlink(self._journal + _OPTUNA_LOCK_SUFFIX)
+        except FileNotFoundError:
+            pass
         os.close(os.open(self._journal, os.O_WRONLY | os.O_CREAT, 0o600))  # private before Optuna appends
         storage = _journal_storage(self._journal)
         verbosity = ot.logging.get_verbosity()
@@ -498,6 +504,9 @@ def _without_locks(sampler: Any) -> Any:
     clone = copy.copy(sampler)
     vars(clone).update(locks)
     return clone
+
+
+_OPTUNA_LOCK_SUFFIX = ".lock"  # JournalFileOpenLock(path) locks by creating path + ".lock"
 
 
 def _journal_storage(path: str) -> Any:
