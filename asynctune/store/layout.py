@@ -231,15 +231,30 @@ def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tu
         path = os.path.join(trial_dir, name)
         try:
             with open(os.path.join(path, ".asynctune.json")) as f:
-                meta = json.load(f)
-        except (OSError, ValueError):
+                taken_at = _taken_at(json.load(f))
+        except OSError:
             continue
-        iteration = int(meta.get("iteration", 0))
+        except ValueError:
+            taken_at = None
+        if taken_at is None:  # damaged (its writer writes it whole, last): what it holds is unknown
+            logger.warning("%s: its .asynctune.json is damaged; this checkpoint is not restored", path)
+            continue
+        iteration, time_total = taken_at
         if max_iteration is not None and iteration > max_iteration:
             continue
         if best is None or iteration > best[1] or (iteration == best[1] and os.path.getmtime(path) > os.path.getmtime(best[0])):
-            best = (path, iteration, float(meta.get("time_total_s", 0.0)))
+            best = (path, iteration, time_total)
     return best
+
+
+def _taken_at(meta: Any) -> tuple[int, float] | None:
+    """(iteration, time_total_s) from a checkpoint's metadata; None if it holds no such thing."""
+    if not isinstance(meta, dict):
+        return None
+    iteration, time_total = meta.get("iteration", 0), meta.get("time_total_s", 0.0)
+    if iteration.__class__ is not int or iteration < 0 or time_total.__class__ not in (int, float):
+        return None
+    return iteration, float(time_total)
 
 
 def read_csv_header(path: str) -> list[str] | None:

@@ -244,9 +244,10 @@ def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
 def read_checkpoint_meta(path: str) -> dict[str, Any]:
     try:
         with open(checkpoint_meta(path)) as f:
-            return json.load(f)
+            meta = json.load(f)
     except (OSError, ValueError):
         return {}
+    return meta if isinstance(meta, dict) else {}  # damaged: as if it had none
 
 
 # --- the public functions ------------------------------------------------------------------

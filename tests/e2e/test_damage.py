@@ -287,6 +287,20 @@ def test_a_trial_being_added_when_the_driver_died_starts_afresh(tmp_path):
     _assert_every_result_once(resumed, experiment_dir)
 
 
+@pytest.mark.parametrize("meta", ["[]", "null", '{"iteration": "three"}', '{"iteration": 3, "time_total_s": [1]}'])
+def test_a_checkpoint_with_damaged_metadata_is_never_restored(tmp_path, meta):
+    """A checkpoint's .asynctune.json that is JSON but not its metadata is damage: that checkpoint
+    is passed over (as one without the file), and the trial restarts from an older one or from
+    scratch, reporting every result once."""
+    experiment_dir = kill_driver_after(tmp_path, "badmeta", 8)
+    damaged = sorted(experiment_dir.glob("trial_*/checkpoint_*/.asynctune.json"))
+    assert damaged
+    for path in damaged:
+        path.write_text(meta)
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    _assert_every_result_once(resumed, experiment_dir)
+
+
 def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
     experiment_dir = kill_driver_after(tmp_path, "noparams", 4)
     os.unlink(experiment_dir / "journal.jsonl")
