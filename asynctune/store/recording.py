@@ -28,7 +28,7 @@ from typing import Any, Union
 
 from .vanished import check_file
 from .private_files import create_private, make_dir_private, makedirs_private, open_private
-from .layout import (ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_REWOUND_FILE, REWOUND_FILE,
+from .layout import (DAMAGED_SUFFIX, ERROR_FILE, PARAMS_FILE, PROGRESS_FILE, RESULT_FILE, RESULTS_REWOUND_FILE, REWOUND_FILE,
                       is_plain_json, is_scalar, read_csv_header, dumps, open_append, open_append_fd, read_jsonl,
                       read_results, write_all, write_params)
 
@@ -57,7 +57,7 @@ class TrialRecorder:
         # starts it: one file less to make before the worker has its trial.
         self._json: int | None = None if self._new else open_append_fd(self._json_path)
         self._json_new = self._new
-        self._columns: list[str] | None = None if self._new else read_csv_header(self._csv_path)
+        self._columns: list[str] | None = None if self._new else _columns_of(self._csv_path)
         self._csv: int | None = None  # opened when the first rows are written
         self._rows = io.StringIO()
         self._csv_writer = csv.writer(self._rows)
@@ -429,6 +429,18 @@ def _rewrite_jsonl(path: str, results: list[dict[str, Any]]) -> None:
         for result in results:
             f.write(dumps(result) + "\n")
     os.replace(tmp, path)
+
+
+def _columns_of(csv_path: str) -> list[str] | None:
+    """progress.csv's columns. A file whose header is not text (damaged) moves to
+    progress.csv.damaged: it is a convenience copy, started again by the next result."""
+    try:
+        return read_csv_header(csv_path)
+    except UnicodeDecodeError as exc:
+        os.replace(csv_path, csv_path + DAMAGED_SUFFIX)
+        logger.warning("%s is not text (%s); moved it to %s, and the next result starts it again", csv_path,
+                       exc.reason, csv_path + DAMAGED_SUFFIX)
+        return None
 
 
 def _rewrite_csv(path: str, columns: list[str] | None, results: list[dict[str, Any]]) -> None:

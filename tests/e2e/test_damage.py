@@ -20,7 +20,7 @@ import pytest
 import asynctune as at
 from asynctune.analysis.experiment import ExperimentAnalysis
 
-from tests.helpers.driver_runs import iterations_of, kill_driver_after, start_script, wait_for_results
+from tests.helpers.driver_runs import iterations_of, kill_driver_after, start_driver, start_script, wait_for_results
 
 
 def _strict_lines(path):
@@ -299,6 +299,30 @@ def test_a_checkpoint_with_damaged_metadata_is_never_restored(tmp_path, meta):
         path.write_text(meta)
     resumed = at.resume(str(experiment_dir), verbose=0)
     _assert_every_result_once(resumed, experiment_dir)
+
+
+def test_a_progress_csv_that_is_not_text_is_moved_aside(tmp_path):
+    """progress.csv is a convenience copy: bytes that are not UTF-8 in it (a bad disk, a binary
+    written over it) never stop a resume; the file starts again and the damage is kept."""
+    driver = start_driver(tmp_path, "badcsv")
+    experiment_dir = tmp_path / "results" / "badcsv"
+    wait_for_results(experiment_dir, 8)
+    deadline = time.time() + 30
+    while not list(experiment_dir.glob("trial_*/progress.csv")) and time.time() < deadline:
+        time.sleep(0.05)  # written twice a second
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    garbage = b"\xff\xfe\x00garbage\n"
+    damaged = sorted(experiment_dir.glob("trial_*/progress.csv"))
+    assert damaged
+    for path in damaged:
+        path.write_bytes(garbage + path.read_bytes())
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    _assert_every_result_once(resumed, experiment_dir)
+    for path in damaged:
+        assert path.with_name("progress.csv.damaged").read_bytes().startswith(garbage)
+        rows = path.read_text().splitlines()  # text again, from a header on
+        assert rows[0].split(",")[:2] == ["score", "i"]
 
 
 def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
