@@ -90,7 +90,7 @@ class StateWriter:
         if self._reserved < 0 or size <= self._reserved:
             return
         try:
-            with open(os.path.join(self.experiment_dir, RESERVE_FILE), "ab") as f:
+            with open_private(os.path.join(self.experiment_dir, RESERVE_FILE), "ab") as f:
                 if hasattr(os, "posix_fallocate"):
                     os.posix_fallocate(f.fileno(), 0, size)
                 else:  # pragma: no cover - macOS: real bytes, not a sparse file

@@ -18,6 +18,7 @@ import asynctune as at
 from asynctune.store.private_files import check_private
 from asynctune.store.signing import load_signed_pickle, sign
 from asynctune.worker.session import load_checkpoint
+from tests.helpers.driver_runs import kill_driver_after
 from tests.helpers.paths import REPO_ROOT
 
 
@@ -70,6 +71,14 @@ def test_everything_an_experiment_writes_is_private_to_the_user(storage):
         assert os.path.exists(os.path.join(trial, name)), name
     assert os.path.exists(os.path.join(analysis.trials[0].checkpoint, "weights", "layer0.txt"))
     assert _shared_bits(storage) == []
+
+
+def test_a_killed_drivers_experiment_is_private_too(tmp_path):
+    """What a driver killed mid-run leaves (the room it keeps for its last save among it) is as
+    private as what a run that ended leaves."""
+    experiment = kill_driver_after(tmp_path, "killed", 8)
+    assert os.path.exists(os.path.join(experiment, ".reserve"))  # released only by the last save
+    assert _shared_bits(str(experiment)) == []
 
 
 def _finished_experiment(storage: str) -> str:
