@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
+from typing import Any
 
 STAGING_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
@@ -67,6 +69,34 @@ def discard(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
         return
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def manifest(checkpoint: str) -> dict[str, int]:
+    """Every file of a complete checkpoint with its size ("/"-separated paths), kept in its
+    metadata: a copy of the experiment that stopped part way (cp -r, rsync, an archive) may
+    have the metadata but lack a file or hold it cut short, which `incomplete` then tells."""
+    files: dict[str, int] = {}
+    for parent, _, names in os.walk(checkpoint):
+        for name in names:
+            info = os.lstat(os.path.join(parent, name))
+            if stat.S_ISREG(info.st_mode):
+                files[os.path.relpath(os.path.join(parent, name), checkpoint).replace(os.sep, "/")] = info.st_size
+    return files
+
+
+def incomplete(checkpoint: str, files: Any) -> str | None:
+    """What of its manifest `files` the checkpoint lacks or holds cut short; None if it is whole,
+    or has no manifest (written before manifests were kept)."""
+    if not isinstance(files, dict):
+        return None
+    for name, size in files.items():
+        try:
+            found = os.stat(os.path.join(checkpoint, *str(name).split("/"))).st_size
+        except OSError:
+            return f"{name} is missing"
+        if found != size:
+            return f"{name} has {found} of its {size} bytes"
+    return None
 
 
 def sweep_staging(trial_dir: str) -> list[str]:

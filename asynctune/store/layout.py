@@ -231,16 +231,21 @@ def latest_checkpoint(trial_dir: str, *, max_iteration: int | None = None) -> tu
         path = os.path.join(trial_dir, name)
         try:
             with open(os.path.join(path, ".asynctune.json")) as f:
-                taken_at = _taken_at(json.load(f))
+                meta = json.load(f)
         except OSError:
             continue
         except ValueError:
-            taken_at = None
+            meta = None
+        taken_at = _taken_at(meta)
         if taken_at is None:  # damaged (its writer writes it whole, last): what it holds is unknown
             logger.warning("%s: its .asynctune.json is damaged; this checkpoint is not restored", path)
             continue
         iteration, time_total = taken_at
         if max_iteration is not None and iteration > max_iteration:
+            continue
+        missing = checkpoints.incomplete(path, meta.get("files"))
+        if missing is not None:
+            logger.warning("%s is incomplete (%s: copied part way?); this checkpoint is not restored", path, missing)
             continue
         if best is None or iteration > best[1] or (iteration == best[1] and os.path.getmtime(path) > os.path.getmtime(best[0])):
             best = (path, iteration, time_total)

@@ -202,8 +202,10 @@ class TrialSession:
         return self.publish_checkpoint(target)
 
     def write_checkpoint_meta(self, path: str) -> None:
+        files = checkpoints.manifest(path)  # before the metadata file exists: it is not in it
         with open_private(checkpoint_meta(path), "w") as f:
-            json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total}, f)
+            json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total,
+                       "files": files}, f)
 
     def adopt_checkpoint(self, path: str | None) -> None:
         """Continue from `path` (after a mutate): counters resume where it was taken."""

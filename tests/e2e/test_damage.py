@@ -325,6 +325,35 @@ def test_a_progress_csv_that_is_not_text_is_moved_aside(tmp_path):
         assert rows[0].split(",")[:2] == ["score", "i"]
 
 
+@pytest.mark.parametrize("copied", ["cut short", "missing"])
+def test_a_half_copied_checkpoint_is_never_restored(tmp_path, copied):
+    """A copy of an experiment that stopped part way (cp -r, rsync or an archive interrupted: a
+    checkpoint's metadata copied, its data cut short or not yet there) resumes from the newest
+    checkpoint that is whole, and every result comes once."""
+    import shutil
+
+    original = kill_driver_after(tmp_path, "tocopy", 14)
+    experiment_dir = tmp_path / "copy" / "tocopy"
+    shutil.copytree(original, experiment_dir)
+    cut = []
+    for trial_dir in sorted(experiment_dir.glob("trial_*")):
+        newest = sorted(trial_dir.glob("checkpoint_*"))
+        if newest and len(_strict_lines(trial_dir / "result.jsonl")) < 10:  # it will run again
+            data = newest[-1] / "checkpoint.pkl"
+            if copied == "missing":
+                data.unlink()
+            else:
+                data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+            cut.append((trial_dir, int(newest[-2].name[11:]) if len(newest) > 1 else 0))
+    assert cut, "no running trial had a checkpoint: the test proves nothing"
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    _assert_every_result_once(resumed, experiment_dir)
+    assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 6
+    for trial_dir, whole in cut:  # restarted from the checkpoint before the cut one, not from scratch
+        rewound = _strict_lines(trial_dir / "result.rewound.jsonl")
+        assert rewound[0]["training_iteration"] == whole + 1, (trial_dir.name, whole, rewound)
+
+
 def test_a_trial_directory_without_config_is_a_clear_error(tmp_path):
     experiment_dir = kill_driver_after(tmp_path, "noparams", 4)
     os.unlink(experiment_dir / "journal.jsonl")
