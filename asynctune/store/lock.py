@@ -127,6 +127,12 @@ def lock_existing(experiment_dir: str) -> DriverLock | None:
         return DriverLock.acquire(path)
     except (FileNotFoundError, PermissionError):
         return None
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        raise ValueError(f"cannot resume {path}: it is on a read-only file system, and a resume writes there "
+                         "(results, the journal, checkpoints); copy it somewhere writable, or mount it "
+                         "read-write") from None
 
 
 def claim_fresh_name(storage_path: str, base: str) -> str:

@@ -90,6 +90,29 @@ def test_a_trial_directory_that_turns_read_only_mid_run_fails_that_trial_only(st
     assert [r["training_iteration"] for r in analysis.trial_results(frozen.trial_id)][:2] == [1, 2]
 
 
+def test_resuming_an_experiment_on_a_read_only_file_system_is_a_clear_error(tmp_path):
+    """An experiment kept where it cannot be written (an archive mounted read-only) is refused in
+    one line by `asynctune resume`, naming it and the cause, before anything is read or repaired;
+    the read-only commands work on it."""
+    from tests.helpers.driver_runs import kill_driver_after
+
+    experiment_dir = kill_driver_after(tmp_path, "archived", 8)
+    before = {p: p.read_bytes() for p in experiment_dir.rglob("*") if p.is_file()}
+    mount(str(experiment_dir), ["--bind", str(experiment_dir)])
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(experiment_dir)], check=True)
+        with pytest.raises(ValueError, match=f"cannot resume {experiment_dir}: it is on a read-only file system"):
+            at.resume(str(experiment_dir), verbose=0)
+        done = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", str(experiment_dir)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "read-only file system" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert len(at.ExperimentAnalysis(str(experiment_dir)).trials) >= 2
+    finally:
+        umount(str(experiment_dir))
+    assert {p: p.read_bytes() for p in experiment_dir.rglob("*") if p.is_file()} == before
+
+
 # A file the driver writes grows past what the file system allows (EFBIG: here a file-size
 # limit, as FAT32's 4 GiB): the trial whose result.jsonl cannot take its next line fails alone.
 
