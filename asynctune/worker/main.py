@@ -125,10 +125,22 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         return ("done", "paused", None)
     except BaseException as exc:  # the trial's own failure: report it, keep the worker
         text = traceback.format_exc()
-        sys.stderr.write(text)
+        _write_quietly(sys.stderr, text)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             return ("error", f"{type(exc).__name__} raised in the trial", text)
         return ("error", f"{type(exc).__name__}: {exc}", text)
+
+
+def _write_quietly(stream: Any, text: str = "") -> None:
+    """Write (and flush) the trial's output file; on a full disk that fails, and the worker must
+    go on: the driver hears of the trial's end over the pipe (an ENOSPC error then stops the
+    experiment resumably instead of failing the trial). What did not fit stays buffered."""
+    try:
+        if text:
+            stream.write(text)
+        stream.flush()
+    except OSError:
+        pass
 
 
 def _make_trial_dir(trial_dir: str) -> None:
@@ -183,8 +195,8 @@ def _take_empty_file(fd: int, path: str) -> None:
 def _restore_output(saved: tuple[int, int], trial_dir: str, *, hand_on: bool) -> None:
     """Point fds 1 and 2 back at the worker's own; `hand_on` (TrialRequest.hand_on_empty_output):
     keep the trial's empty output files for the next trial."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _write_quietly(sys.stdout)
+    _write_quietly(sys.stderr)
     for fd, copy, path in zip((1, 2), saved, (stdout_file(trial_dir), stderr_file(trial_dir))):
         try:
             if hand_on and os.fstat(fd).st_size == 0:  # the trial printed nothing there (its descendants are ended)

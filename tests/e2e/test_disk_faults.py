@@ -206,6 +206,48 @@ def huge_then_normal(config):
         at.report(loss=float(step))
 
 
+def _fills_the_disk(config):
+    """Each step checkpoints; the disk fills up once, just before the third checkpoint."""
+    start = at.get_checkpoint() or {"step": 0}
+    for step in range(start["step"] + 1, 6):
+        time.sleep(0.05)
+        if step == 3 and not os.path.exists(config["marker"]):
+            open(config["marker"], "w").close()
+            with open(config["filler"], "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                except OSError:
+                    pass
+        at.report(loss=config["x"] + 1 / step, checkpoint={"step": step, "weights": "w" * 5000})
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="tmpfs")
+def test_a_trial_whose_checkpoint_fills_the_disk_is_not_counted_as_failed(tmp_path):
+    """A trial whose own write (its checkpoint) fails for lack of space stops the experiment
+    resumably, as the driver's writes do: its worker reports the error although stderr.txt, on
+    the same full disk, cannot take the traceback (the worker died of that), and the trial is
+    not counted as failed: it runs again after the resume."""
+    storage = str(tmp_path / "small")
+    mount(storage, ["-t", "tmpfs", "-o", "size=1200k", f"asynctune-{uuid.uuid4().hex[:8]}"])
+    try:
+        filler = os.path.join(storage, "filler")
+        config = {"x": 0, "filler": filler, "marker": str(tmp_path / "filled")}
+        with pytest.raises(at.StorageFull):
+            at.run(_fills_the_disk, config=config, metric="loss", mode="min", storage_path=storage, name="full",
+                   verbose=0, tensorboard=False)
+        with open(os.path.join(storage, "full", "experiment.json")) as f:
+            trial = json.load(f)["trials"][0]
+        assert trial["status"] != "ERROR" and trial["num_failures"] == 0, trial["error"]  # not the trial's failure
+        os.unlink(filler)
+        analysis = at.resume(os.path.join(storage, "full"), verbose=0)
+        assert [t.status for t in analysis.trials] == [at.Status.FINISHED], [t.error for t in analysis.trials]
+        for trial in analysis.trials:
+            assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3, 4, 5]
+    finally:
+        umount(storage)
+
+
 def test_a_result_too_large_for_a_float_is_recorded_and_the_trial_goes_on(storage):
     analysis = at.run(huge_then_normal, config={"x": 1}, metric="loss", mode="min", storage_path=storage,
                       name="huge", verbose=0)
