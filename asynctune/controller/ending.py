@@ -37,6 +37,12 @@ class Ending:
         self.why = why
         self._wakeup.set()
 
+    def vanished(self, gone: BaseException) -> None:
+        """The experiment's directory is gone, deleted or moved away (then it resumes where it is
+        now): stop, keeping every unfinished trial resumable (none of them failed)."""
+        self.interrupted = True
+        self.stop(gone, str(gone))
+
     def disk_full(self, exc: StorageFull) -> None:
         """The disk is full: stop, keeping every unfinished trial resumable (none of them failed)."""
         if self.fatal is None:

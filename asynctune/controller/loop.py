@@ -68,6 +68,7 @@ class Controller:
         self._metric_check = MetricCheck(self.options.metric, scheduler, searcher, stop_keys=stop_keys)
         self._max_trials: int | None = None
         self._ending = Ending(spec.experiment_dir, self._wakeup)
+        self._watch = ExperimentWatch(spec.experiment_dir)  # deleted or moved under the run: it ends
         self._pool: ResourcePool | None = None
         self._max_running = 1
         self._recording = policy_of(executor)  # chosen once (store/recording_policy.py)
@@ -78,7 +79,8 @@ class Controller:
         self._outcomes = TrialOutcomes(
             scheduler=scheduler, searching=self._searching, callbacks=callbacks, actions=self.actions,
             ending=self._ending, table=self.table, now=executor.now, kill=self._kill,
-            wakeup=self._wakeup, max_failures=self.options.max_failures, fail_fast=self.options.fail_fast)
+            wakeup=self._wakeup, max_failures=self.options.max_failures, fail_fast=self.options.fail_fast,
+            experiment_gone=self._watch.vanished)
         self._driver = TrialDriver(
             spec=spec, trainable_key=trainable_key, trainable_blob=trainable_blob, executor=executor,
             scheduler=scheduler, stopper=stopper, callbacks=callbacks, searching=self._searching,
@@ -91,7 +93,6 @@ class Controller:
         self._deadline: float | None = None
         self.status = "RUNNING"
         self.driver_lock: DriverLock | None = None  # held by run()/resume() for the driver's life
-        self._watch = ExperimentWatch(spec.experiment_dir)  # deleted under the run: it ends
 
     @property
     def foreign_reports(self) -> set[str]:
@@ -317,7 +318,7 @@ class Controller:
         while True:
             await asyncio.sleep(_TICK_INTERVAL_S)
             if (gone := self._watch.vanished()) is not None:  # first: it names the experiment, not a trial
-                self._ending.stop(gone, str(gone))
+                self._ending.vanished(gone)
             for runtime in self.table.runtimes():
                 try:
                     runtime.flush()
@@ -332,7 +333,9 @@ class Controller:
         """At the end: a trial whose results were deleted is no result (never the best), and the
         experiment ends with the error naming what disappeared."""
         gone = self._watch.vanished()
-        lost = missing_results(self.trials, RESULT_FILE) if self._recording.writes_each_result else []
+        # The experiment's own directory gone: its trials' results went with it (moved, they are
+        # there, and the journal must not call them lost).
+        lost = missing_results(self.trials, RESULT_FILE) if self._recording.writes_each_result and gone is None else []
         for trial in lost:
             trial.status, trial.error = Status.ERROR, f"its results were deleted ({trial.path})"
             self.state.changed(trial)

@@ -36,11 +36,12 @@ class TrialOutcomes:
     def __init__(self, *, scheduler: Scheduler, searching: SearcherDriver, callbacks: CallbackList,
                  actions: TrialActions, ending: Ending, table: TrialTable, now: Callable[[], float],
                  kill: Callable[[TrialRuntime], None], wakeup: asyncio.Event, max_failures: int,
-                 fail_fast: bool) -> None:
+                 fail_fast: bool, experiment_gone: Callable[[], DirectoryVanished | None] = lambda: None) -> None:
         self._scheduler, self._searching, self._callbacks = scheduler, searching, callbacks
         self._actions, self._ending, self._table = actions, ending, table
         self._now, self._kill, self._wakeup = now, kill, wakeup
         self._max_failures, self._fail_fast = max_failures, fail_fast
+        self._experiment_gone = experiment_gone
         self._stopped_early: set[Trial] = set()  # the scheduler stopped them before their end: "pruned"
 
     def apply_actions(self) -> None:
@@ -69,6 +70,9 @@ class TrialOutcomes:
     def failed(self, runtime: TrialRuntime, error: str, trace: str) -> None:
         """Its attempt failed: it runs again from its newest checkpoint while max_failures allows."""
         trial, max_failures = runtime.trial, self._max_failures
+        if (gone := self._experiment_gone()) is not None:  # its files went with the directory: not its failure
+            runtime.interrupted()
+            return self._ending.vanished(gone)
         self._stopped_early.discard(trial)  # a retry runs on: the stop decided before the failure is void
         runtime.failed(error, trace)
         if self._ending.why is None and (max_failures < 0 or trial.num_failures <= max_failures):
@@ -87,11 +91,16 @@ class TrialOutcomes:
         self._end_in_error(runtime, error, trace)
 
     def not_started(self, runtime: TrialRuntime, exc: TrialStorageError | StorageFull) -> None:
-        """Its start failed (rewinding its results): on a full disk it waits for a resume, else it fails."""
-        if isinstance(exc, StorageFull):
+        """Its start failed (rewinding its results): on a full disk, or with the experiment's
+        directory gone, it waits for a resume; else it fails."""
+        gone = None if isinstance(exc, StorageFull) else self._experiment_gone()
+        if isinstance(exc, StorageFull) or gone is not None:
             runtime.interrupted()
             self._table.wait(runtime.trial)
-            self._ending.disk_full(exc)
+            if gone is not None:
+                self._ending.vanished(gone)
+            else:
+                self._ending.disk_full(exc)
         else:
             self.failed_for_good(runtime, str(exc), "")
 
@@ -101,6 +110,8 @@ class TrialOutcomes:
         retried) when its worker is gone, a waiting one fails now. Never raises."""
         if isinstance(exc, StorageFull):
             return self._ending.disk_full(exc)
+        if (gone := self._experiment_gone()) is not None:  # not the trial's failure: the whole directory went
+            return self._ending.vanished(gone)
         if isinstance(exc.__cause__, DirectoryVanished):  # not this trial's fault alone: the experiment ends
             self._ending.stop(exc.__cause__, str(exc.__cause__))
         trial = runtime.trial

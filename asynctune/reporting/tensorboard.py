@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store.private_files import PRIVATE_FILE_MODE
+from ..store.private_files import PRIVATE_FILE_MODE, make_dir_private
 from ..core.space import Space, resolved_items
 from ..store.layout import flatten_config
 from ..store.names import tensorboard_file
@@ -40,7 +40,7 @@ from .callback import Callback
 try:  # tensorboardX frames the records (length, data, CRC-32C) and names the files
     from tensorboardX.proto.event_pb2 import Event
     from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
-    from tensorboardX.record_writer import RecordWriter, directory_check
+    from tensorboardX.record_writer import RecordWriter
 except ImportError:
     RecordWriter = None
 
@@ -272,7 +272,8 @@ class _EventFiles:
             if directory in self._unwritable:
                 return
             try:
-                directory_check(directory)
+                if isinstance(key, Trial):  # its trial's directory, but never the experiment's again
+                    make_dir_private(directory)  # (deleted or moved away under the run, it stays so)
                 path = tensorboard_file(directory, int(time.time()), _HOSTNAME, os.getpid(), next(self._counter))
                 writer = self._writers[key] = RecordWriter(path)
                 os.chmod(path, PRIVATE_FILE_MODE)

@@ -18,16 +18,14 @@ PRIVATE_FILE_MODE = 0o600
 
 
 def make_dir_private(path: str) -> bool:
-    """Make the directory `path` 0700 (and missing parents); True if it was made now, False if
-    it was there already. One system call where its parent exists."""
+    """Make the directory `path` 0700; True if it was made now, False if it was there already.
+    Its parent must exist (FileNotFoundError): a trial's directory never makes its experiment's
+    again, deleted or moved away under the run."""
     try:
         os.mkdir(path, PRIVATE_DIR_MODE)
         return True
     except FileExistsError:
         return False
-    except FileNotFoundError:  # its parent is missing too
-        makedirs_private(path)
-        return True
 
 
 def create_private(path: str) -> int:

@@ -9,7 +9,11 @@ results to a file nobody can read, end the trial as finished and call it the bes
   started with (same device and inode: a directory made again under the same name is not it);
 - at the end, every trial that reported must still have its result file (`missing_results`).
 Any of these ends the experiment with `DirectoryVanished` naming what disappeared; the trials
-whose results are gone are marked ERROR, so none of them is ever the best.
+whose results are gone are marked ERROR, so none of them is ever the best. The experiment's own
+directory gone (deleted, or moved away with `mv`: the driver cannot tell) ends it as an
+interruption instead: what the driver still writes through open files (the journal, results)
+lands in the moved directory, so no trial is failed for a write into the old place, none is
+marked as having lost its results, and no trial directory is made again there.
 """
 
 from __future__ import annotations
@@ -23,15 +27,20 @@ from ..errors import AsynctuneError
 
 
 class DirectoryVanished(AsynctuneError, OSError):
-    """A directory of a running experiment (a trial's, or the experiment's own) was deleted.
+    """A directory of a running experiment (a trial's, or the experiment's own) was deleted (the
+    experiment's own may have been moved: `experiment=True`).
 
     Attributes:
         path: What disappeared.
     """
 
-    def __init__(self, path: str, what: str = "the directory") -> None:
-        message = (f"{what} {path} was deleted while the experiment ran: the results written there are gone; "
-                   "the experiment ended")
+    def __init__(self, path: str, what: str = "the directory", *, experiment: bool = False) -> None:
+        if experiment:  # the driver cannot tell its directory deleted from one moved away
+            message = (f"the directory {path} was deleted or moved while the experiment ran: the experiment ended "
+                       "(moved, it resumes where it is now: asynctune resume <its new place>)")
+        else:
+            message = (f"{what} {path} was deleted while the experiment ran: the results written there are gone; "
+                       "the experiment ended")
         super().__init__(errno.ENOENT, message, path)
         self.path = path
 
@@ -66,9 +75,9 @@ class ExperimentWatch:
         try:
             info = os.stat(self.experiment_dir)
         except FileNotFoundError:
-            return DirectoryVanished(self.experiment_dir)
-        if (info.st_dev, info.st_ino) != self._identity:  # deleted, and made again since (a new trial's makedirs)
-            return DirectoryVanished(self.experiment_dir)
+            return DirectoryVanished(self.experiment_dir, experiment=True)
+        if (info.st_dev, info.st_ino) != self._identity:  # deleted or moved, and made again since
+            return DirectoryVanished(self.experiment_dir, experiment=True)
         return None
 
 

@@ -59,10 +59,47 @@ def test_trial_directory_deleted_mid_run_ends_the_run_and_is_never_best(storage,
 def test_experiment_directory_deleted_mid_run_ends_with_one_clear_error(storage, capfd, caplog):
     experiment = os.path.join(storage, "exp")
     deleting = DeleteAfter("trial_00001", 3, experiment)
-    with pytest.raises(at.AsynctuneError, match=rf"the directory {experiment} was deleted while the experiment ran") as caught:
+    with pytest.raises(at.AsynctuneError, match=rf"the directory {experiment} was deleted or moved while the experiment ran") as caught:
         _run(storage, deleting)
     assert deleting.done
     assert "best" not in str(caught.value)
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Traceback" not in caplog.text, err + caplog.text
     assert not os.path.exists(os.path.join(experiment, "trial_00000", "result.jsonl"))  # nothing made again
+
+
+def resumable(config):
+    start = (at.get_checkpoint() or {"i": 0})["i"]
+    for i in range(start, 30):
+        time.sleep(0.02)
+        at.report(loss=config["x"] + 1.0 / (i + 1), checkpoint={"i": i + 1} if i % 5 == 4 else None)
+
+
+class MoveAfter(Callback):
+    """Moves the experiment's directory to `target` once trial_00000 has reported 3 results."""
+
+    def __init__(self, target: str) -> None:
+        self.target, self.done = target, False
+
+    def on_trial_result(self, trial, result) -> None:
+        if not self.done and trial.trial_id == "trial_00000" and result["training_iteration"] >= 3:
+            shutil.move(os.path.dirname(trial.path), self.target)
+            self.done = True
+
+
+def test_an_experiment_moved_mid_run_resumes_where_it_is_now(storage, tmp_path):
+    """`mv` of a running experiment ends the run like a deletion, but what the driver writes
+    until it notices leaves the moved directory resumable: no trial counted as failed for the
+    files it could not write, none marked as having lost its results, no trial started where
+    the directory was (which would make it again there)."""
+    experiment, moved = os.path.join(storage, "exp"), str(tmp_path / "elsewhere")
+    mover = MoveAfter(moved)
+    with pytest.raises(at.DirectoryVanished, match=rf"{experiment} was deleted or moved while the experiment ran"):
+        at.run(resumable, config={"x": at.grid_search([0.0, 1.0, 2.0, 3.0, 4.0])}, metric="loss", mode="min",
+               storage_path=storage, name="exp", verbose=0, max_concurrent_trials=2, callbacks=[mover])
+    assert mover.done
+    assert not os.path.exists(experiment)  # nothing made again where it was
+    resumed = at.resume(moved, verbose=0, callbacks=[])
+    assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 5, [t.error for t in resumed.trials]
+    for trial in resumed.trials:
+        assert [r["training_iteration"] for r in resumed.trial_results(trial.trial_id)] == list(range(1, 31))
