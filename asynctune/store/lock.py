@@ -69,9 +69,18 @@ class DriverLock:
 
     @classmethod
     def acquire(cls, experiment_dir: str) -> DriverLock:
-        """Lock `experiment_dir` (which must exist) for this process, or raise ExperimentLocked."""
+        """Lock `experiment_dir` (which must exist) for this process, or raise ExperimentLocked
+        (ValueError where driver.lock is a symbolic link: it is never followed)."""
         path = os.path.join(experiment_dir, LOCK_FILE)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+                         0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP or not os.path.islink(path):
+                raise
+            raise ValueError(f"refusing to lock {path}: it is a symbolic link (to {os.path.realpath(path)}), not "
+                             "the plain file asynctune makes (a directory from elsewhere?); it holds nothing: "
+                             "remove the link, then start again") from None
         try:
             if fcntl is None:
                 raise OSError(errno.ENOSYS, "no flock() on this system")

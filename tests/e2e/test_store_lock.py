@@ -121,3 +121,24 @@ def test_a_driver_refused_in_the_moment_before_the_holder_names_itself_still_nam
         holder.stdin.close()
         holder.wait(timeout=10)
     at.store.lock.DriverLock.acquire(str(tmp_path)).release()  # free once the holder has ended
+
+
+def test_a_lock_file_that_is_a_link_is_refused_in_one_line(tmp_path):
+    """A directory from elsewhere (an archive) whose driver.lock is a symbolic link: resume says
+    so in one line, before it reads anything, and the file the link leads to is left alone."""
+    from tests.helpers.driver_runs import kill_driver_after
+
+    experiment = kill_driver_after(tmp_path, "linked", 6)
+    outside = tmp_path / "someone_elses_file"
+    outside.write_text("not yours\n")
+    os.unlink(experiment / "driver.lock")
+    os.symlink(outside, experiment / "driver.lock")
+    with pytest.raises(ValueError, match=rf"refusing to lock {experiment}/driver.lock: it is a symbolic link"):
+        at.resume(str(experiment), verbose=0)
+    done = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", str(experiment)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "it is a symbolic link" in done.stderr and "Traceback" not in done.stderr, \
+        done.stderr
+    assert outside.read_text() == "not yours\n"
+    os.unlink(experiment / "driver.lock")  # as the message says: then it resumes
+    assert len(at.resume(str(experiment), verbose=0).trials) == 6
