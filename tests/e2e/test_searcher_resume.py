@@ -118,16 +118,22 @@ KILLED_DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("damage", ["torn line", "lock left"])
-def test_a_driver_killed_while_optuna_appends_resumes(tmp_path, capfd, damage):
-    """A driver killed (or a disk filling) in the middle of Optuna's append leaves its journal's
-    last line torn, and perhaps Optuna's lock file: the resume neither glues the next line onto
-    the torn one (Optuna could then not read its study) nor waits for the lock to go stale."""
+def _killed_optuna_driver(tmp_path):
+    """KILLED_DRIVER SIGKILLed after 6 results; its experiment directory."""
     driver = start_script(tmp_path / "driver.py", KILLED_DRIVER, tmp_path / "results", "exp")
     experiment_dir = tmp_path / "results" / "exp"
     wait_for_results(experiment_dir, 6, timeout=90)
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=10)
+    return experiment_dir
+
+
+@pytest.mark.parametrize("damage", ["torn line", "lock left"])
+def test_a_driver_killed_while_optuna_appends_resumes(tmp_path, capfd, damage):
+    """A driver killed (or a disk filling) in the middle of Optuna's append leaves its journal's
+    last line torn, and perhaps Optuna's lock file: the resume neither glues the next line onto
+    the torn one (Optuna could then not read its study) nor waits for the lock to go stale."""
+    experiment_dir = _killed_optuna_driver(tmp_path)
     journal = experiment_dir / "optuna_journal.log"
     text = journal.read_bytes()
     torn = b'{"op_code": 6, "worker_id": "w", "trial_id": 0, "sta'  # a line cut short by the kill
@@ -152,3 +158,22 @@ def test_a_driver_killed_while_optuna_appends_resumes(tmp_path, capfd, damage):
         assert not (experiment_dir / "optuna_journal.log.lock").exists()
         assert "lock file" not in capfd.readouterr().err  # Optuna never waited for it
         assert elapsed < 25, elapsed  # Optuna forces a stale lock only after 30 s
+
+
+def test_an_unreadable_optuna_journal_is_a_clear_error_with_a_way_on(tmp_path):
+    """A line in the middle of Optuna's journal that is not JSON (damage, not a torn end) cannot be
+    repaired without guessing: the resume names the file and what to do, and doing it works."""
+    experiment_dir = _killed_optuna_driver(tmp_path)
+    journal = experiment_dir / "optuna_journal.log"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:2] + [b"\x00garbage{\n"] + lines[2:]))
+    with pytest.raises(at.ExperimentDamaged, match=r"optuna_journal.log is unreadable .*move it and "
+                                                   r"searcher_state.pkl away"):
+        at.resume(str(experiment_dir), verbose=0)
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for name in ("optuna_journal.log", "searcher_state.pkl"):
+        os.rename(experiment_dir / name, aside / name)
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 8
+    assert all(len(resumed.trial_results(t.trial_id)) == 4 for t in resumed.trials)

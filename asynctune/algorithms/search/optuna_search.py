@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 import numpy as np
 
-from ...errors import SearchSpaceError
+from ...errors import ExperimentDamaged, SearchSpaceError
 from ...store.layout import move_torn_tail
-from ...store.names import optuna_journal_file
+from ...store.names import SEARCHER_STATE_FILE, optuna_journal_file
 from ...core.space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
 from ..base import FINISHED, Metric, Mode, Searcher
 from .model_based import is_active, searchable_parameters, values_from_point
@@ -183,7 +183,7 @@ class OptunaSearch(Searcher):
         except FileNotFoundError:
             pass
         os.close(os.open(self._journal, os.O_WRONLY | os.O_CREAT, 0o600))  # private before Optuna appends
-        storage = _journal_storage(self._journal)
+        storage = _open_journal(self._journal)
         verbosity = ot.logging.get_verbosity()
         ot.logging.set_verbosity(ot.logging.WARNING)
         try:
@@ -504,6 +504,18 @@ def _without_locks(sampler: Any) -> Any:
     clone = copy.copy(sampler)
     vars(clone).update(locks)
     return clone
+
+
+def _open_journal(path: str) -> Any:
+    """_journal_storage(path); ExperimentDamaged if Optuna cannot read the journal (a line in the
+    middle that is not JSON: damage, which only a new study gets past)."""
+    try:
+        return _journal_storage(path)
+    except ValueError as exc:  # json.JSONDecodeError among them
+        raise ExperimentDamaged(
+            path, f"is unreadable ({type(exc).__name__}: {exc})",
+            f"move it and {SEARCHER_STATE_FILE} away to resume with a new study, rebuilt by replaying the "
+            "recorded trials to it (the trials already run are kept)") from exc
 
 
 _OPTUNA_LOCK_SUFFIX = ".lock"  # JournalFileOpenLock(path) locks by creating path + ".lock"
