@@ -23,14 +23,15 @@ _LAZY = {
     "CheckpointConfig": "._configs", "FailureConfig": "._configs", "RunConfig": "._configs",
     "SyncConfig": "._configs", "TuneConfig": "._configs", "run": "._legacy_run", "Result": "._results",
     "ResultGrid": "._results", "Tuner": "._tuner", "Callback": ".callback", "LoggerCallback": ".logger",
-    "Stopper": "asynctune", "ExperimentAnalysis": "asynctune", "TuneError": "asynctune.errors",
+    "Stopper": "asynctune", "ExperimentAnalysis": ".analysis", "TuneError": "asynctune.errors",
 }
 _RENAMED = {"TuneError": "AsynctuneError"}
 
 if TYPE_CHECKING:
-    from asynctune import ExperimentAnalysis, Stopper
+    from asynctune import Stopper
     from asynctune.errors import AsynctuneError as TuneError
 
+    from .analysis import ExperimentAnalysis
     from ._configs import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
     from ._legacy_run import run
     from ._results import Result, ResultGrid
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from .logger import LoggerCallback
 
 _SUBMODULES = ("schedulers", "search", "stopper", "logger", "callback", "result", "utils", "execution",
-               "experiment", "integration")
+               "experiment", "integration", "analysis")
 _REPORTERS = "asynctune shows a live table itself; choose how much with RunConfig(verbose=0..3)"
 _HINTS = {
     "CLIReporter": _REPORTERS, "JupyterNotebookReporter": _REPORTERS, "ProgressReporter": _REPORTERS,

@@ -1,5 +1,5 @@
-"""Ray's older `tune.run(...)`, as a Tuner: returns asynctune's ExperimentAnalysis (best_config,
-best_result, best_checkpoint, dataframe(), as Ray's ExperimentAnalysis)."""
+"""Ray's older `tune.run(...)`, as a Tuner: returns Ray's ExperimentAnalysis (best_config,
+best_trial, best_checkpoint, dataframe(), trial_dataframes, get_best_checkpoint(trial, ...))."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .._unsupported import unsupported
 from ._configs import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from ._trainables import with_resources
 from ._tuner import Tuner
+from .analysis import ExperimentAnalysis
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
         max_concurrent_trials: int | None = None, keep_checkpoints_num: int | None = None,
         checkpoint_score_attr: str | None = None, checkpoint_freq: int = 0, checkpoint_at_end: bool = False,
         max_failures: int = 0, fail_fast: bool | str = False, resume: Any = None, restore: str | None = None,
-        raise_on_failed_trial: bool = True, **ignored: Any) -> _at.ExperimentAnalysis:
+        raise_on_failed_trial: bool = True, **ignored: Any) -> ExperimentAnalysis:
     """Ray's `tune.run(trainable, config=..., num_samples=..., ...)`; see Tuner for the mapping."""
     if resume or restore:
         unsupported("tune.run(resume=/restore=)", "use tune.Tuner.restore(path) or asynctune.resume(path)")
@@ -45,6 +46,7 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
                                        callbacks=callbacks, verbose=verbose, checkpoint_config=checkpoint_config,
                                        failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast)))
     grid = tuner.fit()
+    analysis = ExperimentAnalysis(grid.experiment_path, trials=grid._analysis.trials)
     if raise_on_failed_trial and grid.errors:
-        raise _at.TrialsFailed([r._trial for r in grid if r.error is not None], len(grid), grid._analysis)
-    return grid._analysis
+        raise _at.TrialsFailed([r._trial for r in grid if r.error is not None], len(grid), analysis)
+    return analysis

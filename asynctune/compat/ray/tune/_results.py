@@ -97,14 +97,7 @@ class ResultGrid:
         frame = self._analysis.dataframe()
         if filter_metric is None or frame.empty:
             return frame
-        import pandas as pd
-        rows = []
-        for trial in self._analysis.trials:
-            results = [r for r in self._analysis.trial_results(trial.trial_id) if _finite(r.get(filter_metric))]
-            if results:
-                best = (min if filter_mode == "min" else max)(results, key=lambda r: r[filter_metric])
-                rows.append({**best, **{f"config/{k}": v for k, v in trial.config.items()}, "logdir": trial.path})
-        return pd.DataFrame(rows)
+        return best_results_frame(self._analysis, filter_metric, filter_mode)  # type: ignore[arg-type]
 
     @property
     def errors(self) -> list[TrialFailed]:
@@ -130,6 +123,18 @@ class ResultGrid:
 
     def __repr__(self) -> str:
         return f"ResultGrid<{len(self)} results, {self.num_errors} errors, {self.experiment_path}>"
+
+
+def best_results_frame(analysis: ExperimentAnalysis, metric: str, mode: str) -> Any:
+    """One row per trial that reported a finite `metric`: its best result by it, with its config."""
+    import pandas as pd
+    rows = []
+    for trial in analysis.trials:
+        results = [r for r in analysis.trial_results(trial.trial_id) if _finite(r.get(metric))]
+        if results:
+            best = (min if mode == "min" else max)(results, key=lambda r: r[metric])
+            rows.append({**best, **{f"config/{k}": v for k, v in trial.config.items()}, "logdir": trial.path})
+    return pd.DataFrame(rows)
 
 
 def _finite(value: Any) -> bool:
