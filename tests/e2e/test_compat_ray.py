@@ -305,7 +305,7 @@ def test_bad_configs_are_named_before_anything_runs():
 
 @pytest.mark.parametrize("importer, hint", [
     (lambda: ray.remote, "no tasks, actors or object store"),
-    (lambda: tune.CLIReporter, "verbose=0..3"),
+    (lambda: tune.register_trainable, "pass the function or class itself"),
     (lambda: tune.schedulers.PB2, "PopulationBasedTraining"),
     (lambda: __import__("asynctune.compat.ray.tune.schedulers.pb2", fromlist=["PB2"]).PB2, "PopulationBasedTraining"),
     (lambda: __import__("asynctune.compat.ray.tune.search.bayesopt", fromlist=["x"]).BayesOptSearch, "OptunaSearch"),
@@ -316,7 +316,7 @@ def test_bad_configs_are_named_before_anything_runs():
     (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneCallback,
      "call tune.report"),
-], ids=["ray.remote", "CLIReporter", "PB2", "from-pb2-import", "BayesOptSearch", "TrialPlateauStopper",
+], ids=["ray.remote", "register_trainable", "PB2", "from-pb2-import", "BayesOptSearch", "TrialPlateauStopper",
         "ScalingConfig", "CSVLoggerCallback", "rllib-module", "examples-module", "keras-callback"])
 def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
     with pytest.raises(UnsupportedRayFeature, match=hint) as raised:

@@ -27,3 +27,13 @@ def test_a_ray_tune_script_runs_unchanged(name, tmp_path):
     output = finished.stdout + finished.stderr
     assert finished.returncode == 0, output[-4000:]
     assert finished.stdout.rstrip().endswith("OK"), output[-4000:]
+
+
+def test_a_cli_reporter_prints_its_columns_instead_of_asynctunes_table(tmp_path):
+    finished = run_script("legacy_run_cli_reporter.py", str(tmp_path))
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    header = next(line for line in finished.stdout.splitlines() if line.startswith("Trial name"))
+    assert [column.strip() for column in header.split("|")] == [
+        "Trial name", "status", "width", "height", "mean_loss", "iter", "total time (s)"]
+    assert "Number of trials: 4 of 4 (4 FINISHED)" in finished.stdout
+    assert "asynctune: experiment directory" not in finished.stdout  # asynctune's own table is off

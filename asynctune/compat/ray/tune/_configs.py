@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._unsupported import unsupported
+from .progress_reporter import check_reporter
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,9 @@ class RunConfig:
     `storage_path` defaults to asynctune's ~/asynctune_results. `stop` is a dict (a trial
     stops once any key reaches its value: result[key] >= value, True for flags such as
     {"done": True}), a function (trial_id, result) -> bool, or a `tune.Stopper`. `callbacks`
-    are Ray-style `tune.Callback`s (or asynctune Callbacks). `progress_reporter`, `sync_config`,
-    `log_to_file` and `checkpoint_config.checkpoint_frequency` for function trainables are
-    accepted and ignored.
+    are Ray-style `tune.Callback`s (or asynctune Callbacks). A `progress_reporter`
+    (`tune.CLIReporter`) replaces asynctune's live table. `sync_config`, `log_to_file` and
+    `checkpoint_config.checkpoint_frequency` for function trainables are accepted and ignored.
     """
 
     name: str | None = None
@@ -131,7 +132,8 @@ class RunConfig:
             raise ValueError(f"RunConfig: verbose must be 0, 1, 2 or 3, got verbose={self.verbose!r}")
         self.failure_config = self.failure_config or FailureConfig()
         self.checkpoint_config = self.checkpoint_config or CheckpointConfig()
-        ignored = [name for name in ("sync_config", "progress_reporter", "worker_runtime_env")
+        check_reporter(self.progress_reporter)
+        ignored = [name for name in ("sync_config", "worker_runtime_env")
                    if getattr(self, name) is not None]
         if ignored:
             logger.debug("RunConfig: ignoring %s", ignored)

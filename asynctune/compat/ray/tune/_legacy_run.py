@@ -25,7 +25,7 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
         max_concurrent_trials: int | None = None, keep_checkpoints_num: int | None = None,
         checkpoint_score_attr: str | None = None, checkpoint_freq: int = 0, checkpoint_at_end: bool = False,
         max_failures: int = 0, fail_fast: bool | str = False, resume: Any = None, restore: str | None = None,
-        raise_on_failed_trial: bool = True, **ignored: Any) -> ExperimentAnalysis:
+        raise_on_failed_trial: bool = True, progress_reporter: Any = None, **ignored: Any) -> ExperimentAnalysis:
     """Ray's `tune.run(trainable, config=..., num_samples=..., ...)`; see Tuner for the mapping."""
     if resume or restore:
         unsupported("tune.run(resume=/restore=)", "use tune.Tuner.restore(path) or asynctune.resume(path)")
@@ -44,6 +44,7 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
                                          time_budget_s=time_budget_s),
                   run_config=RunConfig(name=name, storage_path=storage_path or local_dir, stop=stop,
                                        callbacks=callbacks, verbose=verbose, checkpoint_config=checkpoint_config,
+                                       progress_reporter=progress_reporter,
                                        failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast)))
     grid = tuner.fit()
     analysis = ExperimentAnalysis(grid.experiment_path, trials=grid._analysis.trials)

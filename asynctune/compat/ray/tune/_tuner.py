@@ -19,6 +19,7 @@ from ._results import ResultGrid
 from ._retention import KeepBestCheckpoints
 from ._trainables import check_trainable, resources_of, to_asynctune_resources
 from .callback import adapt_callbacks
+from .progress_reporter import ReporterCallback
 from .stopper import to_stopper
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,10 @@ class Tuner:
         )
         if rc.verbose is not None:
             options["verbose"] = rc.verbose
+        if rc.progress_reporter is not None and rc.verbose != 0:  # Ray's reporter, instead of asynctune's table
+            callbacks.append(ReporterCallback(rc.progress_reporter, metric=tc.metric, mode=tc.mode,
+                                              num_samples=tc.num_samples))
+            options["verbose"] = 0
         return options
 
 
