@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asynctune as _at
+from asynctune.store.names import CHECKPOINT_PREFIX
+from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_data
+
+from ._session import Checkpoint
 
 RESOURCES_ATTR = "_asynctune_ray_resources"
 
@@ -27,7 +33,50 @@ class Trainable(_at.Trainable):
 
     `save_checkpoint` writes into the directory or returns a dict; `load_checkpoint` then gets
     the directory path or that dict, as in Ray.
+
+    Outside a run, as in Ray, an instance trains and checkpoints by itself:
+        >>> model = Counter(config={"increment": 2})
+        >>> model.train()["count"], model.training_iteration
+        (2, 1)
+        >>> later = Counter(config=best.config)
+        >>> later.restore(best.checkpoint)  # a tune.Checkpoint or a directory
+        >>> later.stop()
     """
+
+    def __init__(self, config: dict[str, Any] | None = None, logger_creator: Any = None, storage: Any = None) -> None:
+        super().__init__(config)
+
+    def train(self) -> dict[str, Any]:
+        """One `step()`, counted: its result with `training_iteration` and `done` added."""
+        result = self.step()
+        if not isinstance(result, dict):
+            raise TypeError(f"{type(self).__name__}.step() must return a dict, got {type(result).__name__}")
+        self.iteration += 1
+        return {**result, "training_iteration": self.iteration, "done": bool(result.get("done", False))}
+
+    def save(self, checkpoint_dir: str | None = None) -> Checkpoint:
+        """Save with `save_checkpoint` into `checkpoint_dir` (default: a new temporary directory)."""
+        path = checkpoint_dir or tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
+        os.makedirs(path, exist_ok=True)
+        data = self.save_checkpoint(path)
+        if isinstance(data, dict):
+            write_checkpoint_data(path, data)
+        return Checkpoint(path)
+
+    def restore(self, checkpoint: Checkpoint | str | os.PathLike[str]) -> None:
+        """Load a checkpoint that `save()` or a trial of a run saved, with `load_checkpoint`."""
+        path = checkpoint.path if isinstance(checkpoint, Checkpoint) else os.fspath(checkpoint)
+        if not os.path.isdir(path):
+            raise ValueError(f"{type(self).__name__}.restore: {path!r} is not a checkpoint directory")
+        self.load_checkpoint(load_checkpoint(path))
+        self.iteration = int(read_checkpoint_meta(path).get("iteration", self.iteration))
+
+    def stop(self) -> None:
+        """Release what the trainable holds (its `cleanup()`)."""
+        self.cleanup()
+
+    def get_config(self) -> dict[str, Any]:
+        return self.config
 
     @property
     def training_iteration(self) -> int:
