@@ -37,3 +37,11 @@ def test_a_cli_reporter_prints_its_columns_instead_of_asynctunes_table(tmp_path)
         "Trial name", "status", "width", "height", "mean_loss", "iter", "total time (s)"]
     assert "Number of trials: 4 of 4 (4 FINISHED)" in finished.stdout
     assert "asynctune: experiment directory" not in finished.stdout  # asynctune's own table is off
+
+
+def test_dict_checkpoints_leave_no_temporary_directory_behind(tmp_path):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    finished = run_script("air_session_dict_checkpoints.py", str(tmp_path), TMPDIR=str(temporary))
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    assert [p.name for p in temporary.iterdir() if p.name.startswith("checkpoint")] == []

@@ -12,6 +12,7 @@ from typing import Any
 
 import asynctune as _at
 from ....store.names import CHECKPOINT_PREFIX
+from ....worker.session import get_checkpoint_dir, load_checkpoint, write_checkpoint_data
 
 
 class Checkpoint:
@@ -31,12 +32,33 @@ class Checkpoint:
             raise ValueError("Checkpoint: only local directories are supported (filesystem= must be None)")
         self.path = os.fspath(path)
         self.filesystem = None
+        self._temporary = False
 
     @classmethod
     def from_directory(cls, path: str | os.PathLike[str]) -> Checkpoint:
         if not os.path.isdir(path):
             raise ValueError(f"Checkpoint.from_directory: {os.fspath(path)!r} is not a directory")
         return cls(path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
+        """Ray 2.0-2.6's dict checkpoint: the dict in a new directory, pickled and signed with
+        your key (docs/security.md), read back with `to_dict()`."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"Checkpoint.from_dict takes a dict, got {type(data).__name__}")
+        path = tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
+        write_checkpoint_data(path, dict(data))
+        checkpoint = cls(path)
+        checkpoint._temporary = True  # report() copies it into the trial's directory, then removes it
+        return checkpoint
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict of a checkpoint made by `from_dict`."""
+        data = load_checkpoint(self.path)
+        if not isinstance(data, dict):
+            raise ValueError(f"Checkpoint.to_dict: {self.path} holds files, not a dict; read them with "
+                             "as_directory()")
+        return data
 
     @contextlib.contextmanager
     def as_directory(self) -> Iterator[str]:
@@ -69,16 +91,17 @@ def report(metrics: Mapping[str, Any], *, checkpoint: Checkpoint | None = None,
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"tune.report: checkpoint must be a tune.Checkpoint, got {type(checkpoint).__name__}; "
                         "use tune.Checkpoint.from_directory(path)")
-    _at.report(dict(metrics), checkpoint=checkpoint.path if checkpoint is not None else None)
+    try:
+        _at.report(dict(metrics), checkpoint=checkpoint.path if checkpoint is not None else None)
+    finally:  # a decision (stop, pause) arrives as an exception from report
+        if checkpoint is not None and checkpoint._temporary:
+            shutil.rmtree(checkpoint.path, ignore_errors=True)
 
 
 def get_checkpoint() -> Checkpoint | None:
     """The checkpoint to resume from (after a pause, a PBT exploit, a retry, a restore), or None."""
-    restored = _at.get_checkpoint()
-    if restored is None or isinstance(restored, str):
-        return Checkpoint(restored) if restored is not None else None
-    raise TypeError("tune.get_checkpoint: this trial's checkpoint is a dict saved through asynctune.report; "
-                    "read it with asynctune.get_checkpoint(), or report tune.Checkpoint directories")
+    path = get_checkpoint_dir()  # a dict checkpoint's too (Checkpoint.from_dict): to_dict() reads it
+    return Checkpoint(path) if path is not None else None
 
 
 class TuneContext:
