@@ -267,6 +267,18 @@ def test_legacy_tune_run_returns_an_experiment_analysis(storage):
     assert analysis.best_config == {"losses": [0.5]}
 
 
+def keywords_reported(config: dict) -> None:
+    for step in range(3):
+        tune.report(mean_loss=config["x"] - step, step=step)  # Ray 1.x's form
+
+
+def test_report_takes_ray_1s_keyword_form_and_refuses_keywords_next_to_a_dict(storage):
+    results = tune.Tuner(keywords_reported, param_space={"x": 5}, run_config=run_config(storage)).fit()
+    assert list(results[0].metrics_dataframe["mean_loss"]) == [5, 4, 3] and results[0].metrics["step"] == 2
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['loss'\]"):
+        tune.report({"accuracy": 0.5}, loss=0.1)
+
+
 def test_train_aliases_are_the_tune_objects():
     assert train.report is tune.report and train.get_checkpoint is tune.get_checkpoint
     assert train.Checkpoint is tune.Checkpoint and train.RunConfig is tune.RunConfig

@@ -81,10 +81,16 @@ class Checkpoint:
         return f"Checkpoint(path={self.path!r})"
 
 
-def report(metrics: Mapping[str, Any], *, checkpoint: Checkpoint | None = None,
-           checkpoint_dir_name: str | None = None, **_: Any) -> None:
+def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint | None = None,
+           checkpoint_dir_name: str | None = None, **keywords: Any) -> None:
     """Ray's `tune.report(metrics, checkpoint=...)`: one result, and optionally a checkpoint whose
-    files are copied into the trial's directory before this returns."""
+    files are copied into the trial's directory before this returns. Ray 1.x's keyword form,
+    `tune.report(loss=0.1, accuracy=0.9)`, reports those keywords."""
+    if metrics is None and keywords:
+        metrics = keywords
+    elif keywords:
+        raise TypeError(f"tune.report: unexpected keyword arguments {sorted(keywords)}; give every metric in the "
+                        "dict: tune.report({'loss': 0.1, ...}, checkpoint=...)")
     if not isinstance(metrics, Mapping):
         raise TypeError(f"tune.report takes a dict of metrics, got {type(metrics).__name__}; e.g. "
                         "tune.report({'loss': 0.1})")
