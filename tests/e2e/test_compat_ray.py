@@ -41,6 +41,7 @@ def test_tuner_fit_and_the_result_grid(storage):
     best = results.get_best_result()  # Ray's default scope "last": 2.0 beats the trial that ended at 5.0
     assert best.config == {"losses": [2.0, 2.0, 2.0]} and best.metrics["loss"] == 2.0
     assert best.metrics["config"] == best.config and best.metrics["training_iteration"] == 3
+    assert best.metrics["done"] is True  # Ray marks the final result
     assert results.get_best_result(scope="all").config == {"losses": [3.0, 1.0, 5.0]}
     assert results.get_best_result(metric="loss", mode="max").metrics["loss"] == 5.0
     assert os.path.isdir(best.path) and best.error is None and best.checkpoint is None
@@ -97,6 +98,7 @@ def test_failed_trials_do_not_raise_and_are_in_errors(storage):
                          run_config=run_config(storage)).fit()
     assert results.num_errors == 2 and len(results.errors) == 2
     assert "broken on purpose" in str(results.errors[0]) and isinstance(results[0].error, at.TrialFailed)
+    assert results[0].metrics["done"] is False
     with pytest.raises(at.TrialFailed, match="broken on purpose"):
         tune.Tuner(broken, run_config=run_config(storage, failure_config=tune.FailureConfig(fail_fast="raise"))).fit()
 

@@ -17,7 +17,8 @@ class Result:
 
     Attributes:
         config: The trial's config.
-        metrics: Its last reported result (with "config" added, as in Ray).
+        metrics: Its last reported result (with "config" added, and "done": True once the trial
+            ended without an error, as in Ray).
         checkpoint: Its latest checkpoint, or None.
         path: The trial's directory.
         error: A `TrialFailed` if the trial failed, else None.
@@ -27,6 +28,8 @@ class Result:
         self._analysis, self._trial = analysis, trial
         self.config: dict[str, Any] = trial.config
         self.metrics: dict[str, Any] = {**(trial.last_result or {}), "config": trial.config}
+        # Ray marks a trial's final result done; asynctune records how the trial ended instead
+        self.metrics.setdefault("done", trial.status in (Status.FINISHED, Status.EARLY_STOPPED))
         self.path: str = trial.path or os.path.join(analysis.experiment_dir, trial.trial_id)
         self.checkpoint = Checkpoint(trial.checkpoint) if trial.checkpoint and os.path.isdir(trial.checkpoint) else None
         self.error = (TrialFailed(trial.trial_id, trial.error or "failed", trial.error_traceback or "")
