@@ -259,8 +259,41 @@ def test_restore_and_can_restore(storage, tmp_path):
     assert [r.metrics["loss"] for r in again] == [0.5] and again[0].metrics["training_iteration"] == 2
     with pytest.raises(ValueError, match="not an asynctune experiment directory"):
         tune.Tuner.restore(str(tmp_path), trainable=curve)
-    with pytest.raises(UnsupportedRayFeature, match="restart_errored"):
-        tune.Tuner.restore(path, trainable=curve, restart_errored=True)
+    with pytest.raises(ValueError, match="not both"):
+        tune.Tuner.restore(path, trainable=curve, resume_errored=True, restart_errored=True)
+    # nothing failed: resume_errored (which Ray's guide passes on every restore) changes nothing
+    assert tune.Tuner.restore(path, trainable=curve, resume_errored=True).fit()[0].metrics["loss"] == 0.5
+
+
+def fails_at_two_until_fixed(config: dict) -> None:
+    checkpoint = tune.get_checkpoint()
+    start = json.load(open(os.path.join(checkpoint.path, "step.json"))) if checkpoint else 0
+    for step in range(start, 4):
+        if step == 2 and not config.get("fixed") and not os.environ.get("FIXED_TRAINABLE"):
+            raise RuntimeError("fails at step 2")
+        with tempfile.TemporaryDirectory() as directory:
+            json.dump(step + 1, open(os.path.join(directory, "step.json"), "w"))
+            tune.report({"step": step + 1, "start": start}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def fixed_trainable(config: dict) -> None:
+    os.environ["FIXED_TRAINABLE"] = "1"
+    fails_at_two_until_fixed(config)
+
+
+def test_restart_errored_reruns_failed_trials_from_the_start_and_the_experiment_resumes_again(storage):
+    first = tune.Tuner(fails_at_two_until_fixed, param_space={"fixed": tune.grid_search([True, False])},
+                       run_config=run_config(storage)).fit()
+    assert first.num_errors == 1
+    path = first.experiment_path
+    restarted = tune.Tuner.restore(path, trainable=fixed_trainable, restart_errored=True).fit()
+    assert restarted.num_errors == 0
+    rerun = next(r for r in restarted if not r.config["fixed"])
+    assert rerun.metrics["start"] == 0 and list(rerun.metrics_dataframe["step"]) == [1, 2, 3, 4]
+    again = tune.Tuner.restore(path, trainable=fixed_trainable).fit()  # its journal replays: nothing to run
+    assert again.num_errors == 0 and sorted(r.metrics["step"] for r in again) == [4, 4]
+    with pytest.raises(ValueError, match="errored must be one of"):
+        at.resume(path, errored="retry")
 
 
 def test_legacy_tune_run_returns_an_experiment_analysis(storage):
