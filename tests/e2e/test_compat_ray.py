@@ -296,6 +296,22 @@ def test_restart_errored_reruns_failed_trials_from_the_start_and_the_experiment_
         at.resume(path, errored="retry")
 
 
+def test_legacy_tune_run_resume_auto_starts_then_continues_and_reruns_errored_trials(storage):
+    space = {"fixed": tune.grid_search([True, False])}
+    first = tune.run(fails_at_two_until_fixed, config=space, name="auto", storage_path=storage, resume="AUTO",
+                     raise_on_failed_trial=False, verbose=0)
+    assert [t.error is not None for t in first.trials] == [False, True]
+    again = tune.run(fixed_trainable, config=space, name="auto", storage_path=storage, resume="AUTO+ERRORED",
+                     verbose=0)
+    assert again.experiment_path == first.experiment_path and not any(t.error for t in again.trials)
+    rerun = next(t for t in again.trials if not t.config["fixed"])
+    assert rerun.last_result["start"] == 2 and rerun.last_result["step"] == 4  # from its checkpoint
+    with pytest.raises(ValueError, match="no experiment to resume"):
+        tune.run(curve, config={"losses": [1.0]}, name="missing", storage_path=storage, resume="LOCAL")
+    with pytest.raises(UnsupportedRayFeature, match="resume='PROMPT'"):
+        tune.run(curve, config={"losses": [1.0]}, name="auto", storage_path=storage, resume="PROMPT")
+
+
 def test_legacy_tune_run_returns_an_experiment_analysis(storage):
     analysis = tune.run(curve, config={"losses": tune.grid_search([[1.0], [0.5]])}, metric="loss", mode="min",
                         storage_path=storage, verbose=0)
