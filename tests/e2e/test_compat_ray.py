@@ -330,6 +330,11 @@ def test_report_takes_ray_1s_keyword_form_and_refuses_keywords_next_to_a_dict(st
         tune.report({"accuracy": 0.5}, loss=0.1)
 
 
+def test_a_function_trainable_returning_something_else_than_metrics_fails_naming_what_it_may_return(storage):
+    results = tune.Tuner(lambda config: "done", run_config=run_config(storage)).fit()
+    assert results.num_errors == 1 and "may return None, a dict of metrics or a number" in str(results.errors[0])
+
+
 def test_train_aliases_are_the_tune_objects():
     assert train.report is tune.report and train.get_checkpoint is tune.get_checkpoint
     assert train.Checkpoint is tune.Checkpoint and train.RunConfig is tune.RunConfig

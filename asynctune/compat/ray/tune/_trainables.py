@@ -15,6 +15,7 @@ from asynctune.store.names import CHECKPOINT_PREFIX
 from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_data
 
 from ._session import Checkpoint
+from .result import DEFAULT_METRIC
 
 RESOURCES_ATTR = "_asynctune_ray_resources"
 
@@ -169,6 +170,29 @@ def with_parameters(trainable: Any, **parameters: Any) -> Any:
         return trainable(config, **parameters)
 
     return with_params
+
+
+def report_returned(trainable: Any) -> Any:
+    """A function trainable that also reports what it returns, as Ray does: a dict as a result,
+    a number as {"_metric": number} (Ray's quick-start objective `return {"score": score}`)."""
+    if trainable is None or inspect.isclass(trainable):
+        return trainable
+
+    @functools.wraps(trainable)  # keeps its name, the resources it carries, and __wrapped__ for the Ray-name check
+    def reporting_returned(config: dict[str, Any]) -> None:
+        output = trainable(config)
+        if output is None:
+            return
+        if isinstance(output, Mapping):
+            _at.report(dict(output))
+        elif isinstance(output, (int, float)) and not isinstance(output, bool):
+            _at.report({DEFAULT_METRIC: output})
+        else:
+            raise TypeError(f"{getattr(trainable, '__name__', 'the trainable')} returned {type(output).__name__}; a "
+                            "function trainable may return None, a dict of metrics or a number (reported as "
+                            f"{DEFAULT_METRIC!r})")
+
+    return reporting_returned
 
 
 def resources_of(trainable: Any) -> Any:
