@@ -156,7 +156,7 @@ def needs_data(config: dict, data=None, scale=1) -> None:
     context = tune.get_context()
     started = time.time()
     time.sleep(0.5)
-    tune.report({"value": sum(data) * scale, "cpus": context.get_trial_resources()["cpu"], "started": started,
+    tune.report({"value": sum(data) * scale, "cpus": context.get_trial_resources().required_resources["CPU"], "started": started,
                  "ended": time.time(), "experiment": context.get_experiment_name()})
 
 

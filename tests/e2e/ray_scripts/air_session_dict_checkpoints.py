@@ -18,7 +18,7 @@ def fn(config):
             open(marker, "w").close()
             raise RuntimeError("first attempt fails")
         session.report({"v": config["x"] * i, "tid": session.get_trial_id(), "start": start,
-                        "cpus": session.get_trial_resources()["cpu"]},
+                        "cpus": session.get_trial_resources().head_cpus},
                        checkpoint=Checkpoint.from_dict({"i": i, "x": config["x"]}))
 
 

@@ -17,7 +17,8 @@ from ._space import (
     choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn, quniform, randint,
     randn, sample_from, uniform,
 )
-from ._trainables import PlacementGroupFactory, Trainable, with_parameters, with_resources
+from ._placement import PlacementGroupFactory
+from ._trainables import Trainable, with_parameters, with_resources
 
 _LAZY = {
     "CheckpointConfig": "._configs", "FailureConfig": "._configs", "RunConfig": "._configs",

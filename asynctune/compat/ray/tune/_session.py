@@ -13,6 +13,7 @@ from typing import Any
 import asynctune as _at
 from ....store.names import CHECKPOINT_PREFIX
 from ....worker.session import get_checkpoint_dir, load_checkpoint, write_checkpoint_data
+from ._placement import PlacementGroupFactory
 
 
 class Checkpoint:
@@ -125,8 +126,11 @@ class TuneContext:
     def get_experiment_name(self) -> str:
         return os.path.basename(os.path.dirname(_at.get_trial_dir()))
 
-    def get_trial_resources(self) -> dict[str, Any]:
-        return _at.get_trial_resources()
+    def get_trial_resources(self) -> Any:
+        """What the trial was given, as Ray says it: a PlacementGroupFactory of one bundle
+        ({"CPU": n, "GPU": m}); `asynctune.get_trial_resources()` has the GPU ids and host."""
+        placement = _at.get_trial_resources()
+        return PlacementGroupFactory([{"CPU": placement.get("cpu", 1), "GPU": placement.get("gpu", 0)}])
 
     def get_world_size(self) -> int:
         return 1

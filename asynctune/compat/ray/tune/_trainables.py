@@ -7,13 +7,14 @@ import functools
 import inspect
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import asynctune as _at
 from asynctune.store.names import CHECKPOINT_PREFIX
 from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_data
 
+from ._placement import PlacementGroupFactory
 from ._session import Checkpoint
 from .result import DEFAULT_METRIC
 
@@ -98,23 +99,6 @@ class Trainable(_at.Trainable):
     trial_dir = logdir
 
 
-class PlacementGroupFactory:
-    """Ray's resource bundles; asynctune places a trial on one machine, so the bundles are added up."""
-
-    def __init__(self, bundles: Sequence[Mapping[str, float]], strategy: str = "PACK", **_: Any) -> None:
-        if not bundles or not all(isinstance(b, Mapping) for b in bundles):
-            raise ValueError(f"PlacementGroupFactory: bundles must be a non-empty list of dicts, got {bundles!r}")
-        self.bundles = [dict(b) for b in bundles]
-        self.strategy = strategy
-
-    def required_resources(self) -> dict[str, float]:
-        total: dict[str, float] = {}
-        for bundle in self.bundles:
-            for key, value in bundle.items():
-                total[key] = total.get(key, 0) + value
-        return total
-
-
 def to_asynctune_resources(spec: Any) -> Any:
     """Ray's {"cpu": 2, "gpu": 0.5} / {"CPU": 2, "GPU": 1} / PlacementGroupFactory / callable
     as asynctune's resources_per_trial."""
@@ -123,7 +107,7 @@ def to_asynctune_resources(spec: Any) -> Any:
     if callable(spec) and not isinstance(spec, PlacementGroupFactory):
         return lambda config: to_asynctune_resources(spec(config))
     if isinstance(spec, PlacementGroupFactory):
-        spec = spec.required_resources()
+        spec = spec.required_resources
     if not isinstance(spec, Mapping):
         raise ValueError(f"tune.with_resources: resources must be a dict, a PlacementGroupFactory or a function of "
                          f"the config, got {spec!r}")

@@ -57,3 +57,5 @@ __getattr__ = module_getattr(__name__, {
     "AxSearch": _OTHER, "BayesOptSearch": _OTHER, "HEBOSearch": _OTHER, "NevergradSearch": _OTHER,
     "ZOOptSearch": _OTHER, "DragonflySearch": _OTHER, "SigOptSearch": _OTHER,
 })
+
+__all__ = ["BasicVariantGenerator", "ConcurrencyLimiter", "Repeater", "Searcher"]
