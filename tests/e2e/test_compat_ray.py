@@ -379,13 +379,13 @@ def test_bad_configs_are_named_before_anything_runs():
     (lambda: __import__("asynctune.compat.ray.tune.search.bayesopt", fromlist=["x"]).BayesOptSearch, "OptunaSearch"),
     (lambda: tune.schedulers.ResourceChangingScheduler, "fixed per trial"),
     (lambda: train.ScalingConfig, "one process per trial"),
-    (lambda: tune.logger.CSVLoggerCallback, "progress.csv"),
+    (lambda: tune.logger.CSVLogger, "progress.csv"),
     (lambda: importlib.import_module("asynctune.compat.ray.rllib.algorithms.ppo"), "RLlib is not mirrored"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneCallback,
      "call tune.report"),
 ], ids=["ray.remote", "register_trainable", "PB2", "from-pb2-import", "BayesOptSearch", "ResourceChangingScheduler",
-        "ScalingConfig", "CSVLoggerCallback", "rllib-module", "examples-module", "keras-callback"])
+        "ScalingConfig", "CSVLogger", "rllib-module", "examples-module", "keras-callback"])
 def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
     with pytest.raises(UnsupportedRayFeature, match=hint) as raised:
         importer()

@@ -4,6 +4,7 @@ import os
 import asynctune.compat.ray as ray
 from asynctune.compat.ray import tune
 from asynctune.compat.ray.tune import Callback
+from asynctune.compat.ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from asynctune.compat.ray.tune.stopper import (
     CombinedStopper, MaximumIterationStopper, TrialPlateauStopper,
 )
@@ -46,13 +47,15 @@ if __name__ == "__main__":
     tuner = tune.Tuner(
         train_fn,
         param_space={"a": tune.grid_search([1, 2, 3])},
-        run_config=tune.RunConfig(stop=stopper, callbacks=[cb], storage_path=os.environ["RESULTS"], verbose=0),
+        run_config=tune.RunConfig(stop=stopper, callbacks=[cb, CSVLoggerCallback(), JsonLoggerCallback()],
+                                  storage_path=os.environ["RESULTS"], verbose=0),
     )
     results = tuner.fit()
     # callbacks run in the driver: the instance we passed saw everything
     assert cb.ended
     assert sorted(cb.started) == sorted(cb.completed) and len(cb.completed) == 3
     for r in results:
+        assert os.path.exists(os.path.join(r.path, "progress.csv"))
         n = r.metrics["training_iteration"]
         print(r.config, n)
         assert 4 <= n < 30, n
