@@ -173,6 +173,27 @@ def test_with_resources_and_with_parameters_on_a_function(storage):
         tune.with_resources(needs_data, {"cpu": 1, "accelerator_type:A100": 1})
 
 
+class TwoCpus(tune.Trainable):
+    @classmethod
+    def default_resource_request(cls, config):
+        return tune.PlacementGroupFactory([{"CPU": 2}])
+
+    def setup(self, config):
+        self.started = time.time()
+
+    def step(self):
+        time.sleep(0.3)
+        return {"cpus": tune.get_context().get_trial_resources().required_resources["CPU"],
+                "started": self.started, "ended": time.time(), "done": True}
+
+
+def test_a_class_default_resource_request_places_its_trials(storage):
+    results = tune.Tuner(TwoCpus, tune_config=tune.TuneConfig(num_samples=2), run_config=run_config(storage)).fit()
+    assert [r.metrics["cpus"] for r in results] == [2, 2]
+    first, second = sorted((r.metrics["started"], r.metrics["ended"]) for r in results)
+    assert second[0] >= first[1]  # two CPUs each, and ray.init(num_cpus=2): one after the other
+
+
 class Recorder(tune.Callback):
     def __init__(self):
         self.calls = []

@@ -80,6 +80,12 @@ class Trainable(_at.Trainable):
     def get_config(self) -> dict[str, Any]:
         return self.config
 
+    @classmethod
+    def default_resource_request(cls, config: dict[str, Any]) -> Any:
+        """Override to give each trial its resources from its config (a dict or a
+        PlacementGroupFactory), as in Ray; `tune.with_resources` takes precedence."""
+        return None
+
     @property
     def training_iteration(self) -> int:
         return self.iteration
@@ -180,7 +186,13 @@ def report_returned(trainable: Any) -> Any:
 
 
 def resources_of(trainable: Any) -> Any:
-    return getattr(trainable, RESOURCES_ATTR, None)
+    """What with_resources gave the trainable, else a class's own `default_resource_request`."""
+    given = getattr(trainable, RESOURCES_ATTR, None)
+    if given is not None or not (inspect.isclass(trainable) and issubclass(trainable, Trainable)):
+        return given
+    if trainable.default_resource_request.__func__ is Trainable.default_resource_request.__func__:
+        return None
+    return lambda config: trainable.default_resource_request(config) or {"cpu": 1}
 
 
 def _carrying(trainable: Any, attributes: dict[str, Any]) -> Any:
