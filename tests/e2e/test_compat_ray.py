@@ -206,6 +206,7 @@ class Recorder(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         assert isinstance(iteration, int) and trial in trials
+        assert result["config"] == trial.config and result["done"] is False  # the keys Ray's results carry
         self.calls.append(("result", trial.trial_id, result["loss"]))
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):

@@ -79,7 +79,8 @@ class RayCallbackAdapter(_at.Callback):
         self.callback.on_trial_start(self.iteration, list(self.trials), trial)
 
     def on_trial_result(self, trial: Any, result: dict[str, Any]) -> None:
-        self.callback.on_trial_result(self.iteration, list(self.trials), trial, result)
+        ray_result = {"done": False, **result, "config": trial.config}  # the keys Ray's results carry
+        self.callback.on_trial_result(self.iteration, list(self.trials), trial, ray_result)
         self._shown[trial.trial_id] = result.get("training_iteration", 0)
         checkpoint = self._held.pop(trial.trial_id, None)
         if checkpoint is not None:
