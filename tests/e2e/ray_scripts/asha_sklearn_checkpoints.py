@@ -13,6 +13,7 @@ import asynctune.compat.ray as ray
 from asynctune.compat.ray import train, tune
 from asynctune.compat.ray.train import Checkpoint
 from asynctune.compat.ray.tune.schedulers import ASHAScheduler
+from asynctune.compat.ray.tune.search import BasicVariantGenerator
 
 
 def train_digits(config):
@@ -44,7 +45,8 @@ if __name__ == "__main__":
     tuner = tune.Tuner(
         train_digits,
         param_space={"alpha": tune.loguniform(1e-5, 1e-1), "eta0": tune.uniform(0.001, 0.1)},
-        tune_config=tune.TuneConfig(metric="mean_accuracy", mode="max", num_samples=6, scheduler=scheduler),
+        tune_config=tune.TuneConfig(metric="mean_accuracy", mode="max", num_samples=6, scheduler=scheduler,
+                                    search_alg=BasicVariantGenerator(random_state=1)),
         run_config=train.RunConfig(name="digits_asha", storage_path=os.environ["RESULTS"],
                                    checkpoint_config=train.CheckpointConfig(num_to_keep=2)),
     )

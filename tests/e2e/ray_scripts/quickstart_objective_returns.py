@@ -20,7 +20,8 @@ if __name__ == "__main__":
     results = tuner.fit()
     best = results.get_best_result(metric="score", mode="min")
     print(best.config)
-    assert best.config["a"] == 0.1 and best.metrics["score"] == best.config["b"]
+    assert best.metrics["score"] == min(r.metrics["score"] for r in results)
+    assert best.metrics["score"] == (best.config["a"] - 0.1) ** 2 + best.config["b"]
     assert len(results) == 4 and all(r.metrics["training_iteration"] == 1 for r in results)
     results = tune.Tuner(bare_number, param_space={"a": tune.grid_search([1, 2])},
                          run_config=train.RunConfig(storage_path=os.environ["RESULTS"], verbose=0)).fit()
