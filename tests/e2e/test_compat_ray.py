@@ -156,8 +156,8 @@ def needs_data(config: dict, data=None, scale=1) -> None:
     context = tune.get_context()
     started = time.time()
     time.sleep(0.5)
-    tune.report({"value": sum(data) * scale, "cpus": context.get_trial_resources().required_resources["CPU"], "started": started,
-                 "ended": time.time(), "experiment": context.get_experiment_name()})
+    tune.report({"value": sum(data) * scale, "cpus": context.get_trial_resources().required_resources["CPU"],
+                 "started": started, "ended": time.time(), "experiment": context.get_experiment_name()})
 
 
 def test_with_resources_and_with_parameters_on_a_function(storage):

@@ -1,4 +1,5 @@
-"""Ray 2.0-2.6 style: air.session with dict checkpoints, BasicVariantGenerator, with_resources, PlacementGroupFactory."""
+"""Ray 2.0-2.6 style: air.session with dict checkpoints, BasicVariantGenerator, with_resources and a
+PlacementGroupFactory."""
 import os
 
 import asynctune.compat.ray as ray

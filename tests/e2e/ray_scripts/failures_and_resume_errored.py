@@ -1,4 +1,5 @@
-"""FailureConfig retries, errored trials in the ResultGrid, and Tuner.restore(resume_errored=True) with a fixed trainable."""
+"""FailureConfig retries, errored trials in the ResultGrid, and Tuner.restore(resume_errored=True) with
+a fixed trainable."""
 import json
 import os
 import tempfile

@@ -58,7 +58,8 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
                       run_config=RunConfig(name=name, storage_path=storage_path or local_dir, stop=stop,
                                            callbacks=callbacks, verbose=verbose, checkpoint_config=checkpoint_config,
                                            progress_reporter=progress_reporter,
-                                           failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast)))
+                                           failure_config=FailureConfig(max_failures=max_failures,
+                                                                        fail_fast=fail_fast)))
     grid = tuner.fit()
     analysis = ExperimentAnalysis(grid.experiment_path, trials=grid._analysis.trials)
     if raise_on_failed_trial and grid.errors:
