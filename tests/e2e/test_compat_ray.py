@@ -357,6 +357,34 @@ def test_a_function_trainable_returning_something_else_than_metrics_fails_naming
     assert results.num_errors == 1 and "may return None, a dict of metrics or a number" in str(results.errors[0])
 
 
+class FinalOnly(tune.CLIReporter):
+    """Ray's documented way to report only at the end: override should_report."""
+
+    def __init__(self):
+        super().__init__(metric_columns=["loss"])
+        self.reports = []
+
+    def should_report(self, trials, done=False):
+        return done
+
+    def report(self, trials, done, *sys_info):
+        self.reports.append((done, len(trials)))
+
+
+def test_progress_reporters_can_be_subclassed_and_print_only_the_final_table(storage, capsys):
+    reporter = FinalOnly()
+    tune.Tuner(curve, param_space={"losses": tune.grid_search([[1.0], [2.0]])},
+               run_config=tune.RunConfig(storage_path=storage, progress_reporter=reporter)).fit()
+    assert reporter.reports == [(True, 2)]
+    capsys.readouterr()
+    tune.Tuner(curve, param_space={"losses": [1.0, 2.0, 3.0]},
+               run_config=tune.RunConfig(storage_path=storage, progress_reporter=tune.CLIReporter(
+                   max_report_frequency=0, print_intermediate_tables=False))).fit()
+    assert capsys.readouterr().out.count("== Status ==") == 1
+    with pytest.raises(ValueError, match="progress_reporter must be a tune.CLIReporter"):
+        tune.RunConfig(progress_reporter=print)
+
+
 def test_train_aliases_are_the_tune_objects():
     assert train.report is tune.report and train.get_checkpoint is tune.get_checkpoint
     assert train.Checkpoint is tune.Checkpoint and train.RunConfig is tune.RunConfig

@@ -40,8 +40,8 @@ class CLIReporter(ProgressReporter):
 
     When a reporter is given, asynctune's own live table is off; the reporter's table lists each
     trial's status, the parameter columns (default: every sampled one) and the metric columns
-    (default: the metric and `training_iteration`), then the errors. Columns may be lists or
-    dicts {key: header}.
+    (default: the metric, `training_iteration` and `time_total_s`), then the errors. Columns may
+    be lists or dicts {key: header}. `print_intermediate_tables=False` prints the final table only.
     """
 
     def __init__(self, metric_columns: Sequence[str] | Mapping[str, str] | None = None,
@@ -88,6 +88,8 @@ class CLIReporter(ProgressReporter):
         self._parameter_columns[parameter] = representation or parameter
 
     def should_report(self, trials: list[Any], done: bool = False) -> bool:
+        if self.print_intermediate_tables is False and not done:
+            return False
         if done or time.time() - self._last_report >= self.max_report_frequency:
             self._last_report = time.time()
             return True
