@@ -357,6 +357,12 @@ def test_a_function_trainable_returning_something_else_than_metrics_fails_naming
     assert results.num_errors == 1 and "may return None, a dict of metrics or a number" in str(results.errors[0])
 
 
+def slow_curve(config: dict) -> None:
+    for loss in config["losses"]:
+        time.sleep(0.3)
+        tune.report({"loss": loss})
+
+
 class FinalOnly(tune.CLIReporter):
     """Ray's documented way to report only at the end: override should_report."""
 
@@ -377,7 +383,7 @@ def test_progress_reporters_can_be_subclassed_and_print_only_the_final_table(sto
                run_config=tune.RunConfig(storage_path=storage, progress_reporter=reporter)).fit()
     assert reporter.reports == [(True, 2)]
     capsys.readouterr()
-    tune.Tuner(curve, param_space={"losses": [1.0, 2.0, 3.0]},
+    tune.Tuner(slow_curve, param_space={"losses": [1.0, 2.0, 3.0]},
                run_config=tune.RunConfig(storage_path=storage, progress_reporter=tune.CLIReporter(
                    max_report_frequency=0, print_intermediate_tables=False))).fit()
     assert capsys.readouterr().out.count("== Status ==") == 1
