@@ -2,7 +2,7 @@
 `asynctune.compat.ray` in their imports, run as programs of their own: each is a `__main__` module
 whose trainables cloudpickle sends to real worker processes, and each asserts what Ray would give
 it (its last line is "OK"). The scripts are in tests/e2e/ray_scripts/; each reads the results
-directory from $RESULTS."""
+directory from $RESULTS, or uses Ray's default ~/ray_results under a $HOME of its own."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ SCRIPTS = sorted(name for name in os.listdir(SCRIPTS_DIR) if name.endswith(".py"
 
 
 def run_script(name: str, results: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a script with its results, and its home directory (~/ray_results), under `results`."""
     return subprocess.run([sys.executable, os.path.join(SCRIPTS_DIR, name)], capture_output=True, text=True,
-                          timeout=180, cwd=results, env={**os.environ, "RESULTS": results, **env})
+                          timeout=180, cwd=results, env={**os.environ, "RESULTS": results, "HOME": results, **env})
 
 
 @pytest.mark.parametrize("name", SCRIPTS, ids=[name.removesuffix(".py") for name in SCRIPTS])

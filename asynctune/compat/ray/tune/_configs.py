@@ -13,6 +13,8 @@ from .progress_reporter import check_reporter
 
 logger = logging.getLogger(__name__)
 
+RAY_STORAGE_PATH = "~/ray_results"  # Ray's default, where its scripts look for their experiments
+
 
 @dataclass
 class TuneConfig:
@@ -97,7 +99,8 @@ class CheckpointConfig:
 class RunConfig:
     """Where and how long to run: Ray's `tune.RunConfig` (also `train.RunConfig`).
 
-    `storage_path` defaults to asynctune's ~/asynctune_results. `stop` is a dict (a trial
+    `storage_path` defaults to Ray's ~/ray_results (so `Tuner.restore("~/ray_results/<name>")`
+    finds the experiment). `stop` is a dict (a trial
     stops once any key reaches its value: result[key] >= value, True for flags such as
     {"done": True}), a function (trial_id, result) -> bool, or a `tune.Stopper`. `callbacks`
     are Ray-style `tune.Callback`s (or asynctune Callbacks). A `progress_reporter`
@@ -124,8 +127,8 @@ class RunConfig:
             unsupported("RunConfig(storage_filesystem=...)",
                         "give a local storage_path; to gather results from other machines use asynctune's "
                         "SSHExecutor or DaskExecutor, which copy checkpoints back to the driver")
-        if self.storage_path is None and self.local_dir is not None:
-            self.storage_path = self.local_dir
+        if self.storage_path is None:
+            self.storage_path = self.local_dir or RAY_STORAGE_PATH
         if self.storage_path is not None and "://" in str(self.storage_path):
             unsupported(f"RunConfig(storage_path={self.storage_path!r})", "give a local directory")
         if self.verbose is not None and self.verbose not in (0, 1, 2, 3):

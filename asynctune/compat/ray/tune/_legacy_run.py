@@ -8,10 +8,9 @@ import os
 from typing import Any
 
 import asynctune as _at
-from asynctune.api import DEFAULT_STORAGE_PATH
 
 from .._unsupported import unsupported
-from ._configs import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from ._configs import RAY_STORAGE_PATH, CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from ._trainables import with_resources
 from ._tuner import Tuner
 from .analysis import ExperimentAnalysis
@@ -87,7 +86,7 @@ def _experiment_to_resume(resume: Any, storage_path: str | None, name: str | Non
     if resume in (None, False):
         return None
     mode, _ = _split_resume(resume)
-    path = os.path.join(os.path.expanduser(storage_path or DEFAULT_STORAGE_PATH), name) if name else None
+    path = os.path.join(os.path.expanduser(storage_path or RAY_STORAGE_PATH), name) if name else None
     if path is not None and Tuner.can_restore(path):
         return path
     if _RESUME_MODES[mode]:
