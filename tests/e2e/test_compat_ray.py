@@ -236,6 +236,30 @@ def with_checkpoint(config: dict) -> None:
             tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
+class FilePerTrial(tune.LoggerCallback):
+    """Ray's logging guide's shape: a file per trial in its directory, keyed by the trial object."""
+
+    def __init__(self):
+        self.files = {}
+
+    def log_trial_start(self, trial):
+        self.files[trial] = open(os.path.join(trial.local_path, "losses.txt"), "a")
+
+    def log_trial_result(self, iteration, trial, result):
+        self.files[trial].write(f"{result['loss']}\n")
+
+    def log_trial_end(self, trial, failed=False):
+        self.files.pop(trial).close()
+
+
+def test_a_logger_callback_writes_into_each_trials_directory(storage):
+    results = tune.Tuner(curve, param_space={"losses": tune.grid_search([[3.0, 1.0], [2.0]])},
+                         run_config=run_config(storage, callbacks=[FilePerTrial()])).fit()
+    for result in results:
+        with open(os.path.join(result.path, "losses.txt")) as f:
+            assert [float(line) for line in f] == result.config["losses"]
+
+
 def test_callbacks_with_rays_hook_signatures(storage):
     recorder, lines = Recorder(), Lines()
     tune.Tuner(with_checkpoint, run_config=run_config(storage, callbacks=[recorder, lines])).fit()
