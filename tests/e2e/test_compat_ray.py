@@ -364,6 +364,30 @@ def test_legacy_tune_run_returns_an_experiment_analysis(storage):
     assert analysis.best_config == {"losses": [0.5]}
 
 
+def checkpointed_losses(config: dict) -> None:
+    for loss in config["losses"]:
+        with tempfile.TemporaryDirectory() as directory:
+            tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def test_legacy_analysis_has_rays_signatures_and_scope(storage):
+    analysis = tune.run(checkpointed_losses, config={"losses": tune.grid_search([[3.0, 1.0, 2.0, 5.0], [2.5]])},
+                        metric="loss", mode="min", storage_path=storage, verbose=0)
+    assert isinstance(analysis, tune.ExperimentAnalysis)
+    best = analysis.best_trial  # Ray's scope "last": 2.5 beats the trial that ended at 5.0
+    assert best.config == {"losses": [2.5]} and analysis.get_best_trial(scope="all").config["losses"][0] == 3.0
+    other = analysis.get_best_trial(scope="all")
+    name = lambda checkpoint: os.path.basename(checkpoint.path)  # noqa: E731
+    assert name(analysis.get_best_checkpoint(other, metric="loss", mode="min")) == "checkpoint_000002"
+    assert name(analysis.get_last_checkpoint(other)) == "checkpoint_000004"
+    assert name(analysis.best_checkpoint) == "checkpoint_000001"
+    assert sorted(len(frame) for frame in analysis.trial_dataframes.values()) == [1, 4]
+    assert sorted(analysis.dataframe(metric="loss", mode="min")["loss"]) == [1.0, 2.5]
+    assert analysis.get_best_config(metric="loss", mode="max") == {"losses": [3.0, 1.0, 2.0, 5.0]}
+    with pytest.raises(ValueError, match="the first argument is the trial"):
+        analysis.get_best_checkpoint("loss")
+
+
 def keywords_reported(config: dict) -> None:
     for step in range(3):
         tune.report(mean_loss=config["x"] - step, step=step)  # Ray 1.x's form

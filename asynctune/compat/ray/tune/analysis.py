@@ -66,10 +66,12 @@ class ExperimentAnalysis(_at.ExperimentAnalysis):
         metric, mode = self._metric_mode(metric, mode)
         return Result(self, trial).get_best_checkpoint(metric, mode)
 
-    def get_last_checkpoint(self, trial: Trial | None = None) -> Checkpoint | None:
-        """The latest checkpoint of `trial` (default: the best trial)."""
+    def get_last_checkpoint(self, trial: Trial | None = None, metric: str = "training_iteration",
+                            mode: str = "max") -> Checkpoint | None:
+        """The checkpoint of `trial` (default: the best trial) saved with the highest (`mode`)
+        value of `metric`: by default its latest."""
         trial = trial if trial is not None else self.best_trial
-        return Result(self, trial).checkpoint if trial is not None else None
+        return Result(self, trial).get_best_checkpoint(metric, mode) if trial is not None else None
 
     def get_all_configs(self, prefix: bool = False) -> dict[str, dict[str, Any]]:
         """Each trial's config, keyed by the trial's directory (as Ray's)."""
