@@ -439,6 +439,30 @@ def test_progress_reporters_can_be_subclassed_and_print_only_the_final_table(sto
         tune.RunConfig(progress_reporter=print)
 
 
+def test_plateau_stoppers_follow_rays_rules_and_check_their_arguments():
+    from asynctune.compat.ray.tune.stopper import ExperimentPlateauStopper, TrialPlateauStopper
+    stopper = TrialPlateauStopper("loss", std=0.01, num_results=3, grace_period=4)
+    assert [stopper("t", {"loss": v}) for v in (5.0, 1.0, 1.0, 1.0, 1.0)] == [False, False, False, True, True]
+    assert stopper("u", {"loss": 1.0}) is False  # each trial counts its own results
+    threshold = TrialPlateauStopper("loss", num_results=2, grace_period=2, metric_threshold=0.5, mode="min")
+    assert [threshold("t", {"loss": v}) for v in (1.0, 1.0, 0.4, 0.4)] == [False, False, False, True]
+    experiment = ExperimentPlateauStopper("acc", std=0.0, top=2, mode="max", patience=1)
+    for value in (0.9, 0.9):
+        experiment("t", {"acc": value})
+    assert not experiment.stop_all()  # plateaued, but patience wants one more result
+    experiment("t", {"acc": 0.1})
+    assert experiment.stop_all()
+    for bad, match in [(lambda: TrialPlateauStopper("loss", std=-1), "std must be"),
+                       (lambda: TrialPlateauStopper("loss", num_results=0), "num_results must be"),
+                       (lambda: TrialPlateauStopper("loss", metric_threshold=1.0), "needs mode"),
+                       (lambda: ExperimentPlateauStopper("acc", top=1), "top must be"),
+                       (lambda: ExperimentPlateauStopper("acc", mode="up"), "mode must be"),
+                       (lambda: tune.CLIReporter(max_progress_rows=0), "max_progress_rows must be"),
+                       (lambda: tune.CLIReporter(metric_columns="loss"), "metric_columns must be")]:
+        with pytest.raises(ValueError, match=match):
+            bad()
+
+
 def test_train_aliases_are_the_tune_objects():
     assert train.report is tune.report and train.get_checkpoint is tune.get_checkpoint
     assert train.Checkpoint is tune.Checkpoint and train.RunConfig is tune.RunConfig
