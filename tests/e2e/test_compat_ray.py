@@ -463,6 +463,20 @@ def test_plateau_stoppers_follow_rays_rules_and_check_their_arguments():
             bad()
 
 
+@pytest.mark.parametrize("module, name, same_as", [
+    ("air.config", "RunConfig", lambda: tune.RunConfig), ("air.checkpoint", "Checkpoint", lambda: tune.Checkpoint),
+    ("air.session", "report", lambda: tune.report), ("tune.tuner", "Tuner", lambda: tune.Tuner),
+    ("tune.tune_config", "TuneConfig", lambda: tune.TuneConfig),
+    ("tune.result_grid", "ResultGrid", lambda: tune.ResultGrid),
+    ("tune.search.repeater", "Repeater", lambda: tune.search.Repeater),
+    ("tune.search.concurrency_limiter", "ConcurrencyLimiter", lambda: tune.search.ConcurrencyLimiter),
+    ("tune.progress_reporter", "CLIReporter", lambda: tune.CLIReporter),
+    ("tune.analysis", "ExperimentAnalysis", lambda: tune.ExperimentAnalysis),
+])
+def test_rays_other_import_paths_give_the_same_objects(module, name, same_as):
+    assert getattr(importlib.import_module(f"asynctune.compat.ray.{module}"), name) is same_as()
+
+
 def test_train_aliases_are_the_tune_objects():
     assert train.report is tune.report and train.get_checkpoint is tune.get_checkpoint
     assert train.Checkpoint is tune.Checkpoint and train.RunConfig is tune.RunConfig
