@@ -213,6 +213,7 @@ class Recorder(tune.Callback):
         self.calls.append(("checkpoint", os.path.basename(checkpoint.path)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        assert trial.status == "TERMINATED" and trial.status == trial.TERMINATED  # Ray's word for it
         self.calls.append(("complete", trial.trial_id))
 
     def on_experiment_end(self, trials, **info):

@@ -30,6 +30,7 @@ class MyCallback(Callback):
     def on_experiment_end(self, trials, **info):
         self.ended = True
         print("experiment end", len(trials), [t.status for t in trials])
+        self.statuses = [t.status for t in trials]
 
 
 def train_fn(config):
@@ -52,7 +53,7 @@ if __name__ == "__main__":
     )
     results = tuner.fit()
     # callbacks run in the driver: the instance we passed saw everything
-    assert cb.ended
+    assert cb.ended and cb.statuses == ["TERMINATED"] * 3, cb.statuses
     assert sorted(cb.started) == sorted(cb.completed) and len(cb.completed) == 3
     for r in results:
         assert os.path.exists(os.path.join(r.path, "progress.csv"))

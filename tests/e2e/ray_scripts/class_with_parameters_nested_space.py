@@ -34,6 +34,7 @@ class Errors(tune.Callback):
         self.failed = []
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        assert trial.status == "ERROR", trial.status
         self.failed.append(trial.config["optim"]["kind"])
 
 
