@@ -478,6 +478,13 @@ def test_rays_other_import_paths_give_the_same_objects(module, name, same_as):
     assert getattr(importlib.import_module(f"asynctune.compat.ray.{module}"), name) is same_as()
 
 
+def test_sync_config_takes_any_of_rays_arguments_and_refuses_remote_uploads():
+    assert tune.SyncConfig(syncer=None, sync_on_checkpoint=False).extra == {"syncer": None,
+                                                                            "sync_on_checkpoint": False}
+    with pytest.raises(UnsupportedRayFeature, match="upload_dir='s3://bucket/x'"):
+        train.SyncConfig(upload_dir="s3://bucket/x")
+
+
 def test_train_aliases_are_the_tune_objects():
     assert train.report is tune.report and train.get_checkpoint is tune.get_checkpoint
     assert train.Checkpoint is tune.Checkpoint and train.RunConfig is tune.RunConfig

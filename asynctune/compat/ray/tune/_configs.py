@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .._unsupported import unsupported
@@ -142,12 +142,21 @@ class RunConfig:
             logger.debug("RunConfig: ignoring %s", ignored)
 
 
-@dataclass
 class SyncConfig:
-    """Accepted for Ray scripts; asynctune keeps every file on the driver's disk already."""
+    """Accepted for Ray scripts, with any of Ray's arguments over its versions (`syncer=None`,
+    `sync_on_checkpoint`, `upload_dir`, `sync_period`, ...); asynctune keeps every file on the
+    driver's disk already. An `upload_dir` to a remote URI is refused (only local storage).
 
-    upload_dir: str | None = None
-    sync_period: float = 300
-    sync_timeout: float = 1800
-    sync_artifacts: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    Example:
+        >>> tune.RunConfig(sync_config=tune.SyncConfig(syncer=None))
+    """
+
+    def __init__(self, upload_dir: str | None = None, sync_period: float = 300, sync_timeout: float = 1800,
+                 sync_artifacts: bool = False, **extra: Any) -> None:
+        if upload_dir is not None and "://" in str(upload_dir):
+            unsupported(f"SyncConfig(upload_dir={upload_dir!r})", "give a local RunConfig(storage_path=...)")
+        self.upload_dir, self.sync_period, self.sync_timeout = upload_dir, sync_period, sync_timeout
+        self.sync_artifacts, self.extra = sync_artifacts, extra
+
+    def __repr__(self) -> str:
+        return f"SyncConfig(upload_dir={self.upload_dir!r}, {self.extra!r})"
