@@ -35,7 +35,7 @@ from .reporting.tensorboard import TensorBoardLogger
 from .reporting.tensorboard_choice import tensorboard_wanted
 from .options import ExperimentSpec, RunOptions
 from .core.resources import Resources, ResourcePool, ResourcesSpec, local_inventory
-from .store.recovery import ResumeState, load_resume_state, restore_searcher, save_run_spec
+from .store.recovery import ResumeState, load_resume_state, reopen_errored, restore_searcher, save_run_spec
 from .core.space import Space
 from .core.stopper import Stopper, make_stopper
 from .store.layout import check_name_free, prepare_experiment_dir, trial_ids
@@ -50,6 +50,7 @@ from .store.recording_policy import policy_of
 logger = logging.getLogger(__name__)
 
 DEFAULT_STORAGE_PATH = "~/asynctune_results"
+_ERRORED = ("keep", "resume", "restart")  # resume(errored=...): what becomes of trials that failed for good
 
 
 @explain_ray_keywords
@@ -210,7 +211,8 @@ def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller
 
 
 def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: Sequence[Callback] | None = None,
-           verbose: int | None = None, time_budget_s: float | None = None, trust: bool = False) -> ExperimentAnalysis:
+           verbose: int | None = None, time_budget_s: float | None = None, trust: bool = False,
+           trainable: Any = None, errored: str = "keep") -> ExperimentAnalysis:
     """Continue an experiment whose driver stopped (killed, Ctrl-C, SIGTERM, a lost machine).
 
     Finished trials stay finished; running and paused trials restart from their newest
@@ -232,24 +234,32 @@ def resume(experiment_dir: str, *, executor: Executor | None = None, callbacks: 
             and you reviewed it: sign its pickles with your key first, as `asynctune trust DIR`
             does. Without it such a directory is refused (UntrustedFileError), since unpickling
             runs code; see docs/security.md.
+        trainable: Run this one instead of the one saved (e.g. with a bug fixed); it is saved
+            for later resumes.
+        errored: What happens to trials that failed for good: "keep" them failed (default),
+            "resume" them from their newest checkpoint, or "restart" them from the start; the
+            last two rerun them in a finished experiment too.
     """
+    if errored not in _ERRORED:
+        raise ValueError(f"resume: errored must be one of {', '.join(map(repr, _ERRORED))}, got {errored=}")
     if trust:
         from .store.signing import trust_directory
 
         logger.warning("resume: trusting %s: its pickles are signed with your key", experiment_dir)
         trust_directory(experiment_dir)
     prepared = _prepare_resume(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
-                               time_budget_s=time_budget_s)
+                               time_budget_s=time_budget_s, trainable=trainable, errored=errored)
     return prepared if isinstance(prepared, ExperimentAnalysis) else _run_on_loop(_drive(prepared))
 
 
 def _prepare_resume(experiment_dir: str, *, executor: Executor | None = None,
                     callbacks: Sequence[Callback] | None = None, verbose: int | None = None,
-                    time_budget_s: float | None = None, trainable: Any = None) -> Controller | ExperimentAnalysis:
+                    time_budget_s: float | None = None, trainable: Any = None,
+                    errored: str = "keep") -> Controller | ExperimentAnalysis:
     lock = lock_existing(experiment_dir)  # before anything is read or repaired: one driver at a time
     try:
         controller = _resume_locked(experiment_dir, executor=executor, callbacks=callbacks, verbose=verbose,
-                                    time_budget_s=time_budget_s, trainable=trainable)
+                                    time_budget_s=time_budget_s, trainable=trainable, errored=errored)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -263,7 +273,7 @@ def _prepare_resume(experiment_dir: str, *, executor: Executor | None = None,
 
 def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks: Sequence[Callback] | None,
                    verbose: int | None, time_budget_s: float | None,
-                   trainable: Any) -> Controller | ExperimentAnalysis:
+                   trainable: Any, errored: str = "keep") -> Controller | ExperimentAnalysis:
     try:
         state = load_resume_state(experiment_dir)
     except OSError as exc:  # rewinding trials' results on a disk still full
@@ -271,7 +281,10 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
             raise
         path = os.fsdecode(exc.filename) if exc.filename else experiment_dir
         raise StorageFull(path, os.path.abspath(os.path.expanduser(experiment_dir))) from exc
-    if state.status == "FINISHED":
+    reopened = reopen_errored(state.trials, restart=errored == "restart") if errored != "keep" else []
+    if reopened:
+        logger.info("%s: %d failed trial(s) run again (%s)", state.experiment_dir, len(reopened), errored)
+    elif state.status == "FINISHED":
         logger.warning("%s already finished; there is nothing to resume", state.experiment_dir)
         if (verbose if verbose is not None else 1):
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")

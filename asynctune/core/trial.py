@@ -115,6 +115,14 @@ class Trial:
     def iteration(self) -> int:
         return int(self.last_result.get("training_iteration", 0)) if self.last_result else 0
 
+    @property
+    def local_path(self) -> str:
+        """The trial's directory, under Ray Tune's name (`logdir` is its older one), for Ray
+        callbacks that write files there."""
+        return self.path
+
+    logdir = local_path
+
     def metric_value(self, metric: str) -> float | None:
         """The latest value of `metric`, or None if the trial has not reported it."""
         if not self.last_result or metric not in self.last_result:

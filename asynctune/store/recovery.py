@@ -199,18 +199,34 @@ def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
     if newest is not None:
         trial.checkpoint, trial.checkpoint_iteration, trial.checkpoint_time_total = newest
     if trial.status in (Status.RUNNING, Status.PENDING, Status.PAUSED):
-        # It will run again from its newest checkpoint: what it reported after that comes again,
-        # and moves to result.rewound.jsonl when it does (controller/runtime.py); until then it counts.
         trial.status = Status.PAUSED if trial.status is Status.PAUSED else Status.PENDING
-        trial.restore_checkpoint = trial.checkpoint
-        trial.restore_iteration = trial.checkpoint_iteration if newest else 0
-        trial.restore_time_total = trial.checkpoint_time_total if newest else 0.0
+        _restart_from(trial, trial.checkpoint, found=newest is not None)
     trial.num_results = len(recorded)
     trial.last_result = recorded[-1] if recorded else None
     for result in recorded:
         trial.update_best(metric, mode, result)
     if recorded:
         trial.start_time = recorded[0].get("timestamp")
+
+
+def _restart_from(trial: Trial, checkpoint: str | None, *, found: bool) -> None:
+    """It will run again from `checkpoint` (None: from the start): what it reported after that
+    comes again, and moves to result.rewound.jsonl when it does (controller/runtime.py); until
+    then it counts."""
+    trial.restore_checkpoint = checkpoint
+    trial.restore_iteration = trial.checkpoint_iteration if found else 0
+    trial.restore_time_total = trial.checkpoint_time_total if found else 0.0
+
+
+def reopen_errored(trials: list[Trial], *, restart: bool = False) -> list[Trial]:
+    """Make the trials that failed for good (ERROR) run again: from their newest checkpoint, or
+    with `restart` from the start (Ray's resume_errored / restart_errored). Returns them."""
+    errored = [trial for trial in trials if trial.status is Status.ERROR]
+    for trial in errored:
+        trial.status, trial.error, trial.error_traceback, trial.num_failures = Status.PENDING, None, None, 0
+        found = not restart and trial.checkpoint is not None and os.path.isdir(trial.checkpoint)
+        _restart_from(trial, trial.checkpoint if found else None, found=found)
+    return errored
 
 
 def recorded_history(trials: list[Trial]) -> Iterator[tuple[Trial, dict[str, Any]]]:

@@ -283,7 +283,13 @@ def report(metrics: Mapping[str, Any] | None = None, /, *, checkpoint: Any = Non
 
 def get_checkpoint() -> Any:
     """The checkpoint to resume from (a dict or a directory path), or None on a fresh start."""
-    return load_checkpoint(_session("get_checkpoint").restore_checkpoint)
+    return load_checkpoint(get_checkpoint_dir())
+
+
+def get_checkpoint_dir() -> str | None:
+    """The directory of the checkpoint to resume from, also for a dict checkpoint (its pickle is
+    in there), or None on a fresh start."""
+    return _session("get_checkpoint").restore_checkpoint
 
 
 def get_trial_id() -> str:

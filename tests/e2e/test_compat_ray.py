@@ -41,6 +41,7 @@ def test_tuner_fit_and_the_result_grid(storage):
     best = results.get_best_result()  # Ray's default scope "last": 2.0 beats the trial that ended at 5.0
     assert best.config == {"losses": [2.0, 2.0, 2.0]} and best.metrics["loss"] == 2.0
     assert best.metrics["config"] == best.config and best.metrics["training_iteration"] == 3
+    assert best.metrics["done"] is True  # Ray marks the final result
     assert results.get_best_result(scope="all").config == {"losses": [3.0, 1.0, 5.0]}
     assert results.get_best_result(metric="loss", mode="max").metrics["loss"] == 5.0
     assert os.path.isdir(best.path) and best.error is None and best.checkpoint is None
@@ -97,6 +98,7 @@ def test_failed_trials_do_not_raise_and_are_in_errors(storage):
                          run_config=run_config(storage)).fit()
     assert results.num_errors == 2 and len(results.errors) == 2
     assert "broken on purpose" in str(results.errors[0]) and isinstance(results[0].error, at.TrialFailed)
+    assert results[0].metrics["done"] is False
     with pytest.raises(at.TrialFailed, match="broken on purpose"):
         tune.Tuner(broken, run_config=run_config(storage, failure_config=tune.FailureConfig(fail_fast="raise"))).fit()
 
@@ -154,8 +156,8 @@ def needs_data(config: dict, data=None, scale=1) -> None:
     context = tune.get_context()
     started = time.time()
     time.sleep(0.5)
-    tune.report({"value": sum(data) * scale, "cpus": context.get_trial_resources()["cpu"], "started": started,
-                 "ended": time.time(), "experiment": context.get_experiment_name()})
+    tune.report({"value": sum(data) * scale, "cpus": context.get_trial_resources().required_resources["CPU"],
+                 "started": started, "ended": time.time(), "experiment": context.get_experiment_name()})
 
 
 def test_with_resources_and_with_parameters_on_a_function(storage):
@@ -171,6 +173,27 @@ def test_with_resources_and_with_parameters_on_a_function(storage):
         tune.with_resources(needs_data, {"cpu": 1, "accelerator_type:A100": 1})
 
 
+class TwoCpus(tune.Trainable):
+    @classmethod
+    def default_resource_request(cls, config):
+        return tune.PlacementGroupFactory([{"CPU": 2}])
+
+    def setup(self, config):
+        self.started = time.time()
+
+    def step(self):
+        time.sleep(0.3)
+        return {"cpus": tune.get_context().get_trial_resources().required_resources["CPU"],
+                "started": self.started, "ended": time.time(), "done": True}
+
+
+def test_a_class_default_resource_request_places_its_trials(storage):
+    results = tune.Tuner(TwoCpus, tune_config=tune.TuneConfig(num_samples=2), run_config=run_config(storage)).fit()
+    assert [r.metrics["cpus"] for r in results] == [2, 2]
+    first, second = sorted((r.metrics["started"], r.metrics["ended"]) for r in results)
+    assert second[0] >= first[1]  # two CPUs each, and ray.init(num_cpus=2): one after the other
+
+
 class Recorder(tune.Callback):
     def __init__(self):
         self.calls = []
@@ -183,12 +206,14 @@ class Recorder(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         assert isinstance(iteration, int) and trial in trials
+        assert result["config"] == trial.config and result["done"] is False  # the keys Ray's results carry
         self.calls.append(("result", trial.trial_id, result["loss"]))
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self.calls.append(("checkpoint", os.path.basename(checkpoint.path)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        assert trial.status == "TERMINATED" and trial.status == trial.TERMINATED  # Ray's word for it
         self.calls.append(("complete", trial.trial_id))
 
     def on_experiment_end(self, trials, **info):
@@ -210,6 +235,30 @@ def with_checkpoint(config: dict) -> None:
     for loss in (2.0, 1.0):
         with tempfile.TemporaryDirectory() as directory:
             tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+class FilePerTrial(tune.LoggerCallback):
+    """Ray's logging guide's shape: a file per trial in its directory, keyed by the trial object."""
+
+    def __init__(self):
+        self.files = {}
+
+    def log_trial_start(self, trial):
+        self.files[trial] = open(os.path.join(trial.local_path, "losses.txt"), "a")
+
+    def log_trial_result(self, iteration, trial, result):
+        self.files[trial].write(f"{result['loss']}\n")
+
+    def log_trial_end(self, trial, failed=False):
+        self.files.pop(trial).close()
+
+
+def test_a_logger_callback_writes_into_each_trials_directory(storage):
+    results = tune.Tuner(curve, param_space={"losses": tune.grid_search([[3.0, 1.0], [2.0]])},
+                         run_config=run_config(storage, callbacks=[FilePerTrial()])).fit()
+    for result in results:
+        with open(os.path.join(result.path, "losses.txt")) as f:
+            assert [float(line) for line in f] == result.config["losses"]
 
 
 def test_callbacks_with_rays_hook_signatures(storage):
@@ -257,14 +306,183 @@ def test_restore_and_can_restore(storage, tmp_path):
     assert [r.metrics["loss"] for r in again] == [0.5] and again[0].metrics["training_iteration"] == 2
     with pytest.raises(ValueError, match="not an asynctune experiment directory"):
         tune.Tuner.restore(str(tmp_path), trainable=curve)
-    with pytest.raises(UnsupportedRayFeature, match="restart_errored"):
-        tune.Tuner.restore(path, trainable=curve, restart_errored=True)
+    with pytest.raises(ValueError, match="not both"):
+        tune.Tuner.restore(path, trainable=curve, resume_errored=True, restart_errored=True)
+    # nothing failed: resume_errored (which Ray's guide passes on every restore) changes nothing
+    assert tune.Tuner.restore(path, trainable=curve, resume_errored=True).fit()[0].metrics["loss"] == 0.5
+
+
+def fails_at_two_until_fixed(config: dict) -> None:
+    checkpoint = tune.get_checkpoint()
+    start = json.load(open(os.path.join(checkpoint.path, "step.json"))) if checkpoint else 0
+    for step in range(start, 4):
+        if step == 2 and not config.get("fixed") and not os.environ.get("FIXED_TRAINABLE"):
+            raise RuntimeError("fails at step 2")
+        with tempfile.TemporaryDirectory() as directory:
+            json.dump(step + 1, open(os.path.join(directory, "step.json"), "w"))
+            tune.report({"step": step + 1, "start": start}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def fixed_trainable(config: dict) -> None:
+    os.environ["FIXED_TRAINABLE"] = "1"
+    fails_at_two_until_fixed(config)
+
+
+def test_restart_errored_reruns_failed_trials_from_the_start_and_the_experiment_resumes_again(storage):
+    first = tune.Tuner(fails_at_two_until_fixed, param_space={"fixed": tune.grid_search([True, False])},
+                       run_config=run_config(storage)).fit()
+    assert first.num_errors == 1
+    path = first.experiment_path
+    restarted = tune.Tuner.restore(path, trainable=fixed_trainable, restart_errored=True).fit()
+    assert restarted.num_errors == 0
+    rerun = next(r for r in restarted if not r.config["fixed"])
+    assert rerun.metrics["start"] == 0 and list(rerun.metrics_dataframe["step"]) == [1, 2, 3, 4]
+    again = tune.Tuner.restore(path, trainable=fixed_trainable).fit()  # its journal replays: nothing to run
+    assert again.num_errors == 0 and sorted(r.metrics["step"] for r in again) == [4, 4]
+    with pytest.raises(ValueError, match="errored must be one of"):
+        at.resume(path, errored="retry")
+
+
+def test_legacy_tune_run_resume_auto_starts_then_continues_and_reruns_errored_trials(storage):
+    space = {"fixed": tune.grid_search([True, False])}
+    first = tune.run(fails_at_two_until_fixed, config=space, name="auto", storage_path=storage, resume="AUTO",
+                     raise_on_failed_trial=False, verbose=0)
+    assert [t.error is not None for t in first.trials] == [False, True]
+    again = tune.run(fixed_trainable, config=space, name="auto", storage_path=storage, resume="AUTO+ERRORED",
+                     verbose=0)
+    assert again.experiment_path == first.experiment_path and not any(t.error for t in again.trials)
+    rerun = next(t for t in again.trials if not t.config["fixed"])
+    assert rerun.last_result["start"] == 2 and rerun.last_result["step"] == 4  # from its checkpoint
+    with pytest.raises(ValueError, match="no experiment to resume"):
+        tune.run(curve, config={"losses": [1.0]}, name="missing", storage_path=storage, resume="LOCAL")
+    with pytest.raises(UnsupportedRayFeature, match="resume='PROMPT'"):
+        tune.run(curve, config={"losses": [1.0]}, name="auto", storage_path=storage, resume="PROMPT")
 
 
 def test_legacy_tune_run_returns_an_experiment_analysis(storage):
     analysis = tune.run(curve, config={"losses": tune.grid_search([[1.0], [0.5]])}, metric="loss", mode="min",
                         storage_path=storage, verbose=0)
     assert analysis.best_config == {"losses": [0.5]}
+
+
+def checkpointed_losses(config: dict) -> None:
+    for loss in config["losses"]:
+        with tempfile.TemporaryDirectory() as directory:
+            tune.report({"loss": loss}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def test_legacy_analysis_has_rays_signatures_and_scope(storage):
+    analysis = tune.run(checkpointed_losses, config={"losses": tune.grid_search([[3.0, 1.0, 2.0, 5.0], [2.5]])},
+                        metric="loss", mode="min", storage_path=storage, verbose=0)
+    assert isinstance(analysis, tune.ExperimentAnalysis)
+    best = analysis.best_trial  # Ray's scope "last": 2.5 beats the trial that ended at 5.0
+    assert best.config == {"losses": [2.5]} and analysis.get_best_trial(scope="all").config["losses"][0] == 3.0
+    other = analysis.get_best_trial(scope="all")
+    name = lambda checkpoint: os.path.basename(checkpoint.path)  # noqa: E731
+    assert name(analysis.get_best_checkpoint(other, metric="loss", mode="min")) == "checkpoint_000002"
+    assert name(analysis.get_last_checkpoint(other)) == "checkpoint_000004"
+    assert name(analysis.best_checkpoint) == "checkpoint_000001"
+    assert sorted(len(frame) for frame in analysis.trial_dataframes.values()) == [1, 4]
+    assert sorted(analysis.dataframe(metric="loss", mode="min")["loss"]) == [1.0, 2.5]
+    assert analysis.get_best_config(metric="loss", mode="max") == {"losses": [3.0, 1.0, 2.0, 5.0]}
+    with pytest.raises(ValueError, match="the first argument is the trial"):
+        analysis.get_best_checkpoint("loss")
+
+
+def keywords_reported(config: dict) -> None:
+    for step in range(3):
+        tune.report(mean_loss=config["x"] - step, step=step)  # Ray 1.x's form
+
+
+def test_report_takes_ray_1s_keyword_form_and_refuses_keywords_next_to_a_dict(storage):
+    results = tune.Tuner(keywords_reported, param_space={"x": 5}, run_config=run_config(storage)).fit()
+    assert list(results[0].metrics_dataframe["mean_loss"]) == [5, 4, 3] and results[0].metrics["step"] == 2
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['loss'\]"):
+        tune.report({"accuracy": 0.5}, loss=0.1)
+
+
+def test_a_function_trainable_returning_something_else_than_metrics_fails_naming_what_it_may_return(storage):
+    results = tune.Tuner(lambda config: "done", run_config=run_config(storage)).fit()
+    assert results.num_errors == 1 and "may return None, a dict of metrics or a number" in str(results.errors[0])
+
+
+def slow_curve(config: dict) -> None:
+    for loss in config["losses"]:
+        time.sleep(0.3)
+        tune.report({"loss": loss})
+
+
+class FinalOnly(tune.CLIReporter):
+    """Ray's documented way to report only at the end: override should_report."""
+
+    def __init__(self):
+        super().__init__(metric_columns=["loss"])
+        self.reports = []
+
+    def should_report(self, trials, done=False):
+        return done
+
+    def report(self, trials, done, *sys_info):
+        self.reports.append((done, len(trials)))
+
+
+def test_progress_reporters_can_be_subclassed_and_print_only_the_final_table(storage, capsys):
+    reporter = FinalOnly()
+    tune.Tuner(curve, param_space={"losses": tune.grid_search([[1.0], [2.0]])},
+               run_config=tune.RunConfig(storage_path=storage, progress_reporter=reporter)).fit()
+    assert reporter.reports == [(True, 2)]
+    capsys.readouterr()
+    tune.Tuner(slow_curve, param_space={"losses": [1.0, 2.0, 3.0]},
+               run_config=tune.RunConfig(storage_path=storage, progress_reporter=tune.CLIReporter(
+                   max_report_frequency=0, print_intermediate_tables=False))).fit()
+    assert capsys.readouterr().out.count("== Status ==") == 1
+    with pytest.raises(ValueError, match="progress_reporter must be a tune.CLIReporter"):
+        tune.RunConfig(progress_reporter=print)
+
+
+def test_plateau_stoppers_follow_rays_rules_and_check_their_arguments():
+    from asynctune.compat.ray.tune.stopper import ExperimentPlateauStopper, TrialPlateauStopper
+    stopper = TrialPlateauStopper("loss", std=0.01, num_results=3, grace_period=4)
+    assert [stopper("t", {"loss": v}) for v in (5.0, 1.0, 1.0, 1.0, 1.0)] == [False, False, False, True, True]
+    assert stopper("u", {"loss": 1.0}) is False  # each trial counts its own results
+    threshold = TrialPlateauStopper("loss", num_results=2, grace_period=2, metric_threshold=0.5, mode="min")
+    assert [threshold("t", {"loss": v}) for v in (1.0, 1.0, 0.4, 0.4)] == [False, False, False, True]
+    experiment = ExperimentPlateauStopper("acc", std=0.0, top=2, mode="max", patience=1)
+    for value in (0.9, 0.9):
+        experiment("t", {"acc": value})
+    assert not experiment.stop_all()  # plateaued, but patience wants one more result
+    experiment("t", {"acc": 0.1})
+    assert experiment.stop_all()
+    for bad, match in [(lambda: TrialPlateauStopper("loss", std=-1), "std must be"),
+                       (lambda: TrialPlateauStopper("loss", num_results=0), "num_results must be"),
+                       (lambda: TrialPlateauStopper("loss", metric_threshold=1.0), "needs mode"),
+                       (lambda: ExperimentPlateauStopper("acc", top=1), "top must be"),
+                       (lambda: ExperimentPlateauStopper("acc", mode="up"), "mode must be"),
+                       (lambda: tune.CLIReporter(max_progress_rows=0), "max_progress_rows must be"),
+                       (lambda: tune.CLIReporter(metric_columns="loss"), "metric_columns must be")]:
+        with pytest.raises(ValueError, match=match):
+            bad()
+
+
+@pytest.mark.parametrize("module, name, same_as", [
+    ("air.config", "RunConfig", lambda: tune.RunConfig), ("air.checkpoint", "Checkpoint", lambda: tune.Checkpoint),
+    ("air.session", "report", lambda: tune.report), ("tune.tuner", "Tuner", lambda: tune.Tuner),
+    ("tune.tune_config", "TuneConfig", lambda: tune.TuneConfig),
+    ("tune.result_grid", "ResultGrid", lambda: tune.ResultGrid),
+    ("tune.search.repeater", "Repeater", lambda: tune.search.Repeater),
+    ("tune.search.concurrency_limiter", "ConcurrencyLimiter", lambda: tune.search.ConcurrencyLimiter),
+    ("tune.progress_reporter", "CLIReporter", lambda: tune.CLIReporter),
+    ("tune.analysis", "ExperimentAnalysis", lambda: tune.ExperimentAnalysis),
+])
+def test_rays_other_import_paths_give_the_same_objects(module, name, same_as):
+    assert getattr(importlib.import_module(f"asynctune.compat.ray.{module}"), name) is same_as()
+
+
+def test_sync_config_takes_any_of_rays_arguments_and_refuses_remote_uploads():
+    assert tune.SyncConfig(syncer=None, sync_on_checkpoint=False).extra == {"syncer": None,
+                                                                            "sync_on_checkpoint": False}
+    with pytest.raises(UnsupportedRayFeature, match="upload_dir='s3://bucket/x'"):
+        train.SyncConfig(upload_dir="s3://bucket/x")
 
 
 def test_train_aliases_are_the_tune_objects():
@@ -305,19 +523,19 @@ def test_bad_configs_are_named_before_anything_runs():
 
 @pytest.mark.parametrize("importer, hint", [
     (lambda: ray.remote, "no tasks, actors or object store"),
-    (lambda: tune.CLIReporter, "verbose=0..3"),
+    (lambda: tune.register_trainable, "pass the function or class itself"),
     (lambda: tune.schedulers.PB2, "PopulationBasedTraining"),
     (lambda: __import__("asynctune.compat.ray.tune.schedulers.pb2", fromlist=["PB2"]).PB2, "PopulationBasedTraining"),
     (lambda: __import__("asynctune.compat.ray.tune.search.bayesopt", fromlist=["x"]).BayesOptSearch, "OptunaSearch"),
-    (lambda: tune.stopper.TrialPlateauStopper, "plateau"),
+    (lambda: tune.schedulers.ResourceChangingScheduler, "fixed per trial"),
     (lambda: train.ScalingConfig, "one process per trial"),
-    (lambda: tune.logger.CSVLoggerCallback, "progress.csv"),
+    (lambda: tune.logger.CSVLogger, "progress.csv"),
     (lambda: importlib.import_module("asynctune.compat.ray.rllib.algorithms.ppo"), "RLlib is not mirrored"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneCallback,
      "call tune.report"),
-], ids=["ray.remote", "CLIReporter", "PB2", "from-pb2-import", "BayesOptSearch", "TrialPlateauStopper",
-        "ScalingConfig", "CSVLoggerCallback", "rllib-module", "examples-module", "keras-callback"])
+], ids=["ray.remote", "register_trainable", "PB2", "from-pb2-import", "BayesOptSearch", "ResourceChangingScheduler",
+        "ScalingConfig", "CSVLogger", "rllib-module", "examples-module", "keras-callback"])
 def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
     with pytest.raises(UnsupportedRayFeature, match=hint) as raised:
         importer()

@@ -19,7 +19,7 @@ from asynctune.compat.ray.tune.schedulers import (
     ASHAScheduler, AsyncHyperBandScheduler, HyperBandForBOHB, HyperBandScheduler, MedianStoppingRule,
     PopulationBasedTraining,
 )
-from asynctune.compat.ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+from asynctune.compat.ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater
 from asynctune.compat.ray.tune.utils.mock_trainable import MyTrainableClass
 
 from tests.helpers.compat_ray_helpers import two_cpus  # noqa: F401  (autouse: ray.init(num_cpus=2) around each test)
@@ -245,6 +245,43 @@ def test_a_custom_searcher_written_against_rays_searcher_interface(storage):
     results = fit(quadratic, storage, num_samples=3, search_alg=ConcurrencyLimiter(Upwards(), max_concurrent=1))
     assert sorted(r.config["x"] for r in results) == [0.0, 1.0, 2.0]
     assert math.isclose(results.get_best_result("loss", "min").metrics["loss"], 0.0)
+
+
+class Counting(tune.search.Searcher):
+    """Suggests x = 0, 1, 2, ...; records what it is told."""
+
+    def __init__(self):
+        super().__init__(metric="loss", mode="min")
+        self.asked, self.told = 0, []
+
+    def suggest(self, trial_id):
+        self.asked += 1
+        return {"x": self.asked - 1}
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.told.append((trial_id, result, error))
+
+
+def test_repeater_repeats_each_config_and_tells_the_searcher_the_mean_once(tmp_path):
+    repeater = Repeater(Counting(), repeat=3)
+    repeater.set_search_properties(None, None, at.Space({}))
+    configs = [repeater.suggest(f"t{i}") for i in range(4)]
+    assert configs[:3] == [{"x": 0, "__trial_index__": 0}, {"x": 0, "__trial_index__": 1},
+                           {"x": 0, "__trial_index__": 2}]
+    assert configs[3] == {"x": 1, "__trial_index__": 0}  # the wrapped searcher was asked twice
+    assert repeater.max_trials(9) == 9
+    repeater.on_trial_result("t0", {"loss": 9.0})  # intermediate results stay with the repeater
+    repeater.on_trial_complete("t0", {"loss": 1.0})
+    repeater.on_trial_complete("t2", {"loss": 3.0})
+    assert repeater.searcher.told == []  # not until every repeat has ended
+    repeater.save(str(tmp_path / "state"))
+    restored = Repeater(Counting(), repeat=3)
+    restored.set_search_properties(None, None, at.Space({}))
+    restored.restore(str(tmp_path / "state"))
+    restored.on_trial_complete("t1", {"loss": 5.0})
+    assert restored.searcher.told == [("t0", {"loss": 3.0}, False)]  # under the first repeat's id
+    with pytest.raises(ValueError, match="repeat must be an integer >= 1"):
+        Repeater(Counting(), repeat=0)
 
 
 @pytest.mark.timeout(60)

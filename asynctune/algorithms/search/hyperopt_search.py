@@ -206,11 +206,11 @@ def to_hyperopt_space(config: Any, path: tuple = ()) -> Any:
     """asynctune's space as hp expressions, labelled by their path ("a/b"); a choice of dicts
     becomes an hp.choice tree."""
     hp = _import_hyperopt().hp
-    label = format_path(path)
+    label = "/".join(str(key) for key in path)  # what points_to_evaluate names: "lr", "optimizer/momentum"
     if isinstance(config, (Grid, Function)):
         kind = "grid_search" if isinstance(config, Grid) else "sample_from"
-        raise SearchSpaceError(f"HyperOptSearch cannot search {kind} (at {label}); use choice, or the default "
-                               "searcher for a grid")
+        raise SearchSpaceError(f"HyperOptSearch cannot search {kind} (at {format_path(path)}); use choice, or the "
+                               "default searcher for a grid")
     if isinstance(config, Categorical):
         return hp.choice(label, [to_hyperopt_space(c, path + (i,)) for i, c in enumerate(config.categories)])
     if isinstance(config, Domain):

@@ -1,11 +1,12 @@
-"""Ray AIR (`ray.air`), Ray's older home of the configs and session: configs under their new names."""
+"""Ray AIR (`ray.air`), Ray 2.0-2.6's home of the configs, the session and Checkpoint: the same
+objects as in `tune` and `train`."""
 
 from .._unsupported import module_getattr
-from ..tune import CheckpointConfig, FailureConfig, Result, RunConfig
+from ..tune import Checkpoint, CheckpointConfig, FailureConfig, Result, RunConfig
+from . import session
 
 __getattr__ = module_getattr(__name__, {
-    "session": "use tune.report / tune.get_checkpoint (from asynctune.compat.ray import tune)",
     "ScalingConfig": "asynctune runs one process per trial: give resources with tune.with_resources",
 })
 
-__all__ = ["CheckpointConfig", "FailureConfig", "Result", "RunConfig"]
+__all__ = ["Checkpoint", "CheckpointConfig", "FailureConfig", "Result", "RunConfig", "session"]

@@ -17,20 +17,25 @@ from ._space import (
     choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn, quniform, randint,
     randn, sample_from, uniform,
 )
-from ._trainables import PlacementGroupFactory, Trainable, with_parameters, with_resources
+from ._placement import PlacementGroupFactory
+from ._trainables import Trainable, with_parameters, with_resources
 
 _LAZY = {
     "CheckpointConfig": "._configs", "FailureConfig": "._configs", "RunConfig": "._configs",
     "SyncConfig": "._configs", "TuneConfig": "._configs", "run": "._legacy_run", "Result": "._results",
     "ResultGrid": "._results", "Tuner": "._tuner", "Callback": ".callback", "LoggerCallback": ".logger",
-    "Stopper": "asynctune", "ExperimentAnalysis": "asynctune", "TuneError": "asynctune.errors",
+    "Stopper": "asynctune", "ExperimentAnalysis": ".analysis", "TuneError": "asynctune.errors",
+    "CLIReporter": ".progress_reporter", "JupyterNotebookReporter": ".progress_reporter",
+    "ProgressReporter": ".progress_reporter",
 }
 _RENAMED = {"TuneError": "AsynctuneError"}
 
 if TYPE_CHECKING:
-    from asynctune import ExperimentAnalysis, Stopper
+    from asynctune import Stopper
     from asynctune.errors import AsynctuneError as TuneError
 
+    from .analysis import ExperimentAnalysis
+    from .progress_reporter import CLIReporter, JupyterNotebookReporter, ProgressReporter
     from ._configs import CheckpointConfig, FailureConfig, RunConfig, SyncConfig, TuneConfig
     from ._legacy_run import run
     from ._results import Result, ResultGrid
@@ -39,10 +44,8 @@ if TYPE_CHECKING:
     from .logger import LoggerCallback
 
 _SUBMODULES = ("schedulers", "search", "stopper", "logger", "callback", "result", "utils", "execution",
-               "experiment", "integration")
-_REPORTERS = "asynctune shows a live table itself; choose how much with RunConfig(verbose=0..3)"
+               "experiment", "integration", "analysis", "progress_reporter")
 _HINTS = {
-    "CLIReporter": _REPORTERS, "JupyterNotebookReporter": _REPORTERS, "ProgressReporter": _REPORTERS,
     "register_trainable": "pass the function or class itself to Tuner",
     "register_env": "asynctune has no environment registry: build the environment inside the trainable",
     "Experiment": "use Tuner(...) or tune.run(...)",
@@ -65,9 +68,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "LoggerCallback",
-    "PlacementGroupFactory", "Result", "ResultGrid", "RunConfig", "Stopper", "SyncConfig", "Trainable",
-    "TuneConfig", "TuneContext", "TuneError", "Tuner", "choice", "get_checkpoint", "get_context", "grid_search",
-    "lograndint", "loguniform", "qlograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint",
-    "randn", "report", "run", "sample_from", "uniform", "with_parameters", "with_resources",
+    "CLIReporter", "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig",
+    "JupyterNotebookReporter", "LoggerCallback", "PlacementGroupFactory", "ProgressReporter", "Result", "ResultGrid",
+    "RunConfig", "Stopper", "SyncConfig", "Trainable", "TuneConfig", "TuneContext", "TuneError", "Tuner", "choice",
+    "get_checkpoint", "get_context", "grid_search", "lograndint", "loguniform", "qlograndint", "qloguniform",
+    "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run", "sample_from", "uniform",
+    "with_parameters", "with_resources",
 ]

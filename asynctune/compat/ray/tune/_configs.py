@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .._unsupported import unsupported
+from .progress_reporter import check_reporter
 
 logger = logging.getLogger(__name__)
+
+RAY_STORAGE_PATH = "~/ray_results"  # Ray's default, where its scripts look for their experiments
 
 
 @dataclass
@@ -96,12 +99,13 @@ class CheckpointConfig:
 class RunConfig:
     """Where and how long to run: Ray's `tune.RunConfig` (also `train.RunConfig`).
 
-    `storage_path` defaults to asynctune's ~/asynctune_results. `stop` is a dict (a trial
+    `storage_path` defaults to Ray's ~/ray_results (so `Tuner.restore("~/ray_results/<name>")`
+    finds the experiment). `stop` is a dict (a trial
     stops once any key reaches its value: result[key] >= value, True for flags such as
     {"done": True}), a function (trial_id, result) -> bool, or a `tune.Stopper`. `callbacks`
-    are Ray-style `tune.Callback`s (or asynctune Callbacks). `progress_reporter`, `sync_config`,
-    `log_to_file` and `checkpoint_config.checkpoint_frequency` for function trainables are
-    accepted and ignored.
+    are Ray-style `tune.Callback`s (or asynctune Callbacks). A `progress_reporter`
+    (`tune.CLIReporter`) replaces asynctune's live table. `sync_config`, `log_to_file` and
+    `checkpoint_config.checkpoint_frequency` for function trainables are accepted and ignored.
     """
 
     name: str | None = None
@@ -123,26 +127,36 @@ class RunConfig:
             unsupported("RunConfig(storage_filesystem=...)",
                         "give a local storage_path; to gather results from other machines use asynctune's "
                         "SSHExecutor or DaskExecutor, which copy checkpoints back to the driver")
-        if self.storage_path is None and self.local_dir is not None:
-            self.storage_path = self.local_dir
+        if self.storage_path is None:
+            self.storage_path = self.local_dir or RAY_STORAGE_PATH
         if self.storage_path is not None and "://" in str(self.storage_path):
             unsupported(f"RunConfig(storage_path={self.storage_path!r})", "give a local directory")
         if self.verbose is not None and self.verbose not in (0, 1, 2, 3):
             raise ValueError(f"RunConfig: verbose must be 0, 1, 2 or 3, got verbose={self.verbose!r}")
         self.failure_config = self.failure_config or FailureConfig()
         self.checkpoint_config = self.checkpoint_config or CheckpointConfig()
-        ignored = [name for name in ("sync_config", "progress_reporter", "worker_runtime_env")
+        check_reporter(self.progress_reporter)
+        ignored = [name for name in ("sync_config", "worker_runtime_env")
                    if getattr(self, name) is not None]
         if ignored:
             logger.debug("RunConfig: ignoring %s", ignored)
 
 
-@dataclass
 class SyncConfig:
-    """Accepted for Ray scripts; asynctune keeps every file on the driver's disk already."""
+    """Accepted for Ray scripts, with any of Ray's arguments over its versions (`syncer=None`,
+    `sync_on_checkpoint`, `upload_dir`, `sync_period`, ...); asynctune keeps every file on the
+    driver's disk already. An `upload_dir` to a remote URI is refused (only local storage).
 
-    upload_dir: str | None = None
-    sync_period: float = 300
-    sync_timeout: float = 1800
-    sync_artifacts: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    Example:
+        >>> tune.RunConfig(sync_config=tune.SyncConfig(syncer=None))
+    """
+
+    def __init__(self, upload_dir: str | None = None, sync_period: float = 300, sync_timeout: float = 1800,
+                 sync_artifacts: bool = False, **extra: Any) -> None:
+        if upload_dir is not None and "://" in str(upload_dir):
+            unsupported(f"SyncConfig(upload_dir={upload_dir!r})", "give a local RunConfig(storage_path=...)")
+        self.upload_dir, self.sync_period, self.sync_timeout = upload_dir, sync_period, sync_timeout
+        self.sync_artifacts, self.extra = sync_artifacts, extra
+
+    def __repr__(self) -> str:
+        return f"SyncConfig(upload_dir={self.upload_dir!r}, {self.extra!r})"

@@ -17,7 +17,8 @@ class Result:
 
     Attributes:
         config: The trial's config.
-        metrics: Its last reported result (with "config" added, as in Ray).
+        metrics: Its last reported result (with "config" added, and "done": True once the trial
+            ended without an error, as in Ray).
         checkpoint: Its latest checkpoint, or None.
         path: The trial's directory.
         error: A `TrialFailed` if the trial failed, else None.
@@ -27,6 +28,8 @@ class Result:
         self._analysis, self._trial = analysis, trial
         self.config: dict[str, Any] = trial.config
         self.metrics: dict[str, Any] = {**(trial.last_result or {}), "config": trial.config}
+        # Ray marks a trial's final result done; asynctune records how the trial ended instead
+        self.metrics.setdefault("done", trial.status in (Status.FINISHED, Status.EARLY_STOPPED))
         self.path: str = trial.path or os.path.join(analysis.experiment_dir, trial.trial_id)
         self.checkpoint = Checkpoint(trial.checkpoint) if trial.checkpoint and os.path.isdir(trial.checkpoint) else None
         self.error = (TrialFailed(trial.trial_id, trial.error or "failed", trial.error_traceback or "")
@@ -97,14 +100,7 @@ class ResultGrid:
         frame = self._analysis.dataframe()
         if filter_metric is None or frame.empty:
             return frame
-        import pandas as pd
-        rows = []
-        for trial in self._analysis.trials:
-            results = [r for r in self._analysis.trial_results(trial.trial_id) if _finite(r.get(filter_metric))]
-            if results:
-                best = (min if filter_mode == "min" else max)(results, key=lambda r: r[filter_metric])
-                rows.append({**best, **{f"config/{k}": v for k, v in trial.config.items()}, "logdir": trial.path})
-        return pd.DataFrame(rows)
+        return best_results_frame(self._analysis, filter_metric, filter_mode)  # type: ignore[arg-type]
 
     @property
     def errors(self) -> list[TrialFailed]:
@@ -130,6 +126,18 @@ class ResultGrid:
 
     def __repr__(self) -> str:
         return f"ResultGrid<{len(self)} results, {self.num_errors} errors, {self.experiment_path}>"
+
+
+def best_results_frame(analysis: ExperimentAnalysis, metric: str, mode: str) -> Any:
+    """One row per trial that reported a finite `metric`: its best result by it, with its config."""
+    import pandas as pd
+    rows = []
+    for trial in analysis.trials:
+        results = [r for r in analysis.trial_results(trial.trial_id) if _finite(r.get(metric))]
+        if results:
+            best = (min if mode == "min" else max)(results, key=lambda r: r[metric])
+            rows.append({**best, **{f"config/{k}": v for k, v in trial.config.items()}, "logdir": trial.path})
+    return pd.DataFrame(rows)
 
 
 def _finite(value: Any) -> bool:

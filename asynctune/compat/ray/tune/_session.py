@@ -12,6 +12,8 @@ from typing import Any
 
 import asynctune as _at
 from ....store.names import CHECKPOINT_PREFIX
+from ....worker.session import get_checkpoint_dir, load_checkpoint, write_checkpoint_data
+from ._placement import PlacementGroupFactory
 
 
 class Checkpoint:
@@ -31,12 +33,33 @@ class Checkpoint:
             raise ValueError("Checkpoint: only local directories are supported (filesystem= must be None)")
         self.path = os.fspath(path)
         self.filesystem = None
+        self._temporary = False
 
     @classmethod
     def from_directory(cls, path: str | os.PathLike[str]) -> Checkpoint:
         if not os.path.isdir(path):
             raise ValueError(f"Checkpoint.from_directory: {os.fspath(path)!r} is not a directory")
         return cls(path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
+        """Ray 2.0-2.6's dict checkpoint: the dict in a new directory, pickled and signed with
+        your key (docs/security.md), read back with `to_dict()`."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"Checkpoint.from_dict takes a dict, got {type(data).__name__}")
+        path = tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
+        write_checkpoint_data(path, dict(data))
+        checkpoint = cls(path)
+        checkpoint._temporary = True  # report() copies it into the trial's directory, then removes it
+        return checkpoint
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict of a checkpoint made by `from_dict`."""
+        data = load_checkpoint(self.path)
+        if not isinstance(data, dict):
+            raise ValueError(f"Checkpoint.to_dict: {self.path} holds files, not a dict; read them with "
+                             "as_directory()")
+        return data
 
     @contextlib.contextmanager
     def as_directory(self) -> Iterator[str]:
@@ -59,26 +82,33 @@ class Checkpoint:
         return f"Checkpoint(path={self.path!r})"
 
 
-def report(metrics: Mapping[str, Any], *, checkpoint: Checkpoint | None = None,
-           checkpoint_dir_name: str | None = None, **_: Any) -> None:
+def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint | None = None,
+           checkpoint_dir_name: str | None = None, **keywords: Any) -> None:
     """Ray's `tune.report(metrics, checkpoint=...)`: one result, and optionally a checkpoint whose
-    files are copied into the trial's directory before this returns."""
+    files are copied into the trial's directory before this returns. Ray 1.x's keyword form,
+    `tune.report(loss=0.1, accuracy=0.9)`, reports those keywords."""
+    if metrics is None and keywords:
+        metrics = keywords
+    elif keywords:
+        raise TypeError(f"tune.report: unexpected keyword arguments {sorted(keywords)}; give every metric in the "
+                        "dict: tune.report({'loss': 0.1, ...}, checkpoint=...)")
     if not isinstance(metrics, Mapping):
         raise TypeError(f"tune.report takes a dict of metrics, got {type(metrics).__name__}; e.g. "
                         "tune.report({'loss': 0.1})")
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"tune.report: checkpoint must be a tune.Checkpoint, got {type(checkpoint).__name__}; "
                         "use tune.Checkpoint.from_directory(path)")
-    _at.report(dict(metrics), checkpoint=checkpoint.path if checkpoint is not None else None)
+    try:
+        _at.report(dict(metrics), checkpoint=checkpoint.path if checkpoint is not None else None)
+    finally:  # a decision (stop, pause) arrives as an exception from report
+        if checkpoint is not None and checkpoint._temporary:
+            shutil.rmtree(checkpoint.path, ignore_errors=True)
 
 
 def get_checkpoint() -> Checkpoint | None:
     """The checkpoint to resume from (after a pause, a PBT exploit, a retry, a restore), or None."""
-    restored = _at.get_checkpoint()
-    if restored is None or isinstance(restored, str):
-        return Checkpoint(restored) if restored is not None else None
-    raise TypeError("tune.get_checkpoint: this trial's checkpoint is a dict saved through asynctune.report; "
-                    "read it with asynctune.get_checkpoint(), or report tune.Checkpoint directories")
+    path = get_checkpoint_dir()  # a dict checkpoint's too (Checkpoint.from_dict): to_dict() reads it
+    return Checkpoint(path) if path is not None else None
 
 
 class TuneContext:
@@ -96,8 +126,11 @@ class TuneContext:
     def get_experiment_name(self) -> str:
         return os.path.basename(os.path.dirname(_at.get_trial_dir()))
 
-    def get_trial_resources(self) -> dict[str, Any]:
-        return _at.get_trial_resources()
+    def get_trial_resources(self) -> Any:
+        """What the trial was given, as Ray says it: a PlacementGroupFactory of one bundle
+        ({"CPU": n, "GPU": m}); `asynctune.get_trial_resources()` has the GPU ids and host."""
+        placement = _at.get_trial_resources()
+        return PlacementGroupFactory([{"CPU": placement.get("cpu", 1), "GPU": placement.get("gpu", 0)}])
 
     def get_world_size(self) -> int:
         return 1

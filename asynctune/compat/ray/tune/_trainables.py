@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Mapping, Sequence
+import os
+import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import asynctune as _at
+from asynctune.store.names import CHECKPOINT_PREFIX
+from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_data
+
+from ._placement import PlacementGroupFactory
+from ._session import Checkpoint
+from .result import DEFAULT_METRIC
 
 RESOURCES_ATTR = "_asynctune_ray_resources"
 
@@ -27,7 +35,56 @@ class Trainable(_at.Trainable):
 
     `save_checkpoint` writes into the directory or returns a dict; `load_checkpoint` then gets
     the directory path or that dict, as in Ray.
+
+    Outside a run, as in Ray, an instance trains and checkpoints by itself:
+        >>> model = Counter(config={"increment": 2})
+        >>> model.train()["count"], model.training_iteration
+        (2, 1)
+        >>> later = Counter(config=best.config)
+        >>> later.restore(best.checkpoint)  # a tune.Checkpoint or a directory
+        >>> later.stop()
     """
+
+    def __init__(self, config: dict[str, Any] | None = None, logger_creator: Any = None, storage: Any = None) -> None:
+        super().__init__(config)
+
+    def train(self) -> dict[str, Any]:
+        """One `step()`, counted: its result with `training_iteration` and `done` added."""
+        result = self.step()
+        if not isinstance(result, dict):
+            raise TypeError(f"{type(self).__name__}.step() must return a dict, got {type(result).__name__}")
+        self.iteration += 1
+        return {**result, "training_iteration": self.iteration, "done": bool(result.get("done", False))}
+
+    def save(self, checkpoint_dir: str | None = None) -> Checkpoint:
+        """Save with `save_checkpoint` into `checkpoint_dir` (default: a new temporary directory)."""
+        path = checkpoint_dir or tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
+        os.makedirs(path, exist_ok=True)
+        data = self.save_checkpoint(path)
+        if isinstance(data, dict):
+            write_checkpoint_data(path, data)
+        return Checkpoint(path)
+
+    def restore(self, checkpoint: Checkpoint | str | os.PathLike[str]) -> None:
+        """Load a checkpoint that `save()` or a trial of a run saved, with `load_checkpoint`."""
+        path = checkpoint.path if isinstance(checkpoint, Checkpoint) else os.fspath(checkpoint)
+        if not os.path.isdir(path):
+            raise ValueError(f"{type(self).__name__}.restore: {path!r} is not a checkpoint directory")
+        self.load_checkpoint(load_checkpoint(path))
+        self.iteration = int(read_checkpoint_meta(path).get("iteration", self.iteration))
+
+    def stop(self) -> None:
+        """Release what the trainable holds (its `cleanup()`)."""
+        self.cleanup()
+
+    def get_config(self) -> dict[str, Any]:
+        return self.config
+
+    @classmethod
+    def default_resource_request(cls, config: dict[str, Any]) -> Any:
+        """Override to give each trial its resources from its config (a dict or a
+        PlacementGroupFactory), as in Ray; `tune.with_resources` takes precedence."""
+        return None
 
     @property
     def training_iteration(self) -> int:
@@ -48,23 +105,6 @@ class Trainable(_at.Trainable):
     trial_dir = logdir
 
 
-class PlacementGroupFactory:
-    """Ray's resource bundles; asynctune places a trial on one machine, so the bundles are added up."""
-
-    def __init__(self, bundles: Sequence[Mapping[str, float]], strategy: str = "PACK", **_: Any) -> None:
-        if not bundles or not all(isinstance(b, Mapping) for b in bundles):
-            raise ValueError(f"PlacementGroupFactory: bundles must be a non-empty list of dicts, got {bundles!r}")
-        self.bundles = [dict(b) for b in bundles]
-        self.strategy = strategy
-
-    def required_resources(self) -> dict[str, float]:
-        total: dict[str, float] = {}
-        for bundle in self.bundles:
-            for key, value in bundle.items():
-                total[key] = total.get(key, 0) + value
-        return total
-
-
 def to_asynctune_resources(spec: Any) -> Any:
     """Ray's {"cpu": 2, "gpu": 0.5} / {"CPU": 2, "GPU": 1} / PlacementGroupFactory / callable
     as asynctune's resources_per_trial."""
@@ -73,7 +113,7 @@ def to_asynctune_resources(spec: Any) -> Any:
     if callable(spec) and not isinstance(spec, PlacementGroupFactory):
         return lambda config: to_asynctune_resources(spec(config))
     if isinstance(spec, PlacementGroupFactory):
-        spec = spec.required_resources()
+        spec = spec.required_resources
     if not isinstance(spec, Mapping):
         raise ValueError(f"tune.with_resources: resources must be a dict, a PlacementGroupFactory or a function of "
                          f"the config, got {spec!r}")
@@ -122,8 +162,37 @@ def with_parameters(trainable: Any, **parameters: Any) -> Any:
     return with_params
 
 
+def report_returned(trainable: Any) -> Any:
+    """A function trainable that also reports what it returns, as Ray does: a dict as a result,
+    a number as {"_metric": number} (Ray's quick-start objective `return {"score": score}`)."""
+    if trainable is None or inspect.isclass(trainable):
+        return trainable
+
+    @functools.wraps(trainable)  # keeps its name, the resources it carries, and __wrapped__ for the Ray-name check
+    def reporting_returned(config: dict[str, Any]) -> None:
+        output = trainable(config)
+        if output is None:
+            return
+        if isinstance(output, Mapping):
+            _at.report(dict(output))
+        elif isinstance(output, (int, float)) and not isinstance(output, bool):
+            _at.report({DEFAULT_METRIC: output})
+        else:
+            raise TypeError(f"{getattr(trainable, '__name__', 'the trainable')} returned {type(output).__name__}; a "
+                            "function trainable may return None, a dict of metrics or a number (reported as "
+                            f"{DEFAULT_METRIC!r})")
+
+    return reporting_returned
+
+
 def resources_of(trainable: Any) -> Any:
-    return getattr(trainable, RESOURCES_ATTR, None)
+    """What with_resources gave the trainable, else a class's own `default_resource_request`."""
+    given = getattr(trainable, RESOURCES_ATTR, None)
+    if given is not None or not (inspect.isclass(trainable) and issubclass(trainable, Trainable)):
+        return given
+    if trainable.default_resource_request.__func__ is Trainable.default_resource_request.__func__:
+        return None
+    return lambda config: trainable.default_resource_request(config) or {"cpu": 1}
 
 
 def _carrying(trainable: Any, attributes: dict[str, Any]) -> Any:

@@ -17,8 +17,9 @@ from .._unsupported import unsupported
 from ._configs import RunConfig, TuneConfig
 from ._results import ResultGrid
 from ._retention import KeepBestCheckpoints
-from ._trainables import check_trainable, resources_of, to_asynctune_resources
+from ._trainables import check_trainable, report_returned, resources_of, to_asynctune_resources
 from .callback import adapt_callbacks
+from .progress_reporter import ReporterCallback
 from .stopper import to_stopper
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Tuner:
 
     def __init__(self, trainable: Any = None, *, param_space: Mapping[str, Any] | None = None,
                  tune_config: TuneConfig | None = None, run_config: RunConfig | None = None,
-                 _restore_path: str | None = None) -> None:
+                 _restore_path: str | None = None, _errored: str = "keep") -> None:
         if _restore_path is None:
             check_trainable(trainable)
         if param_space is not None and not isinstance(param_space, Mapping):
@@ -49,16 +50,17 @@ class Tuner:
         for name, value, kind in (("tune_config", tune_config, TuneConfig), ("run_config", run_config, RunConfig)):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"Tuner: {name} must be a tune.{kind.__name__}, got {value!r}")
-        self.trainable = trainable
+        self.trainable = report_returned(trainable)
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
-        self._restore_path = _restore_path
+        self._restore_path, self._errored = _restore_path, _errored
         self._experiment_dir: str | None = _restore_path
 
     def fit(self) -> ResultGrid:
         if self._restore_path is not None:
-            return ResultGrid(_at.resume(self._restore_path, executor=local_executor()))
+            return ResultGrid(_at.resume(self._restore_path, executor=local_executor(), trainable=self.trainable,
+                                         errored=self._errored))
         where = _ExperimentDir()
         try:
             analysis = _at.run(self.trainable, **self._run_options(where))
@@ -79,12 +81,13 @@ class Tuner:
                 restart_errored: bool = False, param_space: Mapping[str, Any] | None = None,
                 storage_filesystem: Any = None, **_: Any) -> Tuner:
         """Continue an interrupted experiment (asynctune.resume): finished trials stay finished,
-        unfinished ones go on from their latest checkpoint. The trainable and space were saved
-        with the experiment, so `trainable` and `param_space` are not needed."""
-        if resume_errored or restart_errored:
-            unsupported("Tuner.restore(resume_errored/restart_errored=True)",
-                        "failed trials stay failed on resume; give run_config=RunConfig(failure_config="
-                        "FailureConfig(max_failures=N)) so trials are retried while the experiment runs")
+        unfinished ones go on from their latest checkpoint; with `resume_errored` failed ones too
+        (with `restart_errored` from the start), also in an experiment that had finished.
+        `trainable`, when given, runs instead of the one saved (a fixed bug); the space was
+        saved with the experiment, so `param_space` is not needed."""
+        if resume_errored and restart_errored:
+            raise ValueError("Tuner.restore: pass resume_errored=True (from the newest checkpoint) or "
+                             "restart_errored=True (from the start), not both")
         if not resume_unfinished:
             unsupported("Tuner.restore(resume_unfinished=False)", "read the results with Tuner(...).get_results() or "
                         "asynctune.ExperimentAnalysis(path)")
@@ -93,7 +96,10 @@ class Tuner:
         path = os.path.abspath(os.path.expanduser(path))
         if not cls.can_restore(path):
             raise ValueError(f"Tuner.restore: {path} is not an asynctune experiment directory (no {RUN_SPEC_FILE})")
-        return cls(trainable, _restore_path=path)
+        if trainable is not None:
+            check_trainable(trainable)
+        errored = "restart" if restart_errored else "resume" if resume_errored else "keep"
+        return cls(trainable, _restore_path=path, _errored=errored)
 
     @classmethod
     def can_restore(cls, path: str, storage_filesystem: Any = None) -> bool:
@@ -120,6 +126,10 @@ class Tuner:
         )
         if rc.verbose is not None:
             options["verbose"] = rc.verbose
+        if rc.progress_reporter is not None and rc.verbose != 0:  # Ray's reporter, instead of asynctune's table
+            callbacks.append(ReporterCallback(rc.progress_reporter, metric=tc.metric, mode=tc.mode,
+                                              num_samples=tc.num_samples))
+            options["verbose"] = 0
         return options
 
 

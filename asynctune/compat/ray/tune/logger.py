@@ -38,8 +38,25 @@ class LoggerCallback(Callback):
         self.log_trial_end(trial, failed=True)
 
 
-_LOGGERS = ("asynctune writes result.jsonl, progress.csv and TensorBoard files for every trial already "
-            "(docs/logging.md)")
+class _WrittenAnyway(LoggerCallback):
+    """Accepted so that Ray scripts run: asynctune writes this file for every trial anyway."""
+
+
+class CSVLoggerCallback(_WrittenAnyway):
+    """Ray's CSV logger: every trial's directory has `progress.csv` already."""
+
+
+class JsonLoggerCallback(_WrittenAnyway):
+    """Ray's JSON logger: every trial's directory has its results as JSON lines already, in
+    `result.jsonl` (Ray names it result.json), and its config in `params.json`."""
+
+
+class TBXLoggerCallback(_WrittenAnyway):
+    """Ray's TensorBoard logger: asynctune writes TensorBoard files when tensorboardX is
+    installed (docs/logging.md)."""
+
+
+_LOGGERS = ("asynctune writes result.jsonl, progress.csv and TensorBoard files for every trial already; "
+            "Ray's CSVLoggerCallback, JsonLoggerCallback and TBXLoggerCallback are accepted (docs/logging.md)")
 __getattr__ = module_getattr(__name__, {name: _LOGGERS for name in (
-    "CSVLoggerCallback", "JsonLoggerCallback", "TBXLoggerCallback", "CSVLogger", "JsonLogger", "TBXLogger",
-    "Logger", "LegacyLoggerCallback", "UnifiedLogger")})
+    "CSVLogger", "JsonLogger", "TBXLogger", "Logger", "LegacyLoggerCallback", "UnifiedLogger")})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -76,10 +78,78 @@ class CombinedStopper(Stopper):
         self._stoppers = stoppers
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return any(s(trial_id, result) for s in self._stoppers)
+        return any([s(trial_id, result) for s in self._stoppers])  # every stopper sees every result
 
     def stop_all(self) -> bool:
-        return any(s.stop_all() for s in self._stoppers)
+        return any([s.stop_all() for s in self._stoppers])
+
+
+class TrialPlateauStopper(Stopper):
+    """Stop a trial once `metric` has plateaued: the standard deviation of its last `num_results`
+    values is below `std`, after at least `grace_period` results (Ray's defaults). With
+    `metric_threshold`, only once the value is also below it (mode="min") or above it ("max").
+
+    Example:
+        >>> tune.RunConfig(stop=TrialPlateauStopper(metric="loss", std=0.001, num_results=5))
+    """
+
+    def __init__(self, metric: str, std: float = 0.01, num_results: int = 4, grace_period: int = 4,
+                 metric_threshold: float | None = None, mode: str | None = None) -> None:
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"TrialPlateauStopper: metric must be a result key, got {metric!r}")
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or std < 0:
+            raise ValueError(f"TrialPlateauStopper: std must be a number >= 0, got {std=}")
+        for name, value in (("num_results", num_results), ("grace_period", grace_period)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrialPlateauStopper: {name} must be an integer >= 1, got {name}={value!r}")
+        if metric_threshold is not None and mode not in ("min", "max"):
+            raise ValueError(f"TrialPlateauStopper: metric_threshold needs mode='min' or 'max', got {mode=}")
+        self._metric, self._std, self._num_results, self._grace_period = metric, std, num_results, grace_period
+        self._threshold, self._mode = metric_threshold, mode
+        self._values: dict[str, collections.deque[float]] = {}
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        value = result.get(self._metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        self._counts[trial_id] += 1
+        values = self._values.setdefault(trial_id, collections.deque(maxlen=self._num_results))
+        values.append(float(value))
+        if self._counts[trial_id] < self._grace_period or len(values) < self._num_results:
+            return False
+        if self._threshold is not None and (value > self._threshold if self._mode == "min"
+                                            else value < self._threshold):
+            return False
+        return statistics.pstdev(values) < self._std
+
+
+class ExperimentPlateauStopper(Stopper):
+    """End the whole experiment once the `top` best values of `metric` reported so far have a
+    standard deviation of at most `std`, for `patience` results more (Ray's defaults)."""
+
+    def __init__(self, metric: str, std: float = 0.001, top: int = 10, mode: str = "min", patience: int = 0) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"ExperimentPlateauStopper: mode must be 'min' or 'max', got {mode=}")
+        if isinstance(top, bool) or not isinstance(top, int) or top < 2:
+            raise ValueError(f"ExperimentPlateauStopper: top must be an integer >= 2, got {top=}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"ExperimentPlateauStopper: patience must be an integer >= 0, got {patience=}")
+        self._metric, self._std, self._top, self._mode, self._patience = metric, std, top, mode, patience
+        self._best: list[float] = []
+        self._plateau_results = -1  # results seen since the top values plateaued; -1: not plateaued
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        value = result.get(self._metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        self._best = sorted([*self._best, float(value)], reverse=self._mode == "max")[:self._top]
+        plateaued = len(self._best) == self._top and statistics.pstdev(self._best) <= self._std
+        self._plateau_results = self._plateau_results + 1 if plateaued else -1
+        return False
+
+    def stop_all(self) -> bool:
+        return self._plateau_results >= self._patience
 
 
 def to_stopper(stop: Any) -> Stopper | None:
@@ -94,6 +164,8 @@ def to_stopper(stop: Any) -> Stopper | None:
                      f"got {stop!r}")
 
 
-_PLATEAU = "subclass tune.Stopper with your own plateau rule, or use asynctune's schedulers (MedianStoppingRule)"
-__getattr__ = module_getattr(__name__, {"TrialPlateauStopper": _PLATEAU, "ExperimentPlateauStopper": _PLATEAU,
-                                        "NoopStopper": "pass stop=None"})
+class NoopStopper(Stopper):
+    """Never stops anything."""
+
+
+__getattr__ = module_getattr(__name__, {})

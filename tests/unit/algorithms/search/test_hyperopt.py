@@ -101,6 +101,13 @@ def test_points_to_evaluate_come_first_by_value_or_index_and_labels_left_out_are
     assert config["a"] == "tanh" and 0 <= config["b"] <= 1
 
 
+def test_points_to_evaluate_on_asynctunes_space_are_keyed_by_config_keys():
+    config = {"lr": at.loguniform(1e-4, 1e-1), "model": {"depth": at.randint(1, 8)}, "act": at.choice(["relu", "tanh"])}
+    searcher = searcher_for(config=config, seed=0,
+                            points_to_evaluate=[{"lr": 0.01, "model/depth": 3, "act": "tanh"}])
+    assert searcher.suggest("a") == {"lr": 0.01, "model": {"depth": 3}, "act": "tanh"}
+
+
 def test_bad_points_to_evaluate_are_named():
     with pytest.raises(ValueError, match="keys \\['y'\\] that are no labels of the space"):
         searcher_for({"x": hp.uniform("x", 0, 1)}, points_to_evaluate=[{"y": 1}])

@@ -1,5 +1,5 @@
 """Ray's `ray.tune.execution.placement_groups`."""
 
-from .._trainables import PlacementGroupFactory
+from .._placement import PlacementGroupFactory
 
 __all__ = ["PlacementGroupFactory"]

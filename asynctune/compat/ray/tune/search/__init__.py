@@ -7,6 +7,7 @@ from typing import Any
 import asynctune as _at
 
 from ..._unsupported import module_getattr
+from .repeater import Repeater
 
 Searcher = _at.Searcher  # suggest(trial_id), on_trial_result, on_trial_complete(trial_id, result, error), save/restore
 
@@ -51,8 +52,10 @@ class ConcurrencyLimiter(_at.ConcurrencyLimiter):
 
 _OTHER = "use OptunaSearch (tune.search.optuna), HyperOptSearch, TuneBOHB or SkOptSearch, or asynctune.TPESearch"
 __getattr__ = module_getattr(__name__, {
-    "SearchAlgorithm": "write an asynctune Searcher (tune.search.Searcher)", "Repeater": "set num_samples",
+    "SearchAlgorithm": "write an asynctune Searcher (tune.search.Searcher)",
     "SearchGenerator": "pass the Searcher itself as TuneConfig(search_alg=...)", "create_searcher": "build the class",
     "AxSearch": _OTHER, "BayesOptSearch": _OTHER, "HEBOSearch": _OTHER, "NevergradSearch": _OTHER,
     "ZOOptSearch": _OTHER, "DragonflySearch": _OTHER, "SigOptSearch": _OTHER,
 })
+
+__all__ = ["BasicVariantGenerator", "ConcurrencyLimiter", "Repeater", "Searcher"]

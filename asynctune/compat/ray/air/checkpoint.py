@@ -1,0 +1,5 @@
+"""Ray's `ray.air.checkpoint`."""
+
+from . import Checkpoint
+
+__all__ = ["Checkpoint"]

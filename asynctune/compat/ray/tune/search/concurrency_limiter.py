@@ -1,0 +1,5 @@
+"""Ray's `ray.tune.search.concurrency_limiter`."""
+
+from . import ConcurrencyLimiter
+
+__all__ = ["ConcurrencyLimiter"]
