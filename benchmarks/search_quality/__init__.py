@@ -39,7 +39,7 @@ tables are regenerated without rerunning, and a run adds only what the cache lac
 change to TPESearch, `--rerun` it (or `--tag new` to store it as "TPESearch [new]" beside the
 cached one). Run from the repository root:
 
-    python -m benchmarks.search_quality --workers 2                  # the suite: 20 seeds, both halves
+    python -m benchmarks.search_quality --workers 2                  # the suite: 100 seeds, both halves
     python -m benchmarks.search_quality --half tuning --methods TPESearch --rerun
     python -m benchmarks.search_quality --table-only --docs docs/searchers.md   # tables into the docs
     python -m benchmarks.search_quality --workers 2 --methods SkOptSearch gp_minimize --seeds 5 \\
