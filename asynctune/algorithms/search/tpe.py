@@ -26,7 +26,9 @@ optimizer says little about another's. The choices of a group share the explorat
 and a combination with too few trials is refined on the trials that share most of its choices.
 In a group of several choices the categories are picked by their own l(c) / g(c) before the
 numbers, so that numbers which happen to score well do not scatter the proposals over
-combinations; the joint model's pick one choice away still gets a trial or two.
+combinations; the joint model's pick one choice away still gets a trial or two. For as many
+trials after the start as the start has, a group's choices are picked one by one (the joint
+model knows only the combinations it has seen), its numbers jointly.
 
 The model is in plain functions over (values, loss) observations, so algorithms that keep
 several sets of observations (BOHB: one per budget) can reuse it: `split_observations`,
@@ -126,14 +128,21 @@ class TPESearch(ModelBasedSearcher):
             scatter the proposals over combinations (benchmarks/search_quality, mixed_flags).
             Not in a group with a choice that selects branches, and no effect with
             multivariate=False (each group is one parameter).
+        early_choices_alone: For as many trials after the start as the start has
+            (n_startup_trials), pick each `choice` of a group of several on its own, by its
+            own l / g and exploration schedule, and the group's numbers jointly; then the
+            whole group jointly. With a trial or two per combination the joint model proposes
+            little but the combinations it has seen, while the choices taken apart recombine
+            what each has shown (benchmarks/search_quality, mixed_flags and mixed_interact).
         space_filling: The startup trials form a Latin hypercube over the numeric parameters
             (one point per slice of each range, the design whose closest points are farthest
             apart) and take every category in turn; False draws them from the prior.
         seed: Seeds every random choice: the same results give the same suggestions.
     """
 
-    # A searcher pickled before this option existed (a resumed experiment's) goes on as it began.
+    # A searcher pickled before these options existed (a resumed experiment's) goes on as it began.
     categories_first: bool = False
+    early_choices_alone: bool = False
 
     def __init__(self, metric: str | None = None, mode: str | None = None, *,
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
@@ -141,7 +150,8 @@ class TPESearch(ModelBasedSearcher):
                  gamma: float | Callable[[int], int] | None = None, prior_weight: float = 1.0,
                  rank_weights: bool = True, multivariate: bool = True, constant_liar: bool = True,
                  category_exploration: float = 1.5, category_smoothing: float = 2.0,
-                 categories_first: bool = True, space_filling: bool = True, seed: int | None = None) -> None:
+                 categories_first: bool = True, early_choices_alone: bool = True, space_filling: bool = True,
+                 seed: int | None = None) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) or n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials=}")
         if isinstance(n_ei_candidates, bool) or not isinstance(n_ei_candidates, int) or n_ei_candidates < 1:
@@ -168,6 +178,7 @@ class TPESearch(ModelBasedSearcher):
         self.category_exploration = float(category_exploration)
         self.category_smoothing = float(category_smoothing)
         self.categories_first = bool(categories_first)
+        self.early_choices_alone = bool(early_choices_alone)
         self.space_filling = bool(space_filling)
         self._design: list[Values] | None = None  # the startup design, made at the first startup trial
         self._design_used = 0
@@ -190,6 +201,7 @@ class TPESearch(ModelBasedSearcher):
                        category_exploration=self.category_exploration,
                        category_smoothing=self.category_smoothing, branch_split=True,
                        cell_min_trials=CELL_MIN_TRIALS, categories_first=self.categories_first,
+                       choices_alone_until=2 * self.n_startup if self.early_choices_alone else 0,
                        running=pending if self.constant_liar else ())
 
 
@@ -207,7 +219,7 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
             gamma: Callable[[int], int] = default_gamma, n_candidates: int = 24,
             prior_weight: float = 1.0, rank_weights: bool = False, multivariate: bool = True,
             category_exploration: float = 0.0, category_smoothing: float = 1.0, branch_split: bool = False,
-            cell_min_trials: int | None = None, categories_first: bool = False,
+            cell_min_trials: int | None = None, categories_first: bool = False, choices_alone_until: int = 0,
             running: Sequence[Values] = ()) -> Values:
     """The values that maximise l(x) / g(x) among `n_candidates` draws from l, group by group.
 
@@ -241,6 +253,10 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
     for a group with a choice that selects branches (a branch may be good only where its own
     numbers are, which the group's ratio does not see: the conditional spaces pick as before).
 
+    `choices_alone_until` n: while fewer than n trials have finished, the choices of a group of
+    several are groups of their own (each picked by its own l / g, with its own exploration
+    schedule), proposed before the group's numbers, which stay joint.
+
     `running`: the configs of trials still running (the constant liar, as Optuna's TPE with
     `constant_liar=True`). Each joins the bad observations of every model fitted to trials it
     shares (the group's, its branch's, an explored category's, a combination's), so l(x) / g(x)
@@ -253,7 +269,10 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
     selectors = {p.condition[0] for p in params if p.condition is not None}  # choices that select branches
     made = [*observations, *((v, math.inf) for v in running)]  # for the exploration schedule
     values: Values = {}
-    for group in parameter_groups(params, multivariate):
+    groups = parameter_groups(params, multivariate)
+    if len(observations) < choices_alone_until:
+        groups = [part for group in groups for part in _choices_apart(group)]
+    for group in groups:
         if not is_active(group[0], values):
             continue
         path = group[0].path
@@ -290,6 +309,15 @@ def propose(params: Sequence[Parameter], observations: Sequence[Observation], rn
                                              rng, n_candidates, prior_weight, rank_weights, category_smoothing))
         values.update(chosen)
     return values
+
+
+def _choices_apart(group: list[Parameter]) -> list[list[Parameter]]:
+    """A group with several choices as one group per choice, then one for the rest; else itself."""
+    choices = [p for p in group if isinstance(p.domain, Categorical)]
+    if len(choices) < 2:
+        return [group]
+    rest = [p for p in group if not isinstance(p.domain, Categorical)]
+    return [[p] for p in choices] + ([rest] if rest else [])
 
 
 def _split(observations: Sequence[Observation], running: Sequence[Values], gamma: Callable[[int], int]

@@ -14,7 +14,7 @@ import pytest
 from asynctune.algorithms.search.basic import RandomSearch
 from asynctune.algorithms.search.model_based import is_active
 from asynctune.algorithms.search.tpe import (
-    NEIGHBOUR_TRIALS, ParzenEstimator, TPESearch, _categories_first, _log_mass, _truncated_normal, default_gamma,
+    NEIGHBOUR_TRIALS, ParzenEstimator, TPESearch, _categories_first, _choices_apart, _log_mass, _truncated_normal, default_gamma,
     parameter_groups, propose, split_observations,
 )
 from asynctune.core.space import (
@@ -445,8 +445,9 @@ def test_categories_first_applies_to_groups_of_several_choices_only() -> None:
     loss = lambda c: {"a": 0.0, "b": 0.2, "c": 0.4}[c["kind"]] + abs(c["x"] - 0.3)  # noqa: E731
     assert feed(TPESearch(seed=3), one_choice, loss, 30) == feed(TPESearch(seed=3, categories_first=False),
                                                                  one_choice, loss, 30)
-    assert feed(TPESearch(seed=3), FLAGS, flags, 30) != feed(TPESearch(seed=3, categories_first=False),
-                                                             FLAGS, flags, 30)
+    # 40 trials: for the first 16 the choices are picked one by one (early_choices_alone).
+    assert feed(TPESearch(seed=3), FLAGS, flags, 40) != feed(TPESearch(seed=3, categories_first=False),
+                                                             FLAGS, flags, 40)
 
 
 def test_categories_first_leaves_groups_with_a_branch_choice_as_they_were() -> None:
@@ -460,12 +461,66 @@ def test_categories_first_leaves_groups_with_a_branch_choice_as_they_were() -> N
     assert feed(TPESearch(seed=2), space, loss, 30) == feed(TPESearch(seed=2, categories_first=False), space, loss, 30)
 
 
-def test_a_searcher_pickled_before_categories_first_existed_goes_on_as_it_began() -> None:
+# --- early choices alone ------------------------------------------------------------------------
+
+def _crossed_observations(rng: np.random.Generator, n: int) -> list:
+    """The good trials: a = 0 twice and b = 0 twice, but never together; the bad ones elsewhere."""
+    good = [({("a",): a, ("b",): b, ("x",): float(rng.uniform())}, 0.1 * float(rng.uniform()))
+            for a, b in [(0, 1), (0, 2), (1, 0), (2, 0)]]
+    bad = [({("a",): int(rng.integers(1, 4)), ("b",): int(rng.integers(1, 4)), ("x",): float(rng.uniform())},
+            1.0 + float(rng.uniform())) for _ in range(n - len(good))]
+    return good + bad
+
+
+def test_early_choices_alone_recombine_what_each_choice_has_shown() -> None:
+    # a = 0 and b = 0 have each been good, but never together. Modelled jointly, the choices
+    # keep to the pairs seen; picked one by one (while trials are few), (0, 0) is proposed, as
+    # an independent model would.
+    space = Space({"a": choice([0, 1, 2, 3]), "b": choice([0, 1, 2, 3]), "x": uniform(0, 1)})
+    rng = np.random.default_rng(0)
+    observations = _crossed_observations(rng, 20)
+
+    def share_unseen(choices_alone_until: int) -> float:
+        picks = [propose(space.parameters, observations, rng, choices_alone_until=choices_alone_until)
+                 for _ in range(300)]
+        return float(np.mean([(p[("a",)], p[("b",)]) == (0, 0) for p in picks]))
+
+    alone, joint = share_unseen(21), share_unseen(0)
+    assert alone > 0.8, alone
+    assert joint < 0.2, joint
+
+
+def test_early_choices_alone_end_after_twice_the_start_and_leave_single_choices() -> None:
+    space = Space({"a": choice([0, 1, 2, 3]), "b": choice([0, 1, 2, 3]), "x": uniform(0, 1)})
+    observations = _crossed_observations(np.random.default_rng(1), 20)
+
+    def picks(choices_alone_until: int) -> list:
+        rng = np.random.default_rng(5)
+        return [propose(space.parameters, observations, rng, choices_alone_until=choices_alone_until)
+                for _ in range(20)]
+
+    assert picks(20) == picks(0)  # 20 finished trials: the joint model again
+    assert picks(21) != picks(0)
+    assert _choices_apart(list(space.parameters)) == [[p] for p in space.parameters[:2]] + [[space.parameters[2]]]
+    one_choice = Space({"kind": choice(["a", "b"]), "x": uniform(0, 1), "y": uniform(0, 1)}).parameters
+    assert _choices_apart(list(one_choice)) == [list(one_choice)]
+    # TPESearch: until 2 * n_startup_trials trials have finished.
+    loss = lambda c: float(_AB[c["a"] % 3, c["b"] % 3] + abs(c["x"] - 0.5))  # noqa: E731
+    crossed = {"a": choice([0, 1, 2]), "b": choice([0, 1, 2]), "x": uniform(0, 1)}
+    assert feed(TPESearch(seed=4, n_startup_trials=4), crossed, loss, 8) != feed(
+        TPESearch(seed=4, n_startup_trials=4, early_choices_alone=False), crossed, loss, 8)
+    single = {"kind": choice([0, 1, 2]), "x": uniform(0, 1)}
+    assert feed(TPESearch(seed=4), single, loss_single := (lambda c: c["kind"] + abs(c["x"] - 0.5)), 20) == feed(
+        TPESearch(seed=4, early_choices_alone=False), single, loss_single, 20)
+
+
+@pytest.mark.parametrize("option", ["categories_first", "early_choices_alone"])
+def test_a_searcher_pickled_before_an_option_existed_goes_on_as_it_began(option: str) -> None:
     searcher = TPESearch(seed=0)
     searcher.set_search_properties("loss", "min", Space(FLAGS))
-    del searcher.__dict__["categories_first"]  # as unpickled from an older version
+    del searcher.__dict__[option]  # as unpickled from an older version
     restored = pickle.loads(pickle.dumps(searcher))
     for i in range(12):
         config = restored.suggest(str(i))
         restored.on_trial_complete(str(i), {"loss": flags(config)})
-    assert restored.categories_first is False  # a resumed experiment keeps the algorithm it began with
+    assert getattr(restored, option) is False  # a resumed experiment keeps the algorithm it began with
