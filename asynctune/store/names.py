@@ -39,6 +39,7 @@ LOG_FILES = (STDOUT_FILE, STDERR_FILE)  # what a trial printed, kept for the use
 MONITOR_FILE = "monitor.jsonl"  # one line per resource sample while the trial ran
 TENSORBOARD_PREFIX = "events.out.tfevents."
 CHECKPOINT_PREFIX = "checkpoint_"
+RESTARTED_DIR = "restarted"  # restarted/<n>/: the checkpoints of an attempt restarted from scratch
 CHECKPOINT_DATA = "checkpoint.pkl"  # a dict checkpoint, pickled inside its directory
 CHECKPOINT_META = ".asynctune.json"  # in a checkpoint: the iteration and time it was taken at
 _CHECKPOINT_NAME = re.compile(r"checkpoint_(\d+)")

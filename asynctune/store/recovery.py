@@ -37,6 +37,7 @@ from .layout import (
     latest_checkpoint, read_params, read_results, repair_jsonl,
 )
 from . import journal
+from .names import RESTARTED_DIR, is_checkpoint_name
 from .paths import refuse_links_out
 from .signing import load_signed_pickle, read_verified, sign
 from . import checkpoints
@@ -224,9 +225,32 @@ def reopen_errored(trials: list[Trial], *, restart: bool = False) -> list[Trial]
     errored = [trial for trial in trials if trial.status is Status.ERROR]
     for trial in errored:
         trial.status, trial.error, trial.error_traceback, trial.num_failures = Status.PENDING, None, None, 0
+        if restart:  # the failed attempt's checkpoints are never restored again, by a retry or a resume
+            _set_aside_checkpoints(trial.path)
+            trial.checkpoint, trial.checkpoint_iteration, trial.checkpoint_time_total = None, 0, 0.0
         found = not restart and trial.checkpoint is not None and os.path.isdir(trial.checkpoint)
         _restart_from(trial, trial.checkpoint if found else None, found=found)
     return errored
+
+
+def _set_aside_checkpoints(trial_dir: str) -> None:
+    """Move a trial's checkpoints to restarted/<n>/ in its directory: kept, never restored."""
+    names = sorted(name for name in _listdir(trial_dir) if is_checkpoint_name(name))
+    if not names:
+        return
+    parent = os.path.join(trial_dir, RESTARTED_DIR)
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    attempt = os.path.join(parent, str(len(_listdir(parent))))
+    os.mkdir(attempt, 0o700)
+    for name in names:
+        os.replace(os.path.join(trial_dir, name), os.path.join(attempt, name))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
 
 
 def recorded_history(trials: list[Trial]) -> Iterator[tuple[Trial, dict[str, Any]]]:

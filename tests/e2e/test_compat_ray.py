@@ -312,15 +312,22 @@ def test_restore_and_can_restore(storage, tmp_path):
     assert tune.Tuner.restore(path, trainable=curve, resume_errored=True).fit()[0].metrics["loss"] == 0.5
 
 
-def fails_at_two_until_fixed(config: dict) -> None:
+def checkpointed_steps(steps: int, fails) -> None:
+    """Steps from its checkpoint's to `steps`, each reported with a checkpoint; fails(step) raises."""
     checkpoint = tune.get_checkpoint()
     start = json.load(open(os.path.join(checkpoint.path, "step.json"))) if checkpoint else 0
-    for step in range(start, 4):
-        if step == 2 and not config.get("fixed") and not os.environ.get("FIXED_TRAINABLE"):
-            raise RuntimeError("fails at step 2")
+    for step in range(start, steps):
+        fails(step)
         with tempfile.TemporaryDirectory() as directory:
             json.dump(step + 1, open(os.path.join(directory, "step.json"), "w"))
             tune.report({"step": step + 1, "start": start}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def fails_at_two_until_fixed(config: dict) -> None:
+    def fails(step: int) -> None:
+        if step == 2 and not config.get("fixed") and not os.environ.get("FIXED_TRAINABLE"):
+            raise RuntimeError("fails at step 2")
+    checkpointed_steps(4, fails)
 
 
 def fixed_trainable(config: dict) -> None:
@@ -341,6 +348,40 @@ def test_restart_errored_reruns_failed_trials_from_the_start_and_the_experiment_
     assert again.num_errors == 0 and sorted(r.metrics["step"] for r in again) == [4, 4]
     with pytest.raises(ValueError, match="errored must be one of"):
         at.resume(path, errored="retry")
+
+
+def fails_at_five_then_once_after_a_restart(config: dict) -> None:
+    def fails(step: int) -> None:
+        restarted = os.environ.get("RESTARTED_TRAINABLE")
+        if step == 5 and not restarted:
+            raise RuntimeError("fails at step 5")
+        if restarted and not os.path.exists(config["marker"]):  # before its first new checkpoint
+            open(config["marker"], "w").close()
+            raise RuntimeError("fails once after the restart")
+    checkpointed_steps(6, fails)
+
+
+def restarted_trainable(config: dict) -> None:
+    os.environ["RESTARTED_TRAINABLE"] = "1"
+    fails_at_five_then_once_after_a_restart(config)
+
+
+def test_a_restarted_trial_never_restores_the_failed_attempts_checkpoints(storage, tmp_path):
+    # The first attempt reached checkpoint 5 and failed for good. Restarted from scratch, it fails
+    # once before its first checkpoint: its retry must start from scratch again, not restore the
+    # old attempt's checkpoint 5.
+    marker = str(tmp_path / "failed once")
+    first = tune.Tuner(fails_at_five_then_once_after_a_restart, param_space={"marker": marker},
+                       run_config=run_config(storage, failure_config=tune.FailureConfig(max_failures=1))).fit()
+    assert first.num_errors == 1
+    restarted = tune.Tuner.restore(first.experiment_path, trainable=restarted_trainable, restart_errored=True).fit()
+    assert restarted.num_errors == 0 and os.path.exists(marker)
+    result = restarted[0]
+    assert result.metrics["start"] == 0 and list(result.metrics_dataframe["step"]) == [1, 2, 3, 4, 5, 6]
+    assert json.load(open(os.path.join(result.checkpoint.path, "step.json"))) == 6
+    trial_dir = os.path.dirname(result.checkpoint.path)
+    set_aside = os.path.join(trial_dir, "restarted", "0")  # the failed attempt's, kept and never restored
+    assert sorted(os.listdir(set_aside)) == [f"checkpoint_{i:06d}" for i in range(1, 6)]
 
 
 def test_legacy_tune_run_resume_auto_starts_then_continues_and_reruns_errored_trials(storage):
