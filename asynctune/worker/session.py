@@ -202,10 +202,7 @@ class TrialSession:
         return self.publish_checkpoint(target)
 
     def write_checkpoint_meta(self, path: str) -> None:
-        files = checkpoints.manifest(path)  # before the metadata file exists: it is not in it
-        with open_private(checkpoint_meta(path), "w") as f:
-            json.dump({"trial_id": self.trial_id, "iteration": self.iteration, "time_total_s": self.time_total,
-                       "files": files}, f)
+        write_checkpoint_meta(path, iteration=self.iteration, time_total_s=self.time_total, trial_id=self.trial_id)
 
     def adopt_checkpoint(self, path: str | None) -> None:
         """Continue from `path` (after a mutate): counters resume where it was taken."""
@@ -241,6 +238,13 @@ def load_checkpoint(path: str | None, *, trust: bool = False) -> Any:
     if os.path.exists(data):
         return load_signed_pickle(data, trust=trust)
     return path
+
+
+def write_checkpoint_meta(path: str, *, iteration: int, time_total_s: float, trial_id: str | None = None) -> None:
+    """The metadata that makes `path` a complete checkpoint: written last, it lists the files."""
+    files = checkpoints.manifest(path)  # before the metadata file exists: it is not in it
+    with open_private(checkpoint_meta(path), "w") as f:
+        json.dump({"trial_id": trial_id, "iteration": iteration, "time_total_s": time_total_s, "files": files}, f)
 
 
 def read_checkpoint_meta(path: str) -> dict[str, Any]:

@@ -657,3 +657,30 @@ def test_tuner_restore_continues_an_experiment_whose_driver_was_killed(tmp_path,
     assert [r.metrics["step"] for r in results] == [12, 12]
     assert any(r.metrics["resumed_from"] > 0 for r in results)  # went on from a checkpoint, not from scratch
     assert all(list(r.metrics_dataframe["step"]) == list(range(1, 13)) for r in results)  # nothing lost or twice
+
+
+class _Counter(tune.Trainable):
+    def setup(self, config: dict) -> None:
+        self.count = 0
+
+    def step(self) -> dict:
+        self.count += self.config["increment"]
+        return {"count": self.count}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict:
+        return {"count": self.count}
+
+    def load_checkpoint(self, checkpoint: dict) -> None:
+        self.count = checkpoint["count"]
+
+
+def test_a_trainable_saved_outside_a_run_restores_its_iteration(tmp_path):
+    model = _Counter(config={"increment": 2})
+    for _ in range(3):
+        model.train()
+    checkpoint = model.save(str(tmp_path / "saved"))
+    later = _Counter(config={"increment": 2})
+    later.restore(checkpoint)
+    assert later.training_iteration == 3  # as in Ray: it goes on counting from there
+    assert later.train() == {"count": 8, "training_iteration": 4, "done": False}
+    later.stop()

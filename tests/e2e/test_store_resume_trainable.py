@@ -51,3 +51,29 @@ def test_run_with_resume_uses_the_trainable_passed(storage, tmp_path):
     from asynctune.store.recovery import load_resume_state
 
     assert load_resume_state(experiment).trainable.__name__ == "fixed"  # what `asynctune resume` runs now
+
+
+def buggy_for_large_x(config):
+    if config["x"] > 0.5 and not os.environ.get("FIXED_FOR_LARGE_X"):
+        raise RuntimeError("the bug")
+    at.report(loss=config["x"])
+
+
+def fixed_for_large_x(config):
+    os.environ["FIXED_FOR_LARGE_X"] = "1"
+    buggy_for_large_x(config)
+
+
+def test_trials_run_again_after_their_failure_are_learnt_from_by_the_searcher(storage):
+    from asynctune.store.recovery import restore_searcher
+
+    first = at.run(buggy_for_large_x, config={"x": at.uniform(0, 1)}, num_samples=12, storage_path=storage,
+                   name="exp", metric="loss", mode="min", search_alg=at.TPESearch(seed=0), verbose=0)
+    failed = [t for t in first.trials if t.status is at.Status.ERROR]
+    assert failed and len(failed) < 12
+    again = at.resume(os.path.join(storage, "exp"), trainable=fixed_for_large_x, errored="resume")
+    assert all(t.status is at.Status.TERMINATED for t in again.trials)
+    searcher = at.TPESearch()
+    assert restore_searcher(searcher, os.path.join(storage, "exp"))
+    # Each trial once, the ones run again included (the searcher had recorded them as failed).
+    assert sorted(loss for _, loss in searcher.observations) == sorted(t.config["x"] for t in again.trials)

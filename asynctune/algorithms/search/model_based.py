@@ -78,6 +78,7 @@ class ModelBasedSearcher(Searcher):
         self._points_used = 0
         self._live: dict[str, Values] = {}  # suggested, not yet complete
         self._latest_loss: dict[str, float] = {}  # the latest intermediate loss of a live trial
+        self._failed: dict[str, Values] = {}  # completed in error: resume(errored=...) may run them again
         self._rng: np.random.Generator | None = None
         self._params: list[Parameter] = []
         self._lock = threading.Lock()  # a slow searcher's suggest runs in a thread
@@ -160,7 +161,12 @@ class ModelBasedSearcher(Searcher):
         with self._lock:
             values = self._live.pop(trial_id, None)
             latest = self._latest_loss.pop(trial_id, None)
+            failed = self.__dict__.setdefault("_failed", {})  # a searcher saved before it had one
+            if values is None and not error:
+                values = failed.pop(trial_id, None)  # run again after its failure: learnt from now
             if values is None or error:
+                if values is not None:
+                    failed[trial_id] = values
                 return
             loss = self._loss(result) if result is not None else None
             if loss is None:

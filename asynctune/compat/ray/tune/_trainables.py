@@ -12,7 +12,7 @@ from typing import Any
 
 import asynctune as _at
 from asynctune.store.names import CHECKPOINT_PREFIX
-from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_data
+from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_data, write_checkpoint_meta
 
 from ._placement import PlacementGroupFactory
 from ._session import Checkpoint
@@ -63,6 +63,7 @@ class Trainable(_at.Trainable):
         data = self.save_checkpoint(path)
         if isinstance(data, dict):
             write_checkpoint_data(path, data)
+        write_checkpoint_meta(path, iteration=self.iteration, time_total_s=0.0)  # restore() resumes the count
         return Checkpoint(path)
 
     def restore(self, checkpoint: Checkpoint | str | os.PathLike[str]) -> None:
