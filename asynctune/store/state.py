@@ -16,6 +16,7 @@ from .private_files import open_private
 from .journal import JournalWriter, Op
 from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, write_snapshot_atomic
 from .signing import sign
+from .vanished import ExperimentWatch
 from .format import to_disk
 from ..core.trial import Trial
 
@@ -54,9 +55,11 @@ class StateWriter:
         self._searcher: Searcher | None = None  # batched: saved by the last save()
         self._searcher_unsaveable = False  # its save() failed once (warned): not tried again
         self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
+        self._watch: ExperimentWatch | None = None  # the directory it opened: saves go to no other
 
     def open(self) -> None:
         """Start the journal and the reserve; raises StorageFull on a disk already full."""
+        self._watch = ExperimentWatch(self.experiment_dir)
         try:
             self._reserve(_MIN_RESERVE_BYTES)
             if self._with_journal:
@@ -121,7 +124,14 @@ class StateWriter:
             except OSError as exc:
                 self._failed(exc, JOURNAL_FILE)
 
+    def _gone(self) -> bool:
+        """Its directory was deleted or moved away (the controller ends the run): a directory made
+        since where it was, another run's perhaps, is never written over."""
+        return self._watch is not None and self._watch.vanished() is not None
+
     def save(self) -> None:
+        if self._gone():
+            return
         if self._searcher is not None:
             searcher, self._searcher = self._searcher, None
             try:
@@ -161,7 +171,7 @@ class StateWriter:
         self._save_searcher(searcher)
 
     def _save_searcher(self, searcher: Searcher) -> None:
-        if self._searcher_unsaveable:
+        if self._searcher_unsaveable or self._gone():
             return
         path = os.path.join(self.experiment_dir, SEARCHER_STATE_FILE)
         unsigned = path + ".unsigned.tmp"

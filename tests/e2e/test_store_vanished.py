@@ -76,14 +76,21 @@ def resumable(config):
 
 
 class MoveAfter(Callback):
-    """Moves the experiment's directory to `target` once trial_00000 has reported 3 results."""
+    """Moves the experiment's directory to `target` once trial_00000 has reported 3 results;
+    with `then_made_again`, makes a directory where it was, holding those files (another run's)."""
 
-    def __init__(self, target: str) -> None:
-        self.target, self.done = target, False
+    def __init__(self, target: str, then_made_again: dict[str, str] | None = None) -> None:
+        self.target, self.done, self.then_made_again = target, False, then_made_again
 
     def on_trial_result(self, trial, result) -> None:
         if not self.done and trial.trial_id == "trial_00000" and result["training_iteration"] >= 3:
-            shutil.move(os.path.dirname(trial.path), self.target)
+            where = os.path.dirname(trial.path)
+            shutil.move(where, self.target)
+            if self.then_made_again is not None:
+                os.mkdir(where)
+                for name, text in self.then_made_again.items():
+                    with open(os.path.join(where, name), "w") as f:
+                        f.write(text)
             self.done = True
 
 
@@ -103,3 +110,21 @@ def test_an_experiment_moved_mid_run_resumes_where_it_is_now(storage, tmp_path):
     assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 5, [t.error for t in resumed.trials]
     for trial in resumed.trials:
         assert [r["training_iteration"] for r in resumed.trial_results(trial.trial_id)] == list(range(1, 31))
+
+
+def test_a_directory_made_again_where_the_experiment_was_is_never_written_over(storage, tmp_path):
+    """Another run may take the name once the experiment is moved away: the moved run's driver
+    saves nothing there (its snapshot, its searcher's state)."""
+    experiment, moved = os.path.join(storage, "exp"), str(tmp_path / "elsewhere")
+    theirs = {"experiment.json": "another run's", "searcher_state.pkl": "another run's"}
+    mover = MoveAfter(moved, then_made_again=theirs)
+    with pytest.raises(at.DirectoryVanished):
+        at.run(resumable, config={"x": at.uniform(0, 4)}, num_samples=5, metric="loss", mode="min",
+               search_alg=at.TPESearch(n_startup_trials=1), storage_path=storage, name="exp", verbose=0,
+               max_concurrent_trials=2, callbacks=[mover])
+    assert mover.done
+    for name, text in theirs.items():
+        with open(os.path.join(experiment, name)) as f:
+            assert f.read() == text, name
+    resumed = at.resume(moved, verbose=0, callbacks=[])
+    assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 5, [t.error for t in resumed.trials]
