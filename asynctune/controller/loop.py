@@ -73,7 +73,7 @@ class Controller:
         self._max_running = 1
         self._recording = policy_of(executor)  # chosen once (store/recording_policy.py)
         self.state = StateWriter(spec.experiment_dir, self._snapshot, on_full=self._ending.disk_full,
-                                 batched=self._recording.batched, journal=self._recording.journal)
+                                 batched=self._recording.batched, journal=self._recording.journal, watch=self._watch)
         self._writer = self._recording.writer(spec.experiment_dir)
         self._searching = SearcherDriver(searcher, self.state.save_searcher)
         self._outcomes = TrialOutcomes(

@@ -30,7 +30,7 @@ from typing import Any
 import cloudpickle
 
 from ..errors import ExperimentDamaged, UnsafeFileError
-from .private_files import open_private
+from .private_files import make_dir_private, open_private
 from .layout import (
     JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
@@ -239,9 +239,9 @@ def _set_aside_checkpoints(trial_dir: str) -> None:
     if not names:
         return
     parent = os.path.join(trial_dir, RESTARTED_DIR)
-    os.makedirs(parent, mode=0o700, exist_ok=True)
+    make_dir_private(parent)
     attempt = os.path.join(parent, str(len(_listdir(parent))))
-    os.mkdir(attempt, 0o700)
+    make_dir_private(attempt)
     for name in names:
         os.replace(os.path.join(trial_dir, name), os.path.join(attempt, name))
 

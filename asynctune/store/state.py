@@ -45,7 +45,8 @@ class StateWriter:
     `journal=False` (a consolidated simulation, never resumed): no journal at all."""
 
     def __init__(self, experiment_dir: str, snapshot: Callable[[], dict[str, Any]],
-                 on_full: Callable[[StorageFull], None], *, batched: bool = False, journal: bool = True) -> None:
+                 on_full: Callable[[StorageFull], None], *, batched: bool = False, journal: bool = True,
+                 watch: ExperimentWatch | None = None) -> None:
         self.experiment_dir = experiment_dir
         self._snapshot, self._on_full = snapshot, on_full
         self._batched, self._with_journal = batched, journal
@@ -55,11 +56,10 @@ class StateWriter:
         self._searcher: Searcher | None = None  # batched: saved by the last save()
         self._searcher_unsaveable = False  # its save() failed once (warned): not tried again
         self.saved: dict[str, Any] | None = None  # experiment.json as last written, less its trial table
-        self._watch: ExperimentWatch | None = None  # the directory it opened: saves go to no other
+        self._watch = watch  # the run's directory: saves go to no other made since at its path
 
     def open(self) -> None:
         """Start the journal and the reserve; raises StorageFull on a disk already full."""
-        self._watch = ExperimentWatch(self.experiment_dir)
         try:
             self._reserve(_MIN_RESERVE_BYTES)
             if self._with_journal:
