@@ -86,9 +86,7 @@ def run_class(cls: type[Trainable], session: TrialSession) -> tuple[str, str | N
     trainable = _instantiate(cls, session.config, session)
     try:
         while True:
-            result = trainable.step()
-            if not isinstance(result, dict):
-                raise TypeError(f"{cls.__name__}.step() must return a dict, got {type(result).__name__}")
+            result = checked_step(trainable)
             trainable.iteration = session.iteration + 1
             done = bool(result.get("done", False))
             checkpoint_dir = None
@@ -147,17 +145,31 @@ def _instantiate(cls: type[Trainable], config: dict[str, Any], session: TrialSes
     return trainable
 
 
+def checked_step(trainable: Trainable) -> dict[str, Any]:
+    """One step(): its result, which must be a dict."""
+    result = trainable.step()
+    if not isinstance(result, dict):
+        raise TypeError(f"{type(trainable).__name__}.step() must return a dict, got {type(result).__name__}")
+    return result
+
+
+def save_into(trainable: Trainable, path: str) -> None:
+    """save_checkpoint(path): a dict it returns is pickled and signed there, files it wrote are
+    made private (they were written under the process's umask)."""
+    data = trainable.save_checkpoint(path)
+    if isinstance(data, dict):
+        write_checkpoint_data(path, data)
+    else:
+        make_tree_private(path)
+
+
 def _save(trainable: Trainable, session: TrialSession, *, next_iteration: bool = False) -> str:
     """Save into checkpoint_<iteration>/, numbered by the result it belongs to."""
     if next_iteration:
         session.iteration += 1
     try:
         path = session.new_checkpoint_dir()
-        data = trainable.save_checkpoint(path)
-        if isinstance(data, dict):
-            write_checkpoint_data(path, data)
-        else:
-            make_tree_private(path)  # the files save_checkpoint() wrote, under the worker's umask
+        save_into(trainable, path)
         path = session.publish_checkpoint(path)
     finally:
         if next_iteration:

@@ -12,6 +12,11 @@ from asynctune.analysis.experiment import _checkpoints_by_iteration
 
 from ._session import Checkpoint
 
+
+def ray_terminated(status: Status) -> bool:
+    """Ray's TERMINATED: ended without an error (asynctune tells FINISHED and EARLY_STOPPED apart)."""
+    return status in (Status.FINISHED, Status.EARLY_STOPPED)
+
 class Result:
     """One trial's outcome, as Ray's `tune.Result`.
 
@@ -29,7 +34,7 @@ class Result:
         self.config: dict[str, Any] = trial.config
         self.metrics: dict[str, Any] = {**(trial.last_result or {}), "config": trial.config}
         # Ray marks a trial's final result done; asynctune records how the trial ended instead
-        self.metrics.setdefault("done", trial.status in (Status.FINISHED, Status.EARLY_STOPPED))
+        self.metrics.setdefault("done", ray_terminated(trial.status))
         self.path: str = trial.path or os.path.join(analysis.experiment_dir, trial.trial_id)
         self.checkpoint = Checkpoint(trial.checkpoint) if trial.checkpoint and os.path.isdir(trial.checkpoint) else None
         self.error = (TrialFailed(trial.trial_id, trial.error or "failed", trial.error_traceback or "")
@@ -112,8 +117,7 @@ class ResultGrid:
 
     @property
     def num_terminated(self) -> int:
-        # Ray's TERMINATED: ended without an error (asynctune tells FINISHED and EARLY_STOPPED apart)
-        return sum(1 for trial in self._analysis.trials if trial.status.is_finished and trial.status is not Status.ERROR)
+        return sum(1 for trial in self._analysis.trials if ray_terminated(trial.status))
 
     def __len__(self) -> int:
         return len(self._results)

@@ -12,7 +12,8 @@ from typing import Any
 
 import asynctune as _at
 from asynctune.store.names import CHECKPOINT_PREFIX
-from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_data, write_checkpoint_meta
+from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, write_checkpoint_meta
+from asynctune.worker.trainable import checked_step, save_into
 
 from ._placement import PlacementGroupFactory
 from ._session import Checkpoint
@@ -50,9 +51,7 @@ class Trainable(_at.Trainable):
 
     def train(self) -> dict[str, Any]:
         """One `step()`, counted: its result with `training_iteration` and `done` added."""
-        result = self.step()
-        if not isinstance(result, dict):
-            raise TypeError(f"{type(self).__name__}.step() must return a dict, got {type(result).__name__}")
+        result = checked_step(self)
         self.iteration += 1
         return {**result, "training_iteration": self.iteration, "done": bool(result.get("done", False))}
 
@@ -60,9 +59,7 @@ class Trainable(_at.Trainable):
         """Save with `save_checkpoint` into `checkpoint_dir` (default: a new temporary directory)."""
         path = checkpoint_dir or tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
         os.makedirs(path, exist_ok=True)
-        data = self.save_checkpoint(path)
-        if isinstance(data, dict):
-            write_checkpoint_data(path, data)
+        save_into(self, path)
         write_checkpoint_meta(path, iteration=self.iteration, time_total_s=0.0)  # restore() resumes the count
         return Checkpoint(path)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import asynctune as _at
 
+from ._results import ray_terminated
 from ._session import Checkpoint
 
 
@@ -73,7 +74,7 @@ class RayTrial:
     @property
     def status(self) -> str:
         status = self._trial.status
-        return self.TERMINATED if status in (_at.Status.FINISHED, _at.Status.EARLY_STOPPED) else status.value
+        return self.TERMINATED if ray_terminated(status) else status.value
 
     @property
     def checkpoint(self) -> Checkpoint | None:
@@ -112,8 +113,9 @@ class RayCallbackAdapter(_at.Callback):
         self.callback.setup(stop=self.stop, num_samples=self.num_samples, total_num_samples=self.num_samples)
 
     def on_tick(self, trials: Sequence[Any]) -> None:
-        self.callback.on_step_begin(self.iteration, self._all(trials))
-        self.callback.on_step_end(self.iteration, self._all(trials))
+        views = self._all(trials)
+        self.callback.on_step_begin(self.iteration, views)
+        self.callback.on_step_end(self.iteration, views)
         self.iteration += 1
 
     def on_trial_start(self, trial: Any) -> None:
@@ -137,8 +139,9 @@ class RayCallbackAdapter(_at.Callback):
             self._checkpoint(trial, checkpoint)
 
     def _checkpoint(self, trial: Any, checkpoint: str) -> None:
-        self.callback.on_checkpoint(self.iteration, self._all(), self._view(trial), Checkpoint(checkpoint))
-        self.callback.on_trial_save(self.iteration, self._all(), self._view(trial))
+        views, view = self._all(), self._view(trial)
+        self.callback.on_checkpoint(self.iteration, views, view, Checkpoint(checkpoint))
+        self.callback.on_trial_save(self.iteration, views, view)
 
     def on_trial_complete(self, trial: Any) -> None:
         self.callback.on_trial_complete(self.iteration, self._all(), self._view(trial))
