@@ -141,9 +141,7 @@ class MLflowLoggerCallback(Callback):
 
         self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         name = self.experiment_name or experiment_name_of(experiment_dir)
-        experiment = self._client.get_experiment_by_name(name)
-        self.experiment_id = (experiment.experiment_id if experiment is not None
-                              else self._client.create_experiment(name))
+        self.experiment_id = _experiment_id(self._client, name)
         # A resumed experiment continues its trials' runs.
         for run in _all_runs(self._client, self.experiment_id):
             tags = run.data.tags
@@ -234,15 +232,18 @@ def setup_mlflow(config: Mapping[str, Any] | None = None, *, tracking_uri: str |
         mlflow.set_tracking_uri(tracking_uri)
     if registry_uri is not None:
         mlflow.set_registry_uri(registry_uri)
-    experiment = mlflow.set_experiment(experiment_name or experiment_name_of(experiment_dir))
     client = mlflow.tracking.MlflowClient()
-    previous = [run for run in _all_runs(client, experiment.experiment_id)
+    experiment_id = _experiment_id(client, experiment_name or experiment_name_of(experiment_dir))
+    # By id: set by name, MLflow leaves the Default experiment active when another process
+    # creates the named one at the same moment (trials starting together race to make it).
+    mlflow.set_experiment(experiment_id=experiment_id)
+    previous = [run for run in _all_runs(client, experiment_id)
                 if run.data.tags.get(TRIAL_ID_TAG) == trial_id and run.data.tags.get(_SIDE_TAG) == "trainable"
                 and run.data.tags.get(EXPERIMENT_DIR_TAG) == experiment_dir]
     if previous:
         mlflow.start_run(run_id=previous[0].info.run_id)
     else:
-        mlflow.start_run(run_name=trial_id, tags={
+        mlflow.start_run(experiment_id=experiment_id, run_name=trial_id, tags={
             **{str(k): str(v) for k, v in (tags or {}).items()}, TRIAL_ID_TAG: trial_id,
             EXPERIMENT_DIR_TAG: experiment_dir, _SIDE_TAG: "trainable"})
         if config:
@@ -251,6 +252,21 @@ def setup_mlflow(config: Mapping[str, Any] | None = None, *, tracking_uri: str |
             for i in range(0, len(keys), _PARAMS_PER_BATCH):
                 mlflow.log_params({k: params[k] for k in keys[i:i + _PARAMS_PER_BATCH]})
     return mlflow
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    """The id of the MLflow experiment `name`, made if it is new, also when others make it at once."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id  # another process made it just now
 
 
 def _all_runs(client: Any, experiment_id: str) -> list[Any]:

@@ -109,6 +109,34 @@ def test_setup_mlflow_logs_from_the_trial_and_a_retry_continues_its_run(storage,
         assert steps == [0, 1, 2, 3]  # the retry resumed from the checkpoint at i=2, in the same run
 
 
+def _train_losing_the_race_to_make_the_experiment(config):
+    # Force the race of trials that start together: between MLflow's lookup of the experiment and
+    # its creation, another process creates it (here a second client, at that exact moment).
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient  # under MlflowClient and mlflow.*
+
+    real_create = TrackingServiceClient.create_experiment
+
+    def create_after_another_process(self, name, *args, **kwargs):
+        real_create(TrackingServiceClient(config["uri"]), name)
+        return real_create(self, name, *args, **kwargs)  # fails: RESOURCE_ALREADY_EXISTS
+
+    TrackingServiceClient.create_experiment = create_after_another_process
+    mlflow = setup_mlflow(config, tracking_uri=config["uri"])
+    TrackingServiceClient.create_experiment = real_create
+    mlflow.log_metric("inner", 1.0, step=0)
+    at.report(loss=1.0)
+
+
+def test_setup_mlflow_logs_into_the_named_experiment_when_another_process_creates_it_first(storage, tracking_uri):
+    analysis = at.run(_train_losing_the_race_to_make_the_experiment, config={"uri": tracking_uri},
+                      storage_path=storage, name="raced", verbose=0)
+    assert analysis.trials[0].status is at.Status.TERMINATED
+    client = MlflowClient(tracking_uri)
+    runs = _runs(client, "raced")
+    assert list(runs) == [analysis.trials[0].trial_id]  # not in MLflow's Default experiment
+    assert [m.step for m in client.get_metric_history(runs[analysis.trials[0].trial_id].info.run_id, "inner")] == [0]
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"tracking_uri": ""}, "tracking_uri"),
     ({"experiment_name": 3}, "experiment_name"),
