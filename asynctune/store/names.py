@@ -112,8 +112,10 @@ def monitor_file(trial_dir: str) -> str:
 
 def tensorboard_file(trial_dir: str, stamp: int, host: str, pid: int, serial: int) -> str:
     """A TensorBoard events file of the trial, named as TensorBoard expects; unique per process
-    and `serial`, so a trial that starts again never overwrites its old file."""
-    return os.path.join(trial_dir, f"{TENSORBOARD_PREFIX}{stamp:010d}.{host}.{pid}.{serial}.asynctune")
+    and `serial`, so a trial that starts again never overwrites its old file. TensorBoard reads
+    a run's files in name order: the serial is padded so that files made in one second sort in
+    the order they were made (unpadded, serial 10 sorted before 9 and steps went back)."""
+    return os.path.join(trial_dir, f"{TENSORBOARD_PREFIX}{stamp:010d}.{host}.{pid}.{serial:010d}.asynctune")
 
 
 def checkpoint_name(iteration: int) -> str:

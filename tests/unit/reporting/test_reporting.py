@@ -19,6 +19,7 @@ from asynctune import CONTINUE, PAUSE, STOP, Mutate, Scheduler, Status, Trial
 from asynctune.reporting.console import ConsoleReporter
 from asynctune.reporting.decisions import DECISIONS_FILE, read_decisions
 from asynctune.reporting.tensorboard import TensorBoardLogger
+from asynctune.store.names import tensorboard_file
 
 pytest.importorskip("tensorboardX.proto.event_pb2")
 from tensorboardX.proto import api_pb2  # noqa: E402
@@ -152,6 +153,13 @@ def test_a_paused_trial_closes_its_file_and_writes_a_new_one_when_it_runs_again(
     events = run_events(trial.path)
     assert scalars(events, "loss") == [(1, 1.0), (2, 2.0)]
     assert len(plugin_data(events, "_hparams_/session_start_info")) == 1
+
+
+def test_event_files_of_one_second_sort_in_the_order_they_were_made(tmp_path):
+    # TensorBoard reads a run's event files in name order; a trial paused and run again within
+    # one second gets a second file whose serial may have one digit more (9, then 10).
+    made = [tensorboard_file(str(tmp_path), 1_700_000_000, "host", 4242, serial) for serial in (8, 9, 10, 11, 100)]
+    assert sorted(made) == made
 
 
 @pytest.mark.parametrize("result, expected", [
