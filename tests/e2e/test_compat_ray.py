@@ -384,14 +384,24 @@ def test_a_restarted_trial_never_restores_the_failed_attempts_checkpoints(storag
     assert sorted(os.listdir(set_aside)) == [f"checkpoint_{i:06d}" for i in range(1, 6)]
 
 
+class Steps(tune.Callback):
+    def __init__(self):
+        self.steps = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.steps.append(result["step"])
+
+
 def test_legacy_tune_run_resume_auto_starts_then_continues_and_reruns_errored_trials(storage):
     space = {"fixed": tune.grid_search([True, False])}
     first = tune.run(fails_at_two_until_fixed, config=space, name="auto", storage_path=storage, resume="AUTO",
                      raise_on_failed_trial=False, verbose=0)
     assert [t.error is not None for t in first.trials] == [False, True]
+    steps = Steps()  # as in Ray, the resuming call's callbacks are the ones that run
     again = tune.run(fixed_trainable, config=space, name="auto", storage_path=storage, resume="AUTO+ERRORED",
-                     verbose=0)
+                     verbose=0, callbacks=[steps])
     assert again.experiment_path == first.experiment_path and not any(t.error for t in again.trials)
+    assert steps.steps == [3, 4]  # the rerun trial's, from its checkpoint at step 2
     rerun = next(t for t in again.trials if not t.config["fixed"])
     assert rerun.last_result["start"] == 2 and rerun.last_result["step"] == 4  # from its checkpoint
     with pytest.raises(ValueError, match="no experiment to resume"):

@@ -45,20 +45,21 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
                                              checkpoint_score_order=order, checkpoint_frequency=checkpoint_freq,
                                              checkpoint_at_end=checkpoint_at_end)
     trainable = with_resources(run_or_experiment, resources_per_trial) if resources_per_trial else run_or_experiment
+    tune_config = TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
+                             num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
+                             time_budget_s=time_budget_s)
+    run_config = RunConfig(name=name, storage_path=storage_path or local_dir, stop=stop, callbacks=callbacks,
+                           verbose=verbose, checkpoint_config=checkpoint_config, progress_reporter=progress_reporter,
+                           failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast))
     existing = _experiment_to_resume(resume, storage_path or local_dir, name)
     if existing is not None:
         tuner = Tuner.restore(existing, trainable=trainable, resume_errored=errored == "resume",
                               restart_errored=errored == "restart")
+        if callbacks is not None or progress_reporter is not None or verbose is not None:
+            # As in Ray, this call's callbacks and reporting, not the first run's.
+            tuner.tune_config, tuner.run_config, tuner._new_callbacks = tune_config, run_config, True
     else:
-        tuner = Tuner(trainable, param_space=config,
-                      tune_config=TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
-                                             num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
-                                             time_budget_s=time_budget_s),
-                      run_config=RunConfig(name=name, storage_path=storage_path or local_dir, stop=stop,
-                                           callbacks=callbacks, verbose=verbose, checkpoint_config=checkpoint_config,
-                                           progress_reporter=progress_reporter,
-                                           failure_config=FailureConfig(max_failures=max_failures,
-                                                                        fail_fast=fail_fast)))
+        tuner = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
     grid = tuner.fit()
     analysis = ExperimentAnalysis(grid.experiment_path, trials=grid._analysis.trials)
     if raise_on_failed_trial and grid.errors:

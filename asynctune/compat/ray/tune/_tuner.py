@@ -55,13 +55,17 @@ class Tuner:
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
         self._restore_path, self._errored = _restore_path, _errored
+        self._new_callbacks = False  # on a restore: this object's run_config replaces the saved callbacks
         self._experiment_dir: str | None = _restore_path
 
     def fit(self) -> ResultGrid:
-        if self._restore_path is not None:
-            return ResultGrid(_at.resume(self._restore_path, executor=local_executor(), trainable=self.trainable,
-                                         errored=self._errored))
         where = _ExperimentDir()
+        if self._restore_path is not None:
+            # tune.run(resume=...) brings this call's callbacks and reporting, as in Ray; Tuner.restore
+            # keeps the first run's (Ray pickles them with the experiment).
+            callbacks, _, verbose = self._callbacks(where) if self._new_callbacks else (None, None, None)
+            return ResultGrid(_at.resume(self._restore_path, executor=local_executor(), trainable=self.trainable,
+                                         errored=self._errored, callbacks=callbacks, verbose=verbose))
         try:
             analysis = _at.run(self.trainable, **self._run_options(where))
         except _at.TrialFailed:
@@ -109,11 +113,7 @@ class Tuner:
         tc, rc = self.tune_config, self.run_config
         cc, fc = rc.checkpoint_config, rc.failure_config
         assert cc is not None and fc is not None  # RunConfig fills them in
-        callbacks = [where, *adapt_callbacks(rc.callbacks, stop=rc.stop, num_samples=tc.num_samples)]
-        keep = cc.num_to_keep
-        if cc.checkpoint_score_attribute is not None and keep is not None:
-            callbacks.append(KeepBestCheckpoints(keep, cc.checkpoint_score_attribute, cc.checkpoint_score_order))
-            keep = None
+        callbacks, keep, verbose = self._callbacks(where)
         options = dict(
             config=self.param_space, num_samples=tc.num_samples, metric=tc.metric, mode=tc.mode,
             stop=to_stopper(rc.stop), search_alg=tc.search_alg, scheduler=tc.scheduler, executor=local_executor(),
@@ -124,13 +124,27 @@ class Tuner:
             checkpoint_frequency=cc.checkpoint_frequency, checkpoint_at_end=bool(cc.checkpoint_at_end),
             keep_checkpoints_num=keep,
         )
-        if rc.verbose is not None:
-            options["verbose"] = rc.verbose
+        if verbose is not None:
+            options["verbose"] = verbose
+        return options
+
+    def _callbacks(self, where: _ExperimentDir) -> tuple[list[Any], int | None, int | None]:
+        """The run's callbacks from the configs, the checkpoints to keep by recency (None when
+        KeepBestCheckpoints keeps them by score), and asynctune's verbosity (None: its default)."""
+        tc, rc = self.tune_config, self.run_config
+        cc = rc.checkpoint_config
+        assert cc is not None  # RunConfig fills it in
+        callbacks = [where, *adapt_callbacks(rc.callbacks, stop=rc.stop, num_samples=tc.num_samples)]
+        keep = cc.num_to_keep
+        if cc.checkpoint_score_attribute is not None and keep is not None:
+            callbacks.append(KeepBestCheckpoints(keep, cc.checkpoint_score_attribute, cc.checkpoint_score_order))
+            keep = None
+        verbose = rc.verbose
         if rc.progress_reporter is not None and rc.verbose != 0:  # Ray's reporter, instead of asynctune's table
             callbacks.append(ReporterCallback(rc.progress_reporter, metric=tc.metric, mode=tc.mode,
                                               num_samples=tc.num_samples))
-            options["verbose"] = 0
-        return options
+            verbose = 0
+        return callbacks, keep, verbose
 
 
 class _ExperimentDir(_at.Callback):
