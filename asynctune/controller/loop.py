@@ -122,7 +122,7 @@ class Controller:
             self.callbacks.on_experiment_start(self.spec.experiment_dir, self.trials)
             await self.scheduler.start(self.actions)
             if self.resumed:
-                await replay_history(self.scheduler, self.trials)
+                await replay_history(self.scheduler, self.trials, self.stopper)
                 self.actions.clear()  # what happened is on disk: replayed decisions change nothing
                 self._metric_check.seen_before(self.trials)
             async with TaskGroup() as tasks:

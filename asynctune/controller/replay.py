@@ -1,4 +1,4 @@
-"""Rebuilding a fresh scheduler's state on resume, by replaying what is on disk to it; and a
+"""Rebuilding a fresh scheduler's and stopper's state on resume, by replaying what is on disk to it; and a
 searcher's, where it could not be saved."""
 
 from __future__ import annotations
@@ -7,23 +7,30 @@ import logging
 from collections.abc import Sequence
 
 from ..algorithms.base import FINISHED, Scheduler, Searcher, resolve
+from ..core.stopper import Stopper, ThresholdStopper
 from ..store.recovery import recorded_history
 from ..core.trial import Status, Trial
 
 logger = logging.getLogger(__name__)
 
 
-async def replay_history(scheduler: Scheduler, trials: Sequence[Trial]) -> None:
-    """Show the scheduler every trial and every recorded result again, in the order they came.
+async def replay_history(scheduler: Scheduler, trials: Sequence[Trial], stopper: Stopper | None = None) -> None:
+    """Show the scheduler, and a stopper that keeps state, every trial and every recorded
+    result again, in the order they came.
 
-    Its decisions and actions are the caller's to ignore (what happened is on disk). This needs
-    no pickled scheduler, so coroutine schedulers resume too."""
+    Their decisions and actions are the caller's to ignore (what happened is on disk). This
+    needs no pickled scheduler, so coroutine schedulers resume too; a stopper that watches for a
+    plateau goes on with the history it had, as if the driver had not stopped."""
+    if isinstance(stopper, ThresholdStopper):  # it keeps no state
+        stopper = None
     for trial in sorted(trials, key=lambda t: t.index):
         scheduler.on_trial_add(trial)
     final = {t: t.last_result for t in trials}
     for trial, result in recorded_history(list(trials)):
         trial.last_result = result
         await resolve(scheduler.on_trial_result(trial, result))
+        if stopper is not None:
+            stopper(trial.trial_id, result)
     for trial in trials:
         trial.last_result = final[trial]
         if trial.status in (Status.FINISHED, Status.EARLY_STOPPED):
