@@ -80,13 +80,33 @@ def losses(cache: dict[str, Trace], problems: list[str], budgets: list[int], see
     return out
 
 
+def ratio_interval(mine: np.ndarray, theirs: np.ndarray, *, level: float = 0.95, resamples: int = 2000,
+                   seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval of median(mine) / median(theirs): the seeds of two methods are
+    independent runs, so each method's regrets are resampled on their own."""
+    rng = np.random.default_rng(seed)
+    a = np.median(rng.choice(mine, (resamples, len(mine))), axis=1)
+    b = np.median(rng.choice(theirs, (resamples, len(theirs))), axis=1)
+    ratios = [ratio(float(x), float(y)) for x, y in zip(a, b)]
+    low, high = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
 def loss_summary(cache: dict[str, Trace], problems: list[str], budgets: list[int], seeds: int,
                  mine: str = MINE) -> str:
-    lines = []
+    """The cells where `mine`'s median is above a peer's, each with its 95% bootstrap interval;
+    an interval that reaches 1 or below is a tie at this many seeds, not a loss."""
+    lines, every = [], list(range(seeds))
     for peer in PEERS:
-        lost = losses(cache, problems, budgets, seeds, peer, mine)
-        cells = ", ".join(f"{p} at {b} ({r:.2f}x)" for p, b, r in lost) or "none"
-        lines.append(f"{mine} worse than {peer} in {len(lost)} of {len(problems) * len(budgets)}: {cells}")
+        lost, clear = losses(cache, problems, budgets, seeds, peer, mine), 0
+        cells = []
+        for problem, budget, r in lost:
+            low, high = ratio_interval(regrets(cache, problem, mine, every, budget),  # type: ignore[arg-type]
+                                       regrets(cache, problem, peer, every, budget))  # type: ignore[arg-type]
+            clear += low > 1.0
+            cells.append(f"{problem} at {budget} ({r:.2f}x, 95% {low:.2f}-{high:.2f})")
+        lines.append(f"{mine} worse than {peer} in {len(lost)} of {len(problems) * len(budgets)}, "
+                     f"{clear} with the whole 95% interval above 1: {', '.join(cells) or 'none'}")
     return "\n".join(lines)
 
 
