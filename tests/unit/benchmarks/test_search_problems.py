@@ -12,7 +12,7 @@ import pytest
 from asynctune.core.space import Space
 from benchmarks.search_quality.peers import asynctune_space, hyperopt_space, optuna_config, skopt_dimensions
 from benchmarks.search_quality.problems import CATEGORIES, HELDOUT, PROBLEMS, TUNING, Cat, Cond, Float, Int, Param
-from benchmarks.search_quality.tables import regret_table, replace_between_markers
+from benchmarks.search_quality.tables import ratio_interval, regret_table, replace_between_markers
 from benchmarks.search_quality.traces import one_run, regret_at
 
 KNOWN = {name: p for name, p in PROBLEMS.items() if p.argmin is not None}
@@ -145,3 +145,11 @@ def test_tables_mark_losses_and_the_docs_markers_are_required():
     with pytest.raises(ValueError, match="search_quality:heldout"):
         replace_between_markers(text, "heldout", "new")
     assert math.isfinite(regret_at(cache["p|TPESearch|0"], 9))
+
+
+def test_the_ratio_interval_separates_a_shift_from_noise():
+    rng = np.random.default_rng(1)
+    same = ratio_interval(rng.lognormal(0, 1, 100), rng.lognormal(0, 1, 100))
+    assert same[0] < 1.0 < same[1]  # the same distribution: a tie
+    worse = ratio_interval(rng.lognormal(np.log(2.0), 0.3, 100), rng.lognormal(0, 0.3, 100))
+    assert 1.0 < worse[0] < 2.0 < worse[1] < 3.0  # twice the regret: the whole interval above 1, around 2
