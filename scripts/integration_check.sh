@@ -24,8 +24,7 @@ timed() {  # timed LABEL COMMAND...: run it, print how long it took
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install -q --disable-pip-version-check)
-timed "asynctune + test tools" "${PIP[@]}" -e ".[examples]" pytest pytest-asyncio pytest-timeout
-timed "mlflow wandb xgboost lightgbm (CI's)" "${PIP[@]}" -e ".[mlflow,wandb,xgboost,lightgbm]"
+timed "asynctune[test] (CI's: its tools, MLflow, W&B, XGBoost, LightGBM)" "${PIP[@]}" -e ".[test]"
 timed "$TORCH_SPEC" "${PIP[@]}" "$TORCH_SPEC"
 timed "lightning transformers keras" "${PIP[@]}" -e ".[lightning,transformers,keras]"
 
@@ -42,5 +41,5 @@ EOF
 
 start=$SECONDS
 # -rs lists every skip with its reason: with every library installed there should be none.
-PYTHONPATH=$PWD "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_integrations_*.py
+PYTHONPATH=$PWD "$PY" -m pytest -q -rs -p no:cacheprovider tests/e2e/test_integrations_*.py
 echo "integration tests: $((SECONDS - start)) s"
