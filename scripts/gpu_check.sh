@@ -10,4 +10,5 @@ nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used,utilization.gpu 
 python -c "import pynvml" 2>/dev/null || echo "nvidia-ml-py is missing: pip install nvidia-ml-py"
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>/dev/null || \
     echo "torch is missing: the placement test skips (pip install torch)"
-PYTHONPATH=. exec python -m pytest -q -rs tests/unit/core/test_gpu.py "$@"
+# -o addopts=: the suite's "-n 4" needs pytest-xdist, which a GPU machine's image may lack.
+PYTHONPATH=. exec python -m pytest -q -rs -o addopts= tests/unit/core/test_gpu.py "$@"
