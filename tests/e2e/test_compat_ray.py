@@ -452,6 +452,31 @@ def test_report_takes_ray_1s_keyword_form_and_refuses_keywords_next_to_a_dict(st
         tune.report({"accuracy": 0.5}, loss=0.1)
 
 
+def dict_checkpoints(config: dict) -> None:
+    start = tune.get_checkpoint().to_dict()["step"] if tune.get_checkpoint() else 0
+    for step in range(start, 3):
+        tune.report({"step": step + 1, "start": start},
+                    checkpoint=tune.Checkpoint.from_dict({"step": step + 1, "weights": b"x" * 1000}))
+        if step == 1 and not config["resumed"].exists():
+            config["resumed"].touch()
+            raise RuntimeError("fails once after step 2")
+
+
+def test_a_dict_checkpoint_is_written_once_into_the_trial_and_read_back(storage, tmp_path, monkeypatch):
+    results = tune.Tuner(dict_checkpoints, param_space={"resumed": tmp_path / "failed_once"},
+                         run_config=run_config(storage, failure_config=tune.FailureConfig(max_failures=1))).fit()
+    result = results[0]
+    assert result.error is None and result.metrics["start"] == 2  # the retry read the dict back
+    assert result.checkpoint.to_dict() == {"step": 3, "weights": b"x" * 1000}
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    os.mkdir(tempfile.tempdir)
+    checkpoint = tune.Checkpoint.from_dict({"step": 1})
+    assert os.listdir(tempfile.tempdir) == [] and checkpoint.to_dict() == {"step": 1}  # report() writes it once
+    assert tune.Checkpoint(checkpoint.path).to_dict() == {"step": 1}  # a directory when one is asked for
+    assert os.listdir(tempfile.tempdir) == [os.path.basename(checkpoint.path)]
+
+
 def test_a_function_trainable_returning_something_else_than_metrics_fails_naming_what_it_may_return(storage):
     results = tune.Tuner(lambda config: "done", run_config=run_config(storage)).fit()
     assert results.num_errors == 1 and "may return None, a dict of metrics or a number" in str(results.errors[0])

@@ -31,9 +31,20 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike[str], filesystem: Any = None) -> None:
         if filesystem is not None:
             raise ValueError("Checkpoint: only local directories are supported (filesystem= must be None)")
-        self.path = os.fspath(path)
+        self._path: str | None = os.fspath(path)
         self.filesystem = None
         self._temporary = False
+        self._data: dict[str, Any] | None = None  # from_dict's, until its directory is needed
+
+    @property
+    def path(self) -> str:
+        """The checkpoint's directory (a dict checkpoint's is written when first asked for)."""
+        if self._path is None:
+            assert self._data is not None
+            self._path = tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
+            write_checkpoint_data(self._path, self._data)
+            self._temporary = True  # report() copies it into the trial's directory, then removes it
+        return self._path
 
     @classmethod
     def from_directory(cls, path: str | os.PathLike[str]) -> Checkpoint:
@@ -47,14 +58,16 @@ class Checkpoint:
         your key (docs/security.md), read back with `to_dict()`."""
         if not isinstance(data, Mapping):
             raise TypeError(f"Checkpoint.from_dict takes a dict, got {type(data).__name__}")
-        path = tempfile.mkdtemp(prefix=CHECKPOINT_PREFIX)
-        write_checkpoint_data(path, dict(data))
-        checkpoint = cls(path)
-        checkpoint._temporary = True  # report() copies it into the trial's directory, then removes it
+        checkpoint = cls("")
+        # Kept as a dict: report() writes it once, into the trial's directory (a directory first
+        # and a copy after wrote a large state dict twice).
+        checkpoint._path, checkpoint._data = None, dict(data)
         return checkpoint
 
     def to_dict(self) -> dict[str, Any]:
         """The dict of a checkpoint made by `from_dict`."""
+        if self._data is not None:
+            return dict(self._data)
         data = load_checkpoint(self.path)
         if not isinstance(data, dict):
             raise ValueError(f"Checkpoint.to_dict: {self.path} holds files, not a dict; read them with "
@@ -98,8 +111,11 @@ def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint |
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"tune.report: checkpoint must be a tune.Checkpoint, got {type(checkpoint).__name__}; "
                         "use tune.Checkpoint.from_directory(path)")
+    saved: dict[str, Any] | str | None = None
+    if checkpoint is not None:
+        saved = checkpoint._data if checkpoint._path is None else checkpoint.path
     try:
-        _at.report(dict(metrics), checkpoint=checkpoint.path if checkpoint is not None else None)
+        _at.report(dict(metrics), checkpoint=saved)
     finally:  # a decision (stop, pause) arrives as an exception from report
         if checkpoint is not None and checkpoint._temporary:
             shutil.rmtree(checkpoint.path, ignore_errors=True)
