@@ -87,7 +87,8 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
         _make_trial_dir(request.trial_dir)
         saved = _redirect_output(request.trial_dir)
     except OSError as exc:  # the trial's directory cannot be written: that trial's failure, not the worker's
-        channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        # "unwritable" tells an SSH driver that the host's disk, not the trial, is at fault.
+        channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), {"unwritable": True}))
         return
     session = session_module.TrialSession(channel, request)
     session_module._current = session

@@ -28,7 +28,8 @@ Worker -> driver:
                                 the driver then retires (worker/process_state.py)
     ("error", message, traceback[, info])
                                 the trial raised; the worker lives on (unless info says
-                                "changed")
+                                "changed"); info "unwritable": True when the trial's
+                                directory or output files could not be made (its host's disk)
     ("mutated",)                a pipelined trial took a MUTATE: the results before this one
                                 were sent under the old config (the driver drops them)
 

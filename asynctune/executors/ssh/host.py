@@ -56,9 +56,17 @@ try:
     out["memory_mb"] = psutil.virtual_memory().total / 2**20
 except Exception:
     pass
-os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
-if os.stat(out["workdir"]).st_uid == os.getuid():
-    os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
+try:
+    os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
+    if os.stat(out["workdir"]).st_uid == os.getuid():
+        os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
+    # A byte written and removed: a read-only mount, a full disk or a lost permission shows here.
+    probe = os.path.join(out["workdir"], ".asynctune-probe-%d" % os.getpid())
+    with open(probe, "wb") as f:
+        f.write(b"x")
+    os.remove(probe)
+except OSError as exc:
+    out["workdir_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(out))
 """
 
@@ -300,6 +308,11 @@ class _RemoteHost:
             return
         self._mark_down(f"connection lost: {exc}" if exc else "connection closed by the host")
 
+    def disk_failed(self, error: str) -> None:
+        """A trial's directory on this host could not be made: the host is down until its
+        probe (which writes into the workdir) succeeds again."""
+        self._mark_down(f"its workdir {self.spec.workdir} cannot be written ({error})")
+
     def _mark_down(self, reason: str) -> None:
         if not self.up:
             return
@@ -428,6 +441,9 @@ def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
         return (f"host {name}: asynctune cannot be imported by {info.get('executable', 'its python')} "
                 f"({info.get('error', 'not installed')}); install asynctune=={__version__} there, or set the "
                 f"host's python=")
+    if "workdir_error" in info:
+        return (f"host {name}: its workdir {info.get('workdir')} cannot be written ({info['workdir_error']}); "
+                f"free space or fix its permissions there, or set the host's workdir=")
     mine = ".".join(platform.python_version_tuple()[:2])
     theirs = ".".join(str(info.get("python", "?")).split(".")[:2])
     if mine != theirs:
