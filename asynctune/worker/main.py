@@ -128,8 +128,20 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         text = traceback.format_exc()
         _write_quietly(sys.stderr, text)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            return ("error", f"{type(exc).__name__} raised in the trial", text)
-        return ("error", f"{type(exc).__name__}: {exc}", text)
+            return ("error", f"{type(exc).__name__} raised in the trial", _shortened(text))
+        return ("error", _shortened(f"{type(exc).__name__}: {exc}"), _shortened(text))
+
+
+_ERROR_TEXT_CHARS = 1 << 20  # an exception's message or traceback, sent to the driver (stderr.txt has it whole)
+
+
+def _shortened(text: str) -> str:
+    """`text`, or its beginning and end when it is longer than the driver may be sent (an
+    exception that holds a whole data set in its message)."""
+    if len(text) <= _ERROR_TEXT_CHARS:
+        return text
+    half = _ERROR_TEXT_CHARS // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters left out ...]\n{text[-half:]}"
 
 
 def _write_quietly(stream: Any, text: str = "") -> None:

@@ -87,10 +87,30 @@ def encode(message: Any) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
+def encode_to_driver(message: Any) -> bytes:
+    """A worker's frame for `message`; FrameTooLarge when the driver would refuse it
+    (MAX_FRAME_BYTES), so the trial's report() names its oversized result instead of sending
+    what the driver must take for a damaged stream. (The driver's frames, a run request
+    with its trainable, have no such limit.)"""
+    frame = encode(message)
+    if len(frame) - HEADER_SIZE > MAX_FRAME_BYTES:
+        raise FrameTooLarge(len(frame) - HEADER_SIZE)
+    return frame
+
+
 # A worker's messages are results, ends and tracebacks: far below this. A length above it is a
 # damaged stream (something else wrote to the worker's protocol descriptor), refused before
 # anything is buffered for it.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class FrameTooLarge(ValueError):
+    """A message pickles to more than MAX_FRAME_BYTES: nothing of it was sent."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"it pickles to {size / 2**20:.1f} MiB, over the {MAX_FRAME_BYTES >> 20} MiB a message "
+                         f"to the driver may hold (MAX_FRAME_BYTES)")
+        self.size = size
 
 
 class FrameError(AsynctuneError):
@@ -152,7 +172,7 @@ class BlockingChannel:
         self._buffer = bytearray()
 
     def send(self, message: Any) -> None:
-        data = memoryview(encode(message))
+        data = memoryview(encode_to_driver(message))
         while data:
             written = os.write(self.write_fd, data)
             data = data[written:]

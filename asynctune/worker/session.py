@@ -43,8 +43,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import AsynctuneError
-from .protocol import read_decision
-from .recordable import RECORDABLE, UnrecordableResult, check_result
+from .protocol import FrameTooLarge, read_decision
+from .recordable import RECORDABLE, UnrecordableResult, check_result, largest_value
 from ..core.trial import Decision, Mutate
 from ..store.private_files import make_tree_private, open_private
 from ..store.signing import dump_signed, load_signed_pickle, use_key
@@ -135,6 +135,10 @@ class TrialSession:
             self.last_checkpoint = checkpoint_dir
         try:
             self.channel.send(("result", result, checkpoint_dir))
+        except FrameTooLarge as exc:
+            raise UnrecordableResult(f"report(): the result is too large to send to the driver: {exc}; "
+                                     f"{largest_value(metrics)} keep large data in a checkpoint or in a file "
+                                     f"under asynctune.get_trial_dir()") from None
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
             raise UnrecordableResult(f"report(): the result cannot be sent to the driver ({type(exc).__name__}: "
                                      f"{exc}); {RECORDABLE}") from exc

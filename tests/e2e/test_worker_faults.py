@@ -173,6 +173,34 @@ def test_a_value_that_cannot_be_recorded_fails_its_trial_naming_it(tmp_path, cas
     assert "UnrecordableResult" in trial.error and "report numbers" in trial.error
 
 
+
+def _too_large(config):
+    at.report(pid=os.getpid())
+    if config["case"] == "result":
+        at.report(loss=1.0, blob="x" * (65 << 20))  # over MAX_FRAME_BYTES (64 MiB) pickled
+    elif config["case"] == "exception":
+        raise ValueError("x" * (65 << 20))
+
+
+def test_a_result_or_error_too_large_to_send_fails_its_trial_naming_it_and_keeps_the_worker(tmp_path):
+    # Before, the worker sent the frame, the driver took it for a damaged stream and ended the worker:
+    # "the worker's protocol stream was damaged: it sent a frame of 68157641 bytes, over the limit".
+    analysis = at.run(_too_large, config={"case": at.grid_search(["result", "exception", "none"])},
+                      raise_on_failed_trial="never", storage_path=str(tmp_path), verbose=0,
+                      executor=at.LocalExecutor(cpus=1))
+    result, exception, fine = analysis.trials
+    assert result.status is at.Status.ERROR and exception.status is at.Status.ERROR
+    assert result.error.startswith("UnrecordableResult: report(): the result is too large to send to the driver: "
+                                   "it pickles to 65.0 MiB, over the 64 MiB"), result.error
+    assert "result['blob'] is 65.0 MiB pickled; keep large data in a checkpoint" in result.error
+    assert exception.error.startswith("ValueError: xxx") and "characters left out" in exception.error
+    assert len(exception.error) < 2 << 20
+    assert "protocol stream was damaged" not in result.error + exception.error
+    assert fine.status is at.Status.TERMINATED
+    pids = {t.trial_id: analysis.trial_results(t.trial_id)[0]["pid"] for t in analysis.trials}
+    assert len(set(pids.values())) == 1, pids  # one worker ran all three: neither failure ended it
+
+
 def _reports_metric(config):
     at.report(loss=config["value"]())
 
