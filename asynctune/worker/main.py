@@ -29,7 +29,7 @@ from ..store.names import stderr_file, stdout_file
 from .foreign import foreign_reports
 from .process_state import changed_state, process_state
 from .trainable import Trainable, run_class, run_function
-from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
+from .protocol import EXIT_CHANNEL_CLOSED, PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     close_inherited(keep=(read_fd, write_fd))
     channel = BlockingChannel(read_fd, write_fd)
     _become_subreaper()
-    _exit_when_driver_goes(read_fd)
+    _exit_when_driver_goes(channel)
     from .. import __version__
     channel.send(("ready", {
         "pid": os.getpid(), "hostname": socket.gethostname(), "asynctune": __version__,
@@ -98,6 +98,8 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     finally:
         session_module._current = None
         end_descendants()
+        if not channel.intact():  # the trial closed them: the copies of fds 1 and 2 went with them
+            _channel_closed_by_trial()
         _restore_output(saved, request.trial_dir, hand_on=request.hand_on_empty_output)
     if changed := changed_state(before, process_state()):  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
@@ -304,19 +306,32 @@ def _reap() -> None:
             return
 
 
-def _exit_when_driver_goes(read_fd: int) -> None:
+def _channel_closed_by_trial() -> None:
+    """The trial closed this worker's descriptors to the driver: nothing can reach the driver
+    any more, so say why where the driver looks (stderr) and exit with the status that names it."""
+    _write_quietly(sys.stderr, f"\nasynctune worker {os.getpid()}: the trial closed the worker's descriptors to "
+                               f"the driver (os.closerange(3, ...), or a library that closes every descriptor it did "
+                               f"not open); the worker ends with status {EXIT_CHANNEL_CLOSED}\n")
+    end_descendants(grace_s=0.0)
+    os._exit(EXIT_CHANNEL_CLOSED)
+
+
+def _exit_when_driver_goes(channel: BlockingChannel) -> None:
     """End this worker and its children when the driver's end of the pipe closes.
 
     The main thread may be deep in a training step and only read the pipe at the next
     report(); without this a killed driver would leave busy workers behind.
     """
+    read_fd = channel.read_fd
 
     def watch() -> None:
         poller = select.poll()
         poller.register(read_fd, 0)  # only POLLHUP/POLLERR, which poll always reports
         while True:
             events = poller.poll()
-            if any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in events):
+            if any(mask & select.POLLNVAL for _, mask in events) or not channel.intact():
+                _channel_closed_by_trial()  # not the driver: the descriptor is gone in this process
+            if any(mask & (select.POLLHUP | select.POLLERR) for _, mask in events):
                 break
         end_descendants(grace_s=0.0)  # those in other sessions or process groups too
         if os.getpgid(0) == os.getpid():  # we lead our own process group: take the children too

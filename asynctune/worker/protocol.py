@@ -164,12 +164,29 @@ class FrameDecoder:
         return messages
 
 
+# The exit status of a worker whose trial closed (or replaced) its protocol descriptors, e.g. with
+# os.closerange(3, ...): it can no longer tell the driver anything, so its exit says it.
+EXIT_CHANNEL_CLOSED = 87
+
+
 class BlockingChannel:
     """The worker's side: blocking reads and writes on two file descriptors."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self.read_fd, self.write_fd = read_fd, write_fd
         self._buffer = bytearray()
+        self._identity = self._identities()
+
+    def _identities(self) -> tuple[tuple[int, int], ...] | None:
+        try:
+            return tuple((st.st_dev, st.st_ino) for st in map(os.fstat, (self.read_fd, self.write_fd)))
+        except OSError:
+            return None
+
+    def intact(self) -> bool:
+        """False once something in this process closed the descriptors or put other files on
+        their numbers (a trial that closes every descriptor it did not open)."""
+        return self._identity is not None and self._identities() == self._identity
 
     def send(self, message: Any) -> None:
         data = memoryview(encode_to_driver(message))
