@@ -154,3 +154,26 @@ def test_a_host_whose_workdir_cannot_be_written_is_refused_at_start_naming_it(tw
             asyncio.run(main())
     finally:
         umount(workdir)
+
+
+def test_a_host_key_changed_between_runs_is_refused_with_commands_that_reach_that_host(two_hosts, tmp_path):
+    # Before, the advice was `ssh -p 22 host0` and `ssh-keyscan -p 22 host0`: port 22, not the alias's port
+    # from the ssh config, and ssh-keyscan does not read the ssh config at all.
+    import re
+    import subprocess
+
+    lab = two_hosts
+    server = lab.servers[0]
+    server.kill()
+    _new_host_key(server)
+    start_server(lab, server.alias)
+    executor = _executor(lab, str(tmp_path / "remote"))
+    with pytest.raises(at.HostUnreachable, match="host host0 unreachable: its host key is not trusted") as refused:
+        asyncio.run(executor.start())
+    message = str(refused.value)
+    assert "-p 22" not in message and "ssh-keyscan" not in message, message
+    login = f"`ssh -F {lab.ssh_config} host0`"
+    inspect = f"`ssh -o BatchMode=yes -F {lab.ssh_config} host0 true`"
+    assert f"log in once with {login}" in message and inspect in message, message
+    shown = subprocess.run(inspect.strip("`").split(), capture_output=True, text=True, timeout=30)
+    assert re.search(rf"Offending \S+ key in {re.escape(lab.known_hosts)}:1", shown.stderr), shown.stderr

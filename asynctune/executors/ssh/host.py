@@ -207,13 +207,13 @@ class _RemoteHost:
                 connection, _ = await asyncssh.create_connection(lambda: client, self.spec.address, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
-            port = self.spec.port or 22
+            inspect = _inspect_key_commands(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
+            login = _ssh_command(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
             raise HostKeyRefused(self.name, (
                 f"its host key is not trusted ({exc.reason}): it is missing from {where} or has changed. "
-                f"Check the key's fingerprint with the host's admin, then add it (log in once with "
-                f"`ssh -p {port} {self.spec.address}`, or `ssh-keyscan -p {port} {self.spec.address} "
-                f">> ~/.ssh/known_hosts`). known_hosts=None would skip the check, which is unsafe."),
-                _inspect_key_commands(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)) from None
+                f"Check the key's fingerprint with the host's admin, then add it: log in once with {login}, "
+                f"which shows the fingerprint (for a changed key, {inspect} names the known_hosts line to "
+                f"remove). known_hosts=None would skip the check, which is unsafe."), inspect) from None
         except asyncssh.PermissionDenied as exc:
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
                                              f"check `ssh {self.name}` works without a password") from None
@@ -404,7 +404,13 @@ _KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)
 def _inspect_key_commands(address: str, port: int | None, known_hosts: Any, ssh_config: Any) -> str:
     """The command that shows the key known_hosts holds for a host, the key it offers now, and
     the known_hosts line that disagrees (ssh's own "REMOTE HOST IDENTIFICATION HAS CHANGED")."""
-    words = ["ssh", "-o", "BatchMode=yes"]
+    return _ssh_command(address, port, known_hosts, ssh_config, batch=True)
+
+
+def _ssh_command(address: str, port: int | None, known_hosts: Any, ssh_config: Any, *, batch: bool = False) -> str:
+    """`ssh` to the host as the executor connects: its ssh config (which gives an alias its port),
+    its known_hosts, its port only where the host spec names one."""
+    words = ["ssh", "-o", "BatchMode=yes"] if batch else ["ssh"]
     configs = [ssh_config] if isinstance(ssh_config, str) else list(ssh_config or [])
     if configs:
         words += ["-F", str(configs[0])]
@@ -412,7 +418,7 @@ def _inspect_key_commands(address: str, port: int | None, known_hosts: Any, ssh_
         words += ["-o", f"UserKnownHostsFile={known_hosts}"]
     if port:
         words += ["-p", str(port)]
-    return "`" + " ".join(shlex.quote(w) for w in [*words, address, "true"]) + "`"
+    return "`" + " ".join(shlex.quote(w) for w in [*words, address, *(["true"] if batch else [])]) + "`"
 
 
 def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
