@@ -29,6 +29,7 @@ from ..store.names import stderr_file, stdout_file
 from .foreign import foreign_reports
 from .process_state import changed_state, process_state
 from .trainable import Trainable, run_class, run_function
+from .watchdog import start_watchdog
 from .protocol import EXIT_CHANNEL_CLOSED, PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
 
@@ -43,6 +44,7 @@ def main() -> None:
     os.close(devnull)
     close_inherited(keep=(read_fd, write_fd))
     channel = BlockingChannel(read_fd, write_fd)
+    start_watchdog(read_fd)  # ends this worker when the driver goes, also while a C call holds the GIL
     _become_subreaper()
     _exit_when_driver_goes(channel)
     from .. import __version__

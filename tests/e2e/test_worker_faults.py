@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import psutil
 import pytest
 
 import asynctune as at
+from tests.helpers.driver_runs import start_script
 
 
 def _pids_alive(directory) -> list[int]:
@@ -69,6 +71,44 @@ def test_a_killed_worker_fails_over_at_once_while_its_children_hold_its_pipes(tm
     for trial in analysis.trials:  # the kill is an event within a second or two, not when the children end
         killed = float((pids / f"{trial.trial_id}.killed").read_text())
         assert retried[trial.trial_id] - killed < 2.0, retried[trial.trial_id] - killed
+
+
+
+_HOLDS_THE_GIL = textwrap.dedent("""
+    import os, re, sys
+    import asynctune as at
+
+    def train(config):
+        at.report(step=1)
+        with open(config["pids"], "w") as f:
+            f.write(str(os.getpid()))
+        re.match(r"(a+)+$", "a" * 34 + "b")  # one C call that holds the GIL for minutes
+
+    if __name__ == "__main__":
+        at.run(train, config={"pids": sys.argv[2]}, storage_path=sys.argv[1], verbose=0)
+""")
+
+
+def test_a_killed_drivers_worker_ends_while_its_trial_holds_the_gil(tmp_path):
+    # The worker's own watch is a thread: it cannot run while a C call holds the GIL, and before,
+    # such a worker ran on after its driver was killed, until the call returned.
+    pid_file = tmp_path / "worker.pid"
+    driver = start_script(tmp_path / "driver.py", _HOLDS_THE_GIL, tmp_path / "results", pid_file)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and driver.poll() is None, driver.stdout.read().decode()
+        time.sleep(0.05)
+    worker = psutil.Process(int(pid_file.read_text()))
+    time.sleep(0.5)  # into the C call
+    driver.kill()
+    driver.wait(timeout=10)
+    killed = time.monotonic()
+    try:
+        worker.wait(timeout=10)
+    except psutil.TimeoutExpired:
+        worker.kill()
+        raise AssertionError("the worker of a killed driver ran on while its trial held the GIL") from None
+    assert time.monotonic() - killed < 5
 
 
 # 3. A trial told to stop that does not return is ended, and its place freed ---------------------
