@@ -97,6 +97,8 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     before = process_state()
     try:
         message = execute_trial(session, request, trainables)
+        if os.getpid() != session.worker_pid:
+            _end_forked_child(message)
     finally:
         session_module._current = None
         end_descendants()
@@ -106,6 +108,15 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     if changed := changed_state(before, process_state()):  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
+
+
+def _end_forked_child(message: tuple) -> None:
+    """A process the trial made with os.fork() came back out of the trainable (it returned, or
+    raised, sys.exit() included, where os._exit() was meant): it must not speak for the trial
+    nor serve as a worker. It ends here, its status 0 if the trainable returned, else 1."""
+    _write_quietly(sys.stdout)
+    _write_quietly(sys.stderr)
+    os._exit(0 if message[0] == "done" else 1)
 
 
 def execute_trial(session: session_module.TrialSession, request: TrialRequest,

@@ -106,7 +106,7 @@ class TrialSession:
         self.reports = 0  # results reported in this attempt
         self._last_time = time.time()
         self._hostname = socket.gethostname()
-        self._pid = os.getpid()
+        self.worker_pid = os.getpid()  # the process that runs the trial (its results say pid=)
         self.pipelined: bool = getattr(request, "pipelined", False)
         self.sync_iterations: frozenset[int] = frozenset(getattr(request, "sync_iterations", ()) or ())
         self.unanswered = 0  # pipelined: results sent whose answer is not read yet
@@ -115,6 +115,11 @@ class TrialSession:
     # Results -----------------------------------------------------------------------------------
 
     def report(self, metrics: Mapping[str, Any], checkpoint: Any = None, *, checkpoint_dir: str | None = None) -> None:
+        if os.getpid() != self.worker_pid:  # a copy made by os.fork() would send on the trial's channel
+            raise AsynctuneError(
+                f"report() was called in a process the trial forked (pid {os.getpid()}; the trial's is {self.worker_pid}): "
+                f"only the trial's own process reports; send what the child computed to it (a "
+                f"multiprocessing.Queue or Pipe) and report there")
         now = time.time()
         elapsed = now - self._last_time
         if self.unanswered:  # pipelined: the answers that came meanwhile are in force before this result
@@ -127,7 +132,7 @@ class TrialSession:
         result = dict(metrics)
         result.update(
             trial_id=self.trial_id, training_iteration=self.iteration, time_this_iter_s=elapsed,
-            time_total_s=self.time_total, timestamp=now, hostname=self._hostname, pid=self._pid,
+            time_total_s=self.time_total, timestamp=now, hostname=self._hostname, pid=self.worker_pid,
         )
         if checkpoint is not None:
             checkpoint_dir = self.save_checkpoint(checkpoint)

@@ -345,6 +345,38 @@ def test_a_trial_that_closes_the_workers_descriptors_fails_saying_so(tmp_path, c
     assert other.status is at.Status.TERMINATED and other.num_results == 2
 
 
+
+def _forks(config):
+    at.report(step=1)
+    child = os.fork()
+    if child == 0:  # the child leaves as a careless script's does, not with os._exit()
+        if config["child"] == "exits":
+            sys.exit(0)
+        if config["child"] == "raises":
+            raise ValueError("the child's own error")
+        at.report(step=2, child=True)  # "returns": reports, then comes back out of the trainable
+        return
+    os.waitpid(child, 0)
+    at.report(step=2, child=False)
+    at.report(step=3)
+
+
+@pytest.mark.parametrize("child", ["exits", "raises", "returns"])
+def test_a_child_the_trial_forked_never_speaks_for_the_trial(tmp_path, child):
+    # Before, the child came back into the worker's code: its SystemExit or error was sent as the
+    # trial's (ERROR, results 2 and 3 lost), or its report() recorded iteration 2 twice.
+    analysis = at.run(_forks, config={"child": child}, raise_on_failed_trial="never", time_budget_s=60,
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
+    (trial,) = analysis.trials
+    assert trial.status is at.Status.TERMINATED and trial.num_failures == 0, trial.error
+    results = analysis.trial_results(trial.trial_id)
+    assert [(r["training_iteration"], r["step"], r.get("child")) for r in results] == \
+        [(1, 1, None), (2, 2, False), (3, 3, None)]
+    if child == "returns":
+        with open(os.path.join(trial.path, "stderr.txt")) as f:
+            assert "report() was called in a process the trial forked" in f.read()
+
+
 # 7. Garbage on every descriptor is named as what it is ------------------------------------------
 
 def _writes_everywhere(config):
