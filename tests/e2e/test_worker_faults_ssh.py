@@ -177,3 +177,21 @@ def test_a_host_key_changed_between_runs_is_refused_with_commands_that_reach_tha
     assert f"log in once with {login}" in message and inspect in message, message
     shown = subprocess.run(inspect.strip("`").split(), capture_output=True, text=True, timeout=30)
     assert re.search(rf"Offending \S+ key in {re.escape(lab.known_hosts)}:1", shown.stderr), shown.stderr
+
+
+def test_an_unreachable_host_at_start_names_how_to_start_with_the_others(two_hosts, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    hosts = [{"host": "host0", "python": sys.executable, "workdir": str(tmp_path / "remote"),
+              "env": {"PYTHONPATH": ASYNCTUNE_ROOT}},
+             {"host": f"127.0.0.1:{closed_port}", "python": sys.executable, "workdir": str(tmp_path / "remote")}]
+    executor = ssh.SSHExecutor(hosts, ssh_config=two_hosts.ssh_config, working_dir=TESTS_DIR)
+    with pytest.raises(at.HostUnreachable) as refused:
+        asyncio.run(executor.start())
+    assert refused.value.host == f"127.0.0.1:{closed_port}"
+    assert str(refused.value).endswith(
+        "The other hosts (host0) connected: SSHExecutor(..., skip_unreachable=True) starts without the unreachable "
+        "ones"), refused.value
