@@ -105,7 +105,10 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
         if not channel.intact():  # the trial closed them: the copies of fds 1 and 2 went with them
             _channel_closed_by_trial()
         _restore_output(saved, request.trial_dir, hand_on=request.hand_on_empty_output)
-    if changed := changed_state(before, process_state()):  # the driver retires this worker
+    changed = changed_state(before, process_state())
+    if session.stray_reports:  # a thread an earlier trial left reports: it ends with this worker
+        changed.append("threads (one an earlier trial left running reported)")
+    if changed:  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
 

@@ -38,6 +38,7 @@ import pickle
 import select
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -110,11 +111,21 @@ class TrialSession:
         self.pipelined: bool = getattr(request, "pipelined", False)
         self.sync_iterations: frozenset[int] = frozenset(getattr(request, "sync_iterations", ()) or ())
         self.unanswered = 0  # pipelined: results sent whose answer is not read yet
+        # Threads running before this trial began (in a reused worker: ones an earlier trial left
+        # running) are not this trial's: a result they report would be recorded as this trial's.
+        self._earlier_threads = set(threading.enumerate()) - {threading.current_thread()}
+        self.stray_reports = 0  # results refused from such threads: the worker is retired after the trial
         use_key(getattr(request, "signing_key", None) or None)  # the driver's: its checkpoints verify there
 
     # Results -----------------------------------------------------------------------------------
 
     def report(self, metrics: Mapping[str, Any], checkpoint: Any = None, *, checkpoint_dir: str | None = None) -> None:
+        if threading.current_thread() in self._earlier_threads:
+            self.stray_reports += 1
+            raise AsynctuneError(
+                f"report() was called from a thread that was running before trial {self.trial_id} began (one an "
+                f"earlier trial left running in this reused worker): its result is not {self.trial_id}'s. End the "
+                f"threads a trainable starts before it returns (join them), or use LocalExecutor(reuse_workers=False)")
         if os.getpid() != self.worker_pid:  # a copy made by os.fork() would send on the trial's channel
             raise AsynctuneError(
                 f"report() was called in a process the trial forked (pid {os.getpid()}; the trial's is {self.worker_pid}): "

@@ -441,3 +441,36 @@ def test_a_worker_a_trial_changed_is_retired_and_a_clean_one_reused(tmp_path):
     pids = [r["pid"] for r in seen]
     for i, change in enumerate(changes[:-1]):  # after a change, a fresh worker; after none, the same one
         assert (pids[i + 1] != pids[i]) == (change != "none"), (i, change, pids)
+
+
+def _leaves_a_reporting_thread(config):
+    import threading
+
+    trial_id = at.get_trial_id()
+    if config["leak"]:  # a background reporter the trainable never stops
+        def report_forever():
+            while True:
+                time.sleep(0.02)
+                try:
+                    at.report(step=-1, by=trial_id)
+                except Exception:
+                    pass
+
+        threading.Thread(target=report_forever, daemon=True).start()
+    for step in range(1, 6):
+        time.sleep(0.03)
+        at.report(step=step, by=trial_id, pid=os.getpid())
+
+
+def test_a_thread_an_earlier_trial_left_never_reports_into_the_next_and_its_worker_is_retired(tmp_path):
+    # Before, the reused worker's leaked thread reported into the next trial's session: trial_00001's
+    # result.jsonl held trial_00000's results, and its best result could be another config's.
+    analysis = at.run(_leaves_a_reporting_thread, config={"leak": at.grid_search([True, False, False])},
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 3, [t.error for t in analysis.trials]
+    for trial in analysis.trials[1:]:
+        results = analysis.trial_results(trial.trial_id)
+        assert [(r["step"], r["by"]) for r in results] == [(s, trial.trial_id) for s in range(1, 6)], results
+    pid = {t.trial_id: analysis.trial_results(t.trial_id)[-1]["pid"] for t in analysis.trials}
+    assert pid["trial_00001"] == pid["trial_00000"]  # reused: the thread was there
+    assert pid["trial_00002"] != pid["trial_00001"]  # then retired, and the thread ended with it
