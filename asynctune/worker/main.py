@@ -238,6 +238,7 @@ def _restore_output(saved: tuple[int, int], trial_dir: str, *, hand_on: bool) ->
         os.close(copy)
 
 
+_CHANNEL_CHECK_MS = 2000  # how often the driver watch also checks the channel's descriptors
 _PR_SET_CHILD_SUBREAPER = 36
 _END_GRACE_S = 2.0
 
@@ -344,7 +345,9 @@ def _exit_when_driver_goes(channel: BlockingChannel) -> None:
         poller = select.poll()
         poller.register(read_fd, 0)  # only POLLHUP/POLLERR, which poll always reports
         while True:
-            events = poller.poll()
+            # Woken every few seconds too: a trial that put another file on a descriptor's number
+            # (dup2 of /dev/null) would otherwise wait in report() for an answer that never comes.
+            events = poller.poll(_CHANNEL_CHECK_MS)
             if any(mask & select.POLLNVAL for _, mask in events) or not channel.intact():
                 _channel_closed_by_trial()  # not the driver: the descriptor is gone in this process
             if any(mask & (select.POLLHUP | select.POLLERR) for _, mask in events):

@@ -324,19 +324,24 @@ def test_a_damaged_stream_ends_its_worker_and_fails_the_trial_once(tmp_path, cap
 
 def _closes_every_descriptor(config):
     at.report(step=1)
-    if config["close"]:
+    if config["close"] in ("close", "reopen"):
         os.closerange(3, 4096)  # as a library that closes every descriptor it did not open
         if config["close"] == "reopen":  # and its own files take the freed numbers
             files = [open(os.path.join(at.get_trial_dir(), f"f{i}"), "w") for i in range(4)]  # noqa: F841
+    elif config["close"] == "devnull":  # /dev/null put on the worker's descriptor to the driver
+        from asynctune.worker import session
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), session._current.channel.write_fd)
     at.report(step=2)
 
 
-@pytest.mark.parametrize("close", ["close", "reopen"])
+@pytest.mark.parametrize("close", ["close", "reopen", "devnull"])
 def test_a_trial_that_closes_the_workers_descriptors_fails_saying_so(tmp_path, close):
-    # Before: "the worker exited with code 1", and a traceback of the worker itself in error.txt.
+    # Before: "the worker exited with code 1", and a traceback of the worker itself in error.txt;
+    # with /dev/null in place, the trial waited for an answer to a result the driver never got.
     analysis = at.run(_closes_every_descriptor, config={"close": at.grid_search([close, None])},
-                      raise_on_failed_trial="never", time_budget_s=60, storage_path=str(tmp_path), verbose=0,
-                      executor=at.LocalExecutor(cpus=1))
+                      stop={"training_iteration": 3}, raise_on_failed_trial="never", time_budget_s=20,
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
     closer, other = analysis.trials
     assert closer.status is at.Status.ERROR
     assert closer.error == ("the worker exited with code 87: its trial closed the worker's descriptors to the driver "
