@@ -23,8 +23,8 @@ from ..core.trial import Decision, Mutate
 from ..store import checkpoints
 from ..store.names import stderr_file
 from ..worker.protocol import (
-    EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerMessages, encode_decision,
-    run_frame,
+    EXIT_CHANNEL_CLOSED, EXIT_FRAME, DoneEvent, ErrorEvent, ResultEvent, TrialEvent, TrialRequest, WorkerMessages,
+    encode_decision, run_frame,
 )
 from .base import EventQueue, TrialRun
 
@@ -58,6 +58,9 @@ def describe_exit(code: int | None) -> str:
             name = f"signal {-code}"
         hint = " (the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
         return f"the worker was killed by {name}{hint}"
+    if code == EXIT_CHANNEL_CLOSED:
+        return (f"the worker exited with code {code}: its trial closed the worker's descriptors to the driver "
+                f"(os.closerange(3, ...), or a library that closes every descriptor it did not open)")
     return f"the worker exited with code {code}"
 
 

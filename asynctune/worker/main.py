@@ -29,7 +29,8 @@ from ..store.names import stderr_file, stdout_file
 from .foreign import foreign_reports
 from .process_state import changed_state, process_state
 from .trainable import Trainable, run_class, run_function
-from .protocol import PROTOCOL_VERSION, BlockingChannel, TrialRequest
+from .watchdog import start_watchdog
+from .protocol import EXIT_CHANNEL_CLOSED, PROTOCOL_VERSION, BlockingChannel, TrialRequest
 
 
 def main() -> None:
@@ -43,8 +44,9 @@ def main() -> None:
     os.close(devnull)
     close_inherited(keep=(read_fd, write_fd))
     channel = BlockingChannel(read_fd, write_fd)
+    start_watchdog(read_fd)  # ends this worker when the driver goes, also while a C call holds the GIL
     _become_subreaper()
-    _exit_when_driver_goes(read_fd)
+    _exit_when_driver_goes(channel)
     from .. import __version__
     channel.send(("ready", {
         "pid": os.getpid(), "hostname": socket.gethostname(), "asynctune": __version__,
@@ -87,20 +89,37 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
         _make_trial_dir(request.trial_dir)
         saved = _redirect_output(request.trial_dir)
     except OSError as exc:  # the trial's directory cannot be written: that trial's failure, not the worker's
-        channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        # "unwritable" tells an SSH driver that the host's disk, not the trial, is at fault.
+        channel.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), {"unwritable": True}))
         return
     session = session_module.TrialSession(channel, request)
     session_module._current = session
     before = process_state()
     try:
         message = execute_trial(session, request, trainables)
+        if os.getpid() != session.worker_pid:
+            _end_forked_child(message)
     finally:
         session_module._current = None
         end_descendants()
+        if not channel.intact():  # the trial closed them: the copies of fds 1 and 2 went with them
+            _channel_closed_by_trial()
         _restore_output(saved, request.trial_dir, hand_on=request.hand_on_empty_output)
-    if changed := changed_state(before, process_state()):  # the driver retires this worker
+    changed = changed_state(before, process_state())
+    if session.stray_reports:  # a thread an earlier trial left reports: it ends with this worker
+        changed.append("threads (one an earlier trial left running reported)")
+    if changed:  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
+
+
+def _end_forked_child(message: tuple) -> None:
+    """A process the trial made with os.fork() came back out of the trainable (it returned, or
+    raised, sys.exit() included, where os._exit() was meant): it must not speak for the trial
+    nor serve as a worker. It ends here, its status 0 if the trainable returned, else 1."""
+    _write_quietly(sys.stdout)
+    _write_quietly(sys.stderr)
+    os._exit(0 if message[0] == "done" else 1)
 
 
 def execute_trial(session: session_module.TrialSession, request: TrialRequest,
@@ -127,8 +146,20 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         text = traceback.format_exc()
         _write_quietly(sys.stderr, text)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            return ("error", f"{type(exc).__name__} raised in the trial", text)
-        return ("error", f"{type(exc).__name__}: {exc}", text)
+            return ("error", f"{type(exc).__name__} raised in the trial", _shortened(text))
+        return ("error", _shortened(f"{type(exc).__name__}: {exc}"), _shortened(text))
+
+
+_ERROR_TEXT_CHARS = 1 << 20  # an exception's message or traceback, sent to the driver (stderr.txt has it whole)
+
+
+def _shortened(text: str) -> str:
+    """`text`, or its beginning and end when it is longer than the driver may be sent (an
+    exception that holds a whole data set in its message)."""
+    if len(text) <= _ERROR_TEXT_CHARS:
+        return text
+    half = _ERROR_TEXT_CHARS // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters left out ...]\n{text[-half:]}"
 
 
 def _write_quietly(stream: Any, text: str = "") -> None:
@@ -207,6 +238,7 @@ def _restore_output(saved: tuple[int, int], trial_dir: str, *, hand_on: bool) ->
         os.close(copy)
 
 
+_CHANNEL_CHECK_MS = 2000  # how often the driver watch also checks the channel's descriptors
 _PR_SET_CHILD_SUBREAPER = 36
 _END_GRACE_S = 2.0
 
@@ -291,19 +323,34 @@ def _reap() -> None:
             return
 
 
-def _exit_when_driver_goes(read_fd: int) -> None:
+def _channel_closed_by_trial() -> None:
+    """The trial closed this worker's descriptors to the driver: nothing can reach the driver
+    any more, so say why where the driver looks (stderr) and exit with the status that names it."""
+    _write_quietly(sys.stderr, f"\nasynctune worker {os.getpid()}: the trial closed the worker's descriptors to "
+                               f"the driver (os.closerange(3, ...), or a library that closes every descriptor it did "
+                               f"not open); the worker ends with status {EXIT_CHANNEL_CLOSED}\n")
+    end_descendants(grace_s=0.0)
+    os._exit(EXIT_CHANNEL_CLOSED)
+
+
+def _exit_when_driver_goes(channel: BlockingChannel) -> None:
     """End this worker and its children when the driver's end of the pipe closes.
 
     The main thread may be deep in a training step and only read the pipe at the next
     report(); without this a killed driver would leave busy workers behind.
     """
+    read_fd = channel.read_fd
 
     def watch() -> None:
         poller = select.poll()
         poller.register(read_fd, 0)  # only POLLHUP/POLLERR, which poll always reports
         while True:
-            events = poller.poll()
-            if any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in events):
+            # Woken every few seconds too: a trial that put another file on a descriptor's number
+            # (dup2 of /dev/null) would otherwise wait in report() for an answer that never comes.
+            events = poller.poll(_CHANNEL_CHECK_MS)
+            if any(mask & select.POLLNVAL for _, mask in events) or not channel.intact():
+                _channel_closed_by_trial()  # not the driver: the descriptor is gone in this process
+            if any(mask & (select.POLLHUP | select.POLLERR) for _, mask in events):
                 break
         end_descendants(grace_s=0.0)  # those in other sessions or process groups too
         if os.getpgid(0) == os.getpid():  # we lead our own process group: take the children too

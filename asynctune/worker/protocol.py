@@ -28,7 +28,8 @@ Worker -> driver:
                                 the driver then retires (worker/process_state.py)
     ("error", message, traceback[, info])
                                 the trial raised; the worker lives on (unless info says
-                                "changed")
+                                "changed"); info "unwritable": True when the trial's
+                                directory or output files could not be made (its host's disk)
     ("mutated",)                a pipelined trial took a MUTATE: the results before this one
                                 were sent under the old config (the driver drops them)
 
@@ -86,10 +87,30 @@ def encode(message: Any) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
+def encode_to_driver(message: Any) -> bytes:
+    """A worker's frame for `message`; FrameTooLarge when the driver would refuse it
+    (MAX_FRAME_BYTES), so the trial's report() names its oversized result instead of sending
+    what the driver must take for a damaged stream. (The driver's frames, a run request
+    with its trainable, have no such limit.)"""
+    frame = encode(message)
+    if len(frame) - HEADER_SIZE > MAX_FRAME_BYTES:
+        raise FrameTooLarge(len(frame) - HEADER_SIZE)
+    return frame
+
+
 # A worker's messages are results, ends and tracebacks: far below this. A length above it is a
 # damaged stream (something else wrote to the worker's protocol descriptor), refused before
 # anything is buffered for it.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class FrameTooLarge(ValueError):
+    """A message pickles to more than MAX_FRAME_BYTES: nothing of it was sent."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"it pickles to {size / 2**20:.1f} MiB, over the {MAX_FRAME_BYTES >> 20} MiB a message "
+                         f"to the driver may hold (MAX_FRAME_BYTES)")
+        self.size = size
 
 
 class FrameError(AsynctuneError):
@@ -143,15 +164,32 @@ class FrameDecoder:
         return messages
 
 
+# The exit status of a worker whose trial closed (or replaced) its protocol descriptors, e.g. with
+# os.closerange(3, ...): it can no longer tell the driver anything, so its exit says it.
+EXIT_CHANNEL_CLOSED = 87
+
+
 class BlockingChannel:
     """The worker's side: blocking reads and writes on two file descriptors."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self.read_fd, self.write_fd = read_fd, write_fd
         self._buffer = bytearray()
+        self._identity = self._identities()
+
+    def _identities(self) -> tuple[tuple[int, int], ...] | None:
+        try:
+            return tuple((st.st_dev, st.st_ino) for st in map(os.fstat, (self.read_fd, self.write_fd)))
+        except OSError:
+            return None
+
+    def intact(self) -> bool:
+        """False once something in this process closed the descriptors or put other files on
+        their numbers (a trial that closes every descriptor it did not open)."""
+        return self._identity is not None and self._identities() == self._identity
 
     def send(self, message: Any) -> None:
-        data = memoryview(encode(message))
+        data = memoryview(encode_to_driver(message))
         while data:
             written = os.write(self.write_fd, data)
             data = data[written:]

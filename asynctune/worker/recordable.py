@@ -112,3 +112,15 @@ def is_number(value: Any) -> bool:
         return True
     return type(value).__module__.partition(".")[0] == "numpy" and getattr(value, "dtype", None) is not None \
         and value.dtype.kind in "iuf" and getattr(value, "ndim", 1) == 0
+
+
+def largest_value(result: Mapping[str, Any]) -> str:
+    """Name the value of `result` that pickles largest, for the error on a result too large to send:
+    "result['blob'] is 95.4 MiB pickled;"."""
+    import pickle
+
+    sizes = {key: len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) for key, value in result.items()}
+    if not sizes:
+        return ""
+    key = max(sizes, key=sizes.__getitem__)
+    return f"result[{key!r}] is {sizes[key] / 2**20:.1f} MiB pickled;"

@@ -38,13 +38,14 @@ import pickle
 import select
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import AsynctuneError
-from .protocol import read_decision
-from .recordable import RECORDABLE, UnrecordableResult, check_result
+from .protocol import FrameTooLarge, read_decision
+from .recordable import RECORDABLE, UnrecordableResult, check_result, largest_value
 from ..core.trial import Decision, Mutate
 from ..store.private_files import make_tree_private, open_private
 from ..store.signing import dump_signed, load_signed_pickle, use_key
@@ -106,15 +107,30 @@ class TrialSession:
         self.reports = 0  # results reported in this attempt
         self._last_time = time.time()
         self._hostname = socket.gethostname()
-        self._pid = os.getpid()
+        self.worker_pid = os.getpid()  # the process that runs the trial (its results say pid=)
         self.pipelined: bool = getattr(request, "pipelined", False)
         self.sync_iterations: frozenset[int] = frozenset(getattr(request, "sync_iterations", ()) or ())
         self.unanswered = 0  # pipelined: results sent whose answer is not read yet
+        # Threads running before this trial began (in a reused worker: ones an earlier trial left
+        # running) are not this trial's: a result they report would be recorded as this trial's.
+        self._earlier_threads = set(threading.enumerate()) - {threading.current_thread()}
+        self.stray_reports = 0  # results refused from such threads: the worker is retired after the trial
         use_key(getattr(request, "signing_key", None) or None)  # the driver's: its checkpoints verify there
 
     # Results -----------------------------------------------------------------------------------
 
     def report(self, metrics: Mapping[str, Any], checkpoint: Any = None, *, checkpoint_dir: str | None = None) -> None:
+        if threading.current_thread() in self._earlier_threads:
+            self.stray_reports += 1
+            raise AsynctuneError(
+                f"report() was called from a thread that was running before trial {self.trial_id} began (one an "
+                f"earlier trial left running in this reused worker): its result is not {self.trial_id}'s. End the "
+                f"threads a trainable starts before it returns (join them), or use LocalExecutor(reuse_workers=False)")
+        if os.getpid() != self.worker_pid:  # a copy made by os.fork() would send on the trial's channel
+            raise AsynctuneError(
+                f"report() was called in a process the trial forked (pid {os.getpid()}; the trial's is {self.worker_pid}): "
+                f"only the trial's own process reports; send what the child computed to it (a "
+                f"multiprocessing.Queue or Pipe) and report there")
         now = time.time()
         elapsed = now - self._last_time
         if self.unanswered:  # pipelined: the answers that came meanwhile are in force before this result
@@ -127,7 +143,7 @@ class TrialSession:
         result = dict(metrics)
         result.update(
             trial_id=self.trial_id, training_iteration=self.iteration, time_this_iter_s=elapsed,
-            time_total_s=self.time_total, timestamp=now, hostname=self._hostname, pid=self._pid,
+            time_total_s=self.time_total, timestamp=now, hostname=self._hostname, pid=self.worker_pid,
         )
         if checkpoint is not None:
             checkpoint_dir = self.save_checkpoint(checkpoint)
@@ -135,6 +151,10 @@ class TrialSession:
             self.last_checkpoint = checkpoint_dir
         try:
             self.channel.send(("result", result, checkpoint_dir))
+        except FrameTooLarge as exc:
+            raise UnrecordableResult(f"report(): the result is too large to send to the driver: {exc}; "
+                                     f"{largest_value(metrics)} keep large data in a checkpoint or in a file "
+                                     f"under asynctune.get_trial_dir()") from None
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
             raise UnrecordableResult(f"report(): the result cannot be sent to the driver ({type(exc).__name__}: "
                                      f"{exc}); {RECORDABLE}") from exc

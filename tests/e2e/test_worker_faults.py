@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import psutil
 import pytest
 
 import asynctune as at
+from tests.helpers.driver_runs import start_script
 
 
 def _pids_alive(directory) -> list[int]:
@@ -69,6 +71,44 @@ def test_a_killed_worker_fails_over_at_once_while_its_children_hold_its_pipes(tm
     for trial in analysis.trials:  # the kill is an event within a second or two, not when the children end
         killed = float((pids / f"{trial.trial_id}.killed").read_text())
         assert retried[trial.trial_id] - killed < 2.0, retried[trial.trial_id] - killed
+
+
+
+_HOLDS_THE_GIL = textwrap.dedent("""
+    import os, re, sys
+    import asynctune as at
+
+    def train(config):
+        at.report(step=1)
+        with open(config["pids"], "w") as f:
+            f.write(str(os.getpid()))
+        re.match(r"(a+)+$", "a" * 34 + "b")  # one C call that holds the GIL for minutes
+
+    if __name__ == "__main__":
+        at.run(train, config={"pids": sys.argv[2]}, storage_path=sys.argv[1], verbose=0)
+""")
+
+
+def test_a_killed_drivers_worker_ends_while_its_trial_holds_the_gil(tmp_path):
+    # The worker's own watch is a thread: it cannot run while a C call holds the GIL, and before,
+    # such a worker ran on after its driver was killed, until the call returned.
+    pid_file = tmp_path / "worker.pid"
+    driver = start_script(tmp_path / "driver.py", _HOLDS_THE_GIL, tmp_path / "results", pid_file)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and driver.poll() is None, driver.stdout.read().decode()
+        time.sleep(0.05)
+    worker = psutil.Process(int(pid_file.read_text()))
+    time.sleep(0.5)  # into the C call
+    driver.kill()
+    driver.wait(timeout=10)
+    killed = time.monotonic()
+    try:
+        worker.wait(timeout=10)
+    except psutil.TimeoutExpired:
+        worker.kill()
+        raise AssertionError("the worker of a killed driver ran on while its trial held the GIL") from None
+    assert time.monotonic() - killed < 5
 
 
 # 3. A trial told to stop that does not return is ended, and its place freed ---------------------
@@ -173,6 +213,34 @@ def test_a_value_that_cannot_be_recorded_fails_its_trial_naming_it(tmp_path, cas
     assert "UnrecordableResult" in trial.error and "report numbers" in trial.error
 
 
+
+def _too_large(config):
+    at.report(pid=os.getpid())
+    if config["case"] == "result":
+        at.report(loss=1.0, blob="x" * (65 << 20))  # over MAX_FRAME_BYTES (64 MiB) pickled
+    elif config["case"] == "exception":
+        raise ValueError("x" * (65 << 20))
+
+
+def test_a_result_or_error_too_large_to_send_fails_its_trial_naming_it_and_keeps_the_worker(tmp_path):
+    # Before, the worker sent the frame, the driver took it for a damaged stream and ended the worker:
+    # "the worker's protocol stream was damaged: it sent a frame of 68157641 bytes, over the limit".
+    analysis = at.run(_too_large, config={"case": at.grid_search(["result", "exception", "none"])},
+                      raise_on_failed_trial="never", storage_path=str(tmp_path), verbose=0,
+                      executor=at.LocalExecutor(cpus=1))
+    result, exception, fine = analysis.trials
+    assert result.status is at.Status.ERROR and exception.status is at.Status.ERROR
+    assert result.error.startswith("UnrecordableResult: report(): the result is too large to send to the driver: "
+                                   "it pickles to 65.0 MiB, over the 64 MiB"), result.error
+    assert "result['blob'] is 65.0 MiB pickled; keep large data in a checkpoint" in result.error
+    assert exception.error.startswith("ValueError: xxx") and "characters left out" in exception.error
+    assert len(exception.error) < 2 << 20
+    assert "protocol stream was damaged" not in result.error + exception.error
+    assert fine.status is at.Status.TERMINATED
+    pids = {t.trial_id: analysis.trial_results(t.trial_id)[0]["pid"] for t in analysis.trials}
+    assert len(set(pids.values())) == 1, pids  # one worker ran all three: neither failure ended it
+
+
 def _reports_metric(config):
     at.report(loss=config["value"]())
 
@@ -253,6 +321,67 @@ def test_a_damaged_stream_ends_its_worker_and_fails_the_trial_once(tmp_path, cap
     assert "Traceback" not in caplog.text
 
 
+
+def _closes_every_descriptor(config):
+    at.report(step=1)
+    if config["close"] in ("close", "reopen"):
+        os.closerange(3, 4096)  # as a library that closes every descriptor it did not open
+        if config["close"] == "reopen":  # and its own files take the freed numbers
+            files = [open(os.path.join(at.get_trial_dir(), f"f{i}"), "w") for i in range(4)]  # noqa: F841
+    elif config["close"] == "devnull":  # /dev/null put on the worker's descriptor to the driver
+        from asynctune.worker import session
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), session._current.channel.write_fd)
+    at.report(step=2)
+
+
+@pytest.mark.parametrize("close", ["close", "reopen", "devnull"])
+def test_a_trial_that_closes_the_workers_descriptors_fails_saying_so(tmp_path, close):
+    # Before: "the worker exited with code 1", and a traceback of the worker itself in error.txt;
+    # with /dev/null in place, the trial waited for an answer to a result the driver never got.
+    analysis = at.run(_closes_every_descriptor, config={"close": at.grid_search([close, None])},
+                      stop={"training_iteration": 3}, raise_on_failed_trial="never", time_budget_s=20,
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
+    closer, other = analysis.trials
+    assert closer.status is at.Status.ERROR
+    assert closer.error == ("the worker exited with code 87: its trial closed the worker's descriptors to the driver "
+                            "(os.closerange(3, ...), or a library that closes every descriptor it did not open)")
+    assert [r["step"] for r in analysis.trial_results(closer.trial_id)] == [1]
+    assert other.status is at.Status.TERMINATED and other.num_results == 2
+
+
+
+def _forks(config):
+    at.report(step=1)
+    child = os.fork()
+    if child == 0:  # the child leaves as a careless script's does, not with os._exit()
+        if config["child"] == "exits":
+            sys.exit(0)
+        if config["child"] == "raises":
+            raise ValueError("the child's own error")
+        at.report(step=2, child=True)  # "returns": reports, then comes back out of the trainable
+        return
+    os.waitpid(child, 0)
+    at.report(step=2, child=False)
+    at.report(step=3)
+
+
+@pytest.mark.parametrize("child", ["exits", "raises", "returns"])
+def test_a_child_the_trial_forked_never_speaks_for_the_trial(tmp_path, child):
+    # Before, the child came back into the worker's code: its SystemExit or error was sent as the
+    # trial's (ERROR, results 2 and 3 lost), or its report() recorded iteration 2 twice.
+    analysis = at.run(_forks, config={"child": child}, raise_on_failed_trial="never", time_budget_s=60,
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
+    (trial,) = analysis.trials
+    assert trial.status is at.Status.TERMINATED and trial.num_failures == 0, trial.error
+    results = analysis.trial_results(trial.trial_id)
+    assert [(r["training_iteration"], r["step"], r.get("child")) for r in results] == \
+        [(1, 1, None), (2, 2, False), (3, 3, None)]
+    if child == "returns":
+        with open(os.path.join(trial.path, "stderr.txt")) as f:
+            assert "report() was called in a process the trial forked" in f.read()
+
+
 # 7. Garbage on every descriptor is named as what it is ------------------------------------------
 
 def _writes_everywhere(config):
@@ -317,3 +446,36 @@ def test_a_worker_a_trial_changed_is_retired_and_a_clean_one_reused(tmp_path):
     pids = [r["pid"] for r in seen]
     for i, change in enumerate(changes[:-1]):  # after a change, a fresh worker; after none, the same one
         assert (pids[i + 1] != pids[i]) == (change != "none"), (i, change, pids)
+
+
+def _leaves_a_reporting_thread(config):
+    import threading
+
+    trial_id = at.get_trial_id()
+    if config["leak"]:  # a background reporter the trainable never stops
+        def report_forever():
+            while True:
+                time.sleep(0.02)
+                try:
+                    at.report(step=-1, by=trial_id)
+                except Exception:
+                    pass
+
+        threading.Thread(target=report_forever, daemon=True).start()
+    for step in range(1, 6):
+        time.sleep(0.03)
+        at.report(step=step, by=trial_id, pid=os.getpid())
+
+
+def test_a_thread_an_earlier_trial_left_never_reports_into_the_next_and_its_worker_is_retired(tmp_path):
+    # Before, the reused worker's leaked thread reported into the next trial's session: trial_00001's
+    # result.jsonl held trial_00000's results, and its best result could be another config's.
+    analysis = at.run(_leaves_a_reporting_thread, config={"leak": at.grid_search([True, False, False])},
+                      storage_path=str(tmp_path), verbose=0, executor=at.LocalExecutor(cpus=1))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 3, [t.error for t in analysis.trials]
+    for trial in analysis.trials[1:]:
+        results = analysis.trial_results(trial.trial_id)
+        assert [(r["step"], r["by"]) for r in results] == [(s, trial.trial_id) for s in range(1, 6)], results
+    pid = {t.trial_id: analysis.trial_results(t.trial_id)[-1]["pid"] for t in analysis.trials}
+    assert pid["trial_00001"] == pid["trial_00000"]  # reused: the thread was there
+    assert pid["trial_00002"] != pid["trial_00001"]  # then retired, and the thread ended with it

@@ -32,7 +32,7 @@ from typing import Any
 from ...worker import session as session_module
 from ...errors import AsynctuneError
 from ...store.names import stderr_file, stdout_file
-from ...worker.protocol import HEADER_SIZE, TrialRequest, encode
+from ...worker.protocol import HEADER_SIZE, TrialRequest, encode_to_driver
 from .hello import hello_frame
 
 POLL_S = 1.0  # how often a trial waiting for the driver checks that its task is still wanted
@@ -122,7 +122,7 @@ class DirectLink:
         return cls(sock, worker, key)
 
     def send(self, message: Any) -> None:
-        self.sock.sendall(encode(message))
+        self.sock.sendall(encode_to_driver(message))
 
     def receive(self) -> Any:
         """The driver's next message; StopTrial once the task is no longer wanted or the

@@ -223,10 +223,14 @@ class SSHExecutor(Executor):
         late = [r.name for r in remotes if r.name not in self._remotes and all(r is not f for f, _ in failures)]
         fatal = [e for _, e in failures if not isinstance(e, HostUnreachable) or not self.skip_unreachable]
         if fatal or not self._remotes:
+            connected = sorted(self._remotes)
             await self._tasks.close()  # hosts still connecting stop
             await asyncio.gather(*(r.close() for r in self._remotes.values()), return_exceptions=True)
             self._remotes.clear()
             errors = [e for _, e in failures] or [ExecutorError(f"no host connected within the wait: {late}")]
+            if connected and all(isinstance(e, HostUnreachable) for e in errors):
+                errors[-1].args = (f"{errors[-1]}. The other hosts ({', '.join(connected)}) connected: "
+                                   f"SSHExecutor(..., skip_unreachable=True) starts without the unreachable ones",)
             if len(errors) == 1:
                 raise errors[0]
             raise ExecutorError("SSHExecutor could not start:\n" + "\n".join(f"  {e}" for e in errors))

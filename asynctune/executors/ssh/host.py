@@ -56,9 +56,17 @@ try:
     out["memory_mb"] = psutil.virtual_memory().total / 2**20
 except Exception:
     pass
-os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
-if os.stat(out["workdir"]).st_uid == os.getuid():
-    os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
+try:
+    os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
+    if os.stat(out["workdir"]).st_uid == os.getuid():
+        os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
+    # A byte written and removed: a read-only mount, a full disk or a lost permission shows here.
+    probe = os.path.join(out["workdir"], ".asynctune-probe-%d" % os.getpid())
+    with open(probe, "wb") as f:
+        f.write(b"x")
+    os.remove(probe)
+except OSError as exc:
+    out["workdir_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(out))
 """
 
@@ -199,13 +207,13 @@ class _RemoteHost:
                 connection, _ = await asyncssh.create_connection(lambda: client, self.spec.address, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
-            port = self.spec.port or 22
+            inspect = _inspect_key_commands(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
+            login = _ssh_command(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
             raise HostKeyRefused(self.name, (
                 f"its host key is not trusted ({exc.reason}): it is missing from {where} or has changed. "
-                f"Check the key's fingerprint with the host's admin, then add it (log in once with "
-                f"`ssh -p {port} {self.spec.address}`, or `ssh-keyscan -p {port} {self.spec.address} "
-                f">> ~/.ssh/known_hosts`). known_hosts=None would skip the check, which is unsafe."),
-                _inspect_key_commands(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)) from None
+                f"Check the key's fingerprint with the host's admin, then add it: log in once with {login}, "
+                f"which shows the fingerprint (for a changed key, {inspect} names the known_hosts line to "
+                f"remove). known_hosts=None would skip the check, which is unsafe."), inspect) from None
         except asyncssh.PermissionDenied as exc:
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
                                              f"check `ssh {self.name}` works without a password") from None
@@ -300,6 +308,11 @@ class _RemoteHost:
             return
         self._mark_down(f"connection lost: {exc}" if exc else "connection closed by the host")
 
+    def disk_failed(self, error: str) -> None:
+        """A trial's directory on this host could not be made: the host is down until its
+        probe (which writes into the workdir) succeeds again."""
+        self._mark_down(f"its workdir {self.spec.workdir} cannot be written ({error})")
+
     def _mark_down(self, reason: str) -> None:
         if not self.up:
             return
@@ -391,7 +404,13 @@ _KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)
 def _inspect_key_commands(address: str, port: int | None, known_hosts: Any, ssh_config: Any) -> str:
     """The command that shows the key known_hosts holds for a host, the key it offers now, and
     the known_hosts line that disagrees (ssh's own "REMOTE HOST IDENTIFICATION HAS CHANGED")."""
-    words = ["ssh", "-o", "BatchMode=yes"]
+    return _ssh_command(address, port, known_hosts, ssh_config, batch=True)
+
+
+def _ssh_command(address: str, port: int | None, known_hosts: Any, ssh_config: Any, *, batch: bool = False) -> str:
+    """`ssh` to the host as the executor connects: its ssh config (which gives an alias its port),
+    its known_hosts, its port only where the host spec names one."""
+    words = ["ssh", "-o", "BatchMode=yes"] if batch else ["ssh"]
     configs = [ssh_config] if isinstance(ssh_config, str) else list(ssh_config or [])
     if configs:
         words += ["-F", str(configs[0])]
@@ -399,7 +418,7 @@ def _inspect_key_commands(address: str, port: int | None, known_hosts: Any, ssh_
         words += ["-o", f"UserKnownHostsFile={known_hosts}"]
     if port:
         words += ["-p", str(port)]
-    return "`" + " ".join(shlex.quote(w) for w in [*words, address, "true"]) + "`"
+    return "`" + " ".join(shlex.quote(w) for w in [*words, address, *(["true"] if batch else [])]) + "`"
 
 
 def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
@@ -428,6 +447,9 @@ def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
         return (f"host {name}: asynctune cannot be imported by {info.get('executable', 'its python')} "
                 f"({info.get('error', 'not installed')}); install asynctune=={__version__} there, or set the "
                 f"host's python=")
+    if "workdir_error" in info:
+        return (f"host {name}: its workdir {info.get('workdir')} cannot be written ({info['workdir_error']}); "
+                f"free space or fix its permissions there, or set the host's workdir=")
     mine = ".".join(platform.python_version_tuple()[:2])
     theirs = ".".join(str(info.get("python", "?")).split(".")[:2])
     if mine != theirs:

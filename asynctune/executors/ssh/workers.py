@@ -275,6 +275,11 @@ class _SSHTrialRun(QueuedTrialRun):
         self._then(copy)
 
     def on_end(self, event: DoneEvent | ErrorEvent) -> None:
+        if isinstance(event, ErrorEvent) and event.info.get("unwritable"):
+            # The host's disk, not the trial: placed there again, every retry would fail at once
+            # and the host would turn every trial into an ERROR. Down, its probe keeps it out
+            # until its workdir can be written; the retry goes to another host.
+            self.remote.disk_failed(event.error)
         self._fetch_logs_in_background()  # the slot does not wait for the logs
         if self.pipelined and self._tail is None:
             if isinstance(event, DoneEvent) and event.checkpoint is not None:
