@@ -1,0 +1,71 @@
+"""What a user types after the docs, as separate programs: Ctrl-C, the printed resume command
+pasted into a shell, `asynctune resume` from another directory (docs/cli.md, docs/faults.md)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from tests.helpers.driver_runs import count_results
+from tests.helpers.paths import REPO_ROOT
+
+TRAIN_MODULE = textwrap.dedent("""
+    import time
+    import asynctune as at
+
+    def train(config):
+        start = (at.get_checkpoint() or {"i": 0})["i"]
+        for i in range(start + 1, 8):
+            time.sleep(0.1)
+            at.report(loss=config["x"] / i, checkpoint={"i": i})
+""")
+
+DRIVER = textwrap.dedent("""
+    import sys
+    import asynctune as at
+    from my_training import train
+
+    if __name__ == "__main__":
+        at.run(train, config={"x": at.grid_search([1, 2])}, metric="loss", mode="min",
+               storage_path=sys.argv[1], name="exp", verbose=1, tensorboard=False)
+""")
+
+
+def _env() -> dict[str, str]:
+    """PYTHONPATH holds the repository only: the user's own module is importable from its directory."""
+    return {**os.environ, "PYTHONPATH": REPO_ROOT}
+
+
+def _interrupted_run(project, storage: str) -> tuple[str, str]:
+    """Run the driver from `project` until it recorded results, Ctrl-C it; (experiment dir, its output)."""
+    (project / "my_training.py").write_text(TRAIN_MODULE)
+    (project / "driver.py").write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, "driver.py", storage], cwd=project, env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    experiment_dir = os.path.join(project, storage, "exp")
+    deadline = time.time() + 60
+    while count_results(experiment_dir) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)
+    output = driver.communicate(timeout=60)[0]
+    assert driver.returncode == -signal.SIGINT, output
+    return experiment_dir, output
+
+
+def test_the_resume_command_printed_after_ctrl_c_works_pasted_into_a_shell(tmp_path):
+    """The storage path has a space in it: the printed command must still be one the shell runs."""
+    project = tmp_path / "my project"
+    project.mkdir()
+    experiment_dir, output = _interrupted_run(project, "my results")
+    command = output.split("Resume with:\n", 1)[1].splitlines()[0].strip()
+    pasted = subprocess.run(["bash", "-c", command.replace("asynctune resume", f"{sys.executable} -m asynctune.cli "
+                                                           "resume --verbose 0", 1)],
+                            cwd=project, env=_env(), capture_output=True, text=True, timeout=120)
+    assert pasted.returncode == 0, (command, pasted.stderr)
+    with open(os.path.join(experiment_dir, "experiment.json")) as f:
+        assert '"status": "FINISHED"' in f.read()
+
