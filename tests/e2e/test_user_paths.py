@@ -69,3 +69,12 @@ def test_the_resume_command_printed_after_ctrl_c_works_pasted_into_a_shell(tmp_p
     with open(os.path.join(experiment_dir, "experiment.json")) as f:
         assert '"status": "FINISHED"' in f.read()
 
+
+def test_resume_from_another_directory_says_how_to_make_the_trainable_importable(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    experiment_dir, _ = _interrupted_run(project, "results")
+    elsewhere = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", experiment_dir], cwd=tmp_path,
+                               env=_env(), capture_output=True, text=True, timeout=120)
+    assert elsewhere.returncode == 2, elsewhere.stderr
+    assert "needs module 'my_training'" in elsewhere.stderr and "PYTHONPATH" in elsewhere.stderr, elsewhere.stderr
