@@ -234,8 +234,11 @@ def test_hosts_check_without_the_ssh_executor_says_what_is_missing(monkeypatch, 
     (["ls", "{missing}"], "no such directory"),
     (["show", "{root}"], "not an asynctune experiment directory (no experiment.json); it holds experiments"),
     (["plot", "{experiment}", "--metric", "nope"], "reported 'nope'"),
+    (["show", "{experiment}", "--metric", "los", "--mode", "min"], "reported it (did you mean 'loss'?)"),
+    (["show", "{experiment}", "--metric", "los"], "reported it (did you mean 'loss'?)"),
     (["hosts", "check", "alpha", "--known-hosts", "{missing}"], "no such file"),
-], ids=["show", "plot", "resume", "ls", "show-root", "plot-metric", "known-hosts"])
+], ids=["show", "plot", "resume", "ls", "show-root", "plot-metric", "show-metric", "show-metric-no-mode",
+        "known-hosts"])
 def test_a_wrong_path_or_argument_is_one_line_and_exit_status_2(root, experiment, tmp_path, argv, message):
     argv = [a.format(missing=str(tmp_path / "missing"), root=root, experiment=experiment) for a in argv]
     done = cli(*argv)
