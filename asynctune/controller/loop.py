@@ -239,9 +239,13 @@ class Controller:
                     self._outcomes.apply_actions()
                 asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
             return
-        resources = resolve_resources(self.options.resources_per_trial, config)
-        if self._pool is not None:
-            self._pool.check(resources)
+        try:  # resources_per_trial as a function of the config: known only now
+            resources = resolve_resources(self.options.resources_per_trial, config)
+            if self._pool is not None:
+                self._pool.check(resources)
+        except ValueError as exc:  # end with this one error, as run() raises a fixed request's, not a TaskGroup's
+            self._ending.stop(exc, f"{trial_id}'s resources_per_trial cannot run")
+            return
         trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
                       path=os.path.join(self.spec.experiment_dir, trial_id))
         runtime = self.table.runtime(trial)

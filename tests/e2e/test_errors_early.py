@@ -48,6 +48,22 @@ def test_an_error_raised_inside_the_experiment_is_not_chained_either(storage):
     assert "ZeroDivisionError: bad x=1" in text
 
 
+@pytest.mark.parametrize("returned", [{"cpu": 10_000}, {"cpu": -1}], ids=["never-fits", "invalid"])
+def test_resources_per_trial_as_a_function_that_cannot_run_is_one_value_error(storage, returned):
+    """A function's request is known only when the trial is made: it ends the experiment with the
+    same plain ValueError run() raises for a fixed request, not inside an ExceptionGroup."""
+    with pytest.raises(ValueError, match="can never fit on any host|resources_per_trial callable") as info:
+        at.run(quadratic, config={"x": 1}, resources_per_trial=lambda config: returned, storage_path=storage,
+               verbose=0)
+    assert not isinstance(info.value, BaseExceptionGroup)
+    assert at.ExperimentAnalysis(_only_experiment(storage)).status == "ERROR"
+
+
+def _only_experiment(storage) -> str:
+    [name] = os.listdir(storage)
+    return os.path.join(storage, name)
+
+
 SCRIPT = """
 import time, asynctune as at
 def train(config):
