@@ -59,6 +59,29 @@ def test_resources_per_trial_as_a_function_that_cannot_run_is_one_value_error(st
     assert at.ExperimentAnalysis(_only_experiment(storage)).status == "ERROR"
 
 
+class _FailsOnItsSecondSuggestion(at.Searcher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def suggest(self, trial_id):
+        self.asked += 1
+        if self.asked == 2:
+            raise RuntimeError("a bug in the searcher")
+        return {"x": 1}
+
+
+def test_an_error_in_the_search_comes_out_of_run_as_itself(storage):
+    """A searcher's bug, or a sample_from that raises for one sampled value only, is raised by
+    run() as that error, not wrapped in the controller's TaskGroup's ExceptionGroup."""
+    with pytest.raises(RuntimeError, match="a bug in the searcher") as info:
+        at.run(quadratic, search_alg=_FailsOnItsSecondSuggestion(), num_samples=3, storage_path=storage, verbose=0)
+    assert not isinstance(info.value, BaseExceptionGroup)
+    space = {"d": at.grid_search([1, 0]), "x": at.sample_from(lambda config: 1 / config["d"])}
+    with pytest.raises(at.SearchSpaceError, match=r"config\['x'\]: sample_from function raised ZeroDivisionError"):
+        at.run(quadratic, config=space, storage_path=storage, verbose=0)
+
+
 def _only_experiment(storage) -> str:
     [name] = os.listdir(storage)
     return os.path.join(storage, name)
