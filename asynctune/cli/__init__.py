@@ -201,6 +201,8 @@ def _dashboard(args: argparse.Namespace) -> int:
         asyncio.run(serve_forever())
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:  # Ctrl-C is how the dashboard is meant to stop: a success
+        pass
     return 0
 
 

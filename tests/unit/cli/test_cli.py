@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import types
@@ -245,6 +246,20 @@ def test_a_wrong_path_or_argument_is_one_line_and_exit_status_2(root, experiment
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_dashboard_stopped_by_ctrl_c_exits_0(root):
+    """docs/cli.md: Ctrl-C is how the dashboard stops, so it is status 0, not the 130 of an interrupt."""
+    pytest.importorskip("aiohttp")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    server = subprocess.Popen([sys.executable, "-m", "asynctune.cli", "dashboard", root, "--port", "0"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "(Ctrl-C to stop)" in server.stdout.readline()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+    finally:
+        server.kill()
 
 
 @pytest.mark.parametrize("argv", [["ls"], ["show"], ["plot"], ["resume"], ["hosts", "check"], []],
