@@ -78,3 +78,26 @@ def test_resume_from_another_directory_says_how_to_make_the_trainable_importable
                                env=_env(), capture_output=True, text=True, timeout=120)
     assert elsewhere.returncode == 2, elsewhere.stderr
     assert "needs module 'my_training'" in elsewhere.stderr and "PYTHONPATH" in elsewhere.stderr, elsewhere.stderr
+
+
+FAILING = textwrap.dedent("""
+    import asynctune as at
+
+    def train(config):
+        raise ValueError("boom")
+
+    at.run(train, num_samples=2, storage_path="results", verbose=1, raise_on_failed_trial="never",
+           tensorboard=False)
+""")
+
+
+def test_a_failed_trial_is_announced_once(tmp_path):
+    """Without logging configured, asynctune's warning reaches stderr by itself; the console does
+    not print the same failure again on stdout."""
+    (tmp_path / "failing.py").write_text(FAILING)
+    done = subprocess.run([sys.executable, "failing.py"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    both = done.stdout + done.stderr
+    for trial_id in ("trial_00000", "trial_00001"):
+        assert both.count(f"{trial_id} failed: ValueError: boom") == 1, both
