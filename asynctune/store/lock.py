@@ -162,6 +162,34 @@ def claim_fresh_name(storage_path: str, base: str) -> str:
             return name  # storage_path cannot be written: the experiment's creation says so, clearly
 
 
+def is_driven(experiment_dir: str) -> bool | None:
+    """Whether a live driver holds the experiment's lock now: False for one whose driver was killed
+    (its experiment.json still says RUNNING), None where this cannot be told (no lock file, a file
+    system without locks). A shared lock taken and dropped at once: a driver starting in that
+    moment waits for it (`_lock_or_name_holder` tries again for a while).
+
+    Example:
+        >>> is_driven("~/asynctune_results/exp")  # its driver was SIGKILLed
+        False
+    """
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(os.path.join(experiment_dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    else:
+        return False
+    finally:
+        os.close(fd)  # drops the shared lock
+
+
 def read_holder(experiment_dir: str) -> dict[str, Any]:
     """Who recorded holding the lock last ({} if nobody, or it was released)."""
     try:

@@ -3,6 +3,7 @@ pasted into a shell, `asynctune resume` from another directory (docs/cli.md, doc
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import asynctune as at
 from tests.helpers.driver_runs import count_results
 from tests.helpers.paths import REPO_ROOT
 
@@ -40,8 +42,9 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": REPO_ROOT}
 
 
-def _interrupted_run(project, storage: str) -> tuple[str, str]:
-    """Run the driver from `project` until it recorded results, Ctrl-C it; (experiment dir, its output)."""
+def _interrupted_run(project, storage: str, sig: int = signal.SIGINT) -> tuple[str, str]:
+    """Run the driver from `project` until it recorded results, Ctrl-C it (or send `sig`); (experiment
+    dir, its output)."""
     (project / "my_training.py").write_text(TRAIN_MODULE)
     (project / "driver.py").write_text(DRIVER)
     driver = subprocess.Popen([sys.executable, "driver.py", storage], cwd=project, env=_env(),
@@ -50,9 +53,9 @@ def _interrupted_run(project, storage: str) -> tuple[str, str]:
     deadline = time.time() + 60
     while count_results(experiment_dir) < 2 and time.time() < deadline:
         time.sleep(0.05)
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(sig)
     output = driver.communicate(timeout=60)[0]
-    assert driver.returncode == -signal.SIGINT, output
+    assert driver.returncode == -sig, output
     return experiment_dir, output
 
 
@@ -101,3 +104,19 @@ def test_a_failed_trial_is_announced_once(tmp_path):
     both = done.stdout + done.stderr
     for trial_id in ("trial_00000", "trial_00001"):
         assert both.count(f"{trial_id} failed: ValueError: boom") == 1, both
+
+
+def test_ls_shows_an_experiment_whose_driver_was_killed_as_interrupted(tmp_path):
+    """A SIGKILLed driver leaves experiment.json saying RUNNING; no process holds its lock any more,
+    so ls and show say INTERRUPTED (resume continues it), not RUNNING forever."""
+    project = tmp_path / "project"
+    project.mkdir()
+    experiment_dir, _ = _interrupted_run(project, "results", signal.SIGKILL)
+    listed = subprocess.run([sys.executable, "-m", "asynctune.cli", "ls", str(project / "results"), "--json"],
+                            env=_env(), capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout.splitlines()[0])["status"] == "INTERRUPTED"
+    resumed = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", experiment_dir, "--verbose", "0"],
+                             cwd=project, env=_env(), capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert at.ExperimentAnalysis(experiment_dir).status == "FINISHED"
