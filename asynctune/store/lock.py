@@ -203,20 +203,22 @@ def read_holder(experiment_dir: str) -> dict[str, Any]:
 
 
 _HOLDER_WAIT_S = 2.0  # how long a refused driver waits for the holder to write who it is
+_READER_WAIT_S = 0.1  # how long it tries again at least: the lock may be is_driven()'s, held an instant
 
 
 def _lock_or_name_holder(fd: int, experiment_dir: str) -> None:
     """flock `fd`, or raise ExperimentLocked naming the holder. A holder writes its record just
     after it locks and empties it just before it unlocks: in either moment the record reads
     empty, so try again for a moment rather than name nobody (or refuse a lock about to be free)."""
-    deadline = time.monotonic() + _HOLDER_WAIT_S
+    start = time.monotonic()
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             holder = _read_holder(fd)
-            if holder or time.monotonic() >= deadline:
+            waited = time.monotonic() - start  # is_driven()'s shared lock lasts an instant: outwait it
+            if (holder and waited >= _READER_WAIT_S) or waited >= _HOLDER_WAIT_S:
                 raise ExperimentLocked(experiment_dir, holder) from None
         time.sleep(0.01)
 
