@@ -149,10 +149,13 @@ def claim_fresh_name(storage_path: str, base: str) -> str:
     creates the directory exclusively (mkdir), so two runs starting in the same second never get
     the same one (a check that it exists, then a mkdir, would let both pass the check)."""
     root = os.path.abspath(os.path.expanduser(storage_path))
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)  # outside the loop: a file there is no taken name
+    except OSError:
+        return base  # storage_path cannot be written (a file, no permission): the experiment's creation says so
     name, counter = base, 1
     while True:
         try:
-            os.makedirs(root, mode=0o700, exist_ok=True)
             os.mkdir(os.path.join(root, name), 0o700)
             return name
         except FileExistsError:

@@ -59,6 +59,17 @@ def test_resources_per_trial_as_a_function_that_cannot_run_is_one_value_error(st
     assert at.ExperimentAnalysis(_only_experiment(storage)).status == "ERROR"
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", [None, "exp"], ids=["default-name", "named"])
+def test_a_storage_path_that_is_a_file_is_named_at_once(tmp_path, name):
+    """Without name=, finding a free default name looped for ever (100% CPU) on the FileExistsError
+    that making the storage directory raises where a file is."""
+    a_file = tmp_path / "results"
+    a_file.write_text("not a directory")
+    with pytest.raises(ValueError, match=r"storage_path '.*results' is a file, not a directory"):
+        at.run(quadratic, config={"x": 1}, storage_path=str(a_file), name=name, verbose=0)
+
+
 class _FailsOnItsSecondSuggestion(at.Searcher):
     def __init__(self) -> None:
         super().__init__()
