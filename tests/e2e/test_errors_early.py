@@ -168,6 +168,21 @@ def test_a_metric_reported_only_on_some_results_is_fine(storage):
     assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
 
 
+def test_a_metric_first_measured_later_is_reported_as_none_until_then(storage):
+    """Validation every third epoch: the error at the first result says what to do, and doing it
+    (None at the other epochs) runs, ranking by the epochs that measured it."""
+    def validates_every_third(config, none_between=False):
+        for epoch in range(1, 7):
+            measured = epoch / 10 if epoch % 3 == 0 else None
+            at.report(loss=1 / epoch, **({"val_acc": measured} if measured is not None or none_between else {}))
+
+    with pytest.raises(ValueError, match=r"metric='val_acc' is not in .*report it as None at the others"):
+        at.run(validates_every_third, metric="val_acc", mode="max", storage_path=storage, verbose=0)
+    analysis = at.run(lambda config: validates_every_third(config, none_between=True), metric="val_acc", mode="max",
+                      storage_path=storage, verbose=0)
+    assert analysis.best_result["val_acc"] == 0.6 and analysis.best_result["training_iteration"] == 6
+
+
 # 3. When every trial fails, run() says so instead of returning an empty analysis.
 
 def test_every_trial_failing_raises_with_the_first_error_and_where_to_look(storage):
