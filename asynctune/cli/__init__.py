@@ -102,8 +102,11 @@ def _parser() -> argparse.ArgumentParser:
                                  description="Continue an interrupted experiment: finished trials stay finished, "
                                              "the others restart from their newest checkpoint.")
     resume.add_argument("dir", metavar="DIR", help="the experiment directory")
-    resume.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2), help="console output (default: as first run)")
+    resume.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2, 3), help="console output (default: as first run)")
     resume.add_argument("--time-budget-s", type=_positive_float, help="a new time budget in seconds")
+    resume.add_argument("--errored", choices=("resume", "restart"),
+                        help="run the trials that failed for good (ERROR) again: from their newest checkpoint, or from "
+                             "the start (default: they stay failed)")
     resume.set_defaults(handler=_resume)
 
     trust = commands.add_parser(
@@ -462,6 +465,8 @@ def _resume(args: argparse.Namespace) -> int:
         kwargs["verbose"] = args.verbose
     if args.time_budget_s is not None:
         kwargs["time_budget_s"] = args.time_budget_s
+    if args.errored is not None:
+        kwargs["errored"] = args.errored
     accepted = inspect.signature(resume).parameters
     for name in list(kwargs):
         if name not in accepted:

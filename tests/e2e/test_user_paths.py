@@ -120,3 +120,35 @@ def test_ls_shows_an_experiment_whose_driver_was_killed_as_interrupted(tmp_path)
                              cwd=project, env=_env(), capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert at.ExperimentAnalysis(experiment_dir).status == "FINISHED"
+
+
+FAILS_UNTIL_FIXED = textwrap.dedent("""
+    import os, sys
+    import asynctune as at
+
+    def train(config):
+        if os.path.exists(config["broken_flag"]):
+            raise RuntimeError("the data is not there yet")
+        at.report(loss=1.0)
+
+    if __name__ == "__main__":
+        at.run(train, config={"broken_flag": sys.argv[1]}, metric="loss", mode="min", storage_path="results",
+               name="exp", verbose=0, raise_on_failed_trial="never", tensorboard=False)
+""")
+
+
+def test_asynctune_resume_runs_failed_trials_again_when_asked(tmp_path):
+    """docs/cli.md: --errored restart runs the ERROR trials of a finished experiment again."""
+    flag = tmp_path / "broken"
+    flag.write_text("")
+    (tmp_path / "driver.py").write_text(FAILS_UNTIL_FIXED)
+    first = subprocess.run([sys.executable, "driver.py", str(flag)], cwd=tmp_path, env=_env(), capture_output=True,
+                           text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    experiment_dir = str(tmp_path / "results" / "exp")
+    assert [t.status for t in at.ExperimentAnalysis(experiment_dir).trials] == [at.Status.ERROR]
+    flag.unlink()  # the cause is fixed
+    again = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", experiment_dir, "--errored", "restart",
+                            "-v", "3"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert [t.status for t in at.ExperimentAnalysis(experiment_dir).trials] == [at.Status.FINISHED]
