@@ -152,3 +152,27 @@ def test_asynctune_resume_runs_failed_trials_again_when_asked(tmp_path):
                             "-v", "3"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert [t.status for t in at.ExperimentAnalysis(experiment_dir).trials] == [at.Status.FINISHED]
+
+
+BROKEN_CALLBACK = textwrap.dedent("""
+    import asynctune as at
+
+    class Broken(at.Callback):
+        def on_trial_result(self, trial, result):
+            raise RuntimeError("a bug in my callback")
+
+    def train(config):
+        for step in range(5):
+            at.report(loss=float(step))
+
+    at.run(train, num_samples=2, storage_path="results", verbose=0, callbacks=[Broken()], tensorboard=False)
+""")
+
+
+def test_a_callback_failing_on_every_result_shows_one_traceback_and_a_count(tmp_path):
+    (tmp_path / "broken.py").write_text(BROKEN_CALLBACK)
+    done = subprocess.run([sys.executable, "broken.py"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("RuntimeError: a bug in my callback") == 1, done.stderr
+    assert "callback Broken.on_trial_result failed 10 times in all" in done.stderr, done.stderr
