@@ -285,8 +285,8 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
     if reopened:
         logger.info("%s: %d failed trial(s) run again (%s)", state.experiment_dir, len(reopened), errored)
     elif state.status == "FINISHED":
-        logger.warning("%s already finished; there is nothing to resume", state.experiment_dir)
-        if (verbose if verbose is not None else 1):
+        logger.info("%s already finished; there is nothing to resume", state.experiment_dir)
+        if (verbose if verbose is not None else 1):  # said once: the console line, not also a warning
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
     if not policy_of(executor).resumable:  # its trials are in directories, with a journal

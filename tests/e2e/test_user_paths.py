@@ -152,6 +152,10 @@ def test_asynctune_resume_runs_failed_trials_again_when_asked(tmp_path):
                             "-v", "3"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert [t.status for t in at.ExperimentAnalysis(experiment_dir).trials] == [at.Status.FINISHED]
+    once_more = subprocess.run([sys.executable, "-m", "asynctune.cli", "resume", experiment_dir], cwd=tmp_path,
+                               env=_env(), capture_output=True, text=True, timeout=120)
+    said = once_more.stdout + once_more.stderr
+    assert once_more.returncode == 0 and said.count("already finished; there is nothing to resume") == 1, said
 
 
 BROKEN_CALLBACK = textwrap.dedent("""
