@@ -24,7 +24,7 @@ from .analysis.experiment import ExperimentAnalysis
 from .controller.loop import Controller
 from .algorithms.schedulers.pbt import PopulationBasedTraining
 from .core.config_pickling import check_config_picklable
-from .errors import NothingReported, StorageFull, TrialsFailed, is_disk_full
+from .errors import NothingReported, StorageFull, TrialsFailed, is_disk_full, resume_command
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .controller.resource_monitor import monitor_interval
@@ -285,8 +285,8 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
     if reopened:
         logger.info("%s: %d failed trial(s) run again (%s)", state.experiment_dir, len(reopened), errored)
     elif state.status == "FINISHED":
-        logger.warning("%s already finished; there is nothing to resume", state.experiment_dir)
-        if (verbose if verbose is not None else 1):
+        logger.info("%s already finished; there is nothing to resume", state.experiment_dir)
+        if (verbose if verbose is not None else 1):  # said once: the console line, not also a warning
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
     if not policy_of(executor).resumable:  # its trials are in directories, with a journal
@@ -323,7 +323,7 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
             print(f"\nasynctune: interrupted; a consolidated simulation is rerun, not resumed "
                   f"({controller.spec.experiment_dir} keeps what it recorded)", file=sys.stderr)
         elif controller.status == "INTERRUPTED":
-            print(f"\nasynctune: interrupted; state saved. Resume with:\n  asynctune resume {controller.spec.experiment_dir}",
+            print(f"\nasynctune: interrupted; state saved. Resume with:\n  {resume_command(controller.spec.experiment_dir)}",
                   file=sys.stderr)
         if terminated:
             raise _Terminated() from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import shlex
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -169,6 +170,17 @@ class ExperimentDamaged(AsynctuneError, ValueError):
         self.remedy = remedy
 
 
+def resume_command(experiment_dir: str) -> str:
+    """The shell command that resumes `experiment_dir`, quoted so that it can be pasted as it is
+    (a directory with a space in its name is one argument).
+
+    Example:
+        >>> resume_command("/home/me/my results/exp")
+        "asynctune resume '/home/me/my results/exp'"
+    """
+    return f"asynctune resume {shlex.quote(experiment_dir)}"
+
+
 class StorageFull(AsynctuneError, OSError):
     """The disk holding the experiment is full (ENOSPC, or a quota: EDQUOT).
 
@@ -181,7 +193,7 @@ class StorageFull(AsynctuneError, OSError):
     """
 
     def __init__(self, path: str, experiment_dir: str = "") -> None:
-        hint = f"asynctune resume {experiment_dir}" if experiment_dir else "asynctune resume <experiment dir>"
+        hint = resume_command(experiment_dir) if experiment_dir else "asynctune resume <experiment dir>"
         super().__init__(f"No space left on device writing {path}. The experiment stopped; what was reported "
                          f"is on disk. Free space, then resume with: {hint}")
         self.errno = errno.ENOSPC  # for code that checks OSError.errno

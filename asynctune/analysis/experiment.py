@@ -15,6 +15,7 @@ from ..worker.session import load_checkpoint
 from ..store.layout import (
     EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
 )
+from ..store.lock import is_driven
 from ..store.names import checkpoint_iteration, experiment_file, result_file, results_file, trial_dir
 from ..store.paths import check_name, checked
 from ..core.trial import Status, Trial
@@ -54,9 +55,12 @@ class ExperimentAnalysis:
         check_metric_mode("ExperimentAnalysis", metric, mode, multi_objective=True)
         metric, mode = normalize_objectives(metric, mode)
         self.experiment_dir = os.path.abspath(os.path.expanduser(experiment_dir))
+        from_disk = state is None
         state = self._read_state() if state is None else state  # run() has it: experiment.json as just saved
         self.name: str = state.get("name", os.path.basename(self.experiment_dir))
         self.status: str = state.get("status", "UNKNOWN")
+        if from_disk and self.status == "RUNNING" and is_driven(self.experiment_dir) is False:
+            self.status = "INTERRUPTED"  # its driver was killed (SIGKILL, a lost machine): resume continues it
         self.default_metric = metric or state.get("metric")
         self.default_mode = mode or state.get("mode")
         self.start_time: float | None = state.get("start_time")

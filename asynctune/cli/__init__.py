@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import difflib
 import inspect
 import json
 import math
@@ -101,8 +102,11 @@ def _parser() -> argparse.ArgumentParser:
                                  description="Continue an interrupted experiment: finished trials stay finished, "
                                              "the others restart from their newest checkpoint.")
     resume.add_argument("dir", metavar="DIR", help="the experiment directory")
-    resume.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2), help="console output (default: as first run)")
+    resume.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2, 3), help="console output (default: as first run)")
     resume.add_argument("--time-budget-s", type=_positive_float, help="a new time budget in seconds")
+    resume.add_argument("--errored", choices=("resume", "restart"),
+                        help="run the trials that failed for good (ERROR) again: from their newest checkpoint, or from "
+                             "the start (default: they stay failed)")
     resume.set_defaults(handler=_resume)
 
     trust = commands.add_parser(
@@ -200,6 +204,8 @@ def _dashboard(args: argparse.Namespace) -> int:
         asyncio.run(serve_forever())
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:  # Ctrl-C is how the dashboard is meant to stop: a success
+        pass
     return 0
 
 
@@ -272,6 +278,8 @@ def _show(args: argparse.Namespace) -> int:
     if args.metric is None and len(analysis.objectives) > 1:
         return _show_front(analysis, args)
     metric = args.metric or analysis.default_metric
+    if args.metric is not None:
+        _check_reported(analysis, args.metric)
     mode = args.mode or dict(analysis.objectives).get(metric) or (None if args.metric else analysis.default_mode)
     if metric is not None and mode is None:
         raise CommandError("--metric needs --mode (min or max): the experiment was run without one")
@@ -320,6 +328,26 @@ def _show(args: argparse.Namespace) -> int:
         console.print("best config:")
         print(json.dumps(best.config, indent=2, default=str))
     return 0
+
+
+def _check_reported(analysis: Any, metric: str) -> None:
+    """--metric must name a key some trial reported: a misspelt one would rank nothing, silently."""
+    if not analysis.trials:
+        return
+    reported: dict[str, None] = {}
+    for trial in analysis.trials:
+        reported.update(dict.fromkeys(trial.last_result or {}))
+    if metric in reported:
+        return
+    for trial in analysis.trials:  # a metric reported on some results only (at validation steps)
+        for result in analysis.trial_results(trial.trial_id):
+            if metric in result:
+                return
+            reported.update(dict.fromkeys(result))
+    close = difflib.get_close_matches(metric, list(reported), n=1)
+    raise CommandError(f"--metric {metric!r}: no trial of {analysis.experiment_dir} reported it"
+                       + (f" (did you mean {close[0]!r}?)" if close else "")
+                       + f"; they reported: {', '.join(reported)}")
 
 
 def _show_front(analysis: Any, args: argparse.Namespace) -> int:
@@ -437,6 +465,8 @@ def _resume(args: argparse.Namespace) -> int:
         kwargs["verbose"] = args.verbose
     if args.time_budget_s is not None:
         kwargs["time_budget_s"] = args.time_budget_s
+    if args.errored is not None:
+        kwargs["errored"] = args.errored
     accepted = inspect.signature(resume).parameters
     for name in list(kwargs):
         if name not in accepted:

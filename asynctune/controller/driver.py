@@ -163,7 +163,10 @@ class TrialDriver:
             # be a step past this result, and reads it at its next report: a step later.
             ahead_s = 0.0 if run.waits_for(trial.iteration) else 2 * _seconds(result.get("time_this_iter_s"))
             self._escalation.arm(runtime, final, ahead_s)
-        if decision is not CONTINUE:  # a stop criterion ending a trial is no news; a scheduler's decision is
+        # A stop criterion or the experiment's end ending a trial is no news, also where it overrules
+        # the scheduler's PAUSE or MUTATE on the same result (the trial finished); a scheduler's decision is.
+        overruled = final is STOP and decision is not STOP and not runtime.stop_requested
+        if decision is not CONTINUE and not overruled:
             detail = "" if not isinstance(final, Mutate) else f"config={final.config}"
             self._callbacks.on_trial_decision(trial, "MUTATE" if isinstance(final, Mutate) else final.value, detail)
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.compat import TaskGroup, TimeoutErrors, timeout
+from ..core.compat import BaseExceptionGroup, TaskGroup, TimeoutErrors, timeout
 from .actions import TrialActions
 from ..algorithms.base import FINISHED, Scheduler, Searcher, resolve
 from .runtime import TrialRuntime, TrialStorageError
@@ -147,8 +147,11 @@ class Controller:
                         service.cancel()
             self._check_vanished()
             self.status = "ERROR" if self._ending.fatal else ("STOPPED" if self.stopping else "FINISHED")
-        except BaseException:
+        except BaseException as exc:
             self.status = "INTERRUPTED"
+            lone = _lone_error(exc)
+            if lone is not exc:  # a bug in a searcher or a sample_from: the user's error, not the TaskGroup's
+                raise lone from None
             raise
         finally:
             await self._shutdown()
@@ -239,9 +242,13 @@ class Controller:
                     self._outcomes.apply_actions()
                 asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
             return
-        resources = resolve_resources(self.options.resources_per_trial, config)
-        if self._pool is not None:
-            self._pool.check(resources)
+        try:  # resources_per_trial as a function of the config: known only now
+            resources = resolve_resources(self.options.resources_per_trial, config)
+            if self._pool is not None:
+                self._pool.check(resources)
+        except ValueError as exc:  # end with this one error, as run() raises a fixed request's, not a TaskGroup's
+            self._ending.stop(exc, f"{trial_id}'s resources_per_trial cannot run")
+            return
         trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
                       path=os.path.join(self.spec.experiment_dir, trial_id))
         runtime = self.table.runtime(trial)
@@ -381,3 +388,10 @@ class Controller:
                         trial.end_time = trial.end_time or time.time()
             self.state.save()
             self.callbacks.on_experiment_end(self.trials)
+
+
+def _lone_error(exc: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups of one member each, else `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

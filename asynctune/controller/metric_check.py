@@ -69,9 +69,12 @@ class MetricCheck:
         auto_keys = [k for k in result if k in AUTO_RESULT_KEYS]
         report = f"{metric}=..." if metric.isidentifier() else f"**{{{metric!r}: ...}}"
         fix = f"pass {owner} the metric= your trainable reports" if owner else "pass the metric= your trainable reports"
+        close = difflib.get_close_matches(metric, user_keys, n=1)  # a misspelt metric= is the usual cause
+        guess = f"Did you mean metric={close[0]!r}? Else r" if close else "R"
         return ValueError(
             f"metric={metric!r}{f' (of {owner})' if owner else ''} is not in {trial.trial_id}'s {which}; it reported: "
-            f"{', '.join(user_keys + auto_keys)}{f' (nor is {also})' if also else ''}. Report it with asynctune.report({report}) or {fix}. "
+            f"{', '.join(user_keys + auto_keys)}{f' (nor is {also})' if also else ''}. {guess}eport it with asynctune.report({report}) or {fix}"
+            f"{'' if close else _ONLY_AT_SOME_STEPS}. "
             f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
 
     def _not_a_number(self, trial: Trial, metric: str, value: Any) -> ValueError:
@@ -85,6 +88,8 @@ class MetricCheck:
 
 
 _STOP = "stop="  # the owner of a stop key
+# Seen once, a metric may be missing from later results; the first result must name it.
+_ONLY_AT_SOME_STEPS = " (a metric measured only at some steps, e.g. validation every few epochs: report it as None at the others)"
 
 
 def _stop_key_missing(trial: Trial, result: dict[str, Any], keys: list[str]) -> ValueError:

@@ -48,3 +48,19 @@ def install() -> None:
     package = logging.getLogger(LOGGER_NAME)
     if not any(isinstance(handler, FallbackHandler) for handler in package.handlers):
         package.addHandler(FallbackHandler())
+
+
+def warnings_print_themselves() -> bool:
+    """Whether the package's warnings reach stderr through the fallback handler (the application
+    configured no logging), so that a reporter need not print them again.
+
+    Example:
+        >>> warnings_print_themselves()  # in a script that never called logging.basicConfig()
+        True
+    """
+    package = logging.getLogger(LOGGER_NAME)
+    fallback = next((h for h in package.handlers if isinstance(h, FallbackHandler)), None)
+    if fallback is None or not package.isEnabledFor(logging.WARNING):
+        return False
+    record = package.makeRecord(LOGGER_NAME, logging.WARNING, __file__, 0, "", (), None)
+    return not fallback._handled_elsewhere(record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,13 +52,24 @@ class CallbackList(Callback):
             if not isinstance(callback, Callback):
                 raise ValueError(f"callbacks must be asynctune.Callback instances, got {callback!r}")
         self.callbacks = list(callbacks)
+        self._failures: Counter[tuple[str, str]] = Counter()  # (callback class, method) -> failures
 
     def _call(self, name: str, *args: Any) -> None:
         for callback in self.callbacks:
             try:
                 getattr(callback, name)(*args)
             except Exception:
-                logger.exception("callback %s.%s failed", type(callback).__name__, name)
+                self._failed(callback, name)
+
+    def _failed(self, callback: Callback, name: str) -> None:
+        """Log a hook's first failure with its traceback; count the others (one per result would
+        bury the output), and say how many there were at the end."""
+        key = (type(callback).__name__, name)
+        self._failures[key] += 1
+        if self._failures[key] == 1:
+            logger.exception("callback %s.%s failed (its later failures are counted, not shown)", *key)
+        else:
+            logger.debug("callback %s.%s failed again", *key, exc_info=True)
 
     def on_experiment_start(self, experiment_dir: str, trials: Sequence[Trial]) -> None:
         self._call("on_experiment_start", experiment_dir, trials)
@@ -70,7 +82,7 @@ class CallbackList(Callback):
             try:
                 callback.on_trial_result(trial, result)
             except Exception:
-                logger.exception("callback %s.on_trial_result failed", type(callback).__name__)
+                self._failed(callback, "on_trial_result")
 
     def on_checkpoint(self, trial: Trial, checkpoint: str) -> None:
         self._call("on_checkpoint", trial, checkpoint)
@@ -89,3 +101,6 @@ class CallbackList(Callback):
 
     def on_experiment_end(self, trials: Sequence[Trial]) -> None:
         self._call("on_experiment_end", trials)
+        for (owner, name), count in self._failures.items():
+            if count > 1:
+                logger.warning("callback %s.%s failed %d times in all (the first traceback is above)", owner, name, count)

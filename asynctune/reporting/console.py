@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..core.logs import warnings_print_themselves
 from ..core.pareto import front_of
 from ..core.space import Space, resolved_items
 from ..core.trial import Status, Trial
@@ -137,7 +138,7 @@ class ConsoleReporter(Callback):
             self.console.print(message, highlight=False)
 
     def on_trial_error(self, trial: Trial) -> None:
-        if self.verbose >= 1:
+        if self.verbose >= 1 and not warnings_print_themselves():  # else the same line is on stderr already
             self._print_line(f"trial {trial.trial_id} failed: {trial.error} (see {error_file(trial.path)})", "red")
 
     def on_experiment_end(self, trials: Sequence[Trial]) -> None:

@@ -172,6 +172,9 @@ def prepare_experiment_dir(storage_path: str, name: str) -> str:
     except OSError as exc:
         if is_disk_full(exc):
             raise StorageFull(os.fsdecode(exc.filename) if exc.filename else path, path) from exc
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise ValueError(f"storage_path {storage_path!r} is a file, not a directory: pass a directory to hold "
+                             "experiments (it is made if missing)") from exc
         raise ValueError(f"storage_path {storage_path!r} cannot be written: {exc.strerror or exc}") from exc
     return path
 

@@ -149,10 +149,13 @@ def claim_fresh_name(storage_path: str, base: str) -> str:
     creates the directory exclusively (mkdir), so two runs starting in the same second never get
     the same one (a check that it exists, then a mkdir, would let both pass the check)."""
     root = os.path.abspath(os.path.expanduser(storage_path))
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)  # outside the loop: a file there is no taken name
+    except OSError:
+        return base  # storage_path cannot be written (a file, no permission): the experiment's creation says so
     name, counter = base, 1
     while True:
         try:
-            os.makedirs(root, mode=0o700, exist_ok=True)
             os.mkdir(os.path.join(root, name), 0o700)
             return name
         except FileExistsError:
@@ -160,6 +163,34 @@ def claim_fresh_name(storage_path: str, base: str) -> str:
             name = f"{base}_{counter}"
         except OSError:
             return name  # storage_path cannot be written: the experiment's creation says so, clearly
+
+
+def is_driven(experiment_dir: str) -> bool | None:
+    """Whether a live driver holds the experiment's lock now: False for one whose driver was killed
+    (its experiment.json still says RUNNING), None where this cannot be told (no lock file, a file
+    system without locks). A shared lock taken and dropped at once: a driver starting in that
+    moment waits for it (`_lock_or_name_holder` tries again for a while).
+
+    Example:
+        >>> is_driven("~/asynctune_results/exp")  # its driver was SIGKILLed
+        False
+    """
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(os.path.join(experiment_dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    else:
+        return False
+    finally:
+        os.close(fd)  # drops the shared lock
 
 
 def read_holder(experiment_dir: str) -> dict[str, Any]:
@@ -175,20 +206,22 @@ def read_holder(experiment_dir: str) -> dict[str, Any]:
 
 
 _HOLDER_WAIT_S = 2.0  # how long a refused driver waits for the holder to write who it is
+_READER_WAIT_S = 0.1  # how long it tries again at least: the lock may be is_driven()'s, held an instant
 
 
 def _lock_or_name_holder(fd: int, experiment_dir: str) -> None:
     """flock `fd`, or raise ExperimentLocked naming the holder. A holder writes its record just
     after it locks and empties it just before it unlocks: in either moment the record reads
     empty, so try again for a moment rather than name nobody (or refuse a lock about to be free)."""
-    deadline = time.monotonic() + _HOLDER_WAIT_S
+    start = time.monotonic()
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             holder = _read_holder(fd)
-            if holder or time.monotonic() >= deadline:
+            waited = time.monotonic() - start  # is_driven()'s shared lock lasts an instant: outwait it
+            if (holder and waited >= _READER_WAIT_S) or waited >= _HOLDER_WAIT_S:
                 raise ExperimentLocked(experiment_dir, holder) from None
         time.sleep(0.01)
 

@@ -84,11 +84,17 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     try:
         spec = load_signed_pickle(spec_path, loads=cloudpickle.loads)
         trainable = cloudpickle.loads(spec["trainable"])
+        kwargs = cloudpickle.loads(spec["run_kwargs"])
     except FileNotFoundError:
         raise ValueError(f"cannot resume {experiment_dir}: it has no {RUN_SPEC_FILE} "
                          "(not an asynctune experiment, or its driver died before the first trial)") from None
     except UnsafeFileError:
         raise
+    except ImportError as exc:  # the trainable's module, importable where the first run ran
+        raise ValueError(f"cannot resume {experiment_dir}: {RUN_SPEC_FILE} (the trainable and run()'s arguments) needs module "
+                         f"{exc.name!r}, which this process cannot import ({type(exc).__name__}: {exc}); resume "
+                         "from the directory the first run ran in, or add that module's directory to "
+                         "PYTHONPATH") from exc
     except Exception as exc:
         raise ValueError(f"cannot resume {experiment_dir}: {RUN_SPEC_FILE} is unreadable "
                          f"({type(exc).__name__}: {exc})") from exc
@@ -101,7 +107,6 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
         raise
     except (OSError, ValueError):
         pass  # a missing or damaged snapshot is fine: the journal and the trial directories hold the truth
-    kwargs = cloudpickle.loads(spec["run_kwargs"])
     if (os.path.exists(os.path.join(experiment_dir, RESULTS_FILE))  # the disk says how it was recorded,
             or not policy_of(kwargs.get("executor")).resumable):  # or the saved executor
         if status == "FINISHED":  # nothing to resume: its trials are in experiment.json

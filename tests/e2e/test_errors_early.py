@@ -48,6 +48,56 @@ def test_an_error_raised_inside_the_experiment_is_not_chained_either(storage):
     assert "ZeroDivisionError: bad x=1" in text
 
 
+@pytest.mark.parametrize("returned", [{"cpu": 10_000}, {"cpu": -1}], ids=["never-fits", "invalid"])
+def test_resources_per_trial_as_a_function_that_cannot_run_is_one_value_error(storage, returned):
+    """A function's request is known only when the trial is made: it ends the experiment with the
+    same plain ValueError run() raises for a fixed request, not inside an ExceptionGroup."""
+    with pytest.raises(ValueError, match="can never fit on any host|resources_per_trial callable") as info:
+        at.run(quadratic, config={"x": 1}, resources_per_trial=lambda config: returned, storage_path=storage,
+               verbose=0)
+    assert not isinstance(info.value, BaseExceptionGroup)
+    assert at.ExperimentAnalysis(_only_experiment(storage)).status == "ERROR"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", [None, "exp"], ids=["default-name", "named"])
+def test_a_storage_path_that_is_a_file_is_named_at_once(tmp_path, name):
+    """Without name=, finding a free default name looped for ever (100% CPU) on the FileExistsError
+    that making the storage directory raises where a file is."""
+    a_file = tmp_path / "results"
+    a_file.write_text("not a directory")
+    with pytest.raises(ValueError, match=r"storage_path '.*results' is a file, not a directory"):
+        at.run(quadratic, config={"x": 1}, storage_path=str(a_file), name=name, verbose=0)
+
+
+class _FailsOnItsSecondSuggestion(at.Searcher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def suggest(self, trial_id):
+        self.asked += 1
+        if self.asked == 2:
+            raise RuntimeError("a bug in the searcher")
+        return {"x": 1}
+
+
+def test_an_error_in_the_search_comes_out_of_run_as_itself(storage):
+    """A searcher's bug, or a sample_from that raises for one sampled value only, is raised by
+    run() as that error, not wrapped in the controller's TaskGroup's ExceptionGroup."""
+    with pytest.raises(RuntimeError, match="a bug in the searcher") as info:
+        at.run(quadratic, search_alg=_FailsOnItsSecondSuggestion(), num_samples=3, storage_path=storage, verbose=0)
+    assert not isinstance(info.value, BaseExceptionGroup)
+    space = {"d": at.grid_search([1, 0]), "x": at.sample_from(lambda config: 1 / config["d"])}
+    with pytest.raises(at.SearchSpaceError, match=r"config\['x'\]: sample_from function raised ZeroDivisionError"):
+        at.run(quadratic, config=space, storage_path=storage, verbose=0)
+
+
+def _only_experiment(storage) -> str:
+    [name] = os.listdir(storage)
+    return os.path.join(storage, name)
+
+
 SCRIPT = """
 import time, asynctune as at
 def train(config):
@@ -116,6 +166,21 @@ def test_a_metric_reported_only_on_some_results_is_fine(storage):
 
     analysis = at.run(every_other, num_samples=2, metric="loss", mode="min", storage_path=storage, verbose=0)
     assert all(t.status is at.Status.TERMINATED for t in analysis.trials)
+
+
+def test_a_metric_first_measured_later_is_reported_as_none_until_then(storage):
+    """Validation every third epoch: the error at the first result says what to do, and doing it
+    (None at the other epochs) runs, ranking by the epochs that measured it."""
+    def validates_every_third(config, none_between=False):
+        for epoch in range(1, 7):
+            measured = epoch / 10 if epoch % 3 == 0 else None
+            at.report(loss=1 / epoch, **({"val_acc": measured} if measured is not None or none_between else {}))
+
+    with pytest.raises(ValueError, match=r"metric='val_acc' is not in .*report it as None at the others"):
+        at.run(validates_every_third, metric="val_acc", mode="max", storage_path=storage, verbose=0)
+    analysis = at.run(lambda config: validates_every_third(config, none_between=True), metric="val_acc", mode="max",
+                      storage_path=storage, verbose=0)
+    assert analysis.best_result["val_acc"] == 0.6 and analysis.best_result["training_iteration"] == 6
 
 
 # 3. When every trial fails, run() says so instead of returning an empty analysis.

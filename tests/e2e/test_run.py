@@ -378,6 +378,13 @@ def test_metric_never_reported_is_a_clear_error(storage):
         at.run(quadratic, config={"x": 1}, metric="accuracy", mode="max", storage_path=storage, verbose=0)
 
 
+def test_a_misspelt_metric_is_named_with_its_close_match(storage):
+    """metric="los" for a trainable that reports loss: the error says which key was meant, as it
+    does for a misspelt stop= key, instead of only telling the user to report "los"."""
+    with pytest.raises(ValueError, match=r"metric='los' is not in .* Did you mean metric='loss'\? Else report it"):
+        at.run(quadratic, config={"x": 1}, metric="los", mode="min", storage_path=storage, verbose=0)
+
+
 async def test_cancellation_leaves_no_process_behind(storage):
     def forever(config):
         child = __import__("subprocess").Popen(["sleep", "60"])  # a grandchild must go too

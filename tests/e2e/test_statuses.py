@@ -4,6 +4,7 @@ persisted and restored by resume, and every reader shows the same word for the s
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import time
 import pytest
 
 import asynctune as at
+from asynctune.reporting.console import ConsoleReporter
 from tests.helpers.driver_runs import start_script
 
 ASHA_DRIVER = textwrap.dedent("""
@@ -123,6 +125,29 @@ def test_a_stop_criterion_finishes_a_trial(storage):
                       verbose=0, tensorboard=False)
     assert [t.status for t in analysis.trials] == [at.Status.FINISHED] * 2
     assert set(_journal_statuses(analysis.experiment_dir).values()) == {"FINISHED"}
+
+
+class _PausesAtThree(at.Scheduler):
+    def on_trial_result(self, trial, result):
+        return at.PAUSE if result["training_iteration"] == 3 else at.CONTINUE
+
+
+def test_a_stop_criterion_that_overrules_a_pause_is_no_early_stop(storage):
+    """stop= ends the trial at the iteration where the scheduler paused it (PBT pausing to exploit
+    at the last iteration): the trial finished, so neither the console nor decisions.jsonl calls
+    it early-stopped."""
+    def train(config):
+        for i in range(1, 10):
+            at.report(loss=1 / i)
+
+    console = io.StringIO()
+    reporter = ConsoleReporter(metric="loss", mode="min", verbose=1, file=console)
+    analysis = at.run(train, num_samples=2, metric="loss", mode="min", stop={"training_iteration": 3},
+                      scheduler=_PausesAtThree(), storage_path=storage, name="exp", verbose=0, tensorboard=False,
+                      callbacks=[reporter])
+    assert [t.status for t in analysis.trials] == [at.Status.FINISHED] * 2
+    assert [d for d in analysis.decisions() if d["decision"] == "STOP"] == []
+    assert "early-stopped" not in console.getvalue()
 
 
 def test_after_ctrl_c_and_resume_early_stopped_trials_stay_early_stopped(tmp_path):

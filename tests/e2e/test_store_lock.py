@@ -142,3 +142,23 @@ def test_a_lock_file_that_is_a_link_is_refused_in_one_line(tmp_path):
     assert outside.read_text() == "not yours\n"
     os.unlink(experiment / "driver.lock")  # as the message says: then it resumes
     assert len(at.resume(str(experiment), verbose=0).trials) == 6
+
+
+def test_a_reader_asking_whether_a_driver_runs_never_gets_a_resume_refused(tmp_path):
+    """`asynctune ls` and the dashboard take a shared lock for an instant (is_driven). A resume that
+    comes in that instant, with a SIGKILLed driver's record still in driver.lock, waits for it
+    instead of naming the dead driver as the holder."""
+    import fcntl
+    import threading
+
+    from asynctune.store.lock import DriverLock, is_driven
+
+    path = tmp_path / "driver.lock"
+    path.write_text(json.dumps({"pid": 999999, "host": "gone", "start_time": "then"}) + "\n")
+    reader = os.open(path, os.O_RDONLY)
+    fcntl.flock(reader, fcntl.LOCK_SH)
+    threading.Timer(0.02, os.close, [reader]).start()
+    lock = DriverLock.acquire(str(tmp_path))
+    assert is_driven(str(tmp_path)) is True
+    lock.release()
+    assert is_driven(str(tmp_path)) is False

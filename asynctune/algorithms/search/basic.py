@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import SearchSpaceError
-from ...core.space import Space
+from ...core.space import Space, format_path
 from ..base import FINISHED, Searcher
 
 
@@ -107,6 +107,6 @@ def check_no_grid(space: Space, owner: str) -> None:
     """Model-based searchers cannot expand grids: say so before any trial starts."""
     if space.grid:
         raise SearchSpaceError(
-            f"{owner} does not support grid_search (found at {[str(p) for p, _ in space.grid]}); "
+            f"{owner} does not support grid_search (found at {', '.join(format_path(p) for p, _ in space.grid)}); "
             "use choice() instead"
         )

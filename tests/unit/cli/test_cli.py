@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import types
@@ -234,14 +235,31 @@ def test_hosts_check_without_the_ssh_executor_says_what_is_missing(monkeypatch, 
     (["ls", "{missing}"], "no such directory"),
     (["show", "{root}"], "not an asynctune experiment directory (no experiment.json); it holds experiments"),
     (["plot", "{experiment}", "--metric", "nope"], "reported 'nope'"),
+    (["show", "{experiment}", "--metric", "los", "--mode", "min"], "reported it (did you mean 'loss'?)"),
+    (["show", "{experiment}", "--metric", "los"], "reported it (did you mean 'loss'?)"),
     (["hosts", "check", "alpha", "--known-hosts", "{missing}"], "no such file"),
-], ids=["show", "plot", "resume", "ls", "show-root", "plot-metric", "known-hosts"])
+], ids=["show", "plot", "resume", "ls", "show-root", "plot-metric", "show-metric", "show-metric-no-mode",
+        "known-hosts"])
 def test_a_wrong_path_or_argument_is_one_line_and_exit_status_2(root, experiment, tmp_path, argv, message):
     argv = [a.format(missing=str(tmp_path / "missing"), root=root, experiment=experiment) for a in argv]
     done = cli(*argv)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_dashboard_stopped_by_ctrl_c_exits_0(root):
+    """docs/cli.md: Ctrl-C is how the dashboard stops, so it is status 0, not the 130 of an interrupt."""
+    pytest.importorskip("aiohttp")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    server = subprocess.Popen([sys.executable, "-m", "asynctune.cli", "dashboard", root, "--port", "0"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "(Ctrl-C to stop)" in server.stdout.readline()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+    finally:
+        server.kill()
 
 
 @pytest.mark.parametrize("argv", [["ls"], ["show"], ["plot"], ["resume"], ["hosts", "check"], []],
