@@ -189,6 +189,27 @@ def test_time_budget_ends_the_experiment(storage):
     assert all(t.num_results > 0 for t in analysis.trials if t.start_time)
 
 
+def three_slow_steps(config):
+    start = (at.get_checkpoint() or {}).get("i", 0)
+    for i in range(start, 3):
+        time.sleep(0.25)
+        at.report(x=config["x"], checkpoint={"i": i + 1})
+
+
+def test_a_spent_time_budget_is_a_clear_error_on_resume_and_a_larger_one_goes_on(storage):
+    first = at.run(three_slow_steps, config={"x": at.grid_search([1, 2, 3, 4])}, max_concurrent_trials=1,
+                   time_budget_s=1.0, storage_path=storage, name="budget", verbose=0)
+    assert first.status == "STOPPED"
+    # Before: the resume started the trials left and ended them at once, FINISHED with no result.
+    with pytest.raises(ValueError, match=r"spent its time budget \(time_budget_s=1;.*--time-budget-s \d+"):
+        at.resume(first.experiment_dir, verbose=0)
+    again = at.resume(first.experiment_dir, time_budget_s=60, verbose=0)
+    assert again.status == "FINISHED"
+    before = {t.trial_id: t.num_results for t in first.trials}  # those cut off stay FINISHED, as in Ray
+    assert len(before) < 4 and [t.config["x"] for t in again.trials] == [1, 2, 3, 4]
+    assert all(t.status is at.Status.FINISHED and t.num_results == before.get(t.trial_id, 3) for t in again.trials)
+
+
 def test_failing_trial_is_error_with_traceback_and_others_go_on(storage):
     def sometimes(config):
         at.report(score=config["x"])
