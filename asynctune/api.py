@@ -351,7 +351,7 @@ async def _drive(controller: Controller) -> ExperimentAnalysis:
         raise TrialsFailed(failed, len(trials), analysis)
     if trials and not any(t.num_results for t in trials) and any(t.status is Status.TERMINATED for t in trials) \
             and controller.stopping is None:
-        raise NothingReported(len(trials), controller.foreign_reports, analysis)
+        raise NothingReported(len(trials), controller.foreign_reports, analysis, returned=controller.returned_instead)
     return analysis
 
 

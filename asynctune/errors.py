@@ -56,6 +56,11 @@ class TrialsFailed(AsynctuneError):
         self.analysis = analysis
 
 
+# A function trainable written for Optuna or Ray's quick start returns its metric.
+RETURNED_HINT = ("a return value is not a result; report it, e.g. asynctune.report(loss=loss) or "
+                 "asynctune.report(**metrics), before returning")
+
+
 class NothingReported(AsynctuneError):
     """Every trial returned and none reported a result: the trainable never called
     asynctune.report (a script still calling another library's report, say).
@@ -65,9 +70,11 @@ class NothingReported(AsynctuneError):
         analysis: The experiment's `ExperimentAnalysis`.
     """
 
-    def __init__(self, trials: int, foreign_reports: Sequence[str], analysis: ExperimentAnalysis) -> None:
+    def __init__(self, trials: int, foreign_reports: Sequence[str], analysis: ExperimentAnalysis, *,
+                 returned: str | None = None) -> None:
         instead = (f"; the trainable imported {' and '.join(sorted(foreign_reports))}: call asynctune.report(...) "
                    f"where it calls that" if foreign_reports else "")
+        instead += f"; it returned a {returned}: {RETURNED_HINT}" if returned is not None else ""
         super().__init__(f"none of the {trials} trial(s) reported a result: asynctune.report(...) was never called "
                          f"in the trainable{instead}")
         self.foreign_reports = sorted(foreign_reports)

@@ -25,7 +25,7 @@ from .runtime import TrialRuntime, TrialStorageError
 from .decision import settle
 from .escalation import StopEscalation
 from .ending import Ending
-from ..errors import ExecutorLost, StorageFull, names_disk_full
+from ..errors import RETURNED_HINT, ExecutorLost, StorageFull, names_disk_full
 from ..executors.base import DoneEvent, ErrorEvent, Executor, ResultEvent, TrialEvent, WorkerLostEvent
 from ..worker.protocol import TrialRequest
 from .metric_check import MetricCheck
@@ -56,6 +56,7 @@ class TrialDriver:
         self._scheduler_name = type(scheduler).__name__
         self._escalation = StopEscalation(spec.options.stop_grace_s, kill)
         self.foreign_reports: set[str] = set()  # other libraries' report() seen in trials that reported nothing
+        self.returned_instead: str | None = None  # what such a trial returned (a dict, a number), if anything
 
     async def run(self, runtime: TrialRuntime, placement: Placement) -> None:
         """Launch the attempt and handle its events until the last; a failure of the executor to
@@ -185,7 +186,8 @@ class TrialDriver:
             return outcomes.complete(runtime, killed=True)
         if isinstance(event, DoneEvent):
             if event.info.get("reported") is False:
-                self._returned_without_reporting(runtime, event.info.get("foreign_reports") or [])
+                self._returned_without_reporting(runtime, event.info.get("foreign_reports") or [],
+                                                 event.info.get("returned"))
             runtime.final_checkpoint(event.checkpoint)
             if runtime.write_error is not None:  # it ended before the kill: still a failure
                 outcomes.failed(runtime, runtime.write_error, "")
@@ -215,9 +217,12 @@ class TrialDriver:
             else:
                 outcomes.complete(runtime, killed=True)
 
-    def _returned_without_reporting(self, runtime: TrialRuntime, foreign: list[str]) -> None:
+    def _returned_without_reporting(self, runtime: TrialRuntime, foreign: list[str], returned: str | None) -> None:
         self.foreign_reports.update(foreign)
+        if returned is not None:
+            self.returned_instead = returned
         instead = f" (it imported {' and '.join(foreign)}: call asynctune.report instead)" if foreign else ""
+        instead += f" (it returned a {returned}: {RETURNED_HINT})" if returned is not None else ""
         logger.warning("trial %s returned without reporting a result: its trainable never called "
                        "asynctune.report(...)%s", runtime.trial.trial_id, instead)
 

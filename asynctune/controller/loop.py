@@ -100,6 +100,11 @@ class Controller:
         return self._driver.foreign_reports
 
     @property
+    def returned_instead(self) -> str | None:
+        """What a trial that returned without a result returned (a dict, a float), if anything."""
+        return self._driver.returned_instead
+
+    @property
     def stopping(self) -> str | None:
         """Why the experiment is ending early (None while it is not)."""
         return self._ending.why

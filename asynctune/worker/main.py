@@ -136,7 +136,8 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
         else:
             how, checkpoint = run_function(trainable, session), None
         if how == "finished" and not session.reports:  # the driver warns, naming what it called instead
-            return ("done", how, checkpoint, {"reported": False, "foreign_reports": foreign_reports()})
+            return ("done", how, checkpoint, {"reported": False, "foreign_reports": foreign_reports(),
+                                              "returned": session.returned})
         return ("done", how, checkpoint)
     except session_module.StopTrial:
         return ("done", "stopped", None)

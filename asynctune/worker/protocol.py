@@ -22,8 +22,9 @@ Worker -> driver:
     ("done", how, checkpoint_dir | None[, info])
                                 the trial ended: how is "finished" (the trainable returned),
                                 "stopped" or "paused" (a decision ended it); info, when
-                                present, holds notes: "reported": False and "foreign_reports"
-                                for a trial that returned without reporting (worker/foreign.py),
+                                present, holds notes: "reported": False, "foreign_reports"
+                                and "returned" (the type a function trainable returned, or
+                                None) for a trial that returned without reporting (worker/foreign.py),
                                 "changed": what the trial changed in the worker process, which
                                 the driver then retires (worker/process_state.py)
     ("error", message, traceback[, info])

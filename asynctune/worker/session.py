@@ -115,6 +115,7 @@ class TrialSession:
         # running) are not this trial's: a result they report would be recorded as this trial's.
         self._earlier_threads = set(threading.enumerate()) - {threading.current_thread()}
         self.stray_reports = 0  # results refused from such threads: the worker is retired after the trial
+        self.returned: str | None = None  # the type a function trainable returned, other than None
         use_key(getattr(request, "signing_key", None) or None)  # the driver's: its checkpoints verify there
 
     # Results -----------------------------------------------------------------------------------

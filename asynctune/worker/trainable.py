@@ -73,7 +73,9 @@ def run_function(fn: Callable[[dict[str, Any]], Any], session: TrialSession) -> 
     config = session.config
     while True:
         try:
-            fn(config)
+            output = fn(config)
+            if output is not None:  # named if it reported nothing: a return value is not a result
+                session.returned = type(output).__name__
             return "finished"
         except MutateTrial as mutate:
             config = session.config = mutate.config

@@ -283,6 +283,18 @@ def test_an_experiment_where_no_trial_reported_raises_naming_the_other_report(tm
     assert "trial_00000 returned without reporting a result" in caplog.text
 
 
+def _returns_its_metric(config):
+    return {"loss": config["x"]}  # Optuna's and Ray's quick-start habit: returned, not reported
+
+
+def test_an_experiment_whose_trainable_returns_its_metric_says_to_report_it(tmp_path, caplog):
+    with pytest.raises(at.NothingReported, match=r"it returned a dict: a return value is not a result; report it"):
+        at.run(_returns_its_metric, config={"x": at.uniform(0, 1)}, num_samples=2, storage_path=str(tmp_path),
+               verbose=0)
+    assert "trial_00000 returned without reporting a result: its trainable never called asynctune.report(...) " \
+           "(it returned a dict: " in caplog.text
+
+
 def test_a_trial_that_returns_without_reporting_is_named(tmp_path, caplog):
     analysis = at.run(_reports_sometimes, config={"x": at.grid_search([0, 1])}, storage_path=str(tmp_path),
                       verbose=0)
