@@ -195,3 +195,74 @@ def test_an_unreachable_host_at_start_names_how_to_start_with_the_others(two_hos
     assert str(refused.value).endswith(
         "The other hosts (host0) connected: SSHExecutor(..., skip_unreachable=True) starts without the unreachable "
         "ones"), refused.value
+
+
+def counting_with_pid(config):
+    with open(os.path.join(config["pids"], str(os.getpid())), "w"):
+        pass  # the test finds this attempt's worker by it
+    counting(config)
+
+
+@pytest.fixture
+def one_host(tmp_path):
+    if sshd_missing():
+        pytest.skip(sshd_missing())
+    lab = start_lab(str(tmp_path / "sshlab"), 1)
+    yield lab
+    lab.stop()
+
+
+def test_a_worker_behind_a_stalled_connection_is_ended_once_the_host_is_back(one_host, tmp_path, monkeypatch, caplog):
+    # The sshd process of host0's connection is stopped (SIGSTOP, as a host swapping hard): the
+    # worker's pipes stay open, so neither it nor its watchdog sees the driver give the connection
+    # up. Before, it trained on (holding the host's CPUs and GPUs) until that sshd ran again.
+    import psutil
+
+    from asynctune.executors.ssh import host as host_module
+
+    monkeypatch.setattr(host_module, "_STALL_LIMIT_S", 1.0)
+    lab = one_host
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    executor = _executor(lab, str(tmp_path / "remote"))
+    stopped: list[psutil.Process] = []
+    ended: list[float] = []
+
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE  # its stopped parent cannot reap it
+        except psutil.NoSuchProcess:
+            return False
+
+    async def stall_host0_then_watch_its_worker() -> None:
+        while not any(os.listdir(pids)):
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        worker = psutil.Process(int(os.listdir(pids)[0]))
+        session = worker.parent()
+        assert "sshd" in session.name(), session.name()
+        session.suspend()
+        stopped.append(session)
+        began = time.monotonic()
+        while alive(worker) and time.monotonic() - began < 30:
+            await asyncio.sleep(0.05)
+        ended.append(time.monotonic() - began)
+
+    async def main():
+        attack = asyncio.ensure_future(stall_host0_then_watch_its_worker())
+        try:
+            analysis = await at.run_async(counting_with_pid, config={"until": 60, "sleep": 0.1, "pids": str(pids)},
+                                          executor=executor, max_failures=2, time_budget_s=60,
+                                          storage_path=str(tmp_path / "driver"), verbose=0)
+            await attack
+            return analysis
+        finally:
+            attack.cancel()
+            for session in stopped:
+                session.resume()
+
+    caplog.set_level(logging.INFO)
+    analysis = asyncio.run(main())
+    assert ended and ended[0] < 20, f"the stalled connection's worker still ran {ended}s after the stall"
+    assert analysis.trials[0].status is at.Status.TERMINATED and analysis.trials[0].last_result["count"] == 60
+    assert any("ended the workers its stalled connection left running" in r.getMessage() for r in caplog.records)

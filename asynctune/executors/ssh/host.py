@@ -359,6 +359,8 @@ class _RemoteHost:
                     delay = min(delay * 2, longest)
                     continue
                 logger.warning("SSHExecutor: host %s is back", self.name)
+                if self.connections:
+                    await self.workers.end_lost(next(iter(self.connections)))
                 self.executor._notify()
                 return
         finally:

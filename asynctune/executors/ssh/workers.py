@@ -38,6 +38,7 @@ class HostWorkers:
         self.pool: WorkerPool[_Worker] = WorkerPool(
             reusable=lambda worker: executor.reuse_workers and not executor._closed and host.up,
             idle_limit=lambda: max(2, int(host.inventory.cpus) if host.inventory else 2))
+        self.lost_pids: set[int] = set()  # workers of connections given up: ended once the host is back
 
     @property
     def workers(self) -> set[_Worker]:
@@ -99,10 +100,35 @@ class HostWorkers:
             connections[worker.connection] = max(0, connections[worker.connection] - 1)
 
     def lose_all(self, reason: HostUnreachable) -> None:
-        """The host went down: every worker is gone with it."""
+        """The host went down: every worker is gone with it (or, where only the connection
+        stalled, runs on until `end_lost` reaches it over the next one)."""
         for worker in list(self.pool.workers):
+            if isinstance(worker.pid, int) and worker.pid > 1 and worker.exit_code is None:
+                self.lost_pids.add(worker.pid)
             worker.lose(reason)
         self.pool.clear_idle()
+
+    async def end_lost(self, connection: Any) -> None:
+        """SIGKILL the workers of a connection given up that still run, with their descendants.
+
+        A connection whose sshd stalled (stopped, swapping) never closes the workers' pipes, so
+        neither they nor their watchdogs see the driver go: they would train on, holding the
+        host's CPUs and GPUs, until that sshd runs again. Only processes whose command line is
+        an asynctune worker are ended (a pid may have been reused since)."""
+        pids, self.lost_pids = sorted(self.lost_pids), set()
+        if not pids:
+            return
+        host = self.host
+        command = host.command([host.spec.python, "-c", _END_LOST_WORKERS, *map(str, pids)], host.env(), None)
+        try:
+            async with timeout(15):
+                result = await connection.run(command)
+            if result.stdout and result.stdout.strip():
+                logger.warning("SSHExecutor: host %s: ended the workers its stalled connection left running "
+                               "(pids %s)", host.name, result.stdout.strip())
+        except Exception as exc:
+            logger.warning("SSHExecutor: host %s: could not end the workers its stalled connection left running "
+                           "(pids %s): %s", host.name, " ".join(map(str, pids)), exc)
 
     async def kill(self, workers: Sequence[_Worker]) -> None:
         """SIGTERM each worker's process group, wait the grace period, then SIGKILL and close."""
@@ -140,6 +166,28 @@ class HostWorkers:
                 await connection.run(f"kill -{name} -- {targets} 2>/dev/null; true")
         except Exception as exc:
             logger.debug("kill -%s on %s failed: %s", name, host.name, exc)
+
+
+# Run on the host with the pids of lost workers: SIGKILLs each that is still an asynctune worker,
+# its descendants first; prints the pids it ended.
+_END_LOST_WORKERS = """
+import sys, psutil
+ended = []
+for pid in map(int, sys.argv[1:]):
+    try:
+        worker = psutil.Process(pid)
+        if "asynctune.worker" not in " ".join(worker.cmdline()):
+            continue
+        for proc in [*worker.children(recursive=True), worker]:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        ended.append(str(pid))
+    except psutil.Error:
+        pass
+print(" ".join(ended))
+"""
 
 
 class _Worker(PipeWorker, asyncssh.SSHClientSession):
