@@ -30,13 +30,22 @@ def counting(config):
         at.report(count=count, host=at.get_trial_resources()["host"], checkpoint={"count": count})
 
 
-@pytest.fixture
-def two_hosts(tmp_path):
+def _lab(tmp_path, hosts: int):
     if sshd_missing():
         pytest.skip(sshd_missing())
-    lab = start_lab(str(tmp_path / "sshlab"), 2)
+    lab = start_lab(str(tmp_path / "sshlab"), hosts)
     yield lab
     lab.stop()
+
+
+@pytest.fixture
+def two_hosts(tmp_path):
+    yield from _lab(tmp_path, 2)
+
+
+@pytest.fixture
+def one_host(tmp_path):
+    yield from _lab(tmp_path, 1)
 
 
 def _new_host_key(server) -> None:
@@ -201,15 +210,6 @@ def counting_with_pid(config):
     with open(os.path.join(config["pids"], str(os.getpid())), "w"):
         pass  # the test finds this attempt's worker by it
     counting(config)
-
-
-@pytest.fixture
-def one_host(tmp_path):
-    if sshd_missing():
-        pytest.skip(sshd_missing())
-    lab = start_lab(str(tmp_path / "sshlab"), 1)
-    yield lab
-    lab.stop()
 
 
 def test_a_worker_behind_a_stalled_connection_is_ended_once_the_host_is_back(one_host, tmp_path, monkeypatch, caplog):
