@@ -290,6 +290,10 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
         if (verbose if verbose is not None else 1):  # said once: the console line, not also a warning
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
+    if not policy_of(executor).resumable:  # its trials are in directories, with a journal
+        raise ValueError(f"resume: {state.experiment_dir} was recorded in trial directories, which a "
+                         "consolidated simulation does not read; pass SimulatedExecutor(..., recording='batched') "
+                         "(or 'files') to resume it")
     budget = time_budget_s if time_budget_s is not None else state.run_kwargs.get("time_budget_s")
     if budget and state.time_used_s >= budget:  # its trials would start only to be ended at once
         more = math.ceil(state.time_used_s + budget)
@@ -297,10 +301,6 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
             f"resume: {state.experiment_dir} spent its time budget (time_budget_s={budget:g}; "
             f"{state.time_used_s:.1f} s used); pass a larger total to go on, e.g. resume(..., time_budget_s={more}) "
             f"or `{resume_command(state.experiment_dir)} --time-budget-s {more}`")
-    if not policy_of(executor).resumable:  # its trials are in directories, with a journal
-        raise ValueError(f"resume: {state.experiment_dir} was recorded in trial directories, which a "
-                         "consolidated simulation does not read; pass SimulatedExecutor(..., recording='batched') "
-                         "(or 'files') to resume it")
     overrides = {key: value for key, value in (("executor", executor), ("callbacks", callbacks),
                                                ("verbose", verbose), ("time_budget_s", time_budget_s))
                  if value is not None}
