@@ -111,6 +111,36 @@ def test_a_killed_drivers_worker_ends_while_its_trial_holds_the_gil(tmp_path):
     assert time.monotonic() - killed < 5
 
 
+_INHERITS_ORPHANS = textwrap.dedent("""
+    import ctypes, subprocess, sys, time
+    import psutil
+    import asynctune as at
+
+    def train(config):
+        at.report(loss=config["x"])
+
+    if __name__ == "__main__":
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # a child subreaper, as PID 1 in a container is
+        mine = subprocess.Popen([sys.executable, "-c", "pass"])  # the script's own child: not ours to reap
+        mine_pid = mine.pid
+        for reuse in (True, False):
+            at.run(train, config={"x": at.uniform(0, 1)}, num_samples=4, storage_path=sys.argv[1], verbose=0,
+                   executor=at.LocalExecutor(cpus=2, reuse_workers=reuse))
+        time.sleep(0.5)
+        left = [(p.pid, p.name(), p.status()) for p in psutil.Process().children()]
+        print("LEFT", [c for c in left if c[0] != mine_pid], "MINE", mine.wait())
+""")
+
+
+def test_a_driver_that_inherits_orphans_reaps_its_workers_watchdogs_and_nothing_else(tmp_path):
+    # The watchdogs are orphaned by design; where the driver is PID 1 (a container without an init)
+    # or a subreaper they become its children, and each ended one stayed a zombie of the driver's.
+    driver = start_script(tmp_path / "driver.py", _INHERITS_ORPHANS, tmp_path / "results")
+    out = driver.communicate(timeout=120)[0].decode()
+    assert driver.returncode == 0, out
+    assert "LEFT [] MINE 0" in out, out  # no zombie, and the script's own child's status is still its own
+
+
 # 3. A trial told to stop that does not return is ended, and its place freed ---------------------
 
 def _ignores_stop(config):
