@@ -51,6 +51,7 @@ def main() -> None:
     channel.send(("ready", {
         "pid": os.getpid(), "hostname": socket.gethostname(), "asynctune": __version__,
         "python": platform.python_version(), "protocol": PROTOCOL_VERSION, "executable": sys.executable,
+        "started": _start_time(),  # with the pid, names this process and no later one with its pid
     }))
     trainables: dict[str, Any] = {}
     while True:
@@ -111,6 +112,15 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     if changed:  # the driver retires this worker
         message = (*message[:3], {**(message[3] if len(message) > 3 else {}), "changed": changed})
     channel.send(message)
+
+
+def _start_time() -> float | None:
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # noqa: BLE001  only a kill of a worker lost with its connection needs it
+        return None
 
 
 def _end_forked_child(message: tuple) -> None:

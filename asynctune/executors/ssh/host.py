@@ -359,8 +359,9 @@ class _RemoteHost:
                     delay = min(delay * 2, longest)
                     continue
                 logger.warning("SSHExecutor: host %s is back", self.name)
-                if self.connections:
-                    await self.workers.end_lost(next(iter(self.connections)))
+                if self.workers.lost and self.connections:  # its own task: the host may drop again meanwhile,
+                    self.executor._tasks.spawn(  # and then a new reconnect loop must start
+                        self.workers.end_lost(next(iter(self.connections))), f"end-lost-{self.name}")
                 self.executor._notify()
                 return
         finally:

@@ -38,7 +38,7 @@ class HostWorkers:
         self.pool: WorkerPool[_Worker] = WorkerPool(
             reusable=lambda worker: executor.reuse_workers and not executor._closed and host.up,
             idle_limit=lambda: max(2, int(host.inventory.cpus) if host.inventory else 2))
-        self.lost_pids: set[int] = set()  # workers of connections given up: ended once the host is back
+        self.lost: dict[int, float] = {}  # workers of connections given up, pid -> start time: ended once back
 
     @property
     def workers(self) -> set[_Worker]:
@@ -75,7 +75,8 @@ class HostWorkers:
         self.pool.add(worker)
         try:
             async with timeout(60):
-                worker.pid = (await worker.ready).get("pid")
+                hello = await worker.ready
+                worker.pid, worker.started = hello.get("pid"), hello.get("started")
         except BaseException as exc:
             await self.kill([worker])
             if isinstance(exc, TimeoutErrors):
@@ -103,8 +104,9 @@ class HostWorkers:
         """The host went down: every worker is gone with it (or, where only the connection
         stalled, runs on until `end_lost` reaches it over the next one)."""
         for worker in list(self.pool.workers):
-            if isinstance(worker.pid, int) and worker.pid > 1 and worker.exit_code is None:
-                self.lost_pids.add(worker.pid)
+            if isinstance(worker.pid, int) and worker.pid > 1 and worker.exit_code is None \
+                    and isinstance(worker.started, float):
+                self.lost[worker.pid] = worker.started
             worker.lose(reason)
         self.pool.clear_idle()
 
@@ -114,12 +116,15 @@ class HostWorkers:
         A connection whose sshd stalled (stopped, swapping) never closes the workers' pipes, so
         neither they nor their watchdogs see the driver go: they would train on, holding the
         host's CPUs and GPUs, until that sshd runs again. Only processes whose command line is
-        an asynctune worker are ended (a pid may have been reused since)."""
-        pids, self.lost_pids = sorted(self.lost_pids), set()
-        if not pids:
+        the process each was are ended: the pid and its start time must both match (after a
+        reboot or a wrap the pid may be another experiment's worker's)."""
+        lost, self.lost = self.lost, {}
+        if not lost:
             return
+        pids = sorted(lost)
         host = self.host
-        command = host.command([host.spec.python, "-c", _END_LOST_WORKERS, *map(str, pids)], host.env(), None)
+        command = host.command([host.spec.python, "-c", _END_LOST_WORKERS, *(f"{pid}:{lost[pid]!r}" for pid in pids)],
+                               host.env(), None)
         try:
             async with timeout(15):
                 result = await connection.run(command)
@@ -168,15 +173,16 @@ class HostWorkers:
             logger.debug("kill -%s on %s failed: %s", name, host.name, exc)
 
 
-# Run on the host with the pids of lost workers: SIGKILLs each that is still an asynctune worker,
+# Run on the host with PID:START_TIME of lost workers: SIGKILLs each that is still that process,
 # its descendants first; prints the pids it ended.
 _END_LOST_WORKERS = """
 import sys, psutil
 ended = []
-for pid in map(int, sys.argv[1:]):
+for arg in sys.argv[1:]:
+    pid, started = arg.split(":")
     try:
-        worker = psutil.Process(pid)
-        if "asynctune.worker" not in " ".join(worker.cmdline()):
+        worker = psutil.Process(int(pid))
+        if abs(worker.create_time() - float(started)) > 0.01:
             continue
         for proc in [*worker.children(recursive=True), worker]:
             try:
@@ -200,6 +206,7 @@ class _Worker(PipeWorker, asyncssh.SSHClientSession):
         self.connection = connection
         self.channel: Any = None
         self.exit_code: int | None = None
+        self.started: float | None = None  # the process's start time, from its hello: with the pid, its identity
         self._lost_reason: HostUnreachable | None = None
 
     # asyncssh.SSHClientSession ------------------------------------------------------------------
