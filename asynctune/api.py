@@ -282,14 +282,13 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
             raise
         path = os.fsdecode(exc.filename) if exc.filename else experiment_dir
         raise StorageFull(path, os.path.abspath(os.path.expanduser(experiment_dir))) from exc
-    reopened = reopen_errored(state.trials, restart=errored == "restart") if errored != "keep" else []
-    if reopened:
-        logger.info("%s: %d failed trial(s) run again (%s)", state.experiment_dir, len(reopened), errored)
-    elif state.status == "FINISHED":
+    failed = errored != "keep" and any(t.status is Status.ERROR for t in state.trials)
+    if state.status == "FINISHED" and not failed:
         logger.info("%s already finished; there is nothing to resume", state.experiment_dir)
         if (verbose if verbose is not None else 1):  # said once: the console line, not also a warning
             print(f"asynctune: {state.experiment_dir} already finished; there is nothing to resume")
         return ExperimentAnalysis(state.experiment_dir)
+    # Every check before anything on disk changes (a restart moves the failed trials' checkpoints).
     if not policy_of(executor).resumable:  # its trials are in directories, with a journal
         raise ValueError(f"resume: {state.experiment_dir} was recorded in trial directories, which a "
                          "consolidated simulation does not read; pass SimulatedExecutor(..., recording='batched') "
@@ -299,8 +298,11 @@ def _resume_locked(experiment_dir: str, *, executor: Executor | None, callbacks:
         more = math.ceil(state.time_used_s + budget)
         raise ValueError(
             f"resume: {state.experiment_dir} spent its time budget (time_budget_s={budget:g}; "
-            f"{state.time_used_s:.1f} s used); pass a larger total to go on, e.g. resume(..., time_budget_s={more}) "
-            f"or `{resume_command(state.experiment_dir)} --time-budget-s {more}`")
+            f"{state.time_used_s:.1f} s used); pass a larger total time_budget_s to go on, e.g. {more} "
+            f"(`{resume_command(state.experiment_dir)} --time-budget-s {more}`)")
+    if failed:
+        reopened = reopen_errored(state.trials, restart=errored == "restart")
+        logger.info("%s: %d failed trial(s) run again (%s)", state.experiment_dir, len(reopened), errored)
     overrides = {key: value for key, value in (("executor", executor), ("callbacks", callbacks),
                                                ("verbose", verbose), ("time_budget_s", time_budget_s))
                  if value is not None}

@@ -392,6 +392,23 @@ class Steps(tune.Callback):
         self.steps.append(result["step"])
 
 
+def slow_steps(config: dict) -> None:
+    for step in range(3):
+        time.sleep(0.25)
+        tune.report({"step": step + 1})
+
+
+def test_legacy_tune_run_resume_takes_the_resuming_calls_time_budget(storage):
+    space = {"x": tune.grid_search([1, 2, 3, 4])}
+    first = tune.run(slow_steps, config=space, name="budget", storage_path=storage, resume="AUTO",
+                     time_budget_s=1.0, max_concurrent_trials=1, verbose=0)
+    assert len(first.trials) < 4
+    # Before: the resuming call's time_budget_s was dropped and the spent one refused the resume.
+    again = tune.run(slow_steps, config=space, name="budget", storage_path=storage, resume="AUTO",
+                     time_budget_s=60, max_concurrent_trials=1, verbose=0)
+    assert len(again.trials) == 4 and all(t.last_result["step"] == 3 for t in again.trials[len(first.trials):])
+
+
 def test_legacy_tune_run_resume_auto_starts_then_continues_and_reruns_errored_trials(storage):
     space = {"fixed": tune.grid_search([True, False])}
     first = tune.run(fails_at_two_until_fixed, config=space, name="auto", storage_path=storage, resume="AUTO",

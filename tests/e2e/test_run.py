@@ -194,20 +194,26 @@ def three_slow_steps(config):
     for i in range(start, 3):
         time.sleep(0.25)
         at.report(x=config["x"], checkpoint={"i": i + 1})
+        if config["x"] == 1 and config["fail"]:
+            raise RuntimeError("fails after its first checkpoint")
 
 
 def test_a_spent_time_budget_is_a_clear_error_on_resume_and_a_larger_one_goes_on(storage):
-    first = at.run(three_slow_steps, config={"x": at.grid_search([1, 2, 3, 4])}, max_concurrent_trials=1,
-                   time_budget_s=1.0, storage_path=storage, name="budget", verbose=0)
-    assert first.status == "STOPPED"
+    first = at.run(three_slow_steps, config={"x": at.grid_search([1, 2, 3, 4]), "fail": True}, max_concurrent_trials=1,
+                   time_budget_s=1.0, storage_path=storage, name="budget", verbose=0, raise_on_failed_trial="never")
+    assert first.status == "STOPPED" and first.trials[0].status is at.Status.ERROR
     # Before: the resume started the trials left and ended them at once, FINISHED with no result.
     with pytest.raises(ValueError, match=r"spent its time budget \(time_budget_s=1;.*--time-budget-s \d+"):
         at.resume(first.experiment_dir, verbose=0)
+    with pytest.raises(ValueError, match="spent its time budget"):  # refused before the restart moves anything
+        at.resume(first.experiment_dir, errored="restart", verbose=0)
+    assert os.listdir(first.trials[0].path).count("checkpoint_000001") == 1
     again = at.resume(first.experiment_dir, time_budget_s=60, verbose=0)
     assert again.status == "FINISHED"
     before = {t.trial_id: t.num_results for t in first.trials}  # those cut off stay FINISHED, as in Ray
     assert len(before) < 4 and [t.config["x"] for t in again.trials] == [1, 2, 3, 4]
-    assert all(t.status is at.Status.FINISHED and t.num_results == before.get(t.trial_id, 3) for t in again.trials)
+    assert again.trials[0].status is at.Status.ERROR  # kept failed: errored="keep"
+    assert all(t.status is at.Status.FINISHED and t.num_results == before.get(t.trial_id, 3) for t in again.trials[1:])
 
 
 def test_failing_trial_is_error_with_traceback_and_others_go_on(storage):

@@ -55,9 +55,9 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
     if existing is not None:
         tuner = Tuner.restore(existing, trainable=trainable, resume_errored=errored == "resume",
                               restart_errored=errored == "restart")
-        if callbacks is not None or progress_reporter is not None or verbose is not None:
-            # As in Ray, this call's callbacks and reporting, not the first run's.
-            tuner.tune_config, tuner.run_config, tuner._new_callbacks = tune_config, run_config, True
+        if any(given is not None for given in (callbacks, progress_reporter, verbose, time_budget_s)):
+            # As in Ray, this call's callbacks, reporting and time budget, not the first run's.
+            tuner.tune_config, tuner.run_config, tuner._resume_with_call = tune_config, run_config, True
     else:
         tuner = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
     grid = tuner.fit()

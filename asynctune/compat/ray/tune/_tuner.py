@@ -55,17 +55,19 @@ class Tuner:
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
         self._restore_path, self._errored = _restore_path, _errored
-        self._new_callbacks = False  # on a restore: this object's run_config replaces the saved callbacks
+        self._resume_with_call = False  # on a restore: this object's configs replace the saved callbacks and budget
         self._experiment_dir: str | None = _restore_path
 
     def fit(self) -> ResultGrid:
         where = _ExperimentDir()
         if self._restore_path is not None:
-            # tune.run(resume=...) brings this call's callbacks and reporting, as in Ray; Tuner.restore
-            # keeps the first run's (Ray pickles them with the experiment).
-            callbacks, _, verbose = self._callbacks(where) if self._new_callbacks else (None, None, None)
+            # tune.run(resume=...) brings this call's callbacks, reporting and time budget, as in Ray;
+            # Tuner.restore keeps the first run's (Ray pickles them with the experiment).
+            callbacks, _, verbose = self._callbacks(where) if self._resume_with_call else (None, None, None)
+            budget = self.tune_config.time_budget_s if self._resume_with_call else None
             return ResultGrid(_at.resume(self._restore_path, executor=local_executor(), trainable=self.trainable,
-                                         errored=self._errored, callbacks=callbacks, verbose=verbose))
+                                         errored=self._errored, callbacks=callbacks, verbose=verbose,
+                                         time_budget_s=budget))
         try:
             analysis = _at.run(self.trainable, **self._run_options(where))
         except _at.TrialFailed:
