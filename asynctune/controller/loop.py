@@ -129,6 +129,8 @@ class Controller:
             if self.resumed:
                 await replay_history(self.scheduler, self.trials, self.stopper)
                 self.actions.clear()  # what happened is on disk: replayed decisions change nothing
+                if self.stopper is not None and self.stopper.stop_all():  # it ended the experiment before
+                    self._ending.stop(None, "the stopper ended the experiment")
                 self._metric_check.seen_before(self.trials)
             async with TaskGroup() as tasks:
                 self._tasks = tasks
