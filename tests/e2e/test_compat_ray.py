@@ -472,8 +472,12 @@ def test_report_takes_ray_1s_keyword_form_and_refuses_keywords_next_to_a_dict(st
 def dict_checkpoints(config: dict) -> None:
     start = tune.get_checkpoint().to_dict()["step"] if tune.get_checkpoint() else 0
     for step in range(start, 3):
-        tune.report({"step": step + 1, "start": start},
-                    checkpoint=tune.Checkpoint.from_dict({"step": step + 1, "weights": b"x" * 1000}))
+        checkpoint = tune.Checkpoint.from_dict({"step": step + 1, "weights": b"x" * 1000})
+        print(checkpoint, checkpoint == checkpoint, {checkpoint})  # writes nothing
+        tune.report({"step": step + 1, "start": start}, checkpoint=checkpoint)
+        if step == 2:
+            checkpoint.path  # a directory, then the same checkpoint reported again
+            tune.report({"step": step + 1, "start": start, "again": True}, checkpoint=checkpoint)
         if step == 1 and not config["resumed"].exists():
             config["resumed"].touch()
             raise RuntimeError("fails once after step 2")
@@ -484,7 +488,7 @@ def test_a_dict_checkpoint_is_written_once_into_the_trial_and_read_back(storage,
                          run_config=run_config(storage, failure_config=tune.FailureConfig(max_failures=1))).fit()
     result = results[0]
     assert result.error is None and result.metrics["start"] == 2  # the retry read the dict back
-    assert result.checkpoint.to_dict() == {"step": 3, "weights": b"x" * 1000}
+    assert result.checkpoint.to_dict() == {"step": 3, "weights": b"x" * 1000} and result.metrics["again"]
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     os.mkdir(tempfile.tempdir)

@@ -85,13 +85,18 @@ class Checkpoint:
         shutil.copytree(self.path, target, dirs_exist_ok=True)
         return target
 
+    # A dict checkpoint is its own object: comparing or printing it must not write its directory.
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Checkpoint) and os.path.realpath(other.path) == os.path.realpath(self.path)
+        if self._data is not None or not isinstance(other, Checkpoint) or other._data is not None:
+            return self is other
+        return os.path.realpath(other.path) == os.path.realpath(self.path)
 
     def __hash__(self) -> int:
-        return hash(os.path.realpath(self.path))
+        return id(self) if self._data is not None else hash(os.path.realpath(self.path))
 
     def __repr__(self) -> str:
+        if self._data is not None:
+            return f"Checkpoint(dict with keys {sorted(map(str, self._data))})"
         return f"Checkpoint(path={self.path!r})"
 
 
@@ -113,12 +118,13 @@ def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint |
                         "use tune.Checkpoint.from_directory(path)")
     saved: dict[str, Any] | str | None = None
     if checkpoint is not None:
-        saved = checkpoint._data if checkpoint._path is None else checkpoint.path
+        saved = checkpoint._data if checkpoint._data is not None else checkpoint.path
     try:
         _at.report(dict(metrics), checkpoint=saved)
     finally:  # a decision (stop, pause) arrives as an exception from report
-        if checkpoint is not None and checkpoint._temporary:
+        if checkpoint is not None and checkpoint._temporary:  # a dict checkpoint's directory, made for .path
             shutil.rmtree(checkpoint.path, ignore_errors=True)
+            checkpoint._path, checkpoint._temporary = None, False  # made again if asked for
 
 
 def get_checkpoint() -> Checkpoint | None:
