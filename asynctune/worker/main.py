@@ -98,8 +98,6 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
     before = process_state()
     try:
         message = execute_trial(session, request, trainables)
-        if os.getpid() != session.worker_pid:
-            _end_forked_child(message)
     finally:
         session_module._current = None
         end_descendants()
@@ -136,7 +134,16 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
                   trainables: dict[str, Any]) -> tuple:
     """Run a trial to its end and return the driver's last message about it (done or error).
 
-    Shared by every worker kind: a process worker here, a Dask task in executors/dask/worker.py."""
+    Shared by every worker kind: a process worker here, a Dask task in executors/dask/worker.py.
+    A process the trial forked that comes back out of the trainable ends here, saying nothing."""
+    message = _run_trainable(session, request, trainables)
+    if os.getpid() != session.worker_pid:
+        _end_forked_child(message)
+    return message
+
+
+def _run_trainable(session: session_module.TrialSession, request: TrialRequest,
+                   trainables: dict[str, Any]) -> tuple:
     try:
         trainable = trainables.get(request.trainable_key)
         if trainable is None:

@@ -446,3 +446,17 @@ async def test_losing_the_scheduler_ends_the_experiment_and_resume_finishes_it(s
         results = analysis.trial_results(trial.trial_id)
         assert [r["count"] for r in results] == list(range(1, 21))  # each result once, none lost
         assert results[-1]["restored"] is True  # continued from a checkpoint, not from scratch
+
+
+@pytest.mark.parametrize("child", ["exits", "raises", "returns"])
+def test_a_child_a_dask_trial_forked_never_speaks_for_the_trial(storage, child):
+    # Before, the child came back into the Dask worker's code and wrote on the trial's channel:
+    # the experiment hung (300 s here) instead of finishing the trial.
+    from tests.e2e.test_worker_faults import _forks
+
+    analysis = at.run(_forks, config={"child": child}, raise_on_failed_trial="never", time_budget_s=60,
+                      storage_path=storage, verbose=0, executor=DaskExecutor(n_workers=1))
+    (trial,) = analysis.trials
+    assert trial.status is at.Status.TERMINATED and trial.num_failures == 0, trial.error
+    assert [(r["training_iteration"], r["step"], r.get("child")) for r in analysis.trial_results(trial.trial_id)] == \
+        [(1, 1, None), (2, 2, False), (3, 3, None)]
