@@ -445,11 +445,14 @@ def test_an_unknown_host_key_is_refused(lab, tmp_path):
 
 @needs_sshd
 async def test_the_executors_tasks_live_in_its_task_group_and_end_with_it(lab, tmp_path):
-    # A long interval: the heartbeats wait in their group (at 0.2 s, on a loaded machine a round trip
-    # that took over 1.5 s could take a host down before the check, and its heartbeat with it).
-    executor = executor_for(lab, lab_hosts(lab, str(tmp_path / "remote")), keepalive_interval_s=30)
+    executor = executor_for(lab, lab_hosts(lab, str(tmp_path / "remote")), keepalive_interval_s=0.2)
     async with executor:
-        ours = [t for t in asyncio.all_tasks() if t.get_name().startswith("asynctune-heartbeat-")]
+        # The executor starts once one host has joined; on a loaded machine the other joins later.
+        for _ in range(200):
+            ours = [t for t in asyncio.all_tasks() if t.get_name().startswith("asynctune-heartbeat-")]
+            if len(ours) == 2:
+                break
+            await asyncio.sleep(0.05)
         assert len(ours) == 2 and all(t in executor._tasks._tasks for t in ours)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("asynctune-")]
     assert not executor._tasks.is_open
