@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import sys
@@ -23,12 +22,6 @@ logger = logging.getLogger(__name__)
 
 _READY_S = 60.0  # how long a new worker may take to say it is ready (an import on a slow disk)
 
-
-
-@functools.lru_cache(maxsize=1)
-def _inherits_orphans() -> bool:
-    """The driver is PID 1 or a subreaper: the workers' watchdogs become its zombies to reap."""
-    return inherits_orphans()
 
 class _Worker(PipeWorker, asyncio.SubprocessProtocol):
     """One worker process on this machine, behind its stdin/stdout/stderr pipes."""
@@ -57,7 +50,7 @@ class _Worker(PipeWorker, asyncio.SubprocessProtocol):
         # in the pipe already; read it for a moment, then close the pipes.
         if self.pid is not None:
             kill_group(self.pid)  # grandchildren the trial started must not outlive it
-        if _inherits_orphans():
+        if inherits_orphans():
             reap_orphaned_watchdogs()  # those of workers that ended before this one
         code = self.transport.get_returncode() if self.transport else None
         if code != 0 and self.alive and not self.killed:
@@ -185,7 +178,7 @@ class LocalExecutor(Executor):
                                for w in workers if w.alive and w.pid is not None))
         if pending:
             await asyncio.wait([w.gone for w in workers], timeout=5.0)
-        if _inherits_orphans():  # the last workers' watchdogs leave a moment after them
+        if inherits_orphans():  # the last workers' watchdogs leave a moment after them
             for _ in range(40):
                 reap_orphaned_watchdogs()
                 if not watchdogs_left():

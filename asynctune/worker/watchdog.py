@@ -11,6 +11,7 @@ end-of-trial sweep of its descendants never sees it.
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
@@ -141,6 +142,7 @@ def _name_this_process() -> None:
     _prctl(_PR_SET_NAME, NAME, 0, 0, 0)
 
 
+@functools.lru_cache(maxsize=1)  # asked at each worker's exit; a process does not change it
 def inherits_orphans() -> bool:
     """Whether orphaned processes become this process's children: as PID 1 (a container started
     without an init) or as a child subreaper. Elsewhere init reaps the watchdogs."""
