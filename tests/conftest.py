@@ -24,9 +24,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("
 # One signing key for this test session (store/signing.py), not the user's: drivers and workers
 # the tests start inherit it.
 if "ASYNCTUNE_KEY_FILE" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
-    os.environ["ASYNCTUNE_KEY_FILE"] = os.path.join(tempfile.mkdtemp(prefix="asynctune-test-key-"), "key")
+    _key_dir = tempfile.mkdtemp(prefix="asynctune-test-key-")
+    os.environ["ASYNCTUNE_KEY_FILE"] = os.path.join(_key_dir, "key")
+    atexit.register(shutil.rmtree, _key_dir, True)  # by the process that made it: the xdist workers share it
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import concurrent.futures
 import importlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -150,14 +149,17 @@ class TrackerThread:
 def report_with_checkpoint(metrics: dict[str, Any], save: Callable[[str], None] | None) -> None:
     """`asynctune.report(metrics)`, with a checkpoint that `save(directory)` writes when given.
 
-    The framework writes into a scratch directory, which `report` copies into the trial's."""
-    from ..worker.session import report
+    The framework writes straight into the checkpoint's place in the trial's directory: a scratch
+    directory elsewhere would be copied (a large model written twice) and, when the worker is
+    killed mid-save, left behind in the temp directory with the model in it."""
+    from ..worker.recordable import check_result
+    from ..worker.session import _session
 
+    session = _session("report")
     if save is None:
-        return report(metrics)
-    with tempfile.TemporaryDirectory(prefix="asynctune-checkpoint-") as directory:
-        save(directory)
-        report(metrics, checkpoint=directory)
+        return session.report(metrics)
+    check_result(metrics)  # before the checkpoint is written: a result it cannot belong to is named now
+    session.report(metrics, checkpoint_dir=session.save_checkpoint_with(save, ahead=1))
 
 
 def plain_filename(filename: Any, owner: str) -> str:

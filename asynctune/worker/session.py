@@ -40,7 +40,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import AsynctuneError
@@ -205,6 +205,24 @@ class TrialSession:
         """Write the metadata into the complete checkpoint `staging` and rename it into place."""
         self.write_checkpoint_meta(staging)
         return checkpoints.publish(staging, checkpoint_dir(self.trial_dir, self.iteration))
+
+    def save_checkpoint_with(self, write: Callable[[str], Any], *, ahead: int = 0) -> str:
+        """A checkpoint that `write(directory)` fills in place, in the trial's directory (no scratch
+        copy elsewhere: a worker killed while writing leaves nothing outside the experiment, and a
+        large model is written once), for the result `ahead` results after the last reported one.
+        Its files are made private and it is published; its directory is returned."""
+        self.iteration += ahead
+        try:
+            staging = self.new_checkpoint_dir()
+            try:
+                write(staging)
+                make_tree_private(staging)  # written under the process's umask
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            return self.publish_checkpoint(staging)
+        finally:
+            self.iteration -= ahead
 
     def save_checkpoint(self, checkpoint: Any) -> str:
         """Keep a dict or a directory as this iteration's checkpoint; return its directory."""

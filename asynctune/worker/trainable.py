@@ -167,13 +167,4 @@ def save_into(trainable: Trainable, path: str) -> None:
 
 def _save(trainable: Trainable, session: TrialSession, *, next_iteration: bool = False) -> str:
     """Save into checkpoint_<iteration>/, numbered by the result it belongs to."""
-    if next_iteration:
-        session.iteration += 1
-    try:
-        path = session.new_checkpoint_dir()
-        save_into(trainable, path)
-        path = session.publish_checkpoint(path)
-    finally:
-        if next_iteration:
-            session.iteration -= 1
-    return path
+    return session.save_checkpoint_with(lambda path: save_into(trainable, path), ahead=int(next_iteration))
