@@ -8,7 +8,10 @@ from typing import Any
 
 from ...core.objectives import as_float
 from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Trial
-from .rungs import WORST, SortedValues, check_positive, check_time_attr, require_metric_and_mode, score
+from .rungs import (
+    WORST, SortedValues, check_bool, check_non_negative, check_positive, check_time_attr, require_metric_and_mode,
+    score,
+)
 from ..base import Scheduler
 
 
@@ -50,12 +53,13 @@ class MedianStoppingRule(Scheduler):
                  hard_stop: bool = True, *, use_running_average: bool = False,
                  time_bucket: float = 1) -> None:
         check_time_attr(time_attr)
-        if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)) or not grace_period >= 0:
-            raise ValueError(f"grace_period must be a number >= 0, got {grace_period=}")
+        check_non_negative("grace_period", grace_period)
         if isinstance(min_samples_required, bool) or not isinstance(min_samples_required, int) \
                 or min_samples_required < 1:
             raise ValueError(f"min_samples_required must be an integer >= 1, got {min_samples_required=}")
         check_positive("time_bucket", time_bucket)
+        check_bool("hard_stop", hard_stop)
+        check_bool("use_running_average", use_running_average)
         super().__init__(metric, mode)
         self.time_attr = time_attr
         self.grace_period = grace_period

@@ -15,7 +15,7 @@ import numpy as np
 from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, Normal, _native, choice, sample_from
 from ...core.objectives import as_float
 from ...core.trial import CONTINUE, PAUSE, Decision, Mutate, Status, Trial
-from .rungs import check_positive, check_time_attr, require_metric_and_mode, score
+from .rungs import check_non_negative, check_positive, check_time_attr, require_metric_and_mode, score
 from ..base import Scheduler
 
 logger = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ class PopulationBasedTraining(Scheduler):
                  *, seed: int | None = None) -> None:
         check_time_attr(time_attr)
         check_positive("perturbation_interval", perturbation_interval)
-        if isinstance(burn_in_period, bool) or not isinstance(burn_in_period, (int, float)) or burn_in_period < 0:
-            raise ValueError(f"burn_in_period must be a number >= 0, got {burn_in_period=}")
+        check_non_negative("burn_in_period", burn_in_period)
         if hyperparam_mutations is None:
             hyperparam_mutations = {}
         if not isinstance(hyperparam_mutations, Mapping):
@@ -100,9 +99,11 @@ class PopulationBasedTraining(Scheduler):
             raise ValueError(f"quantile_fraction must be in (0, 0.5], got {quantile_fraction=}")
         if not isinstance(resample_probability, (int, float)) or not 0 <= resample_probability <= 1:
             raise ValueError(f"resample_probability must be in [0, 1], got {resample_probability=}")
-        if len(perturbation_factors) == 0 or not all(
-                isinstance(f, (int, float)) and f > 0 for f in perturbation_factors):
-            raise ValueError(f"perturbation_factors must be positive numbers, got {perturbation_factors=}")
+        if not isinstance(perturbation_factors, (list, tuple)) or not perturbation_factors or not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < math.inf
+                for f in perturbation_factors):
+            raise ValueError(f"perturbation_factors must be a list or tuple of positive finite numbers, got "
+                             f"{perturbation_factors=}")
         super().__init__(metric, mode)
         self.time_attr = time_attr
         self.perturbation_interval, self.burn_in_period = perturbation_interval, burn_in_period

@@ -23,12 +23,15 @@ def result(it: float, acc: float) -> dict:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"grace_period": -1}, "grace_period must be a number >= 0"),
+    ({"grace_period": -1}, "grace_period must be a finite number >= 0"),
+    ({"grace_period": float("inf")}, "grace_period must be a finite number >= 0"),
+    ({"hard_stop": "no"}, "hard_stop must be True or False"),
+    ({"use_running_average": 1}, "use_running_average must be True or False"),
     ({"min_samples_required": 0}, "min_samples_required must be an integer >= 1"),
     ({"min_samples_required": 2.5}, "min_samples_required must be an integer >= 1"),
     ({"time_bucket": 0}, "time_bucket must be a positive number"),
     ({"time_attr": 3}, "time_attr must be the name"),
-], ids=["grace-negative", "min-samples-0", "min-samples-float", "bucket-0", "time-attr-int"])
+], ids=["grace-negative", "grace-inf", "hard-stop-str", "running-average-int", "min-samples-0", "min-samples-float", "bucket-0", "time-attr-int"])
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MedianStoppingRule(metric="acc", mode="max", **kwargs)

@@ -36,7 +36,8 @@ def report(sched, trial, it, acc):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"perturbation_interval": 0}, "perturbation_interval must be a positive number"),
-    ({"burn_in_period": -1}, "burn_in_period must be a number >= 0"),
+    ({"burn_in_period": -1}, "burn_in_period must be a finite number >= 0"),
+    ({"burn_in_period": float("nan")}, "burn_in_period must be a finite number >= 0"),
     ({"hyperparam_mutations": {}}, "needs hyperparam_mutations or custom_explore_fn"),
     ({"hyperparam_mutations": {"lr": 0.1}}, r"hyperparam_mutations\['lr'\]: expected a domain"),
     ({"hyperparam_mutations": {"lr": []}}, r"hyperparam_mutations\['lr'\]: the list of values is empty"),
@@ -45,10 +46,13 @@ def report(sched, trial, it, acc):
     ({"quantile_fraction": 0.6}, r"quantile_fraction must be in \(0, 0.5\]"),
     ({"quantile_fraction": 0}, r"quantile_fraction must be in \(0, 0.5\]"),
     ({"resample_probability": 1.5}, r"resample_probability must be in \[0, 1\]"),
-    ({"perturbation_factors": (1.2, -1)}, "perturbation_factors must be positive numbers"),
+    ({"perturbation_factors": (1.2, -1)}, "perturbation_factors must be a list or tuple of positive"),
+    ({"perturbation_factors": (1.2, float("inf"))}, "perturbation_factors must be a list or tuple of positive"),
+    ({"perturbation_factors": 1.2}, "perturbation_factors must be a list or tuple of positive"),
     ({"custom_explore_fn": 3}, "custom_explore_fn must be callable"),
-], ids=["interval-0", "burn-in-negative", "no-mutations", "constant", "empty-list", "nested-bad", "sample-from",
-        "quantile-above-half", "quantile-0", "resample-above-1", "negative-factor", "explore-not-callable"])
+], ids=["interval-0", "burn-in-negative", "burn-in-nan", "no-mutations", "constant", "empty-list", "nested-bad", "sample-from",
+        "quantile-above-half", "quantile-0", "resample-above-1", "negative-factor", "infinite-factor",
+        "factor-not-a-list", "explore-not-callable"])
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pbt(**kwargs)
