@@ -133,6 +133,8 @@ class PopulationBasedTraining(Scheduler):
         time = as_float(result.get(self.time_attr))
         if time is None or self.metric not in result:
             return CONTINUE
+        if trial.ending:
+            return CONTINUE  # its last result (stop=, the experiment's end): an exploit would never run
         if trial.trial_id not in self._state:
             self.on_trial_add(trial)
         state = self._state[trial.trial_id]

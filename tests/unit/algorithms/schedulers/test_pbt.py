@@ -10,6 +10,7 @@ from asynctune import (
     CONTINUE, Mutate, PopulationBasedTraining, Trial, choice, loguniform, randint, randn, sample_from, uniform,
 )
 
+from tests.helpers.scheduler_runs import simulate
 from tests.helpers.schedulers import RecordingControl, make_trials
 
 
@@ -215,3 +216,19 @@ def test_replaying_the_history_after_a_resume_does_not_repeat_the_lineage():
     report(replay, a, 1, 1.0)
     assert report(replay, b, 1, 0.0) == first
     assert len(b.lineage) == 1
+
+
+async def test_no_exploit_is_recorded_on_a_result_that_ends_the_trial(storage):
+    # stop= at iteration 8 and perturbation_interval=4: the exploit decided on a trial's last result
+    # never runs (the stop wins), so its lineage must not record it. The old code did: the lineage's
+    # last new_config was not the config the trial ended with.
+    analysis = await simulate(storage, workers=4, num_samples=8, stop={"training_iteration": 8},
+                              checkpoint_frequency=1,
+                              scheduler=PopulationBasedTraining(perturbation_interval=4, quantile_fraction=0.5,
+                                                                hyperparam_mutations={"x": randint(0, 16)}, seed=1))
+    assert any(t.lineage for t in analysis.trials)
+    for trial in analysis.trials:
+        assert trial.iteration == 8
+        assert all(step["training_iteration"] < 8 for step in trial.lineage), trial.lineage
+        if trial.lineage:
+            assert trial.config == trial.lineage[-1]["new_config"]
