@@ -139,6 +139,8 @@ class PopulationBasedTraining(Scheduler):
             self.on_trial_add(trial)
         state = self._state[trial.trial_id]
         state.progress = max(state.progress, time)
+        if trial.checkpoint != state.checkpoint:  # it came with this result
+            state.checkpoint, state.checkpoint_time = trial.checkpoint, time
         turn_over = time - state.last_turn >= self.perturbation_interval
         ready = time >= self.burn_in_period and time - state.last_perturbation >= self.perturbation_interval
         if not (turn_over or ready):
@@ -228,27 +230,41 @@ class PopulationBasedTraining(Scheduler):
         return donors[int(self._rng.integers(len(donors)))]
 
     def _exploit(self, trial: Trial, donor: Trial, time: float, result: dict[str, Any]) -> Decision | Mutate:
-        if trial.lineage and trial.lineage[-1].get(self.time_attr) == result[self.time_attr]:
-            return Mutate(trial.lineage[-1]["new_config"], donor.checkpoint)  # replayed after a resume
-        new_config = self._explore(donor.config)
-        trial.lineage.append({
-            "training_iteration": result.get("training_iteration"),
-            self.time_attr: result[self.time_attr],
-            "donor": donor.trial_id,
-            "donor_checkpoint": donor.checkpoint,
-            "old_config": copy.deepcopy(trial.config),
-            "donor_config": copy.deepcopy(donor.config),
-            "new_config": copy.deepcopy(new_config),
-        })
-        # The clone continues from the donor's progress: its next chance comes an interval later.
         state, donor_state = self._state[trial.trial_id], self._state[donor.trial_id]
-        state.last_perturbation = state.last_turn = max(time, donor_state.last_perturbation)
-        state.progress = max(state.progress, donor_state.progress)
+        replayed = trial.lineage[state.exploits] if state.exploits < len(trial.lineage) else None
+        state.exploits += 1
+        if replayed is not None and replayed.get(self.time_attr) == result[self.time_attr]:
+            new_config = replayed["new_config"]  # a resume replays the recorded history: recorded already
+        else:
+            new_config = self._explore(donor.config)
+            trial.lineage.append({
+                "training_iteration": result.get("training_iteration"),
+                self.time_attr: result[self.time_attr],
+                "donor": donor.trial_id,
+                "donor_checkpoint": donor.checkpoint,
+                "old_config": copy.deepcopy(trial.config),
+                "donor_config": copy.deepcopy(donor.config),
+                "new_config": copy.deepcopy(new_config),
+            })
+        # The clone goes on from the donor's checkpoint, on its clock: its next chance comes an
+        # interval after that point (the trial's own time before the clone no longer counts).
+        state.last_perturbation = state.last_turn = state.progress = self._checkpoint_time(donor, donor_state)
         if self._others_wait(trial) and self.control is not None:
             # Its turn ends here too: it pauses and waits, ready to run as the clone (as in Ray Tune).
             self.control.resume_trial(trial, config=new_config, checkpoint=donor.checkpoint)
             return PAUSE
         return Mutate(new_config, donor.checkpoint)
+
+    def _checkpoint_time(self, donor: Trial, donor_state: _TrialState) -> float:
+        """The donor's checkpoint's `time_attr` value: the controller knows it for iterations and
+        seconds; for another field, the value of the result it came with."""
+        if self.time_attr == "training_iteration" and donor.checkpoint_iteration > 0:
+            return float(donor.checkpoint_iteration)
+        if self.time_attr == "time_total_s" and donor.checkpoint_time_total > 0:
+            return donor.checkpoint_time_total
+        if donor.checkpoint == donor_state.checkpoint:
+            return donor_state.checkpoint_time
+        return donor_state.last_perturbation  # a checkpoint written as it paused: after its last perturbation
 
     def _explore(self, config: dict[str, Any]) -> dict[str, Any]:
         new_config = copy.deepcopy(config)
@@ -267,6 +283,9 @@ class _TrialState:
     last_perturbation: float = 0.0
     last_turn: float = 0.0  # where its latest turn on a worker ended (time-sharing)
     progress: float = 0.0  # its latest time_attr: who has trained least runs next
+    exploits: int = 0  # how many exploits were decided for it (a resume replays trial.lineage's)
+    checkpoint: str | None = None  # its checkpoint as last seen with a result, and that result's time
+    checkpoint_time: float = 0.0
     key: tuple[float, int] | None = None
 
 

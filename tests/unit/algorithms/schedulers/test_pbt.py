@@ -74,15 +74,15 @@ def test_nothing_happens_between_perturbation_intervals_or_in_burn_in():
     trials = population(sched, 4)
     mutated_at = []
     for it in range(1, 11):
-        for i, trial in enumerate(trials):
+        for i, trial in [*list(enumerate(trials))[1:], (0, trials[0])]:  # t0, the worst, reports last
             decision = report(sched, trial, it, float(i))
             if it < 4:
                 assert decision is CONTINUE, it  # burn-in: not even ranked yet
             if isinstance(decision, Mutate):
                 mutated_at.append((trial.trial_id, it))
-    # First ranking at step 4 (burn-in over, t0 not yet behind on step 4); the next chances are
-    # at 4 + 3 = 7 and 10, and nothing happens between them.
-    assert mutated_at == [("t0", 7), ("t0", 10)]
+    # First ranking at step 4 (burn-in over); t0 clones a checkpoint of that same step, so its
+    # next chances are at 4 + 3 = 7 and 10, and nothing happens between them.
+    assert mutated_at == [("t0", 4), ("t0", 7), ("t0", 10)]
 
 
 def test_the_bottom_quantile_clones_a_top_trial_and_explores():
@@ -216,6 +216,24 @@ def test_replaying_the_history_after_a_resume_does_not_repeat_the_lineage():
     report(replay, a, 1, 1.0)
     assert report(replay, b, 1, 0.0) == first
     assert len(b.lineage) == 1
+
+
+def test_a_clone_counts_its_next_interval_from_the_donors_checkpoint():
+    # b trains faster than a: at b's iteration 8, a (better) has its checkpoint at 4. b restarts from
+    # that checkpoint, at iteration 5: its next chance to exploit is 4 + 4 = 8 on its new clock (as
+    # Ray Tune, which takes the donor's perturbation time), not 8 + 4 = 12 on the clock it left.
+    sched = pbt(perturbation_interval=4, quantile_fraction=0.5)
+    a, b = population(sched, 2)
+    assert report(sched, a, 4, 1.0) is CONTINUE
+    a.checkpoint_iteration = 4
+    first = report(sched, b, 8, 0.0)
+    assert isinstance(first, Mutate) and first.checkpoint == "/exp/t0/checkpoint_000004"
+    b.config = first.config  # what the controller does with the decision
+    assert [report(sched, b, it, 0.0) for it in (5, 6, 7)] == [CONTINUE] * 3
+    second = report(sched, b, 8, 0.0)  # the old code: CONTINUE, next chance at 12
+    assert isinstance(second, Mutate)
+    assert [entry["training_iteration"] for entry in b.lineage] == [8, 8]
+    assert b.lineage[1]["old_config"] == first.config
 
 
 async def test_no_exploit_is_recorded_on_a_result_that_ends_the_trial(storage):
