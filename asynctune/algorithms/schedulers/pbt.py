@@ -66,7 +66,7 @@ class PopulationBasedTraining(Scheduler):
             nested configs. A key that run()'s `config` lacks is sampled from its mutation
             for each trial, as Ray Tune does.
         quantile_fraction: The share of the population in the top (donors) and in the bottom
-            (exploiters) quantiles; at most 0.5.
+            (exploiters) quantiles; at most 0.5, and 0 for no exploitation at all (as Ray Tune).
         resample_probability: Chance to resample a value from its mutation instead of
             perturbing it.
         perturbation_factors: The factors a numeric value is multiplied by (one at random).
@@ -95,8 +95,9 @@ class PopulationBasedTraining(Scheduler):
                              "(what to change when a trial exploits another), got neither")
         if custom_explore_fn is not None and not callable(custom_explore_fn):
             raise ValueError(f"custom_explore_fn must be callable, got {custom_explore_fn=}")
-        if not isinstance(quantile_fraction, (int, float)) or not 0 < quantile_fraction <= 0.5:
-            raise ValueError(f"quantile_fraction must be in (0, 0.5], got {quantile_fraction=}")
+        if isinstance(quantile_fraction, bool) or not isinstance(quantile_fraction, (int, float)) \
+                or not 0 <= quantile_fraction <= 0.5:
+            raise ValueError(f"quantile_fraction must be in [0, 0.5] (0: no exploitation), got {quantile_fraction=}")
         if not isinstance(resample_probability, (int, float)) or not 0 <= resample_probability <= 1:
             raise ValueError(f"resample_probability must be in [0, 1], got {resample_probability=}")
         if not isinstance(perturbation_factors, (list, tuple)) or not perturbation_factors or not all(

@@ -44,19 +44,29 @@ def report(sched, trial, it, acc):
     ({"hyperparam_mutations": {"lr": []}}, r"hyperparam_mutations\['lr'\]: the list of values is empty"),
     ({"hyperparam_mutations": {"o": {"lr": "x"}}}, r"hyperparam_mutations\['o'\]\['lr'\]"),
     ({"hyperparam_mutations": {"lr": sample_from(lambda c: 1)}}, "cannot be sampled alone"),
-    ({"quantile_fraction": 0.6}, r"quantile_fraction must be in \(0, 0.5\]"),
-    ({"quantile_fraction": 0}, r"quantile_fraction must be in \(0, 0.5\]"),
+    ({"quantile_fraction": 0.6}, r"quantile_fraction must be in \[0, 0.5\]"),
+    ({"quantile_fraction": -0.1}, r"quantile_fraction must be in \[0, 0.5\]"),
+    ({"quantile_fraction": float("nan")}, r"quantile_fraction must be in \[0, 0.5\]"),
     ({"resample_probability": 1.5}, r"resample_probability must be in \[0, 1\]"),
     ({"perturbation_factors": (1.2, -1)}, "perturbation_factors must be a list or tuple of positive"),
     ({"perturbation_factors": (1.2, float("inf"))}, "perturbation_factors must be a list or tuple of positive"),
     ({"perturbation_factors": 1.2}, "perturbation_factors must be a list or tuple of positive"),
     ({"custom_explore_fn": 3}, "custom_explore_fn must be callable"),
 ], ids=["interval-0", "burn-in-negative", "burn-in-nan", "no-mutations", "constant", "empty-list", "nested-bad", "sample-from",
-        "quantile-above-half", "quantile-0", "resample-above-1", "negative-factor", "infinite-factor",
+        "quantile-above-half", "quantile-negative", "quantile-nan", "resample-above-1", "negative-factor", "infinite-factor",
         "factor-not-a-list", "explore-not-callable"])
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pbt(**kwargs)
+
+
+def test_quantile_fraction_0_means_no_exploitation_as_in_ray_tune():
+    sched = pbt(perturbation_interval=1, quantile_fraction=0)
+    a, b = population(sched, 2)
+    for it in (1, 2, 3):
+        assert report(sched, a, it, 1.0) is CONTINUE
+        assert report(sched, b, it, 0.0) is CONTINUE
+    assert b.lineage == []
 
 
 def test_accepts_custom_explore_fn_alone():
