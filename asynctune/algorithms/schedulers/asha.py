@@ -14,7 +14,7 @@ import numpy as np
 from ...core.objectives import as_float
 from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Status, Trial
 from .rungs import (
-    SortedValues, check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode,
+    SortedValues, check_bool, check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode,
     rung_milestones, score,
 )
 from ..base import Scheduler
@@ -54,14 +54,16 @@ class ASHAScheduler(Scheduler):
         grace_period: The first rung: no trial is compared before this (r in the paper).
         reduction_factor: Keep the top 1/reduction_factor at each rung (eta in the paper).
         brackets: How many brackets (s = 0 .. brackets - 1, the early-stopping rate).
+        stop_last_trials: False lets trials that pass the last rung train on past max_t, until
+            their own end or run()'s `stop=` (as Ray Tune's argument of that name).
         variant: "stopping" or "promotion" (see above).
         seed: Seeds the choice of bracket for each trial.
     """
 
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None,
                  mode: str | None = None, max_t: float = 100, grace_period: float = 1,
-                 reduction_factor: float = 4, brackets: int = 1, *, variant: str = "stopping",
-                 seed: int | None = None) -> None:
+                 reduction_factor: float = 4, brackets: int = 1, stop_last_trials: bool = True, *,
+                 variant: str = "stopping", seed: int | None = None) -> None:
         check_time_attr(time_attr)
         check_positive("max_t", max_t)
         check_positive("grace_period", grace_period)
@@ -70,11 +72,13 @@ class ASHAScheduler(Scheduler):
         check_reduction_factor(reduction_factor)
         if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets < 1:
             raise ValueError(f"brackets must be an integer >= 1, got {brackets=}")
+        check_bool("stop_last_trials", stop_last_trials)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant=}")
         super().__init__(metric, mode)
         self.time_attr, self.max_t, self.grace_period = time_attr, max_t, grace_period
         self.reduction_factor, self.brackets, self.variant = reduction_factor, brackets, variant
+        self.stop_last_trials = stop_last_trials
         self.seed = seed
         self._brackets = [
             [_Rung(m) for m in rung_milestones(grace_period, reduction_factor, max_t, s)] for s in range(brackets)
@@ -106,7 +110,7 @@ class ASHAScheduler(Scheduler):
         time = as_float(result.get(self.time_attr))
         if time is None:
             return CONTINUE
-        if time >= self.max_t:
+        if time >= self.max_t and self.stop_last_trials:
             return STOP
         value = self._score(result)
         if value is None:

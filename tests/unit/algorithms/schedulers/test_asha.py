@@ -279,3 +279,18 @@ async def test_promotion_waits_for_running_trials_before_it_takes_a_short_rungs_
                               scheduler=ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3, variant="promotion"))
     reached = {t.config["x"]: t.iteration for t in analysis.trials}
     assert reached == {0: 9, 1: 3, 2: 3, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1}
+
+
+@pytest.mark.parametrize("variant", ["stopping", "promotion"])
+async def test_stop_last_trials_false_lets_the_best_train_past_max_t_as_in_ray_tune(storage, variant):
+    scheduler = ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3, stop_last_trials=False, variant=variant)
+    analysis = await simulate(storage, workers=1, config={"x": at.grid_search(list(range(9)))},
+                              stop={"training_iteration": 12}, scheduler=scheduler)
+    reached = {t.config["x"]: t.iteration for t in analysis.trials}
+    assert reached[0] == 12 and max(reached[x] for x in range(1, 9)) < 9  # rungs 1 and 3 still halve
+    assert next(t for t in analysis.trials if t.config["x"] == 0).status is Status.FINISHED
+
+
+def test_stop_last_trials_must_be_a_boolean():
+    with pytest.raises(ValueError, match="stop_last_trials must be True or False"):
+        ASHAScheduler(metric="acc", mode="max", stop_last_trials="no")

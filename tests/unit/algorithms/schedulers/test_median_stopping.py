@@ -31,7 +31,8 @@ def result(it: float, acc: float) -> dict:
     ({"min_samples_required": 2.5}, "min_samples_required must be an integer >= 1"),
     ({"time_bucket": 0}, "time_bucket must be a positive number"),
     ({"time_attr": 3}, "time_attr must be the name"),
-], ids=["grace-negative", "grace-inf", "hard-stop-str", "running-average-int", "min-samples-0", "min-samples-float", "bucket-0", "time-attr-int"])
+], ids=["grace-negative", "grace-inf", "hard-stop-str", "running-average-int", "min-samples-0", "min-samples-float",
+        "bucket-0", "time-attr-int"])
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MedianStoppingRule(metric="acc", mode="max", **kwargs)

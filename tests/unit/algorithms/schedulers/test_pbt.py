@@ -52,9 +52,9 @@ def report(sched, trial, it, acc):
     ({"perturbation_factors": (1.2, float("inf"))}, "perturbation_factors must be a list or tuple of positive"),
     ({"perturbation_factors": 1.2}, "perturbation_factors must be a list or tuple of positive"),
     ({"custom_explore_fn": 3}, "custom_explore_fn must be callable"),
-], ids=["interval-0", "burn-in-negative", "burn-in-nan", "no-mutations", "constant", "empty-list", "nested-bad", "sample-from",
-        "quantile-above-half", "quantile-negative", "quantile-nan", "resample-above-1", "negative-factor", "infinite-factor",
-        "factor-not-a-list", "explore-not-callable"])
+], ids=["interval-0", "burn-in-negative", "burn-in-nan", "no-mutations", "constant", "empty-list", "nested-bad",
+        "sample-from", "quantile-above-half", "quantile-negative", "quantile-nan", "resample-above-1",
+        "negative-factor", "infinite-factor", "factor-not-a-list", "explore-not-callable"])
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pbt(**kwargs)
