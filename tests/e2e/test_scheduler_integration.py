@@ -184,3 +184,16 @@ def test_pbt_a_clone_that_fails_retries_from_the_donors_checkpoint_not_its_own(t
     with open(os.path.join(entry["donor_checkpoint"], ".asynctune.json")) as f:
         donor_iteration = json.load(f)["iteration"]
     assert after[0]["count"] == after[0]["training_iteration"] == donor_iteration + 1
+
+
+@pytest.mark.parametrize("scheduler", [
+    at.MedianStoppingRule(time_attr="epoch"), at.ASHAScheduler(time_attr="epoch", max_t=3),
+    at.HyperBandScheduler(time_attr="epoch", max_t=3),
+    at.PopulationBasedTraining(time_attr="epoch", hyperparam_mutations={"x": [1, 2]})],
+    ids=["median", "asha", "hyperband", "pbt"])
+def test_a_time_attr_never_reported_ends_the_run_at_the_first_result(tmp_path, scheduler):
+    # The trainable reports `count`, not `epoch`: on the old code no trial ever reached a rung or a
+    # perturbation, and the run finished as if with FIFO, silently.
+    with pytest.raises(ValueError, match=r"time_attr='epoch' \(of \w+\) is not in trial_\d+'s first result"):
+        at.run(counter, config={"x": at.grid_search([1, 2])}, metric="score", mode="max", scheduler=scheduler,
+               stop={"training_iteration": 4}, storage_path=str(tmp_path), verbose=0)
