@@ -235,21 +235,25 @@ class PopulationBasedTraining(Scheduler):
         replayed = trial.lineage[state.exploits] if state.exploits < len(trial.lineage) else None
         state.exploits += 1
         if replayed is not None and replayed.get(self.time_attr) == result[self.time_attr]:
-            new_config = replayed["new_config"]  # a resume replays the recorded history: recorded already
+            # A resume replays the recorded history: recorded already, and the donor has moved on since.
+            new_config = replayed["new_config"]
+            restarts_at = replayed.get("restarts_at", max(time, donor_state.last_perturbation))
         else:
             new_config = self._explore(donor.config)
+            restarts_at = self._checkpoint_time(donor, donor_state)
             trial.lineage.append({
                 "training_iteration": result.get("training_iteration"),
                 self.time_attr: result[self.time_attr],
                 "donor": donor.trial_id,
                 "donor_checkpoint": donor.checkpoint,
+                "restarts_at": restarts_at,
                 "old_config": copy.deepcopy(trial.config),
                 "donor_config": copy.deepcopy(donor.config),
                 "new_config": copy.deepcopy(new_config),
             })
         # The clone goes on from the donor's checkpoint, on its clock: its next chance comes an
         # interval after that point (the trial's own time before the clone no longer counts).
-        state.last_perturbation = state.last_turn = state.progress = self._checkpoint_time(donor, donor_state)
+        state.last_perturbation = state.last_turn = state.progress = restarts_at
         if self._others_wait(trial) and self.control is not None:
             # Its turn ends here too: it pauses and waits, ready to run as the clone (as in Ray Tune).
             self.control.resume_trial(trial, config=new_config, checkpoint=donor.checkpoint)

@@ -10,6 +10,7 @@ from asynctune import (
     CONTINUE, Mutate, PopulationBasedTraining, Trial, choice, loguniform, randint, randn, sample_from, uniform,
 )
 
+from asynctune.controller.replay import replay_history
 from tests.helpers.scheduler_runs import simulate
 from tests.helpers.schedulers import RecordingControl, make_trials
 
@@ -260,3 +261,21 @@ async def test_no_exploit_is_recorded_on_a_result_that_ends_the_trial(storage):
         assert all(step["training_iteration"] < 8 for step in trial.lineage), trial.lineage
         if trial.lineage:
             assert trial.config == trial.lineage[-1]["new_config"]
+
+
+async def test_a_resumes_replay_records_no_exploit_on_a_finished_trials_last_result(storage):
+    # The replay shows a fresh scheduler every recorded result again; a finished trial's last one
+    # (where stop= ended it) must not look like a chance to exploit, as it did not in the run.
+    def scheduler():
+        return PopulationBasedTraining(perturbation_interval=4, quantile_fraction=0.5,
+                                       hyperparam_mutations={"x": randint(0, 16)}, seed=1)
+
+    analysis = await simulate(storage, workers=4, num_samples=8, stop={"training_iteration": 8},
+                              checkpoint_frequency=1, scheduler=scheduler())
+    lineages = {t.trial_id: list(t.lineage) for t in analysis.trials}
+    replayed = scheduler()
+    replayed.set_search_properties("loss", "min")  # what run() does
+    for trial in analysis.trials:
+        trial.ending = False  # as loaded from experiment.json by a resume
+    await replay_history(replayed, analysis.trials)
+    assert {t.trial_id: t.lineage for t in analysis.trials} == lineages
