@@ -45,7 +45,8 @@ class TrialActions:
         self._queue.clear()
 
     def apply(self, runtime_of: Callable[[Trial], TrialRuntime], *, finish: Callable[[TrialRuntime], None],
-              resume: Callable[[TrialRuntime, dict[str, Any] | None, str | None], None]) -> None:
+              resume: Callable[[TrialRuntime, dict[str, Any] | None, str | None], None],
+              request_resume: Callable[[TrialRuntime, dict[str, Any] | None, str | None], None]) -> None:
         """Apply the queued actions in order; hooks they reach may queue more, applied here too.
 
         A running trial gets a request, in force at its next result; a waiting one is finished
@@ -59,7 +60,7 @@ class TrialActions:
                 elif kind == "pause":
                     runtime.pause_requested = True
                 else:  # its pause may be in flight (decided but not yet done): resume once it lands
-                    runtime.resume_request = (config, checkpoint)
+                    request_resume(runtime, config, checkpoint)
             elif kind == "stop" and trial.status in (Status.PENDING, Status.PAUSED):
                 finish(runtime)
             elif kind == "resume" and trial.status is Status.PAUSED:

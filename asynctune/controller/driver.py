@@ -135,17 +135,21 @@ class TrialDriver:
         if self._searching.sees_results:
             self._searching.result(trial.trial_id, result)
         self._callbacks.on_trial_result(trial, result)
-        decision = self._scheduler.on_trial_result(trial, result)
-        if decision.__class__ is not Decision:  # fast path first
-            decision = await resolve(decision)
-        self._outcomes.apply_actions()
-        stop = runtime.stop_requested
+        stop = False
         if self._stopper is not None:
-            stop = self._stopper(trial.trial_id, result) or stop
+            stop = self._stopper(trial.trial_id, result)
             if ending.why is None and self._stopper.stop_all():
                 ending.stop(None, "the stopper ended the experiment")
         if ending.why is None and self._executor.virtual_time and self._budget_spent():
             ending.stop(None, f"time_budget_s={self._options.time_budget_s} spent")
+        # Known before the scheduler decides: this result is the trial's last (its stop criterion,
+        # the experiment's end). PBT then records no exploit that would never run.
+        trial.ending = stop or runtime.stop_requested or ending.why is not None
+        decision = self._scheduler.on_trial_result(trial, result)
+        if decision.__class__ is not Decision:  # fast path first
+            decision = await resolve(decision)
+        self._outcomes.apply_actions()
+        stop = stop or runtime.stop_requested
         final = settle(decision, stop=stop or ending.why is not None, pause=runtime.pause_requested,
                        owner=self._scheduler_name)
         trial.ending = final is STOP  # this result is its last: no scheduler may clone it any more

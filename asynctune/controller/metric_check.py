@@ -7,7 +7,9 @@ earlier sessions count), ends the experiment with a ValueError naming the keys r
 metric reported only on some results (every other step, at validation) is fine once seen. A
 metric that is not a real number (a Decimal, a datetime, a string, a tensor) ends it the same
 way, at the first result that holds one: it would be recorded as its repr, and ranked as missing.
-The keys of a `stop={...}` dict are checked the same way: a misspelt one would never stop a trial.
+The keys of a `stop={...}` dict are checked the same way: a misspelt one would never stop a trial;
+and so is a scheduler's `time_attr`: misspelt, no trial would ever reach a rung, a step or a
+perturbation, and the scheduler would silently act as FIFO.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class MetricCheck:
         self._metrics = tuple(self._unseen)  # ranked by: each must be a real number
         for key in stop_keys:  # run(stop={key: threshold})
             self._unseen.setdefault(key, _STOP)
+        for owner in owners:  # a scheduler counts progress in its time_attr
+            time_attr = getattr(owner, "time_attr", None)
+            if isinstance(time_attr, str):
+                self._unseen.setdefault(time_attr, _TIME_ATTR + type(owner).__name__)
 
     def seen_before(self, trials: Iterable[Trial]) -> None:
         """Count what earlier sessions of a resumed experiment recorded (rewound results too)."""
@@ -63,6 +69,8 @@ class MetricCheck:
         metric, owner = next(iter(self._unseen.items()))
         if owner == _STOP:
             return _stop_key_missing(trial, result, [m for m, o in self._unseen.items() if o == _STOP])
+        if owner.startswith(_TIME_ATTR):
+            return _time_attr_missing(trial, result, metric, owner.removeprefix(_TIME_ATTR))
         also = ", ".join(repr(m) for m, o in self._unseen.items() if o == owner and m != metric)  # several missing
         which = "first result" if trial.num_results <= 1 else f"result {trial.num_results}"
         user_keys = [k for k in result if k not in AUTO_RESULT_KEYS]
@@ -88,6 +96,7 @@ class MetricCheck:
 
 
 _STOP = "stop="  # the owner of a stop key
+_TIME_ATTR = "time_attr of "  # + the scheduler's class name: the owner of a time_attr
 # Seen once, a metric may be missing from later results; the first result must name it.
 _ONLY_AT_SOME_STEPS = " (a metric measured only at some steps, e.g. validation every few epochs: report it as None at the others)"
 
@@ -102,6 +111,17 @@ def _stop_key_missing(trial: Trial, result: dict[str, Any], keys: list[str]) -> 
     return ValueError(
         f"stop= names {', '.join(hints)}, which is not in {trial.trial_id}'s {which}, so it would never stop a "
         f"trial; it reported: {', '.join(reported)}. Fix the key in stop=, or report it. "
+        f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
+
+
+def _time_attr_missing(trial: Trial, result: dict[str, Any], key: str, owner: str) -> ValueError:
+    close = difflib.get_close_matches(key, list(result), n=1)
+    which = "first result" if trial.num_results <= 1 else f"result {trial.num_results}"
+    return ValueError(
+        f"time_attr={key!r} (of {owner}) is not in {trial.trial_id}'s {which}, so no trial would ever reach "
+        f"one of its rungs or steps and it would never act; it reported: {', '.join(result)}. "
+        f"{f'Did you mean time_attr={close[0]!r}? ' if close else ''}Pass {owner} a time_attr= your trainable "
+        f"reports (training_iteration and time_total_s always are), or report it. "
         f"The experiment stopped; what was reported is kept in {os.path.dirname(trial.path)}")
 
 

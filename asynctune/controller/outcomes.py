@@ -47,7 +47,8 @@ class TrialOutcomes:
     def apply_actions(self) -> None:
         """Apply what the scheduler queued (called after each of its hooks, and as the loop wakes)."""
         if self._actions:
-            self._actions.apply(self._table.runtime, finish=self._finish_waiting, resume=self.resume)
+            self._actions.apply(self._table.runtime, finish=self._finish_waiting, resume=self.resume,
+                                request_resume=self._request_resume)
 
     def stopping(self, trial: Trial) -> None:
         """The scheduler stopped this trial: when that was before its `max_t`, the searcher hears
@@ -144,6 +145,13 @@ class TrialOutcomes:
         else:
             self._callbacks.on_trial_decision(runtime.trial, "RESUME")
         self._wakeup.set()  # a worker may be free for it now
+
+    def _request_resume(self, runtime: TrialRuntime, config: dict[str, Any] | None, checkpoint: str | None) -> None:
+        """A resume for a running trial whose pause is on the way (PBT's exploit while others wait)."""
+        try:
+            runtime.request_resume(config, checkpoint)
+        except (TrialStorageError, StorageFull) as exc:
+            self.write_failed(runtime, exc)
 
     def _finish_waiting(self, runtime: TrialRuntime) -> None:
         self._table.unwait(runtime.trial)

@@ -26,13 +26,18 @@ async def replay_history(scheduler: Scheduler, trials: Sequence[Trial], stopper:
     for trial in sorted(trials, key=lambda t: t.index):
         scheduler.on_trial_add(trial)
     final = {t: t.last_result for t in trials}
-    for trial, result in recorded_history(list(trials)):
+    history = list(recorded_history(list(trials)))
+    last_of = {trial: position for position, (trial, _) in enumerate(history)}
+    for position, (trial, result) in enumerate(history):
         trial.last_result = result
+        # An ended trial's last result ended it, as the scheduler was told then (PBT: no exploit).
+        trial.ending = trial.status in (Status.FINISHED, Status.EARLY_STOPPED) and last_of[trial] == position
         await resolve(scheduler.on_trial_result(trial, result))
         if stopper is not None:
             stopper(trial.trial_id, result)
     for trial in trials:
         trial.last_result = final[trial]
+        trial.ending = False
         if trial.status in (Status.FINISHED, Status.EARLY_STOPPED):
             scheduler.on_trial_complete(trial, trial.last_result)
         elif trial.status is Status.ERROR:

@@ -150,13 +150,21 @@ class TrialRuntime:
         request, self.resume_request = self.resume_request, None
         return request
 
+    def request_resume(self, config: dict[str, Any] | None, checkpoint: str | None) -> None:
+        """A resume asked for while it runs (its pause is on the way), done once the pause lands.
+        Another trial's checkpoint is copied now: its owner may remove it (keep_checkpoints_num)
+        before then."""
+        self.resume_request = (config, self._own_copy(checkpoint))
+
     def resume(self, config: dict[str, Any] | None, checkpoint: str | None) -> None:
         self._expect("resume", Status.PAUSED)
         trial = self.trial
         if config is not None:
             trial.config = config
             self.write_params(config)
-        self._set_restore_point(self._own_copy(checkpoint) or trial.checkpoint)
+        if checkpoint is not None:
+            self._adopt(self._own_copy(checkpoint))
+        self._set_restore_point(trial.checkpoint)
         trial.status = Status.PENDING
         self._changed(trial)
 
@@ -264,9 +272,18 @@ class TrialRuntime:
         self.trial.config = mutate.config
         self.write_params(mutate.config)
         if checkpoint is not None:
-            self.trial.checkpoint = checkpoint
+            self._adopt(checkpoint)
         self._changed(self.trial, event="mutated")
         return Mutate(mutate.config, checkpoint)
+
+    def _adopt(self, checkpoint: str) -> None:
+        """A clone of another trial's checkpoint becomes this trial's newest: a retry, a pause or
+        an exploit of this trial starts from it, not from the weights the clone replaced."""
+        meta = read_checkpoint_meta(checkpoint)
+        trial = self.trial
+        trial.checkpoint = checkpoint
+        trial.checkpoint_iteration = int(meta.get("iteration", trial.checkpoint_iteration))
+        trial.checkpoint_time_total = float(meta.get("time_total_s", trial.checkpoint_time_total))
 
     def _own_copy(self, checkpoint: str | None) -> str | None:
         if checkpoint is None or _inside(checkpoint, self.trial.path):

@@ -108,7 +108,9 @@ class Trial:
     checkpoint_iteration: int = 0
     checkpoint_time_total: float = 0.0
     # Set by the controller once STOP is decided on its latest result: that result is its last
-    # (schedulers that copy trials, PBT, take no donor that is ending). Cleared when it starts again.
+    # (schedulers that copy trials, PBT, take no donor that is ending). Already set while the
+    # scheduler decides when a stop criterion or the experiment's end stops it there. Cleared
+    # when it starts again.
     ending: bool = False
 
     @property

@@ -141,3 +141,59 @@ def test_a_missing_metric_is_reported_before_any_trial_starts(tmp_path, schedule
     with pytest.raises(ValueError, match="pass metric= and mode= here or to run"):
         at.run(counter, config={"x": 1}, scheduler=scheduler, storage_path=str(tmp_path), verbose=0)
     assert not os.path.exists(os.path.join(str(tmp_path), "trial_00000"))
+
+
+def counter_failing_once_after_a_clone(config):
+    """`counter`, but the first step after restoring another trial's checkpoint fails once (say the
+    new config runs out of memory); the marker file makes the retry go through."""
+    checkpoint = at.get_checkpoint()
+    count = checkpoint["count"] if checkpoint else 0
+    written_by = checkpoint["written_by"] if checkpoint else None
+    marker = os.path.join(config["marker_dir"], at.get_trial_id())
+    if written_by not in (None, at.get_trial_id()) and not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("the first step with the clone's config failed")
+    while True:
+        count += 1
+        time.sleep(0.005)
+        at.report(score=config["x"] * count, count=count, restored_from=written_by,
+                  checkpoint={"count": count, "written_by": at.get_trial_id()})
+
+
+def test_pbt_a_clone_that_fails_retries_from_the_donors_checkpoint_not_its_own(tmp_path):
+    # One worker: the weak trial exploits the strong one while the strong one waits paused, so its
+    # clone is a pause then a resume from the donor's checkpoint. Its first step with the new config
+    # fails; the retry must start from that same donor checkpoint (the old code: from the weak
+    # trial's own pause checkpoint, its discarded weights under the clone's config).
+    scheduler = at.PopulationBasedTraining(perturbation_interval=2, quantile_fraction=0.5,
+                                           hyperparam_mutations={"x": [1, 2, 3, 4, 5, 6, 7, 8]}, seed=0)
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    analysis = at.run(counter_failing_once_after_a_clone,
+                      config={"x": at.grid_search([8, 1]), "marker_dir": str(marker_dir)},
+                      metric="score", mode="max", scheduler=scheduler, stop={"training_iteration": 6},
+                      max_concurrent_trials=1, max_failures=1, storage_path=str(tmp_path), name="pbt-retry",
+                      verbose=0)
+    strong, weak = analysis.trials
+    assert weak.num_failures == 1 and weak.status is at.Status.FINISHED
+    entry = weak.lineage[0]
+    assert entry["donor"] == strong.trial_id
+    rows = results(weak)
+    after = rows[entry["training_iteration"]:]  # the results after the exploit (the failed step reported none)
+    assert after and after[0]["restored_from"] == strong.trial_id, [r["restored_from"] for r in rows]
+    with open(os.path.join(entry["donor_checkpoint"], ".asynctune.json")) as f:
+        donor_iteration = json.load(f)["iteration"]
+    assert after[0]["count"] == after[0]["training_iteration"] == donor_iteration + 1
+
+
+@pytest.mark.parametrize("scheduler", [
+    at.MedianStoppingRule(time_attr="epoch"), at.ASHAScheduler(time_attr="epoch", max_t=3),
+    at.HyperBandScheduler(time_attr="epoch", max_t=3),
+    at.PopulationBasedTraining(time_attr="epoch", hyperparam_mutations={"x": [1, 2]})],
+    ids=["median", "asha", "hyperband", "pbt"])
+def test_a_time_attr_never_reported_ends_the_run_at_the_first_result(tmp_path, scheduler):
+    # The trainable reports `count`, not `epoch`: on the old code no trial ever reached a rung or a
+    # perturbation, and the run finished as if with FIFO, silently.
+    with pytest.raises(ValueError, match=r"time_attr='epoch' \(of \w+\) is not in trial_\d+'s first result"):
+        at.run(counter, config={"x": at.grid_search([1, 2])}, metric="score", mode="max", scheduler=scheduler,
+               stop={"training_iteration": 4}, storage_path=str(tmp_path), verbose=0)

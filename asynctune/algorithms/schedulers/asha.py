@@ -14,7 +14,7 @@ import numpy as np
 from ...core.objectives import as_float
 from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Status, Trial
 from .rungs import (
-    SortedValues, check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode,
+    SortedValues, check_bool, check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode,
     rung_milestones, score,
 )
 from ..base import Scheduler
@@ -54,14 +54,16 @@ class ASHAScheduler(Scheduler):
         grace_period: The first rung: no trial is compared before this (r in the paper).
         reduction_factor: Keep the top 1/reduction_factor at each rung (eta in the paper).
         brackets: How many brackets (s = 0 .. brackets - 1, the early-stopping rate).
+        stop_last_trials: False lets trials that pass the last rung train on past max_t, until
+            their own end or run()'s `stop=` (as Ray Tune's argument of that name).
         variant: "stopping" or "promotion" (see above).
         seed: Seeds the choice of bracket for each trial.
     """
 
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None,
                  mode: str | None = None, max_t: float = 100, grace_period: float = 1,
-                 reduction_factor: float = 4, brackets: int = 1, *, variant: str = "stopping",
-                 seed: int | None = None) -> None:
+                 reduction_factor: float = 4, brackets: int = 1, stop_last_trials: bool = True, *,
+                 variant: str = "stopping", seed: int | None = None) -> None:
         check_time_attr(time_attr)
         check_positive("max_t", max_t)
         check_positive("grace_period", grace_period)
@@ -70,11 +72,13 @@ class ASHAScheduler(Scheduler):
         check_reduction_factor(reduction_factor)
         if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets < 1:
             raise ValueError(f"brackets must be an integer >= 1, got {brackets=}")
+        check_bool("stop_last_trials", stop_last_trials)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant=}")
         super().__init__(metric, mode)
         self.time_attr, self.max_t, self.grace_period = time_attr, max_t, grace_period
         self.reduction_factor, self.brackets, self.variant = reduction_factor, brackets, variant
+        self.stop_last_trials = stop_last_trials
         self.seed = seed
         self._brackets = [
             [_Rung(m) for m in rung_milestones(grace_period, reduction_factor, max_t, s)] for s in range(brackets)
@@ -84,6 +88,7 @@ class ASHAScheduler(Scheduler):
         self._bracket_of: dict[str, int] = {}
         self._next_rung: dict[str, int] = {}  # promotion: the rung a trial may run to
         self._waiting_at: dict[str, int] = {}  # promotion: the rung a trial waits at to be promoted
+        self._searcher_finished = False  # promotion: no trial will be added (rungs can only shrink)
 
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)
@@ -105,7 +110,7 @@ class ASHAScheduler(Scheduler):
         time = as_float(result.get(self.time_attr))
         if time is None:
             return CONTINUE
-        if time >= self.max_t:
+        if time >= self.max_t and self.stop_last_trials:
             return STOP
         value = self._score(result)
         if value is None:
@@ -159,20 +164,21 @@ class ASHAScheduler(Scheduler):
             return CONTINUE
         return PAUSE
 
-    def _best_promotable(self, eligible: Callable[[Trial], bool]) -> Trial | None:
-        """get_job() of the paper: the best promotable trial of the highest rung, if any."""
+    def _best_promotable(self, eligible: Callable[[Trial], bool], *, at_least_one: bool = False) -> Trial | None:
+        """get_job() of the paper: the best promotable trial of the highest rung, if any.
+        `at_least_one`: a rung's top 1/eta holds at least one trial (rungs that cannot fill)."""
         best: tuple[float, Trial] | None = None
         for rungs in self._brackets:
             for rung in reversed(rungs):
-                candidate = self._promotable(rung, eligible)
+                candidate = self._promotable(rung, eligible, at_least_one)
                 if candidate is not None:
                     if best is None or rung.milestone > best[0]:
                         best = (rung.milestone, candidate)
                     break
         return best[1] if best else None
 
-    def _promotable(self, rung: _Rung, eligible: Callable[[Trial], bool]) -> Trial | None:
-        return _promotable(rung, self.reduction_factor, eligible)
+    def _promotable(self, rung: _Rung, eligible: Callable[[Trial], bool], at_least_one: bool = False) -> Trial | None:
+        return _promotable(rung, _top_size(len(rung.values), self.reduction_factor, at_least_one), eligible)
 
     def _note_promotion(self, trial: Trial) -> None:
         """A trial that waited at rung k and runs again was promoted: it may run to rung k + 1."""
@@ -183,14 +189,33 @@ class ASHAScheduler(Scheduler):
 
     def choose_trial_to_run(self, candidates: Sequence[Trial]) -> Trial | None:
         """Promotion: the best promotable paused trial, else a new one. Asking twice changes nothing:
-        the promotion counts once the trial runs again."""
+        the promotion counts once the trial runs again.
+
+        Once no trial runs and none will be added, no rung can grow: a rung whose top floor(n/eta)
+        is nobody (n < eta, say 8 trials with eta=3 leave 2 at the second rung) promotes its best
+        trial, so the best trial still reaches max_t (as a HyperBand bracket that cannot fill)."""
         if self.variant == "promotion":
             waiting = set(candidates)
-            promotable = self._best_promotable(lambda t: t in waiting and t.status is Status.PAUSED)
+
+            def eligible(t: Trial) -> bool:
+                return t in waiting and t.status is Status.PAUSED
+
+            promotable = self._best_promotable(eligible)
             if promotable is not None:
                 return promotable
-            return next((t for t in candidates if t.status is Status.PENDING), None)
+            pending = next((t for t in candidates if t.status is Status.PENDING), None)
+            if pending is not None or not self._rungs_are_final():
+                return pending
+            return self._best_promotable(eligible, at_least_one=True)
         return super().choose_trial_to_run(candidates)
+
+    def on_searcher_finished(self) -> None:
+        self._searcher_finished = True
+
+    def _rungs_are_final(self) -> bool:
+        """No trial runs and none will be added: nothing can reach a rung any more but by promotion."""
+        trials = self.control.trials if self.control is not None else ()
+        return self._searcher_finished and not any(t.status is Status.RUNNING for t in trials)
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any] | None) -> None:
         self._forget_candidate(trial)
@@ -263,13 +288,18 @@ def _cutoff(rung: _Rung, reduction_factor: float) -> float | None:
     return rung.values.quantile_of_finite(1 - 1 / reduction_factor)
 
 
-def _promotable(rung: _Rung, reduction_factor: float, eligible: Callable[[Trial], bool]) -> Trial | None:
-    """The rung's best eligible waiting trial if it is in the top floor(n/eta) of all n recorded there.
+def _top_size(n: int, reduction_factor: float, at_least_one: bool) -> int:
+    """How many of a rung's n trials are its top 1/eta: floor(n/eta), or at least 1 if asked."""
+    top = math.floor(n / reduction_factor)
+    return max(top, 1) if at_least_one else top
+
+
+def _promotable(rung: _Rung, top: int, eligible: Callable[[Trial], bool]) -> Trial | None:
+    """The rung's best eligible waiting trial if it is in the `top` of all recorded there.
 
     Waiting trials that are not eligible were chosen to run and have not reported yet (at most
     one per worker): they are skipped, and still rank above the rest.
     """
-    top = math.floor(len(rung.values) / reduction_factor)
     for value, trial in rung.candidates_best_first():
         if rung.values.count_above(value) >= top:
             return None

@@ -12,7 +12,7 @@ from typing import Any
 from ...core.compat import TaskGroup
 from ...core.objectives import as_float
 from ...core.trial import Trial
-from .rungs import check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode, score
+from .rungs import check_bool, check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode, score
 from ..base import CoroutineScheduler, TrialAdded, TrialEnded, TrialResult
 
 BRACKET_ORDERS = ("aggressive_first", "gentle_first")
@@ -48,21 +48,24 @@ class HyperBandScheduler(CoroutineScheduler):
         mode: "min" or "max"; run()'s mode when None.
         max_t: The most resource a trial gets (R in the paper); trials stop there.
         reduction_factor: Keep the top 1/reduction_factor at each rung (eta in the paper).
+        stop_last_trials: False lets a bracket's survivors train on past max_t, until their own
+            end or run()'s `stop=` (as Ray Tune's argument of that name).
         bracket_order: "aggressive_first" (s = s_max first: many trials on a small budget, the
             paper's order) or "gentle_first" (s = 0 first: few trials, each to max_t; Ray Tune's).
     """
 
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None,
-                 mode: str | None = None, max_t: float = 81, reduction_factor: float = 3, *,
-                 bracket_order: str = "aggressive_first") -> None:
+                 mode: str | None = None, max_t: float = 81, reduction_factor: float = 3,
+                 stop_last_trials: bool = True, *, bracket_order: str = "aggressive_first") -> None:
         check_time_attr(time_attr)
         check_positive("max_t", max_t)
         check_reduction_factor(reduction_factor)
+        check_bool("stop_last_trials", stop_last_trials)
         if bracket_order not in BRACKET_ORDERS:
             raise ValueError(f"bracket_order must be one of {BRACKET_ORDERS}, got {bracket_order=}")
         super().__init__(metric, mode)
         self.time_attr, self.max_t, self.reduction_factor = time_attr, max_t, reduction_factor
-        self.bracket_order = bracket_order
+        self.bracket_order, self.stop_last_trials = bracket_order, stop_last_trials
         self.s_max = _s_max(max_t, reduction_factor)
         self.brackets: list[_Bracket] = []  # every bracket started so far, in order
         self._out_of_trials = False
@@ -98,7 +101,8 @@ class HyperBandScheduler(CoroutineScheduler):
                     await bracket_of[event.trial].inbox.deliver(event)
                     if isinstance(event, TrialEnded):
                         del bracket_of[event.trial]
-                elif isinstance(event, TrialResult) and self._time(event.result) >= self.max_t:
+                elif isinstance(event, TrialResult) and self._time(event.result) >= self.max_t \
+                        and self.stop_last_trials:
                     self.stop(event.trial)  # in no bracket (added before start): R still holds
 
     async def _successive_halving(self, bracket: _Bracket) -> None:
@@ -120,7 +124,8 @@ class HyperBandScheduler(CoroutineScheduler):
                     last = None
                 bracket.next_rung(keep)
             # The last rung is R itself: the survivors train to max_t and stop there.
-            await self._run_rung(bracket, self.max_t, carried=last, final=True)
+            if self.stop_last_trials:
+                await self._run_rung(bracket, self.max_t, carried=last, final=True)
         finally:
             bracket.inbox.close()
 

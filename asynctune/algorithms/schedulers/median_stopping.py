@@ -8,7 +8,10 @@ from typing import Any
 
 from ...core.objectives import as_float
 from ...core.trial import CONTINUE, PAUSE, STOP, Decision, Trial
-from .rungs import WORST, SortedValues, check_positive, check_time_attr, require_metric_and_mode, score
+from .rungs import (
+    WORST, SortedValues, check_bool, check_non_negative, check_positive, check_time_attr, require_metric_and_mode,
+    score,
+)
 from ..base import Scheduler
 
 
@@ -23,7 +26,8 @@ class MedianStoppingRule(Scheduler):
 
     Steps are values of `time_attr`; results are compared at multiples of `time_bucket` (1 by
     default: each training iteration, or each second of `time_total_s`). A trial that jumps
-    over some steps counts at those steps with the running average it had before the jump.
+    over some steps counts at those steps with the running average it had before the jump;
+    several results in one step all count (its average there is the latest).
     Every step keeps its running averages sorted, so a decision costs O(log n) in the number
     of trials.
 
@@ -50,12 +54,13 @@ class MedianStoppingRule(Scheduler):
                  hard_stop: bool = True, *, use_running_average: bool = False,
                  time_bucket: float = 1) -> None:
         check_time_attr(time_attr)
-        if isinstance(grace_period, bool) or not isinstance(grace_period, (int, float)) or not grace_period >= 0:
-            raise ValueError(f"grace_period must be a number >= 0, got {grace_period=}")
+        check_non_negative("grace_period", grace_period)
         if isinstance(min_samples_required, bool) or not isinstance(min_samples_required, int) \
                 or min_samples_required < 1:
             raise ValueError(f"min_samples_required must be an integer >= 1, got {min_samples_required=}")
         check_positive("time_bucket", time_bucket)
+        check_bool("hard_stop", hard_stop)
+        check_bool("use_running_average", use_running_average)
         super().__init__(metric, mode)
         self.time_attr = time_attr
         self.grace_period = grace_period
@@ -84,10 +89,12 @@ class MedianStoppingRule(Scheduler):
         if time is None:
             return CONTINUE
         record = self._trials.setdefault(trial.trial_id, _TrialRecord())
+        if time <= record.last_time:
+            return CONTINUE  # a time seen before (the trial restarted from an older checkpoint)
+        record.last_time = time
         step = self._step(time)
-        if step <= record.last_step:
-            return CONTINUE  # a step seen before (the trial restarted from an older checkpoint)
         self._add_running_average(record, before=step)
+        self._withdraw_running_average(record, step)  # another result in the same step: it replaces it
         value = score(result[self.metric], self.mode)
         record.best = max(record.best, value)
         if time >= self.grace_period:
@@ -107,9 +114,18 @@ class MedianStoppingRule(Scheduler):
         if record.count:
             for step in range(record.last_step + 1, before):
                 self._steps.setdefault(step, SortedValues()).add(record.running_average)
+                record.counted = record.running_average
             record.last_step = max(record.last_step, before - 1)
         elif before - 1 > record.last_step:
             record.last_step = before - 1
+
+    def _withdraw_running_average(self, record: _TrialRecord, step: int) -> None:
+        """Take back the average counted at `step` when the trial reports at that step again
+        (steps shorter than time_bucket): every result counts, as in Vizier and Ray Tune."""
+        if record.last_step == step:
+            if record.counted is not None:
+                self._steps[step].remove(record.counted)
+            record.last_step, record.counted = step - 1, None
 
     def _decide(self, record: _TrialRecord, step: int) -> Decision:
         others = self._steps.get(step)
@@ -127,6 +143,8 @@ class _TrialRecord:
     count: int = 0
     best: float = WORST
     last_step: int = -(2 ** 62)  # the last step this trial was counted at
+    last_time: float = -math.inf  # its latest time_attr value
+    counted: float | None = None  # the running average counted at last_step, if any
 
     @property
     def running_average(self) -> float:

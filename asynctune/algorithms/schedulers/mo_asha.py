@@ -10,7 +10,7 @@ from typing import Any
 from ...core.pareto import in_top, nondominated_rank
 from ...core.trial import Trial
 from .rungs import score
-from .asha import ASHAScheduler, _Rung
+from .asha import ASHAScheduler, _Rung, _top_size
 from ..base import objective_pairs
 
 
@@ -59,10 +59,10 @@ class MOASHAScheduler(ASHAScheduler):
         top = math.ceil((newcomer + 1) / self.reduction_factor)
         return in_top(_costs(list(rung.recorded.values()) + [value]), newcomer, top)
 
-    def _promotable(self, rung: _Rung, eligible: Callable[[Trial], bool]) -> Trial | None:
+    def _promotable(self, rung: _Rung, eligible: Callable[[Trial], bool], at_least_one: bool = False) -> Trial | None:
         """The best-ranked eligible waiting trial among the rung's top floor(n/eta), if any."""
         trial_ids = list(rung.recorded)
-        top = math.floor(len(trial_ids) / self.reduction_factor)
+        top = _top_size(len(trial_ids), self.reduction_factor, at_least_one)
         for index in nondominated_rank(_costs(list(rung.recorded.values())), top):
             trial = rung.candidate(trial_ids[index])
             if trial is not None and eligible(trial):

@@ -15,7 +15,7 @@ import numpy as np
 from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, Normal, _native, choice, sample_from
 from ...core.objectives import as_float
 from ...core.trial import CONTINUE, PAUSE, Decision, Mutate, Status, Trial
-from .rungs import check_positive, check_time_attr, require_metric_and_mode, score
+from .rungs import check_non_negative, check_positive, check_time_attr, require_metric_and_mode, score
 from ..base import Scheduler
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class PopulationBasedTraining(Scheduler):
             nested configs. A key that run()'s `config` lacks is sampled from its mutation
             for each trial, as Ray Tune does.
         quantile_fraction: The share of the population in the top (donors) and in the bottom
-            (exploiters) quantiles; at most 0.5.
+            (exploiters) quantiles; at most 0.5, and 0 for no exploitation at all (as Ray Tune).
         resample_probability: Chance to resample a value from its mutation instead of
             perturbing it.
         perturbation_factors: The factors a numeric value is multiplied by (one at random).
@@ -84,8 +84,7 @@ class PopulationBasedTraining(Scheduler):
                  *, seed: int | None = None) -> None:
         check_time_attr(time_attr)
         check_positive("perturbation_interval", perturbation_interval)
-        if isinstance(burn_in_period, bool) or not isinstance(burn_in_period, (int, float)) or burn_in_period < 0:
-            raise ValueError(f"burn_in_period must be a number >= 0, got {burn_in_period=}")
+        check_non_negative("burn_in_period", burn_in_period)
         if hyperparam_mutations is None:
             hyperparam_mutations = {}
         if not isinstance(hyperparam_mutations, Mapping):
@@ -96,13 +95,16 @@ class PopulationBasedTraining(Scheduler):
                              "(what to change when a trial exploits another), got neither")
         if custom_explore_fn is not None and not callable(custom_explore_fn):
             raise ValueError(f"custom_explore_fn must be callable, got {custom_explore_fn=}")
-        if not isinstance(quantile_fraction, (int, float)) or not 0 < quantile_fraction <= 0.5:
-            raise ValueError(f"quantile_fraction must be in (0, 0.5], got {quantile_fraction=}")
+        if isinstance(quantile_fraction, bool) or not isinstance(quantile_fraction, (int, float)) \
+                or not 0 <= quantile_fraction <= 0.5:
+            raise ValueError(f"quantile_fraction must be in [0, 0.5] (0: no exploitation), got {quantile_fraction=}")
         if not isinstance(resample_probability, (int, float)) or not 0 <= resample_probability <= 1:
             raise ValueError(f"resample_probability must be in [0, 1], got {resample_probability=}")
-        if len(perturbation_factors) == 0 or not all(
-                isinstance(f, (int, float)) and f > 0 for f in perturbation_factors):
-            raise ValueError(f"perturbation_factors must be positive numbers, got {perturbation_factors=}")
+        if not isinstance(perturbation_factors, (list, tuple)) or not perturbation_factors or not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < math.inf
+                for f in perturbation_factors):
+            raise ValueError(f"perturbation_factors must be a list or tuple of positive finite numbers, got "
+                             f"{perturbation_factors=}")
         super().__init__(metric, mode)
         self.time_attr = time_attr
         self.perturbation_interval, self.burn_in_period = perturbation_interval, burn_in_period
@@ -132,10 +134,14 @@ class PopulationBasedTraining(Scheduler):
         time = as_float(result.get(self.time_attr))
         if time is None or self.metric not in result:
             return CONTINUE
+        if trial.ending:
+            return CONTINUE  # its last result (stop=, the experiment's end): an exploit would never run
         if trial.trial_id not in self._state:
             self.on_trial_add(trial)
         state = self._state[trial.trial_id]
         state.progress = max(state.progress, time)
+        if trial.checkpoint != state.checkpoint:  # it came with this result
+            state.checkpoint, state.checkpoint_time = trial.checkpoint, time
         turn_over = time - state.last_turn >= self.perturbation_interval
         ready = time >= self.burn_in_period and time - state.last_perturbation >= self.perturbation_interval
         if not (turn_over or ready):
@@ -225,27 +231,45 @@ class PopulationBasedTraining(Scheduler):
         return donors[int(self._rng.integers(len(donors)))]
 
     def _exploit(self, trial: Trial, donor: Trial, time: float, result: dict[str, Any]) -> Decision | Mutate:
-        if trial.lineage and trial.lineage[-1].get(self.time_attr) == result[self.time_attr]:
-            return Mutate(trial.lineage[-1]["new_config"], donor.checkpoint)  # replayed after a resume
-        new_config = self._explore(donor.config)
-        trial.lineage.append({
-            "training_iteration": result.get("training_iteration"),
-            self.time_attr: result[self.time_attr],
-            "donor": donor.trial_id,
-            "donor_checkpoint": donor.checkpoint,
-            "old_config": copy.deepcopy(trial.config),
-            "donor_config": copy.deepcopy(donor.config),
-            "new_config": copy.deepcopy(new_config),
-        })
-        # The clone continues from the donor's progress: its next chance comes an interval later.
         state, donor_state = self._state[trial.trial_id], self._state[donor.trial_id]
-        state.last_perturbation = state.last_turn = max(time, donor_state.last_perturbation)
-        state.progress = max(state.progress, donor_state.progress)
+        replayed = trial.lineage[state.exploits] if state.exploits < len(trial.lineage) else None
+        state.exploits += 1
+        if replayed is not None and replayed.get(self.time_attr) == result[self.time_attr]:
+            # A resume replays the recorded history: recorded already, and the donor has moved on since.
+            new_config = replayed["new_config"]
+            restarts_at = replayed.get("restarts_at", max(time, donor_state.last_perturbation))
+        else:
+            new_config = self._explore(donor.config)
+            restarts_at = self._checkpoint_time(donor, donor_state)
+            trial.lineage.append({
+                "training_iteration": result.get("training_iteration"),
+                self.time_attr: result[self.time_attr],
+                "donor": donor.trial_id,
+                "donor_checkpoint": donor.checkpoint,
+                "restarts_at": restarts_at,
+                "old_config": copy.deepcopy(trial.config),
+                "donor_config": copy.deepcopy(donor.config),
+                "new_config": copy.deepcopy(new_config),
+            })
+        # The clone goes on from the donor's checkpoint, on its clock: its next chance comes an
+        # interval after that point (the trial's own time before the clone no longer counts).
+        state.last_perturbation = state.last_turn = state.progress = restarts_at
         if self._others_wait(trial) and self.control is not None:
             # Its turn ends here too: it pauses and waits, ready to run as the clone (as in Ray Tune).
             self.control.resume_trial(trial, config=new_config, checkpoint=donor.checkpoint)
             return PAUSE
         return Mutate(new_config, donor.checkpoint)
+
+    def _checkpoint_time(self, donor: Trial, donor_state: _TrialState) -> float:
+        """The donor's checkpoint's `time_attr` value: the controller knows it for iterations and
+        seconds; for another field, the value of the result it came with."""
+        if self.time_attr == "training_iteration" and donor.checkpoint_iteration > 0:
+            return float(donor.checkpoint_iteration)
+        if self.time_attr == "time_total_s" and donor.checkpoint_time_total > 0:
+            return donor.checkpoint_time_total
+        if donor.checkpoint == donor_state.checkpoint:
+            return donor_state.checkpoint_time
+        return donor_state.last_perturbation  # a checkpoint written as it paused: after its last perturbation
 
     def _explore(self, config: dict[str, Any]) -> dict[str, Any]:
         new_config = copy.deepcopy(config)
@@ -264,6 +288,9 @@ class _TrialState:
     last_perturbation: float = 0.0
     last_turn: float = 0.0  # where its latest turn on a worker ended (time-sharing)
     progress: float = 0.0  # its latest time_attr: who has trained least runs next
+    exploits: int = 0  # how many exploits were decided for it (a resume replays trial.lineage's)
+    checkpoint: str | None = None  # its checkpoint as last seen with a result, and that result's time
+    checkpoint_time: float = 0.0
     key: tuple[float, int] | None = None
 
 

@@ -8,9 +8,11 @@ import math
 import numpy as np
 import pytest
 
+import asynctune as at
 from asynctune import CONTINUE, PAUSE, STOP, ASHAScheduler, AsyncHyperBandScheduler, Status, Trial
 from asynctune.algorithms.schedulers.rungs import SortedValues, rung_milestones
 
+from tests.helpers.scheduler_runs import simulate
 from tests.helpers.schedulers import RecordingControl, Simulation, make_trials
 
 
@@ -255,3 +257,40 @@ def test_promotion_runs_the_paper_schedule():
     assert sim.best(1)[0] in sim.reached(9)
     paused = [t for t in sim.trials if t.status is Status.PAUSED]
     assert len(paused) == 27 - 3  # the losers wait at their rungs; the controller ends them with the run
+
+
+async def test_promotion_takes_the_best_trial_to_max_t_when_a_rung_cannot_fill(storage):
+    # 8 trials, eta=3, rungs 1 and 3, R=9 (loss = x + 10/t: lower x is better at every rung). Rung 1
+    # promotes floor(8/3) = 2 trials; rung 3 then holds 2, whose top floor(2/3) is nobody, so on the old
+    # code no trial ever reached max_t. Once no trial runs and none will come, a rung's top 1/eta is
+    # at least its best trial (as a HyperBand bracket that cannot fill keeps one).
+    analysis = await simulate(storage, workers=2, config={"x": at.grid_search(list(range(8)))},
+                              scheduler=ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3, variant="promotion"))
+    reached = {t.config["x"]: t.iteration for t in analysis.trials}
+    assert reached == {0: 9, 1: 3, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1}
+    status = {t.config["x"]: t.status for t in analysis.trials}
+    assert status[0] is Status.FINISHED and all(status[x] is Status.EARLY_STOPPED for x in range(1, 8))
+
+
+async def test_promotion_waits_for_running_trials_before_it_takes_a_short_rungs_best(storage):
+    # 9 trials: rung 3 fills with 3 and promotes its best by the paper's rule alone; the best trial
+    # reaches max_t once, and the runner-up is not promoted as well.
+    analysis = await simulate(storage, workers=3, config={"x": at.grid_search(list(range(9)))},
+                              scheduler=ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3, variant="promotion"))
+    reached = {t.config["x"]: t.iteration for t in analysis.trials}
+    assert reached == {0: 9, 1: 3, 2: 3, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1}
+
+
+@pytest.mark.parametrize("variant", ["stopping", "promotion"])
+async def test_stop_last_trials_false_lets_the_best_train_past_max_t_as_in_ray_tune(storage, variant):
+    scheduler = ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3, stop_last_trials=False, variant=variant)
+    analysis = await simulate(storage, workers=1, config={"x": at.grid_search(list(range(9)))},
+                              stop={"training_iteration": 12}, scheduler=scheduler)
+    reached = {t.config["x"]: t.iteration for t in analysis.trials}
+    assert reached[0] == 12 and max(reached[x] for x in range(1, 9)) < 9  # rungs 1 and 3 still halve
+    assert next(t for t in analysis.trials if t.config["x"] == 0).status is Status.FINISHED
+
+
+def test_stop_last_trials_must_be_a_boolean():
+    with pytest.raises(ValueError, match="stop_last_trials must be True or False"):
+        ASHAScheduler(metric="acc", mode="max", stop_last_trials="no")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import asynctune as at
 from asynctune import CONTINUE, PAUSE, STOP, HyperBandScheduler, Status, Trial
 
+from tests.helpers.scheduler_runs import simulate
 from tests.helpers.schedulers import RecordingControl, Simulation, decide, make_trials
 
 
@@ -168,3 +170,14 @@ async def test_brackets_run_side_by_side_and_the_last_one_closes_short():
     assert sorted(sim.reached(9)) == sorted(
         [max(first, key=lambda i: qualities[int(i[1:])]), max(second, key=lambda i: qualities[int(i[1:])])])
     assert all(t.status is Status.TERMINATED for t in sim.trials)
+
+
+async def test_stop_last_trials_false_lets_the_survivors_train_past_max_t_as_in_ray_tune(storage):
+    # R=9, eta=3, 9 trials: one bracket (s=2); rung 1 keeps 3, rung 3 keeps 1, which then trains on.
+    scheduler = HyperBandScheduler(max_t=9, reduction_factor=3, stop_last_trials=False)
+    analysis = await simulate(storage, workers=3, config={"x": at.grid_search(list(range(9)))},
+                              stop={"training_iteration": 12}, scheduler=scheduler)
+    reached = {t.config["x"]: t.iteration for t in analysis.trials}
+    assert reached == {0: 12, 1: 3, 2: 3, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1}
+    with pytest.raises(ValueError, match="stop_last_trials must be True or False"):
+        HyperBandScheduler(metric="acc", mode="max", stop_last_trials=1)

@@ -23,12 +23,16 @@ def result(it: float, acc: float) -> dict:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"grace_period": -1}, "grace_period must be a number >= 0"),
+    ({"grace_period": -1}, "grace_period must be a finite number >= 0"),
+    ({"grace_period": float("inf")}, "grace_period must be a finite number >= 0"),
+    ({"hard_stop": "no"}, "hard_stop must be True or False"),
+    ({"use_running_average": 1}, "use_running_average must be True or False"),
     ({"min_samples_required": 0}, "min_samples_required must be an integer >= 1"),
     ({"min_samples_required": 2.5}, "min_samples_required must be an integer >= 1"),
     ({"time_bucket": 0}, "time_bucket must be a positive number"),
     ({"time_attr": 3}, "time_attr must be the name"),
-], ids=["grace-negative", "min-samples-0", "min-samples-float", "bucket-0", "time-attr-int"])
+], ids=["grace-negative", "grace-inf", "hard-stop-str", "running-average-int", "min-samples-0", "min-samples-float",
+        "bucket-0", "time-attr-int"])
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MedianStoppingRule(metric="acc", mode="max", **kwargs)
@@ -132,6 +136,37 @@ def test_time_bucket_compares_trials_at_whole_seconds():
     sched.on_trial_result(a, {"time_total_s": 0.4, "acc": 1.0})
     sched.on_trial_result(a, {"time_total_s": 1.3, "acc": 3.0})
     assert sched.on_trial_result(b, {"time_total_s": 0.7, "acc": 0.5}) is STOP  # second 0: a's average 1
+
+
+def test_every_result_within_a_time_bucket_counts_towards_the_best_and_the_averages():
+    # time_total_s with steps shorter than the bucket: Vizier and Ray Tune count every result. The old
+    # code kept only the first result of each second, so c's best (9 at 1.6 s) was never seen.
+    sched = rule(time_attr="time_total_s", grace_period=0, min_samples_required=2)
+    a, b, c = make_trials(3)
+    assert sched.on_trial_result(c, {"time_total_s": 1.2, "acc": 1.0}) is CONTINUE  # nobody to compare with
+    assert sched.on_trial_result(c, {"time_total_s": 1.6, "acc": 9.0}) is CONTINUE
+    for trial in (a, b):
+        sched.on_trial_result(trial, {"time_total_s": 1.0, "acc": 5.0})
+        sched.on_trial_result(trial, {"time_total_s": 2.0, "acc": 5.0})
+    assert sched.on_trial_result(c, {"time_total_s": 2.1, "acc": 1.0}) is CONTINUE  # best 9 >= median 5
+    # The others' running averages take in every result of the second too: (1 + 9) / 2 = 5 each.
+    sched = rule(time_attr="time_total_s", grace_period=0, min_samples_required=2)
+    a, b, c = make_trials(3)
+    for trial in (a, b):
+        sched.on_trial_result(trial, {"time_total_s": 1.2, "acc": 1.0})
+        sched.on_trial_result(trial, {"time_total_s": 1.6, "acc": 9.0})
+    assert sched.on_trial_result(c, {"time_total_s": 1.9, "acc": 4.0}) is STOP  # 4 < median 5 (old: 1)
+
+
+def test_a_result_at_a_time_already_reported_is_not_judged_again():
+    sched = rule(min_samples_required=1)
+    a, b = make_trials(2)
+    sched.on_trial_result(a, result(1, 5.0))
+    sched.on_trial_result(a, result(2, 5.0))
+    assert sched.on_trial_result(b, result(1, 6.0)) is CONTINUE
+    assert sched.on_trial_result(b, result(2, 6.0)) is CONTINUE
+    assert sched.on_trial_result(b, result(2, 0.0)) is CONTINUE  # a restart from step 1 replays step 2
+    assert sched.on_trial_result(b, result(3, 0.0)) is CONTINUE  # best 6; nobody else at step 3
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])

@@ -10,6 +10,8 @@ from asynctune import (
     CONTINUE, Mutate, PopulationBasedTraining, Trial, choice, loguniform, randint, randn, sample_from, uniform,
 )
 
+from asynctune.controller.replay import replay_history
+from tests.helpers.scheduler_runs import simulate
 from tests.helpers.schedulers import RecordingControl, make_trials
 
 
@@ -36,22 +38,36 @@ def report(sched, trial, it, acc):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"perturbation_interval": 0}, "perturbation_interval must be a positive number"),
-    ({"burn_in_period": -1}, "burn_in_period must be a number >= 0"),
+    ({"burn_in_period": -1}, "burn_in_period must be a finite number >= 0"),
+    ({"burn_in_period": float("nan")}, "burn_in_period must be a finite number >= 0"),
     ({"hyperparam_mutations": {}}, "needs hyperparam_mutations or custom_explore_fn"),
     ({"hyperparam_mutations": {"lr": 0.1}}, r"hyperparam_mutations\['lr'\]: expected a domain"),
     ({"hyperparam_mutations": {"lr": []}}, r"hyperparam_mutations\['lr'\]: the list of values is empty"),
     ({"hyperparam_mutations": {"o": {"lr": "x"}}}, r"hyperparam_mutations\['o'\]\['lr'\]"),
     ({"hyperparam_mutations": {"lr": sample_from(lambda c: 1)}}, "cannot be sampled alone"),
-    ({"quantile_fraction": 0.6}, r"quantile_fraction must be in \(0, 0.5\]"),
-    ({"quantile_fraction": 0}, r"quantile_fraction must be in \(0, 0.5\]"),
+    ({"quantile_fraction": 0.6}, r"quantile_fraction must be in \[0, 0.5\]"),
+    ({"quantile_fraction": -0.1}, r"quantile_fraction must be in \[0, 0.5\]"),
+    ({"quantile_fraction": float("nan")}, r"quantile_fraction must be in \[0, 0.5\]"),
     ({"resample_probability": 1.5}, r"resample_probability must be in \[0, 1\]"),
-    ({"perturbation_factors": (1.2, -1)}, "perturbation_factors must be positive numbers"),
+    ({"perturbation_factors": (1.2, -1)}, "perturbation_factors must be a list or tuple of positive"),
+    ({"perturbation_factors": (1.2, float("inf"))}, "perturbation_factors must be a list or tuple of positive"),
+    ({"perturbation_factors": 1.2}, "perturbation_factors must be a list or tuple of positive"),
     ({"custom_explore_fn": 3}, "custom_explore_fn must be callable"),
-], ids=["interval-0", "burn-in-negative", "no-mutations", "constant", "empty-list", "nested-bad", "sample-from",
-        "quantile-above-half", "quantile-0", "resample-above-1", "negative-factor", "explore-not-callable"])
+], ids=["interval-0", "burn-in-negative", "burn-in-nan", "no-mutations", "constant", "empty-list", "nested-bad",
+        "sample-from", "quantile-above-half", "quantile-negative", "quantile-nan", "resample-above-1",
+        "negative-factor", "infinite-factor", "factor-not-a-list", "explore-not-callable"])
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pbt(**kwargs)
+
+
+def test_quantile_fraction_0_means_no_exploitation_as_in_ray_tune():
+    sched = pbt(perturbation_interval=1, quantile_fraction=0)
+    a, b = population(sched, 2)
+    for it in (1, 2, 3):
+        assert report(sched, a, it, 1.0) is CONTINUE
+        assert report(sched, b, it, 0.0) is CONTINUE
+    assert b.lineage == []
 
 
 def test_accepts_custom_explore_fn_alone():
@@ -69,15 +85,15 @@ def test_nothing_happens_between_perturbation_intervals_or_in_burn_in():
     trials = population(sched, 4)
     mutated_at = []
     for it in range(1, 11):
-        for i, trial in enumerate(trials):
+        for i, trial in [*list(enumerate(trials))[1:], (0, trials[0])]:  # t0, the worst, reports last
             decision = report(sched, trial, it, float(i))
             if it < 4:
                 assert decision is CONTINUE, it  # burn-in: not even ranked yet
             if isinstance(decision, Mutate):
                 mutated_at.append((trial.trial_id, it))
-    # First ranking at step 4 (burn-in over, t0 not yet behind on step 4); the next chances are
-    # at 4 + 3 = 7 and 10, and nothing happens between them.
-    assert mutated_at == [("t0", 7), ("t0", 10)]
+    # First ranking at step 4 (burn-in over); t0 clones a checkpoint of that same step, so its
+    # next chances are at 4 + 3 = 7 and 10, and nothing happens between them.
+    assert mutated_at == [("t0", 4), ("t0", 7), ("t0", 10)]
 
 
 def test_the_bottom_quantile_clones_a_top_trial_and_explores():
@@ -211,3 +227,55 @@ def test_replaying_the_history_after_a_resume_does_not_repeat_the_lineage():
     report(replay, a, 1, 1.0)
     assert report(replay, b, 1, 0.0) == first
     assert len(b.lineage) == 1
+
+
+def test_a_clone_counts_its_next_interval_from_the_donors_checkpoint():
+    # b trains faster than a: at b's iteration 8, a (better) has its checkpoint at 4. b restarts from
+    # that checkpoint, at iteration 5: its next chance to exploit is 4 + 4 = 8 on its new clock (as
+    # Ray Tune, which takes the donor's perturbation time), not 8 + 4 = 12 on the clock it left.
+    sched = pbt(perturbation_interval=4, quantile_fraction=0.5)
+    a, b = population(sched, 2)
+    assert report(sched, a, 4, 1.0) is CONTINUE
+    a.checkpoint_iteration = 4
+    first = report(sched, b, 8, 0.0)
+    assert isinstance(first, Mutate) and first.checkpoint == "/exp/t0/checkpoint_000004"
+    b.config = first.config  # what the controller does with the decision
+    assert [report(sched, b, it, 0.0) for it in (5, 6, 7)] == [CONTINUE] * 3
+    second = report(sched, b, 8, 0.0)  # the old code: CONTINUE, next chance at 12
+    assert isinstance(second, Mutate)
+    assert [entry["training_iteration"] for entry in b.lineage] == [8, 8]
+    assert b.lineage[1]["old_config"] == first.config
+
+
+async def test_no_exploit_is_recorded_on_a_result_that_ends_the_trial(storage):
+    # stop= at iteration 8 and perturbation_interval=4: the exploit decided on a trial's last result
+    # never runs (the stop wins), so its lineage must not record it. The old code did: the lineage's
+    # last new_config was not the config the trial ended with.
+    analysis = await simulate(storage, workers=4, num_samples=8, stop={"training_iteration": 8},
+                              checkpoint_frequency=1,
+                              scheduler=PopulationBasedTraining(perturbation_interval=4, quantile_fraction=0.5,
+                                                                hyperparam_mutations={"x": randint(0, 16)}, seed=1))
+    assert any(t.lineage for t in analysis.trials)
+    for trial in analysis.trials:
+        assert trial.iteration == 8
+        assert all(step["training_iteration"] < 8 for step in trial.lineage), trial.lineage
+        if trial.lineage:
+            assert trial.config == trial.lineage[-1]["new_config"]
+
+
+async def test_a_resumes_replay_records_no_exploit_on_a_finished_trials_last_result(storage):
+    # The replay shows a fresh scheduler every recorded result again; a finished trial's last one
+    # (where stop= ended it) must not look like a chance to exploit, as it did not in the run.
+    def scheduler():
+        return PopulationBasedTraining(perturbation_interval=4, quantile_fraction=0.5,
+                                       hyperparam_mutations={"x": randint(0, 16)}, seed=1)
+
+    analysis = await simulate(storage, workers=4, num_samples=8, stop={"training_iteration": 8},
+                              checkpoint_frequency=1, scheduler=scheduler())
+    lineages = {t.trial_id: list(t.lineage) for t in analysis.trials}
+    replayed = scheduler()
+    replayed.set_search_properties("loss", "min")  # what run() does
+    for trial in analysis.trials:
+        trial.ending = False  # as loaded from experiment.json by a resume
+    await replay_history(replayed, analysis.trials)
+    assert {t.trial_id: t.lineage for t in analysis.trials} == lineages
