@@ -120,7 +120,8 @@ def run(
         time_budget_s: Stop the experiment after this many seconds.
         storage_path: Where experiment directories go (default ~/asynctune_results).
         name: The experiment's directory name (default: trainable name and time).
-        seed: Makes the sampled configs reproducible.
+        seed: Makes the sampled configs reproducible, and the random draws of a scheduler given no
+            seed of its own (ASHA's brackets, PBT's donors and explore).
         verbose: 0 silent, 1 final table and errors, 2 live table, 3 also a line per decision and
             per trial's end.
         callbacks: Extra `Callback`s (loggers) called as the experiment runs.
@@ -407,6 +408,7 @@ def build_controller(trainable: Any, options: RunOptions, *, resume_state: Resum
         raise ValueError(f"run: search_alg must be an asynctune Searcher, got {searcher!r}")
     searcher.set_search_properties(metric, mode, space, seed=seed)
     scheduler.set_search_properties(metric, mode)
+    scheduler.set_seed(seed)
     scheduler.validate()
     if isinstance(scheduler, PopulationBasedTraining) and searcher.max_trials(options.num_samples) is None:
         raise ValueError(f"run: PopulationBasedTraining needs a population size: num_samples={options.num_samples} "

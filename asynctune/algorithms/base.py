@@ -162,6 +162,12 @@ class TrialControl(Protocol):
         effect as soon as it is paused; for any other running trial it does nothing."""
 
 
+def scheduler_seed(seed: int) -> list[int]:
+    """The seed of a scheduler's own draws, from run()'s `seed`: a stream apart from the searcher's,
+    which run() seeds with the same number."""
+    return [seed, 0x5C4ED]
+
+
 class Scheduler(abc.ABC):
     """Decides what happens to running trials, one result at a time (the paper's interface).
 
@@ -190,6 +196,11 @@ class Scheduler(abc.ABC):
         Several metrics (lists) reach only a `multi_objective` scheduler; any other one raises
         ValueError naming the alternatives, unless it has its own metric."""
         _take_objectives(self, "scheduler", metric, mode)
+
+    def set_seed(self, seed: int | None) -> None:
+        """run()'s `seed`, for a scheduler that draws at random and was given no seed of its own
+        (ASHA's brackets, PBT's donors and explore): the same seed then repeats the same run.
+        The default draws nothing and ignores it."""
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work (called before any trial starts)."""

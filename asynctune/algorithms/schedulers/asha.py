@@ -17,7 +17,7 @@ from .rungs import (
     SortedValues, check_bool, check_positive, check_reduction_factor, check_time_attr, require_metric_and_mode,
     rung_milestones, score,
 )
-from ..base import Scheduler
+from ..base import Scheduler, scheduler_seed
 
 VARIANTS = ("stopping", "promotion")
 
@@ -89,6 +89,11 @@ class ASHAScheduler(Scheduler):
         self._next_rung: dict[str, int] = {}  # promotion: the rung a trial may run to
         self._waiting_at: dict[str, int] = {}  # promotion: the rung a trial waits at to be promoted
         self._searcher_finished = False  # promotion: no trial will be added (rungs can only shrink)
+
+    def set_seed(self, seed: int | None) -> None:
+        if self.seed is None and seed is not None:
+            self.seed = seed
+            self._rng = np.random.default_rng(scheduler_seed(seed))
 
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)

@@ -16,7 +16,7 @@ from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, N
 from ...core.objectives import as_float
 from ...core.trial import CONTINUE, PAUSE, Decision, Mutate, Status, Trial
 from .rungs import check_non_negative, check_positive, check_time_attr, require_metric_and_mode, score
-from ..base import Scheduler
+from ..base import Scheduler, scheduler_seed
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,11 @@ class PopulationBasedTraining(Scheduler):
         self._ranked: list[tuple[float, int]] = []  # (latest score, order) of every ranked trial, sorted
         self._trial_of: dict[tuple[float, int], Trial] = {}
         self._more_trials_coming = True  # until the searcher is finished: the population is not all there
+
+    def set_seed(self, seed: int | None) -> None:
+        if self.seed is None and seed is not None:
+            self.seed = seed
+            self._rng = np.random.default_rng(scheduler_seed(seed))
 
     def validate(self) -> None:
         require_metric_and_mode(type(self).__name__, self.metric, self.mode)

@@ -168,6 +168,19 @@ def test_brackets_are_drawn_reproducibly_and_shift_the_first_rung():
     assert [[r.milestone for r in rungs] for rungs in sched._brackets] == [[1, 3, 9, 27], [3, 9, 27], [9, 27]]
 
 
+async def test_runs_seed_draws_the_brackets_of_an_unseeded_asha_repeatably(tmp_path):
+    # ASHA without a seed of its own takes run()'s: the same seed stops the same trials at the
+    # same iterations; before, every run drew its brackets afresh.
+    async def stopped_at(name: str, seed: int) -> dict:
+        analysis = await simulate(str(tmp_path / name), num_samples=16, seed=seed,
+                                  scheduler=ASHAScheduler(max_t=27, grace_period=1, reduction_factor=3, brackets=3))
+        return {t.config["x"]: t.iteration for t in analysis.trials}
+
+    first = await stopped_at("a", 3)
+    assert await stopped_at("b", 3) == first
+    assert any([await stopped_at(f"c{seed}", seed) != first for seed in (4, 5, 6)])
+
+
 # --- promotion --------------------------------------------------------------------------------------
 
 def promotion(**kwargs) -> ASHAScheduler:

@@ -279,3 +279,18 @@ async def test_a_resumes_replay_records_no_exploit_on_a_finished_trials_last_res
         trial.ending = False  # as loaded from experiment.json by a resume
     await replay_history(replayed, analysis.trials)
     assert {t.trial_id: t.lineage for t in analysis.trials} == lineages
+
+
+async def test_runs_seed_makes_an_unseeded_pbt_repeatable(tmp_path):
+    # PBT without a seed of its own takes run()'s: the same seed gives the same exploits and
+    # explores (the lineage), a run without one is free to differ.
+    async def lineages(name: str, seed: int | None) -> dict[str, list]:
+        analysis = await simulate(str(tmp_path / name), workers=4, num_samples=8, seed=seed, checkpoint_frequency=1,
+                                  scheduler=PopulationBasedTraining(perturbation_interval=3, quantile_fraction=0.5,
+                                                                    hyperparam_mutations={"x": randint(0, 16)}))
+        return {t.trial_id: [(s["training_iteration"], s["new_config"]) for s in t.lineage] for t in analysis.trials}
+
+    first = await lineages("a", 7)
+    assert sum(map(len, first.values())) >= 4
+    assert await lineages("b", 7) == first
+    assert await lineages("c", 8) != first
