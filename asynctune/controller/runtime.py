@@ -249,7 +249,12 @@ class TrialRuntime:
         """A checkpoint came with a result; with keep_checkpoints_num, the oldest kept ones go."""
         previous = self.trial.checkpoint
         self._set_checkpoint(checkpoint, iteration, time_total)
-        if self._keep is not None and previous is not None and previous != checkpoint:
+        self._superseded(previous, checkpoint)
+
+    def _superseded(self, previous: str | None, newest: str) -> None:
+        """`newest` replaced `previous` as the trial's checkpoint: with keep_checkpoints_num the
+        oldest kept ones go (also a checkpoint a clone replaced, which nothing restores any more)."""
+        if self._keep is not None and previous is not None and previous != newest:
             self.kept_checkpoints.append(previous)
             while len(self.kept_checkpoints) >= self._keep:
                 remove_checkpoint(self.kept_checkpoints.pop(0))
@@ -281,9 +286,10 @@ class TrialRuntime:
         an exploit of this trial starts from it, not from the weights the clone replaced."""
         meta = read_checkpoint_meta(checkpoint)
         trial = self.trial
-        trial.checkpoint = checkpoint
+        previous, trial.checkpoint = trial.checkpoint, checkpoint
         trial.checkpoint_iteration = int(meta.get("iteration", trial.checkpoint_iteration))
         trial.checkpoint_time_total = float(meta.get("time_total_s", trial.checkpoint_time_total))
+        self._superseded(previous, checkpoint)
 
     def _own_copy(self, checkpoint: str | None) -> str | None:
         if checkpoint is None or _inside(checkpoint, self.trial.path):

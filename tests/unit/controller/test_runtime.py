@@ -194,6 +194,24 @@ def test_a_mutation_takes_its_own_copy_of_the_donors_checkpoint(tmp_path):
     assert runtime.mutate(Mutate({"lr": 0.8}, copy)).checkpoint == copy
 
 
+def test_a_checkpoint_a_clone_replaced_counts_towards_keep_checkpoints_num(tmp_path):
+    # PBT exploits replace a trial's checkpoint with a donor's copy; the replaced ones were never
+    # removed, so a long PBT run with keep_checkpoints_num kept every trial's old weights on disk.
+    runtime, _ = make(tmp_path, keep=1)
+    runtime.start(PLACE, 0.0)
+    own = checkpoint_dir(runtime.trial.path, 1)
+    runtime.record(event(result(1, 2.0), checkpoint=own))
+    copy = runtime.mutate(Mutate({"lr": 0.9}, checkpoint_dir(str(tmp_path / "trial_00007"), 4))).checkpoint
+    assert not os.path.exists(own) and os.path.isdir(copy) and runtime.trial.checkpoint == copy
+    # A pause's resume onto another donor (PBT while others wait) replaces the first copy in turn.
+    runtime.record(event(result(5, 1.0)))
+    runtime.paused()
+    runtime.resume({"lr": 0.5}, checkpoint_dir(str(tmp_path / "trial_00003"), 6))
+    assert not os.path.exists(copy) and os.path.isdir(runtime.trial.checkpoint)
+    assert sorted(n for n in os.listdir(runtime.trial.path) if n.startswith("checkpoint")) == [
+        os.path.basename(runtime.trial.checkpoint)]
+
+
 def test_a_trial_directory_that_cannot_be_made_is_that_trials_storage_error(tmp_path):
     runtime, _ = make(tmp_path)
     with open(runtime.trial.path, "w") as f:
