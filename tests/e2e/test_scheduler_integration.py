@@ -160,6 +160,42 @@ def counter_failing_once_after_a_clone(config):
                   checkpoint={"count": count, "written_by": at.get_trial_id()})
 
 
+def counter_whose_first_pause_fails(config):
+    """counter, but the first interruption of a trial given a marker (HyperBand's pause at a rung)
+    ends it with an error instead: the trial fails as it pauses, and is retried."""
+    checkpoint = at.get_checkpoint()
+    count = checkpoint["count"] if checkpoint else 0
+    while True:
+        count += 1
+        time.sleep(config["sleep"])
+        try:
+            at.report(score=config["x"] * count, count=count, checkpoint={"count": count, "written_by": at.get_trial_id()})
+        except BaseException:
+            marker = config.get("marker")
+            if marker and not os.path.exists(marker):
+                open(marker, "w").close()
+                raise RuntimeError("the trial failed as it paused") from None
+            raise
+
+
+def test_hyperband_a_trial_retried_after_failing_at_a_rung_waits_there_again(tmp_path):
+    # R=9, eta=3: the first bracket (s=2, r=1) closes with the 3 trials there are. x=1 is fast: it
+    # reaches the rung first, fails as it pauses, and is retried from its checkpoint at the rung,
+    # while x=2 and x=3 take a second per step. The old code had it scored already and let it run
+    # on past the rung (and past max_t) until the slow trials completed the rung; it must wait at
+    # the rung again, and then stop there, being the worst.
+    analysis = at.run(counter_whose_first_pause_fails,
+                      config={"x": at.grid_search([1, 2, 3]), "marker": str(tmp_path / "failed-once"),
+                              "sleep": at.sample_from(lambda spec: 0.005 if spec.config["x"] == 1 else 1.0)},
+                      metric="score", mode="max", scheduler=at.HyperBandScheduler(max_t=9, reduction_factor=3),
+                      max_failures=1, storage_path=str(tmp_path), name="hb-retry", verbose=0)
+    by_x = {t.config["x"]: t for t in analysis.trials}
+    retried = by_x[1]
+    assert retried.num_failures == 1 and retried.status is at.Status.EARLY_STOPPED
+    assert [r["training_iteration"] for r in results(retried)] == [1, 2]  # one step past the rung, not on to max_t
+    assert len(results(by_x[3])) == 9
+
+
 def test_pbt_a_clone_that_fails_retries_from_the_donors_checkpoint_not_its_own(tmp_path):
     # One worker: the weak trial exploits the strong one while the strong one waits paused, so its
     # clone is a pause then a resume from the donor's checkpoint. Its first step with the new config

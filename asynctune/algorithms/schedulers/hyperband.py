@@ -151,6 +151,10 @@ class HyperBandScheduler(CoroutineScheduler):
                         return event
                     else:
                         self.pause(trial)  # checkpoint, free the worker, wait for the rest of the rung
+                elif trial in bracket.scores and not final and self._time(result) >= r_i:
+                    # It waits at this rung, yet runs: retried after failing as it paused. It
+                    # waits again (its score at the rung stands).
+                    self.pause(trial)
             elif isinstance(event, TrialEnded) and event.trial in bracket.alive:
                 bracket.drop(event.trial)
             event = None
