@@ -196,6 +196,22 @@ def test_hyperband_a_trial_retried_after_failing_at_a_rung_waits_there_again(tmp
     assert len(results(by_x[3])) == 9
 
 
+def test_asha_promotion_a_trial_retried_after_failing_at_a_rung_is_not_promoted(tmp_path):
+    # Rungs at 1 and 3 (max_t=9, eta=3). x=1 is fast: it reaches rung 1 first, fails as it
+    # pauses there, and is retried. The old code took its running again for a promotion and let
+    # it run to the next rung without being in the top third; it must wait at rung 1 again, where
+    # it stays (the worst of three).
+    analysis = at.run(counter_whose_first_pause_fails,
+                      config={"x": at.grid_search([1, 2, 3]), "marker": str(tmp_path / "failed-once"),
+                              "sleep": at.sample_from(lambda spec: 0.005 if spec.config["x"] == 1 else 0.5)},
+                      metric="score", mode="max",
+                      scheduler=at.ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3, variant="promotion"),
+                      max_failures=1, storage_path=str(tmp_path), name="asha-retry", verbose=0)
+    retried = {t.config["x"]: t for t in analysis.trials}[1]
+    assert retried.num_failures == 1
+    assert [r["training_iteration"] for r in results(retried)] == [1, 2]  # one step past rung 1, not on to 3
+
+
 def test_pbt_a_clone_that_fails_retries_from_the_donors_checkpoint_not_its_own(tmp_path):
     # One worker: the weak trial exploits the strong one while the strong one waits paused, so its
     # clone is a pause then a resume from the donor's checkpoint. Its first step with the new config

@@ -88,6 +88,7 @@ class ASHAScheduler(Scheduler):
         self._bracket_of: dict[str, int] = {}
         self._next_rung: dict[str, int] = {}  # promotion: the rung a trial may run to
         self._waiting_at: dict[str, int] = {}  # promotion: the rung a trial waits at to be promoted
+        self._failures_when_waiting: dict[str, int] = {}  # promotion: its num_failures when it began to wait
         self._searcher_finished = False  # promotion: no trial will be added (rungs can only shrink)
 
     def set_seed(self, seed: int | None) -> None:
@@ -154,6 +155,17 @@ class ASHAScheduler(Scheduler):
     # Promotion -----------------------------------------------------------------------------------
 
     def _pause_at_rung(self, trial: Trial, time: float, value: float) -> Decision:
+        waiting = self._waiting_at.get(trial.trial_id)
+        if waiting is not None and trial.num_failures > self._failures_when_waiting.get(trial.trial_id, 0):
+            # Retried after failing as it paused at its rung: not promoted, it waits there again
+            # once it is back at the rung (its result there stands).
+            if time < self._rungs(trial)[waiting].milestone:
+                return CONTINUE
+            self._failures_when_waiting[trial.trial_id] = trial.num_failures
+            if self._best_promotable(lambda t: t is trial or t.status is Status.PAUSED) is trial:
+                self._note_promotion(trial)
+                return CONTINUE
+            return PAUSE
         self._note_promotion(trial)
         rungs = self._rungs(trial)
         k = self._next_rung[trial.trial_id]
@@ -164,6 +176,7 @@ class ASHAScheduler(Scheduler):
         rungs[k].record(trial.trial_id, value)
         rungs[k].add_candidate(trial, value)
         self._waiting_at[trial.trial_id] = k
+        self._failures_when_waiting[trial.trial_id] = trial.num_failures
         if self._best_promotable(lambda t: t is trial or t.status is Status.PAUSED) is trial:
             self._note_promotion(trial)  # the free worker's next job is this very trial: no pause
             return CONTINUE
