@@ -230,6 +230,24 @@ def test_basic_variant_generator_max_concurrent_and_random_state(storage):
         ConcurrencyLimiter(BasicVariantGenerator(), max_concurrent=2, batch=True)
 
 
+def point_of(config: dict) -> dict:
+    return {"x": config["x"], "y": config["y"]}
+
+
+def test_basic_variant_generator_points_replace_samples_and_expand_the_grid_they_leave_open(storage):
+    # Ray: each point replaces one of num_samples; a grid key the point does not set is expanded.
+    space = {"x": tune.grid_search([0, 1, 2]), "y": tune.randint(0, 3)}
+    results = fit(point_of, storage, num_samples=3, param_space=space,
+                  search_alg=BasicVariantGenerator(points_to_evaluate=[{"x": 1, "y": 1}, {"y": 2}], random_state=0))
+    configs = [(r.metrics["x"], r.metrics["y"]) for r in results]
+    assert configs[:4] == [(1, 1), (0, 2), (1, 2), (2, 2)]  # the points first
+    assert len(configs) == 4 + 3  # and one sample of the grid for the one of num_samples left
+    assert sorted(x for x, _ in configs[4:]) == [0, 1, 2]
+    plain = fit(point_of, storage, num_samples=4, param_space={"x": 5, "y": tune.randint(0, 3)},
+                search_alg=BasicVariantGenerator(points_to_evaluate=[{"y": 2}]))
+    assert len(plain) == 4 and plain[0].config["y"] == 2
+
+
 def test_a_custom_searcher_written_against_rays_searcher_interface(storage):
     class Upwards(tune.search.Searcher):
         def __init__(self):

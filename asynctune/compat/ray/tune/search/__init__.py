@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 import asynctune as _at
+from asynctune.algorithms.search.basic import _merge as merge_point  # a point over a sampled config
+from asynctune.core.space import Path
 
 from ..._unsupported import module_getattr
 from .repeater import Repeater
@@ -15,7 +20,13 @@ Searcher = _at.Searcher  # suggest(trial_id), on_trial_result, on_trial_complete
 class BasicVariantGenerator(_at.BasicVariantSearch):
     """Ray's default searcher: random sampling and grid search.
 
-    `max_concurrent` limits running trials (0: no limit); `random_state` seeds the draws."""
+    Example:
+        >>> BasicVariantGenerator(points_to_evaluate=[{"lr": 0.01}], random_state=0)
+
+    As in Ray, each of `points_to_evaluate` replaces one of the `num_samples` repeats of the
+    grid, and a point leaving a `grid_search` key open runs once per value of it (asynctune's
+    own `BasicVariantSearch` adds the points to the samples). `max_concurrent` limits running
+    trials (0: no limit); `random_state` seeds the draws."""
 
     def __init__(self, points_to_evaluate: list[dict[str, Any]] | None = None, max_concurrent: int = 0,
                  constant_grid_search: bool = False, random_state: int | None = None) -> None:
@@ -25,6 +36,36 @@ class BasicVariantGenerator(_at.BasicVariantSearch):
         self.max_concurrent = max_concurrent
         self._running: set[str] = set()
         self.replayable = not max_concurrent  # with a limit, suggest() depends on the trials that ended
+
+    def max_trials(self, num_samples: int) -> int | None:
+        super().max_trials(num_samples)  # records num_samples
+        if num_samples < 0:
+            return None
+        grid = self.space.grid_size if self.space is not None else 1
+        from_points = sum(len(self._grid_left_open(point)) for point in self.points_to_evaluate)
+        return from_points + max(num_samples - len(self.points_to_evaluate), 0) * grid
+
+    def _configs(self) -> Iterator[dict[str, Any]]:
+        assert self.space is not None
+        rng = np.random.default_rng(self.seed)
+        for point in self.points_to_evaluate:
+            for grid_point in self._grid_left_open(point):
+                yield merge_point(self.space.sample(rng, grid_point), point)
+        repeats = self._num_samples - len(self.points_to_evaluate)
+        while self._num_samples < 0 or repeats > 0:
+            for grid_point in self.space.grid_points():
+                yield self.space.sample(rng, grid_point)
+            repeats -= 1
+
+    def _grid_left_open(self, point: dict[str, Any]) -> list[dict[Path, Any]]:
+        """The grid points a point runs on: one per combination of the grid keys it does not set."""
+        if self.space is None:
+            return [{}]
+        fixed = {path for path, _ in self.space.grid if _sets(point, path)}
+        runs: dict[tuple[Any, ...], dict[Path, Any]] = {}
+        for grid_point in self.space.grid_points():
+            runs.setdefault(tuple(repr(v) for p, v in grid_point.items() if p not in fixed), grid_point)
+        return list(runs.values())
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.max_concurrent and len(self._running) >= self.max_concurrent:
@@ -37,6 +78,17 @@ class BasicVariantGenerator(_at.BasicVariantSearch):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         self._running.discard(trial_id)
         super().on_trial_complete(trial_id, result, error)
+
+
+def _sets(point: Any, path: Path) -> bool:
+    """Whether the point gives a value at `path` (or above it, replacing what is below)."""
+    for key in path:
+        if not isinstance(point, dict):
+            return True
+        if key not in point:
+            return False
+        point = point[key]
+    return True
 
 
 class ConcurrencyLimiter(_at.ConcurrencyLimiter):
