@@ -618,6 +618,40 @@ def test_bad_configs_are_named_before_anything_runs():
         ray.init(num_cpus=-1)
 
 
+def test_tune_run_names_an_argument_ray_does_not_have_before_anything_runs(storage):
+    with pytest.raises(TypeError, match="'confg'.*did you mean 'config'"):
+        tune.run(curve, confg={"losses": [1.0]}, storage_path=storage, name="typo")
+    assert not os.path.exists(os.path.join(storage, "typo"))
+    with pytest.raises(UnsupportedRayFeature, match="storage_filesystem"):
+        tune.run(curve, config={"losses": [1.0]}, storage_path=storage, storage_filesystem=object())
+    # Ray's arguments that asynctune has no use for are still accepted
+    analysis = tune.run(curve, config={"losses": [1.0]}, storage_path=storage, verbose=0, reuse_actors=True,
+                        log_to_file=True, trial_name_creator=str, export_formats=["model"],
+                        sync_config=tune.SyncConfig(syncer=None))
+    assert analysis.trials[0].last_result["loss"] == 1.0
+
+
+def no_config():
+    pass
+
+
+def test_a_function_trainable_that_takes_no_config_is_refused_before_any_trial(storage):
+    with pytest.raises(ValueError, match="no_config.*must take the config as its one positional argument"):
+        tune.Tuner(no_config, run_config=run_config(storage, name="noconf"))
+    assert not os.path.exists(os.path.join(storage, "noconf"))
+
+    def with_data(config, data):
+        tune.report({"n": len(data) + config["k"]})
+
+    def with_extra_default(config, checkpoint_dir=None):  # Ray 1.x's signature is still accepted
+        tune.report({"n": config["k"]})
+
+    grid = tune.Tuner(tune.with_parameters(with_data, data=[1, 2]), param_space={"k": 1},
+                      run_config=run_config(storage)).fit()
+    assert grid[0].metrics["n"] == 3
+    assert tune.Tuner(with_extra_default, param_space={"k": 5}, run_config=run_config(storage)).fit()[0].metrics["n"] == 5
+
+
 @pytest.mark.parametrize("importer, hint", [
     (lambda: ray.remote, "no tasks, actors or object store"),
     (lambda: tune.register_trainable, "pass the function or class itself"),

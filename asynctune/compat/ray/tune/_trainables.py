@@ -214,6 +214,23 @@ def check_trainable(trainable: Any) -> None:
                          "function or Trainable class itself")
     if not callable(trainable):
         raise ValueError(f"Tuner: trainable must be a function or a Trainable class, got {trainable!r}")
+    if not inspect.isclass(trainable) and not _takes_one_config(trainable):
+        raise ValueError(f"Tuner: the function trainable {getattr(trainable, '__name__', trainable)!r} must take the "
+                         "config as its one positional argument, as in Ray: def train(config): ... (pass other "
+                         "objects with tune.with_parameters)")
     if hasattr(trainable, "fit") and hasattr(trainable, "scaling_config"):
         raise ValueError(f"Tuner: Ray Train trainers ({type(trainable).__name__}) are not supported; write the "
                          "training loop as a function trainable(config) that calls tune.report")
+
+
+def _takes_one_config(function: Any) -> bool:
+    """Ray's rule: the trainable can be called with the config alone (wrappers by their own signature)."""
+    try:
+        signature = inspect.signature(function, follow_wrapped=False)
+    except (TypeError, ValueError):  # a builtin or C callable: let it run
+        return True
+    try:
+        signature.bind({})
+    except TypeError:
+        return False
+    return True
