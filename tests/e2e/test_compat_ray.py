@@ -54,6 +54,29 @@ def test_tuner_fit_and_the_result_grid(storage):
     assert results.experiment_path.startswith(storage)
 
 
+def nested(config: dict) -> None:
+    for step in range(1, 4):
+        tune.report({"loss": config["opt"]["lr"] / step, "val": {"acc": step / 10}})
+
+
+def test_frames_have_rays_column_names_nested_values_joined_by_slashes(storage):
+    results = tune.Tuner(nested, param_space={"opt": {"lr": tune.grid_search([1.0, 2.0])}},
+                         run_config=run_config(storage)).fit()
+    frame = results.get_dataframe()
+    for column in ("loss", "val/acc", "config/opt/lr", "training_iteration", "time_total_s", "trial_id", "logdir"):
+        assert column in frame.columns, (column, list(frame.columns))
+    assert sorted(frame["config/opt/lr"]) == [1.0, 2.0] and list(frame["val/acc"]) == [0.3, 0.3]
+    assert sorted(results.get_dataframe(filter_metric="val/acc", filter_mode="min")["val/acc"]) == [0.1, 0.1]
+    history = results[0].metrics_dataframe  # Ray's: every result, with its config
+    assert list(history["val/acc"]) == [0.1, 0.2, 0.3] and list(history["config/opt/lr"]) == [1.0, 1.0, 1.0]
+    assert list(history["training_iteration"]) == [1, 2, 3]
+    assert results[0].metrics["val"] == {"acc": 0.3}  # Result.metrics stays nested, as in Ray
+    analysis = tune.ExperimentAnalysis(results.experiment_path)
+    assert list(analysis.trial_dataframes[results[0].metrics["trial_id"]]["val/acc"]) == [0.1, 0.2, 0.3]
+    assert "val/acc" in analysis.dataframe().columns and "val/acc" in analysis.results_df.columns
+    assert list(analysis.dataframe(metric="loss", mode="min")["val/acc"]) == [0.3, 0.3]
+
+
 def resumable(config: dict) -> None:
     """Counts to 4, with a checkpoint each step; fails once at step 2 (a marker file remembers)."""
     start = 0

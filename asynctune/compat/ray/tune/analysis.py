@@ -8,7 +8,7 @@ from typing import Any
 import asynctune as _at
 from asynctune import Trial
 
-from ._results import Result, best_results_frame
+from ._results import Result, best_results_frame, last_results_frame, trial_frame
 from ._session import Checkpoint
 
 _RAY_SCOPE = "last"  # Ray compares each trial's last result unless told otherwise
@@ -112,12 +112,12 @@ class ExperimentAnalysis(_at.ExperimentAnalysis):
     @property
     def trial_dataframes(self) -> dict[str, Any]:  # type: ignore[override]
         """Every result of every trial, one DataFrame per trial id (a property, as in Ray)."""
-        return super().trial_dataframes()
+        return {trial.trial_id: trial_frame(self, trial) for trial in self.trials}
 
     def dataframe(self, metric: str | None = None, mode: str | None = None) -> Any:  # type: ignore[override]
         """One row per trial: its last result, or with `metric` and `mode` its best one."""
         if metric is None:
-            return super().dataframe()
+            return last_results_frame(self)
         if mode not in ("min", "max"):
             raise ValueError(f"ExperimentAnalysis.dataframe: give mode='min' or 'max' with metric, got {mode!r}")
         return best_results_frame(self, metric, mode)
