@@ -696,6 +696,19 @@ def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
     assert "docs/migrating_from_ray.md" in str(raised.value) and not isinstance(raised.value, AttributeError)
 
 
+def test_the_trial_side_modules_import_none_of_the_drivers_reporting():
+    # A trainable's `from ray import train` / `from ray.air import session` runs in every worker:
+    # the driver's reporting pulls in tensorboardX (and with it torch, a second per process).
+    import subprocess
+    code = ("import sys\nfrom asynctune.compat.ray import train\nfrom asynctune.compat.ray.air import session\n"
+            "print(sorted(m for m in ('asynctune.reporting', 'tensorboardX', 'torch', 'pandas') if m in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert imported == "[]\n"
+    assert train.RunConfig is tune.RunConfig and ray.air.FailureConfig is tune.FailureConfig  # still there when asked
+    with pytest.raises(UnsupportedRayFeature, match="one process per trial"):
+        ray.air.ScalingConfig  # noqa: B018
+
+
 def test_unknown_names_are_attribute_errors_that_say_where_the_mirror_ends():
     with pytest.raises(AttributeError, match="mirrors only part of ray.tune.*asynctune.run"):
         tune.no_such_thing  # noqa: B018
