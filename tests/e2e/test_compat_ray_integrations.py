@@ -8,6 +8,7 @@ import cloudpickle
 import pytest
 
 from asynctune.compat.ray import tune
+from asynctune.compat.ray._unsupported import UnsupportedRayFeature
 from asynctune.compat.ray.tune.schedulers import ASHAScheduler
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
@@ -305,19 +306,59 @@ def keras_trainable(config: dict) -> None:
 
 
 def test_rays_keras_callback_reports_each_epoch(storage, monkeypatch):
+    keras_3(monkeypatch)
+    result = tune.Tuner(keras_trainable, run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()[0]
+    assert result.metrics["training_iteration"] == 3 and result.checkpoint is None  # TuneReportCallback: no saves
+
+
+def keras_air_trainable(config: dict) -> None:
+    """Ray 2.x's Keras way: ray.air.integrations.keras.ReportCheckpointCallback, metrics renamed."""
+    import keras
+    import numpy as np
+
+    from asynctune.compat.ray.air.integrations.keras import ReportCheckpointCallback
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(config["lr"]), loss="mse")
+    model.fit(x, x.sum(axis=1), validation_split=0.25, epochs=3, verbose=0,
+              callbacks=[ReportCheckpointCallback(checkpoint_on=config["checkpoint_on"], metrics={"loss": "val_loss"})])
+
+
+def test_rays_air_keras_report_checkpoint_callback_reports_and_saves_each_epoch(storage, monkeypatch):
+    import os
+    keras = keras_3(monkeypatch)
+    grid = tune.Tuner(keras_air_trainable, param_space={"lr": 0.01, "checkpoint_on": tune.grid_search(["epoch_end", []])},
+                      run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    saving, reporting = grid[0], grid[1]
+    assert saving.metrics["training_iteration"] == 3 and saving.metrics["loss"] >= 0
+    assert len(saving.metrics_dataframe) == 3 and len(reporting.metrics_dataframe) == 3
+    with saving.checkpoint.as_directory() as directory:  # Ray's file name, read back as Ray's users do
+        model = keras.models.load_model(os.path.join(directory, "model.keras"))
+    assert model.count_params() == 3
+    assert reporting.checkpoint is None  # checkpoint_on=[]: metrics only
+    from asynctune.compat.ray.air.integrations.keras import ReportCheckpointCallback
+    with pytest.raises(ValueError, match="report_metrics_on='validation_end' is not a Keras hook.*epoch_end"):
+        ReportCheckpointCallback(report_metrics_on="validation_end")
+    with pytest.raises(UnsupportedRayFeature, match="report_metrics_on='predict_end'.*epoch_end"):
+        ReportCheckpointCallback(report_metrics_on="predict_end")
+    with pytest.raises(UnsupportedRayFeature, match="checkpoint_on='test_end'.*report_metrics_on='epoch_end'"):
+        ReportCheckpointCallback(checkpoint_on="test_end", report_metrics_on="epoch_end")
+
+
+def keras_3(monkeypatch):
     import importlib.util
     if importlib.util.find_spec("tensorflow") is None and importlib.util.find_spec("torch") is not None:
         monkeypatch.setenv("KERAS_BACKEND", "torch")  # the trials' workers inherit it
     keras = pytest.importorskip("keras")
     if int(keras.__version__.split(".")[0]) < 3:
         pytest.skip("Keras 3 is needed")
-    result = tune.Tuner(keras_trainable, run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()[0]
-    assert result.metrics["training_iteration"] == 3 and result.checkpoint is None  # TuneReportCallback: no saves
+    return keras
 
 
 def test_importing_rays_integration_modules_imports_no_framework():
     import subprocess
     modules = ["asynctune.compat.ray", "asynctune.compat.ray.air.integrations.mlflow",
+               "asynctune.compat.ray.air.integrations.keras",
                "asynctune.compat.ray.air.integrations.wandb", "asynctune.compat.ray.tune.integration.keras",
                "asynctune.compat.ray.tune.integration.pytorch_lightning"]
     code = f"import sys\nfor m in {modules!r}: __import__(m)\n" \

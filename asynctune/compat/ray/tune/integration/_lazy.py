@@ -12,7 +12,7 @@ from ..._unsupported import module_getattr
 
 def lazy_getattr(module: str, implementation: str, names: Collection[str],
                  hints: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module __getattr__: `names` from `implementation` (relative to `module`'s package), the
+    """A module __getattr__: `names` from `implementation` (relative to `module`'s package, or absolute), the
     Ray names in `hints` as clear errors."""
     fallback = module_getattr(module, hints)
 
