@@ -91,6 +91,37 @@ def test_xgboost_train_reports_every_round_and_checkpoints_the_booster(storage, 
     assert booster.num_boosted_rounds() == 5
 
 
+def boosters_by_ray_trains_name(config: dict) -> None:
+    """Ray 2.10+'s docs tune boosters with ray.train.<library>.RayTrainReportCallback."""
+    import lightgbm as lgb
+    import xgboost as xgb
+    data, target = sklearn_datasets.load_breast_cancer(return_X_y=True)
+    if config["library"] == "xgboost":
+        from asynctune.compat.ray.train.xgboost import RayTrainReportCallback
+        train_set, test_set = xgb.DMatrix(data[:400], label=target[:400]), xgb.DMatrix(data[400:], label=target[400:])
+        xgb.train({"objective": "binary:logistic", "eval_metric": "logloss"}, train_set, num_boost_round=4,
+                  evals=[(test_set, "eval")], verbose_eval=False,
+                  callbacks=[RayTrainReportCallback({"loss": "eval-logloss"}, frequency=2)])
+    else:
+        from asynctune.compat.ray.train.lightgbm import RayTrainReportCallback
+        lgb.train({**PARAMS, "num_iterations": 4}, lgb.Dataset(data[:400], label=target[:400]),
+                  valid_sets=[lgb.Dataset(data[400:], label=target[400:])], valid_names=["eval"],
+                  callbacks=[RayTrainReportCallback({"loss": "eval-binary_logloss"}, frequency=2)])
+
+
+def test_ray_trains_booster_callbacks_are_the_tune_callbacks(storage, xgboost, lightgbm):
+    from asynctune.compat.ray.train import lightgbm as train_lightgbm, xgboost as train_xgboost
+    grid = tune.Tuner(boosters_by_ray_trains_name, param_space={"library": tune.grid_search(["xgboost", "lightgbm"])},
+                      run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    assert grid.num_errors == 0, grid.errors
+    by_library = {r.config["library"]: r for r in grid}
+    assert train_xgboost.RayTrainReportCallback.get_model(by_library["xgboost"].checkpoint).num_boosted_rounds() == 4
+    assert train_lightgbm.RayTrainReportCallback.get_model(by_library["lightgbm"].checkpoint).current_iteration() == 4
+    assert all(r.metrics["loss"] > 0 for r in grid)
+    with pytest.raises(UnsupportedRayFeature, match="ray.train.xgboost.XGBoostTrainer.*trainable"):
+        train_xgboost.XGBoostTrainer  # noqa: B018
+
+
 def test_lightgbm_callbacks_have_rays_defaults_and_postprocessing(storage, lightgbm):
     def boost_postprocessed(config: dict) -> None:
         import lightgbm as lgb

@@ -3,6 +3,7 @@ distributed trainers are not mirrored."""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .._unsupported import module_getattr
@@ -18,13 +19,16 @@ _TRAINERS = ("asynctune runs one process per trial: write the training loop as a
              "calls tune.report, and give it GPUs with tune.with_resources")
 _missing = module_getattr(__name__, {name: _TRAINERS for name in (
     "ScalingConfig", "DataConfig", "Trainer", "BaseTrainer", "DataParallelTrainer", "torch", "tensorflow",
-    "lightgbm", "xgboost", "lightning", "huggingface", "horovod", "get_dataset_shard")})
+    "lightning", "huggingface", "horovod", "get_dataset_shard")})
+_SUBMODULES = ("xgboost", "lightgbm")  # their RayTrainReportCallback is the Tune callback
 
 
 def __getattr__(name: str) -> Any:
     if name in _DRIVER_SIDE:
         from .. import tune
         return getattr(tune, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     return _missing(name)
 
 
