@@ -810,3 +810,22 @@ def test_a_trainable_saved_outside_a_run_restores_its_iteration(tmp_path):
     assert later.training_iteration == 3  # as in Ray: it goes on counting from there
     assert later.train() == {"count": 8, "training_iteration": 4, "done": False}
     later.stop()
+
+
+class _Named(tune.Trainable):
+    def setup(self, config: dict) -> None:
+        self.log_file = os.path.join(self.logdir, f"{self.trial_name}.log")  # Ray users name files so
+
+    def step(self) -> dict:
+        with open(self.log_file, "a") as f:
+            f.write("step\n")
+        return {"trial": self.trial_id}
+
+
+def test_a_trainables_trial_names_and_logdir_outside_a_run_are_rays(tmp_path, storage):
+    model = _Named(config={})  # Ray: trial id and name "default", a directory of its own
+    assert (model.trial_id, model.trial_name) == ("default", "default") and os.path.isdir(model.logdir)
+    assert model.train()["trial"] == "default" and os.path.isfile(model.log_file)
+    result = tune.Tuner(_Named, run_config=run_config(storage, stop={"training_iteration": 2})).fit()[0]
+    assert result.metrics["trial"] == result.metrics["trial_id"]  # in a run, the trial's own
+    assert os.path.isfile(os.path.join(result.path, f"{result.metrics['trial_id']}.log"))

@@ -88,19 +88,32 @@ class Trainable(_at.Trainable):
     def training_iteration(self) -> int:
         return self.iteration
 
+    # Outside a run, as in Ray: trial id and name "default", and a temporary directory of its own.
     @property
     def trial_id(self) -> str:
-        return _at.get_trial_id()
+        return _at.get_trial_id() if _in_a_trial() else "default"
 
     @property
     def trial_name(self) -> str:
-        return _at.get_trial_id()
+        return self.trial_id
 
     @property
     def logdir(self) -> str:
-        return _at.get_trial_dir()
+        if _in_a_trial():
+            return _at.get_trial_dir()
+        if getattr(self, "_own_logdir", None) is None:
+            self._own_logdir = tempfile.mkdtemp(prefix=f"{type(self).__name__}_")
+        return self._own_logdir
 
     trial_dir = logdir
+
+
+def _in_a_trial() -> bool:
+    try:
+        _at.get_trial_id()
+    except _at.AsynctuneError:  # asked outside a trial started by a run
+        return False
+    return True
 
 
 def to_asynctune_resources(spec: Any) -> Any:
