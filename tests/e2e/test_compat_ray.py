@@ -829,3 +829,45 @@ def test_a_trainables_trial_names_and_logdir_outside_a_run_are_rays(tmp_path, st
     result = tune.Tuner(_Named, run_config=run_config(storage, stop={"training_iteration": 2})).fit()[0]
     assert result.metrics["trial"] == result.metrics["trial_id"]  # in a run, the trial's own
     assert os.path.isfile(os.path.join(result.path, f"{result.metrics['trial_id']}.log"))
+
+
+def saves_relative_paths(config: dict) -> None:
+    """Ray's tutorials save with relative paths: Ray runs each trial in its own directory."""
+    for step in range(2):
+        os.makedirs("my_model", exist_ok=True)
+        with open("my_model/weights.txt", "w") as f:
+            f.write(f"{config['x']} {step}")
+        with open("./model.pth", "w") as f:
+            f.write(str(config["x"]))
+        time.sleep(0.2)  # both trials run at once: a shared directory would mix their files
+        train.report({"cwd": os.getcwd()}, checkpoint=train.Checkpoint.from_directory("my_model"))
+
+
+class _RelativeWriter(tune.Trainable):
+    def setup(self, config: dict) -> None:
+        self.started_in = os.getcwd()
+
+    def step(self) -> dict:
+        with open("notes.txt", "a") as f:
+            f.write("step\n")
+        return {"cwd": self.started_in, "done": True}
+
+
+def test_each_trial_runs_in_its_own_directory_as_in_ray(storage, tmp_path, monkeypatch):
+    tmp_path = tmp_path / "launched_from"
+    tmp_path.mkdir()
+    monkeypatch.chdir(tmp_path)
+    grid = tune.Tuner(saves_relative_paths, param_space={"x": tune.grid_search([1, 2])},
+                      run_config=run_config(storage)).fit()
+    for result in grid:
+        assert os.path.samefile(result.metrics["cwd"], result.path)
+        with open(os.path.join(result.path, "model.pth")) as f:
+            assert f.read() == str(result.config["x"])
+        with result.checkpoint.as_directory() as directory, open(os.path.join(directory, "weights.txt")) as f:
+            assert f.read() == f"{result.config['x']} 1"  # its own weights, from its last step
+    assert os.listdir(tmp_path) == [] and os.getcwd() == str(tmp_path)  # the driver's directory is untouched
+    result = tune.Tuner(_RelativeWriter, run_config=run_config(storage)).fit()[0]
+    assert os.path.samefile(result.metrics["cwd"], result.path) and os.path.isfile(os.path.join(result.path, "notes.txt"))
+    monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")  # Ray's switch to keep the working directory
+    kept = tune.Tuner(saves_relative_paths, param_space={"x": 3}, run_config=run_config(storage)).fit()[0]
+    assert kept.metrics["cwd"] == str(tmp_path) and os.path.isfile(tmp_path / "model.pth")

@@ -50,7 +50,7 @@ class Checkpoint:
     def from_directory(cls, path: str | os.PathLike[str]) -> Checkpoint:
         if not os.path.isdir(path):
             raise ValueError(f"Checkpoint.from_directory: {os.fspath(path)!r} is not a directory")
-        return cls(path)
+        return cls(os.path.abspath(path))  # a relative one still names it after a change of directory
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:

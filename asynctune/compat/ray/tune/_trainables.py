@@ -196,6 +196,55 @@ def report_returned(trainable: Any) -> Any:
     return reporting_returned
 
 
+def in_trial_directory(trainable: Any) -> Any:
+    """The trainable, run in its trial's directory as Ray runs it (so Ray's tutorials'
+    `torch.save(model, "./model.pth")` and `Checkpoint.from_directory("my_model")` stay per trial);
+    the worker's directory is restored when the trial ends."""
+    if trainable is None:
+        return None
+    if inspect.isclass(trainable):
+        def setup(self: Any, config: dict[str, Any]) -> None:
+            self._directory_before_trial = _enter_trial_directory()
+            try:
+                trainable.setup(self, config)
+            except BaseException:
+                os.chdir(self._directory_before_trial)
+                raise
+
+        def cleanup(self: Any) -> None:
+            try:
+                trainable.cleanup(self)
+            finally:
+                os.chdir(self._directory_before_trial)
+
+        return type(trainable.__name__, (trainable,), {"setup": setup, "cleanup": cleanup,
+                                                        "__module__": trainable.__module__})
+
+    @functools.wraps(trainable)
+    def in_its_directory(config: dict[str, Any]) -> Any:
+        before = _enter_trial_directory()
+        try:
+            return trainable(config)
+        finally:
+            os.chdir(before)
+
+    return in_its_directory
+
+
+def _enter_trial_directory() -> str:
+    before = os.getcwd()
+    os.chdir(_at.get_trial_dir())
+    return before
+
+
+def changes_to_trial_directory(chdir_to_trial_dir: Any) -> bool:
+    """Ray's rule: into the trial's directory unless RAY_CHDIR_TO_TRIAL_DIR=0 (or the deprecated
+    TuneConfig(chdir_to_trial_dir=False))."""
+    if chdir_to_trial_dir is False:
+        return False
+    return os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0"
+
+
 def resources_of(trainable: Any) -> Any:
     """What with_resources gave the trainable, else a class's own `default_resource_request`."""
     given = getattr(trainable, RESOURCES_ATTR, None)

@@ -17,7 +17,10 @@ from .._unsupported import unsupported
 from ._configs import RunConfig, TuneConfig
 from ._results import ResultGrid
 from ._retention import KeepBestCheckpoints
-from ._trainables import check_trainable, report_returned, resources_of, to_asynctune_resources
+from ._trainables import (
+    changes_to_trial_directory, check_trainable, in_trial_directory, report_returned, resources_of,
+    to_asynctune_resources,
+)
 from .callback import adapt_callbacks
 from .progress_reporter import ReporterCallback
 from .stopper import to_stopper
@@ -50,9 +53,11 @@ class Tuner:
         for name, value, kind in (("tune_config", tune_config, TuneConfig), ("run_config", run_config, RunConfig)):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"Tuner: {name} must be a tune.{kind.__name__}, got {value!r}")
-        self.trainable = report_returned(trainable)
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
+        self.trainable = report_returned(trainable)
+        if changes_to_trial_directory(self.tune_config.chdir_to_trial_dir):
+            self.trainable = in_trial_directory(self.trainable)
         self.run_config = run_config or RunConfig()
         self._restore_path, self._errored = _restore_path, _errored
         self._resume_with_call = False  # on a restore: this object's configs replace the saved callbacks and budget
