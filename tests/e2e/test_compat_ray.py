@@ -871,3 +871,13 @@ def test_each_trial_runs_in_its_own_directory_as_in_ray(storage, tmp_path, monke
     monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")  # Ray's switch to keep the working directory
     kept = tune.Tuner(saves_relative_paths, param_space={"x": 3}, run_config=run_config(storage)).fit()[0]
     assert kept.metrics["cwd"] == str(tmp_path) and os.path.isfile(tmp_path / "model.pth")
+
+
+def checkpoints_its_working_directory(config: dict) -> None:
+    tune.report({"x": 1}, checkpoint=tune.Checkpoint.from_directory("."))
+
+
+def test_a_checkpoint_of_the_trials_own_directory_is_refused_naming_the_way(storage):
+    grid = tune.Tuner(checkpoints_its_working_directory, run_config=run_config(storage)).fit()
+    assert "holds the trial's own directory" in str(grid.errors[0]) and "from_directory('my_model')" in str(grid.errors[0])
+    assert not [name for name in os.listdir(grid[0].path) if name.startswith("checkpoint")]  # nothing copied

@@ -119,12 +119,22 @@ def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint |
     saved: dict[str, Any] | str | None = None
     if checkpoint is not None:
         saved = checkpoint._data if checkpoint._data is not None else checkpoint.path
+        if isinstance(saved, str) and _holds_trial_directory(saved):
+            raise ValueError(f"tune.report: the checkpoint directory {saved!r} holds the trial's own directory (where "
+                             "the trial runs, as in Ray), with its results and earlier checkpoints; save the files "
+                             "into a directory of their own, e.g. Checkpoint.from_directory('my_model') or a "
+                             "tempfile.TemporaryDirectory()")
     try:
         _at.report(dict(metrics), checkpoint=saved)
     finally:  # a decision (stop, pause) arrives as an exception from report
         if checkpoint is not None and checkpoint._temporary:  # a dict checkpoint's directory, made for .path
             shutil.rmtree(checkpoint.path, ignore_errors=True)
             checkpoint._path, checkpoint._temporary = None, False  # made again if asked for
+
+
+def _holds_trial_directory(path: str) -> bool:
+    trial = os.path.realpath(_at.get_trial_dir())
+    return os.path.commonpath([os.path.realpath(path), trial]) == os.path.realpath(path)
 
 
 def get_checkpoint() -> Checkpoint | None:
