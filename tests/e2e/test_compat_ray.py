@@ -881,3 +881,47 @@ def test_a_checkpoint_of_the_trials_own_directory_is_refused_naming_the_way(stor
     grid = tune.Tuner(checkpoints_its_working_directory, run_config=run_config(storage)).fit()
     assert "holds the trial's own directory" in str(grid.errors[0]) and "from_directory('my_model')" in str(grid.errors[0])
     assert not [name for name in os.listdir(grid[0].path) if name.startswith("checkpoint")]  # nothing copied
+
+
+def uses_rays_older_and_newer_names(config: dict) -> None:
+    checkpoint = tune.get_checkpoint()
+    resumed_from = checkpoint.get_metadata()["step"] if checkpoint else 0
+    for step in range(resumed_from + 1, 4):
+        with tempfile.TemporaryDirectory() as directory:
+            saved = tune.Checkpoint.from_directory(directory)
+            saved.set_metadata({"step": step})  # Ray 2.7+'s checkpoint metadata
+            saved.update_metadata({"trial": tune.get_trial_id()})  # Ray 1.x's session function
+            tune.report({"step": step, "dir_is_mine": tune.get_trial_dir() == tune.get_context().get_trial_dir(),
+                         "in_session": tune.is_session_enabled(), "resumed_from": resumed_from}, checkpoint=saved)
+            if step == 2 and not resumed_from:
+                raise RuntimeError("once")
+
+
+class _Countdown(tune.search.Searcher):
+    def __init__(self):
+        super().__init__(metric="step", mode="max")
+        self.left = 2
+
+    def suggest(self, trial_id):
+        self.left -= 1
+        return {} if self.left >= 0 else tune.search.Searcher.FINISHED  # Ray's way to end the search
+
+
+def test_rays_older_and_newer_small_names(storage):
+    grid = tune.Tuner(uses_rays_older_and_newer_names, tune_config=tune.TuneConfig(search_alg=_Countdown(), num_samples=-1),
+                      run_config=run_config(storage, failure_config=tune.FailureConfig(max_failures=1))).fit()
+    assert len(grid) == 2 and grid.num_errors == 0
+    result = grid[0]
+    assert result.metrics["resumed_from"] == 2 and result.metrics["dir_is_mine"] and result.metrics["in_session"]
+    assert result.checkpoint.get_metadata() == {"step": 3, "trial": result.metrics["trial_id"]}
+    assert result.log_dir == result.path and not tune.is_session_enabled()
+    with pytest.raises(ValueError, match="JSON-serializable"):
+        result.checkpoint.set_metadata({"f": object()})
+    analysis = tune.ExperimentAnalysis(grid.experiment_path, default_metric="step", default_mode="max")
+    trial = analysis.trials[0]
+    assert analysis.get_best_logdir() == analysis.best_trial.path
+    assert [value for _, value in analysis.get_trial_checkpoints_paths(trial, "step")] == [1, 2, 3]
+    assert set(analysis.fetch_trial_dataframes()) == {t.trial_id for t in analysis.trials}
+    assert importlib.import_module("asynctune.compat.ray.tune.trainable").Trainable is tune.Trainable
+    with pytest.raises(UnsupportedRayFeature, match="TemporaryDirectory"):
+        tune.checkpoint_dir  # noqa: B018

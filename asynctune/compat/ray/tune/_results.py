@@ -42,6 +42,11 @@ class Result:
         self.filesystem = None
 
     @property
+    def log_dir(self) -> str:
+        """Ray 2.0-2.6's name for `path`."""
+        return self.path
+
+    @property
     def metrics_dataframe(self) -> Any:
         """Every result the trial reported, one row each, with its config as `config/...`
         columns and nested values as `a/b` columns, as in Ray (needs pandas)."""

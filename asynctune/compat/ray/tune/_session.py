@@ -4,6 +4,7 @@ on top of asynctune's session (a checkpoint is a directory, copied into the tria
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,8 @@ import asynctune as _at
 from ....store.names import CHECKPOINT_PREFIX
 from ....worker.session import get_checkpoint_dir, load_checkpoint, write_checkpoint_data
 from ._placement import PlacementGroupFactory
+
+METADATA_FILE = ".metadata.json"  # Ray's name for the checkpoint's metadata, kept with its files
 
 
 class Checkpoint:
@@ -73,6 +76,33 @@ class Checkpoint:
             raise ValueError(f"Checkpoint.to_dict: {self.path} holds files, not a dict; read them with "
                              "as_directory()")
         return data
+
+    def get_metadata(self) -> dict[str, Any]:
+        """The JSON metadata stored with the checkpoint (`set_metadata`), {} if none (Ray 2.7+)."""
+        path = os.path.join(self._directory("get_metadata"), METADATA_FILE)
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Store a JSON-serializable dict with the checkpoint's files, replacing any earlier one."""
+        try:
+            text = json.dumps(dict(metadata))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Checkpoint.set_metadata: the metadata must be JSON-serializable ({exc})") from exc
+        with open(os.path.join(self._directory("set_metadata"), METADATA_FILE), "w") as f:
+            f.write(text)
+
+    def update_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Add these keys to the checkpoint's metadata."""
+        self.set_metadata({**self.get_metadata(), **metadata})
+
+    def _directory(self, method: str) -> str:
+        if self._data is not None:
+            raise ValueError(f"Checkpoint.{method}: a dict checkpoint (Checkpoint.from_dict) has no metadata; keep "
+                             "the values in the dict, or use Checkpoint.from_directory")
+        return self.path
 
     @contextlib.contextmanager
     def as_directory(self) -> Iterator[str]:

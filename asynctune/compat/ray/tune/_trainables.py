@@ -91,7 +91,7 @@ class Trainable(_at.Trainable):
     # Outside a run, as in Ray: trial id and name "default", and a temporary directory of its own.
     @property
     def trial_id(self) -> str:
-        return _at.get_trial_id() if _in_a_trial() else "default"
+        return _at.get_trial_id() if in_a_trial() else "default"
 
     @property
     def trial_name(self) -> str:
@@ -99,7 +99,7 @@ class Trainable(_at.Trainable):
 
     @property
     def logdir(self) -> str:
-        if _in_a_trial():
+        if in_a_trial():
             return _at.get_trial_dir()
         if getattr(self, "_own_logdir", None) is None:
             self._own_logdir = tempfile.mkdtemp(prefix=f"{type(self).__name__}_")
@@ -108,7 +108,7 @@ class Trainable(_at.Trainable):
     trial_dir = logdir
 
 
-def _in_a_trial() -> bool:
+def in_a_trial() -> bool:
     try:
         _at.get_trial_id()
     except _at.AsynctuneError:  # asked outside a trial started by a run

@@ -8,13 +8,27 @@ from typing import Any
 import numpy as np
 
 import asynctune as _at
+from asynctune.algorithms.base import FINISHED
 from asynctune.algorithms.search.basic import _merge as merge_point  # a point over a sampled config
 from asynctune.core.space import Path
 
 from ..._unsupported import module_getattr
 from .repeater import Repeater
 
-Searcher = _at.Searcher  # suggest(trial_id), on_trial_result, on_trial_complete(trial_id, result, error), save/restore
+
+
+class Searcher(_at.Searcher):
+    """Ray's searcher interface, asynctune's hooks of the same names: `suggest(trial_id)` returns a
+    config, None ("not now") or `Searcher.FINISHED`; `on_trial_result`, `on_trial_complete(trial_id,
+    result, error)`, `save` / `restore`.
+
+    Example:
+        >>> class Grid(tune.search.Searcher):
+        ...     def suggest(self, trial_id):
+        ...         return {"x": next(self.values)} if self.left else Searcher.FINISHED
+    """
+
+    FINISHED = FINISHED
 
 
 class BasicVariantGenerator(_at.BasicVariantSearch):
