@@ -324,3 +324,20 @@ def test_asynctunes_own_hyperband_with_a_concurrency_limiter_does_not_wait_for_e
                       search_alg=at.ConcurrencyLimiter(at.RandomSearch(seed=0), max_concurrent=2),
                       storage_path=storage, verbose=0)
     assert len(analysis.trials) == 6 and all(t.status.is_finished and t.status is not at.Status.ERROR for t in analysis.trials)
+
+
+def test_searchers_and_schedulers_by_rays_names(storage):
+    pytest.importorskip("optuna")
+    analysis = tune.run(resumable_curve, config={"x": tune.uniform(1, 2)}, metric="loss", mode="min", num_samples=3,
+                        search_alg="optuna", scheduler="asha", storage_path=storage, verbose=0)
+    assert len(analysis.trials) == 3 and analysis.best_result["loss"] < 2
+    config = tune.TuneConfig(search_alg="random", scheduler="hyperband")
+    assert isinstance(config.search_alg, BasicVariantGenerator) and isinstance(config.scheduler, HyperBandScheduler)
+    assert isinstance(tune.schedulers.create_scheduler("async_hyperband", max_t=9), ASHAScheduler)
+    assert tune.search.create_searcher("variant_generator", random_state=1).seed == 1
+    with pytest.raises(ValueError, match="unknown search_alg name 'optima'.*'optuna'"):
+        tune.TuneConfig(search_alg="optima")
+    with pytest.raises(UnsupportedRayFeature, match="PB2.*PopulationBasedTraining"):
+        tune.TuneConfig(scheduler="pb2")
+    with pytest.raises(UnsupportedRayFeature, match="AxSearch"):
+        tune.search.create_searcher("ax")

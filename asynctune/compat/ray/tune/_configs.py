@@ -48,6 +48,12 @@ class TuneConfig:
             self.time_budget_s = self.time_budget_s.total_seconds()  # type: ignore[union-attr]
         if self.max_concurrent_trials == 0:  # Ray's "no limit"
             self.max_concurrent_trials = None
+        if isinstance(self.search_alg, str):  # Ray's names: tune.run(search_alg="optuna")
+            from .search import create_searcher
+            self.search_alg = create_searcher(self.search_alg)
+        if isinstance(self.scheduler, str):
+            from .schedulers import create_scheduler
+            self.scheduler = create_scheduler(self.scheduler)
 
 
 @dataclass

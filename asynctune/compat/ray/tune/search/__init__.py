@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,10 +118,35 @@ class ConcurrencyLimiter(_at.ConcurrencyLimiter):
         super().__init__(searcher, max_concurrent)
 
 
+_BY_NAME = {  # Ray's name -> (module of this package, class)
+    "variant_generator": ("", "BasicVariantGenerator"), "random": ("", "BasicVariantGenerator"),
+    "optuna": (".optuna", "OptunaSearch"), "hyperopt": (".hyperopt", "HyperOptSearch"),
+    "bohb": (".bohb", "TuneBOHB"), "skopt": (".skopt", "SkOptSearch"),
+}
+_NOT_MIRRORED = {"ax": "AxSearch", "bayesopt": "BayesOptSearch", "nevergrad": "NevergradSearch",
+                 "zoopt": "ZOOptSearch", "hebo": "HEBOSearch", "dragonfly": "DragonflySearch", "sigopt": "SigOptSearch"}
+
+
+def create_searcher(search_alg: str, **kwargs: Any) -> Any:
+    """Ray's searcher by name, as `tune.run(search_alg="optuna")` takes it: "variant_generator"
+    (or "random"), "optuna", "hyperopt", "bohb", "skopt"; `kwargs` go to the class.
+
+    Example:
+        >>> create_searcher("optuna", seed=0)
+    """
+    if search_alg in _NOT_MIRRORED:
+        return __getattr__(_NOT_MIRRORED[search_alg])  # raises, naming the asynctune way
+    if search_alg not in _BY_NAME:
+        raise ValueError(f"unknown search_alg name {search_alg!r}; Ray's names are "
+                         f"{sorted([*_BY_NAME, *_NOT_MIRRORED])}")
+    module, name = _BY_NAME[search_alg]
+    return getattr(importlib.import_module(module, __name__) if module else sys.modules[__name__], name)(**kwargs)
+
+
 _OTHER = "use OptunaSearch (tune.search.optuna), HyperOptSearch, TuneBOHB or SkOptSearch, or asynctune.TPESearch"
 __getattr__ = module_getattr(__name__, {
     "SearchAlgorithm": "write an asynctune Searcher (tune.search.Searcher)",
-    "SearchGenerator": "pass the Searcher itself as TuneConfig(search_alg=...)", "create_searcher": "build the class",
+    "SearchGenerator": "pass the Searcher itself as TuneConfig(search_alg=...)",
     "AxSearch": _OTHER, "BayesOptSearch": _OTHER, "HEBOSearch": _OTHER, "NevergradSearch": _OTHER,
     "ZOOptSearch": _OTHER, "DragonflySearch": _OTHER, "SigOptSearch": _OTHER,
 })
