@@ -293,6 +293,37 @@ def test_callbacks_with_rays_hook_signatures(storage):
     assert lines.lines == [2.0, 1.0, ("end", False)]
 
 
+class StatusWatcher(tune.Callback):
+    """Compares statuses with Ray's Trial constants, and checks the trials' type, as Ray callbacks do."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        from asynctune.compat.ray.tune.experiment import Trial
+        self.seen.append(("start", isinstance(trial, Trial), trial.status == Trial.RUNNING))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        from asynctune.compat.ray.tune.experiment import Trial
+        self.seen.append(("complete", trial.status == Trial.TERMINATED))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        from asynctune.compat.ray.tune.experiment import Trial
+        self.seen.append(("error", trial.status == Trial.ERROR))
+
+
+def raising(config: dict) -> None:
+    tune.report({"loss": 1.0})
+    raise ValueError("broken on purpose")
+
+
+def test_callbacks_compare_statuses_with_rays_trial_constants(storage):
+    watcher = StatusWatcher()
+    tune.Tuner(with_checkpoint, run_config=run_config(storage, callbacks=[watcher])).fit()
+    tune.Tuner(raising, run_config=run_config(storage, callbacks=[watcher])).fit()
+    assert watcher.seen == [("start", True, True), ("complete", True), ("start", True, True), ("error", True)]
+
+
 def endless(config: dict) -> None:
     step = 0
     while True:
