@@ -351,6 +351,14 @@ def test_stop_criteria(storage, stop, last_step):
     assert results[0].metrics["step"] == last_step
 
 
+def test_a_stop_key_no_result_has_is_named_once_as_ray_does(storage, caplog):
+    results = tune.Tuner(curve, param_space={"losses": tune.grid_search([[3.0, 2.0, 1.0], [1.0, 1.0]])},
+                         run_config=run_config(storage, stop={"los": 0.5, "training_iteration": 10})).fit()
+    assert [r.metrics["training_iteration"] for r in results] == [3, 2]  # nothing stopped them early
+    told = [r.getMessage() for r in caplog.records if "has no 'los'" in r.getMessage()]
+    assert len(told) == 1 and "did you mean 'loss'?" in told[0]
+
+
 def test_restore_and_can_restore(storage, tmp_path):
     tuner = tune.Tuner(curve, param_space={"losses": [1.0, 0.5]}, run_config=run_config(storage, name="again"))
     first = tuner.fit()
