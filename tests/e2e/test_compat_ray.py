@@ -663,6 +663,18 @@ def test_search_space_functions_keep_rays_bounds():
     assert all(c["d"] == c["a"] * 10 for c in configs)
 
 
+def test_sample_from_reads_the_config_every_way_rays_spec_allows():
+    from asynctune.core.space import Space
+    import numpy as np
+    space = Space({"opt": {"lr": tune.uniform(0.1, 0.2)},
+                   "a": tune.sample_from(lambda spec: spec["config"]["opt"]["lr"] * 2),  # Ray's resolved spec dict
+                   "b": tune.sample_from(lambda spec: spec.config.opt.lr * 3),
+                   "c": tune.sample_from(lambda spec: spec["opt"]["lr"] + spec.config.get("missing", 1))})
+    config = space.sample(np.random.default_rng(0))
+    lr = config["opt"]["lr"]
+    assert (config["a"], config["b"], config["c"]) == (lr * 2, lr * 3, lr + 1)
+
+
 def test_bad_configs_are_named_before_anything_runs():
     with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
         tune.TuneConfig(mode="minimize")
