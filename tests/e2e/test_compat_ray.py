@@ -723,7 +723,8 @@ def test_a_function_trainable_that_takes_no_config_is_refused_before_any_trial(s
     grid = tune.Tuner(tune.with_parameters(with_data, data=[1, 2]), param_space={"k": 1},
                       run_config=run_config(storage)).fit()
     assert grid[0].metrics["n"] == 3
-    assert tune.Tuner(with_extra_default, param_space={"k": 5}, run_config=run_config(storage)).fit()[0].metrics["n"] == 5
+    extra = tune.Tuner(with_extra_default, param_space={"k": 5}, run_config=run_config(storage)).fit()[0]
+    assert extra.metrics["n"] == 5
 
 
 @pytest.mark.parametrize("importer, hint", [
@@ -918,7 +919,8 @@ def test_each_trial_runs_in_its_own_directory_as_in_ray(storage, tmp_path, monke
             assert f.read() == f"{result.config['x']} 1"  # its own weights, from its last step
     assert os.listdir(tmp_path) == [] and os.getcwd() == str(tmp_path)  # the driver's directory is untouched
     result = tune.Tuner(_RelativeWriter, run_config=run_config(storage)).fit()[0]
-    assert os.path.samefile(result.metrics["cwd"], result.path) and os.path.isfile(os.path.join(result.path, "notes.txt"))
+    assert os.path.samefile(result.metrics["cwd"], result.path)
+    assert os.path.isfile(os.path.join(result.path, "notes.txt"))
     monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")  # Ray's switch to keep the working directory
     kept = tune.Tuner(saves_relative_paths, param_space={"x": 3}, run_config=run_config(storage)).fit()[0]
     assert kept.metrics["cwd"] == str(tmp_path) and os.path.isfile(tmp_path / "model.pth")
@@ -930,7 +932,8 @@ def checkpoints_its_working_directory(config: dict) -> None:
 
 def test_a_checkpoint_of_the_trials_own_directory_is_refused_naming_the_way(storage):
     grid = tune.Tuner(checkpoints_its_working_directory, run_config=run_config(storage)).fit()
-    assert "holds the trial's own directory" in str(grid.errors[0]) and "from_directory('my_model')" in str(grid.errors[0])
+    error = str(grid.errors[0])
+    assert "holds the trial's own directory" in error and "from_directory('my_model')" in error
     assert not [name for name in os.listdir(grid[0].path) if name.startswith("checkpoint")]  # nothing copied
 
 
@@ -959,7 +962,8 @@ class _Countdown(tune.search.Searcher):
 
 
 def test_rays_older_and_newer_small_names(storage):
-    grid = tune.Tuner(uses_rays_older_and_newer_names, tune_config=tune.TuneConfig(search_alg=_Countdown(), num_samples=-1),
+    grid = tune.Tuner(uses_rays_older_and_newer_names,
+                      tune_config=tune.TuneConfig(search_alg=_Countdown(), num_samples=-1),
                       run_config=run_config(storage, failure_config=tune.FailureConfig(max_failures=1))).fit()
     assert len(grid) == 2 and grid.num_errors == 0
     result = grid[0]
@@ -976,3 +980,14 @@ def test_rays_older_and_newer_small_names(storage):
     assert importlib.import_module("asynctune.compat.ray.tune.trainable").Trainable is tune.Trainable
     with pytest.raises(UnsupportedRayFeature, match="TemporaryDirectory"):
         tune.checkpoint_dir  # noqa: B018
+
+
+def asks_for_gpus(config: dict) -> None:
+    tune.report({"gpus": ray.get_gpu_ids(), "visible": os.environ.get("CUDA_VISIBLE_DEVICES")})
+
+
+def test_ray_get_gpu_ids_lists_the_trials_gpus(storage):
+    result = tune.Tuner(asks_for_gpus, run_config=run_config(storage)).fit()[0]
+    visible = result.metrics["visible"]
+    assert result.metrics["gpus"] == ([int(i) for i in visible.split(",")] if visible else [])
+    assert ray.get_gpu_ids() == []  # the driver holds none, as in Ray

@@ -358,7 +358,8 @@ def keras_air_trainable(config: dict) -> None:
 def test_rays_air_keras_report_checkpoint_callback_reports_and_saves_each_epoch(storage, monkeypatch):
     import os
     keras = keras_3(monkeypatch)
-    grid = tune.Tuner(keras_air_trainable, param_space={"lr": 0.01, "checkpoint_on": tune.grid_search(["epoch_end", []])},
+    space = {"lr": 0.01, "checkpoint_on": tune.grid_search(["epoch_end", []])}
+    grid = tune.Tuner(keras_air_trainable, param_space=space,
                       run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
     saving, reporting = grid[0], grid[1]
     assert saving.metrics["training_iteration"] == 3 and saving.metrics["loss"] >= 0

@@ -66,3 +66,14 @@ def local_executor() -> LocalExecutor | None:
 
     env = {"CUDA_VISIBLE_DEVICES": ""} if _state["num_gpus"] == 0 else None  # num_gpus=0: no GPU for trials
     return LocalExecutor(cpus=_state["num_cpus"], env=env)
+
+
+def get_gpu_ids() -> list[int]:
+    """Ray's `ray.get_gpu_ids()`: inside a trial, the indices of the GPUs it was given (what
+    CUDA_VISIBLE_DEVICES lists); in the driver, none (Ray's driver holds no GPU either)."""
+    import asynctune
+    try:
+        placement = asynctune.get_trial_resources()
+    except asynctune.AsynctuneError:  # asked in the driver, outside any trial
+        return []
+    return [gpu["index"] for gpu in placement.get("gpus") or []]
