@@ -991,3 +991,15 @@ def test_ray_get_gpu_ids_lists_the_trials_gpus(storage):
     visible = result.metrics["visible"]
     assert result.metrics["gpus"] == ([int(i) for i in visible.split(",")] if visible else [])
     assert ray.get_gpu_ids() == []  # the driver holds none, as in Ray
+
+
+class _CannotLoad(_Counter):
+    def load_checkpoint(self, checkpoint: dict) -> None:
+        raise KeyError("weights")  # a checkpoint missing what load_checkpoint needs
+
+
+def test_validate_save_restore_checks_a_trainables_checkpoints_as_ray_does():
+    from asynctune.compat.ray.tune.utils import validate_save_restore
+    assert validate_save_restore(_Counter, config={"increment": 1}) is True
+    with pytest.raises(KeyError, match="weights"):
+        validate_save_restore(_CannotLoad, config={"increment": 1})
