@@ -1003,3 +1003,20 @@ def test_validate_save_restore_checks_a_trainables_checkpoints_as_ray_does():
     assert validate_save_restore(_Counter, config={"increment": 1}) is True
     with pytest.raises(KeyError, match="weights"):
         validate_save_restore(_CannotLoad, config={"increment": 1})
+
+
+def prints(config: dict) -> None:
+    print(f"epoch 1 of trial x={config['x']}")
+    print(f"a warning for x={config['x']}", file=sys.stderr)
+    tune.report({"done_printing": True})
+
+
+def test_what_trials_print_reaches_the_drivers_console_as_in_ray(storage, capfd):
+    tune.Tuner(prints, param_space={"x": tune.grid_search([1, 2])}, run_config=run_config(storage)).fit()
+    out, err = capfd.readouterr()
+    assert "(trial_00000) epoch 1 of trial x=1" in out and "(trial_00001) epoch 1 of trial x=2" in out
+    assert "(trial_00000) a warning for x=1" in err
+    ray.init(num_cpus=2, log_to_driver=False)  # Ray's switch to keep them in the trials' files only
+    tune.Tuner(prints, param_space={"x": 3}, run_config=run_config(storage)).fit()
+    out, err = capfd.readouterr()
+    assert "x=3" not in out + err

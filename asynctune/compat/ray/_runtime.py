@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"initialized": False, "num_cpus": None, "num_gpus": None}
+_state: dict[str, Any] = {"initialized": False, "num_cpus": None, "num_gpus": None, "log_to_driver": True}
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
-         **ignored: Any) -> dict[str, Any]:
-    """Ray's `ray.init`: keeps `num_cpus` (trials share that many CPUs) and `num_gpus`.
+         log_to_driver: bool = True, **ignored: Any) -> dict[str, Any]:
+    """Ray's `ray.init`: keeps `num_cpus` (trials share that many CPUs), `num_gpus`, and
+    `log_to_driver` (False: what trials print stays in their stdout.txt / stderr.txt only).
 
     Example:
         >>> import asynctune.compat.ray as ray
@@ -35,13 +36,18 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         ignored["address"] = address
     if ignored:
         logger.debug("ray.init: ignoring %s (asynctune runs trials in local worker processes)", sorted(ignored))
-    _state.update(initialized=True, num_cpus=num_cpus, num_gpus=num_gpus)
+    _state.update(initialized=True, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=bool(log_to_driver))
     return {"num_cpus": num_cpus, "num_gpus": num_gpus}
 
 
 def shutdown(*_: Any, **__: Any) -> None:
     """Ray's `ray.shutdown`: forget what init() set (asynctune's workers end with each run)."""
-    _state.update(initialized=False, num_cpus=None, num_gpus=None)
+    _state.update(initialized=False, num_cpus=None, num_gpus=None, log_to_driver=True)
+
+
+def log_to_driver() -> bool:
+    """Whether trials' output is echoed in the driver's console (ray.init(log_to_driver=...))."""
+    return bool(_state["log_to_driver"])
 
 
 def is_initialized() -> bool:

@@ -12,11 +12,12 @@ from asynctune.api import DEFAULT_STORAGE_PATH
 from asynctune.store.layout import RUN_SPEC_FILE, trial_ids
 from asynctune.store.names import run_spec_file
 
-from .._runtime import local_executor
+from .._runtime import local_executor, log_to_driver
 from .._unsupported import unsupported
 from ._configs import RunConfig, TuneConfig
 from ._results import ResultGrid
 from ._retention import KeepBestCheckpoints
+from ._trial_output import TrialOutputEcho
 from ._trainables import (
     changes_to_trial_directory, check_trainable, in_trial_directory, report_returned, resources_of,
     to_asynctune_resources,
@@ -142,6 +143,8 @@ class Tuner:
         cc = rc.checkpoint_config
         assert cc is not None  # RunConfig fills it in
         callbacks = [where, *adapt_callbacks(rc.callbacks, stop=rc.stop, num_samples=tc.num_samples)]
+        if log_to_driver():  # Ray shows what trials print in the driver's console
+            callbacks.append(TrialOutputEcho())
         keep = cc.num_to_keep
         if cc.checkpoint_score_attribute is not None and keep is not None:
             callbacks.append(KeepBestCheckpoints(keep, cc.checkpoint_score_attribute, cc.checkpoint_score_order))
