@@ -738,10 +738,15 @@ def test_a_function_trainable_that_takes_no_config_is_refused_before_any_trial(s
     (lambda: tune.logger.CSVLogger, "progress.csv"),
     (lambda: importlib.import_module("asynctune.compat.ray.rllib.algorithms.ppo"), "RLlib is not mirrored"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
+    (lambda: importlib.import_module("asynctune.compat.ray.train.lightning"), "pytorch_lightning.TuneReportCheck"),
+    (lambda: importlib.import_module("asynctune.compat.ray.train.huggingface.transformers"),
+     "integrations.transformers.TuneReportCallback"),
+    (lambda: importlib.import_module("asynctune.compat.ray.train.torch"), "TorchTrainer"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneCallback,
      "call tune.report"),
 ], ids=["ray.remote", "register_trainable", "PB2", "from-pb2-import", "BayesOptSearch", "ResourceChangingScheduler",
-        "ScalingConfig", "CSVLogger", "rllib-module", "examples-module", "keras-callback"])
+        "ScalingConfig", "CSVLogger", "rllib-module", "examples-module", "train-lightning", "train-huggingface",
+        "train-torch", "keras-callback"])
 def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
     with pytest.raises(UnsupportedRayFeature, match=hint) as raised:
         importer()
