@@ -77,6 +77,30 @@ def test_frames_have_rays_column_names_nested_values_joined_by_slashes(storage):
     assert list(analysis.dataframe(metric="loss", mode="min")["val/acc"]) == [0.3, 0.3]
 
 
+def nested_loss(config: dict) -> None:
+    for step in range(1, 4):
+        tune.report({"val": {"loss": config["opt"]["lr"] / step}})
+
+
+class _NestedSteps(tune.Trainable):
+    def step(self):
+        return {"val": {"loss": self.config["opt"]["lr"] / (self.iteration + 1)}}
+
+
+def test_a_nested_metric_is_named_with_a_slash_as_ray_flattens_results(storage):
+    # Ray's schedulers, searchers, stoppers and best-result see {"val": {"loss": x}} as val/loss too
+    space = {"opt": {"lr": tune.grid_search([1.0, 2.0])}}
+    for trainable in (nested_loss, _NestedSteps):
+        results = tune.Tuner(trainable, param_space=space, tune_config=tune.TuneConfig(
+            metric="val/loss", mode="min", scheduler=tune.schedulers.ASHAScheduler(max_t=3, grace_period=1)),
+            run_config=run_config(storage, stop={"val/loss": 1.9, "training_iteration": 3})).fit()
+        assert results.num_errors == 0, results.errors
+        assert results.get_best_result().config == {"opt": {"lr": 1.0}}
+        assert results.get_best_result().metrics["val"]["loss"] == pytest.approx(1 / 3)  # still nested, as in Ray
+        stopped = results[1].metrics_dataframe  # lr=2.0: 2.0 >= 1.9 at once (Ray's stop rule)
+        assert list(stopped["training_iteration"]) == [1]
+
+
 def resumable(config: dict) -> None:
     """Counts to 4, with a checkpoint each step; fails once at step 2 (a marker file remembers)."""
     start = 0

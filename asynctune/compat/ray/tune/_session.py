@@ -155,7 +155,7 @@ def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint |
                              "into a directory of their own, e.g. Checkpoint.from_directory('my_model') or a "
                              "tempfile.TemporaryDirectory()")
     try:
-        _at.report(dict(metrics), checkpoint=saved)
+        _at.report(with_flat_keys(metrics), checkpoint=saved)
     finally:  # a decision (stop, pause) arrives as an exception from report
         if checkpoint is not None and checkpoint._temporary:  # a dict checkpoint's directory, made for .path
             shutil.rmtree(checkpoint.path, ignore_errors=True)
@@ -165,6 +165,27 @@ def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint |
 def _holds_trial_directory(path: str) -> bool:
     trial = os.path.realpath(_at.get_trial_dir())
     return os.path.commonpath([os.path.realpath(path), trial]) == os.path.realpath(path)
+
+
+def with_flat_keys(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The result with each nested value also under its `a/b` name: Ray's schedulers, searchers,
+    stoppers and best-result read results flattened, so metric="val/loss" names {"val": {"loss": x}}.
+    The nested value stays (Ray's Result.metrics keeps it); a flat key the trial reported wins."""
+    result = dict(metrics)
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            for name, leaf in _leaves(value, str(key)):
+                result.setdefault(name, leaf)
+    return result
+
+
+def _leaves(mapping: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    for key, value in mapping.items():
+        name = f"{prefix}/{key}"
+        if isinstance(value, Mapping):
+            yield from _leaves(value, name)
+        else:
+            yield name, value
 
 
 def get_checkpoint() -> Checkpoint | None:

@@ -16,7 +16,7 @@ from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, writ
 from asynctune.worker.trainable import checked_step, save_into
 
 from ._placement import PlacementGroupFactory
-from ._session import Checkpoint
+from ._session import Checkpoint, with_flat_keys
 from .result import DEFAULT_METRIC
 
 RESOURCES_ATTR = "_asynctune_ray_resources"
@@ -185,7 +185,7 @@ def report_returned(trainable: Any) -> Any:
         if output is None:
             return
         if isinstance(output, Mapping):
-            _at.report(dict(output))
+            _at.report(with_flat_keys(output))
         elif isinstance(output, (int, float)) and not isinstance(output, bool):
             _at.report({DEFAULT_METRIC: output})
         else:
@@ -194,6 +194,18 @@ def report_returned(trainable: Any) -> Any:
                             f"{DEFAULT_METRIC!r})")
 
     return reporting_returned
+
+
+def flat_results(trainable: Any) -> Any:
+    """A class trainable whose `step()` results also carry their nested values as `a/b` keys, as
+    Ray flattens them (function trainables get this from tune.report)."""
+    if not inspect.isclass(trainable):
+        return trainable
+
+    def step(self: Any) -> dict[str, Any]:
+        return with_flat_keys(trainable.step(self))
+
+    return type(trainable.__name__, (trainable,), {"step": step, "__module__": trainable.__module__})
 
 
 def in_trial_directory(trainable: Any) -> Any:

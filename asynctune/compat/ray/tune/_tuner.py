@@ -19,7 +19,7 @@ from ._results import ResultGrid
 from ._retention import KeepBestCheckpoints
 from ._trial_output import TrialOutputEcho
 from ._trainables import (
-    changes_to_trial_directory, check_trainable, in_trial_directory, report_returned, resources_of,
+    changes_to_trial_directory, check_trainable, flat_results, in_trial_directory, report_returned, resources_of,
     to_asynctune_resources,
 )
 from .callback import adapt_callbacks
@@ -56,7 +56,7 @@ class Tuner:
                 raise ValueError(f"Tuner: {name} must be a tune.{kind.__name__}, got {value!r}")
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
-        self.trainable = report_returned(trainable)
+        self.trainable = flat_results(report_returned(trainable))
         if changes_to_trial_directory(self.tune_config.chdir_to_trial_dir):
             self.trainable = in_trial_directory(self.trainable)
         self.run_config = run_config or RunConfig()
