@@ -50,7 +50,7 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
     trainable = with_resources(run_or_experiment, resources_per_trial) if resources_per_trial else run_or_experiment
     tune_config = TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
                              num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
-                             time_budget_s=time_budget_s)
+                             time_budget_s=time_budget_s, chdir_to_trial_dir=ignored.get("chdir_to_trial_dir"))
     run_config = RunConfig(name=name, storage_path=storage_path or local_dir, stop=stop, callbacks=callbacks,
                            verbose=verbose, checkpoint_config=checkpoint_config, progress_reporter=progress_reporter,
                            failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
@@ -73,7 +73,7 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
 
 
 # Ray's other tune.run arguments over its 1.x and 2.x versions: accepted, with nothing to do here
-# (storage_filesystem and sync_config go to RunConfig, which checks them).
+# (storage_filesystem and sync_config go to RunConfig, which checks them; chdir_to_trial_dir to TuneConfig).
 _RAY_ONLY_ARGUMENTS = frozenset({
     "storage_filesystem", "sync_config", "log_to_file", "trial_name_creator", "trial_dirname_creator",
     "export_formats", "reuse_actors", "chdir_to_trial_dir", "checkpoint_keep_all_ranks",

@@ -202,8 +202,9 @@ def flat_results(trainable: Any) -> Any:
     if not inspect.isclass(trainable):
         return trainable
 
-    def step(self: Any) -> dict[str, Any]:
-        return with_flat_keys(trainable.step(self))
+    def step(self: Any) -> Any:
+        result = trainable.step(self)
+        return with_flat_keys(result) if isinstance(result, Mapping) else result  # else: the worker's clear error
 
     return type(trainable.__name__, (trainable,), {"step": step, "__module__": trainable.__module__})
 
