@@ -54,6 +54,53 @@ def test_tuner_fit_and_the_result_grid(storage):
     assert results.experiment_path.startswith(storage)
 
 
+def nested(config: dict) -> None:
+    for step in range(1, 4):
+        tune.report({"loss": config["opt"]["lr"] / step, "val": {"acc": step / 10}})
+
+
+def test_frames_have_rays_column_names_nested_values_joined_by_slashes(storage):
+    results = tune.Tuner(nested, param_space={"opt": {"lr": tune.grid_search([1.0, 2.0])}},
+                         run_config=run_config(storage)).fit()
+    frame = results.get_dataframe()
+    for column in ("loss", "val/acc", "config/opt/lr", "training_iteration", "time_total_s", "trial_id", "logdir"):
+        assert column in frame.columns, (column, list(frame.columns))
+    assert sorted(frame["config/opt/lr"]) == [1.0, 2.0] and list(frame["val/acc"]) == [0.3, 0.3]
+    assert sorted(results.get_dataframe(filter_metric="val/acc", filter_mode="min")["val/acc"]) == [0.1, 0.1]
+    history = results[0].metrics_dataframe  # Ray's: every result, with its config
+    assert list(history["val/acc"]) == [0.1, 0.2, 0.3] and list(history["config/opt/lr"]) == [1.0, 1.0, 1.0]
+    assert list(history["training_iteration"]) == [1, 2, 3]
+    assert results[0].metrics["val"] == {"acc": 0.3}  # Result.metrics stays nested, as in Ray
+    analysis = tune.ExperimentAnalysis(results.experiment_path)
+    assert list(analysis.trial_dataframes[results[0].metrics["trial_id"]]["val/acc"]) == [0.1, 0.2, 0.3]
+    assert "val/acc" in analysis.dataframe().columns and "val/acc" in analysis.results_df.columns
+    assert list(analysis.dataframe(metric="loss", mode="min")["val/acc"]) == [0.3, 0.3]
+
+
+def nested_loss(config: dict) -> None:
+    for step in range(1, 4):
+        tune.report({"val": {"loss": config["opt"]["lr"] / step}})
+
+
+class _NestedSteps(tune.Trainable):
+    def step(self):
+        return {"val": {"loss": self.config["opt"]["lr"] / (self.iteration + 1)}}
+
+
+def test_a_nested_metric_is_named_with_a_slash_as_ray_flattens_results(storage):
+    # Ray's schedulers, searchers, stoppers and best-result see {"val": {"loss": x}} as val/loss too
+    space = {"opt": {"lr": tune.grid_search([1.0, 2.0])}}
+    for trainable in (nested_loss, _NestedSteps):
+        results = tune.Tuner(trainable, param_space=space, tune_config=tune.TuneConfig(
+            metric="val/loss", mode="min", scheduler=tune.schedulers.ASHAScheduler(max_t=3, grace_period=1)),
+            run_config=run_config(storage, stop={"val/loss": 1.9, "training_iteration": 3})).fit()
+        assert results.num_errors == 0, results.errors
+        assert results.get_best_result().config == {"opt": {"lr": 1.0}}
+        assert results.get_best_result().metrics["val"]["loss"] == pytest.approx(1 / 3)  # still nested, as in Ray
+        stopped = results[1].metrics_dataframe  # lr=2.0: 2.0 >= 1.9 at once (Ray's stop rule)
+        assert list(stopped["training_iteration"]) == [1]
+
+
 def resumable(config: dict) -> None:
     """Counts to 4, with a checkpoint each step; fails once at step 2 (a marker file remembers)."""
     start = 0
@@ -270,6 +317,37 @@ def test_callbacks_with_rays_hook_signatures(storage):
     assert lines.lines == [2.0, 1.0, ("end", False)]
 
 
+class StatusWatcher(tune.Callback):
+    """Compares statuses with Ray's Trial constants, and checks the trials' type, as Ray callbacks do."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        from asynctune.compat.ray.tune.experiment import Trial
+        self.seen.append(("start", isinstance(trial, Trial), trial.status == Trial.RUNNING))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        from asynctune.compat.ray.tune.experiment import Trial
+        self.seen.append(("complete", trial.status == Trial.TERMINATED))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        from asynctune.compat.ray.tune.experiment import Trial
+        self.seen.append(("error", trial.status == Trial.ERROR))
+
+
+def raising(config: dict) -> None:
+    tune.report({"loss": 1.0})
+    raise ValueError("broken on purpose")
+
+
+def test_callbacks_compare_statuses_with_rays_trial_constants(storage):
+    watcher = StatusWatcher()
+    tune.Tuner(with_checkpoint, run_config=run_config(storage, callbacks=[watcher])).fit()
+    tune.Tuner(raising, run_config=run_config(storage, callbacks=[watcher])).fit()
+    assert watcher.seen == [("start", True, True), ("complete", True), ("start", True, True), ("error", True)]
+
+
 def endless(config: dict) -> None:
     step = 0
     while True:
@@ -295,6 +373,14 @@ def test_stop_criteria(storage, stop, last_step):
     results = tune.Tuner(endless, tune_config=tune.TuneConfig(metric="loss", mode="min"),
                          run_config=run_config(storage, stop=stop)).fit()
     assert results[0].metrics["step"] == last_step
+
+
+def test_a_stop_key_no_result_has_is_named_once_as_ray_does(storage, caplog):
+    results = tune.Tuner(curve, param_space={"losses": tune.grid_search([[3.0, 2.0, 1.0], [1.0, 1.0]])},
+                         run_config=run_config(storage, stop={"los": 0.5, "training_iteration": 10})).fit()
+    assert [r.metrics["training_iteration"] for r in results] == [3, 2]  # nothing stopped them early
+    told = [r.getMessage() for r in caplog.records if "has no 'los'" in r.getMessage()]
+    assert len(told) == 1 and "did you mean 'loss'?" in told[0]
 
 
 def test_restore_and_can_restore(storage, tmp_path):
@@ -601,6 +687,18 @@ def test_search_space_functions_keep_rays_bounds():
     assert all(c["d"] == c["a"] * 10 for c in configs)
 
 
+def test_sample_from_reads_the_config_every_way_rays_spec_allows():
+    from asynctune.core.space import Space
+    import numpy as np
+    space = Space({"opt": {"lr": tune.uniform(0.1, 0.2)},
+                   "a": tune.sample_from(lambda spec: spec["config"]["opt"]["lr"] * 2),  # Ray's resolved spec dict
+                   "b": tune.sample_from(lambda spec: spec.config.opt.lr * 3),
+                   "c": tune.sample_from(lambda spec: spec["opt"]["lr"] + spec.config.get("missing", 1))})
+    config = space.sample(np.random.default_rng(0))
+    lr = config["opt"]["lr"]
+    assert (config["a"], config["b"], config["c"]) == (lr * 2, lr * 3, lr + 1)
+
+
 def test_bad_configs_are_named_before_anything_runs():
     with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
         tune.TuneConfig(mode="minimize")
@@ -618,6 +716,41 @@ def test_bad_configs_are_named_before_anything_runs():
         ray.init(num_cpus=-1)
 
 
+def test_tune_run_names_an_argument_ray_does_not_have_before_anything_runs(storage):
+    with pytest.raises(TypeError, match="'confg'.*did you mean 'config'"):
+        tune.run(curve, confg={"losses": [1.0]}, storage_path=storage, name="typo")
+    assert not os.path.exists(os.path.join(storage, "typo"))
+    with pytest.raises(UnsupportedRayFeature, match="storage_filesystem"):
+        tune.run(curve, config={"losses": [1.0]}, storage_path=storage, storage_filesystem=object())
+    # Ray's arguments that asynctune has no use for are still accepted
+    analysis = tune.run(curve, config={"losses": [1.0]}, storage_path=storage, verbose=0, reuse_actors=True,
+                        log_to_file=True, trial_name_creator=str, export_formats=["model"],
+                        sync_config=tune.SyncConfig(syncer=None))
+    assert analysis.trials[0].last_result["loss"] == 1.0
+
+
+def no_config():
+    pass
+
+
+def test_a_function_trainable_that_takes_no_config_is_refused_before_any_trial(storage):
+    with pytest.raises(ValueError, match="no_config.*must take the config as its one positional argument"):
+        tune.Tuner(no_config, run_config=run_config(storage, name="noconf"))
+    assert not os.path.exists(os.path.join(storage, "noconf"))
+
+    def with_data(config, data):
+        tune.report({"n": len(data) + config["k"]})
+
+    def with_extra_default(config, checkpoint_dir=None):  # Ray 1.x's signature is still accepted
+        tune.report({"n": config["k"]})
+
+    grid = tune.Tuner(tune.with_parameters(with_data, data=[1, 2]), param_space={"k": 1},
+                      run_config=run_config(storage)).fit()
+    assert grid[0].metrics["n"] == 3
+    extra = tune.Tuner(with_extra_default, param_space={"k": 5}, run_config=run_config(storage)).fit()[0]
+    assert extra.metrics["n"] == 5
+
+
 @pytest.mark.parametrize("importer, hint", [
     (lambda: ray.remote, "no tasks, actors or object store"),
     (lambda: tune.register_trainable, "pass the function or class itself"),
@@ -629,14 +762,32 @@ def test_bad_configs_are_named_before_anything_runs():
     (lambda: tune.logger.CSVLogger, "progress.csv"),
     (lambda: importlib.import_module("asynctune.compat.ray.rllib.algorithms.ppo"), "RLlib is not mirrored"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.examples.pbt_function"), "copy the function"),
+    (lambda: importlib.import_module("asynctune.compat.ray.train.lightning"), "pytorch_lightning.TuneReportCheck"),
+    (lambda: importlib.import_module("asynctune.compat.ray.train.huggingface.transformers"),
+     "integrations.transformers.TuneReportCallback"),
+    (lambda: importlib.import_module("asynctune.compat.ray.train.torch"), "TorchTrainer"),
     (lambda: importlib.import_module("asynctune.compat.ray.tune.integration.keras").TuneCallback,
      "call tune.report"),
 ], ids=["ray.remote", "register_trainable", "PB2", "from-pb2-import", "BayesOptSearch", "ResourceChangingScheduler",
-        "ScalingConfig", "CSVLogger", "rllib-module", "examples-module", "keras-callback"])
+        "ScalingConfig", "CSVLogger", "rllib-module", "examples-module", "train-lightning", "train-huggingface",
+        "train-torch", "keras-callback"])
 def test_unsupported_ray_names_say_what_to_do_instead(importer, hint):
     with pytest.raises(UnsupportedRayFeature, match=hint) as raised:
         importer()
     assert "docs/migrating_from_ray.md" in str(raised.value) and not isinstance(raised.value, AttributeError)
+
+
+def test_the_trial_side_modules_import_none_of_the_drivers_reporting():
+    # A trainable's `from ray import train` / `from ray.air import session` runs in every worker:
+    # the driver's reporting pulls in tensorboardX (and with it torch, a second per process).
+    import subprocess
+    code = ("import sys\nfrom asynctune.compat.ray import train\nfrom asynctune.compat.ray.air import session\n"
+            "print(sorted(m for m in ('asynctune.reporting', 'tensorboardX', 'torch', 'pandas') if m in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert imported == "[]\n"
+    assert train.RunConfig is tune.RunConfig and ray.air.FailureConfig is tune.FailureConfig  # still there when asked
+    with pytest.raises(UnsupportedRayFeature, match="one process per trial"):
+        ray.air.ScalingConfig  # noqa: B018
 
 
 def test_unknown_names_are_attribute_errors_that_say_where_the_mirror_ends():
@@ -740,3 +891,161 @@ def test_a_trainable_saved_outside_a_run_restores_its_iteration(tmp_path):
     assert later.training_iteration == 3  # as in Ray: it goes on counting from there
     assert later.train() == {"count": 8, "training_iteration": 4, "done": False}
     later.stop()
+
+
+class _Named(tune.Trainable):
+    def setup(self, config: dict) -> None:
+        self.log_file = os.path.join(self.logdir, f"{self.trial_name}.log")  # Ray users name files so
+
+    def step(self) -> dict:
+        with open(self.log_file, "a") as f:
+            f.write("step\n")
+        return {"trial": self.trial_id}
+
+
+def test_a_trainables_trial_names_and_logdir_outside_a_run_are_rays(tmp_path, storage):
+    model = _Named(config={})  # Ray: trial id and name "default", a directory of its own
+    assert (model.trial_id, model.trial_name) == ("default", "default") and os.path.isdir(model.logdir)
+    assert model.train()["trial"] == "default" and os.path.isfile(model.log_file)
+    result = tune.Tuner(_Named, run_config=run_config(storage, stop={"training_iteration": 2})).fit()[0]
+    assert result.metrics["trial"] == result.metrics["trial_id"]  # in a run, the trial's own
+    assert os.path.isfile(os.path.join(result.path, f"{result.metrics['trial_id']}.log"))
+
+
+def saves_relative_paths(config: dict) -> None:
+    """Ray's tutorials save with relative paths: Ray runs each trial in its own directory."""
+    for step in range(2):
+        os.makedirs("my_model", exist_ok=True)
+        with open("my_model/weights.txt", "w") as f:
+            f.write(f"{config['x']} {step}")
+        with open("./model.pth", "w") as f:
+            f.write(str(config["x"]))
+        time.sleep(0.2)  # both trials run at once: a shared directory would mix their files
+        train.report({"cwd": os.getcwd()}, checkpoint=train.Checkpoint.from_directory("my_model"))
+
+
+class _RelativeWriter(tune.Trainable):
+    def setup(self, config: dict) -> None:
+        self.started_in = os.getcwd()
+
+    def step(self) -> dict:
+        with open("notes.txt", "a") as f:
+            f.write("step\n")
+        return {"cwd": self.started_in, "done": True}
+
+
+def test_each_trial_runs_in_its_own_directory_as_in_ray(storage, tmp_path, monkeypatch):
+    tmp_path = tmp_path / "launched_from"
+    tmp_path.mkdir()
+    monkeypatch.chdir(tmp_path)
+    grid = tune.Tuner(saves_relative_paths, param_space={"x": tune.grid_search([1, 2])},
+                      run_config=run_config(storage)).fit()
+    for result in grid:
+        assert os.path.samefile(result.metrics["cwd"], result.path)
+        with open(os.path.join(result.path, "model.pth")) as f:
+            assert f.read() == str(result.config["x"])
+        with result.checkpoint.as_directory() as directory, open(os.path.join(directory, "weights.txt")) as f:
+            assert f.read() == f"{result.config['x']} 1"  # its own weights, from its last step
+    assert os.listdir(tmp_path) == [] and os.getcwd() == str(tmp_path)  # the driver's directory is untouched
+    result = tune.Tuner(_RelativeWriter, run_config=run_config(storage)).fit()[0]
+    assert os.path.samefile(result.metrics["cwd"], result.path)
+    assert os.path.isfile(os.path.join(result.path, "notes.txt"))
+    monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")  # Ray's switch to keep the working directory
+    kept = tune.Tuner(saves_relative_paths, param_space={"x": 3}, run_config=run_config(storage)).fit()[0]
+    assert kept.metrics["cwd"] == str(tmp_path) and os.path.isfile(tmp_path / "model.pth")
+
+
+def checkpoints_its_working_directory(config: dict) -> None:
+    tune.report({"x": 1}, checkpoint=tune.Checkpoint.from_directory("."))
+
+
+def test_a_checkpoint_of_the_trials_own_directory_is_refused_naming_the_way(storage):
+    grid = tune.Tuner(checkpoints_its_working_directory, run_config=run_config(storage)).fit()
+    error = str(grid.errors[0])
+    assert "holds the trial's own directory" in error and "from_directory('my_model')" in error
+    assert not [name for name in os.listdir(grid[0].path) if name.startswith("checkpoint")]  # nothing copied
+
+
+def uses_rays_older_and_newer_names(config: dict) -> None:
+    checkpoint = tune.get_checkpoint()
+    resumed_from = checkpoint.get_metadata()["step"] if checkpoint else 0
+    for step in range(resumed_from + 1, 4):
+        with tempfile.TemporaryDirectory() as directory:
+            saved = tune.Checkpoint.from_directory(directory)
+            saved.set_metadata({"step": step})  # Ray 2.7+'s checkpoint metadata
+            saved.update_metadata({"trial": tune.get_trial_id()})  # Ray 1.x's session function
+            tune.report({"step": step, "dir_is_mine": tune.get_trial_dir() == tune.get_context().get_trial_dir(),
+                         "in_session": tune.is_session_enabled(), "resumed_from": resumed_from}, checkpoint=saved)
+            if step == 2 and not resumed_from:
+                raise RuntimeError("once")
+
+
+class _Countdown(tune.search.Searcher):
+    def __init__(self):
+        super().__init__(metric="step", mode="max")
+        self.left = 2
+
+    def suggest(self, trial_id):
+        self.left -= 1
+        return {} if self.left >= 0 else tune.search.Searcher.FINISHED  # Ray's way to end the search
+
+
+def test_rays_older_and_newer_small_names(storage):
+    grid = tune.Tuner(uses_rays_older_and_newer_names,
+                      tune_config=tune.TuneConfig(search_alg=_Countdown(), num_samples=-1),
+                      run_config=run_config(storage, failure_config=tune.FailureConfig(max_failures=1))).fit()
+    assert len(grid) == 2 and grid.num_errors == 0
+    result = grid[0]
+    assert result.metrics["resumed_from"] == 2 and result.metrics["dir_is_mine"] and result.metrics["in_session"]
+    assert result.checkpoint.get_metadata() == {"step": 3, "trial": result.metrics["trial_id"]}
+    assert result.log_dir == result.path and not tune.is_session_enabled()
+    with pytest.raises(ValueError, match="JSON-serializable"):
+        result.checkpoint.set_metadata({"f": object()})
+    analysis = tune.ExperimentAnalysis(grid.experiment_path, default_metric="step", default_mode="max")
+    trial = analysis.trials[0]
+    assert analysis.get_best_logdir() == analysis.best_trial.path
+    assert [value for _, value in analysis.get_trial_checkpoints_paths(trial, "step")] == [1, 2, 3]
+    assert set(analysis.fetch_trial_dataframes()) == {t.trial_id for t in analysis.trials}
+    assert importlib.import_module("asynctune.compat.ray.tune.trainable").Trainable is tune.Trainable
+    with pytest.raises(UnsupportedRayFeature, match="TemporaryDirectory"):
+        tune.checkpoint_dir  # noqa: B018
+
+
+def asks_for_gpus(config: dict) -> None:
+    tune.report({"gpus": ray.get_gpu_ids(), "visible": os.environ.get("CUDA_VISIBLE_DEVICES")})
+
+
+def test_ray_get_gpu_ids_lists_the_trials_gpus(storage):
+    result = tune.Tuner(asks_for_gpus, run_config=run_config(storage)).fit()[0]
+    visible = result.metrics["visible"]
+    assert result.metrics["gpus"] == ([int(i) for i in visible.split(",")] if visible else [])
+    assert ray.get_gpu_ids() == []  # the driver holds none, as in Ray
+
+
+class _CannotLoad(_Counter):
+    def load_checkpoint(self, checkpoint: dict) -> None:
+        raise KeyError("weights")  # a checkpoint missing what load_checkpoint needs
+
+
+def test_validate_save_restore_checks_a_trainables_checkpoints_as_ray_does():
+    from asynctune.compat.ray.tune.utils import validate_save_restore
+    assert validate_save_restore(_Counter, config={"increment": 1}) is True
+    with pytest.raises(KeyError, match="weights"):
+        validate_save_restore(_CannotLoad, config={"increment": 1})
+
+
+def prints(config: dict) -> None:
+    print(f"epoch 1 of trial x={config['x']}")
+    print(f"a warning for x={config['x']}", file=sys.stderr)
+    tune.report({"done_printing": True})
+
+
+def test_what_trials_print_reaches_the_drivers_console_as_in_ray(storage, capfd):
+    tune.Tuner(prints, param_space={"x": tune.grid_search([1, 2])}, run_config=run_config(storage)).fit()
+    out, err = capfd.readouterr()
+    assert "(trial_00000) epoch 1 of trial x=1" in out and "(trial_00001) epoch 1 of trial x=2" in out
+    assert "(trial_00000) a warning for x=1" in err
+    ray.init(num_cpus=2, log_to_driver=False)  # Ray's switch to keep them in the trials' files only
+    tune.Tuner(prints, param_space={"x": 3}, run_config=run_config(storage)).fit()
+    out, err = capfd.readouterr()
+    assert "x=3" not in out + err

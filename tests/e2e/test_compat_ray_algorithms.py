@@ -230,6 +230,24 @@ def test_basic_variant_generator_max_concurrent_and_random_state(storage):
         ConcurrencyLimiter(BasicVariantGenerator(), max_concurrent=2, batch=True)
 
 
+def point_of(config: dict) -> dict:
+    return {"x": config["x"], "y": config["y"]}
+
+
+def test_basic_variant_generator_points_replace_samples_and_expand_the_grid_they_leave_open(storage):
+    # Ray: each point replaces one of num_samples; a grid key the point does not set is expanded.
+    space = {"x": tune.grid_search([0, 1, 2]), "y": tune.randint(0, 3)}
+    results = fit(point_of, storage, num_samples=3, param_space=space,
+                  search_alg=BasicVariantGenerator(points_to_evaluate=[{"x": 1, "y": 1}, {"y": 2}], random_state=0))
+    configs = [(r.metrics["x"], r.metrics["y"]) for r in results]
+    assert configs[:4] == [(1, 1), (0, 2), (1, 2), (2, 2)]  # the points first
+    assert len(configs) == 4 + 3  # and one sample of the grid for the one of num_samples left
+    assert sorted(x for x, _ in configs[4:]) == [0, 1, 2]
+    plain = fit(point_of, storage, num_samples=4, param_space={"x": 5, "y": tune.randint(0, 3)},
+                search_alg=BasicVariantGenerator(points_to_evaluate=[{"y": 2}]))
+    assert len(plain) == 4 and plain[0].config["y"] == 2
+
+
 def test_a_custom_searcher_written_against_rays_searcher_interface(storage):
     class Upwards(tune.search.Searcher):
         def __init__(self):
@@ -306,3 +324,20 @@ def test_asynctunes_own_hyperband_with_a_concurrency_limiter_does_not_wait_for_e
                       search_alg=at.ConcurrencyLimiter(at.RandomSearch(seed=0), max_concurrent=2),
                       storage_path=storage, verbose=0)
     assert len(analysis.trials) == 6 and all(t.status.is_finished and t.status is not at.Status.ERROR for t in analysis.trials)
+
+
+def test_searchers_and_schedulers_by_rays_names(storage):
+    pytest.importorskip("optuna")
+    analysis = tune.run(resumable_curve, config={"x": tune.uniform(1, 2)}, metric="loss", mode="min", num_samples=3,
+                        search_alg="optuna", scheduler="asha", storage_path=storage, verbose=0)
+    assert len(analysis.trials) == 3 and analysis.best_result["loss"] < 2
+    config = tune.TuneConfig(search_alg="random", scheduler="hyperband")
+    assert isinstance(config.search_alg, BasicVariantGenerator) and isinstance(config.scheduler, HyperBandScheduler)
+    assert isinstance(tune.schedulers.create_scheduler("async_hyperband", max_t=9), ASHAScheduler)
+    assert tune.search.create_searcher("variant_generator", random_state=1).seed == 1
+    with pytest.raises(ValueError, match="unknown search_alg name 'optima'.*'optuna'"):
+        tune.TuneConfig(search_alg="optima")
+    with pytest.raises(UnsupportedRayFeature, match="PB2.*PopulationBasedTraining"):
+        tune.TuneConfig(scheduler="pb2")
+    with pytest.raises(UnsupportedRayFeature, match="AxSearch"):
+        tune.search.create_searcher("ax")

@@ -8,6 +8,7 @@ import cloudpickle
 import pytest
 
 from asynctune.compat.ray import tune
+from asynctune.compat.ray._unsupported import UnsupportedRayFeature
 from asynctune.compat.ray.tune.schedulers import ASHAScheduler
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
@@ -88,6 +89,37 @@ def test_xgboost_train_reports_every_round_and_checkpoints_the_booster(storage, 
     assert sorted(m["training_iteration"] for _, m in best.best_checkpoints) == [2, 4, 6]
     booster = TuneReportCheckpointCallback.get_model(best.checkpoint, filename="booster.json")
     assert booster.num_boosted_rounds() == 5
+
+
+def boosters_by_ray_trains_name(config: dict) -> None:
+    """Ray 2.10+'s docs tune boosters with ray.train.<library>.RayTrainReportCallback."""
+    import lightgbm as lgb
+    import xgboost as xgb
+    data, target = sklearn_datasets.load_breast_cancer(return_X_y=True)
+    if config["library"] == "xgboost":
+        from asynctune.compat.ray.train.xgboost import RayTrainReportCallback
+        train_set, test_set = xgb.DMatrix(data[:400], label=target[:400]), xgb.DMatrix(data[400:], label=target[400:])
+        xgb.train({"objective": "binary:logistic", "eval_metric": "logloss"}, train_set, num_boost_round=4,
+                  evals=[(test_set, "eval")], verbose_eval=False,
+                  callbacks=[RayTrainReportCallback({"loss": "eval-logloss"}, frequency=2)])
+    else:
+        from asynctune.compat.ray.train.lightgbm import RayTrainReportCallback
+        lgb.train({**PARAMS, "num_iterations": 4}, lgb.Dataset(data[:400], label=target[:400]),
+                  valid_sets=[lgb.Dataset(data[400:], label=target[400:])], valid_names=["eval"],
+                  callbacks=[RayTrainReportCallback({"loss": "eval-binary_logloss"}, frequency=2)])
+
+
+def test_ray_trains_booster_callbacks_are_the_tune_callbacks(storage, xgboost, lightgbm):
+    from asynctune.compat.ray.train import lightgbm as train_lightgbm, xgboost as train_xgboost
+    grid = tune.Tuner(boosters_by_ray_trains_name, param_space={"library": tune.grid_search(["xgboost", "lightgbm"])},
+                      run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    assert grid.num_errors == 0, grid.errors
+    by_library = {r.config["library"]: r for r in grid}
+    assert train_xgboost.RayTrainReportCallback.get_model(by_library["xgboost"].checkpoint).num_boosted_rounds() == 4
+    assert train_lightgbm.RayTrainReportCallback.get_model(by_library["lightgbm"].checkpoint).current_iteration() == 4
+    assert all(r.metrics["loss"] > 0 for r in grid)
+    with pytest.raises(UnsupportedRayFeature, match="ray.train.xgboost.XGBoostTrainer.*trainable"):
+        train_xgboost.XGBoostTrainer  # noqa: B018
 
 
 def test_lightgbm_callbacks_have_rays_defaults_and_postprocessing(storage, lightgbm):
@@ -305,19 +337,60 @@ def keras_trainable(config: dict) -> None:
 
 
 def test_rays_keras_callback_reports_each_epoch(storage, monkeypatch):
+    keras_3(monkeypatch)
+    result = tune.Tuner(keras_trainable, run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()[0]
+    assert result.metrics["training_iteration"] == 3 and result.checkpoint is None  # TuneReportCallback: no saves
+
+
+def keras_air_trainable(config: dict) -> None:
+    """Ray 2.x's Keras way: ray.air.integrations.keras.ReportCheckpointCallback, metrics renamed."""
+    import keras
+    import numpy as np
+
+    from asynctune.compat.ray.air.integrations.keras import ReportCheckpointCallback
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(config["lr"]), loss="mse")
+    model.fit(x, x.sum(axis=1), validation_split=0.25, epochs=3, verbose=0,
+              callbacks=[ReportCheckpointCallback(checkpoint_on=config["checkpoint_on"], metrics={"loss": "val_loss"})])
+
+
+def test_rays_air_keras_report_checkpoint_callback_reports_and_saves_each_epoch(storage, monkeypatch):
+    import os
+    keras = keras_3(monkeypatch)
+    space = {"lr": 0.01, "checkpoint_on": tune.grid_search(["epoch_end", []])}
+    grid = tune.Tuner(keras_air_trainable, param_space=space,
+                      run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    saving, reporting = grid[0], grid[1]
+    assert saving.metrics["training_iteration"] == 3 and saving.metrics["loss"] >= 0
+    assert len(saving.metrics_dataframe) == 3 and len(reporting.metrics_dataframe) == 3
+    with saving.checkpoint.as_directory() as directory:  # Ray's file name, read back as Ray's users do
+        model = keras.models.load_model(os.path.join(directory, "model.keras"))
+    assert model.count_params() == 3
+    assert reporting.checkpoint is None  # checkpoint_on=[]: metrics only
+    from asynctune.compat.ray.air.integrations.keras import ReportCheckpointCallback
+    with pytest.raises(ValueError, match="report_metrics_on='validation_end' is not a Keras hook.*epoch_end"):
+        ReportCheckpointCallback(report_metrics_on="validation_end")
+    with pytest.raises(UnsupportedRayFeature, match="report_metrics_on='predict_end'.*epoch_end"):
+        ReportCheckpointCallback(report_metrics_on="predict_end")
+    with pytest.raises(UnsupportedRayFeature, match="checkpoint_on='test_end'.*report_metrics_on='epoch_end'"):
+        ReportCheckpointCallback(checkpoint_on="test_end", report_metrics_on="epoch_end")
+
+
+def keras_3(monkeypatch):
     import importlib.util
     if importlib.util.find_spec("tensorflow") is None and importlib.util.find_spec("torch") is not None:
         monkeypatch.setenv("KERAS_BACKEND", "torch")  # the trials' workers inherit it
     keras = pytest.importorskip("keras")
     if int(keras.__version__.split(".")[0]) < 3:
         pytest.skip("Keras 3 is needed")
-    result = tune.Tuner(keras_trainable, run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()[0]
-    assert result.metrics["training_iteration"] == 3 and result.checkpoint is None  # TuneReportCallback: no saves
+    return keras
 
 
 def test_importing_rays_integration_modules_imports_no_framework():
     import subprocess
     modules = ["asynctune.compat.ray", "asynctune.compat.ray.air.integrations.mlflow",
+               "asynctune.compat.ray.air.integrations.keras",
                "asynctune.compat.ray.air.integrations.wandb", "asynctune.compat.ray.tune.integration.keras",
                "asynctune.compat.ray.tune.integration.pytorch_lightning"]
     code = f"import sys\nfor m in {modules!r}: __import__(m)\n" \

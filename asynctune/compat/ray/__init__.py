@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._runtime import available_resources, cluster_resources, init, is_initialized, shutdown
+from ._runtime import available_resources, cluster_resources, get_gpu_ids, init, is_initialized, shutdown
 from ._unsupported import install_module_finder, module_getattr
 
 _SUBMODULES = ("tune", "train", "air")
@@ -36,4 +36,5 @@ def __getattr__(name: str) -> Any:
     return _missing(name)
 
 
-__all__ = ["available_resources", "cluster_resources", "init", "is_initialized", "shutdown", "train", "tune"]
+__all__ = ["available_resources", "cluster_resources", "get_gpu_ids", "init", "is_initialized", "shutdown", "train",
+           "tune"]

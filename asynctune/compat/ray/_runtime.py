@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"initialized": False, "num_cpus": None, "num_gpus": None}
+_state: dict[str, Any] = {"initialized": False, "num_cpus": None, "num_gpus": None, "log_to_driver": True}
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
-         **ignored: Any) -> dict[str, Any]:
-    """Ray's `ray.init`: keeps `num_cpus` (trials share that many CPUs) and `num_gpus`.
+         log_to_driver: bool = True, **ignored: Any) -> dict[str, Any]:
+    """Ray's `ray.init`: keeps `num_cpus` (trials share that many CPUs), `num_gpus`, and
+    `log_to_driver` (False: what trials print stays in their stdout.txt / stderr.txt only).
 
     Example:
         >>> import asynctune.compat.ray as ray
@@ -35,13 +36,18 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         ignored["address"] = address
     if ignored:
         logger.debug("ray.init: ignoring %s (asynctune runs trials in local worker processes)", sorted(ignored))
-    _state.update(initialized=True, num_cpus=num_cpus, num_gpus=num_gpus)
+    _state.update(initialized=True, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=bool(log_to_driver))
     return {"num_cpus": num_cpus, "num_gpus": num_gpus}
 
 
 def shutdown(*_: Any, **__: Any) -> None:
     """Ray's `ray.shutdown`: forget what init() set (asynctune's workers end with each run)."""
-    _state.update(initialized=False, num_cpus=None, num_gpus=None)
+    _state.update(initialized=False, num_cpus=None, num_gpus=None, log_to_driver=True)
+
+
+def log_to_driver() -> bool:
+    """Whether trials' output is echoed in the driver's console (ray.init(log_to_driver=...))."""
+    return bool(_state["log_to_driver"])
 
 
 def is_initialized() -> bool:
@@ -66,3 +72,14 @@ def local_executor() -> LocalExecutor | None:
 
     env = {"CUDA_VISIBLE_DEVICES": ""} if _state["num_gpus"] == 0 else None  # num_gpus=0: no GPU for trials
     return LocalExecutor(cpus=_state["num_cpus"], env=env)
+
+
+def get_gpu_ids() -> list[int]:
+    """Ray's `ray.get_gpu_ids()`: inside a trial, the indices of the GPUs it was given (what
+    CUDA_VISIBLE_DEVICES lists); in the driver, none (Ray's driver holds no GPU either)."""
+    import asynctune
+    try:
+        placement = asynctune.get_trial_resources()
+    except asynctune.AsynctuneError:  # asked in the driver, outside any trial
+        return []
+    return [gpu["index"] for gpu in placement.get("gpus") or []]

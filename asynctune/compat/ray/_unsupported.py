@@ -44,6 +44,16 @@ _MODULE_HINTS = {
              "library's training loop inside a trainable that calls tune.report",
     "tune.examples": "Ray's example modules are not part of asynctune: copy the function you need into your script",
     "data": "Ray Data is not mirrored: load data inside the trainable, or pass it with tune.with_parameters",
+    # Ray Train's framework modules: their trainers are not mirrored; each names the Tune way for it
+    "train.lightning": "Ray Train's LightningTrainer / RayTrainReportCallback / prepare_trainer are not mirrored: "
+                       "call trainer.fit in a function trainable(config) with "
+                       "ray.tune.integration.pytorch_lightning.TuneReportCheckpointCallback",
+    "train.huggingface": "Ray Train's Transformers helpers are not mirrored: run the Trainer in a function "
+                         "trainable(config) with asynctune.integrations.transformers.TuneReportCallback",
+    "train.tensorflow": "Ray Train's TensorflowTrainer is not mirrored: call model.fit in a function "
+                        "trainable(config) with ray.air.integrations.keras.ReportCheckpointCallback",
+    "train.torch": "Ray Train's TorchTrainer / prepare_model / prepare_data_loader are not mirrored: run the torch "
+                   "training loop in a function trainable(config) that calls tune.report (one process per trial)",
     "train": "Ray Train's framework trainers are not mirrored: write the training loop as a trainable(config) "
              "that calls tune.report",
 }

@@ -18,7 +18,7 @@ from ._space import (
     randn, sample_from, uniform,
 )
 from ._placement import PlacementGroupFactory
-from ._trainables import Trainable, with_parameters, with_resources
+from ._trainables import Trainable, in_a_trial, with_parameters, with_resources
 
 _LAZY = {
     "CheckpointConfig": "._configs", "FailureConfig": "._configs", "RunConfig": "._configs",
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .logger import LoggerCallback
 
 _SUBMODULES = ("schedulers", "search", "stopper", "logger", "callback", "result", "utils", "execution",
-               "experiment", "integration", "analysis", "progress_reporter")
+               "experiment", "integration", "analysis", "progress_reporter", "trainable")
 _HINTS = {
     "register_trainable": "pass the function or class itself to Tuner",
     "register_env": "asynctune has no environment registry: build the environment inside the trainable",
@@ -53,7 +53,11 @@ _HINTS = {
     "ResumeConfig": "use Tuner.restore(path)",
     "with_restore": "use Tuner.restore(path)",
     "SearchAlgorithm": "write an asynctune Searcher (tune.search.Searcher)",
+    "checkpoint_dir": "Ray 1.x's checkpoint_dir is gone: write the files into a tempfile.TemporaryDirectory() d and "
+                      "call tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))",
 }
+# Ray 1.x's session functions, still in many scripts: tune.get_trial_id() is tune.get_context().get_trial_id()
+_CONTEXT_FUNCTIONS = ("get_trial_id", "get_trial_name", "get_trial_dir", "get_trial_resources")
 _missing = module_getattr(__name__, _HINTS)
 
 
@@ -64,6 +68,10 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _SUBMODULES:  # `tune.schedulers.ASHAScheduler` without importing the submodule first
         return importlib.import_module(f".{name}", __name__)
+    if name in _CONTEXT_FUNCTIONS:
+        return getattr(TuneContext(), name)
+    if name == "is_session_enabled":
+        return in_a_trial
     return _missing(name)
 
 

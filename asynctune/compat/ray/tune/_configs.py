@@ -24,7 +24,9 @@ class TuneConfig:
         >>> tune.TuneConfig(metric="loss", mode="min", num_samples=20, scheduler=ASHAScheduler())
 
     `reuse_actors`, `trial_name_creator` and `trial_dirname_creator` are accepted and ignored:
-    asynctune reuses worker processes on its own and names trial directories by trial id.
+    asynctune reuses worker processes on its own and names trial directories by trial id. As in
+    Ray, each trial runs in its own directory unless `RAY_CHDIR_TO_TRIAL_DIR=0` or
+    `chdir_to_trial_dir=False`.
     """
 
     mode: str | None = None
@@ -37,7 +39,7 @@ class TuneConfig:
     reuse_actors: bool | None = None
     trial_name_creator: Callable[[Any], str] | None = None
     trial_dirname_creator: Callable[[Any], str] | None = None
-    chdir_to_trial_dir: Any = None  # deprecated in Ray; the working directory never changes here
+    chdir_to_trial_dir: Any = None  # deprecated in Ray: False keeps the driver's directory (RAY_CHDIR_TO_TRIAL_DIR=0)
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in ("min", "max"):
@@ -46,6 +48,12 @@ class TuneConfig:
             self.time_budget_s = self.time_budget_s.total_seconds()  # type: ignore[union-attr]
         if self.max_concurrent_trials == 0:  # Ray's "no limit"
             self.max_concurrent_trials = None
+        if isinstance(self.search_alg, str):  # Ray's names: tune.run(search_alg="optuna")
+            from .search import create_searcher
+            self.search_alg = create_searcher(self.search_alg)
+        if isinstance(self.scheduler, str):
+            from .schedulers import create_scheduler
+            self.scheduler = create_scheduler(self.scheduler)
 
 
 @dataclass

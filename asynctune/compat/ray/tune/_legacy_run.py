@@ -3,6 +3,8 @@ best_trial, best_checkpoint, dataframe(), trial_dataframes, get_best_checkpoint(
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import os
 from typing import Any
@@ -32,6 +34,7 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
     `resume="AUTO"` continues the experiment `name` if `storage_path` holds it, else starts it;
     `resume=True` / "LOCAL" continues it (it must exist); a "+ERRORED" / "+RESTART_ERRORED"
     suffix also reruns its failed trials, from their checkpoint or from the start."""
+    _check_ray_arguments(ignored)
     if restore:
         unsupported("tune.run(restore=<checkpoint>)", "continue the experiment with resume='AUTO' or "
                     "tune.Tuner.restore(path); a trial restarts from its own latest checkpoint")
@@ -47,10 +50,12 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
     trainable = with_resources(run_or_experiment, resources_per_trial) if resources_per_trial else run_or_experiment
     tune_config = TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
                              num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
-                             time_budget_s=time_budget_s)
+                             time_budget_s=time_budget_s, chdir_to_trial_dir=ignored.get("chdir_to_trial_dir"))
     run_config = RunConfig(name=name, storage_path=storage_path or local_dir, stop=stop, callbacks=callbacks,
                            verbose=verbose, checkpoint_config=checkpoint_config, progress_reporter=progress_reporter,
-                           failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast))
+                           failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
+                           storage_filesystem=ignored.get("storage_filesystem"),
+                           sync_config=ignored.get("sync_config"))
     existing = _experiment_to_resume(resume, storage_path or local_dir, name)
     if existing is not None:
         tuner = Tuner.restore(existing, trainable=trainable, resume_errored=errored == "resume",
@@ -65,6 +70,30 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
     if raise_on_failed_trial and grid.errors:
         raise _at.TrialsFailed([r._trial for r in grid if r.error is not None], len(grid), analysis)
     return analysis
+
+
+# Ray's other tune.run arguments over its 1.x and 2.x versions: accepted, with nothing to do here
+# (storage_filesystem and sync_config go to RunConfig, which checks them; chdir_to_trial_dir to TuneConfig).
+_RAY_ONLY_ARGUMENTS = frozenset({
+    "storage_filesystem", "sync_config", "log_to_file", "trial_name_creator", "trial_dirname_creator",
+    "export_formats", "reuse_actors", "chdir_to_trial_dir", "checkpoint_keep_all_ranks",
+    "checkpoint_upload_from_workers", "upload_dir", "sync_to_cloud", "sync_to_driver", "sync_on_checkpoint",
+    "loggers", "queue_trials", "global_checkpoint_period", "with_server", "server_port", "ray_auto_init",
+    "run_errored_only", "trial_executor", "_remote", "_remote_string", "_entrypoint", "_private_api",
+})
+
+
+def _check_ray_arguments(given: dict[str, Any]) -> None:
+    """A keyword neither asynctune nor Ray's tune.run knows is a typo: say so before anything runs
+    (`confg=` would otherwise run every trial with an empty config)."""
+    unknown = sorted(set(given) - _RAY_ONLY_ARGUMENTS)
+    if not unknown:
+        return
+    known = [*inspect.signature(run).parameters, *_RAY_ONLY_ARGUMENTS]
+    hints = [f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, known, n=1)) else ""
+             for name in unknown]
+    raise TypeError("tune.run() got unexpected keyword argument(s) " +
+                    ", ".join(f"{name!r}{hint}" for name, hint in zip(unknown, hints)))
 
 
 _RESUME_MODES = {"AUTO": False, "LOCAL": True, "TRUE": True}  # the mode -> must the experiment exist

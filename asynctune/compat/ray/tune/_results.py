@@ -42,10 +42,15 @@ class Result:
         self.filesystem = None
 
     @property
+    def log_dir(self) -> str:
+        """Ray 2.0-2.6's name for `path`."""
+        return self.path
+
+    @property
     def metrics_dataframe(self) -> Any:
-        """Every result the trial reported, one row each (needs pandas)."""
-        import pandas as pd
-        return pd.DataFrame(self._analysis.trial_results(self._trial.trial_id))
+        """Every result the trial reported, one row each, with its config as `config/...`
+        columns and nested values as `a/b` columns, as in Ray (needs pandas)."""
+        return trial_frame(self._analysis, self._trial)
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
@@ -102,9 +107,8 @@ class ResultGrid:
         """One row per trial: its last result, or with filter_metric/filter_mode its best one."""
         if (filter_metric is None) != (filter_mode is None):
             raise ValueError("ResultGrid.get_dataframe: pass both filter_metric and filter_mode, or neither")
-        frame = self._analysis.dataframe()
-        if filter_metric is None or frame.empty:
-            return frame
+        if filter_metric is None:
+            return last_results_frame(self._analysis)
         return best_results_frame(self._analysis, filter_metric, filter_mode)  # type: ignore[arg-type]
 
     @property
@@ -132,16 +136,35 @@ class ResultGrid:
         return f"ResultGrid<{len(self)} results, {self.num_errors} errors, {self.experiment_path}>"
 
 
-def best_results_frame(analysis: ExperimentAnalysis, metric: str, mode: str) -> Any:
-    """One row per trial that reported a finite `metric`: its best result by it, with its config."""
+def ray_frame(rows: list[dict[str, Any]]) -> Any:
+    """Rows as Ray's DataFrames show them: a nested value as `a/b` columns (the config as `config/...`)."""
     import pandas as pd
+    return pd.json_normalize(rows, sep="/") if rows else pd.DataFrame()
+
+
+def trial_frame(analysis: ExperimentAnalysis, trial: Trial) -> Any:
+    """Every result of a trial, with its config (Ray's `metrics_dataframe`, `trial_dataframes`)."""
+    return ray_frame([{**r, "config": trial.config} for r in analysis.trial_results(trial.trial_id)])
+
+
+def last_results_frame(analysis: ExperimentAnalysis) -> Any:
+    """One row per trial: its last result, config, id, status and directory (`logdir`)."""
+    return ray_frame(ExperimentAnalysis.dataframe(analysis).to_dict("records"))  # asynctune's, not Ray's override
+
+
+def best_results_frame(analysis: ExperimentAnalysis, metric: str, mode: str) -> Any:
+    """One row per trial that reported a finite `metric` (`a/b` for a nested one): its best result
+    by it, with its config."""
     rows = []
     for trial in analysis.trials:
-        results = [r for r in analysis.trial_results(trial.trial_id) if _finite(r.get(metric))]
-        if results:
-            best = (min if mode == "min" else max)(results, key=lambda r: r[metric])
-            rows.append({**best, **{f"config/{k}": v for k, v in trial.config.items()}, "logdir": trial.path})
-    return pd.DataFrame(rows)
+        frame = trial_frame(analysis, trial)
+        if metric in frame.columns:
+            values = frame[metric].map(lambda v: v.item() if hasattr(v, "item") else v)  # numpy to Python numbers
+            values = values.where(values.map(_finite)).astype(float)
+            if values.notna().any():
+                best = frame.loc[values.idxmin() if mode == "min" else values.idxmax()]
+                rows.append({**best.to_dict(), "trial_id": trial.trial_id, "logdir": trial.path})
+    return ray_frame(rows)
 
 
 def _finite(value: Any) -> bool:

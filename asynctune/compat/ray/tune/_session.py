@@ -4,6 +4,7 @@ on top of asynctune's session (a checkpoint is a directory, copied into the tria
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,8 @@ import asynctune as _at
 from ....store.names import CHECKPOINT_PREFIX
 from ....worker.session import get_checkpoint_dir, load_checkpoint, write_checkpoint_data
 from ._placement import PlacementGroupFactory
+
+METADATA_FILE = ".metadata.json"  # Ray's name for the checkpoint's metadata, kept with its files
 
 
 class Checkpoint:
@@ -50,7 +53,7 @@ class Checkpoint:
     def from_directory(cls, path: str | os.PathLike[str]) -> Checkpoint:
         if not os.path.isdir(path):
             raise ValueError(f"Checkpoint.from_directory: {os.fspath(path)!r} is not a directory")
-        return cls(path)
+        return cls(os.path.abspath(path))  # a relative one still names it after a change of directory
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
@@ -73,6 +76,33 @@ class Checkpoint:
             raise ValueError(f"Checkpoint.to_dict: {self.path} holds files, not a dict; read them with "
                              "as_directory()")
         return data
+
+    def get_metadata(self) -> dict[str, Any]:
+        """The JSON metadata stored with the checkpoint (`set_metadata`), {} if none (Ray 2.7+)."""
+        path = os.path.join(self._directory("get_metadata"), METADATA_FILE)
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Store a JSON-serializable dict with the checkpoint's files, replacing any earlier one."""
+        try:
+            text = json.dumps(dict(metadata))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Checkpoint.set_metadata: the metadata must be JSON-serializable ({exc})") from exc
+        with open(os.path.join(self._directory("set_metadata"), METADATA_FILE), "w") as f:
+            f.write(text)
+
+    def update_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Add these keys to the checkpoint's metadata."""
+        self.set_metadata({**self.get_metadata(), **metadata})
+
+    def _directory(self, method: str) -> str:
+        if self._data is not None:
+            raise ValueError(f"Checkpoint.{method}: a dict checkpoint (Checkpoint.from_dict) has no metadata; keep "
+                             "the values in the dict, or use Checkpoint.from_directory")
+        return self.path
 
     @contextlib.contextmanager
     def as_directory(self) -> Iterator[str]:
@@ -119,12 +149,43 @@ def report(metrics: Mapping[str, Any] | None = None, *, checkpoint: Checkpoint |
     saved: dict[str, Any] | str | None = None
     if checkpoint is not None:
         saved = checkpoint._data if checkpoint._data is not None else checkpoint.path
+        if isinstance(saved, str) and _holds_trial_directory(saved):
+            raise ValueError(f"tune.report: the checkpoint directory {saved!r} holds the trial's own directory (where "
+                             "the trial runs, as in Ray), with its results and earlier checkpoints; save the files "
+                             "into a directory of their own, e.g. Checkpoint.from_directory('my_model') or a "
+                             "tempfile.TemporaryDirectory()")
     try:
-        _at.report(dict(metrics), checkpoint=saved)
+        _at.report(with_flat_keys(metrics), checkpoint=saved)
     finally:  # a decision (stop, pause) arrives as an exception from report
         if checkpoint is not None and checkpoint._temporary:  # a dict checkpoint's directory, made for .path
             shutil.rmtree(checkpoint.path, ignore_errors=True)
             checkpoint._path, checkpoint._temporary = None, False  # made again if asked for
+
+
+def _holds_trial_directory(path: str) -> bool:
+    trial = os.path.realpath(_at.get_trial_dir())
+    return os.path.commonpath([os.path.realpath(path), trial]) == os.path.realpath(path)
+
+
+def with_flat_keys(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The result with each nested value also under its `a/b` name: Ray's schedulers, searchers,
+    stoppers and best-result read results flattened, so metric="val/loss" names {"val": {"loss": x}}.
+    The nested value stays (Ray's Result.metrics keeps it); a flat key the trial reported wins."""
+    result = dict(metrics)
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            for name, leaf in _leaves(value, str(key)):
+                result.setdefault(name, leaf)
+    return result
+
+
+def _leaves(mapping: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    for key, value in mapping.items():
+        name = f"{prefix}/{key}"
+        if isinstance(value, Mapping):
+            yield from _leaves(value, name)
+        else:
+            yield name, value
 
 
 def get_checkpoint() -> Checkpoint | None:

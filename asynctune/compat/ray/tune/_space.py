@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from asynctune.core import space as _space
@@ -62,6 +63,32 @@ def grid_search(values: Sequence[Any]) -> Any:
 
 
 def sample_from(func: Callable[[Any], Any]) -> Any:
-    """A value computed from the rest of the config: `func(spec)`, where `spec.config.x` (or
-    spec["x"]) reads another value, as in Ray."""
-    return _space.sample_from(func)
+    """A value computed from the rest of the config: `func(spec)`, where `spec.config.x` or
+    `spec["config"]["x"]` reads another value, as in Ray (also `spec["x"]`)."""
+    @functools.wraps(func)
+    def with_rays_spec(config: Any) -> Any:
+        return func(_RaySpec(config))
+
+    return _space.sample_from(with_rays_spec)
+
+
+class _RaySpec(Mapping):
+    """What Ray passes to a sample_from function: the trial's spec, whose "config" is the config
+    being built (the config's own keys are readable directly too)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.config if key == "config" else self.config[key]
+
+    def __getattr__(self, key: str) -> Any:
+        if key == "config":  # not set yet (unpickling): never look it up on itself
+            raise AttributeError(key)
+        return getattr(self.config, key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.config)
+
+    def __len__(self) -> int:
+        return len(self.config)

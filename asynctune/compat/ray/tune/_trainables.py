@@ -16,7 +16,7 @@ from asynctune.worker.session import load_checkpoint, read_checkpoint_meta, writ
 from asynctune.worker.trainable import checked_step, save_into
 
 from ._placement import PlacementGroupFactory
-from ._session import Checkpoint
+from ._session import Checkpoint, with_flat_keys
 from .result import DEFAULT_METRIC
 
 RESOURCES_ATTR = "_asynctune_ray_resources"
@@ -88,19 +88,32 @@ class Trainable(_at.Trainable):
     def training_iteration(self) -> int:
         return self.iteration
 
+    # Outside a run, as in Ray: trial id and name "default", and a temporary directory of its own.
     @property
     def trial_id(self) -> str:
-        return _at.get_trial_id()
+        return _at.get_trial_id() if in_a_trial() else "default"
 
     @property
     def trial_name(self) -> str:
-        return _at.get_trial_id()
+        return self.trial_id
 
     @property
     def logdir(self) -> str:
-        return _at.get_trial_dir()
+        if in_a_trial():
+            return _at.get_trial_dir()
+        if getattr(self, "_own_logdir", None) is None:
+            self._own_logdir = tempfile.mkdtemp(prefix=f"{type(self).__name__}_")
+        return self._own_logdir
 
     trial_dir = logdir
+
+
+def in_a_trial() -> bool:
+    try:
+        _at.get_trial_id()
+    except _at.AsynctuneError:  # asked outside a trial started by a run
+        return False
+    return True
 
 
 def to_asynctune_resources(spec: Any) -> Any:
@@ -172,7 +185,7 @@ def report_returned(trainable: Any) -> Any:
         if output is None:
             return
         if isinstance(output, Mapping):
-            _at.report(dict(output))
+            _at.report(with_flat_keys(output))
         elif isinstance(output, (int, float)) and not isinstance(output, bool):
             _at.report({DEFAULT_METRIC: output})
         else:
@@ -181,6 +194,68 @@ def report_returned(trainable: Any) -> Any:
                             f"{DEFAULT_METRIC!r})")
 
     return reporting_returned
+
+
+def flat_results(trainable: Any) -> Any:
+    """A class trainable whose `step()` results also carry their nested values as `a/b` keys, as
+    Ray flattens them (function trainables get this from tune.report)."""
+    if not inspect.isclass(trainable):
+        return trainable
+
+    def step(self: Any) -> Any:
+        result = trainable.step(self)
+        return with_flat_keys(result) if isinstance(result, Mapping) else result  # else: the worker's clear error
+
+    return type(trainable.__name__, (trainable,), {"step": step, "__module__": trainable.__module__})
+
+
+def in_trial_directory(trainable: Any) -> Any:
+    """The trainable, run in its trial's directory as Ray runs it (so Ray's tutorials'
+    `torch.save(model, "./model.pth")` and `Checkpoint.from_directory("my_model")` stay per trial);
+    the worker's directory is restored when the trial ends."""
+    if trainable is None:
+        return None
+    if inspect.isclass(trainable):
+        def setup(self: Any, config: dict[str, Any]) -> None:
+            self._directory_before_trial = _enter_trial_directory()
+            try:
+                trainable.setup(self, config)
+            except BaseException:
+                os.chdir(self._directory_before_trial)
+                raise
+
+        def cleanup(self: Any) -> None:
+            try:
+                trainable.cleanup(self)
+            finally:
+                os.chdir(self._directory_before_trial)
+
+        return type(trainable.__name__, (trainable,), {"setup": setup, "cleanup": cleanup,
+                                                        "__module__": trainable.__module__})
+
+    @functools.wraps(trainable)
+    def in_its_directory(config: dict[str, Any]) -> Any:
+        before = _enter_trial_directory()
+        try:
+            return trainable(config)
+        finally:
+            os.chdir(before)
+
+    return in_its_directory
+
+
+def _enter_trial_directory() -> str:
+    before = os.getcwd()
+    os.chdir(_at.get_trial_dir())
+    return before
+
+
+def changes_to_trial_directory(chdir_to_trial_dir: Any) -> bool:
+    """Ray's rule: into the trial's directory unless RAY_CHDIR_TO_TRIAL_DIR=0 (or the deprecated
+    TuneConfig(chdir_to_trial_dir=False))."""
+    if chdir_to_trial_dir is False:
+        return False
+    return os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0"
 
 
 def resources_of(trainable: Any) -> Any:
@@ -214,6 +289,23 @@ def check_trainable(trainable: Any) -> None:
                          "function or Trainable class itself")
     if not callable(trainable):
         raise ValueError(f"Tuner: trainable must be a function or a Trainable class, got {trainable!r}")
+    if not inspect.isclass(trainable) and not _takes_one_config(trainable):
+        raise ValueError(f"Tuner: the function trainable {getattr(trainable, '__name__', trainable)!r} must take the "
+                         "config as its one positional argument, as in Ray: def train(config): ... (pass other "
+                         "objects with tune.with_parameters)")
     if hasattr(trainable, "fit") and hasattr(trainable, "scaling_config"):
         raise ValueError(f"Tuner: Ray Train trainers ({type(trainable).__name__}) are not supported; write the "
                          "training loop as a function trainable(config) that calls tune.report")
+
+
+def _takes_one_config(function: Any) -> bool:
+    """Ray's rule: the trainable can be called with the config alone (wrappers by their own signature)."""
+    try:
+        signature = inspect.signature(function, follow_wrapped=False)
+    except (TypeError, ValueError):  # a builtin or C callable: let it run
+        return True
+    try:
+        signature.bind({})
+    except TypeError:
+        return False
+    return True

@@ -12,12 +12,16 @@ from asynctune.api import DEFAULT_STORAGE_PATH
 from asynctune.store.layout import RUN_SPEC_FILE, trial_ids
 from asynctune.store.names import run_spec_file
 
-from .._runtime import local_executor
+from .._runtime import local_executor, log_to_driver
 from .._unsupported import unsupported
 from ._configs import RunConfig, TuneConfig
 from ._results import ResultGrid
 from ._retention import KeepBestCheckpoints
-from ._trainables import check_trainable, report_returned, resources_of, to_asynctune_resources
+from ._trial_output import TrialOutputEcho
+from ._trainables import (
+    changes_to_trial_directory, check_trainable, flat_results, in_trial_directory, report_returned, resources_of,
+    to_asynctune_resources,
+)
 from .callback import adapt_callbacks
 from .progress_reporter import ReporterCallback
 from .stopper import to_stopper
@@ -50,9 +54,11 @@ class Tuner:
         for name, value, kind in (("tune_config", tune_config, TuneConfig), ("run_config", run_config, RunConfig)):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"Tuner: {name} must be a tune.{kind.__name__}, got {value!r}")
-        self.trainable = report_returned(trainable)
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
+        self.trainable = flat_results(report_returned(trainable))
+        if changes_to_trial_directory(self.tune_config.chdir_to_trial_dir):
+            self.trainable = in_trial_directory(self.trainable)
         self.run_config = run_config or RunConfig()
         self._restore_path, self._errored = _restore_path, _errored
         self._resume_with_call = False  # on a restore: this object's configs replace the saved callbacks and budget
@@ -137,6 +143,8 @@ class Tuner:
         cc = rc.checkpoint_config
         assert cc is not None  # RunConfig fills it in
         callbacks = [where, *adapt_callbacks(rc.callbacks, stop=rc.stop, num_samples=tc.num_samples)]
+        if log_to_driver():  # Ray shows what trials print in the driver's console
+            callbacks.append(TrialOutputEcho())
         keep = cc.num_to_keep
         if cc.checkpoint_score_attribute is not None and keep is not None:
             callbacks.append(KeepBestCheckpoints(keep, cc.checkpoint_score_attribute, cc.checkpoint_score_order))

@@ -8,7 +8,7 @@ from typing import Any
 import asynctune as _at
 from asynctune import Trial
 
-from ._results import Result, best_results_frame
+from ._results import Result, best_results_frame, last_results_frame, trial_frame
 from ._session import Checkpoint
 
 _RAY_SCOPE = "last"  # Ray compares each trial's last result unless told otherwise
@@ -73,6 +73,21 @@ class ExperimentAnalysis(_at.ExperimentAnalysis):
         trial = trial if trial is not None else self.best_trial
         return Result(self, trial).get_best_checkpoint(metric, mode) if trial is not None else None
 
+    def get_best_logdir(self, metric: str | None = None, mode: str | None = None,
+                        scope: str = _RAY_SCOPE) -> str | None:
+        """The best trial's directory (Ray 2.0-2.6)."""
+        trial = self.get_best_trial(metric, mode, scope)
+        return trial.path if trial is not None else None
+
+    def get_trial_checkpoints_paths(self, trial: Trial, metric: str | None = None) -> list[tuple[str, Any]]:
+        """Each checkpoint of `trial` still on disk with its value of `metric` (default:
+        training_iteration), oldest first (Ray 2.0-2.6)."""
+        metric = metric or "training_iteration"
+        return [(checkpoint.path, result.get(metric)) for checkpoint, result in Result(self, trial).best_checkpoints]
+
+    def fetch_trial_dataframes(self) -> dict[str, Any]:
+        return self.trial_dataframes
+
     def get_all_configs(self, prefix: bool = False) -> dict[str, dict[str, Any]]:
         """Each trial's config, keyed by the trial's directory (as Ray's)."""
         return {trial.path or trial.trial_id: ({"config": trial.config} if prefix else trial.config)
@@ -112,12 +127,12 @@ class ExperimentAnalysis(_at.ExperimentAnalysis):
     @property
     def trial_dataframes(self) -> dict[str, Any]:  # type: ignore[override]
         """Every result of every trial, one DataFrame per trial id (a property, as in Ray)."""
-        return super().trial_dataframes()
+        return {trial.trial_id: trial_frame(self, trial) for trial in self.trials}
 
     def dataframe(self, metric: str | None = None, mode: str | None = None) -> Any:  # type: ignore[override]
         """One row per trial: its last result, or with `metric` and `mode` its best one."""
         if metric is None:
-            return super().dataframe()
+            return last_results_frame(self)
         if mode not in ("min", "max"):
             raise ValueError(f"ExperimentAnalysis.dataframe: give mode='min' or 'max' with metric, got {mode!r}")
         return best_results_frame(self, metric, mode)

@@ -1,5 +1,6 @@
-"""Ray's `ray.tune.experiment.Trial`: callbacks and schedulers see asynctune's Trial."""
+"""Ray's `ray.tune.experiment.Trial`: the trial as Ray callbacks see it (`RayTrial`), with Ray's
+status constants (`Trial.TERMINATED`, `Trial.ERROR`, ...) to compare `trial.status` with."""
 
-from asynctune import Trial
+from .callback import RayTrial as Trial
 
 __all__ = ["Trial"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import difflib
+import logging
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +13,8 @@ from typing import Any
 from asynctune import Stopper
 
 from .._unsupported import module_getattr
+
+logger = logging.getLogger(__name__)
 
 
 class DictStopper(Stopper):
@@ -22,11 +26,13 @@ class DictStopper(Stopper):
             if not isinstance(value, (bool, int, float)):
                 raise ValueError(f"stop: the value for {key!r} must be a number or a bool, got {value!r}")
         self.criteria = dict(criteria)
+        self._missing_told: set[str] = set()
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         for key, threshold in self.criteria.items():
             value = result.get(key)
             if value is None:
+                self._tell_missing(key, trial_id, result)
                 continue
             if isinstance(threshold, bool):
                 if bool(value) == threshold:
@@ -34,6 +40,20 @@ class DictStopper(Stopper):
             elif isinstance(value, (int, float)) and value >= threshold:
                 return True
         return False
+
+
+    def _tell_missing(self, key: str, trial_id: str, result: dict[str, Any]) -> None:
+        """As Ray does, once per key: a misspelt key would otherwise never stop anything, silently."""
+        if key in self._missing_told or key == "done" or key in result:
+            return
+        self._missing_told.add(key)
+        close = difflib.get_close_matches(key, list(result), n=1)
+        logger.warning("stop=%r: a result of %s has no %r%s (it has %s); trials run until their training ends "
+                       "unless another criterion stops them", self.criteria, trial_id, key,
+                       f" (did you mean {close[0]!r}?)" if close else "", ", ".join(sorted(result)))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # saved before this attribute existed
+        self.__dict__.update({"_missing_told": set(), **state})
 
 
 class FunctionStopper(Stopper):

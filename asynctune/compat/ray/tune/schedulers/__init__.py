@@ -78,10 +78,33 @@ class PopulationBasedTraining(_at.PopulationBasedTraining):
                          quantile_fraction, resample_probability, perturbation_factors, custom_explore_fn)
 
 
+_BY_NAME: dict[str, Callable[..., Any]] = {
+    "fifo": FIFOScheduler, "async_hyperband": AsyncHyperBandScheduler, "asha": AsyncHyperBandScheduler,
+    "median_stopping_rule": MedianStoppingRule, "hyperband": HyperBandScheduler, "hb_bohb": HyperBandForBOHB,
+    "pbt": PopulationBasedTraining,
+}
+_NOT_MIRRORED = {"pb2": "PB2", "pbt_replay": "PopulationBasedTrainingReplay",
+                 "resource_changing": "ResourceChangingScheduler"}
+
+
+def create_scheduler(scheduler: str, **kwargs: Any) -> Any:
+    """Ray's scheduler by name, as `tune.run(scheduler="asha")` takes it: "fifo", "async_hyperband"
+    (or "asha"), "median_stopping_rule", "hyperband", "hb_bohb", "pbt"; `kwargs` go to the class.
+
+    Example:
+        >>> create_scheduler("asha", max_t=20, grace_period=2)
+    """
+    if scheduler in _NOT_MIRRORED:
+        return __getattr__(_NOT_MIRRORED[scheduler])  # raises, naming the asynctune way
+    if scheduler not in _BY_NAME:
+        raise ValueError(f"unknown scheduler name {scheduler!r}; Ray's names are {sorted([*_BY_NAME, *_NOT_MIRRORED])}")
+    return _BY_NAME[scheduler](**kwargs)
+
+
 _CUSTOM = ("write an asynctune Scheduler (asynctune.Scheduler: on_trial_result(trial, result) -> CONTINUE / "
            "PAUSE / STOP; docs/schedulers/write-your-own.md)")
 __getattr__ = module_getattr(__name__, {
     "TrialScheduler": _CUSTOM, "PB2": "use PopulationBasedTraining", "PopulationBasedTrainingReplay":
     "replay a PBT schedule from experiment.json's lineage by hand", "ResourceChangingScheduler":
-    "resources are fixed per trial: give them with tune.with_resources", "create_scheduler": "build the class",
+    "resources are fixed per trial: give them with tune.with_resources"
 })
