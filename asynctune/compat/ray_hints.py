@@ -66,7 +66,7 @@ RAY_KEYWORDS = {
     "log_to_file": "leave it out: each trial's stdout.txt and stderr.txt are kept",
     "restore": "call asynctune.resume(experiment_dir)",
     "resume_errored": "call asynctune.resume(experiment_dir)",
-    "stop_last_trials": "it is a scheduler argument in Ray; asynctune's schedulers stop trials at max_t",
+    "stop_last_trials": "it is a scheduler argument, as in Ray: ASHAScheduler / HyperBandScheduler(stop_last_trials=False)",
 }
 
 

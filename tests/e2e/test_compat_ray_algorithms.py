@@ -84,10 +84,15 @@ def test_asha_with_rays_arguments_stops_the_worse_trials_early(storage):
     assert iterations[1.0] == 8 and iterations[8.0] < 8
 
 
-def test_stop_last_trials_false_is_named_as_a_difference(caplog):
-    with caplog.at_level("WARNING"):
-        HyperBandForBOHB(max_t=10, reduction_factor=2, stop_last_trials=False)
-    assert "stop_last_trials=False" in caplog.text and "max_t" in caplog.text
+def test_stop_last_trials_false_lets_the_best_train_past_max_t_as_in_ray(storage):
+    # max_t=4: with Ray's stop_last_trials=False the trials that pass the last rung train on to
+    # their own end (8 steps); the worst is still stopped at its rung.
+    results = fit(resumable_curve, storage, param_space={"x": tune.grid_search([1.0, 8.0])}, metric="loss",
+                  mode="min", scheduler=ASHAScheduler(max_t=4, grace_period=1, reduction_factor=2,
+                                                     stop_last_trials=False), max_concurrent_trials=1)
+    iterations = {r.config["x"]: r.metrics["training_iteration"] for r in results}
+    assert iterations == {1.0: 8, 8.0: 1}
+    assert HyperBandForBOHB(max_t=10, reduction_factor=2, stop_last_trials=False).stop_last_trials is False
 
 
 def test_median_stopping_rule_with_rays_arguments(storage):

@@ -15,12 +15,6 @@ logger = logging.getLogger(__name__)
 FIFOScheduler = _at.FIFOScheduler
 
 
-def _warn_last_trials(name: str, stop_last_trials: bool) -> None:
-    if not stop_last_trials:
-        logger.warning("%s(stop_last_trials=False): asynctune stops every trial at max_t; to train longer, raise "
-                       "max_t (docs/migrating_from_ray.md)", name)
-
-
 class AsyncHyperBandScheduler(_at.ASHAScheduler):
     """Ray's ASHA (`ASHAScheduler` is the same class), with Ray's defaults: max_t=100,
     grace_period=1, reduction_factor=4, brackets=1."""
@@ -28,8 +22,7 @@ class AsyncHyperBandScheduler(_at.ASHAScheduler):
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None, mode: str | None = None,
                  max_t: float = 100, grace_period: float = 1, reduction_factor: float = 4, brackets: int = 1,
                  stop_last_trials: bool = True) -> None:
-        super().__init__(time_attr, metric, mode, max_t, grace_period, reduction_factor, brackets)
-        _warn_last_trials(type(self).__name__, stop_last_trials)
+        super().__init__(time_attr, metric, mode, max_t, grace_period, reduction_factor, brackets, stop_last_trials)
 
 
 ASHAScheduler = AsyncHyperBandScheduler
@@ -42,8 +35,8 @@ class HyperBandScheduler(_at.HyperBandScheduler):
 
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None, mode: str | None = None,
                  max_t: float = 81, reduction_factor: float = 3, stop_last_trials: bool = True) -> None:
-        super().__init__(time_attr, metric, mode, max_t, reduction_factor, bracket_order="gentle_first")
-        _warn_last_trials(type(self).__name__, stop_last_trials)
+        super().__init__(time_attr, metric, mode, max_t, reduction_factor, stop_last_trials,
+                         bracket_order="gentle_first")
 
 
 class HyperBandForBOHB(HyperBandScheduler):
