@@ -18,14 +18,16 @@ one I/O thread turns the results into Events and writes them, with no thread per
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import itertools
 import logging
 import math
 import os
 import socket
+import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,10 +39,28 @@ from ..store.names import tensorboard_file
 from ..core.trial import Status, Trial
 from .callback import Callback
 
+
+@contextlib.contextmanager
+def _without_torch() -> Iterator[None]:
+    """tensorboardX's package imports torch when it is installed (for its SummaryWriter, which is
+    not used here): 1.2 s and hundreds of MB in every driver. Unless something imported torch
+    already, it is hidden while tensorboardX loads (its import of torch is optional)."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", False) is None:
+            del sys.modules["torch"]
+
+
 try:  # tensorboardX frames the records (length, data, CRC-32C) and names the files
-    from tensorboardX.proto.event_pb2 import Event
-    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
-    from tensorboardX.record_writer import RecordWriter
+    with _without_torch():
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboardX.record_writer import RecordWriter
 except ImportError:
     RecordWriter = None
 

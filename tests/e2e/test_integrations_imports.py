@@ -34,3 +34,19 @@ def test_an_integration_without_its_library_names_the_extra_to_install(module):
                    + (f"m.{USE[module]}" if module in USE else ""))
     assert done.returncode != 0
     assert "ImportError" in done.stderr and f"pip install 'asynctune[{module}]'" in done.stderr, done.stderr[-800:]
+
+
+def test_the_tensorboard_logger_loads_tensorboardx_without_importing_torch(tmp_path):
+    # tensorboardX's package imports torch when it can (for its own SummaryWriter): 1.2 s in every
+    # driver of a machine with torch installed (scripts/integration_check.sh runs this with the
+    # real torch). Here a stand-in `torch` package, first on the path, says whether it was imported.
+    pytest.importorskip("tensorboardX")
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("Tensor = object\n")
+    code = ("import sys\nsys.path.insert(0, sys.argv[1])\n"
+            "import asynctune, asynctune.reporting.tensorboard as tb\n"
+            "print(tb.tensorboardx_available(), 'torch' in sys.modules)\n"
+            "import torch\nprint(torch.__file__.startswith(sys.argv[1]))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True"]  # loaded, torch untouched, and importable after
