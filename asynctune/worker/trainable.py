@@ -42,7 +42,9 @@ class Trainable:
         """Build the model and data for `config`."""
 
     def step(self) -> dict[str, Any]:
-        """Train one unit (an epoch, some batches) and return its metrics."""
+        """Train one unit (an epoch, some batches) and return its metrics. With
+        `"should_checkpoint": True` among them, this step is checkpointed (besides run()'s
+        `checkpoint_frequency`), e.g. on a new best."""
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
@@ -95,6 +97,7 @@ def run_class(cls: type[Trainable], session: TrialSession) -> tuple[str, str | N
             frequency = request.checkpoint_frequency
             if cls.can_checkpoint() and (
                 (frequency and trainable.iteration % frequency == 0) or (done and request.checkpoint_at_end)
+                or result.get("should_checkpoint") is True  # the step asks for it (Ray's SHOULD_CHECKPOINT)
             ):
                 checkpoint_dir = _save(trainable, session, next_iteration=True)
             try:

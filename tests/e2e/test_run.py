@@ -95,6 +95,22 @@ def test_class_api_with_checkpoints_and_stop(storage):
         assert f.read() == "8"
 
 
+class CheckpointOnBest(Counter):
+    """Asks for a checkpoint at steps 2 and 5 only (Ray's should_checkpoint)."""
+
+    def step(self):
+        return {**super().step(), "should_checkpoint": self.count in (2, 5)}
+
+
+def test_a_step_that_returns_should_checkpoint_is_checkpointed(storage):
+    analysis = at.run(CheckpointOnBest, config={"increment": 1}, stop={"training_iteration": 6},
+                      checkpoint_at_end=False, metric="count", mode="max", storage_path=storage, verbose=0)
+    trial = analysis.trials[0]
+    assert sorted(n for n in os.listdir(trial.path) if n.startswith("checkpoint_")) == [
+        "checkpoint_000002", "checkpoint_000005"]
+    assert trial.checkpoint.endswith("checkpoint_000005")
+
+
 def test_class_must_implement_step(storage):
     class NoStep(at.Trainable):
         pass
