@@ -455,7 +455,7 @@ def _trust(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    directory = _experiment_dir(args.dir)
+    directory = _experiment_dir(args.dir, resumable=True)
     try:
         from ..api import resume
     except ImportError as exc:
@@ -501,11 +501,13 @@ def _resume(args: argparse.Namespace) -> int:
 # Shared ------------------------------------------------------------------------------------------
 
 
-def _experiment_dir(path: str) -> str:
+def _experiment_dir(path: str, *, resumable: bool = False) -> str:
+    """`path` as an experiment directory; `resumable`: one with a run_spec.pkl will do too (resume
+    rebuilds an experiment.json that was deleted from the journal and the trial directories)."""
     directory = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(directory):
         raise CommandError(f"{path}: no such directory")
-    if not names.is_experiment_dir(directory):
+    if not names.is_experiment_dir(directory) and not (resumable and os.path.isfile(names.run_spec_file(directory))):
         hint = ""
         if any(names.is_experiment_dir(os.path.join(directory, e)) for e in _subdirs(directory)):
             hint = f"; it holds experiments: see 'asynctune ls {path}'"

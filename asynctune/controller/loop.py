@@ -258,6 +258,10 @@ class Controller:
             return
         trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
                       path=os.path.join(self.spec.experiment_dir, trial_id))
+        if self.state.saved is None:
+            # experiment.json before the first trial's files: a driver killed as it adds its first
+            # trials leaves an experiment that `ls`, `show` and `resume` know (not FAILED AT START).
+            self.state.save()
         runtime = self.table.runtime(trial)
         try:
             runtime.write_params(config)

@@ -484,3 +484,15 @@ def test_a_config_replaced_under_any_event_is_journaled_once(tmp_path):
     writer.changed(trial)
     writer.close()
     assert [e.config for e in journal.read(str(tmp_path))] == [{"lr": 0.1}, None, {"lr": 0.2}, None]
+
+
+def test_asynctune_resume_rebuilds_a_deleted_experiment_json(tmp_path):
+    """resume() never needed experiment.json; `asynctune resume` refused the directory without it
+    as "not an asynctune experiment directory"."""
+    experiment_dir = kill_driver_after(tmp_path, "nosnapshot", 14)
+    (experiment_dir / "experiment.json").unlink()
+    resumed = subprocess.run(["asynctune", "resume", str(experiment_dir)], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    analysis = ExperimentAnalysis(str(experiment_dir))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 6
+    _assert_every_result_once(analysis, experiment_dir)

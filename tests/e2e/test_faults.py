@@ -232,3 +232,44 @@ def test_resume_is_the_function_whatever_was_imported_first():
     import asynctune.store.recovery  # noqa: F401
 
     assert callable(at.resume) and at.resume.__module__ == "asynctune.api"
+
+
+KILLED_AT_THE_FIRST_TRIAL = textwrap.dedent("""
+    import os, signal, sys
+    import asynctune as at
+
+    class KillsItsDriver(at.Searcher):
+        \"\"\"SIGKILLs the driver while it adds its trials, once: the first is journaled by then.\"\"\"
+
+        def suggest(self, trial_id):
+            if trial_id == "trial_00001" and not os.path.exists(sys.argv[2]):
+                open(sys.argv[2], "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return {"x": 0.5}
+
+    def train(config):
+        at.report(score=config["x"])
+
+    if __name__ == "__main__":
+        at.run(train, search_alg=KillsItsDriver(), num_samples=3, metric="score", mode="max",
+               storage_path=sys.argv[1], name="early", verbose=0)
+""")
+
+
+def test_a_driver_killed_as_it_adds_its_first_trials_leaves_an_experiment_every_reader_knows(tmp_path):
+    """experiment.json is written before the first trial is journaled: a driver killed in between
+    left trials that `asynctune ls` listed as FAILED AT START (0 trials) and that `asynctune
+    resume`, `asynctune show` and ExperimentAnalysis refused as no experiment at all."""
+    driver = start_script(tmp_path / "early.py", KILLED_AT_THE_FIRST_TRIAL, tmp_path / "results", tmp_path / "killed")
+    driver.communicate(timeout=60)
+    assert driver.returncode == -signal.SIGKILL
+    experiment_dir = tmp_path / "results" / "early"
+    assert (experiment_dir / "trial_00000").is_dir()
+    listed = subprocess.run(["asynctune", "ls", str(tmp_path / "results")], capture_output=True, text=True)
+    assert "FAILED AT START" not in listed.stdout and "INTERRUPTED" in listed.stdout, listed.stdout
+    resumed = subprocess.run(["asynctune", "resume", str(experiment_dir)], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    analysis = at.ExperimentAnalysis(str(experiment_dir))
+    assert [(t.trial_id, t.status) for t in analysis.trials] == [
+        (f"trial_{i:05d}", at.Status.TERMINATED) for i in range(3)]
+    assert all(len(analysis.trial_results(t.trial_id)) == 1 for t in analysis.trials)
