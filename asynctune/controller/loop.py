@@ -222,6 +222,10 @@ class Controller:
             placement = self._pool.acquire(Resources.parse(trial.resources), usable=self.executor.host_available)
             if placement is None:
                 return  # wait until a running trial frees its resources (a down SSH host is left out)
+            if (gone := self._watch.vanished()) is not None:  # moved away since the tick: its worker
+                self._pool.release(placement)  # would make the trial's directory, and all above it, again
+                self._ending.vanished(gone)
+                return
             runtime = self.table.start(trial)
             try:
                 runtime.start(placement, self.executor.now())
