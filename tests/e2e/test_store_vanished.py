@@ -94,13 +94,28 @@ class MoveAfter(Callback):
             self.done = True
 
 
-def test_an_experiment_moved_mid_run_resumes_where_it_is_now(storage, tmp_path):
+class MoveWhenOneEnds(Callback):
+    """Moves the experiment's directory to `target` as trial_00000 completes: the controller starts
+    the next trial at once, before its tick can notice the move."""
+
+    def __init__(self, target: str) -> None:
+        self.target, self.done = target, False
+
+    def on_trial_complete(self, trial) -> None:
+        if not self.done:
+            shutil.move(os.path.dirname(trial.path), self.target)
+            self.done = True
+
+
+@pytest.mark.parametrize("when", ["after 3 results", "as a trial completes"])
+def test_an_experiment_moved_mid_run_resumes_where_it_is_now(storage, tmp_path, when):
     """`mv` of a running experiment ends the run like a deletion, but what the driver writes
     until it notices leaves the moved directory resumable: no trial counted as failed for the
     files it could not write, none marked as having lost its results, no trial started where
-    the directory was (which would make it again there)."""
+    the directory was (which would make it again there: its worker made the trial's directory
+    and all above it, as a trial started just after a trial completed did)."""
     experiment, moved = os.path.join(storage, "exp"), str(tmp_path / "elsewhere")
-    mover = MoveAfter(moved)
+    mover = MoveAfter(moved) if when == "after 3 results" else MoveWhenOneEnds(moved)
     with pytest.raises(at.DirectoryVanished, match=rf"{experiment} was deleted or moved while the experiment ran"):
         at.run(resumable, config={"x": at.grid_search([0.0, 1.0, 2.0, 3.0, 4.0])}, metric="loss", mode="min",
                storage_path=storage, name="exp", verbose=0, max_concurrent_trials=2, callbacks=[mover])
@@ -129,34 +144,6 @@ def test_a_directory_made_again_where_the_experiment_was_is_never_written_over(s
     resumed = at.resume(moved, verbose=0, callbacks=[])
     assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 5, [t.error for t in resumed.trials]
 
-
-class MoveWhenOneEnds(Callback):
-    """Moves the experiment's directory to `target` as trial_00000 completes: the controller starts
-    the next trial at once, before its tick can notice the move."""
-
-    def __init__(self, target: str) -> None:
-        self.target, self.done = target, False
-
-    def on_trial_complete(self, trial) -> None:
-        if not self.done:
-            shutil.move(os.path.dirname(trial.path), self.target)
-            self.done = True
-
-
-def test_no_trial_starts_where_a_moved_experiment_was(storage, tmp_path):
-    """A trial started just after the move made the directory again where it was (its worker
-    made the trial's directory and all above it), with files that blocked the name."""
-    experiment, moved = os.path.join(storage, "exp"), str(tmp_path / "elsewhere")
-    mover = MoveWhenOneEnds(moved)
-    with pytest.raises(at.DirectoryVanished, match=rf"{experiment} was deleted or moved while the experiment ran"):
-        at.run(resumable, config={"x": at.grid_search([0.0, 1.0, 2.0, 3.0])}, metric="loss", mode="min",
-               storage_path=storage, name="exp", verbose=0, max_concurrent_trials=1, callbacks=[mover])
-    assert mover.done
-    assert not os.path.exists(experiment)  # nothing made again where it was
-    resumed = at.resume(moved, verbose=0, callbacks=[])
-    assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 4, [t.error for t in resumed.trials]
-    for trial in resumed.trials:
-        assert [r["training_iteration"] for r in resumed.trial_results(trial.trial_id)] == list(range(1, 31))
 
 
 def reports_once(config):
