@@ -38,7 +38,7 @@ from .layout import (
 )
 from . import journal
 from .names import RESTARTED_DIR, is_checkpoint_name
-from .paths import refuse_links_out
+from .paths import checked, refuse_links_out
 from .signing import load_signed_pickle, read_verified, sign
 from . import checkpoints
 from .format import NewerFormat, read_experiment_file
@@ -119,6 +119,34 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     for trial in trials:
         _restore_trial(trial, kwargs.get("metric"), kwargs.get("mode"))
     return ResumeState(experiment_dir, kwargs, trainable, status, time_used, trials)
+
+
+def caught_up(experiment_dir: str, summaries: list[dict[str, Any]], metric: Any, mode: Any) -> list[dict[str, Any]]:
+    """The trial table of an experiment whose driver was killed, as a reader sees it: experiment.json's
+    `summaries` (saved at most once a second, so possibly behind) brought up to the journal's trials
+    and statuses and to the results in the trial directories. Reads only: resume repairs.
+
+        >>> caught_up(experiment_dir, read_experiment_file(experiment_dir)["trials"], "loss", "min")  # doctest: +SKIP
+    """
+    checked(experiment_dir, os.path.join(experiment_dir, JOURNAL_FILE))  # as every reader: no link out
+    replayed = journal.replay(journal.read_intact(experiment_dir), experiment_dir)
+    if not replayed.trials:
+        return summaries  # no journal (a consolidated simulation): the snapshot is all there is
+    table = {str(s.get("trial_id")): dict(s) for s in summaries}
+    for trial_id, trial in replayed.trials.items():
+        summary = table.setdefault(trial_id, trial.summary())  # a trial the snapshot lacks: the journal's
+        summary.update(status=trial.status.value, num_failures=trial.num_failures, error=trial.error)
+        if trial_id in replayed.configured:  # a mutation (PBT) since the snapshot
+            summary["config"] = trial.config
+        directory = os.path.join(experiment_dir, trial_id)
+        checked(experiment_dir, os.path.join(directory, RESULT_FILE))
+        results = read_results(directory)
+        if results:
+            best = Trial(trial_id=trial_id, config={})
+            for result in results:
+                best.update_best(metric, mode, result)
+            summary.update(num_results=len(results), last_result=results[-1], metric_best=best.metric_best)
+    return sorted(table.values(), key=lambda s: s.get("index") or 0)
 
 
 def restore_searcher(searcher: Any, experiment_dir: str) -> bool:
