@@ -212,11 +212,16 @@ class Controller:
 
     async def _start_ready_trials(self) -> None:
         while self.stopping is None and self.table.num_running < self._max_running:
+            added = len(self.trials)
             if not self.table.waiting_fresh():
                 await self._add_trial()  # none waits that never ran (resumed ones do not hold new trials back)
             candidates = self.table.candidates()
             trial = self.scheduler.choose_trial_to_run(candidates) if candidates else None
             if trial is None:
+                if len(self.trials) > added and not candidates and not self.table.num_running:
+                    # The trial added failed at once (its directory cannot be made) and no trial
+                    # runs whose end would wake the loop: add the next soon.
+                    asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
                 return
             assert self._pool is not None
             placement = self._pool.acquire(Resources.parse(trial.resources), usable=self.executor.host_available)

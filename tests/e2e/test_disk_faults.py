@@ -41,15 +41,21 @@ class Steps(at.Trainable):
 
 # 2. One trial's directory cannot be written: that trial fails, the experiment goes on.
 
-def test_a_trial_whose_directory_cannot_be_created_fails_alone(storage):
-    class BlockTrialOne(at.Callback):
-        def on_experiment_start(self, experiment_dir, trials):
-            # a file where trial_00001's directory must go: every write into it fails
-            with open(os.path.join(experiment_dir, "trial_00001"), "w") as f:
-                f.write("in the way")
+class BlockTrialOne(at.Callback):
+    def on_experiment_start(self, experiment_dir, trials):
+        # a file where trial_00001's directory must go: every write into it fails
+        with open(os.path.join(experiment_dir, "trial_00001"), "w") as f:
+            f.write("in the way")
 
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("at_once", [None, 1], ids=["others running", "none running"])
+def test_a_trial_whose_directory_cannot_be_created_fails_alone(storage, at_once):
+    """With none running beside it (max_concurrent_trials=1), the loop waited for a trial to end
+    before it added the next: nothing ran, so it waited for ever."""
     analysis = at.run(steps, config={"x": at.grid_search([1, 2, 3])}, metric="loss", mode="min",
-                      storage_path=storage, name="blocked", verbose=0, callbacks=[BlockTrialOne()])
+                      storage_path=storage, name="blocked", verbose=0, callbacks=[BlockTrialOne()],
+                      max_concurrent_trials=at_once)
     status = {t.trial_id: t.status for t in analysis.trials}
     assert status == {"trial_00000": at.Status.TERMINATED, "trial_00001": at.Status.ERROR,
                       "trial_00002": at.Status.TERMINATED}
