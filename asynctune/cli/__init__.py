@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
+from ..errors import AsynctuneError
 from ..store import names
 from .hosts import hosts_check
 from .output import CommandError, make_console, fmt, new_table
@@ -48,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except CommandError as exc:
+        print(f"asynctune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a damaged file found as the command read on: named in the error
+        if not isinstance(exc, AsynctuneError):
+            raise
         print(f"asynctune {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -206,6 +206,7 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
         logger.warning("%s: trial %s is not in %s; rebuilt from its directory%s", experiment_dir, name, JOURNAL_FILE,
                        " and experiment.json" if known else " (it restarts from its newest checkpoint)")
     for trial in trials.values():
+        _refuse_what_is_in_the_way(trial.path)
         config = read_params(trial.path)  # the config with its types (params.pkl)
         if config is not None:
             trial.config = config
@@ -223,6 +224,17 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
                 f"but {trial.trial_id} exists", f"restore it, or move every trial directory after it out of "
                 f"{experiment_dir} to resume without them")
     return ordered
+
+
+def _refuse_what_is_in_the_way(trial_dir: str) -> None:
+    """ExperimentDamaged where a trial's directory, or its result.jsonl, is something else: the
+    resume would read and write there."""
+    results = os.path.join(trial_dir, RESULT_FILE)
+    if os.path.lexists(trial_dir) and not os.path.isdir(trial_dir):
+        raise ExperimentDamaged(trial_dir, "is a file, not the trial's directory",
+                                "move it away to resume without what it held")
+    if os.path.isdir(results):
+        raise ExperimentDamaged(results, "is a directory, not a file", "move it away to resume without what it held")
 
 
 def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:

@@ -496,3 +496,43 @@ def test_asynctune_resume_rebuilds_a_deleted_experiment_json(tmp_path):
     analysis = ExperimentAnalysis(str(experiment_dir))
     assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 6
     _assert_every_result_once(analysis, experiment_dir)
+
+
+def _replace_with_a_directory(path):
+    os.unlink(path)
+    os.mkdir(path)
+
+
+def _replace_with_a_file(path):
+    import shutil
+
+    shutil.rmtree(path)
+    path.write_text("in the way")
+
+
+# What was a file is a directory, or the other way round: every reader and the resume say so in
+# one line naming it (they raised IsADirectoryError / NotADirectoryError from deep inside).
+IN_THE_WAY = {
+    "result.jsonl is a directory": ("trial_00001/result.jsonl", _replace_with_a_directory),
+    "a trial directory is a file": ("trial_00001", _replace_with_a_file),
+    "driver.lock is a directory": ("driver.lock", _replace_with_a_directory),
+}
+
+
+@pytest.mark.parametrize("damage", IN_THE_WAY)
+def test_a_file_where_a_directory_was_or_the_reverse_is_one_line_naming_it(tmp_path, damage):
+    experiment_dir = kill_driver_after(tmp_path, "swapped", 14)
+    where, swap = IN_THE_WAY[damage]
+    swap(experiment_dir / where)
+    readers = [["show", str(experiment_dir)], ["show", "--json", "--scope", "last", str(experiment_dir)],
+               ["resume", str(experiment_dir)]]
+    for command in readers:
+        done = subprocess.run(["asynctune", *command], capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in done.stderr, (command, done.stderr)
+        if done.returncode != 0:
+            assert done.returncode == 2 and str(experiment_dir / where) in done.stderr, (command, done.stderr)
+    assert done.returncode == 2  # the resume: nothing repaired or restarted behind the user's back
+    if damage != "driver.lock is a directory":  # (the lock is the resume's alone)
+        with pytest.raises(ValueError, match=str(experiment_dir / where)):
+            analysis = ExperimentAnalysis(str(experiment_dir))
+            [analysis.trial_results(t.trial_id) for t in analysis.trials]
