@@ -513,7 +513,8 @@ def _experiment_dir(path: str, *, resumable: bool = False) -> str:
     directory = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(directory):
         raise CommandError(f"{path}: no such directory")
-    if not names.is_experiment_dir(directory) and not (resumable and os.path.isfile(names.run_spec_file(directory))):
+    there = os.path.lexists(names.experiment_file(directory))  # a damaged one too: the reader names what is wrong
+    if not there and not (resumable and os.path.isfile(names.run_spec_file(directory))):
         hint = ""
         if any(names.is_experiment_dir(os.path.join(directory, e)) for e in _subdirs(directory)):
             hint = f"; it holds experiments: see 'asynctune ls {path}'"

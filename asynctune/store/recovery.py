@@ -32,7 +32,7 @@ import cloudpickle
 from ..errors import ExperimentDamaged, UnsafeFileError
 from .private_files import make_dir_private, open_private
 from .layout import (
-    JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
+    EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
     latest_checkpoint, read_params, read_results, repair_jsonl,
 )
@@ -98,6 +98,10 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     except Exception as exc:
         raise ValueError(f"cannot resume {experiment_dir}: {RUN_SPEC_FILE} is unreadable "
                          f"({type(exc).__name__}: {exc})") from exc
+    for name in (EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE):  # files the resume rewrites or appends to
+        if os.path.isdir(os.path.join(experiment_dir, name)):
+            raise ExperimentDamaged(os.path.join(experiment_dir, name), "is a directory, not a file",
+                                    "move it away to resume (the journal and the trial directories hold the trials)")
     status, time_used, snapshot_trials = "UNKNOWN", 0.0, {}
     try:
         snapshot = read_experiment_file(experiment_dir)  # a newer format is refused (NewerFormat)

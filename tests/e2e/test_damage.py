@@ -516,6 +516,8 @@ IN_THE_WAY = {
     "result.jsonl is a directory": ("trial_00001/result.jsonl", _replace_with_a_directory),
     "a trial directory is a file": ("trial_00001", _replace_with_a_file),
     "driver.lock is a directory": ("driver.lock", _replace_with_a_directory),
+    "experiment.json is a directory": ("experiment.json", _replace_with_a_directory),
+    "journal.jsonl is a directory": ("journal.jsonl", _replace_with_a_directory),
 }
 
 
