@@ -34,7 +34,7 @@ from .private_files import make_dir_private, open_private
 from .layout import (
     EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
-    latest_checkpoint, read_params, read_results, repair_jsonl,
+    latest_checkpoint, read_params, read_results, repair_jsonl, write_params,
 )
 from . import journal
 from .names import RESTARTED_DIR, is_checkpoint_name
@@ -242,6 +242,15 @@ def _refuse_what_is_in_the_way(trial_dir: str) -> None:
 
 
 def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
+    if trial.status in (Status.FINISHED, Status.EARLY_STOPPED) and not os.path.isdir(trial.path):
+        # Its results and checkpoints went with its directory: run it again rather than keep an
+        # ended trial that reported nothing (a failed one stays failed: its error says why).
+        logger.warning("%s's directory is gone (deleted?): its results with it; it runs again from the start",
+                       trial.trial_id)
+        trial.status = Status.PENDING
+    if not os.path.isdir(trial.path):  # made again with its config, as when it was added
+        make_dir_private(trial.path)
+        write_params(trial.path, trial.config, new=True)
     checkpoints.sweep_staging(trial.path)  # what a killed writer left unfinished: never restored
     recorded = repair_jsonl(os.path.join(trial.path, RESULT_FILE), _result_problem)
     last_iteration = max((int(r.get("training_iteration", 0)) for r in recorded), default=0)

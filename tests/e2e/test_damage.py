@@ -538,3 +538,17 @@ def test_a_file_where_a_directory_was_or_the_reverse_is_one_line_naming_it(tmp_p
         with pytest.raises(ValueError, match=str(experiment_dir / where)):
             analysis = ExperimentAnalysis(str(experiment_dir))
             [analysis.trial_results(t.trial_id) for t in analysis.trials]
+
+
+def test_a_finished_trials_deleted_directory_runs_it_again_on_resume(tmp_path, caplog):
+    """The journal holds the trial, its directory (results, checkpoints) is gone: the resume kept
+    it FINISHED with no result, silently. It runs again from the start, with a warning."""
+    import shutil
+
+    experiment_dir = kill_driver_after(tmp_path, "lostdir", 24)
+    assert _trial_statuses(experiment_dir)["trial_00000"] == "FINISHED"
+    shutil.rmtree(experiment_dir / "trial_00000")
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    _assert_every_result_once(resumed, experiment_dir)
+    assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 6
+    assert "trial_00000's directory is gone" in caplog.text
