@@ -204,6 +204,40 @@ def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
         umount(storage)
 
 
+
+JOURNAL_LIMITED = textwrap.dedent("""
+    import resource, sys
+    import asynctune as at
+
+    def train(config):
+        for step in range(3):
+            at.report(loss=config["x"] + 1 / (step + 1))
+
+    if __name__ == "__main__":
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8000, 8000))  # no file of the driver's grows past it
+        at.run(train, config={"x": at.grid_search(list(range(30)))}, metric="loss", mode="min",
+               max_concurrent_trials=2, storage_path=sys.argv[1], name="limited", verbose=0)
+""")
+
+
+def test_a_journal_that_cannot_grow_stops_the_experiment_resumably(tmp_path):
+    """A write to journal.jsonl refused for another reason than space (here a file-size limit, as
+    on a file system turned read-only or failing) was logged and the run went on, recording
+    nothing more of its trials, and ended as if all was well (status 0)."""
+    script = tmp_path / "limited.py"
+    script.write_text(JOURNAL_LIMITED)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    experiment_dir = str(tmp_path / "limited")
+    assert done.returncode == 1, done.stderr
+    assert f"could not write {os.path.join(experiment_dir, 'journal.jsonl')}: File too large" in done.stderr
+    assert f"asynctune resume {experiment_dir}" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert at.ExperimentAnalysis(experiment_dir).status == "INTERRUPTED"  # (experiment.json may be over the limit too)
+    analysis = at.resume(experiment_dir, verbose=0)  # without the limit
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 30
+    for trial in analysis.trials:
+        assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3]
+
+
 # 4. A value no float can hold is recorded first, and counts as no number.
 
 def huge_then_normal(config):
