@@ -208,6 +208,23 @@ class StorageFull(AsynctuneError, OSError):
         self.experiment_dir = experiment_dir
 
 
+class StateNotWritten(StorageFull):
+    """The experiment's journal could not be written for another reason than space (a file-size
+    limit, a file system turned read-only, an I/O error). What the run did next could not be
+    recorded, so it stops as on a full disk: resumable, with the command that continues it.
+
+    Attributes:
+        path, experiment_dir: As StorageFull's.
+        cause: The error writing it.
+    """
+
+    def __init__(self, path: str, experiment_dir: str, cause: OSError) -> None:
+        super().__init__(path, experiment_dir)
+        OSError.__init__(self, f"could not write {path}: {cause.strerror or cause}. The experiment stopped; what was "
+                         f"reported is on disk. Fix that, then resume with: {resume_command(experiment_dir)}")
+        self.errno, self.cause = cause.errno, cause
+
+
 class ResultsNotWritten(AsynctuneError, OSError):
     """A consolidated simulation's results.jsonl could not be written (store/recording.py).
 

@@ -16,6 +16,7 @@ from ..store.layout import (
     EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
 )
 from ..store.lock import is_driven
+from ..store.recovery import caught_up
 from ..store.names import checkpoint_iteration, experiment_file, result_file, results_file, trial_dir
 from ..store.paths import check_name, checked
 from ..core.trial import Status, Trial
@@ -61,6 +62,9 @@ class ExperimentAnalysis:
         self.status: str = state.get("status", "UNKNOWN")
         if from_disk and self.status == "RUNNING" and is_driven(self.experiment_dir) is False:
             self.status = "INTERRUPTED"  # its driver was killed (SIGKILL, a lost machine): resume continues it
+            # Its experiment.json was saved up to a second before: the journal and results have the rest.
+            state = {**state, "trials": caught_up(self.experiment_dir, state.get("trials") or [],
+                                                  state.get("metric"), state.get("mode"))}
         self.default_metric = metric or state.get("metric")
         self.default_mode = mode or state.get("mode")
         self.start_time: float | None = state.get("start_time")

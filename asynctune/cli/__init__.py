@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
+from ..errors import AsynctuneError
 from ..store import names
 from .hosts import hosts_check
 from .output import CommandError, make_console, fmt, new_table
@@ -48,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except CommandError as exc:
+        print(f"asynctune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a damaged file found as the command read on: named in the error
+        if not isinstance(exc, AsynctuneError):
+            raise
         print(f"asynctune {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -455,7 +461,7 @@ def _trust(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    directory = _experiment_dir(args.dir)
+    directory = _experiment_dir(args.dir, resumable=True)
     try:
         from ..api import resume
     except ImportError as exc:
@@ -501,11 +507,14 @@ def _resume(args: argparse.Namespace) -> int:
 # Shared ------------------------------------------------------------------------------------------
 
 
-def _experiment_dir(path: str) -> str:
+def _experiment_dir(path: str, *, resumable: bool = False) -> str:
+    """`path` as an experiment directory; `resumable`: one with a run_spec.pkl will do too (resume
+    rebuilds an experiment.json that was deleted from the journal and the trial directories)."""
     directory = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(directory):
         raise CommandError(f"{path}: no such directory")
-    if not names.is_experiment_dir(directory):
+    there = os.path.lexists(names.experiment_file(directory))  # a damaged one too: the reader names what is wrong
+    if not there and not (resumable and os.path.isfile(names.run_spec_file(directory))):
         hint = ""
         if any(names.is_experiment_dir(os.path.join(directory, e)) for e in _subdirs(directory)):
             hint = f"; it holds experiments: see 'asynctune ls {path}'"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..errors import StorageFull
+from ..errors import StateNotWritten, StorageFull
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class Ending:
 
     def disk_full(self, exc: StorageFull) -> None:
         """The disk is full: stop, keeping every unfinished trial resumable (none of them failed)."""
+        if isinstance(exc, StateNotWritten):  # not space, but as resumable: its message says what
+            self.interrupted = True
+            return self.stop(exc, str(exc))
         if self.fatal is None:
             logger.warning("disk full writing %s: stopping the experiment", exc.path)
         self.interrupted = True

@@ -212,16 +212,25 @@ class Controller:
 
     async def _start_ready_trials(self) -> None:
         while self.stopping is None and self.table.num_running < self._max_running:
+            added = len(self.trials)
             if not self.table.waiting_fresh():
                 await self._add_trial()  # none waits that never ran (resumed ones do not hold new trials back)
             candidates = self.table.candidates()
             trial = self.scheduler.choose_trial_to_run(candidates) if candidates else None
             if trial is None:
+                if len(self.trials) > added and not candidates and not self.table.num_running:
+                    # The trial added failed at once (its directory cannot be made) and no trial
+                    # runs whose end would wake the loop: add the next soon.
+                    asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
                 return
             assert self._pool is not None
             placement = self._pool.acquire(Resources.parse(trial.resources), usable=self.executor.host_available)
             if placement is None:
                 return  # wait until a running trial frees its resources (a down SSH host is left out)
+            if (gone := self._watch.vanished()) is not None:  # moved away since the tick: its worker
+                self._pool.release(placement)  # would make the trial's directory, and all above it, again
+                self._ending.vanished(gone)
+                return
             runtime = self.table.start(trial)
             try:
                 runtime.start(placement, self.executor.now())
@@ -258,6 +267,10 @@ class Controller:
             return
         trial = Trial(trial_id=trial_id, config=config, index=index, resources=resources.as_dict(),
                       path=os.path.join(self.spec.experiment_dir, trial_id))
+        if self.state.saved is None:
+            # experiment.json before the first trial's files: a driver killed as it adds its first
+            # trials leaves an experiment that `ls`, `show` and `resume` know (not FAILED AT START).
+            self.state.save()
         runtime = self.table.runtime(trial)
         try:
             runtime.write_params(config)

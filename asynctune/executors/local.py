@@ -160,7 +160,7 @@ class LocalExecutor(Executor):
         key = tuple(sorted(env.items()))
         worker = self._pool.take_idle(key) or await self._spawn(env, key)
         # The driver reads the trial's directory in place: its empty output files may go on to the next trial.
-        request = replace(request, hand_on_empty_output=True)
+        request = replace(request, hand_on_empty_output=True, in_driver_dir=True)
         run = _LocalTrialRun(worker, request, self.kill_grace_s)
         worker.start(run, request)
         return run

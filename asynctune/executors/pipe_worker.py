@@ -249,6 +249,7 @@ class QueuedTrialRun(TrialRun):
         self._dropping: str | None = None
         self._held_end: TrialEvent | None = None  # pipelined: its end, held until its results are decided
         self._ended = False  # the worker said "done" or "error": it may run another trial now
+        self._killed = False  # kill() was called: no answer to its results will come
 
     async def events(self) -> AsyncIterator[TrialEvent]:
         while True:
@@ -276,10 +277,12 @@ class QueuedTrialRun(TrialRun):
         return not self.pipelined or iteration in self.request.sync_iterations
 
     async def kill(self) -> None:
+        self._killed = True
         if self._ended:  # its worker has moved on, maybe to another trial: only this trial's end is left
             self._release_end()
             return
         await self._kill()
+        self._release_end()  # its end came while it was being killed
 
     async def _kill(self) -> None:
         """End the worker's whole process tree."""
@@ -296,8 +299,8 @@ class QueuedTrialRun(TrialRun):
         self._ended = True
         if self._dropping == "mutate":
             self._missed_mutate()
-        if self.pipelined and self._unanswered:  # it did not wait for its last answers: they are decided first
-            self._held_end = event
+        if self.pipelined and self._unanswered and not self._killed:  # it did not wait for its last answers:
+            self._held_end = event  # they are decided first (a killed trial's never are)
             return
         self.queue.put(event)
 

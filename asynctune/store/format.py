@@ -53,8 +53,11 @@ def read_experiment_file(experiment_dir: str) -> dict[str, Any]:
 
     Raises FileNotFoundError if there is none, ExperimentFileError if it is damaged or newer."""
     path = checked(experiment_dir, os.path.join(experiment_dir, EXPERIMENT_FILE))  # no link out of the experiment
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except IsADirectoryError:
+        raise ExperimentFileError(path, "is a directory, not a file") from None
     try:
         state = json.loads(data)
     except ValueError as exc:

@@ -17,7 +17,21 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import AsynctuneError
 from .paths import checked
+
+
+class NotAFile(AsynctuneError, ValueError):
+    """A file of an experiment that is not one: a directory in its place, or a file where the
+    directory above it should be (a trial's).
+
+    Attributes:
+        path: The file.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path} {problem}; move it away (what it held is lost to asynctune)")
+        self.path = path
 
 
 def parse_record(line: str | bytes) -> dict[str, Any] | None:
@@ -43,6 +57,10 @@ def numbered_records(path: str) -> Iterator[tuple[int, str, dict[str, Any] | Non
                 yield number, text, parse_record(text)
     except FileNotFoundError:
         return
+    except IsADirectoryError:
+        raise NotAFile(path, "is a directory, not a file") from None
+    except NotADirectoryError:
+        raise NotAFile(path, f"cannot be read: {os.path.dirname(path)} is a file, not a directory") from None
 
 
 class JsonlTail:

@@ -76,6 +76,9 @@ class DriverLock:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
                          0o600)
         except OSError as exc:
+            if exc.errno == errno.EISDIR:
+                raise ValueError(f"refusing to lock {path}: it is a directory, not the plain file asynctune "
+                                 "makes; it holds nothing asynctune wrote: move it away, then start again") from None
             if exc.errno != errno.ELOOP or not os.path.islink(path):
                 raise
             raise ValueError(f"refusing to lock {path}: it is a symbolic link (to {os.path.realpath(path)}), not "

@@ -32,13 +32,13 @@ import cloudpickle
 from ..errors import ExperimentDamaged, UnsafeFileError
 from .private_files import make_dir_private, open_private
 from .layout import (
-    JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
+    EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
     SEARCHER_STATE_FILE,
-    latest_checkpoint, read_params, read_results, repair_jsonl,
+    latest_checkpoint, read_params, read_results, repair_jsonl, write_params,
 )
 from . import journal
 from .names import RESTARTED_DIR, is_checkpoint_name
-from .paths import refuse_links_out
+from .paths import checked, refuse_links_out
 from .signing import load_signed_pickle, read_verified, sign
 from . import checkpoints
 from .format import NewerFormat, read_experiment_file
@@ -98,6 +98,10 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     except Exception as exc:
         raise ValueError(f"cannot resume {experiment_dir}: {RUN_SPEC_FILE} is unreadable "
                          f"({type(exc).__name__}: {exc})") from exc
+    for name in (EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE):  # files the resume rewrites or appends to
+        if os.path.isdir(os.path.join(experiment_dir, name)):
+            raise ExperimentDamaged(os.path.join(experiment_dir, name), "is a directory, not a file",
+                                    "move it away to resume (the journal and the trial directories hold the trials)")
     status, time_used, snapshot_trials = "UNKNOWN", 0.0, {}
     try:
         snapshot = read_experiment_file(experiment_dir)  # a newer format is refused (NewerFormat)
@@ -119,6 +123,34 @@ def load_resume_state(experiment_dir: str) -> ResumeState:
     for trial in trials:
         _restore_trial(trial, kwargs.get("metric"), kwargs.get("mode"))
     return ResumeState(experiment_dir, kwargs, trainable, status, time_used, trials)
+
+
+def caught_up(experiment_dir: str, summaries: list[dict[str, Any]], metric: Any, mode: Any) -> list[dict[str, Any]]:
+    """The trial table of an experiment whose driver was killed, as a reader sees it: experiment.json's
+    `summaries` (saved at most once a second, so possibly behind) brought up to the journal's trials
+    and statuses and to the results in the trial directories. Reads only: resume repairs.
+
+        >>> caught_up(experiment_dir, read_experiment_file(experiment_dir)["trials"], "loss", "min")  # doctest: +SKIP
+    """
+    checked(experiment_dir, os.path.join(experiment_dir, JOURNAL_FILE))  # as every reader: no link out
+    replayed = journal.replay(journal.read_intact(experiment_dir), experiment_dir)
+    if not replayed.trials:
+        return summaries  # no journal (a consolidated simulation): the snapshot is all there is
+    table = {str(s.get("trial_id")): dict(s) for s in summaries}
+    for trial_id, trial in replayed.trials.items():
+        summary = table.setdefault(trial_id, trial.summary())  # a trial the snapshot lacks: the journal's
+        summary.update(status=trial.status.value, num_failures=trial.num_failures, error=trial.error)
+        if trial_id in replayed.configured:  # a mutation (PBT) since the snapshot
+            summary["config"] = trial.config
+        directory = os.path.join(experiment_dir, trial_id)
+        checked(experiment_dir, os.path.join(directory, RESULT_FILE))
+        results = read_results(directory)
+        if results:
+            best = Trial(trial_id=trial_id, config={})
+            for result in results:
+                best.update_best(metric, mode, result)
+            summary.update(num_results=len(results), last_result=results[-1], metric_best=best.metric_best)
+    return sorted(table.values(), key=lambda s: s.get("index") or 0)
 
 
 def restore_searcher(searcher: Any, experiment_dir: str) -> bool:
@@ -178,6 +210,7 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
         logger.warning("%s: trial %s is not in %s; rebuilt from its directory%s", experiment_dir, name, JOURNAL_FILE,
                        " and experiment.json" if known else " (it restarts from its newest checkpoint)")
     for trial in trials.values():
+        _refuse_what_is_in_the_way(trial.path)
         config = read_params(trial.path)  # the config with its types (params.pkl)
         if config is not None:
             trial.config = config
@@ -197,7 +230,27 @@ def _rebuild_trials(experiment_dir: str, snapshot: dict[str, dict[str, Any]]) ->
     return ordered
 
 
+def _refuse_what_is_in_the_way(trial_dir: str) -> None:
+    """ExperimentDamaged where a trial's directory, or its result.jsonl, is something else: the
+    resume would read and write there."""
+    results = os.path.join(trial_dir, RESULT_FILE)
+    if os.path.lexists(trial_dir) and not os.path.isdir(trial_dir):
+        raise ExperimentDamaged(trial_dir, "is a file, not the trial's directory",
+                                "move it away to resume without what it held")
+    if os.path.isdir(results):
+        raise ExperimentDamaged(results, "is a directory, not a file", "move it away to resume without what it held")
+
+
 def _restore_trial(trial: Trial, metric: str | None, mode: str | None) -> None:
+    if trial.status in (Status.FINISHED, Status.EARLY_STOPPED) and not os.path.isdir(trial.path):
+        # Its results and checkpoints went with its directory: run it again rather than keep an
+        # ended trial that reported nothing (a failed one stays failed: its error says why).
+        logger.warning("%s's directory is gone (deleted?): its results with it; it runs again from the start",
+                       trial.trial_id)
+        trial.status = Status.PENDING
+    if not os.path.isdir(trial.path):  # made again with its config, as when it was added
+        make_dir_private(trial.path)
+        write_params(trial.path, trial.config, new=True)
     checkpoints.sweep_staging(trial.path)  # what a killed writer left unfinished: never restored
     recorded = repair_jsonl(os.path.join(trial.path, RESULT_FILE), _result_problem)
     last_iteration = max((int(r.get("training_iteration", 0)) for r in recorded), default=0)

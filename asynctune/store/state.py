@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..algorithms.base import Searcher
-from ..errors import StorageFull, is_disk_full
+from ..errors import StateNotWritten, StorageFull, is_disk_full
 from .private_files import open_private
 from .journal import JournalWriter, Op
 from .layout import EXPERIMENT_FILE, JOURNAL_FILE, SEARCHER_STATE_FILE, write_snapshot_atomic
@@ -111,6 +111,8 @@ class StateWriter:
         path = os.path.join(self.experiment_dir, name)
         if is_disk_full(exc):
             self._on_full(StorageFull(path, self.experiment_dir))
+        elif name == JOURNAL_FILE:  # the resume's record of every trial: the run must not go on without it
+            self._on_full(StateNotWritten(path, self.experiment_dir, exc))
         else:
             logger.error("could not write %s: %s", path, exc)
 

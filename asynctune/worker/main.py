@@ -87,7 +87,7 @@ def close_inherited(keep: tuple[int, ...]) -> None:
 
 def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict[str, Any]) -> None:
     try:
-        _make_trial_dir(request.trial_dir)
+        _make_trial_dir(request.trial_dir, parents=not request.in_driver_dir)
         saved = _redirect_output(request.trial_dir)
     except OSError as exc:  # the trial's directory cannot be written: that trial's failure, not the worker's
         # "unwritable" tells an SSH driver that the host's disk, not the trial, is at fault.
@@ -192,14 +192,18 @@ def _write_quietly(stream: Any, text: str = "") -> None:
         pass
 
 
-def _make_trial_dir(trial_dir: str) -> None:
+def _make_trial_dir(trial_dir: str, *, parents: bool) -> None:
     """The trial's directory, which the driver has usually made already: one system call then
-    (os.makedirs would stat it, try to make it and stat it again)."""
+    (os.makedirs would stat it, try to make it and stat it again). `parents`: the directories
+    above it may be new here (a host the experiment has not run on); else one missing is an
+    experiment deleted or moved away, which must not be made again (FileNotFoundError)."""
     try:
         os.mkdir(trial_dir)
     except FileExistsError:
         pass
-    except FileNotFoundError:  # a host where its experiment's directory is new
+    except FileNotFoundError:
+        if not parents:
+            raise
         os.makedirs(trial_dir, exist_ok=True)
 
 

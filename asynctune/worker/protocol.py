@@ -252,6 +252,10 @@ class TrialRequest:
     # executor): over SSH the driver copies a trial's output after its end while the worker runs
     # the next one, and a file moved on meanwhile could bring it the next trial's output.
     hand_on_empty_output: bool = False
+    # Whether the experiment's directory is the driver's own, there before the trial starts (the
+    # local executor): the worker then makes the trial's directory only, never one above it, so
+    # an experiment moved away under the run is not made again where it was.
+    in_driver_dir: bool = False
     # The driver's signing key (store/signing.py): checkpoints the worker writes verify on the driver.
     signing_key: bytes = field(default=b"", repr=False)
 

@@ -484,3 +484,71 @@ def test_a_config_replaced_under_any_event_is_journaled_once(tmp_path):
     writer.changed(trial)
     writer.close()
     assert [e.config for e in journal.read(str(tmp_path))] == [{"lr": 0.1}, None, {"lr": 0.2}, None]
+
+
+def test_asynctune_resume_rebuilds_a_deleted_experiment_json(tmp_path):
+    """resume() never needed experiment.json; `asynctune resume` refused the directory without it
+    as "not an asynctune experiment directory"."""
+    experiment_dir = kill_driver_after(tmp_path, "nosnapshot", 14)
+    (experiment_dir / "experiment.json").unlink()
+    resumed = subprocess.run(["asynctune", "resume", str(experiment_dir)], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    analysis = ExperimentAnalysis(str(experiment_dir))
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 6
+    _assert_every_result_once(analysis, experiment_dir)
+
+
+def _replace_with_a_directory(path):
+    os.unlink(path)
+    os.mkdir(path)
+
+
+def _replace_with_a_file(path):
+    import shutil
+
+    shutil.rmtree(path)
+    path.write_text("in the way")
+
+
+# What was a file is a directory, or the other way round: every reader and the resume say so in
+# one line naming it (they raised IsADirectoryError / NotADirectoryError from deep inside).
+IN_THE_WAY = {
+    "result.jsonl is a directory": ("trial_00001/result.jsonl", _replace_with_a_directory),
+    "a trial directory is a file": ("trial_00001", _replace_with_a_file),
+    "driver.lock is a directory": ("driver.lock", _replace_with_a_directory),
+    "experiment.json is a directory": ("experiment.json", _replace_with_a_directory),
+    "journal.jsonl is a directory": ("journal.jsonl", _replace_with_a_directory),
+}
+
+
+@pytest.mark.parametrize("damage", IN_THE_WAY)
+def test_a_file_where_a_directory_was_or_the_reverse_is_one_line_naming_it(tmp_path, damage):
+    experiment_dir = kill_driver_after(tmp_path, "swapped", 14)
+    where, swap = IN_THE_WAY[damage]
+    swap(experiment_dir / where)
+    readers = [["show", str(experiment_dir)], ["show", "--json", "--scope", "last", str(experiment_dir)],
+               ["resume", str(experiment_dir)]]
+    for command in readers:
+        done = subprocess.run(["asynctune", *command], capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in done.stderr, (command, done.stderr)
+        if done.returncode != 0:
+            assert done.returncode == 2 and str(experiment_dir / where) in done.stderr, (command, done.stderr)
+    assert done.returncode == 2  # the resume: nothing repaired or restarted behind the user's back
+    if damage != "driver.lock is a directory":  # (the lock is the resume's alone)
+        with pytest.raises(ValueError, match=str(experiment_dir / where)):
+            analysis = ExperimentAnalysis(str(experiment_dir))
+            [analysis.trial_results(t.trial_id) for t in analysis.trials]
+
+
+def test_a_finished_trials_deleted_directory_runs_it_again_on_resume(tmp_path, caplog):
+    """The journal holds the trial, its directory (results, checkpoints) is gone: the resume kept
+    it FINISHED with no result, silently. It runs again from the start, with a warning."""
+    import shutil
+
+    experiment_dir = kill_driver_after(tmp_path, "lostdir", 24)
+    assert _trial_statuses(experiment_dir)["trial_00000"] == "FINISHED"
+    shutil.rmtree(experiment_dir / "trial_00000")
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    _assert_every_result_once(resumed, experiment_dir)
+    assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 6
+    assert "trial_00000's directory is gone" in caplog.text

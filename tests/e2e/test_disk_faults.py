@@ -41,15 +41,21 @@ class Steps(at.Trainable):
 
 # 2. One trial's directory cannot be written: that trial fails, the experiment goes on.
 
-def test_a_trial_whose_directory_cannot_be_created_fails_alone(storage):
-    class BlockTrialOne(at.Callback):
-        def on_experiment_start(self, experiment_dir, trials):
-            # a file where trial_00001's directory must go: every write into it fails
-            with open(os.path.join(experiment_dir, "trial_00001"), "w") as f:
-                f.write("in the way")
+class BlockTrialOne(at.Callback):
+    def on_experiment_start(self, experiment_dir, trials):
+        # a file where trial_00001's directory must go: every write into it fails
+        with open(os.path.join(experiment_dir, "trial_00001"), "w") as f:
+            f.write("in the way")
 
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("at_once", [None, 1], ids=["others running", "none running"])
+def test_a_trial_whose_directory_cannot_be_created_fails_alone(storage, at_once):
+    """With none running beside it (max_concurrent_trials=1), the loop waited for a trial to end
+    before it added the next: nothing ran, so it waited for ever."""
     analysis = at.run(steps, config={"x": at.grid_search([1, 2, 3])}, metric="loss", mode="min",
-                      storage_path=storage, name="blocked", verbose=0, callbacks=[BlockTrialOne()])
+                      storage_path=storage, name="blocked", verbose=0, callbacks=[BlockTrialOne()],
+                      max_concurrent_trials=at_once)
     status = {t.trial_id: t.status for t in analysis.trials}
     assert status == {"trial_00000": at.Status.TERMINATED, "trial_00001": at.Status.ERROR,
                       "trial_00002": at.Status.TERMINATED}
@@ -196,6 +202,40 @@ def test_a_full_disk_stops_cleanly_with_a_resume_hint_and_resumes(tmp_path):
             assert iterations == list(range(1, 41)), (trial.trial_id, iterations[:5], len(iterations))
     finally:
         umount(storage)
+
+
+
+JOURNAL_LIMITED = textwrap.dedent("""
+    import resource, sys
+    import asynctune as at
+
+    def train(config):
+        for step in range(3):
+            at.report(loss=config["x"] + 1 / (step + 1))
+
+    if __name__ == "__main__":
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8000, 8000))  # no file of the driver's grows past it
+        at.run(train, config={"x": at.grid_search(list(range(30)))}, metric="loss", mode="min",
+               max_concurrent_trials=2, storage_path=sys.argv[1], name="limited", verbose=0)
+""")
+
+
+def test_a_journal_that_cannot_grow_stops_the_experiment_resumably(tmp_path):
+    """A write to journal.jsonl refused for another reason than space (here a file-size limit, as
+    on a file system turned read-only or failing) was logged and the run went on, recording
+    nothing more of its trials, and ended as if all was well (status 0)."""
+    script = tmp_path / "limited.py"
+    script.write_text(JOURNAL_LIMITED)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    experiment_dir = str(tmp_path / "limited")
+    assert done.returncode == 1, done.stderr
+    assert f"could not write {os.path.join(experiment_dir, 'journal.jsonl')}: File too large" in done.stderr
+    assert f"asynctune resume {experiment_dir}" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert at.ExperimentAnalysis(experiment_dir).status == "INTERRUPTED"  # (experiment.json may be over the limit too)
+    analysis = at.resume(experiment_dir, verbose=0)  # without the limit
+    assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 30
+    for trial in analysis.trials:
+        assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3]
 
 
 # 4. A value no float can hold is recorded first, and counts as no number.

@@ -232,3 +232,96 @@ def test_resume_is_the_function_whatever_was_imported_first():
     import asynctune.store.recovery  # noqa: F401
 
     assert callable(at.resume) and at.resume.__module__ == "asynctune.api"
+
+
+KILLED_AT_THE_FIRST_TRIAL = textwrap.dedent("""
+    import os, signal, sys
+    import asynctune as at
+
+    class KillsItsDriver(at.Searcher):
+        \"\"\"SIGKILLs the driver while it adds its trials, once: the first is journaled by then.\"\"\"
+
+        def suggest(self, trial_id):
+            if trial_id == "trial_00001" and not os.path.exists(sys.argv[2]):
+                open(sys.argv[2], "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return {"x": 0.5}
+
+    def train(config):
+        at.report(score=config["x"])
+
+    if __name__ == "__main__":
+        at.run(train, search_alg=KillsItsDriver(), num_samples=3, metric="score", mode="max",
+               storage_path=sys.argv[1], name="early", verbose=0)
+""")
+
+
+def test_a_driver_killed_as_it_adds_its_first_trials_leaves_an_experiment_every_reader_knows(tmp_path):
+    """experiment.json is written before the first trial is journaled: a driver killed in between
+    left trials that `asynctune ls` listed as FAILED AT START (0 trials) and that `asynctune
+    resume`, `asynctune show` and ExperimentAnalysis refused as no experiment at all."""
+    driver = start_script(tmp_path / "early.py", KILLED_AT_THE_FIRST_TRIAL, tmp_path / "results", tmp_path / "killed")
+    driver.communicate(timeout=60)
+    assert driver.returncode == -signal.SIGKILL
+    experiment_dir = tmp_path / "results" / "early"
+    assert (experiment_dir / "trial_00000").is_dir()
+    listed = subprocess.run(["asynctune", "ls", str(tmp_path / "results")], capture_output=True, text=True)
+    assert "FAILED AT START" not in listed.stdout and "INTERRUPTED" in listed.stdout, listed.stdout
+    resumed = subprocess.run(["asynctune", "resume", str(experiment_dir)], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    analysis = at.ExperimentAnalysis(str(experiment_dir))
+    assert [(t.trial_id, t.status) for t in analysis.trials] == [
+        (f"trial_{i:05d}", at.Status.TERMINATED) for i in range(3)]
+    assert all(len(analysis.trial_results(t.trial_id)) == 1 for t in analysis.trials)
+
+
+KILLED_WITH_A_STALE_SNAPSHOT = textwrap.dedent("""
+    import json, os, signal, sys, time
+    import asynctune as at
+
+    def train(config):
+        if config["n"] == 0:
+            for i in range(3):
+                at.report(score=float(i), i=i + 1)
+            return
+        for i in range(200):  # report until experiment.json, saved once a second, lags behind
+            at.report(score=10.0 + i, i=i + 1)
+            with open(os.path.join(os.path.dirname(at.get_trial_dir()), "experiment.json")) as f:
+                saved = {t["trial_id"]: t for t in json.load(f)["trials"]}
+            mine = saved.get(at.get_trial_id())
+            if i >= 1 and (mine is None or mine["num_results"] < i + 1) and not os.path.exists(config["marker"]):
+                open(config["marker"], "w").close()  # once: not the resume's driver
+                os.kill(os.getppid(), signal.SIGKILL)  # the driver, with this result recorded
+                time.sleep(5)
+
+    if __name__ == "__main__":
+        at.run(train, config={"n": at.grid_search([0, 1]), "marker": sys.argv[2]}, metric="score", mode="max",
+               max_concurrent_trials=1,
+               stop={"training_iteration": 1000},  # each report() waits until the driver recorded it
+               storage_path=sys.argv[1], name="stale", verbose=0)
+""")
+
+
+def test_a_killed_drivers_experiment_reads_with_every_result_and_status_it_recorded(tmp_path):
+    """experiment.json is saved at most once a second: after a SIGKILL it may lag the journal and
+    the results. Readers (ExperimentAnalysis, `asynctune show`) showed that stale table: a
+    finished trial as RUNNING, a newer trial not at all, and a best trial that was not the best."""
+    driver = start_script(tmp_path / "stale.py", KILLED_WITH_A_STALE_SNAPSHOT, tmp_path / "results", tmp_path / "killed")
+    driver.communicate(timeout=120)
+    assert driver.returncode == -signal.SIGKILL
+    experiment_dir = tmp_path / "results" / "stale"
+    recorded = {p.parent.name: [json.loads(line)["i"] for line in p.read_text().splitlines()]
+                for p in experiment_dir.glob("trial_*/result.jsonl")}
+    analysis = at.ExperimentAnalysis(str(experiment_dir))
+    assert analysis.status == "INTERRUPTED"
+    assert [(t.trial_id, t.status) for t in analysis.trials] == [
+        ("trial_00000", at.Status.TERMINATED), ("trial_00001", at.Status.RUNNING)]
+    assert {t.trial_id: [r["i"] for r in analysis.trial_results(t.trial_id)] for t in analysis.trials} == recorded
+    assert analysis.trials[1].num_results == len(recorded["trial_00001"]) >= 2
+    assert analysis.best_trial.trial_id == "trial_00001"
+    assert analysis.best_result["i"] == recorded["trial_00001"][-1]
+    shown = subprocess.run(["asynctune", "show", str(experiment_dir), "--json"], capture_output=True, text=True)
+    assert json.loads(shown.stdout)["best_result"]["i"] == recorded["trial_00001"][-1], shown.stderr
+    # Reading changed nothing: the resume finds what the driver left.
+    resumed = at.resume(str(experiment_dir), verbose=0)
+    assert [t.status for t in resumed.trials] == [at.Status.TERMINATED] * 2

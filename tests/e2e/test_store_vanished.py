@@ -94,13 +94,28 @@ class MoveAfter(Callback):
             self.done = True
 
 
-def test_an_experiment_moved_mid_run_resumes_where_it_is_now(storage, tmp_path):
+class MoveWhenOneEnds(Callback):
+    """Moves the experiment's directory to `target` as trial_00000 completes: the controller starts
+    the next trial at once, before its tick can notice the move."""
+
+    def __init__(self, target: str) -> None:
+        self.target, self.done = target, False
+
+    def on_trial_complete(self, trial) -> None:
+        if not self.done:
+            shutil.move(os.path.dirname(trial.path), self.target)
+            self.done = True
+
+
+@pytest.mark.parametrize("when", ["after 3 results", "as a trial completes"])
+def test_an_experiment_moved_mid_run_resumes_where_it_is_now(storage, tmp_path, when):
     """`mv` of a running experiment ends the run like a deletion, but what the driver writes
     until it notices leaves the moved directory resumable: no trial counted as failed for the
     files it could not write, none marked as having lost its results, no trial started where
-    the directory was (which would make it again there)."""
+    the directory was (which would make it again there: its worker made the trial's directory
+    and all above it, as a trial started just after a trial completed did)."""
     experiment, moved = os.path.join(storage, "exp"), str(tmp_path / "elsewhere")
-    mover = MoveAfter(moved)
+    mover = MoveAfter(moved) if when == "after 3 results" else MoveWhenOneEnds(moved)
     with pytest.raises(at.DirectoryVanished, match=rf"{experiment} was deleted or moved while the experiment ran"):
         at.run(resumable, config={"x": at.grid_search([0.0, 1.0, 2.0, 3.0, 4.0])}, metric="loss", mode="min",
                storage_path=storage, name="exp", verbose=0, max_concurrent_trials=2, callbacks=[mover])
@@ -128,3 +143,30 @@ def test_a_directory_made_again_where_the_experiment_was_is_never_written_over(s
             assert f.read() == text, name
     resumed = at.resume(moved, verbose=0, callbacks=[])
     assert [t.status for t in resumed.trials] == [at.Status.FINISHED] * 5, [t.error for t in resumed.trials]
+
+
+
+def reports_once(config):
+    at.report(x=1)
+
+
+def test_a_local_worker_never_makes_a_moved_experiment_again(tmp_path):
+    """The move may come after the driver's last look, while the trial's request is on its way:
+    the local executor's worker (its request says the experiment's directory is the driver's) makes
+    only the trial's directory, so the trial fails to start and nothing is made where the
+    experiment was. A worker on an SSH host still makes the directories above the trial's."""
+    from tests.helpers.worker_process import WorkerProcess
+
+    experiment = tmp_path / "exp"
+    worker = WorkerProcess()
+    try:
+        worker.run(experiment / "trial_00000", reports_once, {}, in_driver_dir=True)
+        kind, error, *_ = worker.channel.receive()
+        assert (kind, error.split(":")[0]) == ("error", "FileNotFoundError")
+        assert not experiment.exists()
+        worker.run(tmp_path / "remote" / "trial_00000", reports_once, {})  # SSH's request: a new host
+        assert worker.channel.receive()[0] == "result"
+        worker.answer()
+        assert worker.channel.receive()[:2] == ("done", "finished")
+    finally:
+        assert worker.close() == 0
