@@ -74,8 +74,13 @@ class Float(Domain):
             raise SearchSpaceError(f"{where}: low must be less than high")
         if log and low <= 0:
             raise SearchSpaceError(f"{where}: a log-scale domain needs low > 0")
-        if q is not None and not q > 0:
-            raise SearchSpaceError(f"{where}: q must be > 0")
+        if q is not None:
+            _check_number(q, "q", where)
+            if not q > 0:
+                raise SearchSpaceError(f"{where}: q must be > 0")
+            if _first_multiple(low, q) > high + 1e-9 * max(1.0, abs(high)):
+                # Every value would be rounded to a multiple of q outside [low, high].
+                raise SearchSpaceError(f"{where}: no multiple of q lies in [low, high]")
         if base <= 1:
             raise SearchSpaceError(f"{where}: base must be > 1, got {base!r}")
         if not math.isfinite(float(high) - float(low)):
@@ -151,13 +156,15 @@ class Normal(Domain):
     """A normally distributed float, optionally rounded to a multiple of q."""
 
     def __init__(self, mean: float = 0.0, sd: float = 1.0, *, q: float | None = None) -> None:
-        where = f"randn(mean={mean!r}, sd={sd!r})"
+        where = f"randn(mean={mean!r}, sd={sd!r})" if q is None else f"qrandn(mean={mean!r}, sd={sd!r}, q={q!r})"
         _check_number(mean, "mean", where)
         _check_number(sd, "sd", where)
         if not sd > 0:
             raise SearchSpaceError(f"{where}: sd must be > 0")
-        if q is not None and not q > 0:
-            raise SearchSpaceError(f"{where}: q must be > 0")
+        if q is not None:
+            _check_number(q, "q", where)
+            if not q > 0:
+                raise SearchSpaceError(f"{where}: q must be > 0")
         self.mean, self.sd, self.q = float(mean), float(sd), q
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -174,11 +181,9 @@ class Categorical(Domain):
     """One of a list of values; a value may itself be a dict of domains (a conditional branch)."""
 
     def __init__(self, categories: Sequence[Any]) -> None:
-        if isinstance(categories, (str, bytes, Mapping)) or not isinstance(categories, Sequence):
-            raise SearchSpaceError(f"choice(categories={categories!r}): categories must be a list")
-        if len(categories) == 0:
+        self.categories = _values_list(categories, "choice(categories={!r}): categories must be a list")
+        if len(self.categories) == 0:
             raise SearchSpaceError("choice(categories=[]): needs at least one category")
-        self.categories = list(categories)
 
     def sample(self, rng: np.random.Generator) -> Any:
         return self.categories[self.sample_index(rng)]
@@ -194,11 +199,9 @@ class Grid(Domain):
     """Every value in turn: the grid is the cross product of all grid_search values."""
 
     def __init__(self, values: Sequence[Any]) -> None:
-        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
-            raise SearchSpaceError(f"grid_search(values={values!r}): values must be a list")
-        if len(values) == 0:
+        self.values = _values_list(values, "grid_search(values={!r}): values must be a list")
+        if len(self.values) == 0:
             raise SearchSpaceError("grid_search(values=[]): needs at least one value")
-        self.values = list(values)
 
     def __repr__(self) -> str:
         return f"grid_search({self.values!r})"
@@ -214,6 +217,27 @@ class Function(Domain):
 
     def __repr__(self) -> str:
         return f"sample_from({getattr(self.fn, '__name__', self.fn)!r})"
+
+
+def _values_list(values: Any, error: str) -> list[Any]:
+    """The values of a choice or grid as a list; a 1-D numpy array (np.linspace(...)) is taken
+    too, and numpy scalars become Python numbers, so configs hold plain int and float."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values.tolist()
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise SearchSpaceError(error.format(values))
+    return [_native(value) for value in values]
+
+
+def _first_multiple(low: float, q: float) -> float:
+    """The smallest multiple of q that is >= low (up to rounding)."""
+    return math.ceil(low / q - 1e-9) * q
+
+
+def _check_base(base: Any, where: str) -> None:
+    _check_number(base, "base", where)
+    if base <= 1:
+        raise SearchSpaceError(f"{where}: base must be > 1, got {base!r}")
 
 
 def _check_number(value: Any, label: str, where: str) -> None:
@@ -248,9 +272,23 @@ def randint(low: int, high: int) -> Integer:
     return Integer(low, high - 1, name="randint", shown_high=high)
 
 
-def lograndint(low: int, high: int) -> Integer:
-    """An integer in [low, high) drawn on a log scale; high is exclusive."""
+def lograndint(low: int, high: int, base: float = 10) -> Integer:
+    """An integer in [low, high) drawn on a log scale; high is exclusive, as in Ray Tune.
+
+    `base` is accepted for Ray Tune's signature; the distribution does not depend on it.
+    """
+    _check_base(base, f"lograndint(low={low!r}, high={high!r})")
     return Integer(low, high - 1, log=True, name="lograndint", shown_high=high)
+
+
+def qlograndint(low: int, high: int, q: int, base: float = 10) -> Integer:
+    """A multiple of q (counted from low) in [low, high] drawn on a log scale: high is inclusive,
+    as in Ray Tune's qlograndint.
+
+        >>> qlograndint(8, 1024, 8)  # a batch size: 8, 16, ..., 1024, small ones as likely as large
+    """
+    _check_base(base, f"qlograndint(low={low!r}, high={high!r}, q={q!r})")
+    return Integer(low, high, log=True, q=q, name="qlograndint")
 
 
 def qrandint(low: int, high: int, q: int = 1) -> Integer:
@@ -413,7 +451,13 @@ class _Resolver:
         if isinstance(node, Grid):
             if path not in self.fixed:
                 raise SearchSpaceError(f"{format_path(path)}: grid_search value not given; use Space.grid_points()")
-            return self.fixed[path]
+            value = self.fixed[path]
+            if value.__class__ in _IMMUTABLE:
+                return value
+            if _contains_domain(value):  # grid_search([{"a": uniform(0, 1)}, ...]): drawn, as in Ray
+                index = next((i for i, v in enumerate(node.values) if v is value), len(node.values))
+                return self._walk(value, path + (Branch(index),))
+            return copy.deepcopy(value)  # trials must not share (and mutate) one list or dict
         if isinstance(node, Categorical):
             index = self.fixed[path] if path in self.fixed else node.sample_index(self.rng)
             category = node.categories[index]

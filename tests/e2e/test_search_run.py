@@ -49,3 +49,56 @@ def test_run_with_a_model_based_searcher(make: Callable[[], Searcher], tmp_path)
     if isinstance(searcher, ConcurrencyLimiter):  # one at a time, though run() allows two
         spans = sorted((t.start_time, t.end_time) for t in trials)
         assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+
+
+def report_types(config: dict) -> None:
+    """Reports the type of each value as the worker process received it."""
+    opt = config["opt"]
+    asynctune.report(loss=0.0, lr=type(config["lr"]).__name__, bs=type(config["bs"]).__name__,
+                     width=type(config["width"]).__name__, opt=type(opt).__name__ if not isinstance(opt, dict)
+                     else f"dict:{type(opt['momentum']).__name__}", momentum=opt.get("momentum", -1.0)
+                     if isinstance(opt, dict) else -1.0, width_value=config["width"])
+
+
+@pytest.mark.timeout(120)
+def test_a_real_run_gets_plain_values_from_numpy_grids_domains_in_grids_and_qlograndint(tmp_path) -> None:
+    # Ray users write grid_search(np.linspace(...)), a grid of dicts holding domains, qlograndint:
+    # before, the first two were refused or reached the trainable as a Domain object, the last
+    # did not exist.
+    import numpy as np
+
+    space = {"lr": asynctune.grid_search(np.linspace(0.1, 0.3, 3)), "bs": asynctune.choice(np.array([16, 32])),
+             "width": asynctune.qlograndint(8, 64, 8),
+             "opt": asynctune.grid_search([{"name": "sgd", "momentum": asynctune.uniform(0.5, 0.9)}, "adam"])}
+    analysis = asynctune.run(report_types, config=space, num_samples=2, storage_path=str(tmp_path), name="types",
+                             verbose=0, seed=0)
+    results = [t.last_result for t in analysis.trials]
+    assert len(results) == 3 * 2 * 2
+    assert {(r["lr"], r["bs"], r["width"]) for r in results} == {("float", "int", "int")}
+    assert sorted({r["opt"] for r in results}) == ["dict:float", "str"]
+    assert all(0.5 <= r["momentum"] <= 0.9 for r in results if r["opt"] == "dict:float")
+    assert all(r["width_value"] % 8 == 0 and 8 <= r["width_value"] <= 64 for r in results)
+
+
+SEARCHERS_WITH_POINTS: dict[str, Callable[..., Searcher]] = {
+    "basic": lambda **kw: asynctune.BasicVariantSearch(**kw),
+    "tpe": lambda **kw: TPESearch(**kw),
+    "skopt": lambda **kw: SkOptSearch(**kw),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("make", SEARCHERS_WITH_POINTS.values(), ids=SEARCHERS_WITH_POINTS.keys())
+@pytest.mark.parametrize("point, message", [
+    ({"X": 0.3}, r"points_to_evaluate\[0\] sets config\['X'\], which is not in the search space; the keys there "
+                 r"are \['kind', 'x'\]"),
+    ({"x": 3.0}, r"points_to_evaluate value 3.0 at config\['x'\] is not a number in \[0.0, 1.0\]"),
+], ids=["misspelt-key", "outside"])
+def test_a_bad_point_to_evaluate_fails_run_before_any_trial(make, point, message, tmp_path) -> None:
+    # Before: a misspelt key was dropped by the model-based searchers (and added to the config by
+    # the default one), so the point the user meant never ran; the default searcher also ran x=3.0.
+    with pytest.raises(ValueError, match=message):
+        asynctune.run(train, config={"x": asynctune.uniform(0, 1), "kind": asynctune.choice(["a", "b"])},
+                      num_samples=2, metric="loss", mode="min", search_alg=make(points_to_evaluate=[point]),
+                      storage_path=str(tmp_path), name="points", verbose=0)
+    assert not list(tmp_path.glob("points/trial_*"))

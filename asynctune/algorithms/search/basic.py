@@ -25,7 +25,8 @@ class BasicVariantSearch(Searcher):
 
     Args:
         points_to_evaluate: Configs (possibly partial) to try first, before any sampling; keys
-            they leave out are sampled. They count towards the trial total.
+            they leave out are sampled. They count towards the trial total. A key the space
+            does not have, or a value outside its domain, is an error before any trial starts.
         seed: Seeds the random draws (run()'s `seed` is used when this is None).
     """
 
@@ -42,6 +43,19 @@ class BasicVariantSearch(Searcher):
         self._num_samples = 1
         self._iterator: Iterator[dict[str, Any]] | None = None
         self._suggested = 0
+
+    def set_search_properties(self, metric: Any, mode: Any, space: Space, *, seed: int | None = None) -> None:
+        super().set_search_properties(metric, mode, space, seed=seed)
+        if not self.points_to_evaluate:
+            return
+        # A point is checked before any trial starts: a misspelt key or a value outside its
+        # domain (or a domain where a value belongs) would otherwise reach the trainable.
+        from .model_based import check_point_keys, searchable_parameters, values_from_point  # imports basic
+
+        check_point_keys(space, self.points_to_evaluate, owner="BasicVariantSearch")
+        params = searchable_parameters(space)
+        for point in self.points_to_evaluate:
+            values_from_point(params, point, owner="BasicVariantSearch")
 
     def max_trials(self, num_samples: int) -> int | None:
         self._num_samples = num_samples

@@ -23,8 +23,9 @@ import cloudpickle
 import numpy as np
 
 from ...errors import SearchSpaceError
-from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, Normal, Space, format_path
+from ...core.space import Branch, Categorical, Domain, Float, Function, Grid, Integer, Normal, Space, format_path
 from ..base import Searcher
+from .model_based import number_in_domain
 
 INSTALL_HINT = 'pip install "asynctune[hyperopt]"'
 _TRANSIENT = ("_lock", "_domain")  # rebuilt on restore: a lock cannot be pickled
@@ -114,6 +115,8 @@ class HyperOptSearch(Searcher):
             if unknown:
                 raise ValueError(f"HyperOptSearch: points_to_evaluate[{index}] has keys {unknown} that are no labels "
                                  f"of the space; labels: {sorted(self._labels)}")
+            if self.user_space is None:
+                _check_point_values(space, point)
 
     # The Searcher interface ---------------------------------------------------------------------
 
@@ -222,20 +225,41 @@ def to_hyperopt_space(config: Any, path: tuple = ()) -> Any:
     return config
 
 
+def _check_point_values(space: Space, point: Mapping[str, Any]) -> None:
+    """A point's numbers must lie in their domains, as every other searcher requires."""
+    by_label = {"/".join(str(k.index) if isinstance(k, Branch) else str(k) for k in p.path): p.domain
+                for p in space.parameters}
+    for label, value in point.items():
+        domain = by_label.get(label)
+        if isinstance(domain, (Float, Integer, Normal)):
+            number_in_domain(domain, value, f"HyperOptSearch: points_to_evaluate value {value!r} at {label!r}")
+
+
 def _hp_domain(hp: Any, label: str, domain: Domain) -> Any:
     scope = _import_hyperopt().pyll.scope
+    # hp.quniform rounds to a multiple of q that may lie outside [low, high] (quniform(0.1, 1,
+    # 0.25) gives 0.0) and counts integers' multiples from 0, not from low as qrandint does: the
+    # value hyperopt draws is put on the domain's own grid, inside its bounds.
     if isinstance(domain, Float):
         if domain.log:
             low, high = math.log(domain.low), math.log(domain.high)
-            return hp.qloguniform(label, low, high, domain.q) if domain.q else hp.loguniform(label, low, high)
-        return hp.quniform(label, domain.low, domain.high, domain.q) if domain.q else hp.uniform(label, domain.low,
-                                                                                                 domain.high)
+            if domain.q:
+                return scope.asynctune_quantize(hp.qloguniform(label, low, high, domain.q), domain.low, domain.high,
+                                                domain.q, False)
+            return hp.loguniform(label, low, high)
+        if domain.q:
+            return scope.asynctune_quantize(hp.quniform(label, domain.low, domain.high, domain.q), domain.low,
+                                            domain.high, domain.q, False)
+        return hp.uniform(label, domain.low, domain.high)
     if isinstance(domain, Integer):
         if domain.log:
-            return scope.int(hp.qloguniform(label, math.log(domain.low), math.log(domain.high), domain.q))
+            # Drawn on [low, high + 1) as Integer.sample does, so high is as likely as its neighbours.
+            drawn = hp.loguniform(label, math.log(domain.low), math.log(domain.high + 1))
+            return scope.asynctune_quantize(drawn, domain.low, domain.high, domain.q, True)
         if domain.q == 1:
             return hp.randint(label, domain.low, domain.high + 1)
-        return scope.int(hp.quniform(label, domain.low, domain.high, domain.q))
+        return scope.asynctune_quantize(hp.uniform(label, domain.low, domain.high), domain.low, domain.high,
+                                        domain.q, True)
     if isinstance(domain, Normal):
         return hp.qnormal(label, domain.mean, domain.sd, domain.q) if domain.q else hp.normal(label, domain.mean,
                                                                                               domain.sd)
@@ -285,4 +309,13 @@ def _import_hyperopt() -> Any:
         import hyperopt.pyll  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"HyperOptSearch needs hyperopt: {INSTALL_HINT}") from exc
+    if "asynctune_quantize" not in hyperopt.pyll.scope._impls:  # also before a restored space is evaluated
+        hyperopt.pyll.scope.define_pure(asynctune_quantize)
     return hyperopt
+
+
+def asynctune_quantize(value: float, low: float, high: float, q: float, integer: bool) -> float | int:
+    """A drawn value on the asynctune domain's grid of multiples of q, inside [low, high]."""
+    if integer:
+        return Integer(int(low), int(high), q=int(q)).quantize(min(math.floor(value), high) if q == 1 else value)
+    return Float(low, high, q=q).quantize(value)

@@ -35,7 +35,7 @@ from ...store.layout import move_torn_tail
 from ...store.names import SEARCHER_STATE_FILE, optuna_journal_file
 from ...core.space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
 from ..base import FINISHED, Metric, Mode, Searcher
-from .model_based import is_active, searchable_parameters, values_from_point
+from .model_based import check_point_keys, is_active, searchable_parameters, values_from_point
 
 if TYPE_CHECKING:
     import optuna
@@ -159,6 +159,7 @@ class OptunaSearch(Searcher):
         else:
             self._params = searchable_parameters(space)
             _check_domains(space, self._params)
+            check_point_keys(space, self.points_to_evaluate, owner="OptunaSearch")
         enqueued = [self._optuna_params(point) for point in self.points_to_evaluate]  # fail now if one is bad
         self.study = self._create_study(self._make_sampler())
         _check_sampler_needs(self.study.sampler)

@@ -196,3 +196,65 @@ def test_resolved_items_lists_sampled_values_only():
     space = Space({"lr": at.uniform(0, 1), "const": 3, "g": at.grid_search([1])})
     config = space.sample(np.random.default_rng(0), {("g",): 1})
     assert set(resolved_items(config, space)) == {"lr", "g"}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: at.quniform(0.1, 0.2, 0.25), r"quniform\(low=0.1, high=0.2, q=0.25\): no multiple of q lies in \[low, high\]"),
+    (lambda: at.qloguniform(1, 10, 20), r"qloguniform\(low=1, high=10, q=20\): no multiple of q"),
+    (lambda: at.quniform(0, 1, "0.1"), r"q must be a finite number, got '0.1'"),
+    (lambda: at.qrandn(0, 1, 0), r"qrandn\(mean=0, sd=1, q=0\): q must be > 0"),
+    (lambda: at.qlograndint(0, 64, 8), r"qlograndint\(low=0, high=64, q=8\): a log-scale domain needs low > 0"),
+    (lambda: at.lograndint(1, 64, base=1), r"lograndint\(low=1, high=64\): base must be > 1"),
+], ids=["quniform", "qloguniform", "q-not-a-number", "qrandn", "qlograndint-log", "lograndint-base"])
+def test_quantized_domains_that_cannot_hold_a_value_fail_where_written(make, message):
+    # Before: quniform(0.1, 0.2, 0.25) sampled 0.25 and qloguniform(1, 10, 20) sampled 20.0, every
+    # time, outside the bounds the user wrote.
+    with pytest.raises(at.SearchSpaceError, match=message):
+        make()
+
+
+def test_quantized_floats_stay_on_the_grid_inside_odd_bounds():
+    rng = np.random.default_rng(0)
+    assert {at.quniform(0.1, 1.0, 0.25).sample(rng) for _ in range(400)} == {0.25, 0.5, 0.75, 1.0}
+    assert {at.quniform(-1, -0.5, 0.25).sample(rng) for _ in range(400)} == {-1.0, -0.75, -0.5}
+
+
+def test_qlograndint_is_rays_log_scale_multiple_of_q_with_high_included():
+    domain = at.qlograndint(8, 64, 8)
+    values = [domain.sample(np.random.default_rng(seed)) for seed in range(400)]
+    assert set(values) == {8, 16, 24, 32, 40, 48, 56, 64}
+    assert all(type(v) is int for v in values)
+    counts = Counter(values)
+    assert counts[8] > counts[64]  # a log scale: small values are drawn more often than large ones
+
+
+def test_choice_and_grid_of_numpy_arrays_give_plain_python_numbers():
+    # Ray takes tune.grid_search(np.linspace(...)) and tune.choice(np.arange(...)); before, both
+    # were refused ("must be a list"), and a list of numpy scalars leaked np.int64 into configs.
+    space = Space({"lr": at.grid_search(np.linspace(0.0, 1.0, 3)), "bs": at.choice(np.array([16, 32])),
+                   "k": at.choice([np.int64(3), np.float32(0.5)])})
+    assert [p[("lr",)] for p in space.grid_points()] == [0.0, 0.5, 1.0]
+    rng = np.random.default_rng(0)
+    for point in space.grid_points():
+        config = space.sample(rng, point)
+        assert type(config["lr"]) is float and type(config["bs"]) is int and type(config["k"]) in (int, float)
+    with pytest.raises(at.SearchSpaceError, match="must be a list"):
+        at.choice(np.zeros((2, 2)))
+
+
+def test_domains_inside_grid_values_are_drawn_not_passed_on():
+    # Before, the trainable received the Domain object itself: {"opt": uniform(0.0, 1.0)}.
+    space = Space({"opt": at.grid_search([{"name": "sgd", "lr": at.loguniform(1e-3, 1e-1)}, at.randint(5, 8), "adam"])})
+    rng = np.random.default_rng(0)
+    sgd, number, adam = (space.sample(rng, point)["opt"] for point in space.grid_points())
+    assert sgd["name"] == "sgd" and type(sgd["lr"]) is float and 1e-3 <= sgd["lr"] <= 1e-1
+    assert type(number) is int and 5 <= number < 8
+    assert adam == "adam"
+
+
+def test_trials_do_not_share_a_grid_value_they_could_mutate():
+    space = Space({"layers": at.grid_search([[64, 64]])})
+    point = space.grid_points()[0]
+    first, second = (space.sample(np.random.default_rng(0), point) for _ in range(2))
+    first["layers"].append(1)
+    assert second["layers"] == [64, 64] and space.grid_points()[0][("layers",)] == [64, 64]

@@ -178,6 +178,10 @@ def test_points_to_evaluate_come_first_and_the_sampler_fills_the_gaps(optuna) ->
     assert third != first
     with pytest.raises(ValueError, match=r"points_to_evaluate value 200 at config\['batch'\]"):
         _searcher(space, OptunaSearch(points_to_evaluate=[{"batch": 200}]))
+    # A misspelt key was dropped: the point ran with a value of the sampler's choosing instead.
+    with pytest.raises(ValueError, match=r"points_to_evaluate\[1\] sets config\['Batch'\], which is not in the search "
+                                         r"space; the keys there are \['act', 'batch', 'eps', 'model'\]"):
+        _searcher(space, OptunaSearch(points_to_evaluate=[{"batch": 64}, {"Batch": 64}]))
 
 
 @pytest.mark.parametrize("domain, where", [
