@@ -507,7 +507,7 @@ class _Resolver:
             value = self._walk(value, pending.path)
             if isinstance(value, _Pending):
                 value = self._resolve(value)
-        return _native(value)
+        return _detached(value)
 
 
 class _ConfigView(Mapping):
@@ -541,6 +541,19 @@ class _ConfigView(Mapping):
 
     def __len__(self) -> int:
         return len(self._node)
+
+
+def _detached(value: Any) -> Any:
+    """What a sample_from function returned, as plain data: a part of the config it returned
+    (`lambda config: config["model"]`) is copied out of the view it read it through."""
+    if isinstance(value, _ConfigView):
+        return {k: _detached(value[k]) for k in value} if isinstance(value._node, dict) \
+            else [_detached(value[i]) for i in range(len(value))]
+    if type(value) in (list, tuple):
+        return type(value)(_detached(v) for v in value)
+    if type(value) is dict:
+        return {k: _detached(v) for k, v in value.items()}
+    return _native(value)
 
 
 def _native(value: Any) -> Any:

@@ -102,3 +102,19 @@ def test_a_bad_point_to_evaluate_fails_run_before_any_trial(make, point, message
                       num_samples=2, metric="loss", mode="min", search_alg=make(points_to_evaluate=[point]),
                       storage_path=str(tmp_path), name="points", verbose=0)
     assert not list(tmp_path.glob("points/trial_*"))
+
+
+def report_copy(config: dict) -> None:
+    asynctune.report(loss=1.0, copy=dict(config["copy"]), kind=type(config["copy"]).__name__)
+
+
+@pytest.mark.timeout(60)
+def test_a_sample_from_that_returns_part_of_the_config_runs(tmp_path) -> None:
+    # Before, the value was asynctune's internal view of the config: every worker exited with code 1.
+    analysis = asynctune.run(
+        report_copy, config={"model": {"width": asynctune.randint(8, 64)},
+                             "copy": asynctune.sample_from(lambda config: config["model"])},
+        num_samples=2, storage_path=str(tmp_path), name="copy", verbose=0, raise_on_failed_trial="never")
+    assert [t.status for t in analysis.trials] == [asynctune.Status.FINISHED] * 2
+    for trial in analysis.trials:
+        assert trial.last_result["kind"] == "dict" and trial.last_result["copy"] == trial.config["model"]

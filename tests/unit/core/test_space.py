@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 
@@ -258,3 +259,16 @@ def test_trials_do_not_share_a_grid_value_they_could_mutate():
     first, second = (space.sample(np.random.default_rng(0), point) for _ in range(2))
     first["layers"].append(1)
     assert second["layers"] == [64, 64] and space.grid_points()[0][("layers",)] == [64, 64]
+
+
+def test_sample_from_returning_part_of_the_config_gives_plain_data():
+    # Before, config["copy"] was the internal read-only view (not JSON, holding the sampler's state).
+    space = Space({"model": {"width": at.randint(8, 64), "layers": [1, 2]},
+                   "copy": at.sample_from(lambda config: config["model"]),
+                   "nested": at.sample_from(lambda config: {"all": [config["model"]["layers"], np.int64(3)]})})
+    config = space.sample(np.random.default_rng(0))
+    assert json.loads(json.dumps(config)) == config
+    assert config["copy"] == config["model"] and type(config["copy"]) is dict
+    assert config["nested"] == {"all": [[1, 2], 3]} and type(config["nested"]["all"][1]) is int
+    config["copy"]["layers"].append(3)
+    assert config["model"]["layers"] == [1, 2]
