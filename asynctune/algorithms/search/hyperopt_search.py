@@ -292,10 +292,12 @@ def _contains_asynctune_domain(node: Any) -> bool:
 
 
 def _native_tree(value: Any) -> Any:
+    """hyperopt's evaluated space as plain data; its tuples (hyperopt evaluates every list to
+    one) become lists, as in the configs every other searcher builds."""
     if isinstance(value, Mapping):
         return {k: _native_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_native_tree(v) for v in value)
+        return [_native_tree(v) for v in value]
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -142,6 +142,15 @@ def test_quantized_and_log_integer_domains_stay_on_asynctunes_grid_inside_the_bo
     assert seen["qri"] == allowed["qri"] and seen["lri"] == allowed["lri"]  # every value, the ends too
 
 
+def test_lists_in_the_space_stay_lists_as_with_every_other_searcher():
+    # hyperopt evaluates a list to a tuple: before, config["layers"] was (3, {"w": 0.4}).
+    config = {"layers": [at.randint(1, 4), {"w": at.uniform(0, 1)}], "ch": at.choice([[at.uniform(0, 1), 2], "x"])}
+    searcher = searcher_for(config=config, seed=0, points_to_evaluate=[{"ch": 0}])
+    suggested = searcher.suggest("a")
+    assert type(suggested["layers"]) is list and type(suggested["ch"]) is list
+    assert 1 <= suggested["layers"][0] < 4 and suggested["ch"][1] == 2
+
+
 def test_save_and_restore_continue_with_the_same_suggestions(tmp_path):
     searcher = searcher_for(conditional_space(), seed=7, n_initial_points=3)
     for i in range(6):
