@@ -118,3 +118,22 @@ def test_a_sample_from_that_returns_part_of_the_config_runs(tmp_path) -> None:
     assert [t.status for t in analysis.trials] == [asynctune.Status.FINISHED] * 2
     for trial in analysis.trials:
         assert trial.last_result["kind"] == "dict" and trial.last_result["copy"] == trial.config["model"]
+
+
+class _TwoPoints(Searcher):
+    """A searcher of one's own written as for Ray: two configs, then Searcher.FINISHED."""
+
+    def __init__(self) -> None:
+        super().__init__(metric="loss", mode="min")
+        self.points = [{"x": 0.1, "kind": "a"}, {"x": 0.2, "kind": "b"}]
+
+    def suggest(self, trial_id: str) -> dict | None:
+        return self.points.pop(0) if self.points else Searcher.FINISHED
+
+
+@pytest.mark.timeout(60)
+def test_a_searcher_of_ones_own_ends_the_run_with_searcher_finished(tmp_path) -> None:
+    # Before, Searcher had no FINISHED attribute: the first suggestion past the points raised.
+    analysis = asynctune.run(train, search_alg=_TwoPoints(), num_samples=-1, storage_path=str(tmp_path),
+                             name="own", verbose=0)
+    assert sorted(t.config["x"] for t in analysis.trials) == [0.1, 0.2]
