@@ -321,6 +321,11 @@ def sample_from(fn: Callable[[Any], Any]) -> Function:
     return Function(fn)
 
 
+# A constructor left uncalled in a config ({"lr": loguniform}) is a slip, not a constant.
+_CONSTRUCTORS = {f.__name__: f for f in (uniform, loguniform, quniform, qloguniform, randint, lograndint, qrandint,
+                                         qlograndint, randn, qrandn, choice, grid_search, sample_from)}
+
+
 # --- the space --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -382,6 +387,10 @@ class Space:
         elif isinstance(node, (list, tuple)):
             for index, value in enumerate(node):
                 self._collect(value, path + (index,), condition)
+        elif callable(node) and getattr(node, "__name__", None) in _CONSTRUCTORS \
+                and _CONSTRUCTORS[node.__name__] is node:
+            raise SearchSpaceError(f"{format_path(path)} is the function {node.__name__} itself, not a domain; "
+                                   f"call it: {node.__name__}(...)")
 
     @property
     def is_empty(self) -> bool:
@@ -520,6 +529,8 @@ class _ConfigView(Mapping):
         self._node, self._resolver = node, resolver
 
     def __getitem__(self, key: Any) -> Any:
+        if key == "config" and self._node is self._resolver.root and "config" not in self._node:
+            return self  # Ray's spec["config"]["lr"], as spec.config.lr below
         value = self._node[key]
         if isinstance(value, _Pending):
             value = self._resolver._resolve(value)

@@ -272,3 +272,21 @@ def test_sample_from_returning_part_of_the_config_gives_plain_data():
     assert config["nested"] == {"all": [[1, 2], 3]} and type(config["nested"]["all"][1]) is int
     config["copy"]["layers"].append(3)
     assert config["model"]["layers"] == [1, 2]
+
+
+def test_sample_from_reads_rays_spec_config_both_ways():
+    # Ray passes a spec: spec.config.lr worked, spec["config"]["lr"] raised KeyError: 'config'.
+    space = Space({"lr": at.uniform(0, 1), "wd": at.sample_from(lambda spec: spec["config"]["lr"] / 10),
+                   "wd2": at.sample_from(lambda spec: spec.config.lr / 10)})
+    config = space.sample(np.random.default_rng(0))
+    assert config["wd"] == config["wd2"] == config["lr"] / 10
+    own = Space({"config": {"a": 1}, "b": at.sample_from(lambda c: c["config"]["a"] + 1)})  # a key named config
+    assert own.sample(np.random.default_rng(0))["b"] == 2
+
+
+def test_a_domain_function_left_uncalled_is_named():
+    # Before, the function itself reached the trainable as a constant.
+    with pytest.raises(at.SearchSpaceError, match=r"config\['opt'\]\['lr'\] is the function loguniform itself, "
+                                                  r"not a domain; call it: loguniform\(...\)"):
+        Space({"opt": {"lr": at.loguniform}})
+    assert Space({"fn": len, "cls": dict}).sample(np.random.default_rng(0)) == {"fn": len, "cls": dict}
