@@ -137,3 +137,17 @@ def test_a_searcher_of_ones_own_ends_the_run_with_searcher_finished(tmp_path) ->
     analysis = asynctune.run(train, search_alg=_TwoPoints(), num_samples=-1, storage_path=str(tmp_path),
                              name="own", verbose=0)
     assert sorted(t.config["x"] for t in analysis.trials) == [0.1, 0.2]
+
+
+def report_opt(config: dict) -> None:
+    asynctune.report(loss=0.0, keys=sorted(config["opt"]) if isinstance(config["opt"], dict) else [])
+
+
+@pytest.mark.timeout(60)
+def test_a_partial_point_in_a_conditional_space_gets_its_branch_complete(tmp_path) -> None:
+    # Before, the default searcher ran {"opt": {"name": "sgd"}} without momentum when it drew another branch.
+    space = {"opt": asynctune.choice([{"name": "sgd", "momentum": asynctune.uniform(0, 1)}, "none"])}
+    analysis = asynctune.run(
+        report_opt, config=space, num_samples=1, seed=1, storage_path=str(tmp_path), name="branch", verbose=0,
+        search_alg=asynctune.BasicVariantSearch(points_to_evaluate=[{"opt": {"name": "sgd"}}] * 4))
+    assert [t.last_result["keys"] for t in analysis.trials[:4]] == [["momentum", "name"]] * 4

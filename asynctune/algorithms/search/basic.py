@@ -91,16 +91,27 @@ class BasicVariantSearch(Searcher):
         assert self.space is not None
         rng = np.random.default_rng(self.seed)
         for point in self.points_to_evaluate:
-            yield _merge(self.space.sample(rng, self._grid_defaults()), point)
+            yield _merge(self.space.sample(rng, self._fixed_by(point)), point)
         repeat = 0
         while self._num_samples < 0 or repeat < self._num_samples:
             for grid_point in self.space.grid_points():
                 yield self.space.sample(rng, grid_point)
             repeat += 1
 
-    def _grid_defaults(self) -> dict:
+    def _fixed_by(self, point: dict[str, Any]) -> dict:
+        """The values a point sets, as Space.sample takes them: so a choice takes the branch
+        the point names (drawing the keys it leaves out there), and a sample_from reads the
+        point's values. A grid key the point leaves out takes the grid's first value."""
+        from .model_based import lookup, searchable_parameters, values_from_point  # model_based imports basic
+
         assert self.space is not None
-        return self.space.grid_points()[0]
+        fixed = dict(self.space.grid_points()[0])
+        for path, _ in self.space.grid:
+            found, value = lookup(point, path)
+            if found:
+                fixed[path] = value
+        fixed.update(values_from_point(searchable_parameters(self.space), point))
+        return fixed
 
 
 RandomSearch = BasicVariantSearch

@@ -244,7 +244,7 @@ def values_from_point(params: Sequence[Parameter], point: Mapping[str, Any], *, 
     for param in params:
         if not is_active(param, out):
             continue
-        found, value = _lookup(point, param.path)
+        found, value = lookup(point, param.path)
         if not found:
             continue
         where = f"{owner}: points_to_evaluate value {value!r} at {format_path(param.path)}"
@@ -290,7 +290,7 @@ def _unknown_keys(space: Any, point: Any, path: Path) -> tuple[Path, list[str]] 
     return None
 
 
-def _lookup(point: Any, path: Path) -> tuple[bool, Any]:
+def lookup(point: Any, path: Path) -> tuple[bool, Any]:
     node = point
     for key in path:
         if isinstance(key, Branch):

@@ -186,6 +186,21 @@ def test_points_to_evaluate_come_first_and_fill_missing_keys():
     assert first["lr"] == 0.5 and first["n"] in range(5)
 
 
+def test_a_partial_point_fills_the_branch_it_names_and_sample_from_reads_its_values():
+    # Before, the point's branch was laid over whatever branch was drawn: {"name": "sgd"} came out
+    # without its momentum (or with adam's beta), and x was computed from the grid's first value.
+    space = Space({"opt": at.choice([{"name": "sgd", "momentum": at.uniform(0, 1)},
+                                     {"name": "adam", "beta": at.uniform(0.8, 0.99)}, "none"]),
+                   "g": at.grid_search([1, 2]), "x": at.sample_from(lambda config: config["g"] * 10)})
+    for seed in range(10):
+        searcher = BasicVariantSearch(points_to_evaluate=[{"opt": {"name": "sgd"}}, {"g": 2}], seed=seed)
+        searcher.set_search_properties(None, None, space)
+        searcher.max_trials(1)
+        sgd, two = searcher.suggest("0"), searcher.suggest("1")
+        assert set(sgd["opt"]) == {"name", "momentum"} and sgd["opt"]["name"] == "sgd"
+        assert two["g"] == 2 and two["x"] == 20
+
+
 def test_categories_are_copied_not_shared():
     space = Space({"x": at.choice([[1, 2]])})
     a, b = space.sample(np.random.default_rng(0)), space.sample(np.random.default_rng(0))
