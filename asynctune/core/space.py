@@ -81,8 +81,7 @@ class Float(Domain):
             if _first_multiple(low, q) > high + 1e-9 * max(1.0, abs(high)):
                 # Every value would be rounded to a multiple of q outside [low, high].
                 raise SearchSpaceError(f"{where}: no multiple of q lies in [low, high]")
-        if base <= 1:
-            raise SearchSpaceError(f"{where}: base must be > 1, got {base!r}")
+        _check_base(base, where)
         if not math.isfinite(float(high) - float(low)):
             raise SearchSpaceError(f"{where}: the range is too wide for a float (high - low overflows)")
         self.low, self.high, self.log, self.q, self.base = float(low), float(high), log, q, base
@@ -122,7 +121,7 @@ class Integer(Domain):
                  name: str = "randint", shown_high: int | None = None) -> None:
         shown = high if shown_high is None else shown_high
         where = f"{name}(low={low!r}, high={shown!r}{f', q={q!r}' if q != 1 else ''})"
-        for value, label in ((low, "low"), (high, "high"), (q, "q")):
+        for value, label in ((low, "low"), (shown, "high"), (q, "q")):  # as the user wrote them
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise SearchSpaceError(f"{where}: {label} must be an integer, got {value!r}")
         if low > high:
@@ -234,6 +233,11 @@ def _first_multiple(low: float, q: float) -> float:
     return math.ceil(low / q - 1e-9) * q
 
 
+def _last_below(high: Any) -> Any:
+    """The largest value below an exclusive integer bound; anything else is left for Integer to name."""
+    return high - 1 if isinstance(high, (int, np.integer)) and not isinstance(high, bool) else high
+
+
 def _check_base(base: Any, where: str) -> None:
     _check_number(base, "base", where)
     if base <= 1:
@@ -269,7 +273,7 @@ def qloguniform(low: float, high: float, q: float, base: float = 10) -> Float:
 
 def randint(low: int, high: int) -> Integer:
     """An integer in [low, high): high is exclusive, as in random.randrange and Ray Tune."""
-    return Integer(low, high - 1, name="randint", shown_high=high)
+    return Integer(low, _last_below(high), name="randint", shown_high=high)
 
 
 def lograndint(low: int, high: int, base: float = 10) -> Integer:
@@ -278,7 +282,7 @@ def lograndint(low: int, high: int, base: float = 10) -> Integer:
     `base` is accepted for Ray Tune's signature; the distribution does not depend on it.
     """
     _check_base(base, f"lograndint(low={low!r}, high={high!r})")
-    return Integer(low, high - 1, log=True, name="lograndint", shown_high=high)
+    return Integer(low, _last_below(high), log=True, name="lograndint", shown_high=high)
 
 
 def qlograndint(low: int, high: int, q: int, base: float = 10) -> Integer:

@@ -305,3 +305,14 @@ def test_a_domain_function_left_uncalled_is_named():
                                                   r"not a domain; call it: loguniform\(...\)"):
         Space({"opt": {"lr": at.loguniform}})
     assert Space({"fn": len, "cls": dict}).sample(np.random.default_rng(0)) == {"fn": len, "cls": dict}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: at.randint(0, 10.0), r"randint\(low=0, high=10.0\): high must be an integer, got 10.0"),
+    (lambda: at.lograndint(1, "5"), r"lograndint\(low=1, high='5'\): high must be an integer, got '5'"),
+    (lambda: at.loguniform(1, 10, base="e"), r"loguniform\(low=1, high=10\): base must be a finite number, got 'e'"),
+], ids=["randint-float-high", "lograndint-str-high", "loguniform-str-base"])
+def test_bad_bounds_are_named_as_written(make, message):
+    # Before: "got 9.0" (high - 1), and a TypeError from the arithmetic for a str.
+    with pytest.raises(at.SearchSpaceError, match=message):
+        make()
