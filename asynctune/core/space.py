@@ -130,6 +130,8 @@ class Integer(Domain):
             raise SearchSpaceError(f"{where}: q must be >= 1")
         if log and low <= 0:
             raise SearchSpaceError(f"{where}: a log-scale domain needs low > 0")
+        if not log and q == 1 and not -2**63 <= low <= high < 2**63:
+            raise SearchSpaceError(f"{where}: the bounds must fit in 64-bit integers (numpy draws them)")
         self.low, self.high, self.log, self.q, self.name = int(low), int(high), log, int(q), name
 
     def sample(self, rng: np.random.Generator) -> int:

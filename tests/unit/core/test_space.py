@@ -311,8 +311,10 @@ def test_a_domain_function_left_uncalled_is_named():
     (lambda: at.randint(0, 10.0), r"randint\(low=0, high=10.0\): high must be an integer, got 10.0"),
     (lambda: at.lograndint(1, "5"), r"lograndint\(low=1, high='5'\): high must be an integer, got '5'"),
     (lambda: at.loguniform(1, 10, base="e"), r"loguniform\(low=1, high=10\): base must be a finite number, got 'e'"),
-], ids=["randint-float-high", "lograndint-str-high", "loguniform-str-base"])
+    (lambda: at.randint(0, 2**70), r"randint\(low=0, high=1180591620717411303424\): the bounds must fit in 64-bit"),
+], ids=["randint-float-high", "lograndint-str-high", "loguniform-str-base", "randint-beyond-int64"])
 def test_bad_bounds_are_named_as_written(make, message):
-    # Before: "got 9.0" (high - 1), and a TypeError from the arithmetic for a str.
+    # Before: "got 9.0" (high - 1), a TypeError from the arithmetic for a str, numpy's "high is out
+    # of bounds for int64" when run() started.
     with pytest.raises(at.SearchSpaceError, match=message):
         make()
