@@ -142,7 +142,8 @@ class HyperOptSearch(Searcher):
             self.trials.refresh()
             self._live[trial_id] = doc["tid"]
         config = self.space.sample(np.random.default_rng((self.seed or 0, len(self.trials))))  # constants
-        config.update(_native_tree(sampled))
+        sampled = _native_tree(sampled)
+        config.update(sampled if self.user_space is not None else _ordered_like(self.space.config, sampled))
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
@@ -299,6 +300,22 @@ def _native_tree(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_native_tree(v) for v in value]
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _ordered_like(space: Any, value: Any) -> Any:
+    """`value` with its dicts' keys in the order of run()'s space (hyperopt sorts them); in a
+    choice, the order of the category dict with the same keys."""
+    if isinstance(space, Categorical):
+        for category in space.categories:
+            if isinstance(category, Mapping) and isinstance(value, Mapping) and set(category) == set(value):
+                return _ordered_like(category, value)
+        return value
+    if isinstance(space, Mapping) and isinstance(value, Mapping):
+        keys = [k for k in space if k in value] + [k for k in value if k not in space]
+        return {k: _ordered_like(space.get(k), value[k]) for k in keys}
+    if isinstance(space, (list, tuple)) and isinstance(value, list) and len(space) == len(value):
+        return [_ordered_like(s, v) for s, v in zip(space, value)]
+    return value
 
 
 def _objective_never_called(_: Any) -> None:  # hyperopt's Domain wants one; we only ask and tell

@@ -151,6 +151,19 @@ def test_lists_in_the_space_stay_lists_as_with_every_other_searcher():
     assert 1 <= suggested["layers"][0] < 4 and suggested["ch"][1] == 2
 
 
+def test_dict_keys_keep_the_order_of_the_space():
+    # hyperopt sorts a dict's keys: before, {"opt": {"name": ..., "beta": ...}} came back as {"beta", "name"}.
+    config = {"z": at.uniform(0, 1), "opt": at.choice([{"name": "sgd", "momentum": at.uniform(0, 1)},
+                                                     {"name": "adam", "beta": at.uniform(0.5, 0.9)}]),
+              "const": {"y": 1, "b": [{"k": 2, "a": 1}]}, "a": at.randint(0, 3)}
+    searcher = searcher_for(config=config, seed=0)
+    for trial in range(6):
+        suggested = searcher.suggest(f"t{trial}")
+        assert list(suggested) == ["z", "opt", "const", "a"]
+        assert list(suggested["opt"])[0] == "name" and list(suggested["const"]) == ["y", "b"]
+        assert list(suggested["const"]["b"][0]) == ["k", "a"]
+
+
 def test_save_and_restore_continue_with_the_same_suggestions(tmp_path):
     searcher = searcher_for(conditional_space(), seed=7, n_initial_points=3)
     for i in range(6):
