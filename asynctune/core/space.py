@@ -369,7 +369,7 @@ class Space:
         self._collect(config, (), None)
         self.has_functions = any(isinstance(p.domain, Function) for p in self.parameters)
         # Sample once so that sample_from errors (cycles, missing keys) surface now, named.
-        self.sample(np.random.default_rng(0), self.grid_points()[0] if self.grid else None)
+        self.sample(np.random.default_rng(0), next(self.iter_grid_points()))
 
     # Structure -------------------------------------------------------------------------------
 
@@ -408,10 +408,13 @@ class Space:
 
     def grid_points(self) -> list[dict[Path, Any]]:
         """Every combination of grid_search values, as {path: value}, in a stable order."""
-        if not self.grid:
-            return [{}]
+        return list(self.iter_grid_points())
+
+    def iter_grid_points(self) -> Iterator[dict[Path, Any]]:
+        """grid_points() one at a time: a grid of millions of points is never held in memory."""
         paths = [p for p, _ in self.grid]
-        return [dict(zip(paths, combo)) for combo in itertools.product(*(g.values for _, g in self.grid))]
+        for combo in itertools.product(*(g.values for _, g in self.grid)):
+            yield dict(zip(paths, combo))
 
     # Sampling --------------------------------------------------------------------------------
 

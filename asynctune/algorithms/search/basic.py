@@ -94,7 +94,7 @@ class BasicVariantSearch(Searcher):
             yield _merge(self.space.sample(rng, self._fixed_by(point)), point)
         repeat = 0
         while self._num_samples < 0 or repeat < self._num_samples:
-            for grid_point in self.space.grid_points():
+            for grid_point in self.space.iter_grid_points():
                 yield self.space.sample(rng, grid_point)
             repeat += 1
 
@@ -105,7 +105,7 @@ class BasicVariantSearch(Searcher):
         from .model_based import lookup, searchable_parameters, values_from_point  # model_based imports basic
 
         assert self.space is not None
-        fixed = dict(self.space.grid_points()[0])
+        fixed = next(self.space.iter_grid_points())
         for path, _ in self.space.grid:
             found, value = lookup(point, path)
             if found:

@@ -318,3 +318,22 @@ def test_bad_bounds_are_named_as_written(make, message):
     # of bounds for int64" when run() started.
     with pytest.raises(at.SearchSpaceError, match=message):
         make()
+
+
+def test_a_grid_of_a_million_points_is_never_held_in_memory():
+    # Before, checking the space and every suggestion built the list of all grid points: 10**6
+    # dicts (hundreds of MB, a second each); a grid of 10**8 did not start at all.
+    import tracemalloc
+
+    space_config = {f"k{i}": at.grid_search(list(range(10))) for i in range(6)}
+    tracemalloc.start()
+    try:
+        searcher = BasicVariantSearch(seed=0)
+        searcher.set_search_properties(None, None, Space(space_config))
+        assert searcher.max_trials(1) == 10**6
+        configs = [searcher.suggest(str(i)) for i in range(3)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert configs[2] == {"k0": 0, "k1": 0, "k2": 0, "k3": 0, "k4": 0, "k5": 2}
+    assert peak < 5_000_000
