@@ -151,3 +151,22 @@ def test_a_partial_point_in_a_conditional_space_gets_its_branch_complete(tmp_pat
         report_opt, config=space, num_samples=1, seed=1, storage_path=str(tmp_path), name="branch", verbose=0,
         search_alg=asynctune.BasicVariantSearch(points_to_evaluate=[{"opt": {"name": "sgd"}}] * 4))
     assert [t.last_result["keys"] for t in analysis.trials[:4]] == [["momentum", "name"]] * 4
+
+
+def sleepy(config: dict) -> None:
+    import time
+
+    time.sleep(0.2 + config["x"] * 0.2)
+    asynctune.report(loss=(config["x"] - 0.3) ** 2)
+
+
+@pytest.mark.timeout(120)
+def test_a_limiter_in_batches_starts_a_batch_when_the_last_one_has_ended(tmp_path) -> None:
+    analysis = asynctune.run(
+        sleepy, config={"x": asynctune.uniform(0, 1)}, num_samples=6, metric="loss", mode="min",
+        search_alg=ConcurrencyLimiter(TPESearch(n_startup_trials=2, seed=0), max_concurrent=2, batch=True),
+        max_concurrent_trials=4, storage_path=str(tmp_path), name="batches", verbose=0)
+    trials = sorted(analysis.trials, key=lambda t: t.start_time)
+    assert len(trials) == 6
+    for earlier, later in zip(range(0, 4, 2), range(2, 6, 2)):  # batches of 2, one after the other
+        assert max(t.end_time for t in trials[earlier:earlier + 2]) <= min(t.start_time for t in trials[later:later + 2])

@@ -294,6 +294,28 @@ def test_limiter_says_not_now_at_the_cap_and_resumes_when_a_trial_ends() -> None
     assert limiter.metric == "loss" and limiter.mode == "min" and limiter.space is not None
 
 
+def test_limiter_in_batches_waits_for_the_whole_batch_and_tells_its_ends_together(tmp_path) -> None:
+    # Ray's ConcurrencyLimiter(batch=True); before, asynctune's took no batch argument.
+    inner = TPESearch(n_startup_trials=2, seed=0)
+    limiter = ConcurrencyLimiter(inner, max_concurrent=2, batch=True)
+    limiter.set_search_properties("loss", "min", Space(BOUNDED))
+    assert isinstance(limiter.suggest("a"), dict) and isinstance(limiter.suggest("b"), dict)
+    assert limiter.suggest("c") is None
+    limiter.on_trial_complete("a", {"loss": 1.0})
+    assert limiter.suggest("c") is None and inner.observations == []  # the batch has not ended
+    limiter.save(str(tmp_path / "state"))
+    restored = ConcurrencyLimiter(TPESearch(n_startup_trials=2, seed=0), max_concurrent=2, batch=True)
+    restored.set_search_properties("loss", "min", Space(BOUNDED))
+    restored.restore(str(tmp_path / "state"))
+    for searcher, model in ((limiter, inner), (restored, restored.searcher)):
+        searcher.on_trial_complete("b", None, error=True)
+        assert [loss for _, loss in model.observations] == [1.0]  # both ends told; the failed one is ignored
+        assert isinstance(searcher.suggest("c"), dict) and isinstance(searcher.suggest("d"), dict)
+        assert searcher.suggest("e") is None
+    with pytest.raises(ValueError, match="batch must be True or False, got batch=1"):
+        ConcurrencyLimiter(inner, 2, batch=1)
+
+
 @pytest.mark.parametrize("inner, slow", [(TPESearch, False), (SkOptSearch, True)], ids=["tpe", "skopt"])
 def test_limiter_is_as_slow_as_its_searcher(inner: type[Searcher], slow: bool) -> None:
     assert ConcurrencyLimiter(inner(), 1).slow is slow
