@@ -211,10 +211,12 @@ def to_hyperopt_space(config: Any, path: tuple = ()) -> Any:
     becomes an hp.choice tree."""
     hp = _import_hyperopt().hp
     label = "/".join(str(key) for key in path)  # what points_to_evaluate names: "lr", "optimizer/momentum"
-    if isinstance(config, (Grid, Function)):
-        kind = "grid_search" if isinstance(config, Grid) else "sample_from"
-        raise SearchSpaceError(f"HyperOptSearch cannot search {kind} (at {format_path(path)}); use choice, or the "
-                               "default searcher for a grid")
+    if isinstance(config, Grid):
+        raise SearchSpaceError(f"HyperOptSearch cannot search grid_search (at {format_path(path)}); use choice, or "
+                               "the default searcher for a grid")
+    if isinstance(config, Function):
+        raise SearchSpaceError(f"HyperOptSearch cannot search sample_from (at {format_path(path)}); TPESearch and "
+                               "OptunaSearch compute it from the values they propose")
     if isinstance(config, Categorical):
         return hp.choice(label, [to_hyperopt_space(c, path + (i,)) for i, c in enumerate(config.categories)])
     if isinstance(config, Domain):
