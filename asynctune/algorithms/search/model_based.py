@@ -261,6 +261,8 @@ def number_in_domain(domain: Domain, value: Any, where: str) -> float | int:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
                 or not domain.low <= value <= domain.high:
             raise ValueError(f"{where} is not a number in [{domain.low}, {domain.high}]")
+        if isinstance(domain, Integer) and value != int(value):
+            raise ValueError(f"{where} is not an integer")  # int() would run another value silently
         return int(value) if isinstance(domain, Integer) else float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
         raise ValueError(f"{where} is not a finite number")

@@ -253,7 +253,9 @@ def test_points_to_evaluate_come_first_and_are_completed(make: Callable[..., Sea
 @pytest.mark.parametrize("point, message", [
     ({"lr": 2.0}, r"points_to_evaluate value 2.0 at config\['lr'\] is not a number in \[0.0, 1.0\]"),
     ({"model": "forest"}, r"'forest' at config\['model'\] is none of the categories"),
-], ids=["out-of-bounds", "unknown-category"])
+    ({"model": {"kind": "tree", "depth": 2.5}}, r"value 2.5 at config\['model'\]<choice 1>\['depth'\] is not an integer"),
+    ({"lr": 0.5, "LR": 0.5}, r"points_to_evaluate\[0\] sets config\['LR'\], which is not in the search space"),
+], ids=["out-of-bounds", "unknown-category", "integer-with-a-fraction", "misspelt-key"])
 def test_bad_points_to_evaluate_fail_before_any_trial(point: dict, message: str) -> None:
     searcher = TPESearch(points_to_evaluate=[point])
     with pytest.raises(ValueError, match=message):
