@@ -521,6 +521,9 @@ class _Resolver:
             ) from exc
         finally:
             self.resolving.pop()
+        if isinstance(value, Grid):
+            raise SearchSpaceError(f"{format_path(pending.path)}: sample_from returned {value!r}; a grid_search must "
+                                   "be written in the config itself, where the trials are counted")
         if isinstance(value, Domain):  # sample_from may return a domain to draw from
             value = self._walk(value, pending.path)
             if isinstance(value, _Pending):

@@ -337,3 +337,10 @@ def test_a_grid_of_a_million_points_is_never_held_in_memory():
         tracemalloc.stop()
     assert configs[2] == {"k0": 0, "k1": 0, "k2": 0, "k3": 0, "k4": 0, "k5": 2}
     assert peak < 5_000_000
+
+
+def test_sample_from_returning_a_grid_is_named():
+    # Before: "grid_search value not given; use Space.grid_points()", about an internal call.
+    with pytest.raises(at.SearchSpaceError, match=r"config\['x'\]: sample_from returned grid_search\(\[1, 2\]\); a "
+                                                  r"grid_search must be written in the config itself"):
+        Space({"x": at.sample_from(lambda config: at.grid_search([1, 2]))})
