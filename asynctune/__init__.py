@@ -41,8 +41,8 @@ from .core.trial import CONTINUE, PAUSE, STOP, Decision, Mutate, Status, Trial
 
 # Everything else, by the module that defines it: one table, loaded on first use.
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(["Space", "choice", "grid_search", "lograndint", "loguniform", "qloguniform", "qrandint",
-                     "qrandn", "quniform", "randint", "randn", "sample_from", "uniform"], "core.space"),
+    **dict.fromkeys(["Space", "choice", "grid_search", "lograndint", "loguniform", "qlograndint", "qloguniform",
+                     "qrandint", "qrandn", "quniform", "randint", "randn", "sample_from", "uniform"], "core.space"),
     **dict.fromkeys(["Placement", "Resources"], "core.resources"),
     "Stopper": "core.stopper",
     **dict.fromkeys(["FINISHED", "CoroutineScheduler", "Scheduler", "Searcher", "TrialAdded", "TrialEnded",
@@ -91,8 +91,8 @@ if TYPE_CHECKING:
     from .api import resume, run, run_async
     from .core.resources import Placement, Resources
     from .core.space import (
-        Space, choice, grid_search, lograndint, loguniform, qloguniform, qrandint, qrandn, quniform, randint,
-        randn, sample_from, uniform,
+        Space, choice, grid_search, lograndint, loguniform, qlograndint, qloguniform, qrandint, qrandn, quniform,
+        randint, randn, sample_from, uniform,
     )
     from .core.stopper import Stopper
     from .store.format import ExperimentFileError

@@ -69,6 +69,7 @@ class Searcher(abc.ABC):
     any trial starts (unless it was given its own metric=).
     """
 
+    FINISHED: Any = FINISHED  # `return self.FINISHED` / `Searcher.FINISHED`, as Ray's searchers write it
     slow = False
     multi_objective: bool = False
     # True when suggest() depends on nothing but the seed and how many configs were asked for

@@ -74,10 +74,14 @@ class Float(Domain):
             raise SearchSpaceError(f"{where}: low must be less than high")
         if log and low <= 0:
             raise SearchSpaceError(f"{where}: a log-scale domain needs low > 0")
-        if q is not None and not q > 0:
-            raise SearchSpaceError(f"{where}: q must be > 0")
-        if base <= 1:
-            raise SearchSpaceError(f"{where}: base must be > 1, got {base!r}")
+        if q is not None:
+            _check_number(q, "q", where)
+            if not q > 0:
+                raise SearchSpaceError(f"{where}: q must be > 0")
+            if _first_multiple(low, q) > high + 1e-9 * max(1.0, abs(high)):
+                # Every value would be rounded to a multiple of q outside [low, high].
+                raise SearchSpaceError(f"{where}: no multiple of q lies in [low, high]")
+        _check_base(base, where)
         if not math.isfinite(float(high) - float(low)):
             raise SearchSpaceError(f"{where}: the range is too wide for a float (high - low overflows)")
         self.low, self.high, self.log, self.q, self.base = float(low), float(high), log, q, base
@@ -117,7 +121,7 @@ class Integer(Domain):
                  name: str = "randint", shown_high: int | None = None) -> None:
         shown = high if shown_high is None else shown_high
         where = f"{name}(low={low!r}, high={shown!r}{f', q={q!r}' if q != 1 else ''})"
-        for value, label in ((low, "low"), (high, "high"), (q, "q")):
+        for value, label in ((low, "low"), (shown, "high"), (q, "q")):  # as the user wrote them
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise SearchSpaceError(f"{where}: {label} must be an integer, got {value!r}")
         if low > high:
@@ -126,6 +130,8 @@ class Integer(Domain):
             raise SearchSpaceError(f"{where}: q must be >= 1")
         if log and low <= 0:
             raise SearchSpaceError(f"{where}: a log-scale domain needs low > 0")
+        if not log and q == 1 and not -2**63 <= low <= high < 2**63:
+            raise SearchSpaceError(f"{where}: the bounds must fit in 64-bit integers (numpy draws them)")
         self.low, self.high, self.log, self.q, self.name = int(low), int(high), log, int(q), name
 
     def sample(self, rng: np.random.Generator) -> int:
@@ -151,13 +157,15 @@ class Normal(Domain):
     """A normally distributed float, optionally rounded to a multiple of q."""
 
     def __init__(self, mean: float = 0.0, sd: float = 1.0, *, q: float | None = None) -> None:
-        where = f"randn(mean={mean!r}, sd={sd!r})"
+        where = f"randn(mean={mean!r}, sd={sd!r})" if q is None else f"qrandn(mean={mean!r}, sd={sd!r}, q={q!r})"
         _check_number(mean, "mean", where)
         _check_number(sd, "sd", where)
         if not sd > 0:
             raise SearchSpaceError(f"{where}: sd must be > 0")
-        if q is not None and not q > 0:
-            raise SearchSpaceError(f"{where}: q must be > 0")
+        if q is not None:
+            _check_number(q, "q", where)
+            if not q > 0:
+                raise SearchSpaceError(f"{where}: q must be > 0")
         self.mean, self.sd, self.q = float(mean), float(sd), q
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -174,11 +182,9 @@ class Categorical(Domain):
     """One of a list of values; a value may itself be a dict of domains (a conditional branch)."""
 
     def __init__(self, categories: Sequence[Any]) -> None:
-        if isinstance(categories, (str, bytes, Mapping)) or not isinstance(categories, Sequence):
-            raise SearchSpaceError(f"choice(categories={categories!r}): categories must be a list")
-        if len(categories) == 0:
+        self.categories = _values_list(categories, "choice(categories={!r}): categories must be a list")
+        if len(self.categories) == 0:
             raise SearchSpaceError("choice(categories=[]): needs at least one category")
-        self.categories = list(categories)
 
     def sample(self, rng: np.random.Generator) -> Any:
         return self.categories[self.sample_index(rng)]
@@ -194,11 +200,9 @@ class Grid(Domain):
     """Every value in turn: the grid is the cross product of all grid_search values."""
 
     def __init__(self, values: Sequence[Any]) -> None:
-        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
-            raise SearchSpaceError(f"grid_search(values={values!r}): values must be a list")
-        if len(values) == 0:
+        self.values = _values_list(values, "grid_search(values={!r}): values must be a list")
+        if len(self.values) == 0:
             raise SearchSpaceError("grid_search(values=[]): needs at least one value")
-        self.values = list(values)
 
     def __repr__(self) -> str:
         return f"grid_search({self.values!r})"
@@ -214,6 +218,32 @@ class Function(Domain):
 
     def __repr__(self) -> str:
         return f"sample_from({getattr(self.fn, '__name__', self.fn)!r})"
+
+
+def _values_list(values: Any, error: str) -> list[Any]:
+    """The values of a choice or grid as a list; a 1-D numpy array (np.linspace(...)) is taken
+    too, and numpy scalars become Python numbers, so configs hold plain int and float."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values.tolist()
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise SearchSpaceError(error.format(values))
+    return [_native(value) for value in values]
+
+
+def _first_multiple(low: float, q: float) -> float:
+    """The smallest multiple of q that is >= low (up to rounding)."""
+    return math.ceil(low / q - 1e-9) * q
+
+
+def _last_below(high: Any) -> Any:
+    """The largest value below an exclusive integer bound; anything else is left for Integer to name."""
+    return high - 1 if isinstance(high, (int, np.integer)) and not isinstance(high, bool) else high
+
+
+def _check_base(base: Any, where: str) -> None:
+    _check_number(base, "base", where)
+    if base <= 1:
+        raise SearchSpaceError(f"{where}: base must be > 1, got {base!r}")
 
 
 def _check_number(value: Any, label: str, where: str) -> None:
@@ -245,12 +275,26 @@ def qloguniform(low: float, high: float, q: float, base: float = 10) -> Float:
 
 def randint(low: int, high: int) -> Integer:
     """An integer in [low, high): high is exclusive, as in random.randrange and Ray Tune."""
-    return Integer(low, high - 1, name="randint", shown_high=high)
+    return Integer(low, _last_below(high), name="randint", shown_high=high)
 
 
-def lograndint(low: int, high: int) -> Integer:
-    """An integer in [low, high) drawn on a log scale; high is exclusive."""
-    return Integer(low, high - 1, log=True, name="lograndint", shown_high=high)
+def lograndint(low: int, high: int, base: float = 10) -> Integer:
+    """An integer in [low, high) drawn on a log scale; high is exclusive, as in Ray Tune.
+
+    `base` is accepted for Ray Tune's signature; the distribution does not depend on it.
+    """
+    _check_base(base, f"lograndint(low={low!r}, high={high!r})")
+    return Integer(low, _last_below(high), log=True, name="lograndint", shown_high=high)
+
+
+def qlograndint(low: int, high: int, q: int, base: float = 10) -> Integer:
+    """A multiple of q (counted from low) in [low, high] drawn on a log scale: high is inclusive,
+    as in Ray Tune's qlograndint.
+
+        >>> qlograndint(8, 1024, 8)  # a batch size: 8, 16, ..., 1024, small ones as likely as large
+    """
+    _check_base(base, f"qlograndint(low={low!r}, high={high!r}, q={q!r})")
+    return Integer(low, high, log=True, q=q, name="qlograndint")
 
 
 def qrandint(low: int, high: int, q: int = 1) -> Integer:
@@ -281,6 +325,11 @@ def grid_search(values: Sequence[Any]) -> Grid:
 def sample_from(fn: Callable[[Any], Any]) -> Function:
     """A value computed by fn(config) from the other values of the same config."""
     return Function(fn)
+
+
+# A constructor left uncalled in a config ({"lr": loguniform}) is a slip, not a constant.
+_CONSTRUCTORS = {f.__name__: f for f in (uniform, loguniform, quniform, qloguniform, randint, lograndint, qrandint,
+                                         qlograndint, randn, qrandn, choice, grid_search, sample_from)}
 
 
 # --- the space --------------------------------------------------------------------------------
@@ -320,7 +369,7 @@ class Space:
         self._collect(config, (), None)
         self.has_functions = any(isinstance(p.domain, Function) for p in self.parameters)
         # Sample once so that sample_from errors (cycles, missing keys) surface now, named.
-        self.sample(np.random.default_rng(0), self.grid_points()[0] if self.grid else None)
+        self.sample(np.random.default_rng(0), next(self.iter_grid_points()))
 
     # Structure -------------------------------------------------------------------------------
 
@@ -344,6 +393,10 @@ class Space:
         elif isinstance(node, (list, tuple)):
             for index, value in enumerate(node):
                 self._collect(value, path + (index,), condition)
+        elif callable(node) and getattr(node, "__name__", None) in _CONSTRUCTORS \
+                and _CONSTRUCTORS[node.__name__] is node:
+            raise SearchSpaceError(f"{format_path(path)} is the function {node.__name__} itself, not a domain; "
+                                   f"call it: {node.__name__}(...)")
 
     @property
     def is_empty(self) -> bool:
@@ -355,10 +408,13 @@ class Space:
 
     def grid_points(self) -> list[dict[Path, Any]]:
         """Every combination of grid_search values, as {path: value}, in a stable order."""
-        if not self.grid:
-            return [{}]
+        return list(self.iter_grid_points())
+
+    def iter_grid_points(self) -> Iterator[dict[Path, Any]]:
+        """grid_points() one at a time: a grid of millions of points is never held in memory."""
         paths = [p for p, _ in self.grid]
-        return [dict(zip(paths, combo)) for combo in itertools.product(*(g.values for _, g in self.grid))]
+        for combo in itertools.product(*(g.values for _, g in self.grid)):
+            yield dict(zip(paths, combo))
 
     # Sampling --------------------------------------------------------------------------------
 
@@ -413,7 +469,13 @@ class _Resolver:
         if isinstance(node, Grid):
             if path not in self.fixed:
                 raise SearchSpaceError(f"{format_path(path)}: grid_search value not given; use Space.grid_points()")
-            return self.fixed[path]
+            value = self.fixed[path]
+            if value.__class__ in _IMMUTABLE:
+                return value
+            if _contains_domain(value):  # grid_search([{"a": uniform(0, 1)}, ...]): drawn, as in Ray
+                index = next((i for i, v in enumerate(node.values) if v is value), len(node.values))
+                return self._walk(value, path + (Branch(index),))
+            return copy.deepcopy(value)  # trials must not share (and mutate) one list or dict
         if isinstance(node, Categorical):
             index = self.fixed[path] if path in self.fixed else node.sample_index(self.rng)
             category = node.categories[index]
@@ -459,11 +521,14 @@ class _Resolver:
             ) from exc
         finally:
             self.resolving.pop()
+        if isinstance(value, Grid):
+            raise SearchSpaceError(f"{format_path(pending.path)}: sample_from returned {value!r}; a grid_search must "
+                                   "be written in the config itself, where the trials are counted")
         if isinstance(value, Domain):  # sample_from may return a domain to draw from
             value = self._walk(value, pending.path)
             if isinstance(value, _Pending):
                 value = self._resolve(value)
-        return _native(value)
+        return _detached(value)
 
 
 class _ConfigView(Mapping):
@@ -476,6 +541,8 @@ class _ConfigView(Mapping):
         self._node, self._resolver = node, resolver
 
     def __getitem__(self, key: Any) -> Any:
+        if key == "config" and self._node is self._resolver.root and "config" not in self._node:
+            return self  # Ray's spec["config"]["lr"], as spec.config.lr below
         value = self._node[key]
         if isinstance(value, _Pending):
             value = self._resolver._resolve(value)
@@ -497,6 +564,19 @@ class _ConfigView(Mapping):
 
     def __len__(self) -> int:
         return len(self._node)
+
+
+def _detached(value: Any) -> Any:
+    """What a sample_from function returned, as plain data: a part of the config it returned
+    (`lambda config: config["model"]`) is copied out of the view it read it through."""
+    if isinstance(value, _ConfigView):
+        return {k: _detached(value[k]) for k in value} if isinstance(value._node, dict) \
+            else [_detached(value[i]) for i in range(len(value))]
+    if type(value) in (list, tuple):
+        return type(value)(_detached(v) for v in value)
+    if type(value) is dict:
+        return {k: _detached(v) for k, v in value.items()}
+    return _native(value)
 
 
 def _native(value: Any) -> Any:

@@ -49,3 +49,124 @@ def test_run_with_a_model_based_searcher(make: Callable[[], Searcher], tmp_path)
     if isinstance(searcher, ConcurrencyLimiter):  # one at a time, though run() allows two
         spans = sorted((t.start_time, t.end_time) for t in trials)
         assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+
+
+def report_types(config: dict) -> None:
+    """Reports the type of each value as the worker process received it."""
+    opt = config["opt"]
+    asynctune.report(loss=0.0, lr=type(config["lr"]).__name__, bs=type(config["bs"]).__name__,
+                     width=type(config["width"]).__name__, opt=type(opt).__name__ if not isinstance(opt, dict)
+                     else f"dict:{type(opt['momentum']).__name__}", momentum=opt.get("momentum", -1.0)
+                     if isinstance(opt, dict) else -1.0, width_value=config["width"])
+
+
+@pytest.mark.timeout(120)
+def test_a_real_run_gets_plain_values_from_numpy_grids_domains_in_grids_and_qlograndint(tmp_path) -> None:
+    # Ray users write grid_search(np.linspace(...)), a grid of dicts holding domains, qlograndint:
+    # before, the first two were refused or reached the trainable as a Domain object, the last
+    # did not exist.
+    import numpy as np
+
+    space = {"lr": asynctune.grid_search(np.linspace(0.1, 0.3, 3)), "bs": asynctune.choice(np.array([16, 32])),
+             "width": asynctune.qlograndint(8, 64, 8),
+             "opt": asynctune.grid_search([{"name": "sgd", "momentum": asynctune.uniform(0.5, 0.9)}, "adam"])}
+    analysis = asynctune.run(report_types, config=space, num_samples=2, storage_path=str(tmp_path), name="types",
+                             verbose=0, seed=0)
+    results = [t.last_result for t in analysis.trials]
+    assert len(results) == 3 * 2 * 2
+    assert {(r["lr"], r["bs"], r["width"]) for r in results} == {("float", "int", "int")}
+    assert sorted({r["opt"] for r in results}) == ["dict:float", "str"]
+    assert all(0.5 <= r["momentum"] <= 0.9 for r in results if r["opt"] == "dict:float")
+    assert all(r["width_value"] % 8 == 0 and 8 <= r["width_value"] <= 64 for r in results)
+
+
+SEARCHERS_WITH_POINTS: dict[str, Callable[..., Searcher]] = {
+    "basic": lambda **kw: asynctune.BasicVariantSearch(**kw),
+    "tpe": lambda **kw: TPESearch(**kw),
+    "skopt": lambda **kw: SkOptSearch(**kw),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("make", SEARCHERS_WITH_POINTS.values(), ids=SEARCHERS_WITH_POINTS.keys())
+@pytest.mark.parametrize("point, message", [
+    ({"X": 0.3}, r"points_to_evaluate\[0\] sets config\['X'\], which is not in the search space; the keys there "
+                 r"are \['kind', 'x'\]"),
+    ({"x": 3.0}, r"points_to_evaluate value 3.0 at config\['x'\] is not a number in \[0.0, 1.0\]"),
+], ids=["misspelt-key", "outside"])
+def test_a_bad_point_to_evaluate_fails_run_before_any_trial(make, point, message, tmp_path) -> None:
+    # Before: a misspelt key was dropped by the model-based searchers (and added to the config by
+    # the default one), so the point the user meant never ran; the default searcher also ran x=3.0.
+    with pytest.raises(ValueError, match=message):
+        asynctune.run(train, config={"x": asynctune.uniform(0, 1), "kind": asynctune.choice(["a", "b"])},
+                      num_samples=2, metric="loss", mode="min", search_alg=make(points_to_evaluate=[point]),
+                      storage_path=str(tmp_path), name="points", verbose=0)
+    assert not list(tmp_path.glob("points/trial_*"))
+
+
+def report_copy(config: dict) -> None:
+    asynctune.report(loss=1.0, copy=dict(config["copy"]), kind=type(config["copy"]).__name__)
+
+
+@pytest.mark.timeout(60)
+def test_a_sample_from_that_returns_part_of_the_config_runs(tmp_path) -> None:
+    # Before, the value was asynctune's internal view of the config: every worker exited with code 1.
+    analysis = asynctune.run(
+        report_copy, config={"model": {"width": asynctune.randint(8, 64)},
+                             "copy": asynctune.sample_from(lambda config: config["model"])},
+        num_samples=2, storage_path=str(tmp_path), name="copy", verbose=0, raise_on_failed_trial="never")
+    assert [t.status for t in analysis.trials] == [asynctune.Status.FINISHED] * 2
+    for trial in analysis.trials:
+        assert trial.last_result["kind"] == "dict" and trial.last_result["copy"] == trial.config["model"]
+
+
+class _TwoPoints(Searcher):
+    """A searcher of one's own written as for Ray: two configs, then Searcher.FINISHED."""
+
+    def __init__(self) -> None:
+        super().__init__(metric="loss", mode="min")
+        self.points = [{"x": 0.1, "kind": "a"}, {"x": 0.2, "kind": "b"}]
+
+    def suggest(self, trial_id: str) -> dict | None:
+        return self.points.pop(0) if self.points else Searcher.FINISHED
+
+
+@pytest.mark.timeout(60)
+def test_a_searcher_of_ones_own_ends_the_run_with_searcher_finished(tmp_path) -> None:
+    # Before, Searcher had no FINISHED attribute: the first suggestion past the points raised.
+    analysis = asynctune.run(train, search_alg=_TwoPoints(), num_samples=-1, storage_path=str(tmp_path),
+                             name="own", verbose=0)
+    assert sorted(t.config["x"] for t in analysis.trials) == [0.1, 0.2]
+
+
+def report_opt(config: dict) -> None:
+    asynctune.report(loss=0.0, keys=sorted(config["opt"]) if isinstance(config["opt"], dict) else [])
+
+
+@pytest.mark.timeout(60)
+def test_a_partial_point_in_a_conditional_space_gets_its_branch_complete(tmp_path) -> None:
+    # Before, the default searcher ran {"opt": {"name": "sgd"}} without momentum when it drew another branch.
+    space = {"opt": asynctune.choice([{"name": "sgd", "momentum": asynctune.uniform(0, 1)}, "none"])}
+    analysis = asynctune.run(
+        report_opt, config=space, num_samples=1, seed=1, storage_path=str(tmp_path), name="branch", verbose=0,
+        search_alg=asynctune.BasicVariantSearch(points_to_evaluate=[{"opt": {"name": "sgd"}}] * 4))
+    assert [t.last_result["keys"] for t in analysis.trials[:4]] == [["momentum", "name"]] * 4
+
+
+def sleepy(config: dict) -> None:
+    import time
+
+    time.sleep(0.2 + config["x"] * 0.2)
+    asynctune.report(loss=(config["x"] - 0.3) ** 2)
+
+
+@pytest.mark.timeout(120)
+def test_a_limiter_in_batches_starts_a_batch_when_the_last_one_has_ended(tmp_path) -> None:
+    analysis = asynctune.run(
+        sleepy, config={"x": asynctune.uniform(0, 1)}, num_samples=6, metric="loss", mode="min",
+        search_alg=ConcurrencyLimiter(TPESearch(n_startup_trials=2, seed=0), max_concurrent=2, batch=True),
+        max_concurrent_trials=4, storage_path=str(tmp_path), name="batches", verbose=0)
+    trials = sorted(analysis.trials, key=lambda t: t.start_time)
+    assert len(trials) == 6
+    for earlier, later in zip(range(0, 4, 2), range(2, 6, 2)):  # batches of 2, one after the other
+        assert max(t.end_time for t in trials[earlier:earlier + 2]) <= min(t.start_time for t in trials[later:later + 2])

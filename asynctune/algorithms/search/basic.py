@@ -25,7 +25,8 @@ class BasicVariantSearch(Searcher):
 
     Args:
         points_to_evaluate: Configs (possibly partial) to try first, before any sampling; keys
-            they leave out are sampled. They count towards the trial total.
+            they leave out are sampled. They count towards the trial total. A key the space
+            does not have, or a value outside its domain, is an error before any trial starts.
         seed: Seeds the random draws (run()'s `seed` is used when this is None).
     """
 
@@ -42,6 +43,19 @@ class BasicVariantSearch(Searcher):
         self._num_samples = 1
         self._iterator: Iterator[dict[str, Any]] | None = None
         self._suggested = 0
+
+    def set_search_properties(self, metric: Any, mode: Any, space: Space, *, seed: int | None = None) -> None:
+        super().set_search_properties(metric, mode, space, seed=seed)
+        if not self.points_to_evaluate:
+            return
+        # A point is checked before any trial starts: a misspelt key or a value outside its
+        # domain (or a domain where a value belongs) would otherwise reach the trainable.
+        from .model_based import check_point_keys, searchable_parameters, values_from_point  # imports basic
+
+        check_point_keys(space, self.points_to_evaluate, owner="BasicVariantSearch")
+        params = searchable_parameters(space)
+        for point in self.points_to_evaluate:
+            values_from_point(params, point, owner="BasicVariantSearch")
 
     def max_trials(self, num_samples: int) -> int | None:
         self._num_samples = num_samples
@@ -77,16 +91,27 @@ class BasicVariantSearch(Searcher):
         assert self.space is not None
         rng = np.random.default_rng(self.seed)
         for point in self.points_to_evaluate:
-            yield _merge(self.space.sample(rng, self._grid_defaults()), point)
+            yield _merge(self.space.sample(rng, self._fixed_by(point)), point)
         repeat = 0
         while self._num_samples < 0 or repeat < self._num_samples:
-            for grid_point in self.space.grid_points():
+            for grid_point in self.space.iter_grid_points():
                 yield self.space.sample(rng, grid_point)
             repeat += 1
 
-    def _grid_defaults(self) -> dict:
+    def _fixed_by(self, point: dict[str, Any]) -> dict:
+        """The values a point sets, as Space.sample takes them: so a choice takes the branch
+        the point names (drawing the keys it leaves out there), and a sample_from reads the
+        point's values. A grid key the point leaves out takes the grid's first value."""
+        from .model_based import lookup, searchable_parameters, values_from_point  # model_based imports basic
+
         assert self.space is not None
-        return self.space.grid_points()[0]
+        fixed = next(self.space.iter_grid_points())
+        for path, _ in self.space.grid:
+            found, value = lookup(point, path)
+            if found:
+                fixed[path] = value
+        fixed.update(values_from_point(searchable_parameters(self.space), point))
+        return fixed
 
 
 RandomSearch = BasicVariantSearch

@@ -131,6 +131,12 @@ class ConcurrencyLimiter(SearcherWrapper):
     while resumed trials run, suggestions wait; resumed trials themselves are not held back
     (use run(max_concurrent_trials=) to cap how many trials run at once).
 
+    With `batch=True` (Ray Tune's option) the trials go in batches of `max_concurrent`: the
+    next batch is suggested once every trial of this one has ended, and the wrapped searcher
+    is told their ends together then, so it learns from a whole batch at once. A paused
+    trial of the batch holds the next batch back until it ends: do not combine batches with
+    schedulers that pause trials to wait for others (HyperBand, BOHB, promotion ASHA).
+
     Example:
         >>> search_alg = ConcurrencyLimiter(TPESearch(metric="loss", mode="min"), max_concurrent=4)
 
@@ -138,22 +144,37 @@ class ConcurrencyLimiter(SearcherWrapper):
         searcher: The searcher whose suggestions are rationed.
         max_concurrent: The most trials of this searcher that may be live (suggested, not
             paused and not yet complete) at any time.
+        batch: Suggest in batches of `max_concurrent` and tell the searcher a batch's ends
+            when the whole batch has ended.
     """
 
-    def __init__(self, searcher: Searcher, max_concurrent: int) -> None:
+    def __init__(self, searcher: Searcher, max_concurrent: int, batch: bool = False) -> None:
         if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise ValueError(f"max_concurrent must be an integer >= 1, got {max_concurrent=}")
+        if not isinstance(batch, bool):
+            raise ValueError(f"batch must be True or False, got {batch=}")
         super().__init__(searcher)
         self.max_concurrent = max_concurrent
+        self.batch = batch
         self.live: set[str] = set()
         self.paused: set[str] = set()  # suggested, not complete, not live: waiting on the scheduler
+        self.in_batch: set[str] = set()  # batch=True: the trials of the current batch that have not ended
+        self.batch_size = 0  # batch=True: how many trials the current batch has had
+        self.held: list[tuple[str, dict[str, Any] | None, bool, bool]] = []  # ends told at the batch's end
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A limiter pickled before batches existed (an experiment's run spec) has none.
+        self.__dict__.update({"batch": False, "in_batch": set(), "batch_size": 0, "held": [], **state})
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if len(self.live) >= self.max_concurrent:
+        if len(self.live) >= self.max_concurrent or (self.batch and self.batch_size >= self.max_concurrent):
             return None
         config = self.searcher.suggest(trial_id)
         if isinstance(config, dict):
             self.live.add(trial_id)
+            if self.batch:
+                self.in_batch.add(trial_id)
+                self.batch_size += 1
         return config
 
     def on_trial_paused(self, trial_id: str) -> None:
@@ -170,18 +191,37 @@ class ConcurrencyLimiter(SearcherWrapper):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
-        self.live.discard(trial_id)
-        self.paused.discard(trial_id)
-        super().on_trial_complete(trial_id, result, error)
+        self._ended(trial_id, result, error, pruned=False)
 
     def on_trial_pruned(self, trial_id: str, result: dict[str, Any] | None = None) -> None:
+        self._ended(trial_id, result, False, pruned=True)
+
+    def _ended(self, trial_id: str, result: dict[str, Any] | None, error: bool, *, pruned: bool) -> None:
         self.live.discard(trial_id)
         self.paused.discard(trial_id)
-        super().on_trial_pruned(trial_id, result)
+        if trial_id not in self.in_batch:
+            self._tell(trial_id, result, error, pruned)
+            return
+        self.in_batch.discard(trial_id)
+        self.held.append((trial_id, result, error, pruned))
+        if not self.in_batch:  # the whole batch has ended: the searcher learns from all of it
+            held, self.held, self.batch_size = self.held, [], 0
+            for ended in held:
+                self._tell(*ended)
+
+    def _tell(self, trial_id: str, result: dict[str, Any] | None, error: bool, pruned: bool) -> None:
+        if pruned:
+            super().on_trial_pruned(trial_id, result)
+        else:
+            super().on_trial_complete(trial_id, result, error)
 
     def _own_state(self) -> dict[str, Any]:
-        return {"live": sorted(self.live), "paused": sorted(self.paused)}
+        return {"live": sorted(self.live), "paused": sorted(self.paused), "in_batch": sorted(self.in_batch),
+                "batch_size": self.batch_size, "held": list(self.held)}
 
     def _set_own_state(self, state: dict[str, Any]) -> None:
         self.live = set(state["live"])
         self.paused = set(state.get("paused", ()))
+        self.in_batch = set(state.get("in_batch", ()))
+        self.batch_size = state.get("batch_size", 0)
+        self.held = list(state.get("held", ()))

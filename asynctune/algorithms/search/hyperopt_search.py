@@ -23,8 +23,9 @@ import cloudpickle
 import numpy as np
 
 from ...errors import SearchSpaceError
-from ...core.space import Categorical, Domain, Float, Function, Grid, Integer, Normal, Space, format_path
+from ...core.space import Branch, Categorical, Domain, Float, Function, Grid, Integer, Normal, Space, format_path
 from ..base import Searcher
+from .model_based import number_in_domain
 
 INSTALL_HINT = 'pip install "asynctune[hyperopt]"'
 _TRANSIENT = ("_lock", "_domain")  # rebuilt on restore: a lock cannot be pickled
@@ -114,6 +115,8 @@ class HyperOptSearch(Searcher):
             if unknown:
                 raise ValueError(f"HyperOptSearch: points_to_evaluate[{index}] has keys {unknown} that are no labels "
                                  f"of the space; labels: {sorted(self._labels)}")
+            if self.user_space is None:
+                _check_point_values(space, point)
 
     # The Searcher interface ---------------------------------------------------------------------
 
@@ -139,7 +142,8 @@ class HyperOptSearch(Searcher):
             self.trials.refresh()
             self._live[trial_id] = doc["tid"]
         config = self.space.sample(np.random.default_rng((self.seed or 0, len(self.trials))))  # constants
-        config.update(_native_tree(sampled))
+        sampled = _native_tree(sampled)
+        config.update(sampled if self.user_space is not None else _ordered_like(self.space.config, sampled))
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
@@ -207,10 +211,12 @@ def to_hyperopt_space(config: Any, path: tuple = ()) -> Any:
     becomes an hp.choice tree."""
     hp = _import_hyperopt().hp
     label = "/".join(str(key) for key in path)  # what points_to_evaluate names: "lr", "optimizer/momentum"
-    if isinstance(config, (Grid, Function)):
-        kind = "grid_search" if isinstance(config, Grid) else "sample_from"
-        raise SearchSpaceError(f"HyperOptSearch cannot search {kind} (at {format_path(path)}); use choice, or the "
-                               "default searcher for a grid")
+    if isinstance(config, Grid):
+        raise SearchSpaceError(f"HyperOptSearch cannot search grid_search (at {format_path(path)}); use choice, or "
+                               "the default searcher for a grid")
+    if isinstance(config, Function):
+        raise SearchSpaceError(f"HyperOptSearch cannot search sample_from (at {format_path(path)}); TPESearch and "
+                               "OptunaSearch compute it from the values they propose")
     if isinstance(config, Categorical):
         return hp.choice(label, [to_hyperopt_space(c, path + (i,)) for i, c in enumerate(config.categories)])
     if isinstance(config, Domain):
@@ -222,20 +228,41 @@ def to_hyperopt_space(config: Any, path: tuple = ()) -> Any:
     return config
 
 
+def _check_point_values(space: Space, point: Mapping[str, Any]) -> None:
+    """A point's numbers must lie in their domains, as every other searcher requires."""
+    by_label = {"/".join(str(k.index) if isinstance(k, Branch) else str(k) for k in p.path): p.domain
+                for p in space.parameters}
+    for label, value in point.items():
+        domain = by_label.get(label)
+        if isinstance(domain, (Float, Integer, Normal)):
+            number_in_domain(domain, value, f"HyperOptSearch: points_to_evaluate value {value!r} at {label!r}")
+
+
 def _hp_domain(hp: Any, label: str, domain: Domain) -> Any:
     scope = _import_hyperopt().pyll.scope
+    # hp.quniform rounds to a multiple of q that may lie outside [low, high] (quniform(0.1, 1,
+    # 0.25) gives 0.0) and counts integers' multiples from 0, not from low as qrandint does: the
+    # value hyperopt draws is put on the domain's own grid, inside its bounds.
     if isinstance(domain, Float):
         if domain.log:
             low, high = math.log(domain.low), math.log(domain.high)
-            return hp.qloguniform(label, low, high, domain.q) if domain.q else hp.loguniform(label, low, high)
-        return hp.quniform(label, domain.low, domain.high, domain.q) if domain.q else hp.uniform(label, domain.low,
-                                                                                                 domain.high)
+            if domain.q:
+                return scope.asynctune_quantize(hp.qloguniform(label, low, high, domain.q), domain.low, domain.high,
+                                                domain.q, False)
+            return hp.loguniform(label, low, high)
+        if domain.q:
+            return scope.asynctune_quantize(hp.quniform(label, domain.low, domain.high, domain.q), domain.low,
+                                            domain.high, domain.q, False)
+        return hp.uniform(label, domain.low, domain.high)
     if isinstance(domain, Integer):
         if domain.log:
-            return scope.int(hp.qloguniform(label, math.log(domain.low), math.log(domain.high), domain.q))
+            # Drawn on [low, high + 1) as Integer.sample does, so high is as likely as its neighbours.
+            drawn = hp.loguniform(label, math.log(domain.low), math.log(domain.high + 1))
+            return scope.asynctune_quantize(drawn, domain.low, domain.high, domain.q, True)
         if domain.q == 1:
             return hp.randint(label, domain.low, domain.high + 1)
-        return scope.int(hp.quniform(label, domain.low, domain.high, domain.q))
+        return scope.asynctune_quantize(hp.uniform(label, domain.low, domain.high), domain.low, domain.high,
+                                        domain.q, True)
     if isinstance(domain, Normal):
         return hp.qnormal(label, domain.mean, domain.sd, domain.q) if domain.q else hp.normal(label, domain.mean,
                                                                                               domain.sd)
@@ -268,11 +295,29 @@ def _contains_asynctune_domain(node: Any) -> bool:
 
 
 def _native_tree(value: Any) -> Any:
+    """hyperopt's evaluated space as plain data; its tuples (hyperopt evaluates every list to
+    one) become lists, as in the configs every other searcher builds."""
     if isinstance(value, Mapping):
         return {k: _native_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_native_tree(v) for v in value)
+        return [_native_tree(v) for v in value]
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _ordered_like(space: Any, value: Any) -> Any:
+    """`value` with its dicts' keys in the order of run()'s space (hyperopt sorts them); in a
+    choice, the order of the category dict with the same keys."""
+    if isinstance(space, Categorical):
+        for category in space.categories:
+            if isinstance(category, Mapping) and isinstance(value, Mapping) and set(category) == set(value):
+                return _ordered_like(category, value)
+        return value
+    if isinstance(space, Mapping) and isinstance(value, Mapping):
+        keys = [k for k in space if k in value] + [k for k in value if k not in space]
+        return {k: _ordered_like(space.get(k), value[k]) for k in keys}
+    if isinstance(space, (list, tuple)) and isinstance(value, list) and len(space) == len(value):
+        return [_ordered_like(s, v) for s, v in zip(space, value)]
+    return value
 
 
 def _objective_never_called(_: Any) -> None:  # hyperopt's Domain wants one; we only ask and tell
@@ -285,4 +330,13 @@ def _import_hyperopt() -> Any:
         import hyperopt.pyll  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"HyperOptSearch needs hyperopt: {INSTALL_HINT}") from exc
+    if "asynctune_quantize" not in hyperopt.pyll.scope._impls:  # also before a restored space is evaluated
+        hyperopt.pyll.scope.define_pure(asynctune_quantize)
     return hyperopt
+
+
+def asynctune_quantize(value: float, low: float, high: float, q: float, integer: bool) -> float | int:
+    """A drawn value on the asynctune domain's grid of multiples of q, inside [low, high]."""
+    if integer:
+        return Integer(int(low), int(high), q=int(q)).quantize(min(math.floor(value), high) if q == 1 else value)
+    return Float(low, high, q=q).quantize(value)

@@ -99,6 +99,7 @@ class ModelBasedSearcher(Searcher):
                     f"{name} does not support {param.domain!r} at {format_path(param.path)}; "
                     f"supported: {', '.join(_DOMAIN_NAMES[d] for d in self.supported_domains)} and sample_from")
         self._params = searchable_parameters(space)
+        check_point_keys(space, self.points_to_evaluate, owner=name)
         for point in self.points_to_evaluate:
             values_from_point(self._params, point, owner=name)  # fail now, not at the trial
 
@@ -243,27 +244,55 @@ def values_from_point(params: Sequence[Parameter], point: Mapping[str, Any], *, 
     for param in params:
         if not is_active(param, out):
             continue
-        found, value = _lookup(point, param.path)
+        found, value = lookup(point, param.path)
         if not found:
             continue
         where = f"{owner}: points_to_evaluate value {value!r} at {format_path(param.path)}"
-        domain = param.domain
-        if isinstance(domain, Categorical):
-            out[param.path] = _category_index(domain, value, where)
-        elif isinstance(domain, (Float, Integer)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not domain.low <= value <= domain.high:
-                raise ValueError(f"{where} is not a number in [{domain.low}, {domain.high}]")
-            out[param.path] = int(value) if isinstance(domain, Integer) else float(value)
+        if isinstance(param.domain, Categorical):
+            out[param.path] = _category_index(param.domain, value, where)
         else:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not math.isfinite(value):
-                raise ValueError(f"{where} is not a finite number")
-            out[param.path] = float(value)
+            out[param.path] = number_in_domain(param.domain, value, where)
     return out
 
 
-def _lookup(point: Any, path: Path) -> tuple[bool, Any]:
+def number_in_domain(domain: Domain, value: Any, where: str) -> float | int:
+    """A user-given value of a numeric domain, checked: ValueError naming `where` if outside."""
+    if isinstance(domain, (Float, Integer)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                or not domain.low <= value <= domain.high:
+            raise ValueError(f"{where} is not a number in [{domain.low}, {domain.high}]")
+        if isinstance(domain, Integer) and value != int(value):
+            raise ValueError(f"{where} is not an integer")  # int() would run another value silently
+        return int(value) if isinstance(domain, Integer) else float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        raise ValueError(f"{where} is not a finite number")
+    return float(value)
+
+
+def check_point_keys(space: Space, points: Sequence[Mapping[str, Any]], *, owner: str) -> None:
+    """Refuse a point that sets a key the search space does not have: a misspelt key would
+    otherwise be dropped (or added to the config) and the point the user meant never run."""
+    for index, point in enumerate(points):
+        unknown = _unknown_keys(space.config, point, ())
+        if unknown is not None:
+            path, known = unknown
+            raise ValueError(f"{owner}: points_to_evaluate[{index}] sets {format_path(path)}, which is not in the "
+                             f"search space; the keys there are {sorted(known)}")
+
+
+def _unknown_keys(space: Any, point: Any, path: Path) -> tuple[Path, list[str]] | None:
+    if not (isinstance(space, Mapping) and isinstance(point, Mapping)):
+        return None  # a leaf, or a choice whose categories values_from_point checks
+    for key, value in point.items():
+        if key not in space:
+            return path + (key,), list(space)
+        found = _unknown_keys(space[key], value, path + (key,))
+        if found is not None:
+            return found
+    return None
+
+
+def lookup(point: Any, path: Path) -> tuple[bool, Any]:
     node = point
     for key in path:
         if isinstance(key, Branch):

@@ -35,7 +35,7 @@ from ...store.layout import move_torn_tail
 from ...store.names import SEARCHER_STATE_FILE, optuna_journal_file
 from ...core.space import Categorical, Float, Function, Integer, Parameter, Path, Space, format_path
 from ..base import FINISHED, Metric, Mode, Searcher
-from .model_based import is_active, searchable_parameters, values_from_point
+from .model_based import check_point_keys, is_active, searchable_parameters, values_from_point
 
 if TYPE_CHECKING:
     import optuna
@@ -84,7 +84,9 @@ class OptunaSearch(Searcher):
             "nsga3", "qmc" or "random"; `sampler_kwargs` go to its constructor.
         space: An Optuna define-by-run function `space(trial) -> dict | None` that calls
             `trial.suggest_*`; the config is its suggested params, updated with the dict it
-            returns (constants) and laid over the constants of `run(config=...)`.
+            returns (constants) and laid over the constants of `run(config=...)`. Or a dict
+            of Optuna distributions, `{"lr": FloatDistribution(1e-4, 1e-1, log=True)}`. As in
+            Ray, either may come first: `OptunaSearch(space_fn, metric="loss", mode="min")`.
         metric: The result key to optimise, or a list of keys (multi-objective); run()'s
             metric is used when None.
         mode: "min" or "max", or one per metric (one string: the same for all); run()'s mode
@@ -94,7 +96,9 @@ class OptunaSearch(Searcher):
         sampler_kwargs: Passed to the named sampler's constructor, e.g. {"n_startup_trials": 5}.
         points_to_evaluate: Configs (possibly partial) to try first, enqueued in the study
             (`study.enqueue_trial`); the parameters they leave out are suggested by the sampler.
-            With `space=`, give them as the function's parameter names and values.
+            With `space=`, give them as the function's parameter names and values; each is
+            run through the function before any trial, so a name it does not suggest or a
+            value outside its distribution is an error then.
     """
 
     multi_objective = True
@@ -105,6 +109,9 @@ class OptunaSearch(Searcher):
                  seed: int | None = None, *, sampler_kwargs: Mapping[str, Any] | None = None,
                  points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> None:
         ot = _import_optuna()
+        if space is None and (_is_distributions(sampler) or (
+                callable(sampler) and not isinstance(sampler, ot.samplers.BaseSampler))):
+            sampler, space = None, sampler  # Ray's OptunaSearch(space, ...): no sampler is either of those
         if isinstance(sampler, str):
             if sampler not in SAMPLERS:
                 raise ValueError(f"OptunaSearch: sampler must be an Optuna sampler or one of {sorted(SAMPLERS)}, "
@@ -120,8 +127,11 @@ class OptunaSearch(Searcher):
         if seed is not None and sampler is not None and not isinstance(sampler, str):
             raise ValueError("OptunaSearch: seed= seeds a sampler OptunaSearch builds; a sampler instance keeps "
                              f"its own: pass seed to {type(sampler).__name__}(seed=...) instead")
+        if _is_distributions(space):
+            space = _DistributionsSpace(space)  # Ray's OptunaSearch takes such a dict too
         if space is not None and not callable(space):
-            raise ValueError(f"OptunaSearch: space must be a define-by-run function space(trial), got {space!r}")
+            raise ValueError("OptunaSearch: space must be a define-by-run function space(trial) or a dict of Optuna "
+                             f"distributions, got {space!r}")
         if points_to_evaluate is not None and (isinstance(points_to_evaluate, Mapping) or not all(
                 isinstance(p, Mapping) for p in points_to_evaluate)):
             raise ValueError(f"OptunaSearch: points_to_evaluate must be a list of dicts, got {points_to_evaluate!r}")
@@ -159,6 +169,7 @@ class OptunaSearch(Searcher):
         else:
             self._params = searchable_parameters(space)
             _check_domains(space, self._params)
+            check_point_keys(space, self.points_to_evaluate, owner="OptunaSearch")
         enqueued = [self._optuna_params(point) for point in self.points_to_evaluate]  # fail now if one is bad
         self.study = self._create_study(self._make_sampler())
         _check_sampler_needs(self.study.sampler)
@@ -278,6 +289,34 @@ class OptunaSearch(Searcher):
         except Exception as exc:
             raise ValueError(f"OptunaSearch with {type(sampler).__name__} cannot suggest for this study: "
                              f"{type(exc).__name__}: {exc}") from exc
+        if self.define_by_run is not None:
+            self._probe_points(probe)
+
+    def _probe_points(self, probe: optuna.Study) -> None:
+        """Run the space function on each point to evaluate: a name it does not suggest, or a
+        value outside its distribution, fails now (Optuna would only warn, and run the value)."""
+        ot = _import_optuna()
+        verbosity = ot.logging.get_verbosity()
+        ot.logging.set_verbosity(ot.logging.ERROR)  # our error replaces Optuna's "out of range" warning
+        try:
+            for index, point in enumerate(self.points_to_evaluate):
+                probe.enqueue_trial(dict(point))
+                trial = probe.ask()
+                try:
+                    self._suggest_config(trial, np.random.default_rng(0))
+                except (ValueError, TypeError) as exc:  # a category that is none of the choices
+                    raise ValueError(f"OptunaSearch: points_to_evaluate[{index}] {point!r} does not fit the space "
+                                     f"function: {exc}") from exc
+                for name, value in point.items():
+                    where = f"OptunaSearch: points_to_evaluate[{index}] sets {name!r}"
+                    distribution = trial.distributions.get(name)
+                    if distribution is None:
+                        raise ValueError(f"{where}, which the space function does not suggest for this point; it "
+                                         f"suggests {sorted(trial.distributions)}")
+                    if not _distribution_holds(distribution, value):
+                        raise ValueError(f"{where} to {value!r}, outside {distribution}")
+        finally:
+            ot.logging.set_verbosity(verbosity)
 
     def _optuna_params(self, point: Mapping[str, Any]) -> dict[str, Any]:
         """A point to evaluate as the study's parameter names and values."""
@@ -529,6 +568,42 @@ def _journal_storage(path: str) -> Any:
     if journal is not None and hasattr(journal, "JournalFileBackend"):
         return storages.JournalStorage(journal.JournalFileBackend(path, lock_obj=journal.JournalFileOpenLock(path)))
     return storages.JournalStorage(storages.JournalFileStorage(path, lock_obj=storages.JournalFileOpenLock(path)))
+
+
+class _DistributionsSpace:
+    """A dict of Optuna distributions ({"lr": FloatDistribution(1e-4, 1e-1, log=True)}) as a
+    define-by-run space: each name suggested from its distribution."""
+
+    def __init__(self, distributions: Mapping[str, Any]) -> None:
+        self.distributions = dict(distributions)
+
+    def __call__(self, trial: Any) -> None:
+        ot = _import_optuna()
+        for name, dist in self.distributions.items():
+            if isinstance(dist, ot.distributions.FloatDistribution):
+                trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+            elif isinstance(dist, ot.distributions.IntDistribution):
+                trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+            elif isinstance(dist, ot.distributions.CategoricalDistribution):
+                trial.suggest_categorical(name, dist.choices)
+            else:
+                raise SearchSpaceError(f"OptunaSearch: space[{name!r}] is a {type(dist).__name__}; a dict space "
+                                       "takes Float-, Int- and CategoricalDistribution")
+
+    def __repr__(self) -> str:
+        return f"{self.distributions!r}"
+
+
+def _is_distributions(space: Any) -> bool:
+    return isinstance(space, Mapping) and bool(space) and all(
+        isinstance(d, _import_optuna().distributions.BaseDistribution) for d in space.values())
+
+
+def _distribution_holds(distribution: Any, value: Any) -> bool:
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):  # e.g. a category that is none of the choices
+        return False
 
 
 def _import_optuna() -> Any:

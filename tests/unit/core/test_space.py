@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 
@@ -185,6 +186,21 @@ def test_points_to_evaluate_come_first_and_fill_missing_keys():
     assert first["lr"] == 0.5 and first["n"] in range(5)
 
 
+def test_a_partial_point_fills_the_branch_it_names_and_sample_from_reads_its_values():
+    # Before, the point's branch was laid over whatever branch was drawn: {"name": "sgd"} came out
+    # without its momentum (or with adam's beta), and x was computed from the grid's first value.
+    space = Space({"opt": at.choice([{"name": "sgd", "momentum": at.uniform(0, 1)},
+                                     {"name": "adam", "beta": at.uniform(0.8, 0.99)}, "none"]),
+                   "g": at.grid_search([1, 2]), "x": at.sample_from(lambda config: config["g"] * 10)})
+    for seed in range(10):
+        searcher = BasicVariantSearch(points_to_evaluate=[{"opt": {"name": "sgd"}}, {"g": 2}], seed=seed)
+        searcher.set_search_properties(None, None, space)
+        searcher.max_trials(1)
+        sgd, two = searcher.suggest("0"), searcher.suggest("1")
+        assert set(sgd["opt"]) == {"name", "momentum"} and sgd["opt"]["name"] == "sgd"
+        assert two["g"] == 2 and two["x"] == 20
+
+
 def test_categories_are_copied_not_shared():
     space = Space({"x": at.choice([[1, 2]])})
     a, b = space.sample(np.random.default_rng(0)), space.sample(np.random.default_rng(0))
@@ -196,3 +212,135 @@ def test_resolved_items_lists_sampled_values_only():
     space = Space({"lr": at.uniform(0, 1), "const": 3, "g": at.grid_search([1])})
     config = space.sample(np.random.default_rng(0), {("g",): 1})
     assert set(resolved_items(config, space)) == {"lr", "g"}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: at.quniform(0.1, 0.2, 0.25), r"quniform\(low=0.1, high=0.2, q=0.25\): no multiple of q lies in \[low, high\]"),
+    (lambda: at.qloguniform(1, 10, 20), r"qloguniform\(low=1, high=10, q=20\): no multiple of q"),
+    (lambda: at.quniform(0, 1, "0.1"), r"q must be a finite number, got '0.1'"),
+    (lambda: at.qrandn(0, 1, 0), r"qrandn\(mean=0, sd=1, q=0\): q must be > 0"),
+    (lambda: at.qlograndint(0, 64, 8), r"qlograndint\(low=0, high=64, q=8\): a log-scale domain needs low > 0"),
+    (lambda: at.lograndint(1, 64, base=1), r"lograndint\(low=1, high=64\): base must be > 1"),
+], ids=["quniform", "qloguniform", "q-not-a-number", "qrandn", "qlograndint-log", "lograndint-base"])
+def test_quantized_domains_that_cannot_hold_a_value_fail_where_written(make, message):
+    # Before: quniform(0.1, 0.2, 0.25) sampled 0.25 and qloguniform(1, 10, 20) sampled 20.0, every
+    # time, outside the bounds the user wrote.
+    with pytest.raises(at.SearchSpaceError, match=message):
+        make()
+
+
+def test_quantized_floats_stay_on_the_grid_inside_odd_bounds():
+    rng = np.random.default_rng(0)
+    assert {at.quniform(0.1, 1.0, 0.25).sample(rng) for _ in range(400)} == {0.25, 0.5, 0.75, 1.0}
+    assert {at.quniform(-1, -0.5, 0.25).sample(rng) for _ in range(400)} == {-1.0, -0.75, -0.5}
+
+
+def test_qlograndint_is_rays_log_scale_multiple_of_q_with_high_included():
+    domain = at.qlograndint(8, 64, 8)
+    values = [domain.sample(np.random.default_rng(seed)) for seed in range(400)]
+    assert set(values) == {8, 16, 24, 32, 40, 48, 56, 64}
+    assert all(type(v) is int for v in values)
+    counts = Counter(values)
+    assert counts[8] > counts[64]  # a log scale: small values are drawn more often than large ones
+
+
+def test_choice_and_grid_of_numpy_arrays_give_plain_python_numbers():
+    # Ray takes tune.grid_search(np.linspace(...)) and tune.choice(np.arange(...)); before, both
+    # were refused ("must be a list"), and a list of numpy scalars leaked np.int64 into configs.
+    space = Space({"lr": at.grid_search(np.linspace(0.0, 1.0, 3)), "bs": at.choice(np.array([16, 32])),
+                   "k": at.choice([np.int64(3), np.float32(0.5)])})
+    assert [p[("lr",)] for p in space.grid_points()] == [0.0, 0.5, 1.0]
+    rng = np.random.default_rng(0)
+    for point in space.grid_points():
+        config = space.sample(rng, point)
+        assert type(config["lr"]) is float and type(config["bs"]) is int and type(config["k"]) in (int, float)
+    with pytest.raises(at.SearchSpaceError, match="must be a list"):
+        at.choice(np.zeros((2, 2)))
+
+
+def test_domains_inside_grid_values_are_drawn_not_passed_on():
+    # Before, the trainable received the Domain object itself: {"opt": uniform(0.0, 1.0)}.
+    space = Space({"opt": at.grid_search([{"name": "sgd", "lr": at.loguniform(1e-3, 1e-1)}, at.randint(5, 8), "adam"])})
+    rng = np.random.default_rng(0)
+    sgd, number, adam = (space.sample(rng, point)["opt"] for point in space.grid_points())
+    assert sgd["name"] == "sgd" and type(sgd["lr"]) is float and 1e-3 <= sgd["lr"] <= 1e-1
+    assert type(number) is int and 5 <= number < 8
+    assert adam == "adam"
+
+
+def test_trials_do_not_share_a_grid_value_they_could_mutate():
+    space = Space({"layers": at.grid_search([[64, 64]])})
+    point = space.grid_points()[0]
+    first, second = (space.sample(np.random.default_rng(0), point) for _ in range(2))
+    first["layers"].append(1)
+    assert second["layers"] == [64, 64] and space.grid_points()[0][("layers",)] == [64, 64]
+
+
+def test_sample_from_returning_part_of_the_config_gives_plain_data():
+    # Before, config["copy"] was the internal read-only view (not JSON, holding the sampler's state).
+    space = Space({"model": {"width": at.randint(8, 64), "layers": [1, 2]},
+                   "copy": at.sample_from(lambda config: config["model"]),
+                   "nested": at.sample_from(lambda config: {"all": [config["model"]["layers"], np.int64(3)]})})
+    config = space.sample(np.random.default_rng(0))
+    assert json.loads(json.dumps(config)) == config
+    assert config["copy"] == config["model"] and type(config["copy"]) is dict
+    assert config["nested"] == {"all": [[1, 2], 3]} and type(config["nested"]["all"][1]) is int
+    config["copy"]["layers"].append(3)
+    assert config["model"]["layers"] == [1, 2]
+
+
+def test_sample_from_reads_rays_spec_config_both_ways():
+    # Ray passes a spec: spec.config.lr worked, spec["config"]["lr"] raised KeyError: 'config'.
+    space = Space({"lr": at.uniform(0, 1), "wd": at.sample_from(lambda spec: spec["config"]["lr"] / 10),
+                   "wd2": at.sample_from(lambda spec: spec.config.lr / 10)})
+    config = space.sample(np.random.default_rng(0))
+    assert config["wd"] == config["wd2"] == config["lr"] / 10
+    own = Space({"config": {"a": 1}, "b": at.sample_from(lambda c: c["config"]["a"] + 1)})  # a key named config
+    assert own.sample(np.random.default_rng(0))["b"] == 2
+
+
+def test_a_domain_function_left_uncalled_is_named():
+    # Before, the function itself reached the trainable as a constant.
+    with pytest.raises(at.SearchSpaceError, match=r"config\['opt'\]\['lr'\] is the function loguniform itself, "
+                                                  r"not a domain; call it: loguniform\(...\)"):
+        Space({"opt": {"lr": at.loguniform}})
+    assert Space({"fn": len, "cls": dict}).sample(np.random.default_rng(0)) == {"fn": len, "cls": dict}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: at.randint(0, 10.0), r"randint\(low=0, high=10.0\): high must be an integer, got 10.0"),
+    (lambda: at.lograndint(1, "5"), r"lograndint\(low=1, high='5'\): high must be an integer, got '5'"),
+    (lambda: at.loguniform(1, 10, base="e"), r"loguniform\(low=1, high=10\): base must be a finite number, got 'e'"),
+    (lambda: at.randint(0, 2**70), r"randint\(low=0, high=1180591620717411303424\): the bounds must fit in 64-bit"),
+], ids=["randint-float-high", "lograndint-str-high", "loguniform-str-base", "randint-beyond-int64"])
+def test_bad_bounds_are_named_as_written(make, message):
+    # Before: "got 9.0" (high - 1), a TypeError from the arithmetic for a str, numpy's "high is out
+    # of bounds for int64" when run() started.
+    with pytest.raises(at.SearchSpaceError, match=message):
+        make()
+
+
+def test_a_grid_of_a_million_points_is_never_held_in_memory():
+    # Before, checking the space and every suggestion built the list of all grid points: 10**6
+    # dicts (hundreds of MB, a second each); a grid of 10**8 did not start at all.
+    import tracemalloc
+
+    space_config = {f"k{i}": at.grid_search(list(range(10))) for i in range(6)}
+    tracemalloc.start()
+    try:
+        searcher = BasicVariantSearch(seed=0)
+        searcher.set_search_properties(None, None, Space(space_config))
+        assert searcher.max_trials(1) == 10**6
+        configs = [searcher.suggest(str(i)) for i in range(3)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert configs[2] == {"k0": 0, "k1": 0, "k2": 0, "k3": 0, "k4": 0, "k5": 2}
+    assert peak < 5_000_000
+
+
+def test_sample_from_returning_a_grid_is_named():
+    # Before: "grid_search value not given; use Space.grid_points()", about an internal call.
+    with pytest.raises(at.SearchSpaceError, match=r"config\['x'\]: sample_from returned grid_search\(\[1, 2\]\); a "
+                                                  r"grid_search must be written in the config itself"):
+        Space({"x": at.sample_from(lambda config: at.grid_search([1, 2]))})

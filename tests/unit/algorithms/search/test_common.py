@@ -253,7 +253,9 @@ def test_points_to_evaluate_come_first_and_are_completed(make: Callable[..., Sea
 @pytest.mark.parametrize("point, message", [
     ({"lr": 2.0}, r"points_to_evaluate value 2.0 at config\['lr'\] is not a number in \[0.0, 1.0\]"),
     ({"model": "forest"}, r"'forest' at config\['model'\] is none of the categories"),
-], ids=["out-of-bounds", "unknown-category"])
+    ({"model": {"kind": "tree", "depth": 2.5}}, r"value 2.5 at config\['model'\]<choice 1>\['depth'\] is not an integer"),
+    ({"lr": 0.5, "LR": 0.5}, r"points_to_evaluate\[0\] sets config\['LR'\], which is not in the search space"),
+], ids=["out-of-bounds", "unknown-category", "integer-with-a-fraction", "misspelt-key"])
 def test_bad_points_to_evaluate_fail_before_any_trial(point: dict, message: str) -> None:
     searcher = TPESearch(points_to_evaluate=[point])
     with pytest.raises(ValueError, match=message):
@@ -292,6 +294,28 @@ def test_limiter_says_not_now_at_the_cap_and_resumes_when_a_trial_ends() -> None
     assert isinstance(limiter.suggest("c"), dict)
     assert limiter.suggest("d") is None
     assert limiter.metric == "loss" and limiter.mode == "min" and limiter.space is not None
+
+
+def test_limiter_in_batches_waits_for_the_whole_batch_and_tells_its_ends_together(tmp_path) -> None:
+    # Ray's ConcurrencyLimiter(batch=True); before, asynctune's took no batch argument.
+    inner = TPESearch(n_startup_trials=2, seed=0)
+    limiter = ConcurrencyLimiter(inner, max_concurrent=2, batch=True)
+    limiter.set_search_properties("loss", "min", Space(BOUNDED))
+    assert isinstance(limiter.suggest("a"), dict) and isinstance(limiter.suggest("b"), dict)
+    assert limiter.suggest("c") is None
+    limiter.on_trial_complete("a", {"loss": 1.0})
+    assert limiter.suggest("c") is None and inner.observations == []  # the batch has not ended
+    limiter.save(str(tmp_path / "state"))
+    restored = ConcurrencyLimiter(TPESearch(n_startup_trials=2, seed=0), max_concurrent=2, batch=True)
+    restored.set_search_properties("loss", "min", Space(BOUNDED))
+    restored.restore(str(tmp_path / "state"))
+    for searcher, model in ((limiter, inner), (restored, restored.searcher)):
+        searcher.on_trial_complete("b", None, error=True)
+        assert [loss for _, loss in model.observations] == [1.0]  # both ends told; the failed one is ignored
+        assert isinstance(searcher.suggest("c"), dict) and isinstance(searcher.suggest("d"), dict)
+        assert searcher.suggest("e") is None
+    with pytest.raises(ValueError, match="batch must be True or False, got batch=1"):
+        ConcurrencyLimiter(inner, 2, batch=1)
 
 
 @pytest.mark.parametrize("inner, slow", [(TPESearch, False), (SkOptSearch, True)], ids=["tpe", "skopt"])

@@ -116,6 +116,54 @@ def test_bad_points_to_evaluate_are_named():
         searcher.suggest("t")
 
 
+def test_points_outside_asynctunes_domains_fail_before_any_trial():
+    # Before, {"model/depth": 30} ran as it was, though every other searcher refuses it.
+    config = {"lr": at.loguniform(1e-4, 1e-1), "model": {"depth": at.randint(1, 8)}}
+    with pytest.raises(ValueError, match=r"points_to_evaluate value 30 at 'model/depth' is not a number in \[1, 7\]"):
+        searcher_for(config=config, points_to_evaluate=[{"model/depth": 30}])
+
+
+def test_quantized_and_log_integer_domains_stay_on_asynctunes_grid_inside_the_bounds():
+    # hp.quniform rounds to multiples of q from 0 and may leave the bounds: quniform(0.1, 1, 0.25)
+    # gave 0.0, qrandint(1, 10, 3) gave 0, 3, 6, 9 (asynctune's grid is 1, 4, 7, 10), qloguniform(1,
+    # 100, 5) gave 0.0. TPE's model phase is included (n_initial_points=5 of 40).
+    config = {"qu": at.quniform(0.1, 1.0, 0.25), "qri": at.qrandint(1, 10, 3), "qlu": at.qloguniform(1, 100, 5),
+              "qlri": at.qlograndint(3, 50, 4), "lri": at.lograndint(1, 5)}
+    allowed = {"qu": {0.25, 0.5, 0.75, 1.0}, "qri": {1, 4, 7, 10}, "qlu": {5.0 * i for i in range(1, 21)},
+               "qlri": set(range(3, 51, 4)), "lri": {1, 2, 3, 4}}
+    searcher = searcher_for(config=config, seed=0, n_initial_points=5)
+    seen: dict[str, set] = {key: set() for key in config}
+    for i in range(40):
+        suggested = searcher.suggest(f"t{i}")
+        for key, value in suggested.items():
+            assert value in allowed[key] and type(value) is type(next(iter(allowed[key]))), (key, value)
+            seen[key].add(value)
+        searcher.on_trial_complete(f"t{i}", {"loss": suggested["qu"] + suggested["qri"] / 10})
+    assert seen["qri"] == allowed["qri"] and seen["lri"] == allowed["lri"]  # every value, the ends too
+
+
+def test_lists_in_the_space_stay_lists_as_with_every_other_searcher():
+    # hyperopt evaluates a list to a tuple: before, config["layers"] was (3, {"w": 0.4}).
+    config = {"layers": [at.randint(1, 4), {"w": at.uniform(0, 1)}], "ch": at.choice([[at.uniform(0, 1), 2], "x"])}
+    searcher = searcher_for(config=config, seed=0, points_to_evaluate=[{"ch": 0}])
+    suggested = searcher.suggest("a")
+    assert type(suggested["layers"]) is list and type(suggested["ch"]) is list
+    assert 1 <= suggested["layers"][0] < 4 and suggested["ch"][1] == 2
+
+
+def test_dict_keys_keep_the_order_of_the_space():
+    # hyperopt sorts a dict's keys: before, {"opt": {"name": ..., "beta": ...}} came back as {"beta", "name"}.
+    config = {"z": at.uniform(0, 1), "opt": at.choice([{"name": "sgd", "momentum": at.uniform(0, 1)},
+                                                     {"name": "adam", "beta": at.uniform(0.5, 0.9)}]),
+              "const": {"y": 1, "b": [{"k": 2, "a": 1}]}, "a": at.randint(0, 3)}
+    searcher = searcher_for(config=config, seed=0)
+    for trial in range(6):
+        suggested = searcher.suggest(f"t{trial}")
+        assert list(suggested) == ["z", "opt", "const", "a"]
+        assert list(suggested["opt"])[0] == "name" and list(suggested["const"]) == ["y", "b"]
+        assert list(suggested["const"]["b"][0]) == ["k", "a"]
+
+
 def test_save_and_restore_continue_with_the_same_suggestions(tmp_path):
     searcher = searcher_for(conditional_space(), seed=7, n_initial_points=3)
     for i in range(6):

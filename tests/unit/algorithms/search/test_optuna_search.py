@@ -178,6 +178,10 @@ def test_points_to_evaluate_come_first_and_the_sampler_fills_the_gaps(optuna) ->
     assert third != first
     with pytest.raises(ValueError, match=r"points_to_evaluate value 200 at config\['batch'\]"):
         _searcher(space, OptunaSearch(points_to_evaluate=[{"batch": 200}]))
+    # A misspelt key was dropped: the point ran with a value of the sampler's choosing instead.
+    with pytest.raises(ValueError, match=r"points_to_evaluate\[1\] sets config\['Batch'\], which is not in the search "
+                                         r"space; the keys there are \['act', 'batch', 'eps', 'model'\]"):
+        _searcher(space, OptunaSearch(points_to_evaluate=[{"batch": 64}, {"Batch": 64}]))
 
 
 @pytest.mark.parametrize("domain, where", [
@@ -217,6 +221,45 @@ def test_a_bad_space_function_fails_before_any_trial(optuna, storage, space, con
         at.run(quadratic, config=config, num_samples=2, metric="loss", mode="min",
                search_alg=OptunaSearch(space=space), storage_path=storage, verbose=0)
     assert not any(name.startswith("trial_") for _, dirs, _ in os.walk(storage) for name in dirs)
+
+
+def _define_by_run(trial) -> None:
+    if trial.suggest_categorical("kind", ["linear", "tree"]) == "tree":
+        trial.suggest_int("depth", 1, 8)
+    trial.suggest_float("x", 0.0, 1.0)
+
+
+@pytest.mark.parametrize("point, message", [
+    ({"x": 3.0}, r"points_to_evaluate\[0\] sets 'x' to 3.0, outside FloatDistribution"),
+    ({"kind": "forest"}, r"points_to_evaluate\[0\] \{'kind': 'forest'\} does not fit the space function: 'forest' "
+                         r"not in \('linear', 'tree'\)"),
+    ({"kind": "linear", "depth": 3}, r"sets 'depth', which the space function does not suggest for this point; "
+                                      r"it suggests \['kind', 'x'\]"),
+], ids=["outside", "no-such-category", "inactive-branch"])
+def test_a_bad_point_for_a_space_function_fails_before_any_trial(optuna, storage, point, message) -> None:
+    # Before, Optuna only logged a warning and the trial ran x=3.0 (or depth=3 went unused).
+    with pytest.raises(ValueError, match=message):
+        at.run(quadratic, config={"y": -1.0}, num_samples=2, metric="loss", mode="min",
+               search_alg=OptunaSearch(space=_define_by_run, points_to_evaluate=[point]), storage_path=storage,
+               verbose=0)
+    assert not any(name.startswith("trial_") for _, dirs, _ in os.walk(storage) for name in dirs)
+
+
+def test_a_dict_of_distributions_or_a_space_function_first_as_in_ray(optuna, storage) -> None:
+    # Ray's OptunaSearch(space, metric, mode) takes either; before, a dict was refused and a
+    # function in first place was taken for a sampler.
+    dists = optuna.distributions
+    space = {"x": dists.FloatDistribution(0.0, 1.0), "n": dists.IntDistribution(1, 64, log=True),
+             "kind": dists.CategoricalDistribution(["a", "b"])}
+    searcher = OptunaSearch(space, metric="loss", mode="min", points_to_evaluate=[{"x": 0.3, "n": 4}])
+    analysis = at.run(quadratic, config={"y": -1.0}, num_samples=4, search_alg=searcher, storage_path=storage,
+                      verbose=0, seed=0)
+    configs = [t.config for t in analysis.trials]
+    assert configs[0]["x"] == 0.3 and configs[0]["n"] == 4
+    for config in configs:
+        assert set(config) == {"x", "n", "kind", "y"} and type(config["n"]) is int and config["kind"] in ("a", "b")
+    first = OptunaSearch(_define_by_run, seed=0)
+    assert first.define_by_run is _define_by_run and first.sampler is None
 
 
 # --- samplers ---------------------------------------------------------------------------------
