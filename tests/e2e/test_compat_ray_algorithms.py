@@ -231,8 +231,31 @@ def test_basic_variant_generator_max_concurrent_and_random_state(storage):
     again = fit(timed, storage, num_samples=3, param_space={"x": tune.uniform(0, 1)},
                 search_alg=BasicVariantGenerator(random_state=3))
     assert sorted(r.config["x"] for r in results) == sorted(r.config["x"] for r in again)
-    with pytest.raises(UnsupportedRayFeature, match="batch=True"):
-        ConcurrencyLimiter(BasicVariantGenerator(), max_concurrent=2, batch=True)
+
+
+def test_concurrency_limiter_batch_runs_whole_batches_as_in_ray(storage):
+    # batch=True: two at a time, the next two once both have ended (no overlap across batches).
+    results = fit(timed, storage, num_samples=4, param_space={"x": tune.uniform(0, 1)},
+                  search_alg=ConcurrencyLimiter(BasicVariantGenerator(random_state=0), max_concurrent=2, batch=True))
+    windows = sorted((r.metrics["started"], r.metrics["ended"]) for r in results)
+    assert max(end for _, end in windows[:2]) <= min(start for start, _ in windows[2:])
+
+
+def test_a_partial_point_in_a_conditional_space_takes_its_branch(storage):
+    # A point naming a branch of a choice of dicts runs in that branch, with the branch's other
+    # keys drawn there (before: laid over whatever branch was drawn, without its keys).
+    space = {"opt": tune.choice([{"name": "sgd", "momentum": tune.uniform(0.5, 0.99)},
+                                 {"name": "adam", "beta1": tune.uniform(0.8, 0.99)}])}
+    names = ["sgd", "adam"] * 3
+    generator = BasicVariantGenerator(points_to_evaluate=[{"opt": {"name": name}} for name in names], random_state=1)
+    results = fit(echo_config, storage, num_samples=len(names), param_space=space, search_alg=generator)
+    keys = {"sgd": ["momentum", "name"], "adam": ["beta1", "name"]}
+    assert sorted(r.config["opt"]["name"] for r in results) == sorted(names)
+    assert all(sorted(r.config["opt"]) == keys[r.config["opt"]["name"]] for r in results), [r.config for r in results]
+
+
+def echo_config(config: dict) -> None:
+    tune.report({"loss": 0.0})
 
 
 def point_of(config: dict) -> dict:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from asynctune.core import space as _space
-from asynctune.core.space import Integer
 
 
 def uniform(lower: float, upper: float) -> Any:
@@ -51,7 +50,7 @@ def lograndint(lower: int, upper: int, base: float = 10) -> Any:
 
 def qlograndint(lower: int, upper: int, q: int, base: float = 10) -> Any:
     """A multiple of q in [lower, upper] on a log scale: upper is inclusive, as in Ray."""
-    return Integer(lower, upper, log=True, q=q, name="qlograndint")
+    return _space.qlograndint(lower, upper, q, base)
 
 
 def choice(categories: Sequence[Any]) -> Any:

@@ -65,11 +65,13 @@ class BasicVariantGenerator(_at.BasicVariantSearch):
         assert self.space is not None
         rng = np.random.default_rng(self.seed)
         for point in self.points_to_evaluate:
+            fixed = self._fixed_by(point)  # its branch, its numbers and the grid keys it sets
             for grid_point in self._grid_left_open(point):
-                yield merge_point(self.space.sample(rng, grid_point), point)
+                open_keys = {path: value for path, value in grid_point.items() if not _sets(point, path)}
+                yield merge_point(self.space.sample(rng, {**fixed, **open_keys}), point)
         repeats = self._num_samples - len(self.points_to_evaluate)
         while self._num_samples < 0 or repeats > 0:
-            for grid_point in self.space.grid_points():
+            for grid_point in self.space.iter_grid_points():
                 yield self.space.sample(rng, grid_point)
             repeats -= 1
 
@@ -79,7 +81,7 @@ class BasicVariantGenerator(_at.BasicVariantSearch):
             return [{}]
         fixed = {path for path, _ in self.space.grid if _sets(point, path)}
         runs: dict[tuple[Any, ...], dict[Path, Any]] = {}
-        for grid_point in self.space.grid_points():
+        for grid_point in self.space.iter_grid_points():
             runs.setdefault(tuple(repr(v) for p, v in grid_point.items() if p not in fixed), grid_point)
         return list(runs.values())
 
@@ -107,15 +109,7 @@ def _sets(point: Any, path: Path) -> bool:
     return True
 
 
-class ConcurrencyLimiter(_at.ConcurrencyLimiter):
-    """Ray's ConcurrencyLimiter(searcher, max_concurrent); `batch=True` is not supported."""
-
-    def __init__(self, searcher: Any, max_concurrent: int, batch: bool = False) -> None:
-        if batch:
-            from ..._unsupported import unsupported
-            unsupported("ConcurrencyLimiter(batch=True)", "use batch=False; asynctune asks the searcher one "
-                        "trial at a time")
-        super().__init__(searcher, max_concurrent)
+ConcurrencyLimiter = _at.ConcurrencyLimiter  # Ray's (searcher, max_concurrent, batch=False)
 
 
 _BY_NAME = {  # Ray's name -> (module of this package, class)
