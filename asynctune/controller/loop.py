@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 _TICK_INTERVAL_S = 0.5
 _RETRY_SUGGEST_S = 0.05
+# A searcher that says "not now" this long while nothing runs is named in a warning: the
+# experiment can only wait for it (a searcher with no more configs returns FINISHED).
+_STALLED_WARNING_S = 30.0
 
 
 class Controller:
@@ -64,6 +67,8 @@ class Controller:
         self._wakeup = asyncio.Event()
         self.actions = TrialActions(self.trials, self._wakeup)  # the scheduler's TrialControl
         self._searcher_done = self._searcher_finished_told = False
+        self._waiting_on_searcher_since: float | None = None  # "not now" with nothing running, since
+        self._warned_waiting_on_searcher = False
         stop_keys = stopper.thresholds if isinstance(stopper, ThresholdStopper) else ()
         self._metric_check = MetricCheck(self.options.metric, scheduler, searcher, stop_keys=stop_keys)
         self._max_trials: int | None = None
@@ -256,8 +261,10 @@ class Controller:
                 if self._stalled():
                     await resolve(self.scheduler.on_searcher_stalled())
                     self._outcomes.apply_actions()
+                self._note_waiting_on_searcher()
                 asyncio.get_running_loop().call_later(_RETRY_SUGGEST_S, self._wakeup.set)
             return
+        self._waiting_on_searcher_since = None
         try:  # resources_per_trial as a function of the config: known only now
             resources = resolve_resources(self.options.resources_per_trial, config)
             if self._pool is not None:
@@ -291,6 +298,20 @@ class Controller:
         self._outcomes.apply_actions()
         if self._searcher_exhausted():  # that was the last one: say so now, not when a worker frees up
             await self._searcher_finished()
+
+    def _note_waiting_on_searcher(self) -> None:
+        """Warn once when the searcher has said "not now" for long with no trial running."""
+        now = time.monotonic()
+        if self._waiting_on_searcher_since is None or self.table.num_running:
+            self._waiting_on_searcher_since = now
+        elif not self._warned_waiting_on_searcher and now - self._waiting_on_searcher_since >= _STALLED_WARNING_S:
+            self._warned_waiting_on_searcher = True
+            logger.warning(
+                "%s has answered suggest() with None ('not now') for %.0f s while no trial runs: the experiment "
+                "waits for it. A searcher that has no more configs returns Searcher.FINISHED; one that waits for "
+                "running trials gets none here (a ConcurrencyLimiter whose trials all ended, a custom searcher's "
+                "own count of running trials gone wrong?)",
+                type(self._searching.searcher).__name__, now - self._waiting_on_searcher_since)
 
     def _stalled(self) -> bool:
         """Nothing runs and no waiting trial may start: with a searcher that says "not now", only

@@ -170,3 +170,36 @@ def test_a_limiter_in_batches_starts_a_batch_when_the_last_one_has_ended(tmp_pat
     assert len(trials) == 6
     for earlier, later in zip(range(0, 4, 2), range(2, 6, 2)):  # batches of 2, one after the other
         assert max(t.end_time for t in trials[earlier:earlier + 2]) <= min(t.start_time for t in trials[later:later + 2])
+
+
+class _SlowToAnswer(Searcher):
+    """Says "not now" (None) for its first second, then gives one config, then FINISHED."""
+
+    def __init__(self) -> None:
+        super().__init__(metric="loss", mode="min")
+        self.start: float | None = None
+        self.given = False
+
+    def suggest(self, trial_id: str) -> dict | None:
+        import time
+        self.start = self.start or time.monotonic()
+        if time.monotonic() - self.start < 1.0:
+            return None
+        if self.given:
+            return Searcher.FINISHED
+        self.given = True
+        return {"x": 0.5, "kind": "a"}
+
+
+@pytest.mark.timeout(60)
+def test_a_searcher_that_says_not_now_while_nothing_runs_is_named_in_a_warning(tmp_path, monkeypatch, caplog) -> None:
+    # The run can only wait for such a searcher (a searcher of one's own whose count of running
+    # trials went wrong waits for ever): after a while a warning names it and says what to return.
+    import asynctune.controller.loop as loop
+    monkeypatch.setattr(loop, "_STALLED_WARNING_S", 0.3)
+    with caplog.at_level("WARNING", logger="asynctune.controller.loop"):
+        analysis = asynctune.run(train, search_alg=_SlowToAnswer(), num_samples=-1, storage_path=str(tmp_path),
+                                 name="slow", verbose=0)
+    assert len(analysis.trials) == 1
+    warnings = [r.getMessage() for r in caplog.records if "_SlowToAnswer" in r.getMessage()]
+    assert len(warnings) == 1 and "Searcher.FINISHED" in warnings[0]
