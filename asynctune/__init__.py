@@ -32,8 +32,9 @@ _install_moved()
 # The trial side (what a worker needs) is imported eagerly and stays light; everything else
 # loads on first use, so a worker process starts in tens of milliseconds, not hundreds.
 from .errors import (
-    AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, NothingReported, SearchSpaceError,
-    StorageFull, TrialFailed, TrialsFailed, UnsafeFileError, UntrustedFileError, WorkerLost,
+    AsynctuneError, ExecutorError, ExecutorLost, ExperimentDamaged, HostUnreachable, NothingReported, RunSpecNotWritten,
+    SearchSpaceError, StateNotWritten, StorageFull, TrialFailed, TrialsFailed, UnsafeFileError, UntrustedFileError,
+    WorkerLost,
 )
 from .worker.session import get_checkpoint, get_trial_dir, get_trial_id, get_trial_resources, report
 from .worker.trainable import Trainable
@@ -106,7 +107,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsynctuneError", "CONTINUE", "Decision", "ExecutorError", "ExecutorLost", "ExperimentDamaged", "HostUnreachable",
-    "Mutate", "NothingReported", "PAUSE", "STOP", "SearchSpaceError", "Status", "StorageFull", "Trainable", "Trial",
+    "Mutate", "NothingReported", "PAUSE", "RunSpecNotWritten", "STOP", "SearchSpaceError", "StateNotWritten", "Status",
+    "StorageFull", "Trainable", "Trial",
     "TrialFailed", "TrialsFailed", "UnsafeFileError", "UntrustedFileError", "WorkerLost", "get_checkpoint",
     "get_trial_dir", "get_trial_id", "get_trial_resources", "report", *_LAZY,
 ]

@@ -225,6 +225,22 @@ class StateNotWritten(StorageFull):
         self.errno, self.cause = cause.errno, cause
 
 
+class RunSpecNotWritten(AsynctuneError, OSError):
+    """The file that lets an experiment be resumed (run_spec.pkl) could not be written as the run
+    or resume began: nothing was started. Fix the cause (space, a file-size limit, a read-only
+    file system) and run or resume again.
+
+    Attributes:
+        path: The file.
+        cause: The error writing it.
+    """
+
+    def __init__(self, path: str, cause: OSError) -> None:
+        super().__init__(f"could not write {path}: {cause.strerror or cause}. Nothing was started; fix that and "
+                         "run (or resume) again")
+        self.errno, self.path, self.cause = cause.errno, path, cause
+
+
 class ResultsNotWritten(AsynctuneError, OSError):
     """A consolidated simulation's results.jsonl could not be written (store/recording.py).
 

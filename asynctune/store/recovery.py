@@ -29,7 +29,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..errors import ExperimentDamaged, UnsafeFileError
+from ..errors import ExperimentDamaged, RunSpecNotWritten, UnsafeFileError
 from .private_files import make_dir_private, open_private
 from .layout import (
     EXPERIMENT_FILE, JOURNAL_FILE, PARAMS_FILE, PARAMS_PICKLE_FILE, RESULT_FILE, RESULTS_FILE, RUN_SPEC_FILE,
@@ -68,10 +68,18 @@ def save_run_spec(experiment_dir: str, run_kwargs: dict[str, Any], trainable_blo
         keep = {k: v for k, v in run_kwargs.items() if k not in ("callbacks", "executor")}
         kwargs_blob = cloudpickle.dumps(keep)
     data = cloudpickle.dumps({"run_kwargs": kwargs_blob, "trainable": trainable_blob})
-    tmp = os.path.join(experiment_dir, RUN_SPEC_FILE + ".tmp")
-    with open_private(tmp, "wb") as f:
-        f.write(sign(data))
-    os.replace(tmp, os.path.join(experiment_dir, RUN_SPEC_FILE))
+    path = os.path.join(experiment_dir, RUN_SPEC_FILE)
+    tmp = path + ".tmp"
+    try:
+        with open_private(tmp, "wb") as f:
+            f.write(sign(data))
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a file-size limit, a read-only file system: before any trial
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise RunSpecNotWritten(path, exc) from exc
 
 
 def load_resume_state(experiment_dir: str) -> ResumeState:

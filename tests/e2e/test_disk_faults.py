@@ -238,6 +238,47 @@ def test_a_journal_that_cannot_grow_stops_the_experiment_resumably(tmp_path):
         assert [r["training_iteration"] for r in analysis.trial_results(trial.trial_id)] == [1, 2, 3]
 
 
+SPEC_LIMITED = textwrap.dedent("""
+    import resource, signal, sys
+    import asynctune as at
+
+    WEIGHTS = b"w" * 50_000  # in the trainable's closure: run_spec.pkl outgrows the limit
+
+    def train(config):
+        at.report(loss=len(WEIGHTS) + config["x"])
+
+    if __name__ == "__main__":
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+        try:
+            at.run(train, config={"x": at.grid_search([1, 2])}, metric="loss", mode="min",
+                   storage_path=sys.argv[1], name="spec", verbose=0)
+        except at.RunSpecNotWritten as exc:
+            print("refused:", exc)
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ")
+def test_a_run_spec_that_cannot_be_written_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    # Before: a raw OSError traceback from deep in the store, and run_spec.pkl.tmp left behind.
+    script = tmp_path / "spec.py"
+    script.write_text(SPEC_LIMITED)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    experiment_dir = tmp_path / "spec"
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"refused: could not write {experiment_dir / 'run_spec.pkl'}: File too large. "
+                                  "Nothing was started"), done.stdout
+    assert not [n for n in os.listdir(experiment_dir) if n.startswith(("run_spec", "trial_"))]
+    # The name is free again: the same run without the limit starts there.
+    analysis = at.run(train_small, config={"x": at.grid_search([1, 2])}, metric="loss", mode="min",
+                      storage_path=str(tmp_path), name="spec", verbose=0)
+    assert len(analysis.trials) == 2
+
+
+def train_small(config):
+    at.report(loss=config["x"])
+
+
 # 4. A value no float can hold is recorded first, and counts as no number.
 
 def huge_then_normal(config):
