@@ -13,7 +13,7 @@ from ..core.pareto import front_of
 from ..reporting.decisions import read_decisions, refine_terminated
 from ..worker.session import load_checkpoint
 from ..store.layout import (
-    EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results,
+    EXPERIMENT_FILE, RUN_SPEC_FILE, flatten_config, group_by_trial, read_jsonl, read_results, read_typed_params,
 )
 from ..store.lock import is_driven
 from ..store.recovery import caught_up
@@ -44,6 +44,9 @@ class ExperimentAnalysis:
         mode: "min" or "max" (default: the one run() used); one per metric for a list.
         trials, state: The trial table and experiment.json's other contents when the caller
             holds them (run() does: nothing is read back from disk).
+        typed_configs: Read each trial's config with the types JSON loses (a tuple, a class, a
+            numpy value) from its params.pkl, signed with your key; False keeps experiment.json's
+            view (their reprs), without unpickling anything (the CLI's choice).
 
     With several metrics (run(metric=["error", "latency"], ...)) there is no single best: the
     best_* properties raise and point to `pareto_front()`; get_best_trial(metric="error")
@@ -52,7 +55,7 @@ class ExperimentAnalysis:
 
     def __init__(self, experiment_dir: str, *, metric: str | list[str] | None = None,
                  mode: str | list[str] | None = None, trials: Sequence[Trial] | None = None,
-                 state: dict[str, Any] | None = None) -> None:
+                 state: dict[str, Any] | None = None, typed_configs: bool = True) -> None:
         check_metric_mode("ExperimentAnalysis", metric, mode, multi_objective=True)
         metric, mode = normalize_objectives(metric, mode)
         self.experiment_dir = os.path.abspath(os.path.expanduser(experiment_dir))
@@ -76,6 +79,10 @@ class ExperimentAnalysis:
         if trials is None and any(s.get("status") == "TERMINATED" for s in state.get("trials", [])
                                   if isinstance(s, dict)):
             refine_terminated(self.trials, state["trials"], self.decisions())  # written by an older asynctune
+        if trials is None and typed_configs:  # tuples, classes, arrays: as the trials got them, not as JSON shows them
+            for trial in self.trials:
+                if trial.path and (typed := read_typed_params(trial.path)) is not None:
+                    trial.config = typed
         self._results: dict[str, list[dict[str, Any]]] = {}
 
     def _read_state(self) -> dict[str, Any]:

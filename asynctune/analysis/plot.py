@@ -60,7 +60,7 @@ def plot_experiment(experiment_dir: str, *, metric: str | None = None, mode: str
     if not isinstance(dpi, int) or dpi < 10:
         raise ValueError(f"dpi must be an integer >= 10, got {dpi=}")
     figure_class = _figure_class()
-    analysis = ExperimentAnalysis(experiment_dir)
+    analysis = ExperimentAnalysis(experiment_dir, typed_configs=False)
     if metric is None and len(analysis.objectives) > 1:
         return [plot_pareto_front(analysis, out_dir=out_dir, dpi=dpi)]
     metric, mode = _metric_mode(analysis, metric, mode)

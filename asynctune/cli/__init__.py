@@ -232,7 +232,7 @@ def _ls(args: argparse.Namespace) -> int:
                          "path": directory, "start_time": os.path.getmtime(directory)})
             continue
         try:
-            rows.append(ExperimentAnalysis(directory).summary(scope=args.scope))
+            rows.append(ExperimentAnalysis(directory, typed_configs=False).summary(scope=args.scope))
         except ValueError as exc:  # a torn experiment.json: say so and go on
             rows.append({"experiment": os.path.basename(directory), "status": f"unreadable ({exc})",
                          "trials": 0, "path": directory})
@@ -534,7 +534,7 @@ def _analysis(path: str) -> Any:
 
     directory = _experiment_dir(path)
     try:
-        return ExperimentAnalysis(directory)
+        return ExperimentAnalysis(directory, typed_configs=False)  # shown, never unpickled
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 

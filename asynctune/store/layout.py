@@ -472,6 +472,21 @@ def is_plain_json(value: Any) -> bool:
     return kind in (str, int, bool) or value is None
 
 
+def read_typed_params(trial_dir: str) -> dict[str, Any] | None:
+    """A trial's config with the types JSON loses (tuples, classes, numpy values): its
+    params.pkl when there is one, signed with this user's key and loadable here; else None, and
+    params.json's (or experiment.json's) view stands. For readers: never raises."""
+    path = os.path.join(trial_dir, PARAMS_PICKLE_FILE)
+    if not os.path.exists(path):  # the config is plain JSON: nothing is lost
+        return None
+    try:
+        config = load_signed_pickle(path, loads=cloudpickle.loads)
+    except Exception as exc:  # noqa: BLE001  another user's key, a class not importable here, damage
+        logger.debug("%s: keeping the config as JSON shows it (%s: %s)", path, type(exc).__name__, exc)
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def read_params(trial_dir: str) -> dict[str, Any] | None:
     """A trial's config with its types: params.pkl, else params.json (older directories);
     None if neither can be read."""

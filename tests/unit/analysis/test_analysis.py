@@ -148,3 +148,41 @@ def test_decisions_are_read_back_and_a_torn_last_line_is_skipped(experiment):
 def test_a_directory_without_experiment_json_is_named_in_the_error(tmp_path):
     with pytest.raises(ValueError, match="not an asynctune experiment directory"):
         ExperimentAnalysis(str(tmp_path))
+
+
+def typed_config_trial(config):
+    import asynctune
+    asynctune.report(loss=float(sum(config["sizes"])))
+
+
+def test_configs_read_back_keep_the_types_json_loses(tmp_path):
+    # A tuple, a class and a numpy value in the config came back from disk as a list and reprs:
+    # best_config after a restart was not the config the trial ran with (Ray reads params.pkl).
+    import fractions
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    import asynctune
+
+    config = {"sizes": asynctune.grid_search([(64, 64), (32,)]), "kind": fractions.Fraction, "scale": np.float32(0.5),
+              "plain": {"lr": 0.1}}
+    asynctune.run(typed_config_trial, config=config, metric="loss", mode="min", storage_path=str(tmp_path),
+                  name="typed", verbose=0)
+    directory = str(tmp_path / "typed")
+    analysis = ExperimentAnalysis(directory)
+    assert analysis.best_config == {"sizes": (32,), "kind": fractions.Fraction, "scale": np.float32(0.5),
+                                    "plain": {"lr": 0.1}}
+    assert type(analysis.best_config["scale"]) is np.float32
+    # The CLI's view unpickles nothing: JSON's view.
+    assert ExperimentAnalysis(directory, typed_configs=False).best_config["sizes"] == [32]
+    # A params.pkl signed with another key (a directory copied from another user) is not
+    # unpickled: the JSON view stands, and reading does not fail.
+    other_key = tmp_path / "other-key"
+    code = ("import sys\nfrom asynctune.analysis.experiment import ExperimentAnalysis\n"
+            "print(ExperimentAnalysis(sys.argv[1]).best_config['sizes'])\n")
+    done = subprocess.run([sys.executable, "-c", code, directory], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ASYNCTUNE_KEY_FILE": str(other_key)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[32]"
