@@ -155,6 +155,12 @@ class SSHExecutor(Executor):
         self._log_fetches: dict[str, asyncio.Task[Any]] = {}  # trial id -> its logs' fetch
         self._closed = False
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A run spec saved before _DEFAULT pickled as itself holds a bare object() there.
+        if type(state.get("known_hosts")) is object:
+            state["known_hosts"] = _DEFAULT
+        self.__dict__.update(state)
+
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> SSHExecutor:
         """An executor for the hosts of a hosts file (see asynctune.executors.ssh.hosts)."""

@@ -36,7 +36,21 @@ logger = logging.getLogger(__name__)
 
 _CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-ctr",
             "aes192-ctr", "aes128-ctr"]
-_DEFAULT = object()  # "as ssh would": ~/.ssh/known_hosts, ~/.ssh/config, keys and agent
+
+
+class _AsSSH:
+    """The known_hosts default, "as ssh would": ~/.ssh/known_hosts and the ssh config's
+    UserKnownHostsFile. One instance that pickles as itself: an executor saved in a run spec
+    and unpickled by resume() must still mean the default, not an unknown object."""
+
+    def __reduce__(self) -> str:
+        return "_DEFAULT"
+
+    def __repr__(self) -> str:
+        return "<as ssh>"
+
+
+_DEFAULT = _AsSSH()
 
 # Run by the host's python at connect: what the host offers, as one line of JSON.
 _PROBE = r"""
