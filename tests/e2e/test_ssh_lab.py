@@ -88,3 +88,44 @@ def test_an_ssh_experiment_whose_driver_was_killed_resumes_from_its_checkpoints(
         assert [r["count"] for r in rows] == list(range(1, 31))  # every iteration once, none lost
         if trial.trial_id in copied:  # it went on from its checkpoint on the driver, not from scratch
             assert rows[-1]["restored"]
+
+
+# Hosts files -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("hosts", "gpu0 cpus=2\n\n# spare\ngpu1 gpus=x\n", r"hosts:4: gpus=x: expected a count \(gpus=2\) or GPU indices"),
+    ("hosts", "gpu0\ngpu1 cpus=many\n", r"hosts:2: cpus=many: expected a number of CPU slots"),
+    ("hosts", "gpu0 port=ssh\n", r"hosts:1: port=ssh: expected a port number"),
+    ("hosts", "# lab\ngpu0 python=\"/opt/my venv/bin/python\n", r"hosts:2: No closing quotation"),
+    ("hosts", "gpu0\ngpu1 cpus=0\n", r"hosts:2: Host gpu1: cpus must be > 0"),
+    ("hosts", "gpu0\n\ngpu1 port=99999\n", r"hosts:3: Host gpu1: port must be in 1\.\.65535"),
+    ("hosts", "gpu0 env.2X=1\n", r"hosts:1: Host gpu0: env needs NAME=string entries, got bad keys \['2X'\]"),
+    ("hosts", "gpu0 cpus=2\n# gpu1\ngpu0 cpus=4\n", r"hosts:3: host gpu0 is already named at .*hosts:1; names must be "
+                                                     r"distinct \(give one a name=\)"),
+    ("hosts", "# nothing yet\n\n", r"hosts: names no host"),
+    ("hosts.toml", '[[hosts]]\nhost = "gpu0"\n[[hosts]]\nhost = "gpu1"\ncpus = "8"\n',
+     r"hosts.toml: \[\[hosts\]\] table 2: Host gpu1: cpus must be a number, got cpus='8'"),
+    ("hosts.toml", '[[hosts]]\nhost = "gpu0"\nenv = "HF_HOME=/s"\n',
+     r"hosts.toml: \[\[hosts\]\] table 1: Host gpu0: env must map names to strings"),
+    ("hosts.toml", '[[hosts]\nhost = "gpu0"\n', r"hosts.toml: not valid TOML"),
+], ids=["gpus", "cpus", "port", "quote", "cpus-zero", "port-range", "env-name", "duplicate", "empty", "toml-type",
+        "toml-env", "toml-syntax"])
+def test_a_bad_hosts_file_is_refused_naming_its_line_and_option(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        ssh.SSHExecutor.from_file(path)
+
+
+@pytest.mark.parametrize("command", [["-m", "asynctune.executors.ssh", "check"], ["-m", "asynctune.cli", "hosts", "check"]],
+                         ids=["module", "cli"])
+def test_hosts_check_says_what_is_wrong_in_a_hosts_file_without_a_traceback(tmp_path, command):
+    for text, message in [("gpu0\ngpu1 gpus=x\n", "hosts:2: gpus=x: expected a count"),
+                          ('[[hosts]]\nhost = "gpu0"\ncpus = "x"\n', "table 1: Host gpu0: cpus must be a number")]:
+        path = tmp_path / ("hosts.toml" if text.startswith("[") else "hosts")
+        path.write_text(text)
+        done = subprocess.run([sys.executable, *command, "--hosts-file", str(path)], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "PYTHONPATH": ASYNCTUNE_ROOT})
+        assert done.returncode == 2 and message in done.stderr
+        assert "Traceback" not in done.stderr

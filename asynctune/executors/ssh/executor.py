@@ -394,11 +394,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--timeout", type=float, default=10.0, help="connect timeout in seconds")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
-    if args.hosts_file:
-        hosts += read_hosts_file(args.hosts_file)
+    try:
+        hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
+        if args.hosts_file:
+            hosts += read_hosts_file(args.hosts_file)
+        parse_hosts(hosts or ["-"])  # distinct names, before any connection
+    except (OSError, ValueError) as exc:  # a bad line or option: the message names it, no traceback
+        check.error(str(exc))
     if not hosts:
-        parser.error("name at least one host, or --hosts-file")
+        check.error("name at least one host, or --hosts-file")
     options: dict[str, Any] = {"connect_timeout_s": args.timeout}
     if args.known_hosts:
         options["known_hosts"] = args.known_hosts
