@@ -6,9 +6,12 @@ resuming after the driver died, a project folder with its own modules and odd fi
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +20,7 @@ import time
 import pytest
 
 import asynctune as at
+from asynctune.errors import ExecutorError
 from tests.e2e.test_ssh import counting  # counts, a checkpoint each step; a restored trial goes on
 from tests.helpers.sshd import SSHLab, sshd_missing, start_lab
 
@@ -129,3 +133,46 @@ def test_hosts_check_says_what_is_wrong_in_a_hosts_file_without_a_traceback(tmp_
                               timeout=60, env={**os.environ, "PYTHONPATH": ASYNCTUNE_ROOT})
         assert done.returncode == 2 and message in done.stderr
         assert "Traceback" not in done.stderr
+
+
+# hosts check -------------------------------------------------------------------------------------
+
+
+def other_pythons() -> dict[str, str]:
+    """Interpreters of other Python versions on this machine, "major.minor" -> path."""
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python"))) + sorted(
+        glob.glob("/usr/bin/python[23].*[0-9]")) + [p for p in (shutil.which(f"python{v}") for v in
+                                                               ("2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.12")) if p]
+    mine = "%d.%d" % sys.version_info[:2]
+    found: dict[str, str] = {}
+    for path in candidates:
+        try:
+            out = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
+                                 text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out and out != mine:
+            found.setdefault(out, path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def old_and_other_python() -> list[tuple[str, str]]:
+    found = other_pythons()
+    if not found:
+        pytest.skip("no Python of another version on this machine")
+    versions = sorted(found, key=lambda v: tuple(map(int, v.split("."))))
+    return [(v, found[v]) for v in {versions[0]: 0, versions[-1]: 0}]  # the oldest, and the newest
+
+
+def test_a_host_whose_python_is_too_old_or_another_version_is_named_as_such(lab, tmp_path, old_and_other_python):
+    for version, python in old_and_other_python:
+        host = {**host_specs(lab, str(tmp_path / "remote"))[0], "python": python}
+        row, = ssh.check_hosts([host], ssh_config=lab.ssh_config, connect_timeout_s=10)
+        assert row["reachable"] and row["python"].startswith(version + ".")
+        mine = "%d.%d" % sys.version_info[:2]
+        assert re.search(rf"host host0: runs Python {re.escape(version)}\.\d+ \({re.escape(python)}\), the driver "
+                         rf"Python {re.escape(sys.version.split()[0])}: .* set the host's python= to a Python "
+                         rf"{re.escape(mine)}", row["reason"]), row["reason"]
+        with pytest.raises(ExecutorError, match=rf"host host0: runs Python {re.escape(version)}\."):
+            asyncio.run(ssh.SSHExecutor([host], ssh_config=lab.ssh_config).start())

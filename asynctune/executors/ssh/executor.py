@@ -326,9 +326,10 @@ async def check_hosts_async(hosts: Iterable[Host | str | Mapping[str, Any]], **o
                 rounds.append(time.perf_counter() - begin)
             row["latency_ms"] = round(min(rounds) * 1000, 2)
             info = await remote._probe(connection)
+            gpus = info.get("gpus")  # none: asynctune, which counts them, did not load there
             row.update(python=info.get("python"), asynctune=info.get("asynctune"), cpus=info.get("cpus"),
-                       gpus=[{"index": g.get("index"), "name": g.get("name"),
-                              "memory_total_mb": g.get("memory_total_mb")} for g in info.get("gpus", [])])
+                       gpus=None if gpus is None else [{"index": g.get("index"), "name": g.get("name"),
+                                                        "memory_total_mb": g.get("memory_total_mb")} for g in gpus])
             row["reason"] = compatibility_problem(host.label, info) or ""
             if not row["reason"]:
                 remote._make_inventory(info)  # what the executor checks next (gpus= it lacks): the same verdict

@@ -52,12 +52,15 @@ class _AsSSH:
 
 _DEFAULT = _AsSSH()
 
-# Run by the host's python at connect: what the host offers, as one line of JSON.
+# Run by the host's python at connect: what the host offers, as one line of JSON. Written to run
+# on any Python from 2.7 on, so that a host whose python is too old is named as such, not as a
+# traceback of this script.
 _PROBE = r"""
 import json, os, platform, socket, sys
 out = {"python": platform.python_version(), "executable": sys.executable, "hostname": socket.gethostname(),
        "workdir": os.path.abspath(os.path.expanduser(sys.argv[1]))}
-out["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+cpu_count = getattr(os, "cpu_count", None)
+out["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpu_count and cpu_count()
 try:
     import asynctune
     out["asynctune"] = getattr(asynctune, "__version__", "unknown")
@@ -71,7 +74,8 @@ try:
 except Exception:
     pass
 try:
-    os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
+    if not os.path.isdir(out["workdir"]):
+        os.makedirs(out["workdir"], 0o700)
     if os.stat(out["workdir"]).st_uid == os.getuid():
         os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
     # A byte written and removed: a read-only mount, a full disk or a lost permission shows here.
@@ -453,10 +457,18 @@ def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
 
 
 def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
-    """Why a host's probe makes it unusable by this driver, or None."""
+    """Why a host's probe makes it unusable by this driver, or None. The Python version comes
+    first: on another Python, asynctune's own import fails for reasons that only mislead."""
     from ... import __version__
 
+    mine = ".".join(platform.python_version_tuple()[:2])
+    theirs = ".".join(str(info.get("python", "?")).split(".")[:2])
     theirs_version = info.get("asynctune")
+    if mine != theirs:
+        needs = "" if theirs_version == __version__ else f" with asynctune=={__version__}"
+        return (f"host {name}: runs Python {info.get('python')} ({info.get('executable')}), the driver Python "
+                f"{platform.python_version()}: pickled trainables need the same major.minor; set the host's "
+                f"python= to a Python {mine}{needs}")
     if theirs_version is not None and theirs_version != __version__:  # says more than what failed to import
         return (f"host {name}: has asynctune {theirs_version}, the driver {__version__}: install "
                 f"asynctune=={__version__} on the host (or point its python= at an environment that has it)")
@@ -467,10 +479,4 @@ def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
     if "workdir_error" in info:
         return (f"host {name}: its workdir {info.get('workdir')} cannot be written ({info['workdir_error']}); "
                 f"free space or fix its permissions there, or set the host's workdir=")
-    mine = ".".join(platform.python_version_tuple()[:2])
-    theirs = ".".join(str(info.get("python", "?")).split(".")[:2])
-    if mine != theirs:
-        return (f"host {name}: runs Python {info.get('python')} ({info.get('executable')}), the driver Python "
-                f"{platform.python_version()}: pickled trainables need the same major.minor; set the host's "
-                f"python= to a Python {mine}")
     return None
