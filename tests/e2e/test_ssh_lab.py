@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import hashlib
 import json
 import os
 import re
@@ -92,6 +93,69 @@ def test_an_ssh_experiment_whose_driver_was_killed_resumes_from_its_checkpoints(
         assert [r["count"] for r in rows] == list(range(1, 31))  # every iteration once, none lost
         if trial.trial_id in copied:  # it went on from its checkpoint on the driver, not from scratch
             assert rows[-1]["restored"]
+
+
+
+# The project folder ------------------------------------------------------------------------------
+
+
+def uses_the_project(config):
+    """Imports a module that exists only in working_dir, reads its files through links."""
+    import labhelper  # in the project folder, nowhere else
+
+    with open(os.path.join("datalink", "weights.bin"), "rb") as f:  # through a link to a folder
+        weights = f.read()
+    at.report(scaled=labhelper.scale(config["x"]), weights=hashlib.sha256(weights).hexdigest(),
+              notes=open("notes.txt").read(), dangling=os.readlink("dangling"), shared=os.listdir("shared"),
+              ignored=os.path.exists("outputs"), lab=os.environ.get("LAB_NAME"), cwd=os.getcwd(),
+              trial_dir=at.get_trial_dir(), host=at.get_trial_resources()["host"])
+
+
+def make_project(root, git: bool) -> str:
+    """A lab's project: a helper module, a 5 MB file, links to a file, to a folder inside the
+    project, to one outside it (a shared mount) and to nothing; an ignored outputs folder."""
+    project, shared = root / "project", root / "shared"
+    (project / "data").mkdir(parents=True)
+    shared.mkdir()
+    (shared / "imagenet").write_text("a shared dataset")
+    (project / "labhelper.py").write_text("def scale(x):\n    return 10 * x\n")
+    (project / "data" / "weights.bin").write_bytes(os.urandom(5 * 2**20))
+    (project / "README").write_text("read me\n")
+    os.symlink("README", project / "notes.txt")
+    os.symlink("data", project / "datalink")
+    os.symlink(str(shared), project / "shared")
+    os.symlink("/nonexistent/on/the/driver", project / "dangling")
+    (project / "outputs").mkdir()
+    (project / "outputs" / "run.log").write_text("not for the hosts")
+    (project / ".gitignore").write_text("outputs/\n")
+    if git:
+        subprocess.run(["git", "-C", str(project), "init", "-q"], check=True)
+    else:
+        shutil.rmtree(project / "outputs")  # without git, .gitignore means nothing: leave nothing to ignore
+    return str(project)
+
+
+@pytest.mark.parametrize("git", [False, True], ids=["plain-folder", "git-repo"])
+def test_a_project_folder_with_modules_big_files_and_links_reaches_every_host(lab, tmp_path, git):
+    project = make_project(tmp_path, git)
+    hosts = [{**h, "env": {**h["env"], "LAB_NAME": f"lab-{h['host']}"}} for h in host_specs(lab, str(tmp_path / "remote"))]
+    analysis = at.run(uses_the_project, config={"x": at.grid_search([1, 2, 3, 4])}, verbose=0,
+                      executor=ssh.SSHExecutor(hosts, ssh_config=lab.ssh_config, working_dir=project,
+                                               keep_remote_files=True),
+                      storage_path=str(tmp_path / "driver"))
+    with open(os.path.join(project, "data", "weights.bin"), "rb") as f:
+        weights = hashlib.sha256(f.read()).hexdigest()
+    rows = [t.last_result for t in analysis.trials]
+    assert sorted(r["scaled"] for r in rows) == [10, 20, 30, 40]
+    assert {r["host"] for r in rows} == {"host0", "host1"}
+    for row in rows:
+        assert row["weights"] == weights and row["notes"] == "read me\n" and row["shared"] == ["imagenet"]
+        assert row["dangling"] == "/nonexistent/on/the/driver" and not row["ignored"]
+        assert row["lab"] == f"lab-{row['host']}"
+        workdir = os.path.join(str(tmp_path / "remote"), row["host"])
+        assert row["cwd"].startswith(os.path.join(workdir, "code") + os.sep)
+        assert row["trial_dir"].startswith(os.path.join(workdir, "experiments") + os.sep)
+        assert os.path.isdir(row["trial_dir"])  # the trial's folder on its host, kept by keep_remote_files
 
 
 # Hosts files -------------------------------------------------------------------------------------
