@@ -158,6 +158,29 @@ def test_a_project_folder_with_modules_big_files_and_links_reaches_every_host(la
         assert os.path.isdir(row["trial_dir"])  # the trial's folder on its host, kept by keep_remote_files
 
 
+
+# Messages that tell the user what to run ------------------------------------------------------------
+
+
+def test_a_refused_login_or_unknown_key_names_an_ssh_command_for_that_address_user_and_port(lab, tmp_path):
+    server = lab.servers[0]
+    spec = {"host": f"{lab.user}@127.0.0.1:{server.port}", "name": "gpu-a", "python": sys.executable}
+    stranger = str(tmp_path / "id_stranger")  # a key the host does not authorize
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger], check=True)
+    row, = ssh.check_hosts([spec], known_hosts=lab.known_hosts, client_keys=[stranger], connect_timeout_s=10)
+    command = (f"ssh -o BatchMode=yes -o UserKnownHostsFile={lab.known_hosts} -i {stranger} -p {server.port} "
+               f"{lab.user}@127.0.0.1 true")
+    assert not row["reachable"] and f"no key was accepted; check that `{command}` works" in row["reason"], row["reason"]
+    # With the lab's key that very command logs in: it names the host, not the pool's name for it.
+    login = subprocess.run(command.replace(stranger, lab.user_key).split(), capture_output=True, text=True, timeout=30)
+    assert login.returncode == 0, login.stderr
+
+    (tmp_path / "empty").write_text("")
+    row, = ssh.check_hosts([spec], known_hosts=str(tmp_path / "empty"), client_keys=[lab.user_key])
+    assert (f"log in once with `ssh -o UserKnownHostsFile={tmp_path / 'empty'} -p {server.port} {lab.user}@127.0.0.1`"
+            in row["reason"]), row["reason"]
+
+
 # Hosts files -------------------------------------------------------------------------------------
 
 

@@ -225,16 +225,17 @@ class _RemoteHost:
                 connection, _ = await asyncssh.create_connection(lambda: client, self.spec.address, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
-            inspect = _inspect_key_commands(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
-            login = _ssh_command(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
+            inspect = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True)
+            login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config)
             raise HostKeyRefused(self.name, (
                 f"its host key is not trusted ({exc.reason}): it is missing from {where} or has changed. "
                 f"Check the key's fingerprint with the host's admin, then add it: log in once with {login}, "
                 f"which shows the fingerprint (for a changed key, {inspect} names the known_hosts line to "
                 f"remove). known_hosts=None would skip the check, which is unsafe."), inspect) from None
         except asyncssh.PermissionDenied as exc:
+            login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True, keys=ex.client_keys)
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
-                                             f"check `ssh {self.name}` works without a password") from None
+                                             f"check that {login} works without a password") from None
         except asyncssh.Error as exc:
             raise HostUnreachable(self.name, f"{type(exc).__name__}: {exc.reason}") from None
         except TimeoutErrors:
@@ -422,24 +423,24 @@ class _RemoteHost:
 _KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)?$", re.IGNORECASE)
 
 
-def _inspect_key_commands(address: str, port: int | None, known_hosts: Any, ssh_config: Any) -> str:
-    """The command that shows the key known_hosts holds for a host, the key it offers now, and
-    the known_hosts line that disagrees (ssh's own "REMOTE HOST IDENTIFICATION HAS CHANGED")."""
-    return _ssh_command(address, port, known_hosts, ssh_config, batch=True)
-
-
-def _ssh_command(address: str, port: int | None, known_hosts: Any, ssh_config: Any, *, batch: bool = False) -> str:
+def _ssh_command(host: Host, known_hosts: Any, ssh_config: Any, *, batch: bool = False,
+                 keys: Sequence[str] | None = None) -> str:
     """`ssh` to the host as the executor connects: its ssh config (which gives an alias its port),
-    its known_hosts, its port only where the host spec names one."""
+    its known_hosts, the keys it was given, its user and port where the host spec names them.
+    With batch=True it runs `true` without prompting: for a changed key, ssh's own message names
+    the known_hosts line that disagrees ("REMOTE HOST IDENTIFICATION HAS CHANGED")."""
     words = ["ssh", "-o", "BatchMode=yes"] if batch else ["ssh"]
     configs = [ssh_config] if isinstance(ssh_config, str) else list(ssh_config or [])
     if configs:
         words += ["-F", str(configs[0])]
     if isinstance(known_hosts, str):
         words += ["-o", f"UserKnownHostsFile={known_hosts}"]
-    if port:
-        words += ["-p", str(port)]
-    return "`" + " ".join(shlex.quote(w) for w in [*words, address, *(["true"] if batch else [])]) + "`"
+    for key in keys or []:
+        words += ["-i", str(key)]
+    if host.port:
+        words += ["-p", str(host.port)]
+    target = f"{host.user}@{host.address}" if host.user else host.address
+    return "`" + " ".join(shlex.quote(w) for w in [*words, target, *(["true"] if batch else [])]) + "`"
 
 
 def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
