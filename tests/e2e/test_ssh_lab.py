@@ -159,6 +159,23 @@ def test_a_project_folder_with_modules_big_files_and_links_reaches_every_host(la
 
 
 
+
+def test_a_host_showing_fewer_gpus_than_its_spec_asks_for_is_refused_saying_why(lab, tmp_path):
+    # A lab's first-day trap: nvidia-ml-py (asynctune[gpu]) missing on the host, which then looked
+    # like a CPU-only host: its gpus=2 was cut silently to 0, and GPU trials could never be placed.
+    from asynctune.core.gpu import probe_gpus, why_no_gpu
+
+    here = len(probe_gpus())  # the hosts are this machine
+    spec = {**host_specs(lab, str(tmp_path / "remote"))[0], "gpus": here + 1}
+    row, = ssh.check_hosts([spec], ssh_config=lab.ssh_config)
+    expected = f"host host0: gpus={here + 1} asks for {here + 1} GPUs, but it shows {here}"
+    assert row["reachable"] and row["reason"].startswith(expected), row["reason"]
+    if not here:
+        assert why_no_gpu() in row["reason"]  # no driver, no nvidia-ml-py...: what to fix
+    with pytest.raises(ExecutorError, match=re.escape(expected)):
+        asyncio.run(ssh.SSHExecutor([spec], ssh_config=lab.ssh_config).start())
+
+
 # Messages that tell the user what to run ------------------------------------------------------------
 
 

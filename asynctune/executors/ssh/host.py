@@ -66,6 +66,9 @@ try:
     out["asynctune"] = getattr(asynctune, "__version__", "unknown")
     from asynctune.core.gpu import probe_gpus
     out["gpus"] = [dict(vars(g)) for g in probe_gpus()]
+    if not out["gpus"]:
+        from asynctune.core.gpu import why_no_gpu
+        out["no_gpu"] = why_no_gpu()  # no NVIDIA driver, no nvidia-ml-py, CUDA_VISIBLE_DEVICES...
 except Exception as exc:
     out["error"] = "%s: %s" % (type(exc).__name__, exc)
 try:
@@ -288,13 +291,17 @@ class _RemoteHost:
         fields = {f.name for f in dataclasses.fields(GPU)}
         gpus = [GPU(**{k: v for k, v in g.items() if k in fields}) for g in info.get("gpus", [])]
         limit = self.spec.gpus
+        why = f": {info['no_gpu']}" if not gpus and info.get("no_gpu") else ""
         if isinstance(limit, int):
+            if limit > len(gpus):  # e.g. nvidia-ml-py missing there: no silent CPU-only host
+                raise ExecutorError(f"host {self.name}: gpus={limit} asks for {limit} GPUs, but it shows "
+                                    f"{len(gpus)}{why}")
             gpus = gpus[:limit]
         elif isinstance(limit, tuple):
             missing = sorted(set(limit) - {g.index for g in gpus})
             if missing:
                 raise ExecutorError(f"host {self.name}: gpus={list(limit)} names GPUs {missing} it does not have "
-                                    f"(it has {[g.index for g in gpus]})")
+                                    f"(it has {[g.index for g in gpus]}{why})")
             gpus = [g for g in gpus if g.index in limit]
         cpus = float(self.spec.cpus if self.spec.cpus is not None else info.get("cpus") or 1)
         return HostInventory(name=self.name, cpus=cpus, gpus=gpus, memory_mb=float(info.get("memory_mb", 0.0)))
