@@ -198,6 +198,41 @@ def test_a_refused_login_or_unknown_key_names_an_ssh_command_for_that_address_us
             in row["reason"]), row["reason"]
 
 
+
+# Worker reuse ------------------------------------------------------------------------------------
+
+_SETS_ENV = """
+import os
+import asynctune as at
+
+os.environ.setdefault("LIBRARY_MODE", "auto")  # as sklearn (KMP_*) and tensorboardX (CRC32C_SW_MODE) do on import
+
+
+def train(config):
+    at.report(pid=os.getpid())
+"""
+
+
+def test_a_trainable_whose_module_sets_the_environment_on_import_still_reuses_its_worker(lab, tmp_path, monkeypatch):
+    # Each trial's first use of a fresh worker imports the trainable's module; an import that sets an
+    # environment variable (`from asynctune import Callback` does: tensorboardX) read as the trial
+    # changing its worker's environment, so the worker was retired after every trial: each trial paid a
+    # new worker over SSH (python and the user's imports: 1 s here, many on a real host).
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "sets_env_on_import.py").write_text(_SETS_ENV)
+    monkeypatch.syspath_prepend(str(project))  # the driver pickles the trainable by reference to its module
+    monkeypatch.delenv("LIBRARY_MODE", raising=False)
+    from sets_env_on_import import train
+
+    monkeypatch.delenv("LIBRARY_MODE", raising=False)
+    host = host_specs(lab, str(tmp_path / "remote"))[0]
+    analysis = at.run(train, config={"x": at.grid_search([0, 1, 2, 3])}, max_concurrent_trials=1, verbose=0,
+                      executor=ssh.SSHExecutor([host], ssh_config=lab.ssh_config, working_dir=str(project)),
+                      storage_path=str(tmp_path / "driver"))
+    assert len({t.last_result["pid"] for t in analysis.trials}) == 1  # one worker ran them all
+
+
 # Hosts files -------------------------------------------------------------------------------------
 
 
