@@ -199,6 +199,34 @@ def test_a_refused_login_or_unknown_key_names_an_ssh_command_for_that_address_us
 
 
 
+
+# env= and workdir= -------------------------------------------------------------------------------
+
+
+def reports_its_environment(config):
+    at.report(env={name: os.environ.get(name) for name in config["names"]}, home=os.path.expanduser("~"),
+              user=os.environ.get("USER"), trial_dir=at.get_trial_dir())
+
+
+def test_env_values_may_use_the_hosts_variables_and_workdir_too(lab, tmp_path):
+    # Before, values were literal: env.PATH=/opt/lab/bin:$PATH set PATH to "/opt/lab/bin:$PATH", so
+    # python3 (the default python=) was not found and the host was refused with "is 'python3' the
+    # host's Python?"; env.HF_HOME=~/hf made a folder named "~" in the code copy.
+    env = {"PATH": "/opt/lab/bin:$PATH", "HF_HOME": "~/hf", "CACHE": "${HOME}/cache:$USER", "PRICE": "5$$ 'each'",
+           "PLAIN": "a b;c $$(echo no)"}
+    host = {**host_specs(lab, str(tmp_path / "remote"))[0], "workdir": str(tmp_path / "remote" / "$USER")}
+    host["env"] = {**host["env"], **env}
+    analysis = at.run(reports_its_environment, config={"names": sorted(env)}, verbose=0,
+                      executor=ssh.SSHExecutor([host], ssh_config=lab.ssh_config, working_dir=TESTS_DIR),
+                      storage_path=str(tmp_path / "driver"))
+    result = analysis.trials[0].last_result
+    seen, home, user = result["env"], result["home"], result["user"]
+    assert seen["PATH"].startswith("/opt/lab/bin:") and "/usr/bin" in seen["PATH"].split(":"), seen["PATH"]
+    assert seen["HF_HOME"] == f"{home}/hf" and seen["CACHE"] == f"{home}/cache:{user}"
+    assert seen["PRICE"] == "5$ 'each'" and seen["PLAIN"] == "a b;c $(echo no)"
+    assert result["trial_dir"].startswith(str(tmp_path / "remote" / user) + os.sep)
+
+
 # Worker reuse ------------------------------------------------------------------------------------
 
 _SETS_ENV = """

@@ -58,7 +58,7 @@ _DEFAULT = _AsSSH()
 _PROBE = r"""
 import json, os, platform, socket, sys
 out = {"python": platform.python_version(), "executable": sys.executable, "hostname": socket.gethostname(),
-       "workdir": os.path.abspath(os.path.expanduser(sys.argv[1]))}
+       "workdir": os.path.abspath(os.path.expandvars(os.path.expanduser(sys.argv[1])))}
 cpu_count = getattr(os, "cpu_count", None)
 out["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpu_count and cpu_count()
 try:
@@ -310,20 +310,22 @@ class _RemoteHost:
     # Commands and environment --------------------------------------------------------------------
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The workers' environment: the host's `env` (its `$NAME`s expanded by `command`) and ours."""
         env = dict(self.spec.env)
         env.update(extra or {})
         code_dir = self.files.code_dir
         if code_dir is not None:
+            code_dir = code_dir.replace("$", "$$")  # a path, not a reference
             env["PYTHONPATH"] = ":".join(p for p in (code_dir, env.get("PYTHONPATH", "")) if p)
         return env
 
     @staticmethod
     def command(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> str:
-        words = ["exec", "env", *(f"{k}={v}" for k, v in env.items()), *argv]
+        assignments = [f"{k}={_expanding(v)}" for k, v in env.items()]  # names are checked identifiers
         # sshd hangs up on the session when the connection drops: the worker ignores SIGHUP,
         # sees its input close, and ends its whole process group (see executors/worker.py).
         # umask 077: what the probe, the unpacking and the trials write on the host is private.
-        line = "umask 077; trap '' HUP; " + " ".join(shlex.quote(w) for w in words)
+        line = "umask 077; trap '' HUP; exec env " + " ".join([*assignments, *(shlex.quote(w) for w in argv)])
         return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
 
     # Losing and regaining the host ---------------------------------------------------------------
@@ -425,6 +427,25 @@ class _RemoteHost:
                         await connection.wait_closed()
                 except TimeoutErrors:
                     pass
+
+
+_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _expanding(value: str) -> str:
+    """An env value as a shell word that is literal but for the host's variables, as a shell
+    would read them: `$NAME` and `${NAME}` (env.PATH=/usr/local/cuda/bin:$PATH), a leading `~`
+    (its home); `$$` is a literal `$`. Nothing else is expanded: no `$(...)`, no globs."""
+    if value == "~" or value.startswith("~/"):
+        value = "${HOME}" + value[1:]
+    words, last = [], 0
+    for match in _REFERENCE.finditer(value):
+        words.append(shlex.quote(value[last:match.start()]) if match.start() > last else "")
+        name = match.group(1) or match.group(2)
+        words.append(f'"${{{name}}}"' if name else "'$'")
+        last = match.end()
+    words.append(shlex.quote(value[last:]) if last < len(value) else "")
+    return "".join(words) or "''"
 
 
 _KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)?$", re.IGNORECASE)

@@ -40,8 +40,10 @@ class Host:
         python: The interpreter on the host that has asynctune installed; its Python
             major.minor and asynctune version must match the driver's.
         workdir: Folder on the host for the code copy and the trials' files; `~` is the
-            login's home.
-        env: Environment variables for the host's workers (e.g. PATH, HF_HOME).
+            login's home, `$NAME` the host's variable (`$SCRATCH/asynctune`).
+        env: Environment variables for the host's workers (e.g. PATH, HF_HOME); in values,
+            `$NAME`, `${NAME}` and a leading `~` are the host's (`/usr/local/cuda/bin:$PATH`),
+            `$$` is a literal `$`.
         cpus: CPU slots to offer (default: the CPUs the host's Python may use).
         gpus: GPUs to offer: a count (the first n) or the NVML indices to use (default: all).
         name: How the pool names this host (default: the spec, e.g. "alice@gpu2:2222"); names
