@@ -23,7 +23,7 @@ import pytest
 import asynctune as at
 from asynctune.errors import ExecutorError
 from tests.e2e.test_ssh import counting  # counts, a checkpoint each step; a restored trial goes on
-from tests.helpers.sshd import SSHLab, sshd_missing, start_lab
+from tests.helpers.sshd import SSHLab, sshd_missing, start_lab, start_server
 
 ssh = pytest.importorskip("asynctune.executors.ssh.executor", reason="asyncssh is not installed")
 
@@ -259,6 +259,26 @@ def test_a_trainable_whose_module_sets_the_environment_on_import_still_reuses_it
                       executor=ssh.SSHExecutor([host], ssh_config=lab.ssh_config, working_dir=str(project)),
                       storage_path=str(tmp_path / "driver"))
     assert len({t.last_result["pid"] for t in analysis.trials}) == 1  # one worker ran them all
+
+
+
+def test_a_host_whose_sshd_offers_no_sftp_is_named_with_the_fix(tmp_path):
+    # Before: "Session request failed" in hosts check, and an asyncssh ChannelOpenError traceback from run().
+    if sshd_missing():
+        pytest.skip(sshd_missing())
+    lab = start_lab(str(tmp_path / "sshlab"), 0)
+    try:
+        lab.servers.append(start_server(lab, "hardened", sftp=False))
+        host = {"host": "hardened", "python": sys.executable, "workdir": str(tmp_path / "remote"),
+                "env": {"PYTHONPATH": ASYNCTUNE_ROOT}}
+        expected = "host hardened: its sshd refused an SFTP session"
+        row, = ssh.check_hosts([host], ssh_config=lab.ssh_config)
+        assert row["reason"].startswith(expected) and "Subsystem sftp" in row["reason"], row["reason"]
+        with pytest.raises(ExecutorError, match=expected):
+            at.run(counting, config={"until": 1, "sleep": 0}, verbose=0, storage_path=str(tmp_path / "driver"),
+                   executor=ssh.SSHExecutor([host], ssh_config=lab.ssh_config))
+    finally:
+        lab.stop()
 
 
 # Hosts files -------------------------------------------------------------------------------------

@@ -318,7 +318,7 @@ async def check_hosts_async(hosts: Iterable[Host | str | Mapping[str, Any]], **o
         row["reachable"] = True
         remote.connections[connection] = 0
         try:
-            sftp = await connection.start_sftp_client()
+            sftp = await remote.start_sftp(connection)
             rounds = []
             for _ in range(3):
                 begin = time.perf_counter()

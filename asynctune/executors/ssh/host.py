@@ -138,7 +138,7 @@ class _RemoteHost:
         """Connect, probe, check versions and copy the code; raise on any problem."""
         connection = await self._open_connection()
         try:
-            self.sftp = await connection.start_sftp_client()
+            self.sftp = await self.start_sftp(connection)
             self.connections[connection] = 1
             info = await self._probe(connection)
             problem = compatibility_problem(self.name, info)
@@ -156,6 +156,16 @@ class _RemoteHost:
         self.up, self.down_reason = True, ""
         if self.executor.keepalive_interval_s > 0:
             self._heartbeat = self.executor._tasks.spawn(self._heartbeat_loop(), f"heartbeat-{self.name}")
+
+    async def start_sftp(self, connection: Any) -> Any:
+        """The connection's SFTP client; a host whose sshd offers no SFTP is named, with the fix."""
+        try:
+            return await connection.start_sftp_client()
+        except (asyncssh.ChannelOpenError, asyncssh.SFTPError) as exc:
+            raise ExecutorError(
+                f"host {self.name}: its sshd refused an SFTP session ({exc.reason}); asynctune copies files over "
+                f"SFTP: enable it in the host's sshd_config (`Subsystem sftp internal-sftp`, or the path of "
+                f"sftp-server; most systems have it by default) and reload sshd") from None
 
     async def _heartbeat_loop(self) -> None:
         """An SFTP round trip every interval; one that is not answered in time is checked with a
