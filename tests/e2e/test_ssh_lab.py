@@ -65,9 +65,10 @@ at.run(counting, config={"until": 30, "sleep": 0.1, "x": at.grid_search([0, 1, 2
 """
 
 
-def test_an_ssh_experiment_whose_driver_was_killed_resumes_from_its_checkpoints(lab, tmp_path):
-    storage = str(tmp_path / "driver")
-    arguments = json.dumps([host_specs(lab, str(tmp_path / "remote")), lab.ssh_config, TESTS_DIR, storage])
+def killed_midway(hosts: list[dict], lab: SSHLab, storage: str) -> tuple[str, set[str]]:
+    """An experiment on `hosts` whose driver was SIGKILLed once a checkpoint reached it: its
+    directory, and the trials that had a checkpoint on the driver then."""
+    arguments = json.dumps([hosts, lab.ssh_config, TESTS_DIR, storage])
     driver = subprocess.Popen([sys.executable, "-c", _DRIVER, arguments], cwd=ASYNCTUNE_ROOT,
                               env={**os.environ, "PYTHONPATH": ASYNCTUNE_ROOT})
     experiment = os.path.join(storage, "lab")
@@ -84,9 +85,10 @@ def test_an_ssh_experiment_whose_driver_was_killed_resumes_from_its_checkpoints(
         driver.wait()
     copied = {os.path.basename(os.path.dirname(c)) for c in glob.glob(os.path.join(experiment, "trial_*", "checkpoint_*"))}
     assert copied, "no checkpoint reached the driver before it was killed"
+    return experiment, copied
 
-    # The executor saved with the experiment reconnects to the same hosts.
-    analysis = at.resume(experiment, verbose=0)
+
+def assert_resumed(analysis, copied: set[str]) -> None:
     assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 3
     for trial in analysis.trials:
         rows = results(trial.path)
@@ -94,6 +96,24 @@ def test_an_ssh_experiment_whose_driver_was_killed_resumes_from_its_checkpoints(
         if trial.trial_id in copied:  # it went on from its checkpoint on the driver, not from scratch
             assert rows[-1]["restored"]
 
+
+def test_an_ssh_experiment_whose_driver_was_killed_resumes_from_its_checkpoints(lab, tmp_path):
+    experiment, copied = killed_midway(host_specs(lab, str(tmp_path / "remote")), lab, str(tmp_path / "driver"))
+    # The executor saved with the experiment reconnects to the same hosts.
+    assert_resumed(at.resume(experiment, verbose=0), copied)
+
+
+def test_run_with_resume_uses_the_executor_it_is_given(lab, tmp_path):
+    # A lab's hosts change between the kill and the resume (one is gone): rerunning the script with
+    # resume=True and the new hosts must run on them. Before, the first run's executor was used.
+    first, second = host_specs(lab, str(tmp_path / "remote"))
+    experiment, copied = killed_midway([first], lab, str(tmp_path / "driver"))
+    analysis = at.run(counting, config={"until": 30, "sleep": 0.1, "x": at.grid_search([0, 1, 2])}, name="lab",
+                      storage_path=str(tmp_path / "driver"), verbose=0, resume=True,
+                      executor=ssh.SSHExecutor([second], ssh_config=lab.ssh_config, working_dir=TESTS_DIR))
+    assert_resumed(analysis, copied)
+    for trial in analysis.trials:
+        assert results(trial.path)[-1]["host"] == "host1"
 
 
 # The project folder ------------------------------------------------------------------------------
