@@ -301,6 +301,40 @@ def test_a_host_whose_sshd_offers_no_sftp_is_named_with_the_fix(tmp_path):
         lab.stop()
 
 
+
+def test_a_port_that_hangs_up_and_a_name_nobody_knows_are_said_plainly(tmp_path):
+    # Before: "ConnectionLost: Connection lost" and "cannot connect: Name or service not known".
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:  # a service that is not sshd, or sshd refusing at MaxStartups
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    config = tmp_path / "ssh_config"
+    config.write_text("Host gpu-a\n  HostName 127.0.0.1\n")
+    try:
+        rows = ssh.check_hosts([f"127.0.0.1:{port}", "gpu-b.invalid"], ssh_config=str(config), connect_timeout_s=10)
+    finally:
+        listener.close()
+    hung_up, unknown = rows
+    assert hung_up["reason"] == (f"127.0.0.1 closed the connection on port {port} before the SSH handshake ended: is "
+                                 f"it sshd that listens there? (sshd's MaxStartups or a firewall also close "
+                                 f"connections this way)"), hung_up["reason"]
+    assert unknown["reason"].startswith("cannot connect: no host 'gpu-b.invalid' is known (")
+    assert unknown["reason"].endswith(f"neither DNS nor a Host entry of {config} names it"), unknown["reason"]
+
+
 # Hosts files -------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shlex
+import socket
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -249,10 +250,19 @@ class _RemoteHost:
             login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True, keys=ex.client_keys)
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
                                              f"check that {login} works without a password") from None
+        except asyncssh.ConnectionLost:  # TCP connected, then closed before any SSH was spoken
+            port = f"port {self.spec.port}" if self.spec.port else "its SSH port"
+            raise HostUnreachable(self.name, f"{self.spec.address} closed the connection on {port} before the SSH "
+                                             f"handshake ended: is it sshd that listens there? (sshd's MaxStartups "
+                                             f"or a firewall also close connections this way)") from None
         except asyncssh.Error as exc:
             raise HostUnreachable(self.name, f"{type(exc).__name__}: {exc.reason}") from None
         except TimeoutErrors:
             raise HostUnreachable(self.name, f"no answer within {ex.connect_timeout_s:g} s") from None
+        except socket.gaierror as exc:
+            where = ", ".join(map(str, ex.ssh_config or [])) or "~/.ssh/config"
+            raise HostUnreachable(self.name, f"cannot connect: no host {self.spec.address!r} is known ({exc.strerror}):"
+                                             f" neither DNS nor a Host entry of {where} names it") from None
         except OSError as exc:
             if exc.errno == errno.ECONNREFUSED or "Connect call failed" in str(exc):
                 port = f"port {self.spec.port}" if self.spec.port else "its SSH port (22 or ~/.ssh/config's Port)"
