@@ -196,6 +196,50 @@ def test_a_host_showing_fewer_gpus_than_its_spec_asks_for_is_refused_saying_why(
         asyncio.run(ssh.SSHExecutor([spec], ssh_config=lab.ssh_config).start())
 
 
+
+# The user's own ~/.ssh ---------------------------------------------------------------------------
+
+
+def home_with_ssh_config(lab: SSHLab, home, extra: str = "") -> None:
+    """A HOME whose ~/.ssh holds the lab's key, aliases gpu0/gpu1 and known_hosts, hashed, as
+    `ssh` writes them: under the HostName and port ([127.0.0.1]:port), not the alias."""
+    dot_ssh = home / ".ssh"
+    dot_ssh.mkdir(parents=True)
+    shutil.copy(lab.user_key, dot_ssh / "id_lab")
+    (dot_ssh / "config").write_text("".join(
+        f"Host gpu{i}\n  HostName 127.0.0.1\n  Port {s.port}\n  User {lab.user}\n  IdentityFile ~/.ssh/id_lab\n{extra}"
+        for i, s in enumerate(lab.servers)))
+    shutil.copy(lab.known_hosts, dot_ssh / "known_hosts")
+    subprocess.run(["ssh-keygen", "-H", "-f", str(dot_ssh / "known_hosts")], check=True, capture_output=True)
+
+
+def test_aliases_of_the_users_ssh_config_with_hashed_known_hosts_connect(lab, tmp_path, monkeypatch):
+    home_with_ssh_config(lab, tmp_path / "home")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with open(tmp_path / "home" / ".ssh" / "known_hosts") as f:
+        assert "127.0.0.1" not in f.read()  # hashed
+    hosts = [{**spec, "host": f"gpu{i}"} for i, spec in enumerate(host_specs(lab, str(tmp_path / "remote")))]
+    rows = ssh.check_hosts(hosts)
+    assert [(r["host"], r["reason"]) for r in rows] == [("gpu0", ""), ("gpu1", "")]
+
+
+def test_a_users_ssh_config_that_turns_host_key_checking_off_is_refused(lab, tmp_path, monkeypatch):
+    # The guard read only an ssh_config= given to asynctune: the user's own ~/.ssh/config, which asyncssh
+    # reads by default, let any host key through (an empty known_hosts here, and the host was "ok").
+    home_with_ssh_config(lab, tmp_path / "home", extra="  UserKnownHostsFile none\n")
+    (tmp_path / "home" / ".ssh" / "known_hosts").write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    host = {**host_specs(lab, str(tmp_path / "remote"))[0], "host": "gpu0"}
+    config = tmp_path / "home" / ".ssh" / "config"
+    expected = f"host gpu0: your ssh config turns host-key checking off for it ({config}:6: UserKnownHostsFile none"
+    row, = ssh.check_hosts([host])
+    assert not row["reachable"] and row["reason"].startswith(expected), row["reason"]
+    with pytest.raises(ExecutorError, match=re.escape(expected)):
+        at.run(counting, config={"until": 1, "sleep": 0}, verbose=0, storage_path=str(tmp_path / "driver"),
+               executor=ssh.SSHExecutor([host]))
+    assert not (tmp_path / "remote").exists()  # nothing ran on the host
+
+
 # Messages that tell the user what to run ------------------------------------------------------------
 
 

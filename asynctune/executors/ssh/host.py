@@ -280,7 +280,10 @@ class _RemoteHost:
         """Refuse a host whose ssh config turns host-key checking off (`UserKnownHostsFile
         none`): asyncssh would then accept any key, and the driver unpickles what the host
         sends. Only known_hosts=None, asked for in asynctune's own arguments, allows that."""
-        settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address, **options)
+        # config=(): ~/.ssh/config, as connect() reads it by default; construct()'s own default reads none,
+        # which let a `UserKnownHostsFile none` there through unseen.
+        settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address,
+                                                                       **{"config": (), **options})
         if settings.known_hosts is not None:
             return
         lines = _known_hosts_none_lines(self.executor.ssh_config)
