@@ -250,8 +250,8 @@ class _RemoteHost:
             login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True, keys=ex.client_keys)
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
                                              f"check that {login} works without a password") from None
-        except asyncssh.ConnectionLost:  # TCP connected, then closed before any SSH was spoken
-            port = f"port {self.spec.port}" if self.spec.port else "its SSH port"
+        except (asyncssh.ConnectionLost, ConnectionResetError, BrokenPipeError):  # TCP connected, then closed
+            port = f"port {self.spec.port}" if self.spec.port else "its SSH port"  # (or reset) before any SSH
             raise HostUnreachable(self.name, f"{self.spec.address} closed the connection on {port} before the SSH "
                                              f"handshake ended: is it sshd that listens there? (sshd's MaxStartups "
                                              f"or a firewall also close connections this way)") from None
