@@ -21,7 +21,7 @@ import time
 import pytest
 
 import asynctune as at
-from asynctune.errors import ExecutorError
+from asynctune.errors import ExecutorError, HostKeyRefused
 from tests.e2e.test_ssh import counting  # counts, a checkpoint each step; a restored trial goes on
 from tests.helpers.sshd import SSHLab, sshd_missing, start_lab, start_server
 
@@ -238,6 +238,34 @@ def test_a_users_ssh_config_that_turns_host_key_checking_off_is_refused(lab, tmp
         at.run(counting, config={"until": 1, "sleep": 0}, verbose=0, storage_path=str(tmp_path / "driver"),
                executor=ssh.SSHExecutor([host]))
     assert not (tmp_path / "remote").exists()  # nothing ran on the host
+
+
+
+def test_a_changed_host_key_is_told_apart_from_an_unknown_one(lab, tmp_path, monkeypatch):
+    # Before, both read "it is missing from known_hosts or has changed": the alarming case (a machine
+    # in the middle, or a reinstalled host) looked like the first day's "log in once".
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    key_type, key = other.with_suffix(".pub").read_text().split()[:2]
+    server = lab.servers[0]
+    changed = tmp_path / "known_hosts_changed"
+    changed.write_text(f"[127.0.0.1]:{server.port} {key_type} {key}\n")
+    unknown = tmp_path / "known_hosts_unknown"
+    unknown.write_text(f"[127.0.0.1]:{lab.servers[1].port} {key_type} {key}\n")  # another host's line only
+    spec = {**host_specs(lab, str(tmp_path / "remote"))[0], "host": f"{lab.user}@127.0.0.1:{server.port}", "name": "gpu0"}
+    row, = ssh.check_hosts([spec], known_hosts=str(changed), client_keys=[lab.user_key])
+    assert f"it CHANGED: {changed} holds another key for it" in row["reason"], row["reason"]
+    row, = ssh.check_hosts([spec], known_hosts=str(unknown), client_keys=[lab.user_key])
+    assert "it is unknown, missing from known_hosts=" in row["reason"] and "CHANGED" not in row["reason"], row["reason"]
+
+    # The same through the user's ~/.ssh (an alias, hashed known_hosts), where ssh would find it.
+    home_with_ssh_config(lab, tmp_path / "home")
+    known_hosts = tmp_path / "home" / ".ssh" / "known_hosts"
+    known_hosts.write_text(changed.read_text())
+    subprocess.run(["ssh-keygen", "-H", "-f", str(known_hosts)], check=True, capture_output=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(HostKeyRefused, match=f"it CHANGED: {re.escape(str(known_hosts))} holds another key"):
+        asyncio.run(ssh.SSHExecutor([{**spec, "host": "gpu0", "name": None}]).start())
 
 
 # Messages that tell the user what to run ------------------------------------------------------------

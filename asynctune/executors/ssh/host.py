@@ -241,11 +241,19 @@ class _RemoteHost:
             where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
             inspect = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True)
             login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config)
+            known = await self._known_keys(options)
+            if known:  # ssh's "REMOTE HOST IDENTIFICATION HAS CHANGED": the alarming case, said as such
+                raise HostKeyRefused(self.name, (
+                    f"its host key is not trusted ({exc.reason}): it CHANGED: {', '.join(known)} holds another key "
+                    f"for it. A reinstalled host, or a machine in the middle: check the new key's fingerprint with "
+                    f"the host's admin, then remove the old line ({inspect} names it) and log in once with {login}, "
+                    f"which shows the new fingerprint. known_hosts=None would skip the check, which is unsafe."),
+                    inspect) from None
             raise HostKeyRefused(self.name, (
-                f"its host key is not trusted ({exc.reason}): it is missing from {where} or has changed. "
+                f"its host key is not trusted ({exc.reason}): it is unknown, missing from {where}. "
                 f"Check the key's fingerprint with the host's admin, then add it: log in once with {login}, "
-                f"which shows the fingerprint (for a changed key, {inspect} names the known_hosts line to "
-                f"remove). known_hosts=None would skip the check, which is unsafe."), inspect) from None
+                f"which shows the fingerprint and adds the key (or {inspect} names the known_hosts line to fix). "
+                f"known_hosts=None would skip the check, which is unsafe."), inspect) from None
         except asyncssh.PermissionDenied as exc:
             login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True, keys=ex.client_keys)
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
@@ -275,6 +283,22 @@ class _RemoteHost:
         if isinstance(peer, tuple) and len(peer) >= 2 and peer[0] and peer[1]:
             self.peer = (str(peer[0]), int(peer[1]))
         return connection
+
+    async def _known_keys(self, options: dict[str, Any]) -> list[str]:
+        """The known_hosts files that hold a key for this host (under its HostName and port, as
+        the connection looked it up): [] when it is unknown there, or that cannot be told."""
+        try:
+            settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address,
+                                                                           **{"config": (), **options})
+            files = settings.known_hosts
+            if isinstance(files, (str, os.PathLike)):
+                files = [files]
+            files = [os.fspath(f) for f in files or []] or [os.path.expanduser("~/.ssh/known_hosts")]
+            address = socket.getaddrinfo(settings.host, None)[0][4][0]
+            return [path for path in files if os.path.exists(path)
+                    and asyncssh.match_known_hosts(path, settings.host, address, settings.port)[0]]
+        except Exception:  # an address that does not resolve, an unreadable file: "unknown"
+            return []
 
     async def _check_host_keys_are_verified(self, options: dict[str, Any]) -> None:
         """Refuse a host whose ssh config turns host-key checking off (`UserKnownHostsFile
