@@ -141,7 +141,8 @@ def run(
         keep_checkpoints_num: Keep only this many latest checkpoints per trial (default all).
         resume: If the experiment `storage_path/name` exists, continue it (see `resume()`)
             instead of starting anew; needs `name`. It runs the `trainable` passed here, not
-            the one the first run saved (so a fix takes effect), and saves it for later resumes.
+            the one the first run saved (so a fix takes effect), and saves it for later resumes;
+            likewise the `executor` passed here (other SSH hosts), else the first run's.
         monitor: Sample each trial's CPU and memory (its whole process tree) and the GPUs'
             memory and utilization into <trial dir>/monitor.jsonl: True every 5 s, or a number
             of seconds. See docs/resources.md.
@@ -207,8 +208,9 @@ def _prepare(trainable: Any, *, resume: bool, options: RunOptions) -> Controller
         storage_path = options.storage_path or DEFAULT_STORAGE_PATH
         existing = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), options.name)
         if os.path.exists(names.run_spec_file(existing)) and trial_ids(existing):
-            # The trainable passed here, not the one saved: the user may have fixed a bug in it.
-            return _prepare_resume(existing, verbose=options.verbose, trainable=trainable)
+            # The trainable passed here, not the one saved: the user may have fixed a bug in it;
+            # the executor too when one is passed (a lab's hosts change: one is gone, one is new).
+            return _prepare_resume(existing, verbose=options.verbose, trainable=trainable, executor=options.executor)
     return build_controller(trainable, options)
 
 

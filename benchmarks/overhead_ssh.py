@@ -182,7 +182,7 @@ def sleeper(config):
 
 
 def links_table(args) -> None:
-    from delay_relay import DelayRelay
+    from tests.helpers.delay_relay import DelayRelay
 
     with tempfile.TemporaryDirectory() as tmp:
         lab = start_lab(os.path.join(tmp, "lab"), 1)

@@ -95,6 +95,10 @@ def _run_trial(channel: BlockingChannel, request: TrialRequest, trainables: dict
         return
     session = session_module.TrialSession(channel, request)
     session_module._current = session
+    try:  # loaded first: what importing its module sets (os.environ, as sklearn does) is no trial's doing
+        _trainable(request, trainables)
+    except BaseException:  # SystemExit too (argparse at its module's top): reported as before, as the trial's
+        pass  # failure, when _run_trainable meets it again
     before = process_state()
     try:
         message = execute_trial(session, request, trainables)
@@ -145,9 +149,7 @@ def execute_trial(session: session_module.TrialSession, request: TrialRequest,
 def _run_trainable(session: session_module.TrialSession, request: TrialRequest,
                    trainables: dict[str, Any]) -> tuple:
     try:
-        trainable = trainables.get(request.trainable_key)
-        if trainable is None:
-            trainable = trainables[request.trainable_key] = cloudpickle.loads(request.trainable_blob)
+        trainable = _trainable(request, trainables)
         if isinstance(trainable, type) and issubclass(trainable, Trainable):
             how, checkpoint = run_class(trainable, session)
         else:
@@ -166,6 +168,14 @@ def _run_trainable(session: session_module.TrialSession, request: TrialRequest,
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             return ("error", f"{type(exc).__name__} raised in the trial", _shortened(text))
         return ("error", _shortened(f"{type(exc).__name__}: {exc}"), _shortened(text))
+
+
+def _trainable(request: TrialRequest, trainables: dict[str, Any]) -> Any:
+    """The request's trainable, unpickled (importing its module) once per worker."""
+    trainable = trainables.get(request.trainable_key)
+    if trainable is None:
+        trainable = trainables[request.trainable_key] = cloudpickle.loads(request.trainable_blob)
+    return trainable
 
 
 _ERROR_TEXT_CHARS = 1 << 20  # an exception's message or traceback, sent to the driver (stderr.txt has it whole)

@@ -108,8 +108,9 @@ def start_lab(root: str, count: int) -> SSHLab:
     return lab
 
 
-def start_server(lab: SSHLab, alias: str, port: int | None = None) -> SSHServer:
-    """One more sshd (or the same one again, on its old port and key) for the lab."""
+def start_server(lab: SSHLab, alias: str, port: int | None = None, *, sftp: bool = True) -> SSHServer:
+    """One more sshd (or the same one again, on its old port and key) for the lab; sftp=False
+    leaves out its SFTP subsystem, as some hardened hosts do."""
     existing = next((s for s in lab.servers if s.alias == alias), None)
     host_key = existing.host_key if existing else os.path.join(lab.root, f"{alias}_host_key")
     if existing is None:
@@ -122,7 +123,7 @@ def start_server(lab: SSHLab, alias: str, port: int | None = None) -> SSHServer:
             f"AuthorizedKeysFile {os.path.join(lab.root, 'authorized_keys')}\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nPidFile none\nLogLevel ERROR\nMaxSessions 20\n"
-            "Subsystem sftp internal-sftp\n"
+            + ("Subsystem sftp internal-sftp\n" if sftp else "") +
             # A login shell that runs `pyenv rehash` (pyenv's .bashrc) waits up to 60 s for its lock,
             # and a session killed mid-rehash (tests kill hosts) leaves that lock behind: every later
             # session would wait. Tell rehash not to wait.

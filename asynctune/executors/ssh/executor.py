@@ -155,6 +155,12 @@ class SSHExecutor(Executor):
         self._log_fetches: dict[str, asyncio.Task[Any]] = {}  # trial id -> its logs' fetch
         self._closed = False
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A run spec saved before _DEFAULT pickled as itself holds a bare object() there.
+        if type(state.get("known_hosts")) is object:
+            state["known_hosts"] = _DEFAULT
+        self.__dict__.update(state)
+
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> SSHExecutor:
         """An executor for the hosts of a hosts file (see asynctune.executors.ssh.hosts)."""
@@ -312,7 +318,7 @@ async def check_hosts_async(hosts: Iterable[Host | str | Mapping[str, Any]], **o
         row["reachable"] = True
         remote.connections[connection] = 0
         try:
-            sftp = await connection.start_sftp_client()
+            sftp = await remote.start_sftp(connection)
             rounds = []
             for _ in range(3):
                 begin = time.perf_counter()
@@ -320,9 +326,10 @@ async def check_hosts_async(hosts: Iterable[Host | str | Mapping[str, Any]], **o
                 rounds.append(time.perf_counter() - begin)
             row["latency_ms"] = round(min(rounds) * 1000, 2)
             info = await remote._probe(connection)
+            gpus = info.get("gpus")  # none: asynctune, which counts them, did not load there
             row.update(python=info.get("python"), asynctune=info.get("asynctune"), cpus=info.get("cpus"),
-                       gpus=[{"index": g.get("index"), "name": g.get("name"),
-                              "memory_total_mb": g.get("memory_total_mb")} for g in info.get("gpus", [])])
+                       gpus=None if gpus is None else [{"index": g.get("index"), "name": g.get("name"),
+                                                        "memory_total_mb": g.get("memory_total_mb")} for g in gpus])
             row["reason"] = compatibility_problem(host.label, info) or ""
             if not row["reason"]:
                 remote._make_inventory(info)  # what the executor checks next (gpus= it lacks): the same verdict
@@ -388,11 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--timeout", type=float, default=10.0, help="connect timeout in seconds")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
-    if args.hosts_file:
-        hosts += read_hosts_file(args.hosts_file)
+    try:
+        hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
+        if args.hosts_file:
+            hosts += read_hosts_file(args.hosts_file)
+        parse_hosts(hosts or ["-"])  # distinct names, before any connection
+    except (OSError, ValueError) as exc:  # a bad line or option: the message names it, no traceback
+        check.error(str(exc))
     if not hosts:
-        parser.error("name at least one host, or --hosts-file")
+        check.error("name at least one host, or --hosts-file")
     options: dict[str, Any] = {"connect_timeout_s": args.timeout}
     if args.known_hosts:
         options["known_hosts"] = args.known_hosts

@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shlex
+import socket
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,19 +37,39 @@ logger = logging.getLogger(__name__)
 
 _CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-ctr",
             "aes192-ctr", "aes128-ctr"]
-_DEFAULT = object()  # "as ssh would": ~/.ssh/known_hosts, ~/.ssh/config, keys and agent
 
-# Run by the host's python at connect: what the host offers, as one line of JSON.
+
+class _AsSSH:
+    """The known_hosts default, "as ssh would": ~/.ssh/known_hosts and the ssh config's
+    UserKnownHostsFile. One instance that pickles as itself: an executor saved in a run spec
+    and unpickled by resume() must still mean the default, not an unknown object."""
+
+    def __reduce__(self) -> str:
+        return "_DEFAULT"
+
+    def __repr__(self) -> str:
+        return "<as ssh>"
+
+
+_DEFAULT = _AsSSH()
+
+# Run by the host's python at connect: what the host offers, as one line of JSON. Written to run
+# on any Python from 2.7 on, so that a host whose python is too old is named as such, not as a
+# traceback of this script.
 _PROBE = r"""
 import json, os, platform, socket, sys
 out = {"python": platform.python_version(), "executable": sys.executable, "hostname": socket.gethostname(),
-       "workdir": os.path.abspath(os.path.expanduser(sys.argv[1]))}
-out["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+       "workdir": os.path.abspath(os.path.expandvars(os.path.expanduser(sys.argv[1])))}
+cpu_count = getattr(os, "cpu_count", None)
+out["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpu_count and cpu_count()
 try:
     import asynctune
     out["asynctune"] = getattr(asynctune, "__version__", "unknown")
     from asynctune.core.gpu import probe_gpus
     out["gpus"] = [dict(vars(g)) for g in probe_gpus()]
+    if not out["gpus"]:
+        from asynctune.core.gpu import why_no_gpu
+        out["no_gpu"] = why_no_gpu()  # no NVIDIA driver, no nvidia-ml-py, CUDA_VISIBLE_DEVICES...
 except Exception as exc:
     out["error"] = "%s: %s" % (type(exc).__name__, exc)
 try:
@@ -57,7 +78,8 @@ try:
 except Exception:
     pass
 try:
-    os.makedirs(out["workdir"], mode=0o700, exist_ok=True)
+    if not os.path.isdir(out["workdir"]):
+        os.makedirs(out["workdir"], 0o700)
     if os.stat(out["workdir"]).st_uid == os.getuid():
         os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
     # A byte written and removed: a read-only mount, a full disk or a lost permission shows here.
@@ -117,7 +139,7 @@ class _RemoteHost:
         """Connect, probe, check versions and copy the code; raise on any problem."""
         connection = await self._open_connection()
         try:
-            self.sftp = await connection.start_sftp_client()
+            self.sftp = await self.start_sftp(connection)
             self.connections[connection] = 1
             info = await self._probe(connection)
             problem = compatibility_problem(self.name, info)
@@ -135,6 +157,16 @@ class _RemoteHost:
         self.up, self.down_reason = True, ""
         if self.executor.keepalive_interval_s > 0:
             self._heartbeat = self.executor._tasks.spawn(self._heartbeat_loop(), f"heartbeat-{self.name}")
+
+    async def start_sftp(self, connection: Any) -> Any:
+        """The connection's SFTP client; a host whose sshd offers no SFTP is named, with the fix."""
+        try:
+            return await connection.start_sftp_client()
+        except (asyncssh.ChannelOpenError, asyncssh.SFTPError) as exc:
+            raise ExecutorError(
+                f"host {self.name}: its sshd refused an SFTP session ({exc.reason}); asynctune copies files over "
+                f"SFTP: enable it in the host's sshd_config (`Subsystem sftp internal-sftp`, or the path of "
+                f"sftp-server; most systems have it by default) and reload sshd") from None
 
     async def _heartbeat_loop(self) -> None:
         """An SFTP round trip every interval; one that is not answered in time is checked with a
@@ -207,20 +239,38 @@ class _RemoteHost:
                 connection, _ = await asyncssh.create_connection(lambda: client, self.spec.address, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             where = "known_hosts" if ex.known_hosts is _DEFAULT else f"known_hosts={ex.known_hosts!r}"
-            inspect = _inspect_key_commands(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
-            login = _ssh_command(self.spec.address, self.spec.port, ex.known_hosts, ex.ssh_config)
+            inspect = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True)
+            login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config)
+            known = await self._known_keys(options)
+            if known:  # ssh's "REMOTE HOST IDENTIFICATION HAS CHANGED": the alarming case, said as such
+                raise HostKeyRefused(self.name, (
+                    f"its host key is not trusted ({exc.reason}): it CHANGED: {', '.join(known)} holds another key "
+                    f"for it. A reinstalled host, or a machine in the middle: check the new key's fingerprint with "
+                    f"the host's admin, then remove the old line ({inspect} names it) and log in once with {login}, "
+                    f"which shows the new fingerprint. known_hosts=None would skip the check, which is unsafe."),
+                    inspect) from None
             raise HostKeyRefused(self.name, (
-                f"its host key is not trusted ({exc.reason}): it is missing from {where} or has changed. "
+                f"its host key is not trusted ({exc.reason}): it is unknown, missing from {where}. "
                 f"Check the key's fingerprint with the host's admin, then add it: log in once with {login}, "
-                f"which shows the fingerprint (for a changed key, {inspect} names the known_hosts line to "
-                f"remove). known_hosts=None would skip the check, which is unsafe."), inspect) from None
+                f"which shows the fingerprint and adds the key (or {inspect} names the known_hosts line to fix). "
+                f"known_hosts=None would skip the check, which is unsafe."), inspect) from None
         except asyncssh.PermissionDenied as exc:
+            login = _ssh_command(self.spec, ex.known_hosts, ex.ssh_config, batch=True, keys=ex.client_keys)
             raise HostUnreachable(self.name, f"authentication failed ({exc.reason}): no key was accepted; "
-                                             f"check `ssh {self.name}` works without a password") from None
+                                             f"check that {login} works without a password") from None
+        except (asyncssh.ConnectionLost, ConnectionResetError, BrokenPipeError):  # TCP connected, then closed
+            port = f"port {self.spec.port}" if self.spec.port else "its SSH port"  # (or reset) before any SSH
+            raise HostUnreachable(self.name, f"{self.spec.address} closed the connection on {port} before the SSH "
+                                             f"handshake ended: is it sshd that listens there? (sshd's MaxStartups "
+                                             f"or a firewall also close connections this way)") from None
         except asyncssh.Error as exc:
             raise HostUnreachable(self.name, f"{type(exc).__name__}: {exc.reason}") from None
         except TimeoutErrors:
             raise HostUnreachable(self.name, f"no answer within {ex.connect_timeout_s:g} s") from None
+        except socket.gaierror as exc:
+            where = ", ".join(map(str, ex.ssh_config or [])) or "~/.ssh/config"
+            raise HostUnreachable(self.name, f"cannot connect: no host {self.spec.address!r} is known ({exc.strerror}):"
+                                             f" neither DNS nor a Host entry of {where} names it") from None
         except OSError as exc:
             if exc.errno == errno.ECONNREFUSED or "Connect call failed" in str(exc):
                 port = f"port {self.spec.port}" if self.spec.port else "its SSH port (22 or ~/.ssh/config's Port)"
@@ -234,11 +284,30 @@ class _RemoteHost:
             self.peer = (str(peer[0]), int(peer[1]))
         return connection
 
+    async def _known_keys(self, options: dict[str, Any]) -> list[str]:
+        """The known_hosts files that hold a key for this host (under its HostName and port, as
+        the connection looked it up): [] when it is unknown there, or that cannot be told."""
+        try:
+            settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address,
+                                                                           **{"config": (), **options})
+            files = settings.known_hosts
+            if isinstance(files, (str, os.PathLike)):
+                files = [files]
+            files = [os.fspath(f) for f in files or []] or [os.path.expanduser("~/.ssh/known_hosts")]
+            address = socket.getaddrinfo(settings.host, None)[0][4][0]
+            return [path for path in files if os.path.exists(path)
+                    and asyncssh.match_known_hosts(path, settings.host, address, settings.port)[0]]
+        except Exception:  # an address that does not resolve, an unreadable file: "unknown"
+            return []
+
     async def _check_host_keys_are_verified(self, options: dict[str, Any]) -> None:
         """Refuse a host whose ssh config turns host-key checking off (`UserKnownHostsFile
         none`): asyncssh would then accept any key, and the driver unpickles what the host
         sends. Only known_hosts=None, asked for in asynctune's own arguments, allows that."""
-        settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address, **options)
+        # config=(): ~/.ssh/config, as connect() reads it by default; construct()'s own default reads none,
+        # which let a `UserKnownHostsFile none` there through unseen.
+        settings = await asyncssh.SSHClientConnectionOptions.construct(host=self.spec.address,
+                                                                       **{"config": (), **options})
         if settings.known_hosts is not None:
             return
         lines = _known_hosts_none_lines(self.executor.ssh_config)
@@ -269,13 +338,17 @@ class _RemoteHost:
         fields = {f.name for f in dataclasses.fields(GPU)}
         gpus = [GPU(**{k: v for k, v in g.items() if k in fields}) for g in info.get("gpus", [])]
         limit = self.spec.gpus
+        why = f": {info['no_gpu']}" if not gpus and info.get("no_gpu") else ""
         if isinstance(limit, int):
+            if limit > len(gpus):  # e.g. nvidia-ml-py missing there: no silent CPU-only host
+                raise ExecutorError(f"host {self.name}: gpus={limit} asks for {limit} GPUs, but it shows "
+                                    f"{len(gpus)}{why}")
             gpus = gpus[:limit]
         elif isinstance(limit, tuple):
             missing = sorted(set(limit) - {g.index for g in gpus})
             if missing:
                 raise ExecutorError(f"host {self.name}: gpus={list(limit)} names GPUs {missing} it does not have "
-                                    f"(it has {[g.index for g in gpus]})")
+                                    f"(it has {[g.index for g in gpus]}{why})")
             gpus = [g for g in gpus if g.index in limit]
         cpus = float(self.spec.cpus if self.spec.cpus is not None else info.get("cpus") or 1)
         return HostInventory(name=self.name, cpus=cpus, gpus=gpus, memory_mb=float(info.get("memory_mb", 0.0)))
@@ -284,20 +357,22 @@ class _RemoteHost:
     # Commands and environment --------------------------------------------------------------------
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The workers' environment: the host's `env` (its `$NAME`s expanded by `command`) and ours."""
         env = dict(self.spec.env)
         env.update(extra or {})
         code_dir = self.files.code_dir
         if code_dir is not None:
+            code_dir = code_dir.replace("$", "$$")  # a path, not a reference
             env["PYTHONPATH"] = ":".join(p for p in (code_dir, env.get("PYTHONPATH", "")) if p)
         return env
 
     @staticmethod
     def command(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> str:
-        words = ["exec", "env", *(f"{k}={v}" for k, v in env.items()), *argv]
+        assignments = [f"{k}={_expanding(v)}" for k, v in env.items()]  # names are checked identifiers
         # sshd hangs up on the session when the connection drops: the worker ignores SIGHUP,
         # sees its input close, and ends its whole process group (see executors/worker.py).
         # umask 077: what the probe, the unpacking and the trials write on the host is private.
-        line = "umask 077; trap '' HUP; " + " ".join(shlex.quote(w) for w in words)
+        line = "umask 077; trap '' HUP; exec env " + " ".join([*assignments, *(shlex.quote(w) for w in argv)])
         return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
 
     # Losing and regaining the host ---------------------------------------------------------------
@@ -401,27 +476,46 @@ class _RemoteHost:
                     pass
 
 
+_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _expanding(value: str) -> str:
+    """An env value as a shell word that is literal but for the host's variables, as a shell
+    would read them: `$NAME` and `${NAME}` (env.PATH=/usr/local/cuda/bin:$PATH), a leading `~`
+    (its home); `$$` is a literal `$`. Nothing else is expanded: no `$(...)`, no globs."""
+    if value == "~" or value.startswith("~/"):
+        value = "${HOME}" + value[1:]
+    words, last = [], 0
+    for match in _REFERENCE.finditer(value):
+        words.append(shlex.quote(value[last:match.start()]) if match.start() > last else "")
+        name = match.group(1) or match.group(2)
+        words.append(f'"${{{name}}}"' if name else "'$'")
+        last = match.end()
+    words.append(shlex.quote(value[last:]) if last < len(value) else "")
+    return "".join(words) or "''"
+
+
 _KNOWN_HOSTS_NONE = re.compile(r"^\s*UserKnownHostsFile(\s*=\s*|\s+)none\s*(#.*)?$", re.IGNORECASE)
 
 
-def _inspect_key_commands(address: str, port: int | None, known_hosts: Any, ssh_config: Any) -> str:
-    """The command that shows the key known_hosts holds for a host, the key it offers now, and
-    the known_hosts line that disagrees (ssh's own "REMOTE HOST IDENTIFICATION HAS CHANGED")."""
-    return _ssh_command(address, port, known_hosts, ssh_config, batch=True)
-
-
-def _ssh_command(address: str, port: int | None, known_hosts: Any, ssh_config: Any, *, batch: bool = False) -> str:
+def _ssh_command(host: Host, known_hosts: Any, ssh_config: Any, *, batch: bool = False,
+                 keys: Sequence[str] | None = None) -> str:
     """`ssh` to the host as the executor connects: its ssh config (which gives an alias its port),
-    its known_hosts, its port only where the host spec names one."""
+    its known_hosts, the keys it was given, its user and port where the host spec names them.
+    With batch=True it runs `true` without prompting: for a changed key, ssh's own message names
+    the known_hosts line that disagrees ("REMOTE HOST IDENTIFICATION HAS CHANGED")."""
     words = ["ssh", "-o", "BatchMode=yes"] if batch else ["ssh"]
     configs = [ssh_config] if isinstance(ssh_config, str) else list(ssh_config or [])
     if configs:
         words += ["-F", str(configs[0])]
     if isinstance(known_hosts, str):
         words += ["-o", f"UserKnownHostsFile={known_hosts}"]
-    if port:
-        words += ["-p", str(port)]
-    return "`" + " ".join(shlex.quote(w) for w in [*words, address, *(["true"] if batch else [])]) + "`"
+    for key in keys or []:
+        words += ["-i", str(key)]
+    if host.port:
+        words += ["-p", str(host.port)]
+    target = f"{host.user}@{host.address}" if host.user else host.address
+    return "`" + " ".join(shlex.quote(w) for w in [*words, target, *(["true"] if batch else [])]) + "`"
 
 
 def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
@@ -439,10 +533,18 @@ def _known_hosts_none_lines(ssh_config: Sequence[str] | None) -> list[str]:
 
 
 def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
-    """Why a host's probe makes it unusable by this driver, or None."""
+    """Why a host's probe makes it unusable by this driver, or None. The Python version comes
+    first: on another Python, asynctune's own import fails for reasons that only mislead."""
     from ... import __version__
 
+    mine = ".".join(platform.python_version_tuple()[:2])
+    theirs = ".".join(str(info.get("python", "?")).split(".")[:2])
     theirs_version = info.get("asynctune")
+    if mine != theirs:
+        needs = "" if theirs_version == __version__ else f" with asynctune=={__version__}"
+        return (f"host {name}: runs Python {info.get('python')} ({info.get('executable')}), the driver Python "
+                f"{platform.python_version()}: pickled trainables need the same major.minor; set the host's "
+                f"python= to a Python {mine}{needs}")
     if theirs_version is not None and theirs_version != __version__:  # says more than what failed to import
         return (f"host {name}: has asynctune {theirs_version}, the driver {__version__}: install "
                 f"asynctune=={__version__} on the host (or point its python= at an environment that has it)")
@@ -453,10 +555,4 @@ def compatibility_problem(name: str, info: Mapping[str, Any]) -> str | None:
     if "workdir_error" in info:
         return (f"host {name}: its workdir {info.get('workdir')} cannot be written ({info['workdir_error']}); "
                 f"free space or fix its permissions there, or set the host's workdir=")
-    mine = ".".join(platform.python_version_tuple()[:2])
-    theirs = ".".join(str(info.get("python", "?")).split(".")[:2])
-    if mine != theirs:
-        return (f"host {name}: runs Python {info.get('python')} ({info.get('executable')}), the driver Python "
-                f"{platform.python_version()}: pickled trainables need the same major.minor; set the host's "
-                f"python= to a Python {mine}")
     return None

@@ -40,8 +40,10 @@ class Host:
         python: The interpreter on the host that has asynctune installed; its Python
             major.minor and asynctune version must match the driver's.
         workdir: Folder on the host for the code copy and the trials' files; `~` is the
-            login's home.
-        env: Environment variables for the host's workers (e.g. PATH, HF_HOME).
+            login's home, `$NAME` the host's variable (`$SCRATCH/asynctune`).
+        env: Environment variables for the host's workers (e.g. PATH, HF_HOME); in values,
+            `$NAME`, `${NAME}` and a leading `~` are the host's (`/usr/local/cuda/bin:$PATH`),
+            `$$` is a literal `$`.
         cpus: CPU slots to offer (default: the CPUs the host's Python may use).
         gpus: GPUs to offer: a count (the first n) or the NVML indices to use (default: all).
         name: How the pool names this host (default: the spec, e.g. "alice@gpu2:2222"); names
@@ -61,6 +63,14 @@ class Host:
     def __post_init__(self) -> None:
         if not isinstance(self.address, str) or not self.address or any(c.isspace() for c in self.address):
             raise ValueError(f"Host: address must be a host name without spaces, got address={self.address!r}")
+        for key in ("python", "workdir", "user", "name"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"Host {self.address}: {key} must be a string, got {key}={value!r}")
+        if self.cpus is not None and (isinstance(self.cpus, bool) or not isinstance(self.cpus, (int, float))):
+            raise ValueError(f"Host {self.address}: cpus must be a number, got cpus={self.cpus!r}")
+        if not isinstance(self.env, Mapping):
+            raise ValueError(f"Host {self.address}: env must map names to strings, got env={self.env!r}")
         if self.port is not None and not (isinstance(self.port, int) and 0 < self.port < 65536):
             raise ValueError(f"Host {self.address}: port must be in 1..65535, got port={self.port!r}")
         if not self.python:
@@ -138,35 +148,57 @@ def parse_hosts(hosts: Iterable[Host | str | Mapping[str, Any]]) -> list[Host]:
 
 
 def read_hosts_file(path: str | os.PathLike[str]) -> list[Host]:
-    """The hosts of a hosts file (see the module docstring for its format)."""
+    """The hosts of a hosts file (see the module docstring for its format). An error names the
+    file and the line (or the `[[hosts]]` table) at fault."""
     path = os.fspath(path)
     with open(path, "rb") as f:
-        data = f.read()
+        text = f.read().decode(errors="replace")
     if path.endswith(".toml"):
+        entries = _toml_entries(path, text)
+    else:
+        entries = [(f"{path}:{number}", line) for number, line in enumerate(text.splitlines(), 1)]
+    hosts: list[Host] = []
+    where_named: dict[str, str] = {}
+    for where, entry in entries:
         try:
-            import tomllib
-        except ImportError:  # Python 3.10: the same parser, as the tomli backport
-            import tomli as tomllib
-
-        tables = tomllib.loads(data.decode()).get("hosts")
-        if not isinstance(tables, list):
-            raise ValueError(f"{path}: expected [[hosts]] tables")
-        return parse_hosts(tables)
-    specs = []
-    for number, line in enumerate(data.decode().splitlines(), 1):
-        words = shlex.split(line, comments=True)
-        if not words:
-            continue
-        try:
-            specs.append(_parse_line(words))
+            if isinstance(entry, str):
+                words = shlex.split(entry, comments=True)
+                if not words:
+                    continue
+                entry = _parse_line(words)
+            host = Host.parse(entry)
         except ValueError as exc:
-            raise ValueError(f"{path}:{number}: {exc}") from None
-    return parse_hosts(specs)
+            raise ValueError(f"{where}: {exc}") from None
+        if host.label in where_named:
+            raise ValueError(f"{where}: host {host.label} is already named at {where_named[host.label]}; "
+                             f"names must be distinct (give one a name=)")
+        where_named[host.label] = where
+        hosts.append(host)
+    if not hosts:
+        raise ValueError(f"{path}: names no host")
+    return hosts
+
+
+def _toml_entries(path: str, text: str) -> list[tuple[str, Any]]:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser, as the tomli backport
+        import tomli as tomllib
+    try:
+        tables = tomllib.loads(text).get("hosts")
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    if not isinstance(tables, list):
+        raise ValueError(f"{path}: expected [[hosts]] tables")
+    return [(f"{path}: [[hosts]] table {number}", table) for number, table in enumerate(tables, 1)]
 
 
 def parse_host_line(line: str) -> dict[str, Any]:
     """One host as a hosts file's line gives it, e.g. "gpu1 python=/opt/venv/bin/python port=2222"."""
-    words = shlex.split(line, comments=True)
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError as exc:  # shlex's "No closing quotation" says nothing of where
+        raise ValueError(f"host spec {line!r}: {exc}") from None
     if not words:
         raise ValueError(f"empty host spec: {line!r}")
     return _parse_line(words)
@@ -181,12 +213,14 @@ def _parse_line(words: list[str]) -> dict[str, Any]:
             raise ValueError(f"expected key=value after the host, got {word!r}")
         if key.startswith("env."):
             env[key[4:]] = value
-        elif key in ("cpus",):
-            spec[key] = float(value)
+        elif key == "cpus":
+            spec[key] = _number(value, float, word, "a number of CPU slots, e.g. cpus=8")
         elif key == "port":
-            spec[key] = int(value)
+            spec[key] = _number(value, int, word, "a port number, e.g. port=2222")
         elif key == "gpus":
-            spec[key] = tuple(int(i) for i in value.split(",") if i) if "," in value or value == "" else int(value)
+            expected = "a count (gpus=2) or GPU indices (gpus=0,1; one index alone: gpus=3,)"
+            spec[key] = (tuple(_number(i, int, word, expected) for i in value.split(",") if i)
+                         if "," in value or value == "" else _number(value, int, word, expected))
         elif key in ("user", "python", "workdir", "name"):
             spec[key] = value
         else:
@@ -194,3 +228,11 @@ def _parse_line(words: list[str]) -> dict[str, Any]:
     if env:
         spec["env"] = env
     return spec
+
+
+def _number(text: str, kind: type, word: str, expected: str) -> Any:
+    """`text` (of the option `word`) as an int or float; else an error naming the option."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{word}: expected {expected}") from None

@@ -41,8 +41,10 @@ _UNPACK = r"""
 import os, shutil, sys, tarfile
 archive, target = sys.argv[1], sys.argv[2]
 part = target + ".part-%d" % os.getpid()
+def members(member, path):  # the "data" filter, but a link may point anywhere (a shared mount)
+    return (tarfile.tar_filter if member.issym() else tarfile.data_filter)(member, path)
 with tarfile.open(archive) as tar:
-    tar.extractall(part, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    tar.extractall(part, **({"filter": members} if hasattr(tarfile, "data_filter") else {}))
 open(os.path.join(part, ".complete"), "w").close()
 try:
     os.rename(part, target)
@@ -235,17 +237,19 @@ def _relative(path: str, directory: str, paths: Any = os.path) -> str:
 
 
 def project_files(root: str) -> list[str]:
-    """The files of a project folder, relative to it, without what .gitignore excludes."""
+    """The files of a project folder, relative to it, without what .gitignore excludes. Links
+    are listed too, those to folders and those whose target is missing here included."""
     try:
         out = subprocess.run(["git", "-C", root, "ls-files", "-co", "--exclude-standard", "-z"],
                              capture_output=True, check=True, timeout=60).stdout
         names = [n for n in out.decode().split("\0") if n]
-        return sorted(n for n in names if os.path.isfile(os.path.join(root, n)))
+        return sorted(n for n in names if os.path.isfile(os.path.join(root, n)) or os.path.islink(os.path.join(root, n)))
     except (OSError, subprocess.SubprocessError):
         pass
     files = []
     for directory, subdirs, names in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in ("__pycache__", "node_modules"))
+        names += [d for d in subdirs if os.path.islink(os.path.join(directory, d))]  # os.walk does not enter them
         for name in names:
             if not name.endswith((".pyc", ".pyo")):
                 files.append(os.path.relpath(os.path.join(directory, name), root))
@@ -253,17 +257,27 @@ def project_files(root: str) -> list[str]:
 
 
 def pack_project(root: str) -> tuple[bytes, str]:
-    """A gzipped tar of the project folder and a digest of its contents."""
+    """A gzipped tar of the project folder and a digest of its contents.
+
+    A link to a file travels as that file; a link to a folder, or one whose target is missing
+    here, travels as the link itself: `data -> /shared/datasets` works on a host that mounts
+    /shared, and a dataset is never packed into the archive."""
     digest = hashlib.sha256()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=3) as tar:
         for name in project_files(root):
             path = os.path.join(root, name)
+            info = tarfile.TarInfo(name)
+            info.mtime = 0
+            if os.path.islink(path) and not os.path.isfile(path):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+                digest.update(name.encode() + b"\0link\0" + info.linkname.encode())
+                tar.addfile(info)
+                continue
             with open(path, "rb") as f:
                 data = f.read()
             digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), os.stat(path).st_mode & 0o700, 0  # private on the host
+            info.size, info.mode = len(data), os.stat(path).st_mode & 0o700  # private on the host
             tar.addfile(info, io.BytesIO(data))
     if buffer.tell() > 200 * 2**20:
         logger.warning("SSHExecutor: working_dir %s packs to %d MB; list big files in .gitignore", root,
