@@ -506,13 +506,13 @@ def test_a_host_with_another_asynctune_version_is_refused(lab, tmp_path):
 
 @needs_sshd
 def test_check_hosts_reports_each_host(lab, tmp_path, capsys):
-    hosts = lab_hosts(lab, str(tmp_path / "remote"))[:1] + ["127.0.0.1:1"]
+    hosts = lab_hosts(lab, str(tmp_path / "remote"), cpus=(3, 1))[:1] + ["127.0.0.1:1"]
     rows = ssh.check_hosts(hosts, ssh_config=lab.ssh_config, known_hosts=lab.known_hosts,
                            client_keys=[lab.user_key], connect_timeout_s=5)
     good, bad = rows
     assert good["host"] == "host0" and good["reachable"] and good["reason"] == ""
     assert good["python"] == ".".join(map(str, sys.version_info[:3])) and good["asynctune"] == at.__version__
-    assert good["cpus"] >= 1 and good["gpus"] == [] and 0 < good["latency_ms"] < 1000
+    assert good["cpus"] == 3 and good["gpus"] == [] and 0 < good["latency_ms"] < 1000  # what it offers: cpus=3
     assert bad["host"] == "127.0.0.1:1" and not bad["reachable"] and "cannot connect" in bad["reason"]
     hosts_file = tmp_path / "hosts"
     hosts_file.write_text(f"host0 python={sys.executable} workdir={tmp_path / 'remote'} env.PYTHONPATH={ASYNCTUNE_ROOT}\n")

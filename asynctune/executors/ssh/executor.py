@@ -332,7 +332,12 @@ async def check_hosts_async(hosts: Iterable[Host | str | Mapping[str, Any]], **o
                                                         "memory_total_mb": g.get("memory_total_mb")} for g in gpus])
             row["reason"] = compatibility_problem(host.label, info) or ""
             if not row["reason"]:
-                remote._make_inventory(info)  # what the executor checks next (gpus= it lacks): the same verdict
+                # What the executor checks next (gpus= it lacks): the same verdict. The columns
+                # then say what it will offer: cpus= and gpus= applied.
+                inventory = remote._make_inventory(info)
+                row["cpus"] = int(inventory.cpus) if float(inventory.cpus).is_integer() else inventory.cpus
+                offered = {gpu.index for gpu in inventory.gpus}
+                row["gpus"] = [g for g in row["gpus"] or [] if g["index"] in offered]
         except Exception as exc:
             row["reason"] = str(exc)
         finally:
