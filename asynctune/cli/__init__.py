@@ -29,7 +29,7 @@ from typing import Any
 from .. import __version__
 from ..errors import AsynctuneError
 from ..store import names
-from .hosts import hosts_check
+from .hosts import hosts_check, parse_with_hosts_anywhere
 from .output import CommandError, make_console, fmt, new_table
 
 DEFAULT_ROOT = "~/asynctune_results"
@@ -42,7 +42,7 @@ _SCOPE_LABELS = {"all": "best-ever", "last": "last", "avg": "mean", "last-5-avg"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parse_with_hosts_anywhere(parser, argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

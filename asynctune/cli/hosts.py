@@ -11,6 +11,17 @@ from typing import Any
 from .output import CommandError, make_console, fmt, new_table
 
 
+def parse_with_hosts_anywhere(parser: argparse.ArgumentParser, argv: Any) -> argparse.Namespace:
+    """parser.parse_args, where hosts may also follow an option (`hosts check a --timeout 5 b`):
+    argparse takes one run of positionals, and refused `b` as an unrecognized argument."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "hosts", None), list) and not any(e.startswith("-") for e in extra):
+        args.hosts += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def hosts_check(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     for option, key, value in (("--known-hosts", "known_hosts", args.known_hosts),

@@ -389,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m asynctune.executors.ssh check HOST...`: reachability and inventory of hosts."""
     import argparse
 
+    from ...cli.hosts import parse_with_hosts_anywhere
+
     parser = argparse.ArgumentParser(prog="python -m asynctune.executors.ssh")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="reach each host and print what it offers")
@@ -399,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--ssh-config", "-F", help="ssh_config file (default: ~/.ssh/config)")
     check.add_argument("--timeout", type=float, default=10.0, help="connect timeout in seconds")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+    args = parse_with_hosts_anywhere(parser, argv)
     try:
         hosts: list[Any] = [parse_host_line(h) if " " in h.strip() else h for h in args.hosts]
         if args.hosts_file:

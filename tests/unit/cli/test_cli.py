@@ -221,6 +221,24 @@ def test_hosts_check_reports_an_unreachable_host_with_the_real_ssh_executor(tmp_
     assert row["reachable"] is False and row["reason"] and row["host"].startswith("127.0.0.1")
 
 
+def test_hosts_may_follow_options_in_both_check_commands(tmp_path):
+    # argparse takes one run of positionals: `check a --timeout 5 b` refused b before.
+    pytest.importorskip("asyncssh")
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    done = cli("hosts", "check", "127.0.0.1:1", "--timeout", "5", "127.0.0.1:2", "--known-hosts", str(known_hosts),
+               "--json")
+    assert done.returncode == 1, done.stderr
+    assert [json.loads(line)["host"] for line in done.stdout.splitlines()] == ["127.0.0.1:1", "127.0.0.1:2"]
+    done = subprocess.run([sys.executable, "-m", "asynctune.executors.ssh", "check", "127.0.0.1:1", "--timeout", "5",
+                           "127.0.0.1:2", "--known-hosts", str(known_hosts), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert [row["host"] for row in json.loads(done.stdout)] == ["127.0.0.1:1", "127.0.0.1:2"]
+    done = cli("hosts", "check", "127.0.0.1:1", "--bogus")  # an unknown option is still refused
+    assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr
+
+
 def test_hosts_check_without_the_ssh_executor_says_what_is_missing(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "asynctune.executors.ssh.executor", None)  # import fails
     assert main(["hosts", "check", "alpha"]) == 2
