@@ -75,9 +75,18 @@ class Powers(at.Trainable):
     ({"kill_grace_s": -1}, "kill_grace_s must be"),
     ({"channel": "tcp"}, "channel must be one of auto, direct, queue"),
     ({"connect_timeout_s": 0}, "connect_timeout_s must be"),
+    # Before: a TypeError from a comparison ('>' not supported between 'str' and 'int').
+    ({"start_timeout_s": None}, "start_timeout_s must be a number"),
+    ({"kill_grace_s": "3"}, "kill_grace_s must be a number"),
+    ({"connect_timeout_s": "1"}, "connect_timeout_s must be a number"),
+    # Before: accepted; start() waited start_timeout_s for workers the LocalCluster never has.
+    ({"n_workers": 2, "min_workers": 3}, "min_workers=3 exceeds the 2 worker"),
+    ({"min_workers": 10_000}, "min_workers=10000 exceeds the"),
+    ({"address": " "}, "address is empty"),
 ], ids=["address-int", "n_workers-0", "n_workers-with-address", "resources-negative",
         "resources-with-address", "min_workers-0", "start_timeout-0", "kill_grace-negative", "channel-unknown",
-        "connect_timeout-0"])
+        "connect_timeout-0", "start_timeout-none", "kill_grace-str", "connect_timeout-str",
+        "min_workers-over-n_workers", "min_workers-over-cpus", "address-empty"])
 def test_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DaskExecutor(**kwargs)
@@ -85,8 +94,9 @@ def test_rejects_bad_arguments(kwargs, match):
 
 @pytest.mark.parametrize("kwargs", [
     {}, {"address": "tcp://127.0.0.1:8786"}, {"n_workers": 3, "worker_resources": {"GPU": 1}},
-    {"min_workers": 4, "start_timeout_s": 5, "kill_grace_s": 0},
-], ids=["local", "address", "local-sized", "options"])
+    {"min_workers": 4, "address": "tcp://127.0.0.1:8786", "start_timeout_s": 5, "kill_grace_s": 0},
+    {"n_workers": 2, "min_workers": 2},
+], ids=["local", "address", "local-sized", "options", "min_workers-all"])
 def test_accepts_good_arguments(kwargs):
     assert DaskExecutor(**kwargs).client is None  # nothing starts before start()
 

@@ -24,6 +24,11 @@ def import_distributed() -> Any:
     return distributed
 
 
+def usable_cpus() -> int:
+    """The LocalCluster's default size: the CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def is_client_or_cluster(obj: Any) -> bool:
     return hasattr(obj, "scheduler_address") or (hasattr(obj, "scheduler") and hasattr(obj, "submit"))
 
@@ -58,8 +63,7 @@ async def scheduler_address(address: Any, security: Any, *, n_workers: int | Non
 async def _start_local_cluster(n_workers: int | None, worker_resources: dict[str, float] | None) -> Any:
     from .cluster import start_private_cluster
 
-    n_workers = n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                              else os.cpu_count() or 1)
+    n_workers = n_workers or usable_cpus()
     try:
         return await start_private_cluster(n_workers, worker_resources)
     except RuntimeError as exc:
