@@ -299,6 +299,21 @@ async def test_a_cluster_without_tls_gets_the_queues_and_the_log_says_why(storag
     assert any("does not use TLS" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("closed", ["client", "cluster"])
+def test_a_closed_client_or_cluster_is_a_clear_error_at_once(storage, closed):
+    # Before: a closed Client raised AttributeError ('NoneType' object has no attribute 'address');
+    # a closed Cluster spent start_timeout_s dialling its dead scheduler, then "could not reach".
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        given = distributed.Client(cluster) if closed == "client" else cluster
+        given.close()
+        start = time.time()
+        with pytest.raises(at.ExecutorError, match=f"the {type(given).__name__} it was given is closed"):
+            at.run(reports_its_task, storage_path=storage, verbose=0,
+                   executor=DaskExecutor(given, start_timeout_s=10))
+        assert time.time() - start < 5
+
+
 class KillWorkerAt(Callback):
     """Kills the Dask worker process under a trial (SIGKILL, from the driver) at one result."""
 
