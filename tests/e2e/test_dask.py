@@ -473,6 +473,47 @@ async def test_losing_the_scheduler_ends_the_experiment_and_resume_finishes_it(s
         assert results[-1]["restored"] is True  # continued from a checkpoint, not from scratch
 
 
+_DRIVER = """
+import sys, time
+import asynctune as at
+from asynctune import DaskExecutor
+
+def busy(config):
+    at.report(started=1)
+    while True:  # a long epoch: it reports again only much later
+        time.sleep(0.01)
+
+at.run(busy, num_samples=2, executor=DaskExecutor(sys.argv[1]), storage_path=sys.argv[2], verbose=0)
+"""
+
+
+def test_a_killed_driver_frees_the_threads_of_its_trials_busy_between_reports(storage, tmp_path):
+    # Before: the scheduler forgot the tasks of the lost client, but a trial between two reports
+    # kept its worker's thread (here for ever; in a lab, until the end of its epoch).
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        def executing() -> int:
+            return sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+
+        driver = subprocess.Popen([sys.executable, str(script), cluster.scheduler_address, storage],
+                                  env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            while executing() < 2 and time.time() < deadline:
+                time.sleep(0.2)
+            assert executing() == 2
+            time.sleep(0.5)  # both trials past their first report, busy
+        finally:
+            driver.kill()
+            driver.wait()
+        deadline = time.time() + 10
+        while executing() and time.time() < deadline:
+            time.sleep(0.2)
+        assert executing() == 0
+
+
 @pytest.mark.parametrize("child", ["exits", "raises", "returns"])
 def test_a_child_a_dask_trial_forked_never_speaks_for_the_trial(storage, child):
     # Before, the child came back into the Dask worker's code and wrote on the trial's channel:
