@@ -314,6 +314,18 @@ def test_a_closed_client_or_cluster_is_a_clear_error_at_once(storage, closed):
         assert time.time() - start < 5
 
 
+def test_one_executor_runs_two_experiments_one_after_the_other(storage):
+    # Before: the second run failed before any trial with "ResourcePool: host names must be
+    # distinct, got ['0', '0']" (the first cluster's workers were still on its roster).
+    executor = DaskExecutor(n_workers=1)
+    for name in ("first", "second"):
+        analysis = at.run(reports_its_task, num_samples=2, name=name, executor=executor, storage_path=storage,
+                          verbose=0)
+        assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 2
+        assert [inv.name for inv in executor.inventories()] == ["0"]
+        assert executor.client is None and executor.cluster is None  # closed after each
+
+
 class KillWorkerAt(Callback):
     """Kills the Dask worker process under a trial (SIGKILL, from the driver) at one result."""
 

@@ -152,11 +152,16 @@ class DaskExecutor(Executor):
         self.connect_timeout_s = connect_timeout_s
         self.client: Any = None  # our distributed.Client (asynchronous), after start()
         self.cluster: Any = None  # the LocalCluster we started, if we started one
-        self.workers = WorkerRoster()  # the cluster's workers, as hosts
         self._on_hosts_changed: Any = None
+        self._tasks = OwnedTasks("DaskExecutor")  # decisions, cancellations, task watchers
+        self._new_experiment()
+
+    def _new_experiment(self) -> None:
+        """What one experiment's start() learns and close() leaves behind: the executor may be
+        used again for another experiment (then with a fresh LocalCluster, if it starts one)."""
+        self.workers = WorkerRoster()  # the cluster's workers, as hosts
         self._inventories: list[HostInventory] | None = None  # the workers at start()
         self._runs: set[DaskTrialRun] = set()
-        self._tasks = OwnedTasks("DaskExecutor")  # decisions, cancellations, task watchers
         self._runners: Runners | None = None  # the direct channel, when the cluster has TLS
         self._fallback_topic = f"asynctune-fallback-{uuid.uuid4().hex[:12]}"
         self._scheduler_lost = False
@@ -166,6 +171,8 @@ class DaskExecutor(Executor):
 
     async def start(self) -> None:
         distributed = import_distributed()
+        if self._closed:  # used again, for another experiment
+            self._new_experiment()
         await self._tasks.open()
         address, security, self.cluster = await scheduler_address(
             self.address, self.security, n_workers=self.n_workers, worker_resources=self.worker_resources)
