@@ -326,6 +326,19 @@ def test_one_executor_runs_two_experiments_one_after_the_other(storage):
         assert executor.client is None and executor.cluster is None  # closed after each
 
 
+async def test_a_plain_address_of_a_tls_scheduler_says_to_use_tls(storage):
+    # Before: only "... within 10s: ... ConnectionResetError: [Errno 104] Connection reset by peer".
+    from distributed.security import Security
+
+    async with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        protocol="tls", security=Security.temporary(), dashboard_address=None,
+                                        asynchronous=True) as cluster:
+        plain = cluster.scheduler_address.replace("tls://", "tcp://")
+        with pytest.raises(at.ExecutorError, match="uses TLS resets plain connections: give its tls:// address"):
+            await at.run_async(reports_its_task, storage_path=storage, verbose=0,
+                               executor=DaskExecutor(plain, start_timeout_s=10))
+
+
 class KillWorkerAt(Callback):
     """Kills the Dask worker process under a trial (SIGKILL, from the driver) at one result."""
 

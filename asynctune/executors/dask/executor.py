@@ -173,9 +173,9 @@ class DaskExecutor(Executor):
         distributed = import_distributed()
         if self._closed:  # used again, for another experiment
             self._new_experiment()
-        await self._tasks.open()
         address, security, self.cluster = await scheduler_address(
             self.address, self.security, n_workers=self.n_workers, worker_resources=self.worker_resources)
+        await self._tasks.open()
         try:
             self.client = await distributed.Client(address, asynchronous=True, security=security,
                                                    timeout=self.start_timeout_s, set_as_default=False)
@@ -187,7 +187,8 @@ class DaskExecutor(Executor):
             await self.close()
             if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError)):
                 raise ExecutorError(f"DaskExecutor: could not reach the scheduler at {address} with "
-                                    f"{self.min_workers} worker(s) within {self.start_timeout_s}s: {exc}") from exc
+                                    f"{self.min_workers} worker(s) within {self.start_timeout_s}s: {exc}"
+                                    f"{_tls_hint(address, exc)}") from exc
             raise
         self.workers.note(identity.get("workers", {}))
         self._inventories = self.workers.inventories()
@@ -394,6 +395,14 @@ class DaskExecutor(Executor):
     def _scheduler_lost_reason(self, exc: BaseException) -> str:
         self._scheduler_lost = True
         return f"{SCHEDULER_LOST} ({type(exc).__name__}: {exc})"
+
+
+def _tls_hint(address: str, exc: BaseException) -> str:
+    """A scheduler that speaks TLS resets a plain connection: say so, as the reset alone does not."""
+    if address.startswith("tls://") or "Connection reset" not in str(exc):
+        return ""
+    return (". A scheduler that uses TLS resets plain connections: give its tls:// address and "
+            "security=<its distributed.security.Security>")
 
 
 def _is_number(value: Any) -> bool:
