@@ -499,31 +499,43 @@ async def test_losing_the_scheduler_ends_the_experiment_and_resume_finishes_it(s
 
 
 _DRIVER = """
-import sys, time
+import os, sys, time
 import asynctune as at
 from asynctune import DaskExecutor
+from distributed.security import Security
 
 def busy(config):
     at.report(started=1)
     while True:  # a long epoch: it reports again only much later
         time.sleep(0.01)
 
-at.run(busy, num_samples=2, executor=DaskExecutor(sys.argv[1]), storage_path=sys.argv[2], verbose=0)
+pem = os.environ.get("TEST_CLUSTER_PEM")  # the cluster's certificate and key, as PEM text
+security = Security(tls_ca_file=pem, tls_client_cert=pem, tls_client_key=pem, require_encryption=True) if pem else None
+at.run(busy, num_samples=2, executor=DaskExecutor(sys.argv[1], security=security), storage_path=sys.argv[2],
+       verbose=0)
 """
 
 
-def test_a_killed_driver_frees_the_threads_of_its_trials_busy_between_reports(storage, tmp_path):
+@pytest.mark.parametrize("tls", [True, False], ids=["tls-direct", "tcp-queue"])
+def test_a_killed_driver_frees_the_threads_of_its_trials_busy_between_reports(storage, tmp_path, tls):
     # Before: the scheduler forgot the tasks of the lost client, but a trial between two reports
     # kept its worker's thread (here for ever; in a lab, until the end of its epoch).
+    from distributed.security import Security
+
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER)
+    security = Security.temporary() if tls else None
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    if security is not None:  # one self-signed certificate: CA, certificate and key in one PEM text
+        env["TEST_CLUSTER_PEM"] = security.tls_client_cert + security.tls_client_key
+    tls_args = {"protocol": "tls", "security": security} if tls else {}
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=None, **tls_args) as cluster, distributed.Client(cluster) as client:
         def executing() -> int:
             return sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
 
-        driver = subprocess.Popen([sys.executable, str(script), cluster.scheduler_address, storage],
-                                  env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stderr=subprocess.DEVNULL)
+        driver = subprocess.Popen([sys.executable, str(script), cluster.scheduler_address, storage], env=env,
+                                  stderr=subprocess.DEVNULL)
         try:
             deadline = time.time() + 60
             while executing() < 2 and time.time() < deadline:
