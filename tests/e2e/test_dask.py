@@ -75,9 +75,18 @@ class Powers(at.Trainable):
     ({"kill_grace_s": -1}, "kill_grace_s must be"),
     ({"channel": "tcp"}, "channel must be one of auto, direct, queue"),
     ({"connect_timeout_s": 0}, "connect_timeout_s must be"),
+    # Before: a TypeError from a comparison ('>' not supported between 'str' and 'int').
+    ({"start_timeout_s": None}, "start_timeout_s must be a number"),
+    ({"kill_grace_s": "3"}, "kill_grace_s must be a number"),
+    ({"connect_timeout_s": "1"}, "connect_timeout_s must be a number"),
+    # Before: accepted; start() waited start_timeout_s for workers the LocalCluster never has.
+    ({"n_workers": 2, "min_workers": 3}, "min_workers=3 exceeds the 2 worker"),
+    ({"min_workers": 10_000}, "min_workers=10000 exceeds the"),
+    ({"address": " "}, "address is empty"),
 ], ids=["address-int", "n_workers-0", "n_workers-with-address", "resources-negative",
         "resources-with-address", "min_workers-0", "start_timeout-0", "kill_grace-negative", "channel-unknown",
-        "connect_timeout-0"])
+        "connect_timeout-0", "start_timeout-none", "kill_grace-str", "connect_timeout-str",
+        "min_workers-over-n_workers", "min_workers-over-cpus", "address-empty"])
 def test_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DaskExecutor(**kwargs)
@@ -85,8 +94,9 @@ def test_rejects_bad_arguments(kwargs, match):
 
 @pytest.mark.parametrize("kwargs", [
     {}, {"address": "tcp://127.0.0.1:8786"}, {"n_workers": 3, "worker_resources": {"GPU": 1}},
-    {"min_workers": 4, "start_timeout_s": 5, "kill_grace_s": 0},
-], ids=["local", "address", "local-sized", "options"])
+    {"min_workers": 4, "address": "tcp://127.0.0.1:8786", "start_timeout_s": 5, "kill_grace_s": 0},
+    {"n_workers": 2, "min_workers": 2},
+], ids=["local", "address", "local-sized", "options", "min_workers-all"])
 def test_accepts_good_arguments(kwargs):
     assert DaskExecutor(**kwargs).client is None  # nothing starts before start()
 
@@ -289,6 +299,46 @@ async def test_a_cluster_without_tls_gets_the_queues_and_the_log_says_why(storag
     assert any("does not use TLS" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("closed", ["client", "cluster"])
+def test_a_closed_client_or_cluster_is_a_clear_error_at_once(storage, closed):
+    # Before: a closed Client raised AttributeError ('NoneType' object has no attribute 'address');
+    # a closed Cluster spent start_timeout_s dialling its dead scheduler, then "could not reach".
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        given = distributed.Client(cluster) if closed == "client" else cluster
+        given.close()
+        start = time.time()
+        with pytest.raises(at.ExecutorError, match=f"the {type(given).__name__} it was given is closed"):
+            at.run(reports_its_task, storage_path=storage, verbose=0,
+                   executor=DaskExecutor(given, start_timeout_s=10))
+        assert time.time() - start < 5
+
+
+def test_one_executor_runs_two_experiments_one_after_the_other(storage):
+    # Before: the second run failed before any trial with "ResourcePool: host names must be
+    # distinct, got ['0', '0']" (the first cluster's workers were still on its roster).
+    executor = DaskExecutor(n_workers=1)
+    for name in ("first", "second"):
+        analysis = at.run(reports_its_task, num_samples=2, name=name, executor=executor, storage_path=storage,
+                          verbose=0)
+        assert [t.status for t in analysis.trials] == [at.Status.TERMINATED] * 2
+        assert [inv.name for inv in executor.inventories()] == ["0"]
+        assert executor.client is None and executor.cluster is None  # closed after each
+
+
+async def test_a_plain_address_of_a_tls_scheduler_says_to_use_tls(storage):
+    # Before: only "... within 10s: ... ConnectionResetError: [Errno 104] Connection reset by peer".
+    from distributed.security import Security
+
+    async with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        protocol="tls", security=Security.temporary(), dashboard_address=None,
+                                        asynchronous=True) as cluster:
+        plain = cluster.scheduler_address.replace("tls://", "tcp://")
+        with pytest.raises(at.ExecutorError, match="uses TLS resets plain connections: give its tls:// address"):
+            await at.run_async(reports_its_task, storage_path=storage, verbose=0,
+                               executor=DaskExecutor(plain, start_timeout_s=10))
+
+
 class KillWorkerAt(Callback):
     """Kills the Dask worker process under a trial (SIGKILL, from the driver) at one result."""
 
@@ -446,6 +496,59 @@ async def test_losing_the_scheduler_ends_the_experiment_and_resume_finishes_it(s
         results = analysis.trial_results(trial.trial_id)
         assert [r["count"] for r in results] == list(range(1, 21))  # each result once, none lost
         assert results[-1]["restored"] is True  # continued from a checkpoint, not from scratch
+
+
+_DRIVER = """
+import os, sys, time
+import asynctune as at
+from asynctune import DaskExecutor
+from distributed.security import Security
+
+def busy(config):
+    at.report(started=1)
+    while True:  # a long epoch: it reports again only much later
+        time.sleep(0.01)
+
+pem = os.environ.get("TEST_CLUSTER_PEM")  # the cluster's certificate and key, as PEM text
+security = Security(tls_ca_file=pem, tls_client_cert=pem, tls_client_key=pem, require_encryption=True) if pem else None
+at.run(busy, num_samples=2, executor=DaskExecutor(sys.argv[1], security=security), storage_path=sys.argv[2],
+       verbose=0)
+"""
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls-direct", "tcp-queue"])
+def test_a_killed_driver_frees_the_threads_of_its_trials_busy_between_reports(storage, tmp_path, tls):
+    # Before: the scheduler forgot the tasks of the lost client, but a trial between two reports
+    # kept its worker's thread (here for ever; in a lab, until the end of its epoch).
+    from distributed.security import Security
+
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER)
+    security = Security.temporary() if tls else None
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    if security is not None:  # one self-signed certificate: CA, certificate and key in one PEM text
+        env["TEST_CLUSTER_PEM"] = security.tls_client_cert + security.tls_client_key
+    tls_args = {"protocol": "tls", "security": security} if tls else {}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, **tls_args) as cluster, distributed.Client(cluster) as client:
+        def executing() -> int:
+            return sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+
+        driver = subprocess.Popen([sys.executable, str(script), cluster.scheduler_address, storage], env=env,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            while executing() < 2 and time.time() < deadline:
+                time.sleep(0.2)
+            assert executing() == 2
+            time.sleep(0.5)  # both trials past their first report, busy
+        finally:
+            driver.kill()
+            driver.wait()
+        deadline = time.time() + 10
+        while executing() and time.time() < deadline:
+            time.sleep(0.2)
+        assert executing() == 0
 
 
 @pytest.mark.parametrize("child", ["exits", "raises", "returns"])

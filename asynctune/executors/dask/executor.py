@@ -44,7 +44,7 @@ from ...core.resources import HostInventory, Placement
 from ..base import Executor, TrialRun
 from .channel import QueueLink, Runner, Runners
 from .roster import WorkerRoster, host_name
-from .scheduler import import_distributed, is_client_or_cluster, is_security, scheduler_address
+from .scheduler import import_distributed, is_client_or_cluster, is_security, scheduler_address, usable_cpus
 from .trial_run import SCHEDULER_LOST, DaskTrialRun
 from .worker import run_over_queues, serve
 from ...worker.protocol import TrialRequest, run_frame
@@ -124,16 +124,23 @@ class DaskExecutor(Executor):
                              "without an address makes its own TLS credentials")
         if security is not None and not is_security(security):
             raise ValueError(f"DaskExecutor: security must be a distributed.security.Security, got {security!r}")
+        if isinstance(address, str) and not address.strip():
+            raise ValueError("DaskExecutor: address is empty; give a scheduler address such as "
+                             "'tls://scheduler:8786', or None for a LocalCluster")
         if isinstance(min_workers, bool) or not isinstance(min_workers, int) or min_workers < 1:
             raise ValueError(f"DaskExecutor: min_workers must be an integer >= 1, got {min_workers=}")
-        if not start_timeout_s > 0:
-            raise ValueError(f"DaskExecutor: start_timeout_s must be > 0, got {start_timeout_s=}")
-        if not kill_grace_s >= 0:
-            raise ValueError(f"DaskExecutor: kill_grace_s must be >= 0, got {kill_grace_s=}")
+        if address is None and min_workers > (n_workers or usable_cpus()):
+            # The LocalCluster would never have them: start() would wait start_timeout_s, then fail.
+            raise ValueError(f"DaskExecutor: min_workers={min_workers} exceeds the {n_workers or usable_cpus()} "
+                             f"worker(s) of the LocalCluster it starts; raise n_workers= or lower min_workers=")
+        if not _is_number(start_timeout_s) or not start_timeout_s > 0:
+            raise ValueError(f"DaskExecutor: start_timeout_s must be a number > 0, got {start_timeout_s=}")
+        if not _is_number(kill_grace_s) or not kill_grace_s >= 0:
+            raise ValueError(f"DaskExecutor: kill_grace_s must be a number >= 0, got {kill_grace_s=}")
         if channel not in _CHANNELS:
             raise ValueError(f"DaskExecutor: channel must be one of {', '.join(_CHANNELS)}, got {channel=}")
-        if not connect_timeout_s > 0:
-            raise ValueError(f"DaskExecutor: connect_timeout_s must be > 0, got {connect_timeout_s=}")
+        if not _is_number(connect_timeout_s) or not connect_timeout_s > 0:
+            raise ValueError(f"DaskExecutor: connect_timeout_s must be a number > 0, got {connect_timeout_s=}")
         self.address = address
         self.n_workers = n_workers
         self.worker_resources = dict(worker_resources) if worker_resources else None
@@ -145,11 +152,16 @@ class DaskExecutor(Executor):
         self.connect_timeout_s = connect_timeout_s
         self.client: Any = None  # our distributed.Client (asynchronous), after start()
         self.cluster: Any = None  # the LocalCluster we started, if we started one
-        self.workers = WorkerRoster()  # the cluster's workers, as hosts
         self._on_hosts_changed: Any = None
+        self._tasks = OwnedTasks("DaskExecutor")  # decisions, cancellations, task watchers
+        self._new_experiment()
+
+    def _new_experiment(self) -> None:
+        """What one experiment's start() learns and close() leaves behind: the executor may be
+        used again for another experiment (then with a fresh LocalCluster, if it starts one)."""
+        self.workers = WorkerRoster()  # the cluster's workers, as hosts
         self._inventories: list[HostInventory] | None = None  # the workers at start()
         self._runs: set[DaskTrialRun] = set()
-        self._tasks = OwnedTasks("DaskExecutor")  # decisions, cancellations, task watchers
         self._runners: Runners | None = None  # the direct channel, when the cluster has TLS
         self._fallback_topic = f"asynctune-fallback-{uuid.uuid4().hex[:12]}"
         self._scheduler_lost = False
@@ -159,9 +171,11 @@ class DaskExecutor(Executor):
 
     async def start(self) -> None:
         distributed = import_distributed()
-        await self._tasks.open()
+        if self._closed:  # used again, for another experiment
+            self._new_experiment()
         address, security, self.cluster = await scheduler_address(
             self.address, self.security, n_workers=self.n_workers, worker_resources=self.worker_resources)
+        await self._tasks.open()
         try:
             self.client = await distributed.Client(address, asynchronous=True, security=security,
                                                    timeout=self.start_timeout_s, set_as_default=False)
@@ -173,7 +187,8 @@ class DaskExecutor(Executor):
             await self.close()
             if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError)):
                 raise ExecutorError(f"DaskExecutor: could not reach the scheduler at {address} with "
-                                    f"{self.min_workers} worker(s) within {self.start_timeout_s}s: {exc}") from exc
+                                    f"{self.min_workers} worker(s) within {self.start_timeout_s}s: {exc}"
+                                    f"{_tls_hint(address, exc)}") from exc
             raise
         self.workers.note(identity.get("workers", {}))
         self._inventories = self.workers.inventories()
@@ -380,6 +395,18 @@ class DaskExecutor(Executor):
     def _scheduler_lost_reason(self, exc: BaseException) -> str:
         self._scheduler_lost = True
         return f"{SCHEDULER_LOST} ({type(exc).__name__}: {exc})"
+
+
+def _tls_hint(address: str, exc: BaseException) -> str:
+    """A scheduler that speaks TLS resets a plain connection: say so, as the reset alone does not."""
+    if address.startswith("tls://") or "Connection reset" not in str(exc):
+        return ""
+    return (". A scheduler that uses TLS resets plain connections: give its tls:// address and "
+            "security=<its distributed.security.Security>")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 async def _quietly(awaitable: Any) -> None:

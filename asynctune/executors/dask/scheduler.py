@@ -24,6 +24,11 @@ def import_distributed() -> Any:
     return distributed
 
 
+def usable_cpus() -> int:
+    """The LocalCluster's default size: the CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def is_client_or_cluster(obj: Any) -> bool:
     return hasattr(obj, "scheduler_address") or (hasattr(obj, "scheduler") and hasattr(obj, "submit"))
 
@@ -50,16 +55,26 @@ async def scheduler_address(address: Any, security: Any, *, n_workers: int | Non
             raise ExecutorError(f"DaskExecutor: the scheduler at {address} uses TLS: pass "
                                 f"security=<your cluster's distributed.security.Security>")
         return address, security, None
+    _check_open(address)
     if isinstance(address, distributed.Client):
         return address.scheduler.address, security or address.security, None
     return address.scheduler_address, security or getattr(address, "security", None), None
 
 
+def _check_open(client_or_cluster: Any) -> None:
+    """A Client or Cluster closed before the experiment: say so, rather than an AttributeError
+    (a closed Client has no scheduler) or start_timeout_s spent dialling a dead scheduler."""
+    status = getattr(client_or_cluster, "status", None)
+    status = getattr(status, "value", status)  # a Cluster's is an enum, a Client's a string
+    if status in ("closing", "closed", "failed"):
+        raise ExecutorError(f"DaskExecutor: the {type(client_or_cluster).__name__} it was given is {status}; "
+                            f"pass one that is running (close it after the experiment)")
+
+
 async def _start_local_cluster(n_workers: int | None, worker_resources: dict[str, float] | None) -> Any:
     from .cluster import start_private_cluster
 
-    n_workers = n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                              else os.cpu_count() or 1)
+    n_workers = n_workers or usable_cpus()
     try:
         return await start_private_cluster(n_workers, worker_resources)
     except RuntimeError as exc:

@@ -227,12 +227,44 @@ def _execute(channel: Any, request: TrialRequest) -> tuple:
     _install_thread_routing()
     os.makedirs(request.trial_dir, exist_ok=True)
     session = session_module.TrialSession(channel, request)
+    watch = _CancelWatch(channel.worker, channel.key)
     with _trial_output(request.trial_dir):
         _SESSIONS.bind(session)
         try:
             return execute_trial(session, request, _TRAINABLES)
         finally:
+            watch.stop()
             _SESSIONS.unbind()
+
+
+class _CancelWatch:
+    """Interrupts the trial's thread once Dask cancels its task. The driver cancels a task only
+    when it let go of the trial, and the scheduler when the driver went away: a trial busy
+    between reports would otherwise keep its worker's thread until its next report (one long
+    epoch), with nobody left to read what it sends."""
+
+    def __init__(self, worker: Any, key: Any) -> None:
+        self._worker, self._key, self._thread_id = worker, key, threading.get_ident()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._interrupted = False
+        threading.Thread(target=self._watch, name=f"asynctune-cancel-watch-{key}", daemon=True).start()
+
+    def stop(self) -> None:
+        """The trial is over (called in its thread): no interrupt may land in Dask's code."""
+        with self._lock:
+            self._done.set()
+            if self._interrupted:  # still pending if the trial ended before it landed: drop it
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+
+    def _watch(self) -> None:
+        while not self._done.wait(POLL_S):
+            if not _still_wanted(self._worker, self._key):
+                with self._lock:
+                    if not self._done.is_set():
+                        self._interrupted = True
+                        interrupt_thread(self._thread_id)
+                return
 
 
 def interrupt_thread(thread_id: int) -> int:
