@@ -189,7 +189,9 @@ class TrialDriver:
                 return outcomes.paused(runtime)
             return outcomes.complete(runtime, killed=True)
         if isinstance(event, DoneEvent):
-            if event.info.get("reported") is False:
+            # A trial resumed at its end (paused after its last step, PBT's turns) returns at once:
+            # only one that never reported in any attempt is worth the warning.
+            if event.info.get("reported") is False and not runtime.trial.num_results:
                 self._returned_without_reporting(runtime, event.info.get("foreign_reports") or [],
                                                  event.info.get("returned"))
             runtime.final_checkpoint(event.checkpoint)

@@ -249,3 +249,24 @@ def test_a_time_attr_never_reported_ends_the_run_at_the_first_result(tmp_path, s
     with pytest.raises(ValueError, match=r"time_attr='epoch' \(of \w+\) is not in trial_\d+'s first result"):
         at.run(counter, config={"x": at.grid_search([1, 2])}, metric="score", mode="max", scheduler=scheduler,
                stop={"training_iteration": 4}, storage_path=str(tmp_path), verbose=0)
+
+
+def counts_to_six(config):
+    checkpoint = at.get_checkpoint()
+    step = checkpoint["step"] if checkpoint else 0
+    while step < 6:
+        step += 1
+        at.report(score=config["x"] * step, checkpoint={"step": step})
+
+
+def test_a_trial_resumed_at_its_end_is_not_said_to_have_never_reported(tmp_path, caplog):
+    # PBT pauses the trials in turns, also after their last step; resumed there, the function
+    # returns at once. The old code warned, for every trial, that its trainable "never called
+    # asynctune.report" although each had reported 6 results.
+    scheduler = at.PopulationBasedTraining(perturbation_interval=3, quantile_fraction=0.5,
+                                           hyperparam_mutations={"x": [1, 2, 3, 4]}, seed=0)
+    with caplog.at_level("WARNING"):
+        analysis = at.run(counts_to_six, config={"x": at.grid_search([1, 2, 3, 4])}, metric="score", mode="max",
+                          scheduler=scheduler, storage_path=str(tmp_path), name="pbt-end", verbose=0)
+    assert [t.num_results for t in analysis.trials] == [6, 6, 6, 6]
+    assert "never called" not in caplog.text
