@@ -160,6 +160,11 @@ class HostInventory:
             raise ValueError(f"host {self.name!r}: GPU indices must be distinct, got {indices}")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may use (its affinity, as a container or taskset limits it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def local_inventory(*, cpus: float | None = None) -> HostInventory:
     """This machine: the CPUs this process may run on (psutil) and its GPUs (NVML).
 
@@ -170,8 +175,7 @@ def local_inventory(*, cpus: float | None = None) -> HostInventory:
         cpus: Override the CPU count (e.g. to leave cores to the desktop).
     """
     if cpus is None:
-        cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                     else psutil.cpu_count() or 1)
+        cpus = float(usable_cpus())
     reader = NvmlReader()
     gpus = reader.read()
     return HostInventory(name="localhost", cpus=float(cpus), gpus=gpus,

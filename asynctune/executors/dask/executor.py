@@ -40,11 +40,11 @@ from dataclasses import replace
 from typing import Any
 
 from ...errors import ExecutorError, ExecutorLost
-from ...core.resources import HostInventory, Placement
+from ...core.resources import HostInventory, Placement, usable_cpus
 from ..base import Executor, TrialRun
 from .channel import QueueLink, Runner, Runners
 from .roster import WorkerRoster, host_name
-from .scheduler import import_distributed, is_client_or_cluster, is_security, scheduler_address, usable_cpus
+from .scheduler import import_distributed, is_client_or_cluster, is_security, scheduler_address
 from .trial_run import SCHEDULER_LOST, DaskTrialRun
 from .worker import run_over_queues, serve
 from ...worker.protocol import TrialRequest, run_frame

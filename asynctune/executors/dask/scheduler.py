@@ -7,9 +7,9 @@ executor's `__init__`, before dask is imported (the core never imports it).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from ...core.resources import usable_cpus
 from ...errors import ExecutorError
 
 _INSTALL_HINT = "DaskExecutor needs dask's distributed package: pip install 'asynctune[dask]'"
@@ -22,11 +22,6 @@ def import_distributed() -> Any:
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
     return distributed
-
-
-def usable_cpus() -> int:
-    """The LocalCluster's default size: the CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def is_client_or_cluster(obj: Any) -> bool:
