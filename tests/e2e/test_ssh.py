@@ -380,7 +380,10 @@ def test_a_host_killed_mid_experiment_loses_no_checkpointed_progress(own_lab, tm
     # The retry ran on host1, from the last checkpoint copied off host0: the count went on, not back to 1.
     assert rows[retry]["host"] == "host1" and counts[retry] >= 3
     assert counts[retry] == counts[retry - 1] or counts[retry] == counts[retry - 1] + 1
-    assert availability[:1] == [False]
+    # The callback runs on any host's change (host1's keepalive may flap on a loaded machine):
+    # host0's own first change is the one that counts, and it is going down.
+    changes = [up for before, up in zip([True, *availability], availability) if up != before]
+    assert changes[:1] == [False]
 
 
 @needs_sshd
