@@ -78,8 +78,11 @@ try:
 except Exception:
     pass
 try:
-    if not os.path.isdir(out["workdir"]):
+    try:
         os.makedirs(out["workdir"], 0o700)
+    except OSError:  # there already: made by another host's probe too (one home over NFS), or earlier
+        if not os.path.isdir(out["workdir"]):
+            raise
     if os.stat(out["workdir"]).st_uid == os.getuid():
         os.chmod(out["workdir"], 0o700)  # the workdir is asynctune's: private, whatever made it before
     # A byte written and removed: a read-only mount, a full disk or a lost permission shows here.
